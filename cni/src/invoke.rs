@@ -1,0 +1,567 @@
+//! The runtime side of CNI: find a plugin in `CNI_PATH`, exec it with the `CNI_*`
+//! environment and a config on stdin, read its Result or Error; run whole configuration
+//! lists (ADD in order with `prevResult` threaded through, DEL in reverse, CHECK, GC,
+//! STATUS) and cache the last ADD result per attachment, as libcni does.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command as Process, Stdio};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::{Error, ErrorCode};
+use crate::fsutil;
+use crate::skel::{Command, Ctx};
+use crate::types::{Attachment, NetConfList, Success};
+use crate::validate;
+use crate::version::SpecVersion;
+
+/// One container attachment as the runtime describes it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimeConf {
+    /// The container ID.
+    pub container_id: String,
+    /// The container's network namespace (absent on DEL when it is gone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<PathBuf>,
+    /// The interface name in the container.
+    pub ifname: String,
+    /// `CNI_ARGS` pairs.
+    #[serde(default)]
+    pub args: Vec<(String, String)>,
+    /// Capability arguments, given to the plugins that declare each capability.
+    #[serde(default)]
+    pub capability_args: Map<String, Value>,
+}
+
+impl RuntimeConf {
+    fn attachment(&self) -> Attachment {
+        Attachment {
+            container_id: self.container_id.clone(),
+            ifname: self.ifname.clone(),
+        }
+    }
+
+    fn cni_args(&self) -> String {
+        self.args
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(";")
+    }
+}
+
+/// Finds plugin binaries and runs them.
+#[derive(Debug, Clone)]
+pub struct PluginExec {
+    /// Folders searched for plugins, in order.
+    pub cni_path: Vec<PathBuf>,
+}
+
+impl PluginExec {
+    /// The plugin binary of type `ty`: the first executable file of that name in `CNI_PATH`.
+    pub fn find(&self, ty: &str) -> Result<PathBuf, Error> {
+        validate::plugin_type(ty)?;
+        self.cni_path
+            .iter()
+            .map(|dir| dir.join(ty))
+            .find(|p| p.is_file())
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorCode::PluginNotAvailable,
+                    format!("failed to find plugin {ty:?} in CNI_PATH"),
+                )
+                .with_details(format!("searched {}", self.path_string()))
+            })
+    }
+
+    fn path_string(&self) -> String {
+        std::env::join_paths(&self.cni_path)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Runs plugin `ty` for `command`; returns its stdout JSON (None when it printed
+    /// nothing), or the Error it printed when it failed.
+    pub fn run(
+        &self,
+        ty: &str,
+        command: Command,
+        rt: Option<&RuntimeConf>,
+        stdin: &[u8],
+    ) -> Result<Option<Value>, Error> {
+        let binary = self.find(ty)?;
+        let mut cmd = Process::new(&binary);
+        cmd.env("CNI_COMMAND", command.as_str())
+            .env("CNI_PATH", self.path_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for k in ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_ARGS"] {
+            cmd.env_remove(k);
+        }
+        if let Some(rt) = rt {
+            cmd.env("CNI_CONTAINERID", &rt.container_id)
+                .env("CNI_IFNAME", &rt.ifname)
+                .env("CNI_ARGS", rt.cni_args());
+            if let Some(ns) = &rt.netns {
+                cmd.env("CNI_NETNS", ns);
+            }
+        }
+        exec(&binary, cmd, stdin)
+    }
+}
+
+fn exec(binary: &Path, mut cmd: Process, stdin: &[u8]) -> Result<Option<Value>, Error> {
+    let shown = binary.display();
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::io(format!("failed to start plugin {shown}"), &e))?;
+    if let Some(mut input) = child.stdin.take() {
+        input
+            .write_all(stdin)
+            .map_err(|e| Error::io(format!("failed to write the config to plugin {shown}"), &e))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Error::io(format!("failed to wait for plugin {shown}"), &e))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(
+            serde_json::from_slice::<Error>(&out.stdout).unwrap_or_else(|_| {
+                Error::new(
+                    ErrorCode::Io,
+                    format!("plugin {shown} failed ({})", out.status),
+                )
+                .with_details(format!("it printed {:?}", text.trim()))
+            }),
+        );
+    }
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    serde_json::from_str(&text).map(Some).map_err(|e| {
+        Error::decoding(
+            format!("plugin {shown} printed something that is not JSON"),
+            &e,
+        )
+    })
+}
+
+/// Runs a delegate plugin (IPAM) from inside a plugin: the same `CNI_*` environment as the
+/// caller's, with the command replaced, and `conf` on stdin.
+pub fn delegate(
+    ctx: &Ctx,
+    command: Command,
+    ty: &str,
+    conf: &[u8],
+) -> Result<Option<Success>, Error> {
+    let exec = PluginExec {
+        cni_path: ctx.args.cni_path.clone(),
+    };
+    let rt = RuntimeConf {
+        container_id: ctx.args.container_id.clone(),
+        netns: ctx.args.netns.clone(),
+        ifname: ctx.args.ifname.clone(),
+        args: ctx.args.cni_args.clone(),
+        capability_args: Map::new(),
+    };
+    let rt = (!rt.container_id.is_empty()).then_some(&rt);
+    exec.run(ty, command, rt, conf)?
+        .map(|v| Success::from_json(&v))
+        .transpose()
+}
+
+/// What is cached per attachment after a successful ADD.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CacheEntry {
+    kind: String,
+    network_name: String,
+    runtime: RuntimeConf,
+    result: Value,
+}
+
+const CACHE_KIND: &str = "netctlCniCacheV1";
+
+/// A CNI client: plugins from `exec`, results cached under `cache_dir`.
+#[derive(Debug, Clone)]
+pub struct CniConfig {
+    /// How plugins are found and run.
+    pub exec: PluginExec,
+    /// Where ADD results are cached (`<cache_dir>/results/<net>-<id>-<ifname>`).
+    pub cache_dir: PathBuf,
+}
+
+impl CniConfig {
+    /// A client searching `cni_path` and caching under `cache_dir`.
+    pub fn new(cni_path: Vec<PathBuf>, cache_dir: impl Into<PathBuf>) -> Self {
+        CniConfig {
+            exec: PluginExec { cni_path },
+            cache_dir: cache_dir.into(),
+        }
+    }
+
+    /// Attaches: ADD through the chain in order. If a plugin fails, the plugins before it
+    /// are called with DEL in reverse order, so nothing half-made stays behind.
+    pub fn add(&self, list: &NetConfList, rt: &RuntimeConf) -> Result<Success, Error> {
+        let version = check_runtime(list, rt)?;
+        let mut prev: Option<Value> = None;
+        for (i, plugin) in list.plugins.iter().enumerate() {
+            let conf = plugin_config(list, plugin, prev.as_ref(), rt);
+            match self
+                .exec
+                .run(plugin_type(plugin), Command::Add, Some(rt), &conf)
+            {
+                Ok(Some(out)) => prev = Some(out),
+                Ok(None) => {
+                    let err = Error::new(
+                        ErrorCode::Decoding,
+                        format!("plugin {} returned no result for ADD", plugin_type(plugin)),
+                    );
+                    self.undo_partial_add(list, rt, i, prev.as_ref());
+                    return Err(err);
+                }
+                Err(e) => {
+                    self.undo_partial_add(list, rt, i, prev.as_ref());
+                    return Err(e);
+                }
+            }
+        }
+        let result = prev.unwrap_or(Value::Null);
+        let success = Success::from_json(&result)?;
+        self.cache_put(list, rt, success.to_json(version))?;
+        Ok(success)
+    }
+
+    fn undo_partial_add(
+        &self,
+        list: &NetConfList,
+        rt: &RuntimeConf,
+        done: usize,
+        prev: Option<&Value>,
+    ) {
+        for plugin in list.plugins[..done].iter().rev() {
+            let conf = plugin_config(list, plugin, prev, rt);
+            // Best effort: the ADD error is what the caller needs to see.
+            let _ = self
+                .exec
+                .run(plugin_type(plugin), Command::Del, Some(rt), &conf);
+        }
+    }
+
+    /// Detaches: DEL through the chain in reverse order, with the cached result as
+    /// `prevResult` (0.4.0 on). Every plugin is called even if one fails; the first error is
+    /// returned and the cache is kept so that DEL can be retried.
+    pub fn del(&self, list: &NetConfList, rt: &RuntimeConf) -> Result<(), Error> {
+        let version = check_runtime(list, rt)?;
+        let cached = match version.has_check() {
+            true => self.cache_get(&list.name, rt)?.map(|e| e.result),
+            false => None,
+        };
+        let mut first_err = None;
+        for plugin in list.plugins.iter().rev() {
+            let conf = plugin_config(list, plugin, cached.as_ref(), rt);
+            if let Err(e) = self
+                .exec
+                .run(plugin_type(plugin), Command::Del, Some(rt), &conf)
+            {
+                first_err.get_or_insert(e);
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => self.cache_remove(&list.name, rt),
+        }
+    }
+
+    /// Verifies: CHECK through the chain in order, with the cached result as `prevResult`.
+    pub fn check(&self, list: &NetConfList, rt: &RuntimeConf) -> Result<(), Error> {
+        let version = check_runtime(list, rt)?;
+        if !version.has_check() {
+            return Err(Error::new(
+                ErrorCode::IncompatibleVersion,
+                format!(
+                    "network {} uses CNI {version}, which has no CHECK",
+                    list.name
+                ),
+            ));
+        }
+        if list.disable_check {
+            return Ok(());
+        }
+        let cached = self.cache_get(&list.name, rt)?.ok_or_else(|| {
+            Error::new(
+                ErrorCode::UnknownContainer,
+                format!(
+                    "no cached result for container {} on network {} ({}): was it attached?",
+                    rt.container_id, list.name, rt.ifname
+                ),
+            )
+        })?;
+        for plugin in &list.plugins {
+            let conf = plugin_config(list, plugin, Some(&cached.result), rt);
+            self.exec
+                .run(plugin_type(plugin), Command::Check, Some(rt), &conf)?;
+        }
+        Ok(())
+    }
+
+    /// Garbage-collects: DEL for every cached attachment of this network not in `valid`,
+    /// then GC on each plugin with `cni.dev/valid-attachments`.
+    pub fn gc(&self, list: &NetConfList, valid: &[Attachment]) -> Result<(), Error> {
+        let version = list.spec_version()?;
+        let mut first_err = None;
+        for entry in self.cache_entries(&list.name)? {
+            if !valid.contains(&entry.runtime.attachment()) {
+                let mut rt = entry.runtime.clone();
+                rt.netns = None;
+                if let Err(e) = self.del(list, &rt) {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        if version.has_gc_and_status() && !list.disable_gc {
+            let attachments = serde_json::to_value(valid).unwrap_or(Value::Null);
+            for plugin in &list.plugins {
+                let mut conf = plugin.clone();
+                conf.insert("cni.dev/valid-attachments".into(), attachments.clone());
+                let bytes = base_config(list, &conf);
+                if let Err(e) = self
+                    .exec
+                    .run(plugin_type(plugin), Command::Gc, None, &bytes)
+                {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// STATUS on each plugin; the first that cannot serve ADD answers.
+    pub fn status(&self, list: &NetConfList) -> Result<(), Error> {
+        if !list.spec_version()?.has_gc_and_status() {
+            return Ok(());
+        }
+        for plugin in &list.plugins {
+            let bytes = base_config(list, plugin);
+            self.exec
+                .run(plugin_type(plugin), Command::Status, None, &bytes)?;
+        }
+        Ok(())
+    }
+
+    /// The last ADD result cached for this attachment.
+    pub fn cached_result(&self, network: &str, rt: &RuntimeConf) -> Result<Option<Success>, Error> {
+        self.cache_get(network, rt)?
+            .map(|e| Success::from_json(&e.result))
+            .transpose()
+    }
+
+    /// Every attachment of `network` with a cached result.
+    pub fn cached_attachments(&self, network: &str) -> Result<Vec<RuntimeConf>, Error> {
+        Ok(self
+            .cache_entries(network)?
+            .into_iter()
+            .map(|e| e.runtime)
+            .collect())
+    }
+
+    fn cache_path(&self, network: &str, rt: &RuntimeConf) -> PathBuf {
+        self.cache_dir
+            .join("results")
+            .join(format!("{network}-{}-{}", rt.container_id, rt.ifname))
+    }
+
+    fn cache_put(&self, list: &NetConfList, rt: &RuntimeConf, result: Value) -> Result<(), Error> {
+        let entry = CacheEntry {
+            kind: CACHE_KIND.into(),
+            network_name: list.name.clone(),
+            runtime: rt.clone(),
+            result,
+        };
+        let path = self.cache_path(&list.name, rt);
+        let bytes = serde_json::to_vec(&entry).unwrap_or_default();
+        std::fs::create_dir_all(self.cache_dir.join("results"))
+            .and_then(|()| fsutil::write_atomic(&path, &bytes))
+            .map_err(|e| {
+                Error::io(
+                    format!("failed to cache the result in {}", path.display()),
+                    &e,
+                )
+            })
+    }
+
+    fn cache_get(&self, network: &str, rt: &RuntimeConf) -> Result<Option<CacheEntry>, Error> {
+        let path = self.cache_path(network, rt);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                Error::decoding(format!("cached result {} is corrupt", path.display()), &e)
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(format!("failed to read {}", path.display()), &e)),
+        }
+    }
+
+    fn cache_remove(&self, network: &str, rt: &RuntimeConf) -> Result<(), Error> {
+        let path = self.cache_path(network, rt);
+        fsutil::remove_if_exists(&path)
+            .map_err(|e| Error::io(format!("failed to remove {}", path.display()), &e))
+    }
+
+    fn cache_entries(&self, network: &str) -> Result<Vec<CacheEntry>, Error> {
+        let dir = self.cache_dir.join("results");
+        let read = match std::fs::read_dir(&dir) {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(format!("failed to list {}", dir.display()), &e)),
+        };
+        let prefix = format!("{network}-");
+        Ok(read
+            .filter_map(Result::ok)
+            .filter(|d| d.file_name().to_string_lossy().starts_with(&prefix))
+            .filter_map(|d| std::fs::read(d.path()).ok())
+            .filter_map(|b| serde_json::from_slice::<CacheEntry>(&b).ok())
+            .filter(|e| e.kind == CACHE_KIND && e.network_name == network)
+            .collect())
+    }
+}
+
+fn check_runtime(list: &NetConfList, rt: &RuntimeConf) -> Result<SpecVersion, Error> {
+    validate::container_id(&rt.container_id)?;
+    validate::ifname(&rt.ifname)?;
+    validate::network_name(&list.name)?;
+    list.spec_version()
+}
+
+fn plugin_type(plugin: &Map<String, Value>) -> &str {
+    plugin.get("type").and_then(Value::as_str).unwrap_or("")
+}
+
+/// One plugin's config: its own keys plus the list's name and version.
+fn base_config(list: &NetConfList, plugin: &Map<String, Value>) -> Vec<u8> {
+    let mut conf = plugin.clone();
+    conf.insert("name".into(), Value::String(list.name.clone()));
+    conf.insert("cniVersion".into(), Value::String(list.cni_version.clone()));
+    serde_json::to_vec(&conf).unwrap_or_default()
+}
+
+/// One plugin's config for an attachment: the base config, `prevResult`, and a
+/// `runtimeConfig` with the capability arguments this plugin declares.
+fn plugin_config(
+    list: &NetConfList,
+    plugin: &Map<String, Value>,
+    prev: Option<&Value>,
+    rt: &RuntimeConf,
+) -> Vec<u8> {
+    let mut conf = plugin.clone();
+    conf.insert("name".into(), Value::String(list.name.clone()));
+    conf.insert("cniVersion".into(), Value::String(list.cni_version.clone()));
+    if let Some(prev) = prev {
+        conf.insert("prevResult".into(), prev.clone());
+    }
+    let runtime_config: Map<String, Value> = plugin
+        .get("capabilities")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter(|(_, on)| on.as_bool() == Some(true))
+        .filter_map(|(cap, _)| Some((cap.clone(), rt.capability_args.get(cap)?.clone())))
+        .collect();
+    if !runtime_config.is_empty() {
+        conf.insert("runtimeConfig".into(), Value::Object(runtime_config));
+    }
+    serde_json::to_vec(&conf).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn list() -> NetConfList {
+        serde_json::from_value(json!({
+            "cniVersion": "1.0.0",
+            "name": "web",
+            "plugins": [
+                {"type": "netctl-bridge", "capabilities": {"portMappings": true, "ips": false}},
+                {"type": "netctl-dns", "capabilities": {"aliases": true}}
+            ]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn each_plugin_gets_only_the_capabilities_it_declares() {
+        let rt = RuntimeConf {
+            container_id: "c1".into(),
+            ifname: "eth0".into(),
+            capability_args: json!({
+                "portMappings": [{"hostPort": 80, "containerPort": 80}],
+                "ips": ["10.0.0.9"],
+                "aliases": {"web": ["api"]}
+            })
+            .as_object()
+            .cloned()
+            .unwrap(),
+            ..RuntimeConf::default()
+        };
+        let l = list();
+        let first: Value =
+            serde_json::from_slice(&plugin_config(&l, &l.plugins[0], None, &rt)).unwrap();
+        assert_eq!(first["name"], "web");
+        assert_eq!(first["cniVersion"], "1.0.0");
+        assert!(first["runtimeConfig"].get("portMappings").is_some());
+        assert!(first["runtimeConfig"].get("ips").is_none());
+        assert!(first["runtimeConfig"].get("aliases").is_none());
+        let prev = json!({"cniVersion": "1.0.0", "ips": []});
+        let second: Value =
+            serde_json::from_slice(&plugin_config(&l, &l.plugins[1], Some(&prev), &rt)).unwrap();
+        assert_eq!(
+            second["runtimeConfig"],
+            json!({"aliases": {"web": ["api"]}})
+        );
+        assert_eq!(second["prevResult"], prev);
+    }
+
+    #[test]
+    fn a_missing_plugin_is_error_50_naming_the_search_path() {
+        let exec = PluginExec {
+            cni_path: vec!["/nonexistent/cni".into()],
+        };
+        let e = exec.find("netctl-bridge").unwrap_err();
+        assert_eq!(e.code, ErrorCode::PluginNotAvailable);
+        assert!(e.details.contains("/nonexistent/cni"));
+        assert_eq!(
+            exec.find("../sh").unwrap_err().code,
+            ErrorCode::InvalidConfig
+        );
+    }
+
+    #[test]
+    fn cache_round_trips_and_is_listed_per_network() {
+        let dir = tempfile::tempdir().unwrap();
+        let client = CniConfig::new(vec![], dir.path());
+        let rt = RuntimeConf {
+            container_id: "c1".into(),
+            ifname: "eth0".into(),
+            ..RuntimeConf::default()
+        };
+        let l = list();
+        client
+            .cache_put(
+                &l,
+                &rt,
+                json!({"cniVersion": "1.0.0", "interfaces": [{"name": "eth0"}]}),
+            )
+            .unwrap();
+        let got = client.cached_result("web", &rt).unwrap().unwrap();
+        assert_eq!(got.interfaces[0].name, "eth0");
+        assert_eq!(client.cached_attachments("web").unwrap().len(), 1);
+        assert!(client.cached_attachments("web2").unwrap().is_empty());
+        client.cache_remove("web", &rt).unwrap();
+        assert!(client.cached_result("web", &rt).unwrap().is_none());
+    }
+}

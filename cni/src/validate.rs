@@ -1,0 +1,120 @@
+//! Checks on names that end up in paths and kernel calls, so that no input can make a
+//! plugin touch anything outside its own state.
+
+use crate::error::{Error, ErrorCode};
+
+/// The longest interface name the kernel accepts (IFNAMSIZ - 1).
+pub const MAX_IFNAME_LEN: usize = 15;
+
+/// `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, the spec's pattern for IDs and network names.
+fn is_cni_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) if c.is_ascii_alphanumeric() => {}
+        _ => return false,
+    }
+    chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// Checks `CNI_CONTAINERID`: present, and only `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+pub fn container_id(id: &str) -> Result<(), Error> {
+    if id.is_empty() {
+        return Err(Error::new(
+            ErrorCode::UnknownContainer,
+            "missing container ID (CNI_CONTAINERID)",
+        ));
+    }
+    if !is_cni_name(id) {
+        return Err(
+            Error::invalid_env("invalid characters in container ID (CNI_CONTAINERID)")
+                .with_details(format!("{id:?} must match [a-zA-Z0-9][a-zA-Z0-9_.-]*")),
+        );
+    }
+    Ok(())
+}
+
+/// Checks a network name: present, and only `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+pub fn network_name(name: &str) -> Result<(), Error> {
+    if name.is_empty() {
+        return Err(Error::invalid_config("missing network name (\"name\")"));
+    }
+    if !is_cni_name(name) {
+        return Err(Error::invalid_config("invalid characters in network name")
+            .with_details(format!("{name:?} must match [a-zA-Z0-9][a-zA-Z0-9_.-]*")));
+    }
+    Ok(())
+}
+
+/// Checks `CNI_IFNAME`: 1 to 15 bytes, not `.` or `..`, no `/`, `:` or white space.
+pub fn ifname(name: &str) -> Result<(), Error> {
+    let why = if name.is_empty() {
+        Some("is empty")
+    } else if name.len() > MAX_IFNAME_LEN {
+        Some("is longer than 15 characters")
+    } else if name == "." || name == ".." {
+        Some("may not be . or ..")
+    } else if name
+        .chars()
+        .any(|c| c == '/' || c == ':' || c.is_whitespace())
+    {
+        Some("may not contain '/', ':' or white space")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(Error::invalid_env(format!(
+            "interface name (CNI_IFNAME) {name:?} {why}"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Checks a plugin type before it is looked up in `CNI_PATH`: a plain file name.
+pub fn plugin_type(ty: &str) -> Result<(), Error> {
+    if ty.is_empty() || ty.contains('/') || ty == "." || ty == ".." {
+        return Err(Error::invalid_config(format!(
+            "invalid plugin type {ty:?}: it must be the plain name of a plugin binary"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_ids_that_could_escape_a_path_are_rejected() {
+        assert!(container_id("abc123").is_ok());
+        assert!(container_id("a_b.c-d").is_ok());
+        for bad in ["../x", "a/b", "-abc", ".hidden", "a b", "a\0b"] {
+            assert_eq!(
+                container_id(bad).unwrap_err().code,
+                ErrorCode::InvalidEnvironment,
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            container_id("").unwrap_err().code,
+            ErrorCode::UnknownContainer
+        );
+    }
+
+    #[test]
+    fn interface_names_follow_the_kernel_rules() {
+        assert!(ifname("eth0").is_ok());
+        assert!(ifname("a23456789012345").is_ok());
+        for bad in ["", "a234567890123456", ".", "..", "e/0", "e:0", "e 0"] {
+            assert!(ifname(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn network_names_and_plugin_types_are_plain_names() {
+        assert!(network_name("my-net.1").is_ok());
+        assert!(network_name("../net").is_err());
+        assert!(network_name("").is_err());
+        assert!(plugin_type("netctl-bridge").is_ok());
+        assert!(plugin_type("../sh").is_err());
+    }
+}
