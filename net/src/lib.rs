@@ -1,1 +1,11 @@
-//! placeholder
+//! Network namespaces and typed link and address operations over a synchronous netlink
+//! socket. A socket opened inside a namespace keeps working on that namespace from any
+//! thread, so no thread of the caller ever switches namespace.
+
+mod error;
+mod netlink;
+mod netns;
+
+pub use error::NetError;
+pub use netlink::{Addr, Link, Netlink};
+pub use netns::NetNs;

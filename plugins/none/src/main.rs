@@ -1,0 +1,5 @@
+//! `netctl-none`: the CNI plugin behind `--net none`.
+
+fn main() {
+    netctl_none::run()
+}
