@@ -1,0 +1,253 @@
+//! The integration-test harness: every test gets a throwaway "host" (a new network and mount
+//! namespace entered by the test's own thread), "container" namespaces made inside it, and
+//! the built plugin binaries. Everything is removed when the [`TestHost`] is dropped, also
+//! when the test fails; and since the namespaces belong to the test's thread, the kernel
+//! drops whatever is left when that thread ends. Nothing touches the machine's namespace.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use netctl_cni::invoke::{CniConfig, RuntimeConf};
+use netctl_cni::NetConfList;
+use netctl_net::NetNs;
+use nix::mount::{mount, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+use serde_json::Value;
+
+/// The folder holding the built binaries (`target/<profile>`), or `NETCTL_BIN_DIR`.
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("NETCTL_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test binary>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// The path of a built binary; fails loudly when it has not been built.
+pub fn binary(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing: run `cargo build --workspace` before the netns tests",
+        p.display()
+    );
+    p
+}
+
+/// One test's private host: its own network and mount namespaces and a scratch folder.
+pub struct TestHost {
+    dir: tempfile::TempDir,
+    containers: Vec<PathBuf>,
+}
+
+impl TestHost {
+    /// Moves the calling test thread into a fresh network + mount namespace (mounts made
+    /// there do not propagate back) and makes a scratch folder for state and netns files.
+    pub fn new() -> TestHost {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "the netns tests need root (they create namespaces)"
+        );
+        unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS)
+            .expect("unshare a network and mount namespace for the test host");
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .expect("make the test's mounts private");
+        let dir = tempfile::Builder::new()
+            .prefix("netctl-test-")
+            .tempdir()
+            .expect("scratch folder");
+        std::fs::create_dir(dir.path().join("netns")).expect("netns folder");
+        TestHost {
+            dir,
+            containers: Vec::new(),
+        }
+    }
+
+    /// The scratch folder.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Makes a "container" network namespace, bind-mounted under the scratch folder.
+    pub fn container(&mut self, name: &str) -> PathBuf {
+        let path = self.dir().join("netns").join(name);
+        NetNs::create(&path).expect("create a container namespace");
+        self.containers.push(path.clone());
+        path
+    }
+
+    /// Removes a container namespace early (to test DEL after the container is gone).
+    pub fn remove_container(&mut self, path: &Path) {
+        NetNs::remove(path).expect("remove a container namespace");
+        self.containers.retain(|p| p != path);
+    }
+
+    /// A CNI client that finds the built plugins and caches under the scratch folder.
+    pub fn cni(&self) -> CniConfig {
+        CniConfig::new(vec![bin_dir()], self.dir().join("cni-cache"))
+    }
+
+    /// Runs a plugin binary directly with the given environment and stdin; returns the exit
+    /// code and stdout parsed as JSON (`Null` when it printed nothing).
+    pub fn run_plugin(&self, name: &str, env: &[(&str, &str)], stdin: &str) -> (i32, Value) {
+        let mut cmd = Command::new(binary(name));
+        for k in [
+            "CNI_COMMAND",
+            "CNI_CONTAINERID",
+            "CNI_NETNS",
+            "CNI_IFNAME",
+            "CNI_ARGS",
+            "CNI_PATH",
+        ] {
+            cmd.env_remove(k);
+        }
+        cmd.envs(env.iter().copied());
+        let out = pipe(cmd, stdin.as_bytes());
+        let text = String::from_utf8_lossy(&out.stdout);
+        let json = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("plugin stdout is not JSON ({e}): {text:?}"))
+        };
+        (out.status.code().unwrap_or(-1), json)
+    }
+
+    /// Runs a shell command in this host's namespaces; panics with its output if it fails.
+    pub fn sh(&self, script: &str) -> String {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .expect("run sh");
+        assert!(
+            out.status.success(),
+            "`{script}` failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs a shell command inside a container namespace.
+    pub fn sh_in(&self, netns: &Path, script: &str) -> String {
+        self.sh(&format!(
+            "nsenter --net={} sh -c '{}'",
+            netns.display(),
+            script
+        ))
+    }
+
+    /// The libcni client, built once per test binary from Debian's libcni sources.
+    pub fn libcni(&self, action: &str, list: &Path, rt: &RuntimeConf) -> Output {
+        let netns = rt
+            .netns
+            .as_deref()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        Command::new(libcni_client())
+            .args([action, &list.display().to_string(), &rt.container_id])
+            .arg(netns)
+            .arg(&rt.ifname)
+            .env("CNI_PATH", bin_dir())
+            .env("CNI_CACHE_DIR", self.dir().join("libcni-cache"))
+            .env(
+                "CAP_ARGS",
+                Value::Object(rt.capability_args.clone()).to_string(),
+            )
+            .output()
+            .expect("run the libcni client")
+    }
+
+    /// Writes a conflist into the scratch folder and parses it.
+    pub fn conflist(&self, name: &str, json: &Value) -> (PathBuf, NetConfList) {
+        let path = self.dir().join(format!("{name}.conflist"));
+        std::fs::write(&path, json.to_string()).expect("write conflist");
+        let list = NetConfList::from_slice(json.to_string().as_bytes()).expect("valid conflist");
+        (path, list)
+    }
+}
+
+impl Default for TestHost {
+    fn default() -> Self {
+        TestHost::new()
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        for p in self.containers.drain(..) {
+            let _ = NetNs::remove(&p);
+        }
+    }
+}
+
+fn pipe(mut cmd: Command, stdin: &[u8]) -> Output {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin)
+        .expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
+/// A runtime configuration for one attachment.
+pub fn attachment(container_id: &str, netns: Option<&Path>, ifname: &str) -> RuntimeConf {
+    RuntimeConf {
+        container_id: container_id.into(),
+        netns: netns.map(Path::to_path_buf),
+        ifname: ifname.into(),
+        ..RuntimeConf::default()
+    }
+}
+
+/// The standard `CNI_*` environment for a direct plugin call.
+pub fn cni_env<'a>(command: &'a str, netns: &'a str) -> HashMap<&'static str, &'a str> {
+    HashMap::from([
+        ("CNI_COMMAND", command),
+        ("CNI_CONTAINERID", "c0ffee"),
+        ("CNI_NETNS", netns),
+        ("CNI_IFNAME", "eth0"),
+        ("CNI_PATH", "/nonexistent"),
+    ])
+}
+
+/// Builds `tests/netns/libcni-client` with Debian's Go and libcni (GOPATH mode), once.
+fn libcni_client() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("libcni-client");
+        let out = bin_dir().join("libcni-client");
+        let status = Command::new("go")
+            .args(["build", "-o"])
+            .arg(&out)
+            .arg(".")
+            .current_dir(&src)
+            .env("GO111MODULE", "off")
+            .env("GOPATH", "/usr/share/gocode")
+            .env("GOCACHE", bin_dir().join("go-cache"))
+            .status()
+            .expect("run `go` (Debian packages golang-go and golang-github-appc-cni-dev)");
+        assert!(status.success(), "building the libcni client failed");
+        out
+    })
+}
