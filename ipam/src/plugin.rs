@@ -1,0 +1,159 @@
+//! The `netctl-ipam` CNI plugin: the allocator behind the CNI skeleton, called by drivers
+//! through delegation exactly as the reference bridge calls host-local.
+//!
+//! ```json
+//! {"cniVersion": "1.1.0", "name": "web", "type": "netctl-bridge",
+//!  "ipam": {"type": "netctl-ipam", "subnet": "172.18.0.0/16", "ipRange": "172.18.5.0/24",
+//!           "routes": [{"dst": "0.0.0.0/0"}], "dataDir": "/var/lib/netctl/ipam"}}
+//! ```
+
+use std::net::IpAddr;
+
+use netctl_cni::{Attachment, Ctx, Error, ErrorCode, IpConfig, Plugin, Success};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::allocator::{Allocator, Lease};
+use crate::config::IpamConfig;
+use crate::store::{FileStore, Owner};
+
+/// The plugin.
+pub struct IpamPlugin;
+
+/// What the plugin reads from its configuration.
+#[derive(Debug, Deserialize)]
+pub struct IpamPluginConfig {
+    /// The `ipam` section.
+    pub ipam: IpamConfig,
+}
+
+/// Runs the plugin for this process.
+pub fn run() -> ! {
+    netctl_cni::skel::run(&IpamPlugin)
+}
+
+/// The allocator for this call's network.
+pub fn allocator(ctx: &Ctx, cfg: &IpamConfig) -> Result<Allocator<FileStore>, Error> {
+    Ok(Allocator::from_config(&ctx.conf.name, cfg)?)
+}
+
+/// The attachment of this call, as the allocator's owner.
+pub fn owner(ctx: &Ctx) -> Owner {
+    Owner {
+        container_id: ctx.args.container_id.clone(),
+        ifname: ctx.args.ifname.clone(),
+    }
+}
+
+/// Addresses the runtime asks for: the `ips` capability, `CNI_ARGS` `IP=` (comma-separated)
+/// and the `args.cni.ips` convention. A prefix length, if given, is ignored.
+pub fn requested_ips(ctx: &Ctx) -> Result<Vec<IpAddr>, Error> {
+    let mut raw: Vec<String> = ctx
+        .conf
+        .runtime_config
+        .as_ref()
+        .map(|rc| rc.ips.clone())
+        .unwrap_or_default();
+    if let Some(list) = ctx.cni_arg("IP") {
+        raw.extend(list.split(',').map(str::to_string));
+    }
+    if let Some(Value::Array(ips)) = ctx.conf.args.as_ref().and_then(|a| a.pointer("/cni/ips")) {
+        raw.extend(ips.iter().filter_map(Value::as_str).map(str::to_string));
+    }
+    let mut out: Vec<IpAddr> = Vec::new();
+    for s in raw.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        let addr = s.split('/').next().unwrap_or(s);
+        let ip = addr.parse().map_err(|_| {
+            Error::invalid_config(format!("requested address {s:?} is not an IP address"))
+        })?;
+        if !out.contains(&ip) {
+            out.push(ip);
+        }
+    }
+    Ok(out)
+}
+
+/// The IPAM result for `leases`: addresses with their gateways, and the configured routes.
+pub fn lease_result(leases: &[Lease], cfg: &IpamConfig) -> Success {
+    Success {
+        ips: leases
+            .iter()
+            .map(|l| IpConfig {
+                address: l.address,
+                gateway: Some(l.gateway),
+                interface: None,
+            })
+            .collect(),
+        routes: cfg.routes.clone(),
+        ..Success::default()
+    }
+}
+
+impl Plugin for IpamPlugin {
+    type Config = IpamPluginConfig;
+
+    fn add(&self, ctx: &Ctx, conf: IpamPluginConfig) -> Result<Success, Error> {
+        let alloc = allocator(ctx, &conf.ipam)?;
+        let leases = alloc.allocate(&owner(ctx), &requested_ips(ctx)?)?;
+        Ok(lease_result(&leases, &conf.ipam))
+    }
+
+    fn del(&self, ctx: &Ctx, conf: IpamPluginConfig) -> Result<(), Error> {
+        allocator(ctx, &conf.ipam)?.release(&owner(ctx))?;
+        Ok(())
+    }
+
+    /// The attachment must still hold its addresses, and they must be the ones in
+    /// `prevResult` when it is given.
+    fn check(&self, ctx: &Ctx, conf: IpamPluginConfig) -> Result<(), Error> {
+        let held = allocator(ctx, &conf.ipam)?
+            .leases_of(&owner(ctx))?
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorCode::Plugin(102),
+                    format!(
+                        "container {} ({}) holds no address on network {}",
+                        ctx.args.container_id, ctx.args.ifname, ctx.conf.name
+                    ),
+                )
+            })?;
+        if let Some(prev) = ctx.prev_result()? {
+            for ip in &prev.ips {
+                if !held.iter().any(|l| l.address.addr() == ip.address.addr()) {
+                    return Err(Error::new(
+                        ErrorCode::Plugin(102),
+                        format!(
+                            "address {} of prevResult is not allocated to this container",
+                            ip.address
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn gc(&self, ctx: &Ctx, conf: IpamPluginConfig, valid: &[Attachment]) -> Result<(), Error> {
+        let valid: Vec<Owner> = valid
+            .iter()
+            .map(|a| Owner {
+                container_id: a.container_id.clone(),
+                ifname: a.ifname.clone(),
+            })
+            .collect();
+        allocator(ctx, &conf.ipam)?.gc(&valid)?;
+        Ok(())
+    }
+
+    /// Error 50 when some range set has no free address left.
+    fn status(&self, ctx: &Ctx, conf: IpamPluginConfig) -> Result<(), Error> {
+        if allocator(ctx, &conf.ipam)?.can_allocate()? {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorCode::PluginNotAvailable,
+                format!("network {} has no free address left", ctx.conf.name),
+            ))
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! Address ranges: a subnet, the span of addresses handed out from it, and its gateway,
+//! checked once when built so the allocator never sees an inconsistent range.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+
+use crate::config::RangeConfig;
+use crate::error::IpamError;
+
+/// An address as a number, for arithmetic.
+pub(crate) fn to_u128(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+/// The address `n` in the family of `like`.
+pub(crate) fn from_u128(n: u128, like: IpAddr) -> IpAddr {
+    match like {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::from(n as u32)),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::from(n)),
+    }
+}
+
+/// One range: addresses `start..=end` of `subnet` are handed out, except the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Range {
+    subnet: IpNet,
+    start: IpAddr,
+    end: IpAddr,
+    gateway: IpAddr,
+}
+
+fn bad(msg: String) -> IpamError {
+    IpamError::InvalidConfig(msg)
+}
+
+fn parse_net(what: &str, s: &str) -> Result<IpNet, IpamError> {
+    s.parse::<IpNet>().map_err(|_| {
+        bad(format!(
+            "{what} {s:?} is not a CIDR such as 172.18.0.0/16 or fd00::/64"
+        ))
+    })
+}
+
+impl Range {
+    /// Builds and checks a range: the subnet has no host bits set and room for containers;
+    /// the gateway (default: first host address) lies inside and is not the network or
+    /// broadcast address; `ipRange` lies inside the subnet; `rangeStart`/`rangeEnd` lie in it.
+    pub fn new(cfg: &RangeConfig) -> Result<Self, IpamError> {
+        let subnet = parse_net("subnet", &cfg.subnet)?;
+        if subnet.addr() != subnet.network() {
+            return Err(bad(format!(
+                "subnet {subnet} has host bits set; did you mean {}/{}?",
+                subnet.network(),
+                subnet.prefix_len()
+            )));
+        }
+        let max_prefix = if subnet.addr().is_ipv4() { 30 } else { 126 };
+        if subnet.prefix_len() > max_prefix {
+            return Err(bad(format!(
+                "subnet {subnet} is too small: it needs a prefix of /{max_prefix} or shorter"
+            )));
+        }
+        let (first, last) = host_span(&subnet);
+        let gateway = cfg.gateway.unwrap_or(first);
+        check_host(&subnet, gateway, "gateway")?;
+        let (mut start, mut end) = (first, last);
+        if let Some(ip_range) = &cfg.ip_range {
+            let r = parse_net("ipRange", ip_range)?;
+            if !subnet.contains(&r) {
+                return Err(bad(format!("ipRange {r} is not inside subnet {subnet}")));
+            }
+            start = start.max(r.network());
+            end = end.min(r.broadcast());
+        }
+        if let Some(s) = cfg.range_start {
+            check_host(&subnet, s, "rangeStart")?;
+            start = s;
+        }
+        if let Some(e) = cfg.range_end {
+            check_host(&subnet, e, "rangeEnd")?;
+            end = e;
+        }
+        if start > end {
+            return Err(bad(format!(
+                "range of {subnet} is empty: start {start} is after end {end}"
+            )));
+        }
+        if start == end && start == gateway {
+            return Err(bad(format!(
+                "range {start}-{end} of {subnet} holds only the gateway: no address is left for containers"
+            )));
+        }
+        Ok(Range {
+            subnet,
+            start,
+            end,
+            gateway,
+        })
+    }
+
+    /// The subnet.
+    pub fn subnet(&self) -> IpNet {
+        self.subnet
+    }
+
+    /// The gateway address (never handed out).
+    pub fn gateway(&self) -> IpAddr {
+        self.gateway
+    }
+
+    /// The first address handed out.
+    pub fn start(&self) -> IpAddr {
+        self.start
+    }
+
+    /// The last address handed out.
+    pub fn end(&self) -> IpAddr {
+        self.end
+    }
+
+    /// How many addresses `start..=end` spans (gateway included).
+    pub(crate) fn len(&self) -> u128 {
+        (to_u128(self.end) - to_u128(self.start)).saturating_add(1)
+    }
+
+    /// The address at `offset` from start.
+    pub(crate) fn nth(&self, offset: u128) -> IpAddr {
+        from_u128(to_u128(self.start) + offset, self.start)
+    }
+
+    /// Whether `ip` is in `start..=end`.
+    pub(crate) fn in_span(&self, ip: IpAddr) -> bool {
+        ip.is_ipv4() == self.start.is_ipv4() && self.start <= ip && ip <= self.end
+    }
+
+    /// Whether `ip` may be requested explicitly: inside the subnet, not its network or
+    /// broadcast address, not the gateway.
+    pub(crate) fn check_requested(&self, ip: IpAddr) -> Result<(), String> {
+        check_host(&self.subnet, ip, "address").map_err(|e| e.to_string())?;
+        if ip == self.gateway {
+            return Err(format!("it is the gateway of {}", self.subnet));
+        }
+        Ok(())
+    }
+
+    fn overlaps(&self, other: &Range) -> bool {
+        self.subnet.contains(&other.subnet.network())
+            || other.subnet.contains(&self.subnet.network())
+    }
+}
+
+impl fmt::Display for Range {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (range {}-{})", self.subnet, self.start, self.end)
+    }
+}
+
+/// First and last host address of a subnet: no network address, and for IPv4 no broadcast.
+fn host_span(subnet: &IpNet) -> (IpAddr, IpAddr) {
+    let first = from_u128(to_u128(subnet.network()) + 1, subnet.network());
+    let last = match subnet {
+        IpNet::V4(n) => IpAddr::V4(Ipv4Addr::from(u32::from(n.broadcast()) - 1)),
+        IpNet::V6(n) => IpAddr::V6(n.broadcast()),
+    };
+    (first, last)
+}
+
+fn check_host(subnet: &IpNet, ip: IpAddr, what: &str) -> Result<(), IpamError> {
+    if !subnet.contains(&ip) {
+        return Err(bad(format!("{what} {ip} is outside subnet {subnet}")));
+    }
+    if ip == subnet.network() {
+        return Err(bad(format!(
+            "{what} {ip} is the network address of {subnet}"
+        )));
+    }
+    if subnet.addr().is_ipv4() && ip == subnet.broadcast() {
+        return Err(bad(format!(
+            "{what} {ip} is the broadcast address of {subnet}"
+        )));
+    }
+    Ok(())
+}
+
+/// The ranges one address comes from (one address family); the allocator walks them in
+/// order, wrapping around.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RangeSet {
+    ranges: Vec<Range>,
+}
+
+impl RangeSet {
+    /// Checks that the ranges are of one family and do not overlap.
+    pub fn new(ranges: Vec<Range>) -> Result<Self, IpamError> {
+        let Some(first) = ranges.first() else {
+            return Err(bad("a range set is empty: give at least one subnet".into()));
+        };
+        let v4 = first.subnet.addr().is_ipv4();
+        for (i, r) in ranges.iter().enumerate() {
+            if r.subnet.addr().is_ipv4() != v4 {
+                return Err(bad(format!(
+                    "range set mixes IPv4 and IPv6 ({} and {}): put each family in its own set",
+                    first.subnet, r.subnet
+                )));
+            }
+            if let Some(o) = ranges[..i].iter().find(|o| o.overlaps(r)) {
+                return Err(bad(format!(
+                    "subnets {} and {} overlap",
+                    o.subnet, r.subnet
+                )));
+            }
+        }
+        Ok(RangeSet { ranges })
+    }
+
+    /// The ranges.
+    pub fn ranges(&self) -> &[Range] {
+        &self.ranges
+    }
+
+    /// The range whose subnet holds `ip`.
+    pub fn range_for(&self, ip: IpAddr) -> Option<&Range> {
+        self.ranges.iter().find(|r| r.subnet.contains(&ip))
+    }
+
+    /// Whether two sets share a subnet.
+    pub(crate) fn overlaps(&self, other: &RangeSet) -> bool {
+        self.ranges
+            .iter()
+            .any(|a| other.ranges.iter().any(|b| a.overlaps(b)))
+    }
+}
+
+impl fmt::Display for RangeSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.ranges.iter().map(Range::to_string).collect();
+        f.write_str(&parts.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(subnet: &str) -> RangeConfig {
+        RangeConfig {
+            subnet: subnet.into(),
+            ..RangeConfig::default()
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn defaults_follow_docker_gateway_first_host_and_no_broadcast() {
+        let r = Range::new(&cfg("172.18.0.0/16")).unwrap();
+        assert_eq!(r.gateway(), ip("172.18.0.1"));
+        assert_eq!(r.start(), ip("172.18.0.1"));
+        assert_eq!(r.end(), ip("172.18.255.254"));
+        let v6 = Range::new(&cfg("fd00:1::/64")).unwrap();
+        assert_eq!(v6.gateway(), ip("fd00:1::1"));
+        assert_eq!(v6.end(), ip("fd00:1::ffff:ffff:ffff:ffff"));
+    }
+
+    #[test]
+    fn ip_range_limits_the_span_and_must_lie_inside_the_subnet() {
+        let mut c = cfg("172.72.0.0/16");
+        c.ip_range = Some("172.72.0.0/24".into());
+        c.gateway = Some(ip("172.72.0.1"));
+        let r = Range::new(&c).unwrap();
+        assert_eq!((r.start(), r.end()), (ip("172.72.0.1"), ip("172.72.0.255")));
+        c.ip_range = Some("10.0.0.0/24".into());
+        let e = Range::new(&c).unwrap_err().to_string();
+        assert!(e.contains("not inside subnet"), "{e}");
+    }
+
+    #[test]
+    fn bad_subnets_and_gateways_are_explained() {
+        let cases = [
+            (cfg("10.0.0.5/24"), "host bits set"),
+            (cfg("10.0.0.0/31"), "too small"),
+            (cfg("10.0.0/24"), "not a CIDR"),
+            (
+                RangeConfig {
+                    gateway: Some(ip("10.0.1.1")),
+                    ..cfg("10.0.0.0/24")
+                },
+                "outside subnet",
+            ),
+            (
+                RangeConfig {
+                    gateway: Some(ip("10.0.0.255")),
+                    ..cfg("10.0.0.0/24")
+                },
+                "broadcast",
+            ),
+            (
+                RangeConfig {
+                    gateway: Some(ip("10.0.0.0")),
+                    ..cfg("10.0.0.0/24")
+                },
+                "network address",
+            ),
+            (
+                RangeConfig {
+                    range_start: Some(ip("10.0.0.9")),
+                    range_end: Some(ip("10.0.0.3")),
+                    ..cfg("10.0.0.0/24")
+                },
+                "is after end",
+            ),
+        ];
+        for (c, want) in cases {
+            let e = Range::new(&c).unwrap_err().to_string();
+            assert!(e.contains(want), "{c:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_set_rejects_mixed_families_and_overlaps() {
+        let a = Range::new(&cfg("10.0.0.0/24")).unwrap();
+        let b = Range::new(&cfg("10.0.0.0/16")).unwrap();
+        let c = Range::new(&cfg("fd00::/64")).unwrap();
+        assert!(RangeSet::new(vec![a.clone(), b]).is_err());
+        assert!(RangeSet::new(vec![a.clone(), c]).is_err());
+        assert!(RangeSet::new(vec![]).is_err());
+        assert!(RangeSet::new(vec![a]).is_ok());
+    }
+}
