@@ -101,30 +101,9 @@ impl TestHost {
         CniConfig::new(vec![bin_dir()], self.dir().join("cni-cache"))
     }
 
-    /// Runs a plugin binary directly with the given environment and stdin; returns the exit
-    /// code and stdout parsed as JSON (`Null` when it printed nothing).
+    /// Runs a plugin binary directly; see [`run_plugin`].
     pub fn run_plugin(&self, name: &str, env: &[(&str, &str)], stdin: &str) -> (i32, Value) {
-        let mut cmd = Command::new(binary(name));
-        for k in [
-            "CNI_COMMAND",
-            "CNI_CONTAINERID",
-            "CNI_NETNS",
-            "CNI_IFNAME",
-            "CNI_ARGS",
-            "CNI_PATH",
-        ] {
-            cmd.env_remove(k);
-        }
-        cmd.envs(env.iter().copied());
-        let out = pipe(cmd, stdin.as_bytes());
-        let text = String::from_utf8_lossy(&out.stdout);
-        let json = if text.trim().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text)
-                .unwrap_or_else(|e| panic!("plugin stdout is not JSON ({e}): {text:?}"))
-        };
-        (out.status.code().unwrap_or(-1), json)
+        run_plugin(name, env, stdin)
     }
 
     /// Runs a shell command in this host's namespaces; panics with its output if it fails.
@@ -194,6 +173,32 @@ impl Drop for TestHost {
             let _ = NetNs::remove(&p);
         }
     }
+}
+
+/// Runs a plugin binary with exactly the given `CNI_*` environment and stdin; returns the
+/// exit code and stdout parsed as JSON (`Null` when it printed nothing).
+pub fn run_plugin(name: &str, env: &[(&str, &str)], stdin: &str) -> (i32, Value) {
+    let mut cmd = Command::new(binary(name));
+    for k in [
+        "CNI_COMMAND",
+        "CNI_CONTAINERID",
+        "CNI_NETNS",
+        "CNI_IFNAME",
+        "CNI_ARGS",
+        "CNI_PATH",
+    ] {
+        cmd.env_remove(k);
+    }
+    cmd.envs(env.iter().copied());
+    let out = pipe(cmd, stdin.as_bytes());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let json = if text.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("plugin stdout is not JSON ({e}): {text:?}"))
+    };
+    (out.status.code().unwrap_or(-1), json)
 }
 
 fn pipe(mut cmd: Command, stdin: &[u8]) -> Output {
