@@ -1,0 +1,46 @@
+//! Shared pieces of the benchmarks: running a CNI plugin once and timing it, and medians.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs a CNI plugin once with `CNI_*` for container `id` and returns how long it took;
+/// panics with its output if it fails, so a benchmark never times errors.
+pub fn time_plugin(binary: &Path, command: &str, id: &str, netns: &str, conf: &str) -> Duration {
+    let start = Instant::now();
+    let mut child = Command::new(binary)
+        .env("CNI_COMMAND", command)
+        .env("CNI_CONTAINERID", id)
+        .env("CNI_NETNS", netns)
+        .env("CNI_IFNAME", "eth0")
+        .env("CNI_PATH", binary.parent().unwrap_or(Path::new("/")))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start plugin");
+    child.stdin.take().expect("stdin").write_all(conf.as_bytes()).expect("write config");
+    let out = child.wait_with_output().expect("wait for plugin");
+    let took = start.elapsed();
+    assert!(
+        out.status.success(),
+        "{} {command} {id} failed: {}{}",
+        binary.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    took
+}
+
+/// The median of some durations.
+pub fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+/// Milliseconds with two decimals.
+pub fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
