@@ -21,7 +21,12 @@ pub fn time_plugin(binary: &Path, command: &str, id: &str, netns: &str, conf: &s
         .stderr(Stdio::piped())
         .spawn()
         .expect("start plugin");
-    child.stdin.take().expect("stdin").write_all(conf.as_bytes()).expect("write config");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(conf.as_bytes())
+        .expect("write config");
     let out = child.wait_with_output().expect("wait for plugin");
     let took = start.elapsed();
     assert!(

@@ -157,3 +157,33 @@ impl Plugin for IpamPlugin {
         }
     }
 }
+
+/// The IPAM step of a driver plugin for `command`: in-process when the IPAM type is
+/// `netctl-ipam` (same code and store, no extra exec), otherwise the IPAM plugin is exec'd
+/// from `CNI_PATH` with the driver's own configuration, as the reference plugins do.
+pub fn driver_ipam(
+    ctx: &Ctx,
+    command: netctl_cni::Command,
+    ipam: &Value,
+) -> Result<Option<Success>, Error> {
+    let ty = ipam.get("type").and_then(Value::as_str).unwrap_or("");
+    if ty != "netctl-ipam" {
+        return netctl_cni::invoke::delegate(ctx, command, ty, &ctx.stdin);
+    }
+    let conf = IpamPluginConfig {
+        ipam: serde_json::from_value(ipam.clone()).map_err(|e| {
+            Error::invalid_config("invalid ipam section").with_details(e.to_string())
+        })?,
+    };
+    use netctl_cni::Command as C;
+    match command {
+        C::Add => IpamPlugin.add(ctx, conf).map(Some),
+        C::Del => IpamPlugin.del(ctx, conf).map(|()| None),
+        C::Check => IpamPlugin.check(ctx, conf).map(|()| None),
+        C::Gc => IpamPlugin
+            .gc(ctx, conf, &ctx.valid_attachments()?)
+            .map(|()| None),
+        C::Status => IpamPlugin.status(ctx, conf).map(|()| None),
+        C::Version => Ok(None),
+    }
+}

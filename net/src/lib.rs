@@ -5,7 +5,11 @@
 mod error;
 mod netlink;
 mod netns;
+mod ops;
+mod sysctl;
 
 pub use error::NetError;
 pub use netlink::{Addr, Link, Netlink};
 pub use netns::NetNs;
+pub use ops::{parse_mac, RouteSpec};
+pub use sysctl::set_sysctl;

@@ -33,6 +33,8 @@ pub struct Link {
     pub up: bool,
     /// The link kind (`veth`, `bridge`, `macvlan` ...), if any.
     pub kind: Option<String>,
+    /// The bridge (or other controller) it is attached to.
+    pub master: Option<u32>,
 }
 
 /// An address on an interface.
@@ -74,7 +76,7 @@ impl Netlink {
     }
 
     /// Sends one request and collects the messages of its reply.
-    fn request(
+    pub(crate) fn request(
         &mut self,
         msg: RouteNetlinkMessage,
         flags: u16,
@@ -128,7 +130,7 @@ impl Netlink {
     }
 
     /// A dump request, retried when a concurrent change interrupted it.
-    fn dump(
+    pub(crate) fn dump(
         &mut self,
         msg: RouteNetlinkMessage,
         what: &str,
@@ -224,12 +226,14 @@ fn link_from(l: &LinkMessage) -> Link {
         mtu: None,
         up: l.header.flags.contains(LinkFlags::Up),
         kind: None,
+        master: None,
     };
     for attr in &l.attributes {
         match attr {
             LinkAttribute::IfName(n) => link.name = n.clone(),
             LinkAttribute::Address(a) => link.mac = format_mac(a),
             LinkAttribute::Mtu(m) => link.mtu = Some(*m),
+            LinkAttribute::Controller(m) => link.master = Some(*m),
             LinkAttribute::LinkInfo(infos) => {
                 link.kind = infos.iter().find_map(|i| match i {
                     LinkInfo::Kind(k) => Some(k.to_string()),

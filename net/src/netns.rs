@@ -18,6 +18,12 @@ pub struct NetNs {
     path: PathBuf,
 }
 
+impl std::os::fd::AsRawFd for NetNs {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.file.as_raw_fd()
+    }
+}
+
 impl NetNs {
     /// Opens the namespace at `path` (a bind mount or a `/proc/<pid>/ns/net` link).
     pub fn open(path: &Path) -> Result<Self, NetError> {

@@ -28,7 +28,10 @@ fn fill_ours(data: &Path, n: u32) {
     .unwrap();
     let alloc = Allocator::from_config("bench", &cfg).unwrap();
     for i in 0..n {
-        let owner = Owner { container_id: format!("fill{i}"), ifname: "eth0".into() };
+        let owner = Owner {
+            container_id: format!("fill{i}"),
+            ifname: "eth0".into(),
+        };
         alloc.allocate(&owner, &[]).unwrap();
     }
 }
@@ -44,25 +47,41 @@ fn fill_host_local(data: &Path, n: u32) {
         fs::write(dir.join(ip.to_string()), format!("fill{i}\r\neth0")).unwrap();
     }
     if n > 0 {
-        fs::write(dir.join("last_reserved_ip.0"), Ipv4Addr::from(base + n - 1).to_string()).unwrap();
+        fs::write(
+            dir.join("last_reserved_ip.0"),
+            Ipv4Addr::from(base + n - 1).to_string(),
+        )
+        .unwrap();
     }
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let ours = PathBuf::from(args.get(1).expect("usage: ipam-bench OURS HOST_LOCAL [ITERATIONS]"));
-    let theirs = PathBuf::from(args.get(2).expect("usage: ipam-bench OURS HOST_LOCAL [ITERATIONS]"));
+    let ours = PathBuf::from(
+        args.get(1)
+            .expect("usage: ipam-bench OURS HOST_LOCAL [ITERATIONS]"),
+    );
+    let theirs = PathBuf::from(
+        args.get(2)
+            .expect("usage: ipam-bench OURS HOST_LOCAL [ITERATIONS]"),
+    );
     let iterations: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(100);
     let scratch = std::env::temp_dir().join(format!("netctl-ipam-bench-{}", std::process::id()));
     println!("| addresses taken | netctl-ipam ADD+DEL (ms) | host-local ADD+DEL (ms) | host-local / netctl-ipam |");
     println!("|---:|---:|---:|---:|");
     for fill in [10u32, 1_000, 10_000] {
-        let (our_dir, their_dir) = (scratch.join(format!("ours-{fill}")), scratch.join(format!("theirs-{fill}")));
+        let (our_dir, their_dir) = (
+            scratch.join(format!("ours-{fill}")),
+            scratch.join(format!("theirs-{fill}")),
+        );
         fill_ours(&our_dir, fill);
         fill_host_local(&their_dir, fill);
         // Let the filling's writeback finish so it does not land inside the measurement.
         let _ = std::process::Command::new("sync").status();
-        let (our_conf, their_conf) = (conf("netctl-ipam", &our_dir), conf("host-local", &their_dir));
+        let (our_conf, their_conf) = (
+            conf("netctl-ipam", &our_dir),
+            conf("host-local", &their_dir),
+        );
         let (mut a, mut b) = (Vec::new(), Vec::new());
         for i in 0..iterations {
             let id = format!("bench{i}");

@@ -46,7 +46,12 @@ pub fn binary(name: &str) -> PathBuf {
 pub struct TestHost {
     dir: tempfile::TempDir,
     containers: Vec<PathBuf>,
+    background: Vec<std::process::Child>,
 }
+
+/// The default state folders of the plugins; each test gets an empty tmpfs over them, so
+/// nothing a test does can land in the machine's own.
+pub const STATE_DIRS: [&str; 2] = ["/run/netctl", "/var/lib/netctl"];
 
 impl TestHost {
     /// Moves the calling test thread into a fresh network + mount namespace (mounts made
@@ -66,15 +71,29 @@ impl TestHost {
             None::<&str>,
         )
         .expect("make the test's mounts private");
+        for d in STATE_DIRS {
+            std::fs::create_dir_all(d).expect("state folder mount point");
+            mount(
+                Some("tmpfs"),
+                d,
+                Some("tmpfs"),
+                MsFlags::empty(),
+                None::<&str>,
+            )
+            .expect("private tmpfs over a state folder");
+        }
         let dir = tempfile::Builder::new()
             .prefix("netctl-test-")
             .tempdir()
             .expect("scratch folder");
         std::fs::create_dir(dir.path().join("netns")).expect("netns folder");
-        TestHost {
+        let host = TestHost {
             dir,
             containers: Vec::new(),
-        }
+            background: Vec::new(),
+        };
+        host.sh("ip link set lo up");
+        host
     }
 
     /// The scratch folder.
@@ -120,6 +139,60 @@ impl TestHost {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs a shell command; returns whether it succeeded and what it printed.
+    pub fn try_sh(&self, script: &str) -> (bool, String) {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .expect("run sh");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
+    /// Runs a shell command inside a namespace; returns whether it succeeded and its output.
+    pub fn try_sh_in(&self, netns: &Path, script: &str) -> (bool, String) {
+        self.try_sh(&format!(
+            "nsenter --net={} sh -c '{}'",
+            netns.display(),
+            script
+        ))
+    }
+
+    /// Starts a long-running command inside a namespace; it is killed when the test ends.
+    pub fn spawn_in(&mut self, netns: &Path, script: &str) {
+        let child = Command::new("nsenter")
+            .arg(format!("--net={}", netns.display()))
+            .args(["sh", "-c", script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start a background command");
+        self.background.push(child);
+    }
+
+    /// Makes an "outside" host: a namespace linked to this host by a veth pair, `host_addr`
+    /// on this side (interface `uplink`), `outside_addr` on the other, with a default route
+    /// back; like a machine on the host's LAN.
+    pub fn outside(&mut self, name: &str, host_addr: &str, outside_addr: &str) -> PathBuf {
+        let ns = self.container(name);
+        let gw = host_addr.split('/').next().unwrap_or_default();
+        self.sh(&format!(
+            "ip link add uplink type veth peer name eth0 netns {ns} && ip addr add {host_addr} dev uplink && ip link set uplink up",
+            ns = ns.display()
+        ));
+        self.sh_in(
+            &ns,
+            &format!("ip link set lo up; ip addr add {outside_addr} dev eth0; ip link set eth0 up; ip route add default via {gw}"),
+        );
+        ns
     }
 
     /// Runs a shell command inside a container namespace.
@@ -169,6 +242,10 @@ impl Default for TestHost {
 
 impl Drop for TestHost {
     fn drop(&mut self) {
+        for mut c in self.background.drain(..) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
         for p in self.containers.drain(..) {
             let _ = NetNs::remove(&p);
         }

@@ -1,6 +1,8 @@
 //! `netctl-ipam` as a process: what a driver sees when it delegates to it, with many calls at
 //! once and with calls killed halfway.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::Path;

@@ -1,6 +1,8 @@
 //! `--net none`: the container gets loopback only, driven through our CNI client, the
 //! libcni client, and directly with bad input.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use netctl_netns_tests::{attachment, cni_env, TestHost};
 use serde_json::{json, Value};
 

@@ -1,0 +1,399 @@
+//! The nftables backend: scripts for `nft -f -`, built as text (what a user reads back with
+//! `nft list table inet netctl`), each applied as one atomic transaction.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::rules::{NetworkRules, PortForward, Proto};
+use crate::{Firewall, FirewallError};
+
+/// The table every rule lives in.
+pub const TABLE: &str = "inet netctl";
+
+/// The nftables backend.
+#[derive(Debug, Clone)]
+pub struct Nftables {
+    program: PathBuf,
+}
+
+impl Default for Nftables {
+    fn default() -> Self {
+        Nftables::new()
+    }
+}
+
+impl Nftables {
+    /// Uses `nft` from `PATH`, or from /usr/sbin and /sbin when `PATH` lacks it.
+    pub fn new() -> Self {
+        let found = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+            .map(|d| d.join("nft"))
+            .find(|p| p.is_file());
+        Nftables {
+            program: found.unwrap_or_else(|| PathBuf::from("nft")),
+        }
+    }
+
+    /// Runs one script as one transaction.
+    fn apply(&self, script: &str, what: &str) -> Result<(), FirewallError> {
+        let out = self.run(&["-f", "-"], Some(script))?;
+        if out.0 {
+            Ok(())
+        } else {
+            Err(FirewallError::Rejected {
+                what: what.into(),
+                stderr: out.1,
+            })
+        }
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Result<(bool, String), FirewallError> {
+        let exec_err = |source| FirewallError::Exec {
+            program: self.program.clone(),
+            source,
+        };
+        let mut child = Command::new(&self.program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(exec_err)?;
+        if let (Some(script), Some(mut input)) = (stdin, child.stdin.take()) {
+            input.write_all(script.as_bytes()).map_err(exec_err)?;
+        }
+        let out = child.wait_with_output().map_err(exec_err)?;
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        Ok((out.status.success(), stderr))
+    }
+
+    /// The program used.
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+}
+
+/// The port maps: `portmap_<proto><4|6>` keyed by port, `..._ip` keyed by address . port.
+fn map_name(p: Proto, v4: bool, by_ip: bool) -> String {
+    format!(
+        "portmap_{}{}{}",
+        p.as_str(),
+        if v4 { 4 } else { 6 },
+        if by_ip { "_ip" } else { "" }
+    )
+}
+
+/// The table, its sets and maps, and the base chains with their fixed rules. Flushing and
+/// refilling the base chains in the same transaction keeps this idempotent.
+pub fn base_script() -> String {
+    let mut s = format!("add table {TABLE}\n");
+    for (chain, hook) in [
+        ("forward", "type filter hook forward priority filter"),
+        ("postrouting", "type nat hook postrouting priority srcnat"),
+        ("prerouting", "type nat hook prerouting priority dstnat"),
+        ("output", "type nat hook output priority -100"),
+    ] {
+        s += &format!(
+            "add chain {TABLE} {chain} {{ {hook}; policy accept; }}\nflush chain {TABLE} {chain}\n"
+        );
+    }
+    s += &format!("add set {TABLE} bridges {{ type ifname; }}\n");
+    s += &format!("add map {TABLE} from_bridge {{ type ifname : verdict; }}\n");
+    s += &format!("add map {TABLE} to_bridge {{ type ifname : verdict; }}\n");
+    s += &format!("add map {TABLE} nat_from_bridge {{ type ifname : verdict; }}\n");
+    s += &format!("add rule {TABLE} forward ct state established,related accept\n");
+    s += &format!("add rule {TABLE} forward iifname vmap @from_bridge\n");
+    s += &format!("add rule {TABLE} forward oifname vmap @to_bridge\n");
+    s +=
+        &format!("add rule {TABLE} postrouting oifname @bridges ip saddr 127.0.0.0/8 masquerade\n");
+    s += &format!("add rule {TABLE} postrouting iifname vmap @nat_from_bridge\n");
+    for v4 in [true, false] {
+        let (fam, addr, ty) = if v4 {
+            ("ip", "ip", "ipv4_addr")
+        } else {
+            ("ip6", "ip6", "ipv6_addr")
+        };
+        for p in [Proto::Tcp, Proto::Udp] {
+            let (any, by_ip) = (map_name(p, v4, false), map_name(p, v4, true));
+            s += &format!("add map {TABLE} {any} {{ type inet_service : {ty} . inet_service; }}\n");
+            s += &format!(
+                "add map {TABLE} {by_ip} {{ type {ty} . inet_service : {ty} . inet_service; }}\n"
+            );
+            for chain in ["prerouting", "output"] {
+                let pr = p.as_str();
+                s += &format!("add rule {TABLE} {chain} fib daddr type local dnat {fam} to {addr} daddr . {pr} dport map @{by_ip}\n");
+                s += &format!("add rule {TABLE} {chain} fib daddr type local dnat {fam} to {pr} dport map @{any}\n");
+            }
+        }
+    }
+    s
+}
+
+/// The network's chains and its entries in the base maps.
+pub fn network_script(n: &NetworkRules) -> String {
+    let (tag, br) = (n.tag(), &n.bridge);
+    let (from, to, nat) = (
+        format!("from_{tag}"),
+        format!("to_{tag}"),
+        format!("nat_{tag}"),
+    );
+    let mut s = String::new();
+    for c in [&from, &to, &nat] {
+        s += &format!("add chain {TABLE} {c}\nflush chain {TABLE} {c}\n");
+    }
+    // Leaving the bridge: stays on it, or goes out unless internal; never to another bridge.
+    s += &format!("add rule {TABLE} {from} oifname \"{br}\" accept\n");
+    if n.internal {
+        s += &format!("add rule {TABLE} {from} drop\n");
+    }
+    s += &format!("add rule {TABLE} {from} oifname @bridges drop\n");
+    // Entering the bridge from elsewhere: only through a published port.
+    s += &format!("add rule {TABLE} {to} ct status dnat accept\n");
+    s += &format!("add rule {TABLE} {to} drop\n");
+    // Source NAT: hairpin through a published port; everything leaving the host.
+    s += &format!("add rule {TABLE} {nat} oifname \"{br}\" ct status dnat masquerade\n");
+    if n.masquerade && !n.internal {
+        for net in &n.subnets {
+            let fam = if net.addr().is_ipv4() { "ip" } else { "ip6" };
+            s += &format!(
+                "add rule {TABLE} {nat} {fam} saddr {} oifname != \"{br}\" masquerade\n",
+                net.trunc()
+            );
+        }
+    }
+    s += &format!("add element {TABLE} bridges {{ \"{br}\" }}\n");
+    s += &format!("add element {TABLE} from_bridge {{ \"{br}\" : jump {from} }}\n");
+    s += &format!("add element {TABLE} to_bridge {{ \"{br}\" : jump {to} }}\n");
+    s += &format!("add element {TABLE} nat_from_bridge {{ \"{br}\" : jump {nat} }}\n");
+    s
+}
+
+/// Removes the network's entries and chains; each is first added, so that removing what is
+/// already gone is not an error.
+pub fn teardown_script(n: &NetworkRules) -> String {
+    let mut s = base_script();
+    s += &network_script(n);
+    let (tag, br) = (n.tag(), &n.bridge);
+    for map in ["from_bridge", "to_bridge", "nat_from_bridge", "bridges"] {
+        s += &format!("delete element {TABLE} {map} {{ \"{br}\" }}\n");
+    }
+    for c in ["from", "to", "nat"] {
+        s += &format!("delete chain {TABLE} {c}_{tag}\n");
+    }
+    s
+}
+
+fn port_element(p: &PortForward) -> Option<(String, String)> {
+    let v4 = p.container_ip.is_ipv4();
+    if p.host_ip.is_some_and(|h| h.is_ipv4() != v4) {
+        return None;
+    }
+    let map = map_name(p.proto, v4, p.host_ip.is_some());
+    let key = match p.host_ip {
+        Some(h) => format!("{h} . {}", p.host_port),
+        None => p.host_port.to_string(),
+    };
+    Some((
+        map,
+        format!("{key} : {} . {}", p.container_ip, p.container_port),
+    ))
+}
+
+/// Adds the ports' map elements.
+pub fn add_ports_script(ports: &[PortForward]) -> String {
+    ports
+        .iter()
+        .filter_map(port_element)
+        .map(|(map, el)| format!("add element {TABLE} {map} {{ {el} }}\n"))
+        .collect()
+}
+
+/// Removes the ports' map elements (added first, so a missing one is no error; one that
+/// points at another container makes the add fail and nothing is removed).
+pub fn del_ports_script(ports: &[PortForward]) -> String {
+    ports
+        .iter()
+        .filter_map(port_element)
+        .map(|(map, el)| {
+            let key = el.split(" : ").next().unwrap_or_default().to_string();
+            format!(
+                "add element {TABLE} {map} {{ {el} }}\ndelete element {TABLE} {map} {{ {key} }}\n"
+            )
+        })
+        .collect()
+}
+
+impl Firewall for Nftables {
+    fn setup_network(&self, net: &NetworkRules) -> Result<(), FirewallError> {
+        let script = base_script() + &network_script(net);
+        self.apply(
+            &script,
+            &format!("set up the rules of bridge {}", net.bridge),
+        )
+    }
+
+    fn teardown_network(&self, net: &NetworkRules) -> Result<(), FirewallError> {
+        self.apply(
+            &teardown_script(net),
+            &format!("remove the rules of bridge {}", net.bridge),
+        )
+    }
+
+    fn network_present(&self, net: &NetworkRules) -> Result<bool, FirewallError> {
+        let chain = format!("to_{}", net.tag());
+        Ok(self
+            .run(&["list", "chain", "inet", "netctl", &chain], None)?
+            .0)
+    }
+
+    fn add_ports(&self, ports: &[PortForward]) -> Result<(), FirewallError> {
+        let script = add_ports_script(ports);
+        if script.is_empty() {
+            return Ok(());
+        }
+        self.apply(&script, "publish ports").map_err(|e| match e {
+            FirewallError::Rejected { stderr, .. } if stderr.contains("File exists") => {
+                let list: Vec<String> = ports.iter().map(PortForward::describe).collect();
+                FirewallError::PortInUse(list.join(", "))
+            }
+            other => other,
+        })
+    }
+
+    fn del_ports(&self, ports: &[PortForward]) -> Result<(), FirewallError> {
+        if ports.is_empty()
+            || self
+                .apply(&del_ports_script(ports), "withdraw ports")
+                .is_ok()
+        {
+            return Ok(());
+        }
+        // Some port now belongs to another container: withdraw ours one by one.
+        for p in ports {
+            let _ = self.apply(
+                &del_ports_script(std::slice::from_ref(p)),
+                "withdraw a port",
+            );
+        }
+        Ok(())
+    }
+
+    fn name(&self) -> &'static str {
+        "nftables"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Prints the scripts, for trying them with `nft -c -f`.
+    #[test]
+    fn scripts_are_printable() {
+        let n = net(false);
+        let all = base_script() + &network_script(&n) + &teardown_script(&n);
+        assert!(all
+            .lines()
+            .all(|l| l.starts_with("add ") || l.starts_with("flush ") || l.starts_with("delete ")));
+        if std::env::var_os("NETCTL_PRINT_NFT").is_some() {
+            println!("{}", base_script() + &network_script(&n));
+        }
+    }
+
+    use super::*;
+
+    fn net(internal: bool) -> NetworkRules {
+        NetworkRules {
+            bridge: "br-0123".into(),
+            subnets: vec![
+                "172.18.0.0/16".parse().unwrap(),
+                "fd00:18::/64".parse().unwrap(),
+            ],
+            masquerade: true,
+            internal,
+        }
+    }
+
+    #[test]
+    fn a_network_gets_isolation_inbound_protection_and_masquerade() {
+        let s = network_script(&net(false));
+        let tag = net(false).tag();
+        assert!(tag.starts_with("br_0123_"), "{tag}");
+        assert!(s.contains(&format!(
+            "add rule inet netctl from_{tag} oifname @bridges drop"
+        )));
+        assert!(s.contains(&format!(
+            "add rule inet netctl to_{tag} ct status dnat accept"
+        )));
+        assert!(s.contains(&format!(
+            "add rule inet netctl nat_{tag} ip saddr 172.18.0.0/16 oifname != \"br-0123\" masquerade"
+        )));
+        assert!(s.contains(&format!(
+            "add rule inet netctl nat_{tag} ip6 saddr fd00:18::/64 oifname != \"br-0123\" masquerade"
+        )));
+        assert!(s.contains(&format!(
+            "add element inet netctl nat_from_bridge {{ \"br-0123\" : jump nat_{tag} }}"
+        )));
+    }
+
+    #[test]
+    fn an_internal_network_drops_everything_leaving_and_never_masquerades() {
+        let s = network_script(&net(true));
+        let tag = net(true).tag();
+        assert!(s.contains(&format!("add rule inet netctl from_{tag} drop")));
+        assert!(!s.contains("!= \"br-0123\" masquerade"));
+    }
+
+    #[test]
+    fn chains_of_similar_bridge_names_differ() {
+        let a = NetworkRules {
+            bridge: "br-x".into(),
+            ..net(false)
+        };
+        let b = NetworkRules {
+            bridge: "br_x".into(),
+            ..net(false)
+        };
+        assert_ne!(a.tag(), b.tag());
+    }
+
+    #[test]
+    fn ports_go_to_the_map_of_their_family_protocol_and_host_ip() {
+        let p = PortForward {
+            host_ip: None,
+            host_port: 8080,
+            container_ip: "172.18.0.2".parse().unwrap(),
+            container_port: 80,
+            proto: Proto::Tcp,
+        };
+        assert_eq!(
+            add_ports_script(&[p]),
+            "add element inet netctl portmap_tcp4 { 8080 : 172.18.0.2 . 80 }\n"
+        );
+        let local = PortForward {
+            host_ip: Some("127.0.0.1".parse().unwrap()),
+            proto: Proto::Udp,
+            ..p
+        };
+        assert_eq!(
+            add_ports_script(&[local]),
+            "add element inet netctl portmap_udp4_ip { 127.0.0.1 . 8080 : 172.18.0.2 . 80 }\n"
+        );
+        let mixed = PortForward {
+            host_ip: Some("::1".parse().unwrap()),
+            ..p
+        };
+        assert!(add_ports_script(&[mixed]).is_empty());
+        assert!(del_ports_script(&[p]).contains("delete element inet netctl portmap_tcp4 { 8080 }"));
+    }
+
+    #[test]
+    fn teardown_adds_before_deleting_so_it_is_idempotent() {
+        let s = teardown_script(&net(false));
+        let add = s.find("add element inet netctl bridges").unwrap();
+        let del = s.find("delete element inet netctl bridges").unwrap();
+        assert!(add < del);
+    }
+}

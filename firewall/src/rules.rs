@@ -1,0 +1,90 @@
+//! What a network and a published port need from the firewall, independent of the backend.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// The rules of one bridge network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkRules {
+    /// The bridge device.
+    pub bridge: String,
+    /// The network's subnets.
+    pub subnets: Vec<IpNet>,
+    /// Rewrite the source of traffic leaving the host (`ipMasq`).
+    pub masquerade: bool,
+    /// No traffic in or out of the bridge at all (Docker's `--internal`).
+    pub internal: bool,
+}
+
+impl NetworkRules {
+    /// A name for the network's chains: the bridge name with only `[a-z0-9_]`, plus a short
+    /// hash of the real name so that `br-x` and `br_x` never share chains.
+    pub fn tag(&self) -> String {
+        let clean: String = self
+            .bridge
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let hash = self.bridge.bytes().fold(0x811c_9dc5u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+        format!("{clean}_{:06x}", hash & 0xff_ffff)
+    }
+}
+
+/// A transport protocol that can be published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl Proto {
+    /// The nft keyword.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+/// One published port: `host_ip:host_port` → `container_ip:container_port`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PortForward {
+    /// The host address it is published on; every address when absent.
+    pub host_ip: Option<IpAddr>,
+    /// The host port.
+    pub host_port: u16,
+    /// The container's address (its family picks the IPv4 or IPv6 map).
+    pub container_ip: IpAddr,
+    /// The container port.
+    pub container_port: u16,
+    /// tcp or udp.
+    pub proto: Proto,
+}
+
+impl PortForward {
+    /// How a user would write it: `[host_ip:]host_port->container_ip:container_port/proto`.
+    pub fn describe(&self) -> String {
+        let host = self.host_ip.map(|ip| format!("{ip}:")).unwrap_or_default();
+        format!(
+            "{host}{}->{}:{}/{}",
+            self.host_port,
+            self.container_ip,
+            self.container_port,
+            self.proto.as_str()
+        )
+    }
+}

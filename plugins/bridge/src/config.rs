@@ -1,0 +1,204 @@
+//! The bridge plugin's configuration: the reference bridge plugin's keys with the same
+//! names and meanings, plus Docker's `internal`.
+
+use std::path::PathBuf;
+
+use netctl_cni::{validate, Error, ErrorCode};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The bridge used when the config names none.
+pub const DEFAULT_BRIDGE: &str = "netctl0";
+/// Where per-network firewall state is kept when `runDir` is not given.
+pub const DEFAULT_RUN_DIR: &str = "/run/netctl";
+
+fn default_bridge() -> String {
+    DEFAULT_BRIDGE.into()
+}
+
+/// The plugin's configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BridgeConfig {
+    /// Bridge device name.
+    #[serde(default = "default_bridge")]
+    pub bridge: String,
+    /// Put the gateway address on the bridge.
+    #[serde(default)]
+    pub is_gateway: bool,
+    /// Route the container's default traffic through the gateway (implies `isGateway`).
+    #[serde(default)]
+    pub is_default_gateway: bool,
+    /// Replace a different address the bridge already has.
+    #[serde(default)]
+    pub force_address: bool,
+    /// Masquerade traffic leaving the host.
+    #[serde(default)]
+    pub ip_masq: bool,
+    /// MTU of the bridge and the veth pair.
+    #[serde(default)]
+    pub mtu: Option<u32>,
+    /// Let the bridge send frames back out the port they came in on.
+    #[serde(default)]
+    pub hairpin_mode: bool,
+    /// Put the bridge in promiscuous mode.
+    #[serde(default)]
+    pub promisc_mode: bool,
+    /// VLAN tag of the container's port.
+    #[serde(default)]
+    pub vlan: Option<u16>,
+    /// Drop frames whose source MAC is not the container's.
+    #[serde(default)]
+    pub macspoofchk: bool,
+    /// Run IPv6 duplicate address detection on the container's addresses.
+    #[serde(default)]
+    pub enabledad: bool,
+    /// Leave the container's interface down.
+    #[serde(default)]
+    pub disable_container_interface: bool,
+    /// Docker's `--internal`: no route out and no traffic in or out of the bridge.
+    #[serde(default)]
+    pub internal: bool,
+    /// Where per-network state (firewall) is kept.
+    #[serde(default)]
+    pub run_dir: Option<PathBuf>,
+    /// The IPAM section.
+    pub ipam: Option<Value>,
+}
+
+impl BridgeConfig {
+    /// Checks everything before anything is changed.
+    pub fn validate(&self) -> Result<(), Error> {
+        validate::ifname(&self.bridge)
+            .map_err(|e| Error::invalid_config(format!("bridge name: {}", e.msg)))?;
+        if let Some(mtu) = self.mtu {
+            if !(68..=65535).contains(&mtu) {
+                return Err(Error::invalid_config(format!(
+                    "mtu {mtu} is out of range: use 68 to 65535"
+                )));
+            }
+        }
+        if self.hairpin_mode && self.promisc_mode {
+            return Err(Error::invalid_config(
+                "hairpinMode and promiscMode cannot both be set",
+            ));
+        }
+        if let Some(v) = self.vlan {
+            return Err(Error::new(
+                ErrorCode::UnsupportedField,
+                format!("vlan: {v}: VLAN tagging is not supported yet; remove \"vlan\""),
+            ));
+        }
+        if self.macspoofchk {
+            return Err(Error::new(
+                ErrorCode::UnsupportedField,
+                "macspoofchk: true: MAC spoof checking is not supported yet; remove it",
+            ));
+        }
+        if self.ipam.is_none() {
+            return Err(Error::invalid_config(
+                "the bridge plugin needs an \"ipam\" section to get addresses",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether the bridge carries the gateway address.
+    pub fn gateway_on_bridge(&self) -> bool {
+        self.is_gateway || self.is_default_gateway
+    }
+
+    /// Whether containers get a default route (never on internal networks).
+    pub fn default_route(&self) -> bool {
+        self.is_default_gateway && !self.internal
+    }
+
+    /// The run folder.
+    pub fn run_dir(&self) -> PathBuf {
+        self.run_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_RUN_DIR))
+    }
+}
+
+/// The host end of a container's veth: `v` + the first 8 characters of the container ID +
+/// `-` + the interface name, so `ip link` shows whose it is; a hash when that is too long.
+pub fn host_veth_name(container_id: &str, ifname: &str) -> String {
+    let short: String = container_id.chars().take(8).collect();
+    let name = format!("v{short}-{ifname}");
+    if name.len() <= validate::MAX_IFNAME_LEN {
+        return name;
+    }
+    let hash = format!("{container_id}/{ifname}")
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    format!("veth{:011x}", hash & 0xfff_ffff_ffff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn conf(extra: Value) -> BridgeConfig {
+        let mut v = json!({"ipam": {"type": "netctl-ipam", "subnet": "10.0.0.0/24"}});
+        if let (Value::Object(m), Value::Object(e)) = (&mut v, extra) {
+            m.extend(e);
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn reference_keys_parse_with_reference_defaults() {
+        let c = conf(
+            json!({"bridge": "cni0", "isDefaultGateway": true, "ipMasq": true, "mtu": 1400, "hairpinMode": true}),
+        );
+        assert_eq!(c.bridge, "cni0");
+        assert!(c.gateway_on_bridge() && c.default_route() && c.ip_masq);
+        let d = conf(json!({}));
+        assert_eq!(d.bridge, "netctl0");
+        assert!(!d.gateway_on_bridge() && !d.ip_masq);
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn bad_values_are_refused_before_anything_is_made() {
+        for (extra, code) in [
+            (json!({"mtu": 70000}), ErrorCode::InvalidConfig),
+            (json!({"mtu": 10}), ErrorCode::InvalidConfig),
+            (
+                json!({"hairpinMode": true, "promiscMode": true}),
+                ErrorCode::InvalidConfig,
+            ),
+            (
+                json!({"bridge": "a-very-long-bridge-name"}),
+                ErrorCode::InvalidConfig,
+            ),
+            (json!({"vlan": 10}), ErrorCode::UnsupportedField),
+        ] {
+            assert_eq!(
+                conf(extra.clone()).validate().unwrap_err().code,
+                code,
+                "{extra}"
+            );
+        }
+        let no_ipam: BridgeConfig = serde_json::from_value(json!({})).unwrap();
+        assert!(no_ipam.validate().is_err());
+    }
+
+    #[test]
+    fn internal_networks_never_get_a_default_route() {
+        let c = conf(json!({"isDefaultGateway": true, "internal": true}));
+        assert!(!c.default_route());
+    }
+
+    #[test]
+    fn host_veth_names_show_the_container_and_fit_15_characters() {
+        assert_eq!(host_veth_name("4f3a2b1c99aa", "eth0"), "v4f3a2b1c-eth0");
+        let long = host_veth_name("4f3a2b1c99aa", "verylongname1");
+        assert!(long.len() <= 15 && long.starts_with("veth"), "{long}");
+        assert_ne!(long, host_veth_name("4f3a2b1c99ab", "verylongname1"));
+    }
+}

@@ -1,0 +1,269 @@
+//! The kernel side of an attachment: the bridge, the veth pair, addresses and routes.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use netctl_cni::{Ctx, Error, ErrorCode, IpConfig, Success};
+use netctl_net::{parse_mac, set_sysctl, Link, NetError, NetNs, Netlink};
+
+use crate::config::{host_veth_name, BridgeConfig};
+use crate::route_spec;
+
+/// Errno of "already exists".
+const EEXIST: i32 = 17;
+
+fn exists(e: &NetError) -> bool {
+    matches!(e, NetError::Netlink { source, .. } if source.raw_os_error() == Some(EEXIST))
+}
+
+/// The network's bridge, created and brought up if missing; whether this call created it.
+pub fn ensure_bridge(nl: &mut Netlink, conf: &BridgeConfig) -> Result<(Link, bool), Error> {
+    let mut created = false;
+    let link = match nl.link_by_name(&conf.bridge)? {
+        Some(l) => l,
+        None => {
+            match nl.add_bridge(&conf.bridge, conf.mtu, false) {
+                Ok(_) => created = true,
+                Err(e) if exists(&e) => {} // another ADD made it a moment ago
+                Err(e) => return Err(e.into()),
+            }
+            nl.link_by_name(&conf.bridge)?
+                .ok_or_else(|| NetError::LinkNotFound(conf.bridge.clone()))?
+        }
+    };
+    if link.kind.as_deref() != Some("bridge") {
+        return Err(Error::invalid_config(format!(
+            "link {} exists and is not a bridge: choose another \"bridge\" name",
+            conf.bridge
+        )));
+    }
+    if !link.up {
+        nl.set_up(link.index, true)?;
+    }
+    if conf.promisc_mode {
+        nl.set_promisc(link.index, true)?;
+    }
+    Ok((link, created))
+}
+
+/// Deletes a bridge this call created, unless something else was attached to it meanwhile.
+pub fn remove_bridge_if_unused(nl: &mut Netlink, name: &str) -> Result<bool, NetError> {
+    let Some(br) = nl.link_by_name(name)? else {
+        return Ok(false);
+    };
+    if nl.links()?.iter().any(|l| l.master == Some(br.index)) {
+        return Ok(false);
+    }
+    nl.del_link(br.index)?;
+    Ok(true)
+}
+
+/// The container's MAC: asked for (`mac` capability or `CNI_ARGS MAC=`), else Docker's
+/// `02:42:` + the IPv4 address, else one derived from the attachment.
+pub fn container_mac(ctx: &Ctx, ips: &[IpConfig]) -> Result<[u8; 6], Error> {
+    let asked = ctx
+        .conf
+        .runtime_config
+        .as_ref()
+        .and_then(|rc| rc.mac.clone())
+        .or_else(|| ctx.cni_arg("MAC").map(str::to_string));
+    if let Some(m) = asked {
+        return parse_mac(&m).filter(|b| b[0] & 1 == 0).ok_or_else(|| {
+            Error::invalid_config(format!(
+                "MAC address {m:?} is not a unicast aa:bb:cc:dd:ee:ff"
+            ))
+        });
+    }
+    if let Some(IpAddr::V4(v4)) = ips.iter().map(|ip| ip.address.addr()).find(IpAddr::is_ipv4) {
+        let o = v4.octets();
+        return Ok([0x02, 0x42, o[0], o[1], o[2], o[3]]);
+    }
+    let h = format!("{}/{}", ctx.args.container_id, ctx.args.ifname)
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    let b = h.to_be_bytes();
+    Ok([0x02, b[1], b[2], b[3], b[4], b[5]])
+}
+
+/// Attaches the host end to the bridge, sets hairpin mode, brings it up.
+pub fn attach_port(
+    nl: &mut Netlink,
+    conf: &BridgeConfig,
+    name: &str,
+    bridge: u32,
+) -> Result<Link, Error> {
+    let index = nl.index_of(name)?;
+    nl.set_master(index, bridge)?;
+    if conf.hairpin_mode {
+        nl.set_hairpin(index, true)?;
+    }
+    nl.set_up(index, true)?;
+    Ok(nl
+        .link_by_name(name)?
+        .ok_or_else(|| NetError::LinkNotFound(name.into()))?)
+}
+
+/// Addresses, link state and routes of the container's interface.
+pub fn configure_container(
+    nl: &mut Netlink,
+    ctx: &Ctx,
+    conf: &BridgeConfig,
+    lease: &Success,
+) -> Result<Link, Error> {
+    let name = &ctx.args.ifname;
+    let index = nl.index_of(name)?;
+    for ip in &lease.ips {
+        nl.add_address(index, ip.address, !conf.enabledad)?;
+    }
+    if !conf.disable_container_interface {
+        nl.set_up(index, true)?;
+        for r in &lease.routes {
+            nl.add_route(&route_spec(r, &lease.ips, index), true)?;
+        }
+        if conf.default_route() {
+            for ip in &lease.ips {
+                let any: IpNet = if ip.address.addr().is_ipv4() {
+                    "0.0.0.0/0"
+                } else {
+                    "::/0"
+                }
+                .parse()
+                .map_err(|_| Error::invalid_config("bad default route"))?;
+                if let Some(gw) = ip.gateway {
+                    nl.add_route(
+                        &netctl_net::RouteSpec {
+                            dst: any,
+                            gw: Some(gw),
+                            oif: index,
+                        },
+                        true,
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(nl
+        .link_by_name(name)?
+        .ok_or_else(|| NetError::LinkNotFound(name.clone()))?)
+}
+
+/// Puts each gateway on the bridge (replacing a different address of the same subnet only
+/// with `forceAddress`) and turns on forwarding, and routing of 127.0.0.1 to the bridge so
+/// that ports published on the host's loopback reach containers.
+pub fn gateway_on_bridge(
+    nl: &mut Netlink,
+    conf: &BridgeConfig,
+    bridge: &Link,
+    ips: &[IpConfig],
+) -> Result<(), Error> {
+    let existing = nl.addresses(Some(bridge.index))?;
+    for ip in ips {
+        let Some(gw) = ip.gateway else { continue };
+        let want = IpNet::new(gw, ip.address.prefix_len())
+            .map_err(|_| Error::invalid_config(format!("bad gateway {gw}")))?;
+        if existing.iter().any(|a| a.net == want) {
+            continue;
+        }
+        let subnet = ip.address.trunc();
+        if let Some(other) = existing.iter().find(|a| subnet.contains(&a.net.addr())) {
+            if !conf.force_address {
+                return Err(Error::new(
+                    ErrorCode::Plugin(111),
+                    format!(
+                        "bridge {} already has address {} in {subnet}, not gateway {want}: set \"forceAddress\" to replace it",
+                        conf.bridge, other.net
+                    ),
+                ));
+            }
+            nl.del_address(bridge.index, other.net)?;
+        }
+        match nl.add_address(bridge.index, want, true) {
+            Err(e) if !exists(&e) => return Err(e.into()),
+            _ => {}
+        }
+        if gw.is_ipv4() {
+            set_sysctl("net/ipv4/ip_forward", "1")?;
+            set_sysctl(
+                &format!("net/ipv4/conf/{}/route_localnet", conf.bridge),
+                "1",
+            )?;
+        } else {
+            set_sysctl("net/ipv6/conf/all/forwarding", "1")?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes the container's interface (its host end goes with it); when the namespace is
+/// gone, makes sure the host end is gone too.
+pub fn delete_container_link(ctx: &Ctx) -> Result<(), NetError> {
+    if let Some(path) = &ctx.args.netns {
+        match NetNs::open(path).and_then(|ns| Netlink::in_ns(&ns)) {
+            Ok(mut nl) => nl.del_link_by_name(&ctx.args.ifname)?,
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Netlink::new()?.del_link_by_name(&host_veth_name(&ctx.args.container_id, &ctx.args.ifname))
+}
+
+fn mismatch(msg: String) -> Error {
+    Error::new(ErrorCode::Plugin(112), msg)
+}
+
+/// CHECK: the interfaces, addresses and default route of `prev` are still in place.
+pub fn check(ctx: &Ctx, conf: &BridgeConfig, prev: &Success) -> Result<(), Error> {
+    let mut host = Netlink::new()?;
+    let bridge = host
+        .link_by_name(&conf.bridge)?
+        .ok_or_else(|| mismatch(format!("bridge {} is gone", conf.bridge)))?;
+    let host_name = host_veth_name(&ctx.args.container_id, &ctx.args.ifname);
+    let port = host
+        .link_by_name(&host_name)?
+        .ok_or_else(|| mismatch(format!("host interface {host_name} is gone")))?;
+    if port.master != Some(bridge.index) {
+        return Err(mismatch(format!(
+            "{host_name} is no longer attached to {}",
+            conf.bridge
+        )));
+    }
+    let ns = NetNs::open(crate::netns_path(ctx)?)?;
+    let mut nl = Netlink::in_ns(&ns)?;
+    let ctr = nl
+        .link_by_name(&ctx.args.ifname)?
+        .ok_or_else(|| mismatch(format!("container interface {} is gone", ctx.args.ifname)))?;
+    if let Some(want) = prev.interfaces.iter().find(|i| i.sandbox.is_some()) {
+        if !want.mac.is_empty() && want.mac != ctr.mac {
+            return Err(mismatch(format!(
+                "{} has MAC {}, not {}",
+                ctr.name, ctr.mac, want.mac
+            )));
+        }
+    }
+    let addrs = nl.addresses(Some(ctr.index))?;
+    for ip in &prev.ips {
+        if !addrs.iter().any(|a| a.net == ip.address) {
+            return Err(mismatch(format!(
+                "{} lost address {}",
+                ctr.name, ip.address
+            )));
+        }
+    }
+    if conf.default_route() && !conf.disable_container_interface {
+        let routes = nl.routes()?;
+        for ip in prev.ips.iter().filter(|ip| ip.gateway.is_some()) {
+            let v4 = ip.address.addr().is_ipv4();
+            if !routes.iter().any(|r| {
+                r.dst.prefix_len() == 0 && r.dst.addr().is_ipv4() == v4 && r.gw == ip.gateway
+            }) {
+                return Err(mismatch(format!(
+                    "the default route via {:?} is gone",
+                    ip.gateway
+                )));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,255 @@
+//! The bridge driver: a Linux bridge per network, a veth pair per container, addresses from
+//! IPAM, the gateway on the bridge, and firewall rules for masquerade, isolation between
+//! networks, and published ports.
+//!
+//! ```json
+//! {"cniVersion": "1.1.0", "name": "web", "type": "netctl-bridge", "bridge": "br-web",
+//!  "isGateway": true, "isDefaultGateway": true, "ipMasq": true,
+//!  "capabilities": {"portMappings": true, "ips": true, "mac": true},
+//!  "ipam": {"type": "netctl-ipam", "subnet": "172.18.0.0/16"}}
+//! ```
+
+mod config;
+mod firewall;
+mod host;
+
+use netctl_cni::{
+    Attachment, Command, Ctx, Error, ErrorCode, Interface, IpConfig, Plugin, Route, Success,
+};
+use netctl_ipam::plugin::driver_ipam;
+use netctl_net::{NetNs, Netlink, RouteSpec};
+
+pub use config::{host_veth_name, BridgeConfig};
+
+/// The plugin.
+pub struct BridgePlugin;
+
+/// Runs the plugin for this process.
+pub fn run() -> ! {
+    netctl_cni::skel::run(&BridgePlugin)
+}
+
+/// What ADD has made so far, undone in reverse order when a later step fails.
+enum Step {
+    Ipam,
+    Bridge,
+    HostLink(String),
+    Ports(Vec<netctl_firewall::PortForward>),
+}
+
+fn rollback(ctx: &Ctx, conf: &BridgeConfig, steps: Vec<Step>) {
+    for step in steps.into_iter().rev() {
+        // Best effort: the caller reports the error that made us roll back.
+        let _ = match step {
+            Step::Ipam => conf
+                .ipam
+                .as_ref()
+                .map(|ipam| driver_ipam(ctx, Command::Del, ipam).map(drop))
+                .unwrap_or(Ok(())),
+            Step::Bridge => remove_bridge(conf),
+            Step::HostLink(name) => Netlink::new()
+                .and_then(|mut nl| nl.del_link_by_name(&name))
+                .map_err(Error::from),
+            Step::Ports(ports) => firewall::del_ports(&ports),
+        };
+    }
+}
+
+/// Deletes the bridge and its firewall rules when no container is attached to it.
+fn remove_bridge(conf: &BridgeConfig) -> Result<(), Error> {
+    if host::remove_bridge_if_unused(&mut Netlink::new()?, &conf.bridge)? {
+        firewall::teardown_if_applied(conf)?;
+    }
+    Ok(())
+}
+
+fn netns_path(ctx: &Ctx) -> Result<&std::path::Path, Error> {
+    ctx.args
+        .netns
+        .as_deref()
+        .ok_or_else(|| Error::invalid_env("CNI_NETNS is required"))
+}
+
+impl Plugin for BridgePlugin {
+    type Config = BridgeConfig;
+
+    fn add(&self, ctx: &Ctx, conf: BridgeConfig) -> Result<Success, Error> {
+        conf.validate()?;
+        let ns = NetNs::open(netns_path(ctx)?)?;
+        let mut steps = Vec::new();
+        match add_steps(ctx, &conf, &ns, &mut steps) {
+            Ok(result) => Ok(result),
+            Err(e) => {
+                rollback(ctx, &conf, steps);
+                Err(e)
+            }
+        }
+    }
+
+    /// Releases the addresses, withdraws the published ports and deletes the container's
+    /// interface (its host end goes with it); whatever is already gone is fine.
+    fn del(&self, ctx: &Ctx, conf: BridgeConfig) -> Result<(), Error> {
+        let mut first_err: Option<Error> = None;
+        let mut note = |r: Result<(), Error>| {
+            if let Err(e) = r {
+                first_err.get_or_insert(e);
+            }
+        };
+        if let Some(ipam) = &conf.ipam {
+            note(driver_ipam(ctx, Command::Del, ipam).map(drop));
+        }
+        if let Some(prev) = ctx.prev_result()? {
+            let ports = firewall::port_forwards(ctx, &prev.ips)?;
+            note(firewall::del_ports(&ports));
+        }
+        note(host::delete_container_link(ctx).map_err(Error::from));
+        first_err.map_or(Ok(()), Err)
+    }
+
+    fn check(&self, ctx: &Ctx, conf: BridgeConfig) -> Result<(), Error> {
+        conf.validate()?;
+        let prev = ctx
+            .prev_result()?
+            .ok_or_else(|| Error::invalid_config("CHECK needs prevResult: the result of ADD"))?;
+        host::check(ctx, &conf, &prev)?;
+        firewall::check(&conf, &prev.ips)?;
+        if let Some(ipam) = &conf.ipam {
+            driver_ipam(ctx, Command::Check, ipam)?;
+        }
+        Ok(())
+    }
+
+    /// Releases the addresses of attachments that are gone.
+    fn gc(&self, ctx: &Ctx, conf: BridgeConfig, _: &[Attachment]) -> Result<(), Error> {
+        match &conf.ipam {
+            Some(ipam) => driver_ipam(ctx, Command::Gc, ipam).map(drop),
+            None => Ok(()),
+        }
+    }
+
+    /// Re-applies the network's firewall rules if someone flushed them, then reports whether
+    /// IPAM can still hand out addresses.
+    fn status(&self, ctx: &Ctx, conf: BridgeConfig) -> Result<(), Error> {
+        conf.validate()?;
+        firewall::repair(&conf)?;
+        if let Some(ipam) = &conf.ipam {
+            driver_ipam(ctx, Command::Status, ipam)?;
+        }
+        Ok(())
+    }
+}
+
+fn add_steps(
+    ctx: &Ctx,
+    conf: &BridgeConfig,
+    ns: &NetNs,
+    steps: &mut Vec<Step>,
+) -> Result<Success, Error> {
+    let ipam = conf
+        .ipam
+        .as_ref()
+        .ok_or_else(|| Error::invalid_config("missing ipam"))?;
+    let lease = driver_ipam(ctx, Command::Add, ipam)?
+        .ok_or_else(|| Error::new(ErrorCode::Decoding, "IPAM returned no result"))?;
+    steps.push(Step::Ipam);
+    if lease.ips.is_empty() {
+        return Err(Error::invalid_config("IPAM returned no address"));
+    }
+    let mut host_nl = Netlink::new()?;
+    let (bridge, created) = host::ensure_bridge(&mut host_nl, conf)?;
+    if created {
+        steps.push(Step::Bridge);
+    }
+    let host_name = host_veth_name(&ctx.args.container_id, &ctx.args.ifname);
+    let mac = host::container_mac(ctx, &lease.ips)?;
+    let mut ctr_nl = Netlink::in_ns(ns)?;
+    if ctr_nl.link_by_name(&ctx.args.ifname)?.is_some() {
+        return Err(Error::new(
+            ErrorCode::Plugin(110),
+            format!(
+                "the container already has an interface named {}",
+                ctx.args.ifname
+            ),
+        ));
+    }
+    host_nl.add_veth(&host_name, &ctx.args.ifname, ns, conf.mtu, Some(mac))?;
+    steps.push(Step::HostLink(host_name.clone()));
+    let host_link = host::attach_port(&mut host_nl, conf, &host_name, bridge.index)?;
+    let ctr_link = host::configure_container(&mut ctr_nl, ctx, conf, &lease)?;
+    if conf.gateway_on_bridge() {
+        host::gateway_on_bridge(&mut host_nl, conf, &bridge, &lease.ips)?;
+    }
+    firewall::ensure_network(conf, &lease.ips)?;
+    let ports = firewall::port_forwards(ctx, &lease.ips)?;
+    if !ports.is_empty() {
+        firewall::add_ports(&ports)?;
+        steps.push(Step::Ports(ports));
+    }
+    Ok(result(ctx, conf, &bridge, &host_link, &ctr_link, lease))
+}
+
+fn result(
+    ctx: &Ctx,
+    conf: &BridgeConfig,
+    bridge: &netctl_net::Link,
+    host_link: &netctl_net::Link,
+    ctr_link: &netctl_net::Link,
+    lease: Success,
+) -> Success {
+    let iface = |l: &netctl_net::Link, sandbox: Option<String>| Interface {
+        name: l.name.clone(),
+        mac: l.mac.clone(),
+        mtu: l.mtu,
+        sandbox,
+        ..Interface::default()
+    };
+    let mut routes = lease.routes.clone();
+    if conf.default_route() {
+        for ip in &lease.ips {
+            let any = if ip.address.addr().is_ipv4() {
+                "0.0.0.0/0"
+            } else {
+                "::/0"
+            };
+            if let (Ok(dst), Some(gw)) = (any.parse(), ip.gateway) {
+                if !routes.iter().any(|r: &Route| r.dst == dst) {
+                    routes.push(Route::new(dst, Some(gw)));
+                }
+            }
+        }
+    }
+    Success {
+        interfaces: vec![
+            iface(bridge, None),
+            iface(host_link, None),
+            iface(
+                ctr_link,
+                ctx.args.netns.as_ref().map(|p| p.display().to_string()),
+            ),
+        ],
+        ips: lease
+            .ips
+            .into_iter()
+            .map(|ip| IpConfig {
+                interface: Some(2),
+                ..ip
+            })
+            .collect(),
+        routes,
+        dns: ctx.conf.dns.clone().unwrap_or_default(),
+    }
+}
+
+/// The route for `dst` via the lease's gateway of the same family.
+fn route_spec(r: &Route, ips: &[IpConfig], oif: u32) -> RouteSpec {
+    let gw = r.gw.or_else(|| {
+        ips.iter()
+            .find(|ip| ip.address.addr().is_ipv4() == r.dst.addr().is_ipv4())
+            .and_then(|ip| ip.gateway)
+    });
+    RouteSpec {
+        dst: r.dst,
+        gw,
+        oif,
+    }
+}

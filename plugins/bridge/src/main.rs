@@ -1,0 +1,5 @@
+//! `netctl-bridge`: the CNI plugin behind Docker-style bridge networks.
+
+fn main() {
+    netctl_bridge::run()
+}

@@ -1,0 +1,400 @@
+//! Bridge networks as a user sees them: containers that reach each other, the gateway and
+//! the outside world; networks isolated from each other; published ports; and nothing left
+//! behind by DEL or by an ADD that fails.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+
+use netctl_cni::invoke::RuntimeConf;
+use netctl_cni::NetConfList;
+use netctl_netns_tests::{attachment, TestHost};
+use serde_json::{json, Value};
+
+/// A conflist like the one `netctl network create` writes for a bridge network.
+fn bridge_list(name: &str, bridge: &str, subnet: &str, extra: Value) -> Value {
+    let mut plugin = json!({
+        "type": "netctl-bridge", "bridge": bridge, "isGateway": true, "isDefaultGateway": true,
+        "ipMasq": true, "hairpinMode": true,
+        "capabilities": {"portMappings": true, "ips": true, "mac": true},
+        "ipam": {"type": "netctl-ipam", "subnet": subnet}
+    });
+    if let (Value::Object(p), Value::Object(e)) = (&mut plugin, extra) {
+        p.extend(e);
+    }
+    json!({"cniVersion": "1.1.0", "name": name, "plugins": [plugin]})
+}
+
+fn attach(host: &mut TestHost, list: &NetConfList, id: &str) -> (PathBuf, String) {
+    let ns = host.container(id);
+    let r = host
+        .cni()
+        .add(list, &attachment(id, Some(&ns), "eth0"))
+        .expect("ADD");
+    let ip = r.ips[0].address.addr().to_string();
+    (ns, ip)
+}
+
+fn ping(host: &TestHost, from: &Path, to: &str) -> bool {
+    host.try_sh_in(from, &format!("busybox ping -c1 -W1 {to}"))
+        .0
+}
+
+/// Two containers on one network ping each other and the gateway; the result names the
+/// bridge, the host veth and the container's eth0 with its MAC and sandbox.
+#[test]
+fn two_containers_on_one_bridge_reach_each_other_and_the_gateway() {
+    let mut host = TestHost::new();
+    let (_, list) = host.conflist(
+        "web",
+        &bridge_list("web", "br-web", "172.18.0.0/16", json!({})),
+    );
+    let (a, ip_a) = attach(&mut host, &list, "ctr-a");
+    let (b, ip_b) = attach(&mut host, &list, "ctr-b");
+    assert_eq!((ip_a.as_str(), ip_b.as_str()), ("172.18.0.2", "172.18.0.3"));
+    assert!(ping(&host, &a, &ip_b), "a pings b");
+    assert!(ping(&host, &b, "172.18.0.1"), "b pings the gateway");
+    let r = host
+        .cni()
+        .cached_result("web", &attachment("ctr-a", Some(&a), "eth0"))
+        .unwrap()
+        .unwrap();
+    let names: Vec<&str> = r.interfaces.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["br-web", "vctr-a-eth0", "eth0"]);
+    assert_eq!(
+        r.interfaces[2].mac, "02:42:ac:12:00:02",
+        "Docker-style MAC from the address"
+    );
+    assert_eq!(r.ips[0].interface, Some(2));
+    assert!(host
+        .sh_in(&a, "ip route")
+        .contains("default via 172.18.0.1"));
+    host.cni()
+        .check(&list, &attachment("ctr-a", Some(&a), "eth0"))
+        .expect("CHECK");
+}
+
+/// A container reaches a machine outside the host, and that machine sees the host's
+/// address, not the container's (masquerade).
+#[test]
+fn masquerade_rewrites_the_source_of_traffic_leaving_the_host() {
+    let mut host = TestHost::new();
+    let outside = host.outside("outside", "10.254.0.1/24", "10.254.0.2/24");
+    let (_, list) = host.conflist(
+        "web",
+        &bridge_list("web", "br-web", "172.18.0.0/16", json!({})),
+    );
+    let (a, _) = attach(&mut host, &list, "ctr-a");
+    assert!(
+        ping(&host, &a, "10.254.0.2"),
+        "the container reaches the outside machine"
+    );
+    host.sh_in(&outside, "ip neigh flush all");
+    let (ok, _) = host.try_sh_in(&outside, "nft add table ip t; nft add chain ip t c { type filter hook input priority 0 \\; }; nft add rule ip t c ip saddr 10.254.0.1 icmp type echo-request counter; nft add rule ip t c ip saddr 172.18.0.0/16 counter");
+    assert!(ok);
+    assert!(ping(&host, &a, "10.254.0.2"));
+    let rules = host.sh_in(&outside, "nft list chain ip t c");
+    assert!(
+        rules.contains("ip saddr 10.254.0.1 icmp type echo-request counter packets 1"),
+        "{rules}"
+    );
+    assert!(
+        rules.contains("ip saddr 172.18.0.0/16 counter packets 0"),
+        "{rules}"
+    );
+}
+
+/// A container on network A cannot reach one on network B (Docker's isolation), though
+/// both reach their own gateways.
+#[test]
+fn networks_are_isolated_from_each_other() {
+    let mut host = TestHost::new();
+    let (_, a_list) = host.conflist("a", &bridge_list("a", "br-a", "172.20.0.0/16", json!({})));
+    let (_, b_list) = host.conflist("b", &bridge_list("b", "br-b", "172.21.0.0/16", json!({})));
+    let (a, _) = attach(&mut host, &a_list, "on-a");
+    let (b, ip_b) = attach(&mut host, &b_list, "on-b");
+    assert!(ping(&host, &a, "172.20.0.1"));
+    assert!(ping(&host, &b, "172.21.0.1"));
+    assert!(!ping(&host, &a, &ip_b), "a must not reach b");
+}
+
+/// An internal network has no route out, and nothing leaves the bridge.
+#[test]
+fn an_internal_network_has_no_route_out() {
+    let mut host = TestHost::new();
+    let outside = host.outside("outside", "10.254.0.1/24", "10.254.0.2/24");
+    let (_, list) = host.conflist(
+        "int",
+        &bridge_list("int", "br-int", "172.22.0.0/16", json!({"internal": true})),
+    );
+    let (a, _) = attach(&mut host, &list, "c1");
+    let (_, ip_b) = attach(&mut host, &list, "c2");
+    assert!(
+        ping(&host, &a, &ip_b),
+        "containers of the network still talk"
+    );
+    assert!(
+        !host.sh_in(&a, "ip route").contains("default"),
+        "no default route"
+    );
+    let _ = host.try_sh_in(&a, "ip route add default via 172.22.0.1");
+    assert!(
+        !ping(&host, &a, "10.254.0.2"),
+        "nothing leaves, even with a route added by hand"
+    );
+    assert!(ping(&host, &outside, "10.254.0.1"));
+}
+
+/// `-p 8080:80` with a web server in the container: reachable from another machine through
+/// the host's address, from the host through 127.0.0.1, and from a container on the same
+/// bridge through the host's address (hairpin). Without the published port, the outside
+/// machine cannot reach the container directly even with a route to it.
+#[test]
+fn a_published_port_is_reachable_from_outside_localhost_and_hairpin() {
+    let mut host = TestHost::new();
+    let outside = host.outside("outside", "10.254.0.1/24", "10.254.0.2/24");
+    let (_, list) = host.conflist(
+        "web",
+        &bridge_list("web", "br-web", "172.18.0.0/16", json!({})),
+    );
+    let ns = host.container("srv");
+    let mut rt = attachment("srv", Some(&ns), "eth0");
+    rt.capability_args =
+        json!({"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+    host.cni().add(&list, &rt).expect("ADD with a port");
+    let www = host.dir().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("index.html"), "hello from the container\n").unwrap();
+    host.spawn_in(&ns, &format!("busybox httpd -f -p 80 -h {}", www.display()));
+    let (client, _) = attach(&mut host, &list, "client");
+    let get = |from: Option<&Path>, addr: &str| {
+        let cmd = format!(
+            "for i in 1 2 3 4 5 6 7 8 9 10; do printf \"GET / HTTP/1.0\\r\\n\\r\\n\" | busybox nc -w 2 {} | grep -q hello && echo hello && exit 0; sleep 0.2; done; exit 1",
+            addr.replace(':', " ")
+        );
+        match from {
+            Some(ns) => host.try_sh_in(ns, &cmd),
+            None => host.try_sh(&cmd),
+        }
+    };
+    let (ok, body) = get(Some(&client), "172.18.0.2:80");
+    assert!(ok, "the server answers on the bridge: {body}");
+    let (ok, body) = get(Some(&outside), "10.254.0.1:8080");
+    assert!(ok && body.contains("hello"), "from outside: {body}");
+    let (ok, body) = get(None, "127.0.0.1:8080");
+    assert!(
+        ok && body.contains("hello"),
+        "from the host's loopback: {body}"
+    );
+    let (ok, body) = get(None, "10.254.0.1:8080");
+    assert!(
+        ok && body.contains("hello"),
+        "from the host via its own address: {body}"
+    );
+    let (ok, body) = get(Some(&client), "10.254.0.1:8080");
+    assert!(
+        ok && body.contains("hello"),
+        "hairpin from a container on the bridge: {body}"
+    );
+    host.sh_in(&outside, "ip route add 172.18.0.0/16 via 10.254.0.1");
+    let (ok, _) = host.try_sh_in(
+        &outside,
+        "printf \"GET / HTTP/1.0\\r\\n\\r\\n\" | busybox nc -w 2 172.18.0.2 80 | grep -q hello",
+    );
+    assert!(
+        !ok,
+        "direct access to the container's address from outside is dropped"
+    );
+}
+
+fn snapshot(host: &TestHost) -> String {
+    let ruleset = host.sh("nft list ruleset");
+    format!(
+        "{}\n{}\n{}\n{}",
+        host.sh("ip -o link | sed 's/^[0-9]*: //' | cut -d' ' -f1-2 | sort"),
+        host.sh("ip -o addr | sed 's/^[0-9]*: //' | sort"),
+        ruleset,
+        // Allocations and firewall records (the allocator's lock file and its memory of the
+        // last address handed out are not allocations).
+        host.sh("find /var/lib/netctl /run/netctl -name 'ip:*' -o -name 'owner:*' -o -path '*/firewall/*' | sort"),
+    )
+}
+
+/// DEL removes every link, address, port rule and allocation the ADD made; DEL again and
+/// DEL after the container's namespace is gone both succeed.
+#[test]
+fn del_removes_everything_the_add_made() {
+    let mut host = TestHost::new();
+    let (_, list) = host.conflist(
+        "web",
+        &bridge_list("web", "br-web", "172.18.0.0/16", json!({})),
+    );
+    attach(&mut host, &list, "first");
+    let before = snapshot(&host);
+    let ns = host.container("second");
+    let mut rt = attachment("second", Some(&ns), "eth0");
+    rt.capability_args = json!({"portMappings": [{"hostPort": 8081, "containerPort": 80}]})
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    host.cni().add(&list, &rt).expect("ADD");
+    let during = snapshot(&host);
+    assert!(
+        during.contains("vsecond-eth0") && during.contains("8081"),
+        "{during}"
+    );
+    host.cni().del(&list, &rt).expect("DEL");
+    assert_eq!(snapshot(&host), before);
+    host.cni().del(&list, &rt).expect("DEL again");
+    host.remove_container(&ns);
+    host.cni()
+        .del(&list, &attachment("second", None, "eth0"))
+        .expect("DEL without netns");
+    assert_eq!(snapshot(&host), before);
+}
+
+/// ADDs that fail — the pool is exhausted, the container already has the interface, the
+/// host port is taken, the MTU is bad — each return a CNI error and leave nothing behind:
+/// no bridge, veth, address, rule or allocation.
+#[test]
+fn a_failed_add_leaves_nothing_behind() {
+    let mut host = TestHost::new();
+    let nothing = snapshot(&host);
+    let (_, bad_mtu) = host.conflist(
+        "mtu",
+        &bridge_list("mtu", "br-mtu", "10.8.0.0/24", json!({"mtu": 70000})),
+    );
+    let m = host.container("m");
+    let err = host
+        .cni()
+        .add(&bad_mtu, &attachment("m", Some(&m), "eth0"))
+        .unwrap_err();
+    assert_eq!(err.code.as_u32(), 7, "{err}");
+    assert_eq!(snapshot(&host), nothing, "bad mtu");
+
+    let (_, list) = host.conflist(
+        "web",
+        &bridge_list("web", "br-web", "172.18.0.0/16", json!({})),
+    );
+    let busy = host.container("busy");
+    host.sh_in(&busy, "ip link add eth0 type veth peer name other");
+    let err = host
+        .cni()
+        .add(&list, &attachment("busy", Some(&busy), "eth0"))
+        .unwrap_err();
+    assert!(
+        err.msg.contains("already has an interface named eth0"),
+        "{err}"
+    );
+    assert_eq!(
+        snapshot(&host),
+        nothing,
+        "the bridge this ADD created is gone, the address released"
+    );
+
+    let (_, tiny_list) = host.conflist(
+        "tiny",
+        &bridge_list("tiny", "br-tiny", "10.9.0.0/30", json!({})),
+    );
+    attach(&mut host, &tiny_list, "fills-it");
+    let full = snapshot(&host);
+    let ns = host.container("too-many");
+    let err = host
+        .cni()
+        .add(&tiny_list, &attachment("too-many", Some(&ns), "eth0"))
+        .unwrap_err();
+    assert_eq!(err.code.as_u32(), 100, "{err}");
+    assert_eq!(snapshot(&host), full, "pool exhausted");
+
+    let ns1 = host.container("p1");
+    let ns2 = host.container("p2");
+    let ports = json!({"portMappings": [{"hostPort": 9090, "containerPort": 80}]});
+    let mut rt1 = attachment("p1", Some(&ns1), "eth0");
+    rt1.capability_args = ports.as_object().cloned().unwrap_or_default();
+    let rt2 = RuntimeConf {
+        container_id: "p2".into(),
+        netns: Some(ns2.clone()),
+        ..rt1.clone()
+    };
+    host.cni().add(&list, &rt1).expect("first publisher");
+    let with_one = snapshot(&host);
+    let err = host.cni().add(&list, &rt2).unwrap_err();
+    assert_eq!(err.code.as_u32(), 120, "{err}");
+    assert!(err.msg.contains("9090"), "{err}");
+    assert_eq!(
+        snapshot(&host),
+        with_one,
+        "the second publisher left nothing behind"
+    );
+}
+
+/// The conflist runs unchanged through Debian's libcni: ADD, CHECK, DEL.
+#[test]
+fn libcni_drives_the_bridge() {
+    let mut host = TestHost::new();
+    for version in ["0.4.0", "1.0.0"] {
+        let id = format!("lc{}", version.replace('.', ""));
+        let mut list = bridge_list("web", "br-web", "172.18.0.0/16", json!({}));
+        list["cniVersion"] = json!(version);
+        let (path, _) = host.conflist(&format!("web-{id}"), &list);
+        let ns = host.container(&id);
+        let rt = attachment(&id, Some(&ns), "eth0");
+        let add = host.libcni("add", &path, &rt);
+        assert!(add.status.success(), "{version} ADD: {add:?}");
+        let r: Value = serde_json::from_slice(&add.stdout).unwrap();
+        assert_eq!(r["interfaces"][2]["name"], "eth0");
+        assert!(ping(&host, &ns, "172.18.0.1"));
+        let check = host.libcni("check", &path, &rt);
+        assert!(check.status.success(), "{version} CHECK: {check:?}");
+        let del = host.libcni("del", &path, &rt);
+        assert!(del.status.success(), "{version} DEL: {del:?}");
+        assert!(!host.sh("ip -o link").contains(&format!("v{id}")));
+    }
+}
+
+/// Someone runs `nft flush ruleset`: CHECK notices, STATUS puts the rules back, and
+/// isolation works again.
+#[test]
+fn status_reapplies_rules_after_a_flush() {
+    let mut host = TestHost::new();
+    let (_, list) = host.conflist(
+        "web",
+        &bridge_list("web", "br-web", "172.18.0.0/16", json!({})),
+    );
+    let (a, _) = attach(&mut host, &list, "a");
+    host.sh("nft flush ruleset");
+    let err = host
+        .cni()
+        .check(&list, &attachment("a", Some(&a), "eth0"))
+        .unwrap_err();
+    assert!(err.msg.contains("firewall rules"), "{err}");
+    host.cni().status(&list).expect("STATUS");
+    host.cni()
+        .check(&list, &attachment("a", Some(&a), "eth0"))
+        .expect("CHECK after STATUS");
+}
+
+/// Dual stack: one ADD gives an IPv4 and an IPv6 address, both gateways on the bridge, and
+/// both families work.
+#[test]
+fn dual_stack_in_one_add() {
+    let mut host = TestHost::new();
+    let mut l = bridge_list("ds", "br-ds", "172.30.0.0/24", json!({}));
+    l["plugins"][0]["ipam"] = json!({"type": "netctl-ipam", "ranges": [[{"subnet": "172.30.0.0/24"}], [{"subnet": "fd00:30::/64"}]]});
+    let (_, list) = host.conflist("ds", &l);
+    let (a, _) = attach(&mut host, &list, "a");
+    let (_, _) = attach(&mut host, &list, "b");
+    let addrs = host.sh_in(&a, "ip -o addr show eth0");
+    assert!(
+        addrs.contains("172.30.0.2/24") && addrs.contains("fd00:30::2/64"),
+        "{addrs}"
+    );
+    assert!(ping(&host, &a, "fd00:30::3"), "IPv6 between containers");
+    assert!(ping(&host, &a, "fd00:30::1"), "IPv6 gateway");
+    assert!(host
+        .sh_in(&a, "ip -6 route")
+        .contains("default via fd00:30::1"));
+}
