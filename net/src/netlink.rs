@@ -63,6 +63,8 @@ impl Netlink {
         let mut socket = Socket::new(NETLINK_ROUTE).map_err(fail)?;
         socket.bind_auto().map_err(fail)?;
         socket.connect(&SocketAddr::new(0, 0)).map_err(fail)?;
+        // Lets the kernel filter dumps (addresses of one link) instead of sending them all.
+        socket.set_netlink_get_strict_chk(true).map_err(fail)?;
         Ok(Netlink {
             socket,
             seq: 0,
@@ -91,6 +93,7 @@ impl Netlink {
         self.socket.send(&out, 0)?;
         let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
         let mut replies = Vec::new();
+        let mut interrupted = false;
         loop {
             self.buf.clear();
             self.socket.recv(&mut self.buf, 0)?;
@@ -106,10 +109,13 @@ impl Netlink {
                 if msg.header.sequence_number != self.seq {
                     continue;
                 }
-                if msg.header.flags & NLM_F_DUMP_INTR != 0 {
-                    return Err(io::Error::from_raw_os_error(4 /* EINTR */));
-                }
+                // A dump that a concurrent change interrupted is read to its end (so the
+                // socket can dump again) and then reported, for the caller to retry.
+                interrupted |= msg.header.flags & NLM_F_DUMP_INTR != 0;
                 match msg.payload {
+                    NetlinkPayload::Done(_) if interrupted => {
+                        return Err(io::Error::from_raw_os_error(4 /* EINTR */));
+                    }
                     NetlinkPayload::Done(_) => return Ok(replies),
                     NetlinkPayload::Error(e) => {
                         return match e.code {
@@ -203,10 +209,9 @@ impl Netlink {
 
     /// The addresses in the namespace, of one link when `index` is given.
     pub fn addresses(&mut self, index: Option<u32>) -> Result<Vec<Addr>, NetError> {
-        let replies = self.dump(
-            RouteNetlinkMessage::GetAddress(AddressMessage::default()),
-            "list addresses",
-        )?;
+        let mut req = AddressMessage::default();
+        req.header.index = index.unwrap_or(0);
+        let replies = self.dump(RouteNetlinkMessage::GetAddress(req), "list addresses")?;
         Ok(replies
             .into_iter()
             .filter_map(|m| match m {

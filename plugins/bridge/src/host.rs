@@ -196,17 +196,95 @@ pub fn gateway_on_bridge(
     Ok(())
 }
 
-/// Deletes the container's interface (its host end goes with it); when the namespace is
-/// gone, makes sure the host end is gone too.
+/// Prefix of links retired by DEL and waiting for the reaper.
+pub const RETIRED_PREFIX: &str = "rm.";
+
+/// A unique name for a retired link.
+fn retired_name(ctx: &Ctx, side: &str) -> String {
+    let seed = format!(
+        "{}/{}/{side}/{}/{:?}",
+        ctx.args.container_id,
+        ctx.args.ifname,
+        std::process::id(),
+        std::time::SystemTime::now()
+    );
+    let h = seed.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{RETIRED_PREFIX}{:012x}", h & 0xffff_ffff_ffff)
+}
+
+/// Takes a link out of service at once: down, then renamed to a retired name, so its name
+/// is free for a new attachment. Returns the retired name, or None when there is no link.
+fn retire(nl: &mut Netlink, name: &str, retired: String) -> Result<Option<String>, NetError> {
+    let Some(link) = nl.link_by_name(name)? else {
+        return Ok(None);
+    };
+    nl.set_up(link.index, false)?;
+    nl.set_name(link.index, &retired)?;
+    Ok(Some(retired))
+}
+
+/// DEL of the links. Deleting a veth makes the kernel wait for an RCU barrier (17-19 ms), so
+/// DEL retires both ends instead (down and renamed: the container's `eth0` is gone from its
+/// view and every name is free for the next ADD at once) and leaves the deletion itself to a
+/// detached reaper process. If the reaper never runs, the kernel removes the pair with the
+/// container's namespace, and STATUS sweeps what is left.
 pub fn delete_container_link(ctx: &Ctx) -> Result<(), NetError> {
     if let Some(path) = &ctx.args.netns {
         match NetNs::open(path).and_then(|ns| Netlink::in_ns(&ns)) {
-            Ok(mut nl) => nl.del_link_by_name(&ctx.args.ifname)?,
+            Ok(mut nl) => {
+                retire(&mut nl, &ctx.args.ifname, retired_name(ctx, "c"))?;
+            }
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e),
         }
     }
-    Netlink::new()?.del_link_by_name(&host_veth_name(&ctx.args.container_id, &ctx.args.ifname))
+    let host_name = host_veth_name(&ctx.args.container_id, &ctx.args.ifname);
+    let mut nl = Netlink::new()?;
+    if let Some(retired) = retire(&mut nl, &host_name, retired_name(ctx, "h"))? {
+        if spawn_reaper(&retired).is_err() {
+            nl.del_link_by_name(&retired)?;
+        }
+    }
+    Ok(())
+}
+
+/// Starts `<this binary> --reap-link NAME`, detached: no stdio (the runtime reading our
+/// stdout must not wait for it) and its own process group.
+fn spawn_reaper(name: &str) -> std::io::Result<()> {
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    Command::new(std::env::current_exe()?)
+        .args(["--reap-link", name])
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map(drop)
+}
+
+/// The reaper: deletes a retired link (only ever one with the retired prefix).
+pub fn reap(name: &str) -> Result<(), NetError> {
+    if !name.starts_with(RETIRED_PREFIX) || name.len() > netctl_cni::validate::MAX_IFNAME_LEN {
+        return Ok(());
+    }
+    Netlink::new()?.del_link_by_name(name)
+}
+
+/// Deletes retired links a reaper never got to.
+pub fn sweep_retired() -> Result<(), NetError> {
+    let mut nl = Netlink::new()?;
+    for l in nl
+        .links()?
+        .into_iter()
+        .filter(|l| l.name.starts_with(RETIRED_PREFIX) && !l.up)
+    {
+        nl.del_link_by_name(&l.name)?;
+    }
+    Ok(())
 }
 
 fn mismatch(msg: String) -> Error {

@@ -29,6 +29,11 @@ pub fn run() -> ! {
     netctl_cni::skel::run(&BridgePlugin)
 }
 
+/// Deletes a link that DEL retired (the detached second half of DEL).
+pub fn reap_link(name: &str) -> Result<(), netctl_net::NetError> {
+    host::reap(name)
+}
+
 /// What ADD has made so far, undone in reverse order when a later step fails.
 enum Step {
     Ipam,
@@ -131,6 +136,7 @@ impl Plugin for BridgePlugin {
     /// IPAM can still hand out addresses.
     fn status(&self, ctx: &Ctx, conf: BridgeConfig) -> Result<(), Error> {
         conf.validate()?;
+        host::sweep_retired()?;
         firewall::repair(&conf)?;
         if let Some(ipam) = &conf.ipam {
             driver_ipam(ctx, Command::Status, ipam)?;

@@ -1,5 +1,12 @@
 //! `netctl-bridge`: the CNI plugin behind Docker-style bridge networks.
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, flag, name] = args.as_slice() {
+        if flag == "--reap-link" {
+            let code = i32::from(netctl_bridge::reap_link(name).is_err());
+            std::process::exit(code);
+        }
+    }
     netctl_bridge::run()
 }

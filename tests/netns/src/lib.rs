@@ -195,6 +195,17 @@ impl TestHost {
         ns
     }
 
+    /// Waits (up to 5 s) until the links DEL retired have been deleted by their reaper.
+    pub fn wait_for_reapers(&self) {
+        for _ in 0..100 {
+            if !self.sh("ip -o link").contains(": rm.") {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("retired links were not reaped: {}", self.sh("ip -o link"));
+    }
+
     /// Runs a shell command inside a container namespace.
     pub fn sh_in(&self, netns: &Path, script: &str) -> String {
         self.sh(&format!(

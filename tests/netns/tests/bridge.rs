@@ -247,6 +247,11 @@ fn del_removes_everything_the_add_made() {
         "{during}"
     );
     host.cni().del(&list, &rt).expect("DEL");
+    assert!(
+        !host.sh_in(&ns, "ip -o link").contains("eth0"),
+        "eth0 is gone from the container at once"
+    );
+    host.wait_for_reapers();
     assert_eq!(snapshot(&host), before);
     host.cni().del(&list, &rt).expect("DEL again");
     host.remove_container(&ns);
@@ -355,8 +360,8 @@ fn libcni_drives_the_bridge() {
     }
 }
 
-/// Someone runs `nft flush ruleset`: CHECK notices, STATUS puts the rules back, and
-/// isolation works again.
+/// Someone runs `nft flush ruleset`: CHECK notices and STATUS puts the rules back; STATUS
+/// also deletes links that a DEL retired but whose reaper never ran.
 #[test]
 fn status_reapplies_rules_after_a_flush() {
     let mut host = TestHost::new();
