@@ -3,13 +3,16 @@
 //! thread, so no thread of the caller ever switches namespace.
 
 mod error;
+pub mod iface;
+mod inventory;
 mod netlink;
 mod netns;
 mod ops;
 mod sysctl;
 
 pub use error::NetError;
+pub use inventory::namespace_result;
 pub use netlink::{Addr, Link, Netlink};
 pub use netns::NetNs;
-pub use ops::{parse_mac, RouteSpec};
+pub use ops::{parse_mac, MacvlanMode, RouteSpec};
 pub use sysctl::set_sysctl;

@@ -8,8 +8,8 @@ use ipnet::IpNet;
 use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use netlink_packet_route::link::{
-    InfoBridge, InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth,
-    LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    InfoBridge, InfoBridgePort, InfoData, InfoKind, InfoMacVlan, InfoPortData, InfoPortKind,
+    InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, MacVlanMode,
 };
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
@@ -19,6 +19,19 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use crate::error::NetError;
 use crate::netlink::Netlink;
 use crate::netns::NetNs;
+
+/// How a macvlan child talks to its siblings and the parent's segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MacvlanMode {
+    /// Children talk to each other directly (Docker's default).
+    Bridge,
+    /// Everything goes out through the parent to the switch.
+    Vepa,
+    /// Children never talk to each other.
+    Private,
+    /// The single child takes over the parent.
+    Passthru,
+}
 
 /// A route to install.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +164,55 @@ impl Netlink {
                 )
             },
         )
+    }
+
+    /// Creates a macvlan child of link `parent` named `name`, directly inside `target` when
+    /// given (else here), with an MTU and MAC when given.
+    pub fn add_macvlan(
+        &mut self,
+        name: &str,
+        parent: u32,
+        mode: MacvlanMode,
+        target: Option<&NetNs>,
+        mtu: Option<u32>,
+        mac: Option<[u8; 6]>,
+    ) -> Result<(), NetError> {
+        let mode = match mode {
+            MacvlanMode::Bridge => MacVlanMode::Bridge,
+            MacvlanMode::Vepa => MacVlanMode::Vepa,
+            MacvlanMode::Private => MacVlanMode::Private,
+            MacvlanMode::Passthru => MacVlanMode::Passthrough,
+        };
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(name.into()));
+        msg.attributes.push(LinkAttribute::Link(parent));
+        if let Some(ns) = target {
+            msg.attributes.push(LinkAttribute::NetNsFd(ns.as_raw_fd()));
+        }
+        if let Some(mtu) = mtu {
+            msg.attributes.push(LinkAttribute::Mtu(mtu));
+        }
+        if let Some(mac) = mac {
+            msg.attributes.push(LinkAttribute::Address(mac.to_vec()));
+        }
+        msg.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::MacVlan),
+            LinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(mode)])),
+        ]));
+        self.exec(
+            RouteNetlinkMessage::NewLink(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+            || format!("create macvlan {name} on link #{parent}"),
+        )
+    }
+
+    /// The link carrying the default route (IPv4 first), if there is one.
+    pub fn default_route_link(&mut self) -> Result<Option<u32>, NetError> {
+        Ok(self
+            .routes()?
+            .into_iter()
+            .find(|r| r.dst.prefix_len() == 0 && r.oif != 0)
+            .map(|r| r.oif))
     }
 
     fn set_link(

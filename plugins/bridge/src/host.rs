@@ -1,13 +1,11 @@
 //! The kernel side of an attachment: the bridge, the veth pair, addresses and routes.
 
-use std::net::IpAddr;
-
 use ipnet::IpNet;
 use netctl_cni::{Ctx, Error, ErrorCode, IpConfig, Success};
-use netctl_net::{parse_mac, set_sysctl, Link, NetError, NetNs, Netlink};
+use netctl_net::iface::{self, IfaceSetup};
+use netctl_net::{set_sysctl, Link, NetError, NetNs, Netlink};
 
 use crate::config::{host_veth_name, BridgeConfig};
-use crate::route_spec;
 
 /// Errno of "already exists".
 const EEXIST: i32 = 17;
@@ -59,7 +57,7 @@ pub fn remove_bridge_if_unused(nl: &mut Netlink, name: &str) -> Result<bool, Net
 }
 
 /// The container's MAC: asked for (`mac` capability or `CNI_ARGS MAC=`), else Docker's
-/// `02:42:` + the IPv4 address, else one derived from the attachment.
+/// `02:42:` + the IPv4 address.
 pub fn container_mac(ctx: &Ctx, ips: &[IpConfig]) -> Result<[u8; 6], Error> {
     let asked = ctx
         .conf
@@ -67,24 +65,8 @@ pub fn container_mac(ctx: &Ctx, ips: &[IpConfig]) -> Result<[u8; 6], Error> {
         .as_ref()
         .and_then(|rc| rc.mac.clone())
         .or_else(|| ctx.cni_arg("MAC").map(str::to_string));
-    if let Some(m) = asked {
-        return parse_mac(&m).filter(|b| b[0] & 1 == 0).ok_or_else(|| {
-            Error::invalid_config(format!(
-                "MAC address {m:?} is not a unicast aa:bb:cc:dd:ee:ff"
-            ))
-        });
-    }
-    if let Some(IpAddr::V4(v4)) = ips.iter().map(|ip| ip.address.addr()).find(IpAddr::is_ipv4) {
-        let o = v4.octets();
-        return Ok([0x02, 0x42, o[0], o[1], o[2], o[3]]);
-    }
-    let h = format!("{}/{}", ctx.args.container_id, ctx.args.ifname)
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
-    let b = h.to_be_bytes();
-    Ok([0x02, b[1], b[2], b[3], b[4], b[5]])
+    let seed = format!("{}/{}", ctx.args.container_id, ctx.args.ifname);
+    iface::container_mac(asked.as_deref(), ips, &seed)
 }
 
 /// Attaches the host end to the bridge, sets hairpin mode, brings it up.
@@ -114,36 +96,12 @@ pub fn configure_container(
 ) -> Result<Link, Error> {
     let name = &ctx.args.ifname;
     let index = nl.index_of(name)?;
-    for ip in &lease.ips {
-        nl.add_address(index, ip.address, !conf.enabledad)?;
-    }
-    if !conf.disable_container_interface {
-        nl.set_up(index, true)?;
-        for r in &lease.routes {
-            nl.add_route(&route_spec(r, &lease.ips, index), true)?;
-        }
-        if conf.default_route() {
-            for ip in &lease.ips {
-                let any: IpNet = if ip.address.addr().is_ipv4() {
-                    "0.0.0.0/0"
-                } else {
-                    "::/0"
-                }
-                .parse()
-                .map_err(|_| Error::invalid_config("bad default route"))?;
-                if let Some(gw) = ip.gateway {
-                    nl.add_route(
-                        &netctl_net::RouteSpec {
-                            dst: any,
-                            gw: Some(gw),
-                            oif: index,
-                        },
-                        true,
-                    )?;
-                }
-            }
-        }
-    }
+    let setup = IfaceSetup {
+        up: !conf.disable_container_interface,
+        default_route: conf.default_route(),
+        nodad: !conf.enabledad,
+    };
+    iface::configure(nl, index, lease, setup)?;
     Ok(nl
         .link_by_name(name)?
         .ok_or_else(|| NetError::LinkNotFound(name.clone()))?)

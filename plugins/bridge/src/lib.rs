@@ -17,7 +17,7 @@ use netctl_cni::{
     Attachment, Command, Ctx, Error, ErrorCode, Interface, IpConfig, Plugin, Route, Success,
 };
 use netctl_ipam::plugin::driver_ipam;
-use netctl_net::{NetNs, Netlink, RouteSpec};
+use netctl_net::{NetNs, Netlink};
 
 pub use config::{host_veth_name, BridgeConfig};
 
@@ -243,19 +243,5 @@ fn result(
             .collect(),
         routes,
         dns: ctx.conf.dns.clone().unwrap_or_default(),
-    }
-}
-
-/// The route for `dst` via the lease's gateway of the same family.
-fn route_spec(r: &Route, ips: &[IpConfig], oif: u32) -> RouteSpec {
-    let gw = r.gw.or_else(|| {
-        ips.iter()
-            .find(|ip| ip.address.addr().is_ipv4() == r.dst.addr().is_ipv4())
-            .and_then(|ip| ip.gateway)
-    });
-    RouteSpec {
-        dst: r.dst,
-        gw,
-        oif,
     }
 }

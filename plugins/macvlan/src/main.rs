@@ -1,0 +1,5 @@
+//! `netctl-macvlan`: the CNI plugin behind Docker-style macvlan networks.
+
+fn main() {
+    netctl_macvlan::run()
+}
