@@ -35,6 +35,8 @@ pub struct Link {
     pub kind: Option<String>,
     /// The bridge (or other controller) it is attached to.
     pub master: Option<u32>,
+    /// The link it is stacked on or paired with (a veth's peer, in the peer's namespace).
+    pub peer: Option<u32>,
 }
 
 /// An address on an interface.
@@ -232,6 +234,7 @@ fn link_from(l: &LinkMessage) -> Link {
         up: l.header.flags.contains(LinkFlags::Up),
         kind: None,
         master: None,
+        peer: None,
     };
     for attr in &l.attributes {
         match attr {
@@ -239,6 +242,7 @@ fn link_from(l: &LinkMessage) -> Link {
             LinkAttribute::Address(a) => link.mac = format_mac(a),
             LinkAttribute::Mtu(m) => link.mtu = Some(*m),
             LinkAttribute::Controller(m) => link.master = Some(*m),
+            LinkAttribute::Link(p) => link.peer = Some(*p),
             LinkAttribute::LinkInfo(infos) => {
                 link.kind = infos.iter().find_map(|i| match i {
                     LinkInfo::Kind(k) => Some(k.to_string()),

@@ -121,20 +121,23 @@ impl BridgeConfig {
     }
 }
 
-/// The host end of a container's veth: `v` + the first 8 characters of the container ID +
-/// `-` + the interface name, so `ip link` shows whose it is; a hash when that is too long.
-pub fn host_veth_name(container_id: &str, ifname: &str) -> String {
-    let short: String = container_id.chars().take(8).collect();
-    let name = format!("v{short}-{ifname}");
-    if name.len() <= validate::MAX_IFNAME_LEN {
-        return name;
-    }
+/// Names for the host end of a container's veth, in order of preference: `v` + the first 8
+/// characters of the container ID + `-` + the interface name, so `ip link` shows whose it is;
+/// then a hash of both, for when that is too long or already taken (IDs sharing a prefix).
+pub fn host_veth_names(container_id: &str, ifname: &str) -> Vec<String> {
     let hash = format!("{container_id}/{ifname}")
         .bytes()
         .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
         });
-    format!("veth{:011x}", hash & 0xfff_ffff_ffff)
+    let hashed = format!("veth{:011x}", hash & 0xfff_ffff_ffff);
+    let short: String = container_id.chars().take(8).collect();
+    let readable = format!("v{short}-{ifname}");
+    if readable.len() <= validate::MAX_IFNAME_LEN {
+        vec![readable, hashed]
+    } else {
+        vec![hashed]
+    }
 }
 
 #[cfg(test)]
@@ -196,9 +199,17 @@ mod tests {
 
     #[test]
     fn host_veth_names_show_the_container_and_fit_15_characters() {
-        assert_eq!(host_veth_name("4f3a2b1c99aa", "eth0"), "v4f3a2b1c-eth0");
-        let long = host_veth_name("4f3a2b1c99aa", "verylongname1");
-        assert!(long.len() <= 15 && long.starts_with("veth"), "{long}");
-        assert_ne!(long, host_veth_name("4f3a2b1c99ab", "verylongname1"));
+        let names = host_veth_names("4f3a2b1c99aa", "eth0");
+        assert_eq!(names[0], "v4f3a2b1c-eth0");
+        assert_ne!(
+            names[1],
+            host_veth_names("4f3a2b1c99ab", "eth0")[1],
+            "the fallback tells prefixes apart"
+        );
+        let long = host_veth_names("4f3a2b1c99aa", "verylongname1");
+        assert!(
+            long.len() == 1 && long[0].len() <= 15 && long[0].starts_with("veth"),
+            "{long:?}"
+        );
     }
 }

@@ -5,7 +5,7 @@ use netctl_cni::{Ctx, Error, ErrorCode, IpConfig, Success};
 use netctl_net::iface::{self, IfaceSetup};
 use netctl_net::{set_sysctl, Link, NetError, NetNs, Netlink};
 
-use crate::config::{host_veth_name, BridgeConfig};
+use crate::config::{host_veth_names, BridgeConfig};
 
 /// Errno of "already exists".
 const EEXIST: i32 = 17;
@@ -42,6 +42,30 @@ pub fn ensure_bridge(nl: &mut Netlink, conf: &BridgeConfig) -> Result<(Link, boo
         nl.set_promisc(link.index, true)?;
     }
     Ok((link, created))
+}
+
+/// Creates the container's veth pair; returns the host end's name (the first free one of
+/// [`host_veth_names`]).
+pub fn add_veth(
+    nl: &mut Netlink,
+    ctx: &Ctx,
+    conf: &BridgeConfig,
+    ns: &NetNs,
+    mac: [u8; 6],
+) -> Result<String, Error> {
+    let names = host_veth_names(&ctx.args.container_id, &ctx.args.ifname);
+    let mut last = None;
+    for name in names {
+        match nl.add_veth(&name, &ctx.args.ifname, ns, conf.mtu, Some(mac)) {
+            Ok(()) => return Ok(name),
+            Err(e) if exists(&e) => last = Some(e),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(last.map_or_else(
+        || Error::invalid_config("no name for the host interface"),
+        Error::from,
+    ))
 }
 
 /// Deletes a bridge this call created, unless something else was attached to it meanwhile.
@@ -188,21 +212,37 @@ fn retire(nl: &mut Netlink, name: &str, retired: String) -> Result<Option<String
 /// view and every name is free for the next ADD at once) and leaves the deletion itself to a
 /// detached reaper process. If the reaper never runs, the kernel removes the pair with the
 /// container's namespace, and STATUS sweeps what is left.
-pub fn delete_container_link(ctx: &Ctx) -> Result<(), NetError> {
+pub fn delete_container_link(ctx: &Ctx, prev: Option<&Success>) -> Result<(), NetError> {
+    let mut host = Netlink::new()?;
+    let mut host_end: Option<Link> = None;
     if let Some(path) = &ctx.args.netns {
         match NetNs::open(path).and_then(|ns| Netlink::in_ns(&ns)) {
             Ok(mut nl) => {
-                retire(&mut nl, &ctx.args.ifname, retired_name(ctx, "c"))?;
+                if let Some(ctr) = nl.link_by_name(&ctx.args.ifname)? {
+                    let peer = ctr.peer;
+                    retire(&mut nl, &ctx.args.ifname, retired_name(ctx, "c"))?;
+                    if let Some(index) = peer {
+                        host_end = host
+                            .links()?
+                            .into_iter()
+                            .find(|l| l.index == index && l.kind.as_deref() == Some("veth"));
+                    }
+                }
             }
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e),
         }
     }
-    let host_name = host_veth_name(&ctx.args.container_id, &ctx.args.ifname);
-    let mut nl = Netlink::new()?;
-    if let Some(retired) = retire(&mut nl, &host_name, retired_name(ctx, "h"))? {
-        if spawn_reaper(&retired).is_err() {
-            nl.del_link_by_name(&retired)?;
+    // Without the container's side (its namespace is gone), the previous result names it.
+    let name = host_end.map(|l| l.name).or_else(|| {
+        prev.and_then(|p| p.interfaces.get(1))
+            .map(|i| i.name.clone())
+    });
+    if let Some(name) = name {
+        if let Some(retired) = retire(&mut host, &name, retired_name(ctx, "h"))? {
+            if spawn_reaper(&retired).is_err() {
+                host.del_link_by_name(&retired)?;
+            }
         }
     }
     Ok(())
@@ -255,7 +295,11 @@ pub fn check(ctx: &Ctx, conf: &BridgeConfig, prev: &Success) -> Result<(), Error
     let bridge = host
         .link_by_name(&conf.bridge)?
         .ok_or_else(|| mismatch(format!("bridge {} is gone", conf.bridge)))?;
-    let host_name = host_veth_name(&ctx.args.container_id, &ctx.args.ifname);
+    let host_name = prev
+        .interfaces
+        .get(1)
+        .map(|i| i.name.clone())
+        .unwrap_or_else(|| host_veth_names(&ctx.args.container_id, &ctx.args.ifname).remove(0));
     let port = host
         .link_by_name(&host_name)?
         .ok_or_else(|| mismatch(format!("host interface {host_name} is gone")))?;

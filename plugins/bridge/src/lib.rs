@@ -19,7 +19,7 @@ use netctl_cni::{
 use netctl_ipam::plugin::driver_ipam;
 use netctl_net::{NetNs, Netlink};
 
-pub use config::{host_veth_name, BridgeConfig};
+pub use config::{host_veth_names, BridgeConfig};
 
 /// The plugin.
 pub struct BridgePlugin;
@@ -103,11 +103,12 @@ impl Plugin for BridgePlugin {
         if let Some(ipam) = &conf.ipam {
             note(driver_ipam(ctx, Command::Del, ipam).map(drop));
         }
-        if let Some(prev) = ctx.prev_result()? {
+        let prev = ctx.prev_result()?;
+        if let Some(prev) = &prev {
             let ports = firewall::port_forwards(ctx, &prev.ips)?;
             note(firewall::del_ports(&ports));
         }
-        note(host::delete_container_link(ctx).map_err(Error::from));
+        note(host::delete_container_link(ctx, prev.as_ref()).map_err(Error::from));
         first_err.map_or(Ok(()), Err)
     }
 
@@ -166,7 +167,6 @@ fn add_steps(
     if created {
         steps.push(Step::Bridge);
     }
-    let host_name = host_veth_name(&ctx.args.container_id, &ctx.args.ifname);
     let mac = host::container_mac(ctx, &lease.ips)?;
     let mut ctr_nl = Netlink::in_ns(ns)?;
     if ctr_nl.link_by_name(&ctx.args.ifname)?.is_some() {
@@ -178,7 +178,7 @@ fn add_steps(
             ),
         ));
     }
-    host_nl.add_veth(&host_name, &ctx.args.ifname, ns, conf.mtu, Some(mac))?;
+    let host_name = host::add_veth(&mut host_nl, ctx, conf, ns, mac)?;
     steps.push(Step::HostLink(host_name.clone()));
     let host_link = host::attach_port(&mut host_nl, conf, &host_name, bridge.index)?;
     let ctr_link = host::configure_container(&mut ctr_nl, ctx, conf, &lease)?;

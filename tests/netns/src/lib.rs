@@ -93,6 +93,9 @@ impl TestHost {
             background: Vec::new(),
         };
         host.sh("ip link set lo up");
+        // No test may ever ask the machine's own resolver: until a test names an upstream of
+        // its own, resolv.conf names none.
+        host.resolv_conf("# no upstream in this test\n");
         host
     }
 
@@ -206,6 +209,13 @@ impl TestHost {
         panic!("retired links were not reaped: {}", self.sh("ip -o link"));
     }
 
+    /// Replaces /etc/resolv.conf, in this test's mount namespace only.
+    pub fn resolv_conf(&self, text: &str) {
+        let path = self.dir().join("resolv.conf");
+        std::fs::write(&path, text).expect("write resolv.conf");
+        self.sh(&format!("mount --bind {} /etc/resolv.conf", path.display()));
+    }
+
     /// Runs a shell command inside a container namespace.
     pub fn sh_in(&self, netns: &Path, script: &str) -> String {
         self.sh(&format!(
@@ -253,6 +263,15 @@ impl Default for TestHost {
 
 impl Drop for TestHost {
     fn drop(&mut self) {
+        // A DNS server a test started lives in this test's namespaces: stop it.
+        if let Ok(pid) = std::fs::read_to_string("/run/netctl/dns/dnsd.pid") {
+            if let Ok(pid) = pid.trim().parse::<i32>() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
         for mut c in self.background.drain(..) {
             let _ = c.kill();
             let _ = c.wait();

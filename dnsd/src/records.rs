@@ -1,0 +1,237 @@
+//! The record store: `<run dir>/dns/records/<network>/<container>:<ifname>.json`, one file
+//! per attachment, each written atomically. The plugin writes and removes records, then tells
+//! the server which one changed over its control socket.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::IpAddr;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use netctl_cni::fsutil;
+use serde::{Deserialize, Serialize};
+
+use crate::DnsError;
+
+/// One attachment's DNS names and addresses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Record {
+    /// The network name.
+    pub network: String,
+    /// The container ID.
+    pub container_id: String,
+    /// The interface in the container.
+    pub ifname: String,
+    /// The container's name, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Other names (`--net-alias`).
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// Its addresses on this network.
+    pub ips: Vec<IpAddr>,
+    /// The container's network namespace, where the server listens on 127.0.0.11.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<PathBuf>,
+    /// Gateways of the network, where the server also listens when it can.
+    #[serde(default)]
+    pub gateways: Vec<IpAddr>,
+    /// An internal network: names outside it are never forwarded upstream.
+    #[serde(default)]
+    pub internal: bool,
+}
+
+impl Record {
+    /// The first 12 characters of the container ID (Docker's short ID).
+    pub fn short_id(&self) -> &str {
+        let end = self
+            .container_id
+            .char_indices()
+            .nth(12)
+            .map_or(self.container_id.len(), |(i, _)| i);
+        &self.container_id[..end]
+    }
+
+    /// Every name this record answers to, lowercase: name, short ID, aliases, and each of
+    /// them as `<name>.<network>`.
+    pub fn names(&self) -> Vec<String> {
+        let mut base: Vec<String> = self.name.iter().cloned().collect();
+        base.push(self.short_id().to_string());
+        base.extend(self.aliases.iter().cloned());
+        let mut out = Vec::new();
+        for n in base
+            .iter()
+            .map(|n| n.trim_end_matches('.').to_ascii_lowercase())
+            .filter(|n| !n.is_empty())
+        {
+            let qualified = format!("{n}.{}", self.network.to_ascii_lowercase());
+            for candidate in [n, qualified] {
+                if !out.contains(&candidate) {
+                    out.push(candidate);
+                }
+            }
+        }
+        out
+    }
+
+    /// The file name of this record.
+    pub fn file_name(&self) -> String {
+        format!("{}:{}.json", self.container_id, self.ifname)
+    }
+}
+
+/// The folders and sockets of the DNS service under a run directory.
+#[derive(Debug, Clone)]
+pub struct DnsPaths {
+    /// `<run>/dns`.
+    pub root: PathBuf,
+}
+
+impl DnsPaths {
+    /// The paths under `run_dir`.
+    pub fn new(run_dir: &Path) -> Self {
+        DnsPaths {
+            root: run_dir.join("dns"),
+        }
+    }
+
+    /// Where records live.
+    pub fn records(&self) -> PathBuf {
+        self.root.join("records")
+    }
+
+    /// The server's control socket.
+    pub fn control(&self) -> PathBuf {
+        self.root.join("control.sock")
+    }
+
+    /// The server's pid file.
+    pub fn pid_file(&self) -> PathBuf {
+        self.root.join("dnsd.pid")
+    }
+
+    /// The lock the running server holds.
+    pub fn server_lock(&self) -> PathBuf {
+        self.root.join("dnsd.lock")
+    }
+
+    /// The record of `container:ifname` on `network`.
+    pub fn record_path(&self, network: &str, container_id: &str, ifname: &str) -> PathBuf {
+        self.records()
+            .join(network)
+            .join(format!("{container_id}:{ifname}.json"))
+    }
+
+    /// Writes a record atomically.
+    pub fn write(&self, r: &Record) -> Result<PathBuf, DnsError> {
+        let path = self.record_path(&r.network, &r.container_id, &r.ifname);
+        let bytes = serde_json::to_vec(r).unwrap_or_default();
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| DnsError::io(format!("create {}", dir.display()), e))?;
+        }
+        fsutil::write_atomic(&path, &bytes)
+            .map_err(|e| DnsError::io(format!("write {}", path.display()), e))?;
+        Ok(path)
+    }
+
+    /// Reads one record, None when it does not exist.
+    pub fn read(path: &Path) -> Result<Option<Record>, DnsError> {
+        match std::fs::read(path) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|source| DnsError::BadRecord {
+                    path: path.display().to_string(),
+                    source,
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(DnsError::io(format!("read {}", path.display()), e)),
+        }
+    }
+
+    /// Every record file of every network (or of one).
+    pub fn record_files(&self, network: Option<&str>) -> Vec<PathBuf> {
+        let nets: Vec<PathBuf> = match network {
+            Some(n) => vec![self.records().join(n)],
+            None => std::fs::read_dir(self.records())
+                .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).collect())
+                .unwrap_or_default(),
+        };
+        nets.iter()
+            .filter_map(|d| std::fs::read_dir(d).ok())
+            .flat_map(|rd| rd.filter_map(Result::ok).map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect()
+    }
+
+    /// Asks the running server to reload `path` (a record that was written or removed) and
+    /// waits for it to answer; `Err(NoServer)` when no server listens.
+    pub fn notify(&self, path: &Path) -> Result<(), DnsError> {
+        let sock = self.control();
+        let no_server = || DnsError::NoServer(sock.display().to_string());
+        let mut stream = UnixStream::connect(&sock).map_err(|_| no_server())?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .map_err(|_| no_server())?;
+        writeln!(stream, "update {}", path.display()).map_err(|_| no_server())?;
+        let mut reply = String::new();
+        BufReader::new(&stream)
+            .read_line(&mut reply)
+            .map_err(|_| no_server())?;
+        if reply.starts_with("ok") {
+            Ok(())
+        } else {
+            Err(DnsError::io(
+                format!("the DNS server refused the update of {}", path.display()),
+                std::io::Error::other(reply.trim().to_string()),
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec() -> Record {
+        Record {
+            network: "Web".into(),
+            container_id: "0123456789abcdef0123".into(),
+            ifname: "eth0".into(),
+            name: Some("Api".into()),
+            aliases: vec!["web".into(), "web".into()],
+            ips: vec!["172.18.0.2".parse().unwrap()],
+            netns: None,
+            gateways: vec![],
+            internal: false,
+        }
+    }
+
+    #[test]
+    fn a_record_answers_to_name_short_id_aliases_and_network_qualified_names() {
+        assert_eq!(
+            rec().names(),
+            [
+                "api",
+                "api.web",
+                "0123456789ab",
+                "0123456789ab.web",
+                "web",
+                "web.web"
+            ]
+        );
+    }
+
+    #[test]
+    fn records_round_trip_through_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = DnsPaths::new(dir.path());
+        let p = paths.write(&rec()).unwrap();
+        assert_eq!(DnsPaths::read(&p).unwrap(), Some(rec()));
+        assert_eq!(paths.record_files(None), vec![p.clone()]);
+        std::fs::remove_file(&p).unwrap();
+        assert_eq!(DnsPaths::read(&p).unwrap(), None);
+        assert!(matches!(paths.notify(&p), Err(DnsError::NoServer(_))));
+    }
+}

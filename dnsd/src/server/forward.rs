@@ -1,0 +1,137 @@
+//! Forwarding to the host's resolvers: at most three from resolv.conf (re-read when it
+//! changes, never one of our own addresses), failing over on timeout, SERVFAIL or REFUSED,
+//! all within a budget shorter than a client's 5 s timeout; then SERVFAIL, never silence.
+
+use std::hash::{BuildHasher, RandomState};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::net::UdpSocket;
+
+use crate::server::slow::header_only;
+
+/// The whole budget for one forwarded query.
+pub const BUDGET: Duration = Duration::from_millis(3600);
+/// How long one upstream gets.
+pub const PER_TRY: Duration = Duration::from_millis(1200);
+
+/// The upstream resolvers.
+pub struct Upstreams {
+    path: PathBuf,
+    exclude: Mutex<Vec<IpAddr>>,
+    cache: Mutex<(Option<SystemTime>, Vec<SocketAddr>)>,
+    ids: RandomState,
+}
+
+impl Upstreams {
+    /// Upstreams from `resolv_conf`.
+    pub fn new(resolv_conf: PathBuf) -> Self {
+        Upstreams {
+            path: resolv_conf,
+            exclude: Mutex::new(Vec::new()),
+            cache: Mutex::new((None, Vec::new())),
+            ids: RandomState::new(),
+        }
+    }
+
+    /// Our own listening addresses, never used as upstreams.
+    pub fn set_exclude(&self, ours: Vec<IpAddr>) {
+        if let Ok(mut e) = self.exclude.lock() {
+            *e = ours;
+        }
+        if let Ok(mut c) = self.cache.lock() {
+            c.0 = None;
+        }
+    }
+
+    /// The current upstreams, re-reading resolv.conf when it changed.
+    pub fn current(&self) -> Vec<SocketAddr> {
+        let mtime = std::fs::metadata(&self.path)
+            .and_then(|m| m.modified())
+            .ok();
+        let Ok(mut cache) = self.cache.lock() else {
+            return Vec::new();
+        };
+        if cache.0.is_none() || cache.0 != mtime {
+            let text = std::fs::read_to_string(&self.path).unwrap_or_default();
+            let exclude = self.exclude.lock().map(|e| e.clone()).unwrap_or_default();
+            *cache = (mtime, parse_resolv_conf(&text, &exclude));
+        }
+        cache.1.clone()
+    }
+
+    /// Forwards `req` and returns the reply to send (SERVFAIL when every upstream failed).
+    pub async fn forward(&self, req: &[u8]) -> Option<Vec<u8>> {
+        let deadline = Instant::now() + BUDGET;
+        for upstream in self.current() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            if let Some(reply) = self.ask(upstream, req, left.min(PER_TRY)).await {
+                let rcode = reply.get(3).map_or(2, |b| b & 0x0f);
+                if rcode != 2 && rcode != 5 {
+                    return Some(reply);
+                }
+            }
+        }
+        header_only(req, 2)
+    }
+
+    async fn ask(&self, upstream: SocketAddr, req: &[u8], wait: Duration) -> Option<Vec<u8>> {
+        let local: SocketAddr = if upstream.is_ipv4() {
+            (Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let sock = UdpSocket::bind(local).await.ok()?;
+        sock.connect(upstream).await.ok()?;
+        let id = (self.ids.hash_one(Instant::now()) as u16).to_be_bytes();
+        let mut out = req.to_vec();
+        out.get_mut(..2)?.copy_from_slice(&id);
+        sock.send(&out).await.ok()?;
+        let mut buf = vec![0u8; 65535];
+        let got = tokio::time::timeout(wait, async {
+            loop {
+                let n = sock.recv(&mut buf).await.ok()?;
+                if n >= 12 && buf[..2] == id {
+                    return Some(n);
+                }
+            }
+        })
+        .await
+        .ok()??;
+        buf.truncate(got);
+        buf[..2].copy_from_slice(req.get(..2)?);
+        Some(buf)
+    }
+}
+
+/// The first three `nameserver` lines, without our own addresses.
+pub fn parse_resolv_conf(text: &str, exclude: &[IpAddr]) -> Vec<SocketAddr> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|rest| rest.trim().split('%').next()?.parse::<IpAddr>().ok())
+        .filter(|ip| !exclude.contains(ip) && *ip != IpAddr::V4(Ipv4Addr::new(127, 0, 0, 11)))
+        .take(3)
+        .map(|ip| SocketAddr::new(ip, 53))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolv_conf_gives_at_most_three_upstreams_and_never_ourselves() {
+        let text = "# comment\nsearch example\nnameserver 127.0.0.11\nnameserver 10.0.0.1\nnameserver 172.18.0.1\nnameserver fe80::1%eth0\nnameserver 10.0.0.2\nnameserver 10.0.0.3\n";
+        let got = parse_resolv_conf(text, &["172.18.0.1".parse().unwrap()]);
+        let want: Vec<SocketAddr> = ["10.0.0.1:53", "[fe80::1]:53", "10.0.0.2:53"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(got, want);
+    }
+}

@@ -1,0 +1,5 @@
+//! `netctl-dns`: the chained CNI plugin that registers containers with `netctl-dnsd`.
+
+fn main() {
+    netctl_dns::run()
+}
