@@ -53,25 +53,22 @@ impl Record {
         &self.container_id[..end]
     }
 
-    /// Every name this record answers to, lowercase: name, short ID, aliases, and each of
-    /// them as `<name>.<network>`.
+    /// Every name this record answers to, lowercase: its name, short ID and aliases, and the
+    /// name and aliases as `<name>.<network>`.
     pub fn names(&self) -> Vec<String> {
-        let mut base: Vec<String> = self.name.iter().cloned().collect();
-        base.push(self.short_id().to_string());
-        base.extend(self.aliases.iter().cloned());
-        let mut out = Vec::new();
-        for n in base
-            .iter()
-            .map(|n| n.trim_end_matches('.').to_ascii_lowercase())
-            .filter(|n| !n.is_empty())
-        {
-            let qualified = format!("{n}.{}", self.network.to_ascii_lowercase());
-            for candidate in [n, qualified] {
-                if !out.contains(&candidate) {
-                    out.push(candidate);
-                }
+        let clean = |n: &str| n.trim_end_matches('.').to_ascii_lowercase();
+        let network = self.network.to_ascii_lowercase();
+        let mut out: Vec<String> = Vec::new();
+        let mut push = |n: String| {
+            if !n.is_empty() && !out.contains(&n) {
+                out.push(n);
             }
+        };
+        for n in self.name.iter().chain(&self.aliases).map(|n| clean(n)) {
+            push(format!("{n}.{network}"));
+            push(n);
         }
+        push(clean(self.short_id()));
         out
     }
 
@@ -212,14 +209,7 @@ mod tests {
     fn a_record_answers_to_name_short_id_aliases_and_network_qualified_names() {
         assert_eq!(
             rec().names(),
-            [
-                "api",
-                "api.web",
-                "0123456789ab",
-                "0123456789ab.web",
-                "web",
-                "web.web"
-            ]
+            ["api.web", "api", "web.web", "web", "0123456789ab"]
         );
     }
 

@@ -86,9 +86,9 @@ fn malformed_queries_never_crash_and_replies_carry_the_id() {
         internal: false,
     };
     let snapshot = Snapshot::build(&[
-        rec("w1", "172.18.0.2"),
-        rec("w2", "172.18.0.3"),
-        rec("w3", "fd00::3"),
+        &rec("w1", "172.18.0.2"),
+        &rec("w2", "172.18.0.3"),
+        &rec("w3", "fd00::3"),
     ]);
     let view = snapshot.by_netns[&PathBuf::from("/ns/w1")].clone();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);

@@ -11,6 +11,7 @@ pub mod wire;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use netctl_net::{NetNs, Netlink};
@@ -38,6 +39,8 @@ enum Place {
 
 struct Shared {
     snapshot: RwLock<Arc<Snapshot>>,
+    /// Bumped with every new snapshot, so listeners can keep their view between queries.
+    generation: AtomicU64,
     upstreams: Upstreams,
     empty: Arc<View>,
 }
@@ -203,6 +206,7 @@ impl Server {
             listening: HashMap::new(),
             shared: Arc::new(Shared {
                 snapshot: RwLock::new(Arc::new(Snapshot::default())),
+                generation: AtomicU64::new(0),
                 upstreams: Upstreams::new(resolv_conf),
                 empty: Arc::new(View::default()),
             }),
@@ -229,13 +233,14 @@ impl Server {
 
     /// Rebuilds the views and opens or closes listeners to match the records.
     pub fn apply(&mut self) {
-        let records: Vec<Record> = self.records.values().cloned().collect();
+        let records: Vec<&Record> = self.records.values().collect();
         let snapshot = Snapshot::build(&records);
         if let Ok(mut s) = self.shared.snapshot.write() {
             *s = Arc::new(snapshot);
         }
+        self.shared.generation.fetch_add(1, Ordering::Release);
         let mut wanted: Vec<Place> = Vec::new();
-        for r in &records {
+        for r in records {
             wanted.extend(r.netns.clone().map(Place::Netns));
             wanted.extend(
                 r.gateways

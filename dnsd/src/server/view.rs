@@ -9,17 +9,25 @@ use std::sync::Arc;
 
 use crate::records::Record;
 
-/// The addresses behind one name.
+/// The addresses behind one name (boxed slices: 16 bytes each, no spare capacity, since a
+/// server may hold tens of thousands of names).
 #[derive(Debug, Default)]
 pub struct Answers {
     /// IPv4 addresses, no duplicates.
-    pub v4: Vec<Ipv4Addr>,
+    pub v4: Box<[Ipv4Addr]>,
     /// IPv6 addresses, no duplicates.
-    pub v6: Vec<Ipv6Addr>,
+    pub v6: Box<[Ipv6Addr]>,
     next: AtomicUsize,
 }
 
-impl Answers {
+/// Addresses gathered for a name while a view is built.
+#[derive(Default)]
+struct Gathering {
+    v4: Vec<Ipv4Addr>,
+    v6: Vec<Ipv6Addr>,
+}
+
+impl Gathering {
     fn add(&mut self, ip: IpAddr) {
         match ip {
             IpAddr::V4(a) if !self.v4.contains(&a) => self.v4.push(a),
@@ -27,7 +35,9 @@ impl Answers {
             _ => {}
         }
     }
+}
 
+impl Answers {
     /// Where this answer's rotation starts; each call moves it on by one (round robin).
     pub fn rotation(&self) -> usize {
         self.next.fetch_add(1, Ordering::Relaxed)
@@ -38,9 +48,9 @@ impl Answers {
 #[derive(Debug, Default)]
 pub struct View {
     /// Lowercase names without the trailing dot.
-    pub names: HashMap<String, Answers>,
+    pub names: HashMap<Box<str>, Answers>,
     /// Address to `name.network`, for PTR.
-    pub ptr: HashMap<IpAddr, String>,
+    pub ptr: HashMap<IpAddr, Box<str>>,
     /// Whether names it does not know may be forwarded upstream (not on internal networks).
     pub forward: bool,
 }
@@ -48,21 +58,33 @@ pub struct View {
 impl View {
     fn build<'a>(records: impl Iterator<Item = &'a Record>) -> View {
         let mut v = View::default();
+        let mut gathered: HashMap<String, Gathering> = HashMap::new();
         for r in records {
             v.forward |= !r.internal;
             for name in r.names() {
-                let e = v.names.entry(name).or_default();
+                let e = gathered.entry(name).or_default();
                 for ip in &r.ips {
                     e.add(*ip);
                 }
             }
             let label = r.name.clone().unwrap_or_else(|| r.short_id().to_string());
             for ip in &r.ips {
-                v.ptr
-                    .entry(*ip)
-                    .or_insert_with(|| format!("{}.{}", label.to_ascii_lowercase(), r.network));
+                v.ptr.entry(*ip).or_insert_with(|| {
+                    format!("{}.{}", label.to_ascii_lowercase(), r.network).into()
+                });
             }
         }
+        v.names = gathered
+            .into_iter()
+            .map(|(k, g)| {
+                let a = Answers {
+                    v4: g.v4.into(),
+                    v6: g.v6.into(),
+                    next: AtomicUsize::new(0),
+                };
+                (k.into_boxed_str(), a)
+            })
+            .collect();
         v
     }
 }
@@ -81,7 +103,7 @@ pub struct Snapshot {
 impl Snapshot {
     /// Builds every view from the records; containers attached to the same set of networks
     /// share one view.
-    pub fn build(records: &[Record]) -> Snapshot {
+    pub fn build(records: &[&Record]) -> Snapshot {
         let mut networks_of: HashMap<&str, BTreeSet<&str>> = HashMap::new();
         for r in records {
             networks_of
@@ -96,7 +118,10 @@ impl Snapshot {
                 .entry(key)
                 .or_insert_with(|| {
                     Arc::new(View::build(
-                        records.iter().filter(|r| nets.contains(r.network.as_str())),
+                        records
+                            .iter()
+                            .copied()
+                            .filter(|r| nets.contains(r.network.as_str())),
                     ))
                 })
                 .clone()
@@ -142,29 +167,32 @@ mod tests {
 
     #[test]
     fn an_alias_behind_three_containers_has_three_addresses_and_rotates() {
-        let rs = vec![
+        let rs = [
             rec("web", "a", "a1", "web", "172.18.0.2"),
             rec("web", "b", "b1", "web", "172.18.0.3"),
             rec("web", "c", "c1", "web", "172.18.0.4"),
         ];
-        let s = Snapshot::build(&rs);
+        let s = Snapshot::build(&rs.iter().collect::<Vec<_>>());
         let v = &s.by_netns[&PathBuf::from("/ns/a")];
         assert_eq!(v.names["web"].v4.len(), 3);
         assert_eq!(v.names["web.web"].v4.len(), 3);
-        assert_eq!(v.ptr[&"172.18.0.3".parse::<IpAddr>().unwrap()], "b1.web");
+        assert_eq!(
+            v.ptr[&"172.18.0.3".parse::<IpAddr>().unwrap()],
+            "b1.web".into()
+        );
         let first = v.names["web"].rotation();
         assert_eq!(v.names["web"].rotation(), first + 1);
     }
 
     #[test]
     fn a_container_sees_only_the_networks_it_is_attached_to() {
-        let rs = vec![
+        let rs = [
             rec("a", "x", "x", "xa", "10.1.0.2"),
             rec("b", "x", "x", "xb", "10.2.0.2"),
             rec("b", "y", "y", "yb", "10.2.0.3"),
             rec("int", "z", "z", "zi", "10.3.0.2"),
         ];
-        let s = Snapshot::build(&rs);
+        let s = Snapshot::build(&rs.iter().collect::<Vec<_>>());
         let x = &s.by_netns[&PathBuf::from("/ns/x")];
         assert!(x.names.contains_key("y") && x.names.contains_key("xa"));
         assert_eq!(

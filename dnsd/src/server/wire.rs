@@ -20,14 +20,22 @@ fn u16_at(b: &[u8], i: usize) -> Option<u16> {
 
 /// A parsed simple query.
 pub struct Question {
-    /// The name, lowercase, no trailing dot.
-    pub name: String,
+    /// The name, lowercase, no trailing dot, in a fixed buffer (no allocation per query).
+    name: [u8; 255],
+    name_len: usize,
     /// QTYPE.
     pub qtype: u16,
     /// Where the question section ends.
     pub end: usize,
     /// The EDNS payload size, if the query had an OPT record.
     pub edns: Option<u16>,
+}
+
+impl Question {
+    /// The name, lowercase, without the trailing dot.
+    pub fn name(&self) -> &str {
+        std::str::from_utf8(&self.name[..self.name_len]).unwrap_or("")
+    }
 }
 
 /// Parses a standard query with one question and at most an OPT record; None otherwise.
@@ -45,25 +53,27 @@ pub fn parse(req: &[u8]) -> Option<Question> {
         return None;
     }
     let mut i = 12;
-    let mut name = String::new();
+    let (mut name, mut n) = ([0u8; 255], 0usize);
     loop {
         let len = usize::from(*req.get(i)?);
         i += 1;
         if len == 0 {
             break;
         }
-        if len > 63 || name.len() + len + 1 > 255 {
+        if len > 63 || n + len + 1 > 255 {
             return None;
         }
         let label = req.get(i..i + len)?;
-        if !name.is_empty() {
-            name.push('.');
+        if n > 0 {
+            name[n] = b'.';
+            n += 1;
         }
         for &c in label {
             if c == b'.' || !c.is_ascii_graphic() {
                 return None;
             }
-            name.push(char::from(c.to_ascii_lowercase()));
+            name[n] = c.to_ascii_lowercase();
+            n += 1;
         }
         i += len;
     }
@@ -82,6 +92,7 @@ pub fn parse(req: &[u8]) -> Option<Question> {
     }
     Some(Question {
         name,
+        name_len: n,
         qtype,
         end,
         edns,
@@ -104,7 +115,7 @@ pub fn answer(view: &View, req: &[u8], out: &mut Vec<u8>) -> bool {
     if q.qtype != TYPE_A && q.qtype != TYPE_AAAA {
         return false;
     }
-    let Some(ans) = view.names.get(&q.name) else {
+    let Some(ans) = view.names.get(q.name()) else {
         return false;
     };
     let (count, rdlen) = if q.qtype == TYPE_A {
@@ -181,7 +192,7 @@ mod tests {
             gateways: vec![],
             internal: false,
         };
-        let s = Snapshot::build(&[rec("ma", "10.0.0.2"), rec("mb", "10.0.0.3")]);
+        let s = Snapshot::build(&[&rec("ma", "10.0.0.2"), &rec("mb", "10.0.0.3")]);
         s.by_netns[&PathBuf::from("/ns/ma")].clone()
     }
 
