@@ -1,0 +1,226 @@
+//! `netctl`: container networking from the command line.
+//!
+//! `netctl cni` runs a network's configuration list against a container namespace through
+//! the same CNI client the runtime uses (like CNI's `cnitool`), so any conflist — written by
+//! `netctl` or by hand, for netctl's plugins or the reference ones — can be tried directly.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use netctl_cni::invoke::{CniConfig, RuntimeConf};
+use netctl_cni::{Attachment, NetConfList};
+use serde_json::{json, Map, Value};
+
+#[derive(Parser)]
+#[command(name = "netctl", version, about = "Container networking for Linux")]
+struct Cli {
+    #[command(subcommand)]
+    command: Top,
+}
+
+#[derive(Subcommand)]
+enum Top {
+    /// Run a network's CNI chain against a container namespace.
+    #[command(subcommand)]
+    Cni(CniCommand),
+}
+
+#[derive(Subcommand)]
+enum CniCommand {
+    /// Attach a container: ADD through the chain; prints the result.
+    Add(Attach),
+    /// Detach a container: DEL through the chain in reverse.
+    Del(Attach),
+    /// Verify an attachment against its cached result.
+    Check(Attach),
+    /// Release everything of the network not used by the given containers.
+    Gc(Gc),
+    /// Ask every plugin of the network whether it can attach containers.
+    Status(Network),
+}
+
+#[derive(Args)]
+struct Network {
+    /// The network's conflist file.
+    conflist: PathBuf,
+    /// Folders holding the plugins.
+    #[arg(
+        long,
+        env = "CNI_PATH",
+        value_delimiter = ':',
+        default_value = "/usr/lib/netctl/cni"
+    )]
+    cni_path: Vec<PathBuf>,
+    /// Where ADD results are cached for DEL and CHECK.
+    #[arg(
+        long,
+        env = "NETCTL_CNI_CACHE",
+        default_value = "/var/lib/netctl/cni-cache"
+    )]
+    cache_dir: PathBuf,
+}
+
+#[derive(Args)]
+struct Attach {
+    #[command(flatten)]
+    network: Network,
+    /// The container ID.
+    #[arg(long = "id")]
+    container_id: String,
+    /// The container's network namespace (optional for DEL).
+    #[arg(long)]
+    netns: Option<PathBuf>,
+    /// The interface name in the container.
+    #[arg(long, default_value = "eth0")]
+    ifname: String,
+    /// The container's name (DNS), passed as K8S_POD_NAME.
+    #[arg(long)]
+    name: Option<String>,
+    /// A DNS alias on this network (`--net-alias`); repeatable.
+    #[arg(long = "alias")]
+    aliases: Vec<String>,
+    /// A published port, HOST:CONTAINER[/tcp|udp]; repeatable.
+    #[arg(long = "publish", short = 'p')]
+    ports: Vec<String>,
+    /// An address to ask for (`--ip`); repeatable.
+    #[arg(long = "ip")]
+    ips: Vec<String>,
+}
+
+#[derive(Args)]
+struct Gc {
+    #[command(flatten)]
+    network: Network,
+    /// An attachment still in use, CONTAINER_ID:IFNAME; repeatable.
+    #[arg(long = "keep")]
+    keep: Vec<String>,
+}
+
+impl Network {
+    fn load(&self) -> anyhow::Result<(CniConfig, NetConfList)> {
+        let bytes = std::fs::read(&self.conflist)
+            .with_context(|| format!("read {}", self.conflist.display()))?;
+        let list = NetConfList::from_slice(&bytes)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", self.conflist.display()))?;
+        Ok((CniConfig::new(self.cni_path.clone(), &self.cache_dir), list))
+    }
+}
+
+/// `8080:80/tcp` as a `portMappings` entry.
+fn port_mapping(spec: &str) -> anyhow::Result<Value> {
+    let (ports, proto) = spec.split_once('/').unwrap_or((spec, "tcp"));
+    let (host, container) = ports
+        .split_once(':')
+        .with_context(|| format!("port {spec:?} is not HOST:CONTAINER[/tcp|udp]"))?;
+    let parse = |p: &str| {
+        p.parse::<u16>()
+            .with_context(|| format!("port {p:?} in {spec:?} is not a number from 1 to 65535"))
+    };
+    anyhow::ensure!(
+        matches!(proto, "tcp" | "udp"),
+        "protocol {proto:?} in {spec:?}: use tcp or udp"
+    );
+    Ok(json!({"hostPort": parse(host)?, "containerPort": parse(container)?, "protocol": proto}))
+}
+
+impl Attach {
+    fn runtime(&self, network: &str) -> anyhow::Result<RuntimeConf> {
+        let mut caps = Map::new();
+        caps.insert("aliases".into(), json!({ network: self.aliases }));
+        let ports = self
+            .ports
+            .iter()
+            .map(|p| port_mapping(p))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if !ports.is_empty() {
+            caps.insert("portMappings".into(), Value::Array(ports));
+        }
+        if !self.ips.is_empty() {
+            caps.insert("ips".into(), json!(self.ips));
+        }
+        let mut args = vec![("IgnoreUnknown".to_string(), "1".to_string())];
+        if let Some(n) = &self.name {
+            args.push(("K8S_POD_NAME".into(), n.clone()));
+        }
+        Ok(RuntimeConf {
+            container_id: self.container_id.clone(),
+            netns: self.netns.clone(),
+            ifname: self.ifname.clone(),
+            args,
+            capability_args: caps,
+        })
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let Top::Cni(cmd) = cli.command;
+    let cni_err = |e: netctl_cni::Error| anyhow::anyhow!("{e} (CNI error {})", e.code.as_u32());
+    match cmd {
+        CniCommand::Add(a) => {
+            let (cni, list) = a.network.load()?;
+            let result = cni.add(&list, &a.runtime(&list.name)?).map_err(cni_err)?;
+            let version = list.spec_version().map_err(cni_err)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&result.to_json(version))?
+            );
+        }
+        CniCommand::Del(a) => {
+            let (cni, list) = a.network.load()?;
+            cni.del(&list, &a.runtime(&list.name)?).map_err(cni_err)?;
+        }
+        CniCommand::Check(a) => {
+            let (cni, list) = a.network.load()?;
+            cni.check(&list, &a.runtime(&list.name)?).map_err(cni_err)?;
+        }
+        CniCommand::Gc(g) => {
+            let (cni, list) = g.network.load()?;
+            let keep = g
+                .keep
+                .iter()
+                .map(|k| {
+                    let (c, i) = k
+                        .split_once(':')
+                        .with_context(|| format!("--keep {k:?} is not CONTAINER_ID:IFNAME"))?;
+                    Ok(Attachment {
+                        container_id: c.into(),
+                        ifname: i.into(),
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            cni.gc(&list, &keep).map_err(cni_err)?;
+        }
+        CniCommand::Status(n) => {
+            let (cni, list) = n.load()?;
+            cni.status(&list).map_err(cni_err)?;
+            println!("network {} can attach containers", list.name);
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("netctl: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn published_ports_parse_like_docker_and_bad_ones_say_why() {
+        assert_eq!(port_mapping("8080:80").unwrap()["protocol"], "tcp");
+        assert_eq!(port_mapping("53:53/udp").unwrap()["hostPort"], 53);
+        for bad in ["8080", "x:80", "8080:80/sctp", "70000:80"] {
+            assert!(port_mapping(bad).is_err(), "{bad}");
+        }
+    }
+}
