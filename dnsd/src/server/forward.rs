@@ -1,10 +1,16 @@
 //! Forwarding to the host's resolvers: at most three from resolv.conf (re-read when it
 //! changes, never one of our own addresses), failing over on timeout, SERVFAIL or REFUSED,
 //! all within a budget shorter than a client's 5 s timeout; then SERVFAIL, never silence.
+//!
+//! A query that came from inside a container leaves from that container's namespace, so it
+//! only ever uses interfaces and routes the container could use itself; only a loopback
+//! upstream (a host-local resolver such as 127.0.0.53) is asked from the host.
 
 use std::hash::{BuildHasher, RandomState};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use netctl_net::NetNs;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -62,15 +68,17 @@ impl Upstreams {
         cache.1.clone()
     }
 
-    /// Forwards `req` and returns the reply to send (SERVFAIL when every upstream failed).
-    pub async fn forward(&self, req: &[u8]) -> Option<Vec<u8>> {
+    /// Forwards `req`, from inside `netns` when given, and returns the reply to send
+    /// (SERVFAIL when every upstream failed).
+    pub async fn forward(&self, req: &[u8], netns: Option<&Path>) -> Option<Vec<u8>> {
         let deadline = Instant::now() + BUDGET;
         for upstream in self.current() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
-            if let Some(reply) = self.ask(upstream, req, left.min(PER_TRY)).await {
+            let from = netns.filter(|_| !upstream.ip().is_loopback());
+            if let Some(reply) = self.ask(upstream, from, req, left.min(PER_TRY)).await {
                 let rcode = reply.get(3).map_or(2, |b| b & 0x0f);
                 if rcode != 2 && rcode != 5 {
                     return Some(reply);
@@ -80,13 +88,34 @@ impl Upstreams {
         header_only(req, 2)
     }
 
-    async fn ask(&self, upstream: SocketAddr, req: &[u8], wait: Duration) -> Option<Vec<u8>> {
+    async fn ask(
+        &self,
+        upstream: SocketAddr,
+        netns: Option<&Path>,
+        req: &[u8],
+        wait: Duration,
+    ) -> Option<Vec<u8>> {
         let local: SocketAddr = if upstream.is_ipv4() {
             (Ipv4Addr::UNSPECIFIED, 0).into()
         } else {
             (Ipv6Addr::UNSPECIFIED, 0).into()
         };
-        let sock = UdpSocket::bind(local).await.ok()?;
+        let std_sock = match netns {
+            None => std::net::UdpSocket::bind(local).ok()?,
+            Some(path) => {
+                let path = path.to_path_buf();
+                tokio::task::spawn_blocking(move || {
+                    NetNs::open(&path)
+                        .ok()?
+                        .run(|| std::net::UdpSocket::bind(local).ok())
+                        .ok()?
+                })
+                .await
+                .ok()??
+            }
+        };
+        std_sock.set_nonblocking(true).ok()?;
+        let sock = UdpSocket::from_std(std_sock).ok()?;
         sock.connect(upstream).await.ok()?;
         let id = (self.ids.hash_one(Instant::now()) as u16).to_be_bytes();
         let mut out = req.to_vec();

@@ -37,6 +37,16 @@ enum Place {
     Gateway(IpAddr, String),
 }
 
+impl Place {
+    /// The container namespace a query from this place came from.
+    fn netns(&self) -> Option<&Path> {
+        match self {
+            Place::Netns(p) => Some(p),
+            Place::Gateway(..) => None,
+        }
+    }
+}
+
 struct Shared {
     snapshot: RwLock<Arc<Snapshot>>,
     /// Bumped with every new snapshot, so listeners can keep their view between queries.
@@ -73,7 +83,7 @@ async fn respond(
     match slow::handle(&view, req) {
         Outcome::Reply(r) => Some(r),
         Outcome::Drop => None,
-        Outcome::Forward => shared.upstreams.forward(req).await,
+        Outcome::Forward => shared.upstreams.forward(req, place.netns()).await,
     }
 }
 
@@ -105,9 +115,10 @@ async fn udp_loop(sock: Arc<UdpSocket>, place: Place, shared: Arc<Shared>) {
             }
             Outcome::Drop => {}
             Outcome::Forward => {
-                let (sock, shared, req) = (sock.clone(), shared.clone(), req.to_vec());
+                let (sock, shared, req, place) =
+                    (sock.clone(), shared.clone(), req.to_vec(), place.clone());
                 tokio::spawn(async move {
-                    if let Some(r) = shared.upstreams.forward(&req).await {
+                    if let Some(r) = shared.upstreams.forward(&req, place.netns()).await {
                         let _ = sock.send_to(&r, src).await;
                     }
                 });

@@ -218,3 +218,39 @@ fn macvlan_containers_resolve_each_other() {
     assert_eq!(dig(&host, &a, "@127.0.0.11 mac2"), ["192.168.50.3"]);
     assert_eq!(dig(&host, &a, "@127.0.0.11 db"), ["192.168.50.2"]);
 }
+
+/// A forwarded query leaves from the asker's own namespace: an upstream that only the
+/// macvlan segment reaches (the host has no address there) still answers.
+#[test]
+fn forwarding_leaves_through_the_containers_own_interfaces() {
+    let mut host = TestHost::new();
+    let peer = host.container("lan-peer");
+    host.sh(&format!(
+        "ip link add lan0 type veth peer name eth0 netns {}; ip link set lan0 up",
+        peer.display()
+    ));
+    host.sh_in(
+        &peer,
+        "ip link set lo up; ip addr add 192.168.50.53/24 dev eth0; ip link set eth0 up",
+    );
+    host.spawn_in(&peer, "dnsmasq --no-daemon --no-resolv --no-hosts --listen-address=192.168.50.53 --bind-interfaces --address=/lan.test/192.0.2.9");
+    host.resolv_conf("nameserver 192.168.50.53\n");
+    let list = json!({"cniVersion": "1.1.0", "name": "lan", "plugins": [
+        {"type": "netctl-macvlan", "master": "lan0", "ipam": {"type": "netctl-ipam", "subnet": "192.168.50.0/24"}},
+        {"type": "netctl-dns", "capabilities": {"aliases": true}}]});
+    let (_, list) = host.conflist("lan", &list);
+    let (a, _) = run(&mut host, &list, "mac1", "mac1", &[]);
+    assert!(
+        !host.try_sh("busybox ping -c1 -W1 192.168.50.53").0,
+        "the host itself cannot reach it"
+    );
+    let mut got = Vec::new();
+    for _ in 0..20 {
+        got = dig(&host, &a, "@127.0.0.11 lan.test");
+        if !got.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(got, ["192.0.2.9"]);
+}
