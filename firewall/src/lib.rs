@@ -10,7 +10,7 @@ mod nft;
 mod rules;
 
 pub use nft::Nftables;
-pub use rules::{NetworkRules, PortForward, Proto};
+pub use rules::{MacGuard, NetworkRules, PortForward, Proto};
 
 use std::path::PathBuf;
 
@@ -59,6 +59,10 @@ pub trait Firewall {
     fn add_ports(&self, ports: &[PortForward]) -> Result<(), FirewallError>;
     /// Withdraws ports; ports not published (or published by someone else) are left alone.
     fn del_ports(&self, ports: &[PortForward]) -> Result<(), FirewallError>;
+    /// Drops frames entering from the guard's port with any other source MAC.
+    fn add_mac_guard(&self, guard: &MacGuard) -> Result<(), FirewallError>;
+    /// Removes a MAC guard; one already gone is fine.
+    fn del_mac_guard(&self, guard: &MacGuard) -> Result<(), FirewallError>;
     /// The backend's name.
     fn name(&self) -> &'static str;
 }

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::rules::{NetworkRules, PortForward, Proto};
+use crate::rules::{MacGuard, NetworkRules, PortForward, Proto};
 use crate::{Firewall, FirewallError};
 
 /// The table every rule lives in.
@@ -203,6 +203,28 @@ fn port_element(p: &PortForward) -> Option<(String, String)> {
     ))
 }
 
+/// The bridge-family table that checks source MACs: ports in `guarded` may only send frames
+/// whose (port, source MAC) pair is in `allowed`.
+pub fn mac_guard_base() -> String {
+    let t = "bridge netctl";
+    format!(
+        "add table {t}\n\
+         add chain {t} prerouting {{ type filter hook prerouting priority -300; policy accept; }}\n\
+         flush chain {t} prerouting\n\
+         add set {t} guarded {{ type ifname; }}\n\
+         add set {t} allowed {{ type ifname . ether_addr; }}\n\
+         add rule {t} prerouting iifname @guarded iifname . ether saddr != @allowed drop\n"
+    )
+}
+
+fn mac_guard_elements(g: &MacGuard, verb: &str) -> String {
+    format!(
+        "{verb} element bridge netctl allowed {{ \"{p}\" . {m} }}\n{verb} element bridge netctl guarded {{ \"{p}\" }}\n",
+        p = g.port,
+        m = g.mac
+    )
+}
+
 /// Adds the ports' map elements.
 pub fn add_ports_script(ports: &[PortForward]) -> String {
     ports
@@ -280,6 +302,17 @@ impl Firewall for Nftables {
             );
         }
         Ok(())
+    }
+
+    fn add_mac_guard(&self, g: &MacGuard) -> Result<(), FirewallError> {
+        let script = mac_guard_base() + &mac_guard_elements(g, "add");
+        self.apply(&script, &format!("guard the source MAC of port {}", g.port))
+    }
+
+    fn del_mac_guard(&self, g: &MacGuard) -> Result<(), FirewallError> {
+        let script =
+            mac_guard_base() + &mac_guard_elements(g, "add") + &mac_guard_elements(g, "delete");
+        self.apply(&script, &format!("remove the MAC guard of port {}", g.port))
     }
 
     fn name(&self) -> &'static str {

@@ -88,3 +88,12 @@ impl PortForward {
         )
     }
 }
+
+/// Frames from a container's bridge port must carry the container's MAC (`macspoofchk`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MacGuard {
+    /// The host end of the container's veth (its bridge port).
+    pub port: String,
+    /// The only source MAC allowed in, `aa:bb:cc:dd:ee:ff`.
+    pub mac: String,
+}

@@ -89,12 +89,6 @@ impl BridgeConfig {
                 format!("vlan: {v}: VLAN tagging is not supported yet; remove \"vlan\""),
             ));
         }
-        if self.macspoofchk {
-            return Err(Error::new(
-                ErrorCode::UnsupportedField,
-                "macspoofchk: true: MAC spoof checking is not supported yet; remove it",
-            ));
-        }
         if self.ipam.is_none() {
             return Err(Error::invalid_config(
                 "the bridge plugin needs an \"ipam\" section to get addresses",

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use ipnet::IpNet;
 use netctl_cni::types::Protocol;
 use netctl_cni::{fsutil, Ctx, Error, ErrorCode, IpConfig};
-use netctl_firewall::{Firewall, FirewallError, NetworkRules, Nftables, PortForward, Proto};
+use netctl_firewall::{
+    Firewall, FirewallError, MacGuard, NetworkRules, Nftables, PortForward, Proto,
+};
 use netctl_ipam::IpamConfig;
 
 use crate::config::BridgeConfig;
@@ -181,4 +183,19 @@ pub fn add_ports(ports: &[PortForward]) -> Result<(), Error> {
 /// Withdraws ports.
 pub fn del_ports(ports: &[PortForward]) -> Result<(), Error> {
     Nftables::new().del_ports(ports).map_err(fw_err)
+}
+
+/// Lets only the container's own MAC in through its bridge port (`macspoofchk`).
+pub fn add_mac_guard(port: &str, mac: &str) -> Result<MacGuard, Error> {
+    let g = MacGuard {
+        port: port.into(),
+        mac: mac.into(),
+    };
+    Nftables::new().add_mac_guard(&g).map_err(fw_err)?;
+    Ok(g)
+}
+
+/// Removes a MAC guard.
+pub fn del_mac_guard(g: &MacGuard) -> Result<(), Error> {
+    Nftables::new().del_mac_guard(g).map_err(fw_err)
 }

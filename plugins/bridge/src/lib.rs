@@ -40,6 +40,7 @@ enum Step {
     Bridge,
     HostLink(String),
     Ports(Vec<netctl_firewall::PortForward>),
+    MacGuard(netctl_firewall::MacGuard),
 }
 
 fn rollback(ctx: &Ctx, conf: &BridgeConfig, steps: Vec<Step>) {
@@ -56,6 +57,7 @@ fn rollback(ctx: &Ctx, conf: &BridgeConfig, steps: Vec<Step>) {
                 .and_then(|mut nl| nl.del_link_by_name(&name))
                 .map_err(Error::from),
             Step::Ports(ports) => firewall::del_ports(&ports),
+            Step::MacGuard(g) => firewall::del_mac_guard(&g),
         };
     }
 }
@@ -107,6 +109,17 @@ impl Plugin for BridgePlugin {
         if let Some(prev) = &prev {
             let ports = firewall::port_forwards(ctx, &prev.ips)?;
             note(firewall::del_ports(&ports));
+            if let (true, Some(port), Some(ctr)) = (
+                conf.macspoofchk,
+                prev.interfaces.get(1),
+                prev.interfaces.get(2),
+            ) {
+                let g = netctl_firewall::MacGuard {
+                    port: port.name.clone(),
+                    mac: ctr.mac.clone(),
+                };
+                note(firewall::del_mac_guard(&g));
+            }
         }
         note(host::delete_container_link(ctx, prev.as_ref()).map_err(Error::from));
         first_err.map_or(Ok(()), Err)
@@ -182,6 +195,12 @@ fn add_steps(
     steps.push(Step::HostLink(host_name.clone()));
     let host_link = host::attach_port(&mut host_nl, conf, &host_name, bridge.index)?;
     let ctr_link = host::configure_container(&mut ctr_nl, ctx, conf, &lease)?;
+    if conf.macspoofchk {
+        steps.push(Step::MacGuard(firewall::add_mac_guard(
+            &host_name,
+            &ctr_link.mac,
+        )?));
+    }
     if conf.gateway_on_bridge() {
         host::gateway_on_bridge(&mut host_nl, conf, &bridge, &lease.ips)?;
     }

@@ -403,3 +403,35 @@ fn dual_stack_in_one_add() {
         .sh_in(&a, "ip -6 route")
         .contains("default via fd00:30::1"));
 }
+
+/// `macspoofchk`: a container that changes its MAC can no longer send through the bridge;
+/// DEL removes the guard.
+#[test]
+fn macspoofchk_drops_frames_with_another_source_mac() {
+    let mut host = TestHost::new();
+    let (_, list) = host.conflist(
+        "web",
+        &bridge_list(
+            "web",
+            "br-web",
+            "172.18.0.0/16",
+            json!({"macspoofchk": true}),
+        ),
+    );
+    let (a, _) = attach(&mut host, &list, "a");
+    assert!(ping(&host, &a, "172.18.0.1"), "its own MAC passes");
+    host.sh_in(&a, "ip link set eth0 down; ip link set eth0 address 02:00:00:00:00:99; ip link set eth0 up; ip neigh flush all");
+    assert!(!ping(&host, &a, "172.18.0.1"), "a spoofed MAC is dropped");
+    assert!(host
+        .sh("nft list set bridge netctl allowed")
+        .contains("02:42:ac:12:00:02"));
+    host.cni()
+        .del(&list, &attachment("a", Some(&a), "eth0"))
+        .expect("DEL");
+    assert!(
+        !host
+            .sh("nft list set bridge netctl allowed")
+            .contains("02:42:ac:12:00:02"),
+        "guard removed"
+    );
+}
