@@ -436,6 +436,12 @@ fn check_runtime(list: &NetConfList, rt: &RuntimeConf) -> Result<SpecVersion, Er
     list.spec_version()
 }
 
+/// The version string plugins are called with.
+fn version_of(list: &NetConfList) -> String {
+    list.spec_version()
+        .map_or_else(|_| list.cni_version.clone(), |v| v.as_str().to_string())
+}
+
 fn plugin_type(plugin: &Map<String, Value>) -> &str {
     plugin.get("type").and_then(Value::as_str).unwrap_or("")
 }
@@ -444,7 +450,7 @@ fn plugin_type(plugin: &Map<String, Value>) -> &str {
 fn base_config(list: &NetConfList, plugin: &Map<String, Value>) -> Vec<u8> {
     let mut conf = plugin.clone();
     conf.insert("name".into(), Value::String(list.name.clone()));
-    conf.insert("cniVersion".into(), Value::String(list.cni_version.clone()));
+    conf.insert("cniVersion".into(), Value::String(version_of(list)));
     serde_json::to_vec(&conf).unwrap_or_default()
 }
 
@@ -458,7 +464,7 @@ fn plugin_config(
 ) -> Vec<u8> {
     let mut conf = plugin.clone();
     conf.insert("name".into(), Value::String(list.name.clone()));
-    conf.insert("cniVersion".into(), Value::String(list.cni_version.clone()));
+    conf.insert("cniVersion".into(), Value::String(version_of(list)));
     if let Some(prev) = prev {
         conf.insert("prevResult".into(), prev.clone());
     }

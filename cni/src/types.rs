@@ -177,9 +177,21 @@ impl NetConfList {
         Ok(list)
     }
 
-    /// The list's version, checked.
+    /// The version to call the plugins with: the newest supported one among `cniVersion` and
+    /// the 1.1.0 `cniVersions` list (so a list can say `"cniVersion": "1.0.0"` for older
+    /// clients and still get GC and STATUS here); error 1 when none is supported.
     pub fn spec_version(&self) -> Result<SpecVersion, Error> {
-        self.cni_version.parse()
+        let listed = self
+            .cni_versions
+            .iter()
+            .filter_map(|v| v.parse::<SpecVersion>().ok())
+            .max();
+        match (self.cni_version.parse::<SpecVersion>(), listed) {
+            (Ok(v), Some(l)) => Ok(v.max(l)),
+            (Ok(v), None) => Ok(v),
+            (Err(_), Some(l)) => Ok(l),
+            (Err(e), None) => Err(e),
+        }
     }
 }
 
@@ -519,6 +531,15 @@ mod tests {
         });
         let list = NetConfList::from_slice(raw.to_string().as_bytes()).unwrap();
         assert_eq!(list.plugins.len(), 3);
+        let mut older = list.clone();
+        older.cni_version = "1.0.0".into();
+        assert_eq!(
+            older.spec_version().unwrap(),
+            SpecVersion::V1_1_0,
+            "cniVersions picks 1.1.0"
+        );
+        older.cni_versions.clear();
+        assert_eq!(older.spec_version().unwrap(), SpecVersion::V1_0_0);
         assert_eq!(serde_json::to_value(&list).unwrap(), raw);
 
         let mut no_plugins = raw.clone();

@@ -4,6 +4,10 @@
 //! the same CNI client the runtime uses (like CNI's `cnitool`), so any conflist — written by
 //! `netctl` or by hand, for netctl's plugins or the reference ones — can be tried directly.
 
+mod clock;
+mod network;
+mod network_cmd;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -16,6 +20,22 @@ use serde_json::{json, Map, Value};
 #[derive(Parser)]
 #[command(name = "netctl", version, about = "Container networking for Linux")]
 struct Cli {
+    /// Persistent state: networks, addresses, the CNI result cache.
+    #[arg(
+        long,
+        global = true,
+        env = "NETCTL_ROOT",
+        default_value = "/var/lib/netctl"
+    )]
+    root: PathBuf,
+    /// Runtime state: DNS records and server, firewall records.
+    #[arg(
+        long = "run-dir",
+        global = true,
+        env = "NETCTL_RUN",
+        default_value = "/run/netctl"
+    )]
+    run_dir: PathBuf,
     #[command(subcommand)]
     command: Top,
 }
@@ -25,6 +45,9 @@ enum Top {
     /// Run a network's CNI chain against a container namespace.
     #[command(subcommand)]
     Cni(CniCommand),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(network_cmd::NetworkCommand),
 }
 
 #[derive(Subcommand)]
@@ -43,23 +66,14 @@ enum CniCommand {
 
 #[derive(Args)]
 struct Network {
-    /// The network's conflist file.
+    /// A network name (from `netctl network ls`) or a conflist file.
     conflist: PathBuf,
-    /// Folders holding the plugins.
-    #[arg(
-        long,
-        env = "CNI_PATH",
-        value_delimiter = ':',
-        default_value = "/usr/lib/netctl/cni"
-    )]
+    /// Folders holding the plugins (default: the folder of this binary).
+    #[arg(long, env = "CNI_PATH", value_delimiter = ':')]
     cni_path: Vec<PathBuf>,
-    /// Where ADD results are cached for DEL and CHECK.
-    #[arg(
-        long,
-        env = "NETCTL_CNI_CACHE",
-        default_value = "/var/lib/netctl/cni-cache"
-    )]
-    cache_dir: PathBuf,
+    /// Where ADD results are cached for DEL and CHECK (default: <root>/cni-cache).
+    #[arg(long, env = "NETCTL_CNI_CACHE")]
+    cache_dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -98,13 +112,42 @@ struct Gc {
     keep: Vec<String>,
 }
 
+/// The CNI client netctl uses: plugins beside this binary unless `CNI_PATH` says otherwise.
+pub fn cni_client(
+    root: &std::path::Path,
+    cni_path: &[PathBuf],
+    cache: Option<&PathBuf>,
+) -> CniConfig {
+    let path = if cni_path.is_empty() {
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(PathBuf::from))
+            .into_iter()
+            .collect()
+    } else {
+        cni_path.to_vec()
+    };
+    CniConfig::new(
+        path,
+        cache.cloned().unwrap_or_else(|| root.join("cni-cache")),
+    )
+}
+
 impl Network {
-    fn load(&self) -> anyhow::Result<(CniConfig, NetConfList)> {
-        let bytes = std::fs::read(&self.conflist)
-            .with_context(|| format!("read {}", self.conflist.display()))?;
-        let list = NetConfList::from_slice(&bytes)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", self.conflist.display()))?;
-        Ok((CniConfig::new(self.cni_path.clone(), &self.cache_dir), list))
+    fn load(&self, root: &std::path::Path) -> anyhow::Result<(CniConfig, NetConfList)> {
+        let list = if self.conflist.is_file() {
+            let bytes = std::fs::read(&self.conflist)
+                .with_context(|| format!("read {}", self.conflist.display()))?;
+            NetConfList::from_slice(&bytes)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", self.conflist.display()))?
+        } else {
+            let name = self.conflist.to_string_lossy();
+            network::NetworkStore::open(root)?.find(&name)?.list()?
+        };
+        Ok((
+            cni_client(root, &self.cni_path, self.cache_dir.as_ref()),
+            list,
+        ))
     }
 }
 
@@ -155,11 +198,15 @@ impl Attach {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let Top::Cni(cmd) = cli.command;
+    let cmd = match cli.command {
+        Top::Cni(cmd) => cmd,
+        Top::Network(cmd) => return network_cmd::run(&cli.root, &cli.run_dir, cmd),
+    };
+    let root = cli.root.as_path();
     let cni_err = |e: netctl_cni::Error| anyhow::anyhow!("{e} (CNI error {})", e.code.as_u32());
     match cmd {
         CniCommand::Add(a) => {
-            let (cni, list) = a.network.load()?;
+            let (cni, list) = a.network.load(root)?;
             let result = cni.add(&list, &a.runtime(&list.name)?).map_err(cni_err)?;
             let version = list.spec_version().map_err(cni_err)?;
             println!(
@@ -168,15 +215,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
         }
         CniCommand::Del(a) => {
-            let (cni, list) = a.network.load()?;
+            let (cni, list) = a.network.load(root)?;
             cni.del(&list, &a.runtime(&list.name)?).map_err(cni_err)?;
         }
         CniCommand::Check(a) => {
-            let (cni, list) = a.network.load()?;
+            let (cni, list) = a.network.load(root)?;
             cni.check(&list, &a.runtime(&list.name)?).map_err(cni_err)?;
         }
         CniCommand::Gc(g) => {
-            let (cni, list) = g.network.load()?;
+            let (cni, list) = g.network.load(root)?;
             let keep = g
                 .keep
                 .iter()
@@ -193,7 +240,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             cni.gc(&list, &keep).map_err(cni_err)?;
         }
         CniCommand::Status(n) => {
-            let (cni, list) = n.load()?;
+            let (cni, list) = n.load(root)?;
             cni.status(&list).map_err(cni_err)?;
             println!("network {} can attach containers", list.name);
         }

@@ -209,6 +209,30 @@ impl TestHost {
         panic!("retired links were not reaped: {}", self.sh("ip -o link"));
     }
 
+    /// Runs `netctl ARGS` (state in this test's private /var/lib/netctl and /run/netctl);
+    /// returns exit code, stdout and stderr.
+    pub fn netctl(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(binary("netctl"))
+            .args(args)
+            .env_remove("CNI_PATH")
+            .env_remove("NETCTL_ROOT")
+            .env_remove("NETCTL_RUN")
+            .output()
+            .expect("run netctl");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Runs `netctl ARGS` and returns its stdout; panics with its output when it fails.
+    pub fn netctl_ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.netctl(args);
+        assert_eq!(code, 0, "netctl {args:?} failed: {out}{err}");
+        out
+    }
+
     /// Replaces /etc/resolv.conf, in this test's mount namespace only.
     pub fn resolv_conf(&self, text: &str) {
         let path = self.dir().join("resolv.conf");

@@ -1,0 +1,278 @@
+//! `netctl network ...` as a user types it: Docker's flags, output and errors, on a store of
+//! conflists that other CNI clients can use.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use netctl_netns_tests::{attachment, TestHost};
+use serde_json::Value;
+
+fn inspect(host: &TestHost, net: &str) -> Value {
+    let v: Value = serde_json::from_str(&host.netctl_ok(&["network", "inspect", net])).unwrap();
+    v[0].clone()
+}
+
+/// `netctl network ls` shows the predefined networks; two creates without --subnet get
+/// 172.18.0.0/16 and 172.19.0.0/16; create prints the 64-hex ID; names and ID prefixes work.
+#[test]
+fn create_picks_the_next_free_subnet_and_ls_lists_like_docker() {
+    let host = TestHost::new();
+    let ls = host.netctl_ok(&["network", "ls"]);
+    let lines: Vec<&str> = ls.lines().collect();
+    assert!(lines[0].starts_with("NETWORK ID     NAME"), "{ls}");
+    assert!(
+        lines[1].contains("bridge   bridge")
+            && lines[2].contains("host")
+            && lines[3].contains("null"),
+        "{ls}"
+    );
+    let id1 = host
+        .netctl_ok(&["network", "create", "n1"])
+        .trim()
+        .to_string();
+    host.netctl_ok(&["network", "create", "n2"]);
+    assert_eq!(id1.len(), 64);
+    assert_eq!(
+        inspect(&host, "n1")["IPAM"]["Config"][0]["Subnet"],
+        "172.18.0.0/16"
+    );
+    assert_eq!(
+        inspect(&host, "n1")["IPAM"]["Config"][0]["Gateway"],
+        "172.18.0.1"
+    );
+    assert_eq!(
+        inspect(&host, "n2")["IPAM"]["Config"][0]["Subnet"],
+        "172.19.0.0/16"
+    );
+    assert_eq!(
+        inspect(&host, &id1[..5])["Name"],
+        "n1",
+        "an ID prefix works"
+    );
+    let quiet = host.netctl_ok(&["network", "ls", "-q"]);
+    assert_eq!(quiet.lines().count(), 5);
+    assert!(quiet.lines().any(|l| l == &id1[..12]));
+    let only = host.netctl_ok(&["network", "ls", "--filter", "name=n2", "--format", "json"]);
+    let row: Value = serde_json::from_str(only.trim()).unwrap();
+    assert_eq!(
+        (row["Name"].as_str(), row["Driver"].as_str()),
+        (Some("n2"), Some("bridge"))
+    );
+    assert_eq!(
+        host.netctl_ok(&["network", "ls", "--filter", "driver=null", "-q"])
+            .lines()
+            .count(),
+        1
+    );
+}
+
+/// `--subnet 172.72.0.0/16 --ip-range 172.72.0.0/24 --gateway 172.72.0.1`: containers get
+/// .2, .3, .4, inspect shows them; rm refuses while they are attached and removes the bridge
+/// and its rules once they are gone.
+#[test]
+fn ip_range_network_hands_out_addresses_and_rm_waits_for_containers() {
+    let mut host = TestHost::new();
+    host.netctl_ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "172.72.0.0/16",
+        "--ip-range",
+        "172.72.0.0/24",
+        "--gateway",
+        "172.72.0.1",
+        "-o",
+        "com.docker.network.bridge.name=br-web",
+        "web",
+    ]);
+    let mut got = Vec::new();
+    for c in ["c1", "c2", "c3"] {
+        let ns = host.container(c);
+        let out = host.netctl_ok(&[
+            "cni",
+            "add",
+            "web",
+            "--id",
+            c,
+            "--netns",
+            ns.to_str().unwrap(),
+            "--name",
+            c,
+        ]);
+        let r: Value = serde_json::from_str(&out).unwrap();
+        got.push(r["ips"][0]["address"].as_str().unwrap().to_string());
+    }
+    assert_eq!(got, ["172.72.0.2/16", "172.72.0.3/16", "172.72.0.4/16"]);
+    let info = inspect(&host, "web");
+    assert_eq!(info["IPAM"]["Config"][0]["IPRange"], "172.72.0.0/24");
+    assert_eq!(info["Containers"]["c2"]["IPv4Address"], "172.72.0.3/16");
+    assert_eq!(info["Containers"]["c2"]["Name"], "c2");
+    assert_eq!(info["Containers"]["c2"]["MacAddress"], "02:42:ac:48:00:03");
+    let (code, _, err) = host.netctl(&["network", "rm", "web"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("has active endpoints"), "{err}");
+    for c in ["c1", "c2", "c3"] {
+        let ns = host.dir().join("netns").join(c);
+        host.netctl_ok(&[
+            "cni",
+            "del",
+            "web",
+            "--id",
+            c,
+            "--netns",
+            ns.to_str().unwrap(),
+        ]);
+    }
+    host.wait_for_reapers();
+    assert_eq!(host.netctl_ok(&["network", "rm", "web"]).trim(), "web");
+    assert!(
+        !host.sh("ip -o link").contains("br-web"),
+        "the bridge is gone"
+    );
+    assert!(
+        !host.sh("nft list ruleset").contains("br-web"),
+        "its rules are gone"
+    );
+    assert!(host.netctl(&["network", "inspect", "web"]).0 != 0);
+}
+
+/// Every bad `network create` is exit 1 with a message naming what is wrong, and writes nothing.
+#[test]
+fn bad_network_create_says_what_is_wrong_and_writes_nothing() {
+    let host = TestHost::new();
+    host.netctl_ok(&["network", "create", "--subnet", "10.20.0.0/16", "taken"]);
+    let before = host.netctl_ok(&["network", "ls"]);
+    for (args, want) in [
+        (vec!["--subnet", "10.30.0.0/33", "x"], "invalid subnet"),
+        (vec!["--subnet", "nonsense", "x"], "invalid subnet"),
+        (vec!["--ip-range", "10.30.0.0/24", "x"], "need a --subnet"),
+        (vec!["--gateway", "10.30.0.1", "x"], "need a --subnet"),
+        (
+            vec![
+                "--subnet",
+                "10.30.0.0/16",
+                "--ip-range",
+                "10.31.0.0/24",
+                "x",
+            ],
+            "not inside any --subnet",
+        ),
+        (
+            vec!["--subnet", "10.30.0.0/16", "--gateway", "10.31.0.1", "x"],
+            "not inside any --subnet",
+        ),
+        (
+            vec!["--subnet", "10.30.0.0/16", "--gateway", "10.30.0.0", "x"],
+            "network address",
+        ),
+        (
+            vec![
+                "--subnet",
+                "10.30.0.0/16",
+                "--gateway",
+                "10.30.255.255",
+                "x",
+            ],
+            "broadcast address",
+        ),
+        (
+            vec!["--subnet", "10.20.5.0/24", "x"],
+            "overlaps with network taken",
+        ),
+        (vec!["taken"], "already exists"),
+        (vec!["-d", "overlay", "x"], "unknown driver"),
+        (
+            vec!["-d", "macvlan", "-o", "macvlan_mode=sideways", "x"],
+            "macvlan_mode",
+        ),
+    ] {
+        let mut full = vec!["network", "create"];
+        full.extend(args.iter().copied());
+        let (code, _, err) = host.netctl(&full);
+        assert_eq!(code, 1, "{args:?}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    assert_eq!(
+        host.netctl_ok(&["network", "ls"]),
+        before,
+        "nothing was written"
+    );
+    let (code, _, err) = host.netctl(&["network", "rm", "bridge"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("pre-defined network"), "{err}");
+}
+
+/// A conflist `network create` wrote runs unchanged through Debian's libcni; prune removes
+/// only unused networks.
+#[test]
+fn created_networks_work_through_libcni_and_prune_removes_unused_ones() {
+    let mut host = TestHost::new();
+    host.netctl_ok(&["network", "create", "--subnet", "10.44.0.0/24", "used"]);
+    host.netctl_ok(&["network", "create", "unused"]);
+    let conflist = std::path::PathBuf::from("/var/lib/netctl/networks/used.conflist");
+    let ns = host.container("lc");
+    let rt = attachment("lc", Some(&ns), "eth0");
+    let add = host.libcni("add", &conflist, &rt);
+    assert!(add.status.success(), "{add:?}");
+    let r: Value = serde_json::from_slice(&add.stdout).unwrap();
+    assert_eq!(r["ips"][0]["address"], "10.44.0.2/24");
+    assert!(host.libcni("check", &conflist, &rt).status.success());
+    let ns2 = host.container("mine");
+    host.netctl_ok(&[
+        "cni",
+        "add",
+        "used",
+        "--id",
+        "mine",
+        "--netns",
+        ns2.to_str().unwrap(),
+    ]);
+    let pruned = host.netctl_ok(&["network", "prune", "-f"]);
+    assert_eq!(pruned.trim(), "Deleted Networks:\nunused");
+    assert!(host.netctl_ok(&["network", "ls"]).contains("used"));
+    assert!(host.libcni("del", &conflist, &rt).status.success());
+}
+
+/// `-d macvlan -o parent=lan0 -o macvlan_mode=bridge`, Docker's spelling, becomes the
+/// macvlan plugin's `master` and `mode`.
+#[test]
+fn macvlan_options_are_translated() {
+    let mut host = TestHost::new();
+    let peer = host.container("peer");
+    host.sh(&format!(
+        "ip link add lan0 type veth peer name eth0 netns {}; ip link set lan0 up",
+        peer.display()
+    ));
+    host.netctl_ok(&[
+        "network",
+        "create",
+        "-d",
+        "macvlan",
+        "--subnet",
+        "192.168.50.0/24",
+        "--ip-range",
+        "192.168.50.64/26",
+        "-o",
+        "parent=lan0",
+        "-o",
+        "macvlan_mode=bridge",
+        "lan",
+    ]);
+    let conf: Value = serde_json::from_str(
+        &std::fs::read_to_string("/var/lib/netctl/networks/lan.conflist").unwrap(),
+    )
+    .unwrap();
+    assert_eq!(conf["plugins"][0]["master"], "lan0");
+    assert_eq!(conf["plugins"][0]["mode"], "bridge");
+    assert_eq!(inspect(&host, "lan")["Driver"], "macvlan");
+    let ns = host.container("m1");
+    let out = host.netctl_ok(&[
+        "cni",
+        "add",
+        "lan",
+        "--id",
+        "m1",
+        "--netns",
+        ns.to_str().unwrap(),
+    ]);
+    assert!(out.contains("192.168.50.64/24"), "{out}");
+}
