@@ -87,6 +87,27 @@ pub fn configure(
     Ok(())
 }
 
+/// Turns IPv6 off on interface `ifname` inside `ns`, before it comes up, for a lease with no
+/// IPv6 address (as Docker does): no link-local address, router solicitations or multicast
+/// reports for every container, which otherwise flood a bridge with many ports.
+pub fn disable_ipv6_unless_leased(
+    ns: &crate::NetNs,
+    ifname: &str,
+    lease: &Success,
+) -> Result<(), NetError> {
+    if lease.ips.iter().any(|ip| ip.address.addr().is_ipv6()) {
+        return Ok(());
+    }
+    let key = format!("net/ipv6/conf/{ifname}/disable_ipv6");
+    ns.run(|| {
+        if std::path::Path::new("/proc/sys/net/ipv6").is_dir() {
+            crate::set_sysctl(&key, "1")
+        } else {
+            Ok(())
+        }
+    })?
+}
+
 /// A container's MAC: the one asked for (unicast only), else Docker's `02:42:` + the IPv4
 /// address, else one derived from `seed` (locally administered).
 pub fn container_mac(asked: Option<&str>, ips: &[IpConfig], seed: &str) -> Result<[u8; 6], Error> {

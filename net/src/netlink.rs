@@ -193,6 +193,23 @@ impl Netlink {
         }
     }
 
+    /// The link with `index`, if there is one.
+    pub fn link_by_index(&mut self, index: u32) -> Result<Option<Link>, NetError> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        match self.request(RouteNetlinkMessage::GetLink(msg), 0) {
+            Ok(replies) => Ok(replies.iter().find_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => Some(link_from(l)),
+                _ => None,
+            })),
+            Err(e) if e.raw_os_error() == Some(19 /* ENODEV */) => Ok(None),
+            Err(source) => Err(NetError::Netlink {
+                what: format!("look up link #{index}"),
+                source,
+            }),
+        }
+    }
+
     /// Brings the link with `index` up or down.
     pub fn set_up(&mut self, index: u32, up: bool) -> Result<(), NetError> {
         let mut msg = LinkMessage::default();

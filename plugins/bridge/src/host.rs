@@ -223,9 +223,8 @@ pub fn delete_container_link(ctx: &Ctx, prev: Option<&Success>) -> Result<(), Ne
                     retire(&mut nl, &ctx.args.ifname, retired_name(ctx, "c"))?;
                     if let Some(index) = peer {
                         host_end = host
-                            .links()?
-                            .into_iter()
-                            .find(|l| l.index == index && l.kind.as_deref() == Some("veth"));
+                            .link_by_index(index)?
+                            .filter(|l| l.kind.as_deref() == Some("veth"));
                     }
                 }
             }
