@@ -3,7 +3,8 @@
 //! the network. Each side runs in a fresh network namespace of its own; the whole benchmark
 //! runs in a private network and mount namespace, so the machine is untouched.
 //!
-//! Usage: bridge-bench OUR_BIN_DIR REFERENCE_BIN_DIR [ITERATIONS]
+//! Usage: bridge-bench OUR_BIN_DIR REFERENCE_BIN_DIR [ITERATIONS] [CSV]
+//! With CSV, every level's medians are also written there (for bench/plot.gp).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
@@ -77,6 +78,7 @@ fn main() {
     let ours = PathBuf::from(args.get(1).expect(usage));
     let reference = PathBuf::from(args.get(2).expect(usage));
     let iterations: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(20);
+    let csv = args.get(4).map(PathBuf::from);
     unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS)
         .expect("private namespaces (run as root)");
     mount(
@@ -89,7 +91,7 @@ fn main() {
     .unwrap();
     let scratch = std::env::temp_dir().join(format!("netctl-bridge-bench-{}", std::process::id()));
     std::fs::create_dir_all(scratch.join("netns")).unwrap();
-    let levels = [1usize, 100, 1000];
+    let levels = [1usize, 100, 250, 500, 750, 1000];
     let mut rows = Vec::new();
     for side in sides(&ours, &reference, &scratch) {
         let mut attached = 0;
@@ -127,6 +129,16 @@ fn main() {
                 rd.as_secs_f64() / od.as_secs_f64()
             );
         }
+    }
+    if let Some(csv) = csv {
+        let mut text = String::from("attached netctl_add reference_add netctl_del reference_del\n");
+        for &level in &levels {
+            let find = |label: &str| rows.iter().find(|r| r.0 == label && r.1 == level).map(|r| (r.2, r.3));
+            if let (Some((oa, od)), Some((ra, rd))) = (find("netctl-bridge"), find("reference bridge")) {
+                text += &format!("{level} {} {} {} {}\n", ms(oa), ms(ra), ms(od), ms(rd));
+            }
+        }
+        std::fs::write(&csv, text).unwrap();
     }
     let _ = std::fs::remove_dir_all(&scratch);
 }
