@@ -72,6 +72,20 @@ fn probe(side: &Side, scratch: &Path, round: usize, iterations: usize) -> (Durat
     (median(adds), median(dels))
 }
 
+/// The medians of one level: (netctl ADD, netctl DEL, reference ADD, reference DEL).
+fn level_medians(
+    rows: &[(&str, usize, Duration, Duration)],
+    level: usize,
+) -> Option<(Duration, Duration, Duration, Duration)> {
+    let find = |label: &str| {
+        rows.iter()
+            .find(|r| r.0 == label && r.1 == level)
+            .map(|r| (r.2, r.3))
+    };
+    let ((oa, od), (ra, rd)) = (find("netctl-bridge")?, find("reference bridge")?);
+    Some((oa, od, ra, rd))
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let usage = "usage: bridge-bench OUR_BIN_DIR REFERENCE_BIN_DIR [ITERATIONS]";
@@ -112,13 +126,7 @@ fn main() {
     println!("| containers attached | netctl ADD (ms) | reference ADD (ms) | ADD ratio | netctl DEL (ms) | reference DEL (ms) | DEL ratio |");
     println!("|---:|---:|---:|---:|---:|---:|---:|");
     for &level in &levels {
-        let find = |label: &str| {
-            rows.iter()
-                .find(|r| r.0 == label && r.1 == level)
-                .map(|r| (r.2, r.3))
-        };
-        if let (Some((oa, od)), Some((ra, rd))) = (find("netctl-bridge"), find("reference bridge"))
-        {
+        if let Some((oa, od, ra, rd)) = level_medians(&rows, level) {
             println!(
                 "| {level} | {} | {} | {:.1}x | {} | {} | {:.1}x |",
                 ms(oa),
@@ -133,8 +141,7 @@ fn main() {
     if let Some(csv) = csv {
         let mut text = String::from("attached netctl_add reference_add netctl_del reference_del\n");
         for &level in &levels {
-            let find = |label: &str| rows.iter().find(|r| r.0 == label && r.1 == level).map(|r| (r.2, r.3));
-            if let (Some((oa, od)), Some((ra, rd))) = (find("netctl-bridge"), find("reference bridge")) {
+            if let Some((oa, od, ra, rd)) = level_medians(&rows, level) {
                 text += &format!("{level} {} {} {} {}\n", ms(oa), ms(ra), ms(od), ms(rd));
             }
         }
