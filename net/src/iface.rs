@@ -122,10 +122,7 @@ pub fn container_mac(asked: Option<&str>, ips: &[IpConfig], seed: &str) -> Resul
         let o = v4.octets();
         return Ok([0x02, 0x42, o[0], o[1], o[2], o[3]]);
     }
-    let h = seed.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    let b = h.to_be_bytes();
+    let b = crate::fnv1a64(seed).to_be_bytes();
     Ok([0x02, b[1], b[2], b[3], b[4], b[5]])
 }
 

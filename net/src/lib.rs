@@ -16,3 +16,10 @@ pub use netlink::{Addr, Link, Netlink};
 pub use netns::NetNs;
 pub use ops::{parse_mac, MacvlanMode, RouteSpec};
 pub use sysctl::set_sysctl;
+
+/// FNV-1a, 64 bits: a stable hash for deriving short names from IDs (not for security).
+pub fn fnv1a64(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}

@@ -180,23 +180,21 @@ impl Netlink {
     pub fn link_by_name(&mut self, name: &str) -> Result<Option<Link>, NetError> {
         let mut msg = LinkMessage::default();
         msg.attributes.push(LinkAttribute::IfName(name.to_string()));
-        match self.request(RouteNetlinkMessage::GetLink(msg), 0) {
-            Ok(replies) => Ok(replies.iter().find_map(|m| match m {
-                RouteNetlinkMessage::NewLink(l) => Some(link_from(l)),
-                _ => None,
-            })),
-            Err(e) if e.raw_os_error() == Some(19 /* ENODEV */) => Ok(None),
-            Err(source) => Err(NetError::Netlink {
-                what: format!("look up link {name}"),
-                source,
-            }),
-        }
+        self.get_link(msg, || format!("look up link {name}"))
     }
 
     /// The link with `index`, if there is one.
     pub fn link_by_index(&mut self, index: u32) -> Result<Option<Link>, NetError> {
         let mut msg = LinkMessage::default();
         msg.header.index = index;
+        self.get_link(msg, || format!("look up link #{index}"))
+    }
+
+    fn get_link(
+        &mut self,
+        msg: LinkMessage,
+        what: impl FnOnce() -> String,
+    ) -> Result<Option<Link>, NetError> {
         match self.request(RouteNetlinkMessage::GetLink(msg), 0) {
             Ok(replies) => Ok(replies.iter().find_map(|m| match m {
                 RouteNetlinkMessage::NewLink(l) => Some(link_from(l)),
@@ -204,7 +202,7 @@ impl Netlink {
             })),
             Err(e) if e.raw_os_error() == Some(19 /* ENODEV */) => Ok(None),
             Err(source) => Err(NetError::Netlink {
-                what: format!("look up link #{index}"),
+                what: what(),
                 source,
             }),
         }

@@ -118,14 +118,7 @@ pub fn random_id() -> anyhow::Result<String> {
 /// A stable 64-hex ID for a conflist netctl did not write, from its name.
 fn derived_id(name: &str) -> String {
     (0..4u64)
-        .map(|i| {
-            let h = format!("{i}/{name}")
-                .bytes()
-                .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                    (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-                });
-            format!("{h:016x}")
-        })
+        .map(|i| format!("{:016x}", netctl_net::fnv1a64(&format!("{i}/{name}"))))
         .collect()
 }
 

@@ -12,8 +12,6 @@ use std::time::Duration;
 
 use netctl_bench::{median, ms, time_plugin};
 use netctl_net::NetNs;
-use nix::mount::{mount, MsFlags};
-use nix::sched::{unshare, CloneFlags};
 use serde_json::json;
 
 struct Side {
@@ -93,16 +91,7 @@ fn main() {
     let reference = PathBuf::from(args.get(2).expect(usage));
     let iterations: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(20);
     let csv = args.get(4).map(PathBuf::from);
-    unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS)
-        .expect("private namespaces (run as root)");
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .unwrap();
+    netctl_bench::enter_private_namespaces();
     let scratch = std::env::temp_dir().join(format!("netctl-bridge-bench-{}", std::process::id()));
     std::fs::create_dir_all(scratch.join("netns")).unwrap();
     let levels = [1usize, 100, 250, 500, 750, 1000];

@@ -16,8 +16,6 @@ use std::time::Duration;
 
 use netctl_dnsd::records::{DnsPaths, Record};
 use netctl_net::NetNs;
-use nix::mount::{mount, MsFlags};
-use nix::sched::{unshare, CloneFlags};
 
 const GATEWAY: &str = "10.89.0.1";
 const CLIENT: &str = "10.89.0.200";
@@ -303,16 +301,7 @@ fn main() {
     let dnsd = PathBuf::from(args.get(1).expect(usage));
     let aardvark = PathBuf::from(args.get(2).expect(usage));
     let seconds: u32 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(8);
-    unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS)
-        .expect("private namespaces (run as root)");
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .unwrap();
+    netctl_bench::enter_private_namespaces();
     let scratch = std::env::temp_dir().join(format!("netctl-dns-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).unwrap();
     let client = scratch.join("client-ns");

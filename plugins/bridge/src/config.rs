@@ -119,11 +119,7 @@ impl BridgeConfig {
 /// characters of the container ID + `-` + the interface name, so `ip link` shows whose it is;
 /// then a hash of both, for when that is too long or already taken (IDs sharing a prefix).
 pub fn host_veth_names(container_id: &str, ifname: &str) -> Vec<String> {
-    let hash = format!("{container_id}/{ifname}")
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
+    let hash = netctl_net::fnv1a64(&format!("{container_id}/{ifname}"));
     let hashed = format!("veth{:011x}", hash & 0xfff_ffff_ffff);
     let short: String = container_id.chars().take(8).collect();
     let readable = format!("v{short}-{ifname}");

@@ -190,9 +190,7 @@ fn retired_name(ctx: &Ctx, side: &str) -> String {
         std::process::id(),
         std::time::SystemTime::now()
     );
-    let h = seed.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
+    let h = netctl_net::fnv1a64(&seed);
     format!("{RETIRED_PREFIX}{:012x}", h & 0xffff_ffff_ffff)
 }
 
