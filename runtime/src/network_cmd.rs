@@ -38,6 +38,9 @@ pub enum NetworkCommand {
         #[arg(short, long)]
         force: bool,
     },
+    /// Put back every network's firewall rules (after `nft flush ruleset` or a firewalld
+    /// reload) by asking each network's plugins for their STATUS.
+    Repair,
 }
 
 /// `network create` flags, as Docker spells them.
@@ -119,6 +122,14 @@ pub fn run(root: &Path, run_dir: &Path, cmd: NetworkCommand) -> anyhow::Result<(
             }
         }
         NetworkCommand::Prune { force } => prune(root, run_dir, &store, force)?,
+        NetworkCommand::Repair => {
+            let cni = crate::cni_client(root, &[], None);
+            for n in store.all()? {
+                cni.status(&n.list()?)
+                    .map_err(|e| anyhow::anyhow!("network {}: {e}", n.name))?;
+                println!("{}", n.name);
+            }
+        }
     }
     Ok(())
 }

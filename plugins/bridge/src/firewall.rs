@@ -89,10 +89,13 @@ pub fn ensure_network(conf: &BridgeConfig, ips: &[IpConfig]) -> Result<(), Error
     apply(conf, &want)
 }
 
-/// Re-applies the network's rules when they are missing (someone flushed the ruleset).
+/// Re-applies the network's rules when they are missing (someone flushed the ruleset); a
+/// network whose rules this host never applied (no container ever attached) is left alone.
 pub fn repair(conf: &BridgeConfig) -> Result<(), Error> {
-    let want = read_marker(conf).unwrap_or_else(|| rules(conf, &[]));
-    if want.subnets.is_empty() || Nftables::new().network_present(&want).map_err(fw_err)? {
+    let Some(want) = read_marker(conf) else {
+        return Ok(());
+    };
+    if Nftables::new().network_present(&want).map_err(fw_err)? {
         return Ok(());
     }
     apply(conf, &want)

@@ -276,3 +276,45 @@ fn macvlan_options_are_translated() {
     ]);
     assert!(out.contains("192.168.50.64/24"), "{out}");
 }
+
+/// After `nft flush ruleset`, `netctl network repair` puts every network's rules back.
+#[test]
+fn repair_reapplies_rules_after_a_flush() {
+    let mut host = TestHost::new();
+    host.netctl_ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.55.0.0/24",
+        "-o",
+        "bridge=br-rep",
+        "rep",
+    ]);
+    let ns = host.container("c1");
+    host.netctl_ok(&[
+        "cni",
+        "add",
+        "rep",
+        "--id",
+        "c1",
+        "--netns",
+        ns.to_str().unwrap(),
+    ]);
+    assert!(host.sh("nft list ruleset").contains("br-rep"));
+    host.sh("nft flush ruleset");
+    let repaired = host.netctl_ok(&["network", "repair"]);
+    assert!(repaired.lines().any(|l| l == "rep"), "{repaired}");
+    assert!(
+        host.sh("nft list ruleset").contains("br-rep"),
+        "rules are back"
+    );
+    host.netctl_ok(&[
+        "cni",
+        "check",
+        "rep",
+        "--id",
+        "c1",
+        "--netns",
+        ns.to_str().unwrap(),
+    ]);
+}
