@@ -50,19 +50,8 @@ pub fn ms(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1000.0)
 }
 
-/// Moves this process (still single-threaded) into fresh network and mount namespaces, with
-/// mounts that do not propagate back, so a benchmark never touches the machine's network.
+/// Moves this process (still single-threaded) into fresh network and mount namespaces, so a
+/// benchmark never touches the machine's network.
 pub fn enter_private_namespaces() {
-    use nix::mount::{mount, MsFlags};
-    use nix::sched::{unshare, CloneFlags};
-    unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS)
-        .expect("private namespaces (run as root)");
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .expect("private mounts");
+    netctl_net::NetNs::unshare_private().expect("private namespaces (run as root)");
 }

@@ -206,11 +206,11 @@ pub fn run_with<P: Plugin>(
             &e,
         )),
     };
-    let version = answer_version(plugin, &input);
+    // Only an error needs the version looked up again: a result already carries it.
     let (json, code) = match outcome {
         Ok(Some(v)) => (Some(v), 0),
         Ok(None) => (None, 0),
-        Err(e) => (Some(e.to_json(version.as_str())), 1),
+        Err(e) => (Some(e.to_json(answer_version(plugin, &input).as_str())), 1),
     };
     if let Some(json) = json {
         let written = serde_json::to_writer(&mut *stdout, &json)

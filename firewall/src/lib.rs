@@ -36,14 +36,6 @@ pub enum FirewallError {
     /// A host port is already published by another container.
     #[error("host port {0} is already published by another container")]
     PortInUse(String),
-    /// The state folder could not be written.
-    #[error("firewall state {path}: {source}")]
-    State {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
 }
 
 /// A firewall backend.
@@ -63,6 +55,4 @@ pub trait Firewall {
     fn add_mac_guard(&self, guard: &MacGuard) -> Result<(), FirewallError>;
     /// Removes a MAC guard; one already gone is fine.
     fn del_mac_guard(&self, guard: &MacGuard) -> Result<(), FirewallError>;
-    /// The backend's name.
-    fn name(&self) -> &'static str;
 }

@@ -2,7 +2,7 @@
 //! `nft list table inet netctl`), each applied as one atomic transaction.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use crate::rules::{MacGuard, NetworkRules, PortForward, Proto};
@@ -69,11 +69,6 @@ impl Nftables {
         let out = child.wait_with_output().map_err(exec_err)?;
         let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
         Ok((out.status.success(), stderr))
-    }
-
-    /// The program used.
-    pub fn program(&self) -> &Path {
-        &self.program
     }
 }
 
@@ -313,10 +308,6 @@ impl Firewall for Nftables {
         let script =
             mac_guard_base() + &mac_guard_elements(g, "add") + &mac_guard_elements(g, "delete");
         self.apply(&script, &format!("remove the MAC guard of port {}", g.port))
-    }
-
-    fn name(&self) -> &'static str {
-        "nftables"
     }
 }
 

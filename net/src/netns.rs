@@ -109,6 +109,26 @@ impl NetNs {
         Self::open(path)
     }
 
+    /// Moves the calling thread into new network and mount namespaces, with mounts that do
+    /// not propagate back: a private "host" for tests and benchmarks.
+    pub fn unshare_private() -> Result<(), NetError> {
+        let fail = |what: &'static str, e: nix::errno::Errno| NetError::Namespace {
+            what,
+            path: PathBuf::from("/proc/thread-self/ns/net"),
+            source: e.into(),
+        };
+        unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS)
+            .map_err(|e| fail("create", e))?;
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .map_err(|e| fail("make the mounts private of", e))
+    }
+
     /// Unmounts and removes a namespace made by [`NetNs::create`]; one already gone is fine.
     pub fn remove(path: &Path) -> Result<(), NetError> {
         match umount2(path, MntFlags::MNT_DETACH) {

@@ -115,8 +115,9 @@ pub fn random_id() -> anyhow::Result<String> {
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
-/// A stable 64-hex ID for a conflist netctl did not write, from its name.
-fn derived_id(name: &str) -> String {
+/// A stable 64-hex ID derived from a key: for conflists netctl did not write (their name) and
+/// for endpoints (network, container and interface).
+pub(crate) fn derived_id(name: &str) -> String {
     (0..4u64)
         .map(|i| format!("{:016x}", netctl_net::fnv1a64(&format!("{i}/{name}"))))
         .collect()

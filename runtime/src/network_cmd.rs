@@ -224,7 +224,7 @@ fn endpoints(root: &Path, n: &Network) -> BTreeMap<String, Value> {
             .unwrap_or_default();
         out.insert(
             rt.container_id.clone(),
-            json!({"Name": name, "EndpointID": crate::network::random_id().unwrap_or_default(),
+            json!({"Name": name, "EndpointID": crate::network::derived_id(&format!("{}/{}/{}", n.name, rt.container_id, rt.ifname)),
                    "MacAddress": ctr.map(|i| i.mac.clone()).unwrap_or_default(),
                    "IPv4Address": addr(true), "IPv6Address": addr(false)}),
         );

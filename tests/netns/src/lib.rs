@@ -15,7 +15,6 @@ use netctl_cni::invoke::{CniConfig, RuntimeConf};
 use netctl_cni::NetConfList;
 use netctl_net::NetNs;
 use nix::mount::{mount, MsFlags};
-use nix::sched::{unshare, CloneFlags};
 use serde_json::Value;
 
 /// The folder holding the built binaries (`target/<profile>`), or `NETCTL_BIN_DIR`.
@@ -61,16 +60,7 @@ impl TestHost {
             nix::unistd::geteuid().is_root(),
             "the netns tests need root (they create namespaces)"
         );
-        unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS)
-            .expect("unshare a network and mount namespace for the test host");
-        mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-            None::<&str>,
-        )
-        .expect("make the test's mounts private");
+        NetNs::unshare_private().expect("a private network and mount namespace for the test host");
         for d in STATE_DIRS {
             std::fs::create_dir_all(d).expect("state folder mount point");
             mount(
