@@ -5,8 +5,20 @@
 //! `netctl` or by hand, for netctl's plugins or the reference ones — can be tried directly.
 
 mod clock;
+mod container;
+mod container_cmd;
+mod create;
+mod engine;
+mod exec;
+mod image;
+mod init;
+mod layer;
+mod lifecycle;
+mod load;
+mod monitor;
 mod network;
 mod network_cmd;
+mod view;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,6 +60,107 @@ enum Top {
     /// Manage networks.
     #[command(subcommand)]
     Network(network_cmd::NetworkCommand),
+    /// Create and start a container.
+    Run(container_cmd::RunArgs),
+    /// Create a container without starting it; prints its ID.
+    Create(create::CreateArgs),
+    /// Start stopped containers.
+    Start {
+        /// Attach to the container's output and wait for it.
+        #[arg(short = 'a', long)]
+        attach: bool,
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Stop running containers: SIGTERM, then SIGKILL after the timeout.
+    Stop {
+        /// Seconds to wait before killing.
+        #[arg(short = 't', long = "time", default_value_t = 10)]
+        time: u64,
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Restart containers.
+    Restart {
+        /// Seconds to wait before killing.
+        #[arg(short = 't', long = "time", default_value_t = 10)]
+        time: u64,
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Send a signal to running containers.
+    Kill {
+        /// Signal name or number.
+        #[arg(short = 's', long, default_value = "KILL")]
+        signal: String,
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Remove containers.
+    Rm {
+        /// Kill a running container first.
+        #[arg(short = 'f', long)]
+        force: bool,
+        /// Remove anonymous volumes too.
+        #[arg(short = 'v', long)]
+        volumes: bool,
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// List containers.
+    Ps(container_cmd::PsArgs),
+    /// Show containers or images as JSON.
+    Inspect {
+        /// Containers or images.
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
+    /// Show a container's output.
+    Logs(container_cmd::LogsArgs),
+    /// Run a command in a running container.
+    Exec(container_cmd::ExecArgs),
+    /// Manage containers.
+    #[command(subcommand)]
+    Container(container_cmd::ContainerCommand),
+    /// Manage images.
+    #[command(subcommand)]
+    Image(container_cmd::ImageCommand),
+    /// List images.
+    Images(container_cmd::ImagesArgs),
+    /// Load images from a `docker save` or OCI archive.
+    Load(container_cmd::LoadArgs),
+    /// Remove images.
+    Rmi {
+        /// Images.
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// The per-container monitor (internal).
+    #[command(name = "__monitor", hide = true)]
+    Monitor {
+        /// Container ID.
+        id: String,
+        /// Relay the container's stdio to ours.
+        #[arg(long)]
+        attach: bool,
+    },
+    /// Stage 1 of a container's process (internal).
+    #[command(name = "__init", hide = true)]
+    Init {
+        /// The init spec.
+        spec: PathBuf,
+    },
+    /// Stage 2 of a container's process (internal).
+    #[command(name = "__init2", hide = true)]
+    Init2 {
+        /// The init spec.
+        spec: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -197,12 +310,78 @@ impl Attach {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
-    let cmd = match cli.command {
-        Top::Cni(cmd) => cmd,
-        Top::Network(cmd) => return network_cmd::run(&cli.root, &cli.run_dir, cmd),
-    };
-    let root = cli.root.as_path();
+/// Runs a command: its exit code, or an error with the exit code to use.
+fn dispatch(cli: Cli) -> Result<i32, (anyhow::Error, i32)> {
+    use container_cmd as cc;
+    let one = |r: anyhow::Result<()>| r.map(|()| 0).map_err(|e| (e, 1));
+    let code = |r: anyhow::Result<i32>| r.map_err(|e| (e, 1));
+    let (root, run_dir) = (cli.root.as_path(), cli.run_dir.as_path());
+    let engine = || lifecycle_engine(root, run_dir);
+    match cli.command {
+        Top::Cni(cmd) => one(run_cni(root, cmd)),
+        Top::Network(cmd) => one(network_cmd::run(root, run_dir, cmd)),
+        Top::Run(a) => cc::run(&engine().map_err(|e| (e, 125))?, &a),
+        Top::Create(a) => {
+            let e = engine().map_err(|e| (e, 125))?;
+            let c = cc::create(&e, &a).map_err(|e| (e, 125))?;
+            println!("{}", c.config.id);
+            Ok(0)
+        }
+        Top::Start { attach, containers } => {
+            let e = engine().map_err(|e| (e, 1))?;
+            cc::start(&e, &containers, attach).map_err(|e| {
+                let c = cc::start_error_code(&e);
+                (e, c)
+            })
+        }
+        Top::Stop { time, containers } => one(engine().and_then(|e| {
+            cc::each(&e, &containers, |c| lifecycle::stop(c, cc::timeout(time)))
+        })),
+        Top::Restart { time, containers } => one(engine().and_then(|e| {
+            cc::each(&e, &containers, |c| {
+                lifecycle::stop(c, cc::timeout(time))?;
+                let mut c = c.clone();
+                c.reload()?;
+                lifecycle::start(&e, &c, false).map(|_| ())
+            })
+        })),
+        Top::Kill { signal, containers } => one(engine().and_then(|e| {
+            let sig = cc::parse_signal(&signal)?;
+            cc::each(&e, &containers, |c| lifecycle::signal(c, sig))
+        })),
+        Top::Rm {
+            force, containers, ..
+        } => one(engine().and_then(|e| {
+            cc::each(&e, &containers, |c| lifecycle::remove(&e, c, force))
+        })),
+        Top::Ps(a) => one(engine().and_then(|e| cc::ps(&e, &a))),
+        Top::Inspect { targets } => one(engine().and_then(|e| cc::inspect(&e, &targets))),
+        Top::Logs(a) => one(engine().and_then(|e| cc::logs(&e, &a))),
+        Top::Exec(a) => code(engine().and_then(|e| cc::exec(&e, &a))),
+        Top::Container(container_cmd::ContainerCommand::Prune { force }) => {
+            one(engine().and_then(|e| cc::prune(&e, force)))
+        }
+        Top::Container(container_cmd::ContainerCommand::Ls(a)) => {
+            one(engine().and_then(|e| cc::ps(&e, &a)))
+        }
+        Top::Image(cmd) => one(engine().and_then(|e| cc::image(&e, cmd))),
+        Top::Images(a) => one(engine().and_then(|e| cc::image(&e, cc::ImageCommand::Ls(a)))),
+        Top::Load(a) => one(engine().and_then(|e| cc::image(&e, cc::ImageCommand::Load(a)))),
+        Top::Rmi { images } => one(engine().and_then(|e| cc::image(&e, cc::ImageCommand::Rm { images }))),
+        Top::Monitor { id, attach } => {
+            let e = engine().map_err(|e| (e, 125))?;
+            Ok(monitor::run(&e, &id, attach))
+        }
+        Top::Init { spec } => Ok(init::stage1(&spec)),
+        Top::Init2 { spec } => Ok(init::stage2(&spec)),
+    }
+}
+
+fn lifecycle_engine(root: &std::path::Path, run_dir: &std::path::Path) -> anyhow::Result<engine::Engine> {
+    engine::Engine::open(root, run_dir)
+}
+
+fn run_cni(root: &std::path::Path, cmd: CniCommand) -> anyhow::Result<()> {
     let cni_err = |e: netctl_cni::Error| anyhow::anyhow!("{e} (CNI error {})", e.code.as_u32());
     match cmd {
         CniCommand::Add(a) => {
@@ -249,11 +428,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+    match dispatch(Cli::parse()) {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(255)),
+        Err((e, code)) => {
             eprintln!("netctl: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(u8::try_from(code).unwrap_or(1))
         }
     }
 }

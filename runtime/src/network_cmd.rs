@@ -38,6 +38,32 @@ pub enum NetworkCommand {
         #[arg(short, long)]
         force: bool,
     },
+    /// Connect a container to a network: a new interface at once if it runs.
+    Connect {
+        /// A network-scoped alias; repeatable.
+        #[arg(long)]
+        alias: Vec<String>,
+        /// IPv4 address.
+        #[arg(long)]
+        ip: Option<String>,
+        /// IPv6 address.
+        #[arg(long)]
+        ip6: Option<String>,
+        /// The network.
+        network: String,
+        /// The container.
+        container: String,
+    },
+    /// Disconnect a container from a network.
+    Disconnect {
+        /// Also when it is not connected.
+        #[arg(short, long)]
+        force: bool,
+        /// The network.
+        network: String,
+        /// The container.
+        container: String,
+    },
     /// Put back every network's firewall rules (after `nft flush ruleset` or a firewalld
     /// reload) by asking each network's plugins for their STATUS.
     Repair,
@@ -122,6 +148,25 @@ pub fn run(root: &Path, run_dir: &Path, cmd: NetworkCommand) -> anyhow::Result<(
             }
         }
         NetworkCommand::Prune { force } => prune(root, run_dir, &store, force)?,
+        NetworkCommand::Connect {
+            alias,
+            ip,
+            ip6,
+            network,
+            container,
+        } => {
+            let engine = crate::engine::Engine::open(root, run_dir)?;
+            let ips: Vec<String> = ip.into_iter().chain(ip6).collect();
+            crate::exec::connect(&engine, &network, &container, &alias, &ips)?;
+        }
+        NetworkCommand::Disconnect {
+            force,
+            network,
+            container,
+        } => {
+            let engine = crate::engine::Engine::open(root, run_dir)?;
+            crate::exec::disconnect(&engine, &network, &container, force)?;
+        }
         NetworkCommand::Repair => {
             let cni = crate::cni_client(root, &[], None);
             for n in store.all()? {
@@ -307,13 +352,8 @@ fn remove(root: &Path, run_dir: &Path, store: &NetworkStore, n: &Network) -> any
 }
 
 fn prune(root: &Path, run_dir: &Path, store: &NetworkStore, force: bool) -> anyhow::Result<()> {
-    if !force {
-        eprint!("WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] ");
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if !answer.trim().eq_ignore_ascii_case("y") {
-            return Ok(());
-        }
+    if !force && !confirm("WARNING! This will remove all custom networks not used by at least one container.")? {
+        return Ok(());
     }
     let mut deleted = Vec::new();
     for n in store.all()? {
@@ -327,4 +367,12 @@ fn prune(root: &Path, run_dir: &Path, store: &NetworkStore, force: bool) -> anyh
         println!("Deleted Networks:\n{}", deleted.join("\n"));
     }
     Ok(())
+}
+
+/// Asks `warning` + "Are you sure you want to continue? [y/N]" on the terminal.
+pub fn confirm(warning: &str) -> anyhow::Result<bool> {
+    eprint!("{warning}\nAre you sure you want to continue? [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(answer.trim().eq_ignore_ascii_case("y"))
 }

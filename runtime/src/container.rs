@@ -1,0 +1,321 @@
+//! The container store: `<root>/containers/<id>/` holds `config.json` (what `create` was
+//! asked for), `state.json` (what is happening now), the json-file log, the files bind-mounted
+//! over /etc, and the overlay's writable layer. Every write is atomic; name changes happen
+//! under the store lock.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use netctl_cni::fsutil;
+use serde::{Deserialize, Serialize};
+
+/// One network a container is attached to, in attach order (eth0, eth1 ...).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NetworkRequest {
+    /// The network's name in the store.
+    pub name: String,
+    /// `--net-alias` names.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// `--ip` / `--ip6`.
+    #[serde(default)]
+    pub ips: Vec<String>,
+    /// `--mac-address`.
+    #[serde(default)]
+    pub mac: Option<String>,
+}
+
+/// A published port, as asked and as bound.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PortBinding {
+    /// Host address ("" for every address).
+    pub host_ip: String,
+    /// Host port (chosen from the ephemeral range when asked as 0).
+    pub host_port: u16,
+    /// Port in the container.
+    pub container_port: u16,
+    /// tcp or udp.
+    pub protocol: String,
+}
+
+/// How the container's network namespace is made.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum NetMode {
+    /// Its own namespace, attached to `Config::networks`.
+    Private,
+    /// The host's namespace.
+    Host,
+    /// Its own namespace with loopback only.
+    None,
+    /// Another container's namespace (its ID).
+    Container(String),
+}
+
+/// What `create` was asked for; fixed for the container's life except networks and name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    /// 64 hex.
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// RFC 3339.
+    pub created: String,
+    /// Image ID (64 hex).
+    pub image: String,
+    /// The image as the user named it.
+    pub image_name: String,
+    /// Program and arguments.
+    pub command: Vec<String>,
+    /// `--entrypoint` or the image's, for inspect.
+    pub entrypoint: Vec<String>,
+    /// KEY=VALUE.
+    pub env: Vec<String>,
+    /// Working directory inside the container.
+    pub workdir: String,
+    /// Hostname (the short ID unless `--hostname`).
+    pub hostname: String,
+    /// `-t`.
+    pub tty: bool,
+    /// `-i`.
+    pub interactive: bool,
+    /// `--rm`.
+    pub auto_remove: bool,
+    /// Network namespace mode.
+    pub net_mode: NetMode,
+    /// Networks, in attach order.
+    pub networks: Vec<NetworkRequest>,
+    /// `-p`.
+    pub ports: Vec<PortBinding>,
+    /// `--add-host NAME:IP` and `--link` entries for /etc/hosts.
+    pub extra_hosts: Vec<(String, String)>,
+    /// `--dns` servers.
+    pub dns: Vec<String>,
+    /// `--link NAME:ALIAS` as given.
+    #[serde(default)]
+    pub links: Vec<String>,
+}
+
+impl Config {
+    /// The 12-hex short ID.
+    pub fn short_id(&self) -> &str {
+        &self.id[..12]
+    }
+}
+
+/// Where a container is in its life.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Made, never started.
+    #[default]
+    Created,
+    /// Its process runs.
+    Running,
+    /// Its process ended.
+    Exited,
+}
+
+/// One interface the plugins gave the container.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Endpoint {
+    /// The network.
+    pub network: String,
+    /// eth0, eth1 ...
+    pub ifname: String,
+    /// CIDR addresses.
+    pub ips: Vec<String>,
+    /// Gateways, per address.
+    pub gateways: Vec<String>,
+    /// The interface's MAC.
+    pub mac: String,
+    /// DNS servers the plugins named (127.0.0.11 with netctl-dns).
+    #[serde(default)]
+    pub nameservers: Vec<String>,
+    /// DNS search domains the plugins named.
+    #[serde(default)]
+    pub search: Vec<String>,
+}
+
+/// What is happening now.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct State {
+    /// Created, running, exited.
+    pub status: Status,
+    /// Host PID of the container's first process.
+    pub pid: u32,
+    /// Host PID of its monitor.
+    pub monitor_pid: u32,
+    /// Exit code of the last run.
+    pub exit_code: i32,
+    /// RFC 3339 or empty.
+    pub started_at: String,
+    /// RFC 3339 or empty.
+    pub finished_at: String,
+    /// Why the last start failed.
+    pub error: String,
+    /// Interfaces while running.
+    pub endpoints: Vec<Endpoint>,
+    /// Published ports as bound while running.
+    pub ports: Vec<PortBinding>,
+}
+
+/// A container: its config, state and folder.
+#[derive(Debug, Clone)]
+pub struct Container {
+    /// What it was created with.
+    pub config: Config,
+    /// What is happening now.
+    pub state: State,
+    /// Its folder.
+    pub dir: PathBuf,
+}
+
+impl Container {
+    /// The json-file log.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join(format!("{}-json.log", self.config.id))
+    }
+
+    /// Writes the state atomically.
+    pub fn save_state(&self) -> anyhow::Result<()> {
+        write_json(&self.dir.join("state.json"), &self.state)
+    }
+
+    /// Writes the config atomically (after connect, disconnect, rename).
+    pub fn save_config(&self) -> anyhow::Result<()> {
+        write_json(&self.dir.join("config.json"), &self.config)
+    }
+
+    /// Re-reads the state from disk.
+    pub fn reload(&mut self) -> anyhow::Result<()> {
+        self.state = read_json(&self.dir.join("state.json"))?;
+        Ok(())
+    }
+
+    /// Whether its process runs: the state says so and the monitor is alive.
+    pub fn is_running(&self) -> bool {
+        self.state.status == Status::Running && pid_alive(self.state.monitor_pid)
+    }
+}
+
+/// Whether a process exists and is not a zombie.
+pub fn pid_alive(pid: u32) -> bool {
+    if pid == 0 {
+        return false;
+    }
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X'))
+        })
+        .unwrap_or(false)
+}
+
+fn write_json<T: Serialize>(path: &Path, v: &T) -> anyhow::Result<()> {
+    fsutil::write_atomic(path, &serde_json::to_vec_pretty(v)?)
+        .with_context(|| format!("write {}", path.display()))
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<T> {
+    let bytes = fs::read(path).with_context(|| format!("read {}", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("parse {}", path.display()))
+}
+
+/// The containers under `<root>/containers`.
+pub struct ContainerStore {
+    dir: PathBuf,
+}
+
+/// An exclusive lock on the store, released on drop.
+pub struct StoreLock(#[allow(dead_code)] fs::File);
+
+impl ContainerStore {
+    /// The store, created if missing.
+    pub fn open(root: &Path) -> anyhow::Result<Self> {
+        let dir = root.join("containers");
+        fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+        Ok(Self { dir })
+    }
+
+    /// Takes the store lock (name changes, creation, removal).
+    pub fn lock(&self) -> anyhow::Result<StoreLock> {
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.dir.join(".lock"))?;
+        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)?;
+        Ok(StoreLock(f))
+    }
+
+    /// Takes one container's lock (start, exit, connect, disconnect, removal).
+    pub fn lock_one(&self, c: &Container) -> anyhow::Result<StoreLock> {
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(c.dir.join("lock"))
+            .with_context(|| format!("lock container {}", c.config.name))?;
+        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)?;
+        Ok(StoreLock(f))
+    }
+
+    /// Every container, newest first.
+    pub fn all(&self) -> anyhow::Result<Vec<Container>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let dir = entry?.path();
+            if !dir.join("state.json").exists() {
+                continue;
+            }
+            out.push(Container {
+                config: read_json(&dir.join("config.json"))?,
+                state: read_json(&dir.join("state.json"))?,
+                dir,
+            });
+        }
+        out.sort_by(|a, b| b.config.created.cmp(&a.config.created));
+        Ok(out)
+    }
+
+    /// The container a name, full ID or unique ID prefix names.
+    pub fn find(&self, key: &str) -> anyhow::Result<Container> {
+        let all = self.all()?;
+        let key = key.trim_start_matches('/');
+        if let Some(c) = all.iter().find(|c| c.config.name == key || c.config.id == key) {
+            return Ok(c.clone());
+        }
+        let matches: Vec<&Container> = all
+            .iter()
+            .filter(|c| !key.is_empty() && c.config.id.starts_with(key))
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => bail!("No such container: {key}"),
+            _ => bail!("multiple containers match the ID prefix {key:?}; give more characters"),
+        }
+    }
+
+    /// Makes a container's folder and writes its config and state; refuses a taken name.
+    pub fn create(&self, config: Config, _lock: &StoreLock) -> anyhow::Result<Container> {
+        if let Some(other) = self.all()?.iter().find(|c| c.config.name == config.name) {
+            bail!(
+                "Conflict. The container name \"/{}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                config.name,
+                other.config.id
+            );
+        }
+        let dir = self.dir.join(&config.id);
+        fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+        let c = Container {
+            config,
+            state: State::default(),
+            dir,
+        };
+        c.save_config()?;
+        c.save_state()?;
+        Ok(c)
+    }
+}

@@ -1,0 +1,325 @@
+//! The engine: where state lives, and a container's networking through the CNI client —
+//! a network namespace bind-mounted under the run directory, ADD per network in order
+//! (eth0, eth1 ...), DEL in reverse, and the /etc files that follow from the results.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use netctl_cni::invoke::{CniConfig, RuntimeConf};
+use netctl_cni::Success;
+use netctl_net::NetNs;
+use serde_json::{json, Map};
+
+use crate::container::{Container, ContainerStore, Endpoint, NetMode, NetworkRequest, PortBinding};
+use crate::network::NetworkStore;
+
+/// Paths and stores shared by every command.
+pub struct Engine {
+    /// Persistent state.
+    pub root: PathBuf,
+    /// Runtime state.
+    pub run_dir: PathBuf,
+    /// The containers.
+    pub containers: ContainerStore,
+    /// The CNI client (plugins beside this binary, results cached under the root).
+    pub cni: CniConfig,
+}
+
+impl Engine {
+    /// The engine over a root and run directory.
+    pub fn open(root: &Path, run_dir: &Path) -> anyhow::Result<Self> {
+        Ok(Self {
+            root: root.to_path_buf(),
+            run_dir: run_dir.to_path_buf(),
+            containers: ContainerStore::open(root)?,
+            cni: crate::cni_client(root, &[], None),
+        })
+    }
+
+    /// Where a container's network namespace is bind-mounted.
+    pub fn netns_path(&self, id: &str) -> PathBuf {
+        self.run_dir.join("netns").join(id)
+    }
+
+    /// The namespace the container's process joins: its own, another container's, or none
+    /// (the host's).
+    pub fn netns_of(&self, c: &Container) -> anyhow::Result<Option<PathBuf>> {
+        Ok(match &c.config.net_mode {
+            NetMode::Host => None,
+            NetMode::Private | NetMode::None => Some(self.netns_path(&c.config.id)),
+            NetMode::Container(other) => {
+                let o = self.containers.find(other)?;
+                if !o.is_running() {
+                    bail!(
+                        "cannot join network of a non running container: {}",
+                        o.config.name
+                    );
+                }
+                Some(PathBuf::from(format!("/proc/{}/ns/net", o.state.pid)))
+            }
+        })
+    }
+
+    fn runtime_conf(
+        &self,
+        c: &Container,
+        req: &NetworkRequest,
+        ifname: &str,
+        ports: &[PortBinding],
+    ) -> RuntimeConf {
+        let mut caps = Map::new();
+        let mut aliases = req.aliases.clone();
+        aliases.push(c.config.short_id().to_string());
+        caps.insert("aliases".into(), json!({ req.name.clone(): aliases }));
+        if !ports.is_empty() {
+            let maps: Vec<_> = ports
+                .iter()
+                .map(|p| {
+                    let mut m = json!({"hostPort": p.host_port, "containerPort": p.container_port, "protocol": p.protocol});
+                    if !p.host_ip.is_empty() {
+                        m["hostIP"] = json!(p.host_ip);
+                    }
+                    m
+                })
+                .collect();
+            caps.insert("portMappings".into(), json!(maps));
+        }
+        if !req.ips.is_empty() {
+            caps.insert("ips".into(), json!(req.ips));
+        }
+        if let Some(mac) = &req.mac {
+            caps.insert("mac".into(), json!(mac));
+        }
+        RuntimeConf {
+            container_id: c.config.id.clone(),
+            netns: Some(self.netns_path(&c.config.id)),
+            ifname: ifname.into(),
+            args: vec![
+                ("IgnoreUnknown".into(), "1".into()),
+                ("K8S_POD_NAME".into(), c.config.name.clone()),
+            ],
+            capability_args: caps,
+        }
+    }
+
+    /// ADD of one network; the ports go with it when given.
+    pub fn attach(
+        &self,
+        c: &Container,
+        req: &NetworkRequest,
+        ifname: &str,
+        ports: &[PortBinding],
+    ) -> anyhow::Result<Endpoint> {
+        let list = NetworkStore::open(&self.root)?.find(&req.name)?.list()?;
+        let rt = self.runtime_conf(c, req, ifname, ports);
+        let result = self
+            .cni
+            .add(&list, &rt)
+            .map_err(|e| anyhow::anyhow!("network {}: {e}", req.name))?;
+        Ok(endpoint(&req.name, ifname, &result))
+    }
+
+    /// DEL of one network; DEL succeeds when things are already gone.
+    pub fn detach(&self, c: &Container, req: &NetworkRequest, ifname: &str) -> anyhow::Result<()> {
+        let list = NetworkStore::open(&self.root)?.find(&req.name)?.list()?;
+        let rt = self.runtime_conf(c, req, ifname, &[]);
+        self.cni
+            .del(&list, &rt)
+            .map_err(|e| anyhow::anyhow!("network {}: {e}", req.name))
+    }
+
+    /// Makes the namespace and attaches every network in order; on failure undoes what was
+    /// done, in reverse, and returns the error.
+    pub fn setup_network(&self, c: &mut Container) -> anyhow::Result<()> {
+        c.state.endpoints.clear();
+        if !matches!(c.config.net_mode, NetMode::Private | NetMode::None) {
+            return Ok(());
+        }
+        let path = self.netns_path(&c.config.id);
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+        }
+        let ns = NetNs::create(&path)?;
+        let lo_up = ns.run(|| {
+            let mut nl = netctl_net::Netlink::new()?;
+            match nl.link_by_name("lo")? {
+                Some(lo) => nl.set_up(lo.index, true),
+                None => Ok(()),
+            }
+        });
+        if let Err(e) = lo_up.map_err(anyhow::Error::from).and_then(|r| r.map_err(anyhow::Error::from)) {
+            let _ = NetNs::remove(&path);
+            return Err(e.context("bring up loopback in the container"));
+        }
+        let reqs = c.config.networks.clone();
+        for (i, req) in reqs.iter().enumerate() {
+            let ports = if i == 0 { c.state.ports.clone() } else { Vec::new() };
+            match self.attach(c, req, &format!("eth{i}"), &ports) {
+                Ok(ep) => c.state.endpoints.push(ep),
+                Err(e) => {
+                    self.teardown_network(c);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// DEL of every attached network in reverse, then the namespace goes. Failures are
+    /// reported and the rest still runs.
+    pub fn teardown_network(&self, c: &mut Container) {
+        let endpoints = std::mem::take(&mut c.state.endpoints);
+        for ep in endpoints.iter().rev() {
+            let req = c
+                .config
+                .networks
+                .iter()
+                .find(|n| n.name == ep.network)
+                .cloned()
+                .unwrap_or_else(|| NetworkRequest {
+                    name: ep.network.clone(),
+                    aliases: Vec::new(),
+                    ips: Vec::new(),
+                    mac: None,
+                });
+            if let Err(e) = self.detach(c, &req, &ep.ifname) {
+                eprintln!("netctl: detach {} from {}: {e:#}", c.config.name, ep.network);
+            }
+        }
+        if matches!(c.config.net_mode, NetMode::Private | NetMode::None) {
+            let _ = NetNs::remove(&self.netns_path(&c.config.id));
+        }
+    }
+
+    /// Writes /etc/hosts, /etc/hostname and /etc/resolv.conf for the container.
+    pub fn write_etc(&self, c: &Container) -> anyhow::Result<()> {
+        let hostname = if c.config.net_mode == NetMode::Host {
+            host_hostname()
+        } else {
+            c.config.hostname.clone()
+        };
+        let mut hosts = hosts_file(c, &hostname);
+        for link in &c.config.links {
+            let (name, alias) = link.split_once(':').unwrap_or((link, link));
+            let Ok(target) = self.containers.find(name) else {
+                continue;
+            };
+            let names = if alias == name {
+                format!("{name} {}", target.config.short_id())
+            } else {
+                format!("{alias} {} {name}", target.config.short_id())
+            };
+            for ip in target.state.endpoints.iter().flat_map(|e| &e.ips) {
+                let addr = ip.split('/').next().unwrap_or(ip);
+                hosts.push_str(&format!("{addr}\t{names}\n"));
+            }
+        }
+        write(&c.dir.join("hostname"), &format!("{hostname}\n"))?;
+        write(&c.dir.join("hosts"), &hosts)?;
+        write(&c.dir.join("resolv.conf"), &resolv_file(c))
+    }
+}
+
+/// Written in place, not renamed over: a running container has these files bind-mounted,
+/// and sees the new text only if the same file changes.
+fn write(path: &Path, text: &str) -> anyhow::Result<()> {
+    fs::write(path, text).with_context(|| format!("write {}", path.display()))
+}
+
+fn endpoint(network: &str, ifname: &str, r: &Success) -> Endpoint {
+    let ctr = r
+        .interfaces
+        .iter()
+        .find(|i| i.sandbox.is_some() && i.name == ifname);
+    Endpoint {
+        network: network.into(),
+        ifname: ifname.into(),
+        ips: r.ips.iter().map(|i| i.address.to_string()).collect(),
+        gateways: r
+            .ips
+            .iter()
+            .map(|i| i.gateway.map(|g| g.to_string()).unwrap_or_default())
+            .collect(),
+        mac: ctr.map(|i| i.mac.clone()).unwrap_or_default(),
+        nameservers: r.dns.nameservers.clone(),
+        search: r.dns.search.clone(),
+    }
+}
+
+/// The host's name, for `--net host`.
+pub fn host_hostname() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+fn hosts_file(c: &Container, hostname: &str) -> String {
+    let mut s = String::from(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
+    );
+    for (name, ip) in &c.config.extra_hosts {
+        s.push_str(&format!("{ip}\t{name}\n"));
+    }
+    for ep in &c.state.endpoints {
+        for ip in &ep.ips {
+            let addr = ip.split('/').next().unwrap_or(ip);
+            s.push_str(&format!("{addr}\t{hostname}\n"));
+        }
+    }
+    s
+}
+
+/// 127.0.0.11 on networks with DNS, else the host's resolvers (never a loopback one, which
+/// would be the container's own); `--dns` servers follow.
+fn resolv_file(c: &Container) -> String {
+    let mut servers: Vec<String> = c
+        .state
+        .endpoints
+        .iter()
+        .flat_map(|e| e.nameservers.clone())
+        .collect();
+    let mut search: Vec<String> = c.state.endpoints.iter().flat_map(|e| e.search.clone()).collect();
+    let host = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let embedded = servers.iter().any(|s| s == "127.0.0.11");
+    if servers.is_empty() && c.config.dns.is_empty() {
+        for line in host.lines() {
+            let mut w = line.split_whitespace();
+            match (w.next(), w.next()) {
+                (Some("nameserver"), Some(ns)) if c.config.net_mode == NetMode::Host || !is_loopback(ns) => {
+                    servers.push(ns.into())
+                }
+                (Some("search"), Some(_)) => search.extend(line.split_whitespace().skip(1).map(String::from)),
+                _ => {}
+            }
+        }
+    }
+    servers.extend(c.config.dns.iter().cloned());
+    servers.dedup();
+    let mut s = String::new();
+    if !search.is_empty() {
+        s.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    for ns in &servers {
+        s.push_str(&format!("nameserver {ns}\n"));
+    }
+    if embedded {
+        s.push_str("options ndots:0\n");
+    }
+    s
+}
+
+fn is_loopback(ns: &str) -> bool {
+    ns.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
+}
+
+impl Engine {
+    /// Removes a container that is not running: its networks (if any are left), its
+    /// namespace and its folder.
+    pub fn remove_container(&self, c: &mut Container) -> anyhow::Result<()> {
+        if !c.state.endpoints.is_empty() {
+            self.teardown_network(c);
+        }
+        fs::remove_dir_all(&c.dir).with_context(|| format!("remove {}", c.dir.display()))
+    }
+}

@@ -1,0 +1,205 @@
+//! Starting, stopping, killing and removing containers, and repairing what a crash left.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use netctl_cni::Attachment;
+use nix::sys::signal::Signal;
+
+use crate::container::{pid_alive, Container, Status};
+use crate::engine::Engine;
+use crate::network::NetworkStore;
+
+/// Starts a container's monitor and waits until the command runs. Attached, the monitor
+/// relays the container's stdio to ours; the returned child ends with the container.
+pub fn start(engine: &Engine, c: &Container, attach: bool) -> anyhow::Result<Option<Child>> {
+    if c.is_running() {
+        return Ok(None);
+    }
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.arg("--root")
+        .arg(&engine.root)
+        .arg("--run-dir")
+        .arg(&engine.run_dir)
+        .args(["__monitor", &c.config.id]);
+    if attach {
+        cmd.arg("--attach");
+    }
+    let stdin = if attach && (c.config.interactive || c.config.tty) {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
+    };
+    let stdout = if attach { Stdio::inherit() } else { Stdio::null() };
+    let mut child = cmd
+        .stdin(stdin)
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("start the container's monitor")?;
+    let mut line = String::new();
+    if let Some(err) = child.stderr.take() {
+        BufReader::new(err).read_line(&mut line)?;
+    }
+    match line.trim_end().split_once(' ').unwrap_or((line.trim_end(), "")) {
+        ("ok", _) => Ok(attach.then_some(child)),
+        ("error", msg) => {
+            let _ = child.wait();
+            bail!("{msg}")
+        }
+        _ => {
+            let _ = child.wait();
+            bail!(
+                "the monitor of {} ended before the container started; see {}",
+                c.config.name,
+                c.dir.join("monitor.log").display()
+            )
+        }
+    }
+}
+
+/// Sends a signal to the container's first process.
+pub fn signal(c: &Container, sig: Signal) -> anyhow::Result<()> {
+    if !c.is_running() {
+        bail!("Cannot kill container: {}: container is not running", c.config.name);
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.state.pid as i32), sig)
+        .with_context(|| format!("signal {}", c.config.name))
+}
+
+/// Waits up to `timeout` for a process to end; whether it did.
+pub fn wait_gone(pid: u32, timeout: Duration) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    use rustix::process::{pidfd_open, Pid, PidfdFlags};
+    let Some(p) = Pid::from_raw(pid as i32) else {
+        return true;
+    };
+    let Ok(fd) = pidfd_open(p, PidfdFlags::empty()) else {
+        return !pid_alive(pid);
+    };
+    let ts = Timespec {
+        tv_sec: timeout.as_secs() as i64,
+        tv_nsec: i64::from(timeout.subsec_nanos()),
+    };
+    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+    loop {
+        match poll(&mut fds, Some(&ts)) {
+            Ok(0) => return !pid_alive(pid),
+            Ok(_) => return true,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return !pid_alive(pid),
+        }
+    }
+}
+
+/// Docker's stop: SIGTERM, then SIGKILL after `timeout`; returns once the monitor has
+/// recorded the exit and detached the networks.
+pub fn stop(c: &Container, timeout: Duration) -> anyhow::Result<()> {
+    if !c.is_running() {
+        return Ok(());
+    }
+    let _ = signal(c, Signal::SIGTERM);
+    if wait_gone(c.state.monitor_pid, timeout) {
+        return Ok(());
+    }
+    let _ = signal(c, Signal::SIGKILL);
+    if !wait_gone(c.state.monitor_pid, Duration::from_secs(30)) {
+        bail!("container {} did not stop after SIGKILL", c.config.name);
+    }
+    Ok(())
+}
+
+/// `rm [-f]`: refused for a running container unless forced.
+pub fn remove(engine: &Engine, c: &Container, force: bool) -> anyhow::Result<()> {
+    if c.is_running() {
+        if !force {
+            bail!(
+                "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                c.config.id
+            );
+        }
+        let _ = signal(c, Signal::SIGKILL);
+        if !wait_gone(c.state.monitor_pid, Duration::from_secs(30)) {
+            bail!("container {} did not stop after SIGKILL", c.config.name);
+        }
+    }
+    if !c.dir.exists() {
+        return Ok(());
+    }
+    let _lock = engine.containers.lock_one(c)?;
+    let mut c = c.clone();
+    if c.reload().is_err() {
+        return Ok(());
+    }
+    engine.remove_container(&mut c)
+}
+
+/// Containers whose monitor died are marked exited, their process killed and their
+/// networks detached; then every network they used is garbage-collected against the
+/// attachments of the containers still running.
+pub fn repair(engine: &Engine) -> anyhow::Result<()> {
+    let all = engine.containers.all()?;
+    let crashed: Vec<&Container> = all
+        .iter()
+        .filter(|c| c.state.status == Status::Running && !pid_alive(c.state.monitor_pid))
+        .collect();
+    if crashed.is_empty() {
+        return Ok(());
+    }
+    let mut networks = Vec::new();
+    for c in crashed {
+        let _lock = engine.containers.lock_one(c)?;
+        let mut c = c.clone();
+        c.reload()?;
+        if c.state.status != Status::Running || pid_alive(c.state.monitor_pid) {
+            continue;
+        }
+        if pid_alive(c.state.pid) {
+            let pid = nix::unistd::Pid::from_raw(c.state.pid as i32);
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+        }
+        networks.extend(c.state.endpoints.iter().map(|e| e.network.clone()));
+        engine.teardown_network(&mut c);
+        c.state.status = Status::Exited;
+        c.state.exit_code = 255;
+        c.state.finished_at = crate::clock::now_rfc3339();
+        c.state.ports.clear();
+        c.save_state()?;
+    }
+    networks.sort();
+    networks.dedup();
+    gc(engine, &networks)
+}
+
+fn gc(engine: &Engine, networks: &[String]) -> anyhow::Result<()> {
+    let live: Vec<Container> = engine
+        .containers
+        .all()?
+        .into_iter()
+        .filter(Container::is_running)
+        .collect();
+    let store = NetworkStore::open(&engine.root)?;
+    for name in networks {
+        let Ok(net) = store.find(name) else { continue };
+        let valid: Vec<Attachment> = live
+            .iter()
+            .flat_map(|c| {
+                c.state
+                    .endpoints
+                    .iter()
+                    .filter(|e| &e.network == name)
+                    .map(|e| Attachment {
+                        container_id: c.config.id.clone(),
+                        ifname: e.ifname.clone(),
+                    })
+            })
+            .collect();
+        engine
+            .cni
+            .gc(&net.list()?, &valid)
+            .map_err(|e| anyhow::anyhow!("garbage-collect network {name}: {e}"))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,393 @@
+//! The monitor: one process per running container (`netctl __monitor ID`). It holds the
+//! published host ports, attaches the networks, starts the container's process, keeps its
+//! output in the json-file log, and when the process ends records the exit code, detaches
+//! the networks and (for `--rm`) removes the container.
+//!
+//! It reports to whoever started it on its stderr: `ok` once the command runs, or
+//! `error MESSAGE` after undoing everything it did.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{bail, Context};
+use serde_json::json;
+
+use crate::clock::now_rfc3339;
+use crate::container::{Container, NetMode, PortBinding, Status};
+use crate::engine::Engine;
+use crate::image::ImageStore;
+use crate::init::InitSpec;
+
+/// What the container's process writes to, as the monitor sees it.
+enum Output {
+    /// stdout and stderr pipes (read ends).
+    Pipes(File, File),
+    /// The pseudo-terminal's master.
+    Tty(File),
+}
+
+/// A started container.
+struct Running {
+    child: Child,
+    output: Output,
+    /// Keeps the published ports reserved.
+    _ports: Vec<OwnedFd>,
+    /// Keeps `-i` stdin open for a detached container.
+    _stdin: Option<File>,
+}
+
+/// `netctl __monitor ID [--attach]`: runs until the container's process ends; the exit
+/// code is the container's.
+pub fn run(engine: &Engine, id: &str, attach: bool) -> i32 {
+    let Ok(mut status) = std::io::stderr().as_fd().try_clone_to_owned().map(File::from) else {
+        return 125;
+    };
+    let mut c = match engine.containers.find(id) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = writeln!(status, "error {e:#}");
+            return 125;
+        }
+    };
+    if let Ok(log) = OpenOptions::new().create(true).append(true).open(c.dir.join("monitor.log")) {
+        let _ = rustix::stdio::dup2_stderr(&log);
+    }
+    if !attach {
+        let _ = nix::unistd::setsid();
+    }
+    let running = match start(engine, &mut c, attach) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = writeln!(status, "error {e:#}");
+            return 125;
+        }
+    };
+    let _ = writeln!(status, "ok");
+    drop(status);
+    let code = supervise(&c, running, attach);
+    finish(engine, &mut c, code);
+    code
+}
+
+fn start(engine: &Engine, c: &mut Container, attach: bool) -> anyhow::Result<Running> {
+    let lock = engine.containers.lock_one(c)?;
+    c.reload()?;
+    if c.is_running() {
+        bail!("container {} is already running", c.config.name);
+    }
+    let (ports, bound) = bind_ports(&c.config.ports)?;
+    c.state.ports = bound;
+    engine.setup_network(c)?;
+    let spawned = engine.write_etc(c).and_then(|()| spawn(engine, c, attach));
+    let spawned = match spawned {
+        Ok(s) => s,
+        Err(e) => {
+            engine.teardown_network(c);
+            c.state.ports.clear();
+            c.state.error = format!("{e:#}");
+            let _ = c.save_state();
+            return Err(e);
+        }
+    };
+    c.state.status = Status::Running;
+    c.state.pid = spawned.pid;
+    c.state.monitor_pid = std::process::id();
+    c.state.started_at = now_rfc3339();
+    c.state.finished_at.clear();
+    c.state.error.clear();
+    c.state.exit_code = 0;
+    c.save_state()?;
+    drop(lock);
+    Ok(Running {
+        child: spawned.child,
+        output: spawned.output,
+        _ports: ports,
+        _stdin: spawned.held_stdin,
+    })
+}
+
+/// Binds each published host port (choosing one from the ephemeral range for port 0) and
+/// keeps the sockets, so no other program or container can take them while this one runs.
+fn bind_ports(ports: &[PortBinding]) -> anyhow::Result<(Vec<OwnedFd>, Vec<PortBinding>)> {
+    use rustix::net::{bind, getsockname, socket, sockopt, AddressFamily, SocketType};
+    let mut fds = Vec::new();
+    let mut bound = Vec::new();
+    for p in ports {
+        let ip: std::net::IpAddr = if p.host_ip.is_empty() {
+            std::net::Ipv4Addr::UNSPECIFIED.into()
+        } else {
+            p.host_ip.parse().with_context(|| format!("host IP {:?} is not an address", p.host_ip))?
+        };
+        let family = if ip.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
+        let ty = if p.protocol == "udp" { SocketType::DGRAM } else { SocketType::STREAM };
+        let fd = socket(family, ty, None)?;
+        sockopt::set_socket_reuseaddr(&fd, true)?;
+        let addr = std::net::SocketAddr::new(ip, p.host_port);
+        if let Err(e) = bind(&fd, &addr) {
+            bail!(
+                "driver failed programming external connectivity: Bind for {addr} failed: port is already allocated ({e})"
+            );
+        }
+        let port = match getsockname(&fd)? {
+            a => std::net::SocketAddr::try_from(a).map(|s| s.port()).unwrap_or(p.host_port),
+        };
+        bound.push(PortBinding { host_port: port, ..p.clone() });
+        fds.push(fd);
+    }
+    Ok((fds, bound))
+}
+
+/// A pseudo-terminal: (master, slave path).
+fn open_pty() -> anyhow::Result<(File, PathBuf)> {
+    use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).context("open a pseudo-terminal")?;
+    grantpt(&master)?;
+    unlockpt(&master)?;
+    let name = ptsname(&master, Vec::new())?;
+    Ok((File::from(master), PathBuf::from(name.to_string_lossy().into_owned())))
+}
+
+/// The container's stdio as stage 1 gets it, and what the monitor keeps.
+struct Stdio3 {
+    stdin: Stdio,
+    stdout: Stdio,
+    /// What stage 2 opens as stderr.
+    stderr_path: PathBuf,
+    output: Output,
+    /// The stderr pipe's write end, open until stage 2 has opened it by path.
+    keep: Option<OwnedFd>,
+    /// `-i` stdin of a detached container, held open.
+    held_stdin: Option<File>,
+}
+
+fn container_stdio(c: &Container, attach: bool) -> anyhow::Result<Stdio3> {
+    if c.config.tty {
+        let (master, slave) = open_pty()?;
+        let open = || OpenOptions::new().read(true).write(true).open(&slave);
+        return Ok(Stdio3 {
+            stdin: open()?.into(),
+            stdout: open()?.into(),
+            stderr_path: slave,
+            output: Output::Tty(master),
+            keep: None,
+            held_stdin: None,
+        });
+    }
+    let (out_r, out_w) = std::io::pipe()?;
+    let (err_r, err_w) = std::io::pipe()?;
+    let stderr_path = PathBuf::from(format!("/proc/{}/fd/{}", std::process::id(), err_w.as_raw_fd()));
+    let (stdin, held_stdin) = match (c.config.interactive, attach) {
+        (true, true) => (Stdio::inherit(), None),
+        (true, false) => {
+            let (r, w) = std::io::pipe()?;
+            (r.into(), Some(File::from(OwnedFd::from(w))))
+        }
+        _ => (Stdio::null(), None),
+    };
+    Ok(Stdio3 {
+        stdin,
+        stdout: out_w.into(),
+        stderr_path,
+        output: Output::Pipes(File::from(OwnedFd::from(out_r)), File::from(OwnedFd::from(err_r))),
+        keep: Some(err_w.into()),
+        held_stdin,
+    })
+}
+
+/// A started stage 1 and the container's host PID.
+struct Spawned {
+    child: Child,
+    pid: u32,
+    output: Output,
+    held_stdin: Option<File>,
+}
+
+/// Writes the init spec and starts stage 1; waits until the command runs or failed.
+fn spawn(engine: &Engine, c: &Container, attach: bool) -> anyhow::Result<Spawned> {
+    let images = ImageStore::open(&engine.root)?;
+    let image = images.find(&c.config.image)?;
+    let lower = image.layers.iter().rev().map(|l| images.layers.path(l)).collect();
+    for d in ["rootfs", "upper", "work"] {
+        fs::create_dir_all(c.dir.join(d))?;
+    }
+    let io = container_stdio(c, attach)?;
+    let spec = InitSpec {
+        rootfs: c.dir.join("rootfs"),
+        lower,
+        upper: c.dir.join("upper"),
+        work: c.dir.join("work"),
+        netns: engine.netns_of(c)?,
+        hostname: (c.config.net_mode != NetMode::Host).then(|| c.config.hostname.clone()),
+        etc: c.dir.clone(),
+        stderr: io.stderr_path,
+        command: c.config.command.clone(),
+        env: c.config.env.clone(),
+        workdir: c.config.workdir.clone(),
+        tty: c.config.tty,
+    };
+    let spec_path = c.dir.join("init.json");
+    netctl_cni::fsutil::write_atomic(&spec_path, &serde_json::to_vec(&spec)?)?;
+    let (status_r, status_w) = std::io::pipe()?;
+    let mut child = Command::new(std::env::current_exe()?)
+        .arg("__init")
+        .arg(&spec_path)
+        .env_clear()
+        .stdin(io.stdin)
+        .stdout(io.stdout)
+        .stderr(status_w)
+        .spawn()
+        .context("start the container")?;
+    let report = read_status(status_r);
+    drop(io.keep);
+    match report {
+        Ok(pid) => Ok(Spawned {
+            child,
+            pid,
+            output: io.output,
+            held_stdin: io.held_stdin,
+        }),
+        Err(e) => {
+            let _ = child.wait();
+            Err(e)
+        }
+    }
+}
+
+/// Reads the stages' reports until end of file: `pid N`, and `error ...` on failure.
+fn read_status(r: std::io::PipeReader) -> anyhow::Result<u32> {
+    let mut pid = None;
+    for line in BufReader::new(r).lines() {
+        let line = line?;
+        if let Some(msg) = line.strip_prefix("error ") {
+            bail!("failed to create task for container: {msg}");
+        }
+        if let Some(p) = line.strip_prefix("pid ") {
+            pid = p.parse().ok();
+        }
+    }
+    pid.context("the container's process ended before it started")
+}
+
+/// Copies the container's output into the log (and to our stdout/stderr when attached);
+/// returns the exit code.
+fn supervise(c: &Container, mut r: Running, attach: bool) -> i32 {
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(c.log_path())
+        .map(|f| Arc::new(Mutex::new(f)));
+    let Ok(log) = log else {
+        return wait(&mut r.child);
+    };
+    let mut pumps = Vec::new();
+    match r.output {
+        Output::Pipes(out, err) => {
+            let tee_err = attach.then(parent_stderr).flatten();
+            let tee_out: Option<Box<dyn Write + Send>> = attach.then(|| Box::new(std::io::stdout()) as _);
+            pumps.push(pump(out, "stdout", log.clone(), tee_out));
+            pumps.push(pump(err, "stderr", log.clone(), tee_err));
+        }
+        Output::Tty(master) => {
+            if attach {
+                if let Ok(mut input) = master.try_clone() {
+                    std::thread::spawn(move || std::io::copy(&mut std::io::stdin(), &mut input));
+                }
+            }
+            let tee: Option<Box<dyn Write + Send>> = attach.then(|| Box::new(std::io::stdout()) as _);
+            pumps.push(pump(master, "stdout", log.clone(), tee));
+        }
+    }
+    let code = wait(&mut r.child);
+    for p in pumps {
+        let _ = p.join();
+    }
+    code
+}
+
+fn wait(child: &mut Child) -> i32 {
+    match child.wait() {
+        Ok(s) => s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)),
+        Err(_) => 255,
+    }
+}
+
+/// The stderr of whoever started an attached container.
+fn parent_stderr() -> Option<Box<dyn Write + Send>> {
+    let ppid = nix::unistd::getppid();
+    OpenOptions::new()
+        .append(true)
+        .open(format!("/proc/{ppid}/fd/2"))
+        .ok()
+        .map(|f| Box::new(f) as _)
+}
+
+fn pump(
+    mut src: File,
+    stream: &'static str,
+    log: Arc<Mutex<File>>,
+    mut tee: Option<Box<dyn Write + Send>>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 32 * 1024];
+        let mut pending = Vec::new();
+        loop {
+            let n = match src.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if let Some(t) = tee.as_mut() {
+                let _ = t.write_all(&buf[..n]).and_then(|()| t.flush());
+            }
+            pending.extend_from_slice(&buf[..n]);
+            let cut = pending.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            let lines: Vec<u8> = pending.drain(..cut).collect();
+            write_log(&log, &lines, stream);
+        }
+        write_log(&log, &pending, stream);
+    })
+}
+
+/// One json-file record per line: `{"log":"...\n","stream":"stdout","time":"..."}`.
+fn write_log(log: &Mutex<File>, bytes: &[u8], stream: &str) {
+    if bytes.is_empty() {
+        return;
+    }
+    let time = now_rfc3339();
+    let mut out = Vec::new();
+    for line in bytes.split_inclusive(|&b| b == b'\n') {
+        let rec = json!({"log": String::from_utf8_lossy(line), "stream": stream, "time": time});
+        out.extend_from_slice(rec.to_string().as_bytes());
+        out.push(b'\n');
+    }
+    if let Ok(mut f) = log.lock() {
+        let _ = f.write_all(&out);
+    }
+}
+
+/// Records the exit, detaches the networks, and removes an `--rm` container.
+fn finish(engine: &Engine, c: &mut Container, code: i32) {
+    let Ok(lock) = engine.containers.lock_one(c) else {
+        return;
+    };
+    let _ = c.reload();
+    engine.teardown_network(c);
+    c.state.status = Status::Exited;
+    c.state.exit_code = code;
+    c.state.finished_at = now_rfc3339();
+    c.state.pid = 0;
+    c.state.ports.clear();
+    if let Err(e) = c.save_state() {
+        eprintln!("netctl: record the exit of {}: {e:#}", c.config.name);
+    }
+    drop(lock);
+    if c.config.auto_remove {
+        if let Err(e) = engine.remove_container(c) {
+            eprintln!("netctl: remove {}: {e:#}", c.config.name);
+        }
+    }
+}
