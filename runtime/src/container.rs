@@ -284,7 +284,10 @@ impl ContainerStore {
     pub fn find(&self, key: &str) -> anyhow::Result<Container> {
         let all = self.all()?;
         let key = key.trim_start_matches('/');
-        if let Some(c) = all.iter().find(|c| c.config.name == key || c.config.id == key) {
+        if let Some(c) = all
+            .iter()
+            .find(|c| c.config.name == key || c.config.id == key)
+        {
             return Ok(c.clone());
         }
         let matches: Vec<&Container> = all

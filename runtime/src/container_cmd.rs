@@ -158,12 +158,18 @@ pub fn run(engine: &Engine, a: &RunArgs) -> Result<i32, (anyhow::Error, i32)> {
         let code = start_error_code(&e);
         (e, code)
     };
-    if a.create.interactive && a.create.tty && !a.detach && !rustix::termios::isatty(std::io::stdin()) {
+    if a.create.interactive
+        && a.create.tty
+        && !a.detach
+        && !rustix::termios::isatty(std::io::stdin())
+    {
         return Err((anyhow::anyhow!("the input device is not a TTY"), 1));
     }
     let c = create(engine, &a.create).map_err(|e| (e, 125))?;
     let started = {
-        let _raw = (a.create.tty && !a.detach).then(RawTerminal::enter).flatten();
+        let _raw = (a.create.tty && !a.detach)
+            .then(RawTerminal::enter)
+            .flatten();
         lifecycle::start(engine, &c, !a.detach).and_then(|child| match child {
             Some(mut child) => Ok(Some(child.wait()?.code().unwrap_or(125))),
             None => Ok(None),
@@ -207,7 +213,11 @@ impl RawTerminal {
 
 impl Drop for RawTerminal {
     fn drop(&mut self) {
-        let _ = rustix::termios::tcsetattr(std::io::stdin(), rustix::termios::OptionalActions::Now, &self.0);
+        let _ = rustix::termios::tcsetattr(
+            std::io::stdin(),
+            rustix::termios::OptionalActions::Now,
+            &self.0,
+        );
     }
 }
 
@@ -257,7 +267,11 @@ pub fn parse_signal(s: &str) -> anyhow::Result<Signal> {
     if let Ok(n) = s.parse::<i32>() {
         return Signal::try_from(n).with_context(|| format!("invalid signal: {s}"));
     }
-    let name = if s.starts_with("SIG") { s.to_string() } else { format!("SIG{s}") };
+    let name = if s.starts_with("SIG") {
+        s.to_string()
+    } else {
+        format!("SIG{s}")
+    };
     name.to_uppercase()
         .parse::<Signal>()
         .with_context(|| format!("invalid signal: {s}"))
@@ -267,14 +281,19 @@ pub fn parse_signal(s: &str) -> anyhow::Result<Signal> {
 pub fn ps(engine: &Engine, a: &PsArgs) -> anyhow::Result<()> {
     lifecycle::repair(engine)?;
     let filters = crate::network::key_values(&a.filter, "--filter")?;
-    if let Some(bad) = filters.keys().find(|k| !["status", "name", "id", "network"].contains(&k.as_str())) {
+    if let Some(bad) = filters
+        .keys()
+        .find(|k| !["status", "name", "id", "network"].contains(&k.as_str()))
+    {
         bail!("invalid filter {bad:?}: use status, name, id or network");
     }
     let shown: Vec<Container> = engine
         .containers
         .all()?
         .into_iter()
-        .filter(|c| a.all || !filters.is_empty() && filters.contains_key("status") || c.is_running())
+        .filter(|c| {
+            a.all || !filters.is_empty() && filters.contains_key("status") || c.is_running()
+        })
         .filter(|c| {
             filters.iter().all(|(k, v)| match k.as_str() {
                 "status" => view::state_name(c) == v,
@@ -285,7 +304,9 @@ pub fn ps(engine: &Engine, a: &PsArgs) -> anyhow::Result<()> {
         })
         .collect();
     if a.quiet {
-        shown.iter().for_each(|c| println!("{}", c.config.short_id()));
+        shown
+            .iter()
+            .for_each(|c| println!("{}", c.config.short_id()));
         return Ok(());
     }
     if let Some(tpl) = a.format.as_deref() {
@@ -294,14 +315,18 @@ pub fn ps(engine: &Engine, a: &PsArgs) -> anyhow::Result<()> {
             None => (false, tpl),
         };
         if header {
-            let names: Vec<(&str, String)> = view::ps_fields(&shown.first().cloned().unwrap_or_else(|| placeholder()), "")
-                .into_iter()
-                .map(|(k, _)| (k, k.to_uppercase()))
-                .collect();
+            let names: Vec<(&str, String)> =
+                view::ps_fields(&shown.first().cloned().unwrap_or_else(placeholder), "")
+                    .into_iter()
+                    .map(|(k, _)| (k, k.to_uppercase()))
+                    .collect();
             println!("{}", view::render_template(tpl, &names));
         }
         for c in &shown {
-            println!("{}", view::render_template(tpl, &view::ps_fields(c, &c.config.image_name)));
+            println!(
+                "{}",
+                view::render_template(tpl, &view::ps_fields(c, &c.config.image_name))
+            );
         }
         return Ok(());
     }
@@ -310,12 +335,31 @@ pub fn ps(engine: &Engine, a: &PsArgs) -> anyhow::Result<()> {
         .map(|c| {
             view::ps_fields(c, &c.config.image_name)
                 .into_iter()
-                .filter(|(k, _)| ["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"].contains(k))
+                .filter(|(k, _)| {
+                    [
+                        "ID",
+                        "Image",
+                        "Command",
+                        "RunningFor",
+                        "Status",
+                        "Ports",
+                        "Names",
+                    ]
+                    .contains(k)
+                })
                 .map(|(_, v)| v)
                 .collect()
         })
         .collect();
-    let header = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"];
+    let header = [
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ];
     print!("{}", view::table(&header, &rows));
     Ok(())
 }
@@ -371,7 +415,10 @@ pub fn logs(engine: &Engine, a: &LogsArgs) -> anyhow::Result<()> {
     let c = engine.containers.find(&a.container)?;
     let tail = match a.tail.as_str() {
         "all" => None,
-        n => Some(n.parse::<usize>().with_context(|| format!("--tail {n:?} is not a number"))?),
+        n => Some(
+            n.parse::<usize>()
+                .with_context(|| format!("--tail {n:?} is not a number"))?,
+        ),
     };
     view::logs(
         &c,
@@ -399,7 +446,8 @@ pub fn exec(engine: &Engine, a: &ExecArgs) -> anyhow::Result<i32> {
 
 /// `container prune`.
 pub fn prune(engine: &Engine, force: bool) -> anyhow::Result<()> {
-    if !force && !crate::network_cmd::confirm("WARNING! This will remove all stopped containers.")? {
+    if !force && !crate::network_cmd::confirm("WARNING! This will remove all stopped containers.")?
+    {
         return Ok(());
     }
     println!("Deleted Containers:");
@@ -431,7 +479,12 @@ pub fn image(engine: &Engine, cmd: ImageCommand) -> anyhow::Result<()> {
         }
         ImageCommand::Ls(a) => images(&store, &a)?,
         ImageCommand::Rm { images } => {
-            let used: Vec<String> = engine.containers.all()?.into_iter().map(|c| c.config.image).collect();
+            let used: Vec<String> = engine
+                .containers
+                .all()?
+                .into_iter()
+                .map(|c| c.config.image)
+                .collect();
             for key in images {
                 for line in store.remove(&key, |id| used.iter().any(|u| u == id))? {
                     println!("{line}");
@@ -465,14 +518,26 @@ fn images(store: &ImageStore, a: &ImagesArgs) -> anyhow::Result<()> {
                 .iter()
                 .map(|t| {
                     let cut = t.rfind(':').unwrap_or(t.len());
-                    (t[..cut].to_string(), t[cut..].trim_start_matches(':').to_string())
+                    (
+                        t[..cut].to_string(),
+                        t[cut..].trim_start_matches(':').to_string(),
+                    )
                 })
                 .collect()
         };
         for (repo, tag) in tags {
-            rows.push(vec![repo, tag, i.id[..12].to_string(), view::ago(i.created()), size.clone()]);
+            rows.push(vec![
+                repo,
+                tag,
+                i.id[..12].to_string(),
+                view::ago(i.created()),
+                size.clone(),
+            ]);
         }
     }
-    print!("{}", view::table(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], &rows));
+    print!(
+        "{}",
+        view::table(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], &rows)
+    );
     Ok(())
 }

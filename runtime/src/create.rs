@@ -78,8 +78,8 @@ pub struct CreateArgs {
 
 const ADJECTIVES: [&str; 24] = [
     "admiring", "bold", "brave", "clever", "cool", "eager", "elegant", "focused", "gallant",
-    "happy", "jolly", "keen", "lucid", "modest", "nifty", "quirky", "relaxed", "serene",
-    "sharp", "stoic", "tender", "vibrant", "wizardly", "zealous",
+    "happy", "jolly", "keen", "lucid", "modest", "nifty", "quirky", "relaxed", "serene", "sharp",
+    "stoic", "tender", "vibrant", "wizardly", "zealous",
 ];
 const NOUNS: [&str; 24] = [
     "babbage", "bell", "cerf", "curie", "dijkstra", "euler", "feynman", "gauss", "hopper",
@@ -93,7 +93,13 @@ fn random_name(taken: &[String]) -> anyhow::Result<String> {
     let n = u64::from_str_radix(&id[..12], 16).unwrap_or(0) as usize;
     let base = format!("{}_{}", ADJECTIVES[n % 24], NOUNS[(n / 24) % 24]);
     Ok((0..)
-        .map(|i| if i == 0 { base.clone() } else { format!("{base}{i}") })
+        .map(|i| {
+            if i == 0 {
+                base.clone()
+            } else {
+                format!("{base}{i}")
+            }
+        })
         .find(|c| !taken.contains(c))
         .unwrap_or(base))
 }
@@ -106,7 +112,9 @@ fn valid_name(name: &str) -> bool {
 
 /// Parses `-p`: `[HOSTIP:][HOSTPORT:]CONTAINERPORT[/tcp|udp]` (host port 0 = any free one).
 pub fn parse_publish(spec: &str) -> anyhow::Result<PortBinding> {
-    let bad = || format!("invalid port specification: {spec:?} (use [HOSTIP:][HOSTPORT:]CONTAINERPORT[/tcp|udp])");
+    let bad = || {
+        format!("invalid port specification: {spec:?} (use [HOSTIP:][HOSTPORT:]CONTAINERPORT[/tcp|udp])")
+    };
     let (ports, proto) = spec.rsplit_once('/').unwrap_or((spec, "tcp"));
     if !matches!(proto, "tcp" | "udp") {
         bail!("invalid proto {proto:?} in {spec:?}: use tcp or udp");
@@ -139,14 +147,24 @@ fn env_list(a: &CreateArgs, image_env: Vec<String>) -> anyhow::Result<Vec<String
     for file in &a.env_file {
         let text = std::fs::read_to_string(file)
             .with_context(|| format!("open env file {}", file.display()))?;
-        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        for line in text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
             set(expand_env(line));
         }
     }
     for e in &a.env {
         set(expand_env(e));
     }
-    for (k, v) in [("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"), ("HOME", "/root")] {
+    for (k, v) in [
+        (
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        ),
+        ("HOME", "/root"),
+    ] {
         if !env.iter().any(|e| e.starts_with(&format!("{k}="))) {
             env.push(format!("{k}={v}"));
         }
@@ -169,9 +187,15 @@ pub fn config(engine: &Engine, a: &CreateArgs) -> anyhow::Result<Config> {
     let image = images.find(&a.image)?;
     let all = engine.containers.all()?;
     let name = match &a.name {
-        Some(n) if !valid_name(n) => bail!("Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"),
+        Some(n) if !valid_name(n) => {
+            bail!("Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        }
         Some(n) => n.clone(),
-        None => random_name(&all.iter().map(|c| c.config.name.clone()).collect::<Vec<_>>())?,
+        None => random_name(
+            &all.iter()
+                .map(|c| c.config.name.clone())
+                .collect::<Vec<_>>(),
+        )?,
     };
     let id = random_id()?;
     let entrypoint = match &a.entrypoint {
@@ -194,7 +218,11 @@ pub fn config(engine: &Engine, a: &CreateArgs) -> anyhow::Result<Config> {
     let mut env = env_list(a, image.config_list("Env"))?;
     env.insert(0, format!("HOSTNAME={hostname}"));
     let (net_mode, networks) = networks(engine, a)?;
-    let mut ports = a.publish.iter().map(|p| parse_publish(p)).collect::<anyhow::Result<Vec<_>>>()?;
+    let mut ports = a
+        .publish
+        .iter()
+        .map(|p| parse_publish(p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     match net_mode {
         NetMode::Container(_) if !ports.is_empty() => {
             bail!("conflicting options: port publishing and the container type network mode")
@@ -217,7 +245,12 @@ pub fn config(engine: &Engine, a: &CreateArgs) -> anyhow::Result<Config> {
         workdir: a
             .workdir
             .clone()
-            .or_else(|| image.config("WorkingDir").and_then(|v| v.as_str()).map(String::from))
+            .or_else(|| {
+                image
+                    .config("WorkingDir")
+                    .and_then(|v| v.as_str())
+                    .map(String::from)
+            })
             .filter(|w| !w.is_empty())
             .unwrap_or_else(|| "/".into()),
         hostname,
@@ -266,7 +299,9 @@ fn networks(engine: &Engine, a: &CreateArgs) -> anyhow::Result<(NetMode, Vec<Net
     let first = a.network.first().map(String::as_str).unwrap_or("bridge");
     let special = |m: NetMode| {
         if a.network.len() > 1 {
-            bail!("conflicting options: {first} network mode cannot be combined with other networks");
+            bail!(
+                "conflicting options: {first} network mode cannot be combined with other networks"
+            );
         }
         if !a.aliases.is_empty() || a.ip.is_some() || a.ip6.is_some() {
             bail!("conflicting options: --ip and --network-alias need a network of their own, not {first}");
@@ -282,13 +317,22 @@ fn networks(engine: &Engine, a: &CreateArgs) -> anyhow::Result<(NetMode, Vec<Net
     }
     let store = NetworkStore::open(&engine.root)?;
     let mut reqs = Vec::new();
-    for (i, n) in a.network.iter().map(String::as_str).chain((a.network.is_empty()).then_some("bridge")).enumerate() {
-        let net = store.find(n).map_err(|_| anyhow::anyhow!("network {n} not found"))?;
+    for (i, n) in a
+        .network
+        .iter()
+        .map(String::as_str)
+        .chain((a.network.is_empty()).then_some("bridge"))
+        .enumerate()
+    {
+        let net = store
+            .find(n)
+            .map_err(|_| anyhow::anyhow!("network {n} not found"))?;
         let user_defined = !crate::network::PREDEFINED.contains(&net.name.as_str());
         let mut ips: Vec<String> = Vec::new();
         if i == 0 {
             for ip in a.ip.iter().chain(&a.ip6) {
-                ip.parse::<IpAddr>().with_context(|| format!("invalid IP address: {ip:?}"))?;
+                ip.parse::<IpAddr>()
+                    .with_context(|| format!("invalid IP address: {ip:?}"))?;
                 ips.push(ip.clone());
             }
         }
@@ -296,14 +340,21 @@ fn networks(engine: &Engine, a: &CreateArgs) -> anyhow::Result<(NetMode, Vec<Net
             bail!("user specified IP address and network-scoped aliases are supported only on user defined networks, not on {}", net.name);
         }
         if let Some(mac) = a.mac.as_ref().filter(|_| i == 0) {
-            let ok = mac.split(':').count() == 6 && mac.split(':').all(|b| u8::from_str_radix(b, 16).is_ok() && b.len() == 2);
+            let ok = mac.split(':').count() == 6
+                && mac
+                    .split(':')
+                    .all(|b| u8::from_str_radix(b, 16).is_ok() && b.len() == 2);
             if !ok {
                 bail!("invalid MAC address: {mac:?}");
             }
         }
         reqs.push(NetworkRequest {
             name: net.name.clone(),
-            aliases: if user_defined { a.aliases.clone() } else { Vec::new() },
+            aliases: if user_defined {
+                a.aliases.clone()
+            } else {
+                Vec::new()
+            },
             ips,
             mac: a.mac.clone().filter(|_| i == 0),
         });
@@ -323,12 +374,30 @@ mod tests {
     #[test]
     fn publish_specs_parse_like_docker() {
         let p = parse_publish("8080:80").unwrap();
-        assert_eq!((p.host_ip.as_str(), p.host_port, p.container_port, p.protocol.as_str()), ("", 8080, 80, "tcp"));
+        assert_eq!(
+            (
+                p.host_ip.as_str(),
+                p.host_port,
+                p.container_port,
+                p.protocol.as_str()
+            ),
+            ("", 8080, 80, "tcp")
+        );
         let p = parse_publish("127.0.0.1:8081:80/udp").unwrap();
-        assert_eq!((p.host_ip.as_str(), p.host_port, p.protocol.as_str()), ("127.0.0.1", 8081, "udp"));
+        assert_eq!(
+            (p.host_ip.as_str(), p.host_port, p.protocol.as_str()),
+            ("127.0.0.1", 8081, "udp")
+        );
         assert_eq!(parse_publish("80").unwrap().host_port, 0);
         assert_eq!(parse_publish("127.0.0.1::80").unwrap().host_port, 0);
-        for bad in ["", "x:80", "8080:80/sctp", "70000:80", "1.2.3:80:80", "8080:0"] {
+        for bad in [
+            "",
+            "x:80",
+            "8080:80/sctp",
+            "70000:80",
+            "1.2.3:80:80",
+            "8080:0",
+        ] {
             assert!(parse_publish(bad).is_err(), "{bad}");
         }
     }

@@ -148,13 +148,20 @@ impl Engine {
                 None => Ok(()),
             }
         });
-        if let Err(e) = lo_up.map_err(anyhow::Error::from).and_then(|r| r.map_err(anyhow::Error::from)) {
+        if let Err(e) = lo_up
+            .map_err(anyhow::Error::from)
+            .and_then(|r| r.map_err(anyhow::Error::from))
+        {
             let _ = NetNs::remove(&path);
             return Err(e.context("bring up loopback in the container"));
         }
         let reqs = c.config.networks.clone();
         for (i, req) in reqs.iter().enumerate() {
-            let ports = if i == 0 { c.state.ports.clone() } else { Vec::new() };
+            let ports = if i == 0 {
+                c.state.ports.clone()
+            } else {
+                Vec::new()
+            };
             match self.attach(c, req, &format!("eth{i}"), &ports) {
                 Ok(ep) => c.state.endpoints.push(ep),
                 Err(e) => {
@@ -184,7 +191,10 @@ impl Engine {
                     mac: None,
                 });
             if let Err(e) = self.detach(c, &req, &ep.ifname) {
-                eprintln!("netctl: detach {} from {}: {e:#}", c.config.name, ep.network);
+                eprintln!(
+                    "netctl: detach {} from {}: {e:#}",
+                    c.config.name, ep.network
+                );
             }
         }
         if matches!(c.config.net_mode, NetMode::Private | NetMode::None) {
@@ -279,17 +289,26 @@ fn resolv_file(c: &Container) -> String {
         .iter()
         .flat_map(|e| e.nameservers.clone())
         .collect();
-    let mut search: Vec<String> = c.state.endpoints.iter().flat_map(|e| e.search.clone()).collect();
+    let mut search: Vec<String> = c
+        .state
+        .endpoints
+        .iter()
+        .flat_map(|e| e.search.clone())
+        .collect();
     let host = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let embedded = servers.iter().any(|s| s == "127.0.0.11");
     if servers.is_empty() && c.config.dns.is_empty() {
         for line in host.lines() {
             let mut w = line.split_whitespace();
             match (w.next(), w.next()) {
-                (Some("nameserver"), Some(ns)) if c.config.net_mode == NetMode::Host || !is_loopback(ns) => {
+                (Some("nameserver"), Some(ns))
+                    if c.config.net_mode == NetMode::Host || !is_loopback(ns) =>
+                {
                     servers.push(ns.into())
                 }
-                (Some("search"), Some(_)) => search.extend(line.split_whitespace().skip(1).map(String::from)),
+                (Some("search"), Some(_)) => {
+                    search.extend(line.split_whitespace().skip(1).map(String::from))
+                }
                 _ => {}
             }
         }
@@ -310,7 +329,8 @@ fn resolv_file(c: &Container) -> String {
 }
 
 fn is_loopback(ns: &str) -> bool {
-    ns.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
+    ns.parse::<std::net::IpAddr>()
+        .is_ok_and(|a| a.is_loopback())
 }
 
 impl Engine {

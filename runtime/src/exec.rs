@@ -57,12 +57,18 @@ pub fn exec(c: &Container, req: &ExecRequest) -> anyhow::Result<i32> {
         .env_clear()
         .envs(vars)
         .current_dir(req.workdir.unwrap_or(&c.config.workdir))
-        .stdin(if req.interactive { Stdio::inherit() } else { Stdio::null() })
+        .stdin(if req.interactive {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
         .status();
     match status {
         Ok(s) => Ok(s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!("OCI runtime exec failed: exec: {prog:?}: executable file not found in $PATH");
+            eprintln!(
+                "OCI runtime exec failed: exec: {prog:?}: executable file not found in $PATH"
+            );
             Ok(127)
         }
         Err(e) => {
@@ -74,7 +80,13 @@ pub fn exec(c: &Container, req: &ExecRequest) -> anyhow::Result<i32> {
 
 /// `network connect`: the next interface of a running container, or a network for its
 /// next start.
-pub fn connect(engine: &Engine, network: &str, key: &str, aliases: &[String], ips: &[String]) -> anyhow::Result<()> {
+pub fn connect(
+    engine: &Engine,
+    network: &str,
+    key: &str,
+    aliases: &[String],
+    ips: &[String],
+) -> anyhow::Result<()> {
     let net = NetworkStore::open(&engine.root)?.find(network)?;
     let c = engine.containers.find(key)?;
     let _lock = engine.containers.lock_one(&c)?;
@@ -84,13 +96,18 @@ pub fn connect(engine: &Engine, network: &str, key: &str, aliases: &[String], ip
         bail!("container {} shares a network namespace or uses host/none: it cannot be connected to {}", c.config.name, net.name);
     }
     if c.config.networks.iter().any(|n| n.name == net.name) {
-        bail!("endpoint with name {} already exists in network {}", c.config.name, net.name);
+        bail!(
+            "endpoint with name {} already exists in network {}",
+            c.config.name,
+            net.name
+        );
     }
     if PREDEFINED.contains(&net.name.as_str()) && (!aliases.is_empty() || !ips.is_empty()) {
         bail!("user specified IP address and network-scoped aliases are supported only on user defined networks");
     }
     for ip in ips {
-        ip.parse::<std::net::IpAddr>().with_context(|| format!("invalid IP address: {ip:?}"))?;
+        ip.parse::<std::net::IpAddr>()
+            .with_context(|| format!("invalid IP address: {ip:?}"))?;
     }
     let req = NetworkRequest {
         name: net.name.clone(),
@@ -123,7 +140,11 @@ pub fn disconnect(engine: &Engine, network: &str, key: &str, force: bool) -> any
         if force {
             return Ok(());
         }
-        bail!("container {} is not connected to network {}", c.config.id, net.name);
+        bail!(
+            "container {} is not connected to network {}",
+            c.config.id,
+            net.name
+        );
     };
     let req = c.config.networks.remove(pos);
     if let Some(i) = c.state.endpoints.iter().position(|e| e.network == net.name) {

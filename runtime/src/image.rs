@@ -35,7 +35,11 @@ impl Image {
     pub fn config_list(&self, key: &str) -> Vec<String> {
         self.config(key)
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -49,7 +53,10 @@ impl Image {
 
     /// The name it is shown by: its first tag, or its short ID.
     pub fn display_name(&self) -> String {
-        self.tags.first().cloned().unwrap_or_else(|| self.id[..12].to_string())
+        self.tags
+            .first()
+            .cloned()
+            .unwrap_or_else(|| self.id[..12].to_string())
     }
 }
 
@@ -64,7 +71,9 @@ pub fn normalize(reference: &str) -> anyhow::Result<String> {
             .all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c))
         && !r.starts_with(['/', ':', '.', '-']);
     if !valid || r.chars().any(|c| c.is_ascii_uppercase()) {
-        bail!("invalid reference format: {reference:?} (use [registry/][repo/]name[:tag], lowercase)");
+        bail!(
+            "invalid reference format: {reference:?} (use [registry/][repo/]name[:tag], lowercase)"
+        );
     }
     let name_end = r.rfind('/').map_or(0, |i| i + 1);
     Ok(if r[name_end..].contains(':') {
@@ -156,7 +165,14 @@ impl ImageStore {
         let mut tags = new.tags;
         for mut other in self.all()? {
             if other.id == id {
-                tags.extend(other.tags.iter().filter(|t| !tags.contains(t)).cloned().collect::<Vec<_>>());
+                tags.extend(
+                    other
+                        .tags
+                        .iter()
+                        .filter(|t| !tags.contains(t))
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                );
                 continue;
             }
             if other.tags.iter().any(|t| tags.contains(t)) {
@@ -222,8 +238,9 @@ impl ImageStore {
             layer::tar_dir(source, &tar)?;
             self.layers.add(fs::File::open(&tar)?)?
         } else {
-            let f = fs::File::open(source)
-                .with_context(|| format!("open {}: give a rootfs tarball or folder", source.display()))?;
+            let f = fs::File::open(source).with_context(|| {
+                format!("open {}: give a rootfs tarball or folder", source.display())
+            })?;
             self.layers.add(f)?
         };
         let config = json!({
@@ -251,7 +268,11 @@ fn read_image(path: &Path) -> anyhow::Result<Image> {
         record
             .get(k)
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let id = record
@@ -278,8 +299,14 @@ mod tests {
     #[test]
     fn references_normalise_like_docker() {
         assert_eq!(normalize("busybox").unwrap(), "busybox:latest");
-        assert_eq!(normalize("docker.io/library/busybox:1.36").unwrap(), "busybox:1.36");
-        assert_eq!(normalize("localhost:5000/x/y").unwrap(), "localhost:5000/x/y:latest");
+        assert_eq!(
+            normalize("docker.io/library/busybox:1.36").unwrap(),
+            "busybox:1.36"
+        );
+        assert_eq!(
+            normalize("localhost:5000/x/y").unwrap(),
+            "localhost:5000/x/y:latest"
+        );
         for bad in ["", "Busy", ":tag", "a b"] {
             assert!(normalize(bad).is_err(), "{bad}");
         }

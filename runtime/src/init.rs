@@ -131,7 +131,13 @@ fn prepare(spec: &InitSpec) -> anyhow::Result<()> {
     if let Some(h) = &spec.hostname {
         nix::unistd::sethostname(h).context("set the hostname")?;
     }
-    mnt(None::<&str>, "/", None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)?;
+    mnt(
+        None::<&str>,
+        "/",
+        None,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None,
+    )?;
     mount_root(spec)?;
     mount_dev(&spec.rootfs)?;
     let sys = ensure_dir(&spec.rootfs, "sys")?;
@@ -139,7 +145,13 @@ fn prepare(spec: &InitSpec) -> anyhow::Result<()> {
     mnt(Some("sysfs"), &sys, Some("sysfs"), ro, None)?;
     for name in ["hosts", "hostname", "resolv.conf"] {
         let target = ensure_file(&spec.rootfs, &format!("etc/{name}"))?;
-        mnt(Some(&spec.etc.join(name)), &target, None, MsFlags::MS_BIND, None)?;
+        mnt(
+            Some(&spec.etc.join(name)),
+            &target,
+            None,
+            MsFlags::MS_BIND,
+            None,
+        )?;
     }
     Ok(())
 }
@@ -152,29 +164,25 @@ fn mnt<P: AsRef<Path> + ?Sized, Q: AsRef<Path> + ?Sized>(
     data: Option<&str>,
 ) -> anyhow::Result<()> {
     let target = target.as_ref();
-    mount(
-        source.map(|s| s.as_ref()),
-        target,
-        fstype,
-        flags,
-        data,
-    )
-    .with_context(|| format!("mount {} on {}", fstype.unwrap_or("bind"), target.display()))
+    mount(source.map(|s| s.as_ref()), target, fstype, flags, data)
+        .with_context(|| format!("mount {} on {}", fstype.unwrap_or("bind"), target.display()))
 }
 
 fn mount_root(spec: &InitSpec) -> anyhow::Result<()> {
-    let lower: Vec<String> = spec
-        .lower
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect();
+    let lower: Vec<String> = spec.lower.iter().map(|p| p.display().to_string()).collect();
     let data = format!(
         "lowerdir={},upperdir={},workdir={}",
         lower.join(":"),
         spec.upper.display(),
         spec.work.display()
     );
-    mnt(Some("overlay"), &spec.rootfs, Some("overlay"), MsFlags::empty(), Some(&data))
+    mnt(
+        Some("overlay"),
+        &spec.rootfs,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(&data),
+    )
 }
 
 fn ensure_dir(root: &Path, rel: &str) -> anyhow::Result<PathBuf> {
@@ -221,13 +229,13 @@ fn mount_dev(root: &Path) -> anyhow::Result<()> {
     ] {
         mknodat(
             CWD,
-            &dev.join(name),
+            dev.join(name),
             FileType::CharacterDevice,
             Mode::from_raw_mode(0o666),
             makedev(major, minor),
         )
         .with_context(|| format!("make /dev/{name}"))?;
-        rustix::fs::chmod(&dev.join(name), Mode::from_raw_mode(0o666))?;
+        rustix::fs::chmod(dev.join(name), Mode::from_raw_mode(0o666))?;
     }
     for (name, target) in [
         ("fd", "/proc/self/fd"),
@@ -241,11 +249,29 @@ fn mount_dev(root: &Path) -> anyhow::Result<()> {
     }
     let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
     let pts = ensure_dir(root, "dev/pts")?;
-    mnt(Some("devpts"), &pts, Some("devpts"), nosuid, Some("newinstance,ptmxmode=0666,mode=0620,gid=5"))?;
+    mnt(
+        Some("devpts"),
+        &pts,
+        Some("devpts"),
+        nosuid,
+        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+    )?;
     let shm = ensure_dir(root, "dev/shm")?;
-    mnt(Some("shm"), &shm, Some("tmpfs"), nosuid | MsFlags::MS_NODEV, Some("mode=1777,size=65536k"))?;
+    mnt(
+        Some("shm"),
+        &shm,
+        Some("tmpfs"),
+        nosuid | MsFlags::MS_NODEV,
+        Some("mode=1777,size=65536k"),
+    )?;
     let mq = ensure_dir(root, "dev/mqueue")?;
-    mnt(Some("mqueue"), &mq, Some("mqueue"), nosuid | MsFlags::MS_NODEV, None)
+    mnt(
+        Some("mqueue"),
+        &mq,
+        Some("mqueue"),
+        nosuid | MsFlags::MS_NODEV,
+        None,
+    )
 }
 
 /// Stage 2 (PID 1): only returns when something failed; the exit code.
@@ -285,7 +311,11 @@ fn enter(spec: &InitSpec) -> anyhow::Result<()> {
         rustix::process::ioctl_tiocsctty(std::io::stdin()).context("take the terminal")?;
     }
     drop_privileges()?;
-    let wd = if spec.workdir.is_empty() { "/" } else { &spec.workdir };
+    let wd = if spec.workdir.is_empty() {
+        "/"
+    } else {
+        &spec.workdir
+    };
     fs::create_dir_all(wd).with_context(|| format!("create the working directory {wd}"))?;
     nix::unistd::chdir(wd).with_context(|| format!("enter the working directory {wd}"))?;
     Ok(())
@@ -310,13 +340,31 @@ fn mask_proc(root: &Path) -> anyhow::Result<()> {
     for p in ["proc/acpi", "proc/scsi", "sys/firmware"] {
         let target = root.join(p);
         if target.is_dir() {
-            mnt(Some("tmpfs"), &target, Some("tmpfs"), MsFlags::MS_RDONLY, None)?;
+            mnt(
+                Some("tmpfs"),
+                &target,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                None,
+            )?;
         }
     }
-    for p in ["proc/bus", "proc/fs", "proc/irq", "proc/sys", "proc/sysrq-trigger"] {
+    for p in [
+        "proc/bus",
+        "proc/fs",
+        "proc/irq",
+        "proc/sys",
+        "proc/sysrq-trigger",
+    ] {
         let target = root.join(p);
         if target.exists() {
-            mnt(Some(&target), &target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+            mnt(
+                Some(&target),
+                &target,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+            )?;
             let ro = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
             mnt(None::<&str>, &target, None, ro, None)?;
         }
@@ -351,11 +399,21 @@ fn exec(spec: &InitSpec) -> (String, i32) {
     let Some((prog, args)) = spec.command.split_first() else {
         return ("no command specified".into(), 127);
     };
-    let env = spec.env.iter().map(|kv| kv.split_once('=').unwrap_or((kv, "")));
+    let env = spec
+        .env
+        .iter()
+        .map(|kv| kv.split_once('=').unwrap_or((kv, "")));
     let err = Command::new(prog).args(args).env_clear().envs(env).exec();
-    let code = if err.kind() == std::io::ErrorKind::PermissionDenied { 126 } else { 127 };
+    let code = if err.kind() == std::io::ErrorKind::PermissionDenied {
+        126
+    } else {
+        127
+    };
     let why = if err.kind() == std::io::ErrorKind::NotFound {
-        format!("exec: {:?}: executable file not found in $PATH", OsStr::new(prog))
+        format!(
+            "exec: {:?}: executable file not found in $PATH",
+            OsStr::new(prog)
+        )
     } else {
         format!("exec {prog:?}: {err}")
     };

@@ -54,7 +54,9 @@ impl LayerStore {
     /// Unpacks a tar stream (plain or gzip) and returns its diff ID (hex). A layer already
     /// stored is kept as it is: layers never change once written.
     pub fn add(&self, tar: impl Read) -> anyhow::Result<String> {
-        let tmp = self.dir.join(format!(".tmp-{}", crate::network::random_id()?));
+        let tmp = self
+            .dir
+            .join(format!(".tmp-{}", crate::network::random_id()?));
         let result = self.unpack_into(tar, &tmp);
         let hex = match result {
             Ok(hex) => hex,
@@ -139,8 +141,7 @@ fn unpack(r: impl Read, dest: &Path) -> anyhow::Result<()> {
             .unwrap_or_default();
         if let Some(target) = name.strip_prefix(".wh.") {
             let parent = dest.join(path.parent().unwrap_or(Path::new("")));
-            whiteout(&parent, target)
-                .with_context(|| format!("whiteout {}", path.display()))?;
+            whiteout(&parent, target).with_context(|| format!("whiteout {}", path.display()))?;
             continue;
         }
         entry
@@ -203,10 +204,7 @@ mod tests {
         let tar = tar_of(&[("etc/motd", b"hi\n")]);
         let id = store.add(&tar[..]).unwrap();
         assert_eq!(id, sha256_hex(&tar));
-        assert_eq!(
-            fs::read(store.path(&id).join("etc/motd")).unwrap(),
-            b"hi\n"
-        );
+        assert_eq!(fs::read(store.path(&id).join("etc/motd")).unwrap(), b"hi\n");
         assert_eq!(store.add(&tar[..]).unwrap(), id);
         assert_eq!(fs::read_dir(dir.path().join("layers")).unwrap().count(), 1);
     }
@@ -219,7 +217,10 @@ mod tests {
         let tar = tar_of(&[("a", b"1")]);
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(&tar).unwrap();
-        assert_eq!(store.add(&gz.finish().unwrap()[..]).unwrap(), sha256_hex(&tar));
+        assert_eq!(
+            store.add(&gz.finish().unwrap()[..]).unwrap(),
+            sha256_hex(&tar)
+        );
     }
 
     #[test]

@@ -32,7 +32,11 @@ pub fn start(engine: &Engine, c: &Container, attach: bool) -> anyhow::Result<Opt
     } else {
         Stdio::null()
     };
-    let stdout = if attach { Stdio::inherit() } else { Stdio::null() };
+    let stdout = if attach {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
+    };
     let mut child = cmd
         .stdin(stdin)
         .stdout(stdout)
@@ -43,7 +47,11 @@ pub fn start(engine: &Engine, c: &Container, attach: bool) -> anyhow::Result<Opt
     if let Some(err) = child.stderr.take() {
         BufReader::new(err).read_line(&mut line)?;
     }
-    match line.trim_end().split_once(' ').unwrap_or((line.trim_end(), "")) {
+    match line
+        .trim_end()
+        .split_once(' ')
+        .unwrap_or((line.trim_end(), ""))
+    {
         ("ok", _) => Ok(attach.then_some(child)),
         ("error", msg) => {
             let _ = child.wait();
@@ -63,7 +71,10 @@ pub fn start(engine: &Engine, c: &Container, attach: bool) -> anyhow::Result<Opt
 /// Sends a signal to the container's first process.
 pub fn signal(c: &Container, sig: Signal) -> anyhow::Result<()> {
     if !c.is_running() {
-        bail!("Cannot kill container: {}: container is not running", c.config.name);
+        bail!(
+            "Cannot kill container: {}: container is not running",
+            c.config.name
+        );
     }
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.state.pid as i32), sig)
         .with_context(|| format!("signal {}", c.config.name))

@@ -31,7 +31,8 @@ pub fn load(store: &ImageStore, archive: &Path) -> anyhow::Result<Vec<Image>> {
 }
 
 fn read_json(path: &Path) -> anyhow::Result<Value> {
-    let bytes = fs::read(path).with_context(|| format!("read {} in the archive", path.display()))?;
+    let bytes =
+        fs::read(path).with_context(|| format!("read {} in the archive", path.display()))?;
     serde_json::from_slice(&bytes).with_context(|| format!("parse {}", path.display()))
 }
 
@@ -45,7 +46,11 @@ fn inside(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
 
 fn strings(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -54,7 +59,10 @@ fn docker_archive(store: &ImageStore, dir: &Path) -> anyhow::Result<Vec<Image>> 
     let entries = manifest.as_array().context("manifest.json is not a list")?;
     let mut out = Vec::new();
     for m in entries {
-        let config_name = m.get("Config").and_then(Value::as_str).context("manifest entry without Config")?;
+        let config_name = m
+            .get("Config")
+            .and_then(Value::as_str)
+            .context("manifest entry without Config")?;
         let layers = strings(m.get("Layers"))
             .iter()
             .map(|l| add_layer(store, &inside(dir, l)?))
@@ -75,7 +83,12 @@ fn add_layer(store: &ImageStore, path: &Path) -> anyhow::Result<String> {
 }
 
 /// Checks the config's diff IDs against the layers and stores the image.
-fn finish(store: &ImageStore, config: Value, layers: Vec<String>, tags: Vec<String>) -> anyhow::Result<Image> {
+fn finish(
+    store: &ImageStore,
+    config: Value,
+    layers: Vec<String>,
+    tags: Vec<String>,
+) -> anyhow::Result<Image> {
     let want: Vec<String> = strings(config.pointer("/rootfs/diff_ids"))
         .iter()
         .map(|d| d.trim_start_matches("sha256:").to_string())
@@ -83,7 +96,11 @@ fn finish(store: &ImageStore, config: Value, layers: Vec<String>, tags: Vec<Stri
     if !want.is_empty() && want != layers {
         bail!("the layers do not match the image config's diff_ids: the archive is damaged");
     }
-    store.add(NewImage { config, layers, tags })
+    store.add(NewImage {
+        config,
+        layers,
+        tags,
+    })
 }
 
 fn blob(dir: &Path, digest: &str) -> anyhow::Result<PathBuf> {
@@ -96,7 +113,12 @@ fn blob(dir: &Path, digest: &str) -> anyhow::Result<PathBuf> {
 fn oci_layout(store: &ImageStore, dir: &Path) -> anyhow::Result<Vec<Image>> {
     let index = read_json(&dir.join("index.json"))?;
     let mut out = Vec::new();
-    for desc in index.get("manifests").and_then(Value::as_array).into_iter().flatten() {
+    for desc in index
+        .get("manifests")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let tag = desc
             .pointer("/annotations/io.containerd.image.name")
             .or_else(|| desc.pointer("/annotations/org.opencontainers.image.ref.name"))
@@ -117,9 +139,19 @@ fn oci_layout(store: &ImageStore, dir: &Path) -> anyhow::Result<Vec<Image>> {
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .map(|l| add_layer(store, &blob(dir, l.get("digest").and_then(Value::as_str).unwrap_or(""))?))
+            .map(|l| {
+                add_layer(
+                    store,
+                    &blob(dir, l.get("digest").and_then(Value::as_str).unwrap_or(""))?,
+                )
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        out.push(finish(store, serde_json::from_slice(&config_bytes)?, layers, tag.into_iter().collect())?);
+        out.push(finish(
+            store,
+            serde_json::from_slice(&config_bytes)?,
+            layers,
+            tag.into_iter().collect(),
+        )?);
     }
     Ok(out)
 }
@@ -129,7 +161,10 @@ fn resolve_manifest(dir: &Path, desc: &Value, depth: usize) -> anyhow::Result<Va
     if depth > 4 {
         bail!("OCI index nesting is too deep");
     }
-    let digest = desc.get("digest").and_then(Value::as_str).context("descriptor without digest")?;
+    let digest = desc
+        .get("digest")
+        .and_then(Value::as_str)
+        .context("descriptor without digest")?;
     let doc = read_json(&blob(dir, digest)?)?;
     let Some(manifests) = doc.get("manifests").and_then(Value::as_array) else {
         return Ok(doc);

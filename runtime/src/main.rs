@@ -334,9 +334,8 @@ fn dispatch(cli: Cli) -> Result<i32, (anyhow::Error, i32)> {
                 (e, c)
             })
         }
-        Top::Stop { time, containers } => one(engine().and_then(|e| {
-            cc::each(&e, &containers, |c| lifecycle::stop(c, cc::timeout(time)))
-        })),
+        Top::Stop { time, containers } => one(engine()
+            .and_then(|e| cc::each(&e, &containers, |c| lifecycle::stop(c, cc::timeout(time))))),
         Top::Restart { time, containers } => one(engine().and_then(|e| {
             cc::each(&e, &containers, |c| {
                 lifecycle::stop(c, cc::timeout(time))?;
@@ -351,9 +350,10 @@ fn dispatch(cli: Cli) -> Result<i32, (anyhow::Error, i32)> {
         })),
         Top::Rm {
             force, containers, ..
-        } => one(engine().and_then(|e| {
-            cc::each(&e, &containers, |c| lifecycle::remove(&e, c, force))
-        })),
+        } => {
+            one(engine()
+                .and_then(|e| cc::each(&e, &containers, |c| lifecycle::remove(&e, c, force))))
+        }
         Top::Ps(a) => one(engine().and_then(|e| cc::ps(&e, &a))),
         Top::Inspect { targets } => one(engine().and_then(|e| cc::inspect(&e, &targets))),
         Top::Logs(a) => one(engine().and_then(|e| cc::logs(&e, &a))),
@@ -367,7 +367,9 @@ fn dispatch(cli: Cli) -> Result<i32, (anyhow::Error, i32)> {
         Top::Image(cmd) => one(engine().and_then(|e| cc::image(&e, cmd))),
         Top::Images(a) => one(engine().and_then(|e| cc::image(&e, cc::ImageCommand::Ls(a)))),
         Top::Load(a) => one(engine().and_then(|e| cc::image(&e, cc::ImageCommand::Load(a)))),
-        Top::Rmi { images } => one(engine().and_then(|e| cc::image(&e, cc::ImageCommand::Rm { images }))),
+        Top::Rmi { images } => {
+            one(engine().and_then(|e| cc::image(&e, cc::ImageCommand::Rm { images })))
+        }
         Top::Monitor { id, attach } => {
             let e = engine().map_err(|e| (e, 125))?;
             Ok(monitor::run(&e, &id, attach))
@@ -377,7 +379,10 @@ fn dispatch(cli: Cli) -> Result<i32, (anyhow::Error, i32)> {
     }
 }
 
-fn lifecycle_engine(root: &std::path::Path, run_dir: &std::path::Path) -> anyhow::Result<engine::Engine> {
+fn lifecycle_engine(
+    root: &std::path::Path,
+    run_dir: &std::path::Path,
+) -> anyhow::Result<engine::Engine> {
     engine::Engine::open(root, run_dir)
 }
 

@@ -44,7 +44,11 @@ struct Running {
 /// `netctl __monitor ID [--attach]`: runs until the container's process ends; the exit
 /// code is the container's.
 pub fn run(engine: &Engine, id: &str, attach: bool) -> i32 {
-    let Ok(mut status) = std::io::stderr().as_fd().try_clone_to_owned().map(File::from) else {
+    let Ok(mut status) = std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(File::from)
+    else {
         return 125;
     };
     let mut c = match engine.containers.find(id) {
@@ -54,7 +58,11 @@ pub fn run(engine: &Engine, id: &str, attach: bool) -> i32 {
             return 125;
         }
     };
-    if let Ok(log) = OpenOptions::new().create(true).append(true).open(c.dir.join("monitor.log")) {
+    if let Ok(log) = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(c.dir.join("monitor.log"))
+    {
         let _ = rustix::stdio::dup2_stderr(&log);
     }
     if !attach {
@@ -113,30 +121,44 @@ fn start(engine: &Engine, c: &mut Container, attach: bool) -> anyhow::Result<Run
 
 /// Binds each published host port (choosing one from the ephemeral range for port 0) and
 /// keeps the sockets, so no other program or container can take them while this one runs.
+/// Without SO_REUSEADDR and never listening: a port anyone else holds is refused, and no
+/// connection is ever accepted here (the firewall sends them to the container).
 fn bind_ports(ports: &[PortBinding]) -> anyhow::Result<(Vec<OwnedFd>, Vec<PortBinding>)> {
-    use rustix::net::{bind, getsockname, socket, sockopt, AddressFamily, SocketType};
+    use rustix::net::{bind, getsockname, socket, AddressFamily, SocketType};
     let mut fds = Vec::new();
     let mut bound = Vec::new();
     for p in ports {
         let ip: std::net::IpAddr = if p.host_ip.is_empty() {
             std::net::Ipv4Addr::UNSPECIFIED.into()
         } else {
-            p.host_ip.parse().with_context(|| format!("host IP {:?} is not an address", p.host_ip))?
+            p.host_ip
+                .parse()
+                .with_context(|| format!("host IP {:?} is not an address", p.host_ip))?
         };
-        let family = if ip.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
-        let ty = if p.protocol == "udp" { SocketType::DGRAM } else { SocketType::STREAM };
+        let family = if ip.is_ipv4() {
+            AddressFamily::INET
+        } else {
+            AddressFamily::INET6
+        };
+        let ty = if p.protocol == "udp" {
+            SocketType::DGRAM
+        } else {
+            SocketType::STREAM
+        };
         let fd = socket(family, ty, None)?;
-        sockopt::set_socket_reuseaddr(&fd, true)?;
         let addr = std::net::SocketAddr::new(ip, p.host_port);
         if let Err(e) = bind(&fd, &addr) {
             bail!(
                 "driver failed programming external connectivity: Bind for {addr} failed: port is already allocated ({e})"
             );
         }
-        let port = match getsockname(&fd)? {
-            a => std::net::SocketAddr::try_from(a).map(|s| s.port()).unwrap_or(p.host_port),
-        };
-        bound.push(PortBinding { host_port: port, ..p.clone() });
+        let port = std::net::SocketAddr::try_from(getsockname(&fd)?)
+            .map(|s| s.port())
+            .unwrap_or(p.host_port);
+        bound.push(PortBinding {
+            host_port: port,
+            ..p.clone()
+        });
         fds.push(fd);
     }
     Ok((fds, bound))
@@ -145,11 +167,15 @@ fn bind_ports(ports: &[PortBinding]) -> anyhow::Result<(Vec<OwnedFd>, Vec<PortBi
 /// A pseudo-terminal: (master, slave path).
 fn open_pty() -> anyhow::Result<(File, PathBuf)> {
     use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
-    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).context("open a pseudo-terminal")?;
+    let master =
+        openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).context("open a pseudo-terminal")?;
     grantpt(&master)?;
     unlockpt(&master)?;
     let name = ptsname(&master, Vec::new())?;
-    Ok((File::from(master), PathBuf::from(name.to_string_lossy().into_owned())))
+    Ok((
+        File::from(master),
+        PathBuf::from(name.to_string_lossy().into_owned()),
+    ))
 }
 
 /// The container's stdio as stage 1 gets it, and what the monitor keeps.
@@ -180,7 +206,11 @@ fn container_stdio(c: &Container, attach: bool) -> anyhow::Result<Stdio3> {
     }
     let (out_r, out_w) = std::io::pipe()?;
     let (err_r, err_w) = std::io::pipe()?;
-    let stderr_path = PathBuf::from(format!("/proc/{}/fd/{}", std::process::id(), err_w.as_raw_fd()));
+    let stderr_path = PathBuf::from(format!(
+        "/proc/{}/fd/{}",
+        std::process::id(),
+        err_w.as_raw_fd()
+    ));
     let (stdin, held_stdin) = match (c.config.interactive, attach) {
         (true, true) => (Stdio::inherit(), None),
         (true, false) => {
@@ -193,7 +223,10 @@ fn container_stdio(c: &Container, attach: bool) -> anyhow::Result<Stdio3> {
         stdin,
         stdout: out_w.into(),
         stderr_path,
-        output: Output::Pipes(File::from(OwnedFd::from(out_r)), File::from(OwnedFd::from(err_r))),
+        output: Output::Pipes(
+            File::from(OwnedFd::from(out_r)),
+            File::from(OwnedFd::from(err_r)),
+        ),
         keep: Some(err_w.into()),
         held_stdin,
     })
@@ -211,7 +244,12 @@ struct Spawned {
 fn spawn(engine: &Engine, c: &Container, attach: bool) -> anyhow::Result<Spawned> {
     let images = ImageStore::open(&engine.root)?;
     let image = images.find(&c.config.image)?;
-    let lower = image.layers.iter().rev().map(|l| images.layers.path(l)).collect();
+    let lower = image
+        .layers
+        .iter()
+        .rev()
+        .map(|l| images.layers.path(l))
+        .collect();
     for d in ["rootfs", "upper", "work"] {
         fs::create_dir_all(c.dir.join(d))?;
     }
@@ -288,7 +326,8 @@ fn supervise(c: &Container, mut r: Running, attach: bool) -> i32 {
     match r.output {
         Output::Pipes(out, err) => {
             let tee_err = attach.then(parent_stderr).flatten();
-            let tee_out: Option<Box<dyn Write + Send>> = attach.then(|| Box::new(std::io::stdout()) as _);
+            let tee_out: Option<Box<dyn Write + Send>> =
+                attach.then(|| Box::new(std::io::stdout()) as _);
             pumps.push(pump(out, "stdout", log.clone(), tee_out));
             pumps.push(pump(err, "stderr", log.clone(), tee_err));
         }
@@ -298,7 +337,8 @@ fn supervise(c: &Container, mut r: Running, attach: bool) -> i32 {
                     std::thread::spawn(move || std::io::copy(&mut std::io::stdin(), &mut input));
                 }
             }
-            let tee: Option<Box<dyn Write + Send>> = attach.then(|| Box::new(std::io::stdout()) as _);
+            let tee: Option<Box<dyn Write + Send>> =
+                attach.then(|| Box::new(std::io::stdout()) as _);
             pumps.push(pump(master, "stdout", log.clone(), tee));
         }
     }
@@ -344,7 +384,10 @@ fn pump(
                 let _ = t.write_all(&buf[..n]).and_then(|()| t.flush());
             }
             pending.extend_from_slice(&buf[..n]);
-            let cut = pending.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            let cut = pending
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1);
             let lines: Vec<u8> = pending.drain(..cut).collect();
             write_log(&log, &lines, stream);
         }

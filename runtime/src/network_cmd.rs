@@ -352,7 +352,11 @@ fn remove(root: &Path, run_dir: &Path, store: &NetworkStore, n: &Network) -> any
 }
 
 fn prune(root: &Path, run_dir: &Path, store: &NetworkStore, force: bool) -> anyhow::Result<()> {
-    if !force && !confirm("WARNING! This will remove all custom networks not used by at least one container.")? {
+    if !force
+        && !confirm(
+            "WARNING! This will remove all custom networks not used by at least one container.",
+        )?
+    {
         return Ok(());
     }
     let mut deleted = Vec::new();

@@ -44,7 +44,10 @@ pub fn ago(ts: &str) -> String {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let then = epoch(ts).unwrap_or(now);
-    format!("{} ago", human_duration(Duration::from_secs(now.saturating_sub(then))))
+    format!(
+        "{} ago",
+        human_duration(Duration::from_secs(now.saturating_sub(then)))
+    )
 }
 
 /// "Up 3 seconds", "Exited (0) 2 minutes ago", "Created".
@@ -54,7 +57,11 @@ pub fn status_text(c: &Container) -> String {
         Status::Running if c.is_running() => {
             format!("Up {}", ago(&c.state.started_at).trim_end_matches(" ago"))
         }
-        _ => format!("Exited ({}) {}", c.state.exit_code, ago(&c.state.finished_at)),
+        _ => format!(
+            "Exited ({}) {}",
+            c.state.exit_code,
+            ago(&c.state.finished_at)
+        ),
     }
 }
 
@@ -64,7 +71,11 @@ pub fn ports_text(c: &Container) -> String {
         .ports
         .iter()
         .map(|p| {
-            let ip = if p.host_ip.is_empty() { "0.0.0.0" } else { &p.host_ip };
+            let ip = if p.host_ip.is_empty() {
+                "0.0.0.0"
+            } else {
+                &p.host_ip
+            };
             format!("{ip}:{}->{}/{}", p.host_port, p.container_port, p.protocol)
         })
         .collect::<Vec<_>>()
@@ -119,7 +130,15 @@ pub fn ps_fields(c: &Container, image: &str) -> Vec<(&'static str, String)> {
         ("Ports", ports_text(c)),
         ("Names", c.config.name.clone()),
         ("State", state_name(c).to_string()),
-        ("Networks", c.config.networks.iter().map(|n| n.name.clone()).collect::<Vec<_>>().join(",")),
+        (
+            "Networks",
+            c.config
+                .networks
+                .iter()
+                .map(|n| n.name.clone())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
     ]
 }
 
@@ -177,7 +196,12 @@ pub fn inspect(c: &Container, image_name: &str) -> Value {
         NetMode::Host => "host".to_string(),
         NetMode::None => "none".to_string(),
         NetMode::Container(id) => format!("container:{id}"),
-        NetMode::Private => c.config.networks.first().map(|n| n.name.clone()).unwrap_or_default(),
+        NetMode::Private => c
+            .config
+            .networks
+            .first()
+            .map(|n| n.name.clone())
+            .unwrap_or_default(),
     };
     let running = c.is_running();
     json!({
@@ -237,7 +261,13 @@ pub fn human_size(bytes: u64) -> String {
         v /= 1000.0;
         u += 1;
     }
-    let digits = if v >= 100.0 { 0 } else if v >= 10.0 { 1 } else { 2 };
+    let digits = if v >= 100.0 {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    };
     let s = format!("{v:.digits$}");
     let s = if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.').to_string()

@@ -223,6 +223,39 @@ impl TestHost {
         out
     }
 
+    /// Imports a `busybox` image: Debian's static busybox with a link per applet, and a
+    /// /www/index.html for httpd.
+    pub fn busybox_image(&self) {
+        let root = self.dir().join("busybox-rootfs");
+        for d in ["bin", "etc", "tmp", "www", "root"] {
+            std::fs::create_dir_all(root.join(d)).expect("rootfs folder");
+        }
+        std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("copy busybox");
+        let list = Command::new("/bin/busybox")
+            .arg("--list")
+            .output()
+            .expect("busybox --list");
+        for applet in String::from_utf8_lossy(&list.stdout).split_whitespace() {
+            if applet != "busybox" {
+                std::os::unix::fs::symlink("busybox", root.join("bin").join(applet))
+                    .expect("applet link");
+            }
+        }
+        std::fs::write(root.join("www/index.html"), "hello from busybox httpd\n")
+            .expect("index.html");
+        self.netctl_ok(&["image", "import", &root.display().to_string(), "busybox"]);
+    }
+
+    /// What a user would list to see what netctl left on the host: links, addresses, routes,
+    /// firewall rules, mounts, namespaces, address allocations and DNS records.
+    pub fn host_listing(&self) -> String {
+        self.wait_for_reapers();
+        self.sh(
+            "ip -o link | sed 's/ state .*//'; ip -o addr; ip route; nft list ruleset; \
+             grep -c . /proc/self/mountinfo; ls -R /run/netctl/netns /var/lib/netctl/ipam /run/netctl/dns/records 2>/dev/null | grep -v '^last:'; true",
+        )
+    }
+
     /// Replaces /etc/resolv.conf, in this test's mount namespace only.
     pub fn resolv_conf(&self, text: &str) {
         let path = self.dir().join("resolv.conf");
@@ -277,6 +310,15 @@ impl Default for TestHost {
 
 impl Drop for TestHost {
     fn drop(&mut self) {
+        // Containers a test left (it failed midway): their monitors are detached processes
+        // in this test's namespaces.
+        if Path::new("/var/lib/netctl/containers").is_dir() {
+            let (_, ids, _) = self.netctl(&["ps", "-aq"]);
+            let ids: Vec<&str> = ids.split_whitespace().collect();
+            if !ids.is_empty() {
+                let _ = self.netctl(&[&["rm", "-f"][..], &ids].concat());
+            }
+        }
         // A DNS server a test started lives in this test's namespaces: stop it.
         if let Ok(pid) = std::fs::read_to_string("/run/netctl/dns/dnsd.pid") {
             if let Ok(pid) = pid.trim().parse::<i32>() {

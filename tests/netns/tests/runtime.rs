@@ -1,0 +1,351 @@
+//! The bundled runtime as a user drives it: `netctl run/ps/exec/logs/stop/start/rm` on a
+//! busybox image made from Debian's busybox-static, every container networked through the
+//! plugins.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use netctl_netns_tests::TestHost;
+use serde_json::Value;
+
+fn inspect(host: &TestHost, what: &str) -> Value {
+    let v: Value = serde_json::from_str(&host.netctl_ok(&["inspect", what])).unwrap();
+    v[0].clone()
+}
+
+/// An HTTP GET through `sh_fn`, retried for up to 3 s while the server starts.
+fn http_get(sh_fn: impl Fn(&str) -> (bool, String), addr: &str, port: u16) -> String {
+    let cmd = format!("printf \"GET / HTTP/1.0\\r\\n\\r\\n\" | busybox nc -w 3 {addr} {port}");
+    for _ in 0..30 {
+        let (ok, out) = sh_fn(&cmd);
+        if ok && out.contains("200 OK") {
+            return out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    sh_fn(&cmd).1
+}
+
+fn ip_of(host: &TestHost, ctr: &str) -> String {
+    inspect(host, ctr)["NetworkSettings"]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Three `run -d --net-alias web` containers: ps shows them Up by name, `nslookup web` from
+/// one answers all three, ping by name works, logs show what a container printed, stop +
+/// start keep the name and reattach, and `rm -f` leaves the host as it was.
+#[test]
+fn three_web_containers_resolve_ping_log_restart_and_leave_nothing() {
+    let host = TestHost::new();
+    host.busybox_image();
+    host.netctl_ok(&["network", "create", "app"]);
+    // A network's bridge is made by its first container and stays until `network rm`.
+    host.netctl_ok(&["run", "--rm", "--net", "app", "busybox", "true"]);
+    let before = host.host_listing();
+    for name in ["web1", "web2", "web3"] {
+        let id = host.netctl_ok(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--net",
+            "app",
+            "--net-alias",
+            "web",
+            "busybox",
+            "sh",
+            "-c",
+            &format!("echo {name} says hello; exec sleep 1000"),
+        ]);
+        assert_eq!(id.trim().len(), 64, "run -d prints the ID: {id}");
+    }
+    let ps = host.netctl_ok(&["ps"]);
+    let lines: Vec<&str> = ps.lines().collect();
+    assert!(lines[0].starts_with("CONTAINER ID   IMAGE"), "{ps}");
+    for name in ["web1", "web2", "web3"] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.ends_with(name) && l.contains(" Up ")),
+            "{name} is Up in ps: {ps}"
+        );
+    }
+    let ns = host.netctl_ok(&["exec", "web1", "nslookup", "web"]);
+    for name in ["web1", "web2", "web3"] {
+        assert!(
+            ns.contains(&ip_of(&host, name)),
+            "web resolves to {name}: {ns}"
+        );
+    }
+    let ping = host.netctl_ok(&["exec", "web1", "ping", "-c1", "-W2", "web2"]);
+    assert!(ping.contains("1 packets received"), "{ping}");
+    assert_eq!(host.netctl_ok(&["logs", "web2"]), "web2 says hello\n");
+
+    host.netctl_ok(&["stop", "-t", "1", "web3"]);
+    let ps = host.netctl_ok(&["ps", "-a"]);
+    assert!(
+        ps.lines()
+            .any(|l| l.ends_with("web3") && l.contains("Exited (137)")),
+        "{ps}"
+    );
+    assert_eq!(
+        inspect(&host, "web3")["NetworkSettings"]["IPAddress"],
+        Value::Null
+    );
+    host.netctl_ok(&["start", "web3"]);
+    assert_eq!(inspect(&host, "web3")["Name"], "/web3");
+    let ping = host.netctl_ok(&["exec", "web1", "ping", "-c1", "-W2", "web3"]);
+    assert!(
+        ping.contains("1 packets received"),
+        "web3 is reachable again: {ping}"
+    );
+    assert_eq!(
+        host.netctl_ok(&["logs", "--tail", "1", "web3"]),
+        "web3 says hello\n"
+    );
+
+    host.netctl_ok(&["rm", "-f", "web1", "web2", "web3"]);
+    assert_eq!(host.netctl_ok(&["ps", "-aq"]), "");
+    assert_eq!(
+        host.host_listing(),
+        before,
+        "rm -f leaves no link, address, rule, mount, namespace, allocation or record"
+    );
+}
+
+/// `-p 8080:80` with busybox httpd answers from another namespace via the host's address and
+/// from the host via 127.0.0.1; a second container cannot take the same host port, nor can
+/// a port a host program holds be published; `-p 80` picks a free port.
+#[test]
+fn published_ports_answer_and_taken_ports_are_refused() {
+    let mut host = TestHost::new();
+    host.busybox_image();
+    let outside = host.outside("lan", "192.0.2.1/24", "192.0.2.2/24");
+    host.netctl_ok(&[
+        "run", "-d", "--name", "site", "-p", "8080:80", "busybox", "httpd", "-f", "-p", "80", "-h",
+        "/www",
+    ]);
+    let local = http_get(|c| host.try_sh(c), "127.0.0.1", 8080);
+    assert!(local.contains("hello from busybox httpd"), "{local}");
+    let from_lan = http_get(|c| host.try_sh_in(&outside, c), "192.0.2.1", 8080);
+    assert!(from_lan.contains("hello from busybox httpd"), "{from_lan}");
+
+    let (code, _, err) = host.netctl(&[
+        "run", "-d", "--name", "again", "-p", "8080:80", "busybox", "httpd", "-f",
+    ]);
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("8080"), "the error names the port: {err}");
+    let holder = std::process::Command::new("busybox")
+        .args(["nc", "-l", "-p", "9090"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let (code, _, err) = host.netctl(&["run", "-d", "-p", "9090:80", "busybox", "httpd", "-f"]);
+    let mut holder = holder;
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("port is already allocated"), "{err}");
+
+    host.netctl_ok(&[
+        "run", "-d", "--name", "any", "-p", "80", "busybox", "httpd", "-f", "-p", "80", "-h",
+        "/www",
+    ]);
+    let port = inspect(&host, "any")["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"]
+        .as_str()
+        .unwrap()
+        .parse::<u16>()
+        .unwrap();
+    assert!(port >= 1024, "an ephemeral port: {port}");
+    assert!(http_get(|c| host.try_sh(c), "127.0.0.1", port).contains("hello from busybox httpd"));
+    assert!(host
+        .netctl_ok(&["ps"])
+        .contains(&format!("0.0.0.0:{port}->80/tcp")));
+    let all = host.netctl_ok(&["ps", "-aq"]);
+    assert_eq!(
+        all.lines().count(),
+        2,
+        "failed runs leave no container: {all}"
+    );
+}
+
+/// `--net host` sees the host's interfaces, `--net none` only lo, `--net container:NAME`
+/// the other container's address.
+#[test]
+fn host_none_and_container_network_modes() {
+    let host = TestHost::new();
+    host.busybox_image();
+    host.sh("ip link add hostonly0 type veth peer name hostonly1");
+    let links = host.netctl_ok(&[
+        "run", "--rm", "--net", "host", "busybox", "ip", "-o", "link",
+    ]);
+    assert!(links.contains("hostonly0"), "{links}");
+    let none = host.netctl_ok(&[
+        "run", "--rm", "--net", "none", "busybox", "ip", "-o", "link",
+    ]);
+    assert_eq!(none.lines().count(), 1, "{none}");
+    assert!(none.contains("lo:") && none.contains("UP"), "{none}");
+    host.netctl_ok(&["run", "-d", "--name", "first", "busybox", "sleep", "1000"]);
+    let shared = host.netctl_ok(&[
+        "run",
+        "--rm",
+        "--net",
+        "container:first",
+        "busybox",
+        "ip",
+        "-o",
+        "-4",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert!(shared.contains(&ip_of(&host, "first")), "{shared}");
+    host.netctl_ok(&["rm", "-f", "first"]);
+}
+
+/// A file written in one container is neither in the image nor in a second container of
+/// the same image; the container's own processes see only themselves (PID 1 is the command).
+#[test]
+fn containers_have_their_own_filesystem_and_processes() {
+    let host = TestHost::new();
+    host.busybox_image();
+    host.netctl_ok(&[
+        "run",
+        "--name",
+        "writer",
+        "busybox",
+        "sh",
+        "-c",
+        "echo mine > /root/file; echo changed > /www/index.html",
+    ]);
+    let other = host.netctl_ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "ls /root; cat /www/index.html",
+    ]);
+    assert_eq!(other, "hello from busybox httpd\n", "{other}");
+    let (code, _, _) = host.netctl(&["run", "--rm", "busybox", "cat", "/root/file"]);
+    assert_eq!(code, 1);
+    let ps = host.netctl_ok(&["run", "--rm", "busybox", "ps", "-o", "pid,comm"]);
+    assert_eq!(
+        ps.lines()
+            .nth(1)
+            .map(str::split_whitespace)
+            .map(|mut w| (w.next(), w.next())),
+        Some((Some("1"), Some("ps"))),
+        "{ps}"
+    );
+    let hn = host.netctl_ok(&["run", "--rm", "--hostname", "box", "busybox", "hostname"]);
+    assert_eq!(hn, "box\n");
+    let caps = host.netctl_ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "grep",
+        "CapBnd",
+        "/proc/self/status",
+    ]);
+    assert!(
+        caps.contains("00000000a80425fb"),
+        "Docker's default capabilities: {caps}"
+    );
+}
+
+/// Bad input is refused with Docker's exit code 125 and a message saying what was wrong,
+/// and leaves no container and no attachment behind.
+#[test]
+fn bad_input_is_refused_and_leaves_nothing() {
+    let host = TestHost::new();
+    host.busybox_image();
+    host.netctl_ok(&["network", "create", "--subnet", "10.10.0.0/24", "small"]);
+    host.netctl_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "taken",
+        "--net",
+        "small",
+        "--ip",
+        "10.10.0.9",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    // The default bridge's device, like docker0, stays once made.
+    host.netctl_ok(&["run", "--rm", "busybox", "true"]);
+    let before = host.host_listing();
+    let cases: [(&[&str], &str); 8] = [
+        (&["run", "nosuch"], "Unable to find image 'nosuch' locally"),
+        (
+            &["run", "--name", "taken", "busybox", "true"],
+            "already in use",
+        ),
+        (
+            &[
+                "run",
+                "--net",
+                "small",
+                "--ip",
+                "10.99.0.5",
+                "busybox",
+                "true",
+            ],
+            "outside",
+        ),
+        (
+            &[
+                "run",
+                "--net",
+                "small",
+                "--ip",
+                "10.10.0.9",
+                "busybox",
+                "true",
+            ],
+            "10.10.0.9",
+        ),
+        (
+            &["run", "--net", "nonet", "busybox", "true"],
+            "network nonet not found",
+        ),
+        (
+            &[
+                "run",
+                "--net",
+                "container:taken",
+                "-p",
+                "80:80",
+                "busybox",
+                "true",
+            ],
+            "port publishing",
+        ),
+        (
+            &["run", "-p", "80:80/sctp", "busybox", "true"],
+            "invalid proto",
+        ),
+        (
+            &["run", "-p", "x:80", "busybox", "true"],
+            "invalid port specification",
+        ),
+    ];
+    for (args, want) in cases {
+        let (code, out, err) = host.netctl(args);
+        assert_eq!(code, 125, "{args:?}: {out}{err}");
+        assert!(err.contains(want), "{args:?} says {want:?}: {err}");
+    }
+    let (code, _, err) = host.netctl(&["run", "busybox", "nosuchcommand"]);
+    assert_eq!(code, 127, "{err}");
+    assert!(err.contains("executable file not found"), "{err}");
+    assert_eq!(
+        host.netctl_ok(&["ps", "-aq"]).lines().count(),
+        1,
+        "only the first container exists"
+    );
+    assert_eq!(host.host_listing(), before);
+    host.netctl_ok(&["rm", "-f", "taken"]);
+}
