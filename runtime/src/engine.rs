@@ -112,6 +112,20 @@ impl Engine {
         ports: &[PortBinding],
     ) -> anyhow::Result<Endpoint> {
         let list = NetworkStore::open(&self.root)?.find(&req.name)?.list()?;
+        for (asked, cap, flag) in [
+            (!req.ips.is_empty(), "ips", "--ip"),
+            (!ports.is_empty(), "portMappings", "-p"),
+        ] {
+            let declared = list.plugins.iter().any(|p| {
+                p.get("capabilities")
+                    .and_then(|c| c.get(cap))
+                    .and_then(serde_json::Value::as_bool)
+                    == Some(true)
+            });
+            if asked && !declared {
+                bail!("network {}: {flag} cannot be honoured: no plugin of its conflist declares the {cap:?} capability", req.name);
+            }
+        }
         let rt = self.runtime_conf(c, req, ifname, ports);
         let result = self
             .cni

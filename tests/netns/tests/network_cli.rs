@@ -318,3 +318,110 @@ fn repair_reapplies_rules_after_a_flush() {
         ns.to_str().unwrap(),
     ]);
 }
+
+/// `network connect --alias` gives a running container a working eth1 that pings a
+/// container on the second network and resolves its alias there; its own alias answers at
+/// once; `network disconnect` takes the interface and the names away while it keeps running.
+#[test]
+fn connect_and_disconnect_a_running_container() {
+    let host = TestHost::new();
+    host.busybox_image();
+    host.netctl_ok(&["network", "create", "front"]);
+    host.netctl_ok(&["network", "create", "back"]);
+    host.netctl_ok(&[
+        "run", "-d", "--name", "app", "--net", "front", "busybox", "sleep", "1000",
+    ]);
+    host.netctl_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "db",
+        "--net",
+        "back",
+        "--net-alias",
+        "database",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    let (code, _, _) = host.netctl(&["exec", "app", "ping", "-c1", "-W1", "database"]);
+    assert_ne!(code, 0, "db is out of reach before connect");
+
+    host.netctl_ok(&["network", "connect", "--alias", "api", "back", "app"]);
+    let links = host.netctl_ok(&["exec", "app", "ip", "-o", "-4", "addr"]);
+    assert!(
+        links.contains("eth1") && links.contains("172.19."),
+        "{links}"
+    );
+    let ping = host.netctl_ok(&["exec", "app", "ping", "-c1", "-W2", "database"]);
+    assert!(ping.contains("1 packets received"), "{ping}");
+    let back = host.netctl_ok(&["exec", "db", "nslookup", "api"]);
+    assert!(
+        back.contains("172.19."),
+        "the new alias answers at once: {back}"
+    );
+    let info: Value = serde_json::from_str(&host.netctl_ok(&["inspect", "app"])).unwrap();
+    assert!(info[0]["NetworkSettings"]["Networks"]["back"]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .starts_with("172.19."));
+    let (code, _, err) = host.netctl(&["network", "rm", "back"]);
+    assert_eq!(code, 1, "{err}");
+
+    host.netctl_ok(&["network", "disconnect", "back", "app"]);
+    let links = host.netctl_ok(&["exec", "app", "ip", "-o", "link"]);
+    assert!(!links.contains("eth1"), "{links}");
+    let (code, _, _) = host.netctl(&["exec", "db", "nslookup", "api"]);
+    assert_ne!(code, 0, "the alias is gone");
+    assert!(
+        host.netctl_ok(&["ps"]).lines().any(|l| l.ends_with(" app")),
+        "app keeps running"
+    );
+    let (code, _, err) = host.netctl(&["network", "disconnect", "back", "app"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("is not connected"), "{err}");
+    host.netctl_ok(&["rm", "-f", "app", "db"]);
+}
+
+/// A conflist written by hand in the reference plugins' shape, with netctl's types, dropped
+/// into the store: `netctl run --net` attaches containers to it and `--ip` works there.
+#[test]
+fn a_hand_written_conflist_works_with_netctl_run() {
+    let host = TestHost::new();
+    host.busybox_image();
+    std::fs::create_dir_all("/var/lib/netctl/networks").unwrap();
+    std::fs::write(
+        "/var/lib/netctl/networks/handmade.conflist",
+        r#"{"cniVersion": "1.0.0", "name": "handmade", "plugins": [
+            {"type": "netctl-bridge", "bridge": "cni-hand", "isGateway": true, "ipMasq": true,
+             "capabilities": {"ips": true},
+             "ipam": {"type": "netctl-ipam", "ranges": [[{"subnet": "10.77.0.0/24"}]],
+                      "routes": [{"dst": "0.0.0.0/0"}]}},
+            {"type": "netctl-dns"}]}"#,
+    )
+    .unwrap();
+    host.netctl_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "h1",
+        "--net",
+        "handmade",
+        "--ip",
+        "10.77.0.50",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    let (code, _, err) =
+        host.netctl(&["run", "--net", "handmade", "-p", "80:80", "busybox", "true"]);
+    assert_eq!(code, 125, "no plugin of it publishes ports: {err}");
+    assert!(err.contains("portMappings"), "{err}");
+    host.netctl_ok(&[
+        "run", "-d", "--name", "h2", "--net", "handmade", "busybox", "sleep", "1000",
+    ]);
+    let ping = host.netctl_ok(&["exec", "h2", "ping", "-c1", "-W2", "h1"]);
+    assert!(ping.contains("10.77.0.50"), "{ping}");
+    assert!(host.sh("ip -o link").contains("cni-hand"));
+    host.netctl_ok(&["rm", "-f", "h1", "h2"]);
+}

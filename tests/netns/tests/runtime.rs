@@ -278,7 +278,11 @@ fn bad_input_is_refused_and_leaves_nothing() {
     // The default bridge's device, like docker0, stays once made.
     host.netctl_ok(&["run", "--rm", "busybox", "true"]);
     let before = host.host_listing();
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 9] = [
+        (
+            &["run", "--ip", "172.17.0.9", "busybox", "true"],
+            "only on user defined networks",
+        ),
         (&["run", "nosuch"], "Unable to find image 'nosuch' locally"),
         (
             &["run", "--name", "taken", "busybox", "true"],
