@@ -134,10 +134,16 @@ impl Engine {
         Ok(endpoint(&req.name, ifname, &result))
     }
 
-    /// DEL of one network; DEL succeeds when things are already gone.
+    /// DEL of one network, with the same runtime config as its ADD (the published ports go
+    /// with eth0); DEL succeeds when things are already gone.
     pub fn detach(&self, c: &Container, req: &NetworkRequest, ifname: &str) -> anyhow::Result<()> {
         let list = NetworkStore::open(&self.root)?.find(&req.name)?.list()?;
-        let rt = self.runtime_conf(c, req, ifname, &[]);
+        let ports = if ifname == "eth0" {
+            c.state.ports.as_slice()
+        } else {
+            &[]
+        };
+        let rt = self.runtime_conf(c, req, ifname, ports);
         self.cni
             .del(&list, &rt)
             .map_err(|e| anyhow::anyhow!("network {}: {e}", req.name))

@@ -50,6 +50,8 @@ pub struct InitSpec {
     pub workdir: String,
     /// Whether stdin is a terminal to make the controlling one.
     pub tty: bool,
+    /// With `tty`: where to send the master of the terminal made in the container.
+    pub console_socket: Option<PathBuf>,
 }
 
 /// Docker's default capabilities.
@@ -302,6 +304,9 @@ fn enter(spec: &InitSpec) -> anyhow::Result<()> {
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
     mnt(Some("proc"), &proc_dir, Some("proc"), flags, None)?;
     mask_proc(root)?;
+    if let Some(sock) = &spec.console_socket {
+        crate::console::make_in_container(root, sock)?;
+    }
     nix::unistd::chdir(root).context("enter the root")?;
     nix::unistd::pivot_root(".", ".").context("pivot_root")?;
     umount2(".", MntFlags::MNT_DETACH).context("detach the host's root")?;

@@ -5,6 +5,7 @@
 //! `netctl` or by hand, for netctl's plugins or the reference ones — can be tried directly.
 
 mod clock;
+mod console;
 mod container;
 mod container_cmd;
 mod create;

@@ -9,6 +9,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -29,6 +30,13 @@ enum Output {
     Pipes(File, File),
     /// The pseudo-terminal's master.
     Tty(File),
+}
+
+/// The output as known before the container runs: a terminal arrives only once it does.
+enum Pending {
+    Ready(Output),
+    /// Where the container will send its terminal's master.
+    Console(UnixListener),
 }
 
 /// A started container.
@@ -164,42 +172,41 @@ fn bind_ports(ports: &[PortBinding]) -> anyhow::Result<(Vec<OwnedFd>, Vec<PortBi
     Ok((fds, bound))
 }
 
-/// A pseudo-terminal: (master, slave path).
-fn open_pty() -> anyhow::Result<(File, PathBuf)> {
-    use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
-    let master =
-        openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).context("open a pseudo-terminal")?;
-    grantpt(&master)?;
-    unlockpt(&master)?;
-    let name = ptsname(&master, Vec::new())?;
-    Ok((
-        File::from(master),
-        PathBuf::from(name.to_string_lossy().into_owned()),
-    ))
-}
-
 /// The container's stdio as stage 1 gets it, and what the monitor keeps.
 struct Stdio3 {
     stdin: Stdio,
     stdout: Stdio,
     /// What stage 2 opens as stderr.
     stderr_path: PathBuf,
-    output: Output,
+    output: Pending,
     /// The stderr pipe's write end, open until stage 2 has opened it by path.
     keep: Option<OwnedFd>,
     /// `-i` stdin of a detached container, held open.
     held_stdin: Option<File>,
 }
 
-fn container_stdio(c: &Container, attach: bool) -> anyhow::Result<Stdio3> {
+/// Where the container's terminal is handed over (short: unix socket paths are limited).
+fn console_path(engine: &Engine, c: &Container) -> PathBuf {
+    engine
+        .run_dir
+        .join("console")
+        .join(format!("{}.sock", c.config.short_id()))
+}
+
+fn container_stdio(engine: &Engine, c: &Container, attach: bool) -> anyhow::Result<Stdio3> {
     if c.config.tty {
-        let (master, slave) = open_pty()?;
-        let open = || OpenOptions::new().read(true).write(true).open(&slave);
+        let path = console_path(engine, c);
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        let _ = fs::remove_file(&path);
+        let listener =
+            UnixListener::bind(&path).with_context(|| format!("bind {}", path.display()))?;
         return Ok(Stdio3 {
-            stdin: open()?.into(),
-            stdout: open()?.into(),
-            stderr_path: slave,
-            output: Output::Tty(master),
+            stdin: Stdio::null(),
+            stdout: Stdio::null(),
+            stderr_path: PathBuf::from("/dev/null"),
+            output: Pending::Console(listener),
             keep: None,
             held_stdin: None,
         });
@@ -223,10 +230,10 @@ fn container_stdio(c: &Container, attach: bool) -> anyhow::Result<Stdio3> {
         stdin,
         stdout: out_w.into(),
         stderr_path,
-        output: Output::Pipes(
+        output: Pending::Ready(Output::Pipes(
             File::from(OwnedFd::from(out_r)),
             File::from(OwnedFd::from(err_r)),
-        ),
+        )),
         keep: Some(err_w.into()),
         held_stdin,
     })
@@ -253,7 +260,7 @@ fn spawn(engine: &Engine, c: &Container, attach: bool) -> anyhow::Result<Spawned
     for d in ["rootfs", "upper", "work"] {
         fs::create_dir_all(c.dir.join(d))?;
     }
-    let io = container_stdio(c, attach)?;
+    let io = container_stdio(engine, c, attach)?;
     let spec = InitSpec {
         rootfs: c.dir.join("rootfs"),
         lower,
@@ -267,6 +274,7 @@ fn spawn(engine: &Engine, c: &Container, attach: bool) -> anyhow::Result<Spawned
         env: c.config.env.clone(),
         workdir: c.config.workdir.clone(),
         tty: c.config.tty,
+        console_socket: c.config.tty.then(|| console_path(engine, c)),
     };
     let spec_path = c.dir.join("init.json");
     netctl_cni::fsutil::write_atomic(&spec_path, &serde_json::to_vec(&spec)?)?;
@@ -280,13 +288,20 @@ fn spawn(engine: &Engine, c: &Container, attach: bool) -> anyhow::Result<Spawned
         .stderr(status_w)
         .spawn()
         .context("start the container")?;
-    let report = read_status(status_r);
+    let report = read_status(status_r).and_then(|pid| match io.output {
+        Pending::Console(listener) => {
+            let master = crate::console::receive(&listener);
+            let _ = fs::remove_file(console_path(engine, c));
+            Ok((pid, Output::Tty(master?)))
+        }
+        Pending::Ready(output) => Ok((pid, output)),
+    });
     drop(io.keep);
     match report {
-        Ok(pid) => Ok(Spawned {
+        Ok((pid, output)) => Ok(Spawned {
             child,
             pid,
-            output: io.output,
+            output,
             held_stdin: io.held_stdin,
         }),
         Err(e) => {
@@ -332,6 +347,9 @@ fn supervise(c: &Container, mut r: Running, attach: bool) -> i32 {
             pumps.push(pump(err, "stderr", log.clone(), tee_err));
         }
         Output::Tty(master) => {
+            if let Ok(size) = rustix::termios::tcgetwinsize(std::io::stdin()) {
+                let _ = rustix::termios::tcsetwinsize(&master, size);
+            }
             if attach {
                 if let Ok(mut input) = master.try_clone() {
                     std::thread::spawn(move || std::io::copy(&mut std::io::stdin(), &mut input));

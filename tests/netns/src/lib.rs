@@ -251,7 +251,7 @@ impl TestHost {
     pub fn host_listing(&self) -> String {
         self.wait_for_reapers();
         self.sh(
-            "ip -o link | sed 's/ state .*//'; ip -o addr; ip route; nft list ruleset; \
+            "ip -o link | sed 's/ state .*//'; ip -o addr | sed 's/ tentative//'; ip route; nft list ruleset; \
              grep -c . /proc/self/mountinfo; ls -R /run/netctl/netns /var/lib/netctl/ipam /run/netctl/dns/records 2>/dev/null | grep -v '^last:'; true",
         )
     }

@@ -168,6 +168,12 @@ fn published_ports_answer_and_taken_ports_are_refused() {
         2,
         "failed runs leave no container: {all}"
     );
+    host.netctl_ok(&["rm", "-f", "site", "any"]);
+    let maps = host.sh("nft list map inet netctl portmap_tcp4");
+    assert!(
+        !maps.contains("elements"),
+        "rm -f takes the port mappings away: {maps}"
+    );
 }
 
 /// `--net host` sees the host's interfaces, `--net none` only lo, `--net container:NAME`
@@ -352,4 +358,51 @@ fn bad_input_is_refused_and_leaves_nothing() {
     );
     assert_eq!(host.host_listing(), before);
     host.netctl_ok(&["rm", "-f", "taken"]);
+}
+
+/// `-t` gives the container a terminal of its own (/dev/pts/0 inside it); `-it` under a
+/// terminal is interactive and ends with the shell's exit code.
+#[test]
+fn tty_containers_get_a_real_terminal() {
+    let host = TestHost::new();
+    host.busybox_image();
+    let tty = host.netctl_ok(&["run", "--rm", "-t", "busybox", "tty"]);
+    assert_eq!(tty.trim(), "/dev/pts/0");
+    let netctl = netctl_netns_tests::binary("netctl");
+    let (ok, out) = host.try_sh(&format!(
+        "echo 'echo typed-in; exit 4' | script -eqc '{} run --rm -it busybox sh' /dev/null; echo code=$?",
+        netctl.display()
+    ));
+    assert!(
+        ok && out.contains("typed-in") && out.contains("code=4"),
+        "{out}"
+    );
+}
+
+/// A monitor killed with SIGKILL (as if the machine's OOM killer took it): the next command
+/// shows the container exited, and its addresses, veth, rules and records are gone.
+#[test]
+fn a_crashed_monitor_is_repaired_by_the_next_command() {
+    let host = TestHost::new();
+    host.busybox_image();
+    host.netctl_ok(&["network", "create", "app"]);
+    host.netctl_ok(&["run", "--rm", "--net", "app", "busybox", "true"]);
+    let before = host.host_listing();
+    let id = host.netctl_ok(&[
+        "run", "-d", "--name", "crashy", "--net", "app", "-p", "8080:80", "busybox", "sleep",
+        "1000",
+    ]);
+    let pid = inspect(&host, "crashy")["State"]["Pid"].as_u64().unwrap();
+    host.sh(&format!(
+        "pkill -9 -f '[_]_monitor {}'; kill -9 {pid}",
+        id.trim()
+    ));
+    let ps = host.netctl_ok(&["ps", "-a"]);
+    assert!(
+        ps.lines()
+            .any(|l| l.ends_with("crashy") && l.contains("Exited (255)")),
+        "{ps}"
+    );
+    assert_eq!(host.host_listing(), before);
+    host.netctl_ok(&["rm", "crashy"]);
 }

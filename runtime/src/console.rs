@@ -1,0 +1,74 @@
+//! `-t`: the container's terminal is made inside its own /dev/pts (so `tty` names
+//! /dev/pts/0 there), and its master end is passed to the monitor over a unix socket with
+//! SCM_RIGHTS, as runc's console socket does.
+
+use std::fs::{File, OpenOptions};
+use std::io::{IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+
+use anyhow::Context;
+use rustix::net::{
+    recvmsg, sendmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags,
+};
+
+fn open_tty(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(rustix::fs::OFlags::NOCTTY.bits() as i32)
+        .open(path)
+}
+
+/// In the container (before pivoting into `root`): makes a terminal in its /dev/pts, sends
+/// the master to `socket`, and makes the slave our stdin, stdout and stderr.
+pub fn make_in_container(root: &Path, socket: &Path) -> anyhow::Result<()> {
+    let master =
+        open_tty(&root.join("dev/pts/ptmx")).context("open the container's /dev/pts/ptmx")?;
+    rustix::pty::unlockpt(&master)?;
+    let name = rustix::pty::ptsname(&master, Vec::new())?;
+    let rel = name.to_string_lossy().trim_start_matches('/').to_string();
+    let slave = open_tty(&root.join(rel)).context("open the terminal's slave end")?;
+    let stream =
+        UnixStream::connect(socket).with_context(|| format!("connect to {}", socket.display()))?;
+    let fds = [master.as_fd()];
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut anc = SendAncillaryBuffer::new(&mut space);
+    anc.push(SendAncillaryMessage::ScmRights(&fds));
+    sendmsg(&stream, &[IoSlice::new(b"t")], &mut anc, SendFlags::empty())
+        .context("send the terminal")?;
+    rustix::stdio::dup2_stdin(&slave)?;
+    rustix::stdio::dup2_stdout(&slave)?;
+    rustix::stdio::dup2_stderr(&slave)?;
+    Ok(())
+}
+
+/// In the monitor: the master end the container sent.
+pub fn receive(listener: &UnixListener) -> anyhow::Result<File> {
+    listener.set_nonblocking(true)?;
+    let (stream, _) = listener
+        .accept()
+        .context("the container sent no terminal")?;
+    stream.set_nonblocking(false)?;
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut anc = RecvAncillaryBuffer::new(&mut space);
+    let mut byte = [0u8; 1];
+    recvmsg(
+        &stream,
+        &mut [IoSliceMut::new(&mut byte)],
+        &mut anc,
+        RecvFlags::CMSG_CLOEXEC,
+    )?;
+    for msg in anc.drain() {
+        if let RecvAncillaryMessage::ScmRights(mut fds) = msg {
+            if let Some(fd) = fds.next() {
+                return Ok(File::from(fd));
+            }
+        }
+    }
+    anyhow::bail!("the container's terminal did not arrive")
+}
