@@ -101,6 +101,13 @@ pub enum ImageCommand {
         #[arg(required = true)]
         images: Vec<String>,
     },
+    /// Give an image another name: SOURCE TARGET.
+    Tag {
+        /// The image.
+        source: String,
+        /// The new NAME[:TAG].
+        target: String,
+    },
     /// Show images as JSON.
     Inspect {
         /// Images.
@@ -491,6 +498,7 @@ pub fn image(engine: &Engine, cmd: ImageCommand) -> anyhow::Result<()> {
                 }
             }
         }
+        ImageCommand::Tag { source, target } => store.tag(&source, &target)?,
         ImageCommand::Inspect { images } => {
             let out = images
                 .iter()

@@ -201,6 +201,26 @@ impl ImageStore {
             .with_context(|| format!("write {}", path.display()))
     }
 
+    /// `tag SOURCE TARGET`: TARGET names the image SOURCE names (moved from any other).
+    pub fn tag(&self, source: &str, target: &str) -> anyhow::Result<()> {
+        let img = self.find(source)?;
+        let target = normalize(target)?;
+        for mut other in self.all()? {
+            if other.id != img.id && other.tags.contains(&target) {
+                other.tags.retain(|t| t != &target);
+                other.record["RepoTags"] = json!(other.tags);
+                self.write(&other.id, &other.record)?;
+            }
+        }
+        let mut img = img;
+        if !img.tags.contains(&target) {
+            img.tags.push(target);
+            img.record["RepoTags"] = json!(img.tags);
+            self.write(&img.id, &img.record)?;
+        }
+        Ok(())
+    }
+
     /// Untags `key`, and deletes the image once no tag is left (or when `key` is its ID).
     /// Returns Docker's `Untagged:` / `Deleted:` lines.
     pub fn remove(&self, key: &str, in_use: impl Fn(&str) -> bool) -> anyhow::Result<Vec<String>> {

@@ -119,10 +119,13 @@ fn oci_layout(store: &ImageStore, dir: &Path) -> anyhow::Result<Vec<Image>> {
         .into_iter()
         .flatten()
     {
+        // `org.opencontainers.image.ref.name` is often just a tag ("latest"): only a full
+        // reference names the image.
         let tag = desc
             .pointer("/annotations/io.containerd.image.name")
             .or_else(|| desc.pointer("/annotations/org.opencontainers.image.ref.name"))
             .and_then(Value::as_str)
+            .filter(|r| r.contains(':') || r.contains('/'))
             .map(normalize)
             .transpose()?;
         let manifest = resolve_manifest(dir, desc, 0)?;

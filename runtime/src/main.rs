@@ -141,6 +141,13 @@ enum Top {
         #[arg(required = true)]
         images: Vec<String>,
     },
+    /// Give an image another name.
+    Tag {
+        /// The image.
+        source: String,
+        /// The new NAME[:TAG].
+        target: String,
+    },
     /// The per-container monitor (internal).
     #[command(name = "__monitor", hide = true)]
     Monitor {
@@ -370,6 +377,9 @@ fn dispatch(cli: Cli) -> Result<i32, (anyhow::Error, i32)> {
         Top::Load(a) => one(engine().and_then(|e| cc::image(&e, cc::ImageCommand::Load(a)))),
         Top::Rmi { images } => {
             one(engine().and_then(|e| cc::image(&e, cc::ImageCommand::Rm { images })))
+        }
+        Top::Tag { source, target } => {
+            one(engine().and_then(|e| cc::image(&e, cc::ImageCommand::Tag { source, target })))
         }
         Top::Monitor { id, attach } => {
             let e = engine().map_err(|e| (e, 125))?;

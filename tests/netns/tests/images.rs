@@ -1,0 +1,113 @@
+//! Images as a user handles them: `load -i` of a `docker save` archive and of an OCI
+//! layout archive (several layers, gzip, a whiteout, the config's Entrypoint, Cmd, Env and
+//! WorkingDir), `images`, `image rm`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use netctl_netns_tests::TestHost;
+
+/// Builds two layers (busybox; then /etc/motd added and /etc/gone whited out) and packs
+/// them as `docker.tar` (docker save) and `oci.tar` (OCI layout, gzip layers).
+const MAKE_ARCHIVES: &str = r#"
+set -e
+cd "$W"
+mkdir -p l1/bin l1/etc l2/etc da oci/blobs/sha256
+cp /bin/busybox l1/bin/busybox
+for a in sh cat ls pwd echo; do ln -s busybox l1/bin/$a; done
+echo old > l1/etc/gone
+echo hi > l2/etc/motd
+touch l2/etc/.wh.gone
+tar -C l1 -cf l1.tar . && tar -C l2 -cf l2.tar .
+d1=$(sha256sum l1.tar | cut -c1-64); d2=$(sha256sum l2.tar | cut -c1-64)
+printf '%s' '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/bin","GREETING=hello"],"Entrypoint":["/bin/sh","-c"],"Cmd":["echo $GREETING; cat /etc/motd; ls /etc; pwd"],"WorkingDir":"/etc"},"rootfs":{"type":"layers","diff_ids":["sha256:'$d1'","sha256:'$d2'"]}}' > cfg.json
+c=$(sha256sum cfg.json | cut -c1-64)
+mkdir da/$d1 da/$d2
+cp l1.tar da/$d1/layer.tar; cp l2.tar da/$d2/layer.tar; cp cfg.json da/$c.json
+printf '[{"Config":"%s.json","RepoTags":["loaded:v1"],"Layers":["%s/layer.tar","%s/layer.tar"]}]' $c $d1 $d2 > da/manifest.json
+tar -C da -cf docker.tar .
+gzip -c l1.tar > g1; gzip -c l2.tar > g2
+g1=$(sha256sum g1 | cut -c1-64); g2=$(sha256sum g2 | cut -c1-64)
+mv g1 oci/blobs/sha256/$g1; mv g2 oci/blobs/sha256/$g2; cp cfg.json oci/blobs/sha256/$c
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":1},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":1},{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":1}]}' $c $g1 $g2 > m.json
+m=$(sha256sum m.json | cut -c1-64); mv m.json oci/blobs/sha256/$m
+printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":1,"annotations":{"io.containerd.image.name":"docker.io/library/ocimg:v2","org.opencontainers.image.ref.name":"v2"}}]}' $m > oci/index.json
+echo '{"imageLayoutVersion":"1.0.0"}' > oci/oci-layout
+tar -C oci -cf oci.tar .
+"#;
+
+/// Both archive kinds load with their tags; a container of either runs the config's
+/// entrypoint + cmd with its env in its working directory, sees the upper layer's file and
+/// not the whited-out one; both share the stored layers.
+#[test]
+fn docker_save_and_oci_archives_load_and_run_with_their_config() {
+    let host = TestHost::new();
+    let w = host.dir().join("img");
+    std::fs::create_dir_all(&w).unwrap();
+    host.sh(&format!(
+        "W={} sh -c '{}'",
+        w.display(),
+        MAKE_ARCHIVES.replace('\'', "'\\''")
+    ));
+    let out = host.netctl_ok(&["load", "-i", &w.join("docker.tar").display().to_string()]);
+    assert_eq!(out, "Loaded image: loaded:v1\n");
+    let out = host.netctl_ok(&["load", "-i", &w.join("oci.tar").display().to_string()]);
+    assert_eq!(out, "Loaded image: ocimg:v2\n");
+    for image in ["loaded:v1", "ocimg:v2"] {
+        let out = host.netctl_ok(&["run", "--rm", "--net", "none", image]);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "hello", "{image}: Env and Entrypoint: {out}");
+        assert_eq!(lines[1], "hi", "{image}: the upper layer's file: {out}");
+        assert!(
+            !out.contains("gone"),
+            "{image}: the whiteout hides a lower file: {out}"
+        );
+        assert_eq!(lines.last(), Some(&"/etc"), "{image}: WorkingDir: {out}");
+    }
+    let images = host.netctl_ok(&["images"]);
+    let lines: Vec<&str> = images.lines().collect();
+    assert!(
+        lines[0].starts_with("REPOSITORY   TAG   IMAGE ID"),
+        "{images}"
+    );
+    assert!(
+        images.contains("loaded ") && images.contains("ocimg "),
+        "{images}"
+    );
+    let layers = std::fs::read_dir("/var/lib/netctl/image/layers")
+        .unwrap()
+        .count();
+    assert_eq!(layers, 2, "the same layers are stored once");
+}
+
+/// `image rm` is refused while a container uses the image, untags first when the image
+/// has several tags, and deletes image and layers with the last one.
+#[test]
+fn image_rm_waits_for_containers_and_removes_layers_last() {
+    let host = TestHost::new();
+    host.busybox_image();
+    host.netctl_ok(&["tag", "busybox", "other:1"]);
+    host.netctl_ok(&["create", "--name", "user", "busybox", "true"]);
+    assert_eq!(host.netctl_ok(&["rmi", "other:1"]), "Untagged: other:1\n");
+    let (code, _, err) = host.netctl(&["image", "rm", "busybox"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("a container uses it"), "{err}");
+    host.netctl_ok(&["rm", "user"]);
+    let out = host.netctl_ok(&["rmi", "busybox"]);
+    assert!(
+        out.starts_with("Untagged: busybox:latest\nDeleted: sha256:"),
+        "{out}"
+    );
+    assert_eq!(host.netctl_ok(&["images", "-q"]), "");
+    assert_eq!(
+        std::fs::read_dir("/var/lib/netctl/image/layers")
+            .unwrap()
+            .count(),
+        0
+    );
+    let (code, _, err) = host.netctl(&["run", "busybox", "true"]);
+    assert_eq!(code, 125);
+    assert!(
+        err.contains("Unable to find image 'busybox' locally"),
+        "{err}"
+    );
+}
