@@ -354,7 +354,14 @@ fn dispatch(cli: Cli) -> Result<i32, (anyhow::Error, i32)> {
         })),
         Top::Kill { signal, containers } => one(engine().and_then(|e| {
             let sig = cc::parse_signal(&signal)?;
-            cc::each(&e, &containers, |c| lifecycle::signal(c, sig))
+            cc::each(&e, &containers, |c| {
+                lifecycle::signal(c, sig)?;
+                // As Docker's: after SIGKILL, return once the container is down.
+                if sig == nix::sys::signal::Signal::SIGKILL {
+                    lifecycle::wait_gone(c.state.monitor_pid, std::time::Duration::from_secs(10));
+                }
+                Ok(())
+            })
         })),
         Top::Rm {
             force, containers, ..

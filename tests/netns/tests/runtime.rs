@@ -406,3 +406,80 @@ fn a_crashed_monitor_is_repaired_by_the_next_command() {
     assert_eq!(host.host_listing(), before);
     host.netctl_ok(&["rm", "crashy"]);
 }
+
+/// The `run` flags of the seed notes: -e, --env-file, -w, --entrypoint, --hostname,
+/// --add-host, --link, --dns, --mac-address, --rm; and kill, restart, logs -f, exec -e,
+/// container prune.
+#[test]
+fn run_flags_and_lifecycle_commands_work_like_dockers() {
+    let host = TestHost::new();
+    host.busybox_image();
+    let env_file = host.dir().join("env");
+    std::fs::write(&env_file, "# comment\nFROM_FILE=yes\n").unwrap();
+    let out = host.netctl_ok(&[
+        "run",
+        "--rm",
+        "-e",
+        "A=1",
+        "--env-file",
+        env_file.to_str().unwrap(),
+        "-w",
+        "/tmp/work",
+        "--entrypoint",
+        "/bin/sh",
+        "busybox",
+        "-c",
+        "echo $A $FROM_FILE $HOME; pwd",
+    ]);
+    assert_eq!(out, "1 yes /root\n/tmp/work\n");
+    assert_eq!(host.netctl_ok(&["ps", "-aq"]), "", "--rm removed it");
+
+    host.netctl_ok(&["run", "-d", "--name", "db", "busybox", "sleep", "1000"]);
+    let db_ip = ip_of(&host, "db");
+    let out = host.netctl_ok(&[
+        "run", "--rm", "--link", "db:database", "--add-host", "extra.example:10.1.2.3", "--dns", "192.0.2.53",
+        "--mac-address", "02:42:0a:0b:0c:0d", "busybox", "sh", "-c",
+        "cat /etc/hosts /etc/resolv.conf; cat /sys/class/net/eth0/address; ping -c1 -W2 database >/dev/null && echo linked",
+    ]);
+    assert!(out.contains("10.1.2.3\textra.example"), "{out}");
+    assert!(out.contains(&format!("{db_ip}\tdatabase ")), "{out}");
+    assert!(out.contains("nameserver 192.0.2.53"), "{out}");
+    assert!(out.contains("02:42:0a:0b:0c:0d"), "{out}");
+    assert!(out.ends_with("linked\n"), "{out}");
+
+    host.netctl_ok(&["run", "-d", "--name", "counter", "busybox", "sh", "-c", "trap 'echo bye; exit 0' TERM; i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.1; done"]);
+    let follow = std::process::Command::new(netctl_netns_tests::binary("netctl"))
+        .args(["logs", "-f", "counter"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    host.netctl_ok(&["stop", "counter"]);
+    let followed = follow.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&followed.stdout);
+    assert!(
+        text.starts_with("tick 1\n") && text.ends_with("bye\n"),
+        "logs -f follows until the end: {text}"
+    );
+    let ps = host.netctl_ok(&["ps", "-a", "--filter", "name=counter"]);
+    assert!(ps.contains("Exited (0)"), "SIGTERM reached the trap: {ps}");
+
+    host.netctl_ok(&["restart", "-t", "1", "db"]);
+    assert_eq!(
+        host.netctl_ok(&["exec", "-e", "X=42", "db", "sh", "-c", "echo $X"]),
+        "42\n"
+    );
+    host.netctl_ok(&["kill", "db"]);
+    let state = inspect(&host, "db")["State"].clone();
+    assert_eq!(
+        (state["Status"].as_str(), state["ExitCode"].as_u64()),
+        (Some("exited"), Some(137))
+    );
+    let pruned = host.netctl_ok(&["container", "prune", "-f"]);
+    assert_eq!(
+        pruned.lines().filter(|l| l.len() == 64).count(),
+        2,
+        "{pruned}"
+    );
+    assert_eq!(host.netctl_ok(&["ps", "-aq"]), "");
+}
