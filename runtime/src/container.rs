@@ -95,6 +95,9 @@ pub struct Config {
     /// `--link NAME:ALIAS` as given.
     #[serde(default)]
     pub links: Vec<String>,
+    /// `-v`, `--mount`, `--tmpfs`, `--volumes-from`, resolved (volume names filled in).
+    #[serde(default)]
+    pub mounts: Vec<crate::volume::MountSpec>,
 }
 
 impl Config {
@@ -159,6 +162,9 @@ pub struct State {
     pub endpoints: Vec<Endpoint>,
     /// Published ports as bound while running.
     pub ports: Vec<PortBinding>,
+    /// Frozen by `pause`.
+    #[serde(default)]
+    pub paused: bool,
 }
 
 /// A container: its config, state and folder.

@@ -190,7 +190,7 @@ pub fn run(engine: &Engine, a: &RunArgs) -> Result<i32, (anyhow::Error, i32)> {
         }
         Err(e) => {
             let mut c = c;
-            let _ = engine.remove_container(&mut c);
+            let _ = engine.remove_container(&mut c, true);
             Err(fail(e))
         }
     }
@@ -207,7 +207,8 @@ pub fn create(engine: &Engine, a: &CreateArgs) -> anyhow::Result<Container> {
 pub struct RawTerminal(rustix::termios::Termios);
 
 impl RawTerminal {
-    fn enter() -> Option<Self> {
+    /// Raw mode on our stdin's terminal, restored on drop; None when stdin is no terminal.
+    pub fn enter() -> Option<Self> {
         use rustix::termios::{tcgetattr, tcsetattr, OptionalActions};
         let stdin = std::io::stdin();
         let saved = tcgetattr(&stdin).ok()?;
@@ -394,6 +395,7 @@ fn placeholder() -> Container {
             extra_hosts: Vec::new(),
             dns: Vec::new(),
             links: Vec::new(),
+            mounts: Vec::new(),
         },
         state: Default::default(),
         dir: PathBuf::new(),
@@ -460,7 +462,7 @@ pub fn prune(engine: &Engine, force: bool) -> anyhow::Result<()> {
     println!("Deleted Containers:");
     for c in engine.containers.all()? {
         if c.state.status != Status::Running || !c.is_running() {
-            lifecycle::remove(engine, &c, false)?;
+            lifecycle::remove(engine, &c, false, false)?;
             println!("{}", c.config.id);
         }
     }

@@ -11,6 +11,7 @@ use crate::container::{Config, NetMode, NetworkRequest, PortBinding};
 use crate::engine::Engine;
 use crate::image::ImageStore;
 use crate::network::{random_id, NetworkStore};
+use crate::volume::{self, MountKind, MountSpec, VolumeStore};
 
 /// Flags shared by `create` and `run`.
 #[derive(Args, Debug, Clone)]
@@ -60,6 +61,18 @@ pub struct CreateArgs {
     /// Set custom DNS servers.
     #[arg(long)]
     pub dns: Vec<String>,
+    /// Bind mount or volume: /HOST:/CTR[:ro], NAME:/CTR[:ro], /CTR (anonymous).
+    #[arg(short = 'v', long = "volume")]
+    pub volume: Vec<String>,
+    /// type=bind|volume|tmpfs,source=...,target=...[,readonly].
+    #[arg(long)]
+    pub mount: Vec<String>,
+    /// A tmpfs at this path.
+    #[arg(long)]
+    pub tmpfs: Vec<String>,
+    /// Every mount of another container: NAME[:ro|rw].
+    #[arg(long = "volumes-from")]
+    pub volumes_from: Vec<String>,
     /// Keep STDIN open.
     #[arg(short = 'i', long)]
     pub interactive: bool,
@@ -263,6 +276,7 @@ pub fn config(engine: &Engine, a: &CreateArgs) -> anyhow::Result<Config> {
         extra_hosts: add_hosts(&a.add_host)?,
         dns: a.dns.clone(),
         links: links(engine, a)?,
+        mounts: mounts(engine, a)?,
     })
 }
 
@@ -365,6 +379,54 @@ fn networks(engine: &Engine, a: &CreateArgs) -> anyhow::Result<(NetMode, Vec<Net
         NetMode::Private
     };
     Ok((mode, reqs))
+}
+
+/// The container's mounts: `--volumes-from` first, then `-v`, `--mount` and `--tmpfs`; a
+/// later mount at the same target replaces an earlier one. Named volumes are created on
+/// first use, anonymous ones get a random name, and a missing bind source folder is made.
+fn mounts(engine: &Engine, a: &CreateArgs) -> anyhow::Result<Vec<MountSpec>> {
+    let mut out: Vec<MountSpec> = Vec::new();
+    for from in &a.volumes_from {
+        let (name, mode) = from.split_once(':').unwrap_or((from, "rw"));
+        if !matches!(mode, "ro" | "rw") {
+            bail!("invalid mode {mode:?} for --volumes-from {from}: use ro or rw");
+        }
+        let other = engine.containers.find(name)?;
+        out.extend(other.config.mounts.into_iter().map(|mut m| {
+            m.readonly |= mode == "ro";
+            m
+        }));
+    }
+    for v in &a.volume {
+        out.push(volume::parse_volume(v)?);
+    }
+    for m in &a.mount {
+        out.push(volume::parse_mount(m)?);
+    }
+    for t in &a.tmpfs {
+        out.push(volume::parse_mount(&format!("type=tmpfs,target={t}"))?);
+    }
+    let mut unique: Vec<MountSpec> = Vec::new();
+    for m in out {
+        unique.retain(|u| u.target != m.target);
+        unique.push(m);
+    }
+    let store = VolumeStore::open(&engine.root)?;
+    for m in &mut unique {
+        match m.kind {
+            MountKind::Volume => {
+                let anonymous = m.source.is_empty();
+                let name = (!anonymous).then_some(m.source.as_str());
+                m.source = store.create(name, anonymous)?.name;
+            }
+            MountKind::Bind if !std::path::Path::new(&m.source).exists() => {
+                std::fs::create_dir_all(&m.source)
+                    .with_context(|| format!("create the bind source {}", m.source))?;
+            }
+            _ => {}
+        }
+    }
+    Ok(unique)
 }
 
 #[cfg(test)]

@@ -355,11 +355,38 @@ fn is_loopback(ns: &str) -> bool {
 
 impl Engine {
     /// Removes a container that is not running: its networks (if any are left), its
-    /// namespace and its folder.
-    pub fn remove_container(&self, c: &mut Container) -> anyhow::Result<()> {
+    /// namespace and its folder; with `volumes`, its anonymous volumes too (`rm -v`, `--rm`).
+    pub fn remove_container(&self, c: &mut Container, volumes: bool) -> anyhow::Result<()> {
         if !c.state.endpoints.is_empty() {
             self.teardown_network(c);
         }
-        fs::remove_dir_all(&c.dir).with_context(|| format!("remove {}", c.dir.display()))
+        fs::remove_dir_all(&c.dir).with_context(|| format!("remove {}", c.dir.display()))?;
+        if volumes {
+            let store = crate::volume::VolumeStore::open(&self.root)?;
+            for m in &c.config.mounts {
+                if store.get(&m.source).is_ok_and(|v| v.anonymous)
+                    && self.volume_users(&m.source)?.is_empty()
+                {
+                    store.remove(&m.source, &[])?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Names of the containers whose mounts use a volume.
+    pub fn volume_users(&self, name: &str) -> anyhow::Result<Vec<String>> {
+        Ok(self
+            .containers
+            .all()?
+            .into_iter()
+            .filter(|c| {
+                c.config
+                    .mounts
+                    .iter()
+                    .any(|m| m.kind == crate::volume::MountKind::Volume && m.source == name)
+            })
+            .map(|c| c.config.name)
+            .collect())
     }
 }

@@ -52,6 +52,25 @@ pub struct InitSpec {
     pub tty: bool,
     /// With `tty`: where to send the master of the terminal made in the container.
     pub console_socket: Option<PathBuf>,
+    /// The container's cgroup (for pause): stage 1 writes its PID here first.
+    #[serde(default)]
+    pub cgroup_procs: Option<PathBuf>,
+    /// Bind mounts, volumes and tmpfs, in order.
+    #[serde(default)]
+    pub mounts: Vec<Mount>,
+}
+
+/// One user mount as stage 1 makes it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Mount {
+    /// Host path to bind; none for a tmpfs.
+    pub source: Option<PathBuf>,
+    /// Absolute path in the container.
+    pub target: String,
+    /// Read-only.
+    pub readonly: bool,
+    /// An empty volume: fill it with what the image has at `target` first.
+    pub copy_up: bool,
 }
 
 /// Docker's default capabilities.
@@ -118,6 +137,10 @@ pub fn stage1(spec_path: &Path) -> i32 {
 /// Namespaces and mounts, all but /proc (which must be mounted from inside the new PID
 /// namespace).
 fn prepare(spec: &InitSpec) -> anyhow::Result<()> {
+    if let Some(procs) = &spec.cgroup_procs {
+        fs::write(procs, std::process::id().to_string())
+            .with_context(|| format!("join the cgroup {}", procs.display()))?;
+    }
     nix::sched::unshare(
         CloneFlags::CLONE_NEWNS
             | CloneFlags::CLONE_NEWUTS
@@ -154,6 +177,45 @@ fn prepare(spec: &InitSpec) -> anyhow::Result<()> {
             MsFlags::MS_BIND,
             None,
         )?;
+    }
+    for m in &spec.mounts {
+        user_mount(&spec.rootfs, m)?;
+    }
+    Ok(())
+}
+
+fn user_mount(root: &Path, m: &Mount) -> anyhow::Result<()> {
+    let rel = m.target.trim_start_matches('/');
+    let Some(source) = &m.source else {
+        let target = ensure_dir(root, rel)?;
+        let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+        return mnt(
+            Some("tmpfs"),
+            &target,
+            Some("tmpfs"),
+            flags,
+            Some("mode=1777"),
+        );
+    };
+    let target = if source.is_dir() {
+        ensure_dir(root, rel)?
+    } else {
+        ensure_file(root, rel)?
+    };
+    if m.copy_up && target.is_dir() {
+        crate::volume::copy_up(&target, source)
+            .with_context(|| format!("copy the image's {} into its volume", m.target))?;
+    }
+    mnt(
+        Some(source),
+        &target,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+    )?;
+    if m.readonly {
+        let ro = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+        mnt(None::<&str>, &target, None, ro, None)?;
     }
     Ok(())
 }

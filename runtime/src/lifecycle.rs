@@ -76,6 +76,15 @@ pub fn signal(c: &Container, sig: Signal) -> anyhow::Result<()> {
             c.config.name
         );
     }
+    if c.state.paused {
+        // A frozen process cannot take a signal: thaw first, as Docker does.
+        if let Some(cg) = crate::cgroup::Cgroup::of(&c.config.id) {
+            cg.freeze(false)?;
+        }
+        let mut c = c.clone();
+        c.state.paused = false;
+        c.save_state()?;
+    }
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.state.pid as i32), sig)
         .with_context(|| format!("signal {}", c.config.name))
 }
@@ -122,8 +131,8 @@ pub fn stop(c: &Container, timeout: Duration) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `rm [-f]`: refused for a running container unless forced.
-pub fn remove(engine: &Engine, c: &Container, force: bool) -> anyhow::Result<()> {
+/// `rm [-f] [-v]`: refused for a running container unless forced.
+pub fn remove(engine: &Engine, c: &Container, force: bool, volumes: bool) -> anyhow::Result<()> {
     if c.is_running() {
         if !force {
             bail!(
@@ -144,7 +153,7 @@ pub fn remove(engine: &Engine, c: &Container, force: bool) -> anyhow::Result<()>
     if c.reload().is_err() {
         return Ok(());
     }
-    engine.remove_container(&mut c)
+    engine.remove_container(&mut c, volumes)
 }
 
 /// Containers whose monitor died are marked exited, their process killed and their

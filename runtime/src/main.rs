@@ -4,6 +4,8 @@
 //! the same CNI client the runtime uses (like CNI's `cnitool`), so any conflist — written by
 //! `netctl` or by hand, for netctl's plugins or the reference ones — can be tried directly.
 
+mod attach;
+mod cgroup;
 mod clock;
 mod console;
 mod container;
@@ -16,10 +18,13 @@ mod init;
 mod layer;
 mod lifecycle;
 mod load;
+mod manage;
 mod monitor;
 mod network;
 mod network_cmd;
 mod view;
+mod volume;
+mod volume_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,11 +55,11 @@ struct Cli {
     )]
     run_dir: PathBuf,
     #[command(subcommand)]
-    command: Top,
+    command: Commands,
 }
 
 #[derive(Subcommand)]
-enum Top {
+enum Commands {
     /// Run a network's CNI chain against a container namespace.
     #[command(subcommand)]
     Cni(CniCommand),
@@ -147,6 +152,51 @@ enum Top {
         source: String,
         /// The new NAME[:TAG].
         target: String,
+    },
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(volume_cmd::VolumeCommand),
+    /// Attach to a running container's output (and input); Ctrl-P Ctrl-Q detaches.
+    Attach {
+        /// The container.
+        container: String,
+    },
+    /// Freeze every process of containers.
+    Pause {
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Thaw paused containers.
+    Unpause {
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Show a container's processes.
+    Top {
+        /// The container.
+        container: String,
+    },
+    /// Show a container's published ports.
+    Port {
+        /// The container.
+        container: String,
+        /// Only this one: PORT[/PROTO].
+        port: Option<String>,
+    },
+    /// Rename a container.
+    Rename {
+        /// The container.
+        container: String,
+        /// Its new name.
+        name: String,
+    },
+    /// Block until containers stop; print their exit codes.
+    Wait {
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
     },
     /// The per-container monitor (internal).
     #[command(name = "__monitor", hide = true)]
@@ -326,25 +376,25 @@ fn dispatch(cli: Cli) -> Result<i32, (anyhow::Error, i32)> {
     let (root, run_dir) = (cli.root.as_path(), cli.run_dir.as_path());
     let engine = || lifecycle_engine(root, run_dir);
     match cli.command {
-        Top::Cni(cmd) => one(run_cni(root, cmd)),
-        Top::Network(cmd) => one(network_cmd::run(root, run_dir, cmd)),
-        Top::Run(a) => cc::run(&engine().map_err(|e| (e, 125))?, &a),
-        Top::Create(a) => {
+        Commands::Cni(cmd) => one(run_cni(root, cmd)),
+        Commands::Network(cmd) => one(network_cmd::run(root, run_dir, cmd)),
+        Commands::Run(a) => cc::run(&engine().map_err(|e| (e, 125))?, &a),
+        Commands::Create(a) => {
             let e = engine().map_err(|e| (e, 125))?;
             let c = cc::create(&e, &a).map_err(|e| (e, 125))?;
             println!("{}", c.config.id);
             Ok(0)
         }
-        Top::Start { attach, containers } => {
+        Commands::Start { attach, containers } => {
             let e = engine().map_err(|e| (e, 1))?;
             cc::start(&e, &containers, attach).map_err(|e| {
                 let c = cc::start_error_code(&e);
                 (e, c)
             })
         }
-        Top::Stop { time, containers } => one(engine()
+        Commands::Stop { time, containers } => one(engine()
             .and_then(|e| cc::each(&e, &containers, |c| lifecycle::stop(c, cc::timeout(time))))),
-        Top::Restart { time, containers } => one(engine().and_then(|e| {
+        Commands::Restart { time, containers } => one(engine().and_then(|e| {
             cc::each(&e, &containers, |c| {
                 lifecycle::stop(c, cc::timeout(time))?;
                 let mut c = c.clone();
@@ -352,7 +402,7 @@ fn dispatch(cli: Cli) -> Result<i32, (anyhow::Error, i32)> {
                 lifecycle::start(&e, &c, false).map(|_| ())
             })
         })),
-        Top::Kill { signal, containers } => one(engine().and_then(|e| {
+        Commands::Kill { signal, containers } => one(engine().and_then(|e| {
             let sig = cc::parse_signal(&signal)?;
             cc::each(&e, &containers, |c| {
                 lifecycle::signal(c, sig)?;
@@ -363,37 +413,71 @@ fn dispatch(cli: Cli) -> Result<i32, (anyhow::Error, i32)> {
                 Ok(())
             })
         })),
-        Top::Rm {
-            force, containers, ..
-        } => {
-            one(engine()
-                .and_then(|e| cc::each(&e, &containers, |c| lifecycle::remove(&e, c, force))))
-        }
-        Top::Ps(a) => one(engine().and_then(|e| cc::ps(&e, &a))),
-        Top::Inspect { targets } => one(engine().and_then(|e| cc::inspect(&e, &targets))),
-        Top::Logs(a) => one(engine().and_then(|e| cc::logs(&e, &a))),
-        Top::Exec(a) => code(engine().and_then(|e| cc::exec(&e, &a))),
-        Top::Container(container_cmd::ContainerCommand::Prune { force }) => {
+        Commands::Rm {
+            force,
+            volumes,
+            containers,
+        } => one(engine().and_then(|e| {
+            cc::each(&e, &containers, |c| {
+                lifecycle::remove(&e, c, force, volumes)
+            })
+        })),
+        Commands::Ps(a) => one(engine().and_then(|e| cc::ps(&e, &a))),
+        Commands::Inspect { targets } => one(engine().and_then(|e| cc::inspect(&e, &targets))),
+        Commands::Logs(a) => one(engine().and_then(|e| cc::logs(&e, &a))),
+        Commands::Exec(a) => code(engine().and_then(|e| cc::exec(&e, &a))),
+        Commands::Container(container_cmd::ContainerCommand::Prune { force }) => {
             one(engine().and_then(|e| cc::prune(&e, force)))
         }
-        Top::Container(container_cmd::ContainerCommand::Ls(a)) => {
+        Commands::Container(container_cmd::ContainerCommand::Ls(a)) => {
             one(engine().and_then(|e| cc::ps(&e, &a)))
         }
-        Top::Image(cmd) => one(engine().and_then(|e| cc::image(&e, cmd))),
-        Top::Images(a) => one(engine().and_then(|e| cc::image(&e, cc::ImageCommand::Ls(a)))),
-        Top::Load(a) => one(engine().and_then(|e| cc::image(&e, cc::ImageCommand::Load(a)))),
-        Top::Rmi { images } => {
+        Commands::Image(cmd) => one(engine().and_then(|e| cc::image(&e, cmd))),
+        Commands::Images(a) => one(engine().and_then(|e| cc::image(&e, cc::ImageCommand::Ls(a)))),
+        Commands::Load(a) => one(engine().and_then(|e| cc::image(&e, cc::ImageCommand::Load(a)))),
+        Commands::Rmi { images } => {
             one(engine().and_then(|e| cc::image(&e, cc::ImageCommand::Rm { images })))
         }
-        Top::Tag { source, target } => {
+        Commands::Tag { source, target } => {
             one(engine().and_then(|e| cc::image(&e, cc::ImageCommand::Tag { source, target })))
         }
-        Top::Monitor { id, attach } => {
+        Commands::Volume(cmd) => one(engine().and_then(|e| volume_cmd::run(&e, cmd))),
+        Commands::Attach { container } => code(engine().and_then(|e| {
+            let c = e.containers.find(&container)?;
+            Ok(attach::attach(&e, &c)?.unwrap_or(0))
+        })),
+        Commands::Pause { containers } => {
+            one(engine().and_then(|e| cc::each(&e, &containers, |c| manage::pause(&e, c, true))))
+        }
+        Commands::Unpause { containers } => {
+            one(engine().and_then(|e| cc::each(&e, &containers, |c| manage::pause(&e, c, false))))
+        }
+        Commands::Top { container } => one(engine().and_then(|e| {
+            print!("{}", manage::top(&e.containers.find(&container)?)?);
+            Ok(())
+        })),
+        Commands::Port { container, port } => one(engine().and_then(|e| {
+            print!(
+                "{}",
+                manage::port(&e.containers.find(&container)?, port.as_deref())?
+            );
+            Ok(())
+        })),
+        Commands::Rename { container, name } => {
+            one(engine().and_then(|e| manage::rename(&e, &e.containers.find(&container)?, &name)))
+        }
+        Commands::Wait { containers } => one(engine().and_then(|e| {
+            for key in &containers {
+                println!("{}", manage::wait(&e.containers.find(key)?)?);
+            }
+            Ok(())
+        })),
+        Commands::Monitor { id, attach } => {
             let e = engine().map_err(|e| (e, 125))?;
             Ok(monitor::run(&e, &id, attach))
         }
-        Top::Init { spec } => Ok(init::stage1(&spec)),
-        Top::Init2 { spec } => Ok(init::stage2(&spec)),
+        Commands::Init { spec } => Ok(init::stage1(&spec)),
+        Commands::Init2 { spec } => Ok(init::stage2(&spec)),
     }
 }
 

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{bail, Context};
 use serde_json::json;
 
+use crate::attach::Clients;
 use crate::clock::now_rfc3339;
 use crate::container::{Container, NetMode, PortBinding, Status};
 use crate::engine::Engine;
@@ -45,8 +46,8 @@ struct Running {
     output: Output,
     /// Keeps the published ports reserved.
     _ports: Vec<OwnedFd>,
-    /// Keeps `-i` stdin open for a detached container.
-    _stdin: Option<File>,
+    /// The `-i` stdin of a detached container, for attach clients.
+    stdin: Option<File>,
 }
 
 /// `netctl __monitor ID [--attach]`: runs until the container's process ends; the exit
@@ -85,7 +86,7 @@ pub fn run(engine: &Engine, id: &str, attach: bool) -> i32 {
     };
     let _ = writeln!(status, "ok");
     drop(status);
-    let code = supervise(&c, running, attach);
+    let code = supervise(engine, &c, running, attach);
     finish(engine, &mut c, code);
     code
 }
@@ -123,7 +124,7 @@ fn start(engine: &Engine, c: &mut Container, attach: bool) -> anyhow::Result<Run
         child: spawned.child,
         output: spawned.output,
         _ports: ports,
-        _stdin: spawned.held_stdin,
+        stdin: spawned.heldstdin,
     })
 }
 
@@ -182,7 +183,7 @@ struct Stdio3 {
     /// The stderr pipe's write end, open until stage 2 has opened it by path.
     keep: Option<OwnedFd>,
     /// `-i` stdin of a detached container, held open.
-    held_stdin: Option<File>,
+    heldstdin: Option<File>,
 }
 
 /// Where the container's terminal is handed over (short: unix socket paths are limited).
@@ -208,7 +209,7 @@ fn container_stdio(engine: &Engine, c: &Container, attach: bool) -> anyhow::Resu
             stderr_path: PathBuf::from("/dev/null"),
             output: Pending::Console(listener),
             keep: None,
-            held_stdin: None,
+            heldstdin: None,
         });
     }
     let (out_r, out_w) = std::io::pipe()?;
@@ -218,7 +219,7 @@ fn container_stdio(engine: &Engine, c: &Container, attach: bool) -> anyhow::Resu
         std::process::id(),
         err_w.as_raw_fd()
     ));
-    let (stdin, held_stdin) = match (c.config.interactive, attach) {
+    let (stdin, heldstdin) = match (c.config.interactive, attach) {
         (true, true) => (Stdio::inherit(), None),
         (true, false) => {
             let (r, w) = std::io::pipe()?;
@@ -235,8 +236,38 @@ fn container_stdio(engine: &Engine, c: &Container, attach: bool) -> anyhow::Resu
             File::from(OwnedFd::from(err_r)),
         )),
         keep: Some(err_w.into()),
-        held_stdin,
+        heldstdin,
     })
+}
+
+/// The container's mounts as host paths.
+fn init_mounts(engine: &Engine, c: &Container) -> anyhow::Result<Vec<crate::init::Mount>> {
+    use crate::volume::{MountKind, VolumeStore};
+    let volumes = VolumeStore::open(&engine.root)?;
+    c.config
+        .mounts
+        .iter()
+        .map(|m| {
+            let (source, copy_up) = match m.kind {
+                MountKind::Tmpfs => (None, false),
+                MountKind::Bind => (Some(PathBuf::from(&m.source)), false),
+                MountKind::Volume => {
+                    volumes.get(&m.source)?;
+                    let data = volumes.data(&m.source);
+                    let empty = fs::read_dir(&data)
+                        .map(|mut d| d.next().is_none())
+                        .unwrap_or(false);
+                    (Some(data), empty)
+                }
+            };
+            Ok(crate::init::Mount {
+                source,
+                target: m.target.clone(),
+                readonly: m.readonly,
+                copy_up,
+            })
+        })
+        .collect()
 }
 
 /// A started stage 1 and the container's host PID.
@@ -244,7 +275,7 @@ struct Spawned {
     child: Child,
     pid: u32,
     output: Output,
-    held_stdin: Option<File>,
+    heldstdin: Option<File>,
 }
 
 /// Writes the init spec and starts stage 1; waits until the command runs or failed.
@@ -275,6 +306,8 @@ fn spawn(engine: &Engine, c: &Container, attach: bool) -> anyhow::Result<Spawned
         workdir: c.config.workdir.clone(),
         tty: c.config.tty,
         console_socket: c.config.tty.then(|| console_path(engine, c)),
+        mounts: init_mounts(engine, c)?,
+        cgroup_procs: crate::cgroup::Cgroup::of(&c.config.id).and_then(|cg| cg.create().ok()),
     };
     let spec_path = c.dir.join("init.json");
     netctl_cni::fsutil::write_atomic(&spec_path, &serde_json::to_vec(&spec)?)?;
@@ -302,7 +335,7 @@ fn spawn(engine: &Engine, c: &Container, attach: bool) -> anyhow::Result<Spawned
             child,
             pid,
             output,
-            held_stdin: io.held_stdin,
+            heldstdin: io.heldstdin,
         }),
         Err(e) => {
             let _ = child.wait();
@@ -328,7 +361,7 @@ fn read_status(r: std::io::PipeReader) -> anyhow::Result<u32> {
 
 /// Copies the container's output into the log (and to our stdout/stderr when attached);
 /// returns the exit code.
-fn supervise(c: &Container, mut r: Running, attach: bool) -> i32 {
+fn supervise(engine: &Engine, c: &Container, mut r: Running, attach: bool) -> i32 {
     let log = OpenOptions::new()
         .create(true)
         .append(true)
@@ -337,14 +370,22 @@ fn supervise(c: &Container, mut r: Running, attach: bool) -> i32 {
     let Ok(log) = log else {
         return wait(&mut r.child);
     };
+    let clients = Clients::default();
+    let sink = |stream: u8, tee: Option<Box<dyn Write + Send>>| Sink {
+        stream,
+        log: log.clone(),
+        tee,
+        clients: clients.clone(),
+    };
     let mut pumps = Vec::new();
-    match r.output {
+    let stdin = match r.output {
         Output::Pipes(out, err) => {
             let tee_err = attach.then(parent_stderr).flatten();
             let tee_out: Option<Box<dyn Write + Send>> =
                 attach.then(|| Box::new(std::io::stdout()) as _);
-            pumps.push(pump(out, "stdout", log.clone(), tee_out));
-            pumps.push(pump(err, "stderr", log.clone(), tee_err));
+            pumps.push(pump(out, sink(1, tee_out)));
+            pumps.push(pump(err, sink(2, tee_err)));
+            r.stdin.take()
         }
         Output::Tty(master) => {
             if let Ok(size) = rustix::termios::tcgetwinsize(std::io::stdin()) {
@@ -355,16 +396,31 @@ fn supervise(c: &Container, mut r: Running, attach: bool) -> i32 {
                     std::thread::spawn(move || std::io::copy(&mut std::io::stdin(), &mut input));
                 }
             }
+            let input = master.try_clone().ok();
             let tee: Option<Box<dyn Write + Send>> =
                 attach.then(|| Box::new(std::io::stdout()) as _);
-            pumps.push(pump(master, "stdout", log.clone(), tee));
+            pumps.push(pump(master, sink(1, tee)));
+            input
         }
+    };
+    let socket = crate::attach::socket_path(engine, c);
+    if let Err(e) = crate::attach::serve(socket.clone(), clients, stdin) {
+        eprintln!("netctl: attach socket of {}: {e:#}", c.config.name);
     }
     let code = wait(&mut r.child);
     for p in pumps {
         let _ = p.join();
     }
+    let _ = fs::remove_file(socket);
     code
+}
+
+/// Where one output stream goes: the log, an attached terminal, attach clients.
+struct Sink {
+    stream: u8,
+    log: Arc<Mutex<File>>,
+    tee: Option<Box<dyn Write + Send>>,
+    clients: Clients,
 }
 
 fn wait(child: &mut Child) -> i32 {
@@ -384,12 +440,8 @@ fn parent_stderr() -> Option<Box<dyn Write + Send>> {
         .map(|f| Box::new(f) as _)
 }
 
-fn pump(
-    mut src: File,
-    stream: &'static str,
-    log: Arc<Mutex<File>>,
-    mut tee: Option<Box<dyn Write + Send>>,
-) -> std::thread::JoinHandle<()> {
+fn pump(mut src: File, mut sink: Sink) -> std::thread::JoinHandle<()> {
+    let name = if sink.stream == 2 { "stderr" } else { "stdout" };
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 32 * 1024];
         let mut pending = Vec::new();
@@ -398,18 +450,19 @@ fn pump(
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            if let Some(t) = tee.as_mut() {
+            if let Some(t) = sink.tee.as_mut() {
                 let _ = t.write_all(&buf[..n]).and_then(|()| t.flush());
             }
+            sink.clients.send(sink.stream, &buf[..n]);
             pending.extend_from_slice(&buf[..n]);
             let cut = pending
                 .iter()
                 .rposition(|&b| b == b'\n')
                 .map_or(0, |i| i + 1);
             let lines: Vec<u8> = pending.drain(..cut).collect();
-            write_log(&log, &lines, stream);
+            write_log(&sink.log, &lines, name);
         }
-        write_log(&log, &pending, stream);
+        write_log(&sink.log, &pending, name);
     })
 }
 
@@ -441,13 +494,17 @@ fn finish(engine: &Engine, c: &mut Container, code: i32) {
     c.state.exit_code = code;
     c.state.finished_at = now_rfc3339();
     c.state.pid = 0;
+    c.state.paused = false;
     c.state.ports.clear();
+    if let Some(cg) = crate::cgroup::Cgroup::of(&c.config.id) {
+        cg.remove();
+    }
     if let Err(e) = c.save_state() {
         eprintln!("netctl: record the exit of {}: {e:#}", c.config.name);
     }
     drop(lock);
     if c.config.auto_remove {
-        if let Err(e) = engine.remove_container(c) {
+        if let Err(e) = engine.remove_container(c, true) {
             eprintln!("netctl: remove {}: {e:#}", c.config.name);
         }
     }

@@ -55,7 +55,12 @@ pub fn status_text(c: &Container) -> String {
     match c.state.status {
         Status::Created => "Created".into(),
         Status::Running if c.is_running() => {
-            format!("Up {}", ago(&c.state.started_at).trim_end_matches(" ago"))
+            let up = format!("Up {}", ago(&c.state.started_at).trim_end_matches(" ago"));
+            if c.state.paused {
+                up + " (Paused)"
+            } else {
+                up
+            }
         }
         _ => format!(
             "Exited ({}) {}",
@@ -146,6 +151,7 @@ pub fn ps_fields(c: &Container, image: &str) -> Vec<(&'static str, String)> {
 pub fn state_name(c: &Container) -> &'static str {
     match c.state.status {
         Status::Created => "created",
+        Status::Running if c.is_running() && c.state.paused => "paused",
         Status::Running if c.is_running() => "running",
         _ => "exited",
     }
@@ -208,7 +214,7 @@ pub fn inspect(c: &Container, image_name: &str) -> Value {
         "Id": c.config.id, "Created": c.config.created,
         "Path": c.config.command.first(), "Args": c.config.command.iter().skip(1).collect::<Vec<_>>(),
         "State": {
-            "Status": state_name(c), "Running": running, "Paused": false, "Restarting": false,
+            "Status": state_name(c), "Running": running, "Paused": running && c.state.paused, "Restarting": false,
             "OOMKilled": false, "Dead": false, "Pid": if running { c.state.pid } else { 0 },
             "ExitCode": c.state.exit_code, "Error": c.state.error,
             "StartedAt": c.state.started_at, "FinishedAt": c.state.finished_at,
@@ -217,6 +223,10 @@ pub fn inspect(c: &Container, image_name: &str) -> Value {
         "ResolvConfPath": c.dir.join("resolv.conf"), "HostnamePath": c.dir.join("hostname"),
         "HostsPath": c.dir.join("hosts"), "LogPath": c.log_path(),
         "Name": format!("/{}", c.config.name), "Driver": "overlay2",
+        "Mounts": c.config.mounts.iter().map(|m| json!({
+            "Type": m.kind, "Name": if m.kind == crate::volume::MountKind::Volume { m.source.clone() } else { String::new() },
+            "Source": m.source, "Destination": m.target, "RW": !m.readonly,
+        })).collect::<Vec<_>>(),
         "HostConfig": {
             "NetworkMode": net_mode, "AutoRemove": c.config.auto_remove,
             "PortBindings": c.config.ports.iter().map(|p| (format!("{}/{}", p.container_port, p.protocol),

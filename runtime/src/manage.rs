@@ -1,0 +1,173 @@
+//! `pause`, `unpause`, `top`, `port`, `rename`, `wait`.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+use crate::cgroup::{self, Cgroup};
+use crate::container::{pid_alive, Container};
+use crate::engine::Engine;
+use crate::network::NetworkStore;
+
+/// `pause` / `unpause`: freezes or thaws every process of the container.
+pub fn pause(engine: &Engine, c: &Container, frozen: bool) -> anyhow::Result<()> {
+    if !c.is_running() {
+        bail!("Container {} is not running", c.config.id);
+    }
+    let _lock = engine.containers.lock_one(c)?;
+    let mut c = c.clone();
+    c.reload()?;
+    match (frozen, c.state.paused) {
+        (true, true) => bail!("Container {} is already paused", c.config.id),
+        (false, false) => bail!("Container {} is not paused", c.config.id),
+        _ => {}
+    }
+    Cgroup::of(&c.config.id)
+        .ok_or_else(cgroup::missing)?
+        .freeze(frozen)?;
+    c.state.paused = frozen;
+    c.save_state()
+}
+
+/// Host PIDs of the container's processes: those in its PID namespace.
+fn pids(c: &Container) -> Vec<u32> {
+    let Ok(ns) = std::fs::read_link(format!("/proc/{}/ns/pid", c.state.pid)) else {
+        return Vec::new();
+    };
+    let mut out: Vec<u32> = std::fs::read_dir("/proc")
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|p| std::fs::read_link(format!("/proc/{p}/ns/pid")).is_ok_and(|l| l == ns))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort_unstable();
+    out
+}
+
+/// `top`: the container's processes as `ps -f` shows them (host PIDs, as Docker does).
+pub fn top(c: &Container) -> anyhow::Result<String> {
+    if !c.is_running() {
+        bail!("Container {} is not running", c.config.id);
+    }
+    let list: Vec<String> = pids(c).iter().map(u32::to_string).collect();
+    let out = std::process::Command::new("ps")
+        .args(["-f", "-p", &list.join(",")])
+        .output()
+        .context("run ps (Debian package procps)")?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `port CONTAINER [PORT[/PROTO]]`: `80/tcp -> 0.0.0.0:8080`.
+pub fn port(c: &Container, which: Option<&str>) -> anyhow::Result<String> {
+    let want = which.map(|w| {
+        let (p, proto) = w.split_once('/').unwrap_or((w, "tcp"));
+        (p.to_string(), proto.to_string())
+    });
+    let lines: Vec<String> = c
+        .state
+        .ports
+        .iter()
+        .filter(|p| {
+            want.as_ref().is_none_or(|(port, proto)| {
+                *port == p.container_port.to_string() && *proto == p.protocol
+            })
+        })
+        .map(|p| {
+            let ip = if p.host_ip.is_empty() {
+                "0.0.0.0"
+            } else {
+                &p.host_ip
+            };
+            format!(
+                "{}/{} -> {ip}:{}\n",
+                p.container_port, p.protocol, p.host_port
+            )
+        })
+        .collect();
+    if let (Some(w), true) = (which, lines.is_empty()) {
+        bail!("No public port '{w}' published for {}", c.config.name);
+    }
+    Ok(lines.concat())
+}
+
+/// `rename OLD NEW`: a running container answers DNS by its new name at once.
+pub fn rename(engine: &Engine, c: &Container, new: &str) -> anyhow::Result<()> {
+    let ok = new
+        .chars()
+        .next()
+        .is_some_and(|f| f.is_ascii_alphanumeric())
+        && new
+            .chars()
+            .all(|x| x.is_ascii_alphanumeric() || "_.-".contains(x));
+    if !ok {
+        bail!("Invalid container name ({new}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
+    }
+    let _store = engine.containers.lock()?;
+    if let Some(other) = engine
+        .containers
+        .all()?
+        .iter()
+        .find(|o| o.config.name == new)
+    {
+        bail!(
+            "Conflict. The container name \"/{new}\" is already in use by container \"{}\"",
+            other.config.id
+        );
+    }
+    let _lock = engine.containers.lock_one(c)?;
+    let mut c = c.clone();
+    c.reload()?;
+    c.config.name = new.to_string();
+    c.save_config()?;
+    for ep in &c.state.endpoints {
+        rename_record(engine, &c, &ep.network, &ep.ifname, new)?;
+    }
+    Ok(())
+}
+
+/// Rewrites the DNS record of one attachment with the new name and tells the server.
+fn rename_record(
+    engine: &Engine,
+    c: &Container,
+    network: &str,
+    ifname: &str,
+    new: &str,
+) -> anyhow::Result<()> {
+    use netctl_dnsd::records::{DnsPaths, Record};
+    let net = NetworkStore::open(&engine.root)?.find(network)?;
+    let run_dir = net
+        .conflist
+        .get("plugins")
+        .and_then(|p| p.as_array())
+        .and_then(|p| {
+            p.iter()
+                .find(|x| x.get("type").and_then(|t| t.as_str()) == Some("netctl-dns"))
+        })
+        .and_then(|p| p.get("runDir"))
+        .and_then(|d| d.as_str())
+        .map_or_else(|| engine.run_dir.clone(), std::path::PathBuf::from);
+    let paths = DnsPaths::new(&run_dir);
+    let path = paths.record_path(network, &c.config.id, ifname);
+    let Some(mut record): Option<Record> = DnsPaths::read(&path)? else {
+        return Ok(());
+    };
+    record.name = Some(new.to_string());
+    paths.write(&record)?;
+    paths.notify(&path)?;
+    Ok(())
+}
+
+/// `wait`: blocks until the container stops; its exit code.
+pub fn wait(c: &Container) -> anyhow::Result<i32> {
+    while c.is_running()
+        && !crate::lifecycle::wait_gone(c.state.monitor_pid, Duration::from_secs(3600))
+    {}
+    let mut c = c.clone();
+    while pid_alive(c.state.monitor_pid) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    c.reload()?;
+    Ok(c.state.exit_code)
+}

@@ -1,0 +1,289 @@
+//! Volumes and mounts: the `local` volume store (`<root>/volumes/<name>/_data`), and the
+//! `-v`, `--mount` and `--volumes-from` specs a container is created with.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::clock::now_rfc3339;
+use crate::network::random_id;
+
+/// What is mounted at a path in the container.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum MountKind {
+    /// A host file or folder.
+    Bind,
+    /// A named (or anonymous) volume.
+    Volume,
+    /// A fresh tmpfs.
+    Tmpfs,
+}
+
+/// One mount of a container.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MountSpec {
+    /// Bind, volume or tmpfs.
+    pub kind: MountKind,
+    /// Host path (bind) or volume name (volume); empty for tmpfs.
+    pub source: String,
+    /// Absolute path in the container.
+    pub target: String,
+    /// Mounted read-only.
+    pub readonly: bool,
+}
+
+/// The volumes under `<root>/volumes`.
+pub struct VolumeStore {
+    dir: PathBuf,
+}
+
+/// One volume as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Volume {
+    /// Its name (64 hex for an anonymous one).
+    pub name: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// Made for one container by `-v /path`; removed with `rm -v` and `--rm`.
+    pub anonymous: bool,
+    /// `--label`s.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut c = name.chars();
+    c.next().is_some_and(|f| f.is_ascii_alphanumeric())
+        && c.all(|x| x.is_ascii_alphanumeric() || "_.-".contains(x))
+}
+
+impl VolumeStore {
+    /// The store, created if missing.
+    pub fn open(root: &Path) -> anyhow::Result<Self> {
+        let dir = root.join("volumes");
+        fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+        Ok(Self { dir })
+    }
+
+    /// Where a volume's data lives.
+    pub fn data(&self, name: &str) -> PathBuf {
+        self.dir.join(name).join("_data")
+    }
+
+    /// Creates a volume (a random name when none is given); an existing one is kept.
+    pub fn create(&self, name: Option<&str>, anonymous: bool) -> anyhow::Result<Volume> {
+        let name = match name {
+            Some(n) if !valid_name(n) => {
+                bail!("invalid volume name {n:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+            }
+            Some(n) => n.to_string(),
+            None => random_id()?,
+        };
+        if let Ok(v) = self.get(&name) {
+            return Ok(v);
+        }
+        fs::create_dir_all(self.data(&name))?;
+        let v = Volume {
+            name: name.clone(),
+            created_at: now_rfc3339(),
+            anonymous,
+            labels: Default::default(),
+        };
+        self.save(&v)?;
+        Ok(v)
+    }
+
+    /// Writes a volume's metadata.
+    pub fn save(&self, v: &Volume) -> anyhow::Result<()> {
+        let path = self.dir.join(&v.name).join("meta.json");
+        netctl_cni::fsutil::write_atomic(&path, &serde_json::to_vec(v)?)
+            .with_context(|| format!("write {}", path.display()))
+    }
+
+    /// A volume by name.
+    pub fn get(&self, name: &str) -> anyhow::Result<Volume> {
+        let bytes = fs::read(self.dir.join(name).join("meta.json"))
+            .map_err(|_| anyhow::anyhow!("get {name}: no such volume"))?;
+        Ok(serde_json::from_slice(&bytes)?)
+    }
+
+    /// Every volume, by name.
+    pub fn all(&self) -> anyhow::Result<Vec<Volume>> {
+        let mut out: Vec<Volume> = fs::read_dir(&self.dir)?
+            .flatten()
+            .filter_map(|e| self.get(&e.file_name().to_string_lossy()).ok())
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Removes a volume and its data; `users` are the containers that use it.
+    pub fn remove(&self, name: &str, users: &[String]) -> anyhow::Result<()> {
+        self.get(name)?;
+        if !users.is_empty() {
+            bail!("remove {name}: volume is in use - [{}]", users.join(", "));
+        }
+        fs::remove_dir_all(self.dir.join(name)).with_context(|| format!("remove volume {name}"))
+    }
+
+    /// `volume inspect`.
+    pub fn inspect(&self, v: &Volume) -> Value {
+        json!({
+            "CreatedAt": v.created_at, "Driver": "local", "Labels": v.labels,
+            "Mountpoint": self.data(&v.name), "Name": v.name, "Options": {}, "Scope": "local",
+        })
+    }
+}
+
+fn check_target(target: &str, spec: &str) -> anyhow::Result<()> {
+    if !target.starts_with('/') || target.split('/').any(|c| c == "..") {
+        bail!("invalid mount config {spec:?}: the container path must be absolute");
+    }
+    Ok(())
+}
+
+/// `-v /host:/ctr[:ro]`, `-v NAME:/ctr[:ro]`, `-v /ctr` (anonymous).
+pub fn parse_volume(spec: &str) -> anyhow::Result<MountSpec> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (source, target, opts) = match parts.as_slice() {
+        [t] => ("", *t, ""),
+        [s, t] => (*s, *t, ""),
+        [s, t, o] => (*s, *t, *o),
+        _ => bail!("invalid volume specification: {spec:?} (use SOURCE:TARGET[:ro])"),
+    };
+    check_target(target, spec)?;
+    let readonly = match opts {
+        "" | "rw" => false,
+        "ro" => true,
+        o => bail!("invalid mode {o:?} in volume specification {spec:?}: use ro or rw"),
+    };
+    let kind = if source.starts_with('/') {
+        MountKind::Bind
+    } else {
+        MountKind::Volume
+    };
+    Ok(MountSpec {
+        kind,
+        source: source.into(),
+        target: target.into(),
+        readonly,
+    })
+}
+
+/// `--mount type=bind|volume|tmpfs,source=...,target=...[,readonly]`.
+pub fn parse_mount(spec: &str) -> anyhow::Result<MountSpec> {
+    let mut kind = MountKind::Volume;
+    let (mut source, mut target, mut readonly) = (String::new(), String::new(), false);
+    for field in spec.split(',') {
+        let (k, v) = field.split_once('=').unwrap_or((field, ""));
+        match k {
+            "type" => {
+                kind = match v {
+                    "bind" => MountKind::Bind,
+                    "volume" => MountKind::Volume,
+                    "tmpfs" => MountKind::Tmpfs,
+                    _ => bail!("invalid mount type {v:?}: use bind, volume or tmpfs"),
+                }
+            }
+            "source" | "src" => source = v.into(),
+            "target" | "destination" | "dst" => target = v.into(),
+            "readonly" | "ro" => readonly = v.is_empty() || v == "true" || v == "1",
+            _ => bail!("unexpected key {k:?} in --mount {spec:?}"),
+        }
+    }
+    if target.is_empty() {
+        bail!("invalid --mount {spec:?}: target is required");
+    }
+    check_target(&target, spec)?;
+    if kind == MountKind::Bind && !source.starts_with('/') {
+        bail!("invalid --mount {spec:?}: a bind source must be an absolute host path");
+    }
+    if kind == MountKind::Bind && !Path::new(&source).exists() {
+        bail!("invalid mount config for type \"bind\": bind source path does not exist: {source}");
+    }
+    Ok(MountSpec {
+        kind,
+        source,
+        target,
+        readonly,
+    })
+}
+
+/// Copies the image's content at a mount point into an empty volume, as Docker does on the
+/// first mount: modes, owners and links kept.
+pub fn copy_up(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{chown, MetadataExt, PermissionsExt};
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let meta = fs::symlink_metadata(&src)?;
+        if meta.file_type().is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(&src)?, &dst)?;
+            continue;
+        }
+        if meta.is_dir() {
+            fs::create_dir_all(&dst)?;
+            copy_up(&src, &dst)?;
+        } else if meta.is_file() {
+            fs::copy(&src, &dst)?;
+        } else {
+            continue;
+        }
+        fs::set_permissions(&dst, fs::Permissions::from_mode(meta.mode()))?;
+        chown(&dst, Some(meta.uid()), Some(meta.gid()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volume_specs_parse_like_docker() {
+        let b = parse_volume("/srv/data:/data:ro").unwrap();
+        assert_eq!((b.kind, b.readonly), (MountKind::Bind, true));
+        let n = parse_volume("cache:/var/cache").unwrap();
+        assert_eq!((n.kind, n.source.as_str()), (MountKind::Volume, "cache"));
+        let a = parse_volume("/scratch").unwrap();
+        assert_eq!((a.kind, a.source.as_str()), (MountKind::Volume, ""));
+        for bad in ["a:b", "/x:/y:rx", "/a:/b:ro:z", "v:relative"] {
+            assert!(parse_volume(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn mount_specs_parse_like_docker() {
+        let t = parse_mount("type=tmpfs,target=/run/x").unwrap();
+        assert_eq!(t.kind, MountKind::Tmpfs);
+        let v = parse_mount("type=volume,src=data,dst=/data,readonly").unwrap();
+        assert_eq!((v.source.as_str(), v.readonly), ("data", true));
+        assert!(parse_mount("type=bind,source=/no/such/path,target=/x").is_err());
+        assert!(parse_mount("type=nfs,target=/x").is_err());
+        assert!(parse_mount("type=volume,source=x").is_err());
+    }
+
+    #[test]
+    fn volumes_are_created_once_and_in_use_ones_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = VolumeStore::open(dir.path()).unwrap();
+        let v = store.create(Some("data"), false).unwrap();
+        fs::write(store.data("data").join("f"), "x").unwrap();
+        assert_eq!(
+            store.create(Some("data"), false).unwrap().created_at,
+            v.created_at
+        );
+        assert!(store
+            .remove("data", &["web".into()])
+            .unwrap_err()
+            .to_string()
+            .contains("in use"));
+        store.remove("data", &[]).unwrap();
+        assert!(store.all().unwrap().is_empty());
+        assert!(store.create(Some("../x"), false).is_err());
+    }
+}

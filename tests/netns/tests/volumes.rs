@@ -1,0 +1,264 @@
+//! Volumes, attach and the rest of the seed notes' lifecycle, as a user types them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use netctl_netns_tests::{binary, TestHost};
+use serde_json::Value;
+
+fn inspect(host: &TestHost, what: &str) -> Value {
+    let v: Value = serde_json::from_str(&host.netctl_ok(&["inspect", what])).unwrap();
+    v[0].clone()
+}
+
+/// `-v /host:/ctr` shares a folder both ways (made when missing), `:ro` refuses writes, a
+/// single file binds too.
+#[test]
+fn bind_mounts_share_a_folder_both_ways() {
+    let host = TestHost::new();
+    host.busybox_image();
+    let shared = host.dir().join("shared");
+    let file = host.dir().join("note.txt");
+    std::fs::write(&file, "from the host file\n").unwrap();
+    let v = format!("{}:/data", shared.display());
+    let f = format!("{}:/etc/note.txt:ro", file.display());
+    let out = host.netctl_ok(&[
+        "run", "--rm", "-v", &v, "-v", &f, "busybox", "sh", "-c",
+        "echo from-container > /data/c.txt; cat /etc/note.txt; echo x >> /etc/note.txt || echo refused",
+    ]);
+    assert_eq!(out, "from the host file\nrefused\n");
+    assert_eq!(
+        std::fs::read_to_string(shared.join("c.txt")).unwrap(),
+        "from-container\n"
+    );
+    std::fs::write(shared.join("h.txt"), "from-host\n").unwrap();
+    assert_eq!(
+        host.netctl_ok(&["run", "--rm", "-v", &v, "busybox", "cat", "/data/h.txt"]),
+        "from-host\n"
+    );
+}
+
+/// A named volume is filled with the image's content on first use, outlives its container,
+/// is seen by the next one and through `--volumes-from`; `volume rm` refuses while a
+/// container uses it; `rm -v` takes anonymous volumes along.
+#[test]
+fn named_volumes_outlive_containers_and_are_shared() {
+    let host = TestHost::new();
+    host.busybox_image();
+    host.netctl_ok(&[
+        "run",
+        "--name",
+        "writer",
+        "-v",
+        "site:/www",
+        "busybox",
+        "sh",
+        "-c",
+        "ls /www; echo kept > /www/state",
+    ]);
+    let (code, _, err) = host.netctl(&["volume", "rm", "site"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("volume is in use - [writer]"), "{err}");
+    host.netctl_ok(&["rm", "writer"]);
+    let out = host.netctl_ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "site:/srv",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /srv/state /srv/index.html",
+    ]);
+    assert_eq!(
+        out, "kept\nhello from busybox httpd\n",
+        "the image's /www was copied in, the write kept"
+    );
+    host.netctl_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "holder",
+        "-v",
+        "site:/www",
+        "-v",
+        "/scratch",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    let out = host.netctl_ok(&[
+        "run",
+        "--rm",
+        "--volumes-from",
+        "holder:ro",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /www/state; touch /www/x || echo read-only",
+    ]);
+    assert_eq!(out, "kept\nread-only\n");
+    let vols = host.netctl_ok(&["volume", "ls", "-q"]);
+    assert_eq!(
+        vols.lines().count(),
+        2,
+        "site and holder's anonymous one: {vols}"
+    );
+    let info: Value =
+        serde_json::from_str(&host.netctl_ok(&["volume", "inspect", "site"])).unwrap();
+    assert_eq!(info[0]["Driver"], "local");
+    assert!(info[0]["Mountpoint"]
+        .as_str()
+        .unwrap()
+        .ends_with("/volumes/site/_data"));
+    assert!(!info[0]["CreatedAt"].as_str().unwrap().is_empty());
+    host.netctl_ok(&["rm", "-f", "-v", "holder"]);
+    assert_eq!(
+        host.netctl_ok(&["volume", "ls", "-q"]),
+        "site\n",
+        "rm -v removed the anonymous volume"
+    );
+    assert_eq!(host.netctl_ok(&["volume", "rm", "site"]), "site\n");
+}
+
+/// `attach` sees what the container writes after it attached; `pause` stops a counter and
+/// `unpause` resumes it; `top`, `port`, `rename`, `wait` answer like Docker's.
+#[test]
+fn attach_pause_top_port_rename_wait() {
+    let host = TestHost::new();
+    host.busybox_image();
+    host.netctl_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "counter",
+        "-p",
+        "8080:80",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while true; do i=$((i+1)); echo $i > /tmp/n; echo tick $i; sleep 0.1; done",
+    ]);
+    let mut att = Command::new(binary("netctl"))
+        .args(["attach", "counter"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = att.kill();
+    let mut seen = String::new();
+    att.stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut seen)
+        .unwrap();
+    let _ = att.wait();
+    let logged = host.netctl_ok(&["logs", "counter"]);
+    assert!(
+        seen.lines().count() >= 2 && logged.contains(seen.lines().next().unwrap()),
+        "attach saw new ticks: {seen:?}"
+    );
+
+    let n = || {
+        host.netctl_ok(&["exec", "counter", "cat", "/tmp/n"])
+            .trim()
+            .parse::<u32>()
+            .unwrap()
+    };
+    host.netctl_ok(&["pause", "counter"]);
+    assert!(host.netctl_ok(&["ps"]).contains("(Paused)"));
+    assert_eq!(inspect(&host, "counter")["State"]["Status"], "paused");
+    let frozen = std::fs::read_to_string(format!(
+        "/proc/{}/stat",
+        inspect(&host, "counter")["State"]["Pid"]
+    ))
+    .unwrap();
+    assert!(
+        frozen.contains(") S ") || frozen.contains(") D "),
+        "{frozen}"
+    );
+    let before = host.netctl_ok(&["logs", "counter"]).lines().count();
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(
+        host.netctl_ok(&["logs", "counter"]).lines().count(),
+        before,
+        "no tick while paused"
+    );
+    host.netctl_ok(&["unpause", "counter"]);
+    let a = n();
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(n() > a, "the counter runs again");
+
+    let top = host.netctl_ok(&["top", "counter"]);
+    assert!(
+        top.starts_with("UID") && top.contains("sh -c i=0") && top.contains("sleep"),
+        "{top}"
+    );
+    assert_eq!(
+        host.netctl_ok(&["port", "counter"]),
+        "80/tcp -> 0.0.0.0:8080\n"
+    );
+    assert_eq!(
+        host.netctl_ok(&["port", "counter", "80"]),
+        "80/tcp -> 0.0.0.0:8080\n"
+    );
+    host.netctl_ok(&["rename", "counter", "ticker"]);
+    assert!(host
+        .netctl_ok(&["ps", "--format", "{{.ID}} {{.Names}}"])
+        .trim()
+        .ends_with(" ticker"));
+
+    host.netctl_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "short",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 0.3; exit 7",
+    ]);
+    assert_eq!(host.netctl_ok(&["wait", "short"]), "7\n");
+    let exited = host.netctl_ok(&[
+        "ps",
+        "-a",
+        "--filter",
+        "status=exited",
+        "--format",
+        "{{.Names}}",
+    ]);
+    assert_eq!(exited, "short\n");
+    let ids = host.netctl_ok(&["ps", "-a", "-q"]);
+    let ids: Vec<&str> = ids.lines().collect();
+    host.netctl_ok(&[&["stop", "-t", "1"][..], &ids].concat());
+    host.netctl_ok(&[&["rm"][..], &ids].concat());
+    assert_eq!(host.netctl_ok(&["ps", "-a", "-q"]), "");
+}
+
+/// `create` + `start -a` gives what `run` gives: the output and the exit code.
+#[test]
+fn create_then_start_attached_is_run() {
+    let host = TestHost::new();
+    host.busybox_image();
+    let id = host.netctl_ok(&[
+        "create",
+        "--name",
+        "later",
+        "busybox",
+        "sh",
+        "-c",
+        "echo made later; exit 3",
+    ]);
+    assert_eq!(id.trim().len(), 64);
+    assert!(host
+        .netctl_ok(&["ps", "-a"])
+        .lines()
+        .any(|l| l.ends_with("later") && l.contains("Created")));
+    let (code, out, _) = host.netctl(&["start", "-a", "later"]);
+    assert_eq!((code, out.as_str()), (3, "made later\n"));
+    let (code, out, _) = host.netctl(&["run", "busybox", "sh", "-c", "echo made later; exit 3"]);
+    assert_eq!((code, out.as_str()), (3, "made later\n"));
+}
