@@ -144,6 +144,12 @@ pub enum ContainerCommand {
     /// List containers.
     #[command(visible_alias = "list")]
     Ls(PsArgs),
+    /// Show containers as JSON.
+    Inspect {
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
 }
 
 /// Exit code of a failed start: 127 for a missing command, 126 for one that cannot run,
@@ -402,18 +408,42 @@ fn placeholder() -> Container {
     }
 }
 
-/// `inspect`: containers first, then images.
-pub fn inspect(engine: &Engine, keys: &[String]) -> anyhow::Result<()> {
+/// `inspect [--type container|image|volume|network]`: without a type, the first kind that
+/// has the name, in that order.
+pub fn inspect(engine: &Engine, keys: &[String], kind: Option<&str>) -> anyhow::Result<()> {
+    if let Some(k) = kind.filter(|k| !["container", "image", "volume", "network"].contains(k)) {
+        bail!("{k:?} is not a valid value for --type: use container, image, volume or network");
+    }
     let images = ImageStore::open(&engine.root)?;
+    let volumes = crate::volume::VolumeStore::open(&engine.root)?;
+    let networks = crate::network::NetworkStore::open(&engine.root)?;
+    let wants = |k: &str| kind.is_none_or(|t| t == k);
+    let one = |key: &str| -> anyhow::Result<serde_json::Value> {
+        if wants("container") {
+            if let Ok(c) = engine.containers.find(key) {
+                return Ok(view::inspect(&c, &c.config.image_name));
+            }
+        }
+        if wants("image") {
+            if let Ok(i) = images.find(key) {
+                return Ok(view::inspect_image(&i));
+            }
+        }
+        if wants("volume") {
+            if let Ok(v) = volumes.get(key) {
+                return Ok(volumes.inspect(&v));
+            }
+        }
+        if wants("network") {
+            if let Ok(n) = networks.find(key) {
+                return Ok(crate::network_cmd::inspect(&engine.root, &n));
+            }
+        }
+        bail!("No such object: {key}")
+    };
     let out = keys
         .iter()
-        .map(|k| match engine.containers.find(k) {
-            Ok(c) => Ok(view::inspect(&c, &c.config.image_name)),
-            Err(_) => images
-                .find(k)
-                .map(|i| view::inspect_image(&i))
-                .map_err(|_| anyhow::anyhow!("No such object: {k}")),
-        })
+        .map(|k| one(k))
         .collect::<anyhow::Result<Vec<_>>>()?;
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())

@@ -52,6 +52,9 @@ pub struct CreateArgs {
     /// Publish a port: [HOSTIP:][HOSTPORT:]CONTAINERPORT[/tcp|udp].
     #[arg(short = 'p', long = "publish")]
     pub publish: Vec<String>,
+    /// Publish every port the image exposes, each on a free host port.
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
     /// Add a link to another container: NAME[:ALIAS].
     #[arg(long)]
     pub link: Vec<String>,
@@ -236,6 +239,9 @@ pub fn config(engine: &Engine, a: &CreateArgs) -> anyhow::Result<Config> {
         .iter()
         .map(|p| parse_publish(p))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    if a.publish_all {
+        ports.extend(exposed_ports(&image)?);
+    }
     match net_mode {
         NetMode::Container(_) if !ports.is_empty() => {
             bail!("conflicting options: port publishing and the container type network mode")
@@ -278,6 +284,14 @@ pub fn config(engine: &Engine, a: &CreateArgs) -> anyhow::Result<Config> {
         links: links(engine, a)?,
         mounts: mounts(engine, a)?,
     })
+}
+
+/// The image's `ExposedPorts` (`"80/tcp": {}`), each to be published on a free host port.
+fn exposed_ports(image: &crate::image::Image) -> anyhow::Result<Vec<PortBinding>> {
+    let Some(exposed) = image.config("ExposedPorts").and_then(|v| v.as_object()) else {
+        return Ok(Vec::new());
+    };
+    exposed.keys().map(|k| parse_publish(k)).collect()
 }
 
 fn add_hosts(specs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
@@ -470,5 +484,21 @@ mod tests {
         assert!(!valid_name("-web") && !valid_name("") && !valid_name("a b"));
         let n = random_name(&[]).unwrap();
         assert!(n.contains('_') && valid_name(&n));
+    }
+
+    #[test]
+    fn publish_all_takes_the_images_exposed_ports() {
+        let image = crate::image::Image {
+            id: "0".repeat(64),
+            tags: Vec::new(),
+            layers: Vec::new(),
+            record: serde_json::json!({"Config": {"ExposedPorts": {"80/tcp": {}, "53/udp": {}}}}),
+        };
+        let ports = exposed_ports(&image).unwrap();
+        assert_eq!(ports.len(), 2);
+        assert!(ports.iter().all(|p| p.host_port == 0));
+        assert!(ports
+            .iter()
+            .any(|p| p.container_port == 53 && p.protocol == "udp"));
     }
 }

@@ -122,7 +122,10 @@ enum Commands {
     Ps(container_cmd::PsArgs),
     /// Show containers or images as JSON.
     Inspect {
-        /// Containers or images.
+        /// Only this kind: container, image, volume or network.
+        #[arg(long = "type")]
+        kind: Option<String>,
+        /// Containers, images, volumes or networks.
         #[arg(required = true)]
         targets: Vec<String>,
     },
@@ -423,7 +426,12 @@ fn dispatch(cli: Cli) -> Result<i32, (anyhow::Error, i32)> {
             })
         })),
         Commands::Ps(a) => one(engine().and_then(|e| cc::ps(&e, &a))),
-        Commands::Inspect { targets } => one(engine().and_then(|e| cc::inspect(&e, &targets))),
+        Commands::Inspect { kind, targets } => {
+            one(engine().and_then(|e| cc::inspect(&e, &targets, kind.as_deref())))
+        }
+        Commands::Container(container_cmd::ContainerCommand::Inspect { containers }) => {
+            one(engine().and_then(|e| cc::inspect(&e, &containers, Some("container"))))
+        }
         Commands::Logs(a) => one(engine().and_then(|e| cc::logs(&e, &a))),
         Commands::Exec(a) => code(engine().and_then(|e| cc::exec(&e, &a))),
         Commands::Container(container_cmd::ContainerCommand::Prune { force }) => {

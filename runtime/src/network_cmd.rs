@@ -277,7 +277,8 @@ fn endpoints(root: &Path, n: &Network) -> BTreeMap<String, Value> {
     out
 }
 
-fn inspect(root: &Path, n: &Network) -> Value {
+/// `network inspect` of one network, as Docker prints it.
+pub fn inspect(root: &Path, n: &Network) -> Value {
     let config: Vec<Value> = n
         .ipam()
         .and_then(|v| serde_json::from_value::<netctl_ipam::IpamConfig>(v.clone()).ok())

@@ -178,8 +178,9 @@ pub fn parse_volume(spec: &str) -> anyhow::Result<MountSpec> {
 pub fn parse_mount(spec: &str) -> anyhow::Result<MountSpec> {
     let mut kind = MountKind::Volume;
     let (mut source, mut target, mut readonly) = (String::new(), String::new(), false);
-    for field in spec.split(',') {
+    for field in spec.split(',').map(str::trim) {
         let (k, v) = field.split_once('=').unwrap_or((field, ""));
+        let (k, v) = (k.trim(), v.trim());
         match k {
             "type" => {
                 kind = match v {

@@ -16,6 +16,9 @@ pub enum VolumeCommand {
         label: Vec<String>,
         /// Its name (random when left out).
         name: Option<String>,
+        /// Its name, the older way to give it.
+        #[arg(long = "name", conflicts_with = "name")]
+        name_flag: Option<String>,
     },
     /// List volumes.
     #[command(visible_alias = "list")]
@@ -52,8 +55,12 @@ pub enum VolumeCommand {
 pub fn run(engine: &Engine, cmd: VolumeCommand) -> anyhow::Result<()> {
     let store = VolumeStore::open(&engine.root)?;
     match cmd {
-        VolumeCommand::Create { label, name } => {
-            let mut v = store.create(name.as_deref(), false)?;
+        VolumeCommand::Create {
+            label,
+            name,
+            name_flag,
+        } => {
+            let mut v = store.create(name.or(name_flag).as_deref(), false)?;
             if !label.is_empty() {
                 v.labels = crate::network::key_values(&label, "--label")?;
                 store.save(&v)?;

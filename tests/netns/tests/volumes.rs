@@ -122,6 +122,28 @@ fn named_volumes_outlive_containers_and_are_shared() {
         "rm -v removed the anonymous volume"
     );
     assert_eq!(host.netctl_ok(&["volume", "rm", "site"]), "site\n");
+
+    // The seed notes' spellings: `volume create --name`, `inspect --type volume`,
+    // `container inspect`, `--mount` with spaces after the commas (quoted).
+    host.netctl_ok(&["volume", "create", "--name", "myvolume"]);
+    let v = host.netctl_ok(&["inspect", "--type", "volume", "myvolume"]);
+    assert!(v.contains("\"Driver\": \"local\""), "{v}");
+    host.netctl_ok(&[
+        "run",
+        "--name",
+        "m",
+        "--mount",
+        "type=volume, source=myvolume, target=/root",
+        "busybox",
+        "touch",
+        "/root/x",
+    ]);
+    let c: Value = serde_json::from_str(&host.netctl_ok(&["container", "inspect", "m"])).unwrap();
+    assert_eq!(c[0]["Mounts"][0]["Name"], "myvolume");
+    assert_eq!(c[0]["Mounts"][0]["Destination"], "/root");
+    host.netctl_ok(&["rm", "m"]);
+    let pruned = host.netctl_ok(&["volume", "prune", "-f", "-a"]);
+    assert!(pruned.contains("myvolume"), "{pruned}");
 }
 
 /// `attach` sees what the container writes after it attached; `pause` stops a counter and
