@@ -105,6 +105,10 @@ fn start(engine: &Engine, c: &mut Container, attach: bool) -> anyhow::Result<Run
         Ok(s) => s,
         Err(e) => {
             engine.teardown_network(c);
+            if let Some(cg) = crate::cgroup::Cgroup::of(&c.config.id) {
+                cg.remove();
+            }
+            let _ = fs::remove_file(console_path(engine, c));
             c.state.ports.clear();
             c.state.error = format!("{e:#}");
             let _ = c.save_state();
