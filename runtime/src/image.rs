@@ -33,14 +33,7 @@ impl Image {
 
     /// A list field of the runtime config as strings.
     pub fn config_list(&self, key: &str) -> Vec<String> {
-        self.config(key)
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default()
+        string_list(self.config(key))
     }
 
     /// When it was created.
@@ -58,6 +51,17 @@ impl Image {
             .cloned()
             .unwrap_or_else(|| self.id[..12].to_string())
     }
+}
+
+/// The strings of a JSON list (none when it is missing or not a list).
+pub fn string_list(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// `docker.io/library/busybox` -> `busybox`, a missing tag -> `:latest`.
@@ -284,17 +288,7 @@ fn read_image(path: &Path) -> anyhow::Result<Image> {
         .with_context(|| format!("read {}", path.display()))?;
     let record: Value =
         serde_json::from_str(&s).with_context(|| format!("parse {}", path.display()))?;
-    let strings = |k: &str| -> Vec<String> {
-        record
-            .get(k)
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let strings = |k: &str| string_list(record.get(k));
     let id = record
         .get("Id")
         .and_then(Value::as_str)

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use serde_json::Value;
 
-use crate::image::{normalize, Image, ImageStore, NewImage};
+use crate::image::{normalize, string_list as strings, Image, ImageStore, NewImage};
 use crate::layer::{decompressed, sha256_hex};
 
 /// Loads every image of the archive and returns them.
@@ -42,16 +42,6 @@ fn inside(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
         bail!("archive entry {name:?} points outside the archive");
     }
     Ok(dir.join(name))
-}
-
-fn strings(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn docker_archive(store: &ImageStore, dir: &Path) -> anyhow::Result<Vec<Image>> {
