@@ -1,6 +1,8 @@
 //! A cgroup per container, for `pause`/`unpause`: the freezer of cgroup v2
 //! (`cgroup.freeze`) or of cgroup v1's freezer hierarchy (`freezer.state`), under a
-//! `netctl` parent, made when the container starts and removed when it ends.
+//! `netctl` parent. It is made by the first `pause`, which moves every process of the
+//! container into it (moving a process costs an RCU grace period on cgroup v1, ~10 ms, too
+//! much to pay on every start), and removed when the container ends.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -34,17 +36,32 @@ impl Cgroup {
             })
     }
 
-    /// Makes the cgroup; returns the file a process writes its PID to, to join it.
-    pub fn create(&self) -> anyhow::Result<PathBuf> {
+    /// Makes the cgroup and moves every process `pids` lists into it, until a listing finds
+    /// none outside (a process forked meanwhile is caught by the next listing; one forked
+    /// by a process already inside starts inside).
+    pub fn adopt(&self, pids: impl Fn() -> Vec<u32>) -> anyhow::Result<()> {
         fs::create_dir_all(&self.dir).with_context(|| format!("create {}", self.dir.display()))?;
-        Ok(self.dir.join("cgroup.procs"))
+        let procs = self.dir.join("cgroup.procs");
+        for _ in 0..100 {
+            let inside = fs::read_to_string(&procs).unwrap_or_default();
+            let inside: Vec<&str> = inside.lines().collect();
+            let outside: Vec<u32> = pids()
+                .into_iter()
+                .filter(|p| !inside.contains(&p.to_string().as_str()))
+                .collect();
+            if outside.is_empty() {
+                return Ok(());
+            }
+            for p in outside {
+                // A process that ended meanwhile cannot move: that is fine.
+                let _ = fs::write(&procs, p.to_string());
+            }
+        }
+        bail!("the container's processes keep forking; try pause again")
     }
 
     /// Freezes (pause) or thaws (unpause) every process of the container.
     pub fn freeze(&self, frozen: bool) -> anyhow::Result<()> {
-        if !self.dir.exists() {
-            bail!("the container has no cgroup (it was started without a freezer)");
-        }
         let (file, value) = match (self.v2, frozen) {
             (true, f) => ("cgroup.freeze", if f { "1" } else { "0" }),
             (false, true) => ("freezer.state", "FROZEN"),
@@ -73,9 +90,12 @@ impl Cgroup {
         }
     }
 
-    /// Removes the cgroup once its processes are gone.
+    /// Removes the cgroup once its processes are gone (zombies count until reaped).
     pub fn remove(&self) {
-        for _ in 0..100 {
+        if !self.dir.exists() {
+            return;
+        }
+        for _ in 0..300 {
             if fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
                 return;
             }

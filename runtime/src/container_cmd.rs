@@ -184,7 +184,7 @@ pub fn run(engine: &Engine, a: &RunArgs) -> Result<i32, (anyhow::Error, i32)> {
             .then(RawTerminal::enter)
             .flatten();
         lifecycle::start(engine, &c, !a.detach).and_then(|child| match child {
-            Some(mut child) => Ok(Some(child.wait()?.code().unwrap_or(125))),
+            Some(child) => Ok(Some(wait_attached(&c, child)?)),
             None => Ok(None),
         })
     };
@@ -207,6 +207,15 @@ pub fn create(engine: &Engine, a: &CreateArgs) -> anyhow::Result<Container> {
     let config = create::config(engine, a)?;
     let lock = engine.containers.lock()?;
     engine.containers.create(config, &lock)
+}
+
+/// Waits for an attached container's monitor; without a terminal, our signals go to the
+/// container meanwhile. The container's exit code.
+fn wait_attached(c: &Container, mut monitor: std::process::Child) -> anyhow::Result<i32> {
+    if !c.config.tty {
+        lifecycle::proxy_signals(c);
+    }
+    Ok(monitor.wait()?.code().unwrap_or(125))
 }
 
 /// Puts our terminal in raw mode while a `-t` container is attached.
@@ -241,7 +250,7 @@ pub fn start(engine: &Engine, keys: &[String], attach: bool) -> anyhow::Result<i
     for key in keys {
         let c = engine.containers.find(key)?;
         match lifecycle::start(engine, &c, attach)? {
-            Some(mut child) => code = child.wait()?.code().unwrap_or(125),
+            Some(child) => code = wait_attached(&c, child)?,
             None => println!("{key}"),
         }
     }

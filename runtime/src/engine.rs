@@ -361,6 +361,9 @@ impl Engine {
             self.teardown_network(c);
         }
         fs::remove_dir_all(&c.dir).with_context(|| format!("remove {}", c.dir.display()))?;
+        if let Some(cg) = crate::cgroup::Cgroup::of(&c.config.id) {
+            cg.remove();
+        }
         if volumes {
             let store = crate::volume::VolumeStore::open(&self.root)?;
             for m in &c.config.mounts {

@@ -52,9 +52,6 @@ pub struct InitSpec {
     pub tty: bool,
     /// With `tty`: where to send the master of the terminal made in the container.
     pub console_socket: Option<PathBuf>,
-    /// The container's cgroup (for pause): stage 1 writes its PID here first.
-    #[serde(default)]
-    pub cgroup_procs: Option<PathBuf>,
     /// Bind mounts, volumes and tmpfs, in order.
     #[serde(default)]
     pub mounts: Vec<Mount>,
@@ -137,10 +134,6 @@ pub fn stage1(spec_path: &Path) -> i32 {
 /// Namespaces and mounts, all but /proc (which must be mounted from inside the new PID
 /// namespace).
 fn prepare(spec: &InitSpec) -> anyhow::Result<()> {
-    if let Some(procs) = &spec.cgroup_procs {
-        fs::write(procs, std::process::id().to_string())
-            .with_context(|| format!("join the cgroup {}", procs.display()))?;
-    }
     nix::sched::unshare(
         CloneFlags::CLONE_NEWNS
             | CloneFlags::CLONE_NEWUTS

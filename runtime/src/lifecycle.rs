@@ -68,6 +68,39 @@ pub fn start(engine: &Engine, c: &Container, attach: bool) -> anyhow::Result<Opt
     }
 }
 
+/// Docker's sig-proxy, for an attached container without a terminal: SIGINT, SIGTERM,
+/// SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent to us go to the container's first process.
+pub fn proxy_signals(c: &Container) {
+    use nix::sys::signal::SigSet;
+    use nix::sys::signalfd::SignalFd;
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+    ] {
+        set.add(s);
+    }
+    let mut c = c.clone();
+    if c.reload().is_err() || set.thread_block().is_err() {
+        return;
+    }
+    let Ok(fd) = SignalFd::new(&set) else {
+        return;
+    };
+    let pid = nix::unistd::Pid::from_raw(c.state.pid as i32);
+    std::thread::spawn(move || {
+        while let Ok(Some(info)) = fd.read_signal() {
+            if let Ok(sig) = Signal::try_from(info.ssi_signo as i32) {
+                let _ = nix::sys::signal::kill(pid, sig);
+            }
+        }
+    });
+}
+
 /// Sends a signal to the container's first process.
 pub fn signal(c: &Container, sig: Signal) -> anyhow::Result<()> {
     if !c.is_running() {

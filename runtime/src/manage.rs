@@ -22,9 +22,11 @@ pub fn pause(engine: &Engine, c: &Container, frozen: bool) -> anyhow::Result<()>
         (false, false) => bail!("Container {} is not paused", c.config.id),
         _ => {}
     }
-    Cgroup::of(&c.config.id)
-        .ok_or_else(cgroup::missing)?
-        .freeze(frozen)?;
+    let cg = Cgroup::of(&c.config.id).ok_or_else(cgroup::missing)?;
+    if frozen {
+        cg.adopt(|| pids(&c))?;
+    }
+    cg.freeze(frozen)?;
     c.state.paused = frozen;
     c.save_state()
 }

@@ -74,9 +74,9 @@ pub fn run(engine: &Engine, id: &str, attach: bool) -> i32 {
     {
         let _ = rustix::stdio::dup2_stderr(&log);
     }
-    if !attach {
-        let _ = nix::unistd::setsid();
-    }
+    // Our own session: a Ctrl-C at an attached terminal reaches the CLI (which passes it
+    // on to the container), never the monitor.
+    let _ = nix::unistd::setsid();
     let running = match start(engine, &mut c, attach) {
         Ok(r) => r,
         Err(e) => {
@@ -311,7 +311,6 @@ fn spawn(engine: &Engine, c: &Container, attach: bool) -> anyhow::Result<Spawned
         tty: c.config.tty,
         console_socket: c.config.tty.then(|| console_path(engine, c)),
         mounts: init_mounts(engine, c)?,
-        cgroup_procs: crate::cgroup::Cgroup::of(&c.config.id).and_then(|cg| cg.create().ok()),
     };
     let spec_path = c.dir.join("init.json");
     netctl_cni::fsutil::write_atomic(&spec_path, &serde_json::to_vec(&spec)?)?;

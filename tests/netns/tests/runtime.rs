@@ -483,3 +483,32 @@ fn run_flags_and_lifecycle_commands_work_like_dockers() {
     );
     assert_eq!(host.netctl_ok(&["ps", "-aq"]), "");
 }
+
+/// An attached `run` without a terminal passes the signals it gets on to the container, as
+/// Docker's sig-proxy does: Ctrl-C (SIGINT) reaches the container's trap.
+#[test]
+fn attached_run_passes_signals_to_the_container() {
+    let host = TestHost::new();
+    host.busybox_image();
+    let child = std::process::Command::new(netctl_netns_tests::binary("netctl"))
+        .args([
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'echo got INT; exit 5' INT; echo ready; while true; do sleep 0.1; done",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ready\ngot INT\n");
+    assert_eq!(out.status.code(), Some(5));
+}
