@@ -307,15 +307,20 @@ impl ContainerStore {
         }
     }
 
-    /// Makes a container's folder and writes its config and state; refuses a taken name.
-    pub fn create(&self, config: Config, _lock: &StoreLock) -> anyhow::Result<Container> {
-        if let Some(other) = self.all()?.iter().find(|c| c.config.name == config.name) {
+    /// Docker's error when another container has `name`.
+    pub fn check_name_free(&self, name: &str) -> anyhow::Result<()> {
+        if let Some(other) = self.all()?.iter().find(|c| c.config.name == name) {
             bail!(
-                "Conflict. The container name \"/{}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
-                config.name,
+                "Conflict. The container name \"/{name}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
                 other.config.id
             );
         }
+        Ok(())
+    }
+
+    /// Makes a container's folder and writes its config and state; refuses a taken name.
+    pub fn create(&self, config: Config, _lock: &StoreLock) -> anyhow::Result<Container> {
+        self.check_name_free(&config.name)?;
         let dir = self.dir.join(&config.id);
         fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
         let c = Container {

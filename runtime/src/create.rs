@@ -206,7 +206,11 @@ pub fn config(engine: &Engine, a: &CreateArgs) -> anyhow::Result<Config> {
         Some(n) if !valid_name(n) => {
             bail!("Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
         }
-        Some(n) => n.clone(),
+        Some(n) => {
+            // Checked again under the store lock; here so nothing is made for a taken name.
+            engine.containers.check_name_free(n)?;
+            n.clone()
+        }
         None => random_name(
             &all.iter()
                 .map(|c| c.config.name.clone())

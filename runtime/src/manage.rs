@@ -107,17 +107,7 @@ pub fn rename(engine: &Engine, c: &Container, new: &str) -> anyhow::Result<()> {
         bail!("Invalid container name ({new}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
     }
     let _store = engine.containers.lock()?;
-    if let Some(other) = engine
-        .containers
-        .all()?
-        .iter()
-        .find(|o| o.config.name == new)
-    {
-        bail!(
-            "Conflict. The container name \"/{new}\" is already in use by container \"{}\"",
-            other.config.id
-        );
-    }
+    engine.containers.check_name_free(new)?;
     let _lock = engine.containers.lock_one(c)?;
     let mut c = c.clone();
     c.reload()?;
