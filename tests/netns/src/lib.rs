@@ -247,11 +247,12 @@ impl TestHost {
     }
 
     /// What a user would list to see what netctl left on the host: links, addresses, routes,
-    /// firewall rules, mounts, namespaces, address allocations and DNS records.
+    /// firewall rules, mounts, namespaces, address allocations and DNS records (without the
+    /// carrier and DAD states, which the kernel changes on its own time).
     pub fn host_listing(&self) -> String {
         self.wait_for_reapers();
         self.sh(
-            "ip -o link | sed 's/ state .*//'; ip -o addr | sed 's/ tentative//'; ip route; nft list ruleset; \
+            "ip -o link | sed 's/ state .*//; s/NO-CARRIER,//; s/,LOWER_UP//'; ip -o addr | sed 's/ tentative//'; ip route | sed 's/ linkdown//'; nft list ruleset; \
              grep -c . /proc/self/mountinfo; ls -R /run/netctl/netns /var/lib/netctl/ipam /run/netctl/dns/records 2>/dev/null | grep -v '^last:'; true",
         )
     }
