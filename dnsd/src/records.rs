@@ -40,6 +40,10 @@ pub struct Record {
     /// An internal network: names outside it are never forwarded upstream.
     #[serde(default)]
     pub internal: bool,
+    /// The container's own upstream resolvers (`--dns`, the CNI `dns` capability): names
+    /// this container asks that no network knows go there instead of the host's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upstreams: Vec<IpAddr>,
 }
 
 impl Record {
@@ -202,6 +206,7 @@ mod tests {
             netns: None,
             gateways: vec![],
             internal: false,
+            upstreams: Vec::new(),
         }
     }
 

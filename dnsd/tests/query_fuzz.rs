@@ -84,6 +84,7 @@ fn malformed_queries_never_crash_and_replies_carry_the_id() {
         netns: Some(PathBuf::from(format!("/ns/{id}"))),
         gateways: vec![],
         internal: false,
+        upstreams: Vec::new(),
     };
     let snapshot = Snapshot::build(&[
         &rec("w1", "172.18.0.2"),

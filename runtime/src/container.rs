@@ -139,6 +139,10 @@ pub struct Endpoint {
     /// DNS search domains the plugins named.
     #[serde(default)]
     pub search: Vec<String>,
+    /// A plugin of the network took `--dns` as the container's upstreams (the CNI `dns`
+    /// capability), so resolv.conf names only the embedded server.
+    #[serde(default)]
+    pub dns_upstreams: bool,
 }
 
 /// What is happening now.

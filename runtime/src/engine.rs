@@ -91,6 +91,9 @@ impl Engine {
         if let Some(mac) = &req.mac {
             caps.insert("mac".into(), json!(mac));
         }
+        if !c.config.dns.is_empty() {
+            caps.insert("dns".into(), json!({"servers": c.config.dns}));
+        }
         RuntimeConf {
             container_id: c.config.id.clone(),
             netns: Some(self.netns_path(&c.config.id)),
@@ -116,13 +119,7 @@ impl Engine {
             (!req.ips.is_empty(), "ips", "--ip"),
             (!ports.is_empty(), "portMappings", "-p"),
         ] {
-            let declared = list.plugins.iter().any(|p| {
-                p.get("capabilities")
-                    .and_then(|c| c.get(cap))
-                    .and_then(serde_json::Value::as_bool)
-                    == Some(true)
-            });
-            if asked && !declared {
+            if asked && !declares(&list, cap) {
                 bail!("network {}: {flag} cannot be honoured: no plugin of its conflist declares the {cap:?} capability", req.name);
             }
         }
@@ -131,7 +128,9 @@ impl Engine {
             .cni
             .add(&list, &rt)
             .map_err(|e| anyhow::anyhow!("network {}: {e}", req.name))?;
-        Ok(endpoint(&req.name, ifname, &result))
+        let mut ep = endpoint(&req.name, ifname, &result);
+        ep.dns_upstreams = declares(&list, "dns");
+        Ok(ep)
     }
 
     /// DEL of one network, with the same runtime config as its ADD (the published ports go
@@ -251,6 +250,16 @@ impl Engine {
     }
 }
 
+/// Whether a plugin of the conflist declares a CNI capability (only those get it).
+fn declares(list: &netctl_cni::NetConfList, cap: &str) -> bool {
+    list.plugins.iter().any(|p| {
+        p.get("capabilities")
+            .and_then(|c| c.get(cap))
+            .and_then(serde_json::Value::as_bool)
+            == Some(true)
+    })
+}
+
 /// Written in place, not renamed over: a running container has these files bind-mounted,
 /// and sees the new text only if the same file changes.
 fn write(path: &Path, text: &str) -> anyhow::Result<()> {
@@ -274,6 +283,7 @@ fn endpoint(network: &str, ifname: &str, r: &Success) -> Endpoint {
         mac: ctr.map(|i| i.mac.clone()).unwrap_or_default(),
         nameservers: r.dns.nameservers.clone(),
         search: r.dns.search.clone(),
+        dns_upstreams: false,
     }
 }
 
@@ -301,7 +311,9 @@ fn hosts_file(c: &Container, hostname: &str) -> String {
 }
 
 /// 127.0.0.11 on networks with DNS, else the host's resolvers (never a loopback one, which
-/// would be the container's own); `--dns` servers follow.
+/// would be the container's own). `--dns` servers are the embedded server's upstreams for
+/// this container when the network's DNS plugin takes the `dns` capability (as Docker's
+/// embedded DNS does), else they are written here.
 fn resolv_file(c: &Container) -> String {
     let mut servers: Vec<String> = c
         .state
@@ -333,7 +345,10 @@ fn resolv_file(c: &Container) -> String {
             }
         }
     }
-    servers.extend(c.config.dns.iter().cloned());
+    let forwarded = embedded && c.state.endpoints.iter().any(|e| e.dns_upstreams);
+    if !forwarded {
+        servers.extend(c.config.dns.iter().cloned());
+    }
     servers.dedup();
     let mut s = String::new();
     if !search.is_empty() {

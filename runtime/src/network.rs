@@ -433,7 +433,7 @@ pub fn create(store: &NetworkStore, req: &CreateRequest) -> anyhow::Result<Netwo
         "name": req.name,
         "netctl": {"id": id, "created": now_rfc3339(), "driver": driver, "internal": req.internal,
                    "enableIPv6": req.ipv6, "options": req.options, "labels": req.labels},
-        "plugins": [driver_plugin, {"type": "netctl-dns", "internal": req.internal, "capabilities": {"aliases": true}}]
+        "plugins": [driver_plugin, {"type": "netctl-dns", "internal": req.internal, "capabilities": {"aliases": true, "dns": true}}]
     });
     NetConfList::from_slice(conflist.to_string().as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
     store.write(&conflist)?;

@@ -62,6 +62,7 @@ fn write_netctl(run: &Path, n: usize, client_ns: &Path) {
                 netns: (name == "client").then(|| client_ns.to_path_buf()),
                 gateways: vec![GATEWAY.parse().unwrap()],
                 internal: false,
+                upstreams: Vec::new(),
             })
             .unwrap();
     }

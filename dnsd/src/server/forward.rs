@@ -68,11 +68,17 @@ impl Upstreams {
         cache.1.clone()
     }
 
-    /// Forwards `req`, from inside `netns` when given, and returns the reply to send
-    /// (SERVFAIL when every upstream failed).
-    pub async fn forward(&self, req: &[u8], netns: Option<&Path>) -> Option<Vec<u8>> {
+    /// Forwards `req`, from inside `netns` when given, to the asker's `own` upstreams, else
+    /// the host's, and returns the reply to send (SERVFAIL when every upstream failed).
+    pub async fn forward(
+        &self,
+        req: &[u8],
+        netns: Option<&Path>,
+        own: Vec<SocketAddr>,
+    ) -> Option<Vec<u8>> {
         let deadline = Instant::now() + BUDGET;
-        for upstream in self.current() {
+        let upstreams = if own.is_empty() { self.current() } else { own };
+        for upstream in upstreams {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;

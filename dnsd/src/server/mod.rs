@@ -66,6 +66,25 @@ impl Shared {
         };
         found.cloned().unwrap_or_else(|| self.empty.clone())
     }
+
+    /// The asker's own upstream resolvers, if its container has any.
+    fn own_upstreams(&self, place: &Place, src: IpAddr) -> Vec<SocketAddr> {
+        let Ok(s) = self.snapshot.read() else {
+            return Vec::new();
+        };
+        match place {
+            Place::Netns(p) => s.upstreams_by_netns.get(p),
+            Place::Gateway(..) => s.upstreams_by_ip.get(&src),
+        }
+        .cloned()
+        .unwrap_or_default()
+    }
+
+    /// Forwards a query the asker's networks do not know.
+    async fn forward(&self, place: &Place, src: IpAddr, req: &[u8]) -> Option<Vec<u8>> {
+        let own = self.own_upstreams(place, src);
+        self.upstreams.forward(req, place.netns(), own).await
+    }
 }
 
 /// Answers one query: the fast path, else the slow path (which may forward).
@@ -83,7 +102,7 @@ async fn respond(
     match slow::handle(&view, req) {
         Outcome::Reply(r) => Some(r),
         Outcome::Drop => None,
-        Outcome::Forward => shared.upstreams.forward(req, place.netns()).await,
+        Outcome::Forward => shared.forward(place, src, req).await,
     }
 }
 
@@ -118,7 +137,7 @@ async fn udp_loop(sock: Arc<UdpSocket>, place: Place, shared: Arc<Shared>) {
                 let (sock, shared, req, place) =
                     (sock.clone(), shared.clone(), req.to_vec(), place.clone());
                 tokio::spawn(async move {
-                    if let Some(r) = shared.upstreams.forward(&req, place.netns()).await {
+                    if let Some(r) = shared.forward(&place, src.ip(), &req).await {
                         let _ = sock.send_to(&r, src).await;
                     }
                 });

@@ -2,7 +2,7 @@
 //! with the addresses behind each name and a counter that rotates their order.
 
 use std::collections::{BTreeSet, HashMap};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -98,6 +98,10 @@ pub struct Snapshot {
     pub by_ip: HashMap<IpAddr, Arc<View>>,
     /// For a gateway listener and an unknown source: the network's own names.
     pub by_network: HashMap<String, Arc<View>>,
+    /// A container's own upstream resolvers, by its namespace.
+    pub upstreams_by_netns: HashMap<PathBuf, Vec<SocketAddr>>,
+    /// A container's own upstream resolvers, by its addresses (queries to a gateway).
+    pub upstreams_by_ip: HashMap<IpAddr, Vec<SocketAddr>>,
 }
 
 impl Snapshot {
@@ -138,6 +142,19 @@ impl Snapshot {
             for ip in &r.ips {
                 s.by_ip.insert(*ip, view.clone());
             }
+            if !r.upstreams.is_empty() {
+                let ups: Vec<SocketAddr> = r
+                    .upstreams
+                    .iter()
+                    .map(|ip| SocketAddr::new(*ip, 53))
+                    .collect();
+                if let Some(ns) = &r.netns {
+                    s.upstreams_by_netns.insert(ns.clone(), ups.clone());
+                }
+                for ip in &r.ips {
+                    s.upstreams_by_ip.insert(*ip, ups.clone());
+                }
+            }
             let own: BTreeSet<&str> = [r.network.as_str()].into();
             s.by_network
                 .entry(r.network.clone())
@@ -162,6 +179,7 @@ mod tests {
             netns: Some(PathBuf::from(format!("/ns/{id}"))),
             gateways: vec![],
             internal: net == "int",
+            upstreams: Vec::new(),
         }
     }
 
@@ -210,5 +228,27 @@ mod tests {
             &s.by_ip[&"10.2.0.2".parse::<IpAddr>().unwrap()],
             x
         ));
+    }
+
+    #[test]
+    fn a_containers_own_upstreams_are_found_by_its_namespace_and_addresses() {
+        let mut r = rec("web", "c1", "a", "x", "172.18.0.2");
+        r.netns = Some(PathBuf::from("/run/netctl/netns/c1"));
+        r.upstreams = vec!["10.0.0.53".parse().unwrap()];
+        let other = rec("web", "c2", "b", "x", "172.18.0.3");
+        let s = Snapshot::build(&[&r, &other]);
+        let want = vec![SocketAddr::from(([10, 0, 0, 53], 53))];
+        assert_eq!(
+            s.upstreams_by_netns
+                .get(&PathBuf::from("/run/netctl/netns/c1")),
+            Some(&want)
+        );
+        assert_eq!(
+            s.upstreams_by_ip.get(&"172.18.0.2".parse().unwrap()),
+            Some(&want)
+        );
+        assert!(!s
+            .upstreams_by_ip
+            .contains_key(&"172.18.0.3".parse().unwrap()));
     }
 }

@@ -4,7 +4,7 @@
 //! not running, and passes the result on with `dns` pointing at 127.0.0.11.
 //!
 //! ```json
-//! {"type": "netctl-dns", "capabilities": {"aliases": true}}
+//! {"type": "netctl-dns", "capabilities": {"aliases": true, "dns": true}}
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -60,7 +60,30 @@ fn prev(ctx: &Ctx) -> Result<Success, Error> {
 }
 
 /// The record for this attachment from the driver's result.
-fn record(ctx: &Ctx, conf: &DnsConfig, prev: &Success) -> Record {
+/// The container's own resolvers from the `dns` capability (`runtimeConfig.dns.servers`,
+/// Docker's `--dns`): the server forwards this container's other names there.
+fn upstreams(ctx: &Ctx) -> Result<Vec<std::net::IpAddr>, Error> {
+    let servers = ctx
+        .conf
+        .runtime_config
+        .as_ref()
+        .and_then(|rc| rc.dns.as_ref())
+        .map(|d| d.servers.clone())
+        .unwrap_or_default();
+    servers
+        .iter()
+        .map(|s| {
+            s.parse().map_err(|_| {
+                Error::new(
+                    ErrorCode::InvalidConfig,
+                    format!("runtimeConfig.dns.servers: {s:?} is not an IP address"),
+                )
+            })
+        })
+        .collect()
+}
+
+fn record(ctx: &Ctx, conf: &DnsConfig, prev: &Success) -> Result<Record, Error> {
     let in_container: Vec<usize> = prev
         .interfaces
         .iter()
@@ -76,6 +99,7 @@ fn record(ctx: &Ctx, conf: &DnsConfig, prev: &Success) -> Record {
         })
         .collect::<Vec<_>>();
     let name = ctx.cni_arg("K8S_POD_NAME").map(str::to_string);
+    let upstreams = upstreams(ctx)?;
     let aliases = ctx
         .conf
         .runtime_config
@@ -85,7 +109,7 @@ fn record(ctx: &Ctx, conf: &DnsConfig, prev: &Success) -> Record {
         .into_iter()
         .filter(|a| Some(a) != name.as_ref())
         .collect();
-    Record {
+    Ok(Record {
         network: ctx.conf.name.clone(),
         container_id: ctx.args.container_id.clone(),
         ifname: ctx.args.ifname.clone(),
@@ -95,7 +119,8 @@ fn record(ctx: &Ctx, conf: &DnsConfig, prev: &Success) -> Record {
         netns: ctx.args.netns.clone(),
         gateways: ips.iter().filter_map(|ip| ip.gateway).collect(),
         internal: conf.internal,
-    }
+        upstreams,
+    })
 }
 
 /// The server binary: beside this plugin, else in `CNI_PATH`.
@@ -200,7 +225,7 @@ impl Plugin for DnsPlugin {
 
     fn add(&self, ctx: &Ctx, conf: DnsConfig) -> Result<Success, Error> {
         let mut result = prev(ctx)?;
-        let rec = record(ctx, &conf, &result);
+        let rec = record(ctx, &conf, &result)?;
         loopback_up(ctx)?;
         let paths = conf.paths();
         let path = paths.write(&rec)?;
@@ -219,7 +244,7 @@ impl Plugin for DnsPlugin {
 
     fn check(&self, ctx: &Ctx, conf: DnsConfig) -> Result<(), Error> {
         let prev = prev(ctx)?;
-        let want = record(ctx, &conf, &prev);
+        let want = record(ctx, &conf, &prev)?;
         let path =
             conf.paths()
                 .record_path(&ctx.conf.name, &ctx.args.container_id, &ctx.args.ifname);

@@ -512,3 +512,52 @@ fn attached_run_passes_signals_to_the_container() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ready\ngot INT\n");
     assert_eq!(out.status.code(), Some(5));
 }
+
+/// `--dns` on a user network: resolv.conf names only 127.0.0.11, and names no network knows
+/// go to the container's own resolver (a dnsmasq in a namespace of its own), not the host's;
+/// another container without `--dns` gets no answer for them (the host has no upstream).
+#[test]
+fn dns_flag_makes_the_embedded_server_forward_to_the_containers_resolver() {
+    let mut host = TestHost::new();
+    host.busybox_image();
+    let upstream = host.outside("resolver", "10.254.0.1/24", "10.254.0.53/24");
+    host.spawn_in(&upstream, "dnsmasq --no-daemon --no-resolv --no-hosts --listen-address=10.254.0.53 --bind-interfaces --address=/corp.test/192.0.2.77");
+    host.netctl_ok(&["network", "create", "app"]);
+    host.netctl_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "own",
+        "--net",
+        "app",
+        "--dns",
+        "10.254.0.53",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    host.netctl_ok(&[
+        "run", "-d", "--name", "plain", "--net", "app", "busybox", "sleep", "1000",
+    ]);
+    let resolv = host.netctl_ok(&["exec", "own", "cat", "/etc/resolv.conf"]);
+    assert_eq!(
+        resolv
+            .lines()
+            .filter(|l| l.starts_with("nameserver"))
+            .collect::<Vec<_>>(),
+        ["nameserver 127.0.0.11"],
+        "{resolv}"
+    );
+    let mut got = String::new();
+    for _ in 0..20 {
+        got = host.netctl(&["exec", "own", "nslookup", "www.corp.test"]).1;
+        if got.contains("192.0.2.77") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(got.contains("192.0.2.77"), "{got}");
+    let (_, plain, _) = host.netctl(&["exec", "plain", "nslookup", "www.corp.test"]);
+    assert!(!plain.contains("192.0.2.77"), "{plain}");
+    host.netctl_ok(&["rm", "-f", "own", "plain"]);
+}
