@@ -87,25 +87,22 @@ pub fn configure(
     Ok(())
 }
 
-/// Turns IPv6 off on interface `ifname` inside `ns`, before it comes up, for a lease with no
-/// IPv6 address (as Docker does): no link-local address, router solicitations or multicast
-/// reports for every container, which otherwise flood a bridge with many ports.
+/// No IPv6 link-local address on interface `ifname` (of `nl`'s namespace), before it comes up, for a
+/// lease with no IPv6 address (Docker turns IPv6 off there): no link-local address, router
+/// solicitations or multicast reports for every container, which otherwise flood a bridge
+/// with many ports.
 pub fn disable_ipv6_unless_leased(
-    ns: &crate::NetNs,
+    nl: &mut crate::Netlink,
     ifname: &str,
     lease: &Success,
 ) -> Result<(), NetError> {
     if lease.ips.iter().any(|ip| ip.address.addr().is_ipv6()) {
         return Ok(());
     }
-    let key = format!("net/ipv6/conf/{ifname}/disable_ipv6");
-    ns.run(|| {
-        if std::path::Path::new("/proc/sys/net/ipv6").is_dir() {
-            crate::set_sysctl(&key, "1")
-        } else {
-            Ok(())
-        }
-    })?
+    let link = nl
+        .link_by_name(ifname)?
+        .ok_or_else(|| NetError::LinkNotFound(ifname.to_string()))?;
+    nl.no_ipv6_link_local(link.index)
 }
 
 /// A container's MAC: the one asked for (unicast only), else Docker's `02:42:` + the IPv4

@@ -8,8 +8,9 @@ use ipnet::IpNet;
 use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use netlink_packet_route::link::{
-    InfoBridge, InfoBridgePort, InfoData, InfoKind, InfoMacVlan, InfoPortData, InfoPortKind,
-    InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, MacVlanMode,
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoBridge, InfoBridgePort, InfoData, InfoKind,
+    InfoMacVlan, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo,
+    LinkMessage, MacVlanMode,
 };
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
@@ -246,6 +247,25 @@ impl Netlink {
         self.set_link(index, vec![LinkAttribute::Mtu(mtu)], || {
             format!("set MTU {mtu} on link #{index}")
         })
+    }
+
+    /// Stops the kernel from giving link `index` an IPv6 link-local address when it comes up
+    /// (address generation mode "none"): no duplicate address detection, router
+    /// solicitation or fe80::/64 route for it. Unlike the `disable_ipv6` sysctl this is one
+    /// netlink request, not a /proc/sys lookup, whose cost grows with every network
+    /// namespace on the machine. A kernel without IPv6 has nothing to stop.
+    pub fn no_ipv6_link_local(&mut self, index: u32) -> Result<(), NetError> {
+        let spec = AfSpecUnspec::Inet6(vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)]);
+        match self.set_link(index, vec![LinkAttribute::AfSpecUnspec(vec![spec])], || {
+            format!("turn off IPv6 link-local addresses on link #{index}")
+        }) {
+            Err(NetError::Netlink { source, .. })
+                if source.raw_os_error() == Some(97 /* EAFNOSUPPORT */) =>
+            {
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// Turns hairpin mode of bridge port `index` on or off.

@@ -101,6 +101,10 @@ pub fn attach_port(
     bridge: u32,
 ) -> Result<Link, Error> {
     let index = nl.index_of(name)?;
+    // A bridge port is layer 2 only: without a link-local address of its own, no DAD and
+    // no fe80::/64 route per container in the host's table (each new one would make the
+    // kernel walk the whole IPv6 table).
+    nl.no_ipv6_link_local(index)?;
     nl.set_master(index, bridge)?;
     if conf.hairpin_mode {
         nl.set_hairpin(index, true)?;

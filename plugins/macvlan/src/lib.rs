@@ -260,7 +260,7 @@ fn attach(
         conf.mtu,
         Some(mac),
     )?;
-    iface::disable_ipv6_unless_leased(ns, &ctx.args.ifname, lease)?;
+    iface::disable_ipv6_unless_leased(ctr, &ctx.args.ifname, lease)?;
     let index = ctr.index_of(&ctx.args.ifname)?;
     let setup = IfaceSetup {
         up: true,

@@ -561,3 +561,32 @@ fn dns_flag_makes_the_embedded_server_forward_to_the_containers_resolver() {
     assert!(!plain.contains("192.0.2.77"), "{plain}");
     host.netctl_ok(&["rm", "-f", "own", "plain"]);
 }
+
+/// On an IPv4-only network neither end of a container's veth gets an IPv6 link-local
+/// address (no DAD, router solicitations or fe80 route per container); on an `--ipv6`
+/// network the container has its addresses and a link-local one.
+#[test]
+fn ipv4_networks_give_veths_no_ipv6_link_local_addresses() {
+    let host = TestHost::new();
+    host.busybox_image();
+    host.netctl_ok(&["network", "create", "v4"]);
+    host.netctl_ok(&["network", "create", "--ipv6", "v6"]);
+    host.netctl_ok(&[
+        "run", "-d", "--name", "four", "--net", "v4", "busybox", "sleep", "1000",
+    ]);
+    host.netctl_ok(&[
+        "run", "-d", "--name", "six", "--net", "v6", "busybox", "sleep", "1000",
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let inside = host.netctl_ok(&[
+        "exec", "four", "ip", "-6", "-o", "addr", "show", "dev", "eth0",
+    ]);
+    assert_eq!(inside, "", "{inside}");
+    let ports = host.sh("ip -6 -o addr show | grep -v ' lo \\| br-' || true");
+    assert_eq!(ports, "", "bridge ports have no IPv6 address: {ports}");
+    let six = host.netctl_ok(&[
+        "exec", "six", "ip", "-6", "-o", "addr", "show", "dev", "eth0",
+    ]);
+    assert!(six.contains("fd42:") && six.contains("fe80:"), "{six}");
+    host.netctl_ok(&["rm", "-f", "four", "six"]);
+}
