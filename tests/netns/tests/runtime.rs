@@ -256,8 +256,22 @@ fn containers_have_their_own_filesystem_and_processes() {
         "/proc/self/status",
     ]);
     assert!(
-        caps.contains("00000000a80425fb"),
-        "Docker's default capabilities: {caps}"
+        caps.contains("00000000a00425fb"),
+        "Docker's default capabilities but CAP_MKNOD: {caps}"
+    );
+    let (code, _, err) = host.netctl(&[
+        "run",
+        "--rm",
+        "busybox",
+        "mknod",
+        "/tmp/disk",
+        "b",
+        "8",
+        "0",
+    ]);
+    assert_ne!(
+        code, 0,
+        "no device nodes (there is no device cgroup): {err}"
     );
 }
 
