@@ -1,38 +1,94 @@
-//! `netctl attach`: the monitor serves the container's stdio on a unix socket
+//! Attaching: the monitor serves the container's stdio on a unix socket
 //! (`<run>/attach/<short id>.sock`). Output goes to every attached client as frames —
-//! one byte for the stream (1 stdout, 2 stderr), four for the length (big endian), the
-//! bytes — and what a client sends is the container's stdin (for `-i` containers).
-//! Ctrl-P Ctrl-Q detaches a client and leaves the container running.
+//! one byte for the stream (1 stdout, 2 stderr, 3 the exit code once the container is
+//! gone), four for the length (big endian), the bytes — and what a client sends is the
+//! container's stdin (for `-i` containers). An attached `run`, `start -a` and `attach` are
+//! all such clients; Ctrl-P Ctrl-Q detaches one and leaves the container running.
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
 use crate::container::Container;
 use crate::engine::Engine;
 
+/// Output kept for the first client of an attached `run` (beyond it, the log has it).
+const BACKLOG_MAX: usize = 1 << 20;
+/// How long an attached `run`'s monitor waits for its client before giving up on it.
+const FIRST_CLIENT_WAIT: Duration = Duration::from_secs(10);
+
+#[derive(Default)]
+struct Inner {
+    clients: Vec<UnixStream>,
+    /// Frames kept until the first client arrives (attached `run` / `start -a`).
+    backlog: Option<Vec<u8>>,
+}
+
 /// The attached clients of one container, as the monitor keeps them.
 #[derive(Clone, Default)]
-pub struct Clients(Arc<Mutex<Vec<UnixStream>>>);
+pub struct Clients(Arc<Mutex<Inner>>);
+
+fn frame(stream: u8, bytes: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(bytes.len() + 5);
+    f.push(stream);
+    f.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    f.extend_from_slice(bytes);
+    f
+}
 
 impl Clients {
+    /// Clients whose first one gets all output from the start (the CLI of an attached run).
+    pub fn holding() -> Self {
+        let c = Self::default();
+        if let Ok(mut inner) = c.0.lock() {
+            inner.backlog = Some(Vec::new());
+        }
+        c
+    }
+
     /// Sends output to every client; a client that went away is dropped.
     pub fn send(&self, stream: u8, bytes: &[u8]) {
-        let Ok(mut clients) = self.0.lock() else {
+        let Ok(mut inner) = self.0.lock() else {
             return;
         };
-        if clients.is_empty() {
+        let f = frame(stream, bytes);
+        if let Some(backlog) = inner.backlog.as_mut() {
+            if backlog.len() + f.len() <= BACKLOG_MAX {
+                backlog.extend_from_slice(&f);
+            }
             return;
         }
-        let mut frame = Vec::with_capacity(bytes.len() + 5);
-        frame.push(stream);
-        frame.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-        frame.extend_from_slice(bytes);
-        clients.retain_mut(|c| c.write_all(&frame).is_ok());
+        inner.clients.retain_mut(|c| c.write_all(&f).is_ok());
+    }
+
+    fn add(&self, mut client: UnixStream) {
+        let Ok(mut inner) = self.0.lock() else {
+            return;
+        };
+        if let Some(backlog) = inner.backlog.take() {
+            if client.write_all(&backlog).is_err() {
+                return;
+            }
+        }
+        inner.clients.push(client);
+    }
+
+    /// Tells every client the exit code and lets them go; an attached run's client that has
+    /// not come yet is waited for a while.
+    pub fn finish(&self, code: i32) {
+        let deadline = Instant::now() + FIRST_CLIENT_WAIT;
+        while Instant::now() < deadline && self.0.lock().is_ok_and(|i| i.backlog.is_some()) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.send(3, code.to_string().as_bytes());
+        if let Ok(mut inner) = self.0.lock() {
+            inner.clients.clear();
+        }
     }
 }
 
@@ -44,34 +100,60 @@ pub fn socket_path(engine: &Engine, c: &Container) -> PathBuf {
         .join(format!("{}.sock", c.config.short_id()))
 }
 
-/// Serves attach clients until the monitor exits; `stdin` is the container's stdin, if
-/// it reads one.
-pub fn serve(path: PathBuf, clients: Clients, stdin: Option<File>) -> anyhow::Result<()> {
+/// Binds a container's socket.
+pub fn listen(path: &Path) -> anyhow::Result<UnixListener> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let _ = std::fs::remove_file(&path);
-    let listener = UnixListener::bind(&path).with_context(|| format!("bind {}", path.display()))?;
-    let stdin = stdin.map(|f| Arc::new(Mutex::new(f)));
+    let _ = std::fs::remove_file(path);
+    UnixListener::bind(path).with_context(|| format!("bind {}", path.display()))
+}
+
+/// The container's stdin as clients write to it; closed when a client ends its input
+/// (for a terminal, whose end of input is a key, it stays open).
+pub struct Stdin {
+    file: Arc<Mutex<Option<File>>>,
+    close_on_eof: bool,
+}
+
+impl Stdin {
+    /// Clients write to `file`; `close_on_eof` for a pipe.
+    pub fn new(file: File, close_on_eof: bool) -> Self {
+        Self {
+            file: Arc::new(Mutex::new(Some(file))),
+            close_on_eof,
+        }
+    }
+
+    fn feed(&self, mut from: UnixStream) {
+        let (file, close) = (self.file.clone(), self.close_on_eof);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = from.read(&mut buf) {
+                let Ok(mut f) = file.lock() else { return };
+                if f.as_mut().is_none_or(|f| f.write_all(&buf[..n]).is_err()) {
+                    return;
+                }
+            }
+            if close {
+                if let Ok(mut f) = file.lock() {
+                    f.take();
+                }
+            }
+        });
+    }
+}
+
+/// Serves attach clients until the monitor exits.
+pub fn serve(listener: UnixListener, clients: Clients, stdin: Option<Stdin>) {
     std::thread::spawn(move || {
         for client in listener.incoming().flatten() {
-            if let (Some(input), Ok(mut reader)) = (stdin.clone(), client.try_clone()) {
-                std::thread::spawn(move || {
-                    let mut buf = [0u8; 4096];
-                    while let Ok(n @ 1..) = reader.read(&mut buf) {
-                        let Ok(mut f) = input.lock() else { break };
-                        if f.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                    }
-                });
+            if let (Some(input), Ok(reader)) = (stdin.as_ref(), client.try_clone()) {
+                input.feed(reader);
             }
-            if let Ok(mut list) = clients.0.lock() {
-                list.push(client);
-            }
+            clients.add(client);
         }
     });
-    Ok(())
 }
 
 /// Watches typed bytes for the detach keys, Ctrl-P Ctrl-Q.
@@ -98,12 +180,18 @@ impl DetachKeys {
     }
 }
 
-/// `attach`: relays our stdin (if the container reads one) and its output until it exits
-/// or the user detaches; returns the exit code to use.
+/// `attach`: to a running container.
 pub fn attach(engine: &Engine, c: &Container) -> anyhow::Result<Option<i32>> {
     if !c.is_running() {
         anyhow::bail!("You cannot attach to a stopped container, start it first");
     }
+    attach_client(engine, c)
+}
+
+/// Relays our stdin (if the container reads one; Ctrl-P Ctrl-Q detaches on a terminal),
+/// its output, and (without a terminal) our signals, until the container ends or the user
+/// detaches: the exit code, None when detached.
+pub fn attach_client(engine: &Engine, c: &Container) -> anyhow::Result<Option<i32>> {
     let mut stream = UnixStream::connect(socket_path(engine, c))
         .with_context(|| format!("attach to {}", c.config.name))?;
     let _raw = c
@@ -111,50 +199,74 @@ pub fn attach(engine: &Engine, c: &Container) -> anyhow::Result<Option<i32>> {
         .tty
         .then(crate::container_cmd::RawTerminal::enter)
         .flatten();
+    if !c.config.tty {
+        crate::lifecycle::proxy_signals(c);
+    }
     let detached = Arc::new(std::sync::atomic::AtomicBool::new(false));
     if c.config.interactive || c.config.tty {
-        let mut to_ctr = stream.try_clone()?;
-        let flag = detached.clone();
-        let main = stream.try_clone()?;
-        std::thread::spawn(move || {
-            let mut keys = DetachKeys::default();
-            let mut byte = [0u8; 1];
-            while let Ok(1) = std::io::stdin().read(&mut byte) {
-                let Some(out) = keys.feed(byte[0]) else {
-                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
-                    let _ = main.shutdown(std::net::Shutdown::Both);
-                    return;
-                };
-                if to_ctr.write_all(&out).is_err() {
-                    return;
-                }
-            }
-        });
+        let (to_ctr, flag, tty) = (stream.try_clone()?, detached.clone(), c.config.tty);
+        std::thread::spawn(move || relay_stdin(to_ctr, tty, &flag));
     }
-    relay_frames(&mut stream);
+    let code = relay_frames(&mut stream);
     if detached.load(std::sync::atomic::Ordering::SeqCst) {
         return Ok(None);
     }
-    crate::lifecycle::wait_gone(c.state.monitor_pid, std::time::Duration::from_secs(10));
-    let mut c = c.clone();
-    Ok(c.reload().ok().map(|()| c.state.exit_code))
+    match code {
+        Some(code) => Ok(Some(code)),
+        None => {
+            crate::lifecycle::wait_gone(c.state.monitor_pid, Duration::from_secs(10));
+            let mut c = c.clone();
+            Ok(c.reload().ok().map(|()| c.state.exit_code))
+        }
+    }
 }
 
-fn relay_frames(stream: &mut UnixStream) {
+fn relay_stdin(mut to_ctr: UnixStream, tty: bool, detached: &std::sync::atomic::AtomicBool) {
+    let mut keys = DetachKeys::default();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = match std::io::stdin().read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let mut out = Vec::with_capacity(n);
+        for &b in &buf[..n] {
+            match (tty, keys.feed(b)) {
+                (true, None) => {
+                    detached.store(true, std::sync::atomic::Ordering::SeqCst);
+                    let _ = to_ctr.shutdown(std::net::Shutdown::Both);
+                    return;
+                }
+                (true, Some(bytes)) => out.extend(bytes),
+                (false, _) => out.push(b),
+            }
+        }
+        if to_ctr.write_all(&out).is_err() {
+            return;
+        }
+    }
+    let _ = to_ctr.shutdown(std::net::Shutdown::Write);
+}
+
+/// Writes output frames to our stdout/stderr; the exit code when the container ended.
+fn relay_frames(stream: &mut UnixStream) -> Option<i32> {
     let mut head = [0u8; 5];
     while stream.read_exact(&mut head).is_ok() {
         let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
         let mut data = vec![0u8; len];
         if stream.read_exact(&mut data).is_err() {
-            return;
+            return None;
         }
-        let _ = if head[0] == 2 {
-            std::io::stderr().write_all(&data)
-        } else {
-            let mut out = std::io::stdout().lock();
-            out.write_all(&data).and_then(|()| out.flush())
+        let _ = match head[0] {
+            3 => return String::from_utf8_lossy(&data).parse().ok(),
+            2 => std::io::stderr().write_all(&data),
+            _ => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&data).and_then(|()| out.flush())
+            }
         };
     }
+    None
 }
 
 #[cfg(test)]
@@ -170,5 +282,19 @@ mod tests {
         assert_eq!(k.feed(0x11), Some(vec![0x11]));
         assert_eq!(k.feed(0x10), Some(vec![]));
         assert_eq!(k.feed(0x11), None);
+    }
+
+    #[test]
+    fn the_first_client_gets_the_backlog_then_live_output_and_the_exit_code() {
+        let clients = Clients::holding();
+        clients.send(1, b"early\n");
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        clients.add(ours);
+        clients.send(2, b"late\n");
+        clients.finish(7);
+        let mut got = Vec::new();
+        theirs.read_to_end(&mut got).unwrap();
+        let want = [frame(1, b"early\n"), frame(2, b"late\n"), frame(3, b"7")].concat();
+        assert_eq!(got, want);
     }
 }

@@ -7,6 +7,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use nix::sys::signal::Signal;
 
+use crate::attach;
 use crate::container::{Container, Status};
 use crate::create::{self, CreateArgs};
 use crate::engine::Engine;
@@ -179,15 +180,14 @@ pub fn run(engine: &Engine, a: &RunArgs) -> Result<i32, (anyhow::Error, i32)> {
         return Err((anyhow::anyhow!("the input device is not a TTY"), 1));
     }
     let c = create(engine, &a.create).map_err(|e| (e, 125))?;
-    let started = {
-        let _raw = (a.create.tty && !a.detach)
-            .then(RawTerminal::enter)
-            .flatten();
-        lifecycle::start(engine, &c, !a.detach).and_then(|child| match child {
-            Some(child) => Ok(Some(wait_attached(&c, child)?)),
-            None => Ok(None),
-        })
-    };
+    let started = lifecycle::start(engine, &c, !a.detach).and_then(|()| {
+        if a.detach {
+            return Ok(None);
+        }
+        let mut c = c.clone();
+        c.reload()?;
+        Ok(Some(attach::attach_client(engine, &c)?.unwrap_or(0)))
+    });
     match started {
         Ok(Some(code)) => Ok(code),
         Ok(None) => {
@@ -207,15 +207,6 @@ pub fn create(engine: &Engine, a: &CreateArgs) -> anyhow::Result<Container> {
     let config = create::config(engine, a)?;
     let lock = engine.containers.lock()?;
     engine.containers.create(config, &lock)
-}
-
-/// Waits for an attached container's monitor; without a terminal, our signals go to the
-/// container meanwhile. The container's exit code.
-fn wait_attached(c: &Container, mut monitor: std::process::Child) -> anyhow::Result<i32> {
-    if !c.config.tty {
-        lifecycle::proxy_signals(c);
-    }
-    Ok(monitor.wait()?.code().unwrap_or(125))
 }
 
 /// Puts our terminal in raw mode while a `-t` container is attached.
@@ -249,9 +240,13 @@ pub fn start(engine: &Engine, keys: &[String], attach: bool) -> anyhow::Result<i
     let mut code = 0;
     for key in keys {
         let c = engine.containers.find(key)?;
-        match lifecycle::start(engine, &c, attach)? {
-            Some(child) => code = wait_attached(&c, child)?,
-            None => println!("{key}"),
+        lifecycle::start(engine, &c, attach)?;
+        if attach {
+            let mut c = c.clone();
+            c.reload()?;
+            code = attach::attach_client(engine, &c)?.unwrap_or(0);
+        } else {
+            println!("{key}");
         }
     }
     Ok(code)

@@ -1,7 +1,7 @@
 //! Starting, stopping, killing and removing containers, and repairing what a crash left.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -12,11 +12,11 @@ use crate::container::{pid_alive, Container, Status};
 use crate::engine::Engine;
 use crate::network::NetworkStore;
 
-/// Starts a container's monitor and waits until the command runs. Attached, the monitor
-/// relays the container's stdio to ours; the returned child ends with the container.
-pub fn start(engine: &Engine, c: &Container, attach: bool) -> anyhow::Result<Option<Child>> {
+/// Starts a container's monitor and waits until the command runs. With `attach`, the
+/// monitor keeps the output for the client that attaches next (an attached `run`).
+pub fn start(engine: &Engine, c: &Container, attach: bool) -> anyhow::Result<()> {
     if c.is_running() {
-        return Ok(None);
+        return Ok(());
     }
     let mut cmd = Command::new(std::env::current_exe()?);
     cmd.arg("--root")
@@ -26,20 +26,17 @@ pub fn start(engine: &Engine, c: &Container, attach: bool) -> anyhow::Result<Opt
         .args(["__monitor", &c.config.id]);
     if attach {
         cmd.arg("--attach");
+        if let (true, Ok(size)) = (
+            c.config.tty,
+            rustix::termios::tcgetwinsize(std::io::stdin()),
+        ) {
+            cmd.arg("--tty-size")
+                .arg(format!("{},{}", size.ws_row, size.ws_col));
+        }
     }
-    let stdin = if attach && (c.config.interactive || c.config.tty) {
-        Stdio::inherit()
-    } else {
-        Stdio::null()
-    };
-    let stdout = if attach {
-        Stdio::inherit()
-    } else {
-        Stdio::null()
-    };
     let mut child = cmd
-        .stdin(stdin)
-        .stdout(stdout)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .context("start the container's monitor")?;
@@ -52,7 +49,7 @@ pub fn start(engine: &Engine, c: &Container, attach: bool) -> anyhow::Result<Opt
         .split_once(' ')
         .unwrap_or((line.trim_end(), ""))
     {
-        ("ok", _) => Ok(attach.then_some(child)),
+        ("ok", _) => Ok(()),
         ("error", msg) => {
             let _ = child.wait();
             bail!("{msg}")

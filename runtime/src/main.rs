@@ -206,9 +206,12 @@ enum Commands {
     Monitor {
         /// Container ID.
         id: String,
-        /// Relay the container's stdio to ours.
+        /// Keep the output for the client that attaches next (an attached run).
         #[arg(long)]
         attach: bool,
+        /// ROWS,COLS of the attaching terminal, for a `-t` container.
+        #[arg(long = "tty-size", value_parser = parse_tty_size)]
+        tty_size: Option<(u16, u16)>,
     },
     /// Stage 1 of a container's process (internal).
     #[command(name = "__init", hide = true)]
@@ -480,13 +483,25 @@ fn dispatch(cli: Cli) -> Result<i32, (anyhow::Error, i32)> {
             }
             Ok(())
         })),
-        Commands::Monitor { id, attach } => {
+        Commands::Monitor {
+            id,
+            attach,
+            tty_size,
+        } => {
             let e = engine().map_err(|e| (e, 125))?;
-            Ok(monitor::run(&e, &id, attach))
+            Ok(monitor::run(&e, &id, attach, tty_size))
         }
         Commands::Init { spec } => Ok(init::stage1(&spec)),
         Commands::Init2 { spec } => Ok(init::stage2(&spec)),
     }
+}
+
+fn parse_tty_size(s: &str) -> Result<(u16, u16), String> {
+    let (r, c) = s.split_once(',').ok_or("expected ROWS,COLS")?;
+    Ok((
+        r.parse().map_err(|_| "bad ROWS")?,
+        c.parse().map_err(|_| "bad COLS")?,
+    ))
 }
 
 fn lifecycle_engine(

@@ -52,7 +52,7 @@ struct Running {
 
 /// `netctl __monitor ID [--attach]`: runs until the container's process ends; the exit
 /// code is the container's.
-pub fn run(engine: &Engine, id: &str, attach: bool) -> i32 {
+pub fn run(engine: &Engine, id: &str, attach: bool, tty_size: Option<(u16, u16)>) -> i32 {
     let Ok(mut status) = std::io::stderr()
         .as_fd()
         .try_clone_to_owned()
@@ -74,24 +74,64 @@ pub fn run(engine: &Engine, id: &str, attach: bool) -> i32 {
     {
         let _ = rustix::stdio::dup2_stderr(&log);
     }
-    // Our own session: a Ctrl-C at an attached terminal reaches the CLI (which passes it
-    // on to the container), never the monitor.
+    // Our own session: a Ctrl-C at the terminal of an attached CLI reaches the CLI (which
+    // passes it on to the container), never the monitor.
     let _ = nix::unistd::setsid();
-    let running = match start(engine, &mut c, attach) {
+    let mut running = match start(engine, &mut c) {
         Ok(r) => r,
         Err(e) => {
             let _ = writeln!(status, "error {e:#}");
             return 125;
         }
     };
+    let clients = if attach {
+        Clients::holding()
+    } else {
+        Clients::default()
+    };
+    let socket = crate::attach::socket_path(engine, &c);
+    match crate::attach::listen(&socket) {
+        Ok(listener) => serve_attach(listener, &clients, &mut running, tty_size),
+        Err(e) => eprintln!("netctl: attach socket of {}: {e:#}", c.config.name),
+    }
     let _ = writeln!(status, "ok");
     drop(status);
-    let code = supervise(engine, &c, running, attach);
+    let code = supervise(&c, running, &clients);
     finish(engine, &mut c, code);
+    clients.finish(code);
+    let _ = fs::remove_file(socket);
     code
 }
 
-fn start(engine: &Engine, c: &mut Container, attach: bool) -> anyhow::Result<Running> {
+/// Serves attach clients: the container's output, and its stdin for `-i`.
+fn serve_attach(
+    listener: UnixListener,
+    clients: &Clients,
+    r: &mut Running,
+    tty_size: Option<(u16, u16)>,
+) {
+    let stdin = match &r.output {
+        Output::Pipes(..) => r.stdin.take().map(|f| crate::attach::Stdin::new(f, true)),
+        Output::Tty(master) => {
+            if let Some((rows, cols)) = tty_size {
+                let size = rustix::termios::Winsize {
+                    ws_row: rows,
+                    ws_col: cols,
+                    ws_xpixel: 0,
+                    ws_ypixel: 0,
+                };
+                let _ = rustix::termios::tcsetwinsize(master, size);
+            }
+            master
+                .try_clone()
+                .ok()
+                .map(|f| crate::attach::Stdin::new(f, false))
+        }
+    };
+    crate::attach::serve(listener, clients.clone(), stdin);
+}
+
+fn start(engine: &Engine, c: &mut Container) -> anyhow::Result<Running> {
     let lock = engine.containers.lock_one(c)?;
     c.reload()?;
     if c.is_running() {
@@ -100,7 +140,7 @@ fn start(engine: &Engine, c: &mut Container, attach: bool) -> anyhow::Result<Run
     let (ports, bound) = bind_ports(&c.config.ports)?;
     c.state.ports = bound;
     engine.setup_network(c)?;
-    let spawned = engine.write_etc(c).and_then(|()| spawn(engine, c, attach));
+    let spawned = engine.write_etc(c).and_then(|()| spawn(engine, c));
     let spawned = match spawned {
         Ok(s) => s,
         Err(e) => {
@@ -128,7 +168,7 @@ fn start(engine: &Engine, c: &mut Container, attach: bool) -> anyhow::Result<Run
         child: spawned.child,
         output: spawned.output,
         _ports: ports,
-        stdin: spawned.heldstdin,
+        stdin: spawned.held_stdin,
     })
 }
 
@@ -187,7 +227,7 @@ struct Stdio3 {
     /// The stderr pipe's write end, open until stage 2 has opened it by path.
     keep: Option<OwnedFd>,
     /// `-i` stdin of a detached container, held open.
-    heldstdin: Option<File>,
+    held_stdin: Option<File>,
 }
 
 /// Where the container's terminal is handed over (short: unix socket paths are limited).
@@ -198,7 +238,7 @@ fn console_path(engine: &Engine, c: &Container) -> PathBuf {
         .join(format!("{}.sock", c.config.short_id()))
 }
 
-fn container_stdio(engine: &Engine, c: &Container, attach: bool) -> anyhow::Result<Stdio3> {
+fn container_stdio(engine: &Engine, c: &Container) -> anyhow::Result<Stdio3> {
     if c.config.tty {
         let path = console_path(engine, c);
         if let Some(dir) = path.parent() {
@@ -213,7 +253,7 @@ fn container_stdio(engine: &Engine, c: &Container, attach: bool) -> anyhow::Resu
             stderr_path: PathBuf::from("/dev/null"),
             output: Pending::Console(listener),
             keep: None,
-            heldstdin: None,
+            held_stdin: None,
         });
     }
     let (out_r, out_w) = std::io::pipe()?;
@@ -223,13 +263,11 @@ fn container_stdio(engine: &Engine, c: &Container, attach: bool) -> anyhow::Resu
         std::process::id(),
         err_w.as_raw_fd()
     ));
-    let (stdin, heldstdin) = match (c.config.interactive, attach) {
-        (true, true) => (Stdio::inherit(), None),
-        (true, false) => {
-            let (r, w) = std::io::pipe()?;
-            (r.into(), Some(File::from(OwnedFd::from(w))))
-        }
-        _ => (Stdio::null(), None),
+    let (stdin, held_stdin) = if c.config.interactive {
+        let (r, w) = std::io::pipe()?;
+        (r.into(), Some(File::from(OwnedFd::from(w))))
+    } else {
+        (Stdio::null(), None)
     };
     Ok(Stdio3 {
         stdin,
@@ -240,7 +278,7 @@ fn container_stdio(engine: &Engine, c: &Container, attach: bool) -> anyhow::Resu
             File::from(OwnedFd::from(err_r)),
         )),
         keep: Some(err_w.into()),
-        heldstdin,
+        held_stdin,
     })
 }
 
@@ -279,11 +317,11 @@ struct Spawned {
     child: Child,
     pid: u32,
     output: Output,
-    heldstdin: Option<File>,
+    held_stdin: Option<File>,
 }
 
 /// Writes the init spec and starts stage 1; waits until the command runs or failed.
-fn spawn(engine: &Engine, c: &Container, attach: bool) -> anyhow::Result<Spawned> {
+fn spawn(engine: &Engine, c: &Container) -> anyhow::Result<Spawned> {
     let images = ImageStore::open(&engine.root)?;
     let image = images.find(&c.config.image)?;
     let lower = image
@@ -295,7 +333,7 @@ fn spawn(engine: &Engine, c: &Container, attach: bool) -> anyhow::Result<Spawned
     for d in ["rootfs", "upper", "work"] {
         fs::create_dir_all(c.dir.join(d))?;
     }
-    let io = container_stdio(engine, c, attach)?;
+    let io = container_stdio(engine, c)?;
     let spec = InitSpec {
         rootfs: c.dir.join("rootfs"),
         lower,
@@ -338,7 +376,7 @@ fn spawn(engine: &Engine, c: &Container, attach: bool) -> anyhow::Result<Spawned
             child,
             pid,
             output,
-            heldstdin: io.heldstdin,
+            held_stdin: io.held_stdin,
         }),
         Err(e) => {
             let _ = child.wait();
@@ -362,9 +400,9 @@ fn read_status(r: std::io::PipeReader) -> anyhow::Result<u32> {
     pid.context("the container's process ended before it started")
 }
 
-/// Copies the container's output into the log (and to our stdout/stderr when attached);
-/// returns the exit code.
-fn supervise(engine: &Engine, c: &Container, mut r: Running, attach: bool) -> i32 {
+/// Copies the container's output into the log and to attached clients; returns the exit
+/// code.
+fn supervise(c: &Container, mut r: Running, clients: &Clients) -> i32 {
     let log = OpenOptions::new()
         .create(true)
         .append(true)
@@ -373,56 +411,26 @@ fn supervise(engine: &Engine, c: &Container, mut r: Running, attach: bool) -> i3
     let Ok(log) = log else {
         return wait(&mut r.child);
     };
-    let clients = Clients::default();
-    let sink = |stream: u8, tee: Option<Box<dyn Write + Send>>| Sink {
+    let sink = |stream: u8| Sink {
         stream,
         log: log.clone(),
-        tee,
         clients: clients.clone(),
     };
-    let mut pumps = Vec::new();
-    let stdin = match r.output {
-        Output::Pipes(out, err) => {
-            let tee_err = attach.then(parent_stderr).flatten();
-            let tee_out: Option<Box<dyn Write + Send>> =
-                attach.then(|| Box::new(std::io::stdout()) as _);
-            pumps.push(pump(out, sink(1, tee_out)));
-            pumps.push(pump(err, sink(2, tee_err)));
-            r.stdin.take()
-        }
-        Output::Tty(master) => {
-            if let Ok(size) = rustix::termios::tcgetwinsize(std::io::stdin()) {
-                let _ = rustix::termios::tcsetwinsize(&master, size);
-            }
-            if attach {
-                if let Ok(mut input) = master.try_clone() {
-                    std::thread::spawn(move || std::io::copy(&mut std::io::stdin(), &mut input));
-                }
-            }
-            let input = master.try_clone().ok();
-            let tee: Option<Box<dyn Write + Send>> =
-                attach.then(|| Box::new(std::io::stdout()) as _);
-            pumps.push(pump(master, sink(1, tee)));
-            input
-        }
+    let pumps = match r.output {
+        Output::Pipes(out, err) => vec![pump(out, sink(1)), pump(err, sink(2))],
+        Output::Tty(master) => vec![pump(master, sink(1))],
     };
-    let socket = crate::attach::socket_path(engine, c);
-    if let Err(e) = crate::attach::serve(socket.clone(), clients, stdin) {
-        eprintln!("netctl: attach socket of {}: {e:#}", c.config.name);
-    }
     let code = wait(&mut r.child);
     for p in pumps {
         let _ = p.join();
     }
-    let _ = fs::remove_file(socket);
     code
 }
 
-/// Where one output stream goes: the log, an attached terminal, attach clients.
+/// Where one output stream goes: the log and attached clients.
 struct Sink {
     stream: u8,
     log: Arc<Mutex<File>>,
-    tee: Option<Box<dyn Write + Send>>,
     clients: Clients,
 }
 
@@ -433,17 +441,7 @@ fn wait(child: &mut Child) -> i32 {
     }
 }
 
-/// The stderr of whoever started an attached container.
-fn parent_stderr() -> Option<Box<dyn Write + Send>> {
-    let ppid = nix::unistd::getppid();
-    OpenOptions::new()
-        .append(true)
-        .open(format!("/proc/{ppid}/fd/2"))
-        .ok()
-        .map(|f| Box::new(f) as _)
-}
-
-fn pump(mut src: File, mut sink: Sink) -> std::thread::JoinHandle<()> {
+fn pump(mut src: File, sink: Sink) -> std::thread::JoinHandle<()> {
     let name = if sink.stream == 2 { "stderr" } else { "stdout" };
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 32 * 1024];
@@ -453,9 +451,6 @@ fn pump(mut src: File, mut sink: Sink) -> std::thread::JoinHandle<()> {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            if let Some(t) = sink.tee.as_mut() {
-                let _ = t.write_all(&buf[..n]).and_then(|()| t.flush());
-            }
             sink.clients.send(sink.stream, &buf[..n]);
             pending.extend_from_slice(&buf[..n]);
             let cut = pending

@@ -284,3 +284,28 @@ fn create_then_start_attached_is_run() {
     let (code, out, _) = host.netctl(&["run", "busybox", "sh", "-c", "echo made later; exit 3"]);
     assert_eq!((code, out.as_str()), (3, "made later\n"));
 }
+
+/// `run -i` reads our stdin to its end; `run -it` under a terminal detaches with Ctrl-P
+/// Ctrl-Q and leaves the container running, and `attach` gets back to it.
+#[test]
+fn interactive_runs_read_stdin_and_detach_with_ctrl_p_ctrl_q() {
+    let host = TestHost::new();
+    host.busybox_image();
+    let netctl = binary("netctl").display().to_string();
+    let out = host.sh(&format!(
+        "printf 'one\\ntwo\\n' | {netctl} run -i --rm busybox sort -r"
+    ));
+    assert_eq!(out, "two\none\n");
+    let (ok, out) = host.try_sh(&format!(
+        "(echo 'echo before-detach'; sleep 0.5; printf '\\020\\021'; sleep 0.5) | script -eqc '{netctl} run -it --name dt busybox sh' /dev/null; echo code=$?"
+    ));
+    assert!(
+        ok && out.contains("before-detach") && out.contains("code=0"),
+        "{out}"
+    );
+    assert!(
+        host.netctl_ok(&["ps"]).lines().any(|l| l.ends_with(" dt")),
+        "dt keeps running after the detach"
+    );
+    host.netctl_ok(&["rm", "-f", "dt"]);
+}
