@@ -248,6 +248,7 @@ fn ls(store: &NetworkStore, a: &LsArgs) -> anyhow::Result<()> {
 /// Containers attached to `n`, from the CNI result cache.
 fn endpoints(root: &Path, n: &Network) -> BTreeMap<String, Value> {
     let cni = crate::cni_client(root, &[], None);
+    let containers = crate::container::ContainerStore::open(root).ok();
     let mut out = BTreeMap::new();
     for rt in cni.cached_attachments(&n.name).unwrap_or_default() {
         let Ok(Some(r)) = cni.cached_result(&n.name, &rt) else {
@@ -261,11 +262,18 @@ fn endpoints(root: &Path, n: &Network) -> BTreeMap<String, Value> {
                 .map(|ip| ip.address.to_string())
                 .unwrap_or_default()
         };
-        let name = rt
-            .args
-            .iter()
-            .find(|(k, _)| k == "K8S_POD_NAME")
-            .map(|(_, v)| v.clone())
+        // netctl's own containers by their current name (after a rename), others by the
+        // name their runtime passed.
+        let name = containers
+            .as_ref()
+            .and_then(|s| s.find(&rt.container_id).ok())
+            .map(|c| c.config.name)
+            .or_else(|| {
+                rt.args
+                    .iter()
+                    .find(|(k, _)| k == "K8S_POD_NAME")
+                    .map(|(_, v)| v.clone())
+            })
             .unwrap_or_default();
         out.insert(
             rt.container_id.clone(),

@@ -228,6 +228,15 @@ fn attach_pause_top_port_rename_wait() {
         "80/tcp -> 0.0.0.0:8080\n"
     );
     host.netctl_ok(&["rename", "counter", "ticker"]);
+    let net: Value =
+        serde_json::from_str(&host.netctl_ok(&["network", "inspect", "bridge"])).unwrap();
+    let names: Vec<&str> = net[0]["Containers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|c| c["Name"].as_str())
+        .collect();
+    assert_eq!(names, ["ticker"], "network inspect shows the new name");
     assert!(host
         .netctl_ok(&["ps", "--format", "{{.ID}} {{.Names}}"])
         .trim()
