@@ -19,7 +19,7 @@ echo hi > l2/etc/motd
 touch l2/etc/.wh.gone
 tar -C l1 -cf l1.tar . && tar -C l2 -cf l2.tar .
 d1=$(sha256sum l1.tar | cut -c1-64); d2=$(sha256sum l2.tar | cut -c1-64)
-printf '%s' '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/bin","GREETING=hello"],"Entrypoint":["/bin/sh","-c"],"Cmd":["echo $GREETING; cat /etc/motd; ls /etc; pwd"],"WorkingDir":"/etc"},"rootfs":{"type":"layers","diff_ids":["sha256:'$d1'","sha256:'$d2'"]}}' > cfg.json
+printf '%s' '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/bin","GREETING=hello"],"Entrypoint":["/bin/sh","-c"],"Cmd":["echo $GREETING; cat /etc/motd; ls /etc; pwd"],"WorkingDir":"/etc","ExposedPorts":{"80/tcp":{}}},"rootfs":{"type":"layers","diff_ids":["sha256:'$d1'","sha256:'$d2'"]}}' > cfg.json
 c=$(sha256sum cfg.json | cut -c1-64)
 mkdir da/$d1 da/$d2
 cp l1.tar da/$d1/layer.tar; cp l2.tar da/$d2/layer.tar; cp cfg.json da/$c.json
@@ -77,6 +77,19 @@ fn docker_save_and_oci_archives_load_and_run_with_their_config() {
         .unwrap()
         .count();
     assert_eq!(layers, 2, "the same layers are stored once");
+    // -P publishes what the image exposes, each on a free host port.
+    host.netctl_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "exposed",
+        "-P",
+        "loaded:v1",
+        "exec /bin/busybox sleep 1000",
+    ]);
+    let port = host.netctl_ok(&["port", "exposed"]);
+    assert!(port.starts_with("80/tcp -> 0.0.0.0:"), "{port}");
+    host.netctl_ok(&["rm", "-f", "exposed"]);
 }
 
 /// `image rm` is refused while a container uses the image, untags first when the image
