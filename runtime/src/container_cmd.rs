@@ -297,7 +297,9 @@ pub fn parse_signal(s: &str) -> anyhow::Result<Signal> {
 
 /// `ps`.
 pub fn ps(engine: &Engine, a: &PsArgs) -> anyhow::Result<()> {
-    lifecycle::repair(engine)?;
+    if let Err(e) = lifecycle::repair(engine) {
+        eprintln!("netctl: repair what a crash left: {e:#}");
+    }
     let filters = crate::network::key_values(&a.filter, "--filter")?;
     if let Some(bad) = filters
         .keys()

@@ -246,10 +246,15 @@ fn gc(engine: &Engine, networks: &[String]) -> anyhow::Result<()> {
                     })
             })
             .collect();
-        engine
-            .cni
-            .gc(&net.list()?, &valid)
-            .map_err(|e| anyhow::anyhow!("garbage-collect network {name}: {e}"))?;
+        // A network whose conflist predates GC (CNI < 1.1.0) keeps what DEL did not free.
+        if let Err(e) = net.list().and_then(|l| {
+            engine
+                .cni
+                .gc(&l, &valid)
+                .map_err(|e| anyhow::anyhow!("{e}"))
+        }) {
+            eprintln!("netctl: garbage-collect network {name}: {e:#}");
+        }
     }
     Ok(())
 }
