@@ -120,7 +120,8 @@ fn random_name(taken: &[String]) -> anyhow::Result<String> {
         .unwrap_or(base))
 }
 
-fn valid_name(name: &str) -> bool {
+/// Docker's rule for container and volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+pub fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
         && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))

@@ -96,14 +96,7 @@ pub fn port(c: &Container, which: Option<&str>) -> anyhow::Result<String> {
 
 /// `rename OLD NEW`: a running container answers DNS by its new name at once.
 pub fn rename(engine: &Engine, c: &Container, new: &str) -> anyhow::Result<()> {
-    let ok = new
-        .chars()
-        .next()
-        .is_some_and(|f| f.is_ascii_alphanumeric())
-        && new
-            .chars()
-            .all(|x| x.is_ascii_alphanumeric() || "_.-".contains(x));
-    if !ok {
+    if !crate::create::valid_name(new) {
         bail!("Invalid container name ({new}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
     }
     let _store = engine.containers.lock()?;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::clock::now_rfc3339;
+use crate::create::valid_name;
 use crate::network::random_id;
 
 /// What is mounted at a path in the container.
@@ -53,12 +54,6 @@ pub struct Volume {
     /// `--label`s.
     #[serde(default)]
     pub labels: std::collections::BTreeMap<String, String>,
-}
-
-fn valid_name(name: &str) -> bool {
-    let mut c = name.chars();
-    c.next().is_some_and(|f| f.is_ascii_alphanumeric())
-        && c.all(|x| x.is_ascii_alphanumeric() || "_.-".contains(x))
 }
 
 impl VolumeStore {
