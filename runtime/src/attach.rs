@@ -2,8 +2,10 @@
 //! (`<run>/attach/<short id>.sock`). Output goes to every attached client as frames —
 //! one byte for the stream (1 stdout, 2 stderr, 3 the exit code once the container is
 //! gone), four for the length (big endian), the bytes — and what a client sends is the
-//! container's stdin (for `-i` containers). An attached `run`, `start -a` and `attach` are
-//! all such clients; Ctrl-P Ctrl-Q detaches one and leaves the container running.
+//! container's stdin (for `-i` containers). A connection opens with one byte: `a` for such a
+//! client, `w` + rows + columns (two big-endian u16 each) to resize a `-t` container's
+//! terminal. An attached `run`, `start -a` and `attach` are all clients; Ctrl-P Ctrl-Q
+//! detaches one and leaves the container running.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -144,14 +146,82 @@ impl Stdin {
     }
 }
 
-/// Serves attach clients until the monitor exits.
-pub fn serve(listener: UnixListener, clients: Clients, stdin: Option<Stdin>) {
+/// Serves attach clients until the monitor exits; `terminal` is the master of a `-t`
+/// container's terminal, for resizes.
+pub fn serve(
+    listener: UnixListener,
+    clients: Clients,
+    stdin: Option<Stdin>,
+    terminal: Option<File>,
+) {
     std::thread::spawn(move || {
-        for client in listener.incoming().flatten() {
+        for mut client in listener.incoming().flatten() {
+            let mut kind = [0u8; 1];
+            if client.read_exact(&mut kind).is_err() {
+                continue;
+            }
+            if kind[0] == b'w' {
+                resize(&mut client, terminal.as_ref());
+                continue;
+            }
             if let (Some(input), Ok(reader)) = (stdin.as_ref(), client.try_clone()) {
                 input.feed(reader);
             }
             clients.add(client);
+        }
+    });
+}
+
+fn resize(client: &mut UnixStream, terminal: Option<&File>) {
+    let mut size = [0u8; 4];
+    if let (Ok(()), Some(t)) = (client.read_exact(&mut size), terminal) {
+        let _ = rustix::termios::tcsetwinsize(
+            t,
+            winsize(
+                u16::from_be_bytes([size[0], size[1]]),
+                u16::from_be_bytes([size[2], size[3]]),
+            ),
+        );
+    }
+}
+
+/// A terminal size.
+pub fn winsize(rows: u16, cols: u16) -> rustix::termios::Winsize {
+    rustix::termios::Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    }
+}
+
+/// Sends our terminal's size to a `-t` container now and whenever it changes (SIGWINCH).
+/// Call before starting other threads: they must inherit SIGWINCH blocked.
+fn follow_window_size(path: PathBuf) {
+    use nix::sys::signal::{SigSet, Signal};
+    let send = move || {
+        let Ok(size) = rustix::termios::tcgetwinsize(std::io::stdin()) else {
+            return;
+        };
+        if let Ok(mut s) = UnixStream::connect(&path) {
+            let mut msg = vec![b'w'];
+            msg.extend_from_slice(&size.ws_row.to_be_bytes());
+            msg.extend_from_slice(&size.ws_col.to_be_bytes());
+            let _ = s.write_all(&msg);
+        }
+    };
+    send();
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGWINCH);
+    if set.thread_block().is_err() {
+        return;
+    }
+    let Ok(fd) = nix::sys::signalfd::SignalFd::new(&set) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        while let Ok(Some(_)) = fd.read_signal() {
+            send();
         }
     });
 }
@@ -188,12 +258,17 @@ pub fn attach(engine: &Engine, c: &Container) -> anyhow::Result<Option<i32>> {
     attach_client(engine, c)
 }
 
-/// Relays our stdin (if the container reads one; Ctrl-P Ctrl-Q detaches on a terminal),
+/// Relays our stdin (for `-i`; with `-t` too, Ctrl-P Ctrl-Q detaches),
 /// its output, and (without a terminal) our signals, until the container ends or the user
 /// detaches: the exit code, None when detached.
 pub fn attach_client(engine: &Engine, c: &Container) -> anyhow::Result<Option<i32>> {
-    let mut stream = UnixStream::connect(socket_path(engine, c))
-        .with_context(|| format!("attach to {}", c.config.name))?;
+    let path = socket_path(engine, c);
+    let mut stream =
+        UnixStream::connect(&path).with_context(|| format!("attach to {}", c.config.name))?;
+    stream.write_all(b"a")?;
+    if c.config.tty {
+        follow_window_size(path);
+    }
     let _raw = c
         .config
         .tty
@@ -203,7 +278,7 @@ pub fn attach_client(engine: &Engine, c: &Container) -> anyhow::Result<Option<i3
         crate::lifecycle::proxy_signals(c);
     }
     let detached = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    if c.config.interactive || c.config.tty {
+    if c.config.interactive {
         let (to_ctr, flag, tty) = (stream.try_clone()?, detached.clone(), c.config.tty);
         std::thread::spawn(move || relay_stdin(to_ctr, tty, &flag));
     }
@@ -289,6 +364,7 @@ mod tests {
         let clients = Clients::holding();
         clients.send(1, b"early\n");
         let (ours, mut theirs) = UnixStream::pair().unwrap();
+        // (a client's opening byte is read by `serve`, not `add`)
         clients.add(ours);
         clients.send(2, b"late\n");
         clients.finish(7);

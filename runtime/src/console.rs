@@ -24,15 +24,23 @@ fn open_tty(path: &Path) -> std::io::Result<File> {
         .open(path)
 }
 
-/// In the container (before pivoting into `root`): makes a terminal in its /dev/pts, sends
-/// the master to `socket`, and makes the slave our stdin, stdout and stderr.
-pub fn make_in_container(root: &Path, socket: &Path) -> anyhow::Result<()> {
+/// In the container (before pivoting into `root`): makes a terminal in its /dev/pts (of
+/// `size` rows and columns when given), sends the master to `socket`, and makes the slave
+/// our stdin, stdout and stderr.
+pub fn make_in_container(
+    root: &Path,
+    socket: &Path,
+    size: Option<(u16, u16)>,
+) -> anyhow::Result<()> {
     let master =
         open_tty(&root.join("dev/pts/ptmx")).context("open the container's /dev/pts/ptmx")?;
     rustix::pty::unlockpt(&master)?;
     let name = rustix::pty::ptsname(&master, Vec::new())?;
     let rel = name.to_string_lossy().trim_start_matches('/').to_string();
     let slave = open_tty(&root.join(rel)).context("open the terminal's slave end")?;
+    if let Some((rows, cols)) = size {
+        rustix::termios::tcsetwinsize(&slave, crate::attach::winsize(rows, cols))?;
+    }
     let stream =
         UnixStream::connect(socket).with_context(|| format!("connect to {}", socket.display()))?;
     let fds = [master.as_fd()];

@@ -52,6 +52,9 @@ pub struct InitSpec {
     pub tty: bool,
     /// With `tty`: where to send the master of the terminal made in the container.
     pub console_socket: Option<PathBuf>,
+    /// With `tty`: its size (rows, columns), set before the command runs.
+    #[serde(default)]
+    pub tty_size: Option<(u16, u16)>,
     /// Bind mounts, volumes and tmpfs, in order.
     #[serde(default)]
     pub mounts: Vec<Mount>,
@@ -363,7 +366,7 @@ fn enter(spec: &InitSpec) -> anyhow::Result<()> {
     mnt(Some("proc"), &proc_dir, Some("proc"), flags, None)?;
     mask_proc(root)?;
     if let Some(sock) = &spec.console_socket {
-        crate::console::make_in_container(root, sock)?;
+        crate::console::make_in_container(root, sock, spec.tty_size)?;
     }
     nix::unistd::chdir(root).context("enter the root")?;
     nix::unistd::pivot_root(".", ".").context("pivot_root")?;

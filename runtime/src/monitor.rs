@@ -77,7 +77,7 @@ pub fn run(engine: &Engine, id: &str, attach: bool, tty_size: Option<(u16, u16)>
     // Our own session: a Ctrl-C at the terminal of an attached CLI reaches the CLI (which
     // passes it on to the container), never the monitor.
     let _ = nix::unistd::setsid();
-    let mut running = match start(engine, &mut c) {
+    let mut running = match start(engine, &mut c, tty_size) {
         Ok(r) => r,
         Err(e) => {
             let _ = writeln!(status, "error {e:#}");
@@ -91,7 +91,7 @@ pub fn run(engine: &Engine, id: &str, attach: bool, tty_size: Option<(u16, u16)>
     };
     let socket = crate::attach::socket_path(engine, &c);
     match crate::attach::listen(&socket) {
-        Ok(listener) => serve_attach(listener, &clients, &mut running, tty_size),
+        Ok(listener) => serve_attach(listener, &clients, &mut running),
         Err(e) => eprintln!("netctl: attach socket of {}: {e:#}", c.config.name),
     }
     let _ = writeln!(status, "ok");
@@ -104,34 +104,28 @@ pub fn run(engine: &Engine, id: &str, attach: bool, tty_size: Option<(u16, u16)>
 }
 
 /// Serves attach clients: the container's output, and its stdin for `-i`.
-fn serve_attach(
-    listener: UnixListener,
-    clients: &Clients,
-    r: &mut Running,
-    tty_size: Option<(u16, u16)>,
-) {
-    let stdin = match &r.output {
-        Output::Pipes(..) => r.stdin.take().map(|f| crate::attach::Stdin::new(f, true)),
-        Output::Tty(master) => {
-            if let Some((rows, cols)) = tty_size {
-                let size = rustix::termios::Winsize {
-                    ws_row: rows,
-                    ws_col: cols,
-                    ws_xpixel: 0,
-                    ws_ypixel: 0,
-                };
-                let _ = rustix::termios::tcsetwinsize(master, size);
-            }
+fn serve_attach(listener: UnixListener, clients: &Clients, r: &mut Running) {
+    let (stdin, terminal) = match &r.output {
+        Output::Pipes(..) => (
+            r.stdin.take().map(|f| crate::attach::Stdin::new(f, true)),
+            None,
+        ),
+        Output::Tty(master) => (
             master
                 .try_clone()
                 .ok()
-                .map(|f| crate::attach::Stdin::new(f, false))
-        }
+                .map(|f| crate::attach::Stdin::new(f, false)),
+            master.try_clone().ok(),
+        ),
     };
-    crate::attach::serve(listener, clients.clone(), stdin);
+    crate::attach::serve(listener, clients.clone(), stdin, terminal);
 }
 
-fn start(engine: &Engine, c: &mut Container) -> anyhow::Result<Running> {
+fn start(
+    engine: &Engine,
+    c: &mut Container,
+    tty_size: Option<(u16, u16)>,
+) -> anyhow::Result<Running> {
     let lock = engine.containers.lock_one(c)?;
     c.reload()?;
     if c.is_running() {
@@ -140,7 +134,9 @@ fn start(engine: &Engine, c: &mut Container) -> anyhow::Result<Running> {
     let (ports, bound) = bind_ports(&c.config.ports)?;
     c.state.ports = bound;
     engine.setup_network(c)?;
-    let spawned = engine.write_etc(c).and_then(|()| spawn(engine, c));
+    let spawned = engine
+        .write_etc(c)
+        .and_then(|()| spawn(engine, c, tty_size));
     let spawned = match spawned {
         Ok(s) => s,
         Err(e) => {
@@ -321,7 +317,7 @@ struct Spawned {
 }
 
 /// Writes the init spec and starts stage 1; waits until the command runs or failed.
-fn spawn(engine: &Engine, c: &Container) -> anyhow::Result<Spawned> {
+fn spawn(engine: &Engine, c: &Container, tty_size: Option<(u16, u16)>) -> anyhow::Result<Spawned> {
     let images = ImageStore::open(&engine.root)?;
     let image = images.find(&c.config.image)?;
     let lower = image
@@ -348,6 +344,7 @@ fn spawn(engine: &Engine, c: &Container) -> anyhow::Result<Spawned> {
         workdir: c.config.workdir.clone(),
         tty: c.config.tty,
         console_socket: c.config.tty.then(|| console_path(engine, c)),
+        tty_size,
         mounts: init_mounts(engine, c)?,
     };
     let spec_path = c.dir.join("init.json");

@@ -374,8 +374,8 @@ fn bad_input_is_refused_and_leaves_nothing() {
     host.netctl_ok(&["rm", "-f", "taken"]);
 }
 
-/// `-t` gives the container a terminal of its own (/dev/pts/0 inside it); `-it` under a
-/// terminal is interactive and ends with the shell's exit code.
+/// `-t` gives the container a terminal of its own (/dev/pts/0 inside it) of our terminal's
+/// size; `-it` under a terminal is interactive and ends with the shell's exit code.
 #[test]
 fn tty_containers_get_a_real_terminal() {
     let host = TestHost::new();
@@ -390,6 +390,14 @@ fn tty_containers_get_a_real_terminal() {
     assert!(
         ok && out.contains("typed-in") && out.contains("code=4"),
         "{out}"
+    );
+    let (ok, out) = host.try_sh(&format!(
+        "script -eqc 'stty rows 33 cols 77; {} run --rm -t busybox stty size' /dev/null",
+        netctl.display()
+    ));
+    assert!(
+        ok && out.contains("33 77"),
+        "the container's terminal has our size: {out}"
     );
 }
 
