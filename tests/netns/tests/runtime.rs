@@ -416,8 +416,8 @@ fn a_crashed_monitor_is_repaired_by_the_next_command() {
     ]);
     let pid = inspect(&host, "crashy")["State"]["Pid"].as_u64().unwrap();
     host.sh(&format!(
-        "pkill -9 -f '[_]_monitor {}'; kill -9 {pid}",
-        id.trim()
+        "pkill -9 -f '[_]_monitor {id}'; kill -9 {pid}; while pgrep -f '[_]_monitor {id}' >/dev/null; do sleep 0.01; done",
+        id = id.trim()
     ));
     let ps = host.netctl_ok(&["ps", "-a"]);
     assert!(
