@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::DnsError;
 
 /// One attachment's DNS names and addresses.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Record {
     /// The network name.
@@ -204,9 +204,7 @@ mod tests {
             aliases: vec!["web".into(), "web".into()],
             ips: vec!["172.18.0.2".parse().unwrap()],
             netns: None,
-            gateways: vec![],
-            internal: false,
-            upstreams: Vec::new(),
+            ..Default::default()
         }
     }
 

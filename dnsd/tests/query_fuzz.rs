@@ -82,9 +82,7 @@ fn malformed_queries_never_crash_and_replies_carry_the_id() {
         aliases: vec!["web".into()],
         ips: vec![ip.parse().unwrap()],
         netns: Some(PathBuf::from(format!("/ns/{id}"))),
-        gateways: vec![],
-        internal: false,
-        upstreams: Vec::new(),
+        ..Default::default()
     };
     let snapshot = Snapshot::build(&[
         &rec("w1", "172.18.0.2"),

@@ -87,22 +87,19 @@ pub fn configure(
     Ok(())
 }
 
-/// No IPv6 link-local address on interface `ifname` (of `nl`'s namespace), before it comes up, for a
+/// No IPv6 link-local address on link `index` (of `nl`'s namespace), before it comes up, for a
 /// lease with no IPv6 address (Docker turns IPv6 off there): no link-local address, router
 /// solicitations or multicast reports for every container, which otherwise flood a bridge
 /// with many ports.
 pub fn disable_ipv6_unless_leased(
     nl: &mut crate::Netlink,
-    ifname: &str,
+    index: u32,
     lease: &Success,
 ) -> Result<(), NetError> {
     if lease.ips.iter().any(|ip| ip.address.addr().is_ipv6()) {
         return Ok(());
     }
-    let link = nl
-        .link_by_name(ifname)?
-        .ok_or_else(|| NetError::LinkNotFound(ifname.to_string()))?;
-    nl.no_ipv6_link_local(link.index)
+    nl.no_ipv6_link_local(index)
 }
 
 /// A container's MAC: the one asked for (unicast only), else Docker's `02:42:` + the IPv4

@@ -17,6 +17,9 @@ pub use netns::NetNs;
 pub use ops::{parse_mac, MacvlanMode, RouteSpec};
 pub use sysctl::set_sysctl;
 
+/// Where netctl's plugins keep runtime state when a conflist gives no `runDir`.
+pub const DEFAULT_RUN_DIR: &str = "/run/netctl";
+
 /// FNV-1a, 64 bits: a stable hash for deriving short names from IDs (not for security).
 pub fn fnv1a64(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {

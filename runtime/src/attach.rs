@@ -58,6 +58,9 @@ impl Clients {
         let Ok(mut inner) = self.0.lock() else {
             return;
         };
+        if inner.clients.is_empty() && inner.backlog.is_none() {
+            return;
+        }
         let f = frame(stream, bytes);
         if let Some(backlog) = inner.backlog.as_mut() {
             if backlog.len() + f.len() <= BACKLOG_MAX {

@@ -1,4 +1,4 @@
-//! RFC 3339 timestamps without a date library.
+//! RFC 3339 timestamps, both ways, without a date library.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -33,6 +33,20 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// Seconds since the epoch of an RFC 3339 UTC timestamp (the inverse of the above).
+pub fn epoch(ts: &str) -> Option<u64> {
+    let num = |a: usize, b: usize| ts.get(a..b)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (h, mi, s) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    let (y2, m2) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let doy = (153 * m2 + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + h * 3600 + mi * 60 + s).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,5 +56,7 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(20_784), (2026, 11, 27));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(epoch("1970-01-02T00:00:01.5Z"), Some(86_401));
+        assert_eq!(epoch("2026-11-27T00:00:00Z"), Some(20_784 * 86_400));
     }
 }

@@ -233,13 +233,34 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<T> {
     serde_json::from_slice(&bytes).with_context(|| format!("parse {}", path.display()))
 }
 
+/// Docker's error when one of `all` has `name`.
+pub fn check_name_free(all: &[Container], name: &str) -> anyhow::Result<()> {
+    if let Some(other) = all.iter().find(|c| c.config.name == name) {
+        bail!(
+            "Conflict. The container name \"/{name}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+            other.config.id
+        );
+    }
+    Ok(())
+}
+
+fn load(dir: PathBuf) -> anyhow::Result<Container> {
+    Ok(Container {
+        config: read_json(&dir.join("config.json"))?,
+        state: read_json(&dir.join("state.json"))?,
+        dir,
+    })
+}
+
 /// The containers under `<root>/containers`.
 pub struct ContainerStore {
     dir: PathBuf,
 }
 
 /// An exclusive lock on the store, released on drop.
-pub struct StoreLock(#[allow(dead_code)] fs::File);
+pub struct StoreLock {
+    _file: fs::File,
+}
 
 impl ContainerStore {
     /// The store, created if missing.
@@ -257,7 +278,7 @@ impl ContainerStore {
             .write(true)
             .open(self.dir.join(".lock"))?;
         rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)?;
-        Ok(StoreLock(f))
+        Ok(StoreLock { _file: f })
     }
 
     /// Takes one container's lock (start, exit, connect, disconnect, removal).
@@ -269,7 +290,7 @@ impl ContainerStore {
             .open(c.dir.join("lock"))
             .with_context(|| format!("lock container {}", c.config.name))?;
         rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)?;
-        Ok(StoreLock(f))
+        Ok(StoreLock { _file: f })
     }
 
     /// Every container, newest first.
@@ -280,11 +301,7 @@ impl ContainerStore {
             if !dir.join("state.json").exists() {
                 continue;
             }
-            out.push(Container {
-                config: read_json(&dir.join("config.json"))?,
-                state: read_json(&dir.join("state.json"))?,
-                dir,
-            });
+            out.push(load(dir)?);
         }
         out.sort_by(|a, b| b.config.created.cmp(&a.config.created));
         Ok(out)
@@ -292,8 +309,16 @@ impl ContainerStore {
 
     /// The container a name, full ID or unique ID prefix names.
     pub fn find(&self, key: &str) -> anyhow::Result<Container> {
-        let all = self.all()?;
         let key = key.trim_start_matches('/');
+        // A full ID (what the monitor and the other internal callers pass) is a folder.
+        let dir = self.dir.join(key);
+        if key.len() == 64
+            && key.bytes().all(|b| b.is_ascii_hexdigit())
+            && dir.join("state.json").exists()
+        {
+            return load(dir);
+        }
+        let all = self.all()?;
         if let Some(c) = all
             .iter()
             .find(|c| c.config.name == key || c.config.id == key)
@@ -311,20 +336,9 @@ impl ContainerStore {
         }
     }
 
-    /// Docker's error when another container has `name`.
-    pub fn check_name_free(&self, name: &str) -> anyhow::Result<()> {
-        if let Some(other) = self.all()?.iter().find(|c| c.config.name == name) {
-            bail!(
-                "Conflict. The container name \"/{name}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
-                other.config.id
-            );
-        }
-        Ok(())
-    }
-
     /// Makes a container's folder and writes its config and state; refuses a taken name.
     pub fn create(&self, config: Config, _lock: &StoreLock) -> anyhow::Result<Container> {
-        self.check_name_free(&config.name)?;
+        check_name_free(&self.all()?, &config.name)?;
         let dir = self.dir.join(&config.id);
         fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
         let c = Container {

@@ -1,14 +1,13 @@
 //! The container and image commands, with Docker's flags, output and exit codes.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use nix::sys::signal::Signal;
 
 use crate::attach;
-use crate::container::{Container, Status};
+use crate::container::Container;
 use crate::create::{self, CreateArgs};
 use crate::engine::Engine;
 use crate::exec::{self, ExecRequest};
@@ -275,11 +274,6 @@ pub fn each(
     }
 }
 
-/// `stop`/`restart` timeout.
-pub fn timeout(secs: u64) -> Duration {
-    Duration::from_secs(secs)
-}
-
 /// `kill -s SIGNAL`: KILL, SIGKILL or 9.
 pub fn parse_signal(s: &str) -> anyhow::Result<Signal> {
     if let Ok(n) = s.parse::<i32>() {
@@ -335,25 +329,21 @@ pub fn ps(engine: &Engine, a: &PsArgs) -> anyhow::Result<()> {
             None => (false, tpl),
         };
         if header {
-            let names: Vec<(&str, String)> =
-                view::ps_fields(&shown.first().cloned().unwrap_or_else(placeholder), "")
-                    .into_iter()
-                    .map(|(k, _)| (k, k.to_uppercase()))
-                    .collect();
+            let names: Vec<(&str, String)> = view::PS_FIELDS
+                .into_iter()
+                .map(|k| (k, k.to_uppercase()))
+                .collect();
             println!("{}", view::render_template(tpl, &names));
         }
         for c in &shown {
-            println!(
-                "{}",
-                view::render_template(tpl, &view::ps_fields(c, &c.config.image_name))
-            );
+            println!("{}", view::render_template(tpl, &view::ps_fields(c)));
         }
         return Ok(());
     }
     let rows: Vec<Vec<String>> = shown
         .iter()
         .map(|c| {
-            view::ps_fields(c, &c.config.image_name)
+            view::ps_fields(c)
                 .into_iter()
                 .filter(|(k, _)| {
                     [
@@ -382,36 +372,6 @@ pub fn ps(engine: &Engine, a: &PsArgs) -> anyhow::Result<()> {
     ];
     print!("{}", view::table(&header, &rows));
     Ok(())
-}
-
-/// A container with no fields set, for a header when nothing is listed.
-fn placeholder() -> Container {
-    Container {
-        config: crate::container::Config {
-            id: "0".repeat(64),
-            name: String::new(),
-            created: String::new(),
-            image: String::new(),
-            image_name: String::new(),
-            command: Vec::new(),
-            entrypoint: Vec::new(),
-            env: Vec::new(),
-            workdir: String::new(),
-            hostname: String::new(),
-            tty: false,
-            interactive: false,
-            auto_remove: false,
-            net_mode: crate::container::NetMode::None,
-            networks: Vec::new(),
-            ports: Vec::new(),
-            extra_hosts: Vec::new(),
-            dns: Vec::new(),
-            links: Vec::new(),
-            mounts: Vec::new(),
-        },
-        state: Default::default(),
-        dir: PathBuf::new(),
-    }
 }
 
 /// `inspect [--type container|image|volume|network]`: without a type, the first kind that
@@ -497,7 +457,7 @@ pub fn prune(engine: &Engine, force: bool) -> anyhow::Result<()> {
     }
     println!("Deleted Containers:");
     for c in engine.containers.all()? {
-        if c.state.status != Status::Running || !c.is_running() {
+        if !c.is_running() {
             lifecycle::remove(engine, &c, false, false)?;
             println!("{}", c.config.id);
         }

@@ -209,7 +209,7 @@ pub fn config(engine: &Engine, a: &CreateArgs) -> anyhow::Result<Config> {
         }
         Some(n) => {
             // Checked again under the store lock; here so nothing is made for a taken name.
-            engine.containers.check_name_free(n)?;
+            crate::container::check_name_free(&all, n)?;
             n.clone()
         }
         None => random_name(

@@ -1,5 +1,4 @@
-//! `netctl exec`: a process in a running container's namespaces, root and capabilities,
-//! and `network connect` / `disconnect` of a container.
+//! `netctl exec`: a process in a running container's namespaces, root and capabilities.
 
 use std::fs::File;
 use std::os::unix::process::ExitStatusExt;
@@ -8,9 +7,7 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context};
 use nix::sched::CloneFlags;
 
-use crate::container::{Container, NetMode, NetworkRequest};
-use crate::engine::Engine;
-use crate::network::{NetworkStore, PREDEFINED};
+use crate::container::Container;
 
 /// What to run, and how.
 pub struct ExecRequest<'a> {
@@ -76,82 +73,4 @@ pub fn exec(c: &Container, req: &ExecRequest) -> anyhow::Result<i32> {
             Ok(126)
         }
     }
-}
-
-/// `network connect`: the next interface of a running container, or a network for its
-/// next start.
-pub fn connect(
-    engine: &Engine,
-    network: &str,
-    key: &str,
-    aliases: &[String],
-    ips: &[String],
-) -> anyhow::Result<()> {
-    let net = NetworkStore::open(&engine.root)?.find(network)?;
-    let c = engine.containers.find(key)?;
-    let _lock = engine.containers.lock_one(&c)?;
-    let mut c = c;
-    c.reload()?;
-    if c.config.net_mode != NetMode::Private || PREDEFINED[1..].contains(&net.name.as_str()) {
-        bail!("container {} shares a network namespace or uses host/none: it cannot be connected to {}", c.config.name, net.name);
-    }
-    if c.config.networks.iter().any(|n| n.name == net.name) {
-        bail!(
-            "endpoint with name {} already exists in network {}",
-            c.config.name,
-            net.name
-        );
-    }
-    if PREDEFINED.contains(&net.name.as_str()) && (!aliases.is_empty() || !ips.is_empty()) {
-        bail!("user specified IP address and network-scoped aliases are supported only on user defined networks");
-    }
-    for ip in ips {
-        ip.parse::<std::net::IpAddr>()
-            .with_context(|| format!("invalid IP address: {ip:?}"))?;
-    }
-    let req = NetworkRequest {
-        name: net.name.clone(),
-        aliases: aliases.to_vec(),
-        ips: ips.to_vec(),
-        mac: None,
-    };
-    if c.is_running() {
-        let ifname = (0..)
-            .map(|i| format!("eth{i}"))
-            .find(|n| !c.state.endpoints.iter().any(|e| &e.ifname == n))
-            .unwrap_or_default();
-        let ep = engine.attach(&c, &req, &ifname, &[])?;
-        c.state.endpoints.push(ep);
-        c.save_state()?;
-        engine.write_etc(&c)?;
-    }
-    c.config.networks.push(req);
-    c.save_config()
-}
-
-/// `network disconnect`: the interface, its addresses, rules and DNS names go at once.
-pub fn disconnect(engine: &Engine, network: &str, key: &str, force: bool) -> anyhow::Result<()> {
-    let net = NetworkStore::open(&engine.root)?.find(network)?;
-    let c = engine.containers.find(key)?;
-    let _lock = engine.containers.lock_one(&c)?;
-    let mut c = c;
-    c.reload()?;
-    let Some(pos) = c.config.networks.iter().position(|n| n.name == net.name) else {
-        if force {
-            return Ok(());
-        }
-        bail!(
-            "container {} is not connected to network {}",
-            c.config.id,
-            net.name
-        );
-    };
-    let req = c.config.networks.remove(pos);
-    if let Some(i) = c.state.endpoints.iter().position(|e| e.network == net.name) {
-        let ep = c.state.endpoints.remove(i);
-        engine.detach(&c, &req, &ep.ifname)?;
-        c.save_state()?;
-        engine.write_etc(&c)?;
-    }
-    c.save_config()
 }

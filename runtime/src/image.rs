@@ -167,24 +167,16 @@ impl ImageStore {
         let config_bytes = serde_json::to_vec(&new.config)?;
         let id = layer::sha256_hex(&config_bytes);
         let mut tags = new.tags;
-        for mut other in self.all()? {
-            if other.id == id {
-                tags.extend(
-                    other
-                        .tags
-                        .iter()
-                        .filter(|t| !tags.contains(t))
-                        .cloned()
-                        .collect::<Vec<_>>(),
-                );
-                continue;
-            }
-            if other.tags.iter().any(|t| tags.contains(t)) {
-                other.tags.retain(|t| !tags.contains(t));
-                other.record["RepoTags"] = json!(other.tags);
-                self.write(&other.id, &other.record)?;
-            }
+        if let Ok(existing) = read_image(&self.record_path(&id)) {
+            tags.extend(
+                existing
+                    .tags
+                    .into_iter()
+                    .filter(|t| !tags.contains(t))
+                    .collect::<Vec<_>>(),
+            );
         }
+        self.take_tags(&tags, &id)?;
         let size: u64 = new.layers.iter().map(|l| self.layers.size(l)).sum();
         let c = &new.config;
         let record = json!({
@@ -207,22 +199,30 @@ impl ImageStore {
 
     /// `tag SOURCE TARGET`: TARGET names the image SOURCE names (moved from any other).
     pub fn tag(&self, source: &str, target: &str) -> anyhow::Result<()> {
-        let img = self.find(source)?;
+        let mut img = self.find(source)?;
         let target = normalize(target)?;
-        for mut other in self.all()? {
-            if other.id != img.id && other.tags.contains(&target) {
-                other.tags.retain(|t| t != &target);
-                other.record["RepoTags"] = json!(other.tags);
-                self.write(&other.id, &other.record)?;
-            }
-        }
-        let mut img = img;
+        self.take_tags(std::slice::from_ref(&target), &img.id)?;
         if !img.tags.contains(&target) {
             img.tags.push(target);
-            img.record["RepoTags"] = json!(img.tags);
-            self.write(&img.id, &img.record)?;
+            self.save_tags(&mut img)?;
         }
         Ok(())
+    }
+
+    /// Takes `tags` away from every image but `keep` (a tag names one image).
+    fn take_tags(&self, tags: &[String], keep: &str) -> anyhow::Result<()> {
+        for mut other in self.all()? {
+            if other.id != keep && other.tags.iter().any(|t| tags.contains(t)) {
+                other.tags.retain(|t| !tags.contains(t));
+                self.save_tags(&mut other)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn save_tags(&self, img: &mut Image) -> anyhow::Result<()> {
+        img.record["RepoTags"] = json!(img.tags);
+        self.write(&img.id, &img.record)
     }
 
     /// Untags `key`, and deletes the image once no tag is left (or when `key` is its ID).
@@ -234,8 +234,7 @@ impl ImageStore {
         if let Some(tag) = &by_tag {
             if img.tags.len() > 1 {
                 img.tags.retain(|t| t != tag);
-                img.record["RepoTags"] = json!(img.tags);
-                self.write(&img.id, &img.record)?;
+                self.save_tags(&mut img)?;
                 return Ok(vec![format!("Untagged: {tag}")]);
             }
         }

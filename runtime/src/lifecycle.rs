@@ -66,7 +66,8 @@ pub fn start(engine: &Engine, c: &Container, attach: bool) -> anyhow::Result<()>
 }
 
 /// Docker's sig-proxy, for an attached container without a terminal: SIGINT, SIGTERM,
-/// SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent to us go to the container's first process.
+/// SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent to us go to the container's first process
+/// (`c` as read after it started).
 pub fn proxy_signals(c: &Container) {
     use nix::sys::signal::SigSet;
     use nix::sys::signalfd::SignalFd;
@@ -81,8 +82,7 @@ pub fn proxy_signals(c: &Container) {
     ] {
         set.add(s);
     }
-    let mut c = c.clone();
-    if c.reload().is_err() || set.thread_block().is_err() {
+    if set.thread_block().is_err() {
         return;
     }
     let Ok(fd) = SignalFd::new(&set) else {

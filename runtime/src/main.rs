@@ -380,7 +380,7 @@ fn dispatch(cli: Cli) -> Result<i32, (anyhow::Error, i32)> {
     let one = |r: anyhow::Result<()>| r.map(|()| 0).map_err(|e| (e, 1));
     let code = |r: anyhow::Result<i32>| r.map_err(|e| (e, 1));
     let (root, run_dir) = (cli.root.as_path(), cli.run_dir.as_path());
-    let engine = || lifecycle_engine(root, run_dir);
+    let engine = || engine::Engine::open(root, run_dir);
     match cli.command {
         Commands::Cni(cmd) => one(run_cni(root, cmd)),
         Commands::Network(cmd) => one(network_cmd::run(root, run_dir, cmd)),
@@ -398,11 +398,14 @@ fn dispatch(cli: Cli) -> Result<i32, (anyhow::Error, i32)> {
                 (e, c)
             })
         }
-        Commands::Stop { time, containers } => one(engine()
-            .and_then(|e| cc::each(&e, &containers, |c| lifecycle::stop(c, cc::timeout(time))))),
+        Commands::Stop { time, containers } => one(engine().and_then(|e| {
+            cc::each(&e, &containers, |c| {
+                lifecycle::stop(c, std::time::Duration::from_secs(time))
+            })
+        })),
         Commands::Restart { time, containers } => one(engine().and_then(|e| {
             cc::each(&e, &containers, |c| {
-                lifecycle::stop(c, cc::timeout(time))?;
+                lifecycle::stop(c, std::time::Duration::from_secs(time))?;
                 let mut c = c.clone();
                 c.reload()?;
                 lifecycle::start(&e, &c, false).map(|_| ())
@@ -502,13 +505,6 @@ fn parse_tty_size(s: &str) -> Result<(u16, u16), String> {
         r.parse().map_err(|_| "bad ROWS")?,
         c.parse().map_err(|_| "bad COLS")?,
     ))
-}
-
-fn lifecycle_engine(
-    root: &std::path::Path,
-    run_dir: &std::path::Path,
-) -> anyhow::Result<engine::Engine> {
-    engine::Engine::open(root, run_dir)
 }
 
 fn run_cni(root: &std::path::Path, cmd: CniCommand) -> anyhow::Result<()> {

@@ -100,7 +100,7 @@ pub fn rename(engine: &Engine, c: &Container, new: &str) -> anyhow::Result<()> {
         bail!("Invalid container name ({new}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
     }
     let _store = engine.containers.lock()?;
-    engine.containers.check_name_free(new)?;
+    crate::container::check_name_free(&engine.containers.all()?, new)?;
     let _lock = engine.containers.lock_one(c)?;
     let mut c = c.clone();
     c.reload()?;
@@ -122,17 +122,7 @@ fn rename_record(
 ) -> anyhow::Result<()> {
     use netctl_dnsd::records::{DnsPaths, Record};
     let net = NetworkStore::open(&engine.root)?.find(network)?;
-    let run_dir = net
-        .conflist
-        .get("plugins")
-        .and_then(|p| p.as_array())
-        .and_then(|p| {
-            p.iter()
-                .find(|x| x.get("type").and_then(|t| t.as_str()) == Some("netctl-dns"))
-        })
-        .and_then(|p| p.get("runDir"))
-        .and_then(|d| d.as_str())
-        .map_or_else(|| engine.run_dir.clone(), std::path::PathBuf::from);
+    let run_dir = net.plugin_run_dir("netctl-dns");
     let paths = DnsPaths::new(&run_dir);
     let path = paths.record_path(network, &c.config.id, ifname);
     let Some(mut record): Option<Record> = DnsPaths::read(&path)? else {

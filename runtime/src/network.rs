@@ -98,6 +98,21 @@ impl Network {
             .flatten()
     }
 
+    /// Where the plugin of type `plugin_type` keeps runtime state: its `runDir` setting,
+    /// else the plugins' default (not `netctl --run-dir`, which plugins never see).
+    pub fn plugin_run_dir(&self, plugin_type: &str) -> PathBuf {
+        self.conflist
+            .get("plugins")
+            .and_then(Value::as_array)
+            .and_then(|ps| {
+                ps.iter()
+                    .find(|p| p.get("type").and_then(Value::as_str) == Some(plugin_type))
+            })
+            .and_then(|p| p.get("runDir"))
+            .and_then(Value::as_str)
+            .map_or_else(|| PathBuf::from(netctl_net::DEFAULT_RUN_DIR), PathBuf::from)
+    }
+
     /// The conflist, parsed for the CNI client.
     pub fn list(&self) -> anyhow::Result<NetConfList> {
         NetConfList::from_slice(self.conflist.to_string().as_bytes())

@@ -9,6 +9,8 @@ use clap::{Args, Subcommand};
 use netctl_firewall::{Firewall, NetworkRules, Nftables};
 use serde_json::{json, Value};
 
+use crate::container::{NetMode, NetworkRequest};
+use crate::engine::Engine;
 use crate::network::{create, key_values, CreateRequest, Network, NetworkStore, PREDEFINED};
 
 /// The network commands.
@@ -143,11 +145,11 @@ pub fn run(root: &Path, run_dir: &Path, cmd: NetworkCommand) -> anyhow::Result<(
         NetworkCommand::Rm { networks } => {
             for key in networks {
                 let n = store.find(&key)?;
-                remove(root, run_dir, &store, &n)?;
+                remove(root, &store, &n)?;
                 println!("{key}");
             }
         }
-        NetworkCommand::Prune { force } => prune(root, run_dir, &store, force)?,
+        NetworkCommand::Prune { force } => prune(root, &store, force)?,
         NetworkCommand::Connect {
             alias,
             ip,
@@ -155,17 +157,17 @@ pub fn run(root: &Path, run_dir: &Path, cmd: NetworkCommand) -> anyhow::Result<(
             network,
             container,
         } => {
-            let engine = crate::engine::Engine::open(root, run_dir)?;
+            let engine = Engine::open(root, run_dir)?;
             let ips: Vec<String> = ip.into_iter().chain(ip6).collect();
-            crate::exec::connect(&engine, &network, &container, &alias, &ips)?;
+            connect(&engine, &network, &container, &alias, &ips)?;
         }
         NetworkCommand::Disconnect {
             force,
             network,
             container,
         } => {
-            let engine = crate::engine::Engine::open(root, run_dir)?;
-            crate::exec::disconnect(&engine, &network, &container, force)?;
+            let engine = Engine::open(root, run_dir)?;
+            disconnect(&engine, &network, &container, force)?;
         }
         NetworkCommand::Repair => {
             let cni = crate::cni_client(root, &[], None);
@@ -327,7 +329,7 @@ pub fn inspect(root: &Path, n: &Network) -> Value {
 
 /// Removes a network: refused for the predefined ones and while containers are attached;
 /// takes its bridge device, firewall rules and address store with it.
-fn remove(root: &Path, run_dir: &Path, store: &NetworkStore, n: &Network) -> anyhow::Result<()> {
+fn remove(root: &Path, store: &NetworkStore, n: &Network) -> anyhow::Result<()> {
     if PREDEFINED.contains(&n.name.as_str()) {
         bail!("{} is a pre-defined network and cannot be removed", n.name);
     }
@@ -341,7 +343,10 @@ fn remove(root: &Path, run_dir: &Path, store: &NetworkStore, n: &Network) -> any
         );
     }
     if let Some(bridge) = n.bridge() {
-        let marker = run_dir.join("firewall").join(format!("{bridge}.json"));
+        let marker = n
+            .plugin_run_dir("netctl-bridge")
+            .join("firewall")
+            .join(format!("{bridge}.json"));
         if let Some(rules) = std::fs::read(&marker)
             .ok()
             .and_then(|b| serde_json::from_slice::<NetworkRules>(&b).ok())
@@ -356,11 +361,12 @@ fn remove(root: &Path, run_dir: &Path, store: &NetworkStore, n: &Network) -> any
             .with_context(|| format!("delete bridge {bridge}"))?;
     }
     let _ = std::fs::remove_dir_all(root.join("ipam").join(&n.name));
-    let _ = std::fs::remove_dir_all(run_dir.join("dns").join("records").join(&n.name));
+    let records = netctl_dnsd::records::DnsPaths::new(&n.plugin_run_dir("netctl-dns")).records();
+    let _ = std::fs::remove_dir_all(records.join(&n.name));
     store.remove(&n.name)
 }
 
-fn prune(root: &Path, run_dir: &Path, store: &NetworkStore, force: bool) -> anyhow::Result<()> {
+fn prune(root: &Path, store: &NetworkStore, force: bool) -> anyhow::Result<()> {
     if !force
         && !confirm(
             "WARNING! This will remove all custom networks not used by at least one container.",
@@ -373,7 +379,7 @@ fn prune(root: &Path, run_dir: &Path, store: &NetworkStore, force: bool) -> anyh
         if PREDEFINED.contains(&n.name.as_str()) || !endpoints(root, &n).is_empty() {
             continue;
         }
-        remove(root, run_dir, store, &n)?;
+        remove(root, store, &n)?;
         deleted.push(n.name);
     }
     if !deleted.is_empty() {
@@ -388,4 +394,82 @@ pub fn confirm(warning: &str) -> anyhow::Result<bool> {
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
     Ok(answer.trim().eq_ignore_ascii_case("y"))
+}
+
+/// `network connect`: the next interface of a running container, or a network for its
+/// next start.
+pub fn connect(
+    engine: &Engine,
+    network: &str,
+    key: &str,
+    aliases: &[String],
+    ips: &[String],
+) -> anyhow::Result<()> {
+    let net = NetworkStore::open(&engine.root)?.find(network)?;
+    let c = engine.containers.find(key)?;
+    let _lock = engine.containers.lock_one(&c)?;
+    let mut c = c;
+    c.reload()?;
+    if c.config.net_mode != NetMode::Private || PREDEFINED[1..].contains(&net.name.as_str()) {
+        bail!("container {} shares a network namespace or uses host/none: it cannot be connected to {}", c.config.name, net.name);
+    }
+    if c.config.networks.iter().any(|n| n.name == net.name) {
+        bail!(
+            "endpoint with name {} already exists in network {}",
+            c.config.name,
+            net.name
+        );
+    }
+    if PREDEFINED.contains(&net.name.as_str()) && (!aliases.is_empty() || !ips.is_empty()) {
+        bail!("user specified IP address and network-scoped aliases are supported only on user defined networks");
+    }
+    for ip in ips {
+        ip.parse::<std::net::IpAddr>()
+            .with_context(|| format!("invalid IP address: {ip:?}"))?;
+    }
+    let req = NetworkRequest {
+        name: net.name.clone(),
+        aliases: aliases.to_vec(),
+        ips: ips.to_vec(),
+        mac: None,
+    };
+    if c.is_running() {
+        let ifname = (0..)
+            .map(|i| format!("eth{i}"))
+            .find(|n| !c.state.endpoints.iter().any(|e| &e.ifname == n))
+            .unwrap_or_default();
+        let ep = engine.attach(&c, &req, &ifname, &[])?;
+        c.state.endpoints.push(ep);
+        c.save_state()?;
+        engine.write_etc(&c)?;
+    }
+    c.config.networks.push(req);
+    c.save_config()
+}
+
+/// `network disconnect`: the interface, its addresses, rules and DNS names go at once.
+pub fn disconnect(engine: &Engine, network: &str, key: &str, force: bool) -> anyhow::Result<()> {
+    let net = NetworkStore::open(&engine.root)?.find(network)?;
+    let c = engine.containers.find(key)?;
+    let _lock = engine.containers.lock_one(&c)?;
+    let mut c = c;
+    c.reload()?;
+    let Some(pos) = c.config.networks.iter().position(|n| n.name == net.name) else {
+        if force {
+            return Ok(());
+        }
+        bail!(
+            "container {} is not connected to network {}",
+            c.config.id,
+            net.name
+        );
+    };
+    let req = c.config.networks.remove(pos);
+    if let Some(i) = c.state.endpoints.iter().position(|e| e.network == net.name) {
+        let ep = c.state.endpoints.remove(i);
+        engine.detach(&c, &req, &ep.ifname)?;
+        c.save_state()?;
+        engine.write_etc(&c)?;
+    }
+    c.save_config()
 }

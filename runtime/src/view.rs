@@ -8,20 +8,6 @@ use serde_json::{json, Value};
 use crate::container::{Container, NetMode, Status};
 use crate::image::Image;
 
-/// Seconds since the epoch of an RFC 3339 UTC timestamp.
-fn epoch(ts: &str) -> Option<u64> {
-    let num = |a: usize, b: usize| ts.get(a..b)?.parse::<i64>().ok();
-    let (y, m, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
-    let (h, mi, s) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
-    let (y2, m2) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let doy = (153 * m2 + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86_400 + h * 3600 + mi * 60 + s).ok()
-}
-
 /// "3 seconds", "About a minute", "2 hours" — Docker's human durations.
 pub fn human_duration(d: Duration) -> String {
     let s = d.as_secs();
@@ -43,7 +29,7 @@ pub fn ago(ts: &str) -> String {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let then = epoch(ts).unwrap_or(now);
+    let then = crate::clock::epoch(ts).unwrap_or(now);
     format!(
         "{} ago",
         human_duration(Duration::from_secs(now.saturating_sub(then)))
@@ -123,28 +109,36 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// One `ps` row's fields by the names `--format` templates use.
-pub fn ps_fields(c: &Container, image: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("ID", c.config.short_id().to_string()),
-        ("Image", image.to_string()),
-        ("Command", quoted_command(c)),
-        ("CreatedAt", c.config.created.clone()),
-        ("RunningFor", ago(&c.config.created)),
-        ("Status", status_text(c)),
-        ("Ports", ports_text(c)),
-        ("Names", c.config.name.clone()),
-        ("State", state_name(c).to_string()),
-        (
-            "Networks",
-            c.config
-                .networks
-                .iter()
-                .map(|n| n.name.clone())
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
-    ]
+/// The fields `ps --format` templates name, in [`ps_fields`] order.
+pub const PS_FIELDS: [&str; 10] = [
+    "ID",
+    "Image",
+    "Command",
+    "CreatedAt",
+    "RunningFor",
+    "Status",
+    "Ports",
+    "Names",
+    "State",
+    "Networks",
+];
+
+/// One `ps` row: the values of [`PS_FIELDS`].
+pub fn ps_fields(c: &Container) -> Vec<(&'static str, String)> {
+    let networks: Vec<&str> = c.config.networks.iter().map(|n| n.name.as_str()).collect();
+    let values = [
+        c.config.short_id().to_string(),
+        c.config.image_name.clone(),
+        quoted_command(c),
+        c.config.created.clone(),
+        ago(&c.config.created),
+        status_text(c),
+        ports_text(c),
+        c.config.name.clone(),
+        state_name(c).to_string(),
+        networks.join(","),
+    ];
+    PS_FIELDS.into_iter().zip(values).collect()
 }
 
 /// Docker's State.Status.
@@ -372,8 +366,6 @@ mod tests {
         assert_eq!(human_duration(Duration::from_secs(3 * 3600)), "3 hours");
         assert_eq!(human_size(4_261_000), "4.26MB");
         assert_eq!(human_size(512), "512B");
-        assert_eq!(epoch("1970-01-02T00:00:01.5Z"), Some(86_401));
-        assert_eq!(epoch("2026-11-27T00:00:00Z"), Some(20_784 * 86_400));
     }
 
     #[test]

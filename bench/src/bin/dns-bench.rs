@@ -61,8 +61,7 @@ fn write_netctl(run: &Path, n: usize, client_ns: &Path) {
                 ips: vec![ip.parse().unwrap()],
                 netns: (name == "client").then(|| client_ns.to_path_buf()),
                 gateways: vec![GATEWAY.parse().unwrap()],
-                internal: false,
-                upstreams: Vec::new(),
+                ..Default::default()
             })
             .unwrap();
     }

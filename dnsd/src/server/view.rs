@@ -179,7 +179,7 @@ mod tests {
             netns: Some(PathBuf::from(format!("/ns/{id}"))),
             gateways: vec![],
             internal: net == "int",
-            upstreams: Vec::new(),
+            ..Default::default()
         }
     }
 

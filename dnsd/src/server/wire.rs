@@ -189,9 +189,7 @@ mod tests {
             aliases: vec!["web".into()],
             ips: vec![ip.parse().unwrap()],
             netns: Some(PathBuf::from(format!("/ns/{id}"))),
-            gateways: vec![],
-            internal: false,
-            upstreams: Vec::new(),
+            ..Default::default()
         };
         let s = Snapshot::build(&[&rec("ma", "10.0.0.2"), &rec("mb", "10.0.0.3")]);
         s.by_netns[&PathBuf::from("/ns/ma")].clone()

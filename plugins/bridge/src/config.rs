@@ -7,10 +7,10 @@ use netctl_cni::{validate, Error, ErrorCode};
 use serde::Deserialize;
 use serde_json::Value;
 
+use netctl_net::DEFAULT_RUN_DIR;
+
 /// The bridge used when the config names none.
 pub const DEFAULT_BRIDGE: &str = "netctl0";
-/// Where per-network firewall state is kept when `runDir` is not given.
-pub const DEFAULT_RUN_DIR: &str = "/run/netctl";
 
 fn default_bridge() -> String {
     DEFAULT_BRIDGE.into()

@@ -124,6 +124,7 @@ pub fn configure_container(
 ) -> Result<Link, Error> {
     let name = &ctx.args.ifname;
     let index = nl.index_of(name)?;
+    netctl_net::iface::disable_ipv6_unless_leased(nl, index, lease)?;
     let setup = IfaceSetup {
         up: !conf.disable_container_interface,
         default_route: conf.default_route(),

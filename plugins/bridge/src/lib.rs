@@ -194,7 +194,6 @@ fn add_steps(
     let host_name = host::add_veth(&mut host_nl, ctx, conf, ns, mac)?;
     steps.push(Step::HostLink(host_name.clone()));
     let host_link = host::attach_port(&mut host_nl, conf, &host_name, bridge.index)?;
-    netctl_net::iface::disable_ipv6_unless_leased(&mut ctr_nl, &ctx.args.ifname, &lease)?;
     let ctr_link = host::configure_container(&mut ctr_nl, ctx, conf, &lease)?;
     if conf.macspoofchk {
         steps.push(Step::MacGuard(firewall::add_mac_guard(

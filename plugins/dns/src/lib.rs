@@ -17,8 +17,7 @@ use netctl_dnsd::DnsError;
 use netctl_net::{NetNs, Netlink};
 use serde::Deserialize;
 
-/// Where records live when `runDir` is not given.
-pub const DEFAULT_RUN_DIR: &str = "/run/netctl";
+use netctl_net::DEFAULT_RUN_DIR;
 
 /// The plugin.
 pub struct DnsPlugin;

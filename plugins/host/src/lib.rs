@@ -12,8 +12,7 @@ use netctl_cni::{fsutil, Attachment, Ctx, Error, ErrorCode, Plugin, Success};
 use netctl_net::{namespace_result, NetNs, Netlink};
 use serde::Deserialize;
 
-/// Where attachments are recorded when `runDir` is not given.
-pub const DEFAULT_RUN_DIR: &str = "/run/netctl";
+use netctl_net::DEFAULT_RUN_DIR;
 
 /// The plugin.
 pub struct HostPlugin;

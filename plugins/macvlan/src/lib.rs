@@ -260,8 +260,8 @@ fn attach(
         conf.mtu,
         Some(mac),
     )?;
-    iface::disable_ipv6_unless_leased(ctr, &ctx.args.ifname, lease)?;
     let index = ctr.index_of(&ctx.args.ifname)?;
+    iface::disable_ipv6_unless_leased(ctr, index, lease)?;
     let setup = IfaceSetup {
         up: true,
         default_route: true,
