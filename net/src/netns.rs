@@ -59,6 +59,15 @@ impl NetNs {
         Ok(a.dev() == b.dev() && a.ino() == b.ino())
     }
 
+    /// The descriptor of this namespace, made to survive `exec`, so a child process started
+    /// next inherits it (and keeps the namespace alive) as `/proc/self/fd/<fd>`.
+    pub fn inheritable_fd(&self) -> std::io::Result<i32> {
+        use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+        use std::os::fd::AsRawFd;
+        fcntl(&self.file, FcntlArg::F_SETFD(FdFlag::empty()))?;
+        Ok(self.file.as_raw_fd())
+    }
+
     /// Runs `f` on a new thread that has entered this namespace; the caller's thread never
     /// switches. Sockets `f` opens stay bound to this namespace.
     pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T, NetError> {

@@ -84,25 +84,30 @@ impl Netlink {
             })
     }
 
-    /// Creates a bridge, down; `EEXIST` when one of that name exists.
+    /// Creates a bridge, down, with its own MAC `mac` and without multicast snooping;
+    /// `EEXIST` when one of that name exists.
+    ///
+    /// Both keep the cost of attaching and detaching a port flat: a MAC given at creation
+    /// is kept, so the kernel no longer scans every port for the lowest one (nor changes the
+    /// bridge's address as ports come and go), and without snooping it no longer restarts
+    /// two query timers on every port at each port change. Multicast is then flooded to
+    /// every port, as on a bridge whose snooped groups have expired.
     pub fn add_bridge(
         &mut self,
         name: &str,
         mtu: Option<u32>,
-        vlan_filtering: bool,
+        mac: [u8; 6],
     ) -> Result<u32, NetError> {
         let mut msg = LinkMessage::default();
         msg.attributes.push(LinkAttribute::IfName(name.into()));
+        msg.attributes.push(LinkAttribute::Address(mac.to_vec()));
         if let Some(mtu) = mtu {
             msg.attributes.push(LinkAttribute::Mtu(mtu));
         }
-        let mut info = vec![LinkInfo::Kind(InfoKind::Bridge)];
-        if vlan_filtering {
-            info.push(LinkInfo::Data(InfoData::Bridge(vec![
-                InfoBridge::VlanFiltering(true),
-            ])));
-        }
-        msg.attributes.push(LinkAttribute::LinkInfo(info));
+        msg.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Bridge),
+            LinkInfo::Data(InfoData::Bridge(vec![InfoBridge::MulticastSnooping(false)])),
+        ]));
         self.exec(
             RouteNetlinkMessage::NewLink(msg),
             NLM_F_CREATE | NLM_F_EXCL,
@@ -194,7 +199,9 @@ impl Netlink {
             msg.attributes.push(LinkAttribute::Mtu(mtu));
         }
         if let Some(mac) = mac {
-            msg.attributes.push(LinkAttribute::Address(mac.to_vec()));
+            if mac != [0u8; 6] {
+                msg.attributes.push(LinkAttribute::Address(mac.to_vec()));
+            }
         }
         msg.attributes.push(LinkAttribute::LinkInfo(vec![
             LinkInfo::Kind(InfoKind::MacVlan),
@@ -251,9 +258,8 @@ impl Netlink {
 
     /// Stops the kernel from giving link `index` an IPv6 link-local address when it comes up
     /// (address generation mode "none"): no duplicate address detection, router
-    /// solicitation or fe80::/64 route for it. Unlike the `disable_ipv6` sysctl this is one
-    /// netlink request, not a /proc/sys lookup, whose cost grows with every network
-    /// namespace on the machine. A kernel without IPv6 has nothing to stop.
+    /// solicitation or fe80::/64 route for it (the ff00::/8 multicast route stays; only
+    /// [`crate::disable_ipv6`] removes that too). A kernel without IPv6 has nothing to stop.
     pub fn no_ipv6_link_local(&mut self, index: u32) -> Result<(), NetError> {
         let spec = AfSpecUnspec::Inet6(vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)]);
         match self.set_link(index, vec![LinkAttribute::AfSpecUnspec(vec![spec])], || {

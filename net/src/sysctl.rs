@@ -1,7 +1,8 @@
 //! Kernel parameters under /proc/sys, read and written in the calling thread's network
 //! namespace (the `net/` entries belong to the namespace of whoever opens them).
 
-use std::path::PathBuf;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
 
 use crate::error::NetError;
 
@@ -16,4 +17,31 @@ pub fn set_sysctl(key: &str, value: &str) -> Result<(), NetError> {
         what: format!("set {} to {value}", key.replace('/', ".")),
         source,
     })
+}
+
+/// Turns IPv6 off on link `ifname` in this thread's namespace (its `disable_ipv6` sysctl):
+/// no address, no route and no neighbour entry for it, so the link adds nothing to the
+/// IPv6 table that later link changes walk. `ifname` must be a validated interface name.
+/// Ok(false) when the sysctl cannot be written here (a read-only /proc/sys, as inside a
+/// container); Ok(true) when done, or when the kernel has no IPv6.
+pub fn disable_ipv6(ifname: &str) -> Result<bool, NetError> {
+    let path = format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6");
+    match std::fs::write(&path, "1") {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == ErrorKind::NotFound && !Path::new("/proc/sys/net/ipv6").exists() => {
+            Ok(true)
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::ReadOnlyFilesystem | ErrorKind::PermissionDenied
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(source) => Err(NetError::Netlink {
+            what: format!("turn off IPv6 on {ifname}"),
+            source,
+        }),
+    }
 }

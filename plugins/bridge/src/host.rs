@@ -20,7 +20,7 @@ pub fn ensure_bridge(nl: &mut Netlink, conf: &BridgeConfig) -> Result<(Link, boo
     let link = match nl.link_by_name(&conf.bridge)? {
         Some(l) => l,
         None => {
-            match nl.add_bridge(&conf.bridge, conf.mtu, false) {
+            match nl.add_bridge(&conf.bridge, conf.mtu, bridge_mac(&conf.bridge)) {
                 Ok(_) => created = true,
                 Err(e) if exists(&e) => {} // another ADD made it a moment ago
                 Err(e) => return Err(e.into()),
@@ -42,6 +42,19 @@ pub fn ensure_bridge(nl: &mut Netlink, conf: &BridgeConfig) -> Result<(Link, boo
         nl.set_promisc(link.index, true)?;
     }
     Ok((link, created))
+}
+
+/// A MAC for a new bridge, random like Docker's (a bridge may be joined to a physical
+/// segment, where two hosts' bridges of the same name must not share one), locally
+/// administered, and never of the `02:42:` form the containers' MACs take.
+fn bridge_mac(name: &str) -> [u8; 6] {
+    let seed = format!(
+        "{name}/{}/{:?}",
+        std::process::id(),
+        std::time::SystemTime::now()
+    );
+    let b = netctl_net::fnv1a64(&seed).to_be_bytes();
+    [(b[0] & 0xf0) | 0x06, b[1], b[2], b[3], b[4], b[5]]
 }
 
 /// Creates the container's veth pair; returns the host end's name (the first free one of
@@ -101,10 +114,12 @@ pub fn attach_port(
     bridge: u32,
 ) -> Result<Link, Error> {
     let index = nl.index_of(name)?;
-    // A bridge port is layer 2 only: without a link-local address of its own, no DAD and
-    // no fe80::/64 route per container in the host's table (each new one would make the
-    // kernel walk the whole IPv6 table).
-    nl.no_ipv6_link_local(index)?;
+    // A bridge port is layer 2 only. With IPv6 off on it, no link-local address, DAD or
+    // fe80::/64 and ff00::/8 routes per container in the host's table: each of those made
+    // every later port change walk a table that grew with the number of containers.
+    if !netctl_net::disable_ipv6(name)? {
+        nl.no_ipv6_link_local(index)?;
+    }
     nl.set_master(index, bridge)?;
     if conf.hairpin_mode {
         nl.set_hairpin(index, true)?;
@@ -187,9 +202,9 @@ pub fn gateway_on_bridge(
 pub const RETIRED_PREFIX: &str = "rm.";
 
 /// A unique name for a retired link.
-fn retired_name(ctx: &Ctx, side: &str) -> String {
+fn retired_name(ctx: &Ctx) -> String {
     let seed = format!(
-        "{}/{}/{side}/{}/{:?}",
+        "{}/{}/{}/{:?}",
         ctx.args.container_id,
         ctx.args.ifname,
         std::process::id(),
@@ -199,64 +214,46 @@ fn retired_name(ctx: &Ctx, side: &str) -> String {
     format!("{RETIRED_PREFIX}{:012x}", h & 0xffff_ffff_ffff)
 }
 
-/// Takes a link out of service at once: down, then renamed to a retired name, so its name
-/// is free for a new attachment. Returns the retired name, or None when there is no link.
-fn retire(nl: &mut Netlink, name: &str, retired: String) -> Result<Option<String>, NetError> {
-    let Some(link) = nl.link_by_name(name)? else {
-        return Ok(None);
+/// DEL of the links. Deleting a veth makes the kernel wait for RCU grace periods (17-19
+/// ms), so DEL only retires the container's end, in the container's namespace: down (the
+/// host end loses its carrier and the bridge stops forwarding to it) and renamed, so the
+/// container no longer sees its interface and the name is free for the next ADD at once.
+/// A detached reaper, holding the namespace open, then deletes the pair. DEL never touches
+/// the host end: taking a bridge port down makes the kernel walk every port and forwarding
+/// entry, which the reaper's deletion pays once anyway. When the namespace is gone, so is
+/// the pair (the kernel deletes a namespace's links with it), as the reference plugin also
+/// assumes.
+pub fn delete_container_link(ctx: &Ctx) -> Result<(), NetError> {
+    let Some(path) = &ctx.args.netns else {
+        return Ok(());
     };
+    let ns = match NetNs::open(path) {
+        Ok(ns) => ns,
+        Err(e) if e.is_not_found() => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let mut nl = Netlink::in_ns(&ns)?;
+    let Some(link) = nl.link_by_name(&ctx.args.ifname)? else {
+        return Ok(());
+    };
+    let retired = retired_name(ctx);
     nl.set_up(link.index, false)?;
     nl.set_name(link.index, &retired)?;
-    Ok(Some(retired))
-}
-
-/// DEL of the links. Deleting a veth makes the kernel wait for an RCU barrier (17-19 ms), so
-/// DEL retires both ends instead (down and renamed: the container's `eth0` is gone from its
-/// view and every name is free for the next ADD at once) and leaves the deletion itself to a
-/// detached reaper process. If the reaper never runs, the kernel removes the pair with the
-/// container's namespace, and STATUS sweeps what is left.
-pub fn delete_container_link(ctx: &Ctx, prev: Option<&Success>) -> Result<(), NetError> {
-    let mut host = Netlink::new()?;
-    let mut host_end: Option<Link> = None;
-    if let Some(path) = &ctx.args.netns {
-        match NetNs::open(path).and_then(|ns| Netlink::in_ns(&ns)) {
-            Ok(mut nl) => {
-                if let Some(ctr) = nl.link_by_name(&ctx.args.ifname)? {
-                    let peer = ctr.peer;
-                    retire(&mut nl, &ctx.args.ifname, retired_name(ctx, "c"))?;
-                    if let Some(index) = peer {
-                        host_end = host
-                            .link_by_index(index)?
-                            .filter(|l| l.kind.as_deref() == Some("veth"));
-                    }
-                }
-            }
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e),
-        }
-    }
-    // Without the container's side (its namespace is gone), the previous result names it.
-    let name = host_end.map(|l| l.name).or_else(|| {
-        prev.and_then(|p| p.interfaces.get(1))
-            .map(|i| i.name.clone())
-    });
-    if let Some(name) = name {
-        if let Some(retired) = retire(&mut host, &name, retired_name(ctx, "h"))? {
-            if spawn_reaper(&retired).is_err() {
-                host.del_link_by_name(&retired)?;
-            }
-        }
+    if spawn_reaper(&ns, &retired).is_err() {
+        nl.del_link(link.index)?;
     }
     Ok(())
 }
 
-/// Starts `<this binary> --reap-link NAME`, detached: no stdio (the runtime reading our
-/// stdout must not wait for it) and its own process group.
-fn spawn_reaper(name: &str) -> std::io::Result<()> {
+/// Starts `<this binary> --reap-link NAME FD`, detached: the namespace as inherited
+/// descriptor FD, no stdio (the runtime reading our stdout must not wait for it) and its
+/// own process group.
+fn spawn_reaper(ns: &NetNs, name: &str) -> std::io::Result<()> {
     use std::os::unix::process::CommandExt;
     use std::process::{Command, Stdio};
+    let fd = ns.inheritable_fd()?;
     Command::new(std::env::current_exe()?)
-        .args(["--reap-link", name])
+        .args(["--reap-link", name, &fd.to_string()])
         .env_clear()
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -266,25 +263,14 @@ fn spawn_reaper(name: &str) -> std::io::Result<()> {
         .map(drop)
 }
 
-/// The reaper: deletes a retired link (only ever one with the retired prefix).
-pub fn reap(name: &str) -> Result<(), NetError> {
+/// The reaper: deletes a retired link (only ever one with the retired prefix) in the
+/// namespace open as descriptor `fd`.
+pub fn reap(name: &str, fd: &str) -> Result<(), NetError> {
     if !name.starts_with(RETIRED_PREFIX) || name.len() > netctl_cni::validate::MAX_IFNAME_LEN {
         return Ok(());
     }
-    Netlink::new()?.del_link_by_name(name)
-}
-
-/// Deletes retired links a reaper never got to.
-pub fn sweep_retired() -> Result<(), NetError> {
-    let mut nl = Netlink::new()?;
-    for l in nl
-        .links()?
-        .into_iter()
-        .filter(|l| l.name.starts_with(RETIRED_PREFIX) && !l.up)
-    {
-        nl.del_link_by_name(&l.name)?;
-    }
-    Ok(())
+    let ns = NetNs::open(std::path::Path::new(&format!("/proc/self/fd/{fd}")))?;
+    Netlink::in_ns(&ns)?.del_link_by_name(name)
 }
 
 fn mismatch(msg: String) -> Error {

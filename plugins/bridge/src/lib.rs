@@ -29,9 +29,10 @@ pub fn run() -> ! {
     netctl_cni::skel::run(&BridgePlugin)
 }
 
-/// Deletes a link that DEL retired (the detached second half of DEL).
-pub fn reap_link(name: &str) -> Result<(), netctl_net::NetError> {
-    host::reap(name)
+/// Deletes a link that DEL retired in the namespace open as descriptor `fd` (the detached
+/// second half of DEL).
+pub fn reap_link(name: &str, fd: &str) -> Result<(), netctl_net::NetError> {
+    host::reap(name, fd)
 }
 
 /// What ADD has made so far, undone in reverse order when a later step fails.
@@ -121,7 +122,7 @@ impl Plugin for BridgePlugin {
                 note(firewall::del_mac_guard(&g));
             }
         }
-        note(host::delete_container_link(ctx, prev.as_ref()).map_err(Error::from));
+        note(host::delete_container_link(ctx).map_err(Error::from));
         first_err.map_or(Ok(()), Err)
     }
 
@@ -150,7 +151,6 @@ impl Plugin for BridgePlugin {
     /// IPAM can still hand out addresses.
     fn status(&self, ctx: &Ctx, conf: BridgeConfig) -> Result<(), Error> {
         conf.validate()?;
-        host::sweep_retired()?;
         firewall::repair(&conf)?;
         if let Some(ipam) = &conf.ipam {
             driver_ipam(ctx, Command::Status, ipam)?;

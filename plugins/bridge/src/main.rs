@@ -2,9 +2,9 @@
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if let [_, flag, name] = args.as_slice() {
+    if let [_, flag, name, fd] = args.as_slice() {
         if flag == "--reap-link" {
-            let code = i32::from(netctl_bridge::reap_link(name).is_err());
+            let code = i32::from(netctl_bridge::reap_link(name, fd).is_err());
             std::process::exit(code);
         }
     }

@@ -261,6 +261,43 @@ fn del_removes_everything_the_add_made() {
     assert_eq!(snapshot(&host), before);
 }
 
+/// The bridge keeps its own MAC when the user bridges in an uplink whose MAC sorts lower
+/// (the gateway's MAC in neighbours' ARP caches stays right), the host end of a container's
+/// veth carries no IPv6 (nothing per container in the host's IPv6 table), the bridge floods
+/// multicast instead of snooping it, and a container detached and attached again at once
+/// gets a working interface while the old pair is still being deleted.
+#[test]
+fn the_bridge_mac_stays_ports_carry_no_ipv6_and_reattaching_is_immediate() {
+    let mut host = TestHost::new();
+    let (_, list) = host.conflist(
+        "web",
+        &bridge_list("web", "br-web", "172.18.0.0/16", json!({})),
+    );
+    let (a, _) = attach(&mut host, &list, "ctr-a");
+    let mac = host.sh("ip -br link show br-web | awk '{print $3}'");
+    host.sh("ip link add up0 address 02:00:00:00:00:01 type veth peer name up1; ip link set up0 master br-web; ip link set up0 up");
+    assert_eq!(host.sh("ip -br link show br-web | awk '{print $3}'"), mac);
+    assert_eq!(
+        host.sh("cat /proc/sys/net/ipv6/conf/vctr-a-eth0/disable_ipv6")
+            .trim(),
+        "1"
+    );
+    let routes = host.sh("ip -6 route show table all");
+    assert!(!routes.contains("vctr-a-eth0"), "{routes}");
+    assert!(host
+        .sh("ip -d link show br-web")
+        .contains("mcast_snooping 0"));
+    let rt = attachment("ctr-a", Some(&a), "eth0");
+    host.cni().del(&list, &rt).expect("DEL");
+    host.cni().add(&list, &rt).expect("ADD again at once");
+    assert!(ping(&host, &a, "172.18.0.1"), "the new interface works");
+    host.wait_for_reapers();
+    assert!(
+        ping(&host, &a, "172.18.0.1"),
+        "the reaper deleted only the old pair"
+    );
+}
+
 /// ADDs that fail — the pool is exhausted, the container already has the interface, the
 /// host port is taken, the MTU is bad — each return a CNI error and leave nothing behind:
 /// no bridge, veth, address, rule or allocation.
@@ -360,8 +397,7 @@ fn libcni_drives_the_bridge() {
     }
 }
 
-/// Someone runs `nft flush ruleset`: CHECK notices and STATUS puts the rules back; STATUS
-/// also deletes links that a DEL retired but whose reaper never ran.
+/// Someone runs `nft flush ruleset`: CHECK notices and STATUS puts the rules back.
 #[test]
 fn status_reapplies_rules_after_a_flush() {
     let mut host = TestHost::new();
