@@ -183,10 +183,11 @@ fn main() {
         // Let the kernel's deferred work for the new links (address setup, timers) finish.
         std::thread::sleep(Duration::from_secs(3));
         for i in 0..iterations {
-            // Rotate who goes first, so no host always runs on a warmer (or colder) machine.
-            for k in 0..hosts.len() {
-                let h = &mut hosts[(i + k) % 4];
-                h.probe(&scratch, &format!("probe{round}x{i}"));
+            // Each side's pair back to back, in turn first: whoever goes first follows the
+            // other side's probe (and its background work), so that place alternates.
+            let order = if i % 2 == 0 { [0, 1, 2, 3] } else { [1, 0, 3, 2] };
+            for k in order {
+                hosts[k].probe(&scratch, &format!("probe{round}x{i}"));
             }
         }
         let [a, b, c, d] = &mut hosts;
