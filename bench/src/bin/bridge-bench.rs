@@ -185,7 +185,11 @@ fn main() {
         for i in 0..iterations {
             // Each side's pair back to back, in turn first: whoever goes first follows the
             // other side's probe (and its background work), so that place alternates.
-            let order = if i % 2 == 0 { [0, 1, 2, 3] } else { [1, 0, 3, 2] };
+            let order = if i % 2 == 0 {
+                [0, 1, 2, 3]
+            } else {
+                [1, 0, 3, 2]
+            };
             for k in order {
                 hosts[k].probe(&scratch, &format!("probe{round}x{i}"));
             }
