@@ -9,6 +9,7 @@ mod netlink;
 mod netns;
 mod ops;
 mod sysctl;
+mod vlan;
 
 pub use error::NetError;
 pub use inventory::namespace_result;

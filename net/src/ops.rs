@@ -70,7 +70,7 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
 }
 
 impl Netlink {
-    fn exec(
+    pub(crate) fn exec(
         &mut self,
         msg: RouteNetlinkMessage,
         flags: u16,
@@ -84,8 +84,8 @@ impl Netlink {
             })
     }
 
-    /// Creates a bridge, down, with its own MAC `mac` and without multicast snooping;
-    /// `EEXIST` when one of that name exists.
+    /// Creates a bridge, down, with its own MAC `mac`, without multicast snooping and with
+    /// VLAN filtering when asked; `EEXIST` when one of that name exists.
     ///
     /// Both keep the cost of attaching and detaching a port flat: a MAC given at creation
     /// is kept, so the kernel no longer scans every port for the lowest one (nor changes the
@@ -97,6 +97,7 @@ impl Netlink {
         name: &str,
         mtu: Option<u32>,
         mac: [u8; 6],
+        vlan_filtering: bool,
     ) -> Result<u32, NetError> {
         let mut msg = LinkMessage::default();
         msg.attributes.push(LinkAttribute::IfName(name.into()));
@@ -106,7 +107,10 @@ impl Netlink {
         }
         msg.attributes.push(LinkAttribute::LinkInfo(vec![
             LinkInfo::Kind(InfoKind::Bridge),
-            LinkInfo::Data(InfoData::Bridge(vec![InfoBridge::MulticastSnooping(false)])),
+            LinkInfo::Data(InfoData::Bridge(vec![
+                InfoBridge::MulticastSnooping(false),
+                InfoBridge::VlanFiltering(vlan_filtering),
+            ])),
         ]));
         self.exec(
             RouteNetlinkMessage::NewLink(msg),

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use netctl_cni::{validate, Error, ErrorCode};
+use netctl_cni::{validate, Error};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -14,6 +14,10 @@ pub const DEFAULT_BRIDGE: &str = "netctl0";
 
 fn default_bridge() -> String {
     DEFAULT_BRIDGE.into()
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The plugin's configuration.
@@ -44,9 +48,13 @@ pub struct BridgeConfig {
     /// Put the bridge in promiscuous mode.
     #[serde(default)]
     pub promisc_mode: bool,
-    /// VLAN tag of the container's port.
+    /// VLAN of the container's port (1-4094; 0 or absent for none). The bridge gets VLAN
+    /// filtering and, with a gateway, a gateway interface per VLAN.
     #[serde(default)]
     pub vlan: Option<u16>,
+    /// Keep the default VLAN 1 on a port that joins `vlan` (the reference's default).
+    #[serde(default = "yes")]
+    pub preserve_default_vlan: bool,
     /// Drop frames whose source MAC is not the container's.
     #[serde(default)]
     pub macspoofchk: bool,
@@ -83,11 +91,10 @@ impl BridgeConfig {
                 "hairpinMode and promiscMode cannot both be set",
             ));
         }
-        if let Some(v) = self.vlan {
-            return Err(Error::new(
-                ErrorCode::UnsupportedField,
-                format!("vlan: {v}: VLAN tagging is not supported yet; remove \"vlan\""),
-            ));
+        if let Some(v) = self.vlan.filter(|v| *v > 4094) {
+            return Err(Error::invalid_config(format!(
+                "vlan {v} is out of range: use 1 to 4094 (0, or no \"vlan\", for none)"
+            )));
         }
         if self.ipam.is_none() {
             return Err(Error::invalid_config(
@@ -105,6 +112,20 @@ impl BridgeConfig {
     /// Whether containers get a default route (never on internal networks).
     pub fn default_route(&self) -> bool {
         self.is_default_gateway && !self.internal
+    }
+
+    /// The VLAN of the container's port, if any.
+    pub fn vlan(&self) -> Option<u16> {
+        self.vlan.filter(|v| *v != 0)
+    }
+
+    /// The host's layer 3 interface of this network, which carries the gateway and names
+    /// the network in firewall rules: the bridge, or the VLAN's gateway interface.
+    pub fn l3_interface(&self) -> String {
+        match self.vlan() {
+            Some(vid) => vlan_gateway_names(&self.bridge, vid).0,
+            None => self.bridge.clone(),
+        }
     }
 
     /// The run folder.
@@ -130,9 +151,25 @@ pub fn host_veth_names(container_id: &str, ifname: &str) -> Vec<String> {
     }
 }
 
+/// The veth pair that gives VLAN `vid` of `bridge` a layer 3 interface, as the reference
+/// plugin makes it: (gateway side `<bridge>.<vid>`, or a hash of the bridge name when that
+/// is too long; bridge port side).
+pub fn vlan_gateway_names(bridge: &str, vid: u16) -> (String, String) {
+    let readable = format!("{bridge}.{vid}");
+    let l3 = if readable.len() <= validate::MAX_IFNAME_LEN {
+        readable
+    } else {
+        let h = netctl_net::fnv1a64(bridge) & 0xffff_ffff;
+        format!("g{h:08x}.{vid}")
+    };
+    let port = netctl_net::fnv1a64(&format!("{bridge}.{vid}")) & 0xff_ffff_ffff;
+    (l3, format!("vg{port:010x}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use netctl_cni::ErrorCode;
     use serde_json::json;
 
     fn conf(extra: Value) -> BridgeConfig {
@@ -169,7 +206,7 @@ mod tests {
                 json!({"bridge": "a-very-long-bridge-name"}),
                 ErrorCode::InvalidConfig,
             ),
-            (json!({"vlan": 10}), ErrorCode::UnsupportedField),
+            (json!({"vlan": 4095}), ErrorCode::InvalidConfig),
         ] {
             assert_eq!(
                 conf(extra.clone()).validate().unwrap_err().code,
@@ -179,6 +216,21 @@ mod tests {
         }
         let no_ipam: BridgeConfig = serde_json::from_value(json!({})).unwrap();
         assert!(no_ipam.validate().is_err());
+    }
+
+    #[test]
+    fn a_vlan_network_is_named_by_its_gateway_interface() {
+        let c = conf(json!({"bridge": "br0", "vlan": 10}));
+        assert!(c.validate().is_ok() && c.preserve_default_vlan);
+        assert_eq!((c.vlan(), c.l3_interface().as_str()), (Some(10), "br0.10"));
+        let none = conf(json!({"bridge": "br0", "vlan": 0}));
+        assert_eq!((none.vlan(), none.l3_interface().as_str()), (None, "br0"));
+        let (l3, port) = vlan_gateway_names("br-0123456789ab", 4094);
+        assert!(
+            l3.len() <= 15 && l3.ends_with(".4094") && port.len() <= 15,
+            "{l3} {port}"
+        );
+        assert_ne!(port, vlan_gateway_names("br-0123456789ab", 4093).1);
     }
 
     #[test]

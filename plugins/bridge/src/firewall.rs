@@ -44,7 +44,7 @@ fn subnets(conf: &BridgeConfig, ips: &[IpConfig]) -> Vec<IpNet> {
 
 fn rules(conf: &BridgeConfig, ips: &[IpConfig]) -> NetworkRules {
     NetworkRules {
-        bridge: conf.bridge.clone(),
+        bridge: conf.l3_interface(),
         subnets: subnets(conf, ips),
         masquerade: conf.ip_masq,
         internal: conf.internal,
@@ -54,7 +54,7 @@ fn rules(conf: &BridgeConfig, ips: &[IpConfig]) -> NetworkRules {
 fn marker(conf: &BridgeConfig) -> PathBuf {
     conf.run_dir()
         .join("firewall")
-        .join(format!("{}.json", conf.bridge))
+        .join(format!("{}.json", conf.l3_interface()))
 }
 
 fn read_marker(conf: &BridgeConfig) -> Option<NetworkRules> {
@@ -123,7 +123,7 @@ pub fn check(conf: &BridgeConfig, ips: &[IpConfig]) -> Result<(), Error> {
             ErrorCode::Plugin(113),
             format!(
                 "the firewall rules of bridge {} are missing (was the ruleset flushed?): STATUS re-applies them",
-                conf.bridge
+                conf.l3_interface()
             ),
         ))
     }

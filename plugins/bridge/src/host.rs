@@ -5,13 +5,33 @@ use netctl_cni::{Ctx, Error, ErrorCode, IpConfig, Success};
 use netctl_net::iface::{self, IfaceSetup};
 use netctl_net::{set_sysctl, Link, NetError, NetNs, Netlink};
 
-use crate::config::{host_veth_names, BridgeConfig};
+use crate::config::{host_veth_names, vlan_gateway_names, BridgeConfig};
 
 /// Errno of "already exists".
 const EEXIST: i32 = 17;
+/// Errno of "operation not supported".
+const EOPNOTSUPP: i32 = 95;
+
+fn errno_is(e: &NetError, errno: i32) -> bool {
+    matches!(e, NetError::Netlink { source, .. } if source.raw_os_error() == Some(errno))
+}
 
 fn exists(e: &NetError) -> bool {
-    matches!(e, NetError::Netlink { source, .. } if source.raw_os_error() == Some(EEXIST))
+    errno_is(e, EEXIST)
+}
+
+/// A failed VLAN filtering request as the user can act on it.
+fn vlan_error(conf: &BridgeConfig, e: NetError) -> Error {
+    if !errno_is(&e, EOPNOTSUPP) {
+        return e.into();
+    }
+    Error::new(
+        ErrorCode::Plugin(114),
+        format!(
+            "bridge {}: this kernel has no bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING): remove \"vlan\" or use a kernel with it",
+            conf.bridge
+        ),
+    )
 }
 
 /// The network's bridge, created and brought up if missing; whether this call created it.
@@ -20,9 +40,11 @@ pub fn ensure_bridge(nl: &mut Netlink, conf: &BridgeConfig) -> Result<(Link, boo
     let link = match nl.link_by_name(&conf.bridge)? {
         Some(l) => l,
         None => {
-            match nl.add_bridge(&conf.bridge, conf.mtu, bridge_mac(&conf.bridge)) {
+            let vlans = conf.vlan().is_some();
+            match nl.add_bridge(&conf.bridge, conf.mtu, bridge_mac(&conf.bridge), vlans) {
                 Ok(_) => created = true,
                 Err(e) if exists(&e) => {} // another ADD made it a moment ago
+                Err(e) if vlans => return Err(vlan_error(conf, e)),
                 Err(e) => return Err(e.into()),
             }
             nl.link_by_name(&conf.bridge)?
@@ -34,6 +56,10 @@ pub fn ensure_bridge(nl: &mut Netlink, conf: &BridgeConfig) -> Result<(Link, boo
             "link {} exists and is not a bridge: choose another \"bridge\" name",
             conf.bridge
         )));
+    }
+    if conf.vlan().is_some() && !created {
+        nl.set_vlan_filtering(link.index)
+            .map_err(|e| vlan_error(conf, e))?;
     }
     if !link.up {
         nl.set_up(link.index, true)?;
@@ -117,10 +143,9 @@ pub fn attach_port(
     // A bridge port is layer 2 only. With IPv6 off on it, no link-local address, DAD or
     // fe80::/64 and ff00::/8 routes per container in the host's table: each of those made
     // every later port change walk a table that grew with the number of containers.
-    if !netctl_net::disable_ipv6(name)? {
-        nl.no_ipv6_link_local(index)?;
-    }
+    layer2_only(nl, name, index)?;
     nl.set_master(index, bridge)?;
+    join_vlan(nl, conf, index)?;
     if conf.hairpin_mode {
         nl.set_hairpin(index, true)?;
     }
@@ -128,6 +153,70 @@ pub fn attach_port(
     Ok(nl
         .link_by_name(name)?
         .ok_or_else(|| NetError::LinkNotFound(name.into()))?)
+}
+
+fn layer2_only(nl: &mut Netlink, name: &str, index: u32) -> Result<(), Error> {
+    if !netctl_net::disable_ipv6(name)? {
+        nl.no_ipv6_link_local(index)?;
+    }
+    Ok(())
+}
+
+/// Puts bridge port `index` in the network's VLAN, if it has one (without the default VLAN
+/// 1 unless `preserveDefaultVlan`).
+fn join_vlan(nl: &mut Netlink, conf: &BridgeConfig, index: u32) -> Result<(), Error> {
+    if let Some(vid) = conf.vlan() {
+        if !conf.preserve_default_vlan {
+            nl.del_port_vlan(index, 1)?;
+        }
+        nl.set_port_vlan(index, vid)?;
+    }
+    Ok(())
+}
+
+/// The layer 3 interface of the network's VLAN `vid` on the bridge (see
+/// [`vlan_gateway_names`]), made and brought up if missing; whether this call made it.
+pub fn ensure_vlan_gateway(
+    nl: &mut Netlink,
+    conf: &BridgeConfig,
+    bridge: u32,
+    vid: u16,
+) -> Result<(Link, bool), Error> {
+    let (l3, port) = vlan_gateway_names(&conf.bridge, vid);
+    if let Some(link) = nl.link_by_name(&l3)? {
+        return Ok((link, false));
+    }
+    match nl.add_veth(&port, &l3, &NetNs::current()?, conf.mtu, None) {
+        Ok(()) => {}
+        Err(e) if exists(&e) => {} // another ADD of this VLAN made it a moment ago
+        Err(e) => return Err(e.into()),
+    }
+    match wire_vlan_gateway(nl, conf, bridge, &port, &l3) {
+        Ok(link) => Ok((link, true)),
+        Err(e) => {
+            let _ = nl.del_link_by_name(&port);
+            Err(e)
+        }
+    }
+}
+
+fn wire_vlan_gateway(
+    nl: &mut Netlink,
+    conf: &BridgeConfig,
+    bridge: u32,
+    port: &str,
+    l3: &str,
+) -> Result<Link, Error> {
+    let index = nl.index_of(port)?;
+    layer2_only(nl, port, index)?;
+    nl.set_master(index, bridge)?;
+    join_vlan(nl, conf, index)?;
+    nl.set_up(index, true)?;
+    let link = nl
+        .link_by_name(l3)?
+        .ok_or_else(|| NetError::LinkNotFound(l3.into()))?;
+    nl.set_up(link.index, true)?;
+    Ok(link)
 }
 
 /// Addresses, link state and routes of the container's interface.
@@ -151,9 +240,10 @@ pub fn configure_container(
         .ok_or_else(|| NetError::LinkNotFound(name.clone()))?)
 }
 
-/// Puts each gateway on the bridge (replacing a different address of the same subnet only
-/// with `forceAddress`) and turns on forwarding, and routing of 127.0.0.1 to the bridge so
-/// that ports published on the host's loopback reach containers.
+/// Puts each gateway on `bridge`, the network's layer 3 interface (replacing a different
+/// address of the same subnet only with `forceAddress`), and turns on forwarding, and
+/// routing of 127.0.0.1 to it so that ports published on the host's loopback reach
+/// containers.
 pub fn gateway_on_bridge(
     nl: &mut Netlink,
     conf: &BridgeConfig,
@@ -175,7 +265,7 @@ pub fn gateway_on_bridge(
                     ErrorCode::Plugin(111),
                     format!(
                         "bridge {} already has address {} in {subnet}, not gateway {want}: set \"forceAddress\" to replace it",
-                        conf.bridge, other.net
+                        bridge.name, other.net
                     ),
                 ));
             }
@@ -188,7 +278,7 @@ pub fn gateway_on_bridge(
         if gw.is_ipv4() {
             set_sysctl("net/ipv4/ip_forward", "1")?;
             set_sysctl(
-                &format!("net/ipv4/conf/{}/route_localnet", conf.bridge),
+                &format!("net/ipv4/conf/{}/route_localnet", bridge.name),
                 "1",
             )?;
         } else {

@@ -39,6 +39,7 @@ pub fn reap_link(name: &str, fd: &str) -> Result<(), netctl_net::NetError> {
 enum Step {
     Ipam,
     Bridge,
+    VlanGateway(String),
     HostLink(String),
     Ports(Vec<netctl_firewall::PortForward>),
     MacGuard(netctl_firewall::MacGuard),
@@ -54,6 +55,9 @@ fn rollback(ctx: &Ctx, conf: &BridgeConfig, steps: Vec<Step>) {
                 .map(|ipam| driver_ipam(ctx, Command::Del, ipam).map(drop))
                 .unwrap_or(Ok(())),
             Step::Bridge => remove_bridge(conf),
+            Step::VlanGateway(port) => Netlink::new()
+                .and_then(|mut nl| nl.del_link_by_name(&port))
+                .map_err(Error::from),
             Step::HostLink(name) => Netlink::new()
                 .and_then(|mut nl| nl.del_link_by_name(&name))
                 .map_err(Error::from),
@@ -201,8 +205,21 @@ fn add_steps(
             &ctr_link.mac,
         )?));
     }
+    let mut vlan_gateway = None;
     if conf.gateway_on_bridge() {
-        host::gateway_on_bridge(&mut host_nl, conf, &bridge, &lease.ips)?;
+        let l3 = match conf.vlan() {
+            Some(vid) => {
+                let (link, made) =
+                    host::ensure_vlan_gateway(&mut host_nl, conf, bridge.index, vid)?;
+                if made {
+                    let (_, port) = config::vlan_gateway_names(&conf.bridge, vid);
+                    steps.push(Step::VlanGateway(port));
+                }
+                vlan_gateway.insert(link).clone()
+            }
+            None => bridge.clone(),
+        };
+        host::gateway_on_bridge(&mut host_nl, conf, &l3, &lease.ips)?;
     }
     firewall::ensure_network(conf, &lease.ips)?;
     let ports = firewall::port_forwards(ctx, &lease.ips)?;
@@ -210,7 +227,17 @@ fn add_steps(
         firewall::add_ports(&ports)?;
         steps.push(Step::Ports(ports));
     }
-    Ok(result(ctx, conf, &bridge, &host_link, &ctr_link, lease))
+    let mut result = result(ctx, conf, &bridge, &host_link, &ctr_link, lease);
+    if let Some(l) = vlan_gateway {
+        // As the reference plugin reports it: after the container's interface.
+        result.interfaces.push(Interface {
+            name: l.name,
+            mac: l.mac,
+            mtu: l.mtu,
+            ..Interface::default()
+        });
+    }
+    Ok(result)
 }
 
 fn result(

@@ -471,3 +471,30 @@ fn macspoofchk_drops_frames_with_another_source_mac() {
         "guard removed"
     );
 }
+
+/// A user asks for `"vlan": 10`. Where the kernel has bridge VLAN filtering the container's
+/// port carries VLAN 10 (tests/vlan.rs boots such a kernel for the full story); where it
+/// lacks it, as this machine's does, the ADD is a CNI error saying so and leaves nothing.
+#[test]
+fn a_vlan_network_says_when_the_kernel_cannot_filter_vlans() {
+    let mut host = TestHost::new();
+    let nothing = snapshot(&host);
+    let filtering = host
+        .try_sh("ip link add probe0 type bridge vlan_filtering 1 && ip link del probe0")
+        .0;
+    let (_, list) = host.conflist(
+        "v10",
+        &bridge_list("v10", "br-v", "10.10.0.0/24", json!({"vlan": 10})),
+    );
+    let ns = host.container("a");
+    let added = host.cni().add(&list, &attachment("a", Some(&ns), "eth0"));
+    if filtering {
+        added.expect("ADD with a VLAN");
+        assert!(host.sh("bridge vlan show").contains("10 PVID"));
+    } else {
+        let err = added.unwrap_err();
+        assert_eq!(err.code.as_u32(), 114, "{err}");
+        assert!(err.msg.contains("no bridge VLAN filtering"), "{err}");
+        assert_eq!(snapshot(&host), nothing);
+    }
+}
