@@ -105,12 +105,14 @@ impl Netlink {
         if let Some(mtu) = mtu {
             msg.attributes.push(LinkAttribute::Mtu(mtu));
         }
+        let mut data = vec![InfoBridge::MulticastSnooping(false)];
+        if vlan_filtering {
+            // Only when asked: a kernel without VLAN filtering rejects the attribute.
+            data.push(InfoBridge::VlanFiltering(true));
+        }
         msg.attributes.push(LinkAttribute::LinkInfo(vec![
             LinkInfo::Kind(InfoKind::Bridge),
-            LinkInfo::Data(InfoData::Bridge(vec![
-                InfoBridge::MulticastSnooping(false),
-                InfoBridge::VlanFiltering(vlan_filtering),
-            ])),
+            LinkInfo::Data(InfoData::Bridge(data)),
         ]));
         self.exec(
             RouteNetlinkMessage::NewLink(msg),
