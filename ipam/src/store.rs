@@ -1,10 +1,14 @@
 //! Where allocations live. [`FileStore`] keeps one folder per network; every record is a
 //! symbolic link, because creating one is a single atomic, exclusive system call that carries
 //! its content: `ip:<address>` → `<container>:<ifname>` reserves an address,
-//! `owner:<container>:<ifname>` → `<address>,<address>` commits an attachment, `last:<set>`
-//! → `<address>` remembers where the next search starts. A lookup is one `readlink`, so the
-//! cost of an allocation does not grow with the number of addresses taken; one fsync of the
-//! folder per change makes it durable.
+//! `owner:<container>:<ifname>` → `<address>,<address>` commits an attachment. A lookup is
+//! one `readlink`, so the cost of an allocation does not grow with the number of addresses
+//! taken; one fsync of the folder per allocation makes it durable.
+//!
+//! Where the next search starts (the last address handed out from each range set) is a hint,
+//! not a record: it lives in the `lock` file the process holds open anyway, one fixed-width
+//! line per set written in place, so an allocation makes no extra link. A lost or garbled
+//! hint only moves where the search starts; the search itself checks every address.
 //!
 //! Crash safety: addresses are reserved before the owner record that commits them, so a
 //! crash between the two leaves only orphaned reservations, never an address handed out
@@ -14,7 +18,7 @@
 use std::fs::{self, File};
 use std::io;
 use std::net::IpAddr;
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{symlink, FileExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::IpamError;
@@ -111,13 +115,14 @@ impl Store for FileStore {
         let lock = File::options()
             .create(true)
             .truncate(false)
+            .read(true)
             .write(true)
             .open(&lock_path)
             .map_err(|e| IpamError::store(&lock_path, e))?;
         lock.lock().map_err(|e| IpamError::store(&lock_path, e))?;
         Ok(FileTxn {
             store: self,
-            _lock: lock,
+            lock,
             dirty: false,
         })
     }
@@ -126,9 +131,15 @@ impl Store for FileStore {
 /// The file store under its lock.
 pub struct FileTxn<'a> {
     store: &'a FileStore,
-    _lock: File,
+    /// The locked file; it also holds the search hints.
+    lock: File,
+    /// Whether records were made since the last fsync.
     dirty: bool,
 }
+
+/// The width of one range set's line of search hints in the lock file: the longest IPv6
+/// address, padded, and a newline.
+const HINT_WIDTH: usize = 40;
 
 impl FileTxn<'_> {
     fn path(&self, name: &str) -> PathBuf {
@@ -150,15 +161,6 @@ impl FileTxn<'_> {
         symlink(target, &p).map_err(|e| IpamError::store(&p, e))
     }
 
-    /// Replaces a record atomically (a new link renamed over the old one).
-    fn replace(&mut self, name: &str, target: &str) -> Result<(), IpamError> {
-        let tmp = self.path(&format!("tmp:{name}"));
-        remove(&tmp)?;
-        self.write_new(&format!("tmp:{name}"), target)?;
-        let p = self.path(name);
-        fs::rename(&tmp, &p).map_err(|e| IpamError::store(&p, e))
-    }
-
     fn unlink(&mut self, name: &str) -> Result<(), IpamError> {
         self.dirty = true;
         remove(&self.path(name))
@@ -177,6 +179,10 @@ impl FileTxn<'_> {
         }
         Ok(out)
     }
+}
+
+fn hint_offset(set: usize) -> u64 {
+    (set * HINT_WIDTH) as u64
 }
 
 fn remove(p: &Path) -> Result<(), IpamError> {
@@ -226,7 +232,9 @@ impl Txn for FileTxn<'_> {
             }
             self.write_new(&name, &key)?;
         }
-        self.replace(&format!("owner:{key}"), &join_ips(ips))
+        // The owner record does not exist (the allocator returned early if it did); made in
+        // one call, it commits the reservations above.
+        self.write_new(&format!("owner:{key}"), &join_ips(ips))
     }
 
     fn release(&mut self, owner: &Owner) -> Result<Vec<IpAddr>, IpamError> {
@@ -246,13 +254,21 @@ impl Txn for FileTxn<'_> {
     }
 
     fn last_reserved(&self, set: usize) -> Result<Option<IpAddr>, IpamError> {
-        Ok(self
-            .read(&format!("last:{set}"))?
-            .and_then(|s| s.parse().ok()))
+        let mut line = [0u8; HINT_WIDTH];
+        let n = self
+            .lock
+            .read_at(&mut line, hint_offset(set))
+            .map_err(|e| IpamError::store(&self.path("lock"), e))?;
+        Ok(std::str::from_utf8(&line[..n])
+            .ok()
+            .and_then(|s| s.trim().parse().ok()))
     }
 
     fn set_last_reserved(&mut self, set: usize, ip: IpAddr) -> Result<(), IpamError> {
-        self.replace(&format!("last:{set}"), &ip.to_string())
+        let line = format!("{ip:<width$}\n", width = HINT_WIDTH - 1);
+        self.lock
+            .write_all_at(line.as_bytes(), hint_offset(set))
+            .map_err(|e| IpamError::store(&self.path("lock"), e))
     }
 
     fn owners(&self) -> Result<Vec<Owner>, IpamError> {
@@ -337,5 +353,28 @@ mod tests {
         symlink("dead:eth0", store.dir().join("ip:10.0.0.8")).unwrap();
         assert_eq!(t.remove_orphans().unwrap(), 1);
         assert!(fs::symlink_metadata(store.dir().join("ip:10.0.0.8")).is_err());
+    }
+
+    /// Where each range set's search starts is kept per set, across processes, without a
+    /// record of its own; a garbled hint reads as none.
+    #[test]
+    fn search_hints_are_per_set_survive_the_lock_and_tolerate_garbage() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path(), "net1");
+        {
+            let mut t = store.lock().unwrap();
+            assert_eq!(t.last_reserved(1).unwrap(), None);
+            t.set_last_reserved(1, ip("fd00::ffff:1")).unwrap();
+            t.set_last_reserved(0, ip("10.0.0.200")).unwrap();
+            t.set_last_reserved(0, ip("10.0.0.9")).unwrap();
+        }
+        let t = store.lock().unwrap();
+        assert_eq!(t.last_reserved(0).unwrap(), Some(ip("10.0.0.9")));
+        assert_eq!(t.last_reserved(1).unwrap(), Some(ip("fd00::ffff:1")));
+        assert_eq!(t.last_reserved(2).unwrap(), None);
+        let names = t.names("").unwrap();
+        assert_eq!(names, vec!["lock".to_string()], "no record per hint");
+        t.lock.write_all_at(b"10.0.0.x", 0).unwrap();
+        assert_eq!(t.last_reserved(0).unwrap(), None);
     }
 }
