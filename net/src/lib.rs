@@ -17,6 +17,7 @@ pub use netlink::{Addr, Link, Netlink};
 pub use netns::NetNs;
 pub use ops::{parse_mac, MacvlanMode, RouteSpec};
 pub use sysctl::{disable_ipv6, set_sysctl};
+pub use vlan::PortVlan;
 
 /// Where netctl's plugins keep runtime state when a conflist gives no `runDir`.
 pub const DEFAULT_RUN_DIR: &str = "/run/netctl";

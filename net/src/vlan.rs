@@ -2,7 +2,7 @@
 
 use netlink_packet_route::link::{
     AfSpecBridge, BridgeVlanInfo, BridgeVlanInfoFlags, InfoBridge, InfoData, InfoKind,
-    LinkAttribute, LinkInfo, LinkMessage,
+    LinkAttribute, LinkExtentMask, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
@@ -11,6 +11,17 @@ use crate::netlink::Netlink;
 
 /// Errno of "no such entry".
 const ENOENT: i32 = 2;
+
+/// One VLAN of a bridge port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortVlan {
+    /// The VLAN ID.
+    pub vid: u16,
+    /// Untagged frames arriving on the port join this VLAN.
+    pub pvid: bool,
+    /// Frames of this VLAN leave the port untagged.
+    pub untagged: bool,
+}
 
 impl Netlink {
     /// Turns VLAN filtering on for bridge `index`; ports keep the default VLAN 1.
@@ -45,6 +56,36 @@ impl Netlink {
             }
             other => other,
         }
+    }
+
+    /// The VLANs bridge port `index` belongs to (none when the bridge does not filter).
+    pub fn port_vlans(&mut self, index: u32) -> Result<Vec<PortVlan>, NetError> {
+        let mut msg = LinkMessage::default();
+        msg.header.interface_family = AddressFamily::Bridge;
+        msg.attributes
+            .push(LinkAttribute::ExtMask(vec![LinkExtentMask::Brvlan]));
+        let replies = self.dump(RouteNetlinkMessage::GetLink(msg), "list bridge port VLANs")?;
+        Ok(replies
+            .into_iter()
+            .filter_map(|r| match r {
+                RouteNetlinkMessage::NewLink(m) if m.header.index == index => Some(m.attributes),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(|a| match a {
+                LinkAttribute::AfSpecBridge(spec) => Some(spec),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(|s| match s {
+                AfSpecBridge::VlanInfo(i) => Some(PortVlan {
+                    vid: i.vid,
+                    pvid: i.flags.contains(BridgeVlanInfoFlags::Pvid),
+                    untagged: i.flags.contains(BridgeVlanInfoFlags::Untagged),
+                }),
+                _ => None,
+            })
+            .collect())
     }
 }
 

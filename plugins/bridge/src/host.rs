@@ -363,6 +363,20 @@ pub fn reap(name: &str, fd: &str) -> Result<(), NetError> {
     Netlink::in_ns(&ns)?.del_link_by_name(name)
 }
 
+/// The port is still an access port of the network's VLAN, if it has one.
+fn check_vlan(nl: &mut Netlink, conf: &BridgeConfig, name: &str, index: u32) -> Result<(), Error> {
+    let Some(vid) = conf.vlan() else {
+        return Ok(());
+    };
+    let vlans = nl.port_vlans(index)?;
+    if !vlans.iter().any(|v| v.vid == vid && v.pvid && v.untagged) {
+        return Err(mismatch(format!(
+            "{name} is no longer an untagged port of VLAN {vid} (its VLANs: {vlans:?})"
+        )));
+    }
+    Ok(())
+}
+
 fn mismatch(msg: String) -> Error {
     Error::new(ErrorCode::Plugin(112), msg)
 }
@@ -387,6 +401,7 @@ pub fn check(ctx: &Ctx, conf: &BridgeConfig, prev: &Success) -> Result<(), Error
             conf.bridge
         )));
     }
+    check_vlan(&mut host, conf, &host_name, port.index)?;
     let ns = NetNs::open(crate::netns_path(ctx)?)?;
     let mut nl = Netlink::in_ns(&ns)?;
     let ctr = nl

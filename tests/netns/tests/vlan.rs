@@ -73,6 +73,8 @@ ns() { touch /run/netns/$1; unshare --net=/run/netns/$1 true; }
 cni() { CNI_COMMAND=$1 CNI_CONTAINERID=$2 CNI_NETNS=/run/netns/$2 CNI_IFNAME=eth0 /cni/netctl-bridge < /conf/$3.json; }
 add() { ns $1; cni ADD $1 $2 > /tmp/$1.json; }
 port() { sed 's/.*"interfaces":\[{[^}]*},{"name":"\([^"]*\)".*/\1/' /tmp/$1.json; }
+chk() { sed 's/}$//' /conf/$2.json > /tmp/chk.json; printf ',"prevResult":%s}' "$(cat /tmp/$1.json)" >> /tmp/chk.json
+  CNI_COMMAND=CHECK CNI_CONTAINERID=$1 CNI_NETNS=/run/netns/$1 CNI_IFNAME=eth0 /cni/netctl-bridge < /tmp/chk.json; }
 ping_from() { nsenter --net=/run/netns/$1 ping -c1 -W2 $2; }
 links() { ip -o link show | sed 's/^[0-9]*: \([^:@]*\).*/\1/' | sort; }
 gone() { for i in $(seq 50); do ip link show $1 >/dev/null 2>&1 || return 0; sleep 0.1; done; return 1; }
@@ -90,6 +92,11 @@ probe c-d ping_from c 10.10.0.101
 probe a-c ping_from a 10.10.0.100
 probe c-a ping_from c 10.10.0.2
 probe d-gateway ping_from d 10.10.0.1
+probe check-a chk a v10
+pa=$(port a)
+bridge vlan del dev $pa vid 10
+probe check-a-moved chk a v10
+bridge vlan add dev $pa vid 10 pvid untagged
 pb=$(port b)
 probe del-b cni DEL b v10
 probe b-port-gone gone $pb
@@ -262,8 +269,8 @@ fn port_vlans(out: &str, c: &str) -> Vec<(u64, Vec<String>)> {
 
 /// A user puts two networks with the same subnet on one bridge, in VLANs 10 and 20:
 /// containers reach each other and the gateway within a VLAN, never across; each port
-/// carries its VLAN untagged as PVID (and VLAN 1 only where the network keeps it); DEL
-/// removes the container's port; an ADD that fails after its VLAN gateway was made leaves
+/// carries its VLAN untagged as PVID (and VLAN 1 only where the network keeps it); CHECK
+/// fails once a port has left its VLAN; DEL removes the container's port; an ADD that fails after its VLAN gateway was made leaves
 /// no link and no firewall rule behind.
 #[test]
 fn vlans_on_one_bridge_keep_networks_apart() {
@@ -285,6 +292,12 @@ fn vlans_on_one_bridge_keep_networks_apart() {
     for name in ["a-c", "c-a", "d-gateway"] {
         expect(name, false);
     }
+    expect("check-a", true);
+    expect("check-a-moved", false);
+    assert!(
+        out.contains("no longer an untagged port of VLAN 10"),
+        "CHECK names the VLAN a port left:\n{out}"
+    );
     for name in ["del-b", "b-port-gone"] {
         expect(name, true);
     }
