@@ -111,7 +111,7 @@ impl Store for FileStore {
                 File::open(parent).and_then(|f| f.sync_all()).map_err(err)?;
             }
         }
-        let lock_path = self.dir.join("lock");
+        let lock_path = self.dir.join(LOCK_FILE);
         let lock = File::options()
             .create(true)
             .truncate(false)
@@ -136,6 +136,9 @@ pub struct FileTxn<'a> {
     /// Whether records were made since the last fsync.
     dirty: bool,
 }
+
+/// The file every process locks; it also holds the search hints.
+const LOCK_FILE: &str = "lock";
 
 /// The width of one range set's line of search hints in the lock file: the longest IPv6
 /// address, padded, and a newline.
@@ -258,7 +261,7 @@ impl Txn for FileTxn<'_> {
         let n = self
             .lock
             .read_at(&mut line, hint_offset(set))
-            .map_err(|e| IpamError::store(&self.path("lock"), e))?;
+            .map_err(|e| IpamError::store(&self.path(LOCK_FILE), e))?;
         Ok(std::str::from_utf8(&line[..n])
             .ok()
             .and_then(|s| s.trim().parse().ok()))
@@ -268,7 +271,7 @@ impl Txn for FileTxn<'_> {
         let line = format!("{ip:<width$}\n", width = HINT_WIDTH - 1);
         self.lock
             .write_all_at(line.as_bytes(), hint_offset(set))
-            .map_err(|e| IpamError::store(&self.path("lock"), e))
+            .map_err(|e| IpamError::store(&self.path(LOCK_FILE), e))
     }
 
     fn owners(&self) -> Result<Vec<Owner>, IpamError> {
@@ -373,7 +376,7 @@ mod tests {
         assert_eq!(t.last_reserved(1).unwrap(), Some(ip("fd00::ffff:1")));
         assert_eq!(t.last_reserved(2).unwrap(), None);
         let names = t.names("").unwrap();
-        assert_eq!(names, vec!["lock".to_string()], "no record per hint");
+        assert_eq!(names, vec![LOCK_FILE.to_string()], "no record per hint");
         t.lock.write_all_at(b"10.0.0.x", 0).unwrap();
         assert_eq!(t.last_reserved(0).unwrap(), None);
     }

@@ -175,24 +175,29 @@ fn join_vlan(nl: &mut Netlink, conf: &BridgeConfig, index: u32) -> Result<(), Er
 }
 
 /// The layer 3 interface of the network's VLAN `vid` on the bridge (see
-/// [`vlan_gateway_names`]), made and brought up if missing; whether this call made it.
+/// [`vlan_gateway_names`]), made and brought up if missing; with the name of the pair's
+/// bridge side when this call made it (for rollback).
 pub fn ensure_vlan_gateway(
     nl: &mut Netlink,
     conf: &BridgeConfig,
     bridge: u32,
     vid: u16,
-) -> Result<(Link, bool), Error> {
+) -> Result<(Link, Option<String>), Error> {
     let (l3, port) = vlan_gateway_names(&conf.bridge, vid);
     if let Some(link) = nl.link_by_name(&l3)? {
-        return Ok((link, false));
+        return Ok((link, None));
     }
     match nl.add_veth(&port, &l3, &NetNs::current()?, conf.mtu, None) {
         Ok(()) => {}
-        Err(e) if exists(&e) => {} // another ADD of this VLAN made it a moment ago
+        // Another ADD of this VLAN made it a moment ago, and wires it.
+        Err(e) if exists(&e) => {
+            let link = nl.link_by_name(&l3)?.ok_or(NetError::LinkNotFound(l3))?;
+            return Ok((link, None));
+        }
         Err(e) => return Err(e.into()),
     }
     match wire_vlan_gateway(nl, conf, bridge, &port, &l3) {
-        Ok(link) => Ok((link, true)),
+        Ok(link) => Ok((link, Some(port))),
         Err(e) => {
             let _ = nl.del_link_by_name(&port);
             Err(e)

@@ -39,7 +39,8 @@ pub fn reap_link(name: &str, fd: &str) -> Result<(), netctl_net::NetError> {
 enum Step {
     Ipam,
     Bridge,
-    VlanGateway(String),
+    /// A link in the host namespace this ADD made: a container's host end or a VLAN's
+    /// gateway pair (deleting one end deletes the pair).
     HostLink(String),
     Ports(Vec<netctl_firewall::PortForward>),
     MacGuard(netctl_firewall::MacGuard),
@@ -55,9 +56,6 @@ fn rollback(ctx: &Ctx, conf: &BridgeConfig, steps: Vec<Step>) {
                 .map(|ipam| driver_ipam(ctx, Command::Del, ipam).map(drop))
                 .unwrap_or(Ok(())),
             Step::Bridge => remove_bridge(conf),
-            Step::VlanGateway(port) => Netlink::new()
-                .and_then(|mut nl| nl.del_link_by_name(&port))
-                .map_err(Error::from),
             Step::HostLink(name) => Netlink::new()
                 .and_then(|mut nl| nl.del_link_by_name(&name))
                 .map_err(Error::from),
@@ -211,9 +209,8 @@ fn add_steps(
             Some(vid) => {
                 let (link, made) =
                     host::ensure_vlan_gateway(&mut host_nl, conf, bridge.index, vid)?;
-                if made {
-                    let (_, port) = config::vlan_gateway_names(&conf.bridge, vid);
-                    steps.push(Step::VlanGateway(port));
+                if let Some(port) = made {
+                    steps.push(Step::HostLink(port));
                 }
                 vlan_gateway.insert(link).clone()
             }
