@@ -54,10 +54,12 @@ impl RuntimeConf {
 }
 
 /// Finds plugin binaries and runs them.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PluginExec {
     /// Folders searched for plugins, in order.
     pub cni_path: Vec<PathBuf>,
+    /// Extra environment for every plugin run.
+    pub env: Vec<(String, String)>,
 }
 
 impl PluginExec {
@@ -99,9 +101,16 @@ impl PluginExec {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        for k in ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_ARGS"] {
+        for k in [
+            "CNI_CONTAINERID",
+            "CNI_NETNS",
+            "CNI_IFNAME",
+            "CNI_ARGS",
+            crate::skel::DELEGATED_ENV,
+        ] {
             cmd.env_remove(k);
         }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         if let Some(rt) = rt {
             cmd.env("CNI_CONTAINERID", &rt.container_id)
                 .env("CNI_IFNAME", &rt.ifname)
@@ -150,6 +159,38 @@ fn exec(binary: &Path, mut cmd: Process, stdin: &[u8]) -> Result<Option<Value>, 
     })
 }
 
+/// netctl's plugins that attach containers, never an IPAM plugin a driver delegates to.
+pub const MAIN_PLUGINS: [&str; 7] = [
+    "netctl-bridge",
+    "netctl-macvlan",
+    "netctl-host",
+    "netctl-none",
+    "netctl-container",
+    "netctl-dns",
+    "netctl-overlay",
+];
+
+/// Refuses a delegation that would run plugins in a loop: to the calling plugin itself, to
+/// one of netctl's main plugins, or from a plugin that was itself run as a delegate.
+fn check_delegation(ctx: &Ctx, ty: &str) -> Result<(), Error> {
+    let why = if ctx.args.delegated {
+        Some("this plugin was itself run as a delegate, and delegates do not delegate again")
+    } else if ty == ctx.conf.plugin_type {
+        Some("that is this plugin itself")
+    } else if MAIN_PLUGINS.contains(&ty) {
+        Some("that is a main plugin, not an IPAM plugin")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(Error::invalid_config(format!(
+            "ipam type {ty:?} of plugin {:?} would make the plugins run each other without end: {why}",
+            ctx.conf.plugin_type
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Runs a delegate plugin (IPAM) from inside a plugin: the same `CNI_*` environment as the
 /// caller's, with the command replaced, and `conf` on stdin.
 pub fn delegate(
@@ -158,8 +199,10 @@ pub fn delegate(
     ty: &str,
     conf: &[u8],
 ) -> Result<Option<Success>, Error> {
+    check_delegation(ctx, ty)?;
     let exec = PluginExec {
         cni_path: ctx.args.cni_path.clone(),
+        env: vec![(crate::skel::DELEGATED_ENV.into(), "1".into())],
     };
     let rt = RuntimeConf {
         container_id: ctx.args.container_id.clone(),
@@ -199,7 +242,10 @@ impl CniConfig {
     /// A client searching `cni_path` and caching under `cache_dir`.
     pub fn new(cni_path: Vec<PathBuf>, cache_dir: impl Into<PathBuf>) -> Self {
         CniConfig {
-            exec: PluginExec { cni_path },
+            exec: PluginExec {
+                cni_path,
+                env: Vec::new(),
+            },
             cache_dir: cache_dir.into(),
         }
     }
@@ -532,10 +578,54 @@ mod tests {
         assert_eq!(second["prevResult"], prev);
     }
 
+    fn ctx(plugin_type: &str, delegated: bool) -> Ctx {
+        Ctx {
+            args: crate::skel::Args {
+                command: Command::Add,
+                container_id: "c1".into(),
+                netns: None,
+                ifname: "eth0".into(),
+                cni_args: Vec::new(),
+                cni_path: Vec::new(),
+                delegated,
+            },
+            version: SpecVersion::LATEST,
+            conf: serde_json::from_value(json!({"name": "web", "type": plugin_type})).unwrap(),
+            stdin: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn delegation_to_itself_to_a_main_plugin_or_from_a_delegate_is_refused() {
+        for (ty, target, delegated) in [
+            ("netctl-bridge", "netctl-bridge", false),
+            ("netctl-bridge", "netctl-macvlan", false),
+            ("my-driver", "my-driver", false),
+            ("netctl-bridge", "host-local", true),
+        ] {
+            let e = delegate(&ctx(ty, delegated), Command::Add, target, b"{}").unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidConfig, "{ty} -> {target}");
+            assert!(e.msg.contains("without end"), "{}", e.msg);
+        }
+        let e = delegate(
+            &ctx("netctl-bridge", false),
+            Command::Add,
+            "host-local",
+            b"{}",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.code,
+            ErrorCode::PluginNotAvailable,
+            "an ordinary IPAM is looked up"
+        );
+    }
+
     #[test]
     fn a_missing_plugin_is_error_50_naming_the_search_path() {
         let exec = PluginExec {
             cni_path: vec!["/nonexistent/cni".into()],
+            ..PluginExec::default()
         };
         let e = exec.find("netctl-bridge").unwrap_err();
         assert_eq!(e.code, ErrorCode::PluginNotAvailable);

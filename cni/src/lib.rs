@@ -15,5 +15,7 @@ pub mod version;
 
 pub use error::{Error, ErrorCode};
 pub use skel::{Command, Ctx, Plugin};
-pub use types::{Attachment, Dns, Interface, IpConfig, NetConf, NetConfList, Route, Success};
+pub use types::{
+    Attachment, Dns, Interface, IpConfig, NetConf, NetConfList, Route, StateDir, Success,
+};
 pub use version::SpecVersion;

@@ -77,7 +77,14 @@ pub struct Args {
     pub cni_args: Vec<(String, String)>,
     /// `CNI_PATH`, split.
     pub cni_path: Vec<PathBuf>,
+    /// This call was made by another plugin delegating to this one ([`DELEGATED_ENV`] set):
+    /// it may not delegate again, so no configuration can make plugins exec each other
+    /// without end.
+    pub delegated: bool,
 }
+
+/// Set by [`crate::invoke::delegate`] in the environment of the plugin it runs.
+pub const DELEGATED_ENV: &str = "NETCTL_CNI_DELEGATED";
 
 /// Everything a plugin gets besides its own typed configuration.
 #[derive(Debug, Clone)]
@@ -306,6 +313,7 @@ fn read_args(env: &dyn Env, command: Command) -> Result<Args, Error> {
         ifname,
         cni_args: parse_cni_args(&get("CNI_ARGS").unwrap_or_default())?,
         cni_path: std::env::split_paths(&cni_path).collect(),
+        delegated: get(DELEGATED_ENV).is_some(),
     })
 }
 

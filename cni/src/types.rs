@@ -49,6 +49,46 @@ pub struct NetConf {
     pub extra: Map<String, Value>,
 }
 
+/// A state folder named in a configuration (`runDir`, `dataDir`): always an absolute path,
+/// since an empty or relative one would put state wherever the runtime happens to run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct StateDir(std::path::PathBuf);
+
+impl StateDir {
+    /// The folder.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    /// `dir`, or `default` when none was configured.
+    pub fn or_default(dir: &Option<StateDir>, default: &str) -> std::path::PathBuf {
+        dir.as_ref()
+            .map_or_else(|| std::path::PathBuf::from(default), |d| d.0.clone())
+    }
+}
+
+impl TryFrom<std::path::PathBuf> for StateDir {
+    type Error = String;
+
+    fn try_from(p: std::path::PathBuf) -> Result<Self, String> {
+        if p.is_absolute() {
+            Ok(StateDir(p))
+        } else {
+            Err(format!(
+                "state folder {p:?} is not an absolute path: give one such as /run/netctl"
+            ))
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for StateDir {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let p = std::path::PathBuf::deserialize(d)?;
+        StateDir::try_from(p).map_err(serde::de::Error::custom)
+    }
+}
+
 /// The IPAM section of a network configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct IpamConf {

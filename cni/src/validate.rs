@@ -45,7 +45,9 @@ pub fn network_name(name: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Checks `CNI_IFNAME`: 1 to 15 bytes, not `.` or `..`, no `/`, `:` or white space.
+/// Checks an interface name (`CNI_IFNAME`, a bridge): 1 to 15 bytes, not `.` or `..`, no
+/// `/`, `:`, `%` or white space. The kernel expands `%d` in a new link's name to a free
+/// number, so a name with `%` would not be the name the plugin later looks for.
 pub fn ifname(name: &str) -> Result<(), Error> {
     let why = if name.is_empty() {
         Some("is empty")
@@ -55,9 +57,9 @@ pub fn ifname(name: &str) -> Result<(), Error> {
         Some("may not be . or ..")
     } else if name
         .chars()
-        .any(|c| c == '/' || c == ':' || c.is_whitespace())
+        .any(|c| c == '/' || c == ':' || c == '%' || c.is_whitespace())
     {
-        Some("may not contain '/', ':' or white space")
+        Some("may not contain '/', ':', '%' or white space")
     } else {
         None
     };
@@ -104,7 +106,16 @@ mod tests {
     fn interface_names_follow_the_kernel_rules() {
         assert!(ifname("eth0").is_ok());
         assert!(ifname("a23456789012345").is_ok());
-        for bad in ["", "a234567890123456", ".", "..", "e/0", "e:0", "e 0"] {
+        for bad in [
+            "",
+            "a234567890123456",
+            ".",
+            "..",
+            "e/0",
+            "e:0",
+            "e 0",
+            "eth%d",
+        ] {
             assert!(ifname(bad).is_err(), "{bad:?}");
         }
     }

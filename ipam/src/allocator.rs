@@ -444,7 +444,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cfg = IpamConfig {
             subnet: Some("10.5.0.0/24".into()),
-            data_dir: Some(dir.path().into()),
+            data_dir: Some(dir.path().to_path_buf().try_into().unwrap()),
             ..IpamConfig::default()
         };
         let a = Allocator::from_config("n", &cfg).unwrap();

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use netctl_cni::Route;
+use netctl_cni::{Route, StateDir};
 use serde::{Deserialize, Serialize};
 
 use crate::error::IpamError;
@@ -75,7 +75,7 @@ pub struct IpamConfig {
     pub routes: Vec<Route>,
     /// Where allocations are stored; one folder per network below it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data_dir: Option<PathBuf>,
+    pub data_dir: Option<StateDir>,
     /// Which free address is picked.
     #[serde(default)]
     pub allocation: AllocationOrder,
@@ -119,9 +119,7 @@ impl IpamConfig {
 
     /// The folder holding allocations.
     pub fn data_dir(&self) -> PathBuf {
-        self.data_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+        StateDir::or_default(&self.data_dir, DEFAULT_DATA_DIR)
     }
 }
 
@@ -160,6 +158,19 @@ mod tests {
         assert_eq!(c.allocation, AllocationOrder::Lowest);
         let sets = c.range_sets().unwrap();
         assert_eq!(sets[0].ranges()[0].end().to_string(), "172.72.0.255");
+    }
+
+    #[test]
+    fn an_empty_or_relative_data_dir_is_refused() {
+        for bad in ["", "ipam", "./state"] {
+            let c = serde_json::from_value::<IpamConfig>(
+                json!({"subnet": "10.0.0.0/24", "dataDir": bad}),
+            );
+            let e = c.unwrap_err().to_string();
+            assert!(e.contains("not an absolute path"), "{bad:?}: {e}");
+        }
+        let c: IpamConfig = serde_json::from_value(json!({"subnet": "10.0.0.0/24"})).unwrap();
+        assert_eq!(c.data_dir(), PathBuf::from(DEFAULT_DATA_DIR));
     }
 
     #[test]

@@ -59,6 +59,7 @@ impl Range {
                 subnet.prefix_len()
             )));
         }
+        check_usable(&subnet)?;
         let max_prefix = if subnet.addr().is_ipv4() { 30 } else { 126 };
         if subnet.prefix_len() > max_prefix {
             return Err(bad(format!(
@@ -158,6 +159,35 @@ impl fmt::Display for Range {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} (range {}-{})", self.subnet, self.start, self.end)
     }
+}
+
+/// Address blocks no container network may use, with what they are: the host's loopback
+/// (which `route_localnet` would open to containers), link-local (the kernel's own per-link
+/// addresses), multicast and the unspecified "this network" block.
+const RESERVED: [(&str, &str); 8] = [
+    ("0.0.0.0/8", "the unspecified \"this network\" block"),
+    ("127.0.0.0/8", "loopback"),
+    ("169.254.0.0/16", "link-local"),
+    ("224.0.0.0/4", "multicast"),
+    ("::/128", "the unspecified address"),
+    ("::1/128", "loopback"),
+    ("fe80::/10", "link-local"),
+    ("ff00::/8", "multicast"),
+];
+
+/// Refuses a subnet that overlaps a reserved block.
+fn check_usable(subnet: &IpNet) -> Result<(), IpamError> {
+    for (block, what) in RESERVED {
+        let Ok(block) = block.parse::<IpNet>() else {
+            continue;
+        };
+        if block.contains(&subnet.network()) || subnet.contains(&block.network()) {
+            return Err(bad(format!(
+                "subnet {subnet} overlaps {block}, which is {what}: choose a private range such as 172.18.0.0/16 or fd00::/64"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// First and last host address of a subnet: no network address, and for IPv4 no broadcast.
@@ -287,6 +317,13 @@ mod tests {
             (cfg("10.0.0.5/24"), "host bits set"),
             (cfg("10.0.0.0/31"), "too small"),
             (cfg("10.0.0/24"), "not a CIDR"),
+            (cfg("127.0.0.0/16"), "loopback"),
+            (cfg("64.0.0.0/2"), "loopback"),
+            (cfg("169.254.0.0/16"), "link-local"),
+            (cfg("224.1.0.0/16"), "multicast"),
+            (cfg("fe80::/64"), "link-local"),
+            (cfg("ff02::/64"), "multicast"),
+            (cfg("::/64"), "unspecified"),
             (
                 RangeConfig {
                     gateway: Some(ip("10.0.1.1")),

@@ -24,20 +24,24 @@ fn open_tty(path: &Path) -> std::io::Result<File> {
         .open(path)
 }
 
-/// In the container (before pivoting into `root`): makes a terminal in its /dev/pts (of
-/// `size` rows and columns when given), sends the master to `socket`, and makes the slave
-/// our stdin, stdout and stderr.
+/// In the container (before pivoting into its root): makes a terminal in its own devpts
+/// instance, mounted at `pts` (of `size` rows and columns when given), sends the master to
+/// `socket`, and makes the slave our stdin, stdout and stderr.
 pub fn make_in_container(
-    root: &Path,
+    pts: &Path,
     socket: &Path,
     size: Option<(u16, u16)>,
 ) -> anyhow::Result<()> {
-    let master =
-        open_tty(&root.join("dev/pts/ptmx")).context("open the container's /dev/pts/ptmx")?;
+    let master = open_tty(&pts.join("ptmx")).context("open the container's /dev/pts/ptmx")?;
     rustix::pty::unlockpt(&master)?;
     let name = rustix::pty::ptsname(&master, Vec::new())?;
-    let rel = name.to_string_lossy().trim_start_matches('/').to_string();
-    let slave = open_tty(&root.join(rel)).context("open the terminal's slave end")?;
+    let number = name
+        .to_string_lossy()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let slave = open_tty(&pts.join(number)).context("open the terminal's slave end")?;
     if let Some((rows, cols)) = size {
         rustix::termios::tcsetwinsize(&slave, crate::attach::winsize(rows, cols))?;
     }

@@ -13,7 +13,7 @@
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,6 +22,8 @@ use anyhow::Context;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::CloneFlags;
 use serde::{Deserialize, Serialize};
+
+use crate::rootfs::{fd_path, Links, Rootfs, Want};
 
 /// Everything the two stages need, written by the monitor as `<container>/init.json`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -137,7 +139,7 @@ pub fn stage1(spec_path: &Path) -> i32 {
 }
 
 /// Namespaces and mounts, all but /proc (which must be mounted from inside the new PID
-/// namespace).
+/// namespace). Every target inside the container is resolved inside its root.
 fn prepare(spec: &InitSpec) -> anyhow::Result<()> {
     nix::sched::unshare(
         CloneFlags::CLONE_NEWNS
@@ -154,80 +156,93 @@ fn prepare(spec: &InitSpec) -> anyhow::Result<()> {
     if let Some(h) = &spec.hostname {
         nix::unistd::sethostname(h).context("set the hostname")?;
     }
-    mnt(
+    mount(
         None::<&str>,
         "/",
-        None,
+        None::<&str>,
         MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None,
-    )?;
+        None::<&str>,
+    )
+    .context("make the container's mounts private")?;
     mount_root(spec)?;
-    mount_dev(&spec.rootfs)?;
-    let sys = ensure_dir(&spec.rootfs, "sys")?;
+    let root = Rootfs::open(&spec.rootfs).context("open the container's root")?;
+    mount_dev(&root)?;
+    let sys = root.resolve("/sys", Want::Dir, Links::Refuse)?;
     let ro = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mnt(Some("sysfs"), &sys, Some("sysfs"), ro, None)?;
+    mnt(Some("sysfs"), &sys, "/sys", Some("sysfs"), ro, None)?;
     for name in ["hosts", "hostname", "resolv.conf"] {
-        let target = ensure_file(&spec.rootfs, &format!("etc/{name}"))?;
-        mnt(
-            Some(&spec.etc.join(name)),
-            &target,
-            None,
-            MsFlags::MS_BIND,
-            None,
-        )?;
+        let path = format!("/etc/{name}");
+        let target = root.resolve(&path, Want::File, Links::Follow)?;
+        let source = spec.etc.join(name);
+        mnt(Some(&source), &target, &path, None, MsFlags::MS_BIND, None)?;
     }
     for m in &spec.mounts {
-        user_mount(&spec.rootfs, m)?;
+        user_mount(&root, m)?;
     }
     Ok(())
 }
 
-fn user_mount(root: &Path, m: &Mount) -> anyhow::Result<()> {
-    let rel = m.target.trim_start_matches('/');
+fn user_mount(root: &Rootfs, m: &Mount) -> anyhow::Result<()> {
     let Some(source) = &m.source else {
-        let target = ensure_dir(root, rel)?;
+        let target = root.resolve(&m.target, Want::Dir, Links::Follow)?;
         let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
         return mnt(
             Some("tmpfs"),
             &target,
+            &m.target,
             Some("tmpfs"),
             flags,
             Some("mode=1777"),
         );
     };
-    let target = if source.is_dir() {
-        ensure_dir(root, rel)?
+    let want = if source.is_dir() {
+        Want::Dir
     } else {
-        ensure_file(root, rel)?
+        Want::File
     };
-    if m.copy_up && target.is_dir() {
-        crate::volume::copy_up(&target, source)
+    let target = root.resolve(&m.target, want, Links::Follow)?;
+    if m.copy_up && want == Want::Dir {
+        let from = crate::rootfs::reopen_dir(&target)?;
+        let to = rustix::fs::openat(
+            rustix::fs::CWD,
+            source,
+            rustix::fs::OFlags::RDONLY
+                | rustix::fs::OFlags::DIRECTORY
+                | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )?;
+        crate::volume::copy_up(&from, &to)
             .with_context(|| format!("copy the image's {} into its volume", m.target))?;
     }
-    mnt(
-        Some(source),
-        &target,
-        None,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None,
-    )?;
+    let rec = MsFlags::MS_BIND | MsFlags::MS_REC;
+    mnt(Some(source), &target, &m.target, None, rec, None)?;
     if m.readonly {
+        // The descriptor names the folder under the new mount: look the mount itself up.
+        let mounted = root.resolve(&m.target, want, Links::Follow)?;
         let ro = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
-        mnt(None::<&str>, &target, None, ro, None)?;
+        mnt(None::<&str>, &mounted, &m.target, None, ro, None)?;
     }
     Ok(())
 }
 
-fn mnt<P: AsRef<Path> + ?Sized, Q: AsRef<Path> + ?Sized>(
+/// mount(2) onto what `target` (a descriptor from [`Rootfs::resolve`]) names; `shown` is the
+/// path in the container, for the error.
+fn mnt<P: AsRef<Path> + ?Sized>(
     source: Option<&P>,
-    target: &Q,
+    target: &OwnedFd,
+    shown: &str,
     fstype: Option<&str>,
     flags: MsFlags,
     data: Option<&str>,
 ) -> anyhow::Result<()> {
-    let target = target.as_ref();
-    mount(source.map(|s| s.as_ref()), target, fstype, flags, data)
-        .with_context(|| format!("mount {} on {}", fstype.unwrap_or("bind"), target.display()))
+    mount(
+        source.map(|s| s.as_ref()),
+        &fd_path(target),
+        fstype,
+        flags,
+        data,
+    )
+    .with_context(|| format!("mount {} on {shown}", fstype.unwrap_or("bind")))
 }
 
 fn mount_root(spec: &InitSpec) -> anyhow::Result<()> {
@@ -239,49 +254,31 @@ fn mount_root(spec: &InitSpec) -> anyhow::Result<()> {
         spec.work.display()
     );
     // nodev: a device node an image ships (a layer may hold one) opens nothing.
-    mnt(
+    mount(
         Some("overlay"),
         &spec.rootfs,
         Some("overlay"),
         MsFlags::MS_NODEV,
-        Some(&data),
+        Some(data.as_str()),
     )
-}
-
-fn ensure_dir(root: &Path, rel: &str) -> anyhow::Result<PathBuf> {
-    let p = root.join(rel);
-    fs::create_dir_all(&p).with_context(|| format!("create /{rel} in the container"))?;
-    Ok(p)
-}
-
-fn ensure_file(root: &Path, rel: &str) -> anyhow::Result<PathBuf> {
-    let p = root.join(rel);
-    if let Some(parent) = p.parent() {
-        fs::create_dir_all(parent)?;
-    }
-    if fs::symlink_metadata(&p).is_ok_and(|m| !m.is_file()) {
-        let _ = fs::remove_file(&p);
-    }
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&p)
-        .with_context(|| format!("create /{rel} in the container"))?;
-    Ok(p)
+    .context("mount the container's root (overlay)")
 }
 
 /// A minimal /dev: the usual character devices, /dev/pts (its own instance), /dev/shm,
-/// /dev/mqueue and the /proc/self/fd links.
-fn mount_dev(root: &Path) -> anyhow::Result<()> {
-    use rustix::fs::{makedev, mknodat, FileType, Mode, CWD};
-    let dev = ensure_dir(root, "dev")?;
+/// /dev/mqueue and the /proc/self/fd links; everything below the fresh tmpfs is made
+/// relative to a descriptor of it.
+fn mount_dev(root: &Rootfs) -> anyhow::Result<()> {
+    use rustix::fs::{chmodat, makedev, mkdirat, mknodat, symlinkat, AtFlags, FileType, Mode};
+    let dev = root.resolve("/dev", Want::Dir, Links::Refuse)?;
     mnt(
         Some("tmpfs"),
         &dev,
+        "/dev",
         Some("tmpfs"),
         MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
         Some("mode=755,size=65536k"),
     )?;
+    let dev = crate::rootfs::reopen_dir(&root.resolve("/dev", Want::Dir, Links::Refuse)?)?;
     for (name, major, minor) in [
         ("null", 1, 3),
         ("zero", 1, 5),
@@ -290,15 +287,16 @@ fn mount_dev(root: &Path) -> anyhow::Result<()> {
         ("urandom", 1, 9),
         ("tty", 5, 0),
     ] {
+        let mode = Mode::from_raw_mode(0o666);
         mknodat(
-            CWD,
-            dev.join(name),
+            &dev,
+            name,
             FileType::CharacterDevice,
-            Mode::from_raw_mode(0o666),
+            mode,
             makedev(major, minor),
         )
         .with_context(|| format!("make /dev/{name}"))?;
-        rustix::fs::chmod(dev.join(name), Mode::from_raw_mode(0o666))?;
+        chmodat(&dev, name, mode, AtFlags::empty())?;
     }
     for (name, target) in [
         ("fd", "/proc/self/fd"),
@@ -308,33 +306,38 @@ fn mount_dev(root: &Path) -> anyhow::Result<()> {
         ("ptmx", "pts/ptmx"),
         ("core", "/proc/kcore"),
     ] {
-        std::os::unix::fs::symlink(target, dev.join(name))?;
+        symlinkat(target, &dev, name)?;
     }
     let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
-    let pts = ensure_dir(root, "dev/pts")?;
-    mnt(
-        Some("devpts"),
-        &pts,
-        Some("devpts"),
-        nosuid,
-        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
-    )?;
-    let shm = ensure_dir(root, "dev/shm")?;
-    mnt(
-        Some("shm"),
-        &shm,
-        Some("tmpfs"),
-        nosuid | MsFlags::MS_NODEV,
-        Some("mode=1777,size=65536k"),
-    )?;
-    let mq = ensure_dir(root, "dev/mqueue")?;
-    mnt(
-        Some("mqueue"),
-        &mq,
-        Some("mqueue"),
-        nosuid | MsFlags::MS_NODEV,
-        None,
-    )
+    for (name, fstype, flags, data) in [
+        (
+            "pts",
+            "devpts",
+            nosuid,
+            "newinstance,ptmxmode=0666,mode=0620,gid=5",
+        ),
+        (
+            "shm",
+            "tmpfs",
+            nosuid | MsFlags::MS_NODEV,
+            "mode=1777,size=65536k",
+        ),
+        ("mqueue", "mqueue", nosuid | MsFlags::MS_NODEV, ""),
+    ] {
+        mkdirat(&dev, name, Mode::from_raw_mode(0o755))?;
+        let at = root.resolve(&format!("/dev/{name}"), Want::Dir, Links::Refuse)?;
+        let source = if fstype == "tmpfs" { "shm" } else { fstype };
+        let data = (!data.is_empty()).then_some(data);
+        mnt(
+            Some(source),
+            &at,
+            &format!("/dev/{name}"),
+            Some(fstype),
+            flags,
+            data,
+        )?;
+    }
+    Ok(())
 }
 
 /// Stage 2 (PID 1): only returns when something failed; the exit code.
@@ -360,15 +363,16 @@ pub fn stage2(spec_path: &Path) -> i32 {
 }
 
 fn enter(spec: &InitSpec) -> anyhow::Result<()> {
-    let root = &spec.rootfs;
-    let proc_dir = ensure_dir(root, "proc")?;
+    let root = Rootfs::open(&spec.rootfs).context("open the container's root")?;
+    let proc_dir = root.resolve("/proc", Want::Dir, Links::Refuse)?;
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
-    mnt(Some("proc"), &proc_dir, Some("proc"), flags, None)?;
-    mask_proc(root)?;
+    mnt(Some("proc"), &proc_dir, "/proc", Some("proc"), flags, None)?;
+    mask_proc(&root)?;
     if let Some(sock) = &spec.console_socket {
-        crate::console::make_in_container(root, sock, spec.tty_size)?;
+        let pts = root.resolve("/dev/pts", Want::Dir, Links::Refuse)?;
+        crate::console::make_in_container(&fd_path(&pts), sock, spec.tty_size)?;
     }
-    nix::unistd::chdir(root).context("enter the root")?;
+    nix::unistd::chdir(&spec.rootfs).context("enter the root")?;
     nix::unistd::pivot_root(".", ".").context("pivot_root")?;
     umount2(".", MntFlags::MNT_DETACH).context("detach the host's root")?;
     nix::unistd::chdir("/")?;
@@ -377,6 +381,7 @@ fn enter(spec: &InitSpec) -> anyhow::Result<()> {
         rustix::process::ioctl_tiocsctty(std::io::stdin()).context("take the terminal")?;
     }
     drop_privileges()?;
+    // From here on "/" is the container's root: the working directory resolves inside it.
     let wd = if spec.workdir.is_empty() {
         "/"
     } else {
@@ -387,28 +392,36 @@ fn enter(spec: &InitSpec) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Docker's masked and read-only /proc and /sys paths.
-fn mask_proc(root: &Path) -> anyhow::Result<()> {
-    let null = root.join("dev/null");
+/// Docker's masked and read-only /proc and /sys paths (in the fresh /proc and /sys, which
+/// hold nothing an image made).
+fn mask_proc(root: &Rootfs) -> anyhow::Result<()> {
+    let null = root.resolve("/dev/null", Want::File, Links::Refuse)?;
+    let found = |p: &str| root.find(p);
     for p in [
-        "proc/kcore",
-        "proc/keys",
-        "proc/latency_stats",
-        "proc/timer_list",
-        "proc/timer_stats",
-        "proc/sched_debug",
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/latency_stats",
+        "/proc/timer_list",
+        "/proc/timer_stats",
+        "/proc/sched_debug",
     ] {
-        let target = root.join(p);
-        if target.is_file() {
-            mnt(Some(&null), &target, None, MsFlags::MS_BIND, None)?;
+        if let Some((target, false)) = found(p)? {
+            mnt(
+                Some(&fd_path(&null)),
+                &target,
+                p,
+                None,
+                MsFlags::MS_BIND,
+                None,
+            )?;
         }
     }
-    for p in ["proc/acpi", "proc/scsi", "sys/firmware"] {
-        let target = root.join(p);
-        if target.is_dir() {
+    for p in ["/proc/acpi", "/proc/scsi", "/sys/firmware"] {
+        if let Some((target, true)) = found(p)? {
             mnt(
                 Some("tmpfs"),
                 &target,
+                p,
                 Some("tmpfs"),
                 MsFlags::MS_RDONLY,
                 None,
@@ -416,23 +429,18 @@ fn mask_proc(root: &Path) -> anyhow::Result<()> {
         }
     }
     for p in [
-        "proc/bus",
-        "proc/fs",
-        "proc/irq",
-        "proc/sys",
-        "proc/sysrq-trigger",
+        "/proc/bus",
+        "/proc/fs",
+        "/proc/irq",
+        "/proc/sys",
+        "/proc/sysrq-trigger",
     ] {
-        let target = root.join(p);
-        if target.exists() {
-            mnt(
-                Some(&target),
-                &target,
-                None,
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                None,
-            )?;
+        if let Some((target, _)) = found(p)? {
+            let rec = MsFlags::MS_BIND | MsFlags::MS_REC;
+            mnt(Some(&fd_path(&target)), &target, p, None, rec, None)?;
+            let (mounted, _) = found(p)?.with_context(|| format!("{p} vanished"))?;
             let ro = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
-            mnt(None::<&str>, &target, None, ro, None)?;
+            mnt(None::<&str>, &mounted, p, None, ro, None)?;
         }
     }
     Ok(())
@@ -469,6 +477,8 @@ fn exec(spec: &InitSpec) -> (String, i32) {
         .env
         .iter()
         .map(|kv| kv.split_once('=').unwrap_or((kv, "")));
+    // The command gets fds 0-2 only, whatever was opened or inherited since start.
+    crate::hygiene::cloexec_inherited();
     let err = Command::new(prog).args(args).env_clear().envs(env).exec();
     let code = if err.kind() == std::io::ErrorKind::PermissionDenied {
         126

@@ -80,7 +80,8 @@ impl LayerStore {
             inner: decompressed(tar)?,
             hash: Sha256::new(),
         };
-        unpack(&mut hashing, dest)?;
+        crate::archive::unpack(&mut hashing, dest, crate::archive::Members::Layer)
+            .context("unpack the layer")?;
         io::copy(&mut hashing, &mut io::sink()).context("read the end of the layer")?;
         Ok(hex(&hashing.hash.finalize()))
     }
@@ -123,48 +124,6 @@ pub fn hex(bytes: &[u8]) -> String {
 /// SHA-256 of bytes, as hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
-}
-
-/// Unpacks a layer tar into `dest`: owners, modes and links as archived; `.wh.NAME` becomes
-/// an overlay whiteout (a 0:0 character device) and `.wh..wh..opq` an opaque folder.
-fn unpack(r: impl Read, dest: &Path) -> anyhow::Result<()> {
-    let mut archive = tar::Archive::new(r);
-    archive.set_preserve_permissions(true);
-    archive.set_preserve_ownerships(true);
-    archive.set_overwrite(true);
-    for entry in archive.entries().context("read the layer archive")? {
-        let mut entry = entry.context("read the layer archive")?;
-        let path = entry.path().context("entry path")?.into_owned();
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if let Some(target) = name.strip_prefix(".wh.") {
-            let parent = dest.join(path.parent().unwrap_or(Path::new("")));
-            whiteout(&parent, target).with_context(|| format!("whiteout {}", path.display()))?;
-            continue;
-        }
-        entry
-            .unpack_in(dest)
-            .with_context(|| format!("unpack {}", path.display()))?;
-    }
-    Ok(())
-}
-
-fn whiteout(parent: &Path, target: &str) -> anyhow::Result<()> {
-    use rustix::fs::{mknodat, setxattr, FileType, Mode, XattrFlags, CWD};
-    fs::create_dir_all(parent)?;
-    if target == ".wh..opq" {
-        setxattr(parent, "trusted.overlay.opaque", b"y", XattrFlags::empty())?;
-        return Ok(());
-    }
-    if target.contains('/') || target.is_empty() || target == ".." {
-        anyhow::bail!("whiteout name {target:?} is not a file name");
-    }
-    let path = parent.join(target);
-    let _ = fs::remove_file(&path);
-    mknodat(CWD, &path, FileType::CharacterDevice, Mode::empty(), 0)?;
-    Ok(())
 }
 
 /// A tar of a folder (owners, modes and symlinks kept), for `image import DIR`.

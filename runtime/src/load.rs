@@ -2,26 +2,32 @@
 //! archive (index.json), plain or gzip, with several layers and the image config.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::io::Read;
+use std::path::Path;
 
 use anyhow::{bail, Context};
 use serde_json::Value;
 
+use crate::archive::{Beneath, Members};
 use crate::image::{normalize, string_list as strings, Image, ImageStore, NewImage};
 use crate::layer::{decompressed, sha256_hex};
 
-/// Loads every image of the archive and returns them.
+/// The largest manifest, index or image config read (real ones are a few KiB).
+const MAX_JSON: u64 = 8 << 20;
+
+/// Loads every image of the archive and returns them. The archive is data: it is unpacked
+/// with files, folders and links between its members only, and every member named by a
+/// manifest is read beneath the unpacked folder, never through a link that leads out.
 pub fn load(store: &ImageStore, archive: &Path) -> anyhow::Result<Vec<Image>> {
     let scratch = store.scratch()?;
     let file = fs::File::open(archive).with_context(|| format!("open {}", archive.display()))?;
-    tar::Archive::new(decompressed(file)?)
-        .unpack(scratch.path())
-        .with_context(|| format!("{} is not a tar archive", archive.display()))?;
-    let dir = scratch.path();
-    if dir.join("manifest.json").is_file() {
-        docker_archive(store, dir)
-    } else if dir.join("index.json").is_file() {
-        oci_layout(store, dir)
+    crate::archive::unpack(decompressed(file)?, scratch.path(), Members::Data)
+        .with_context(|| format!("unpack {}", archive.display()))?;
+    let dir = Beneath::open(scratch.path())?;
+    if dir.open_file("manifest.json", Some(MAX_JSON)).is_ok() {
+        docker_archive(store, &dir)
+    } else if dir.open_file("index.json", Some(MAX_JSON)).is_ok() {
+        oci_layout(store, &dir)
     } else {
         bail!(
             "{}: neither a `docker save` archive (manifest.json) nor an OCI layout (index.json)",
@@ -30,22 +36,21 @@ pub fn load(store: &ImageStore, archive: &Path) -> anyhow::Result<Vec<Image>> {
     }
 }
 
-fn read_json(path: &Path) -> anyhow::Result<Value> {
-    let bytes =
-        fs::read(path).with_context(|| format!("read {} in the archive", path.display()))?;
-    serde_json::from_slice(&bytes).with_context(|| format!("parse {}", path.display()))
+/// The bytes of a JSON member (at most [`MAX_JSON`]).
+fn read_bytes(dir: &Beneath, name: &str) -> anyhow::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    dir.open_file(name, Some(MAX_JSON))
+        .and_then(|f| f.take(MAX_JSON).read_to_end(&mut bytes))
+        .with_context(|| format!("read {name} in the archive"))?;
+    Ok(bytes)
 }
 
-/// A path inside the archive folder; names leaving it are refused.
-fn inside(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
-    if name.split('/').any(|c| c == "..") || name.starts_with('/') {
-        bail!("archive entry {name:?} points outside the archive");
-    }
-    Ok(dir.join(name))
+fn read_json(dir: &Beneath, name: &str) -> anyhow::Result<Value> {
+    serde_json::from_slice(&read_bytes(dir, name)?).with_context(|| format!("parse {name}"))
 }
 
-fn docker_archive(store: &ImageStore, dir: &Path) -> anyhow::Result<Vec<Image>> {
-    let manifest = read_json(&dir.join("manifest.json"))?;
+fn docker_archive(store: &ImageStore, dir: &Beneath) -> anyhow::Result<Vec<Image>> {
+    let manifest = read_json(dir, "manifest.json")?;
     let entries = manifest.as_array().context("manifest.json is not a list")?;
     let mut out = Vec::new();
     for m in entries {
@@ -55,20 +60,22 @@ fn docker_archive(store: &ImageStore, dir: &Path) -> anyhow::Result<Vec<Image>> 
             .context("manifest entry without Config")?;
         let layers = strings(m.get("Layers"))
             .iter()
-            .map(|l| add_layer(store, &inside(dir, l)?))
+            .map(|l| add_layer(store, dir, l))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let tags = strings(m.get("RepoTags"))
             .iter()
             .map(|t| normalize(t))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let config = read_json(&inside(dir, config_name)?)?;
+        let config = read_json(dir, config_name)?;
         out.push(finish(store, config, layers, tags)?);
     }
     Ok(out)
 }
 
-fn add_layer(store: &ImageStore, path: &Path) -> anyhow::Result<String> {
-    let f = fs::File::open(path).with_context(|| format!("open layer {}", path.display()))?;
+fn add_layer(store: &ImageStore, dir: &Beneath, name: &str) -> anyhow::Result<String> {
+    let f = dir
+        .open_file(name, None)
+        .with_context(|| format!("open layer {name}"))?;
     store.layers.add(f)
 }
 
@@ -93,15 +100,17 @@ fn finish(
     })
 }
 
-fn blob(dir: &Path, digest: &str) -> anyhow::Result<PathBuf> {
+/// The member name of a blob: `blobs/sha256/<64 hex>`.
+fn blob(digest: &str) -> anyhow::Result<String> {
     let hex = digest
         .strip_prefix("sha256:")
-        .with_context(|| format!("digest {digest:?} is not sha256"))?;
-    inside(dir, &format!("blobs/sha256/{hex}"))
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .with_context(|| format!("digest {digest:?} is not sha256:<64 hex digits>"))?;
+    Ok(format!("blobs/sha256/{hex}"))
 }
 
-fn oci_layout(store: &ImageStore, dir: &Path) -> anyhow::Result<Vec<Image>> {
-    let index = read_json(&dir.join("index.json"))?;
+fn oci_layout(store: &ImageStore, dir: &Beneath) -> anyhow::Result<Vec<Image>> {
+    let index = read_json(dir, "index.json")?;
     let mut out = Vec::new();
     for desc in index
         .get("manifests")
@@ -123,7 +132,7 @@ fn oci_layout(store: &ImageStore, dir: &Path) -> anyhow::Result<Vec<Image>> {
             .pointer("/config/digest")
             .and_then(Value::as_str)
             .context("OCI manifest without a config")?;
-        let config_bytes = fs::read(blob(dir, config_digest)?)?;
+        let config_bytes = read_bytes(dir, &blob(config_digest)?)?;
         if format!("sha256:{}", sha256_hex(&config_bytes)) != config_digest {
             bail!("config blob {config_digest} does not match its digest: the archive is damaged");
         }
@@ -135,7 +144,8 @@ fn oci_layout(store: &ImageStore, dir: &Path) -> anyhow::Result<Vec<Image>> {
             .map(|l| {
                 add_layer(
                     store,
-                    &blob(dir, l.get("digest").and_then(Value::as_str).unwrap_or(""))?,
+                    dir,
+                    &blob(l.get("digest").and_then(Value::as_str).unwrap_or(""))?,
                 )
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -150,7 +160,7 @@ fn oci_layout(store: &ImageStore, dir: &Path) -> anyhow::Result<Vec<Image>> {
 }
 
 /// Follows an image index down to one manifest, preferring linux/amd64.
-fn resolve_manifest(dir: &Path, desc: &Value, depth: usize) -> anyhow::Result<Value> {
+fn resolve_manifest(dir: &Beneath, desc: &Value, depth: usize) -> anyhow::Result<Value> {
     if depth > 4 {
         bail!("OCI index nesting is too deep");
     }
@@ -158,7 +168,7 @@ fn resolve_manifest(dir: &Path, desc: &Value, depth: usize) -> anyhow::Result<Va
         .get("digest")
         .and_then(Value::as_str)
         .context("descriptor without digest")?;
-    let doc = read_json(&blob(dir, digest)?)?;
+    let doc = read_json(dir, &blob(digest)?)?;
     let Some(manifests) = doc.get("manifests").and_then(Value::as_array) else {
         return Ok(doc);
     };

@@ -4,6 +4,7 @@
 //! the same CNI client the runtime uses (like CNI's `cnitool`), so any conflist — written by
 //! `netctl` or by hand, for netctl's plugins or the reference ones — can be tried directly.
 
+mod archive;
 mod attach;
 mod cgroup;
 mod clock;
@@ -13,6 +14,7 @@ mod container_cmd;
 mod create;
 mod engine;
 mod exec;
+mod hygiene;
 mod image;
 mod init;
 mod layer;
@@ -22,6 +24,7 @@ mod manage;
 mod monitor;
 mod network;
 mod network_cmd;
+mod rootfs;
 mod view;
 mod volume;
 mod volume_cmd;
@@ -554,7 +557,13 @@ fn run_cni(root: &std::path::Path, cmd: CniCommand) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    match dispatch(Cli::parse()) {
+    hygiene::cloexec_inherited();
+    let cli = Cli::parse();
+    // The monitor writes to attach clients that may go away: it handles EPIPE itself.
+    if !matches!(cli.command, Commands::Monitor { .. }) {
+        hygiene::default_sigpipe();
+    }
+    match dispatch(cli) {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(255)),
         Err((e, code)) => {
             eprintln!("netctl: {e:#}");

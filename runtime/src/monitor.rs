@@ -173,7 +173,7 @@ fn start(
 /// Without SO_REUSEADDR and never listening: a port anyone else holds is refused, and no
 /// connection is ever accepted here (the firewall sends them to the container).
 fn bind_ports(ports: &[PortBinding]) -> anyhow::Result<(Vec<OwnedFd>, Vec<PortBinding>)> {
-    use rustix::net::{bind, getsockname, socket, AddressFamily, SocketType};
+    use rustix::net::{bind, getsockname, socket_with, AddressFamily, SocketFlags, SocketType};
     let mut fds = Vec::new();
     let mut bound = Vec::new();
     for p in ports {
@@ -194,7 +194,7 @@ fn bind_ports(ports: &[PortBinding]) -> anyhow::Result<(Vec<OwnedFd>, Vec<PortBi
         } else {
             SocketType::STREAM
         };
-        let fd = socket(family, ty, None)?;
+        let fd = socket_with(family, ty, SocketFlags::CLOEXEC, None)?;
         let addr = std::net::SocketAddr::new(ip, p.host_port);
         if let Err(e) = bind(&fd, &addr) {
             bail!(

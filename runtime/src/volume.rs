@@ -2,6 +2,7 @@
 //! `-v`, `--mount` and `--volumes-from` specs a container is created with.
 
 use std::fs;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -209,28 +210,62 @@ pub fn parse_mount(spec: &str) -> anyhow::Result<MountSpec> {
     })
 }
 
-/// Copies the image's content at a mount point into an empty volume, as Docker does on the
-/// first mount: modes, owners and links kept.
-pub fn copy_up(from: &Path, to: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{chown, MetadataExt, PermissionsExt};
-    for entry in fs::read_dir(from)? {
+/// Copies the image's content at a mount point (folder `from`) into an empty volume
+/// (folder `to`), as Docker does on the first mount: modes, owners and symlinks kept. Both
+/// sides are walked by descriptor without following a symlink, so nothing outside either
+/// folder is read or written.
+pub fn copy_up(from: &OwnedFd, to: &OwnedFd) -> std::io::Result<()> {
+    use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
+    let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    for entry in rfs::Dir::read_from(from)? {
         let entry = entry?;
-        let (src, dst) = (entry.path(), to.join(entry.file_name()));
-        let meta = fs::symlink_metadata(&src)?;
-        if meta.file_type().is_symlink() {
-            std::os::unix::fs::symlink(fs::read_link(&src)?, &dst)?;
+        let name = entry.file_name();
+        if name.to_bytes() == b"." || name.to_bytes() == b".." {
             continue;
         }
-        if meta.is_dir() {
-            fs::create_dir_all(&dst)?;
-            copy_up(&src, &dst)?;
-        } else if meta.is_file() {
-            fs::copy(&src, &dst)?;
-        } else {
-            continue;
+        let st = rfs::statat(from, name, AtFlags::SYMLINK_NOFOLLOW)?;
+        let (uid, gid) = (
+            Some(rfs::Uid::from_raw(st.st_uid)),
+            Some(rfs::Gid::from_raw(st.st_gid)),
+        );
+        let mode = Mode::from_raw_mode(st.st_mode & 0o7777);
+        match FileType::from_raw_mode(st.st_mode) {
+            FileType::Directory => {
+                match rfs::mkdirat(to, name, Mode::from_raw_mode(0o700)) {
+                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                let src = rfs::openat(from, name, dir_flags, Mode::empty())?;
+                let dst = rfs::openat(to, name, dir_flags, Mode::empty())?;
+                copy_up(&src, &dst)?;
+                rfs::fchown(&dst, uid, gid)?;
+                rfs::fchmod(&dst, mode)?;
+            }
+            FileType::RegularFile => {
+                let src = rfs::openat(
+                    from,
+                    name,
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
+                let create = OFlags::CREATE
+                    | OFlags::EXCL
+                    | OFlags::WRONLY
+                    | OFlags::NOFOLLOW
+                    | OFlags::CLOEXEC;
+                let dst = rfs::openat(to, name, create, Mode::from_raw_mode(0o600))?;
+                let (mut s, mut d) = (fs::File::from(src), fs::File::from(dst));
+                std::io::copy(&mut s, &mut d)?;
+                rfs::fchown(&d, uid, gid)?;
+                rfs::fchmod(&d, mode)?;
+            }
+            FileType::Symlink => {
+                let target = rfs::readlinkat(from, name, Vec::new())?;
+                rfs::symlinkat(target.as_c_str(), to, name)?;
+                rfs::chownat(to, name, uid, gid, AtFlags::SYMLINK_NOFOLLOW)?;
+            }
+            _ => {}
         }
-        fs::set_permissions(&dst, fs::Permissions::from_mode(meta.mode()))?;
-        chown(&dst, Some(meta.uid()), Some(meta.gid()))?;
     }
     Ok(())
 }

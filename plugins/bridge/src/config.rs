@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use netctl_cni::{validate, Error};
+use netctl_cni::{validate, Error, StateDir};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -69,7 +69,7 @@ pub struct BridgeConfig {
     pub internal: bool,
     /// Where per-network state (firewall) is kept.
     #[serde(default)]
-    pub run_dir: Option<PathBuf>,
+    pub run_dir: Option<StateDir>,
     /// The IPAM section.
     pub ipam: Option<Value>,
 }
@@ -130,9 +130,7 @@ impl BridgeConfig {
 
     /// The run folder.
     pub fn run_dir(&self) -> PathBuf {
-        self.run_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_RUN_DIR))
+        StateDir::or_default(&self.run_dir, DEFAULT_RUN_DIR)
     }
 }
 

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use netctl_cni::{fsutil, Attachment, Ctx, Error, ErrorCode, Plugin, Success};
+use netctl_cni::{fsutil, Attachment, Ctx, Error, ErrorCode, Plugin, StateDir, Success};
 use netctl_dnsd::records::{DnsPaths, Record};
 use netctl_dnsd::DnsError;
 use netctl_net::{NetNs, Netlink};
@@ -28,7 +28,7 @@ pub struct DnsPlugin;
 pub struct DnsConfig {
     /// Run folder shared with the server.
     #[serde(default)]
-    pub run_dir: Option<PathBuf>,
+    pub run_dir: Option<StateDir>,
     /// An internal network: names outside it are not forwarded upstream.
     #[serde(default)]
     pub internal: bool,
@@ -39,11 +39,7 @@ pub struct DnsConfig {
 
 impl DnsConfig {
     fn paths(&self) -> DnsPaths {
-        DnsPaths::new(
-            self.run_dir
-                .as_deref()
-                .unwrap_or(Path::new(DEFAULT_RUN_DIR)),
-        )
+        DnsPaths::new(&StateDir::or_default(&self.run_dir, DEFAULT_RUN_DIR))
     }
 }
 

@@ -23,7 +23,7 @@ pub struct HostPlugin;
 pub struct HostConfig {
     /// Where attachments are recorded (`<runDir>/host/<network>/<container>:<ifname>`).
     #[serde(default)]
-    pub run_dir: Option<PathBuf>,
+    pub run_dir: Option<netctl_cni::StateDir>,
 }
 
 /// Runs the plugin for this process.
@@ -32,9 +32,7 @@ pub fn run() -> ! {
 }
 
 fn records(ctx: &Ctx, conf: &HostConfig) -> PathBuf {
-    conf.run_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_RUN_DIR))
+    netctl_cni::StateDir::or_default(&conf.run_dir, DEFAULT_RUN_DIR)
         .join("host")
         .join(&ctx.conf.name)
 }

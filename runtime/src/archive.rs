@@ -1,0 +1,378 @@
+//! Untrusted tar archives (image layers, `docker save` and OCI archives) unpacked beneath a
+//! folder. Every member is made relative to a descriptor of its parent folder, which is
+//! opened one component at a time without following a symlink: whatever a member is named
+//! (`/etc/passwd`, `../x`, `link-to-host/x`, a whiteout of any of them), it lands inside the
+//! folder or is refused. Reading a member back resolves it beneath the folder too.
+
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::OwnedFd;
+use std::path::{Component, Path};
+
+use rustix::fs::{self as rfs, AtFlags, FileType, Gid, Mode, OFlags, ResolveFlags, Uid};
+use rustix::io::Errno;
+use tar::EntryType;
+
+/// What an archive may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Members {
+    /// A filesystem layer: files, folders, links, device nodes and FIFOs with their owners
+    /// and modes; `.wh.NAME` and `.wh..wh..opq` become overlayfs whiteouts.
+    Layer,
+    /// An image archive: only files, folders and links between its members.
+    Data,
+}
+
+fn refused(what: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.to_string())
+}
+
+/// A member's name as components below the root: a leading `/` or `./` is dropped (archives
+/// store both), `.` is skipped; a `..` is refused. The root itself has no components.
+pub fn components(name: &Path) -> io::Result<Vec<OsString>> {
+    let mut out = Vec::new();
+    for c in name.components() {
+        match c {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(n) => out.push(n.to_os_string()),
+            Component::ParentDir | Component::Prefix(_) => {
+                return Err(refused(format_args!(
+                    "{}: a member name may not climb out with \"..\"",
+                    name.display()
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn open_dir(at: &OwnedFd, name: &OsStr) -> io::Result<OwnedFd> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    Ok(rfs::openat(at, name, flags, Mode::empty())?)
+}
+
+/// A folder that members are made and read beneath.
+pub struct Beneath {
+    root: OwnedFd,
+}
+
+impl Beneath {
+    /// Opens the folder.
+    pub fn open(path: &Path) -> io::Result<Self> {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let root = rfs::openat(rfs::CWD, path, flags, Mode::empty())?;
+        Ok(Beneath { root })
+    }
+
+    /// The folder that `comps` names, its missing folders made (mode 0755) when `create`;
+    /// refused when a component is a symlink or not a folder.
+    fn dir(&self, comps: &[OsString], create: bool) -> io::Result<OwnedFd> {
+        let mut cur = rustix::io::dup(&self.root)?;
+        for c in comps {
+            let next = match open_dir(&cur, c) {
+                Err(e) if e.raw_os_error() == Some(Errno::NOENT.raw_os_error()) && create => {
+                    match rfs::mkdirat(&cur, c.as_os_str(), Mode::from_raw_mode(0o755)) {
+                        Ok(()) | Err(Errno::EXIST) => open_dir(&cur, c),
+                        Err(e) => Err(e.into()),
+                    }
+                }
+                other => other,
+            };
+            cur = next.map_err(|e| match e.raw_os_error() {
+                Some(n) if n == Errno::LOOP.raw_os_error() || n == Errno::NOTDIR.raw_os_error() => {
+                    refused(format_args!(
+                        "{}: a path may only pass through real folders, never a symlink or a file",
+                        comps_display(comps)
+                    ))
+                }
+                _ => e,
+            })?;
+        }
+        Ok(cur)
+    }
+
+    /// The parent folder of a member and the member's own name.
+    fn parent<'a>(&self, comps: &'a [OsString], create: bool) -> io::Result<(OwnedFd, &'a OsStr)> {
+        let Some((name, parents)) = comps.split_last() else {
+            return Err(refused("a member without a name"));
+        };
+        Ok((self.dir(parents, create)?, name.as_os_str()))
+    }
+
+    /// Opens the member `name` for reading: a regular file reached beneath the folder
+    /// (links between members are followed, none that leads out), at most `limit` bytes
+    /// long when one is given.
+    pub fn open_file(&self, name: &str, limit: Option<u64>) -> io::Result<File> {
+        let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+        let flags = OFlags::RDONLY | OFlags::CLOEXEC;
+        let fd =
+            rfs::openat2(&self.root, name, flags, Mode::empty(), resolve).map_err(|e| match e {
+                Errno::XDEV => refused(format_args!("{name} points outside the archive: refused")),
+                other => io::Error::from(other),
+            })?;
+        let st = rfs::fstat(&fd)?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Err(refused(format_args!(
+                "{name} is not a regular file: refused"
+            )));
+        }
+        if let Some(max) = limit.filter(|&m| u64::try_from(st.st_size).unwrap_or(u64::MAX) > m) {
+            return Err(refused(format_args!(
+                "{name} is {} bytes, more than the {max} allowed",
+                st.st_size
+            )));
+        }
+        Ok(File::from(fd))
+    }
+}
+
+fn comps_display(comps: &[OsString]) -> String {
+    let parts: Vec<String> = comps
+        .iter()
+        .map(|c| c.to_string_lossy().into_owned())
+        .collect();
+    parts.join("/")
+}
+
+/// Removes whatever is at `name` so a member can take its place: a file, a link or an empty
+/// folder (a member never replaces a folder with content).
+fn clear(parent: &OwnedFd, name: &OsStr) -> io::Result<()> {
+    match rfs::unlinkat(parent, name, AtFlags::empty()) {
+        Ok(()) | Err(Errno::NOENT) => Ok(()),
+        Err(Errno::ISDIR) | Err(Errno::PERM) => {
+            match rfs::unlinkat(parent, name, AtFlags::REMOVEDIR) {
+                Ok(()) => Ok(()),
+                Err(Errno::NOTEMPTY) | Err(Errno::EXIST) => Err(refused(format_args!(
+                    "{}: a member may not replace a folder that has content",
+                    name.to_string_lossy()
+                ))),
+                Err(e) => Err(e.into()),
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Owner, mode and time of a member as archived.
+struct Meta {
+    uid: Uid,
+    gid: Gid,
+    mode: Mode,
+    mtime: rfs::Timestamps,
+}
+
+fn id(v: u64, what: &str) -> io::Result<u32> {
+    u32::try_from(v)
+        .ok()
+        .filter(|&n| n != u32::MAX)
+        .ok_or_else(|| refused(format_args!("{what} {v} is not a valid id")))
+}
+
+impl Meta {
+    fn of(h: &tar::Header) -> io::Result<Self> {
+        let secs = i64::try_from(h.mtime()?).unwrap_or(0);
+        let ts = rfs::Timespec {
+            tv_sec: secs,
+            tv_nsec: 0,
+        };
+        Ok(Meta {
+            uid: Uid::from_raw(id(h.uid()?, "owner")?),
+            gid: Gid::from_raw(id(h.gid()?, "group")?),
+            mode: Mode::from_raw_mode(h.mode()? & 0o7777),
+            mtime: rfs::Timestamps {
+                last_access: ts,
+                last_modification: ts,
+            },
+        })
+    }
+
+    /// Applies owner, then mode (a change of owner clears set-id bits), then time.
+    fn apply_fd(&self, fd: &OwnedFd) -> io::Result<()> {
+        rfs::fchown(fd, Some(self.uid), Some(self.gid))?;
+        rfs::fchmod(fd, self.mode)?;
+        rfs::futimens(fd, &self.mtime)?;
+        Ok(())
+    }
+
+    /// The same for a node that cannot be opened (a device, FIFO or symlink): by name,
+    /// never following a symlink (symlinks have no mode of their own).
+    fn apply_at(&self, parent: &OwnedFd, name: &OsStr, symlink: bool) -> io::Result<()> {
+        rfs::chownat(
+            parent,
+            name,
+            Some(self.uid),
+            Some(self.gid),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )?;
+        if !symlink {
+            rfs::chmodat(parent, name, self.mode, AtFlags::empty())?;
+        }
+        rfs::utimensat(parent, name, &self.mtime, AtFlags::SYMLINK_NOFOLLOW)?;
+        Ok(())
+    }
+}
+
+/// Unpacks `r` beneath `dest`: every member lands inside it or the whole unpack fails
+/// (the caller removes what was made).
+pub fn unpack(r: impl Read, dest: &Path, members: Members) -> io::Result<()> {
+    let root = Beneath::open(dest)?;
+    let mut archive = tar::Archive::new(r);
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let name = entry.path()?.into_owned();
+        add(&root, &mut entry, &name, members).map_err(|e| {
+            io::Error::new(e.kind(), format!("archive member {}: {e}", name.display()))
+        })?;
+    }
+    Ok(())
+}
+
+fn add(
+    root: &Beneath,
+    entry: &mut tar::Entry<impl Read>,
+    name: &Path,
+    members: Members,
+) -> io::Result<()> {
+    let comps = components(name)?;
+    let kind = entry.header().entry_type();
+    let layer = members == Members::Layer;
+    if kind == EntryType::XGlobalHeader {
+        return Ok(());
+    }
+    if kind.is_dir() && comps.is_empty() {
+        return match layer {
+            true => Meta::of(entry.header())?.apply_fd(&root.root),
+            false => Ok(()),
+        };
+    }
+    if layer {
+        if let Some(last) = comps.last().and_then(|c| c.to_str()) {
+            if let Some(target) = last.strip_prefix(".wh.") {
+                return whiteout(root, &comps, target);
+            }
+        }
+    }
+    let (parent, leaf) = root.parent(&comps, true)?;
+    match kind {
+        EntryType::Regular | EntryType::Continuous => file(&parent, leaf, entry, layer),
+        EntryType::GNUSparse if layer => file(&parent, leaf, entry, layer),
+        EntryType::Directory => folder(&parent, leaf, entry.header(), layer),
+        EntryType::Symlink => {
+            let target = entry
+                .link_name()?
+                .ok_or_else(|| refused("a symlink without a target"))?
+                .into_owned();
+            clear(&parent, leaf)?;
+            rfs::symlinkat(&target, &parent, leaf)?;
+            match layer {
+                true => Meta::of(entry.header())?.apply_at(&parent, leaf, true),
+                false => Ok(()),
+            }
+        }
+        EntryType::Link => {
+            let target = entry
+                .link_name()?
+                .ok_or_else(|| refused("a hard link without a target"))?
+                .into_owned();
+            hard_link(root, &parent, leaf, &target)
+        }
+        EntryType::Char | EntryType::Block | EntryType::Fifo if layer => {
+            node(&parent, leaf, entry.header())
+        }
+        other => Err(refused(format_args!(
+            "members of type {other:?} are not allowed here: only files, folders and links"
+        ))),
+    }
+}
+
+fn file(
+    parent: &OwnedFd,
+    leaf: &OsStr,
+    entry: &mut tar::Entry<impl Read>,
+    layer: bool,
+) -> io::Result<()> {
+    clear(parent, leaf)?;
+    let flags = OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rfs::openat(parent, leaf, flags, Mode::from_raw_mode(0o600))?;
+    let mut f = File::from(fd);
+    io::copy(entry, &mut f)?;
+    if layer {
+        Meta::of(entry.header())?.apply_fd(&OwnedFd::from(f))?;
+    }
+    Ok(())
+}
+
+fn folder(parent: &OwnedFd, leaf: &OsStr, h: &tar::Header, layer: bool) -> io::Result<()> {
+    match rfs::mkdirat(parent, leaf, Mode::from_raw_mode(0o700)) {
+        Ok(()) => {}
+        Err(Errno::EXIST) => {
+            if open_dir(parent, leaf).is_err() {
+                clear(parent, leaf)?;
+                rfs::mkdirat(parent, leaf, Mode::from_raw_mode(0o700))?;
+            }
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let fd = open_dir(parent, leaf)?;
+    match layer {
+        true => Meta::of(h)?.apply_fd(&fd),
+        false => Ok(()),
+    }
+}
+
+/// A hard link to a member made earlier: its target is resolved beneath the root like any
+/// member name, so it can never name a file outside.
+fn hard_link(root: &Beneath, parent: &OwnedFd, leaf: &OsStr, target: &Path) -> io::Result<()> {
+    let tcomps = components(target)?;
+    let (tparent, tleaf) = root
+        .parent(&tcomps, false)
+        .map_err(|e| refused(format_args!("hard link to {}: {e}", target.display())))?;
+    clear(parent, leaf)?;
+    rfs::linkat(&tparent, tleaf, parent, leaf, AtFlags::empty()).map_err(|e| match e {
+        Errno::NOENT => refused(format_args!(
+            "hard link to {}, which is not in the archive",
+            target.display()
+        )),
+        other => other.into(),
+    })
+}
+
+fn node(parent: &OwnedFd, leaf: &OsStr, h: &tar::Header) -> io::Result<()> {
+    let ty = match h.entry_type() {
+        EntryType::Char => FileType::CharacterDevice,
+        EntryType::Block => FileType::BlockDevice,
+        _ => FileType::Fifo,
+    };
+    let dev = rfs::makedev(
+        h.device_major()?.unwrap_or(0),
+        h.device_minor()?.unwrap_or(0),
+    );
+    clear(parent, leaf)?;
+    rfs::mknodat(parent, leaf, ty, Mode::from_raw_mode(0o600), dev)?;
+    Meta::of(h)?.apply_at(parent, leaf, false)
+}
+
+/// `.wh.NAME` hides NAME of the layers below (an overlayfs whiteout: a 0:0 character
+/// device); `.wh..wh..opq` hides everything below its folder (the opaque attribute).
+fn whiteout(root: &Beneath, comps: &[OsString], target: &str) -> io::Result<()> {
+    let parents = &comps[..comps.len() - 1];
+    let dir = root.dir(parents, true)?;
+    if target == ".wh..opq" {
+        rfs::fsetxattr(
+            &dir,
+            "trusted.overlay.opaque",
+            b"y",
+            rfs::XattrFlags::empty(),
+        )?;
+        return Ok(());
+    }
+    if target.is_empty() || target == "." || target == ".." {
+        return Err(refused(format_args!(
+            "whiteout of {target:?} names no file"
+        )));
+    }
+    clear(&dir, OsStr::new(target))?;
+    rfs::mknodat(&dir, target, FileType::CharacterDevice, Mode::empty(), 0)?;
+    Ok(())
+}
