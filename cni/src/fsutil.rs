@@ -26,6 +26,40 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
+/// Removes the temporary files of [`write_atomic`] calls in `dir` whose writer is gone (it
+/// was killed between writing and renaming): `.NAME.tmp.PID` with no process PID.
+pub fn sweep_stale_tmp(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.starts_with('.'))
+            .and_then(|n| n.rsplit_once(".tmp."))
+            .and_then(|(_, pid)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
+/// Marks every descriptor from 3 up close-on-exec. Each netctl process (plugin, runtime,
+/// monitor) calls it first, so whatever it inherited (a caller's `3>&1`, a pipe, a socket, a
+/// lock) is never passed on to a process it starts: a daemon, a delegate or a container
+/// gets fds 0-2 and what is handed to it on purpose.
+#[allow(unsafe_code)]
+pub fn cloexec_inherited() {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC closes nothing; it only sets the
+    // close-on-exec flag of open descriptors, so no owned descriptor becomes invalid. It
+    // takes no pointers. (Kernels before 5.11 refuse the flag: then nothing changes.)
+    let _ = unsafe { libc::close_range(3, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as i32) };
+}
+
 /// Removes a file; a file that is already gone is not an error.
 pub fn remove_if_exists(path: &Path) -> std::io::Result<()> {
     match fs::remove_file(path) {
@@ -48,5 +82,20 @@ mod tests {
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
         remove_if_exists(&p).unwrap();
         remove_if_exists(&p).unwrap();
+    }
+
+    #[test]
+    fn temporary_files_of_writers_that_are_gone_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let dead = dir.path().join(".state.json.tmp.4294967");
+        let live = dir
+            .path()
+            .join(format!(".state.json.tmp.{}", std::process::id()));
+        let other = dir.path().join("state.json");
+        for p in [&dead, &live, &other] {
+            fs::write(p, b"x").unwrap();
+        }
+        sweep_stale_tmp(dir.path());
+        assert!(!dead.exists() && live.exists() && other.exists());
     }
 }

@@ -359,6 +359,7 @@ impl CniConfig {
     /// then GC on each plugin with `cni.dev/valid-attachments`.
     pub fn gc(&self, list: &NetConfList, valid: &[Attachment]) -> Result<(), Error> {
         let version = list.spec_version()?;
+        fsutil::sweep_stale_tmp(&self.cache_dir.join("results"));
         let mut first_err = None;
         for entry in self.cache_entries(&list.name)? {
             if !valid.contains(&entry.runtime.attachment()) {

@@ -192,6 +192,7 @@ impl Env for HashMap<String, String> {
 
 /// Runs the plugin for this process and exits: 0 on success, 1 after printing an Error.
 pub fn run<P: Plugin>(plugin: &P) -> ! {
+    crate::fsutil::cloexec_inherited();
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
     let code = run_with(plugin, &ProcessEnv, &mut stdin.lock(), &mut stdout.lock());

@@ -91,6 +91,7 @@ pub fn base_script() -> String {
         ("postrouting", "type nat hook postrouting priority srcnat"),
         ("prerouting", "type nat hook prerouting priority dstnat"),
         ("output", "type nat hook output priority -100"),
+        ("input", "type filter hook input priority filter"),
     ] {
         s += &format!(
             "add chain {TABLE} {chain} {{ {hook}; policy accept; }}\nflush chain {TABLE} {chain}\n"
@@ -100,6 +101,14 @@ pub fn base_script() -> String {
     s += &format!("add map {TABLE} from_bridge {{ type ifname : verdict; }}\n");
     s += &format!("add map {TABLE} to_bridge {{ type ifname : verdict; }}\n");
     s += &format!("add map {TABLE} nat_from_bridge {{ type ifname : verdict; }}\n");
+    // Bridges route 127.0.0.0/8 (route_localnet, for ports published on the host's
+    // loopback), so a container could otherwise send to the host's loopback services. Only
+    // replies of connections the host made (to a port published on 127.0.0.1) get in;
+    // connections to a published port are DNAT'ed to a container before this.
+    s += &format!(
+        "add rule {TABLE} input iifname @bridges ip daddr 127.0.0.0/8 ct direction reply accept\n"
+    );
+    s += &format!("add rule {TABLE} input iifname @bridges ip daddr 127.0.0.0/8 drop\n");
     s += &format!("add rule {TABLE} forward ct state established,related accept\n");
     s += &format!("add rule {TABLE} forward iifname vmap @from_bridge\n");
     s += &format!("add rule {TABLE} forward oifname vmap @to_bridge\n");
@@ -338,6 +347,12 @@ mod tests {
             masquerade: true,
             internal,
         }
+    }
+
+    #[test]
+    fn nothing_from_a_bridge_reaches_the_hosts_loopback() {
+        assert!(base_script()
+            .contains("add rule inet netctl input iifname @bridges ip daddr 127.0.0.0/8 drop"));
     }
 
     #[test]

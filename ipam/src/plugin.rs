@@ -158,6 +158,31 @@ impl Plugin for IpamPlugin {
     }
 }
 
+/// ADD through the driver's IPAM, and whether this call made the lease. An attachment that
+/// already held one (a repeated ADD of a live container) keeps it: the driver must not
+/// release it when its own ADD then fails. An exec'd IPAM plugin cannot say, so its lease
+/// counts as made (drivers refuse a repeated ADD before asking IPAM).
+pub fn driver_ipam_add(ctx: &Ctx, ipam: &Value) -> Result<(Success, bool), Error> {
+    let no_result = || Error::new(ErrorCode::Decoding, "IPAM returned no result");
+    if ipam.get("type").and_then(Value::as_str) != Some("netctl-ipam") {
+        let lease = driver_ipam(ctx, netctl_cni::Command::Add, ipam)?.ok_or_else(no_result)?;
+        return Ok((lease, true));
+    }
+    let conf = in_process_config(ipam)?;
+    let held = allocator(ctx, &conf.ipam)?
+        .leases_of(&owner(ctx))?
+        .is_some();
+    Ok((IpamPlugin.add(ctx, conf)?, !held))
+}
+
+fn in_process_config(ipam: &Value) -> Result<IpamPluginConfig, Error> {
+    Ok(IpamPluginConfig {
+        ipam: serde_json::from_value(ipam.clone()).map_err(|e| {
+            Error::invalid_config("invalid ipam section").with_details(e.to_string())
+        })?,
+    })
+}
+
 /// The IPAM step of a driver plugin for `command`: in-process when the IPAM type is
 /// `netctl-ipam` (same code and store, no extra exec), otherwise the IPAM plugin is exec'd
 /// from `CNI_PATH` with the driver's own configuration, as the reference plugins do.
@@ -170,11 +195,7 @@ pub fn driver_ipam(
     if ty != "netctl-ipam" {
         return netctl_cni::invoke::delegate(ctx, command, ty, &ctx.stdin);
     }
-    let conf = IpamPluginConfig {
-        ipam: serde_json::from_value(ipam.clone()).map_err(|e| {
-            Error::invalid_config("invalid ipam section").with_details(e.to_string())
-        })?,
-    };
+    let conf = in_process_config(ipam)?;
     use netctl_cni::Command as C;
     match command {
         C::Add => IpamPlugin.add(ctx, conf).map(Some),

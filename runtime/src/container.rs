@@ -143,6 +143,22 @@ pub struct Endpoint {
     /// capability), so resolv.conf names only the embedded server.
     #[serde(default)]
     pub dns_upstreams: bool,
+    /// ADD was asked for and its result not yet recorded: written before ADD runs, so an
+    /// attach that was killed half-way is known and repaired (DEL) by the next command.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
+}
+
+impl Endpoint {
+    /// The record of an ADD about to run.
+    pub fn pending(network: &str, ifname: &str) -> Self {
+        Endpoint {
+            network: network.into(),
+            ifname: ifname.into(),
+            pending: true,
+            ..Endpoint::default()
+        }
+    }
 }
 
 /// What is happening now.
@@ -257,9 +273,35 @@ pub struct ContainerStore {
     dir: PathBuf,
 }
 
-/// An exclusive lock on the store, released on drop.
+/// An exclusive lock on the store or a container, released on drop.
 pub struct StoreLock {
-    _file: fs::File,
+    file: fs::File,
+}
+
+impl StoreLock {
+    /// Runs `f` with the lock shared with the processes it starts (the CNI plugins): each
+    /// holds it for as long as it runs, so a plugin left running by a killed netctl keeps
+    /// every other command (repair above all) off the container until it is done.
+    pub fn shared_with_children<T>(&self, f: impl FnOnce() -> T) -> T {
+        use rustix::io::{fcntl_setfd, FdFlags};
+        let _ = fcntl_setfd(&self.file, FdFlags::empty());
+        let out = f();
+        let _ = fcntl_setfd(&self.file, FdFlags::CLOEXEC);
+        out
+    }
+}
+
+fn flock(path: &Path, op: rustix::fs::FlockOperation) -> std::io::Result<Option<StoreLock>> {
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    match rustix::fs::flock(&f, op) {
+        Ok(()) => Ok(Some(StoreLock { file: f })),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 impl ContainerStore {
@@ -272,25 +314,32 @@ impl ContainerStore {
 
     /// Takes the store lock (name changes, creation, removal).
     pub fn lock(&self) -> anyhow::Result<StoreLock> {
-        let f = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.dir.join(".lock"))?;
-        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)?;
-        Ok(StoreLock { _file: f })
+        use rustix::fs::FlockOperation::LockExclusive;
+        flock(&self.dir.join(".lock"), LockExclusive)?.context("lock the container store")
     }
 
     /// Takes one container's lock (start, exit, connect, disconnect, removal).
     pub fn lock_one(&self, c: &Container) -> anyhow::Result<StoreLock> {
-        let f = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(c.dir.join("lock"))
-            .with_context(|| format!("lock container {}", c.config.name))?;
-        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)?;
-        Ok(StoreLock { _file: f })
+        use rustix::fs::FlockOperation::LockExclusive;
+        flock(&c.dir.join("lock"), LockExclusive)
+            .with_context(|| format!("lock container {}", c.config.name))?
+            .with_context(|| format!("lock container {}", c.config.name))
+    }
+
+    /// One container's lock if nobody holds it now.
+    pub fn try_lock_one(&self, c: &Container) -> anyhow::Result<Option<StoreLock>> {
+        use rustix::fs::FlockOperation::NonBlockingLockExclusive;
+        flock(&c.dir.join("lock"), NonBlockingLockExclusive)
+            .with_context(|| format!("lock container {}", c.config.name))
+    }
+
+    /// The lock between attaching and garbage collection: every attach holds it shared
+    /// from recording its intent until its result is recorded; a collection holds it
+    /// exclusively, so it never lists attachments while one is being made.
+    pub fn attach_lock(&self, exclusive: bool) -> anyhow::Result<StoreLock> {
+        use rustix::fs::FlockOperation::{LockExclusive, LockShared};
+        let op = if exclusive { LockExclusive } else { LockShared };
+        flock(&self.dir.join(".attach.lock"), op)?.context("take the attach lock")
     }
 
     /// Every container, newest first.

@@ -195,7 +195,9 @@ pub fn run(engine: &Engine, a: &RunArgs) -> Result<i32, (anyhow::Error, i32)> {
         }
         Err(e) => {
             let mut c = c;
-            let _ = engine.remove_container(&mut c, true);
+            if let Ok(lock) = engine.containers.lock_one(&c) {
+                let _ = engine.remove_container(&mut c, &lock, true);
+            }
             Err(fail(e))
         }
     }

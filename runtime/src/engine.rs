@@ -11,7 +11,9 @@ use netctl_cni::Success;
 use netctl_net::NetNs;
 use serde_json::{json, Map};
 
-use crate::container::{Container, ContainerStore, Endpoint, NetMode, NetworkRequest, PortBinding};
+use crate::container::{
+    Container, ContainerStore, Endpoint, NetMode, NetworkRequest, PortBinding, StoreLock,
+};
 use crate::network::NetworkStore;
 
 /// Paths and stores shared by every command.
@@ -148,9 +150,45 @@ impl Engine {
             .map_err(|e| anyhow::anyhow!("network {}: {e}", req.name))
     }
 
+    /// ADD of one network, recorded: the endpoint is saved as pending before ADD runs (so a
+    /// killed attach is known and repaired by DEL later), ADD runs with the container's lock
+    /// shared with the plugins, and its result replaces the pending record. A failed ADD is
+    /// followed by DEL, as runtimes do, and leaves no record.
+    pub fn attach_recorded(
+        &self,
+        c: &mut Container,
+        lock: &StoreLock,
+        req: &NetworkRequest,
+        ifname: &str,
+        ports: &[PortBinding],
+    ) -> anyhow::Result<()> {
+        let _gc = self.containers.attach_lock(false)?;
+        c.state.endpoints.push(Endpoint::pending(&req.name, ifname));
+        c.save_state()?;
+        let result = lock.shared_with_children(|| self.attach(c, req, ifname, ports));
+        let pos = c
+            .state
+            .endpoints
+            .iter()
+            .position(|e| e.pending && e.ifname == ifname)
+            .context("the pending endpoint vanished")?;
+        match result {
+            Ok(ep) => {
+                c.state.endpoints[pos] = ep;
+                c.save_state()
+            }
+            Err(e) => {
+                let _ = lock.shared_with_children(|| self.detach(c, req, ifname));
+                c.state.endpoints.remove(pos);
+                let _ = c.save_state();
+                Err(e)
+            }
+        }
+    }
+
     /// Makes the namespace and attaches every network in order; on failure undoes what was
     /// done, in reverse, and returns the error.
-    pub fn setup_network(&self, c: &mut Container) -> anyhow::Result<()> {
+    pub fn setup_network(&self, c: &mut Container, lock: &StoreLock) -> anyhow::Result<()> {
         c.state.endpoints.clear();
         if !matches!(c.config.net_mode, NetMode::Private | NetMode::None) {
             return Ok(());
@@ -181,35 +219,22 @@ impl Engine {
             } else {
                 Vec::new()
             };
-            match self.attach(c, req, &format!("eth{i}"), &ports) {
-                Ok(ep) => c.state.endpoints.push(ep),
-                Err(e) => {
-                    self.teardown_network(c);
-                    return Err(e);
-                }
+            if let Err(e) = self.attach_recorded(c, lock, req, &format!("eth{i}"), &ports) {
+                self.teardown_network(c, lock);
+                return Err(e);
             }
         }
         Ok(())
     }
 
-    /// DEL of every attached network in reverse, then the namespace goes. Failures are
-    /// reported and the rest still runs.
-    pub fn teardown_network(&self, c: &mut Container) {
+    /// DEL of every attached network in reverse (pending ones too: DEL is safe for an ADD
+    /// that never finished), then the namespace goes. Failures are reported and the rest
+    /// still runs; the endpoints stay recorded until the caller saves the state.
+    pub fn teardown_network(&self, c: &mut Container, lock: &StoreLock) {
         let endpoints = std::mem::take(&mut c.state.endpoints);
         for ep in endpoints.iter().rev() {
-            let req = c
-                .config
-                .networks
-                .iter()
-                .find(|n| n.name == ep.network)
-                .cloned()
-                .unwrap_or_else(|| NetworkRequest {
-                    name: ep.network.clone(),
-                    aliases: Vec::new(),
-                    ips: Vec::new(),
-                    mac: None,
-                });
-            if let Err(e) = self.detach(c, &req, &ep.ifname) {
+            let req = self.request_of(c, &ep.network);
+            if let Err(e) = lock.shared_with_children(|| self.detach(c, &req, &ep.ifname)) {
                 eprintln!(
                     "netctl: detach {} from {}: {e:#}",
                     c.config.name, ep.network
@@ -219,6 +244,21 @@ impl Engine {
         if matches!(c.config.net_mode, NetMode::Private | NetMode::None) {
             let _ = NetNs::remove(&self.netns_path(&c.config.id));
         }
+    }
+
+    /// What the container asked of a network (aliases, addresses), for its DEL.
+    pub fn request_of(&self, c: &Container, network: &str) -> NetworkRequest {
+        c.config
+            .networks
+            .iter()
+            .find(|n| n.name == network)
+            .cloned()
+            .unwrap_or_else(|| NetworkRequest {
+                name: network.into(),
+                aliases: Vec::new(),
+                ips: Vec::new(),
+                mac: None,
+            })
     }
 
     /// Writes /etc/hosts, /etc/hostname and /etc/resolv.conf for the container.
@@ -284,6 +324,7 @@ fn endpoint(network: &str, ifname: &str, r: &Success) -> Endpoint {
         nameservers: r.dns.nameservers.clone(),
         search: r.dns.search.clone(),
         dns_upstreams: false,
+        pending: false,
     }
 }
 
@@ -371,9 +412,14 @@ fn is_loopback(ns: &str) -> bool {
 impl Engine {
     /// Removes a container that is not running: its networks (if any are left), its
     /// namespace and its folder; with `volumes`, its anonymous volumes too (`rm -v`, `--rm`).
-    pub fn remove_container(&self, c: &mut Container, volumes: bool) -> anyhow::Result<()> {
+    pub fn remove_container(
+        &self,
+        c: &mut Container,
+        lock: &StoreLock,
+        volumes: bool,
+    ) -> anyhow::Result<()> {
         if !c.state.endpoints.is_empty() {
-            self.teardown_network(c);
+            self.teardown_network(c, lock);
         }
         fs::remove_dir_all(&c.dir).with_context(|| format!("remove {}", c.dir.display()))?;
         if let Some(cg) = crate::cgroup::Cgroup::of(&c.config.id) {

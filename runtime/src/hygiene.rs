@@ -1,18 +1,7 @@
 //! What every netctl process does before anything else, so that no descriptor and no signal
 //! disposition a caller left behind reaches a container or changes how netctl exits.
 
-/// Marks every descriptor from 3 up close-on-exec: whatever this process inherited (a
-/// caller's `3>&1`, a pipe, a socket) is never passed on to a monitor, a plugin or a
-/// container, which get fds 0-2 and what is handed to them on purpose.
-#[allow(unsafe_code)]
-pub fn cloexec_inherited() {
-    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC closes nothing; it only sets the
-    // close-on-exec flag of open descriptors, so no owned descriptor becomes invalid. It
-    // takes no pointers.
-    let rc = unsafe { nix::libc::close_range(3, u32::MAX, nix::libc::CLOSE_RANGE_CLOEXEC as i32) };
-    // Kernels before 5.11 lack the flag: nothing to do but carry on.
-    let _ = rc;
-}
+pub use netctl_cni::fsutil::cloexec_inherited;
 
 /// Restores the default action of SIGPIPE, so that a command whose reader went away
 /// (`netctl ps | head -1`) ends quietly, as other command-line tools do, instead of failing

@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use netctl_cni::Attachment;
 use nix::sys::signal::Signal;
 
-use crate::container::{pid_alive, Container, Status};
+use crate::container::{pid_alive, Container, Status, StoreLock};
 use crate::engine::Engine;
 use crate::network::NetworkStore;
 
@@ -178,62 +178,99 @@ pub fn remove(engine: &Engine, c: &Container, force: bool, volumes: bool) -> any
     if !c.dir.exists() {
         return Ok(());
     }
-    let _lock = engine.containers.lock_one(c)?;
+    let lock = engine.containers.lock_one(c)?;
     let mut c = c.clone();
     if c.reload().is_err() {
         return Ok(());
     }
-    engine.remove_container(&mut c, volumes)
+    engine.remove_container(&mut c, &lock, volumes)
 }
 
-/// Containers whose monitor died are marked exited, their process killed and their
-/// networks detached; then every network they used is garbage-collected against the
-/// attachments of the containers still running.
+/// Repairs what a killed netctl left, container by container, skipping any that someone
+/// (a command, a monitor, a plugin a killed command left running) is working on: a
+/// container whose monitor died is marked exited, its process killed and its networks
+/// detached; a container that is not running but still lists endpoints (a start killed
+/// half-way) has them detached; a running container's pending endpoint (a `network connect`
+/// killed half-way) is detached. Then every network touched is garbage-collected.
 pub fn repair(engine: &Engine) -> anyhow::Result<()> {
-    let all = engine.containers.all()?;
-    let crashed: Vec<&Container> = all
-        .iter()
-        .filter(|c| c.state.status == Status::Running && !pid_alive(c.state.monitor_pid))
-        .collect();
-    if crashed.is_empty() {
-        return Ok(());
-    }
     let mut networks = Vec::new();
-    for c in crashed {
-        let _lock = engine.containers.lock_one(c)?;
-        let mut c = c.clone();
-        c.reload()?;
-        if c.state.status != Status::Running || pid_alive(c.state.monitor_pid) {
+    for c in engine.containers.all()? {
+        let needs = c.state.endpoints.iter().any(|e| e.pending)
+            || (!c.is_running()
+                && (c.state.status == Status::Running || !c.state.endpoints.is_empty()));
+        if !needs {
             continue;
         }
-        if pid_alive(c.state.pid) {
-            let pid = nix::unistd::Pid::from_raw(c.state.pid as i32);
-            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+        let Some(lock) = engine.containers.try_lock_one(&c)? else {
+            continue;
+        };
+        let mut c = c;
+        if c.reload().is_err() {
+            continue;
         }
-        networks.extend(c.state.endpoints.iter().map(|e| e.network.clone()));
-        engine.teardown_network(&mut c);
-        c.state.status = Status::Exited;
-        c.state.exit_code = 255;
-        c.state.finished_at = crate::clock::now_rfc3339();
-        c.state.ports.clear();
-        c.save_state()?;
+        networks.extend(repair_one(engine, &mut c, &lock)?);
     }
     networks.sort();
     networks.dedup();
     gc(engine, &networks)
 }
 
-fn gc(engine: &Engine, networks: &[String]) -> anyhow::Result<()> {
-    let live: Vec<Container> = engine
-        .containers
-        .all()?
-        .into_iter()
-        .filter(Container::is_running)
+/// Repairs one container under its lock; the networks it detached.
+fn repair_one(engine: &Engine, c: &mut Container, lock: &StoreLock) -> anyhow::Result<Vec<String>> {
+    let touched: Vec<String> = c
+        .state
+        .endpoints
+        .iter()
+        .map(|e| e.network.clone())
         .collect();
+    if c.is_running() {
+        let pending: Vec<_> = c
+            .state
+            .endpoints
+            .iter()
+            .filter(|e| e.pending)
+            .cloned()
+            .collect();
+        for ep in &pending {
+            let req = engine.request_of(c, &ep.network);
+            lock.shared_with_children(|| engine.detach(c, &req, &ep.ifname))?;
+            c.state
+                .endpoints
+                .retain(|e| !(e.pending && e.ifname == ep.ifname));
+        }
+        c.save_state()?;
+        return Ok(pending.into_iter().map(|e| e.network).collect());
+    }
+    if c.state.status == Status::Running {
+        if pid_alive(c.state.pid) {
+            let pid = nix::unistd::Pid::from_raw(c.state.pid as i32);
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+        }
+        c.state.status = Status::Exited;
+        c.state.exit_code = 255;
+        c.state.finished_at = crate::clock::now_rfc3339();
+    }
+    engine.teardown_network(c, lock);
+    c.state.ports.clear();
+    c.save_state()?;
+    Ok(touched)
+}
+
+/// Garbage-collects `networks`: every attachment of theirs that no container of this engine
+/// lists (pending ones included) is released, except attachments made through the CNI
+/// cache by hand (`netctl cni add --id NAME`), which are not this engine's to judge. Those
+/// are told apart by their IDs: every container of the engine has a 64-hex ID.
+fn gc(engine: &Engine, networks: &[String]) -> anyhow::Result<()> {
+    if networks.is_empty() {
+        return Ok(());
+    }
+    let _exclusive = engine.containers.attach_lock(true)?;
+    let all = engine.containers.all()?;
+    let ours = |id: &str| id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit());
     let store = NetworkStore::open(&engine.root)?;
     for name in networks {
         let Ok(net) = store.find(name) else { continue };
-        let valid: Vec<Attachment> = live
+        let mut valid: Vec<Attachment> = all
             .iter()
             .flat_map(|c| {
                 c.state
@@ -246,6 +283,14 @@ fn gc(engine: &Engine, networks: &[String]) -> anyhow::Result<()> {
                     })
             })
             .collect();
+        for rt in engine.cni.cached_attachments(name).unwrap_or_default() {
+            if !ours(&rt.container_id) {
+                valid.push(Attachment {
+                    container_id: rt.container_id,
+                    ifname: rt.ifname,
+                });
+            }
+        }
         // A network whose conflist predates GC (CNI < 1.1.0) keeps what DEL did not free.
         if let Err(e) = net.list().and_then(|l| {
             engine

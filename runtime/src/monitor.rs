@@ -133,14 +133,14 @@ fn start(
     }
     let (ports, bound) = bind_ports(&c.config.ports)?;
     c.state.ports = bound;
-    engine.setup_network(c)?;
+    engine.setup_network(c, &lock)?;
     let spawned = engine
         .write_etc(c)
         .and_then(|()| spawn(engine, c, tty_size));
     let spawned = match spawned {
         Ok(s) => s,
         Err(e) => {
-            engine.teardown_network(c);
+            engine.teardown_network(c, &lock);
             if let Some(cg) = crate::cgroup::Cgroup::of(&c.config.id) {
                 cg.remove();
             }
@@ -484,7 +484,7 @@ fn finish(engine: &Engine, c: &mut Container, code: i32) {
         return;
     };
     let _ = c.reload();
-    engine.teardown_network(c);
+    engine.teardown_network(c, &lock);
     c.state.status = Status::Exited;
     c.state.exit_code = code;
     c.state.finished_at = now_rfc3339();
@@ -497,10 +497,10 @@ fn finish(engine: &Engine, c: &mut Container, code: i32) {
     if let Err(e) = c.save_state() {
         eprintln!("netctl: record the exit of {}: {e:#}", c.config.name);
     }
-    drop(lock);
     if c.config.auto_remove {
-        if let Err(e) = engine.remove_container(c, true) {
+        if let Err(e) = engine.remove_container(c, &lock, true) {
             eprintln!("netctl: remove {}: {e:#}", c.config.name);
         }
     }
+    drop(lock);
 }

@@ -143,13 +143,17 @@ pub fn run(root: &Path, run_dir: &Path, cmd: NetworkCommand) -> anyhow::Result<(
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
         NetworkCommand::Rm { networks } => {
+            repair_first(root, run_dir);
             for key in networks {
                 let n = store.find(&key)?;
                 remove(root, &store, &n)?;
                 println!("{key}");
             }
         }
-        NetworkCommand::Prune { force } => prune(root, &store, force)?,
+        NetworkCommand::Prune { force } => {
+            repair_first(root, run_dir);
+            prune(root, &store, force)?
+        }
         NetworkCommand::Connect {
             alias,
             ip,
@@ -179,6 +183,14 @@ pub fn run(root: &Path, run_dir: &Path, cmd: NetworkCommand) -> anyhow::Result<(
         }
     }
     Ok(())
+}
+
+/// Detaches what a killed command left (see [`crate::lifecycle::repair`]), so that it does
+/// not count as an active endpoint.
+fn repair_first(root: &Path, run_dir: &Path) {
+    if let Err(e) = Engine::open(root, run_dir).and_then(|e| crate::lifecycle::repair(&e)) {
+        eprintln!("netctl: repair what a crash left: {e:#}");
+    }
 }
 
 fn ls(store: &NetworkStore, a: &LsArgs) -> anyhow::Result<()> {
@@ -407,7 +419,7 @@ pub fn connect(
 ) -> anyhow::Result<()> {
     let net = NetworkStore::open(&engine.root)?.find(network)?;
     let c = engine.containers.find(key)?;
-    let _lock = engine.containers.lock_one(&c)?;
+    let lock = engine.containers.lock_one(&c)?;
     let mut c = c;
     c.reload()?;
     if c.config.net_mode != NetMode::Private || PREDEFINED[1..].contains(&net.name.as_str()) {
@@ -438,9 +450,7 @@ pub fn connect(
             .map(|i| format!("eth{i}"))
             .find(|n| !c.state.endpoints.iter().any(|e| &e.ifname == n))
             .unwrap_or_default();
-        let ep = engine.attach(&c, &req, &ifname, &[])?;
-        c.state.endpoints.push(ep);
-        c.save_state()?;
+        engine.attach_recorded(&mut c, &lock, &req, &ifname, &[])?;
         engine.write_etc(&c)?;
     }
     c.config.networks.push(req);
@@ -451,7 +461,7 @@ pub fn connect(
 pub fn disconnect(engine: &Engine, network: &str, key: &str, force: bool) -> anyhow::Result<()> {
     let net = NetworkStore::open(&engine.root)?.find(network)?;
     let c = engine.containers.find(key)?;
-    let _lock = engine.containers.lock_one(&c)?;
+    let lock = engine.containers.lock_one(&c)?;
     let mut c = c;
     c.reload()?;
     let Some(pos) = c.config.networks.iter().position(|n| n.name == net.name) else {
@@ -467,7 +477,7 @@ pub fn disconnect(engine: &Engine, network: &str, key: &str, force: bool) -> any
     let req = c.config.networks.remove(pos);
     if let Some(i) = c.state.endpoints.iter().position(|e| e.network == net.name) {
         let ep = c.state.endpoints.remove(i);
-        engine.detach(&c, &req, &ep.ifname)?;
+        lock.shared_with_children(|| engine.detach(&c, &req, &ep.ifname))?;
         c.save_state()?;
         engine.write_etc(&c)?;
     }

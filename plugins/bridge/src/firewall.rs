@@ -5,11 +5,12 @@ use std::path::PathBuf;
 
 use ipnet::IpNet;
 use netctl_cni::types::Protocol;
-use netctl_cni::{fsutil, Ctx, Error, ErrorCode, IpConfig};
+use netctl_cni::{fsutil, Attachment, Ctx, Error, ErrorCode, IpConfig};
 use netctl_firewall::{
     Firewall, FirewallError, MacGuard, NetworkRules, Nftables, PortForward, Proto,
 };
 use netctl_ipam::IpamConfig;
+use serde::{Deserialize, Serialize};
 
 use crate::config::BridgeConfig;
 
@@ -189,16 +190,110 @@ pub fn del_ports(ports: &[PortForward]) -> Result<(), Error> {
 }
 
 /// Lets only the container's own MAC in through its bridge port (`macspoofchk`).
-pub fn add_mac_guard(port: &str, mac: &str) -> Result<MacGuard, Error> {
-    let g = MacGuard {
-        port: port.into(),
-        mac: mac.into(),
-    };
-    Nftables::new().add_mac_guard(&g).map_err(fw_err)?;
-    Ok(g)
+pub fn add_mac_guard(g: &MacGuard) -> Result<(), Error> {
+    Nftables::new().add_mac_guard(g).map_err(fw_err)
 }
 
 /// Removes a MAC guard.
 pub fn del_mac_guard(g: &MacGuard) -> Result<(), Error> {
     Nftables::new().del_mac_guard(g).map_err(fw_err)
+}
+
+/// What this plugin published for one attachment (its ports and MAC guard), recorded before
+/// they are applied: DEL and GC withdraw them from this record, whatever the runtime passes
+/// or forgets later, and an ADD killed half-way leaves a record GC can act on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Published {
+    /// The published ports.
+    pub ports: Vec<PortForward>,
+    /// The MAC guard of the attachment's bridge port (`macspoofchk`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_guard: Option<MacGuard>,
+}
+
+impl Published {
+    /// Whether there is nothing to record.
+    pub fn is_empty(&self) -> bool {
+        self.ports.is_empty() && self.mac_guard.is_none()
+    }
+}
+
+fn published_dir(conf: &BridgeConfig, network: &str) -> PathBuf {
+    conf.run_dir().join("bridge").join(network)
+}
+
+fn published_path(conf: &BridgeConfig, network: &str, a: &Attachment) -> PathBuf {
+    published_dir(conf, network).join(format!("{}:{}.json", a.container_id, a.ifname))
+}
+
+fn record_err(path: &std::path::Path, e: &std::io::Error) -> Error {
+    Error::io(
+        format!("failed to record published ports in {}", path.display()),
+        e,
+    )
+}
+
+/// Writes the record of an attachment.
+pub fn record_published(
+    conf: &BridgeConfig,
+    network: &str,
+    a: &Attachment,
+    p: &Published,
+) -> Result<(), Error> {
+    let path = published_path(conf, network, a);
+    let bytes = serde_json::to_vec(p).unwrap_or_default();
+    path.parent()
+        .map(std::fs::create_dir_all)
+        .transpose()
+        .and_then(|_| fsutil::write_atomic(&path, &bytes))
+        .map_err(|e| record_err(&path, &e))
+}
+
+/// The record of an attachment, if any (an unreadable one counts as none).
+pub fn read_published(conf: &BridgeConfig, network: &str, a: &Attachment) -> Published {
+    std::fs::read(published_path(conf, network, a))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// Withdraws what `p` lists and removes the attachment's record.
+pub fn withdraw(
+    conf: &BridgeConfig,
+    network: &str,
+    a: &Attachment,
+    p: &Published,
+) -> Result<(), Error> {
+    del_ports(&p.ports)?;
+    if let Some(g) = &p.mac_guard {
+        del_mac_guard(g)?;
+    }
+    let path = published_path(conf, network, a);
+    fsutil::remove_if_exists(&path).map_err(|e| record_err(&path, &e))
+}
+
+/// GC: withdraws what every attachment not in `valid` published.
+pub fn withdraw_stale(
+    conf: &BridgeConfig,
+    network: &str,
+    valid: &[Attachment],
+) -> Result<(), Error> {
+    let Ok(dir) = std::fs::read_dir(published_dir(conf, network)) else {
+        return Ok(());
+    };
+    for entry in dir.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some((id, ifname)) = name.strip_suffix(".json").and_then(|n| n.split_once(':')) else {
+            continue;
+        };
+        let a = Attachment {
+            container_id: id.into(),
+            ifname: ifname.into(),
+        };
+        if !valid.contains(&a) {
+            let p = read_published(conf, network, &a);
+            withdraw(conf, network, &a, &p)?;
+        }
+    }
+    Ok(())
 }

@@ -313,11 +313,12 @@ fn retired_name(ctx: &Ctx) -> String {
 /// ms), so DEL only retires the container's end, in the container's namespace: down (the
 /// host end loses its carrier and the bridge stops forwarding to it) and renamed, so the
 /// container no longer sees its interface and the name is free for the next ADD at once.
-/// A detached reaper, holding the namespace open, then deletes the pair. DEL never touches
-/// the host end: taking a bridge port down makes the kernel walk every port and forwarding
-/// entry, which the reaper's deletion pays once anyway. When the namespace is gone, so is
-/// the pair (the kernel deletes a namespace's links with it), as the reference plugin also
-/// assumes.
+/// A detached reaper, holding the namespace open, then deletes the pair, and with it any
+/// link an earlier DEL retired but did not see deleted (it was killed before its reaper
+/// started): a repeated DEL finds those too. DEL never touches the host end: taking a
+/// bridge port down makes the kernel walk every port and forwarding entry, which the
+/// reaper's deletion pays once anyway. When the namespace is gone, so is the pair (the
+/// kernel deletes a namespace's links with it), as the reference plugin also assumes.
 pub fn delete_container_link(ctx: &Ctx) -> Result<(), NetError> {
     let Some(path) = &ctx.args.netns else {
         return Ok(());
@@ -328,27 +329,36 @@ pub fn delete_container_link(ctx: &Ctx) -> Result<(), NetError> {
         Err(e) => return Err(e),
     };
     let mut nl = Netlink::in_ns(&ns)?;
-    let Some(link) = nl.link_by_name(&ctx.args.ifname)? else {
+    let links = nl.links()?;
+    let mut retired: Vec<String> = links
+        .iter()
+        .filter(|l| l.name.starts_with(RETIRED_PREFIX))
+        .map(|l| l.name.clone())
+        .collect();
+    if let Some(link) = links.iter().find(|l| l.name == ctx.args.ifname) {
+        let name = retired_name(ctx);
+        nl.set_up(link.index, false)?;
+        nl.set_name(link.index, &name)?;
+        retired.push(name);
+    }
+    if retired.is_empty() || spawn_reaper(&ns, &retired).is_ok() {
         return Ok(());
-    };
-    let retired = retired_name(ctx);
-    nl.set_up(link.index, false)?;
-    nl.set_name(link.index, &retired)?;
-    if spawn_reaper(&ns, &retired).is_err() {
-        nl.del_link(link.index)?;
+    }
+    for name in &retired {
+        nl.del_link_by_name(name)?;
     }
     Ok(())
 }
 
-/// Starts `<this binary> --reap-link NAME FD`, detached: the namespace as inherited
-/// descriptor FD, no stdio (the runtime reading our stdout must not wait for it) and its
-/// own process group.
-fn spawn_reaper(ns: &NetNs, name: &str) -> std::io::Result<()> {
+/// Starts `<this binary> --reap-link NAME[,NAME...] FD`, detached: the namespace as
+/// inherited descriptor FD, no stdio (the runtime reading our stdout must not wait for it)
+/// and its own process group.
+fn spawn_reaper(ns: &NetNs, names: &[String]) -> std::io::Result<()> {
     use std::os::unix::process::CommandExt;
     use std::process::{Command, Stdio};
     let fd = ns.inheritable_fd()?;
     Command::new(std::env::current_exe()?)
-        .args(["--reap-link", name, &fd.to_string()])
+        .args(["--reap-link", &names.join(","), &fd.to_string()])
         .env_clear()
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -358,14 +368,17 @@ fn spawn_reaper(ns: &NetNs, name: &str) -> std::io::Result<()> {
         .map(drop)
 }
 
-/// The reaper: deletes a retired link (only ever one with the retired prefix) in the
-/// namespace open as descriptor `fd`.
-pub fn reap(name: &str, fd: &str) -> Result<(), NetError> {
-    if !name.starts_with(RETIRED_PREFIX) || name.len() > netctl_cni::validate::MAX_IFNAME_LEN {
-        return Ok(());
-    }
+/// The reaper: deletes retired links (only ever ones with the retired prefix) in the
+/// namespace open as descriptor `fd`; links already gone are fine.
+pub fn reap(names: &str, fd: &str) -> Result<(), NetError> {
     let ns = NetNs::open(std::path::Path::new(&format!("/proc/self/fd/{fd}")))?;
-    Netlink::in_ns(&ns)?.del_link_by_name(name)
+    let mut nl = Netlink::in_ns(&ns)?;
+    for name in names.split(',') {
+        if name.starts_with(RETIRED_PREFIX) && name.len() <= netctl_cni::validate::MAX_IFNAME_LEN {
+            nl.del_link_by_name(name)?;
+        }
+    }
+    Ok(())
 }
 
 /// The port is still an access port of the network's VLAN, if it has one.

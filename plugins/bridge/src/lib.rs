@@ -16,7 +16,7 @@ mod host;
 use netctl_cni::{
     Attachment, Command, Ctx, Error, ErrorCode, Interface, IpConfig, Plugin, Route, Success,
 };
-use netctl_ipam::plugin::driver_ipam;
+use netctl_ipam::plugin::{driver_ipam, driver_ipam_add};
 use netctl_net::{NetNs, Netlink};
 
 pub use config::{host_veth_names, BridgeConfig};
@@ -29,19 +29,22 @@ pub fn run() -> ! {
     netctl_cni::skel::run(&BridgePlugin)
 }
 
-/// Deletes a link that DEL retired in the namespace open as descriptor `fd` (the detached
-/// second half of DEL).
-pub fn reap_link(name: &str, fd: &str) -> Result<(), netctl_net::NetError> {
-    host::reap(name, fd)
+/// Deletes links that DEL retired (comma-separated names) in the namespace open as
+/// descriptor `fd` (the detached second half of DEL).
+pub fn reap_link(names: &str, fd: &str) -> Result<(), netctl_net::NetError> {
+    host::reap(names, fd)
 }
 
 /// What ADD has made so far, undone in reverse order when a later step fails.
 enum Step {
+    /// A lease this call made (never one the attachment already held).
     Ipam,
     Bridge,
     /// A link in the host namespace this ADD made: a container's host end or a VLAN's
     /// gateway pair (deleting one end deletes the pair).
     HostLink(String),
+    /// The record of what this attachment publishes.
+    Published,
     Ports(Vec<netctl_firewall::PortForward>),
     MacGuard(netctl_firewall::MacGuard),
 }
@@ -59,6 +62,10 @@ fn rollback(ctx: &Ctx, conf: &BridgeConfig, steps: Vec<Step>) {
             Step::HostLink(name) => Netlink::new()
                 .and_then(|mut nl| nl.del_link_by_name(&name))
                 .map_err(Error::from),
+            Step::Published => {
+                let p = firewall::Published::default();
+                firewall::withdraw(conf, &ctx.conf.name, &ctx.attachment(), &p)
+            }
             Step::Ports(ports) => firewall::del_ports(&ports),
             Step::MacGuard(g) => firewall::del_mac_guard(&g),
         };
@@ -108,22 +115,32 @@ impl Plugin for BridgePlugin {
         if let Some(ipam) = &conf.ipam {
             note(driver_ipam(ctx, Command::Del, ipam).map(drop));
         }
-        let prev = ctx.prev_result()?;
-        if let Some(prev) = &prev {
-            let ports = firewall::port_forwards(ctx, &prev.ips)?;
-            note(firewall::del_ports(&ports));
-            if let (true, Some(port), Some(ctr)) = (
+        let mut published = firewall::read_published(&conf, &ctx.conf.name, &ctx.attachment());
+        if let Some(prev) = ctx.prev_result()? {
+            // Attachments made before ADD kept a record: what the runtime passes again.
+            published
+                .ports
+                .extend(firewall::port_forwards(ctx, &prev.ips)?);
+            if let (true, None, Some(port), Some(ctr)) = (
                 conf.macspoofchk,
+                &published.mac_guard,
                 prev.interfaces.get(1),
                 prev.interfaces.get(2),
             ) {
-                let g = netctl_firewall::MacGuard {
+                published.mac_guard = Some(netctl_firewall::MacGuard {
                     port: port.name.clone(),
                     mac: ctr.mac.clone(),
-                };
-                note(firewall::del_mac_guard(&g));
+                });
             }
         }
+        published.ports.sort_by_key(|p| p.describe());
+        published.ports.dedup();
+        note(firewall::withdraw(
+            &conf,
+            &ctx.conf.name,
+            &ctx.attachment(),
+            &published,
+        ));
         note(host::delete_container_link(ctx).map_err(Error::from));
         first_err.map_or(Ok(()), Err)
     }
@@ -141,8 +158,9 @@ impl Plugin for BridgePlugin {
         Ok(())
     }
 
-    /// Releases the addresses of attachments that are gone.
-    fn gc(&self, ctx: &Ctx, conf: BridgeConfig, _: &[Attachment]) -> Result<(), Error> {
+    /// Withdraws the ports and releases the addresses of attachments that are gone.
+    fn gc(&self, ctx: &Ctx, conf: BridgeConfig, valid: &[Attachment]) -> Result<(), Error> {
+        firewall::withdraw_stale(&conf, &ctx.conf.name, valid)?;
         match &conf.ipam {
             Some(ipam) => driver_ipam(ctx, Command::Gc, ipam).map(drop),
             None => Ok(()),
@@ -171,18 +189,7 @@ fn add_steps(
         .ipam
         .as_ref()
         .ok_or_else(|| Error::invalid_config("missing ipam"))?;
-    let lease = driver_ipam(ctx, Command::Add, ipam)?
-        .ok_or_else(|| Error::new(ErrorCode::Decoding, "IPAM returned no result"))?;
-    steps.push(Step::Ipam);
-    if lease.ips.is_empty() {
-        return Err(Error::invalid_config("IPAM returned no address"));
-    }
-    let mut host_nl = Netlink::new()?;
-    let (bridge, created) = host::ensure_bridge(&mut host_nl, conf)?;
-    if created {
-        steps.push(Step::Bridge);
-    }
-    let mac = host::container_mac(ctx, &lease.ips)?;
+    // A repeated ADD of a live attachment is refused before anything is asked or made.
     let mut ctr_nl = Netlink::in_ns(ns)?;
     if ctr_nl.link_by_name(&ctx.args.ifname)?.is_some() {
         return Err(Error::new(
@@ -193,15 +200,37 @@ fn add_steps(
             ),
         ));
     }
+    let (lease, made) = driver_ipam_add(ctx, ipam)?;
+    if made {
+        steps.push(Step::Ipam);
+    }
+    if lease.ips.is_empty() {
+        return Err(Error::invalid_config("IPAM returned no address"));
+    }
+    let mut host_nl = Netlink::new()?;
+    let (bridge, created) = host::ensure_bridge(&mut host_nl, conf)?;
+    if created {
+        steps.push(Step::Bridge);
+    }
+    let mac = host::container_mac(ctx, &lease.ips)?;
     let host_name = host::add_veth(&mut host_nl, ctx, conf, ns, mac)?;
     steps.push(Step::HostLink(host_name.clone()));
     let host_link = host::attach_port(&mut host_nl, conf, &host_name, bridge.index)?;
     let ctr_link = host::configure_container(&mut ctr_nl, ctx, conf, &lease)?;
-    if conf.macspoofchk {
-        steps.push(Step::MacGuard(firewall::add_mac_guard(
-            &host_name,
-            &ctr_link.mac,
-        )?));
+    let published = firewall::Published {
+        ports: firewall::port_forwards(ctx, &lease.ips)?,
+        mac_guard: conf.macspoofchk.then(|| netctl_firewall::MacGuard {
+            port: host_name.clone(),
+            mac: ctr_link.mac.clone(),
+        }),
+    };
+    if !published.is_empty() {
+        firewall::record_published(conf, &ctx.conf.name, &ctx.attachment(), &published)?;
+        steps.push(Step::Published);
+    }
+    if let Some(g) = &published.mac_guard {
+        firewall::add_mac_guard(g)?;
+        steps.push(Step::MacGuard(g.clone()));
     }
     let mut vlan_gateway = None;
     if conf.gateway_on_bridge() {
@@ -219,10 +248,9 @@ fn add_steps(
         host::gateway_on_bridge(&mut host_nl, conf, &l3, &lease.ips)?;
     }
     firewall::ensure_network(conf, &lease.ips)?;
-    let ports = firewall::port_forwards(ctx, &lease.ips)?;
-    if !ports.is_empty() {
-        firewall::add_ports(&ports)?;
-        steps.push(Step::Ports(ports));
+    if !published.ports.is_empty() {
+        firewall::add_ports(&published.ports)?;
+        steps.push(Step::Ports(published.ports.clone()));
     }
     let mut result = result(ctx, conf, &bridge, &host_link, &ctr_link, lease);
     if let Some(l) = vlan_gateway {

@@ -10,7 +10,7 @@
 use netctl_cni::{
     Attachment, Command, Ctx, Error, ErrorCode, Interface, IpConfig, Plugin, Success,
 };
-use netctl_ipam::plugin::driver_ipam;
+use netctl_ipam::plugin::{driver_ipam, driver_ipam_add};
 use netctl_net::iface::{self, IfaceSetup};
 use netctl_net::{Link, MacvlanMode, NetError, NetNs, Netlink};
 use serde::Deserialize;
@@ -153,13 +153,15 @@ impl Plugin for MacvlanPlugin {
                 ),
             ));
         }
-        let lease = driver_ipam(ctx, Command::Add, ipam)?
-            .ok_or_else(|| Error::new(ErrorCode::Decoding, "IPAM returned no result"))?;
+        let (lease, made) = driver_ipam_add(ctx, ipam)?;
         match attach(ctx, &conf, &ns, &mut host, &mut ctr, &parent, &lease) {
             Ok(link) => Ok(result(ctx, link, lease)),
             Err(e) => {
+                // The name was free when checked: whatever holds it now, this call made.
                 let _ = ctr.del_link_by_name(&ctx.args.ifname);
-                let _ = driver_ipam(ctx, Command::Del, ipam);
+                if made {
+                    let _ = driver_ipam(ctx, Command::Del, ipam);
+                }
                 Err(e)
             }
         }
