@@ -324,10 +324,9 @@ fn folder(parent: &OwnedFd, leaf: &OsStr, h: &tar::Header, layer: bool) -> io::R
 /// A hard link to a member made earlier: its target is resolved beneath the root like any
 /// member name, so it can never name a file outside.
 fn hard_link(root: &Beneath, parent: &OwnedFd, leaf: &OsStr, target: &Path) -> io::Result<()> {
-    let tcomps = components(target)?;
-    let (tparent, tleaf) = root
-        .parent(&tcomps, false)
-        .map_err(|e| refused(format_args!("hard link to {}: {e}", target.display())))?;
+    let in_archive = |e: io::Error| refused(format_args!("hard link to {}: {e}", target.display()));
+    let tcomps = components(target).map_err(in_archive)?;
+    let (tparent, tleaf) = root.parent(&tcomps, false).map_err(in_archive)?;
     clear(parent, leaf)?;
     rfs::linkat(&tparent, tleaf, parent, leaf, AtFlags::empty()).map_err(|e| match e {
         Errno::NOENT => refused(format_args!(

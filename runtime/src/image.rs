@@ -259,12 +259,12 @@ impl ImageStore {
             let scratch = self.scratch()?;
             let tar = scratch.path().join("layer.tar");
             layer::tar_dir(source, &tar)?;
-            self.layers.add(fs::File::open(&tar)?)?
+            self.layers.add(fs::File::open(&tar)?)?.0
         } else {
             let f = fs::File::open(source).with_context(|| {
                 format!("open {}: give a rootfs tarball or folder", source.display())
             })?;
-            self.layers.add(f)?
+            self.layers.add(f)?.0
         };
         let config = json!({
             "architecture": "amd64", "os": "linux", "created": now_rfc3339(),

@@ -51,9 +51,10 @@ impl LayerStore {
         self.dir.join(hex)
     }
 
-    /// Unpacks a tar stream (plain or gzip) and returns its diff ID (hex). A layer already
-    /// stored is kept as it is: layers never change once written.
-    pub fn add(&self, tar: impl Read) -> anyhow::Result<String> {
+    /// Unpacks a tar stream (plain or gzip) and returns its diff ID (hex), and whether this
+    /// call stored it. A layer already stored is kept as it is: layers never change once
+    /// written.
+    pub fn add(&self, tar: impl Read) -> anyhow::Result<(String, bool)> {
         let tmp = self
             .dir
             .join(format!(".tmp-{}", crate::network::random_id()?));
@@ -68,10 +69,18 @@ impl LayerStore {
         let dest = self.path(&hex);
         if dest.exists() {
             fs::remove_dir_all(&tmp).with_context(|| format!("remove {}", tmp.display()))?;
-        } else {
-            fs::rename(&tmp, &dest).with_context(|| format!("store layer {hex}"))?;
+            return Ok((hex, false));
         }
-        Ok(hex)
+        fs::rename(&tmp, &dest).with_context(|| format!("store layer {hex}"))?;
+        Ok((hex, true))
+    }
+
+    /// Removes the layers of `added` that no image in `used` refers to (what a failed load
+    /// stored).
+    pub fn forget(&self, added: &[String], used: &[String]) {
+        for hex in added.iter().filter(|h| !used.contains(h)) {
+            let _ = fs::remove_dir_all(self.path(hex));
+        }
     }
 
     fn unpack_into(&self, tar: impl Read, dest: &Path) -> anyhow::Result<String> {
@@ -180,7 +189,7 @@ mod tests {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(&tar).unwrap();
         assert_eq!(
-            store.add(&gz.finish().unwrap()[..]).unwrap(),
+            store.add(&gz.finish().unwrap()[..]).unwrap().0,
             sha256_hex(&tar)
         );
     }

@@ -24,16 +24,38 @@ pub fn load(store: &ImageStore, archive: &Path) -> anyhow::Result<Vec<Image>> {
     crate::archive::unpack(decompressed(file)?, scratch.path(), Members::Data)
         .with_context(|| format!("unpack {}", archive.display()))?;
     let dir = Beneath::open(scratch.path())?;
-    if dir.open_file("manifest.json", Some(MAX_JSON)).is_ok() {
-        docker_archive(store, &dir)
-    } else if dir.open_file("index.json", Some(MAX_JSON)).is_ok() {
-        oci_layout(store, &dir)
+    let mut loading = Loading {
+        store,
+        dir,
+        added: Vec::new(),
+    };
+    let result = if loading
+        .dir
+        .open_file("manifest.json", Some(MAX_JSON))
+        .is_ok()
+    {
+        loading.docker_archive()
+    } else if loading.dir.open_file("index.json", Some(MAX_JSON)).is_ok() {
+        loading.oci_layout()
     } else {
-        bail!(
+        Err(anyhow::anyhow!(
             "{}: neither a `docker save` archive (manifest.json) nor an OCI layout (index.json)",
             archive.display()
-        )
+        ))
+    };
+    if result.is_err() {
+        let used: Vec<String> = store.all()?.into_iter().flat_map(|i| i.layers).collect();
+        store.layers.forget(&loading.added, &used);
     }
+    result
+}
+
+/// One load in progress: the unpacked archive and the layers it stored so far (removed
+/// again when the load fails).
+struct Loading<'a> {
+    store: &'a ImageStore,
+    dir: Beneath,
+    added: Vec<String>,
 }
 
 /// The bytes of a JSON member (at most [`MAX_JSON`]).
@@ -49,34 +71,92 @@ fn read_json(dir: &Beneath, name: &str) -> anyhow::Result<Value> {
     serde_json::from_slice(&read_bytes(dir, name)?).with_context(|| format!("parse {name}"))
 }
 
-fn docker_archive(store: &ImageStore, dir: &Beneath) -> anyhow::Result<Vec<Image>> {
-    let manifest = read_json(dir, "manifest.json")?;
-    let entries = manifest.as_array().context("manifest.json is not a list")?;
-    let mut out = Vec::new();
-    for m in entries {
-        let config_name = m
-            .get("Config")
-            .and_then(Value::as_str)
-            .context("manifest entry without Config")?;
-        let layers = strings(m.get("Layers"))
-            .iter()
-            .map(|l| add_layer(store, dir, l))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let tags = strings(m.get("RepoTags"))
-            .iter()
-            .map(|t| normalize(t))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let config = read_json(dir, config_name)?;
-        out.push(finish(store, config, layers, tags)?);
+impl Loading<'_> {
+    fn docker_archive(&mut self) -> anyhow::Result<Vec<Image>> {
+        let manifest = read_json(&self.dir, "manifest.json")?;
+        let entries = manifest.as_array().context("manifest.json is not a list")?;
+        let mut out = Vec::new();
+        for m in entries {
+            let config_name = m
+                .get("Config")
+                .and_then(Value::as_str)
+                .context("manifest entry without Config")?;
+            let config = read_json(&self.dir, config_name)?;
+            let tags = strings(m.get("RepoTags"))
+                .iter()
+                .map(|t| normalize(t))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let layers = strings(m.get("Layers"))
+                .iter()
+                .map(|l| self.add_layer(l))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            out.push(finish(self.store, config, layers, tags)?);
+        }
+        Ok(out)
     }
-    Ok(out)
-}
 
-fn add_layer(store: &ImageStore, dir: &Beneath, name: &str) -> anyhow::Result<String> {
-    let f = dir
-        .open_file(name, None)
-        .with_context(|| format!("open layer {name}"))?;
-    store.layers.add(f)
+    fn add_layer(&mut self, name: &str) -> anyhow::Result<String> {
+        let f = self
+            .dir
+            .open_file(name, None)
+            .with_context(|| format!("open layer {name}"))?;
+        let (hex, new) = self.store.layers.add(f)?;
+        if new {
+            self.added.push(hex.clone());
+        }
+        Ok(hex)
+    }
+
+    fn oci_layout(&mut self) -> anyhow::Result<Vec<Image>> {
+        let index = read_json(&self.dir, "index.json")?;
+        let mut out = Vec::new();
+        for desc in index
+            .get("manifests")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            // `org.opencontainers.image.ref.name` is often just a tag ("latest"): only a full
+            // reference names the image.
+            let tag = desc
+                .pointer("/annotations/io.containerd.image.name")
+                .or_else(|| desc.pointer("/annotations/org.opencontainers.image.ref.name"))
+                .and_then(Value::as_str)
+                .filter(|r| r.contains(':') || r.contains('/'))
+                .map(normalize)
+                .transpose()?;
+            let manifest = resolve_manifest(&self.dir, desc, 0)?;
+            let config_digest = manifest
+                .pointer("/config/digest")
+                .and_then(Value::as_str)
+                .context("OCI manifest without a config")?;
+            let config_bytes = read_bytes(&self.dir, &blob(config_digest)?)?;
+            if format!("sha256:{}", sha256_hex(&config_bytes)) != config_digest {
+                bail!(
+                    "config blob {config_digest} does not match its digest: the archive is damaged"
+                );
+            }
+            let config = serde_json::from_slice(&config_bytes)?;
+            let layers = manifest
+                .get("layers")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|l| {
+                    self.add_layer(&blob(
+                        l.get("digest").and_then(Value::as_str).unwrap_or(""),
+                    )?)
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            out.push(finish(
+                self.store,
+                config,
+                layers,
+                tag.into_iter().collect(),
+            )?);
+        }
+        Ok(out)
+    }
 }
 
 /// Checks the config's diff IDs against the layers and stores the image.
@@ -107,56 +187,6 @@ fn blob(digest: &str) -> anyhow::Result<String> {
         .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
         .with_context(|| format!("digest {digest:?} is not sha256:<64 hex digits>"))?;
     Ok(format!("blobs/sha256/{hex}"))
-}
-
-fn oci_layout(store: &ImageStore, dir: &Beneath) -> anyhow::Result<Vec<Image>> {
-    let index = read_json(dir, "index.json")?;
-    let mut out = Vec::new();
-    for desc in index
-        .get("manifests")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        // `org.opencontainers.image.ref.name` is often just a tag ("latest"): only a full
-        // reference names the image.
-        let tag = desc
-            .pointer("/annotations/io.containerd.image.name")
-            .or_else(|| desc.pointer("/annotations/org.opencontainers.image.ref.name"))
-            .and_then(Value::as_str)
-            .filter(|r| r.contains(':') || r.contains('/'))
-            .map(normalize)
-            .transpose()?;
-        let manifest = resolve_manifest(dir, desc, 0)?;
-        let config_digest = manifest
-            .pointer("/config/digest")
-            .and_then(Value::as_str)
-            .context("OCI manifest without a config")?;
-        let config_bytes = read_bytes(dir, &blob(config_digest)?)?;
-        if format!("sha256:{}", sha256_hex(&config_bytes)) != config_digest {
-            bail!("config blob {config_digest} does not match its digest: the archive is damaged");
-        }
-        let layers = manifest
-            .get("layers")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .map(|l| {
-                add_layer(
-                    store,
-                    dir,
-                    &blob(l.get("digest").and_then(Value::as_str).unwrap_or(""))?,
-                )
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        out.push(finish(
-            store,
-            serde_json::from_slice(&config_bytes)?,
-            layers,
-            tag.into_iter().collect(),
-        )?);
-    }
-    Ok(out)
 }
 
 /// Follows an image index down to one manifest, preferring linux/amd64.

@@ -5,6 +5,8 @@
 //! drops whatever is left when that thread ends. Nothing touches the machine's namespace.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod hostile;
+
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};

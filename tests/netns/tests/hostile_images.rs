@@ -1,0 +1,324 @@
+//! Images an attacker crafted: layer members named to land outside the layer (whiteouts
+//! above all), links to host files, archives whose members link to host files or devices,
+//! and image symlinks that would lead mounts and /etc files onto the host. Each test names
+//! what the attacker did and checks that the host's files are exactly as they were.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use netctl_netns_tests::hostile::{docker_archive, tar, Member};
+use netctl_netns_tests::TestHost;
+
+/// A host folder with a precious file, and the same path relative to `/` (for names that
+/// climb up to it from a layer).
+fn victim(host: &TestHost) -> (PathBuf, String) {
+    let dir = host.dir().join("victim");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("precious"), "precious\n").unwrap();
+    let rel = dir.strip_prefix("/").unwrap().display().to_string();
+    (dir, rel)
+}
+
+fn assert_untouched(dir: &Path) {
+    let p = dir.join("precious");
+    let meta = std::fs::symlink_metadata(&p).unwrap();
+    assert!(meta.is_file(), "{} is still a regular file", p.display());
+    assert_eq!(meta.nlink(), 1, "no hard link to it was made");
+    assert_eq!(std::fs::read_to_string(&p).unwrap(), "precious\n");
+    let names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["precious"],
+        "nothing was added to {}",
+        dir.display()
+    );
+    let opaque = rustix::fs::getxattr(dir, "trusted.overlay.opaque", &mut [0u8; 8][..]);
+    assert!(
+        opaque.is_err(),
+        "{} got no overlay opaque mark",
+        dir.display()
+    );
+}
+
+fn import(host: &TestHost, name: &str, archive: &[u8]) -> (i32, String) {
+    let path = host.dir().join(format!("{name}.tar"));
+    std::fs::write(&path, archive).unwrap();
+    let (code, _, err) = host.netctl(&["image", "import", &path.display().to_string(), name]);
+    (code, err)
+}
+
+/// The attacker's layer whites out a host file through `../`, through an absolute name and
+/// through a symlink the layer itself planted, and marks a host folder opaque the same
+/// ways: every such member is refused or lands inside the layer, and the host's files stay.
+#[test]
+fn layer_whiteouts_never_touch_a_host_file() {
+    let host = TestHost::new();
+    let (dir, rel) = victim(&host);
+    let up = "../".repeat(12);
+    let climb_wh = format!("{up}{rel}/.wh.precious");
+    let climb_opq = format!("{up}{rel}/.wh..wh..opq");
+    let abs_wh = format!("/{rel}/.wh.precious");
+    let dir_s = dir.display().to_string();
+    let cases: Vec<(&str, Vec<Member>)> = vec![
+        ("climb-wh", vec![Member::file(&climb_wh, b"")]),
+        ("climb-opq", vec![Member::file(&climb_opq, b"")]),
+        ("abs-wh", vec![Member::file(&abs_wh, b"")]),
+        (
+            "link-wh",
+            vec![
+                Member::symlink("up", &dir_s),
+                Member::file("up/.wh.precious", b""),
+            ],
+        ),
+        (
+            "link-opq",
+            vec![
+                Member::symlink("up", &dir_s),
+                Member::file("up/.wh..wh..opq", b""),
+            ],
+        ),
+        (
+            "link-file",
+            vec![
+                Member::symlink("up", &dir_s),
+                Member::file("up/planted", b"x"),
+            ],
+        ),
+    ];
+    for (name, members) in &cases {
+        let (code, err) = import(&host, name, &tar(members));
+        if *name != "abs-wh" {
+            assert_ne!(code, 0, "{name}: the layer is refused");
+            assert!(
+                err.contains("archive member"),
+                "{name}: names the member: {err}"
+            );
+        }
+        assert_untouched(&dir);
+    }
+    assert_eq!(
+        std::fs::read_dir("/var/lib/netctl/image/layers")
+            .unwrap()
+            .count(),
+        1,
+        "only the layer whose members all landed inside it was stored"
+    );
+}
+
+/// The attacker's layer hard-links a host file (by `../` and by absolute name, which is the
+/// layer's own path): the layer is refused, and the host file gets no second name inside
+/// the store (where a container could write to it).
+#[test]
+fn layer_hard_links_to_host_files_are_refused() {
+    let host = TestHost::new();
+    let (dir, rel) = victim(&host);
+    let climb = format!("{}{rel}/precious", "../".repeat(12));
+    let abs = format!("/{rel}/precious");
+    for (name, target) in [("climb", climb.as_str()), ("abs", abs.as_str())] {
+        let (code, err) = import(&host, name, &tar(&[Member::hard_link("hl", target)]));
+        assert_ne!(code, 0, "{name}: refused");
+        assert!(err.contains("hard link"), "{name}: {err}");
+        assert_untouched(&dir);
+    }
+}
+
+/// `netctl load` of a `docker save` archive whose layer member is a symlink to a tar on the
+/// host, whose config is a symlink to /dev/zero, which carries a device member, or whose
+/// manifest is 9 MiB: each is refused at once with the member named, and nothing is stored.
+#[test]
+fn load_reads_only_members_of_the_archive() {
+    let host = TestHost::new();
+    let secret_tar = host.dir().join("secret.tar");
+    std::fs::write(
+        &secret_tar,
+        tar(&[Member::file("secret", b"host secret\n")]),
+    )
+    .unwrap();
+    let layer = tar(&[Member::file("hello", b"hi\n")]);
+    let secret_s = secret_tar.display().to_string();
+    let big = vec![b' '; 9 << 20];
+    let archives: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "layer-link",
+            docker_archive(
+                &["l/layer.tar"],
+                "config.json",
+                &[Member::symlink("l/layer.tar", &secret_s)],
+            ),
+            "outside the archive",
+        ),
+        (
+            "config-zero",
+            docker_archive(
+                &["l/layer.tar"],
+                "cfg.json",
+                &[
+                    Member::file("l/layer.tar", &layer),
+                    Member::symlink("cfg.json", "/dev/zero"),
+                ],
+            ),
+            "outside the archive",
+        ),
+        (
+            "device",
+            docker_archive(
+                &["l/layer.tar"],
+                "config.json",
+                &[
+                    Member::file("l/layer.tar", &layer),
+                    Member::char_device("null"),
+                ],
+            ),
+            "not allowed",
+        ),
+        (
+            "huge-config",
+            docker_archive(
+                &["l/layer.tar"],
+                "cfg.json",
+                &[
+                    Member::file("l/layer.tar", &layer),
+                    Member::file("cfg.json", &big),
+                ],
+            ),
+            "allowed",
+        ),
+    ];
+    for (name, bytes, why) in archives {
+        let path = host.dir().join(format!("{name}.tar"));
+        std::fs::write(&path, bytes).unwrap();
+        // A hang (reading /dev/zero) is what the attacker wants: bound the wait.
+        let (ok, out) = host.try_sh(&format!(
+            "timeout 60 {} load -i {}",
+            netctl_netns_tests::binary("netctl").display(),
+            path.display()
+        ));
+        assert!(!ok, "{name}: refused: {out}");
+        assert!(out.contains(why), "{name}: says why ({why}): {out}");
+        assert!(
+            !out.contains("Terminated"),
+            "{name}: refused at once: {out}"
+        );
+    }
+    assert_eq!(host.netctl_ok(&["images", "-q"]), "", "no image was stored");
+    assert_eq!(
+        std::fs::read_dir("/var/lib/netctl/image/layers")
+            .unwrap()
+            .count(),
+        0,
+        "no layer was stored"
+    );
+    // In-archive links still work: an older `docker save` links a shared layer.
+    let ok = docker_archive(
+        &["a/layer.tar", "b/layer.tar"],
+        "config.json",
+        &[
+            Member::file("a/layer.tar", &layer),
+            Member::symlink("b/layer.tar", "../a/layer.tar"),
+        ],
+    );
+    let path = host.dir().join("ok.tar");
+    std::fs::write(&path, ok).unwrap();
+    host.netctl_ok(&["load", "-i", &path.display().to_string()]);
+}
+
+/// An image whose `/data` links to a host folder, whose `/www` climbs out with `../`, and
+/// whose `/etc` links to a host folder: a named volume at /data copies nothing of the host,
+/// `-v`, `--tmpfs`, a file bind and `-w` below /www make nothing on the host, and the
+/// container's hosts, hostname and resolv.conf are never written into the host folder.
+#[test]
+fn image_symlinks_never_lead_mounts_or_etc_files_onto_the_host() {
+    let host = TestHost::new();
+    let (secret_dir, _) = victim(&host);
+    let escape = host.dir().join("escape");
+    let host_etc = host.dir().join("host-etc");
+    for d in [&escape, &host_etc] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let root = host.dir().join("evil-rootfs");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    for a in ["sh", "ls", "cat"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).unwrap();
+    }
+    std::os::unix::fs::symlink(&secret_dir, root.join("data")).unwrap();
+    let rel = escape.strip_prefix("/").unwrap().display().to_string();
+    std::os::unix::fs::symlink(format!("{}{rel}", "../".repeat(12)), root.join("www")).unwrap();
+    std::os::unix::fs::symlink(&host_etc, root.join("etc")).unwrap();
+    host.netctl_ok(&["image", "import", &root.display().to_string(), "evil"]);
+    let src = host.dir().join("bind-src");
+    std::fs::create_dir_all(&src).unwrap();
+    let file = host.dir().join("bind-file");
+    std::fs::write(&file, "f\n").unwrap();
+    let out = host.netctl_ok(&[
+        "run",
+        "--rm",
+        "--net",
+        "none",
+        "-v",
+        "vol:/data",
+        "-v",
+        &format!("{}:/www/sub", src.display()),
+        "--tmpfs",
+        "/www/t",
+        "-v",
+        &format!("{}:/www/f", file.display()),
+        "-w",
+        "/www/wd",
+        "evil",
+        "sh",
+        "-c",
+        "ls /data; cat /www/f; cat /etc/hostname; pwd",
+    ]);
+    assert!(
+        !out.contains("precious"),
+        "the volume got nothing of the host: {out}"
+    );
+    assert!(out.starts_with("f\n"), "the file bind is there: {out}");
+    assert_untouched(&secret_dir);
+    let vol = std::fs::read_dir("/var/lib/netctl/volumes/vol/_data")
+        .unwrap()
+        .count();
+    assert_eq!(vol, 0, "the volume is empty");
+    for d in [&escape, &host_etc] {
+        assert_eq!(
+            std::fs::read_dir(d).unwrap().count(),
+            0,
+            "nothing was made in {}",
+            d.display()
+        );
+    }
+}
+
+/// An image whose /dev or /proc is a symlink to a host folder is refused with a clear error:
+/// netctl mounts its own file systems there and never follows a link to do so.
+#[test]
+fn an_image_whose_system_folders_are_symlinks_is_refused() {
+    let host = TestHost::new();
+    let (dir, _) = victim(&host);
+    for sys in ["dev", "proc"] {
+        let root = host.dir().join(format!("root-{sys}"));
+        std::fs::create_dir_all(root.join("bin")).unwrap();
+        std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+        std::os::unix::fs::symlink(&dir, root.join(sys)).unwrap();
+        let name = format!("bad-{sys}");
+        host.netctl_ok(&["image", "import", &root.display().to_string(), &name]);
+        let (code, _, err) = host.netctl(&[
+            "run",
+            "--rm",
+            "--net",
+            "none",
+            &name,
+            "/bin/busybox",
+            "true",
+        ]);
+        assert_ne!(code, 0, "{sys}: refused");
+        assert!(err.contains("symlink"), "{sys}: says why: {err}");
+        assert_untouched(&dir);
+    }
+}
