@@ -112,6 +112,11 @@ impl DnsPaths {
         self.root.join("dnsd.pid")
     }
 
+    /// The pid file of the server's supervisor, which restarts it when it dies.
+    pub fn supervisor_pid_file(&self) -> PathBuf {
+        self.root.join("supervisor.pid")
+    }
+
     /// The lock the running server holds.
     pub fn server_lock(&self) -> PathBuf {
         self.root.join("dnsd.lock")

@@ -173,10 +173,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = LayerStore::open(dir.path().join("layers")).unwrap();
         let tar = tar_of(&[("etc/motd", b"hi\n")]);
-        let id = store.add(&tar[..]).unwrap();
+        let (id, new) = store.add(&tar[..]).unwrap();
+        assert!(new);
         assert_eq!(id, sha256_hex(&tar));
         assert_eq!(fs::read(store.path(&id).join("etc/motd")).unwrap(), b"hi\n");
-        assert_eq!(store.add(&tar[..]).unwrap(), id);
+        assert_eq!(store.add(&tar[..]).unwrap(), (id, false));
         assert_eq!(fs::read_dir(dir.path().join("layers")).unwrap().count(), 1);
     }
 

@@ -127,7 +127,11 @@ impl Upstreams {
         let mut out = req.to_vec();
         out.get_mut(..2)?.copy_from_slice(&id);
         sock.send(&out).await.ok()?;
-        let mut buf = vec![0u8; 65535];
+        // As large as the asker said it takes (the upstream answers within that).
+        let cap = crate::server::wire::parse(req)
+            .and_then(|q| q.edns)
+            .map_or(4096, |e| usize::from(e.max(512)));
+        let mut buf = vec![0u8; cap];
         let got = tokio::time::timeout(wait, async {
             loop {
                 let n = sock.recv(&mut buf).await.ok()?;

@@ -2,31 +2,50 @@
 //! inside each registered container's namespace, and on the gateway of each bridge network,
 //! and answers from a snapshot of the records that it rebuilds when the plugin reports a
 //! change over the control socket. Sockets stay open across updates, so no query is lost.
+//!
+//! What one asker can make the server hold is bounded: a gateway answers only its network's
+//! members and the host itself (never an open resolver); forwarded queries in flight and
+//! TCP connections are capped in total and per asker (past the cap a query gets SERVFAIL,
+//! a connection is closed), TCP connections that sit idle are closed, and a control client
+//! that stalls holds up nobody.
 
 mod forward;
+mod limits;
 mod slow;
 pub mod view;
 pub mod wire;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use netctl_net::{NetNs, Netlink};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream, UdpSocket, UnixListener};
 use tokio::task::JoinHandle;
+use tokio::time::timeout;
 
 use crate::records::{DnsPaths, Record};
 use crate::DnsError;
 pub use forward::{parse_resolv_conf, Upstreams};
+pub use limits::{Asker, Limiter};
 pub use slow::Outcome;
 use view::{Snapshot, View};
+pub use wire::Transport;
 
 /// The address the server answers on inside every container.
 pub const CONTAINER_DNS: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
+/// Forwarded queries in flight at once, in all and per asker.
+pub const MAX_FORWARDS: (usize, usize) = (512, 64);
+/// Open TCP connections, in all and per asker.
+pub const MAX_TCP: (usize, usize) = (512, 32);
+/// How long a TCP connection may sit between queries (or in the middle of one).
+pub const TCP_IDLE: Duration = Duration::from_secs(10);
+/// Control connections read at once, and how long one may take to send its request.
+const MAX_CONTROL: usize = 64;
+const CONTROL_WAIT: Duration = Duration::from_secs(1);
 
 /// Where a listener sits, which decides whose view answers.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -45,26 +64,38 @@ impl Place {
             Place::Gateway(..) => None,
         }
     }
+
+    /// Who asked, for the bounds.
+    fn asker(&self, src: IpAddr) -> Asker {
+        match self {
+            Place::Netns(p) => Asker::Netns(p.clone()),
+            Place::Gateway(..) => Asker::Ip(src),
+        }
+    }
 }
 
 struct Shared {
     snapshot: RwLock<Arc<Snapshot>>,
-    /// Bumped with every new snapshot, so listeners can keep their view between queries.
-    generation: AtomicU64,
     upstreams: Upstreams,
     empty: Arc<View>,
+    forwards: Limiter,
+    tcp: Limiter,
 }
 
 impl Shared {
-    fn view(&self, place: &Place, src: IpAddr) -> Arc<View> {
-        let Ok(s) = self.snapshot.read() else {
-            return self.empty.clone();
-        };
+    /// The view that answers `src` at `place`; None for an asker the place does not serve:
+    /// at a gateway, anyone but the network's members and the host itself.
+    fn view(&self, place: &Place, src: IpAddr) -> Option<Arc<View>> {
+        let s = self.snapshot.read().ok()?;
         let found = match place {
             Place::Netns(p) => s.by_netns.get(p),
-            Place::Gateway(_, net) => s.by_ip.get(&src).or_else(|| s.by_network.get(net)),
+            Place::Gateway(_, net) if s.is_member(net, &src) => s.by_ip.get(&src),
+            Place::Gateway(_, net) if src.is_loopback() || s.host.contains(&src) => {
+                s.by_network.get(net)
+            }
+            Place::Gateway(..) => return None,
         };
-        found.cloned().unwrap_or_else(|| self.empty.clone())
+        Some(found.cloned().unwrap_or_else(|| self.empty.clone()))
     }
 
     /// The asker's own upstream resolvers, if its container has any.
@@ -80,36 +111,47 @@ impl Shared {
         .unwrap_or_default()
     }
 
-    /// Forwards a query the asker's networks do not know.
-    async fn forward(&self, place: &Place, src: IpAddr, req: &[u8]) -> Option<Vec<u8>> {
+    /// Forwards a query the asker's networks do not know, holding `slot` until it is done.
+    async fn forward(
+        &self,
+        _slot: limits::Slot,
+        place: &Place,
+        src: IpAddr,
+        req: &[u8],
+    ) -> Option<Vec<u8>> {
         let own = self.own_upstreams(place, src);
         self.upstreams.forward(req, place.netns(), own).await
     }
 }
 
-/// Answers one query: the fast path, else the slow path (which may forward).
+/// Answers one query: the fast path, else the slow path (which may forward, within the
+/// asker's bound: past it, SERVFAIL).
 async fn respond(
     shared: &Shared,
+    view: &View,
     place: &Place,
     src: IpAddr,
     req: &[u8],
+    transport: Transport,
     out: &mut Vec<u8>,
 ) -> Option<Vec<u8>> {
-    let view = shared.view(place, src);
-    if wire::answer(&view, req, out) {
+    if wire::answer(view, req, out, transport) {
         return Some(std::mem::take(out));
     }
-    match slow::handle(&view, req) {
+    match slow::handle(view, req) {
         Outcome::Reply(r) => Some(r),
         Outcome::Drop => None,
-        Outcome::Forward => shared.forward(place, src, req).await,
+        Outcome::Forward => match shared.forwards.take(&place.asker(src)) {
+            Some(slot) => shared.forward(slot, place, src, req).await,
+            None => slow::header_only(req, 2),
+        },
     }
 }
 
 /// Answers a query without forwarding: what the fuzz test and benchmarks drive.
 pub fn answer_locally(view: &View, req: &[u8]) -> Outcome {
     let mut out = Vec::new();
-    if wire::answer(view, req, &mut out) {
+    if wire::answer(view, req, &mut out, Transport::Udp) {
         return Outcome::Reply(out);
     }
     slow::handle(view, req)
@@ -122,9 +164,11 @@ async fn udp_loop(sock: Arc<UdpSocket>, place: Place, shared: Arc<Shared>) {
         let Ok((n, src)) = sock.recv_from(&mut buf).await else {
             continue;
         };
+        let Some(view) = shared.view(&place, src.ip()) else {
+            continue; // an outsider at a gateway: no answer at all
+        };
         let req = &buf[..n];
-        let view = shared.view(&place, src.ip());
-        if wire::answer(&view, req, &mut out) {
+        if wire::answer(&view, req, &mut out, Transport::Udp) {
             let _ = sock.send_to(&out, src).await;
             continue;
         }
@@ -134,10 +178,16 @@ async fn udp_loop(sock: Arc<UdpSocket>, place: Place, shared: Arc<Shared>) {
             }
             Outcome::Drop => {}
             Outcome::Forward => {
+                let Some(slot) = shared.forwards.take(&place.asker(src.ip())) else {
+                    if let Some(r) = slow::header_only(req, 2) {
+                        let _ = sock.send_to(&r, src).await;
+                    }
+                    continue;
+                };
                 let (sock, shared, req, place) =
                     (sock.clone(), shared.clone(), req.to_vec(), place.clone());
                 tokio::spawn(async move {
-                    if let Some(r) = shared.forward(&place, src.ip(), &req).await {
+                    if let Some(r) = shared.forward(slot, &place, src.ip(), &req).await {
                         let _ = sock.send_to(&r, src).await;
                     }
                 });
@@ -146,23 +196,36 @@ async fn udp_loop(sock: Arc<UdpSocket>, place: Place, shared: Arc<Shared>) {
     }
 }
 
+/// Serves one TCP connection: length-prefixed queries, each answered whole (up to 65,535
+/// bytes), until the asker closes it or leaves it idle for [`TCP_IDLE`].
 async fn tcp_conn(mut conn: TcpStream, src: IpAddr, place: Place, shared: Arc<Shared>) {
     let mut out = Vec::new();
     loop {
-        let Ok(len) = conn.read_u16().await else {
+        let Ok(Ok(len)) = timeout(TCP_IDLE, conn.read_u16()).await else {
             return;
         };
         let mut req = vec![0u8; usize::from(len)];
-        if conn.read_exact(&mut req).await.is_err() {
+        if !matches!(
+            timeout(TCP_IDLE, conn.read_exact(&mut req)).await,
+            Ok(Ok(_))
+        ) {
             return;
         }
-        let Some(reply) = respond(&shared, &place, src, &req, &mut out).await else {
+        let Some(view) = shared.view(&place, src) else {
+            return;
+        };
+        let Some(reply) =
+            respond(&shared, &view, &place, src, &req, Transport::Tcp, &mut out).await
+        else {
             continue;
         };
         let Ok(len) = u16::try_from(reply.len()) else {
             return;
         };
-        if conn.write_u16(len).await.is_err() || conn.write_all(&reply).await.is_err() {
+        let mut framed = Vec::with_capacity(reply.len() + 2);
+        framed.extend_from_slice(&len.to_be_bytes());
+        framed.extend_from_slice(&reply);
+        if !matches!(timeout(TCP_IDLE, conn.write_all(&framed)).await, Ok(Ok(()))) {
             return;
         }
     }
@@ -170,10 +233,25 @@ async fn tcp_conn(mut conn: TcpStream, src: IpAddr, place: Place, shared: Arc<Sh
 
 async fn tcp_loop(listener: TcpListener, place: Place, shared: Arc<Shared>) {
     loop {
-        let Ok((conn, src)) = listener.accept().await else {
+        let (conn, src) = match listener.accept().await {
+            Ok(c) => c,
+            // Out of descriptors or memory: wait rather than spin.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if shared.view(&place, src.ip()).is_none() {
+            continue;
+        }
+        let Some(slot) = shared.tcp.take(&place.asker(src.ip())) else {
             continue;
         };
-        tokio::spawn(tcp_conn(conn, src.ip(), place.clone(), shared.clone()));
+        let (place, shared) = (place.clone(), shared.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            tcp_conn(conn, src.ip(), place, shared).await;
+        });
     }
 }
 
@@ -236,9 +314,10 @@ impl Server {
             listening: HashMap::new(),
             shared: Arc::new(Shared {
                 snapshot: RwLock::new(Arc::new(Snapshot::default())),
-                generation: AtomicU64::new(0),
                 upstreams: Upstreams::new(resolv_conf),
                 empty: Arc::new(View::default()),
+                forwards: Limiter::new(MAX_FORWARDS.0, MAX_FORWARDS.1),
+                tcp: Limiter::new(MAX_TCP.0, MAX_TCP.1),
             }),
         }
     }
@@ -264,11 +343,11 @@ impl Server {
     /// Rebuilds the views and opens or closes listeners to match the records.
     pub fn apply(&mut self) {
         let records: Vec<&Record> = self.records.values().collect();
-        let snapshot = Snapshot::build(&records);
+        let mut snapshot = Snapshot::build(&records);
+        snapshot.host = host_addresses();
         if let Ok(mut s) = self.shared.snapshot.write() {
             *s = Arc::new(snapshot);
         }
-        self.shared.generation.fetch_add(1, Ordering::Release);
         let mut wanted: Vec<Place> = Vec::new();
         for r in records {
             wanted.extend(r.netns.clone().map(Place::Netns));
@@ -315,35 +394,70 @@ impl Server {
         self.records.len()
     }
 
-    /// Serves control requests until the last record is gone.
+    /// Serves control requests until the last record is gone. Each connection's request is
+    /// read on its own (a client that stalls holds up nobody, and is dropped after
+    /// [`CONTROL_WAIT`]); the requests are then handled one at a time.
     pub async fn run(mut self) -> Result<(), DnsError> {
         let sock = self.paths.control();
         let _ = std::fs::remove_file(&sock);
         let control = UnixListener::bind(&sock)
             .map_err(|e| DnsError::io(format!("listen on {}", sock.display()), e))?;
         self.apply();
+        let readers = Limiter::new(MAX_CONTROL, MAX_CONTROL);
+        let (tx, mut rx) = tokio::sync::mpsc::channel(MAX_CONTROL);
         while self.record_count() > 0 {
-            let Ok((conn, _)) = control.accept().await else {
-                continue;
-            };
-            let (read, mut write) = conn.into_split();
-            let mut line = String::new();
-            if BufReader::new(read).read_line(&mut line).await.is_err() {
-                continue;
-            }
-            let reply = match line.trim().strip_prefix("update ") {
-                Some(path) if Path::new(path).starts_with(self.paths.records()) => {
-                    self.load(Path::new(path));
-                    self.apply();
-                    format!("ok {}\n", self.record_count())
+            tokio::select! {
+                accepted = control.accept() => {
+                    let Ok((conn, _)) = accepted else {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    };
+                    let Some(slot) = readers.take(&Asker::Ip(IpAddr::V4(Ipv4Addr::UNSPECIFIED))) else {
+                        continue;
+                    };
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        let _slot = slot;
+                        let (read, write) = conn.into_split();
+                        let mut line = String::new();
+                        let mut reader = BufReader::new(read.take(4096));
+                        if let Ok(Ok(1..)) = timeout(CONTROL_WAIT, reader.read_line(&mut line)).await {
+                            let _ = tx.send((line, write)).await;
+                        }
+                    });
                 }
-                Some(_) => "error: not a record of this server\n".to_string(),
-                None if line.trim() == "ping" => format!("ok {}\n", self.record_count()),
-                None => "error: unknown request\n".to_string(),
-            };
-            let _ = write.write_all(reply.as_bytes()).await;
+                Some((line, mut write)) = rx.recv() => {
+                    // A reply of a few bytes on a fresh connection fits its buffer: this
+                    // never waits on the client, and is sent before a last record's exit.
+                    let reply = self.handle(&line);
+                    let _ = timeout(CONTROL_WAIT, write.write_all(reply.as_bytes())).await;
+                }
+            }
         }
         let _ = std::fs::remove_file(&sock);
         Ok(())
     }
+
+    /// One control request: `update PATH` (a record was written or removed) or `ping`.
+    fn handle(&mut self, line: &str) -> String {
+        match line.trim().strip_prefix("update ") {
+            Some(path) if Path::new(path).starts_with(self.paths.records()) => {
+                self.load(Path::new(path));
+                self.apply();
+                format!("ok {}\n", self.record_count())
+            }
+            Some(_) => "error: not a record of this server\n".to_string(),
+            None if line.trim() == "ping" => format!("ok {}\n", self.record_count()),
+            None => "error: unknown request\n".to_string(),
+        }
+    }
+}
+
+/// The host's own addresses (the server runs in the host's namespace): askers at a gateway
+/// with one of them are the host itself.
+fn host_addresses() -> HashSet<IpAddr> {
+    Netlink::new()
+        .and_then(|mut nl| nl.addresses(None))
+        .map(|addrs| addrs.into_iter().map(|a| a.net.addr()).collect())
+        .unwrap_or_default()
 }

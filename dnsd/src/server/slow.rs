@@ -43,6 +43,10 @@ pub fn handle(view: &View, req: &[u8]) -> Outcome {
     if msg.metadata.op_code != OpCode::Query {
         return reply(&msg, ResponseCode::NotImp, Vec::new());
     }
+    // RFC 6891: an EDNS version we do not speak gets BADVERS (with our version, 0).
+    if msg.edns.as_ref().is_some_and(|e| e.version() > 0) {
+        return reply(&msg, ResponseCode::BADVERS, Vec::new());
+    }
     let [q] = msg.queries.as_slice() else {
         return reply(&msg, ResponseCode::FormErr, Vec::new());
     };
@@ -132,6 +136,25 @@ fn reverse(name: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_edns_version_above_0_gets_badvers() {
+        let mut q = Message::new(7, MessageType::Query, OpCode::Query);
+        q.add_query(hickory_proto::op::Query::query(
+            Name::from_str("web.").unwrap(),
+            RecordType::A,
+        ));
+        let mut edns = Edns::new();
+        edns.set_version(1);
+        q.edns = Some(edns);
+        let Outcome::Reply(r) = handle(&View::default(), &q.to_vec().unwrap()) else {
+            panic!("no reply");
+        };
+        let r = Message::from_vec(&r).unwrap();
+        // (16 is BADVERS in replies with OPT; hickory names the code BADSIG.)
+        assert_eq!(u16::from(r.metadata.response_code), 16);
+        assert_eq!(r.edns.map(|e| e.version()), Some(0));
+    }
 
     #[test]
     fn reverse_names_map_back_to_addresses() {

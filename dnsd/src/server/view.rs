@@ -1,7 +1,7 @@
 //! What one asker can resolve: the names of every network its container is attached to,
 //! with the addresses behind each name and a counter that rotates their order.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -102,6 +102,18 @@ pub struct Snapshot {
     pub upstreams_by_netns: HashMap<PathBuf, Vec<SocketAddr>>,
     /// A container's own upstream resolvers, by its addresses (queries to a gateway).
     pub upstreams_by_ip: HashMap<IpAddr, Vec<SocketAddr>>,
+    /// The addresses of each network's members: the only askers a gateway answers besides
+    /// the host itself.
+    pub members: HashMap<String, HashSet<IpAddr>>,
+    /// The host's own addresses, which a gateway answers too (filled in by the server).
+    pub host: HashSet<IpAddr>,
+}
+
+impl Snapshot {
+    /// Whether `ip` is an address of a member of `network`.
+    pub fn is_member(&self, network: &str, ip: &IpAddr) -> bool {
+        self.members.get(network).is_some_and(|m| m.contains(ip))
+    }
 }
 
 impl Snapshot {
@@ -155,6 +167,10 @@ impl Snapshot {
                     s.upstreams_by_ip.insert(*ip, ups.clone());
                 }
             }
+            s.members
+                .entry(r.network.clone())
+                .or_default()
+                .extend(r.ips.iter().copied());
             let own: BTreeSet<&str> = [r.network.as_str()].into();
             s.by_network
                 .entry(r.network.clone())
@@ -228,6 +244,11 @@ mod tests {
             &s.by_ip[&"10.2.0.2".parse::<IpAddr>().unwrap()],
             x
         ));
+        assert!(s.is_member("b", &"10.2.0.3".parse().unwrap()));
+        assert!(
+            !s.is_member("a", &"10.2.0.3".parse().unwrap()),
+            "y is not on a"
+        );
     }
 
     #[test]

@@ -108,9 +108,28 @@ fn parse_opt(req: &[u8], at: usize) -> Option<u16> {
     (at + 11 + rdlen == req.len()).then(|| u16_at(req, at + 3).unwrap_or(512))
 }
 
+/// How a query arrived, which bounds the answer's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// UDP: at most the asker's EDNS payload size (512 without EDNS); more is truncated (TC).
+    Udp,
+    /// TCP: the whole answer, up to 65,535 bytes.
+    Tcp,
+}
+
+impl Transport {
+    /// The largest answer for a query that announced `edns` (its EDNS payload size).
+    fn limit(self, edns: Option<u16>) -> usize {
+        match self {
+            Transport::Udp => usize::from(edns.unwrap_or(512).clamp(512, 4096)),
+            Transport::Tcp => usize::from(u16::MAX),
+        }
+    }
+}
+
 /// Writes the answer to an A/AAAA query for a name `view` holds into `out`; false when the
 /// query is not one the fast path answers.
-pub fn answer(view: &View, req: &[u8], out: &mut Vec<u8>) -> bool {
+pub fn answer(view: &View, req: &[u8], out: &mut Vec<u8>, transport: Transport) -> bool {
     let Some(q) = parse(req) else { return false };
     if q.qtype != TYPE_A && q.qtype != TYPE_AAAA {
         return false;
@@ -123,7 +142,7 @@ pub fn answer(view: &View, req: &[u8], out: &mut Vec<u8>) -> bool {
     } else {
         (ans.v6.len(), 16)
     };
-    let limit = usize::from(q.edns.unwrap_or(512).clamp(512, 4096));
+    let limit = transport.limit(q.edns);
     let opt_len = if q.edns.is_some() { 11 } else { 0 };
     let room = limit.saturating_sub(q.end + opt_len) / (12 + rdlen);
     let n = count.min(room);
@@ -200,7 +219,10 @@ mod tests {
         let v = view();
         for name in ["ma", "mb", "web", "MB.lan"] {
             let mut out = Vec::new();
-            assert!(answer(&v, &dig_query(name, TYPE_A), &mut out), "{name}");
+            assert!(
+                answer(&v, &dig_query(name, TYPE_A), &mut out, Transport::Udp),
+                "{name}"
+            );
             assert_eq!(&out[..2], &[0xab, 0xcd], "ID copied");
             assert_eq!(out[3] & 0x0f, 0, "NOERROR");
         }
@@ -210,8 +232,18 @@ mod tests {
     fn the_alias_answer_rotates_and_carries_every_address() {
         let v = view();
         let (mut a, mut b) = (Vec::new(), Vec::new());
-        assert!(answer(&v, &dig_query("web", TYPE_A), &mut a));
-        assert!(answer(&v, &dig_query("web", TYPE_A), &mut b));
+        assert!(answer(
+            &v,
+            &dig_query("web", TYPE_A),
+            &mut a,
+            Transport::Udp
+        ));
+        assert!(answer(
+            &v,
+            &dig_query("web", TYPE_A),
+            &mut b,
+            Transport::Udp
+        ));
         assert_eq!(u16_at(&a, 6), Some(2));
         assert_ne!(a, b, "the order rotated");
     }

@@ -326,13 +326,16 @@ impl Drop for TestHost {
                 let _ = self.netctl(&[&["rm", "-f"][..], &ids].concat());
             }
         }
-        // A DNS server a test started lives in this test's namespaces: stop it.
-        if let Ok(pid) = std::fs::read_to_string("/run/netctl/dns/dnsd.pid") {
-            if let Ok(pid) = pid.trim().parse::<i32>() {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
+        // A DNS server a test started lives in this test's namespaces: stop its supervisor
+        // (which would start it again), then it.
+        for file in ["supervisor.pid", "dnsd.pid"] {
+            if let Ok(pid) = std::fs::read_to_string(Path::new("/run/netctl/dns").join(file)) {
+                if let Ok(pid) = pid.trim().parse::<i32>() {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
             }
         }
         for mut c in self.background.drain(..) {

@@ -1,0 +1,181 @@
+//! Containers (and callers) that try to reach what is not theirs: the host's loopback
+//! services, descriptors of the host, the DNS server from outside its network; and callers
+//! whose reader went away.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use netctl_netns_tests::{attachment, binary, TestHost};
+use serde_json::json;
+
+fn bridge_list(name: &str, bridge: &str, subnet: &str) -> serde_json::Value {
+    json!({"cniVersion": "1.1.0", "name": name, "plugins": [
+        {"type": "netctl-bridge", "bridge": bridge, "isGateway": true, "isDefaultGateway": true,
+         "ipMasq": true, "capabilities": {"portMappings": true},
+         "ipam": {"type": "netctl-ipam", "subnet": subnet}},
+        {"type": "netctl-dns", "capabilities": {"aliases": true}}]})
+}
+
+/// A container with CAP_NET_ADMIN and CAP_NET_RAW routes 127.0.0.1 through its gateway to
+/// reach a service the host bound to its loopback only: it gets no answer, while a port
+/// published on the host's 127.0.0.1 still answers the host.
+#[test]
+fn a_container_cannot_reach_the_hosts_loopback() {
+    let mut host = TestHost::new();
+    let www = host.dir().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("index.html"), "secret of the host\n").unwrap();
+    let host_ns = Path::new("/proc/self/ns/net").to_path_buf();
+    host.spawn_in(
+        &host_ns,
+        &format!("busybox httpd -f -p 127.0.0.1:9999 -h {}", www.display()),
+    );
+    let (_, list) = host.conflist("web", &bridge_list("web", "br-web", "172.18.0.0/16"));
+    let ns = host.container("attacker");
+    host.cni()
+        .add(&list, &attachment("attacker", Some(&ns), "eth0"))
+        .expect("ADD");
+    let get = "printf \"GET / HTTP/1.0\\r\\n\\r\\n\" | busybox nc -w 2 127.0.0.1 9999";
+    let mut served = false;
+    for _ in 0..30 {
+        if host.try_sh(get).1.contains("secret") {
+            served = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(served, "the host's own service answers the host");
+    host.sh_in(
+        &ns,
+        "sysctl -qw net.ipv4.conf.all.route_localnet=1 net.ipv4.conf.eth0.route_localnet=1; \
+         ip route del local 127.0.0.0/8 dev lo table local; ip route del local 127.0.0.1 dev lo table local; \
+         ip route add 127.0.0.1/32 via 172.18.0.1 dev eth0",
+    );
+    let (_, out) = host.try_sh_in(&ns, get);
+    assert!(
+        !out.contains("secret"),
+        "the host's loopback service answered the container: {out}"
+    );
+}
+
+/// `netctl run -d ... 3>&1 | cat` returns while the container runs (nothing of the
+/// caller's is held open by it), the container's first process has fds 0-2 only (no
+/// published port's socket), and `exec` passes none of the caller's descriptors either.
+#[test]
+fn a_container_gets_fds_0_to_2_and_run_d_returns_at_once() {
+    let host = TestHost::new();
+    host.busybox_image();
+    let netctl = binary("netctl");
+    // The bound is only there so a hang fails this test instead of the suite.
+    let (ok, out) = host.try_sh(&format!(
+        "timeout 30 sh -c '{} run -d --name fds -p 18080:80 busybox sleep 1000 3>&1 | cat'",
+        netctl.display()
+    ));
+    assert!(
+        ok && out.trim().len() == 64,
+        "run -d returned its ID at once: {out}"
+    );
+    let ps = host.netctl_ok(&["ps"]);
+    assert!(ps.contains(" Up "), "the container still runs: {ps}");
+    let fds = host.netctl_ok(&["exec", "fds", "ls", "/proc/1/fd"]);
+    assert_eq!(
+        fds.split_whitespace().collect::<Vec<_>>(),
+        ["0", "1", "2"],
+        "{fds}"
+    );
+    let (ok, out) = host.try_sh(&format!(
+        "{} exec fds ls /proc/self/fd 7</etc/hostname",
+        netctl.display()
+    ));
+    assert!(ok, "{out}");
+    // ls itself holds fd 3, the folder it lists.
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["0", "1", "2", "3"],
+        "{out}"
+    );
+    host.netctl_ok(&["rm", "-f", "fds"]);
+}
+
+/// `netctl ps -a | head -1` where head is already gone: netctl ends quietly on SIGPIPE, as
+/// command-line tools do, with no panic and no message.
+#[test]
+fn a_command_whose_reader_left_exits_quietly() {
+    let host = TestHost::new();
+    host.busybox_image();
+    for i in 0..3 {
+        host.netctl_ok(&["create", "--name", &format!("c{i}"), "busybox", "true"]);
+    }
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(binary("netctl"))
+        .args(["ps", "-a"])
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.is_empty(), "no message: {err}");
+    assert_eq!(
+        out.status.signal(),
+        Some(13),
+        "ended by SIGPIPE: {:?}",
+        out.status
+    );
+}
+
+/// A machine outside the host routes to a network's gateway and asks its DNS server for a
+/// container's name, a PTR and an outside name (as an open resolver would answer): it gets
+/// nothing. The container itself and the host still get answers.
+#[test]
+fn the_dns_server_answers_no_one_outside_the_network() {
+    let mut host = TestHost::new();
+    let upstream = host.outside("upstream", "10.254.0.1/24", "10.254.0.53/24");
+    host.spawn_in(&upstream, "dnsmasq --no-daemon --no-resolv --no-hosts --listen-address=10.254.0.53 --bind-interfaces --address=/example.test/192.0.2.7");
+    host.resolv_conf("nameserver 10.254.0.53\n");
+    host.sh("sysctl -qw net.ipv4.ip_forward=1");
+    let (_, list) = host.conflist("web", &bridge_list("web", "br-web", "172.18.0.0/16"));
+    let ns = host.container("c1");
+    let mut rt = attachment("c1", Some(&ns), "eth0");
+    rt.args = vec![("K8S_POD_NAME".into(), "web1".into())];
+    host.cni().add(&list, &rt).expect("ADD");
+    let dig = |from: &Path, q: &str| {
+        host.try_sh_in(
+            from,
+            &format!("dig +short +tries=1 +time=1 @172.18.0.1 {q}"),
+        )
+        .1
+    };
+    let mut forwarded = String::new();
+    for _ in 0..20 {
+        forwarded = dig(&ns, "example.test");
+        if forwarded.contains("192.0.2.7") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        forwarded.contains("192.0.2.7"),
+        "the member is served: {forwarded}"
+    );
+    assert!(dig(&ns, "web1").contains("172.18.0.2"));
+    let (_, from_host) = host.try_sh("dig +short +tries=1 +time=1 @172.18.0.1 web1");
+    assert!(
+        from_host.contains("172.18.0.2"),
+        "the host is served: {from_host}"
+    );
+    for q in ["web1", "-x 172.18.0.2", "example.test"] {
+        let out = dig(&upstream, q);
+        assert!(
+            out.contains("timed out") || out.trim().is_empty(),
+            "an outsider asking {q} got an answer: {out}"
+        );
+        assert!(
+            !out.contains("172.18.0.2") && !out.contains("192.0.2.7") && !out.contains("web1"),
+            "{out}"
+        );
+    }
+}
