@@ -51,8 +51,7 @@ fn a_container_cannot_reach_the_hosts_loopback() {
     host.sh_in(
         &ns,
         "sysctl -qw net.ipv4.conf.all.route_localnet=1 net.ipv4.conf.eth0.route_localnet=1; \
-         ip route del local 127.0.0.0/8 dev lo table local; ip route del local 127.0.0.1 dev lo table local; \
-         ip route add 127.0.0.1/32 via 172.18.0.1 dev eth0",
+         ip addr flush dev lo; ip link set lo down; ip route add 127.0.0.1/32 via 172.18.0.1 dev eth0",
     );
     let (_, out) = host.try_sh_in(&ns, get);
     assert!(
