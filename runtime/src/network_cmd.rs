@@ -425,7 +425,9 @@ pub fn connect(
     if c.config.net_mode != NetMode::Private || PREDEFINED[1..].contains(&net.name.as_str()) {
         bail!("container {} shares a network namespace or uses host/none: it cannot be connected to {}", c.config.name, net.name);
     }
-    if c.config.networks.iter().any(|n| n.name == net.name) {
+    if c.config.networks.iter().any(|n| n.name == net.name)
+        || c.state.endpoints.iter().any(|e| e.network == net.name)
+    {
         bail!(
             "endpoint with name {} already exists in network {}",
             c.config.name,
@@ -457,14 +459,25 @@ pub fn connect(
     c.save_config()
 }
 
-/// `network disconnect`: the interface, its addresses, rules and DNS names go at once.
+/// `network disconnect`: the interfaces, addresses, rules and DNS names on the network go
+/// at once; what the container's state lists counts too (a `connect` killed before it
+/// recorded the network in the config still left an attachment).
 pub fn disconnect(engine: &Engine, network: &str, key: &str, force: bool) -> anyhow::Result<()> {
     let net = NetworkStore::open(&engine.root)?.find(network)?;
     let c = engine.containers.find(key)?;
     let lock = engine.containers.lock_one(&c)?;
     let mut c = c;
     c.reload()?;
-    let Some(pos) = c.config.networks.iter().position(|n| n.name == net.name) else {
+    let req = engine.request_of(&c, &net.name);
+    let configured = c.config.networks.iter().any(|n| n.name == net.name);
+    let attached: Vec<String> = c
+        .state
+        .endpoints
+        .iter()
+        .filter(|e| e.network == net.name)
+        .map(|e| e.ifname.clone())
+        .collect();
+    if !configured && attached.is_empty() {
         if force {
             return Ok(());
         }
@@ -473,13 +486,15 @@ pub fn disconnect(engine: &Engine, network: &str, key: &str, force: bool) -> any
             c.config.id,
             net.name
         );
-    };
-    let req = c.config.networks.remove(pos);
-    if let Some(i) = c.state.endpoints.iter().position(|e| e.network == net.name) {
-        let ep = c.state.endpoints.remove(i);
-        lock.shared_with_children(|| engine.detach(&c, &req, &ep.ifname))?;
+    }
+    for ifname in &attached {
+        lock.shared_with_children(|| engine.detach(&c, &req, ifname))?;
+        c.state.endpoints.retain(|e| &e.ifname != ifname);
         c.save_state()?;
+    }
+    if !attached.is_empty() {
         engine.write_etc(&c)?;
     }
+    c.config.networks.retain(|n| n.name != net.name);
     c.save_config()
 }

@@ -173,7 +173,9 @@ fn start_server(ctx: &Ctx, conf: &DnsConfig, paths: &DnsPaths) -> Result<(), Err
                     .open(p)
                     .ok()
             });
-            cmd.stdin(Stdio::null())
+            // A daemon: nothing of this call's environment (CNI_*) is its business.
+            cmd.env_clear()
+                .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(log.map_or_else(Stdio::null, Stdio::from))
                 .process_group(0)
