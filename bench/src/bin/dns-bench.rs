@@ -6,7 +6,13 @@
 //! the run), whether the alias's answers rotate; then the server's memory with 1,000 and
 //! 10,000 records. Runs in private network and mount namespaces.
 //!
-//! Usage: dns-bench NETCTL_DNSD AARDVARK_DNS [SECONDS]
+//! Then abuse, by one container (`attacker`, a member of the network like the client):
+//! a flood of unknown names as fast as dnsperf sends them while the only upstream never
+//! answers, and then 2,000 stalled TCP connections; meanwhile the client asks a known name
+//! at 100 queries/s. Reported: the server's peak RSS and descriptors, the client's lost
+//! queries, whether TCP and UDP still answer the client, the server's CPU while stalled.
+//!
+//! Usage: dns-bench NETCTL_DNSD AARDVARK_DNS [SECONDS] [abuse]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader};
@@ -19,6 +25,9 @@ use netctl_net::NetNs;
 
 const GATEWAY: &str = "10.89.0.1";
 const CLIENT: &str = "10.89.0.200";
+const ATTACKER: &str = "10.89.0.201";
+/// An upstream resolver that never answers.
+const SILENT: &str = "10.89.0.250";
 
 fn sh(cmd: &str) -> String {
     let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
@@ -44,6 +53,7 @@ fn containers(n: usize) -> Vec<(String, String, Vec<String>)> {
         })
         .collect();
     v.push(("client".into(), CLIENT.into(), vec![]));
+    v.push(("attacker".into(), ATTACKER.into(), vec![]));
     v
 }
 
@@ -59,7 +69,11 @@ fn write_netctl(run: &Path, n: usize, client_ns: &Path) {
                 name: Some(name.clone()),
                 aliases,
                 ips: vec![ip.parse().unwrap()],
-                netns: (name == "client").then(|| client_ns.to_path_buf()),
+                netns: match name.as_str() {
+                    "client" => Some(client_ns.to_path_buf()),
+                    "attacker" => Some(client_ns.with_file_name("attacker-ns")),
+                    _ => None,
+                },
                 gateways: vec![GATEWAY.parse().unwrap()],
                 ..Default::default()
             })
@@ -145,7 +159,8 @@ fn start(
             c.arg("--run-dir")
                 .arg(&run)
                 .arg("--resolv-conf")
-                .arg("/dev/null");
+                .arg(scratch.join("resolv.conf"))
+                .arg("--serve");
             c
         }
         "aardvark" => {
@@ -167,6 +182,7 @@ fn start(
                 "--cache-size=0",
             ])
             .arg(format!("--listen-address={GATEWAY}"))
+            .arg(format!("--server={SILENT}"))
             .arg(format!("--addn-hosts={}", hosts.display()));
             c
         }
@@ -295,35 +311,236 @@ fn rotates(client: &Path) -> bool {
     seen.len() > 1
 }
 
+fn fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+fn hwm_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn answers(client: &Path, at: &str, args: &str) -> bool {
+    let out = Command::new("nsenter")
+        .arg(format!("--net={}", client.display()))
+        .arg("sh")
+        .arg("-c")
+        .arg(format!("dig +short +tries=1 +time=2 {args} @{at} c7"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).contains("10.89.")
+}
+
+/// What one server went through under abuse.
+struct Abuse {
+    peak_rss_mib: f64,
+    peak_fds: usize,
+    sent: u64,
+    lost: u64,
+    stalled: usize,
+    tcp_answers: bool,
+    udp_answers: bool,
+    stalled_cpu_pct: f64,
+    stalled_fds: usize,
+}
+
+/// The flood, then the stalled connections, against `server`, which each container asks
+/// at `at`.
+fn abuse(
+    server: &Server,
+    at: &str,
+    client: &Path,
+    attacker: &Path,
+    seconds: u32,
+    scratch: &Path,
+) -> Abuse {
+    let flood_data = scratch.join("flood.txt");
+    let names: String = (0..50_000)
+        .map(|i| format!("u{i}.flood.test A\n"))
+        .collect();
+    std::fs::write(&flood_data, names).unwrap();
+    let known = scratch.join("known.txt");
+    std::fs::write(&known, "c7 A\n").unwrap();
+    let dnsperf = |ns: &Path, args: &[&str], data: &Path, out: Stdio| {
+        Command::new("nsenter")
+            .arg(format!("--net={}", ns.display()))
+            .args(["dnsperf", "-s", at, "-l", &seconds.to_string()])
+            .args(args)
+            .arg("-d")
+            .arg(data)
+            .stdout(out)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut flood = dnsperf(
+        attacker,
+        &["-c", "8", "-q", "5000", "-t", "1"],
+        &flood_data,
+        Stdio::null(),
+    );
+    let good = dnsperf(client, &["-Q", "100", "-t", "2"], &known, Stdio::piped());
+    let mut peak_fds = 0;
+    let report = std::thread::scope(|s| {
+        let waiter = s.spawn(|| good.wait_with_output().unwrap());
+        while !waiter.is_finished() {
+            peak_fds = peak_fds.max(fds(server.pid));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        waiter.join().unwrap()
+    });
+    let _ = flood.wait();
+    let text = String::from_utf8_lossy(&report.stdout);
+    let count = |key: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    let (sent, lost) = (count("Queries sent:"), count("Queries lost:"));
+    let peak_rss_mib = hwm_kib(server.pid) as f64 / 1024.0;
+    let held: Vec<std::net::TcpStream> = NetNs::open(attacker)
+        .unwrap()
+        .run(|| {
+            let to = std::net::SocketAddr::new(at.parse().unwrap(), 53);
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            let mut held = Vec::new();
+            while held.len() < 2000 && std::time::Instant::now() < deadline {
+                if let Ok(c) = std::net::TcpStream::connect_timeout(&to, Duration::from_millis(200))
+                {
+                    held.push(c);
+                }
+            }
+            held
+        })
+        .unwrap();
+    let before = cpu_ticks(server.pid);
+    let started = std::time::Instant::now();
+    let tcp_answers = answers(client, at, "+tcp");
+    let udp_answers = answers(client, at, "");
+    while started.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ticks = cpu_ticks(server.pid) - before;
+    Abuse {
+        peak_rss_mib,
+        peak_fds,
+        sent,
+        lost,
+        stalled: held.len(),
+        tcp_answers,
+        udp_answers,
+        stalled_cpu_pct: ticks as f64 / started.elapsed().as_secs_f64(),
+        stalled_fds: fds(server.pid),
+    }
+}
+
+fn print_abuse(
+    scratch: &Path,
+    dnsd: &Path,
+    aardvark: &Path,
+    client: &Path,
+    attacker: &Path,
+    seconds: u32,
+) {
+    println!("| server | flood: peak RSS (MiB) | flood: peak fds | client's known-name queries lost | stalled TCP connections held | then TCP answers | UDP answers | server CPU while stalled | server fds while stalled |");
+    println!("|---|---:|---:|---:|---:|---|---|---:|---:|");
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    for (label, kind) in SERVERS {
+        let server = start(label, kind, scratch, dnsd, aardvark, 1000, client);
+        // netctl-dnsd answers each container on 127.0.0.11 in its own namespace; the others
+        // listen only on the gateway, where every container shares one socket.
+        let at = if kind == "netctl" {
+            "127.0.0.11"
+        } else {
+            GATEWAY
+        };
+        let a = abuse(&server, at, client, attacker, seconds, scratch);
+        println!(
+            "| {label} (at {at}) | {:.1} | {} | {} of {} | {} | {} | {} | {:.0}% | {} |",
+            a.peak_rss_mib,
+            a.peak_fds,
+            a.lost,
+            a.sent,
+            a.stalled,
+            yes(a.tcp_answers),
+            yes(a.udp_answers),
+            a.stalled_cpu_pct,
+            a.stalled_fds
+        );
+    }
+}
+
+const SERVERS: [(&str, &str); 3] = [
+    ("netctl-dnsd", "netctl"),
+    ("aardvark-dns", "aardvark"),
+    ("dnsmasq", "dnsmasq"),
+];
+
+/// A namespace on the bench bridge at `ip`.
+fn member_ns(scratch: &Path, name: &str, ip: &str) -> PathBuf {
+    let ns = scratch.join(format!("{name}-ns"));
+    NetNs::create(&ns).unwrap();
+    sh(&format!(
+        "ip link add v{name} type veth peer name eth0 netns {c}; ip link set v{name} master dnsbr up; \
+         nsenter --net={c} sh -c 'ip link set lo up; ip addr add {ip}/16 dev eth0; ip link set eth0 up'",
+        c = ns.display()
+    ));
+    ns
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: dns-bench NETCTL_DNSD AARDVARK_DNS [SECONDS]";
+    let usage = "usage: dns-bench NETCTL_DNSD AARDVARK_DNS [SECONDS] [abuse]";
     let dnsd = PathBuf::from(args.get(1).expect(usage));
     let aardvark = PathBuf::from(args.get(2).expect(usage));
     let seconds: u32 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(8);
+    let only_abuse = args.get(4).is_some_and(|a| a == "abuse");
     netctl_bench::enter_private_namespaces();
     let scratch = std::env::temp_dir().join(format!("netctl-dns-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).unwrap();
-    let client = scratch.join("client-ns");
-    NetNs::create(&client).unwrap();
     sh(&format!(
-        "ip link set lo up; ip link add dnsbr type bridge; ip addr add {GATEWAY}/16 dev dnsbr; ip link set dnsbr up; \
-         ip link add vclient type veth peer name eth0 netns {c}; ip link set vclient master dnsbr up; \
-         nsenter --net={c} sh -c 'ip link set lo up; ip addr add {CLIENT}/16 dev eth0; ip link set eth0 up'",
-        c = client.display()
+        "ip link set lo up; ip link add dnsbr type bridge; ip addr add {GATEWAY}/16 dev dnsbr; ip link set dnsbr up"
     ));
-    let servers = [
-        ("netctl-dnsd", "netctl"),
-        ("aardvark-dns", "aardvark"),
-        ("dnsmasq", "dnsmasq"),
-    ];
+    let client = member_ns(&scratch, "client", CLIENT);
+    let attacker = member_ns(&scratch, "attacker", ATTACKER);
+    let silent = member_ns(&scratch, "silent", SILENT);
+    sh(&format!(
+        "nsenter --net={} nft 'add table inet f; add chain inet f in {{ type filter hook input priority 0; policy drop; }}'",
+        silent.display()
+    ));
+    // Every server's only upstream is the silent one (aardvark-dns reads /etc/resolv.conf).
+    let resolv = scratch.join("resolv.conf");
+    std::fs::write(&resolv, format!("nameserver {SILENT}\n")).unwrap();
+    sh(&format!(
+        "mount --bind {} /etc/resolv.conf",
+        resolv.display()
+    ));
+    if !only_abuse {
+        print_speed(&scratch, &dnsd, &aardvark, &client, seconds);
+        println!();
+    }
+    println!("### Abuse by one container: an unknown-name flood with a silent upstream, then stalled TCP connections ({seconds} s flood)");
+    println!();
+    print_abuse(&scratch, &dnsd, &aardvark, &client, &attacker, seconds);
+    for ns in [&client, &attacker, &silent] {
+        let _ = NetNs::remove(ns);
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+fn print_speed(scratch: &Path, dnsd: &Path, aardvark: &Path, client: &Path, seconds: u32) {
     println!("| server | query | queries/s | p50 latency (µs) | p99 latency (µs) | server CPU per query (µs) | answered | rotates |");
     println!("|---|---|---:|---:|---:|---:|---:|---|");
-    for (label, kind) in servers {
-        let server = start(label, kind, &scratch, &dnsd, &aardvark, 1000, &client);
-        let rot = rotates(&client);
+    for (label, kind) in SERVERS {
+        let server = start(label, kind, scratch, dnsd, aardvark, 1000, client);
+        let rot = rotates(client);
         for (what, name) in [("name", "c7"), ("3-container alias", "web")] {
-            let r = dnsperf(&client, server.pid, name, seconds, &scratch);
+            let r = dnsperf(client, server.pid, name, seconds, scratch);
             println!(
                 "| {} | {what} | {:.0} | {:.0} | {:.0} | {:.2} | {} | {} |",
                 server.label,
@@ -339,15 +556,13 @@ fn main() {
     println!();
     println!("| server | RSS with 1,000 records (MiB) | RSS with 10,000 records (MiB) |");
     println!("|---|---:|---:|");
-    for (label, kind) in servers {
+    for (label, kind) in SERVERS {
         let mut rss = Vec::new();
         for n in [1000, 10_000] {
-            let server = start(label, kind, &scratch, &dnsd, &aardvark, n, &client);
-            let _ = dnsperf(&client, server.pid, "web", 1, &scratch);
+            let server = start(label, kind, scratch, dnsd, aardvark, n, client);
+            let _ = dnsperf(client, server.pid, "web", 1, scratch);
             rss.push(rss_kib(server.pid) as f64 / 1024.0);
         }
         println!("| {label} | {:.1} | {:.1} |", rss[0], rss[1]);
     }
-    let _ = NetNs::remove(&client);
-    let _ = std::fs::remove_dir_all(&scratch);
 }

@@ -287,15 +287,29 @@ fn open(place: &Place) -> Result<(std::net::UdpSocket, std::net::TcpListener), D
     }
 }
 
-struct Listening(Vec<JoinHandle<()>>);
+/// The tasks serving one place, and for a container's namespace which namespace it was
+/// (device and inode of its file), so the server notices when it is gone.
+struct Listening {
+    tasks: Vec<JoinHandle<()>>,
+    netns: Option<(u64, u64)>,
+}
 
 impl Drop for Listening {
     fn drop(&mut self) {
-        for t in &self.0 {
+        for t in &self.tasks {
             t.abort();
         }
     }
 }
+
+/// Device and inode of a namespace file, which identify the namespace.
+fn ns_identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// How often the server looks for container namespaces that went away without a DEL.
+const NETNS_SWEEP: Duration = Duration::from_secs(2);
 
 /// The running server's state.
 pub struct Server {
@@ -383,10 +397,24 @@ impl Server {
         let fail = |e| DnsError::io("register a DNS socket with the runtime", e);
         let udp = Arc::new(UdpSocket::from_std(udp).map_err(fail)?);
         let tcp = TcpListener::from_std(tcp).map_err(fail)?;
-        Ok(Listening(vec![
-            tokio::spawn(udp_loop(udp, place.clone(), self.shared.clone())),
-            tokio::spawn(tcp_loop(tcp, place.clone(), self.shared.clone())),
-        ]))
+        Ok(Listening {
+            tasks: vec![
+                tokio::spawn(udp_loop(udp, place.clone(), self.shared.clone())),
+                tokio::spawn(tcp_loop(tcp, place.clone(), self.shared.clone())),
+            ],
+            netns: place.netns().and_then(ns_identity),
+        })
+    }
+
+    /// Closes the sockets in every container namespace whose file is gone or names another
+    /// namespace now (a runtime removed it without DEL): sockets would keep a deleted
+    /// namespace, and its interfaces, alive.
+    fn sweep_gone_namespaces(&mut self) {
+        self.listening
+            .retain(|place, l| match (place.netns(), l.netns) {
+                (Some(path), Some(id)) => ns_identity(path) == Some(id),
+                _ => true,
+            });
     }
 
     /// How many records are loaded.
@@ -405,8 +433,10 @@ impl Server {
         self.apply();
         let readers = Limiter::new(MAX_CONTROL, MAX_CONTROL);
         let (tx, mut rx) = tokio::sync::mpsc::channel(MAX_CONTROL);
+        let mut sweep = tokio::time::interval(NETNS_SWEEP);
         while self.record_count() > 0 {
             tokio::select! {
+                _ = sweep.tick() => self.sweep_gone_namespaces(),
                 accepted = control.accept() => {
                     let Ok((conn, _)) = accepted else {
                         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -28,7 +28,10 @@ fn add(host: &TestHost, netns: &str, ifname: &str, conf: &str) -> (i32, u32, Str
         ("CNI_CONTAINERID", "c1"),
         ("CNI_NETNS", netns),
         ("CNI_IFNAME", ifname),
-        ("CNI_PATH", &netctl_netns_tests::bin_dir().display().to_string()),
+        (
+            "CNI_PATH",
+            &netctl_netns_tests::bin_dir().display().to_string(),
+        ),
     ];
     let (code, out) = host.run_plugin("netctl-bridge", &env, conf);
     (
@@ -45,13 +48,27 @@ fn names_with_percent_are_refused() {
     let mut host = TestHost::new();
     let ns = host.container("c1").display().to_string();
     let links = host.sh("ip -o link | wc -l");
-    let (code, cni, msg) = add(&host, &ns, "eth%d", &bridge(json!({}), ipam("172.18.0.0/16")));
+    let (code, cni, msg) = add(
+        &host,
+        &ns,
+        "eth%d",
+        &bridge(json!({}), ipam("172.18.0.0/16")),
+    );
     assert_eq!((code, cni), (1, 4), "invalid environment: {msg}");
     assert!(msg.contains('%'), "{msg}");
-    let (code, cni, msg) = add(&host, &ns, "eth0", &bridge(json!({"bridge": "br%d"}), ipam("172.18.0.0/16")));
+    let (code, cni, msg) = add(
+        &host,
+        &ns,
+        "eth0",
+        &bridge(json!({"bridge": "br%d"}), ipam("172.18.0.0/16")),
+    );
     assert_eq!((code, cni), (1, 7), "invalid configuration: {msg}");
     assert_eq!(host.sh("ip -o link | wc -l"), links, "no link was made");
-    assert_eq!(host.sh_in(std::path::Path::new(&ns), "ip -o link | wc -l").trim(), "1");
+    assert_eq!(
+        host.sh_in(std::path::Path::new(&ns), "ip -o link | wc -l")
+            .trim(),
+        "1"
+    );
 }
 
 /// An IPAM type naming a main plugin (netctl-bridge itself, netctl-macvlan) would make the
@@ -76,7 +93,14 @@ fn ipam_types_that_would_loop_are_refused() {
 fn reserved_subnets_are_refused() {
     let mut host = TestHost::new();
     let ns = host.container("c1").display().to_string();
-    for subnet in ["127.0.0.0/16", "169.254.0.0/16", "224.0.0.0/24", "0.0.0.0/16", "fe80::/64", "ff02::/64"] {
+    for subnet in [
+        "127.0.0.0/16",
+        "169.254.0.0/16",
+        "224.0.0.0/24",
+        "0.0.0.0/16",
+        "fe80::/64",
+        "ff02::/64",
+    ] {
         let (code, cni, msg) = add(&host, &ns, "eth0", &bridge(json!({}), ipam(subnet)));
         assert_eq!((code, cni), (1, 7), "{subnet}: {msg}");
         let (code, _, err) = host.netctl(&["network", "create", "--subnet", subnet, "x"]);
@@ -92,16 +116,30 @@ fn relative_state_folders_are_refused() {
     let mut host = TestHost::new();
     let ns = host.container("c1").display().to_string();
     let cwd = std::env::current_dir().unwrap();
-    let before: Vec<_> = std::fs::read_dir(&cwd).unwrap().flatten().map(|e| e.file_name()).collect();
+    let before: Vec<_> = std::fs::read_dir(&cwd)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     for (extra, ipam) in [
-        (json!({}), json!({"type": "netctl-ipam", "subnet": "172.18.0.0/16", "dataDir": ""})),
-        (json!({}), json!({"type": "netctl-ipam", "subnet": "172.18.0.0/16", "dataDir": "ipam"})),
+        (
+            json!({}),
+            json!({"type": "netctl-ipam", "subnet": "172.18.0.0/16", "dataDir": ""}),
+        ),
+        (
+            json!({}),
+            json!({"type": "netctl-ipam", "subnet": "172.18.0.0/16", "dataDir": "ipam"}),
+        ),
         (json!({"runDir": "run"}), ipam("172.18.0.0/16")),
     ] {
         let (code, cni, msg) = add(&host, &ns, "eth0", &bridge(extra.clone(), ipam.clone()));
         assert_eq!((code, cni), (1, 7), "{extra} {ipam}: {msg}");
     }
-    let after: Vec<_> = std::fs::read_dir(&cwd).unwrap().flatten().map(|e| e.file_name()).collect();
+    let after: Vec<_> = std::fs::read_dir(&cwd)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     assert_eq!(before, after, "nothing was written where the plugin ran");
     let (code, out) = run_plugin(
         "netctl-ipam",

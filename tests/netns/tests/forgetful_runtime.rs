@@ -348,3 +348,31 @@ fn gc_sweeps_temporary_files_of_killed_cache_writers() {
         "the live result stays"
     );
 }
+
+/// A runtime removes a container's namespace without calling DEL: the DNS server lets go
+/// of its sockets there within seconds, so the namespace (and its interfaces) really goes;
+/// held, it would keep the veth pair on the bridge forever.
+#[test]
+fn a_namespace_removed_without_del_is_let_go() {
+    let mut host = TestHost::new();
+    let (_, list) = host.conflist(
+        "web",
+        &bridge_list("web", "br-web", "172.18.0.0/16", "sequential"),
+    );
+    let ns = host.container("gone");
+    let r = host
+        .cni()
+        .add(&list, &attachment("gone", Some(&ns), "eth0"))
+        .expect("ADD");
+    let veth = r.interfaces[1].name.clone();
+    assert!(host.try_sh(&format!("ip link show {veth}")).0);
+    host.remove_container(&ns);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while host.try_sh(&format!("ip link show {veth}")).0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the namespace of {veth} is still alive"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
