@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use netctl_dnsd::records::DnsPaths;
+use netctl_dnsrecords::DnsPaths;
 use netctl_dnsd::server::Server;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::SignalFd;

@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use netctl_dnsd::records::Record;
+use netctl_dnsrecords::Record;
 use netctl_dnsd::server::view::Snapshot;
 use netctl_dnsd::server::{answer_locally, Outcome};
 

@@ -120,7 +120,7 @@ fn rename_record(
     ifname: &str,
     new: &str,
 ) -> anyhow::Result<()> {
-    use netctl_dnsd::records::{DnsPaths, Record};
+    use netctl_dnsrecords::{DnsPaths, Record};
     let net = NetworkStore::open(&engine.root)?.find(network)?;
     let run_dir = net.plugin_run_dir("netctl-dns");
     let paths = DnsPaths::new(&run_dir);

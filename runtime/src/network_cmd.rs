@@ -373,7 +373,7 @@ fn remove(root: &Path, store: &NetworkStore, n: &Network) -> anyhow::Result<()> 
             .with_context(|| format!("delete bridge {bridge}"))?;
     }
     let _ = std::fs::remove_dir_all(root.join("ipam").join(&n.name));
-    let records = netctl_dnsd::records::DnsPaths::new(&n.plugin_run_dir("netctl-dns")).records();
+    let records = netctl_dnsrecords::DnsPaths::new(&n.plugin_run_dir("netctl-dns")).records();
     let _ = std::fs::remove_dir_all(records.join(&n.name));
     store.remove(&n.name)
 }

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use netctl_dnsd::records::{DnsPaths, Record};
+use netctl_dnsrecords::{DnsPaths, Record};
 use netctl_net::NetNs;
 
 const GATEWAY: &str = "10.89.0.1";

@@ -27,8 +27,8 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket, UnixListener};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
-use crate::records::{DnsPaths, Record};
-use crate::DnsError;
+use netctl_dnsrecords::{DnsPaths, Record};
+use netctl_dnsrecords::DnsError;
 pub use forward::{parse_resolv_conf, Upstreams};
 pub use limits::{Asker, Limiter};
 pub use slow::Outcome;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::records::Record;
+use netctl_dnsrecords::Record;
 
 /// The addresses behind one name (boxed slices: 16 bytes each, no spare capacity, since a
 /// server may hold tens of thousands of names).

@@ -180,7 +180,7 @@ pub fn answer(view: &View, req: &[u8], out: &mut Vec<u8>, transport: Transport) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::Record;
+    use netctl_dnsrecords::Record;
     use crate::server::view::Snapshot;
     use std::path::PathBuf;
 

@@ -12,8 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use netctl_cni::{fsutil, Attachment, Ctx, Error, ErrorCode, Plugin, StateDir, Success};
-use netctl_dnsd::records::{DnsPaths, Record};
-use netctl_dnsd::DnsError;
+use netctl_dnsrecords::{DnsError, DnsPaths, Record};
 use netctl_net::{NetNs, Netlink};
 use serde::Deserialize;
 

@@ -1,6 +1,7 @@
-//! The record store: `<run dir>/dns/records/<network>/<container>:<ifname>.json`, one file
-//! per attachment, each written atomically. The plugin writes and removes records, then tells
-//! the server which one changed over its control socket.
+//! The DNS record store: `<run dir>/dns/records/<network>/<container>:<ifname>.json`, one
+//! file per attachment, each written atomically. The `netctl-dns` plugin writes and removes
+//! records, then tells the server (`netctl-dnsd`) which one changed over its control socket;
+//! the engine renames them. This crate is what all three share, without the server.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::IpAddr;
@@ -11,7 +12,49 @@ use std::time::Duration;
 use netctl_cni::fsutil;
 use serde::{Deserialize, Serialize};
 
-use crate::DnsError;
+/// What went wrong in the record store or talking to the server.
+#[derive(Debug, thiserror::Error)]
+pub enum DnsError {
+    /// A file or socket operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done, on which path.
+        what: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A record file could not be read.
+    #[error("record {path} is not valid: {source}")]
+    BadRecord {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: serde_json::Error,
+    },
+    /// Talking to the server failed.
+    #[error("the DNS server did not answer on {0}: is netctl-dnsd running?")]
+    NoServer(String),
+}
+
+impl DnsError {
+    /// An I/O error with what was being done.
+    pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+        DnsError::Io {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+impl From<DnsError> for netctl_cni::Error {
+    fn from(e: DnsError) -> Self {
+        let code = match e {
+            DnsError::BadRecord { .. } => netctl_cni::ErrorCode::Decoding,
+            _ => netctl_cni::ErrorCode::Io,
+        };
+        netctl_cni::Error::new(code, e.to_string())
+    }
+}
 
 /// One attachment's DNS names and addresses.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -179,6 +222,7 @@ impl DnsPaths {
         let mut stream = UnixStream::connect(&sock).map_err(|_| no_server())?;
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
+            .and_then(|()| stream.set_write_timeout(Some(Duration::from_secs(5))))
             .map_err(|_| no_server())?;
         writeln!(stream, "update {}", path.display()).map_err(|_| no_server())?;
         let mut reply = String::new();
