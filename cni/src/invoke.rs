@@ -358,6 +358,19 @@ impl CniConfig {
     /// Garbage-collects: DEL for every cached attachment of this network not in `valid`,
     /// then GC on each plugin with `cni.dev/valid-attachments`.
     pub fn gc(&self, list: &NetConfList, valid: &[Attachment]) -> Result<(), Error> {
+        self.collect(list, valid, false)
+    }
+
+    /// Removes a network from the host, through its plugins (netctl's extension of GC,
+    /// [`crate::types::REMOVE_NETWORK`]): DEL of every cached attachment, then GC on each
+    /// plugin with no valid attachment and the extension's key set, so each plugin takes away
+    /// what it keeps for the whole network (a bridge and its rules, an address store, DNS
+    /// records). Plugins that do not know the key do an ordinary GC.
+    pub fn remove_network(&self, list: &NetConfList) -> Result<(), Error> {
+        self.collect(list, &[], true)
+    }
+
+    fn collect(&self, list: &NetConfList, valid: &[Attachment], remove: bool) -> Result<(), Error> {
         let version = list.spec_version()?;
         fsutil::sweep_stale_tmp(&self.cache_dir.join("results"));
         let mut first_err = None;
@@ -375,6 +388,9 @@ impl CniConfig {
             for plugin in &list.plugins {
                 let mut conf = plugin.clone();
                 conf.insert("cni.dev/valid-attachments".into(), attachments.clone());
+                if remove {
+                    conf.insert(crate::types::REMOVE_NETWORK.into(), Value::Bool(true));
+                }
                 let bytes = base_config(list, &conf);
                 if let Err(e) = self
                     .exec

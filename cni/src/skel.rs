@@ -126,6 +126,12 @@ impl Ctx {
             .transpose()
     }
 
+    /// Whether this GC removes the network from the host ([`crate::types::REMOVE_NETWORK`]).
+    pub fn removing_network(&self) -> bool {
+        self.args.command == Command::Gc
+            && self.conf.extra.get(crate::types::REMOVE_NETWORK) == Some(&Value::Bool(true))
+    }
+
     /// GC's list of attachments still in use (`cni.dev/valid-attachments`, or the older
     /// `cni.dev/attachments`); each container ID and interface name is validated.
     pub fn valid_attachments(&self) -> Result<Vec<Attachment>, Error> {

@@ -154,6 +154,23 @@ pub enum Protocol {
     Sctp,
 }
 
+impl Protocol {
+    /// How `-p` and `portMappings` spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Sctp => "sctp",
+        }
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One published port (`portMappings` capability).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -169,6 +186,12 @@ pub struct PortMapping {
     #[serde(rename = "hostIP", default, skip_serializing_if = "Option::is_none")]
     pub host_ip: Option<String>,
 }
+
+/// netctl's extension of GC: a GC whose configuration has this key set to `true` (and no
+/// valid attachment) removes the network from the host: each plugin takes away what it
+/// keeps for the whole network, not only for its attachments. `netctl network rm` sends it;
+/// a plugin that does not know it does an ordinary GC.
+pub const REMOVE_NETWORK: &str = "netctl.dev/remove-network";
 
 /// A configuration list: one network, a chain of plugins.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -189,6 +212,10 @@ pub struct NetConfList {
     pub disable_gc: bool,
     /// The plugins, in ADD order, each as its raw JSON object.
     pub plugins: Vec<Map<String, Value>>,
+    /// Keys of the list itself that CNI does not define (a runtime's own metadata); kept
+    /// when the list is read and written back, never passed to plugins.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 fn is_false(b: &bool) -> bool {

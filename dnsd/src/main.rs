@@ -16,8 +16,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use netctl_dnsrecords::DnsPaths;
 use netctl_dnsd::server::Server;
+use netctl_dnsrecords::DnsPaths;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::SignalFd;
 

@@ -7,9 +7,9 @@
 
 use std::path::PathBuf;
 
-use netctl_dnsrecords::Record;
 use netctl_dnsd::server::view::Snapshot;
 use netctl_dnsd::server::{answer_locally, Outcome};
+use netctl_dnsrecords::Record;
 
 /// A small deterministic generator (xorshift), so a failure is reproducible.
 struct Rng(u64);

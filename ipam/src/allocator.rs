@@ -35,6 +35,24 @@ impl Allocator<FileStore> {
         let store = FileStore::new(&cfg.data_dir(), network);
         Ok(Allocator::new(network, sets, cfg.allocation, store))
     }
+
+    /// Removes the network's store (when the network itself is removed), under its lock
+    /// and only when it holds no allocation; a store already gone is fine.
+    pub fn remove_store(&self) -> Result<(), IpamError> {
+        let dir = self.store.dir();
+        if !dir.exists() {
+            return Ok(());
+        }
+        let txn = self.store.lock()?;
+        if let Some(owner) = txn.owners()?.into_iter().next() {
+            return Err(IpamError::InvalidConfig(format!(
+                "network {} still has an address allocated to {}: remove its containers first",
+                self.network,
+                owner.key()
+            )));
+        }
+        std::fs::remove_dir_all(dir).map_err(|e| IpamError::store(dir, e))
+    }
 }
 
 impl<S: Store> Allocator<S> {

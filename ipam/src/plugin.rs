@@ -141,7 +141,11 @@ impl Plugin for IpamPlugin {
                 ifname: a.ifname.clone(),
             })
             .collect();
-        allocator(ctx, &conf.ipam)?.gc(&valid)?;
+        let alloc = allocator(ctx, &conf.ipam)?;
+        alloc.gc(&valid)?;
+        if ctx.removing_network() {
+            alloc.remove_store()?;
+        }
         Ok(())
     }
 

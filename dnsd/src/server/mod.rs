@@ -27,10 +27,10 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket, UnixListener};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
-use netctl_dnsrecords::{DnsPaths, Record};
-use netctl_dnsrecords::DnsError;
 pub use forward::{parse_resolv_conf, Upstreams};
 pub use limits::{Asker, Limiter};
+use netctl_dnsrecords::DnsError;
+use netctl_dnsrecords::{DnsPaths, Record};
 pub use slow::Outcome;
 use view::{Snapshot, View};
 pub use wire::Transport;

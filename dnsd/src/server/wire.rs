@@ -180,8 +180,8 @@ pub fn answer(view: &View, req: &[u8], out: &mut Vec<u8>, transport: Transport) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use netctl_dnsrecords::Record;
     use crate::server::view::Snapshot;
+    use netctl_dnsrecords::Record;
     use std::path::PathBuf;
 
     /// A query as dig 9.18 sends it: RD, AD, EDNS with a client cookie.

@@ -72,6 +72,18 @@ fn rollback(ctx: &Ctx, conf: &BridgeConfig, steps: Vec<Step>) {
     }
 }
 
+/// The network's own part of the host: its VLAN's gateway interface, its firewall rules
+/// and, once nothing else is attached to it, the bridge.
+fn remove_network(conf: &BridgeConfig) -> Result<(), Error> {
+    let mut nl = Netlink::new()?;
+    if let Some(vid) = conf.vlan() {
+        nl.del_link_by_name(&config::vlan_gateway_names(&conf.bridge, vid).1)?;
+    }
+    firewall::teardown_if_applied(conf)?;
+    host::remove_bridge_if_unused(&mut nl, &conf.bridge)?;
+    Ok(())
+}
+
 /// Deletes the bridge and its firewall rules when no container is attached to it.
 fn remove_bridge(conf: &BridgeConfig) -> Result<(), Error> {
     if host::remove_bridge_if_unused(&mut Netlink::new()?, &conf.bridge)? {
@@ -158,13 +170,19 @@ impl Plugin for BridgePlugin {
         Ok(())
     }
 
-    /// Withdraws the ports and releases the addresses of attachments that are gone.
+    /// Withdraws the ports and releases the addresses of attachments that are gone; when
+    /// the network is being removed, its gateway interface, bridge (once no port is left on
+    /// it) and rules go too.
     fn gc(&self, ctx: &Ctx, conf: BridgeConfig, valid: &[Attachment]) -> Result<(), Error> {
+        conf.validate()?;
         firewall::withdraw_stale(&conf, &ctx.conf.name, valid)?;
-        match &conf.ipam {
-            Some(ipam) => driver_ipam(ctx, Command::Gc, ipam).map(drop),
-            None => Ok(()),
+        if let Some(ipam) = &conf.ipam {
+            driver_ipam(ctx, Command::Gc, ipam)?;
         }
+        if ctx.removing_network() {
+            remove_network(&conf)?;
+        }
+        Ok(())
     }
 
     /// Re-applies the network's firewall rules if someone flushed them, then reports whether

@@ -275,6 +275,15 @@ impl Plugin for DnsPlugin {
                 remove(ctx, &paths, &a)?;
             }
         }
+        if ctx.removing_network() {
+            let dir = paths.records().join(&ctx.conf.name);
+            match std::fs::remove_dir(&dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::io(format!("failed to remove {}", dir.display()), &e))
+                }
+                _ => {}
+            }
+        }
         Ok(())
     }
 

@@ -393,6 +393,7 @@ fn libcni_drives_the_bridge() {
         assert!(check.status.success(), "{version} CHECK: {check:?}");
         let del = host.libcni("del", &path, &rt);
         assert!(del.status.success(), "{version} DEL: {del:?}");
+        host.wait_for_reapers();
         assert!(!host.sh("ip -o link").contains(&format!("v{id}")));
     }
 }

@@ -231,13 +231,13 @@ fn killed_network_connects_are_repaired() {
     let before = host.host_listing();
     let id = host
         .netctl_ok(&[
-            "run", "-d", "--name", "c", "--net", "one", "busybox", "sleep", "1000",
+            "run", "-d", "--name", "ctr", "--net", "one", "busybox", "sleep", "1000",
         ])
         .trim()
         .to_string();
     for i in 0..25u64 {
         let mut child = Command::new(binary("netctl"))
-            .args(["network", "connect", "two", "c"])
+            .args(["network", "connect", "two", "ctr"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -248,7 +248,7 @@ fn killed_network_connects_are_repaired() {
         let _ = child.wait();
         wait_for_plugins_of(&id);
         host.netctl_ok(&["ps"]);
-        let v: Value = serde_json::from_str(&host.netctl_ok(&["inspect", "c"])).unwrap();
+        let v: Value = serde_json::from_str(&host.netctl_ok(&["inspect", "ctr"])).unwrap();
         let attached = v[0]["NetworkSettings"]["Networks"]["two"]["IPAddress"]
             .as_str()
             .is_some_and(|ip| !ip.is_empty());
@@ -257,12 +257,12 @@ fn killed_network_connects_are_repaired() {
         assert_eq!(
             (owners, records),
             (usize::from(attached), usize::from(attached)),
-            "kill after {} µs: an address and a record on two exactly when c is attached there",
+            "kill after {} µs: an address and a record on two exactly when ctr is attached there",
             600 * i
         );
-        let _ = host.netctl(&["network", "disconnect", "-f", "two", "c"]);
+        let _ = host.netctl(&["network", "disconnect", "-f", "two", "ctr"]);
     }
-    host.netctl_ok(&["rm", "-f", "c"]);
+    host.netctl_ok(&["rm", "-f", "ctr"]);
     assert_eq!(
         host.host_listing(),
         before,

@@ -179,7 +179,6 @@ fn bad_network_create_says_what_is_wrong_and_writes_nothing() {
             "overlaps with network taken",
         ),
         (vec!["taken"], "already exists"),
-        (vec!["-d", "overlay", "x"], "unknown driver"),
         (
             vec!["-d", "macvlan", "-o", "macvlan_mode=sideways", "x"],
             "macvlan_mode",
@@ -191,6 +190,9 @@ fn bad_network_create_says_what_is_wrong_and_writes_nothing() {
         assert_eq!(code, 1, "{args:?}");
         assert!(err.contains(want), "{args:?}: {err}");
     }
+    let (code, _, err) = host.netctl(&["network", "create", "-d", "ipvlan", "x"]);
+    assert_eq!(code, 2, "an unknown driver is a usage error");
+    assert!(err.contains("possible values: bridge, macvlan"), "{err}");
     assert_eq!(
         host.netctl_ok(&["network", "ls"]),
         before,

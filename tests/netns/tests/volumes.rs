@@ -131,17 +131,21 @@ fn named_volumes_outlive_containers_and_are_shared() {
     host.netctl_ok(&[
         "run",
         "--name",
-        "m",
+        "mv",
         "--mount",
         "type=volume, source=myvolume, target=/root",
         "busybox",
         "touch",
         "/root/x",
     ]);
-    let c: Value = serde_json::from_str(&host.netctl_ok(&["container", "inspect", "m"])).unwrap();
+    let c: Value = serde_json::from_str(&host.netctl_ok(&["container", "inspect", "mv"])).unwrap();
     assert_eq!(c[0]["Mounts"][0]["Name"], "myvolume");
     assert_eq!(c[0]["Mounts"][0]["Destination"], "/root");
-    host.netctl_ok(&["rm", "m"]);
+    assert_eq!(
+        c[0]["Mounts"][0]["Source"], "/var/lib/netctl/volumes/myvolume/_data",
+        "a volume's Source is its _data folder, as in Docker"
+    );
+    host.netctl_ok(&["rm", "mv"]);
     let pruned = host.netctl_ok(&["volume", "prune", "-f", "-a"]);
     assert!(pruned.contains("myvolume"), "{pruned}");
 }

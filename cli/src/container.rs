@@ -1,0 +1,789 @@
+//! The container commands, with Docker's flags, output and exit codes.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Subcommand, ValueEnum};
+use netctl_engine::container::Container;
+use netctl_engine::lifecycle;
+use netctl_engine::logs::LogOptions;
+use netctl_engine::process::exec::ExecRequest;
+use netctl_engine::spec::{self, ContainerSpec};
+use netctl_engine::{Engine, Error};
+use nix::sys::signal::Signal;
+
+use crate::output::{self, table};
+use crate::{start_failure, Outcome};
+
+/// The container commands (top level, as Docker has them).
+#[derive(Subcommand)]
+pub enum ContainerCommands {
+    /// Create and start a container.
+    Run(RunArgs),
+    /// Create a container without starting it; prints its ID.
+    Create(CreateArgs),
+    /// Start stopped containers.
+    Start {
+        /// Attach to the container's output and wait for it.
+        #[arg(short = 'a', long)]
+        attach: bool,
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Stop running containers: SIGTERM, then SIGKILL after the timeout.
+    Stop {
+        /// Seconds to wait before killing.
+        #[arg(short = 't', long = "time", default_value_t = 10)]
+        time: u64,
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Restart containers.
+    Restart {
+        /// Seconds to wait before killing.
+        #[arg(short = 't', long = "time", default_value_t = 10)]
+        time: u64,
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Send a signal to running containers.
+    Kill {
+        /// Signal name or number.
+        #[arg(short = 's', long, default_value = "KILL")]
+        signal: String,
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Remove containers.
+    Rm {
+        /// Kill a running container first.
+        #[arg(short = 'f', long)]
+        force: bool,
+        /// Remove anonymous volumes too.
+        #[arg(short = 'v', long)]
+        volumes: bool,
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// List containers.
+    Ps(PsArgs),
+    /// Show containers, images, volumes or networks as JSON.
+    Inspect {
+        /// Only this kind.
+        #[arg(long = "type", value_enum)]
+        kind: Option<ObjectKind>,
+        /// Containers, images, volumes or networks.
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
+    /// Show a container's output.
+    Logs(LogsArgs),
+    /// Run a command in a running container.
+    Exec(ExecArgs),
+    /// Manage containers.
+    #[command(subcommand)]
+    Container(ContainerCommand),
+    /// Attach to a running container's output (and input); Ctrl-P Ctrl-Q detaches.
+    Attach {
+        /// The container.
+        container: String,
+    },
+    /// Freeze every process of containers.
+    Pause {
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Thaw paused containers.
+    Unpause {
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Show a container's processes.
+    Top {
+        /// The container.
+        container: String,
+    },
+    /// Show a container's published ports.
+    Port {
+        /// The container.
+        container: String,
+        /// Only this one: PORT[/PROTO].
+        port: Option<String>,
+    },
+    /// Rename a container.
+    Rename {
+        /// The container.
+        container: String,
+        /// Its new name.
+        name: String,
+    },
+    /// Block until containers stop; print their exit codes.
+    Wait {
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+}
+
+/// `container ...`.
+#[derive(Subcommand)]
+pub enum ContainerCommand {
+    /// Remove all stopped containers.
+    Prune {
+        /// Do not prompt for confirmation.
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
+    /// List containers.
+    #[command(visible_alias = "list")]
+    Ls(PsArgs),
+    /// Show containers as JSON.
+    Inspect {
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+}
+
+/// What `inspect --type` may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ObjectKind {
+    /// A container.
+    Container,
+    /// An image.
+    Image,
+    /// A volume.
+    Volume,
+    /// A network.
+    Network,
+}
+
+/// Flags shared by `create` and `run`.
+#[derive(Args, Debug, Clone)]
+pub struct CreateArgs {
+    /// Assign a name to the container.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set environment variables (KEY=VALUE, or KEY to copy it from here).
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Read environment variables from a file.
+    #[arg(long = "env-file")]
+    pub env_file: Vec<PathBuf>,
+    /// Working directory inside the container.
+    #[arg(short = 'w', long = "workdir")]
+    pub workdir: Option<String>,
+    /// Container host name.
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Overwrite the image's entrypoint.
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Connect to a network: NAME, bridge, host, none or container:NAME.
+    #[arg(long = "network", visible_alias = "net")]
+    pub network: Vec<String>,
+    /// A network-scoped alias.
+    #[arg(long = "network-alias", visible_alias = "net-alias")]
+    pub aliases: Vec<String>,
+    /// IPv4 address on the (first) network.
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// IPv6 address on the (first) network.
+    #[arg(long)]
+    pub ip6: Option<String>,
+    /// MAC address on the (first) network.
+    #[arg(long = "mac-address")]
+    pub mac: Option<String>,
+    /// Publish a port: [HOSTIP:][HOSTPORT:]CONTAINERPORT[/tcp|udp].
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<String>,
+    /// Publish every port the image exposes, each on a free host port.
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Add a link to another container: NAME[:ALIAS].
+    #[arg(long)]
+    pub link: Vec<String>,
+    /// Add a custom host-to-IP mapping (NAME:IP).
+    #[arg(long = "add-host")]
+    pub add_host: Vec<String>,
+    /// Set custom DNS servers.
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// Bind mount or volume: /HOST:/CTR[:ro], NAME:/CTR[:ro], /CTR (anonymous).
+    #[arg(short = 'v', long = "volume")]
+    pub volume: Vec<String>,
+    /// type=bind|volume|tmpfs,source=...,target=...[,readonly].
+    #[arg(long)]
+    pub mount: Vec<String>,
+    /// A tmpfs at this path.
+    #[arg(long)]
+    pub tmpfs: Vec<String>,
+    /// Every mount of another container: NAME[:ro|rw].
+    #[arg(long = "volumes-from")]
+    pub volumes_from: Vec<String>,
+    /// Keep STDIN open.
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY.
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Remove the container when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    /// The image.
+    pub image: String,
+    /// The command and its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+/// `run` = `create` + `start` (+ attach unless `-d`).
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Run in the background and print the container ID.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    #[command(flatten)]
+    pub create: CreateArgs,
+}
+
+/// `ps` / `container ls`.
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    /// Show all containers (default shows just running).
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Only display container IDs.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Filter: status=, name=, id=, network=.
+    #[arg(short = 'f', long)]
+    pub filter: Vec<String>,
+    /// Go-template-like format: `{{.ID}}\t{{.Names}}`, `table ...`.
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+/// `logs`.
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// Follow log output.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Number of lines to show from the end ("all" for every line).
+    #[arg(short = 'n', long, default_value = "all")]
+    pub tail: String,
+    /// Show timestamps.
+    #[arg(short = 't', long)]
+    pub timestamps: bool,
+    /// The container.
+    pub container: String,
+}
+
+/// `exec`.
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// Keep STDIN open.
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Use this terminal (the command gets ours).
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Set environment variables.
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Working directory inside the container.
+    #[arg(short = 'w', long)]
+    pub workdir: Option<String>,
+    /// The container.
+    pub container: String,
+    /// Command and arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    pub command: Vec<String>,
+}
+
+/// Runs a container command.
+pub fn run(root: &Path, run_dir: &Path, cmd: ContainerCommands) -> Outcome {
+    use ContainerCommands as C;
+    let engine = Engine::open(root, run_dir).map_err(start_failure)?;
+    match cmd {
+        C::Run(a) => run_container(&engine, &a),
+        C::Create(a) => {
+            let c = create(&engine, &a).map_err(start_failure)?;
+            println!("{}", c.config.id);
+            Ok(0)
+        }
+        C::Start { attach, containers } => start(&engine, &containers, attach),
+        C::Stop { time, containers } => each(&engine, &containers, |_, c| {
+            lifecycle::stop(c, Duration::from_secs(time))
+        }),
+        C::Restart { time, containers } => each(&engine, &containers, |e, c| {
+            lifecycle::stop(c, Duration::from_secs(time))?;
+            let mut c = c.clone();
+            c.reload()?;
+            lifecycle::start(e, &c, false, None)
+        }),
+        C::Kill { signal, containers } => {
+            let sig = parse_signal(&signal)?;
+            each(&engine, &containers, |_, c| lifecycle::kill(c, sig))
+        }
+        C::Rm {
+            force,
+            volumes,
+            containers,
+        } => each(&engine, &containers, |e, c| {
+            warn(lifecycle::remove(e, c, force, volumes)?);
+            Ok(())
+        }),
+        C::Ps(a) | C::Container(ContainerCommand::Ls(a)) => ps(&engine, &a),
+        C::Inspect { kind, targets } => inspect(&engine, &targets, kind),
+        C::Container(ContainerCommand::Inspect { containers }) => {
+            inspect(&engine, &containers, Some(ObjectKind::Container))
+        }
+        C::Container(ContainerCommand::Prune { force }) => prune(&engine, force),
+        C::Logs(a) => logs(&engine, &a),
+        C::Exec(a) => exec(&engine, &a),
+        C::Attach { container } => {
+            let c = engine.containers.find(&container)?;
+            if !c.is_running() {
+                return Err(anyhow::anyhow!(
+                    "You cannot attach to a stopped container, start it first"
+                )
+                .into());
+            }
+            Ok(exit_code(crate::attach::attach(&engine, &c)?.unwrap_or(0)))
+        }
+        C::Pause { containers } => each(&engine, &containers, |e, c| {
+            netctl_engine::manage::pause(e, c, true)
+        }),
+        C::Unpause { containers } => each(&engine, &containers, |e, c| {
+            netctl_engine::manage::pause(e, c, false)
+        }),
+        C::Top { container } => {
+            print!(
+                "{}",
+                netctl_engine::manage::top(&engine.containers.find(&container)?)?
+            );
+            Ok(0)
+        }
+        C::Port { container, port } => {
+            let c = engine.containers.find(&container)?;
+            for p in netctl_engine::manage::port(&c, port.as_deref())? {
+                let ip = p
+                    .host_ip
+                    .map_or_else(|| "0.0.0.0".to_string(), |i| i.to_string());
+                println!(
+                    "{}/{} -> {ip}:{}",
+                    p.container_port, p.protocol, p.host_port
+                );
+            }
+            Ok(0)
+        }
+        C::Rename { container, name } => {
+            netctl_engine::manage::rename(&engine, &engine.containers.find(&container)?, &name)?;
+            Ok(0)
+        }
+        C::Wait { containers } => {
+            for key in &containers {
+                println!(
+                    "{}",
+                    netctl_engine::manage::wait(&engine.containers.find(key)?)?
+                );
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// An exit status as a process exit code (Docker's 0-255).
+fn exit_code(code: i32) -> u8 {
+    u8::try_from(code.rem_euclid(256)).unwrap_or(255)
+}
+
+/// Prints what the engine could not undo, as Docker's warnings.
+fn warn(warnings: Vec<Error>) {
+    for w in warnings {
+        eprintln!("WARNING: {}", w.report());
+    }
+}
+
+/// `KEY` alone takes the value from this process's environment, as Docker does.
+fn expand_env(e: &str) -> String {
+    if e.contains('=') {
+        e.to_string()
+    } else {
+        format!("{e}={}", std::env::var(e).unwrap_or_default())
+    }
+}
+
+fn env_of(a: &CreateArgs) -> Result<Vec<String>, Error> {
+    let mut env = Vec::new();
+    for file in &a.env_file {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| Error::io(format!("open env file {}", file.display()), e))?;
+        env.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(expand_env),
+        );
+    }
+    env.extend(a.env.iter().map(|e| expand_env(e)));
+    Ok(env)
+}
+
+fn ip(s: &str) -> Result<std::net::IpAddr, Error> {
+    s.parse()
+        .map_err(|_| Error::Invalid(format!("invalid IP address: {s:?}")))
+}
+
+/// The engine's spec of the container the flags ask for (each value through the engine's
+/// own parser).
+fn spec_of(a: &CreateArgs) -> Result<ContainerSpec, Error> {
+    let mut mounts = Vec::new();
+    for v in &a.volume {
+        mounts.push(netctl_engine::volume::parse_volume(v)?);
+    }
+    for m in &a.mount {
+        mounts.push(netctl_engine::volume::parse_mount(m)?);
+    }
+    for t in &a.tmpfs {
+        mounts.push(netctl_engine::volume::parse_mount(&format!(
+            "type=tmpfs,target={t}"
+        ))?);
+    }
+    Ok(ContainerSpec {
+        image: a.image.clone(),
+        name: a.name.clone(),
+        command: a.command.clone(),
+        entrypoint: a.entrypoint.clone(),
+        env: env_of(a)?,
+        workdir: a.workdir.clone(),
+        hostname: a.hostname.clone(),
+        networks: a.network.clone(),
+        aliases: a.aliases.clone(),
+        ips: a
+            .ip
+            .iter()
+            .chain(&a.ip6)
+            .map(|s| ip(s))
+            .collect::<Result<_, _>>()?,
+        mac: a.mac.clone(),
+        publish: a
+            .publish
+            .iter()
+            .map(|p| spec::parse_publish(p))
+            .collect::<Result<_, _>>()?,
+        publish_all: a.publish_all,
+        links: a.link.iter().map(|l| spec::parse_link(l)).collect(),
+        add_hosts: a
+            .add_host
+            .iter()
+            .map(|h| spec::parse_add_host(h))
+            .collect::<Result<_, _>>()?,
+        dns: a.dns.iter().map(|d| ip(d)).collect::<Result<_, _>>()?,
+        mounts,
+        volumes_from: a
+            .volumes_from
+            .iter()
+            .map(|v| spec::parse_volumes_from(v))
+            .collect::<Result<_, _>>()?,
+        interactive: a.interactive,
+        tty: a.tty,
+        auto_remove: a.rm,
+    })
+}
+
+/// `create`: the container's record, not started.
+fn create(engine: &Engine, a: &CreateArgs) -> Result<Container, Error> {
+    let (c, warnings) = lifecycle::create(engine, &spec_of(a)?)?;
+    for w in warnings {
+        eprintln!("WARNING: {w}");
+    }
+    Ok(c)
+}
+
+/// `run`: an error leaves no container behind.
+fn run_container(engine: &Engine, a: &RunArgs) -> Outcome {
+    if a.create.interactive
+        && a.create.tty
+        && !a.detach
+        && !rustix::termios::isatty(std::io::stdin())
+    {
+        return Err(anyhow::anyhow!("the input device is not a TTY").into());
+    }
+    let c = create(engine, &a.create).map_err(start_failure)?;
+    let tty = crate::attach::terminal_size();
+    if let Err(e) = lifecycle::start(engine, &c, !a.detach, tty) {
+        if let Ok(lock) = engine.containers.lock_one(&c) {
+            let mut c = c;
+            let _ = lifecycle::remove_stopped(engine, &mut c, &lock, true);
+        }
+        return Err(start_failure(e));
+    }
+    if a.detach {
+        println!("{}", c.config.id);
+        return Ok(0);
+    }
+    let mut c = c;
+    c.reload()?;
+    Ok(exit_code(crate::attach::attach(engine, &c)?.unwrap_or(0)))
+}
+
+/// `start [-a] CONTAINER...`.
+fn start(engine: &Engine, keys: &[String], attach: bool) -> Outcome {
+    let mut code = 0;
+    for key in keys {
+        let c = engine.containers.find(key)?;
+        let tty = attach.then(crate::attach::terminal_size).flatten();
+        lifecycle::start(engine, &c, attach, tty).map_err(start_failure)?;
+        if attach {
+            let mut c = c.clone();
+            c.reload()?;
+            code = exit_code(crate::attach::attach(engine, &c)?.unwrap_or(0));
+        } else {
+            println!("{key}");
+        }
+    }
+    Ok(code)
+}
+
+/// Runs `f` for each container named, printing each name as Docker does; a failure is
+/// reported and the rest still run.
+fn each(
+    engine: &Engine,
+    keys: &[String],
+    f: impl Fn(&Engine, &Container) -> Result<(), Error>,
+) -> Outcome {
+    let mut failed = false;
+    for key in keys {
+        match engine.containers.find(key).and_then(|c| f(engine, &c)) {
+            Ok(()) => println!("{key}"),
+            Err(e) => {
+                eprintln!("Error response from daemon: {}", e.report());
+                failed = true;
+            }
+        }
+    }
+    Ok(u8::from(failed))
+}
+
+/// `kill -s SIGNAL`: KILL, SIGKILL or 9.
+fn parse_signal(s: &str) -> anyhow::Result<Signal> {
+    if let Ok(n) = s.parse::<i32>() {
+        return Signal::try_from(n).map_err(|_| anyhow::anyhow!("invalid signal: {s}"));
+    }
+    let name = if s.starts_with("SIG") {
+        s.to_string()
+    } else {
+        format!("SIG{s}")
+    };
+    name.to_uppercase()
+        .parse::<Signal>()
+        .map_err(|_| anyhow::anyhow!("invalid signal: {s}"))
+}
+
+/// Detaches what a killed command left, and says what it could not.
+pub fn repair(engine: &Engine) {
+    match lifecycle::repair(engine) {
+        Ok(warnings) => warn(warnings),
+        Err(e) => eprintln!("netctl: repair what a crash left: {}", e.report()),
+    }
+}
+
+/// `ps`.
+fn ps(engine: &Engine, a: &PsArgs) -> Outcome {
+    repair(engine);
+    let filters = crate::network::key_values(&a.filter, "--filter")?;
+    if let Some(bad) = filters
+        .keys()
+        .find(|k| !["status", "name", "id", "network"].contains(&k.as_str()))
+    {
+        return Err(
+            anyhow::anyhow!("invalid filter {bad:?}: use status, name, id or network").into(),
+        );
+    }
+    let shown: Vec<Container> = engine
+        .containers
+        .all()?
+        .into_iter()
+        .filter(|c| a.all || filters.contains_key("status") || c.is_running())
+        .filter(|c| {
+            filters.iter().all(|(k, v)| match k.as_str() {
+                "status" => netctl_engine::view::state_name(c) == v,
+                "name" => c.config.name.contains(v.as_str()),
+                "id" => c.config.id.starts_with(v.as_str()),
+                _ => c.config.networks.iter().any(|n| &n.name == v),
+            })
+        })
+        .collect();
+    if a.quiet {
+        shown
+            .iter()
+            .for_each(|c| println!("{}", c.config.short_id()));
+        return Ok(0);
+    }
+    if let Some(tpl) = a.format.as_deref() {
+        let (header, tpl) = match tpl.strip_prefix("table") {
+            Some(rest) => (true, rest.trim_start()),
+            None => (false, tpl),
+        };
+        if header {
+            let names: Vec<(&str, String)> = output::PS_FIELDS
+                .into_iter()
+                .map(|k| (k, k.to_uppercase()))
+                .collect();
+            println!("{}", output::render_template(tpl, &names));
+        }
+        for c in &shown {
+            println!("{}", output::render_template(tpl, &output::ps_fields(c)));
+        }
+        return Ok(0);
+    }
+    const SHOWN: [&str; 7] = [
+        "ID",
+        "Image",
+        "Command",
+        "RunningFor",
+        "Status",
+        "Ports",
+        "Names",
+    ];
+    let rows: Vec<Vec<String>> = shown
+        .iter()
+        .map(|c| {
+            output::ps_fields(c)
+                .into_iter()
+                .filter(|(k, _)| SHOWN.contains(k))
+                .map(|(_, v)| v)
+                .collect()
+        })
+        .collect();
+    let header = [
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ];
+    print!("{}", table(&header, &rows));
+    Ok(0)
+}
+
+/// `inspect [--type ...]`: without a type, the first kind that has the name, in that order.
+fn inspect(engine: &Engine, keys: &[String], kind: Option<ObjectKind>) -> Outcome {
+    use netctl_engine::view;
+    let images = netctl_engine::image::ImageStore::open(&engine.root)?;
+    let volumes = netctl_engine::volume::VolumeStore::open(&engine.root)?;
+    let networks = engine.networks()?;
+    let wants = |k: ObjectKind| kind.is_none_or(|t| t == k);
+    let one = |key: &str| -> anyhow::Result<serde_json::Value> {
+        if wants(ObjectKind::Container) {
+            if let Ok(c) = engine.containers.find(key) {
+                return Ok(serde_json::to_value(view::inspect(engine, &c))?);
+            }
+        }
+        if wants(ObjectKind::Image) {
+            if let Ok(i) = images.find(key) {
+                return Ok(serde_json::to_value(view::inspect_image(&i))?);
+            }
+        }
+        if wants(ObjectKind::Volume) {
+            if let Ok(v) = volumes.get(key) {
+                return Ok(serde_json::to_value(view::inspect_volume(&volumes, &v))?);
+            }
+        }
+        if wants(ObjectKind::Network) {
+            if let Ok(n) = networks.find(key) {
+                return Ok(serde_json::to_value(view::inspect_network(engine, &n))?);
+            }
+        }
+        anyhow::bail!("No such object: {key}")
+    };
+    let out = keys
+        .iter()
+        .map(|k| one(k))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    output::json(&out)?;
+    Ok(0)
+}
+
+/// `logs`: stdout lines to stdout, stderr lines to stderr.
+fn logs(engine: &Engine, a: &LogsArgs) -> Outcome {
+    use std::io::Write;
+    let c = engine.containers.find(&a.container)?;
+    let tail = match a.tail.as_str() {
+        "all" => None,
+        n => Some(
+            n.parse::<usize>()
+                .map_err(|_| anyhow::anyhow!("--tail {n:?} is not a number"))?,
+        ),
+    };
+    let opts = LogOptions {
+        follow: a.follow,
+        tail,
+    };
+    netctl_engine::logs::read(&c, opts, |rec| {
+        let prefix = if a.timestamps {
+            format!("{} ", rec.time)
+        } else {
+            String::new()
+        };
+        let written = if rec.is_stderr() {
+            write!(std::io::stderr(), "{prefix}{}", rec.log)
+        } else {
+            let mut o = std::io::stdout().lock();
+            write!(o, "{prefix}{}", rec.log).and_then(|()| o.flush())
+        };
+        written.map_err(|e| Error::io("write the log", e))
+    })?;
+    Ok(0)
+}
+
+/// `exec`: the command's exit code; 127/126 when it cannot be run, as Docker's.
+fn exec(engine: &Engine, a: &ExecArgs) -> Outcome {
+    let c = engine.containers.find(&a.container)?;
+    let req = ExecRequest {
+        command: &a.command,
+        env: &a.env,
+        workdir: a.workdir.as_deref(),
+        interactive: a.interactive || a.tty,
+    };
+    match netctl_engine::process::exec::exec(&c, &req) {
+        Ok(code) => Ok(exit_code(code)),
+        Err(e @ (Error::CommandNotFound(_) | Error::CommandNotRunnable { .. })) => {
+            eprintln!("OCI runtime exec failed: {e}");
+            Ok(if matches!(e, Error::CommandNotFound(_)) {
+                127
+            } else {
+                126
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `container prune`.
+fn prune(engine: &Engine, force: bool) -> Outcome {
+    if !force && !crate::network::confirm("WARNING! This will remove all stopped containers.")? {
+        return Ok(0);
+    }
+    println!("Deleted Containers:");
+    for c in engine.containers.all()? {
+        if !c.is_running() {
+            warn(lifecycle::remove(engine, &c, false, false)?);
+            println!("{}", c.config.id);
+        }
+    }
+    println!("\nTotal reclaimed space: 0B");
+    Ok(0)
+}

@@ -1,0 +1,143 @@
+//! `netctl`: Docker's commands over the netctl engine (containers, images, volumes,
+//! networks), and `netctl cni`, which runs a network's configuration list against any
+//! namespace through the same CNI client (like CNI's `cnitool`). This crate is only the
+//! command line: arguments, output, the terminal; everything else is `netctl_engine`.
+
+mod attach;
+mod cni;
+mod container;
+mod image;
+mod network;
+mod output;
+mod volume;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use netctl_engine::{Engine, Error};
+
+#[derive(Parser)]
+#[command(name = "netctl", version, about = "Container networking for Linux")]
+struct Cli {
+    /// Persistent state: networks, images, containers, volumes, addresses.
+    #[arg(long, global = true, env = "NETCTL_ROOT", default_value = netctl_engine::DEFAULT_ROOT)]
+    root: PathBuf,
+    /// Runtime state: namespaces, DNS records and server, firewall records.
+    #[arg(long = "run-dir", global = true, env = "NETCTL_RUN", default_value = netctl_engine::DEFAULT_RUN_DIR)]
+    run_dir: PathBuf,
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Run a network's CNI chain against a container namespace.
+    #[command(subcommand)]
+    Cni(cni::CniCommand),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(volume::VolumeCommand),
+    /// Manage images.
+    #[command(subcommand)]
+    Image(image::ImageCommand),
+    /// List images.
+    Images(image::ImagesArgs),
+    /// Load images from a `docker save` or OCI archive.
+    Load(image::LoadArgs),
+    /// Remove images.
+    Rmi {
+        /// Images.
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Give an image another name.
+    Tag {
+        /// The image.
+        source: String,
+        /// The new NAME[:TAG].
+        target: String,
+    },
+    #[command(flatten)]
+    Container(Box<container::ContainerCommands>),
+}
+
+/// A failed command: what to print and the exit code.
+pub struct Failed {
+    error: anyhow::Error,
+    code: u8,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failed {
+    fn from(e: E) -> Self {
+        Failed {
+            error: e.into(),
+            code: 1,
+        }
+    }
+}
+
+/// A command's outcome: its exit code, or a failure.
+pub type Outcome = Result<u8, Failed>;
+
+/// Docker's exit codes for `run`, `create` and `start`: 127 when the command does not exist,
+/// 126 when it cannot run, 125 for every other failure.
+pub fn start_failure(e: Error) -> Failed {
+    let code = match e.root() {
+        Error::CommandNotFound(_) => 127,
+        Error::CommandNotRunnable { .. } => 126,
+        _ => 125,
+    };
+    Failed {
+        error: e.into(),
+        code,
+    }
+}
+
+fn dispatch(cli: Cli) -> Outcome {
+    let engine = || Engine::open(&cli.root, &cli.run_dir);
+    match cli.command {
+        Commands::Cni(cmd) => cni::run(&cli.root, &cli.run_dir, cmd),
+        Commands::Network(cmd) => network::run(&engine()?, cmd),
+        Commands::Volume(cmd) => volume::run(&engine()?, cmd),
+        Commands::Image(cmd) => image::run(&engine()?, cmd),
+        Commands::Images(a) => image::run(&engine()?, image::ImageCommand::Ls(a)),
+        Commands::Load(a) => image::run(&engine()?, image::ImageCommand::Load(a)),
+        Commands::Rmi { images } => image::run(&engine()?, image::ImageCommand::Rm { images }),
+        Commands::Tag { source, target } => {
+            image::run(&engine()?, image::ImageCommand::Tag { source, target })
+        }
+        Commands::Container(cmd) => container::run(&cli.root, &cli.run_dir, *cmd),
+    }
+}
+
+/// Restores the default action of SIGPIPE, so that a command whose reader went away
+/// (`netctl ps | head -1`) ends quietly, as other command-line tools do, instead of failing
+/// on its next write.
+#[allow(unsafe_code)]
+fn default_sigpipe() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: SIG_DFL installs no handler code, so there is no handler that could run
+    // unsafe-to-call functions; this runs in main before any thread is started.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    // The engine's own processes (monitor, container init) run from this binary.
+    if let Some(code) = netctl_engine::process::run_internal(&args) {
+        return ExitCode::from(u8::try_from(code).unwrap_or(255));
+    }
+    netctl_cni::fsutil::cloexec_inherited();
+    default_sigpipe();
+    match dispatch(Cli::parse()) {
+        Ok(code) => ExitCode::from(code),
+        Err(Failed { error, code }) => {
+            eprintln!("netctl: {error:#}");
+            ExitCode::from(code)
+        }
+    }
+}

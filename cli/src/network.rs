@@ -1,0 +1,303 @@
+//! `netctl network ...`: Docker's network commands, flags and output.
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+
+use clap::{Args, Subcommand, ValueEnum};
+use netctl_engine::network::{create, parse_subnet, CreateRequest, Driver, Network};
+use netctl_engine::Engine;
+use serde_json::json;
+
+use crate::Outcome;
+
+/// The network commands.
+#[derive(Subcommand)]
+pub enum NetworkCommand {
+    /// Create a network; prints its ID.
+    Create(CreateArgs),
+    /// List networks.
+    #[command(alias = "list")]
+    Ls(LsArgs),
+    /// Show networks as JSON.
+    Inspect {
+        /// Names or IDs (unique prefixes work).
+        #[arg(required = true)]
+        networks: Vec<String>,
+    },
+    /// Remove networks.
+    #[command(alias = "remove")]
+    Rm {
+        /// Names or IDs.
+        #[arg(required = true)]
+        networks: Vec<String>,
+    },
+    /// Remove every user network no container uses.
+    Prune {
+        /// Do not ask for confirmation.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Connect a container to a network: a new interface at once if it runs.
+    Connect {
+        /// A network-scoped alias; repeatable.
+        #[arg(long)]
+        alias: Vec<String>,
+        /// IPv4 address.
+        #[arg(long)]
+        ip: Option<std::net::IpAddr>,
+        /// IPv6 address.
+        #[arg(long)]
+        ip6: Option<std::net::IpAddr>,
+        /// The network.
+        network: String,
+        /// The container.
+        container: String,
+    },
+    /// Disconnect a container from a network.
+    Disconnect {
+        /// Also when it is not connected.
+        #[arg(short, long)]
+        force: bool,
+        /// The network.
+        network: String,
+        /// The container.
+        container: String,
+    },
+    /// Put back every network's firewall rules (after `nft flush ruleset` or a firewalld
+    /// reload) by asking each network's plugins for their STATUS.
+    Repair,
+}
+
+/// The drivers `network create -d` makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DriverArg {
+    /// A Linux bridge.
+    Bridge,
+    /// macvlan children of a parent link (`-o parent=`).
+    Macvlan,
+}
+
+/// `network create` flags, as Docker spells them.
+#[derive(Args)]
+pub struct CreateArgs {
+    /// The driver.
+    #[arg(short, long, value_enum, default_value = "bridge")]
+    driver: DriverArg,
+    /// A subnet in CIDR form; repeat for IPv4 and IPv6.
+    #[arg(long)]
+    subnet: Vec<String>,
+    /// Hand out container addresses from this sub-range (CIDR inside --subnet).
+    #[arg(long = "ip-range")]
+    ip_range: Option<String>,
+    /// The gateway (default: the first address of the subnet).
+    #[arg(long)]
+    gateway: Option<String>,
+    /// Give the network an IPv6 subnet too.
+    #[arg(long)]
+    ipv6: bool,
+    /// No access to or from outside the network.
+    #[arg(long)]
+    internal: bool,
+    /// KEY=VALUE metadata; repeatable.
+    #[arg(long)]
+    label: Vec<String>,
+    /// Driver options KEY=VALUE: com.docker.network.bridge.name (or bridge), parent, macvlan_mode.
+    #[arg(short = 'o', long = "opt")]
+    opt: Vec<String>,
+    /// The network's name.
+    name: String,
+}
+
+/// `network ls` flags.
+#[derive(Args)]
+pub struct LsArgs {
+    /// Only IDs.
+    #[arg(short, long)]
+    quiet: bool,
+    /// driver=X or name=X; repeatable.
+    #[arg(short, long)]
+    filter: Vec<String>,
+    /// `json` for one JSON object per line.
+    #[arg(long)]
+    format: Option<String>,
+}
+
+/// Runs a network command.
+pub fn run(engine: &Engine, cmd: NetworkCommand) -> Outcome {
+    let store = engine.networks()?;
+    match cmd {
+        NetworkCommand::Create(a) => {
+            let req = CreateRequest {
+                name: a.name,
+                driver: match a.driver {
+                    DriverArg::Bridge => Driver::Bridge,
+                    DriverArg::Macvlan => Driver::Macvlan,
+                },
+                subnets: a
+                    .subnet
+                    .iter()
+                    .map(|s| parse_subnet(s))
+                    .collect::<Result<_, _>>()?,
+                ip_range: a.ip_range.as_deref().map(parse_subnet).transpose()?,
+                gateway: a
+                    .gateway
+                    .as_deref()
+                    .map(|g| {
+                        g.parse().map_err(|_| {
+                            anyhow::anyhow!("invalid gateway {g:?}: expected an IP address")
+                        })
+                    })
+                    .transpose()?,
+                ipv6: a.ipv6,
+                internal: a.internal,
+                labels: key_values(&a.label, "--label")?,
+                options: key_values(&a.opt, "--opt")?,
+            };
+            println!("{}", create(engine, &req)?.id);
+        }
+        NetworkCommand::Ls(a) => ls(&store.all()?, &a)?,
+        NetworkCommand::Inspect { networks } => {
+            let found = networks
+                .iter()
+                .map(|n| store.find(n))
+                .collect::<Result<Vec<_>, _>>()?;
+            let out: Vec<_> = found
+                .iter()
+                .map(|n| netctl_engine::view::inspect_network(engine, n))
+                .collect();
+            crate::output::json(&out)?;
+        }
+        NetworkCommand::Rm { networks } => {
+            crate::container::repair(engine);
+            for key in networks {
+                store.remove(engine, &store.find(&key)?)?;
+                println!("{key}");
+            }
+        }
+        NetworkCommand::Prune { force } => {
+            crate::container::repair(engine);
+            prune(engine, force)?;
+        }
+        NetworkCommand::Connect {
+            alias,
+            ip,
+            ip6,
+            network,
+            container,
+        } => {
+            let ips: Vec<std::net::IpAddr> = ip.into_iter().chain(ip6).collect();
+            netctl_engine::netattach::connect(engine, &network, &container, &alias, &ips)?;
+        }
+        NetworkCommand::Disconnect {
+            force,
+            network,
+            container,
+        } => netctl_engine::netattach::disconnect(engine, &network, &container, force)?,
+        NetworkCommand::Repair => {
+            for n in store.all()? {
+                engine
+                    .cni
+                    .status(&n.list)
+                    .map_err(|e| anyhow::anyhow!("network {}: {e}", n.name))?;
+                println!("{}", n.name);
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// Parses `K=V` pairs.
+pub fn key_values(pairs: &[String], flag: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    pairs
+        .iter()
+        .map(|p| {
+            let (k, v) = p
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("{flag} {p:?} is not KEY=VALUE"))?;
+            Ok((k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+fn ls(all: &[Network], a: &LsArgs) -> anyhow::Result<()> {
+    let filters = key_values(&a.filter, "--filter")?;
+    if let Some(bad) = filters
+        .keys()
+        .find(|k| !["driver", "name", "id"].contains(&k.as_str()))
+    {
+        anyhow::bail!("invalid filter {bad:?}: use driver, name or id");
+    }
+    let nets: Vec<&Network> = all
+        .iter()
+        .filter(|n| {
+            filters.iter().all(|(k, v)| match k.as_str() {
+                "driver" => n.driver() == *v,
+                "name" => n.name.contains(v.as_str()),
+                _ => n.id.starts_with(v.as_str()),
+            })
+        })
+        .collect();
+    if a.quiet {
+        nets.iter().for_each(|n| println!("{}", n.short_id()));
+        return Ok(());
+    }
+    if a.format.as_deref() == Some("json") {
+        for n in &nets {
+            println!(
+                "{}",
+                json!({"ID": n.short_id(), "Name": n.name, "Driver": n.driver(), "Scope": "local", "Internal": n.meta.internal, "CreatedAt": n.meta.created})
+            );
+        }
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = nets
+        .iter()
+        .map(|n| {
+            vec![
+                n.short_id().to_string(),
+                n.name.clone(),
+                n.driver(),
+                "local".into(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        crate::output::table(&["NETWORK ID", "NAME", "DRIVER", "SCOPE"], &rows)
+    );
+    Ok(())
+}
+
+fn prune(engine: &Engine, force: bool) -> anyhow::Result<()> {
+    use netctl_engine::network::PREDEFINED;
+    if !force
+        && !confirm(
+            "WARNING! This will remove all custom networks not used by at least one container.",
+        )?
+    {
+        return Ok(());
+    }
+    let store = engine.networks()?;
+    let mut deleted = Vec::new();
+    for n in store.all()? {
+        if PREDEFINED.contains(&n.name.as_str())
+            || !netctl_engine::view::network_endpoints(engine, &n).is_empty()
+        {
+            continue;
+        }
+        store.remove(engine, &n)?;
+        deleted.push(n.name);
+    }
+    if !deleted.is_empty() {
+        println!("Deleted Networks:\n{}", deleted.join("\n"));
+    }
+    Ok(())
+}
+
+/// Asks `warning` + "Are you sure you want to continue? [y/N]" on the terminal.
+pub fn confirm(warning: &str) -> anyhow::Result<bool> {
+    eprint!("{warning}\nAre you sure you want to continue? [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(answer.trim().eq_ignore_ascii_case("y"))
+}

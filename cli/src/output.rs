@@ -1,0 +1,212 @@
+//! What the commands print, as Docker prints it: tables, `--format` templates, human
+//! durations and sizes, container status lines.
+
+use std::time::{Duration, SystemTime};
+
+use netctl_engine::container::{Container, PortBinding, Status};
+use netctl_engine::view::state_name;
+
+/// "3 seconds", "About a minute", "2 hours" — Docker's human durations.
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => "Less than a second".into(),
+        1 => "1 second".into(),
+        2..=59 => format!("{s} seconds"),
+        60..=119 => "About a minute".into(),
+        120..=3599 => format!("{} minutes", s / 60),
+        3600..=7199 => "About an hour".into(),
+        7200..=172_799 => format!("{} hours", s / 3600),
+        _ => format!("{} days", s / 86_400),
+    }
+}
+
+/// How long ago a timestamp was.
+pub fn ago(ts: &str) -> String {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let then = netctl_engine::clock::epoch(ts).unwrap_or(now);
+    format!(
+        "{} ago",
+        human_duration(Duration::from_secs(now.saturating_sub(then)))
+    )
+}
+
+/// "Up 3 seconds", "Exited (0) 2 minutes ago", "Created".
+pub fn status_text(c: &Container) -> String {
+    match c.state.status {
+        Status::Created => "Created".into(),
+        Status::Running if c.is_running() => {
+            let up = format!("Up {}", ago(&c.state.started_at).trim_end_matches(" ago"));
+            if c.state.paused {
+                up + " (Paused)"
+            } else {
+                up
+            }
+        }
+        _ => format!(
+            "Exited ({}) {}",
+            c.state.exit_code,
+            ago(&c.state.finished_at)
+        ),
+    }
+}
+
+/// `0.0.0.0:8080->80/tcp`.
+pub fn port_text(p: &PortBinding) -> String {
+    let ip = p
+        .host_ip
+        .map_or_else(|| "0.0.0.0".to_string(), |i| i.to_string());
+    format!("{ip}:{}->{}/{}", p.host_port, p.container_port, p.protocol)
+}
+
+/// "0.0.0.0:8080->80/tcp, ..."
+pub fn ports_text(c: &Container) -> String {
+    c.state
+        .ports
+        .iter()
+        .map(port_text)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn quoted_command(c: &Container) -> String {
+    let cmd = c.config.command.join(" ");
+    let short: String = if cmd.chars().count() > 20 {
+        cmd.chars().take(19).chain(['…']).collect()
+    } else {
+        cmd
+    };
+    format!("\"{short}\"")
+}
+
+/// Left-aligned columns three spaces apart, like Docker's tables.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: Vec<&str>| {
+        let s: String = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}   ", w = w))
+            .collect();
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = line(header.to_vec());
+    for r in rows {
+        out.push_str(&line(r.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+/// The fields `ps --format` templates name, in [`ps_fields`] order.
+pub const PS_FIELDS: [&str; 10] = [
+    "ID",
+    "Image",
+    "Command",
+    "CreatedAt",
+    "RunningFor",
+    "Status",
+    "Ports",
+    "Names",
+    "State",
+    "Networks",
+];
+
+/// One `ps` row: the values of [`PS_FIELDS`].
+pub fn ps_fields(c: &Container) -> Vec<(&'static str, String)> {
+    let networks: Vec<&str> = c.config.networks.iter().map(|n| n.name.as_str()).collect();
+    let values = [
+        c.config.short_id().to_string(),
+        c.config.image_name.clone(),
+        quoted_command(c),
+        c.config.created.clone(),
+        ago(&c.config.created),
+        status_text(c),
+        ports_text(c),
+        c.config.name.clone(),
+        state_name(c).to_string(),
+        networks.join(","),
+    ];
+    PS_FIELDS.into_iter().zip(values).collect()
+}
+
+/// `{{.ID}}\t{{.Names}}` with the fields filled in.
+pub fn render_template(tpl: &str, fields: &[(&'static str, String)]) -> String {
+    let mut out = tpl.replace("\\t", "\t").replace("\\n", "\n");
+    for (k, v) in fields {
+        for form in [format!("{{{{.{k}}}}}"), format!("{{{{ .{k} }}}}")] {
+            out = out.replace(&form, v);
+        }
+    }
+    out
+}
+
+/// Docker's sizes: "4.26MB", three significant digits.
+pub fn human_size(bytes: u64) -> String {
+    if bytes < 1000 {
+        return format!("{bytes}B");
+    }
+    let units = ["kB", "MB", "GB", "TB"];
+    let mut v = bytes as f64 / 1000.0;
+    let mut u = 0;
+    while v >= 1000.0 && u < units.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    let digits = if v >= 100.0 {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    };
+    let s = format!("{v:.digits$}");
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    };
+    format!("{s}{}", units[u])
+}
+
+/// Prints a value as pretty JSON.
+pub fn json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_sizes_read_like_docker() {
+        assert_eq!(human_duration(Duration::from_secs(5)), "5 seconds");
+        assert_eq!(human_duration(Duration::from_secs(70)), "About a minute");
+        assert_eq!(human_duration(Duration::from_secs(3 * 3600)), "3 hours");
+        assert_eq!(human_size(4_261_000), "4.26MB");
+        assert_eq!(human_size(512), "512B");
+    }
+
+    #[test]
+    fn templates_fill_the_named_fields() {
+        let f = vec![("ID", "abc".to_string()), ("Names", "web".to_string())];
+        assert_eq!(render_template("{{.ID}}\\t{{ .Names }}", &f), "abc\tweb");
+    }
+
+    #[test]
+    fn tables_align_columns_three_spaces_apart() {
+        let t = table(&["A", "BB"], &[vec!["xyz".into(), "1".into()]]);
+        assert_eq!(t, "A     BB\nxyz   1\n");
+    }
+}

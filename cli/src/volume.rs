@@ -1,0 +1,128 @@
+//! `netctl volume ...`: Docker's volume commands.
+
+use clap::Subcommand;
+use netctl_engine::volume::VolumeStore;
+use netctl_engine::Engine;
+
+use crate::Outcome;
+
+/// The volume commands.
+#[derive(Subcommand, Debug)]
+pub enum VolumeCommand {
+    /// Create a volume; prints its name.
+    Create {
+        /// KEY=VALUE metadata.
+        #[arg(long)]
+        label: Vec<String>,
+        /// Its name (random when left out).
+        name: Option<String>,
+        /// Its name, the older way to give it.
+        #[arg(long = "name", conflicts_with = "name")]
+        name_flag: Option<String>,
+    },
+    /// List volumes.
+    #[command(visible_alias = "list")]
+    Ls {
+        /// Only names.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Show volumes as JSON.
+    Inspect {
+        /// Volumes.
+        #[arg(required = true)]
+        volumes: Vec<String>,
+    },
+    /// Remove volumes (refused while a container uses one).
+    #[command(visible_alias = "remove")]
+    Rm {
+        /// Volumes.
+        #[arg(required = true)]
+        volumes: Vec<String>,
+    },
+    /// Remove unused anonymous volumes (with -a, every unused volume).
+    Prune {
+        /// Do not ask for confirmation.
+        #[arg(short, long)]
+        force: bool,
+        /// Named volumes too.
+        #[arg(short, long)]
+        all: bool,
+    },
+}
+
+/// Runs a volume command.
+pub fn run(engine: &Engine, cmd: VolumeCommand) -> Outcome {
+    let store = VolumeStore::open(&engine.root)?;
+    match cmd {
+        VolumeCommand::Create {
+            label,
+            name,
+            name_flag,
+        } => {
+            let mut v = store.create(name.or(name_flag).as_deref(), false)?;
+            if !label.is_empty() {
+                v.labels = crate::network::key_values(&label, "--label")?;
+                store.save(&v)?;
+            }
+            println!("{}", v.name);
+        }
+        VolumeCommand::Ls { quiet } => {
+            let all = store.all()?;
+            if quiet {
+                all.iter().for_each(|v| println!("{}", v.name));
+            } else {
+                let rows: Vec<Vec<String>> = all
+                    .iter()
+                    .map(|v| vec!["local".into(), v.name.clone()])
+                    .collect();
+                print!(
+                    "{}",
+                    crate::output::table(&["DRIVER", "VOLUME NAME"], &rows)
+                );
+            }
+        }
+        VolumeCommand::Inspect { volumes } => {
+            let found = volumes
+                .iter()
+                .map(|n| store.get(n))
+                .collect::<Result<Vec<_>, _>>()?;
+            let out: Vec<_> = found
+                .iter()
+                .map(|v| netctl_engine::view::inspect_volume(&store, v))
+                .collect();
+            crate::output::json(&out)?;
+        }
+        VolumeCommand::Rm { volumes } => {
+            let containers = engine.containers.all()?;
+            let mut failed = false;
+            for n in volumes {
+                match store.remove(&n, &containers) {
+                    Ok(()) => println!("{n}"),
+                    Err(e) => {
+                        eprintln!("Error response from daemon: {}", e.report());
+                        failed = true;
+                    }
+                }
+            }
+            return Ok(u8::from(failed));
+        }
+        VolumeCommand::Prune { force, all } => {
+            if !force && !crate::network::confirm("WARNING! This will remove anonymous local volumes not used by at least one container.")? {
+                return Ok(0);
+            }
+            println!("Deleted Volumes:");
+            let containers = engine.containers.all()?;
+            for v in store.all()? {
+                if (all || v.anonymous)
+                    && netctl_engine::volume::users(&containers, &v.name).is_empty()
+                {
+                    store.remove(&v.name, &containers)?;
+                    println!("{}", v.name);
+                }
+            }
+            println!("\nTotal reclaimed space: 0B");
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,433 @@
+//! The container store: `<root>/containers/<id>/` holds `config.json` (what `create` was
+//! asked for), `state.json` (what is happening now), the json-file log, the files bind-mounted
+//! over /etc, and the overlay's writable layer. Every write is atomic; name changes happen
+//! under the store lock, a container's changes under its own lock.
+
+use std::fs;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use netctl_cni::fsutil;
+use netctl_cni::types::Protocol;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{conflict, Context, Error, Kind, Result};
+use crate::volume::MountSpec;
+
+/// One network a container is attached to, in attach order (eth0, eth1 ...).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NetworkRequest {
+    /// The network's name in the store.
+    pub name: String,
+    /// `--net-alias` names.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// `--ip` / `--ip6`.
+    #[serde(default)]
+    pub ips: Vec<IpAddr>,
+    /// `--mac-address`.
+    #[serde(default)]
+    pub mac: Option<String>,
+}
+
+impl NetworkRequest {
+    /// A request for `network` with nothing asked of it.
+    pub fn plain(network: &str) -> Self {
+        NetworkRequest {
+            name: network.into(),
+            aliases: Vec::new(),
+            ips: Vec::new(),
+            mac: None,
+        }
+    }
+}
+
+/// A published port, as asked and as bound.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PortBinding {
+    /// Host address; every address when none.
+    pub host_ip: Option<IpAddr>,
+    /// Host port (chosen from the ephemeral range when asked as 0).
+    pub host_port: u16,
+    /// Port in the container.
+    pub container_port: u16,
+    /// tcp or udp.
+    pub protocol: Protocol,
+}
+
+/// How the container's network namespace is made.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum NetMode {
+    /// Its own namespace, attached to `Config::networks`.
+    Private,
+    /// The host's namespace.
+    Host,
+    /// Its own namespace with loopback only.
+    None,
+    /// Another container's namespace (its ID).
+    Container(String),
+}
+
+/// What `create` was asked for; fixed for the container's life except networks and name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    /// 64 hex.
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// RFC 3339.
+    pub created: String,
+    /// Image ID (64 hex).
+    pub image: String,
+    /// The image as the user named it.
+    pub image_name: String,
+    /// Program and arguments.
+    pub command: Vec<String>,
+    /// `--entrypoint` or the image's, for inspect.
+    pub entrypoint: Vec<String>,
+    /// KEY=VALUE.
+    pub env: Vec<String>,
+    /// Working directory inside the container.
+    pub workdir: String,
+    /// Hostname (the short ID unless `--hostname`).
+    pub hostname: String,
+    /// `-t`.
+    pub tty: bool,
+    /// `-i`.
+    pub interactive: bool,
+    /// `--rm`.
+    pub auto_remove: bool,
+    /// Network namespace mode.
+    pub net_mode: NetMode,
+    /// Networks, in attach order.
+    pub networks: Vec<NetworkRequest>,
+    /// `-p`.
+    pub ports: Vec<PortBinding>,
+    /// `--add-host NAME:IP` entries for /etc/hosts.
+    pub extra_hosts: Vec<(String, IpAddr)>,
+    /// `--dns` servers.
+    pub dns: Vec<IpAddr>,
+    /// `--link NAME:ALIAS`, the target by its name at create time.
+    #[serde(default)]
+    pub links: Vec<(String, String)>,
+    /// `-v`, `--mount`, `--tmpfs`, `--volumes-from`, resolved (volume names filled in).
+    #[serde(default)]
+    pub mounts: Vec<MountSpec>,
+}
+
+impl Config {
+    /// The 12-hex short ID.
+    pub fn short_id(&self) -> &str {
+        crate::ids::short_id(&self.id)
+    }
+}
+
+/// Where a container is in its life.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Made, never started.
+    #[default]
+    Created,
+    /// Its process runs.
+    Running,
+    /// Its process ended.
+    Exited,
+}
+
+/// One address of an interface, with its network's gateway.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Address {
+    /// The address and its prefix length.
+    pub net: IpNet,
+    /// The gateway, if the network has one.
+    pub gateway: Option<IpAddr>,
+}
+
+/// One interface the plugins gave the container.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+pub struct Endpoint {
+    /// The network.
+    pub network: String,
+    /// eth0, eth1 ...
+    pub ifname: String,
+    /// Its addresses.
+    #[serde(default)]
+    pub addresses: Vec<Address>,
+    /// The interface's MAC.
+    #[serde(default)]
+    pub mac: String,
+    /// DNS servers the plugins named (127.0.0.11 with netctl-dns).
+    #[serde(default)]
+    pub nameservers: Vec<String>,
+    /// DNS search domains the plugins named.
+    #[serde(default)]
+    pub search: Vec<String>,
+    /// A plugin of the network took `--dns` as the container's upstreams (the CNI `dns`
+    /// capability), so resolv.conf names only the embedded server.
+    #[serde(default)]
+    pub dns_upstreams: bool,
+    /// ADD was asked for and its result not yet recorded: written before ADD runs, so an
+    /// attach that was killed half-way is known and repaired (DEL) by the next command.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
+}
+
+impl Endpoint {
+    /// The record of an ADD about to run.
+    pub fn pending(network: &str, ifname: &str) -> Self {
+        Endpoint {
+            network: network.into(),
+            ifname: ifname.into(),
+            pending: true,
+            ..Endpoint::default()
+        }
+    }
+
+    /// The first address of one family.
+    pub fn address(&self, v4: bool) -> Option<&Address> {
+        self.addresses.iter().find(|a| a.net.addr().is_ipv4() == v4)
+    }
+}
+
+/// What is happening now.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct State {
+    /// Created, running, exited.
+    pub status: Status,
+    /// Host PID of the container's first process.
+    pub pid: u32,
+    /// Host PID of its monitor.
+    pub monitor_pid: u32,
+    /// Exit code of the last run.
+    pub exit_code: i32,
+    /// RFC 3339 or empty.
+    pub started_at: String,
+    /// RFC 3339 or empty.
+    pub finished_at: String,
+    /// Why the last start failed.
+    pub error: String,
+    /// Interfaces while running.
+    pub endpoints: Vec<Endpoint>,
+    /// Published ports as bound while running.
+    pub ports: Vec<PortBinding>,
+    /// Frozen by `pause`.
+    #[serde(default)]
+    pub paused: bool,
+}
+
+/// A container: its config, state and folder.
+#[derive(Debug, Clone)]
+pub struct Container {
+    /// What it was created with.
+    pub config: Config,
+    /// What is happening now.
+    pub state: State,
+    /// Its folder.
+    pub dir: PathBuf,
+}
+
+impl Container {
+    /// The json-file log.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join(format!("{}-json.log", self.config.id))
+    }
+
+    /// Writes the state atomically.
+    pub fn save_state(&self) -> Result<()> {
+        write_json(&self.dir.join("state.json"), &self.state)
+    }
+
+    /// Writes the config atomically (after connect, disconnect, rename).
+    pub fn save_config(&self) -> Result<()> {
+        write_json(&self.dir.join("config.json"), &self.config)
+    }
+
+    /// Re-reads the state from disk.
+    pub fn reload(&mut self) -> Result<()> {
+        self.state = read_json(&self.dir.join("state.json"))?;
+        Ok(())
+    }
+
+    /// Whether its process runs: the state says so and the monitor is alive.
+    pub fn is_running(&self) -> bool {
+        self.state.status == Status::Running && pid_alive(self.state.monitor_pid)
+    }
+}
+
+/// Whether a process exists and is not a zombie.
+pub fn pid_alive(pid: u32) -> bool {
+    if pid == 0 {
+        return false;
+    }
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X'))
+        })
+        .unwrap_or(false)
+}
+
+fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(v).ctx(|| format!("encode {}", path.display()))?;
+    fsutil::write_atomic(path, &bytes).ctx(|| format!("write {}", path.display()))
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let bytes = fs::read(path).ctx(|| format!("read {}", path.display()))?;
+    serde_json::from_slice(&bytes).ctx(|| format!("parse {}", path.display()))
+}
+
+/// Docker's error when one of `all` has `name`.
+pub fn check_name_free(all: &[Container], name: &str) -> Result<()> {
+    if let Some(other) = all.iter().find(|c| c.config.name == name) {
+        conflict!(
+            "Conflict. The container name \"/{name}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+            other.config.id
+        );
+    }
+    Ok(())
+}
+
+fn load(dir: PathBuf) -> Result<Container> {
+    Ok(Container {
+        config: read_json(&dir.join("config.json"))?,
+        state: read_json(&dir.join("state.json"))?,
+        dir,
+    })
+}
+
+/// The containers under `<root>/containers`.
+pub struct ContainerStore {
+    dir: PathBuf,
+}
+
+/// An exclusive lock on the store or a container, released on drop.
+pub struct StoreLock {
+    file: fs::File,
+}
+
+impl StoreLock {
+    /// Runs `f` with the lock shared with the processes it starts (the CNI plugins): each
+    /// holds it for as long as it runs, so a plugin left running by a killed netctl keeps
+    /// every other command (repair above all) off the container until it is done.
+    pub fn shared_with_children<T>(&self, f: impl FnOnce() -> T) -> T {
+        use rustix::io::{fcntl_setfd, FdFlags};
+        let _ = fcntl_setfd(&self.file, FdFlags::empty());
+        let out = f();
+        let _ = fcntl_setfd(&self.file, FdFlags::CLOEXEC);
+        out
+    }
+}
+
+fn flock(path: &Path, op: rustix::fs::FlockOperation) -> Result<Option<StoreLock>> {
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .ctx(|| format!("open the lock {}", path.display()))?;
+    match rustix::fs::flock(&f, op) {
+        Ok(()) => Ok(Some(StoreLock { file: f })),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Err(e) => Err(e).ctx(|| format!("lock {}", path.display())),
+    }
+}
+
+fn blocking(lock: Option<StoreLock>, path: &Path) -> Result<StoreLock> {
+    lock.ok_or_else(|| Error::State(format!("{} could not be locked", path.display())))
+}
+
+impl ContainerStore {
+    /// The store, created if missing.
+    pub fn open(root: &Path) -> Result<Self> {
+        let dir = root.join("containers");
+        fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
+        Ok(Self { dir })
+    }
+
+    /// Takes the store lock (name changes, creation, removal).
+    pub fn lock(&self) -> Result<StoreLock> {
+        let path = self.dir.join(".lock");
+        blocking(
+            flock(&path, rustix::fs::FlockOperation::LockExclusive)?,
+            &path,
+        )
+    }
+
+    /// Takes one container's lock (start, exit, connect, disconnect, removal).
+    pub fn lock_one(&self, c: &Container) -> Result<StoreLock> {
+        let path = c.dir.join("lock");
+        blocking(
+            flock(&path, rustix::fs::FlockOperation::LockExclusive)?,
+            &path,
+        )
+    }
+
+    /// One container's lock if nobody holds it now.
+    pub fn try_lock_one(&self, c: &Container) -> Result<Option<StoreLock>> {
+        flock(
+            &c.dir.join("lock"),
+            rustix::fs::FlockOperation::NonBlockingLockExclusive,
+        )
+    }
+
+    /// The lock between attaching and garbage collection: every attach holds it shared
+    /// from recording its intent until its result is recorded; a collection holds it
+    /// exclusively, so it never lists attachments while one is being made.
+    pub fn attach_lock(&self, exclusive: bool) -> Result<StoreLock> {
+        use rustix::fs::FlockOperation::{LockExclusive, LockShared};
+        let path = self.dir.join(".attach.lock");
+        let op = if exclusive { LockExclusive } else { LockShared };
+        blocking(flock(&path, op)?, &path)
+    }
+
+    /// Every container, newest first.
+    pub fn all(&self) -> Result<Vec<Container>> {
+        fsutil::sweep_stale_tmp(&self.dir);
+        let mut out = Vec::new();
+        let entries = fs::read_dir(&self.dir).ctx(|| format!("list {}", self.dir.display()))?;
+        for entry in entries {
+            let dir = entry.ctx(|| format!("list {}", self.dir.display()))?.path();
+            if !dir.join("state.json").exists() {
+                continue;
+            }
+            out.push(load(dir)?);
+        }
+        out.sort_by(|a, b| b.config.created.cmp(&a.config.created));
+        Ok(out)
+    }
+
+    /// The container a name, full ID or unique ID prefix names.
+    pub fn find(&self, key: &str) -> Result<Container> {
+        let key = key.trim_start_matches('/');
+        // A full ID (what the monitor and the other internal callers pass) is a folder.
+        let dir = self.dir.join(key);
+        if key.len() == 64
+            && key.bytes().all(|b| b.is_ascii_hexdigit())
+            && dir.join("state.json").exists()
+        {
+            return load(dir);
+        }
+        crate::ids::resolve(Kind::Container, key, self.all()?, 1, |c| {
+            (c.config.name.as_str(), c.config.id.as_str())
+        })
+    }
+
+    /// Makes a container's folder and writes its config and state; refuses a taken name.
+    pub fn create(&self, config: Config, _lock: &StoreLock) -> Result<Container> {
+        check_name_free(&self.all()?, &config.name)?;
+        let dir = self.dir.join(&config.id);
+        fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
+        let c = Container {
+            config,
+            state: State::default(),
+            dir,
+        };
+        c.save_config()?;
+        c.save_state()?;
+        Ok(c)
+    }
+}

@@ -1,0 +1,410 @@
+//! The image store: `<root>/image/images/<id>.json` records (tags, layers bottom first, the
+//! runtime config: Cmd, Entrypoint, Env, WorkingDir, ExposedPorts) over the immutable layers
+//! of [`LayerStore`].
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use netctl_cni::fsutil;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::clock::now_rfc3339;
+use crate::error::{conflict, invalid, Context, Error, Kind, Result};
+use crate::ids::short_id;
+use crate::layer::{self, LayerStore};
+
+/// The part of an image's config a container is made from (OCI/Docker names).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ImageConfig {
+    /// The default command.
+    #[serde(default, deserialize_with = "nullable")]
+    pub cmd: Vec<String>,
+    /// The program the command is given to.
+    #[serde(default, deserialize_with = "nullable")]
+    pub entrypoint: Vec<String>,
+    /// KEY=VALUE.
+    #[serde(default, deserialize_with = "nullable")]
+    pub env: Vec<String>,
+    /// The working directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    /// `"80/tcp": {}`.
+    #[serde(default, deserialize_with = "nullable")]
+    pub exposed_ports: BTreeMap<String, Value>,
+    /// Everything else of the config, kept for inspect.
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, Value>,
+}
+
+/// Image configs write `null` for empty lists.
+fn nullable<'de, D, T>(d: D) -> std::result::Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// One image, as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Image {
+    /// 64 hex (the SHA-256 of its config).
+    #[serde(rename = "Id", with = "sha256_prefixed")]
+    pub id: String,
+    /// `name:tag` references, normalised.
+    #[serde(rename = "RepoTags", default)]
+    pub tags: Vec<String>,
+    /// Layer diff IDs, bottom first.
+    pub layers: Vec<String>,
+    /// When it was built (RFC 3339).
+    #[serde(default)]
+    pub created: String,
+    /// Bytes of its layers' files.
+    #[serde(default)]
+    pub size: u64,
+    /// The runtime config.
+    #[serde(default)]
+    pub config: ImageConfig,
+    /// amd64 ...
+    #[serde(default)]
+    pub architecture: String,
+    /// linux ...
+    #[serde(default)]
+    pub os: String,
+}
+
+/// `sha256:<hex>` on disk, the hex in memory.
+mod sha256_prefixed {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(id: &str, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("sha256:{id}"))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(s.trim_start_matches("sha256:").to_string())
+    }
+}
+
+impl Image {
+    /// The name it is shown by: its first tag, or its short ID.
+    pub fn display_name(&self) -> String {
+        self.tags
+            .first()
+            .cloned()
+            .unwrap_or_else(|| short_id(&self.id).to_string())
+    }
+}
+
+/// `docker.io/library/busybox` -> `busybox`, a missing tag -> `:latest`.
+pub fn normalize(reference: &str) -> Result<String> {
+    let r = reference
+        .strip_prefix("docker.io/library/")
+        .or_else(|| reference.strip_prefix("docker.io/"))
+        .unwrap_or(reference);
+    let valid = !r.is_empty()
+        && r.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c))
+        && !r.starts_with(['/', ':', '.', '-']);
+    if !valid || r.chars().any(|c| c.is_ascii_uppercase()) {
+        invalid!(
+            "invalid reference format: {reference:?} (use [registry/][repo/]name[:tag], lowercase)"
+        );
+    }
+    let name_end = r.rfind('/').map_or(0, |i| i + 1);
+    Ok(if r[name_end..].contains(':') {
+        r.to_string()
+    } else {
+        format!("{r}:latest")
+    })
+}
+
+/// Images and layers under `<root>/image`.
+pub struct ImageStore {
+    dir: PathBuf,
+    /// The layers below every image.
+    pub layers: LayerStore,
+}
+
+/// The parts of an image config (OCI/Docker JSON) the store reads.
+#[derive(Debug, Default, Deserialize)]
+struct ConfigDoc {
+    #[serde(default)]
+    created: Option<String>,
+    #[serde(default)]
+    config: Option<ImageConfig>,
+    #[serde(default)]
+    architecture: Option<String>,
+    #[serde(default)]
+    os: Option<String>,
+}
+
+/// What a new image is made of.
+pub struct NewImage {
+    /// The image config document, as archived (its hash is the image ID).
+    pub config: Vec<u8>,
+    /// Diff IDs, bottom first.
+    pub layers: Vec<String>,
+    /// References to point at it.
+    pub tags: Vec<String>,
+}
+
+impl ImageStore {
+    /// The store under `root`, created if missing.
+    pub fn open(root: &Path) -> Result<Self> {
+        let dir = root.join("image");
+        let images = dir.join("images");
+        fs::create_dir_all(&images).ctx(|| format!("create {}", images.display()))?;
+        Ok(Self {
+            layers: LayerStore::open(dir.join("layers"))?,
+            dir,
+        })
+    }
+
+    /// A scratch folder for unpacking archives, removed when dropped.
+    pub fn scratch(&self) -> Result<tempfile::TempDir> {
+        tempfile::Builder::new()
+            .prefix(".scratch-")
+            .tempdir_in(&self.dir)
+            .ctx(|| "create a scratch folder".into())
+    }
+
+    fn record_path(&self, id: &str) -> PathBuf {
+        self.dir.join("images").join(format!("{id}.json"))
+    }
+
+    /// Every image, newest first.
+    pub fn all(&self) -> Result<Vec<Image>> {
+        let dir = self.dir.join("images");
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&dir).ctx(|| format!("list {}", dir.display()))? {
+            let path = entry.ctx(|| format!("list {}", dir.display()))?.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                out.push(read_image(&path)?);
+            }
+        }
+        out.sort_by(|a, b| b.created.cmp(&a.created));
+        Ok(out)
+    }
+
+    /// The image a reference or (a unique prefix of at least 3 characters of) an ID names.
+    pub fn find(&self, key: &str) -> Result<Image> {
+        let all = self.all()?;
+        if let Ok(tag) = normalize(key) {
+            if let Some(i) = all.iter().find(|i| i.tags.contains(&tag)) {
+                return Ok(i.clone());
+            }
+        }
+        let hex = key.strip_prefix("sha256:").unwrap_or(key);
+        if !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(Error::NotFound {
+                kind: Kind::Image,
+                key: key.to_string(),
+            });
+        }
+        crate::ids::resolve(Kind::Image, hex, all, 3, |i| ("", i.id.as_str()))
+    }
+
+    /// Stores an image record and moves its tags to it from any older image.
+    pub fn add(&self, new: NewImage) -> Result<Image> {
+        let doc: ConfigDoc =
+            serde_json::from_slice(&new.config).ctx(|| "parse the image config".into())?;
+        let id = layer::sha256_hex(&new.config);
+        let mut tags = new.tags;
+        if let Ok(existing) = read_image(&self.record_path(&id)) {
+            tags.extend(
+                existing
+                    .tags
+                    .into_iter()
+                    .filter(|t| !tags.contains(t))
+                    .collect::<Vec<_>>(),
+            );
+        }
+        self.take_tags(&tags, &id)?;
+        let image = Image {
+            size: new.layers.iter().map(|l| self.layers.size(l)).sum(),
+            id,
+            tags,
+            layers: new.layers,
+            created: doc.created.unwrap_or_else(now_rfc3339),
+            config: doc.config.unwrap_or_default(),
+            architecture: doc.architecture.unwrap_or_else(|| "amd64".into()),
+            os: doc.os.unwrap_or_else(|| "linux".into()),
+        };
+        self.write(&image)?;
+        Ok(image)
+    }
+
+    fn write(&self, image: &Image) -> Result<()> {
+        let path = self.record_path(&image.id);
+        let bytes =
+            serde_json::to_vec_pretty(image).ctx(|| format!("encode {}", path.display()))?;
+        fsutil::write_atomic(&path, &bytes).ctx(|| format!("write {}", path.display()))
+    }
+
+    /// `tag SOURCE TARGET`: TARGET names the image SOURCE names (moved from any other).
+    pub fn tag(&self, source: &str, target: &str) -> Result<()> {
+        let mut img = self.find(source)?;
+        let target = normalize(target)?;
+        self.take_tags(std::slice::from_ref(&target), &img.id)?;
+        if !img.tags.contains(&target) {
+            img.tags.push(target);
+            self.write(&img)?;
+        }
+        Ok(())
+    }
+
+    /// Takes `tags` away from every image but `keep` (a tag names one image).
+    fn take_tags(&self, tags: &[String], keep: &str) -> Result<()> {
+        for mut other in self.all()? {
+            if other.id != keep && other.tags.iter().any(|t| tags.contains(t)) {
+                other.tags.retain(|t| !tags.contains(t));
+                self.write(&other)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Untags `key`, and deletes the image once no tag is left (or when `key` is its ID).
+    /// Returns Docker's `Untagged:` / `Deleted:` lines.
+    pub fn remove(&self, key: &str, in_use: impl Fn(&str) -> bool) -> Result<Vec<String>> {
+        let mut img = self.find(key)?;
+        let mut out = Vec::new();
+        let by_tag = normalize(key).ok().filter(|t| img.tags.contains(t));
+        if let Some(tag) = &by_tag {
+            if img.tags.len() > 1 {
+                img.tags.retain(|t| t != tag);
+                self.write(&img)?;
+                return Ok(vec![format!("Untagged: {tag}")]);
+            }
+        }
+        if in_use(&img.id) {
+            conflict!(
+                "conflict: unable to remove image {} ({}): a container uses it; remove the container first",
+                img.display_name(),
+                short_id(&img.id)
+            );
+        }
+        out.extend(img.tags.iter().map(|t| format!("Untagged: {t}")));
+        let path = self.record_path(&img.id);
+        fs::remove_file(&path).ctx(|| format!("remove {}", path.display()))?;
+        out.push(format!("Deleted: sha256:{}", img.id));
+        let used: Vec<String> = self.all()?.into_iter().flat_map(|i| i.layers).collect();
+        self.layers.prune(&used)?;
+        Ok(out)
+    }
+
+    /// `image import`: a rootfs folder or tarball (plain or gzip) as a one-layer image.
+    pub fn import(&self, source: &Path, tag: Option<&str>) -> Result<Image> {
+        let open = |p: &Path| {
+            fs::File::open(p)
+                .ctx(|| format!("open {}: give a rootfs tarball or folder", p.display()))
+        };
+        let diff = if source.is_dir() {
+            let scratch = self.scratch()?;
+            let tar = scratch.path().join("layer.tar");
+            layer::tar_dir(source, &tar)?;
+            self.layers.add(open(&tar)?)?.0
+        } else {
+            self.layers.add(open(source)?)?.0
+        };
+        let config = serde_json::json!({
+            "architecture": "amd64", "os": "linux", "created": now_rfc3339(),
+            "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
+            "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{diff}")]},
+        });
+        let tags = tag.map(normalize).transpose()?.into_iter().collect();
+        self.add(NewImage {
+            config: serde_json::to_vec(&config).ctx(|| "encode the image config".into())?,
+            layers: vec![diff],
+            tags,
+        })
+    }
+}
+
+fn read_image(path: &Path) -> Result<Image> {
+    let bytes = fs::read(path).ctx(|| format!("read {}", path.display()))?;
+    let image: Image =
+        serde_json::from_slice(&bytes).ctx(|| format!("parse {}", path.display()))?;
+    if image.id.len() != 64 {
+        invalid!("{} has no image ID; remove it", path.display());
+    }
+    Ok(image)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_normalise_like_docker() {
+        assert_eq!(normalize("busybox").unwrap(), "busybox:latest");
+        assert_eq!(
+            normalize("docker.io/library/busybox:1.36").unwrap(),
+            "busybox:1.36"
+        );
+        assert_eq!(
+            normalize("localhost:5000/x/y").unwrap(),
+            "localhost:5000/x/y:latest"
+        );
+        for bad in ["", "Busy", ":tag", "a b"] {
+            assert!(normalize(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn image_configs_read_docker_and_oci_shapes() {
+        let c: ImageConfig = serde_json::from_value(serde_json::json!({
+            "Cmd": null, "Entrypoint": ["/bin/sh", "-c"], "Env": ["A=1"], "WorkingDir": "/w",
+            "ExposedPorts": {"80/tcp": {}}, "Labels": {"x": "y"}
+        }))
+        .unwrap();
+        assert!(c.cmd.is_empty());
+        assert_eq!(c.entrypoint, ["/bin/sh", "-c"]);
+        assert_eq!(c.working_dir.as_deref(), Some("/w"));
+        assert!(c.exposed_ports.contains_key("80/tcp"));
+        assert!(
+            c.other.contains_key("Labels"),
+            "the rest is kept for inspect"
+        );
+    }
+
+    #[test]
+    fn imported_images_resolve_by_tag_and_short_id_and_tags_move() {
+        let dir = tempfile::tempdir().unwrap();
+        let rootfs = dir.path().join("rootfs");
+        fs::create_dir_all(rootfs.join("bin")).unwrap();
+        fs::write(rootfs.join("bin/hello"), "v1").unwrap();
+        let store = ImageStore::open(&dir.path().join("root")).unwrap();
+        let a = store.import(&rootfs, Some("hello")).unwrap();
+        assert_eq!(store.find("hello:latest").unwrap().id, a.id);
+        assert_eq!(store.find(&a.id[..12]).unwrap().id, a.id);
+        fs::write(rootfs.join("bin/hello"), "v2").unwrap();
+        let b = store.import(&rootfs, Some("hello")).unwrap();
+        assert_ne!(a.id, b.id);
+        assert_eq!(store.find("hello").unwrap().id, b.id);
+        assert!(store.find(&a.id).unwrap().tags.is_empty());
+        assert!(store.find("nothere").is_err());
+    }
+
+    #[test]
+    fn removing_the_last_tag_deletes_the_image_and_its_layers() {
+        let dir = tempfile::tempdir().unwrap();
+        let rootfs = dir.path().join("rootfs");
+        fs::create_dir_all(&rootfs).unwrap();
+        fs::write(rootfs.join("f"), "x").unwrap();
+        let store = ImageStore::open(&dir.path().join("root")).unwrap();
+        store.import(&rootfs, Some("x")).unwrap();
+        assert!(store.remove("x", |_| true).is_err());
+        let out = store.remove("x", |_| false).unwrap();
+        assert_eq!(out[0], "Untagged: x:latest");
+        assert!(store.all().unwrap().is_empty());
+        let layers = dir.path().join("root/image/layers");
+        assert_eq!(fs::read_dir(layers).unwrap().count(), 0);
+    }
+}

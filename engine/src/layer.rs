@@ -1,0 +1,202 @@
+//! Image layers: tar streams (plain or gzip) unpacked once into read-only folders named by
+//! the SHA-256 of the uncompressed tar (Docker's diff ID), with OCI whiteouts turned into
+//! overlayfs whiteouts so the layers stack under a container's overlay mount.
+
+use std::fs;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Context, Result};
+
+/// Reads through `inner`, hashing every byte.
+struct Hashing<R> {
+    inner: R,
+    hash: Sha256,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// A reader of `r` without gzip: gzip streams are recognised by their magic bytes.
+pub fn decompressed<'a, R: Read + 'a>(r: R) -> io::Result<Box<dyn Read + 'a>> {
+    let mut r = BufReader::new(r);
+    let gz = r.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+    Ok(if gz {
+        Box::new(flate2::read::MultiGzDecoder::new(r))
+    } else {
+        Box::new(r)
+    })
+}
+
+/// The layers folder of an image store.
+pub struct LayerStore {
+    dir: PathBuf,
+}
+
+impl LayerStore {
+    /// The store under `dir`, created if missing.
+    pub fn open(dir: PathBuf) -> Result<Self> {
+        fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
+        Ok(Self { dir })
+    }
+
+    /// The folder of a layer by its hex digest.
+    pub fn path(&self, hex: &str) -> PathBuf {
+        self.dir.join(hex)
+    }
+
+    /// Unpacks a tar stream (plain or gzip) and returns its diff ID (hex), and whether this
+    /// call stored it. A layer already stored is kept as it is: layers never change once
+    /// written.
+    pub fn add(&self, tar: impl Read) -> Result<(String, bool)> {
+        let tmp = self.dir.join(format!(".tmp-{}", crate::ids::random_id()?));
+        let result = self.unpack_into(tar, &tmp);
+        let hex = match result {
+            Ok(hex) => hex,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&tmp);
+                return Err(e);
+            }
+        };
+        let dest = self.path(&hex);
+        if dest.exists() {
+            fs::remove_dir_all(&tmp).ctx(|| format!("remove {}", tmp.display()))?;
+            return Ok((hex, false));
+        }
+        fs::rename(&tmp, &dest).ctx(|| format!("store layer {hex}"))?;
+        Ok((hex, true))
+    }
+
+    /// Removes the layers of `added` that no image in `used` refers to (what a failed load
+    /// stored).
+    pub fn forget(&self, added: &[String], used: &[String]) {
+        for hex in added.iter().filter(|h| !used.contains(h)) {
+            let _ = fs::remove_dir_all(self.path(hex));
+        }
+    }
+
+    fn unpack_into(&self, tar: impl Read, dest: &Path) -> Result<String> {
+        fs::create_dir(dest).ctx(|| format!("create {}", dest.display()))?;
+        let mut hashing = Hashing {
+            inner: decompressed(tar).ctx(|| "read the layer".into())?,
+            hash: Sha256::new(),
+        };
+        crate::archive::unpack(&mut hashing, dest, crate::archive::Members::Layer)
+            .ctx(|| "unpack the layer".into())?;
+        io::copy(&mut hashing, &mut io::sink()).ctx(|| "read the end of the layer".into())?;
+        Ok(crate::ids::hex(&hashing.hash.finalize()))
+    }
+
+    /// Removes layers no image in `used` refers to.
+    pub fn prune(&self, used: &[String]) -> Result<()> {
+        let list = || format!("list {}", self.dir.display());
+        for entry in fs::read_dir(&self.dir).ctx(list)? {
+            let name = entry.ctx(list)?.file_name().to_string_lossy().into_owned();
+            if !used.contains(&name) {
+                let p = self.path(&name);
+                fs::remove_dir_all(&p).ctx(|| format!("remove {}", p.display()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes used by a layer's files.
+    pub fn size(&self, hex: &str) -> u64 {
+        du(&self.path(hex))
+    }
+}
+
+fn du(p: &Path) -> u64 {
+    let Ok(meta) = fs::symlink_metadata(p) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    fs::read_dir(p)
+        .map(|rd| rd.flatten().map(|e| du(&e.path())).sum())
+        .unwrap_or(0)
+}
+
+/// SHA-256 of bytes, as hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    crate::ids::hex(&Sha256::digest(bytes))
+}
+
+/// A tar of a folder (owners, modes and symlinks kept), for `image import DIR`.
+pub fn tar_dir(dir: &Path, out: &Path) -> Result<()> {
+    let file = fs::File::create(out).ctx(|| format!("create {}", out.display()))?;
+    let mut b = tar::Builder::new(io::BufWriter::new(file));
+    b.follow_symlinks(false);
+    b.mode(tar::HeaderMode::Complete);
+    b.append_dir_all(".", dir)
+        .ctx(|| format!("read {}", dir.display()))?;
+    b.into_inner()
+        .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
+        .ctx(|| "write the layer".into())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            h.set_cksum();
+            b.append_data(&mut h, name, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn a_layer_is_stored_once_under_its_diff_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LayerStore::open(dir.path().join("layers")).unwrap();
+        let tar = tar_of(&[("etc/motd", b"hi\n")]);
+        let (id, new) = store.add(&tar[..]).unwrap();
+        assert!(new);
+        assert_eq!(id, sha256_hex(&tar));
+        assert_eq!(fs::read(store.path(&id).join("etc/motd")).unwrap(), b"hi\n");
+        assert_eq!(store.add(&tar[..]).unwrap(), (id, false));
+        assert_eq!(fs::read_dir(dir.path().join("layers")).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn gzip_layers_hash_to_the_uncompressed_digest() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let store = LayerStore::open(dir.path().to_path_buf()).unwrap();
+        let tar = tar_of(&[("a", b"1")]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).unwrap();
+        assert_eq!(
+            store.add(&gz.finish().unwrap()[..]).unwrap().0,
+            sha256_hex(&tar)
+        );
+    }
+
+    #[test]
+    fn a_broken_archive_is_an_error_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LayerStore::open(dir.path().to_path_buf()).unwrap();
+        let mut tar = tar_of(&[("a", &[7u8; 2000])]);
+        tar.truncate(1000);
+        assert!(store.add(&tar[..]).is_err());
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}

@@ -1,0 +1,327 @@
+//! Creating, starting, stopping, killing and removing containers, and repairing what a
+//! crash left.
+
+use std::fs;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use netctl_cni::Attachment;
+use nix::sys::signal::Signal;
+
+use crate::container::{pid_alive, Container, Status, StoreLock};
+use crate::error::{conflict, state, Context, Error, Result};
+use crate::process::{reports, Internal, Report};
+use crate::spec::{plan, ContainerSpec};
+use crate::volume::VolumeStore;
+use crate::Engine;
+
+/// `create`: the container's record (not started) and what of the spec was dropped.
+pub fn create(engine: &Engine, spec: &ContainerSpec) -> Result<(Container, Vec<String>)> {
+    let planned = plan(engine, spec)?;
+    let lock = engine.containers.lock()?;
+    let c = engine.containers.create(planned.config, &lock)?;
+    Ok((c, planned.warnings))
+}
+
+/// Starts a container's monitor and waits until the command runs. With `attach`, the
+/// monitor keeps the output for the client that attaches next (an attached `run`);
+/// `tty_size` is the attaching terminal's, for a `-t` container.
+pub fn start(
+    engine: &Engine,
+    c: &Container,
+    attach: bool,
+    tty_size: Option<(u16, u16)>,
+) -> Result<()> {
+    if c.is_running() {
+        return Ok(());
+    }
+    let internal = Internal::Monitor {
+        root: engine.root.clone(),
+        run_dir: engine.run_dir.clone(),
+        id: c.config.id.clone(),
+        attach,
+        tty_size: tty_size.filter(|_| c.config.tty),
+    };
+    let exe = std::env::current_exe().ctx(|| "find the running executable".into())?;
+    let mut child = Command::new(exe)
+        .args(internal.args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .ctx(|| "start the container's monitor".into())?;
+    let first = child.stderr.take().and_then(|err| reports(err).next());
+    match first {
+        Some(Report::Running) => Ok(()),
+        Some(Report::Failed(f)) => {
+            let _ = child.wait();
+            Err(f.into())
+        }
+        _ => {
+            let _ = child.wait();
+            state!(
+                "the monitor of {} ended before the container started; see {}",
+                c.config.name,
+                c.dir.join("monitor.log").display()
+            )
+        }
+    }
+}
+
+/// Sends a signal to the container's first process.
+pub fn signal(c: &Container, sig: Signal) -> Result<()> {
+    if !c.is_running() {
+        state!(
+            "Cannot kill container: {}: container is not running",
+            c.config.name
+        );
+    }
+    if c.state.paused {
+        // A frozen process cannot take a signal: thaw first, as Docker does.
+        if let Some(cg) = crate::process::cgroup::Cgroup::of(&c.config.id) {
+            cg.freeze(false)?;
+        }
+        let mut c = c.clone();
+        c.state.paused = false;
+        c.save_state()?;
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.state.pid as i32), sig)
+        .ctx(|| format!("signal {}", c.config.name))
+}
+
+/// Waits up to `timeout` for a process to end; whether it did.
+pub fn wait_gone(pid: u32, timeout: Duration) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    use rustix::process::{pidfd_open, Pid, PidfdFlags};
+    let Some(p) = Pid::from_raw(pid as i32) else {
+        return true;
+    };
+    let Ok(fd) = pidfd_open(p, PidfdFlags::empty()) else {
+        return !pid_alive(pid);
+    };
+    let ts = Timespec {
+        tv_sec: timeout.as_secs() as i64,
+        tv_nsec: i64::from(timeout.subsec_nanos()),
+    };
+    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+    loop {
+        match poll(&mut fds, Some(&ts)) {
+            Ok(0) => return !pid_alive(pid),
+            Ok(_) => return true,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return !pid_alive(pid),
+        }
+    }
+}
+
+/// Docker's stop: SIGTERM, then SIGKILL after `timeout`; returns once the monitor has
+/// recorded the exit and detached the networks.
+pub fn stop(c: &Container, timeout: Duration) -> Result<()> {
+    if !c.is_running() {
+        return Ok(());
+    }
+    let _ = signal(c, Signal::SIGTERM);
+    if wait_gone(c.state.monitor_pid, timeout) {
+        return Ok(());
+    }
+    kill_and_wait(c)
+}
+
+/// `kill`: the signal; after SIGKILL, returns once the container is down, as Docker's.
+pub fn kill(c: &Container, sig: Signal) -> Result<()> {
+    signal(c, sig)?;
+    if sig == Signal::SIGKILL {
+        wait_gone(c.state.monitor_pid, Duration::from_secs(10));
+    }
+    Ok(())
+}
+
+fn kill_and_wait(c: &Container) -> Result<()> {
+    let _ = signal(c, Signal::SIGKILL);
+    if !wait_gone(c.state.monitor_pid, Duration::from_secs(30)) {
+        state!("container {} did not stop after SIGKILL", c.config.name);
+    }
+    Ok(())
+}
+
+/// `rm [-f] [-v]`: refused for a running container unless forced; what could not be
+/// undone on the way (a network that would not detach) is returned.
+pub fn remove(engine: &Engine, c: &Container, force: bool, volumes: bool) -> Result<Vec<Error>> {
+    if c.is_running() {
+        if !force {
+            conflict!(
+                "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                c.config.id
+            );
+        }
+        kill_and_wait(c)?;
+    }
+    if !c.dir.exists() {
+        return Ok(Vec::new());
+    }
+    let lock = engine.containers.lock_one(c)?;
+    let mut c = c.clone();
+    if c.reload().is_err() {
+        return Ok(Vec::new());
+    }
+    remove_stopped(engine, &mut c, &lock, volumes)
+}
+
+/// Removes a container that is not running, under its lock: its networks (if any are
+/// left), its namespace and its folder; with `volumes`, its anonymous volumes too (`rm
+/// -v`, `--rm`). What could not be detached is returned.
+pub fn remove_stopped(
+    engine: &Engine,
+    c: &mut Container,
+    lock: &StoreLock,
+    volumes: bool,
+) -> Result<Vec<Error>> {
+    let warnings = if c.state.endpoints.is_empty() {
+        Vec::new()
+    } else {
+        crate::netattach::teardown(engine, c, lock)
+    };
+    fs::remove_dir_all(&c.dir).ctx(|| format!("remove {}", c.dir.display()))?;
+    if let Some(cg) = crate::process::cgroup::Cgroup::of(&c.config.id) {
+        cg.remove();
+    }
+    if volumes {
+        let store = VolumeStore::open(&engine.root)?;
+        let all = engine.containers.all()?;
+        for m in &c.config.mounts {
+            if store.get(&m.source).is_ok_and(|v| v.anonymous)
+                && crate::volume::users(&all, &m.source).is_empty()
+            {
+                store.remove(&m.source, &all)?;
+            }
+        }
+    }
+    Ok(warnings)
+}
+
+/// Repairs what a killed netctl left, container by container, skipping any that someone
+/// (a command, a monitor, a plugin a killed command left running) is working on: a
+/// container whose monitor died is marked exited, its process killed and its networks
+/// detached; a container that is not running but still lists endpoints (a start killed
+/// half-way) has them detached; a running container's pending endpoint (a `network connect`
+/// killed half-way) is detached. Then every network touched is garbage-collected. What
+/// could not be repaired is returned.
+pub fn repair(engine: &Engine) -> Result<Vec<Error>> {
+    let mut networks = Vec::new();
+    let mut failed = Vec::new();
+    for c in engine.containers.all()? {
+        let stale =
+            !c.is_running() && (c.state.status == Status::Running || !c.state.endpoints.is_empty());
+        if !stale && !c.state.endpoints.iter().any(|e| e.pending) {
+            continue;
+        }
+        let Some(lock) = engine.containers.try_lock_one(&c)? else {
+            continue;
+        };
+        let mut c = c;
+        if c.reload().is_err() {
+            continue;
+        }
+        networks.extend(repair_one(engine, &mut c, &lock, &mut failed)?);
+    }
+    networks.sort();
+    networks.dedup();
+    failed.extend(gc(engine, &networks)?);
+    Ok(failed)
+}
+
+/// Repairs one container under its lock; the networks it detached.
+fn repair_one(
+    engine: &Engine,
+    c: &mut Container,
+    lock: &StoreLock,
+    failed: &mut Vec<Error>,
+) -> Result<Vec<String>> {
+    let touched: Vec<String> = c
+        .state
+        .endpoints
+        .iter()
+        .map(|e| e.network.clone())
+        .collect();
+    if c.is_running() {
+        let pending: Vec<_> = c
+            .state
+            .endpoints
+            .iter()
+            .filter(|e| e.pending)
+            .cloned()
+            .collect();
+        for ep in &pending {
+            let req = crate::netattach::request_of(c, &ep.network);
+            lock.shared_with_children(|| crate::netattach::detach(engine, c, &req, &ep.ifname))?;
+            c.state
+                .endpoints
+                .retain(|e| !(e.pending && e.ifname == ep.ifname));
+        }
+        c.save_state()?;
+        return Ok(pending.into_iter().map(|e| e.network).collect());
+    }
+    if c.state.status == Status::Running {
+        if pid_alive(c.state.pid) {
+            let pid = nix::unistd::Pid::from_raw(c.state.pid as i32);
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+        }
+        c.state.status = Status::Exited;
+        c.state.exit_code = 255;
+        c.state.finished_at = crate::clock::now_rfc3339();
+    }
+    failed.extend(crate::netattach::teardown(engine, c, lock));
+    c.state.ports.clear();
+    c.save_state()?;
+    Ok(touched)
+}
+
+/// Garbage-collects `networks`: every attachment of theirs that no container of this engine
+/// lists (pending ones included) is released, except attachments made through the CNI
+/// cache by hand (`netctl cni add --id NAME`), which are not this engine's to judge. Those
+/// are told apart by their IDs: every container of the engine has a 64-hex ID.
+fn gc(engine: &Engine, networks: &[String]) -> Result<Vec<Error>> {
+    if networks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let _exclusive = engine.containers.attach_lock(true)?;
+    let all = engine.containers.all()?;
+    let ours = |id: &str| id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit());
+    let store = engine.networks()?;
+    let mut failed = Vec::new();
+    for name in networks {
+        let Ok(net) = store.find(name) else { continue };
+        let mut valid: Vec<Attachment> = all
+            .iter()
+            .flat_map(|c| {
+                c.state
+                    .endpoints
+                    .iter()
+                    .filter(|e| &e.network == name)
+                    .map(|e| Attachment {
+                        container_id: c.config.id.clone(),
+                        ifname: e.ifname.clone(),
+                    })
+            })
+            .collect();
+        for rt in engine.cni.cached_attachments(name).unwrap_or_default() {
+            if !ours(&rt.container_id) {
+                valid.push(Attachment {
+                    container_id: rt.container_id,
+                    ifname: rt.ifname,
+                });
+            }
+        }
+        // A network whose conflist predates GC (CNI < 1.1.0) keeps what DEL did not free.
+        if let Err(source) = engine.cni.gc(&net.list, &valid) {
+            failed.push(
+                Error::Cni {
+                    network: name.clone(),
+                    source,
+                }
+                .context("garbage-collect"),
+            );
+        }
+    }
+    Ok(failed)
+}

@@ -1,0 +1,134 @@
+//! `pause`, `unpause`, `top`, `port`, `rename`, `wait`.
+
+use std::time::Duration;
+
+use crate::container::{pid_alive, Container, PortBinding};
+use crate::error::{state, Context, Kind, Result};
+use crate::process::cgroup::{self, Cgroup};
+use crate::Engine;
+
+/// `pause` / `unpause`: freezes or thaws every process of the container.
+pub fn pause(engine: &Engine, c: &Container, frozen: bool) -> Result<()> {
+    if !c.is_running() {
+        state!("Container {} is not running", c.config.id);
+    }
+    let _lock = engine.containers.lock_one(c)?;
+    let mut c = c.clone();
+    c.reload()?;
+    match (frozen, c.state.paused) {
+        (true, true) => state!("Container {} is already paused", c.config.id),
+        (false, false) => state!("Container {} is not paused", c.config.id),
+        _ => {}
+    }
+    let cg = Cgroup::of(&c.config.id).ok_or_else(cgroup::missing)?;
+    if frozen {
+        cg.adopt(|| pids(&c))?;
+    }
+    cg.freeze(frozen)?;
+    c.state.paused = frozen;
+    c.save_state()
+}
+
+/// Host PIDs of the container's processes: those in its PID namespace.
+fn pids(c: &Container) -> Vec<u32> {
+    let Ok(ns) = std::fs::read_link(format!("/proc/{}/ns/pid", c.state.pid)) else {
+        return Vec::new();
+    };
+    let mut out: Vec<u32> = std::fs::read_dir("/proc")
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|p| std::fs::read_link(format!("/proc/{p}/ns/pid")).is_ok_and(|l| l == ns))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort_unstable();
+    out
+}
+
+/// `top`: the container's processes as `ps -f` shows them (host PIDs, as Docker does).
+pub fn top(c: &Container) -> Result<String> {
+    if !c.is_running() {
+        state!("Container {} is not running", c.config.id);
+    }
+    let list: Vec<String> = pids(c).iter().map(u32::to_string).collect();
+    let out = std::process::Command::new("ps")
+        .args(["-f", "-p", &list.join(",")])
+        .output()
+        .ctx(|| "run ps (Debian package procps)".into())?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `port CONTAINER [PORT[/PROTO]]`: the published ports, or those of one container port.
+pub fn port(c: &Container, which: Option<&str>) -> Result<Vec<PortBinding>> {
+    let want = which.map(|w| {
+        let (p, proto) = w.split_once('/').unwrap_or((w, "tcp"));
+        (p.to_string(), proto.to_string())
+    });
+    let ports: Vec<PortBinding> = c
+        .state
+        .ports
+        .iter()
+        .filter(|p| {
+            want.as_ref().is_none_or(|(port, proto)| {
+                *port == p.container_port.to_string() && p.protocol.as_str() == proto
+            })
+        })
+        .copied()
+        .collect();
+    if let (Some(w), true) = (which, ports.is_empty()) {
+        state!("No public port '{w}' published for {}", c.config.name);
+    }
+    Ok(ports)
+}
+
+/// `rename OLD NEW`: a running container answers DNS by its new name at once.
+pub fn rename(engine: &Engine, c: &Container, new: &str) -> Result<()> {
+    crate::ids::check_name(Kind::Container, new)?;
+    let _store = engine.containers.lock()?;
+    crate::container::check_name_free(&engine.containers.all()?, new)?;
+    let _lock = engine.containers.lock_one(c)?;
+    let mut c = c.clone();
+    c.reload()?;
+    c.config.name = new.to_string();
+    c.save_config()?;
+    for ep in &c.state.endpoints {
+        rename_record(engine, &c, &ep.network, &ep.ifname, new)?;
+    }
+    Ok(())
+}
+
+/// Rewrites the DNS record of one attachment with the new name and tells the server.
+fn rename_record(
+    engine: &Engine,
+    c: &Container,
+    network: &str,
+    ifname: &str,
+    new: &str,
+) -> Result<()> {
+    use netctl_dnsrecords::{DnsPaths, Record};
+    let net = engine.networks()?.find(network)?;
+    let run_dir = net.plugin_run_dir("netctl-dns");
+    let paths = DnsPaths::new(&run_dir);
+    let path = paths.record_path(network, &c.config.id, ifname);
+    let Some(mut record): Option<Record> = DnsPaths::read(&path)? else {
+        return Ok(());
+    };
+    record.name = Some(new.to_string());
+    paths.write(&record)?;
+    paths.notify(&path)?;
+    Ok(())
+}
+
+/// `wait`: blocks until the container stops; its exit code.
+pub fn wait(c: &Container) -> Result<i32> {
+    while c.is_running()
+        && !crate::lifecycle::wait_gone(c.state.monitor_pid, Duration::from_secs(3600))
+    {}
+    let mut c = c.clone();
+    while pid_alive(c.state.monitor_pid) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    c.reload()?;
+    Ok(c.state.exit_code)
+}

@@ -1,0 +1,617 @@
+//! The network store: one CNI conflist per network under `<root>/networks`, usable by any CNI
+//! runtime, with netctl's own facts (ID, creation time, driver, options, labels) under the
+//! conflist's `netctl` key, which CNI clients ignore. Conflists netctl did not write work
+//! too. A network's state on the host (its bridge, rules, addresses, records) belongs to its
+//! plugins: `network rm` asks them to take it away (CNI GC with netctl's
+//! [`netctl_cni::types::REMOVE_NETWORK`] extension), and never touches it itself.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use netctl_cni::{fsutil, NetConfList, StateDir};
+use netctl_ipam::{IpamConfig, RangeConfig};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::clock::now_rfc3339;
+use crate::error::{conflict, invalid, Context, Error, Kind, Result};
+use crate::ids::{derived_id, random_id, short_id};
+use crate::Engine;
+
+/// The predefined networks, always present.
+pub const PREDEFINED: [&str; 3] = ["bridge", "host", "none"];
+/// The default bridge network's device and subnet.
+pub const DEFAULT_BRIDGE: (&str, &str) = ("netctl0", "172.17.0.0/16");
+
+/// A network driver `network create` makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Driver {
+    /// A Linux bridge (netctl-bridge).
+    #[default]
+    Bridge,
+    /// macvlan children of a parent link (netctl-macvlan).
+    Macvlan,
+}
+
+/// netctl's facts about a network (the conflist's `netctl` key).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkMeta {
+    /// 64 hex.
+    #[serde(default)]
+    pub id: String,
+    /// RFC 3339.
+    #[serde(default)]
+    pub created: String,
+    /// Docker's driver name.
+    #[serde(default)]
+    pub driver: Option<String>,
+    /// Docker's `--internal`.
+    #[serde(default)]
+    pub internal: bool,
+    /// `--ipv6`.
+    #[serde(default, rename = "enableIPv6")]
+    pub enable_ipv6: bool,
+    /// `-o K=V`.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    /// `--label K=V`.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// What netctl reads of a plugin's configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PluginHead {
+    /// The plugin type.
+    #[serde(rename = "type", default)]
+    pub plugin_type: String,
+    /// A bridge plugin's bridge.
+    #[serde(default)]
+    pub bridge: Option<String>,
+    /// Where the plugin keeps runtime state.
+    #[serde(default)]
+    pub run_dir: Option<StateDir>,
+    /// Its IPAM section.
+    #[serde(default)]
+    pub ipam: Option<IpamConfig>,
+}
+
+/// One network as the store knows it.
+#[derive(Debug, Clone)]
+pub struct Network {
+    /// Its name.
+    pub name: String,
+    /// 64 hex characters (derived from the name for conflists netctl did not write).
+    pub id: String,
+    /// netctl's facts about it.
+    pub meta: NetworkMeta,
+    /// The conflist.
+    pub list: NetConfList,
+    /// What netctl reads of each plugin, in order (an unreadable one is left default).
+    pub plugins: Vec<PluginHead>,
+}
+
+impl Network {
+    fn from_list(list: NetConfList) -> Self {
+        let meta: NetworkMeta = list
+            .extra
+            .get("netctl")
+            .and_then(|m| serde_json::from_value(m.clone()).ok())
+            .unwrap_or_default();
+        let plugins = list
+            .plugins
+            .iter()
+            .map(|p| serde_json::from_value(Value::Object(p.clone())).unwrap_or_default())
+            .collect();
+        let id = if meta.id.is_empty() {
+            derived_id(&list.name)
+        } else {
+            meta.id.clone()
+        };
+        Network {
+            name: list.name.clone(),
+            id,
+            meta,
+            list,
+            plugins,
+        }
+    }
+
+    /// The first 12 characters of its ID.
+    pub fn short_id(&self) -> &str {
+        short_id(&self.id)
+    }
+
+    /// Docker's driver name: bridge, macvlan, host, null, or the first plugin's type.
+    pub fn driver(&self) -> String {
+        if let Some(d) = &self.meta.driver {
+            return d.clone();
+        }
+        let ty = self.plugins.first().map_or("", |p| p.plugin_type.as_str());
+        match ty.trim_start_matches("netctl-") {
+            "none" => "null".into(),
+            other => other.into(),
+        }
+    }
+
+    /// The first plugin's IPAM section, if any.
+    pub fn ipam(&self) -> Option<&IpamConfig> {
+        self.plugins.first().and_then(|p| p.ipam.as_ref())
+    }
+
+    /// Its subnets, from the IPAM section.
+    pub fn subnets(&self) -> Vec<IpNet> {
+        self.ipam()
+            .and_then(|c| c.range_sets().ok())
+            .map(|sets| {
+                sets.iter()
+                    .flat_map(|s| s.ranges().iter().map(|r| r.subnet()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The bridge device, for bridge networks.
+    pub fn bridge(&self) -> Option<&str> {
+        (self.driver() == "bridge")
+            .then(|| self.plugins.first()?.bridge.as_deref())
+            .flatten()
+    }
+
+    /// Where the plugin of type `plugin_type` keeps runtime state: its `runDir` setting,
+    /// else the plugins' default.
+    pub fn plugin_run_dir(&self, plugin_type: &str) -> PathBuf {
+        let dir = self
+            .plugins
+            .iter()
+            .find(|p| p.plugin_type == plugin_type)
+            .and_then(|p| p.run_dir.clone());
+        StateDir::or_default(&dir, netctl_net::DEFAULT_RUN_DIR)
+    }
+}
+
+/// The networks under a root folder.
+pub struct NetworkStore {
+    dir: PathBuf,
+}
+
+impl Engine {
+    /// The network store, with the predefined networks written if missing.
+    pub fn networks(&self) -> Result<NetworkStore> {
+        NetworkStore::open(&self.root, &self.run_dir)
+    }
+}
+
+impl NetworkStore {
+    /// The store under `root`, with the predefined networks written if missing (their
+    /// plugins keep state under `root` and `run_dir`).
+    pub fn open(root: &Path, run_dir: &Path) -> Result<Self> {
+        let dir = root.join("networks");
+        std::fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
+        let store = NetworkStore { dir };
+        for name in PREDEFINED {
+            if !store.path(name).exists() {
+                store.write(&predefined(name, &random_id()?, &Dirs::of(root, run_dir)))?;
+            }
+        }
+        Ok(store)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.conflist"))
+    }
+
+    /// Writes a network's conflist atomically.
+    pub fn write(&self, list: &NetConfList) -> Result<()> {
+        let path = self.path(&list.name);
+        let bytes = serde_json::to_vec_pretty(list).ctx(|| format!("encode {}", path.display()))?;
+        fsutil::write_atomic(&path, &bytes).ctx(|| format!("write {}", path.display()))
+    }
+
+    /// Every network, predefined first, then by name (unreadable conflists are skipped).
+    pub fn all(&self) -> Result<Vec<Network>> {
+        let mut out = Vec::new();
+        let list = || format!("list {}", self.dir.display());
+        for entry in std::fs::read_dir(&self.dir).ctx(list)? {
+            let path = entry.ctx(list)?.path();
+            if path.extension().is_none_or(|e| e != "conflist") {
+                continue;
+            }
+            let bytes = std::fs::read(&path).ctx(|| format!("read {}", path.display()))?;
+            if let Ok(l) = NetConfList::from_slice(&bytes) {
+                out.push(Network::from_list(l));
+            }
+        }
+        out.sort_by_key(|n| (!PREDEFINED.contains(&n.name.as_str()), n.name.clone()));
+        Ok(out)
+    }
+
+    /// The network named `key`, or whose ID is or starts with `key` (a unique prefix).
+    pub fn find(&self, key: &str) -> Result<Network> {
+        crate::ids::resolve(Kind::Network, key, self.all()?, 1, |n| {
+            (n.name.as_str(), n.id.as_str())
+        })
+    }
+
+    /// Removes a network: refused for the predefined ones and while containers are
+    /// attached; its plugins take away its state on the host, then its conflist goes.
+    pub fn remove(&self, engine: &Engine, n: &Network) -> Result<()> {
+        if PREDEFINED.contains(&n.name.as_str()) {
+            conflict!("{} is a pre-defined network and cannot be removed", n.name);
+        }
+        let attached = crate::view::network_endpoints(engine, n);
+        if !attached.is_empty() {
+            conflict!(
+                "error while removing network: network {} id {} has active endpoints ({} containers)",
+                n.name,
+                n.id,
+                attached.len()
+            );
+        }
+        engine
+            .cni
+            .remove_network(&n.list)
+            .map_err(|source| Error::Cni {
+                network: n.name.clone(),
+                source,
+            })?;
+        let path = self.path(&n.name);
+        fsutil::remove_if_exists(&path).ctx(|| format!("remove {}", path.display()))
+    }
+}
+
+/// Where a network's plugins keep state: under the engine's root and run directory, so
+/// `--root`/`--run-dir` move them with everything else.
+struct Dirs {
+    data: Value,
+    run: Value,
+}
+
+impl Dirs {
+    fn of(root: &Path, run_dir: &Path) -> Self {
+        Dirs {
+            data: json!(root.join("ipam")),
+            run: json!(run_dir),
+        }
+    }
+}
+
+fn bridge_plugin(bridge: &str, internal: bool, ipam: Value, dirs: &Dirs) -> Value {
+    json!({
+        "type": "netctl-bridge", "bridge": bridge, "isGateway": true,
+        "isDefaultGateway": !internal, "ipMasq": !internal, "hairpinMode": true, "internal": internal,
+        "runDir": dirs.run, "capabilities": {"portMappings": true, "ips": true, "mac": true},
+        "ipam": ipam
+    })
+}
+
+fn conflist(value: Value) -> Result<NetConfList> {
+    let bytes = serde_json::to_vec(&value).ctx(|| "encode the conflist".into())?;
+    NetConfList::from_slice(&bytes).map_err(|source| Error::Cni {
+        network: value["name"].as_str().unwrap_or_default().to_string(),
+        source,
+    })
+}
+
+/// The conflist of a predefined network.
+fn predefined(name: &str, id: &str, dirs: &Dirs) -> NetConfList {
+    let meta = NetworkMeta {
+        id: id.into(),
+        created: now_rfc3339(),
+        driver: Some(if name == "none" { "null" } else { name }.into()),
+        ..NetworkMeta::default()
+    };
+    let plugins = match name {
+        "bridge" => vec![bridge_plugin(
+            DEFAULT_BRIDGE.0,
+            false,
+            json!({"type": "netctl-ipam", "subnet": DEFAULT_BRIDGE.1, "allocation": "lowest", "dataDir": dirs.data}),
+            dirs,
+        )],
+        "host" => vec![json!({"type": "netctl-host", "runDir": dirs.run})],
+        _ => vec![json!({"type": "netctl-none"})],
+    };
+    let value = json!({"cniVersion": "1.0.0", "cniVersions": ["1.0.0", "1.1.0"], "name": name,
+        "netctl": meta, "plugins": plugins});
+    // A fixed shape of known-good values: it always parses.
+    conflist(value).unwrap_or_else(|_| NetConfList {
+        cni_version: "1.0.0".into(),
+        cni_versions: Vec::new(),
+        name: name.into(),
+        disable_check: false,
+        disable_gc: false,
+        plugins: Vec::new(),
+        extra: serde_json::Map::new(),
+    })
+}
+
+/// What `network create` was asked for.
+#[derive(Debug, Default)]
+pub struct CreateRequest {
+    /// The name.
+    pub name: String,
+    /// Bridge or macvlan.
+    pub driver: Driver,
+    /// `--subnet`, several allowed.
+    pub subnets: Vec<IpNet>,
+    /// `--ip-range`.
+    pub ip_range: Option<IpNet>,
+    /// `--gateway`.
+    pub gateway: Option<IpAddr>,
+    /// `--ipv6`.
+    pub ipv6: bool,
+    /// `--internal`.
+    pub internal: bool,
+    /// `--label K=V`.
+    pub labels: BTreeMap<String, String>,
+    /// `-o K=V`.
+    pub options: BTreeMap<String, String>,
+}
+
+/// Parses a subnet or range: a CIDR without host bits.
+pub fn parse_subnet(s: &str) -> Result<IpNet> {
+    let net: IpNet = s.parse().map_err(|_| {
+        Error::Invalid(format!(
+            "invalid subnet {s:?}: expected a CIDR such as 172.20.0.0/16"
+        ))
+    })?;
+    if net.addr() != net.network() {
+        invalid!(
+            "invalid subnet {s}: it has host bits set; did you mean {}/{}?",
+            net.network(),
+            net.prefix_len()
+        );
+    }
+    Ok(net)
+}
+
+/// Address pools for networks created without `--subnet`: Docker's (172.17-31.0.0/16, then
+/// 192.168.0.0/16 in /20s), then any from `NETCTL_ADDRESS_POOLS` (`BASE/SIZE,...`, such as
+/// `10.10.0.0/16/24`). 172.17.0.0/16 belongs to the default `bridge` network.
+fn pools(v6: bool) -> Result<Vec<IpNet>> {
+    let net = |s: &str| {
+        s.parse::<IpNet>()
+            .map_err(|_| Error::Invalid(format!("bad pool {s}")))
+    };
+    if v6 {
+        let base = net("fd42:6e65:7463::/48")?;
+        return Ok(base
+            .subnets(64)
+            .map(|s| s.take(4096).collect())
+            .unwrap_or_default());
+    }
+    let mut out: Vec<IpNet> = (17..=31)
+        .filter_map(|b| format!("172.{b}.0.0/16").parse().ok())
+        .collect();
+    out.extend(net("192.168.0.0/16")?.subnets(20).into_iter().flatten());
+    if let Ok(extra) = std::env::var("NETCTL_ADDRESS_POOLS") {
+        for spec in extra.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let Some((base, size)) = spec.rsplit_once('/') else {
+                invalid!("NETCTL_ADDRESS_POOLS entries are BASE/SIZE, such as 10.10.0.0/16/24");
+            };
+            let size: u8 = size
+                .parse()
+                .map_err(|_| Error::Invalid(format!("pool {spec}: bad size")))?;
+            let subnets = parse_subnet(base)?
+                .subnets(size)
+                .map_err(|_| Error::Invalid(format!("pool {spec}: size too small")))?;
+            out.extend(subnets);
+        }
+    }
+    Ok(out)
+}
+
+fn overlaps(a: &IpNet, b: &IpNet) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+/// The subnets already in use: other networks' and the host's routes.
+fn taken(store: &NetworkStore) -> Result<Vec<IpNet>> {
+    let mut out: Vec<IpNet> = store.all()?.iter().flat_map(Network::subnets).collect();
+    if let Ok(mut nl) = netctl_net::Netlink::new() {
+        out.extend(
+            nl.routes()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|r| r.dst.prefix_len() > 0)
+                .map(|r| r.dst),
+        );
+    }
+    Ok(out)
+}
+
+fn next_free(pool: &[IpNet], taken: &[IpNet], skip_default: bool) -> Option<IpNet> {
+    let default: Option<IpNet> = DEFAULT_BRIDGE.1.parse().ok();
+    pool.iter()
+        .filter(|n| !(skip_default && Some(**n) == default))
+        .find(|n| !taken.iter().any(|t| overlaps(n, t)))
+        .copied()
+}
+
+/// Checks the request and writes the network's conflist; returns the network.
+pub fn create(engine: &Engine, req: &CreateRequest) -> Result<Network> {
+    let store = engine.networks()?;
+    netctl_cni::validate::network_name(&req.name)
+        .map_err(|e| Error::Invalid(format!("invalid network name {:?}: {}", req.name, e.msg)))?;
+    let existing = store.all()?;
+    if existing.iter().any(|n| n.name == req.name) {
+        conflict!("network with name {} already exists", req.name);
+    }
+    if req.subnets.is_empty() && (req.ip_range.is_some() || req.gateway.is_some()) {
+        invalid!("--ip-range and --gateway need a --subnet to lie in");
+    }
+    for s in &req.subnets {
+        if let Some(t) = existing
+            .iter()
+            .find(|n| n.subnets().iter().any(|t| overlaps(s, t)))
+        {
+            let theirs: Vec<String> = t.subnets().iter().map(ToString::to_string).collect();
+            conflict!(
+                "subnet {s} overlaps with network {} ({})",
+                t.name,
+                theirs.join(", ")
+            );
+        }
+    }
+    let mut subnets = req.subnets.clone();
+    let taken = taken(&store)?;
+    if subnets.is_empty() {
+        subnets.push(next_free(&pools(false)?, &taken, true).ok_or_else(|| {
+            Error::Conflict(
+                "all address pools are in use: remove a network or set NETCTL_ADDRESS_POOLS".into(),
+            )
+        })?);
+    }
+    if req.ipv6 && !subnets.iter().any(|s| s.addr().is_ipv6()) {
+        subnets.push(next_free(&pools(true)?, &taken, false).ok_or_else(|| {
+            Error::Conflict("no free IPv6 subnet left in fd42:6e65:7463::/48".into())
+        })?);
+    }
+    let dirs = Dirs::of(&engine.root, &engine.run_dir);
+    let ipam =
+        json!({"type": "netctl-ipam", "ranges": range_sets(req, &subnets)?, "dataDir": dirs.data});
+    let id = random_id()?;
+    let driver_plugin = match req.driver {
+        Driver::Bridge => {
+            let bridge = req
+                .options
+                .get("com.docker.network.bridge.name")
+                .or_else(|| req.options.get("bridge"))
+                .cloned()
+                .unwrap_or_else(|| format!("br-{}", short_id(&id)));
+            netctl_cni::validate::ifname(&bridge)
+                .map_err(|e| Error::Invalid(format!("bridge name {bridge:?}: {}", e.msg)))?;
+            bridge_plugin(&bridge, req.internal, ipam, &dirs)
+        }
+        Driver::Macvlan => macvlan_plugin(req, ipam)?,
+    };
+    let meta = NetworkMeta {
+        id,
+        created: now_rfc3339(),
+        driver: Some(match req.driver {
+            Driver::Bridge => "bridge".into(),
+            Driver::Macvlan => "macvlan".into(),
+        }),
+        internal: req.internal,
+        enable_ipv6: req.ipv6,
+        options: req.options.clone(),
+        labels: req.labels.clone(),
+    };
+    let list = conflist(json!({
+        "cniVersion": "1.0.0",
+        "cniVersions": ["1.0.0", "1.1.0"],
+        "name": req.name,
+        "netctl": meta,
+        "plugins": [driver_plugin, {"type": "netctl-dns", "internal": req.internal, "runDir": dirs.run,
+                    "capabilities": {"aliases": true, "dns": true}}]
+    }))?;
+    store.write(&list)?;
+    store.find(&req.name)
+}
+
+fn macvlan_plugin(req: &CreateRequest, ipam: Value) -> Result<Value> {
+    let mode = req
+        .options
+        .get("macvlan_mode")
+        .map_or("bridge", String::as_str);
+    if !["bridge", "vepa", "private", "passthru"].contains(&mode) {
+        invalid!("macvlan_mode {mode:?}: use bridge, vepa, private or passthru");
+    }
+    let mut p = json!({"type": "netctl-macvlan", "mode": mode, "capabilities": {"ips": true, "mac": true}, "ipam": ipam});
+    if let Some(parent) = req.options.get("parent") {
+        p["master"] = json!(parent);
+    }
+    Ok(p)
+}
+
+/// One range set per subnet, with `--ip-range` and `--gateway` on the subnet they lie in,
+/// checked by the allocator's own rules.
+fn range_sets(req: &CreateRequest, subnets: &[IpNet]) -> Result<Vec<Vec<RangeConfig>>> {
+    if let Some(r) = req
+        .ip_range
+        .filter(|r| !subnets.iter().any(|s| s.contains(r)))
+    {
+        invalid!("--ip-range {r} is not inside any --subnet");
+    }
+    if let Some(g) = req
+        .gateway
+        .filter(|g| !subnets.iter().any(|s| s.contains(g)))
+    {
+        invalid!("--gateway {g} is not inside any --subnet");
+    }
+    let mut sets = Vec::new();
+    for s in subnets {
+        let cfg = RangeConfig {
+            subnet: s.to_string(),
+            ip_range: req
+                .ip_range
+                .filter(|r| s.contains(r))
+                .map(|r| r.to_string()),
+            gateway: req.gateway.filter(|g| s.contains(g)),
+            ..Default::default()
+        };
+        netctl_ipam::Range::new(&cfg).map_err(|e| {
+            Error::Invalid(e.to_string().replace("invalid IPAM configuration: ", ""))
+        })?;
+        sets.push(vec![cfg]);
+    }
+    Ok(sets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_free_subnet_skips_the_default_bridge_and_what_is_taken() {
+        let pool = pools(false).unwrap();
+        let taken: Vec<IpNet> = vec![
+            "172.18.0.0/16".parse().unwrap(),
+            "172.19.5.0/24".parse().unwrap(),
+        ];
+        assert_eq!(
+            next_free(&pool, &taken, true).unwrap().to_string(),
+            "172.20.0.0/16"
+        );
+        assert_eq!(pool[15].to_string(), "192.168.0.0/20");
+        assert_eq!(pool[16].to_string(), "192.168.16.0/20");
+    }
+
+    #[test]
+    fn subnets_with_host_bits_say_what_was_meant() {
+        let e = parse_subnet("10.1.2.3/16").unwrap_err().to_string();
+        assert!(e.contains("did you mean 10.1.0.0/16?"), "{e}");
+        assert!(parse_subnet("10.1.0.0/16").is_ok() && parse_subnet("x").is_err());
+    }
+
+    #[test]
+    fn a_hand_written_conflist_with_a_short_id_reads_without_panicking() {
+        let list = NetConfList::from_slice(
+            br#"{"cniVersion": "1.0.0", "name": "hand", "netctl": {"id": "abc"},
+                 "plugins": [{"type": "netctl-bridge", "bridge": "br-hand",
+                              "ipam": {"type": "netctl-ipam", "subnet": "10.9.0.0/24"}}]}"#,
+        )
+        .unwrap();
+        let n = Network::from_list(list);
+        assert_eq!((n.short_id(), n.driver().as_str()), ("abc", "bridge"));
+        assert_eq!(n.subnets(), vec!["10.9.0.0/24".parse::<IpNet>().unwrap()]);
+        assert_eq!(n.bridge(), Some("br-hand"));
+    }
+
+    #[test]
+    fn predefined_networks_keep_their_state_under_the_engines_folders() {
+        let list = predefined(
+            "bridge",
+            "0",
+            &Dirs::of(Path::new("/r"), Path::new("/run/x")),
+        );
+        let n = Network::from_list(list);
+        assert_eq!(n.plugin_run_dir("netctl-bridge"), PathBuf::from("/run/x"));
+        assert_eq!(n.ipam().unwrap().data_dir(), PathBuf::from("/r/ipam"));
+        assert_eq!(n.meta.driver.as_deref(), Some("bridge"));
+    }
+}

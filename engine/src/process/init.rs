@@ -1,0 +1,500 @@
+//! The container's process, in two stages so that the container's first process is PID 1 of
+//! its own PID namespace while the monitor stays in the host's namespaces:
+//!
+//! 1. [`stage1`] unshares mount, UTS, IPC and PID namespaces, joins the network namespace,
+//!    mounts the overlay root, /dev, /sys, the /etc files and the user's mounts, and starts
+//!    stage 2; it reports [`Report::Started`] with stage 2's host PID and waits, exiting
+//!    with stage 2's status.
+//! 2. [`stage2`] (PID 1) mounts /proc with the usual masks, pivots into the root, drops to
+//!    Docker's default capabilities with no_new_privs and execs the command.
+//!
+//! Both report on their stderr, which is the monitor's status pipe: [`Report::Failed`] on
+//! failure; end of file (stage 2's copy closes on exec) means the command runs.
+
+use std::fs::{self, File, OpenOptions};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::CloneFlags;
+use serde::{Deserialize, Serialize};
+
+use super::{Failure, Report};
+use crate::error::{Context, Error, Result};
+use crate::rootfs::{fd_path, Links, Rootfs, Want};
+
+/// Everything the two stages need, written by the monitor as `<container>/init.json`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct InitSpec {
+    /// Mount point of the container's root.
+    pub rootfs: PathBuf,
+    /// Image layers, top first.
+    pub lower: Vec<PathBuf>,
+    /// The container's writable layer and overlay work folder.
+    pub upper: PathBuf,
+    /// overlayfs work folder.
+    pub work: PathBuf,
+    /// Network namespace to join; none for the host's.
+    pub netns: Option<PathBuf>,
+    /// Hostname to set; none keeps the host's (`--net host`).
+    pub hostname: Option<String>,
+    /// Folder with `hosts`, `hostname`, `resolv.conf` for /etc.
+    pub etc: PathBuf,
+    /// What stage 2 opens as the command's stderr.
+    pub stderr: PathBuf,
+    /// Program and arguments.
+    pub command: Vec<String>,
+    /// KEY=VALUE.
+    pub env: Vec<String>,
+    /// Working directory (made when missing, as Docker does).
+    pub workdir: String,
+    /// Whether stdin is a terminal to make the controlling one.
+    pub tty: bool,
+    /// With `tty`: where to send the master of the terminal made in the container.
+    pub console_socket: Option<PathBuf>,
+    /// With `tty`: its size (rows, columns), set before the command runs.
+    #[serde(default)]
+    pub tty_size: Option<(u16, u16)>,
+    /// Bind mounts, volumes and tmpfs, in order.
+    #[serde(default)]
+    pub mounts: Vec<Mount>,
+}
+
+/// One user mount as stage 1 makes it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Mount {
+    /// Host path to bind; none for a tmpfs.
+    pub source: Option<PathBuf>,
+    /// Absolute path in the container.
+    pub target: String,
+    /// Read-only.
+    pub readonly: bool,
+    /// An empty volume: fill it with what the image has at `target` first.
+    pub copy_up: bool,
+}
+
+/// Docker's default capabilities but CAP_MKNOD: Docker lets a container make device nodes
+/// because its device cgroup then refuses to open any but the usual few; netctl has no
+/// device cgroup (joining one costs an RCU grace period, ~10 ms, on every start), so a
+/// container that could mknod could open the host's disks.
+fn default_caps() -> rustix::thread::CapabilitySet {
+    use rustix::thread::CapabilitySet as C;
+    C::CHOWN
+        | C::DAC_OVERRIDE
+        | C::FSETID
+        | C::FOWNER
+        | C::NET_RAW
+        | C::SETGID
+        | C::SETUID
+        | C::SETFCAP
+        | C::SETPCAP
+        | C::NET_BIND_SERVICE
+        | C::SYS_CHROOT
+        | C::KILL
+        | C::AUDIT_WRITE
+}
+
+fn read_spec(path: &Path) -> Result<InitSpec> {
+    let bytes = fs::read(path).ctx(|| format!("read {}", path.display()))?;
+    serde_json::from_slice(&bytes).ctx(|| format!("parse {}", path.display()))
+}
+
+/// Our stderr as a close-on-exec file: the status pipe.
+fn status_channel() -> Result<File> {
+    let fd = std::io::stderr().as_fd().try_clone_to_owned();
+    Ok(File::from(fd.ctx(|| "open the status pipe".into())?))
+}
+
+/// Stage 1; returns the exit code.
+pub fn stage1(spec_path: &Path) -> i32 {
+    let mut status = match status_channel() {
+        Ok(s) => s,
+        Err(_) => return 127,
+    };
+    let child = read_spec(spec_path).and_then(|spec| {
+        prepare(&spec)?;
+        Command::new("/proc/self/exe")
+            .args(super::Internal::Init2(spec_path.to_path_buf()).args())
+            .spawn()
+            .ctx(|| "start the container's first process".into())
+    });
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            Report::Failed(Failure::from(&e)).send(&mut status);
+            return 127;
+        }
+    };
+    Report::Started { pid: child.id() }.send(&mut status);
+    drop(status);
+    if let Ok(null) = File::open("/dev/null") {
+        let _ = rustix::stdio::dup2_stderr(&null);
+    }
+    match child.wait() {
+        Ok(s) => s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)),
+        Err(_) => 127,
+    }
+}
+
+/// Namespaces and mounts, all but /proc (which must be mounted from inside the new PID
+/// namespace). Every target inside the container is resolved inside its root.
+fn prepare(spec: &InitSpec) -> Result<()> {
+    nix::sched::unshare(
+        CloneFlags::CLONE_NEWNS
+            | CloneFlags::CLONE_NEWUTS
+            | CloneFlags::CLONE_NEWIPC
+            | CloneFlags::CLONE_NEWPID,
+    )
+    .ctx(|| "unshare namespaces".into())?;
+    if let Some(ns) = &spec.netns {
+        let f = File::open(ns).ctx(|| format!("open {}", ns.display()))?;
+        nix::sched::setns(f, CloneFlags::CLONE_NEWNET).ctx(|| format!("join {}", ns.display()))?;
+    }
+    if let Some(h) = &spec.hostname {
+        nix::unistd::sethostname(h).ctx(|| "set the hostname".into())?;
+    }
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .ctx(|| "make the container's mounts private".into())?;
+    mount_root(spec)?;
+    let root = Rootfs::open(&spec.rootfs).ctx(|| "open the container's root".into())?;
+    mount_dev(&root)?;
+    let sys = root.resolve("/sys", Want::Dir, Links::Refuse)?;
+    let ro = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mnt(Some("sysfs"), &sys, "/sys", Some("sysfs"), ro, None)?;
+    for name in ["hosts", "hostname", "resolv.conf"] {
+        let path = format!("/etc/{name}");
+        let target = root.resolve(&path, Want::File, Links::Follow)?;
+        let source = spec.etc.join(name);
+        mnt(Some(&source), &target, &path, None, MsFlags::MS_BIND, None)?;
+    }
+    for m in &spec.mounts {
+        user_mount(&root, m)?;
+    }
+    Ok(())
+}
+
+fn user_mount(root: &Rootfs, m: &Mount) -> Result<()> {
+    let Some(source) = &m.source else {
+        let target = root.resolve(&m.target, Want::Dir, Links::Follow)?;
+        let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+        return mnt(
+            Some("tmpfs"),
+            &target,
+            &m.target,
+            Some("tmpfs"),
+            flags,
+            Some("mode=1777"),
+        );
+    };
+    let want = if source.is_dir() {
+        Want::Dir
+    } else {
+        Want::File
+    };
+    let target = root.resolve(&m.target, want, Links::Follow)?;
+    if m.copy_up && want == Want::Dir {
+        let from = crate::rootfs::reopen_dir(&target)?;
+        let to = rustix::fs::openat(
+            rustix::fs::CWD,
+            source,
+            rustix::fs::OFlags::RDONLY
+                | rustix::fs::OFlags::DIRECTORY
+                | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .ctx(|| format!("open {}", source.display()))?;
+        crate::volume::copy_up(&from, &to)
+            .ctx(|| format!("copy the image's {} into its volume", m.target))?;
+    }
+    let rec = MsFlags::MS_BIND | MsFlags::MS_REC;
+    mnt(Some(source), &target, &m.target, None, rec, None)?;
+    if m.readonly {
+        // The descriptor names the folder under the new mount: look the mount itself up.
+        let mounted = root.resolve(&m.target, want, Links::Follow)?;
+        let ro = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+        mnt(None::<&str>, &mounted, &m.target, None, ro, None)?;
+    }
+    Ok(())
+}
+
+/// mount(2) onto what `target` (a descriptor from [`Rootfs::resolve`]) names; `shown` is the
+/// path in the container, for the error.
+fn mnt<P: AsRef<Path> + ?Sized>(
+    source: Option<&P>,
+    target: &OwnedFd,
+    shown: &str,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<()> {
+    mount(
+        source.map(|s| s.as_ref()),
+        &fd_path(target),
+        fstype,
+        flags,
+        data,
+    )
+    .ctx(|| format!("mount {} on {shown}", fstype.unwrap_or("bind")))
+}
+
+fn mount_root(spec: &InitSpec) -> Result<()> {
+    let lower: Vec<String> = spec.lower.iter().map(|p| p.display().to_string()).collect();
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.join(":"),
+        spec.upper.display(),
+        spec.work.display()
+    );
+    // nodev: a device node an image ships (a layer may hold one) opens nothing.
+    mount(
+        Some("overlay"),
+        &spec.rootfs,
+        Some("overlay"),
+        MsFlags::MS_NODEV,
+        Some(data.as_str()),
+    )
+    .ctx(|| "mount the container's root (overlay)".into())
+}
+
+/// A minimal /dev: the usual character devices, /dev/pts (its own instance), /dev/shm,
+/// /dev/mqueue and the /proc/self/fd links; everything below the fresh tmpfs is made
+/// relative to a descriptor of it.
+fn mount_dev(root: &Rootfs) -> Result<()> {
+    use rustix::fs::{chmodat, makedev, mkdirat, mknodat, symlinkat, AtFlags, FileType, Mode};
+    let dev = root.resolve("/dev", Want::Dir, Links::Refuse)?;
+    mnt(
+        Some("tmpfs"),
+        &dev,
+        "/dev",
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+        Some("mode=755,size=65536k"),
+    )?;
+    let dev = crate::rootfs::reopen_dir(&root.resolve("/dev", Want::Dir, Links::Refuse)?)?;
+    for (name, major, minor) in [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ] {
+        let mode = Mode::from_raw_mode(0o666);
+        mknodat(
+            &dev,
+            name,
+            FileType::CharacterDevice,
+            mode,
+            makedev(major, minor),
+        )
+        .ctx(|| format!("make /dev/{name}"))?;
+        chmodat(&dev, name, mode, AtFlags::empty())
+            .ctx(|| format!("set the mode of /dev/{name}"))?;
+    }
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx"),
+        ("core", "/proc/kcore"),
+    ] {
+        symlinkat(target, &dev, name).ctx(|| format!("link /dev/{name}"))?;
+    }
+    let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
+    for (name, fstype, flags, data) in [
+        (
+            "pts",
+            "devpts",
+            nosuid,
+            "newinstance,ptmxmode=0666,mode=0620,gid=5",
+        ),
+        (
+            "shm",
+            "tmpfs",
+            nosuid | MsFlags::MS_NODEV,
+            "mode=1777,size=65536k",
+        ),
+        ("mqueue", "mqueue", nosuid | MsFlags::MS_NODEV, ""),
+    ] {
+        mkdirat(&dev, name, Mode::from_raw_mode(0o755)).ctx(|| format!("make /dev/{name}"))?;
+        let at = root.resolve(&format!("/dev/{name}"), Want::Dir, Links::Refuse)?;
+        let source = if fstype == "tmpfs" { "shm" } else { fstype };
+        let data = (!data.is_empty()).then_some(data);
+        mnt(
+            Some(source),
+            &at,
+            &format!("/dev/{name}"),
+            Some(fstype),
+            flags,
+            data,
+        )?;
+    }
+    Ok(())
+}
+
+/// Stage 2 (PID 1): only returns when something failed; the exit code.
+pub fn stage2(spec_path: &Path) -> i32 {
+    let Ok(mut status) = status_channel() else {
+        return 127;
+    };
+    let result = read_spec(spec_path).and_then(|spec| {
+        let err = OpenOptions::new()
+            .append(true)
+            .open(&spec.stderr)
+            .ctx(|| format!("open {}", spec.stderr.display()))?;
+        rustix::stdio::dup2_stderr(&err).ctx(|| "make it the container's stderr".into())?;
+        enter(&spec)?;
+        Ok(spec)
+    });
+    let e = match result {
+        Err(e) => e,
+        Ok(spec) => exec(&spec),
+    };
+    Report::Failed(Failure::from(&e)).send(&mut status);
+    match e {
+        Error::CommandNotRunnable { .. } => 126,
+        _ => 127,
+    }
+}
+
+fn enter(spec: &InitSpec) -> Result<()> {
+    let root = Rootfs::open(&spec.rootfs).ctx(|| "open the container's root".into())?;
+    let proc_dir = root.resolve("/proc", Want::Dir, Links::Refuse)?;
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
+    mnt(Some("proc"), &proc_dir, "/proc", Some("proc"), flags, None)?;
+    mask_proc(&root)?;
+    if let Some(sock) = &spec.console_socket {
+        let pts = root.resolve("/dev/pts", Want::Dir, Links::Refuse)?;
+        super::console::make_in_container(&fd_path(&pts), sock, spec.tty_size)?;
+    }
+    nix::unistd::chdir(&spec.rootfs).ctx(|| "enter the root".into())?;
+    nix::unistd::pivot_root(".", ".").ctx(|| "pivot_root".into())?;
+    umount2(".", MntFlags::MNT_DETACH).ctx(|| "detach the host's root".into())?;
+    nix::unistd::chdir("/").ctx(|| "enter the container's root".into())?;
+    if spec.tty {
+        nix::unistd::setsid().ctx(|| "start a session for the terminal".into())?;
+        rustix::process::ioctl_tiocsctty(std::io::stdin()).ctx(|| "take the terminal".into())?;
+    }
+    drop_privileges()?;
+    // From here on "/" is the container's root: the working directory resolves inside it.
+    let wd = if spec.workdir.is_empty() {
+        "/"
+    } else {
+        &spec.workdir
+    };
+    fs::create_dir_all(wd).ctx(|| format!("create the working directory {wd}"))?;
+    nix::unistd::chdir(wd).ctx(|| format!("enter the working directory {wd}"))?;
+    Ok(())
+}
+
+/// Docker's masked and read-only /proc and /sys paths (in the fresh /proc and /sys, which
+/// hold nothing an image made).
+fn mask_proc(root: &Rootfs) -> Result<()> {
+    let null = root.resolve("/dev/null", Want::File, Links::Refuse)?;
+    let found = |p: &str| root.find(p);
+    for p in [
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/latency_stats",
+        "/proc/timer_list",
+        "/proc/timer_stats",
+        "/proc/sched_debug",
+    ] {
+        if let Some((target, false)) = found(p)? {
+            mnt(
+                Some(&fd_path(&null)),
+                &target,
+                p,
+                None,
+                MsFlags::MS_BIND,
+                None,
+            )?;
+        }
+    }
+    for p in ["/proc/acpi", "/proc/scsi", "/sys/firmware"] {
+        if let Some((target, true)) = found(p)? {
+            mnt(
+                Some("tmpfs"),
+                &target,
+                p,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                None,
+            )?;
+        }
+    }
+    for p in [
+        "/proc/bus",
+        "/proc/fs",
+        "/proc/irq",
+        "/proc/sys",
+        "/proc/sysrq-trigger",
+    ] {
+        if let Some((target, _)) = found(p)? {
+            let rec = MsFlags::MS_BIND | MsFlags::MS_REC;
+            mnt(Some(&fd_path(&target)), &target, p, None, rec, None)?;
+            let (mounted, _) = found(p)?
+                .ok_or_else(|| Error::State(format!("{p} vanished while it was mounted")))?;
+            let ro = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+            mnt(None::<&str>, &mounted, p, None, ro, None)?;
+        }
+    }
+    Ok(())
+}
+
+/// Docker's default capability set and no_new_privs, for this process and what it execs.
+pub fn drop_privileges() -> Result<()> {
+    use rustix::thread::{self as t, CapabilitySet, CapabilitySets};
+    let keep = default_caps();
+    for cap in CapabilitySet::all().iter() {
+        if !keep.contains(cap) && t::capability_is_in_bounding_set(cap).unwrap_or(false) {
+            t::remove_capability_from_bounding_set(cap).ctx(|| "drop a capability".into())?;
+        }
+    }
+    t::set_capabilities(
+        None,
+        CapabilitySets {
+            effective: keep,
+            permitted: keep,
+            inheritable: CapabilitySet::empty(),
+        },
+    )
+    .ctx(|| "set capabilities".into())?;
+    t::set_no_new_privs(true).ctx(|| "set no_new_privs".into())?;
+    Ok(())
+}
+
+/// Replaces this process with the command; returns why it could not.
+fn exec(spec: &InitSpec) -> Error {
+    let Some((prog, args)) = spec.command.split_first() else {
+        return Error::Invalid("no command specified".into());
+    };
+    let env = spec
+        .env
+        .iter()
+        .map(|kv| kv.split_once('=').unwrap_or((kv, "")));
+    // The command gets fds 0-2 only, whatever was opened or inherited since start.
+    netctl_cni::fsutil::cloexec_inherited();
+    let err = Command::new(prog).args(args).env_clear().envs(env).exec();
+    exec_error(prog, &err)
+}
+
+/// What a failed exec of `prog` means: not found (127) or not runnable (126).
+pub fn exec_error(prog: &str, err: &std::io::Error) -> Error {
+    match err.kind() {
+        std::io::ErrorKind::NotFound => Error::CommandNotFound(prog.to_string()),
+        _ => Error::CommandNotRunnable {
+            command: prog.to_string(),
+            reason: err.to_string(),
+        },
+    }
+}

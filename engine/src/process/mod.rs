@@ -1,0 +1,243 @@
+//! The engine's own processes: the monitor of a running container and the two stages of its
+//! init. The engine starts them by executing the binary it is linked into (the running
+//! executable) with the arguments of an [`Internal`] command; that binary hands its
+//! arguments to [`run_internal`] before anything else. They report to whoever started
+//! them with typed [`Report`]s, one JSON line each, on their stderr pipe.
+
+pub mod attach;
+pub mod cgroup;
+pub mod console;
+pub mod exec;
+pub mod init;
+pub mod monitor;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+/// An internal command: what the engine starts the running binary with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Internal {
+    /// Monitor container `id` of the engine at `root`/`run_dir`; with `attach`, keep its
+    /// output for the first client (an attached run); `tty_size` for a `-t` container.
+    Monitor {
+        /// Persistent state.
+        root: PathBuf,
+        /// Runtime state.
+        run_dir: PathBuf,
+        /// The container's full ID.
+        id: String,
+        /// Keep the output for the client that attaches next.
+        attach: bool,
+        /// Rows and columns of the attaching terminal.
+        tty_size: Option<(u16, u16)>,
+    },
+    /// Stage 1 of a container's process, from its init spec.
+    Init(PathBuf),
+    /// Stage 2 (PID 1 of the container), from its init spec.
+    Init2(PathBuf),
+}
+
+const MONITOR: &str = "__netctl-monitor";
+const INIT: &str = "__netctl-init";
+const INIT2: &str = "__netctl-init2";
+
+impl Internal {
+    /// The arguments (after the program name) that start this command.
+    pub fn args(&self) -> Vec<std::ffi::OsString> {
+        match self {
+            Internal::Monitor {
+                root,
+                run_dir,
+                id,
+                attach,
+                tty_size,
+            } => {
+                let tty = tty_size.map_or_else(String::new, |(r, c)| format!("{r},{c}"));
+                vec![
+                    MONITOR.into(),
+                    root.into(),
+                    run_dir.into(),
+                    id.into(),
+                    if *attach { "attach" } else { "" }.into(),
+                    tty.into(),
+                ]
+            }
+            Internal::Init(spec) => vec![INIT.into(), spec.into()],
+            Internal::Init2(spec) => vec![INIT2.into(), spec.into()],
+        }
+    }
+
+    /// The internal command these arguments (after the program name) start, if any.
+    pub fn parse(args: &[String]) -> Option<Internal> {
+        match args {
+            [m, root, run_dir, id, attach, tty] if m == MONITOR => Some(Internal::Monitor {
+                root: root.into(),
+                run_dir: run_dir.into(),
+                id: id.clone(),
+                attach: attach == "attach",
+                tty_size: tty
+                    .split_once(',')
+                    .and_then(|(r, c)| Some((r.parse().ok()?, c.parse().ok()?))),
+            }),
+            [i, spec] if i == INIT => Some(Internal::Init(spec.into())),
+            [i, spec] if i == INIT2 => Some(Internal::Init2(spec.into())),
+            _ => None,
+        }
+    }
+}
+
+/// Runs the internal command these arguments (with the program name) start, if they start
+/// one: then the process's exit status (for the monitor, the container's), else None.
+pub fn run_internal(args: &[String]) -> Option<i32> {
+    netctl_cni::fsutil::cloexec_inherited();
+    Some(match Internal::parse(args.get(1..)?)? {
+        Internal::Monitor {
+            root,
+            run_dir,
+            id,
+            attach,
+            tty_size,
+        } => monitor::run(&root, &run_dir, &id, attach, tty_size),
+        Internal::Init(spec) => init::stage1(&spec),
+        Internal::Init2(spec) => init::stage2(&spec),
+    })
+}
+
+/// Why a container could not be started, as it travels between processes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Failure {
+    /// The command does not exist.
+    CommandNotFound {
+        /// The command.
+        command: String,
+    },
+    /// The command cannot be run.
+    CommandNotRunnable {
+        /// The command.
+        command: String,
+        /// Why.
+        reason: String,
+    },
+    /// Anything else.
+    Other {
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl From<&Error> for Failure {
+    fn from(e: &Error) -> Self {
+        match e.root() {
+            Error::CommandNotFound(command) => Failure::CommandNotFound {
+                command: command.clone(),
+            },
+            Error::CommandNotRunnable { command, reason } => Failure::CommandNotRunnable {
+                command: command.clone(),
+                reason: reason.clone(),
+            },
+            _ => Failure::Other {
+                message: e.report(),
+            },
+        }
+    }
+}
+
+impl From<Failure> for Error {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::CommandNotFound { command } => Error::CommandNotFound(command),
+            Failure::CommandNotRunnable { command, reason } => {
+                Error::CommandNotRunnable { command, reason }
+            }
+            Failure::Other { message } => Error::State(message),
+        }
+    }
+}
+
+/// What one of the engine's processes tells whoever started it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "report", rename_all = "snake_case")]
+pub enum Report {
+    /// Init stage 1 started the container's first process, host PID `pid`.
+    Started {
+        /// Its PID.
+        pid: u32,
+    },
+    /// The monitor runs the container.
+    Running,
+    /// Starting failed; everything made was undone.
+    Failed(Failure),
+}
+
+impl Report {
+    /// Writes the report as one JSON line (best effort: the reader may be gone).
+    pub fn send(&self, to: &mut impl Write) {
+        if let Ok(mut line) = serde_json::to_vec(self) {
+            line.push(b'\n');
+            let _ = to.write_all(&line);
+        }
+    }
+}
+
+/// The reports on `from`, until end of file (lines that are not reports are skipped).
+pub fn reports(from: impl Read) -> impl Iterator<Item = Report> {
+    BufReader::new(from)
+        .lines()
+        .map_while(std::io::Result::ok)
+        .filter_map(|l| serde_json::from_str(&l).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_commands_round_trip_through_their_arguments() {
+        for c in [
+            Internal::Monitor {
+                root: "/r".into(),
+                run_dir: "/run".into(),
+                id: "ab".into(),
+                attach: true,
+                tty_size: Some((24, 80)),
+            },
+            Internal::Monitor {
+                root: "/r".into(),
+                run_dir: "/run".into(),
+                id: "ab".into(),
+                attach: false,
+                tty_size: None,
+            },
+            Internal::Init("/spec.json".into()),
+        ] {
+            let args: Vec<String> = c
+                .args()
+                .into_iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            assert_eq!(Internal::parse(&args), Some(c));
+        }
+        assert_eq!(Internal::parse(&["ps".into()]), None);
+    }
+
+    #[test]
+    fn failures_keep_their_kind_across_the_pipe() {
+        let mut buf = Vec::new();
+        Report::Started { pid: 7 }.send(&mut buf);
+        Report::Failed(Failure::from(
+            &Error::CommandNotFound("x".into()).context("start"),
+        ))
+        .send(&mut buf);
+        let got: Vec<Report> = reports(&buf[..]).collect();
+        assert_eq!(got[0], Report::Started { pid: 7 });
+        let Report::Failed(f) = &got[1] else {
+            panic!("{got:?}")
+        };
+        assert!(matches!(Error::from(f.clone()), Error::CommandNotFound(c) if c == "x"));
+    }
+}

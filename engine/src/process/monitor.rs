@@ -1,0 +1,579 @@
+//! The monitor: one process per running container ([`super::Internal::Monitor`]). It holds
+//! the published host ports, attaches the networks, starts the container's process, keeps
+//! its output in the json-file log, serves attach clients, and when the process ends
+//! records the exit code, detaches the networks and (for `--rm`) removes the container.
+//!
+//! It reports to whoever started it on its stderr pipe: [`Report::Running`] once the
+//! command runs, or [`Report::Failed`] after undoing everything it did. Its own diagnostics
+//! go to `monitor.log` in the container's folder.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use netctl_cni::types::Protocol;
+use serde::Serialize;
+
+use super::attach::Clients;
+use super::init::InitSpec;
+use super::{reports, Failure, Internal, Report};
+use crate::clock::now_rfc3339;
+use crate::container::{Container, NetMode, PortBinding, Status, StoreLock};
+use crate::error::{state, Context, Error, Result};
+use crate::image::ImageStore;
+use crate::volume::{MountKind, VolumeStore};
+use crate::Engine;
+
+/// What the container's process writes to, as the monitor sees it.
+enum Output {
+    /// stdout and stderr pipes (read ends).
+    Pipes(File, File),
+    /// The pseudo-terminal's master.
+    Tty(File),
+}
+
+/// The output as known before the container runs: a terminal arrives only once it does.
+enum Pending {
+    Ready(Output),
+    /// Where the container will send its terminal's master.
+    Console(UnixListener),
+}
+
+/// A started container.
+struct Running {
+    child: Child,
+    output: Output,
+    /// Keeps the published ports reserved.
+    _ports: Vec<OwnedFd>,
+    /// The `-i` stdin of a detached container, for attach clients.
+    stdin: Option<File>,
+}
+
+/// Where the monitor writes what it has to say (`monitor.log`).
+struct Diag(Option<File>);
+
+impl Diag {
+    fn note(&mut self, what: &str) {
+        if let Some(f) = self.0.as_mut() {
+            let _ = writeln!(f, "{} {what}", now_rfc3339());
+        }
+    }
+}
+
+/// Runs the monitor of container `id` until its process ends; the exit code is the
+/// container's.
+pub fn run(
+    root: &Path,
+    run_dir: &Path,
+    id: &str,
+    attach: bool,
+    tty_size: Option<(u16, u16)>,
+) -> i32 {
+    let Ok(mut status) = std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(File::from)
+    else {
+        return 125;
+    };
+    let opened = Engine::open(root, run_dir).and_then(|e| {
+        let c = e.containers.find(id)?;
+        Ok((e, c))
+    });
+    let (engine, mut c) = match opened {
+        Ok(x) => x,
+        Err(e) => {
+            Report::Failed(Failure::from(&e)).send(&mut status);
+            return 125;
+        }
+    };
+    let mut diag = Diag(
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(c.dir.join("monitor.log"))
+            .ok(),
+    );
+    if let Some(log) = &diag.0 {
+        let _ = rustix::stdio::dup2_stderr(log);
+    }
+    // Our own session: a Ctrl-C at the terminal of an attached CLI reaches the CLI (which
+    // passes it on to the container), never the monitor.
+    let _ = nix::unistd::setsid();
+    let mut running = match start(&engine, &mut c, tty_size, &mut diag) {
+        Ok(r) => r,
+        Err(e) => {
+            Report::Failed(Failure::from(&e)).send(&mut status);
+            return 125;
+        }
+    };
+    let clients = if attach {
+        Clients::holding()
+    } else {
+        Clients::default()
+    };
+    let socket = super::attach::socket_path(&engine, &c);
+    match super::attach::listen(&socket) {
+        Ok(listener) => serve_attach(listener, &clients, &mut running),
+        Err(e) => diag.note(&format!("attach socket: {}", e.report())),
+    }
+    Report::Running.send(&mut status);
+    drop(status);
+    let code = supervise(&c, running, &clients, &mut diag);
+    finish(&engine, &mut c, code, &mut diag);
+    clients.finish(code);
+    let _ = fs::remove_file(socket);
+    code
+}
+
+/// Serves attach clients: the container's output, and its stdin for `-i`.
+fn serve_attach(listener: UnixListener, clients: &Clients, r: &mut Running) {
+    use super::attach::Stdin;
+    let (stdin, terminal) = match &r.output {
+        Output::Pipes(..) => (r.stdin.take().map(|f| Stdin::new(f, true)), None),
+        Output::Tty(master) => (
+            master.try_clone().ok().map(|f| Stdin::new(f, false)),
+            master.try_clone().ok(),
+        ),
+    };
+    super::attach::serve(listener, clients.clone(), stdin, terminal);
+}
+
+fn start(
+    engine: &Engine,
+    c: &mut Container,
+    tty_size: Option<(u16, u16)>,
+    diag: &mut Diag,
+) -> Result<Running> {
+    let lock = engine.containers.lock_one(c)?;
+    c.reload()?;
+    if c.is_running() {
+        state!("container {} is already running", c.config.name);
+    }
+    let (ports, bound) = bind_ports(&c.config.ports)?;
+    c.state.ports = bound;
+    crate::netattach::setup(engine, c, &lock)?;
+    let spawned = crate::etc::write(engine, c).and_then(|()| spawn(engine, c, tty_size));
+    let spawned = match spawned {
+        Ok(s) => s,
+        Err(e) => {
+            undo_start(engine, c, &lock, &e, diag);
+            return Err(e);
+        }
+    };
+    c.state.status = Status::Running;
+    c.state.pid = spawned.pid;
+    c.state.monitor_pid = std::process::id();
+    c.state.started_at = now_rfc3339();
+    c.state.finished_at.clear();
+    c.state.error.clear();
+    c.state.exit_code = 0;
+    c.save_state()?;
+    drop(lock);
+    Ok(Running {
+        child: spawned.child,
+        output: spawned.output,
+        _ports: ports,
+        stdin: spawned.held_stdin,
+    })
+}
+
+/// Undoes a start that failed after its networks were attached, and records why.
+fn undo_start(engine: &Engine, c: &mut Container, lock: &StoreLock, e: &Error, diag: &mut Diag) {
+    for w in crate::netattach::teardown(engine, c, lock) {
+        diag.note(&format!("detach after a failed start: {}", w.report()));
+    }
+    if let Some(cg) = super::cgroup::Cgroup::of(&c.config.id) {
+        cg.remove();
+    }
+    let _ = fs::remove_file(console_path(engine, c));
+    c.state.ports.clear();
+    c.state.error = e.report();
+    if let Err(e) = c.save_state() {
+        diag.note(&format!("record the failed start: {}", e.report()));
+    }
+}
+
+/// Binds each published host port (choosing one from the ephemeral range for port 0) and
+/// keeps the sockets, so no other program or container can take them while this one runs.
+/// Without SO_REUSEADDR and never listening: a port anyone else holds is refused, and no
+/// connection is ever accepted here (the firewall sends them to the container).
+fn bind_ports(ports: &[PortBinding]) -> Result<(Vec<OwnedFd>, Vec<PortBinding>)> {
+    use rustix::net::{bind, getsockname, socket_with, AddressFamily, SocketFlags, SocketType};
+    let mut fds = Vec::new();
+    let mut bound = Vec::new();
+    for p in ports {
+        let ip = p.host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let family = if ip.is_ipv4() {
+            AddressFamily::INET
+        } else {
+            AddressFamily::INET6
+        };
+        let ty = match p.protocol {
+            Protocol::Udp => SocketType::DGRAM,
+            _ => SocketType::STREAM,
+        };
+        let fd = socket_with(family, ty, SocketFlags::CLOEXEC, None)
+            .ctx(|| format!("open a socket for port {}", p.host_port))?;
+        let addr = SocketAddr::new(ip, p.host_port);
+        if let Err(e) = bind(&fd, &addr) {
+            return Err(Error::Conflict(format!(
+                "driver failed programming external connectivity: Bind for {addr} failed: port is already allocated ({e})"
+            )));
+        }
+        let port = getsockname(&fd)
+            .ok()
+            .and_then(|a| SocketAddr::try_from(a).ok())
+            .map_or(p.host_port, |s| s.port());
+        bound.push(PortBinding {
+            host_port: port,
+            ..*p
+        });
+        fds.push(fd);
+    }
+    Ok((fds, bound))
+}
+
+/// The container's stdio as stage 1 gets it, and what the monitor keeps.
+struct Stdio3 {
+    stdin: Stdio,
+    stdout: Stdio,
+    /// What stage 2 opens as stderr.
+    stderr_path: PathBuf,
+    output: Pending,
+    /// The stderr pipe's write end, open until stage 2 has opened it by path.
+    keep: Option<OwnedFd>,
+    /// `-i` stdin of a detached container, held open.
+    held_stdin: Option<File>,
+}
+
+/// Where the container's terminal is handed over (short: unix socket paths are limited).
+fn console_path(engine: &Engine, c: &Container) -> PathBuf {
+    engine
+        .run_dir
+        .join("console")
+        .join(format!("{}.sock", c.config.short_id()))
+}
+
+fn container_stdio(engine: &Engine, c: &Container) -> Result<Stdio3> {
+    if c.config.tty {
+        let path = console_path(engine, c);
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).ctx(|| format!("create {}", dir.display()))?;
+        }
+        let _ = fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).ctx(|| format!("bind {}", path.display()))?;
+        return Ok(Stdio3 {
+            stdin: Stdio::null(),
+            stdout: Stdio::null(),
+            stderr_path: PathBuf::from("/dev/null"),
+            output: Pending::Console(listener),
+            keep: None,
+            held_stdin: None,
+        });
+    }
+    let pipe = || std::io::pipe().ctx(|| "make a pipe for the container's output".into());
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let stderr_path = PathBuf::from(format!(
+        "/proc/{}/fd/{}",
+        std::process::id(),
+        err_w.as_raw_fd()
+    ));
+    let (stdin, held_stdin) = if c.config.interactive {
+        let (r, w) = pipe()?;
+        (r.into(), Some(File::from(OwnedFd::from(w))))
+    } else {
+        (Stdio::null(), None)
+    };
+    Ok(Stdio3 {
+        stdin,
+        stdout: out_w.into(),
+        stderr_path,
+        output: Pending::Ready(Output::Pipes(
+            File::from(OwnedFd::from(out_r)),
+            File::from(OwnedFd::from(err_r)),
+        )),
+        keep: Some(err_w.into()),
+        held_stdin,
+    })
+}
+
+/// The container's mounts as host paths.
+fn init_mounts(engine: &Engine, c: &Container) -> Result<Vec<super::init::Mount>> {
+    let volumes = VolumeStore::open(&engine.root)?;
+    c.config
+        .mounts
+        .iter()
+        .map(|m| {
+            let (source, copy_up) = match m.kind {
+                MountKind::Tmpfs => (None, false),
+                MountKind::Bind => (Some(PathBuf::from(&m.source)), false),
+                MountKind::Volume => {
+                    volumes.get(&m.source)?;
+                    let data = volumes.data(&m.source);
+                    let empty = fs::read_dir(&data)
+                        .map(|mut d| d.next().is_none())
+                        .unwrap_or(false);
+                    (Some(data), empty)
+                }
+            };
+            Ok(super::init::Mount {
+                source,
+                target: m.target.clone(),
+                readonly: m.readonly,
+                copy_up,
+            })
+        })
+        .collect()
+}
+
+/// A started stage 1 and the container's host PID.
+struct Spawned {
+    child: Child,
+    pid: u32,
+    output: Output,
+    held_stdin: Option<File>,
+}
+
+/// The namespace the container's process joins: its own, another container's, or none
+/// (the host's).
+fn netns_of(engine: &Engine, c: &Container) -> Result<Option<PathBuf>> {
+    Ok(match &c.config.net_mode {
+        NetMode::Host => None,
+        NetMode::Private | NetMode::None => Some(engine.netns_path(&c.config.id)),
+        NetMode::Container(other) => {
+            let o = engine.containers.find(other)?;
+            if !o.is_running() {
+                state!(
+                    "cannot join network of a non running container: {}",
+                    o.config.name
+                );
+            }
+            Some(PathBuf::from(format!("/proc/{}/ns/net", o.state.pid)))
+        }
+    })
+}
+
+fn write_spec(path: &Path, spec: &impl Serialize) -> Result<()> {
+    let bytes = serde_json::to_vec(spec).ctx(|| "encode the init spec".into())?;
+    netctl_cni::fsutil::write_atomic(path, &bytes).ctx(|| format!("write {}", path.display()))
+}
+
+/// Writes the init spec and starts stage 1; waits until the command runs or failed.
+fn spawn(engine: &Engine, c: &Container, tty_size: Option<(u16, u16)>) -> Result<Spawned> {
+    let images = ImageStore::open(&engine.root)?;
+    let image = images.find(&c.config.image)?;
+    let lower = image
+        .layers
+        .iter()
+        .rev()
+        .map(|l| images.layers.path(l))
+        .collect();
+    for d in ["rootfs", "upper", "work"] {
+        let p = c.dir.join(d);
+        fs::create_dir_all(&p).ctx(|| format!("create {}", p.display()))?;
+    }
+    let io = container_stdio(engine, c)?;
+    let spec = InitSpec {
+        rootfs: c.dir.join("rootfs"),
+        lower,
+        upper: c.dir.join("upper"),
+        work: c.dir.join("work"),
+        netns: netns_of(engine, c)?,
+        hostname: (c.config.net_mode != NetMode::Host).then(|| c.config.hostname.clone()),
+        etc: c.dir.clone(),
+        stderr: io.stderr_path,
+        command: c.config.command.clone(),
+        env: c.config.env.clone(),
+        workdir: c.config.workdir.clone(),
+        tty: c.config.tty,
+        console_socket: c.config.tty.then(|| console_path(engine, c)),
+        tty_size,
+        mounts: init_mounts(engine, c)?,
+    };
+    let spec_path = c.dir.join("init.json");
+    write_spec(&spec_path, &spec)?;
+    let (status_r, status_w) = std::io::pipe().ctx(|| "make the container's status pipe".into())?;
+    let exe = std::env::current_exe().ctx(|| "find the running executable".into())?;
+    let mut child = Command::new(exe)
+        .args(Internal::Init(spec_path).args())
+        .env_clear()
+        .stdin(io.stdin)
+        .stdout(io.stdout)
+        .stderr(status_w)
+        .spawn()
+        .ctx(|| "start the container".into())?;
+    let report = read_status(status_r).and_then(|pid| match io.output {
+        Pending::Console(listener) => {
+            let master = super::console::receive(&listener);
+            let _ = fs::remove_file(console_path(engine, c));
+            Ok((pid, Output::Tty(master?)))
+        }
+        Pending::Ready(output) => Ok((pid, output)),
+    });
+    drop(io.keep);
+    match report {
+        Ok((pid, output)) => Ok(Spawned {
+            child,
+            pid,
+            output,
+            held_stdin: io.held_stdin,
+        }),
+        Err(e) => {
+            let _ = child.wait();
+            Err(e)
+        }
+    }
+}
+
+/// Reads the stages' reports until end of file: the PID, or why it failed.
+fn read_status(r: std::io::PipeReader) -> Result<u32> {
+    let mut pid = None;
+    for report in reports(r) {
+        match report {
+            Report::Started { pid: p } => pid = Some(p),
+            Report::Failed(f) => {
+                return Err(Error::from(f).context("failed to create task for container"))
+            }
+            Report::Running => {}
+        }
+    }
+    pid.ok_or_else(|| Error::State("the container's process ended before it started".into()))
+}
+
+/// Copies the container's output into the log (when it can be opened) and to attached
+/// clients; returns the exit code. The output is always drained: a container never blocks
+/// on a full pipe because its log is missing.
+fn supervise(c: &Container, mut r: Running, clients: &Clients, diag: &mut Diag) -> i32 {
+    let log = match OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(c.log_path())
+    {
+        Ok(f) => Some(Arc::new(Mutex::new(f))),
+        Err(e) => {
+            diag.note(&format!(
+                "open the log {}: {e}; output goes to attach clients only",
+                c.log_path().display()
+            ));
+            None
+        }
+    };
+    let sink = |stream: u8| Sink {
+        stream,
+        log: log.clone(),
+        clients: clients.clone(),
+    };
+    let pumps = match r.output {
+        Output::Pipes(out, err) => vec![pump(out, sink(1)), pump(err, sink(2))],
+        Output::Tty(master) => vec![pump(master, sink(1))],
+    };
+    let code = wait(&mut r.child);
+    for p in pumps {
+        let _ = p.join();
+    }
+    code
+}
+
+/// Where one output stream goes: the log and attached clients.
+struct Sink {
+    stream: u8,
+    log: Option<Arc<Mutex<File>>>,
+    clients: Clients,
+}
+
+fn wait(child: &mut Child) -> i32 {
+    match child.wait() {
+        Ok(s) => s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)),
+        Err(_) => 255,
+    }
+}
+
+fn pump(mut src: File, sink: Sink) -> std::thread::JoinHandle<()> {
+    let name = if sink.stream == 2 { "stderr" } else { "stdout" };
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 32 * 1024];
+        let mut pending = Vec::new();
+        loop {
+            let n = match src.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            sink.clients.send(sink.stream, &buf[..n]);
+            let Some(log) = &sink.log else { continue };
+            pending.extend_from_slice(&buf[..n]);
+            let cut = pending
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1);
+            let lines: Vec<u8> = pending.drain(..cut).collect();
+            write_log(log, &lines, name);
+        }
+        if let Some(log) = &sink.log {
+            write_log(log, &pending, name);
+        }
+    })
+}
+
+/// One json-file record per line: `{"log":"...\n","stream":"stdout","time":"..."}`.
+fn write_log(log: &Mutex<File>, bytes: &[u8], stream: &str) {
+    if bytes.is_empty() {
+        return;
+    }
+    let time = now_rfc3339();
+    let mut out = Vec::new();
+    for line in bytes.split_inclusive(|&b| b == b'\n') {
+        let rec = crate::logs::Record {
+            log: String::from_utf8_lossy(line).into_owned(),
+            stream: stream.to_string(),
+            time: time.clone(),
+        };
+        if let Ok(json) = serde_json::to_vec(&rec) {
+            out.extend_from_slice(&json);
+            out.push(b'\n');
+        }
+    }
+    if let Ok(mut f) = log.lock() {
+        let _ = f.write_all(&out);
+    }
+}
+
+/// Records the exit, detaches the networks, and removes an `--rm` container.
+fn finish(engine: &Engine, c: &mut Container, code: i32, diag: &mut Diag) {
+    let lock = match engine.containers.lock_one(c) {
+        Ok(l) => l,
+        Err(e) => return diag.note(&format!("lock to record the exit: {}", e.report())),
+    };
+    let _ = c.reload();
+    for w in crate::netattach::teardown(engine, c, &lock) {
+        diag.note(&format!("detach: {}", w.report()));
+    }
+    c.state.status = Status::Exited;
+    c.state.exit_code = code;
+    c.state.finished_at = now_rfc3339();
+    c.state.pid = 0;
+    c.state.paused = false;
+    c.state.ports.clear();
+    if let Some(cg) = super::cgroup::Cgroup::of(&c.config.id) {
+        cg.remove();
+    }
+    if let Err(e) = c.save_state() {
+        diag.note(&format!("record the exit: {}", e.report()));
+    }
+    if c.config.auto_remove {
+        match crate::lifecycle::remove_stopped(engine, c, &lock, true) {
+            Ok(warnings) => warnings
+                .iter()
+                .for_each(|w| diag.note(&format!("remove: {}", w.report()))),
+            Err(e) => diag.note(&format!("remove: {}", e.report())),
+        }
+    }
+    drop(lock);
+}

@@ -1,0 +1,443 @@
+//! What a new container is asked to be ([`ContainerSpec`], filled by a front end from
+//! `create`/`run` flags) and the config it becomes: Docker's rules for commands,
+//! environment, network modes, aliases, addresses, published ports and mounts. Also the one
+//! parser of published-port specs.
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use netctl_cni::types::Protocol;
+
+use crate::clock::now_rfc3339;
+use crate::container::{check_name_free, Config, NetMode, NetworkRequest, PortBinding};
+use crate::error::{invalid, Error, Kind, Result};
+use crate::ids::{check_name, random_id, random_name, short_id};
+use crate::image::{Image, ImageStore};
+use crate::network::PREDEFINED;
+use crate::volume::{MountKind, MountSpec, VolumeStore};
+use crate::Engine;
+
+/// Everything `create` and `run` can ask for, as values.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerSpec {
+    /// The image (reference or ID).
+    pub image: String,
+    /// `--name`.
+    pub name: Option<String>,
+    /// The command after the image.
+    pub command: Vec<String>,
+    /// `--entrypoint` (empty clears the image's).
+    pub entrypoint: Option<String>,
+    /// `-e`, `--env-file`: KEY=VALUE, later ones winning.
+    pub env: Vec<String>,
+    /// `-w`.
+    pub workdir: Option<String>,
+    /// `--hostname`.
+    pub hostname: Option<String>,
+    /// `--network`: NAME, bridge, host, none or container:NAME; in attach order.
+    pub networks: Vec<String>,
+    /// `--network-alias`.
+    pub aliases: Vec<String>,
+    /// `--ip`, `--ip6` (on the first network).
+    pub ips: Vec<IpAddr>,
+    /// `--mac-address` (on the first network).
+    pub mac: Option<String>,
+    /// `-p`.
+    pub publish: Vec<PortBinding>,
+    /// `-P`: every port the image exposes, each on a free host port.
+    pub publish_all: bool,
+    /// `--link NAME[:ALIAS]`.
+    pub links: Vec<(String, String)>,
+    /// `--add-host NAME:IP`.
+    pub add_hosts: Vec<(String, IpAddr)>,
+    /// `--dns`.
+    pub dns: Vec<IpAddr>,
+    /// `-v`, `--mount`, `--tmpfs`, in order.
+    pub mounts: Vec<MountSpec>,
+    /// `--volumes-from NAME[:ro]`: the container and whether read-only.
+    pub volumes_from: Vec<(String, bool)>,
+    /// `-i`.
+    pub interactive: bool,
+    /// `-t`.
+    pub tty: bool,
+    /// `--rm`.
+    pub auto_remove: bool,
+}
+
+/// A new container's config, and what the engine had to drop (for the user to see).
+pub struct Planned {
+    /// The config, not yet written.
+    pub config: Config,
+    /// Things asked for that will not happen (ports on a host network ...).
+    pub warnings: Vec<String>,
+}
+
+/// Parses `-p`: `[HOSTIP:][HOSTPORT:]CONTAINERPORT[/tcp|udp]` (host port 0 = any free one).
+pub fn parse_publish(spec: &str) -> Result<PortBinding> {
+    let bad = || {
+        Error::Invalid(format!(
+            "invalid port specification: {spec:?} (use [HOSTIP:][HOSTPORT:]CONTAINERPORT[/tcp|udp])"
+        ))
+    };
+    let (ports, proto) = spec.rsplit_once('/').unwrap_or((spec, "tcp"));
+    let protocol = match proto {
+        "tcp" => Protocol::Tcp,
+        "udp" => Protocol::Udp,
+        _ => invalid!("invalid proto {proto:?} in {spec:?}: use tcp or udp"),
+    };
+    let (rest, container) = ports.rsplit_once(':').unwrap_or(("", ports));
+    let (host_ip, host) = match rest.rsplit_once(':') {
+        Some((ip, port)) => (ip.trim_start_matches('[').trim_end_matches(']'), port),
+        None if rest.parse::<IpAddr>().is_ok() => (rest, ""),
+        None => ("", rest),
+    };
+    let host_ip = match host_ip {
+        "" => None,
+        ip => Some(ip.parse::<IpAddr>().map_err(|_| {
+            Error::Invalid(format!(
+                "invalid port specification: {spec:?}: {ip:?} is not an IP address"
+            ))
+        })?),
+    };
+    let port = |p: &str| p.parse::<u16>().ok().filter(|&n| n > 0).ok_or_else(bad);
+    Ok(PortBinding {
+        host_ip,
+        host_port: if host.is_empty() { 0 } else { port(host)? },
+        container_port: port(container)?,
+        protocol,
+    })
+}
+
+/// Parses `--link NAME[:ALIAS]`.
+pub fn parse_link(spec: &str) -> (String, String) {
+    let (name, alias) = spec.split_once(':').unwrap_or((spec, spec));
+    (name.to_string(), alias.to_string())
+}
+
+/// Parses `--add-host NAME:IP`.
+pub fn parse_add_host(spec: &str) -> Result<(String, IpAddr)> {
+    let Some((name, ip)) = spec.split_once(':') else {
+        invalid!("invalid argument {spec:?} for --add-host: use NAME:IP");
+    };
+    let ip = ip
+        .parse()
+        .map_err(|_| Error::Invalid(format!("invalid IP address in add-host: {ip:?}")))?;
+    Ok((name.to_string(), ip))
+}
+
+/// Parses `--volumes-from NAME[:ro|rw]`.
+pub fn parse_volumes_from(spec: &str) -> Result<(String, bool)> {
+    let (name, mode) = spec.split_once(':').unwrap_or((spec, "rw"));
+    match mode {
+        "ro" => Ok((name.to_string(), true)),
+        "rw" => Ok((name.to_string(), false)),
+        _ => invalid!("invalid mode {mode:?} for --volumes-from {spec}: use ro or rw"),
+    }
+}
+
+/// Builds and checks the config of a new container (nothing is written but the named
+/// volumes it uses, made on first use, and missing bind source folders).
+pub fn plan(engine: &Engine, spec: &ContainerSpec) -> Result<Planned> {
+    let image = ImageStore::open(&engine.root)?
+        .find(&spec.image)
+        .map_err(|e| match e {
+            Error::NotFound { .. } => e.context(format!(
+                "Unable to find image '{}' locally (import one with `netctl image import` or `netctl load`)",
+                spec.image
+            )),
+            other => other,
+        })?;
+    let all = engine.containers.all()?;
+    let name = match &spec.name {
+        Some(n) => {
+            check_name(Kind::Container, n)?;
+            // Checked again under the store lock; here so nothing is made for a taken name.
+            check_name_free(&all, n)?;
+            n.clone()
+        }
+        None => random_name(
+            &all.iter()
+                .map(|c| c.config.name.clone())
+                .collect::<Vec<_>>(),
+        )?,
+    };
+    let id = random_id()?;
+    let (entrypoint, command) = command(spec, &image)?;
+    let hostname = spec
+        .hostname
+        .clone()
+        .unwrap_or_else(|| short_id(&id).to_string());
+    let mut env = env_list(&spec.env, &image.config.env);
+    env.insert(0, format!("HOSTNAME={hostname}"));
+    let (net_mode, networks) = networks(engine, spec)?;
+    let mut ports = spec.publish.clone();
+    if spec.publish_all {
+        ports.extend(exposed_ports(&image)?);
+    }
+    let mut warnings = Vec::new();
+    match net_mode {
+        NetMode::Container(_) if !ports.is_empty() => {
+            invalid!("conflicting options: port publishing and the container type network mode")
+        }
+        NetMode::Host | NetMode::None if !ports.is_empty() => {
+            warnings.push("Published ports are discarded when using host network mode".into());
+            ports.clear();
+        }
+        _ => {}
+    }
+    let config = Config {
+        id,
+        name,
+        created: now_rfc3339(),
+        image: image.id.clone(),
+        image_name: spec.image.clone(),
+        command,
+        entrypoint,
+        env,
+        workdir: spec
+            .workdir
+            .clone()
+            .or_else(|| image.config.working_dir.clone())
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".into()),
+        hostname,
+        tty: spec.tty,
+        interactive: spec.interactive,
+        auto_remove: spec.auto_remove,
+        net_mode,
+        networks,
+        ports,
+        extra_hosts: spec.add_hosts.clone(),
+        dns: spec.dns.clone(),
+        links: links(engine, spec)?,
+        mounts: mounts(engine, spec)?,
+    };
+    Ok(Planned { config, warnings })
+}
+
+/// Docker's rule: `--entrypoint` replaces the image's (and its Cmd, unless a command is
+/// given); the command replaces the image's Cmd.
+fn command(spec: &ContainerSpec, image: &Image) -> Result<(Vec<String>, Vec<String>)> {
+    let entrypoint = match &spec.entrypoint {
+        Some(e) if e.is_empty() => Vec::new(),
+        Some(e) => vec![e.clone()],
+        None => image.config.entrypoint.clone(),
+    };
+    let cmd = if !spec.command.is_empty() {
+        spec.command.clone()
+    } else if spec.entrypoint.is_some() {
+        Vec::new()
+    } else {
+        image.config.cmd.clone()
+    };
+    let command: Vec<String> = entrypoint.iter().chain(&cmd).cloned().collect();
+    if command.is_empty() {
+        invalid!("No command specified: give one after the image, or use an image with a Cmd");
+    }
+    Ok((entrypoint, command))
+}
+
+/// The image's environment with the spec's over it, and Docker's PATH and HOME defaults.
+fn env_list(spec: &[String], image: &[String]) -> Vec<String> {
+    let key = |kv: &str| kv.split('=').next().unwrap_or("").to_string();
+    let mut env = image.to_vec();
+    for kv in spec {
+        env.retain(|e| key(e) != key(kv));
+        env.push(kv.clone());
+    }
+    for (k, v) in [
+        (
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        ),
+        ("HOME", "/root"),
+    ] {
+        if !env.iter().any(|e| key(e) == k) {
+            env.push(format!("{k}={v}"));
+        }
+    }
+    env
+}
+
+/// The image's `ExposedPorts` (`"80/tcp": {}`), each to be published on a free host port.
+fn exposed_ports(image: &Image) -> Result<Vec<PortBinding>> {
+    image
+        .config
+        .exposed_ports
+        .keys()
+        .map(|k| parse_publish(k))
+        .collect()
+}
+
+fn links(engine: &Engine, spec: &ContainerSpec) -> Result<Vec<(String, String)>> {
+    spec.links
+        .iter()
+        .map(|(name, alias)| {
+            let target = engine.containers.find(name)?;
+            Ok((target.config.name, alias.clone()))
+        })
+        .collect()
+}
+
+/// Docker's network modes, and the networks to attach in order.
+fn networks(engine: &Engine, spec: &ContainerSpec) -> Result<(NetMode, Vec<NetworkRequest>)> {
+    let first = spec.networks.first().map_or("bridge", String::as_str);
+    let special = |m: NetMode| {
+        if spec.networks.len() > 1 {
+            invalid!(
+                "conflicting options: {first} network mode cannot be combined with other networks"
+            );
+        }
+        if !spec.aliases.is_empty() || !spec.ips.is_empty() {
+            invalid!("conflicting options: --ip and --network-alias need a network of their own, not {first}");
+        }
+        Ok(m)
+    };
+    if first == "host" {
+        return Ok((special(NetMode::Host)?, Vec::new()));
+    }
+    if let Some(other) = first.strip_prefix("container:") {
+        let o = engine.containers.find(other)?;
+        return Ok((special(NetMode::Container(o.config.id))?, Vec::new()));
+    }
+    if let Some(mac) = &spec.mac {
+        check_mac(mac)?;
+    }
+    let store = engine.networks()?;
+    let names = spec.networks.iter().map(String::as_str);
+    let mut reqs = Vec::new();
+    for (i, n) in names
+        .chain(spec.networks.is_empty().then_some("bridge"))
+        .enumerate()
+    {
+        let net = store.find(n)?;
+        let user_defined = !PREDEFINED.contains(&net.name.as_str());
+        let ips = if i == 0 { spec.ips.clone() } else { Vec::new() };
+        if !user_defined && (!ips.is_empty() || !spec.aliases.is_empty()) {
+            invalid!("user specified IP address and network-scoped aliases are supported only on user defined networks, not on {}", net.name);
+        }
+        reqs.push(NetworkRequest {
+            name: net.name.clone(),
+            aliases: if user_defined {
+                spec.aliases.clone()
+            } else {
+                Vec::new()
+            },
+            ips,
+            mac: spec.mac.clone().filter(|_| i == 0),
+        });
+    }
+    let mode = if reqs.first().is_some_and(|r| r.name == "none") {
+        special(NetMode::None)?
+    } else {
+        NetMode::Private
+    };
+    Ok((mode, reqs))
+}
+
+/// `aa:bb:cc:dd:ee:ff`.
+fn check_mac(mac: &str) -> Result<()> {
+    let parts: Vec<&str> = mac.split(':').collect();
+    if parts.len() == 6
+        && parts
+            .iter()
+            .all(|b| b.len() == 2 && u8::from_str_radix(b, 16).is_ok())
+    {
+        return Ok(());
+    }
+    invalid!("invalid MAC address: {mac:?}")
+}
+
+/// The container's mounts: `--volumes-from` first, then the spec's; a later mount at the
+/// same target replaces an earlier one. Named volumes are created on first use, anonymous
+/// ones get a random name, and a missing bind source folder is made.
+fn mounts(engine: &Engine, spec: &ContainerSpec) -> Result<Vec<MountSpec>> {
+    let mut out: Vec<MountSpec> = Vec::new();
+    for (name, ro) in &spec.volumes_from {
+        let other = engine.containers.find(name)?;
+        out.extend(other.config.mounts.into_iter().map(|mut m| {
+            m.readonly |= *ro;
+            m
+        }));
+    }
+    out.extend(spec.mounts.iter().cloned());
+    let mut unique: Vec<MountSpec> = Vec::new();
+    for m in out {
+        unique.retain(|u| u.target != m.target);
+        unique.push(m);
+    }
+    let store = VolumeStore::open(&engine.root)?;
+    for m in &mut unique {
+        match m.kind {
+            MountKind::Volume => {
+                let anonymous = m.source.is_empty();
+                let name = (!anonymous).then_some(m.source.as_str());
+                m.source = store.create(name, anonymous)?.name;
+            }
+            MountKind::Bind if !Path::new(&m.source).exists() => {
+                std::fs::create_dir_all(&m.source)
+                    .map_err(|e| Error::io(format!("create the bind source {}", m.source), e))?;
+            }
+            _ => {}
+        }
+    }
+    Ok(unique)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_specs_parse_like_docker() {
+        let p = parse_publish("8080:80").unwrap();
+        assert_eq!(
+            (p.host_ip, p.host_port, p.container_port, p.protocol),
+            (None, 8080, 80, Protocol::Tcp)
+        );
+        let p = parse_publish("127.0.0.1:8081:80/udp").unwrap();
+        assert_eq!(
+            (p.host_ip, p.host_port, p.protocol),
+            (Some("127.0.0.1".parse().unwrap()), 8081, Protocol::Udp)
+        );
+        assert_eq!(parse_publish("80").unwrap().host_port, 0);
+        assert_eq!(parse_publish("127.0.0.1::80").unwrap().host_port, 0);
+        assert_eq!(
+            parse_publish("[::1]:8082:80").unwrap().host_ip,
+            Some("::1".parse().unwrap())
+        );
+        for bad in [
+            "",
+            "x:80",
+            "8080:80/sctp",
+            "70000:80",
+            "1.2.3:80:80",
+            "8080:0",
+        ] {
+            assert!(parse_publish(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn env_takes_the_specs_values_over_the_images_and_keeps_path() {
+        let env = env_list(
+            &["A=2".into(), "B=x=y".into()],
+            &["A=1".into(), "PATH=/bin".into()],
+        );
+        assert_eq!(env, ["PATH=/bin", "A=2", "B=x=y", "HOME=/root"]);
+    }
+
+    #[test]
+    fn small_specs_parse_or_say_why() {
+        assert_eq!(parse_link("db:data"), ("db".into(), "data".into()));
+        assert_eq!(parse_link("db"), ("db".into(), "db".into()));
+        assert_eq!(
+            parse_add_host("h:10.0.0.1").unwrap().1.to_string(),
+            "10.0.0.1"
+        );
+        assert!(parse_add_host("h").is_err() && parse_add_host("h:x").is_err());
+        assert_eq!(parse_volumes_from("c:ro").unwrap(), ("c".into(), true));
+        assert!(parse_volumes_from("c:rx").is_err());
+        assert!(check_mac("02:42:ac:11:00:02").is_ok() && check_mac("02:42").is_err());
+    }
+}

@@ -1,0 +1,633 @@
+//! What `inspect` shows of containers, images, volumes and networks, as serde structs with
+//! Docker's field names; and the small facts front ends list (a container's state name).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::container::{Container, NetMode, PortBinding, Status};
+use crate::ids::derived_id;
+use crate::image::{Image, ImageConfig};
+use crate::network::Network;
+use crate::volume::{MountKind, Volume, VolumeStore};
+use crate::Engine;
+
+/// Docker's State.Status of a container.
+pub fn state_name(c: &Container) -> &'static str {
+    match c.state.status {
+        Status::Created => "created",
+        Status::Running if c.is_running() && c.state.paused => "paused",
+        Status::Running if c.is_running() => "running",
+        _ => "exited",
+    }
+}
+
+/// `inspect` of a container.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerInspect {
+    /// 64 hex.
+    pub id: String,
+    /// RFC 3339.
+    pub created: String,
+    /// The program.
+    pub path: Option<String>,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Where it is in its life.
+    pub state: StateView,
+    /// `sha256:<image ID>`.
+    pub image: String,
+    /// The container's resolv.conf.
+    pub resolv_conf_path: PathBuf,
+    /// Its hostname file.
+    pub hostname_path: PathBuf,
+    /// Its hosts file.
+    pub hosts_path: PathBuf,
+    /// Its json-file log.
+    pub log_path: PathBuf,
+    /// `/NAME`.
+    pub name: String,
+    /// The storage driver.
+    pub driver: &'static str,
+    /// Its mounts.
+    pub mounts: Vec<MountView>,
+    /// How it was created.
+    pub host_config: HostConfigView,
+    /// Its runtime config.
+    pub config: ConfigView,
+    /// Its networks as attached now.
+    pub network_settings: NetworkSettingsView,
+}
+
+/// State of a container.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StateView {
+    /// created, running, paused, exited.
+    pub status: &'static str,
+    /// Whether its process runs.
+    pub running: bool,
+    /// Whether it is frozen.
+    pub paused: bool,
+    /// Never.
+    pub restarting: bool,
+    /// Never recorded.
+    #[serde(rename = "OOMKilled")]
+    pub oom_killed: bool,
+    /// Never.
+    pub dead: bool,
+    /// Host PID of its first process (0 when not running).
+    pub pid: u32,
+    /// Exit code of the last run.
+    pub exit_code: i32,
+    /// Why the last start failed.
+    pub error: String,
+    /// RFC 3339 or empty.
+    pub started_at: String,
+    /// RFC 3339 or empty.
+    pub finished_at: String,
+}
+
+/// One mount.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MountView {
+    /// bind, volume, tmpfs.
+    #[serde(rename = "Type")]
+    pub kind: MountKind,
+    /// The volume's name (volumes only).
+    pub name: String,
+    /// The host path: a volume's `_data` folder, a bind's source.
+    pub source: String,
+    /// The path in the container.
+    pub destination: String,
+    /// Writable.
+    #[serde(rename = "RW")]
+    pub rw: bool,
+}
+
+/// The host side of a container's config.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HostConfigView {
+    /// The first network, host, none or container:ID.
+    pub network_mode: String,
+    /// `--rm`.
+    pub auto_remove: bool,
+    /// `-p` as asked.
+    pub port_bindings: BTreeMap<String, Vec<HostPort>>,
+    /// `--dns`.
+    pub dns: Vec<IpAddr>,
+    /// `--add-host`.
+    pub extra_hosts: Vec<String>,
+    /// `--link`.
+    pub links: Vec<String>,
+}
+
+/// A host port of a published port.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HostPort {
+    /// The host address ("" or 0.0.0.0 for all).
+    pub host_ip: String,
+    /// The host port ("" when any).
+    pub host_port: String,
+}
+
+/// The runtime side of a container's config.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ConfigView {
+    /// Its hostname.
+    pub hostname: String,
+    /// KEY=VALUE.
+    pub env: Vec<String>,
+    /// The command.
+    pub cmd: Vec<String>,
+    /// The image as named.
+    pub image: String,
+    /// Working directory.
+    pub working_dir: String,
+    /// Entrypoint.
+    pub entrypoint: Vec<String>,
+    /// `-t`.
+    pub tty: bool,
+    /// `-i`.
+    pub open_stdin: bool,
+}
+
+/// Networking as attached now.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkSettingsView {
+    /// Published ports as bound.
+    pub ports: BTreeMap<String, Vec<HostPort>>,
+    /// The first network's IPv4 address.
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    /// Its prefix length.
+    #[serde(rename = "IPPrefixLen")]
+    pub ip_prefix_len: u8,
+    /// Its gateway.
+    pub gateway: String,
+    /// Its MAC.
+    pub mac_address: String,
+    /// The namespace.
+    pub sandbox_key: String,
+    /// Every network, attached or (when not running) asked for.
+    pub networks: BTreeMap<String, EndpointView>,
+}
+
+/// A container on one network.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EndpointView {
+    /// `--net-alias`.
+    pub aliases: Vec<String>,
+    /// Its MAC.
+    pub mac_address: String,
+    /// Stable ID of (network, container, interface).
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    /// IPv4 gateway.
+    pub gateway: String,
+    /// IPv4 address.
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    /// Its prefix length.
+    #[serde(rename = "IPPrefixLen")]
+    pub ip_prefix_len: u8,
+    /// IPv6 gateway.
+    #[serde(rename = "IPv6Gateway")]
+    pub ipv6_gateway: String,
+    /// IPv6 address.
+    #[serde(rename = "GlobalIPv6Address")]
+    pub global_ipv6_address: String,
+    /// Its prefix length.
+    #[serde(rename = "GlobalIPv6PrefixLen")]
+    pub global_ipv6_prefix_len: u8,
+    /// Names it answers to in DNS.
+    #[serde(rename = "DNSNames")]
+    pub dns_names: Vec<String>,
+}
+
+fn host_port(p: &PortBinding, bound: bool) -> HostPort {
+    let ip = p.host_ip.map(|i| i.to_string());
+    HostPort {
+        host_ip: ip.unwrap_or_else(|| {
+            if bound {
+                "0.0.0.0".into()
+            } else {
+                String::new()
+            }
+        }),
+        host_port: if p.host_port == 0 && !bound {
+            String::new()
+        } else {
+            p.host_port.to_string()
+        },
+    }
+}
+
+fn ports(ports: &[PortBinding], bound: bool) -> BTreeMap<String, Vec<HostPort>> {
+    let mut out: BTreeMap<String, Vec<HostPort>> = BTreeMap::new();
+    for p in ports {
+        out.entry(format!("{}/{}", p.container_port, p.protocol))
+            .or_default()
+            .push(host_port(p, bound));
+    }
+    out
+}
+
+/// The container on each of its networks: as attached, else (not running) as asked.
+fn endpoints(c: &Container) -> BTreeMap<String, EndpointView> {
+    let mut out = BTreeMap::new();
+    for req in &c.config.networks {
+        let view = EndpointView {
+            aliases: req.aliases.clone(),
+            dns_names: vec![c.config.name.clone(), c.config.short_id().to_string()],
+            ..EndpointView::default()
+        };
+        out.insert(req.name.clone(), view);
+    }
+    for e in c.state.endpoints.iter().filter(|e| !e.pending) {
+        let view = out
+            .entry(e.network.clone())
+            .or_insert_with(|| EndpointView {
+                dns_names: vec![c.config.name.clone(), c.config.short_id().to_string()],
+                ..EndpointView::default()
+            });
+        view.mac_address = e.mac.clone();
+        view.endpoint_id = derived_id(&format!("{}/{}/{}", e.network, c.config.id, e.ifname));
+        if let Some(a) = e.address(true) {
+            view.ip_address = a.net.addr().to_string();
+            view.ip_prefix_len = a.net.prefix_len();
+            view.gateway = a.gateway.map(|g| g.to_string()).unwrap_or_default();
+        }
+        if let Some(a) = e.address(false) {
+            view.global_ipv6_address = a.net.addr().to_string();
+            view.global_ipv6_prefix_len = a.net.prefix_len();
+            view.ipv6_gateway = a.gateway.map(|g| g.to_string()).unwrap_or_default();
+        }
+    }
+    out
+}
+
+/// `inspect` of a container.
+pub fn inspect(engine: &Engine, c: &Container) -> ContainerInspect {
+    let running = c.is_running();
+    let networks = endpoints(c);
+    let first = c
+        .config
+        .networks
+        .first()
+        .and_then(|n| networks.get(&n.name))
+        .cloned()
+        .unwrap_or_default();
+    let volumes = VolumeStore::open(&engine.root).ok();
+    let net_mode = match &c.config.net_mode {
+        NetMode::Host => "host".to_string(),
+        NetMode::None => "none".to_string(),
+        NetMode::Container(id) => format!("container:{id}"),
+        NetMode::Private => c
+            .config
+            .networks
+            .first()
+            .map(|n| n.name.clone())
+            .unwrap_or_default(),
+    };
+    ContainerInspect {
+        id: c.config.id.clone(),
+        created: c.config.created.clone(),
+        path: c.config.command.first().cloned(),
+        args: c.config.command.iter().skip(1).cloned().collect(),
+        state: StateView {
+            status: state_name(c),
+            running,
+            paused: running && c.state.paused,
+            restarting: false,
+            oom_killed: false,
+            dead: false,
+            pid: if running { c.state.pid } else { 0 },
+            exit_code: c.state.exit_code,
+            error: c.state.error.clone(),
+            started_at: c.state.started_at.clone(),
+            finished_at: c.state.finished_at.clone(),
+        },
+        image: format!("sha256:{}", c.config.image),
+        resolv_conf_path: c.dir.join("resolv.conf"),
+        hostname_path: c.dir.join("hostname"),
+        hosts_path: c.dir.join("hosts"),
+        log_path: c.log_path(),
+        name: format!("/{}", c.config.name),
+        driver: "overlay2",
+        mounts: c
+            .config
+            .mounts
+            .iter()
+            .map(|m| {
+                let volume = m.kind == MountKind::Volume;
+                MountView {
+                    kind: m.kind.clone(),
+                    name: if volume {
+                        m.source.clone()
+                    } else {
+                        String::new()
+                    },
+                    source: match (&volumes, volume) {
+                        (Some(v), true) => v.data(&m.source).display().to_string(),
+                        _ => m.source.clone(),
+                    },
+                    destination: m.target.clone(),
+                    rw: !m.readonly,
+                }
+            })
+            .collect(),
+        host_config: HostConfigView {
+            network_mode: net_mode,
+            auto_remove: c.config.auto_remove,
+            port_bindings: ports(&c.config.ports, false),
+            dns: c.config.dns.clone(),
+            extra_hosts: c
+                .config
+                .extra_hosts
+                .iter()
+                .map(|(n, i)| format!("{n}:{i}"))
+                .collect(),
+            links: c
+                .config
+                .links
+                .iter()
+                .map(|(n, a)| format!("{n}:{a}"))
+                .collect(),
+        },
+        config: ConfigView {
+            hostname: c.config.hostname.clone(),
+            env: c.config.env.clone(),
+            cmd: c.config.command.clone(),
+            image: c.config.image_name.clone(),
+            working_dir: c.config.workdir.clone(),
+            entrypoint: c.config.entrypoint.clone(),
+            tty: c.config.tty,
+            open_stdin: c.config.interactive,
+        },
+        network_settings: NetworkSettingsView {
+            ports: ports(&c.state.ports, true),
+            ip_address: first.ip_address,
+            ip_prefix_len: first.ip_prefix_len,
+            gateway: first.gateway,
+            mac_address: first.mac_address,
+            sandbox_key: if c.config.net_mode == NetMode::Host {
+                String::new()
+            } else {
+                engine.netns_path(&c.config.id).display().to_string()
+            },
+            networks,
+        },
+    }
+}
+
+/// `inspect` of an image.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ImageInspect<'a> {
+    /// `sha256:<ID>`.
+    pub id: String,
+    /// Its tags.
+    pub repo_tags: &'a [String],
+    /// RFC 3339.
+    pub created: &'a str,
+    /// Bytes.
+    pub size: u64,
+    /// amd64 ...
+    pub architecture: &'a str,
+    /// linux ...
+    pub os: &'a str,
+    /// The runtime config.
+    pub config: &'a ImageConfig,
+    /// Its layers.
+    #[serde(rename = "RootFS")]
+    pub root_fs: Value,
+}
+
+/// `inspect` of an image.
+pub fn inspect_image(i: &Image) -> ImageInspect<'_> {
+    let layers: Vec<String> = i.layers.iter().map(|l| format!("sha256:{l}")).collect();
+    ImageInspect {
+        id: format!("sha256:{}", i.id),
+        repo_tags: &i.tags,
+        created: &i.created,
+        size: i.size,
+        architecture: &i.architecture,
+        os: &i.os,
+        config: &i.config,
+        root_fs: serde_json::json!({"Type": "layers", "Layers": layers}),
+    }
+}
+
+/// `volume inspect`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct VolumeInspect<'a> {
+    /// RFC 3339.
+    pub created_at: &'a str,
+    /// Always local.
+    pub driver: &'static str,
+    /// `--label`s.
+    pub labels: &'a BTreeMap<String, String>,
+    /// Where its data lives.
+    pub mountpoint: PathBuf,
+    /// Its name.
+    pub name: &'a str,
+    /// None.
+    pub options: BTreeMap<String, String>,
+    /// Always local.
+    pub scope: &'static str,
+}
+
+/// `volume inspect`.
+pub fn inspect_volume<'a>(store: &VolumeStore, v: &'a Volume) -> VolumeInspect<'a> {
+    VolumeInspect {
+        created_at: &v.created_at,
+        driver: "local",
+        labels: &v.labels,
+        mountpoint: store.data(&v.name),
+        name: &v.name,
+        options: BTreeMap::new(),
+        scope: "local",
+    }
+}
+
+/// A container on a network, as `network inspect` lists it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkEndpoint {
+    /// The container's name.
+    pub name: String,
+    /// Stable ID of the attachment.
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    /// Its MAC.
+    pub mac_address: String,
+    /// CIDR.
+    #[serde(rename = "IPv4Address")]
+    pub ipv4_address: String,
+    /// CIDR.
+    #[serde(rename = "IPv6Address")]
+    pub ipv6_address: String,
+}
+
+/// The containers attached to `n`, by container ID, from the CNI result cache (so
+/// attachments another runtime made through netctl's cache show too).
+pub fn network_endpoints(engine: &Engine, n: &Network) -> BTreeMap<String, NetworkEndpoint> {
+    let mut out = BTreeMap::new();
+    for rt in engine.cni.cached_attachments(&n.name).unwrap_or_default() {
+        let Ok(Some(r)) = engine.cni.cached_result(&n.name, &rt) else {
+            continue;
+        };
+        let ctr = r.interfaces.iter().find(|i| i.sandbox.is_some());
+        let addr = |v4: bool| {
+            r.ips
+                .iter()
+                .find(|ip| ip.address.addr().is_ipv4() == v4)
+                .map(|ip| ip.address.to_string())
+                .unwrap_or_default()
+        };
+        // netctl's own containers by their current name (after a rename), others by the
+        // name their runtime passed.
+        let name = engine
+            .containers
+            .find(&rt.container_id)
+            .ok()
+            .map(|c| c.config.name)
+            .or_else(|| {
+                rt.args
+                    .iter()
+                    .find(|(k, _)| k == "K8S_POD_NAME")
+                    .map(|(_, v)| v.clone())
+            })
+            .unwrap_or_default();
+        let endpoint_id = derived_id(&format!("{}/{}/{}", n.name, rt.container_id, rt.ifname));
+        out.insert(
+            rt.container_id.clone(),
+            NetworkEndpoint {
+                name,
+                endpoint_id,
+                mac_address: ctr.map(|i| i.mac.clone()).unwrap_or_default(),
+                ipv4_address: addr(true),
+                ipv6_address: addr(false),
+            },
+        );
+    }
+    out
+}
+
+/// `network inspect`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkInspect {
+    /// Its name.
+    pub name: String,
+    /// 64 hex.
+    pub id: String,
+    /// RFC 3339.
+    pub created: String,
+    /// Always local.
+    pub scope: &'static str,
+    /// Docker's driver name.
+    pub driver: String,
+    /// `--ipv6`.
+    #[serde(rename = "EnableIPv6")]
+    pub enable_ipv6: bool,
+    /// Its address ranges.
+    #[serde(rename = "IPAM")]
+    pub ipam: IpamView,
+    /// `--internal`.
+    pub internal: bool,
+    /// Never.
+    pub attachable: bool,
+    /// Never.
+    pub ingress: bool,
+    /// Never.
+    pub config_from: BTreeMap<String, String>,
+    /// Never.
+    pub config_only: bool,
+    /// What is attached.
+    pub containers: BTreeMap<String, NetworkEndpoint>,
+    /// `-o`.
+    pub options: BTreeMap<String, String>,
+    /// `--label`.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A network's IPAM as Docker shows it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct IpamView {
+    /// Always default.
+    pub driver: &'static str,
+    /// None.
+    pub options: BTreeMap<String, String>,
+    /// One entry per range.
+    pub config: Vec<IpamRangeView>,
+}
+
+/// One range of a network.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct IpamRangeView {
+    /// CIDR.
+    pub subnet: String,
+    /// The gateway.
+    pub gateway: String,
+    /// `--ip-range`.
+    #[serde(rename = "IPRange", skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<String>,
+}
+
+/// `network inspect` of one network.
+pub fn inspect_network(engine: &Engine, n: &Network) -> NetworkInspect {
+    let mut config = Vec::new();
+    if let Some(ipam) = n.ipam() {
+        let raw = ipam.ranges.iter().flatten();
+        let ranges = ipam.range_sets().unwrap_or_default();
+        for (r, raw) in ranges
+            .iter()
+            .flat_map(|s| s.ranges().to_vec())
+            .zip(raw.map(Some).chain(std::iter::repeat(None)))
+        {
+            config.push(IpamRangeView {
+                subnet: r.subnet().to_string(),
+                gateway: r.gateway().to_string(),
+                ip_range: raw
+                    .and_then(|c| c.ip_range.clone())
+                    .or_else(|| ipam.ip_range.clone()),
+            });
+        }
+    }
+    NetworkInspect {
+        name: n.name.clone(),
+        id: n.id.clone(),
+        created: n.meta.created.clone(),
+        scope: "local",
+        driver: n.driver(),
+        enable_ipv6: n.meta.enable_ipv6,
+        ipam: IpamView {
+            driver: "default",
+            options: BTreeMap::new(),
+            config,
+        },
+        internal: n.meta.internal,
+        attachable: false,
+        ingress: false,
+        config_from: [("Network".to_string(), String::new())].into(),
+        config_only: false,
+        containers: network_endpoints(engine, n),
+        options: n.meta.options.clone(),
+        labels: n.meta.labels.clone(),
+    }
+}

@@ -1,0 +1,332 @@
+//! Volumes and mounts: the `local` volume store (`<root>/volumes/<name>/_data`), and the
+//! `-v`, `--mount` and `--volumes-from` specs a container is created with.
+
+use std::fs;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::now_rfc3339;
+use crate::container::Container;
+use crate::error::{conflict, invalid, Context, Error, Kind, Result};
+use crate::ids::{check_name, random_id};
+
+/// What is mounted at a path in the container.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum MountKind {
+    /// A host file or folder.
+    Bind,
+    /// A named (or anonymous) volume.
+    Volume,
+    /// A fresh tmpfs.
+    Tmpfs,
+}
+
+/// One mount of a container.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MountSpec {
+    /// Bind, volume or tmpfs.
+    pub kind: MountKind,
+    /// Host path (bind) or volume name (volume); empty for tmpfs.
+    pub source: String,
+    /// Absolute path in the container.
+    pub target: String,
+    /// Mounted read-only.
+    pub readonly: bool,
+}
+
+/// The volumes under `<root>/volumes`.
+pub struct VolumeStore {
+    dir: PathBuf,
+}
+
+/// One volume as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Volume {
+    /// Its name (64 hex for an anonymous one).
+    pub name: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// Made for one container by `-v /path`; removed with `rm -v` and `--rm`.
+    pub anonymous: bool,
+    /// `--label`s.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+impl VolumeStore {
+    /// The store, created if missing.
+    pub fn open(root: &Path) -> Result<Self> {
+        let dir = root.join("volumes");
+        fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
+        Ok(Self { dir })
+    }
+
+    /// Where a volume's data lives.
+    pub fn data(&self, name: &str) -> PathBuf {
+        self.dir.join(name).join("_data")
+    }
+
+    /// Creates a volume (a random name when none is given); an existing one is kept.
+    pub fn create(&self, name: Option<&str>, anonymous: bool) -> Result<Volume> {
+        let name = match name {
+            Some(n) => {
+                check_name(Kind::Volume, n)?;
+                n.to_string()
+            }
+            None => random_id()?,
+        };
+        if let Ok(v) = self.get(&name) {
+            return Ok(v);
+        }
+        let data = self.data(&name);
+        fs::create_dir_all(&data).ctx(|| format!("create {}", data.display()))?;
+        let v = Volume {
+            name: name.clone(),
+            created_at: now_rfc3339(),
+            anonymous,
+            labels: Default::default(),
+        };
+        self.save(&v)?;
+        Ok(v)
+    }
+
+    /// Writes a volume's metadata.
+    pub fn save(&self, v: &Volume) -> Result<()> {
+        let path = self.dir.join(&v.name).join("meta.json");
+        let bytes = serde_json::to_vec(v).ctx(|| format!("encode volume {}", v.name))?;
+        netctl_cni::fsutil::write_atomic(&path, &bytes).ctx(|| format!("write {}", path.display()))
+    }
+
+    /// A volume by name.
+    pub fn get(&self, name: &str) -> Result<Volume> {
+        let not_found = || Error::NotFound {
+            kind: Kind::Volume,
+            key: name.to_string(),
+        };
+        if name.is_empty() || name.contains('/') || name.starts_with('.') {
+            return Err(not_found());
+        }
+        let path = self.dir.join(name).join("meta.json");
+        let bytes = fs::read(&path).map_err(|_| not_found())?;
+        serde_json::from_slice(&bytes).ctx(|| format!("parse {}", path.display()))
+    }
+
+    /// Every volume, by name.
+    pub fn all(&self) -> Result<Vec<Volume>> {
+        let entries = fs::read_dir(&self.dir).ctx(|| format!("list {}", self.dir.display()))?;
+        let mut out: Vec<Volume> = entries
+            .flatten()
+            .filter_map(|e| self.get(&e.file_name().to_string_lossy()).ok())
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Removes a volume and its data, refused while one of `containers` uses it.
+    pub fn remove(&self, name: &str, containers: &[Container]) -> Result<()> {
+        self.get(name)?;
+        let users = users(containers, name);
+        if !users.is_empty() {
+            conflict!("remove {name}: volume is in use - [{}]", users.join(", "));
+        }
+        fs::remove_dir_all(self.dir.join(name)).ctx(|| format!("remove volume {name}"))
+    }
+}
+
+/// Names of the containers whose mounts use volume `name`.
+pub fn users(containers: &[Container], name: &str) -> Vec<String> {
+    containers
+        .iter()
+        .filter(|c| {
+            c.config
+                .mounts
+                .iter()
+                .any(|m| m.kind == MountKind::Volume && m.source == name)
+        })
+        .map(|c| c.config.name.clone())
+        .collect()
+}
+
+fn check_target(target: &str, spec: &str) -> Result<()> {
+    if !target.starts_with('/') || target.split('/').any(|c| c == "..") {
+        invalid!("invalid mount config {spec:?}: the container path must be absolute");
+    }
+    Ok(())
+}
+
+/// `-v /host:/ctr[:ro]`, `-v NAME:/ctr[:ro]`, `-v /ctr` (anonymous).
+pub fn parse_volume(spec: &str) -> Result<MountSpec> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (source, target, opts) = match parts.as_slice() {
+        [t] => ("", *t, ""),
+        [s, t] => (*s, *t, ""),
+        [s, t, o] => (*s, *t, *o),
+        _ => invalid!("invalid volume specification: {spec:?} (use SOURCE:TARGET[:ro])"),
+    };
+    check_target(target, spec)?;
+    let readonly = match opts {
+        "" | "rw" => false,
+        "ro" => true,
+        o => invalid!("invalid mode {o:?} in volume specification {spec:?}: use ro or rw"),
+    };
+    let kind = if source.starts_with('/') {
+        MountKind::Bind
+    } else {
+        MountKind::Volume
+    };
+    Ok(MountSpec {
+        kind,
+        source: source.into(),
+        target: target.into(),
+        readonly,
+    })
+}
+
+/// `--mount type=bind|volume|tmpfs,source=...,target=...[,readonly]`.
+pub fn parse_mount(spec: &str) -> Result<MountSpec> {
+    let mut kind = MountKind::Volume;
+    let (mut source, mut target, mut readonly) = (String::new(), String::new(), false);
+    for field in spec.split(',').map(str::trim) {
+        let (k, v) = field.split_once('=').unwrap_or((field, ""));
+        let (k, v) = (k.trim(), v.trim());
+        match k {
+            "type" => {
+                kind = match v {
+                    "bind" => MountKind::Bind,
+                    "volume" => MountKind::Volume,
+                    "tmpfs" => MountKind::Tmpfs,
+                    _ => invalid!("invalid mount type {v:?}: use bind, volume or tmpfs"),
+                }
+            }
+            "source" | "src" => source = v.into(),
+            "target" | "destination" | "dst" => target = v.into(),
+            "readonly" | "ro" => readonly = v.is_empty() || v == "true" || v == "1",
+            _ => invalid!("unexpected key {k:?} in --mount {spec:?}"),
+        }
+    }
+    if target.is_empty() {
+        invalid!("invalid --mount {spec:?}: target is required");
+    }
+    check_target(&target, spec)?;
+    if kind == MountKind::Bind && !source.starts_with('/') {
+        invalid!("invalid --mount {spec:?}: a bind source must be an absolute host path");
+    }
+    if kind == MountKind::Bind && !Path::new(&source).exists() {
+        invalid!(
+            "invalid mount config for type \"bind\": bind source path does not exist: {source}"
+        );
+    }
+    Ok(MountSpec {
+        kind,
+        source,
+        target,
+        readonly,
+    })
+}
+
+/// Copies the image's content at a mount point (folder `from`) into an empty volume
+/// (folder `to`), as Docker does on the first mount: modes, owners and symlinks kept. Both
+/// sides are walked by descriptor without following a symlink, so nothing outside either
+/// folder is read or written.
+pub fn copy_up(from: &OwnedFd, to: &OwnedFd) -> std::io::Result<()> {
+    use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
+    let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    for entry in rfs::Dir::read_from(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name.to_bytes() == b"." || name.to_bytes() == b".." {
+            continue;
+        }
+        let st = rfs::statat(from, name, AtFlags::SYMLINK_NOFOLLOW)?;
+        let (uid, gid) = (
+            Some(rfs::Uid::from_raw(st.st_uid)),
+            Some(rfs::Gid::from_raw(st.st_gid)),
+        );
+        let mode = Mode::from_raw_mode(st.st_mode & 0o7777);
+        match FileType::from_raw_mode(st.st_mode) {
+            FileType::Directory => {
+                match rfs::mkdirat(to, name, Mode::from_raw_mode(0o700)) {
+                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                let src = rfs::openat(from, name, dir_flags, Mode::empty())?;
+                let dst = rfs::openat(to, name, dir_flags, Mode::empty())?;
+                copy_up(&src, &dst)?;
+                rfs::fchown(&dst, uid, gid)?;
+                rfs::fchmod(&dst, mode)?;
+            }
+            FileType::RegularFile => {
+                let src = rfs::openat(
+                    from,
+                    name,
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
+                let create = OFlags::CREATE
+                    | OFlags::EXCL
+                    | OFlags::WRONLY
+                    | OFlags::NOFOLLOW
+                    | OFlags::CLOEXEC;
+                let dst = rfs::openat(to, name, create, Mode::from_raw_mode(0o600))?;
+                let (mut s, mut d) = (fs::File::from(src), fs::File::from(dst));
+                std::io::copy(&mut s, &mut d)?;
+                rfs::fchown(&d, uid, gid)?;
+                rfs::fchmod(&d, mode)?;
+            }
+            FileType::Symlink => {
+                let target = rfs::readlinkat(from, name, Vec::new())?;
+                rfs::symlinkat(target.as_c_str(), to, name)?;
+                rfs::chownat(to, name, uid, gid, AtFlags::SYMLINK_NOFOLLOW)?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volume_specs_parse_like_docker() {
+        let b = parse_volume("/srv/data:/data:ro").unwrap();
+        assert_eq!((b.kind, b.readonly), (MountKind::Bind, true));
+        let n = parse_volume("cache:/var/cache").unwrap();
+        assert_eq!((n.kind, n.source.as_str()), (MountKind::Volume, "cache"));
+        let a = parse_volume("/scratch").unwrap();
+        assert_eq!((a.kind, a.source.as_str()), (MountKind::Volume, ""));
+        for bad in ["a:b", "/x:/y:rx", "/a:/b:ro:z", "v:relative"] {
+            assert!(parse_volume(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn mount_specs_parse_like_docker() {
+        let t = parse_mount("type=tmpfs,target=/run/x").unwrap();
+        assert_eq!(t.kind, MountKind::Tmpfs);
+        let v = parse_mount("type=volume,src=data,dst=/data,readonly").unwrap();
+        assert_eq!((v.source.as_str(), v.readonly), ("data", true));
+        assert!(parse_mount("type=bind,source=/no/such/path,target=/x").is_err());
+        assert!(parse_mount("type=nfs,target=/x").is_err());
+        assert!(parse_mount("type=volume,source=x").is_err());
+    }
+
+    #[test]
+    fn volumes_are_created_once_and_in_use_ones_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = VolumeStore::open(dir.path()).unwrap();
+        let v = store.create(Some("data"), false).unwrap();
+        fs::write(store.data("data").join("f"), "x").unwrap();
+        assert_eq!(
+            store.create(Some("data"), false).unwrap().created_at,
+            v.created_at
+        );
+        store.remove("data", &[]).unwrap();
+        assert!(store.all().unwrap().is_empty());
+        assert!(store.create(Some("../x"), false).is_err());
+    }
+}
