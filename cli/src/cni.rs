@@ -9,7 +9,7 @@ use netctl_cni::invoke::{CniConfig, RuntimeConf};
 use netctl_cni::{Attachment, NetConfList};
 use netctl_engine::netattach::{runtime_conf, AttachRequest};
 
-use crate::Outcome;
+use crate::outcome::Outcome;
 
 /// `netctl cni` commands.
 #[derive(Subcommand)]

@@ -12,8 +12,8 @@ use netctl_engine::spec::{self, ContainerSpec};
 use netctl_engine::{Engine, Error};
 use nix::sys::signal::Signal;
 
+use crate::outcome::{start_failure, Outcome};
 use crate::output::{self, table};
-use crate::{start_failure, Outcome};
 
 /// The container commands (top level, as Docker has them).
 #[derive(Subcommand)]
@@ -339,7 +339,7 @@ pub fn run(root: &Path, run_dir: &Path, cmd: ContainerCommands) -> Outcome {
             volumes,
             containers,
         } => each(&engine, &containers, |e, c| {
-            warn(lifecycle::remove(e, c, force, volumes)?);
+            output::warn(lifecycle::remove(e, c, force, volumes)?);
             Ok(())
         }),
         C::Ps(a) | C::Container(ContainerCommand::Ls(a)) => ps(&engine, &a),
@@ -405,13 +405,6 @@ pub fn run(root: &Path, run_dir: &Path, cmd: ContainerCommands) -> Outcome {
 /// An exit status as a process exit code (Docker's 0-255).
 fn exit_code(code: i32) -> u8 {
     u8::try_from(code.rem_euclid(256)).unwrap_or(255)
-}
-
-/// Prints what the engine could not undo, as Docker's warnings.
-fn warn(warnings: Vec<Error>) {
-    for w in warnings {
-        eprintln!("WARNING: {}", w.report());
-    }
 }
 
 /// `KEY` alone takes the value from this process's environment, as Docker does.
@@ -590,18 +583,10 @@ fn parse_signal(s: &str) -> anyhow::Result<Signal> {
         .map_err(|_| anyhow::anyhow!("invalid signal: {s}"))
 }
 
-/// Detaches what a killed command left, and says what it could not.
-pub fn repair(engine: &Engine) {
-    match lifecycle::repair(engine) {
-        Ok(warnings) => warn(warnings),
-        Err(e) => eprintln!("netctl: repair what a crash left: {}", e.report()),
-    }
-}
-
 /// `ps`.
 fn ps(engine: &Engine, a: &PsArgs) -> Outcome {
-    repair(engine);
-    let filters = crate::network::key_values(&a.filter, "--filter")?;
+    output::repair(engine);
+    let filters = crate::input::key_values(&a.filter, "--filter")?;
     if let Some(bad) = filters
         .keys()
         .find(|k| !["status", "name", "id", "network"].contains(&k.as_str()))
@@ -774,13 +759,13 @@ fn exec(engine: &Engine, a: &ExecArgs) -> Outcome {
 
 /// `container prune`.
 fn prune(engine: &Engine, force: bool) -> Outcome {
-    if !force && !crate::network::confirm("WARNING! This will remove all stopped containers.")? {
+    if !force && !crate::input::confirm("WARNING! This will remove all stopped containers.")? {
         return Ok(0);
     }
     println!("Deleted Containers:");
     for c in engine.containers.all()? {
         if !c.is_running() {
-            warn(lifecycle::remove(engine, &c, false, false)?);
+            output::warn(lifecycle::remove(engine, &c, false, false)?);
             println!("{}", c.config.id);
         }
     }

@@ -7,8 +7,8 @@ use netctl_engine::ids::short_id;
 use netctl_engine::image::ImageStore;
 use netctl_engine::Engine;
 
+use crate::outcome::Outcome;
 use crate::output::{ago, human_size, table};
-use crate::Outcome;
 
 /// `image ...`.
 #[derive(Subcommand, Debug)]

@@ -7,7 +7,9 @@ mod attach;
 mod cni;
 mod container;
 mod image;
+mod input;
 mod network;
+mod outcome;
 mod output;
 mod volume;
 
@@ -15,7 +17,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use netctl_engine::{Engine, Error};
+use netctl_engine::Engine;
+
+use crate::outcome::{Failed, Outcome};
 
 #[derive(Parser)]
 #[command(name = "netctl", version, about = "Container networking for Linux")]
@@ -65,38 +69,6 @@ enum Commands {
     Container(Box<container::ContainerCommands>),
 }
 
-/// A failed command: what to print and the exit code.
-pub struct Failed {
-    error: anyhow::Error,
-    code: u8,
-}
-
-impl<E: Into<anyhow::Error>> From<E> for Failed {
-    fn from(e: E) -> Self {
-        Failed {
-            error: e.into(),
-            code: 1,
-        }
-    }
-}
-
-/// A command's outcome: its exit code, or a failure.
-pub type Outcome = Result<u8, Failed>;
-
-/// Docker's exit codes for `run`, `create` and `start`: 127 when the command does not exist,
-/// 126 when it cannot run, 125 for every other failure.
-pub fn start_failure(e: Error) -> Failed {
-    let code = match e.root() {
-        Error::CommandNotFound(_) => 127,
-        Error::CommandNotRunnable { .. } => 126,
-        _ => 125,
-    };
-    Failed {
-        error: e.into(),
-        code,
-    }
-}
-
 fn dispatch(cli: Cli) -> Outcome {
     let engine = || Engine::open(&cli.root, &cli.run_dir);
     match cli.command {
@@ -128,7 +100,7 @@ fn default_sigpipe() {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     // The engine's own processes (monitor, container init) run from this binary.
-    if let Some(code) = netctl_engine::process::run_internal(&args) {
+    if let Some(code) = netctl_engine::internal::run_internal(&args) {
         return ExitCode::from(u8::try_from(code).unwrap_or(255));
     }
     netctl_cni::fsutil::cloexec_inherited();

@@ -1,14 +1,12 @@
 //! `netctl network ...`: Docker's network commands, flags and output.
 
-use std::collections::BTreeMap;
-use std::io::BufRead;
-
 use clap::{Args, Subcommand, ValueEnum};
 use netctl_engine::network::{create, parse_subnet, CreateRequest, Driver, Network};
 use netctl_engine::Engine;
 use serde_json::json;
 
-use crate::Outcome;
+use crate::input::{confirm, key_values};
+use crate::outcome::Outcome;
 
 /// The network commands.
 #[derive(Subcommand)]
@@ -168,14 +166,14 @@ pub fn run(engine: &Engine, cmd: NetworkCommand) -> Outcome {
             crate::output::json(&out)?;
         }
         NetworkCommand::Rm { networks } => {
-            crate::container::repair(engine);
+            crate::output::repair(engine);
             for key in networks {
                 store.remove(engine, &store.find(&key)?)?;
                 println!("{key}");
             }
         }
         NetworkCommand::Prune { force } => {
-            crate::container::repair(engine);
+            crate::output::repair(engine);
             prune(engine, force)?;
         }
         NetworkCommand::Connect {
@@ -204,19 +202,6 @@ pub fn run(engine: &Engine, cmd: NetworkCommand) -> Outcome {
         }
     }
     Ok(0)
-}
-
-/// Parses `K=V` pairs.
-pub fn key_values(pairs: &[String], flag: &str) -> anyhow::Result<BTreeMap<String, String>> {
-    pairs
-        .iter()
-        .map(|p| {
-            let (k, v) = p
-                .split_once('=')
-                .ok_or_else(|| anyhow::anyhow!("{flag} {p:?} is not KEY=VALUE"))?;
-            Ok((k.to_string(), v.to_string()))
-        })
-        .collect()
 }
 
 fn ls(all: &[Network], a: &LsArgs) -> anyhow::Result<()> {
@@ -280,9 +265,7 @@ fn prune(engine: &Engine, force: bool) -> anyhow::Result<()> {
     let store = engine.networks()?;
     let mut deleted = Vec::new();
     for n in store.all()? {
-        if PREDEFINED.contains(&n.name.as_str())
-            || !netctl_engine::view::network_endpoints(engine, &n).is_empty()
-        {
+        if PREDEFINED.contains(&n.name.as_str()) || !n.attachments(engine).is_empty() {
             continue;
         }
         store.remove(engine, &n)?;
@@ -292,12 +275,4 @@ fn prune(engine: &Engine, force: bool) -> anyhow::Result<()> {
         println!("Deleted Networks:\n{}", deleted.join("\n"));
     }
     Ok(())
-}
-
-/// Asks `warning` + "Are you sure you want to continue? [y/N]" on the terminal.
-pub fn confirm(warning: &str) -> anyhow::Result<bool> {
-    eprint!("{warning}\nAre you sure you want to continue? [y/N] ");
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    Ok(answer.trim().eq_ignore_ascii_case("y"))
 }

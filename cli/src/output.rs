@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use netctl_engine::container::{Container, PortBinding, Status};
 use netctl_engine::view::state_name;
+use netctl_engine::{Engine, Error};
 
 /// "3 seconds", "About a minute", "2 hours" — Docker's human durations.
 pub fn human_duration(d: Duration) -> String {
@@ -183,6 +184,21 @@ pub fn human_size(bytes: u64) -> String {
 pub fn json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
+}
+
+/// Detaches what a killed command left, and says what it could not.
+pub fn repair(engine: &Engine) {
+    match netctl_engine::lifecycle::repair(engine) {
+        Ok(warnings) => warn(warnings),
+        Err(e) => eprintln!("netctl: repair what a crash left: {}", e.report()),
+    }
+}
+
+/// Prints what the engine could not undo, as Docker's warnings.
+pub fn warn(warnings: Vec<Error>) {
+    for w in warnings {
+        eprintln!("WARNING: {}", w.report());
+    }
 }
 
 #[cfg(test)]

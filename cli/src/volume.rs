@@ -1,10 +1,11 @@
 //! `netctl volume ...`: Docker's volume commands.
 
 use clap::Subcommand;
+use netctl_engine::container::volume_users;
 use netctl_engine::volume::VolumeStore;
 use netctl_engine::Engine;
 
-use crate::Outcome;
+use crate::outcome::Outcome;
 
 /// The volume commands.
 #[derive(Subcommand, Debug)]
@@ -62,7 +63,7 @@ pub fn run(engine: &Engine, cmd: VolumeCommand) -> Outcome {
         } => {
             let mut v = store.create(name.or(name_flag).as_deref(), false)?;
             if !label.is_empty() {
-                v.labels = crate::network::key_values(&label, "--label")?;
+                v.labels = crate::input::key_values(&label, "--label")?;
                 store.save(&v)?;
             }
             println!("{}", v.name);
@@ -97,7 +98,7 @@ pub fn run(engine: &Engine, cmd: VolumeCommand) -> Outcome {
             let containers = engine.containers.all()?;
             let mut failed = false;
             for n in volumes {
-                match store.remove(&n, &containers) {
+                match store.remove(&n, &volume_users(&containers, &n)) {
                     Ok(()) => println!("{n}"),
                     Err(e) => {
                         eprintln!("Error response from daemon: {}", e.report());
@@ -108,16 +109,15 @@ pub fn run(engine: &Engine, cmd: VolumeCommand) -> Outcome {
             return Ok(u8::from(failed));
         }
         VolumeCommand::Prune { force, all } => {
-            if !force && !crate::network::confirm("WARNING! This will remove anonymous local volumes not used by at least one container.")? {
+            if !force && !crate::input::confirm("WARNING! This will remove anonymous local volumes not used by at least one container.")? {
                 return Ok(0);
             }
             println!("Deleted Volumes:");
             let containers = engine.containers.all()?;
             for v in store.all()? {
-                if (all || v.anonymous)
-                    && netctl_engine::volume::users(&containers, &v.name).is_empty()
-                {
-                    store.remove(&v.name, &containers)?;
+                let users = volume_users(&containers, &v.name);
+                if (all || v.anonymous) && users.is_empty() {
+                    store.remove(&v.name, &users)?;
                     println!("{}", v.name);
                 }
             }

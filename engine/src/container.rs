@@ -431,3 +431,17 @@ impl ContainerStore {
         Ok(c)
     }
 }
+
+/// Names of the containers whose mounts use volume `name`.
+pub fn volume_users(containers: &[Container], name: &str) -> Vec<String> {
+    containers
+        .iter()
+        .filter(|c| {
+            c.config
+                .mounts
+                .iter()
+                .any(|m| m.kind == crate::volume::MountKind::Volume && m.source == name)
+        })
+        .map(|c| c.config.name.clone())
+        .collect()
+}

@@ -5,8 +5,8 @@ use std::fs;
 use std::path::Path;
 
 use crate::container::{Container, NetMode};
+use crate::engine::Engine;
 use crate::error::{Context, Result};
-use crate::Engine;
 
 /// Writes /etc/hosts, /etc/hostname and /etc/resolv.conf for the container.
 pub fn write(engine: &Engine, c: &Container) -> Result<()> {

@@ -9,11 +9,11 @@ use netctl_cni::Attachment;
 use nix::sys::signal::Signal;
 
 use crate::container::{pid_alive, Container, Status, StoreLock};
+use crate::engine::Engine;
 use crate::error::{conflict, state, Context, Error, Result};
 use crate::process::{reports, Internal, Report};
 use crate::spec::{plan, ContainerSpec};
 use crate::volume::VolumeStore;
-use crate::Engine;
 
 /// `create`: the container's record (not started) and what of the spec was dropped.
 pub fn create(engine: &Engine, spec: &ContainerSpec) -> Result<(Container, Vec<String>)> {
@@ -189,10 +189,9 @@ pub fn remove_stopped(
         let store = VolumeStore::open(&engine.root)?;
         let all = engine.containers.all()?;
         for m in &c.config.mounts {
-            if store.get(&m.source).is_ok_and(|v| v.anonymous)
-                && crate::volume::users(&all, &m.source).is_empty()
-            {
-                store.remove(&m.source, &all)?;
+            let users = crate::container::volume_users(&all, &m.source);
+            if store.get(&m.source).is_ok_and(|v| v.anonymous) && users.is_empty() {
+                store.remove(&m.source, &users)?;
             }
         }
     }

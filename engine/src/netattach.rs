@@ -16,9 +16,9 @@ use netctl_net::NetNs;
 use crate::container::{
     Address, Container, Endpoint, NetMode, NetworkRequest, PortBinding, StoreLock,
 };
+use crate::engine::Engine;
 use crate::error::{conflict, invalid, state, Context, Error, Result};
 use crate::network::PREDEFINED;
-use crate::Engine;
 
 /// What one attachment asks of a network's plugins.
 #[derive(Debug, Clone, Default)]

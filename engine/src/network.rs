@@ -16,9 +16,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::clock::now_rfc3339;
+use crate::engine::Engine;
 use crate::error::{conflict, invalid, Context, Error, Kind, Result};
 use crate::ids::{derived_id, random_id, short_id};
-use crate::Engine;
 
 /// The predefined networks, always present.
 pub const PREDEFINED: [&str; 3] = ["bridge", "host", "none"];
@@ -96,6 +96,15 @@ pub struct Network {
 }
 
 impl Network {
+    /// Who is attached to this network, from the CNI result cache: netctl's containers and
+    /// any other runtime that attached through netctl's cache.
+    pub fn attachments(&self, engine: &Engine) -> Vec<netctl_cni::invoke::RuntimeConf> {
+        engine
+            .cni
+            .cached_attachments(&self.name)
+            .unwrap_or_default()
+    }
+
     fn from_list(list: NetConfList) -> Self {
         let meta: NetworkMeta = list
             .extra
@@ -243,7 +252,7 @@ impl NetworkStore {
         if PREDEFINED.contains(&n.name.as_str()) {
             conflict!("{} is a pre-defined network and cannot be removed", n.name);
         }
-        let attached = crate::view::network_endpoints(engine, n);
+        let attached = n.attachments(engine);
         if !attached.is_empty() {
             conflict!(
                 "error while removing network: network {} id {} has active endpoints ({} containers)",

@@ -10,12 +10,12 @@ use netctl_cni::types::Protocol;
 
 use crate::clock::now_rfc3339;
 use crate::container::{check_name_free, Config, NetMode, NetworkRequest, PortBinding};
+use crate::engine::Engine;
 use crate::error::{invalid, Error, Kind, Result};
 use crate::ids::{check_name, random_id, random_name, short_id};
 use crate::image::{Image, ImageStore};
 use crate::network::PREDEFINED;
 use crate::volume::{MountKind, MountSpec, VolumeStore};
-use crate::Engine;
 
 /// Everything `create` and `run` can ask for, as values.
 #[derive(Debug, Clone, Default)]

@@ -9,11 +9,11 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::container::{Container, NetMode, PortBinding, Status};
+use crate::engine::Engine;
 use crate::ids::derived_id;
 use crate::image::{Image, ImageConfig};
 use crate::network::Network;
 use crate::volume::{MountKind, Volume, VolumeStore};
-use crate::Engine;
 
 /// Docker's State.Status of a container.
 pub fn state_name(c: &Container) -> &'static str {
@@ -485,7 +485,7 @@ pub struct NetworkEndpoint {
 /// attachments another runtime made through netctl's cache show too).
 pub fn network_endpoints(engine: &Engine, n: &Network) -> BTreeMap<String, NetworkEndpoint> {
     let mut out = BTreeMap::new();
-    for rt in engine.cni.cached_attachments(&n.name).unwrap_or_default() {
+    for rt in n.attachments(engine) {
         let Ok(Some(r)) = engine.cni.cached_result(&n.name, &rt) else {
             continue;
         };

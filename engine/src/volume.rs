@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::now_rfc3339;
-use crate::container::Container;
 use crate::error::{conflict, invalid, Context, Error, Kind, Result};
 use crate::ids::{check_name, random_id};
 
@@ -125,29 +124,15 @@ impl VolumeStore {
         Ok(out)
     }
 
-    /// Removes a volume and its data, refused while one of `containers` uses it.
-    pub fn remove(&self, name: &str, containers: &[Container]) -> Result<()> {
+    /// Removes a volume and its data, refused while `users` (the names of the containers
+    /// that mount it, from [`crate::container::volume_users`]) is not empty.
+    pub fn remove(&self, name: &str, users: &[String]) -> Result<()> {
         self.get(name)?;
-        let users = users(containers, name);
         if !users.is_empty() {
             conflict!("remove {name}: volume is in use - [{}]", users.join(", "));
         }
         fs::remove_dir_all(self.dir.join(name)).ctx(|| format!("remove volume {name}"))
     }
-}
-
-/// Names of the containers whose mounts use volume `name`.
-pub fn users(containers: &[Container], name: &str) -> Vec<String> {
-    containers
-        .iter()
-        .filter(|c| {
-            c.config
-                .mounts
-                .iter()
-                .any(|m| m.kind == MountKind::Volume && m.source == name)
-        })
-        .map(|c| c.config.name.clone())
-        .collect()
 }
 
 fn check_target(target: &str, spec: &str) -> Result<()> {

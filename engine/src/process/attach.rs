@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Context, Result};
 
 use crate::container::Container;
-use crate::Engine;
+use crate::engine::Engine;
 
 /// Output kept for the first client of an attached `run` (beyond it, the log has it).
 const BACKLOG_MAX: usize = 1 << 20;

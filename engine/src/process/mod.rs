@@ -1,7 +1,8 @@
-//! The engine's own processes: the monitor of a running container and the two stages of its
-//! init. The engine starts them by executing the binary it is linked into (the running
+//! The engine's own processes: the monitor of a running container ([`crate::monitor`]) and the
+//! two stages of its init, and what runs in a container (exec, terminal, attach server,
+//! freezer). The engine starts them by executing the binary it is linked into (the running
 //! executable) with the arguments of an [`Internal`] command; that binary hands its
-//! arguments to [`run_internal`] before anything else. They report to whoever started
+//! arguments to [`crate::internal::run_internal`] before anything else. They report to whoever started
 //! them with typed [`Report`]s, one JSON line each, on their stderr pipe.
 
 pub mod attach;
@@ -9,7 +10,6 @@ pub mod cgroup;
 pub mod console;
 pub mod exec;
 pub mod init;
-pub mod monitor;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
@@ -88,23 +88,6 @@ impl Internal {
             _ => None,
         }
     }
-}
-
-/// Runs the internal command these arguments (with the program name) start, if they start
-/// one: then the process's exit status (for the monitor, the container's), else None.
-pub fn run_internal(args: &[String]) -> Option<i32> {
-    netctl_cni::fsutil::cloexec_inherited();
-    Some(match Internal::parse(args.get(1..)?)? {
-        Internal::Monitor {
-            root,
-            run_dir,
-            id,
-            attach,
-            tty_size,
-        } => monitor::run(&root, &run_dir, &id, attach, tty_size),
-        Internal::Init(spec) => init::stage1(&spec),
-        Internal::Init2(spec) => init::stage2(&spec),
-    })
 }
 
 /// Why a container could not be started, as it travels between processes.

@@ -1,4 +1,4 @@
-//! The monitor: one process per running container ([`super::Internal::Monitor`]). It holds
+//! The monitor: one process per running container ([`Internal::Monitor`]). It holds
 //! the published host ports, attaches the networks, starts the container's process, keeps
 //! its output in the json-file log, serves attach clients, and when the process ends
 //! records the exit code, detaches the networks and (for `--rm`) removes the container.
@@ -20,15 +20,15 @@ use std::sync::{Arc, Mutex};
 use netctl_cni::types::Protocol;
 use serde::Serialize;
 
-use super::attach::Clients;
-use super::init::InitSpec;
-use super::{reports, Failure, Internal, Report};
 use crate::clock::now_rfc3339;
 use crate::container::{Container, NetMode, PortBinding, Status, StoreLock};
+use crate::engine::Engine;
 use crate::error::{state, Context, Error, Result};
 use crate::image::ImageStore;
+use crate::process::attach::Clients;
+use crate::process::init::InitSpec;
+use crate::process::{reports, Failure, Internal, Report};
 use crate::volume::{MountKind, VolumeStore};
-use crate::Engine;
 
 /// What the container's process writes to, as the monitor sees it.
 enum Output {
@@ -118,8 +118,8 @@ pub fn run(
     } else {
         Clients::default()
     };
-    let socket = super::attach::socket_path(&engine, &c);
-    match super::attach::listen(&socket) {
+    let socket = crate::process::attach::socket_path(&engine, &c);
+    match crate::process::attach::listen(&socket) {
         Ok(listener) => serve_attach(listener, &clients, &mut running),
         Err(e) => diag.note(&format!("attach socket: {}", e.report())),
     }
@@ -134,7 +134,7 @@ pub fn run(
 
 /// Serves attach clients: the container's output, and its stdin for `-i`.
 fn serve_attach(listener: UnixListener, clients: &Clients, r: &mut Running) {
-    use super::attach::Stdin;
+    use crate::process::attach::Stdin;
     let (stdin, terminal) = match &r.output {
         Output::Pipes(..) => (r.stdin.take().map(|f| Stdin::new(f, true)), None),
         Output::Tty(master) => (
@@ -142,7 +142,7 @@ fn serve_attach(listener: UnixListener, clients: &Clients, r: &mut Running) {
             master.try_clone().ok(),
         ),
     };
-    super::attach::serve(listener, clients.clone(), stdin, terminal);
+    crate::process::attach::serve(listener, clients.clone(), stdin, terminal);
 }
 
 fn start(
@@ -189,7 +189,7 @@ fn undo_start(engine: &Engine, c: &mut Container, lock: &StoreLock, e: &Error, d
     for w in crate::netattach::teardown(engine, c, lock) {
         diag.note(&format!("detach after a failed start: {}", w.report()));
     }
-    if let Some(cg) = super::cgroup::Cgroup::of(&c.config.id) {
+    if let Some(cg) = crate::process::cgroup::Cgroup::of(&c.config.id) {
         cg.remove();
     }
     let _ = fs::remove_file(console_path(engine, c));
@@ -306,7 +306,7 @@ fn container_stdio(engine: &Engine, c: &Container) -> Result<Stdio3> {
 }
 
 /// The container's mounts as host paths.
-fn init_mounts(engine: &Engine, c: &Container) -> Result<Vec<super::init::Mount>> {
+fn init_mounts(engine: &Engine, c: &Container) -> Result<Vec<crate::process::init::Mount>> {
     let volumes = VolumeStore::open(&engine.root)?;
     c.config
         .mounts
@@ -324,7 +324,7 @@ fn init_mounts(engine: &Engine, c: &Container) -> Result<Vec<super::init::Mount>
                     (Some(data), empty)
                 }
             };
-            Ok(super::init::Mount {
+            Ok(crate::process::init::Mount {
                 source,
                 target: m.target.clone(),
                 readonly: m.readonly,
@@ -412,7 +412,7 @@ fn spawn(engine: &Engine, c: &Container, tty_size: Option<(u16, u16)>) -> Result
         .ctx(|| "start the container".into())?;
     let report = read_status(status_r).and_then(|pid| match io.output {
         Pending::Console(listener) => {
-            let master = super::console::receive(&listener);
+            let master = crate::process::console::receive(&listener);
             let _ = fs::remove_file(console_path(engine, c));
             Ok((pid, Output::Tty(master?)))
         }
@@ -561,7 +561,7 @@ fn finish(engine: &Engine, c: &mut Container, code: i32, diag: &mut Diag) {
     c.state.pid = 0;
     c.state.paused = false;
     c.state.ports.clear();
-    if let Some(cg) = super::cgroup::Cgroup::of(&c.config.id) {
+    if let Some(cg) = crate::process::cgroup::Cgroup::of(&c.config.id) {
         cg.remove();
     }
     if let Err(e) = c.save_state() {

@@ -1,0 +1,21 @@
+//! The entry point of the engine's own processes ([`Internal`] commands): a binary that
+//! links the engine calls [`run_internal`] with its arguments before anything else.
+
+use crate::process::Internal;
+
+/// Runs the internal command these arguments (with the program name) start, if they start
+/// one: then the process's exit status (for the monitor, the container's), else None.
+pub fn run_internal(args: &[String]) -> Option<i32> {
+    netctl_cni::fsutil::cloexec_inherited();
+    Some(match Internal::parse(args.get(1..)?)? {
+        Internal::Monitor {
+            root,
+            run_dir,
+            id,
+            attach,
+            tty_size,
+        } => crate::monitor::run(&root, &run_dir, &id, attach, tty_size),
+        Internal::Init(spec) => crate::process::init::stage1(&spec),
+        Internal::Init2(spec) => crate::process::init::stage2(&spec),
+    })
+}
