@@ -123,9 +123,11 @@ pub fn run(
         Ok(listener) => serve_attach(listener, &clients, &mut running),
         Err(e) => diag.note(&format!("attach socket: {}", e.report())),
     }
+    // The log exists before `run -d` returns, so a `logs -f` right after it follows.
+    let log = open_log(&c, &mut diag);
     Report::Running.send(&mut status);
     drop(status);
-    let code = supervise(&c, running, &clients, &mut diag);
+    let code = supervise(running, &clients, log);
     finish(&engine, &mut c, code, &mut diag);
     clients.finish(code);
     let _ = fs::remove_file(socket);
@@ -158,7 +160,10 @@ fn start(
     }
     let (ports, bound) = bind_ports(&c.config.ports)?;
     c.state.ports = bound;
-    crate::netattach::setup(engine, c, &lock)?;
+    if let Err(e) = crate::netattach::setup(engine, c, &lock) {
+        undo_start(engine, c, &lock, &e, diag);
+        return Err(e);
+    }
     let spawned = crate::etc::write(engine, c).and_then(|()| spawn(engine, c, tty_size));
     let spawned = match spawned {
         Ok(s) => s,
@@ -448,11 +453,9 @@ fn read_status(r: std::io::PipeReader) -> Result<u32> {
     pid.ok_or_else(|| Error::State("the container's process ended before it started".into()))
 }
 
-/// Copies the container's output into the log (when it can be opened) and to attached
-/// clients; returns the exit code. The output is always drained: a container never blocks
-/// on a full pipe because its log is missing.
-fn supervise(c: &Container, mut r: Running, clients: &Clients, diag: &mut Diag) -> i32 {
-    let log = match OpenOptions::new()
+/// The container's log, opened for appending; None (noted) when it cannot be opened.
+fn open_log(c: &Container, diag: &mut Diag) -> Option<Arc<Mutex<File>>> {
+    match OpenOptions::new()
         .create(true)
         .append(true)
         .open(c.log_path())
@@ -465,7 +468,13 @@ fn supervise(c: &Container, mut r: Running, clients: &Clients, diag: &mut Diag) 
             ));
             None
         }
-    };
+    }
+}
+
+/// Copies the container's output into the log (when there is one) and to attached
+/// clients; returns the exit code. The output is always drained: a container never blocks
+/// on a full pipe because its log is missing.
+fn supervise(mut r: Running, clients: &Clients, log: Option<Arc<Mutex<File>>>) -> i32 {
     let sink = |stream: u8| Sink {
         stream,
         log: log.clone(),
@@ -551,7 +560,12 @@ fn finish(engine: &Engine, c: &mut Container, code: i32, diag: &mut Diag) {
         Ok(l) => l,
         Err(e) => return diag.note(&format!("lock to record the exit: {}", e.report())),
     };
-    let _ = c.reload();
+    if let Err(e) = c.reload() {
+        diag.note(&format!(
+            "reload the state to record the exit: {}",
+            e.report()
+        ));
+    }
     for w in crate::netattach::teardown(engine, c, &lock) {
         diag.note(&format!("detach: {}", w.report()));
     }

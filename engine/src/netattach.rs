@@ -196,9 +196,15 @@ pub fn attach_recorded(
             c.save_state()
         }
         Err(e) => {
-            // Best effort: the ADD error is what the caller needs to see.
-            let _ = lock.shared_with_children(|| detach(engine, c, req, ifname));
-            c.state.endpoints.remove(pos);
+            // A DEL that fails too leaves the endpoint pending: the next repair retries it.
+            let undo = lock.shared_with_children(|| detach(engine, c, req, ifname));
+            let e = match undo {
+                Ok(()) => {
+                    c.state.endpoints.remove(pos);
+                    e
+                }
+                Err(u) => with_undo(e, vec![u]),
+            };
             c.save_state().map_err(|s| s.context(e.report()))?;
             Err(e)
         }
@@ -229,8 +235,8 @@ pub fn setup(engine: &Engine, c: &mut Container, lock: &StoreLock) -> Result<()>
             Vec::new()
         };
         if let Err(e) = attach_recorded(engine, c, lock, req, &format!("eth{i}"), &ports) {
-            teardown(engine, c, lock);
-            return Err(e);
+            let undo = teardown(engine, c, lock);
+            return Err(with_undo(e, undo));
         }
     }
     Ok(())
@@ -249,8 +255,8 @@ fn loopback_up(ns: &NetNs) -> Result<()> {
 
 /// DEL of every attached network in reverse (pending ones too: DEL is safe for an ADD
 /// that never finished), then the namespace goes. Every DEL runs whatever the others do;
-/// what failed is returned (the caller reports it), and the endpoints stay recorded until
-/// the caller saves the state.
+/// what failed is returned (the caller reports it) and stays in the state as a pending
+/// endpoint, which the next repair retries once the caller saves the state.
 pub fn teardown(engine: &Engine, c: &mut Container, lock: &StoreLock) -> Vec<Error> {
     let endpoints = std::mem::take(&mut c.state.endpoints);
     let mut failed = Vec::new();
@@ -258,12 +264,28 @@ pub fn teardown(engine: &Engine, c: &mut Container, lock: &StoreLock) -> Vec<Err
         let req = request_of(c, &ep.network);
         if let Err(e) = lock.shared_with_children(|| detach(engine, c, &req, &ep.ifname)) {
             failed.push(e.context(format!("detach {} from {}", c.config.name, ep.network)));
+            c.state.endpoints.push(Endpoint {
+                pending: true,
+                ..ep.clone()
+            });
         }
     }
     if matches!(c.config.net_mode, NetMode::Private | NetMode::None) {
         let _ = NetNs::remove(&engine.netns_path(&c.config.id));
     }
     failed
+}
+
+/// `e`, saying which undo steps failed too (they stay recorded for the next repair).
+fn with_undo(e: Error, undo: Vec<Error>) -> Error {
+    if undo.is_empty() {
+        return e;
+    }
+    let undo: Vec<String> = undo.iter().map(Error::report).collect();
+    e.context(format!(
+        "undoing the attachment failed too ({}); the next netctl command retries it",
+        undo.join("; ")
+    ))
 }
 
 /// What the container asked of a network (aliases, addresses), for its DEL.

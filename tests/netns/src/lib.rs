@@ -43,6 +43,26 @@ pub fn binary(name: &str) -> PathBuf {
     p
 }
 
+/// Polls `check` (every 20 ms) until it gives `Some`, for at most `within`; then panics
+/// saying what never happened and what the last check saw. Tests wait for conditions with
+/// this instead of sleeping a guessed time.
+pub fn eventually<T>(
+    what: &str,
+    within: std::time::Duration,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> T {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        match check() {
+            Ok(v) => return v,
+            Err(last) if std::time::Instant::now() >= deadline => {
+                panic!("{what}: not within {within:?}; last saw: {last}")
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    }
+}
+
 /// One test's private host: its own network and mount namespaces and a scratch folder.
 pub struct TestHost {
     dir: tempfile::TempDir,
@@ -193,15 +213,13 @@ impl TestHost {
     /// Waits (up to 5 s) until the links DEL retired have been deleted by their reapers (no
     /// reaper runs any more; other tests' reapers only make this wait a little longer).
     pub fn wait_for_reapers(&self) {
-        for _ in 0..100 {
-            if !self.try_sh("pgrep -f -- '--reap-lin[k]'").0 {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!(
-            "retired links were not reaped: {}",
-            self.sh("ps -eo pid,args | grep -- '--reap-lin[k]'")
+        eventually(
+            "retired links reaped",
+            std::time::Duration::from_secs(5),
+            || match self.try_sh("ps -eo pid,args | grep -- '--reap-lin[k]'") {
+                (true, running) => Err(running),
+                (false, _) => Ok(()),
+            },
         );
     }
 

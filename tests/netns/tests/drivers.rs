@@ -4,8 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use netctl_netns_tests::{attachment, TestHost};
+use netctl_netns_tests::{attachment, eventually, TestHost};
 use serde_json::{json, Value};
 
 fn ping(host: &TestHost, from: &Path, to: &str) -> bool {
@@ -207,7 +208,15 @@ fn container_network_shares_the_target_namespace() {
     assert_eq!(r.interfaces[0].sandbox.as_deref(), target.to_str());
     host.sh_in(&target, "ip link set lo up");
     host.spawn_in(&target, "busybox nc -l -p 7000 -e echo shared");
-    let (ok, out) = host.try_sh_in(&target, "sleep 0.3; busybox nc -w 2 172.18.0.2 7000");
+    eventually(
+        "nc listening in the target",
+        Duration::from_secs(5),
+        || match host.try_sh_in(&target, "ss -Hltn sport = :7000") {
+            (true, out) if !out.is_empty() => Ok(()),
+            (_, out) => Err(out),
+        },
+    );
+    let (ok, out) = host.try_sh_in(&target, "busybox nc -w 2 172.18.0.2 7000");
     assert!(ok && out.contains("shared"), "{out}");
     host.cni().check(&join, &rt).expect("CHECK");
     host.cni().del(&join, &rt).expect("joiner DEL");

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use netctl_netns_tests::{attachment, TestHost};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn inspect(host: &TestHost, net: &str) -> Value {
     let v: Value = serde_json::from_str(&host.netctl_ok(&["network", "inspect", net])).unwrap();
@@ -426,4 +426,31 @@ fn a_hand_written_conflist_works_with_netctl_run() {
     assert!(ping.contains("10.77.0.50"), "{ping}");
     assert!(host.sh("ip -o link").contains("cni-hand"));
     host.netctl_ok(&["rm", "-f", "h1", "h2"]);
+}
+
+/// Someone edits a conflist by hand and leaves netctl's ID short (or multi-byte): `network ls`,
+/// `ls -q` and `inspect` show it as it is instead of panicking on a 12-character cut.
+#[test]
+fn a_hand_edited_short_network_id_is_listed_as_it_is() {
+    let host = TestHost::new();
+    std::fs::create_dir_all("/var/lib/netctl/networks").unwrap();
+    for (name, id) in [("shorty", "ab12"), ("accents", "ééé")] {
+        std::fs::write(
+            format!("/var/lib/netctl/networks/{name}.conflist"),
+            json!({"cniVersion": "1.0.0", "name": name, "netctl": {"id": id, "driver": "bridge"},
+                   "plugins": [{"type": "netctl-bridge", "bridge": format!("br-{name}"),
+                   "ipam": {"type": "netctl-ipam", "subnet": "10.78.0.0/24"}}]})
+            .to_string(),
+        )
+        .unwrap();
+    }
+    let quiet = host.netctl_ok(&["network", "ls", "-q"]);
+    assert!(quiet.lines().any(|l| l == "ab12"), "{quiet}");
+    assert!(quiet.lines().any(|l| l == "ééé"), "{quiet}");
+    let table = host.netctl_ok(&["network", "ls"]);
+    assert!(
+        table.contains("ab12") && table.contains("shorty"),
+        "{table}"
+    );
+    assert_eq!(inspect(&host, "shorty")["Id"], "ab12");
 }

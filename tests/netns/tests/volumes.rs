@@ -2,11 +2,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use netctl_netns_tests::{binary, TestHost};
+use netctl_netns_tests::{binary, eventually, TestHost};
 use serde_json::Value;
 
 fn inspect(host: &TestHost, what: &str) -> Value {
@@ -173,18 +173,13 @@ fn attach_pause_top_port_rename_wait() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    let mut lines = std::io::BufReader::new(att.stdout.take().unwrap()).lines();
+    let seen: Vec<String> = (0..2).map(|_| lines.next().unwrap().unwrap()).collect();
     let _ = att.kill();
-    let mut seen = String::new();
-    att.stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut seen)
-        .unwrap();
     let _ = att.wait();
     let logged = host.netctl_ok(&["logs", "counter"]);
     assert!(
-        seen.lines().count() >= 2 && logged.contains(seen.lines().next().unwrap()),
+        seen.iter().all(|l| l.starts_with("tick ")) && logged.contains(&seen[0]),
         "attach saw new ticks: {seen:?}"
     );
 
@@ -197,26 +192,28 @@ fn attach_pause_top_port_rename_wait() {
     host.netctl_ok(&["pause", "counter"]);
     assert!(host.netctl_ok(&["ps"]).contains("(Paused)"));
     assert_eq!(inspect(&host, "counter")["State"]["Status"], "paused");
-    let frozen = std::fs::read_to_string(format!(
-        "/proc/{}/stat",
-        inspect(&host, "counter")["State"]["Pid"]
-    ))
-    .unwrap();
-    assert!(
-        frozen.contains(") S ") || frozen.contains(") D "),
-        "{frozen}"
-    );
+    let pid = inspect(&host, "counter")["State"]["Pid"].as_u64().unwrap();
+    assert!(frozen(pid), "the container's cgroup is frozen");
     let before = host.netctl_ok(&["logs", "counter"]).lines().count();
-    std::thread::sleep(Duration::from_millis(400));
-    assert_eq!(
-        host.netctl_ok(&["logs", "counter"]).lines().count(),
-        before,
-        "no tick while paused"
-    );
     host.netctl_ok(&["unpause", "counter"]);
+    assert!(!frozen(pid), "thawed");
+    eventually("the counter runs again", Duration::from_secs(3), || {
+        let now = host.netctl_ok(&["logs", "counter"]).lines().count();
+        if now > before {
+            Ok(())
+        } else {
+            Err(format!("{now} log lines"))
+        }
+    });
     let a = n();
-    std::thread::sleep(Duration::from_millis(400));
-    assert!(n() > a, "the counter runs again");
+    eventually("the counter counts on", Duration::from_secs(3), || {
+        let now = n();
+        if now > a {
+            Ok(())
+        } else {
+            Err(format!("{now}"))
+        }
+    });
 
     let top = host.netctl_ok(&["top", "counter"]);
     assert!(
@@ -310,7 +307,13 @@ fn interactive_runs_read_stdin_and_detach_with_ctrl_p_ctrl_q() {
     ));
     assert_eq!(out, "two\none\n");
     let (ok, out) = host.try_sh(&format!(
-        "(echo 'echo before-detach'; sleep 0.5; printf '\\020\\021'; sleep 0.5) | script -eqc '{netctl} run -it --name dt busybox sh' /dev/null; echo code=$?"
+        "out={out}; client() {{ pgrep -f '[n]etctl run -it --name dt' >/dev/null; }}; \
+         (echo 'echo before-detach'; \
+          for i in $(seq 250); do grep -q '^before-detach' $out && break; sleep 0.02; done; \
+          printf '\\020\\021'; \
+          for i in $(seq 250); do client || break; sleep 0.02; done) \
+         | script -eqc '{netctl} run -it --name dt busybox sh' /dev/null > $out; echo code=$?; cat $out",
+        out = host.dir().join("tty.out").display()
     ));
     assert!(
         ok && out.contains("before-detach") && out.contains("code=0"),
@@ -321,4 +324,24 @@ fn interactive_runs_read_stdin_and_detach_with_ctrl_p_ctrl_q() {
         "dt keeps running after the detach"
     );
     host.netctl_ok(&["rm", "-f", "dt"]);
+}
+
+/// Whether the cgroup freezer holds process `pid` (cgroup v2's `cgroup.events`, or v1's
+/// `freezer.state`).
+fn frozen(pid: u64) -> bool {
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    for line in cgroups.lines() {
+        if let Some(path) = line.strip_prefix("0::") {
+            let events =
+                std::fs::read_to_string(format!("/sys/fs/cgroup{path}/cgroup.events")).unwrap();
+            return events.lines().any(|l| l == "frozen 1");
+        }
+        if let Some((_, path)) = line.split_once(":freezer:") {
+            let state =
+                std::fs::read_to_string(format!("/sys/fs/cgroup/freezer{path}/freezer.state"))
+                    .unwrap();
+            return state.trim() == "FROZEN";
+        }
+    }
+    panic!("no freezer cgroup for {pid}: {cgroups}");
 }
