@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, Read};
+use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
