@@ -525,9 +525,19 @@ fn run_container(engine: &Engine, a: &RunArgs) -> Outcome {
         println!("{}", c.config.id);
         return Ok(0);
     }
-    let mut c = c;
-    c.reload()?;
-    Ok(exit_code(crate::attach::attach(engine, &c)?.unwrap_or(0)))
+    Ok(exit_code(attach_started(engine, c)?))
+}
+
+/// Attaches to a container `start` just started: its exit code (0 when detached). An
+/// `--rm` container may already have ended and been removed; its monitor still holds the
+/// output and the exit code for this first client.
+fn attach_started(engine: &Engine, mut c: Container) -> anyhow::Result<i32> {
+    match c.reload() {
+        Ok(()) => {}
+        Err(e) if matches!(e, Error::NotFound { .. }) && c.config.auto_remove => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(crate::attach::attach(engine, &c)?.unwrap_or(0))
 }
 
 /// `start [-a] CONTAINER...`.
@@ -538,9 +548,7 @@ fn start(engine: &Engine, keys: &[String], attach: bool) -> Outcome {
         let tty = attach.then(crate::attach::terminal_size).flatten();
         lifecycle::start(engine, &c, attach, tty).map_err(start_failure)?;
         if attach {
-            let mut c = c.clone();
-            c.reload()?;
-            code = exit_code(crate::attach::attach(engine, &c)?.unwrap_or(0));
+            code = exit_code(attach_started(engine, c)?);
         } else {
             println!("{key}");
         }

@@ -245,9 +245,17 @@ impl Container {
         write_json(&self.dir.join("config.json"), &self.config)
     }
 
-    /// Re-reads the state from disk.
+    /// Re-reads the state from disk; [`Error::NotFound`] once the container was removed
+    /// (an `--rm` container that ended).
     pub fn reload(&mut self) -> Result<()> {
-        self.state = read_json(&self.dir.join("state.json"))?;
+        let path = self.dir.join("state.json");
+        if !path.exists() {
+            return Err(Error::NotFound {
+                kind: Kind::Container,
+                key: self.config.name.clone(),
+            });
+        }
+        self.state = read_json(&path)?;
         Ok(())
     }
 

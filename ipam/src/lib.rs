@@ -6,6 +6,10 @@
 mod allocator;
 mod config;
 mod error;
+#[cfg(test)]
+mod memstore;
+#[cfg(test)]
+mod model_tests;
 pub mod plugin;
 mod range;
 mod store;
