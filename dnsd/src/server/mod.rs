@@ -9,6 +9,8 @@
 //! a connection is closed), TCP connections that sit idle are closed, and a control client
 //! that stalls holds up nobody.
 
+#[cfg(test)]
+mod differential_tests;
 mod forward;
 mod limits;
 mod slow;
