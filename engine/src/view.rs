@@ -631,3 +631,113 @@ pub fn inspect_network(engine: &Engine, n: &Network) -> NetworkInspect {
         labels: n.meta.labels.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::container::{Address, Endpoint, State, Status};
+    use serde_json::{json, Value};
+
+    const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    fn container(dir: &std::path::Path, state: State) -> Container {
+        let config = serde_json::from_value(json!({
+            "id": ID, "name": "db", "created": "2026-12-01T00:00:00Z", "image": "ab".repeat(32),
+            "image_name": "busybox", "command": ["sleep", "1000"], "entrypoint": [], "env": [],
+            "workdir": "/", "hostname": "0123456789ab", "tty": false, "interactive": false,
+            "auto_remove": false, "net_mode": "private",
+            "networks": [{"name": "app", "aliases": ["database"]}],
+            "ports": [{"host_ip": null, "host_port": 0, "container_port": 80, "protocol": "tcp"},
+                      {"host_ip": "127.0.0.1", "host_port": 5353, "container_port": 53, "protocol": "udp"}],
+            "extra_hosts": [["extra", "10.1.2.3"]], "dns": [], "links": [["web", "w"]],
+        }))
+        .unwrap();
+        Container {
+            config,
+            state,
+            dir: dir.join("containers").join(ID),
+        }
+    }
+
+    fn inspect_json(state: State) -> Value {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(dir.path(), &dir.path().join("run")).unwrap();
+        serde_json::to_value(inspect(&engine, &container(dir.path(), state))).unwrap()
+    }
+
+    #[test]
+    fn a_created_container_shows_its_networks_as_asked_without_addresses() {
+        let v = inspect_json(State::default());
+        assert_eq!(v["State"]["Status"], "created");
+        assert_eq!(v["State"]["Running"], false);
+        assert_eq!(v["State"]["Pid"], 0);
+        assert_eq!(v["Name"], "/db");
+        assert_eq!(v["Path"], "sleep");
+        assert_eq!(v["Args"], json!(["1000"]));
+        let app = &v["NetworkSettings"]["Networks"]["app"];
+        assert_eq!(app["IPAddress"], "");
+        assert_eq!(app["Aliases"], json!(["database"]));
+        assert_eq!(app["DNSNames"], json!(["db", "0123456789ab"]));
+        assert_eq!(v["NetworkSettings"]["IPAddress"], "");
+        assert_eq!(v["HostConfig"]["NetworkMode"], "app");
+        assert_eq!(
+            v["HostConfig"]["PortBindings"],
+            json!({"80/tcp": [{"HostIp": "", "HostPort": ""}],
+                   "53/udp": [{"HostIp": "127.0.0.1", "HostPort": "5353"}]})
+        );
+        assert_eq!(v["HostConfig"]["ExtraHosts"], json!(["extra:10.1.2.3"]));
+        assert_eq!(v["HostConfig"]["Links"], json!(["web:w"]));
+        assert_eq!(v["NetworkSettings"]["Ports"], json!({}));
+    }
+
+    #[test]
+    fn a_running_container_shows_what_it_was_given_and_hides_pending_attachments() {
+        let attached = Endpoint {
+            network: "app".into(),
+            ifname: "eth0".into(),
+            addresses: vec![
+                Address {
+                    net: "172.18.0.2/16".parse().unwrap(),
+                    gateway: "172.18.0.1".parse().ok(),
+                },
+                Address {
+                    net: "fd42::2/64".parse().unwrap(),
+                    gateway: None,
+                },
+            ],
+            mac: "02:42:ac:12:00:02".into(),
+            ..Endpoint::default()
+        };
+        let state = State {
+            status: Status::Running,
+            pid: std::process::id(),
+            monitor_pid: std::process::id(),
+            endpoints: vec![attached, Endpoint::pending("other", "eth1")],
+            ports: vec![PortBinding {
+                host_ip: None,
+                host_port: 32768,
+                container_port: 80,
+                protocol: netctl_cni::types::Protocol::Tcp,
+            }],
+            ..State::default()
+        };
+        let v = inspect_json(state);
+        assert_eq!(v["State"]["Status"], "running");
+        assert_eq!(v["State"]["Pid"], std::process::id());
+        let s = &v["NetworkSettings"];
+        assert_eq!(s["IPAddress"], "172.18.0.2");
+        assert_eq!(s["IPPrefixLen"], 16);
+        assert_eq!(s["Gateway"], "172.18.0.1");
+        assert_eq!(s["MacAddress"], "02:42:ac:12:00:02");
+        assert_eq!(s["Networks"]["app"]["GlobalIPv6Address"], "fd42::2");
+        assert_eq!(s["Networks"]["app"]["IPv6Gateway"], "");
+        assert!(s["Networks"].get("other").is_none(), "{s}");
+        assert_eq!(
+            s["Ports"],
+            json!({"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "32768"}]})
+        );
+        let key = s["SandboxKey"].as_str().unwrap();
+        assert!(key.ends_with(&format!("/run/netns/{ID}")), "{key}");
+    }
+}
