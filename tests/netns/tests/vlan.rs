@@ -1,6 +1,6 @@
 //! VLANs on a bridge (`"vlan"` in the config), as a user sees them. This machine's kernel
 //! has no bridge VLAN filtering, so the test boots Debian's cloud kernel (unpacked by
-//! `scripts/deps` into target/vm-kernel) in a QEMU VM with no network card, with the built
+//! `scripts/deps test` into target/vm-kernel) in a QEMU VM with no network card, with the built
 //! plugins, busybox, iproute2 and nft in its initramfs, and runs the user's steps there.
 //! Each step prints `PROBE <name> <exit status>`; the expectations live here.
 
@@ -196,11 +196,11 @@ fn initramfs(dir: &Path) -> PathBuf {
 /// Boots the VM and returns what it printed between the markers.
 fn run_vm(image: &Path) -> String {
     let kernel = std::fs::read_dir(kernel_dir().join("boot"))
-        .expect("target/vm-kernel/boot is missing: run scripts/deps")
+        .expect("target/vm-kernel/boot is missing: run scripts/deps test")
         .filter_map(Result::ok)
         .map(|e| e.path())
         .find(|p| p.to_string_lossy().contains("vmlinuz"))
-        .expect("no vmlinuz in target/vm-kernel/boot: run scripts/deps");
+        .expect("no vmlinuz in target/vm-kernel/boot: run scripts/deps test");
     let mut child = Command::new("qemu-system-x86_64")
         .args(["-accel", "tcg", "-cpu", "max", "-m", "512", "-smp", "1"])
         .args(["-nographic", "-no-reboot", "-nic", "none", "-kernel"])
@@ -211,7 +211,7 @@ fn run_vm(image: &Path) -> String {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
-        .expect("qemu-system-x86_64 (scripts/deps installs it)");
+        .expect("qemu-system-x86_64 (scripts/deps test installs it)");
     let started = Instant::now();
     while child.try_wait().unwrap().is_none() {
         if started.elapsed() > VM_TIMEOUT {
