@@ -99,7 +99,10 @@ impl Attach {
             .ports
             .iter()
             .map(|p| netctl_engine::spec::parse_publish(p))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>();
         Ok(runtime_conf(&AttachRequest {
             container_id: &self.container_id,
             name: self.name.as_deref(),

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
-use netctl_engine::container::Container;
+use netctl_engine::container::{Container, LogDriver};
 use netctl_engine::lifecycle;
 use netctl_engine::logs::LogOptions;
 use netctl_engine::process::exec::ExecRequest;
@@ -14,6 +14,7 @@ use nix::sys::signal::Signal;
 
 use crate::outcome::{start_failure, Outcome};
 use crate::output::{self, table};
+use crate::template::Format;
 
 /// The container commands (top level, as Docker has them).
 #[derive(Subcommand)]
@@ -77,6 +78,9 @@ pub enum ContainerCommands {
         /// Only this kind.
         #[arg(long = "type", value_enum)]
         kind: Option<ObjectKind>,
+        /// Go template over each object: `{{.State.Pid}}`, `{{json .Config}}`.
+        #[arg(short = 'f', long)]
+        format: Option<String>,
         /// Containers, images, volumes or networks.
         #[arg(required = true)]
         targets: Vec<String>,
@@ -146,10 +150,31 @@ pub enum ContainerCommand {
     Ls(PsArgs),
     /// Show containers as JSON.
     Inspect {
+        /// Go template over each container: `{{.State.Pid}}`.
+        #[arg(short = 'f', long)]
+        format: Option<String>,
         /// Containers.
         #[arg(required = true)]
         containers: Vec<String>,
     },
+}
+
+/// `--log-driver`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogDriverArg {
+    /// One JSON record per line, read by `logs`.
+    JsonFile,
+    /// Nowhere.
+    None,
+}
+
+impl From<LogDriverArg> for LogDriver {
+    fn from(a: LogDriverArg) -> Self {
+        match a {
+            LogDriverArg::JsonFile => LogDriver::JsonFile,
+            LogDriverArg::None => LogDriver::None,
+        }
+    }
 }
 
 /// What `inspect --type` may name.
@@ -207,6 +232,9 @@ pub struct CreateArgs {
     /// Publish every port the image exposes, each on a free host port.
     #[arg(short = 'P', long = "publish-all")]
     pub publish_all: bool,
+    /// Expose a port or a range of ports (published by -P).
+    #[arg(long = "expose")]
+    pub expose: Vec<String>,
     /// Add a link to another container: NAME[:ALIAS].
     #[arg(long)]
     pub link: Vec<String>,
@@ -216,6 +244,15 @@ pub struct CreateArgs {
     /// Set custom DNS servers.
     #[arg(long)]
     pub dns: Vec<String>,
+    /// Where the output goes: json-file (read by `logs`) or none.
+    #[arg(long = "log-driver", value_enum, default_value = "json-file")]
+    pub log_driver: LogDriverArg,
+    /// Set custom DNS search domains.
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
+    /// Set DNS options.
+    #[arg(long = "dns-option", visible_alias = "dns-opt")]
+    pub dns_option: Vec<String>,
     /// Bind mount or volume: /HOST:/CTR[:ro], NAME:/CTR[:ro], /CTR (anonymous).
     #[arg(short = 'v', long = "volume")]
     pub volume: Vec<String>,
@@ -266,9 +303,15 @@ pub struct PsArgs {
     /// Filter: status=, name=, id=, network=.
     #[arg(short = 'f', long)]
     pub filter: Vec<String>,
-    /// Go-template-like format: `{{.ID}}\t{{.Names}}`, `table ...`.
+    /// Go template: `{{.ID}}\t{{.Names}}`, `table ...`.
     #[arg(long)]
     pub format: Option<String>,
+    /// Show the N last created containers (all states).
+    #[arg(short = 'n', long = "last")]
+    pub last: Option<usize>,
+    /// Show the latest created container (all states).
+    #[arg(short = 'l', long)]
+    pub latest: bool,
 }
 
 /// `logs`.
@@ -343,10 +386,17 @@ pub fn run(root: &Path, run_dir: &Path, cmd: ContainerCommands) -> Outcome {
             Ok(())
         }),
         C::Ps(a) | C::Container(ContainerCommand::Ls(a)) => ps(&engine, &a),
-        C::Inspect { kind, targets } => inspect(&engine, &targets, kind),
-        C::Container(ContainerCommand::Inspect { containers }) => {
-            inspect(&engine, &containers, Some(ObjectKind::Container))
-        }
+        C::Inspect {
+            kind,
+            format,
+            targets,
+        } => inspect(&engine, &targets, kind, format.as_deref()),
+        C::Container(ContainerCommand::Inspect { format, containers }) => inspect(
+            &engine,
+            &containers,
+            Some(ObjectKind::Container),
+            format.as_deref(),
+        ),
         C::Container(ContainerCommand::Prune { force }) => prune(&engine, force),
         C::Logs(a) => logs(&engine, &a),
         C::Exec(a) => exec(&engine, &a),
@@ -473,7 +523,18 @@ fn spec_of(a: &CreateArgs) -> Result<ContainerSpec, Error> {
             .publish
             .iter()
             .map(|p| spec::parse_publish(p))
-            .collect::<Result<_, _>>()?,
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .collect(),
+        expose: a
+            .expose
+            .iter()
+            .map(|p| spec::parse_expose(p))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .collect(),
         publish_all: a.publish_all,
         links: a.link.iter().map(|l| spec::parse_link(l)).collect(),
         add_hosts: a
@@ -482,6 +543,9 @@ fn spec_of(a: &CreateArgs) -> Result<ContainerSpec, Error> {
             .map(|h| spec::parse_add_host(h))
             .collect::<Result<_, _>>()?,
         dns: a.dns.iter().map(|d| ip(d)).collect::<Result<_, _>>()?,
+        dns_search: a.dns_search.clone(),
+        dns_options: a.dns_option.clone(),
+        log_driver: a.log_driver.into(),
         mounts,
         volumes_from: a
             .volumes_from
@@ -556,20 +620,36 @@ fn start(engine: &Engine, keys: &[String], attach: bool) -> Outcome {
     Ok(code)
 }
 
-/// Runs `f` for each container named, printing each name as Docker does; a failure is
-/// reported and the rest still run.
+/// Runs `f` for each container named, up to 50 at once (as Docker does: `stop` of many
+/// containers takes one timeout, not one per container), then prints each name in the
+/// order given, or its error; a failure does not stop the others.
 fn each(
     engine: &Engine,
     keys: &[String],
-    f: impl Fn(&Engine, &Container) -> Result<(), Error>,
+    f: impl Fn(&Engine, &Container) -> Result<(), Error> + Sync,
 ) -> Outcome {
     let mut failed = false;
-    for key in keys {
-        match engine.containers.find(key).and_then(|c| f(engine, &c)) {
-            Ok(()) => println!("{key}"),
-            Err(e) => {
-                eprintln!("Error response from daemon: {}", e.report());
-                failed = true;
+    for batch in keys.chunks(50) {
+        let results: Vec<Result<(), Error>> = std::thread::scope(|s| {
+            let running: Vec<_> = batch
+                .iter()
+                .map(|key| s.spawn(|| engine.containers.find(key).and_then(|c| f(engine, &c))))
+                .collect();
+            running
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(Error::State("the operation panicked".into())))
+                })
+                .collect()
+        });
+        for (key, result) in batch.iter().zip(results) {
+            match result {
+                Ok(()) => println!("{key}"),
+                Err(e) => {
+                    eprintln!("Error response from daemon: {}", e.report());
+                    failed = true;
+                }
             }
         }
     }
@@ -603,11 +683,14 @@ fn ps(engine: &Engine, a: &PsArgs) -> Outcome {
             anyhow::anyhow!("invalid filter {bad:?}: use status, name, id or network").into(),
         );
     }
+    let last = if a.latest { Some(1) } else { a.last };
+    let all = a.all || last.is_some();
     let shown: Vec<Container> = engine
         .containers
         .all()?
         .into_iter()
-        .filter(|c| a.all || filters.contains_key("status") || c.is_running())
+        .take(last.unwrap_or(usize::MAX))
+        .filter(|c| all || filters.contains_key("status") || c.is_running())
         .filter(|c| {
             filters.iter().all(|(k, v)| match k.as_str() {
                 "status" => netctl_engine::view::state_name(c) == v,
@@ -628,15 +711,12 @@ fn ps(engine: &Engine, a: &PsArgs) -> Outcome {
             Some(rest) => (true, rest.trim_start()),
             None => (false, tpl),
         };
+        let format = Format::parse(tpl)?;
         if header {
-            let names: Vec<(&str, String)> = output::PS_FIELDS
-                .into_iter()
-                .map(|k| (k, k.to_uppercase()))
-                .collect();
-            println!("{}", output::render_template(tpl, &names));
+            println!("{}", format.render(&output::ps_headers())?);
         }
         for c in &shown {
-            println!("{}", output::render_template(tpl, &output::ps_fields(c)));
+            println!("{}", format.render(&output::ps_map(c))?);
         }
         return Ok(0);
     }
@@ -673,7 +753,13 @@ fn ps(engine: &Engine, a: &PsArgs) -> Outcome {
 }
 
 /// `inspect [--type ...]`: without a type, the first kind that has the name, in that order.
-fn inspect(engine: &Engine, keys: &[String], kind: Option<ObjectKind>) -> Outcome {
+fn inspect(
+    engine: &Engine,
+    keys: &[String],
+    kind: Option<ObjectKind>,
+    format: Option<&str>,
+) -> Outcome {
+    let format = format.map(Format::parse).transpose()?;
     use netctl_engine::view;
     let images = netctl_engine::image::ImageStore::open(&engine.root)?;
     let volumes = netctl_engine::volume::VolumeStore::open(&engine.root)?;
@@ -706,7 +792,14 @@ fn inspect(engine: &Engine, keys: &[String], kind: Option<ObjectKind>) -> Outcom
         .iter()
         .map(|k| one(k))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    output::json(&out)?;
+    match format {
+        Some(f) => {
+            for v in &out {
+                println!("{}", f.render(v)?);
+            }
+        }
+        None => output::json(&out)?,
+    }
     Ok(0)
 }
 

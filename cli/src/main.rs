@@ -11,6 +11,7 @@ mod input;
 mod network;
 mod outcome;
 mod output;
+mod template;
 mod volume;
 
 use std::path::PathBuf;
@@ -22,8 +23,16 @@ use netctl_engine::Engine;
 use crate::outcome::{Failed, Outcome};
 
 #[derive(Parser)]
-#[command(name = "netctl", version, about = "Container networking for Linux")]
+#[command(
+    name = "netctl",
+    version,
+    disable_version_flag = true,
+    about = "Container networking for Linux"
+)]
 struct Cli {
+    /// Print version information and quit.
+    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
+    version: (),
     /// Persistent state: networks, images, containers, volumes, addresses.
     #[arg(long, global = true, env = "NETCTL_ROOT", default_value = netctl_engine::DEFAULT_ROOT)]
     root: PathBuf,
@@ -65,6 +74,8 @@ enum Commands {
         /// The new NAME[:TAG].
         target: String,
     },
+    /// Show the version of netctl and what it speaks.
+    Version,
     #[command(flatten)]
     Container(Box<container::ContainerCommands>),
 }
@@ -82,8 +93,25 @@ fn dispatch(cli: Cli) -> Outcome {
         Commands::Tag { source, target } => {
             image::run(&engine()?, image::ImageCommand::Tag { source, target })
         }
+        Commands::Version => {
+            print!("{}", version_text());
+            Ok(0)
+        }
         Commands::Container(cmd) => container::run(&cli.root, &cli.run_dir, *cmd),
     }
+}
+
+/// `netctl version`, in the shape of Docker's.
+fn version_text() -> String {
+    format!(
+        "Client: netctl\n Version:           {}\n CNI spec versions: {}\n OS/Arch:           {}/{}\n",
+        env!("CARGO_PKG_VERSION"),
+        netctl_cni::SpecVersion::ALL
+            .map(netctl_cni::SpecVersion::as_str)
+            .join(", "),
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    )
 }
 
 /// Restores the default action of SIGPIPE, so that a command whose reader went away

@@ -1,6 +1,7 @@
 //! What the commands print, as Docker prints it: tables, `--format` templates, human
 //! durations and sizes, container status lines.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use netctl_engine::container::{Container, PortBinding, Status};
@@ -73,6 +74,8 @@ pub fn ports_text(c: &Container) -> String {
         .join(", ")
 }
 
+/// `ps`'s COMMAND: the command line cut to 20 characters and quoted as Go's
+/// `strconv.Quote` does (Docker's `"sh -c 'echo \"hi\"'"`).
 fn quoted_command(c: &Container) -> String {
     let cmd = c.config.command.join(" ");
     let short: String = if cmd.chars().count() > 20 {
@@ -80,7 +83,27 @@ fn quoted_command(c: &Container) -> String {
     } else {
         cmd
     };
-    format!("\"{short}\"")
+    go_quote(&short)
+}
+
+/// Go's `strconv.Quote`: `"` and `\` escaped, control characters as `\n`, `\t`, `\xNN`.
+fn go_quote(s: &str) -> String {
+    let mut out = String::from('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// Left-aligned columns three spaces apart, like Docker's tables.
@@ -141,15 +164,26 @@ pub fn ps_fields(c: &Container) -> Vec<(&'static str, String)> {
     PS_FIELDS.into_iter().zip(values).collect()
 }
 
-/// `{{.ID}}\t{{.Names}}` with the fields filled in.
-pub fn render_template(tpl: &str, fields: &[(&'static str, String)]) -> String {
-    let mut out = tpl.replace("\\t", "\t").replace("\\n", "\n");
-    for (k, v) in fields {
-        for form in [format!("{{{{.{k}}}}}"), format!("{{{{ .{k} }}}}")] {
-            out = out.replace(&form, v);
-        }
-    }
-    out
+/// One `ps` row by field name, for `--format` templates.
+pub fn ps_map(c: &Container) -> BTreeMap<&'static str, String> {
+    ps_fields(c).into_iter().collect()
+}
+
+/// The header row of a `ps --format 'table ...'`: Docker's column names.
+pub fn ps_headers() -> BTreeMap<&'static str, String> {
+    let names = [
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED AT",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+        "STATE",
+        "NETWORKS",
+    ];
+    PS_FIELDS.into_iter().zip(names.map(String::from)).collect()
 }
 
 /// Docker's sizes: "4.26MB", three significant digits.
@@ -215,9 +249,10 @@ mod tests {
     }
 
     #[test]
-    fn templates_fill_the_named_fields() {
-        let f = vec![("ID", "abc".to_string()), ("Names", "web".to_string())];
-        assert_eq!(render_template("{{.ID}}\\t{{ .Names }}", &f), "abc\tweb");
+    fn commands_are_quoted_as_go_quotes_them() {
+        assert_eq!(go_quote("sh -c echo \"hi\""), r#""sh -c echo \"hi\"""#);
+        assert_eq!(go_quote("a\\b\tc\n"), r#""a\\b\tc\n""#);
+        assert_eq!(go_quote("x\u{1}é"), r#""x\x01é""#);
     }
 
     #[test]

@@ -100,8 +100,8 @@ impl Record {
         &self.container_id[..end]
     }
 
-    /// Every name this record answers to, lowercase: its name, short ID and aliases, and the
-    /// name and aliases as `<name>.<network>`.
+    /// Every name this record answers to, lowercase: its name, aliases and short ID, each
+    /// also as `<name>.<network>` (what PTR answers name, so every PTR answer resolves).
     pub fn names(&self) -> Vec<String> {
         let clean = |n: &str| n.trim_end_matches('.').to_ascii_lowercase();
         let network = self.network.to_ascii_lowercase();
@@ -115,7 +115,9 @@ impl Record {
             push(format!("{n}.{network}"));
             push(n);
         }
-        push(clean(self.short_id()));
+        let short = clean(self.short_id());
+        push(format!("{short}.{network}"));
+        push(short);
         out
     }
 
@@ -261,7 +263,7 @@ mod tests {
     fn a_record_answers_to_name_short_id_aliases_and_network_qualified_names() {
         assert_eq!(
             rec().names(),
-            ["api.web", "api", "web.web", "web", "0123456789ab"]
+            ["api.web", "api", "web.web", "web", "0123456789ab.web", "0123456789ab"]
         );
     }
 

@@ -70,6 +70,28 @@ pub enum NetMode {
     Container(String),
 }
 
+/// Where a container's output goes besides attached clients (`--log-driver`).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub enum LogDriver {
+    /// Docker's default: one JSON record per line in `<id>-json.log`, read by `logs`.
+    #[default]
+    #[serde(rename = "json-file")]
+    JsonFile,
+    /// Nowhere: `logs` has nothing to read.
+    #[serde(rename = "none")]
+    None,
+}
+
+impl LogDriver {
+    /// Docker's name of it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogDriver::JsonFile => "json-file",
+            LogDriver::None => "none",
+        }
+    }
+}
+
 /// What `create` was asked for; fixed for the container's life except networks and name.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Config {
@@ -105,16 +127,28 @@ pub struct Config {
     pub networks: Vec<NetworkRequest>,
     /// `-p`.
     pub ports: Vec<PortBinding>,
+    /// The image's exposed ports and `--expose`.
+    #[serde(default)]
+    pub exposed: Vec<(u16, Protocol)>,
     /// `--add-host NAME:IP` entries for /etc/hosts.
     pub extra_hosts: Vec<(String, IpAddr)>,
     /// `--dns` servers.
     pub dns: Vec<IpAddr>,
+    /// `--dns-search` domains (instead of the host's).
+    #[serde(default)]
+    pub dns_search: Vec<String>,
+    /// `--dns-option` options (instead of the host's).
+    #[serde(default)]
+    pub dns_options: Vec<String>,
     /// `--link NAME:ALIAS`, the target by its name at create time.
     #[serde(default)]
     pub links: Vec<(String, String)>,
     /// `-v`, `--mount`, `--tmpfs`, `--volumes-from`, resolved (volume names filled in).
     #[serde(default)]
     pub mounts: Vec<MountSpec>,
+    /// `--log-driver`.
+    #[serde(default)]
+    pub log_driver: LogDriver,
 }
 
 impl Config {
@@ -165,6 +199,10 @@ pub struct Endpoint {
     /// DNS search domains the plugins named.
     #[serde(default)]
     pub search: Vec<String>,
+    /// The gateways of the default routes the network gives (one per family; none on an
+    /// internal network), from which [`crate::routes`] picks the container's.
+    #[serde(default)]
+    pub default_via: Vec<IpAddr>,
     /// A plugin of the network took `--dns` as the container's upstreams (the CNI `dns`
     /// capability), so resolv.conf names only the embedded server.
     #[serde(default)]

@@ -73,45 +73,55 @@ fn link_lines(target: &Container, name: &str, alias: &str) -> String {
         .collect()
 }
 
-/// `/etc/resolv.conf`: 127.0.0.11 on networks with DNS, else the host's resolvers (never a
-/// loopback one, which would be the container's own). `--dns` servers are the embedded
-/// server's upstreams for this container when the network's DNS plugin takes the `dns`
-/// capability (as Docker's embedded DNS does), else they are written here.
+/// `/etc/resolv.conf`, as Docker writes it: the plugins' nameservers (127.0.0.11 with the
+/// embedded server) or else the host's (never a loopback one, which the container cannot
+/// reach), and `--dns` unless the network's DNS plugin takes those as the embedded server's
+/// upstreams; the plugins' and the host's search domains unless `--dns-search`;
+/// the host's options unless `--dns-option`, with `ndots:0` for the embedded server when
+/// no `ndots` is given.
 pub fn resolv_file(c: &Container, host: &str) -> String {
+    let host = HostResolv::parse(host);
     let mut servers: Vec<String> = c
         .state
         .endpoints
         .iter()
         .flat_map(|e| e.nameservers.clone())
         .collect();
-    let mut search: Vec<String> = c
-        .state
-        .endpoints
-        .iter()
-        .flat_map(|e| e.search.clone())
-        .collect();
     let embedded = servers.iter().any(|s| s == "127.0.0.11");
     if servers.is_empty() && c.config.dns.is_empty() {
-        for line in host.lines() {
-            let mut w = line.split_whitespace();
-            match (w.next(), w.next()) {
-                (Some("nameserver"), Some(ns))
-                    if c.config.net_mode == NetMode::Host || !is_loopback(ns) =>
-                {
-                    servers.push(ns.into())
-                }
-                (Some("search"), Some(_)) => {
-                    search.extend(line.split_whitespace().skip(1).map(String::from))
-                }
-                _ => {}
-            }
-        }
+        servers.extend(
+            host.nameservers
+                .iter()
+                .filter(|ns| c.config.net_mode == NetMode::Host || !is_loopback(ns))
+                .cloned(),
+        );
     }
     let forwarded = embedded && c.state.endpoints.iter().any(|e| e.dns_upstreams);
     if !forwarded {
         servers.extend(c.config.dns.iter().map(ToString::to_string));
     }
     servers.dedup();
+    let search: Vec<String> = if c.config.dns_search.is_empty() {
+        let mut s: Vec<String> = c
+            .state
+            .endpoints
+            .iter()
+            .flat_map(|e| e.search.clone())
+            .chain(host.search)
+            .collect();
+        s.dedup();
+        s
+    } else {
+        c.config.dns_search.clone()
+    };
+    let mut options = if c.config.dns_options.is_empty() {
+        host.options
+    } else {
+        c.config.dns_options.clone()
+    };
+    if embedded && !options.iter().any(|o| o.starts_with("ndots:")) {
+        options.push("ndots:0".into());
+    }
     let mut s = String::new();
     if !search.is_empty() {
         s.push_str(&format!("search {}\n", search.join(" ")));
@@ -119,10 +129,36 @@ pub fn resolv_file(c: &Container, host: &str) -> String {
     for ns in &servers {
         s.push_str(&format!("nameserver {ns}\n"));
     }
-    if embedded {
-        s.push_str("options ndots:0\n");
+    if !options.is_empty() {
+        s.push_str(&format!("options {}\n", options.join(" ")));
     }
     s
+}
+
+/// What the host's resolv.conf says.
+#[derive(Default)]
+struct HostResolv {
+    nameservers: Vec<String>,
+    search: Vec<String>,
+    options: Vec<String>,
+}
+
+impl HostResolv {
+    /// The last `search` line wins, as in the resolver; `options` lines add up.
+    fn parse(text: &str) -> Self {
+        let mut r = HostResolv::default();
+        for line in text.lines() {
+            let mut words = line.split_whitespace();
+            let rest = || line.split_whitespace().skip(1).map(String::from);
+            match words.next() {
+                Some("nameserver") => r.nameservers.extend(words.next().map(String::from)),
+                Some("search") | Some("domain") => r.search = rest().collect(),
+                Some("options") => r.options.extend(rest()),
+                _ => {}
+            }
+        }
+        r
+    }
 }
 
 fn is_loopback(ns: &str) -> bool {
@@ -158,6 +194,10 @@ mod tests {
                 dns: dns.iter().map(|d| d.parse().unwrap()).collect(),
                 links: Vec::new(),
                 mounts: Vec::new(),
+                exposed: Vec::new(),
+                dns_search: Vec::new(),
+                dns_options: Vec::new(),
+                log_driver: Default::default(),
             },
             state: State {
                 endpoints,
@@ -197,13 +237,13 @@ mod tests {
     }
 
     #[test]
-    fn a_dns_network_names_only_the_embedded_server() {
+    fn a_dns_network_names_only_the_embedded_server_and_keeps_the_hosts_search_and_options() {
         let r = resolv_file(
             &container(NetMode::Private, vec![dns_endpoint(true)], vec!["9.9.9.9"]),
             HOST,
         );
         assert_eq!(
-            r, "nameserver 127.0.0.11\noptions ndots:0\n",
+            r, "search corp.example\nnameserver 127.0.0.11\noptions ndots:0\n",
             "--dns is the server's upstream"
         );
         let r = resolv_file(
@@ -212,7 +252,34 @@ mod tests {
         );
         assert_eq!(
             r,
-            "nameserver 127.0.0.11\nnameserver 9.9.9.9\noptions ndots:0\n"
+            "search corp.example\nnameserver 127.0.0.11\nnameserver 9.9.9.9\noptions ndots:0\n"
+        );
+        let with_options = format!("{HOST}options edns0 trust-ad\n");
+        let r = resolv_file(
+            &container(NetMode::Private, vec![dns_endpoint(true)], vec![]),
+            &with_options,
+        );
+        assert!(r.ends_with("options edns0 trust-ad ndots:0\n"), "{r}");
+        let own_ndots = format!("{HOST}options ndots:2\n");
+        let r = resolv_file(
+            &container(NetMode::Private, vec![dns_endpoint(true)], vec![]),
+            &own_ndots,
+        );
+        assert!(
+            r.ends_with("options ndots:2\n"),
+            "the host's ndots wins: {r}"
+        );
+    }
+
+    #[test]
+    fn dns_search_and_dns_option_replace_the_hosts() {
+        let mut c = container(NetMode::Private, vec![dns_endpoint(true)], vec![]);
+        c.config.dns_search = vec!["a.test".into(), "b.test".into()];
+        c.config.dns_options = vec!["timeout:1".into()];
+        let r = resolv_file(&c, &format!("{HOST}options edns0\n"));
+        assert_eq!(
+            r,
+            "search a.test b.test\nnameserver 127.0.0.11\noptions timeout:1 ndots:0\n"
         );
     }
 

@@ -27,6 +27,7 @@ pub mod netattach;
 pub mod network;
 pub mod process;
 pub mod rootfs;
+pub mod routes;
 pub mod spec;
 pub mod view;
 pub mod volume;

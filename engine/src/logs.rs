@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::container::Container;
-use crate::error::{Context, Result};
+use crate::container::{Container, LogDriver};
+use crate::error::{state, Context, Result};
 
 /// One line of a container's output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +45,9 @@ pub fn read(
     opts: LogOptions,
     mut each: impl FnMut(&Record) -> Result<()>,
 ) -> Result<()> {
+    if c.config.log_driver == LogDriver::None {
+        state!("configured logging driver does not support reading");
+    }
     let path = c.log_path();
     let file = match File::open(&path) {
         Ok(f) => f,

@@ -21,7 +21,7 @@ use netctl_cni::types::Protocol;
 use serde::Serialize;
 
 use crate::clock::now_rfc3339;
-use crate::container::{Container, NetMode, PortBinding, Status, StoreLock};
+use crate::container::{Container, LogDriver, NetMode, PortBinding, Status, StoreLock};
 use crate::engine::Engine;
 use crate::error::{state, Context, Error, Result};
 use crate::image::ImageStore;
@@ -366,6 +366,15 @@ fn netns_of(engine: &Engine, c: &Container) -> Result<Option<PathBuf>> {
     })
 }
 
+/// Where the container's /etc/hosts, hostname and resolv.conf come from: its own folder,
+/// or with `--net container:NAME` the target's (its files, as they change).
+fn etc_dir(engine: &Engine, c: &Container) -> Result<PathBuf> {
+    Ok(match &c.config.net_mode {
+        NetMode::Container(other) => engine.containers.find(other)?.dir,
+        _ => c.dir.clone(),
+    })
+}
+
 fn write_spec(path: &Path, spec: &impl Serialize) -> Result<()> {
     let bytes = serde_json::to_vec(spec).ctx(|| "encode the init spec".into())?;
     netctl_cni::fsutil::write_atomic(path, &bytes).ctx(|| format!("write {}", path.display()))
@@ -393,7 +402,7 @@ fn spawn(engine: &Engine, c: &Container, tty_size: Option<(u16, u16)>) -> Result
         work: c.dir.join("work"),
         netns: netns_of(engine, c)?,
         hostname: (c.config.net_mode != NetMode::Host).then(|| c.config.hostname.clone()),
-        etc: c.dir.clone(),
+        etc: etc_dir(engine, c)?,
         stderr: io.stderr_path,
         command: c.config.command.clone(),
         env: c.config.env.clone(),
@@ -453,8 +462,12 @@ fn read_status(r: std::io::PipeReader) -> Result<u32> {
     pid.ok_or_else(|| Error::State("the container's process ended before it started".into()))
 }
 
-/// The container's log, opened for appending; None (noted) when it cannot be opened.
+/// The container's log, opened for appending; None with `--log-driver none`, or (noted)
+/// when it cannot be opened.
 fn open_log(c: &Container, diag: &mut Diag) -> Option<Arc<Mutex<File>>> {
+    if c.config.log_driver == LogDriver::None {
+        return None;
+    }
     match OpenOptions::new()
         .create(true)
         .append(true)

@@ -92,6 +92,10 @@ fn container_conf(
     ports: &[PortBinding],
 ) -> RuntimeConf {
     let mut aliases = req.aliases.clone();
+    // `--hostname` answers on user networks too, as in Docker.
+    if c.config.hostname != c.config.short_id() && !PREDEFINED.contains(&req.name.as_str()) {
+        aliases.push(c.config.hostname.clone());
+    }
     aliases.push(c.config.short_id().to_string());
     runtime_conf(&AttachRequest {
         container_id: &c.config.id,
@@ -239,6 +243,10 @@ pub fn setup(engine: &Engine, c: &mut Container, lock: &StoreLock) -> Result<()>
             return Err(with_undo(e, undo));
         }
     }
+    if let Err(e) = crate::routes::settle(engine, c) {
+        let undo = teardown(engine, c, lock);
+        return Err(with_undo(e, undo));
+    }
     Ok(())
 }
 
@@ -274,6 +282,21 @@ pub fn teardown(engine: &Engine, c: &mut Container, lock: &StoreLock) -> Vec<Err
         let _ = NetNs::remove(&engine.netns_path(&c.config.id));
     }
     failed
+}
+
+/// Takes back one attachment made a moment ago (DEL, then its record).
+fn undo_attach(
+    engine: &Engine,
+    c: &mut Container,
+    lock: &StoreLock,
+    req: &NetworkRequest,
+    ifname: &str,
+) -> Vec<Error> {
+    if let Err(e) = lock.shared_with_children(|| detach(engine, c, req, ifname)) {
+        return vec![e];
+    }
+    c.state.endpoints.retain(|e| e.ifname != ifname);
+    c.save_state().err().into_iter().collect()
 }
 
 /// `e`, saying which undo steps failed too (they stay recorded for the next repair).
@@ -312,6 +335,12 @@ pub fn connect(
     let lock = engine.containers.lock_one(&c)?;
     let mut c = c;
     c.reload()?;
+    if c.config.net_mode == NetMode::None {
+        invalid!(
+            "container {} is on network none: disconnect it from none first",
+            c.config.name
+        );
+    }
     if c.config.net_mode != NetMode::Private || PREDEFINED[1..].contains(&net.name.as_str()) {
         invalid!("container {} shares a network namespace or uses host/none: it cannot be connected to {}", c.config.name, net.name);
     }
@@ -339,7 +368,12 @@ pub fn connect(
             .find(|n| !c.state.endpoints.iter().any(|e| &e.ifname == n))
             .unwrap_or_default();
         attach_recorded(engine, &mut c, &lock, &req, &ifname, &[])?;
-        crate::etc::write(engine, &c)?;
+        let settled =
+            crate::routes::settle(engine, &c).and_then(|()| crate::etc::write(engine, &c));
+        if let Err(e) = settled {
+            let undo = undo_attach(engine, &mut c, &lock, &req, &ifname);
+            return Err(with_undo(e, undo));
+        }
     }
     c.config.networks.push(req);
     c.save_config()
@@ -379,10 +413,38 @@ pub fn disconnect(engine: &Engine, network: &str, key: &str, force: bool) -> Res
         c.save_state()?;
     }
     if !attached.is_empty() {
+        if c.config.net_mode == NetMode::None {
+            // The none plugin's DEL took loopback down; the namespace keeps it, as Docker's.
+            loopback_up(&NetNs::open(&engine.netns_path(&c.config.id))?)?;
+        }
+        crate::routes::settle(engine, &c)?;
         crate::etc::write(engine, &c)?;
     }
     c.config.networks.retain(|n| n.name != net.name);
+    if c.config.net_mode == NetMode::None && net.name == "none" {
+        // Off none, the container is an ordinary one with no network yet: `connect` may
+        // attach it to others.
+        c.config.net_mode = NetMode::Private;
+    }
     c.save_config()
+}
+
+/// The gateway of each default route a result lists (the route's own, else the address's
+/// of the same family).
+fn default_gateways(r: &Success) -> Vec<IpAddr> {
+    r.routes
+        .iter()
+        .filter(|rt| rt.dst.prefix_len() == 0)
+        .filter_map(|rt| {
+            let v4 = rt.dst.addr().is_ipv4();
+            rt.gw.or_else(|| {
+                r.ips
+                    .iter()
+                    .find(|ip| ip.address.addr().is_ipv4() == v4)
+                    .and_then(|ip| ip.gateway)
+            })
+        })
+        .collect()
 }
 
 fn endpoint(network: &str, ifname: &str, r: &Success) -> Endpoint {
@@ -402,6 +464,7 @@ fn endpoint(network: &str, ifname: &str, r: &Success) -> Endpoint {
             })
             .collect(),
         mac: ctr.map(|i| i.mac.clone()).unwrap_or_default(),
+        default_via: default_gateways(r),
         nameservers: r.dns.nameservers.clone(),
         search: r.dns.search.clone(),
         dns_upstreams: false,
@@ -415,7 +478,7 @@ mod tests {
 
     #[test]
     fn one_typed_runtime_config_carries_every_capability() {
-        let ports = [crate::spec::parse_publish("127.0.0.1:8080:80/udp").unwrap()];
+        let ports = crate::spec::parse_publish("127.0.0.1:8080:80/udp").unwrap();
         let ips: [IpAddr; 1] = ["10.0.0.9".parse().unwrap()];
         let dns: [IpAddr; 1] = ["10.0.0.53".parse().unwrap()];
         let rt = runtime_conf(&AttachRequest {

@@ -481,8 +481,7 @@ pub fn create(engine: &Engine, req: &CreateRequest) -> Result<Network> {
         })?);
     }
     let dirs = Dirs::of(&engine.root, &engine.run_dir);
-    let ipam =
-        json!({"type": "netctl-ipam", "ranges": range_sets(req, &subnets)?, "dataDir": dirs.data});
+    let ipam = json!({"type": "netctl-ipam", "ranges": range_sets(req, &subnets)?, "allocation": "lowest", "dataDir": dirs.data});
     let id = random_id()?;
     let driver_plugin = match req.driver {
         Driver::Bridge => {

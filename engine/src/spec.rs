@@ -9,7 +9,7 @@ use std::path::Path;
 use netctl_cni::types::Protocol;
 
 use crate::clock::now_rfc3339;
-use crate::container::{check_name_free, Config, NetMode, NetworkRequest, PortBinding};
+use crate::container::{check_name_free, Config, LogDriver, NetMode, NetworkRequest, PortBinding};
 use crate::engine::Engine;
 use crate::error::{invalid, Error, Kind, Result};
 use crate::ids::{check_name, random_id, random_name, short_id};
@@ -46,12 +46,18 @@ pub struct ContainerSpec {
     pub publish: Vec<PortBinding>,
     /// `-P`: every port the image exposes, each on a free host port.
     pub publish_all: bool,
+    /// `--expose`: more ports `-P` publishes.
+    pub expose: Vec<(u16, Protocol)>,
     /// `--link NAME[:ALIAS]`.
     pub links: Vec<(String, String)>,
     /// `--add-host NAME:IP`.
     pub add_hosts: Vec<(String, IpAddr)>,
     /// `--dns`.
     pub dns: Vec<IpAddr>,
+    /// `--dns-search`.
+    pub dns_search: Vec<String>,
+    /// `--dns-option`.
+    pub dns_options: Vec<String>,
     /// `-v`, `--mount`, `--tmpfs`, in order.
     pub mounts: Vec<MountSpec>,
     /// `--volumes-from NAME[:ro]`: the container and whether read-only.
@@ -62,6 +68,8 @@ pub struct ContainerSpec {
     pub tty: bool,
     /// `--rm`.
     pub auto_remove: bool,
+    /// `--log-driver`.
+    pub log_driver: LogDriver,
 }
 
 /// A new container's config, and what the engine had to drop (for the user to see).
@@ -72,19 +80,18 @@ pub struct Planned {
     pub warnings: Vec<String>,
 }
 
-/// Parses `-p`: `[HOSTIP:][HOSTPORT:]CONTAINERPORT[/tcp|udp]` (host port 0 = any free one).
-pub fn parse_publish(spec: &str) -> Result<PortBinding> {
+/// Parses `-p`: `[HOSTIP:][HOSTPORT[-END]:]CONTAINERPORT[-END][/tcp|udp]`, one binding per
+/// container port (host port 0 = any free one). A host range goes with a container range
+/// of the same length; a container range alone gets free host ports. IPv6 host addresses
+/// are written `[::1]:8080:80` or `:::8080:80`.
+pub fn parse_publish(spec: &str) -> Result<Vec<PortBinding>> {
     let bad = || {
         Error::Invalid(format!(
             "invalid port specification: {spec:?} (use [HOSTIP:][HOSTPORT:]CONTAINERPORT[/tcp|udp])"
         ))
     };
     let (ports, proto) = spec.rsplit_once('/').unwrap_or((spec, "tcp"));
-    let protocol = match proto {
-        "tcp" => Protocol::Tcp,
-        "udp" => Protocol::Udp,
-        _ => invalid!("invalid proto {proto:?} in {spec:?}: use tcp or udp"),
-    };
+    let protocol = parse_protocol(proto, spec)?;
     let (rest, container) = ports.rsplit_once(':').unwrap_or(("", ports));
     let (host_ip, host) = match rest.rsplit_once(':') {
         Some((ip, port)) => (ip.trim_start_matches('[').trim_end_matches(']'), port),
@@ -99,13 +106,55 @@ pub fn parse_publish(spec: &str) -> Result<PortBinding> {
             ))
         })?),
     };
-    let port = |p: &str| p.parse::<u16>().ok().filter(|&n| n > 0).ok_or_else(bad);
-    Ok(PortBinding {
-        host_ip,
-        host_port: if host.is_empty() { 0 } else { port(host)? },
-        container_port: port(container)?,
-        protocol,
-    })
+    let container = port_range(container).ok_or_else(bad)?;
+    let host = match host {
+        "" => None,
+        h => Some(port_range(h).ok_or_else(bad)?),
+    };
+    if let Some(h) = host {
+        if h.1 - h.0 != container.1 - container.0 {
+            invalid!("invalid ranges specified for container and host Ports: {spec:?} (give ranges of the same length)");
+        }
+    }
+    Ok((container.0..=container.1)
+        .enumerate()
+        .map(|(k, container_port)| PortBinding {
+            host_ip,
+            host_port: host.map_or(0, |h| h.0 + k as u16),
+            container_port,
+            protocol,
+        })
+        .collect())
+}
+
+/// `--expose PORT[-END][/tcp|udp]`: the ports, published by `-P`.
+pub fn parse_expose(spec: &str) -> Result<Vec<(u16, Protocol)>> {
+    let (ports, proto) = spec.rsplit_once('/').unwrap_or((spec, "tcp"));
+    let protocol = parse_protocol(proto, spec)?;
+    let (a, b) = port_range(ports).ok_or_else(|| {
+        Error::Invalid(format!(
+            "invalid range format for --expose: {spec:?} (use PORT[-END][/tcp|udp])"
+        ))
+    })?;
+    Ok((a..=b).map(|p| (p, protocol)).collect())
+}
+
+fn parse_protocol(proto: &str, spec: &str) -> Result<Protocol> {
+    match proto {
+        "tcp" => Ok(Protocol::Tcp),
+        "udp" => Ok(Protocol::Udp),
+        _ => invalid!("invalid proto {proto:?} in {spec:?}: use tcp or udp"),
+    }
+}
+
+/// `N` or `N-M` (1-65535, N <= M).
+fn port_range(s: &str) -> Option<(u16, u16)> {
+    let port = |p: &str| p.parse::<u16>().ok().filter(|&n| n > 0);
+    let (a, b) = match s.split_once('-') {
+        Some((a, b)) => (port(a)?, port(b)?),
+        None => (port(s)?, port(s)?),
+    };
+    (a <= b).then_some((a, b))
 }
 
 /// Parses `--link NAME[:ALIAS]`.
@@ -163,21 +212,47 @@ pub fn plan(engine: &Engine, spec: &ContainerSpec) -> Result<Planned> {
     };
     let id = random_id()?;
     let (entrypoint, command) = command(spec, &image)?;
-    let hostname = spec
-        .hostname
-        .clone()
-        .unwrap_or_else(|| short_id(&id).to_string());
+    let (net_mode, networks) = networks(engine, spec)?;
+    let hostname = match &net_mode {
+        NetMode::Container(other) => {
+            shares_the_targets_files(spec)?;
+            engine.containers.find(other)?.config.hostname
+        }
+        _ => spec
+            .hostname
+            .clone()
+            .unwrap_or_else(|| short_id(&id).to_string()),
+    };
+    if let Some(bad) = spec.env.iter().find(|e| e.is_empty() || e.starts_with('=')) {
+        invalid!("invalid environment variable: {bad}");
+    }
     let mut env = env_list(&spec.env, &image.config.env);
     env.insert(0, format!("HOSTNAME={hostname}"));
-    let (net_mode, networks) = networks(engine, spec)?;
+    // A terminal gets Docker's TERM unless one was asked for.
+    if spec.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
+    let exposed = exposed_ports(&image, &spec.expose)?;
     let mut ports = spec.publish.clone();
     if spec.publish_all {
-        ports.extend(exposed_ports(&image)?);
+        ports.extend(
+            exposed
+                .iter()
+                .map(|&(container_port, protocol)| PortBinding {
+                    host_ip: None,
+                    host_port: 0,
+                    container_port,
+                    protocol,
+                }),
+        );
     }
     let mut warnings = Vec::new();
     match net_mode {
         NetMode::Container(_) if !ports.is_empty() => {
             invalid!("conflicting options: port publishing and the container type network mode")
+        }
+        NetMode::Container(_) if !spec.expose.is_empty() => {
+            invalid!("conflicting options: port exposing and the container type network mode")
         }
         NetMode::Host | NetMode::None if !ports.is_empty() => {
             warnings.push("Published ports are discarded when using host network mode".into());
@@ -207,10 +282,14 @@ pub fn plan(engine: &Engine, spec: &ContainerSpec) -> Result<Planned> {
         net_mode,
         networks,
         ports,
+        exposed,
         extra_hosts: spec.add_hosts.clone(),
         dns: spec.dns.clone(),
+        dns_search: spec.dns_search.clone(),
+        dns_options: spec.dns_options.clone(),
         links: links(engine, spec)?,
         mounts: mounts(engine, spec)?,
+        log_driver: spec.log_driver,
     };
     Ok(Planned { config, warnings })
 }
@@ -259,14 +338,16 @@ fn env_list(spec: &[String], image: &[String]) -> Vec<String> {
     env
 }
 
-/// The image's `ExposedPorts` (`"80/tcp": {}`), each to be published on a free host port.
-fn exposed_ports(image: &Image) -> Result<Vec<PortBinding>> {
-    image
-        .config
-        .exposed_ports
-        .keys()
-        .map(|k| parse_publish(k))
-        .collect()
+/// The image's `ExposedPorts` and `--expose`, without repeats, in order.
+fn exposed_ports(image: &Image, expose: &[(u16, Protocol)]) -> Result<Vec<(u16, Protocol)>> {
+    let mut all = Vec::new();
+    for k in image.config.exposed_ports.keys() {
+        all.extend(parse_expose(k)?);
+    }
+    all.extend_from_slice(expose);
+    let mut seen = std::collections::HashSet::new();
+    all.retain(|p| seen.insert(*p));
+    Ok(all)
 }
 
 fn links(engine: &Engine, spec: &ContainerSpec) -> Result<Vec<(String, String)>> {
@@ -277,6 +358,25 @@ fn links(engine: &Engine, spec: &ContainerSpec) -> Result<Vec<(String, String)>>
             Ok((target.config.name, alias.clone()))
         })
         .collect()
+}
+
+/// `--net container:NAME` shares the target's hostname, /etc/hosts and resolv.conf, so
+/// what would change them is refused, in Docker's words.
+fn shares_the_targets_files(spec: &ContainerSpec) -> Result<()> {
+    for (asked, what) in [
+        (spec.hostname.is_some(), "hostname"),
+        (
+            !spec.dns.is_empty() || !spec.dns_search.is_empty() || !spec.dns_options.is_empty(),
+            "dns",
+        ),
+        (spec.mac.is_some(), "mac-address"),
+        (!spec.add_hosts.is_empty(), "custom host-to-IP mapping"),
+    ] {
+        if asked {
+            invalid!("conflicting options: {what} and the network mode");
+        }
+    }
+    Ok(())
 }
 
 /// Docker's network modes, and the networks to attach in order.
@@ -297,6 +397,9 @@ fn networks(engine: &Engine, spec: &ContainerSpec) -> Result<(NetMode, Vec<Netwo
         return Ok((special(NetMode::Host)?, Vec::new()));
     }
     if let Some(other) = first.strip_prefix("container:") {
+        if !spec.aliases.is_empty() {
+            invalid!("network-scoped aliases are only supported for user-defined networks");
+        }
         let o = engine.containers.find(other)?;
         return Ok((special(NetMode::Container(o.config.id))?, Vec::new()));
     }
@@ -388,24 +491,44 @@ fn mounts(engine: &Engine, spec: &ContainerSpec) -> Result<Vec<MountSpec>> {
 mod tests {
     use super::*;
 
+    fn one(spec: &str) -> PortBinding {
+        let mut all = parse_publish(spec).unwrap();
+        assert_eq!(all.len(), 1, "{spec}");
+        all.remove(0)
+    }
+
     #[test]
     fn publish_specs_parse_like_docker() {
-        let p = parse_publish("8080:80").unwrap();
+        let p = one("8080:80");
         assert_eq!(
             (p.host_ip, p.host_port, p.container_port, p.protocol),
             (None, 8080, 80, Protocol::Tcp)
         );
-        let p = parse_publish("127.0.0.1:8081:80/udp").unwrap();
+        let p = one("127.0.0.1:8081:80/udp");
         assert_eq!(
             (p.host_ip, p.host_port, p.protocol),
             (Some("127.0.0.1".parse().unwrap()), 8081, Protocol::Udp)
         );
-        assert_eq!(parse_publish("80").unwrap().host_port, 0);
-        assert_eq!(parse_publish("127.0.0.1::80").unwrap().host_port, 0);
+        assert_eq!(one("80").host_port, 0);
+        assert_eq!(one("127.0.0.1::80").host_port, 0);
+        assert_eq!(one("[::1]:8082:80").host_ip, Some("::1".parse().unwrap()));
+        let v6 = one(":::8083:80");
         assert_eq!(
-            parse_publish("[::1]:8082:80").unwrap().host_ip,
-            Some("::1".parse().unwrap())
+            (v6.host_ip, v6.host_port),
+            (Some("::".parse().unwrap()), 8083)
         );
+        let range: Vec<(u16, u16)> = parse_publish("9000-9002:7000-7002")
+            .unwrap()
+            .iter()
+            .map(|p| (p.host_port, p.container_port))
+            .collect();
+        assert_eq!(range, [(9000, 7000), (9001, 7001), (9002, 7002)]);
+        let any: Vec<u16> = parse_publish("7000-7001/udp")
+            .unwrap()
+            .iter()
+            .map(|p| p.host_port)
+            .collect();
+        assert_eq!(any, [0, 0]);
         for bad in [
             "",
             "x:80",
@@ -413,9 +536,16 @@ mod tests {
             "70000:80",
             "1.2.3:80:80",
             "8080:0",
+            "9000-9001:7000-7002",
+            "7002-7000",
         ] {
             assert!(parse_publish(bad).is_err(), "{bad}");
         }
+        assert_eq!(
+            parse_expose("7000-7001/udp").unwrap(),
+            [(7000, Protocol::Udp), (7001, Protocol::Udp)]
+        );
+        assert!(parse_expose("x").is_err());
     }
 
     #[test]

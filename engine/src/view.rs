@@ -126,6 +126,23 @@ pub struct HostConfigView {
     pub extra_hosts: Vec<String>,
     /// `--link`.
     pub links: Vec<String>,
+    /// `--dns-search`.
+    pub dns_search: Vec<String>,
+    /// `--dns-option`.
+    pub dns_options: Vec<String>,
+    /// `--log-driver`.
+    pub log_config: LogConfigView,
+}
+
+/// Where the output goes.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LogConfigView {
+    /// `json-file` or `none`.
+    #[serde(rename = "Type")]
+    pub kind: &'static str,
+    /// The driver's options (none yet).
+    pub config: BTreeMap<String, String>,
 }
 
 /// A host port of a published port.
@@ -158,6 +175,8 @@ pub struct ConfigView {
     pub tty: bool,
     /// `-i`.
     pub open_stdin: bool,
+    /// `"80/tcp": {}` for each exposed port.
+    pub exposed_ports: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
 }
 
 /// Networking as attached now.
@@ -364,6 +383,12 @@ pub fn inspect(engine: &Engine, c: &Container) -> ContainerInspect {
                 .iter()
                 .map(|(n, a)| format!("{n}:{a}"))
                 .collect(),
+            dns_search: c.config.dns_search.clone(),
+            dns_options: c.config.dns_options.clone(),
+            log_config: LogConfigView {
+                kind: c.config.log_driver.as_str(),
+                config: BTreeMap::new(),
+            },
         },
         config: ConfigView {
             hostname: c.config.hostname.clone(),
@@ -374,6 +399,12 @@ pub fn inspect(engine: &Engine, c: &Container) -> ContainerInspect {
             entrypoint: c.config.entrypoint.clone(),
             tty: c.config.tty,
             open_stdin: c.config.interactive,
+            exposed_ports: c
+                .config
+                .exposed
+                .iter()
+                .map(|(port, proto)| (format!("{port}/{proto}"), serde_json::Map::new()))
+                .collect(),
         },
         network_settings: NetworkSettingsView {
             ports: ports(&c.state.ports, true),

@@ -149,11 +149,13 @@ pub fn network_script(n: &NetworkRules) -> String {
     for c in [&from, &to, &nat] {
         s += &format!("add chain {TABLE} {c}\nflush chain {TABLE} {c}\n");
     }
-    // Leaving the bridge: stays on it, or goes out unless internal; never to another bridge.
+    // Leaving the bridge: stays on it, or goes out unless internal; to another bridge only
+    // through a port published there (as in Docker, any network reaches published ports).
     s += &format!("add rule {TABLE} {from} oifname \"{br}\" accept\n");
     if n.internal {
         s += &format!("add rule {TABLE} {from} drop\n");
     }
+    s += &format!("add rule {TABLE} {from} ct status dnat accept\n");
     s += &format!("add rule {TABLE} {from} oifname @bridges drop\n");
     // Entering the bridge from elsewhere: only through a published port.
     s += &format!("add rule {TABLE} {to} ct status dnat accept\n");

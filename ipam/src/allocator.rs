@@ -349,7 +349,7 @@ mod tests {
         assert!(taken.to_string().contains("a:eth0"));
         for (bad, why) in [
             ("10.9.9.9", "outside every subnet"),
-            ("10.0.0.1", "gateway"),
+            ("10.0.0.128", "gateway"),
             ("10.0.0.0", "network address"),
             ("10.0.0.255", "broadcast"),
         ] {
@@ -358,7 +358,8 @@ mod tests {
         }
         // A failed request leaves nothing behind.
         assert!(a.leases_of(&owner("c")).unwrap().is_none());
-        assert_eq!(first(&a, "d"), "10.0.0.128/24");
+        // Docker's gateway: the range's first address, the first container the next.
+        assert_eq!(first(&a, "d"), "10.0.0.129/24");
     }
 
     #[test]

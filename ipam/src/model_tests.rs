@@ -148,13 +148,14 @@ impl Net {
     /// The model's range sets, computed from the drawn numbers alone.
     fn model(&self) -> Model {
         let size = self.size();
-        let gateway = self.gateway.unwrap_or(1);
         let (mut start, mut end) = (1, size - 2);
         if let Some((extra, block)) = self.ip_range {
             let len = size >> extra;
             start = start.max(block * len);
             end = end.min(block * len + len - 1);
         }
+        // Docker: without --gateway, the first host address of --ip-range (or the subnet).
+        let gateway = self.gateway.unwrap_or(start);
         let mut sets = vec![ModelSet {
             pool: (start..=end).filter(|&o| o != gateway).map(v4).collect(),
             requestable: (1..size - 1).filter(|&o| o != gateway).map(v4).collect(),

@@ -67,8 +67,6 @@ impl Range {
             )));
         }
         let (first, last) = host_span(&subnet);
-        let gateway = cfg.gateway.unwrap_or(first);
-        check_host(&subnet, gateway, "gateway")?;
         let (mut start, mut end) = (first, last);
         if let Some(ip_range) = &cfg.ip_range {
             let r = parse_net("ipRange", ip_range)?;
@@ -78,6 +76,9 @@ impl Range {
             start = start.max(r.network());
             end = end.min(r.broadcast());
         }
+        // Docker's default gateway: the first host address of `ipRange`, else of the subnet.
+        let gateway = cfg.gateway.unwrap_or(start);
+        check_host(&subnet, gateway, "gateway")?;
         if let Some(s) = cfg.range_start {
             check_host(&subnet, s, "rangeStart")?;
             start = s;

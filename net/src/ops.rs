@@ -403,6 +403,15 @@ impl Netlink {
         )
     }
 
+    /// Removes a route of the main table.
+    pub fn del_route(&mut self, r: &RouteSpec) -> Result<(), NetError> {
+        self.exec(
+            RouteNetlinkMessage::DelRoute(Self::route_message(r)),
+            0,
+            || format!("remove route {} dev #{}", r.dst, r.oif),
+        )
+    }
+
     /// Routes of the main table, as (destination, gateway, output interface).
     pub fn routes(&mut self) -> Result<Vec<RouteSpec>, NetError> {
         let mut out = Vec::new();

@@ -85,7 +85,6 @@ pub fn handle(view: &View, req: &[u8]) -> Outcome {
 
 fn reply(req: &Message, code: ResponseCode, answers: Vec<Record>) -> Outcome {
     let mut resp = Message::new(req.metadata.id, MessageType::Response, req.metadata.op_code);
-    resp.metadata.authoritative = code == ResponseCode::NoError;
     resp.metadata.recursion_desired = req.metadata.recursion_desired;
     resp.metadata.recursion_available = true;
     resp.metadata.response_code = code;

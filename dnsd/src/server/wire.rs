@@ -5,8 +5,9 @@
 
 use crate::server::view::View;
 
-/// TTL of container answers: short, containers come and go.
-pub const TTL: u32 = 10;
+/// TTL of container answers: Docker's 600 s (its embedded server's), which clients and
+/// caches inside containers expect.
+pub const TTL: u32 = 600;
 /// The UDP payload size we announce with EDNS.
 pub const EDNS_PAYLOAD: u16 = 1232;
 
@@ -149,7 +150,8 @@ pub fn answer(view: &View, req: &[u8], out: &mut Vec<u8>, transport: Transport) 
     out.clear();
     out.extend_from_slice(&req[..2]);
     let truncated = if n < count { 0x02 } else { 0 };
-    out.push(0x80 | 0x04 | truncated | (req[2] & 0x01));
+    // QR, TC when cut, RD as asked; no AA (Docker's server sets none).
+    out.push(0x80 | truncated | (req[2] & 0x01));
     out.push(0x80);
     out.extend_from_slice(&[0, 1]);
     out.extend_from_slice(&(n as u16).to_be_bytes());

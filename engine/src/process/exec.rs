@@ -27,6 +27,12 @@ pub fn exec(c: &Container, req: &ExecRequest) -> Result<i32> {
     if !c.is_running() {
         state!("container {} is not running", c.config.id);
     }
+    if c.state.paused {
+        state!(
+            "Container {} is paused, unpause the container before exec",
+            c.config.id
+        );
+    }
     let Some((prog, args)) = req.command.split_first() else {
         invalid!("no command given: netctl exec CONTAINER COMMAND [ARG...]");
     };

@@ -276,7 +276,10 @@ fn macvlan_options_are_translated() {
         "--netns",
         ns.to_str().unwrap(),
     ]);
-    assert!(out.contains("192.168.50.64/24"), "{out}");
+    assert!(
+        out.contains("192.168.50.65/24"),
+        "the gateway takes the range's first address, as Docker's: {out}"
+    );
 }
 
 /// After `nft flush ruleset`, `netctl network repair` puts every network's rules back.

@@ -1,0 +1,106 @@
+//! The container's default route, as Docker keeps it: one per address family, via the
+//! attached network whose name sorts first among those that give one (internal networks
+//! give none). Each ADD installs its network's default route over the last one, and a DEL
+//! takes its route away with the interface, so the engine settles the routes after every
+//! attach and detach.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use netctl_net::{NetNs, Netlink, RouteSpec};
+
+use crate::container::{Container, Endpoint, NetMode};
+use crate::engine::Engine;
+use crate::error::{Context, Error, Result};
+
+/// The endpoint and gateway that carry the default route of one family, if any does.
+pub fn default_route_for(endpoints: &[Endpoint], v4: bool) -> Option<(&Endpoint, IpAddr)> {
+    let mut eps: Vec<&Endpoint> = endpoints.iter().filter(|e| !e.pending).collect();
+    eps.sort_by(|a, b| a.network.cmp(&b.network));
+    eps.into_iter().find_map(|e| {
+        e.default_via
+            .iter()
+            .find(|g| g.is_ipv4() == v4)
+            .map(|g| (e, *g))
+    })
+}
+
+/// Makes the container's default routes the ones [`default_route_for`] names, removing any
+/// other default route of the family.
+pub fn settle(engine: &Engine, c: &Container) -> Result<()> {
+    if c.config.net_mode != NetMode::Private {
+        return Ok(());
+    }
+    let ns = NetNs::open(&engine.netns_path(&c.config.id))?;
+    let endpoints = c.state.endpoints.clone();
+    ns.run(move || settle_here(&endpoints))?
+        .ctx(|| format!("set the default route of {}", c.config.name))
+}
+
+fn settle_here(endpoints: &[Endpoint]) -> Result<()> {
+    let mut nl = Netlink::new()?;
+    for v4 in [true, false] {
+        let Some((ep, gw)) = default_route_for(endpoints, v4) else {
+            continue;
+        };
+        let any: IpNet = if v4 {
+            IpNet::V4(Default::default())
+        } else {
+            IpNet::V6(Default::default())
+        };
+        let link = nl
+            .link_by_name(&ep.ifname)?
+            .ok_or_else(|| Error::State(format!("{} is not in the container", ep.ifname)))?;
+        let want = RouteSpec {
+            dst: any,
+            gw: Some(gw),
+            oif: link.index,
+        };
+        nl.add_route(&want, true)?;
+        for other in nl
+            .routes()?
+            .into_iter()
+            .filter(|r| r.dst == any && *r != want)
+        {
+            nl.del_route(&other)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn ep(network: &str, via: &[&str], pending: bool) -> Endpoint {
+        Endpoint {
+            network: network.into(),
+            ifname: format!("eth-{network}"),
+            default_via: via.iter().map(|g| g.parse().unwrap()).collect(),
+            pending,
+            ..Endpoint::default()
+        }
+    }
+
+    #[test]
+    fn the_network_that_sorts_first_and_gives_a_route_carries_it() {
+        let eps = [
+            ep("web", &["172.18.0.1"], false),
+            ep("app", &["172.19.0.1", "fd00::1"], false),
+            ep("aaa-internal", &[], false),
+            ep("000", &["10.0.0.1"], true),
+        ];
+        let (e, gw) = default_route_for(&eps, true).unwrap();
+        assert_eq!(
+            (e.network.as_str(), gw.to_string().as_str()),
+            ("app", "172.19.0.1")
+        );
+        let (e, _) = default_route_for(&eps, false).unwrap();
+        assert_eq!(e.network, "app");
+        assert!(
+            default_route_for(&eps[2..3], true).is_none(),
+            "internal only: none"
+        );
+    }
+}
