@@ -115,7 +115,7 @@ pub struct LsArgs {
     /// driver=X or name=X; repeatable.
     #[arg(short, long)]
     filter: Vec<String>,
-    /// `json` for one JSON object per line.
+    /// `json` for one JSON object per line, or a Go template: `{{.Name}}`.
     #[arg(long)]
     format: Option<String>,
 }
@@ -226,12 +226,16 @@ fn ls(all: &[Network], a: &LsArgs) -> anyhow::Result<()> {
         nets.iter().for_each(|n| println!("{}", n.short_id()));
         return Ok(());
     }
-    if a.format.as_deref() == Some("json") {
+    if let Some(format) = a.format.as_deref() {
+        let template = (format != "json")
+            .then(|| crate::template::Format::parse(format))
+            .transpose()?;
         for n in &nets {
-            println!(
-                "{}",
-                json!({"ID": n.short_id(), "Name": n.name, "Driver": n.driver(), "Scope": "local", "Internal": n.meta.internal, "CreatedAt": n.meta.created})
-            );
+            let row = json!({"ID": n.short_id(), "Name": n.name, "Driver": n.driver(), "Scope": "local", "Internal": n.meta.internal, "CreatedAt": n.meta.created});
+            match &template {
+                Some(t) => println!("{}", t.render(&row)?),
+                None => println!("{row}"),
+            }
         }
         return Ok(());
     }

@@ -125,8 +125,8 @@ mod tests {
     #[test]
     fn a_broken_template_says_so() {
         assert!(Format::parse("{{.State.Pid").is_err());
-        let unknown = Format::parse("{{nosuchfunc .X}}")
-            .and_then(|f| f.render(&serde_json::json!({"X": 1})));
+        let unknown =
+            Format::parse("{{nosuchfunc .X}}").and_then(|f| f.render(&serde_json::json!({"X": 1})));
         assert!(unknown.is_err());
     }
 }

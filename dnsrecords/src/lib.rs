@@ -263,7 +263,14 @@ mod tests {
     fn a_record_answers_to_name_short_id_aliases_and_network_qualified_names() {
         assert_eq!(
             rec().names(),
-            ["api.web", "api", "web.web", "web", "0123456789ab.web", "0123456789ab"]
+            [
+                "api.web",
+                "api",
+                "web.web",
+                "web",
+                "0123456789ab.web",
+                "0123456789ab"
+            ]
         );
     }
 

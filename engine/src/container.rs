@@ -440,7 +440,12 @@ impl ContainerStore {
             if !dir.join("state.json").exists() {
                 continue;
             }
-            out.push(load(dir)?);
+            match load(dir.clone()) {
+                Ok(c) => out.push(c),
+                // Removed by another command while we listed: not a container any more.
+                Err(_) if !dir.join("state.json").exists() => {}
+                Err(e) => return Err(e),
+            }
         }
         out.sort_by(|a, b| b.config.created.cmp(&a.config.created));
         Ok(out)

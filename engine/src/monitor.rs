@@ -23,7 +23,7 @@ use serde::Serialize;
 use crate::clock::now_rfc3339;
 use crate::container::{Container, LogDriver, NetMode, PortBinding, Status, StoreLock};
 use crate::engine::Engine;
-use crate::error::{state, Context, Error, Result};
+use crate::error::{invalid, state, Context, Error, Result};
 use crate::image::ImageStore;
 use crate::process::attach::Clients;
 use crate::process::init::InitSpec;
@@ -227,10 +227,20 @@ fn bind_ports(ports: &[PortBinding]) -> Result<(Vec<OwnedFd>, Vec<PortBinding>)>
         let fd = socket_with(family, ty, SocketFlags::CLOEXEC, None)
             .ctx(|| format!("open a socket for port {}", p.host_port))?;
         let addr = SocketAddr::new(ip, p.host_port);
-        if let Err(e) = bind(&fd, &addr) {
-            return Err(Error::Conflict(format!(
-                "driver failed programming external connectivity: Bind for {addr} failed: port is already allocated ({e})"
-            )));
+        match bind(&fd, &addr) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::ADDRNOTAVAIL) => {
+                let family = if ip.is_ipv4() { "4" } else { "6" };
+                invalid!(
+                    "driver failed programming external connectivity: Error starting userland proxy: listen {}{family} {addr}: bind: cannot assign requested address",
+                    p.protocol
+                );
+            }
+            Err(e) => {
+                return Err(Error::Conflict(format!(
+                    "driver failed programming external connectivity: Bind for {addr} failed: port is already allocated ({e})"
+                )))
+            }
         }
         let port = getsockname(&fd)
             .ok()

@@ -72,6 +72,9 @@ pub struct PluginHead {
     /// A bridge plugin's bridge.
     #[serde(default)]
     pub bridge: Option<String>,
+    /// A macvlan plugin's parent link.
+    #[serde(default)]
+    pub master: Option<String>,
     /// Where the plugin keeps runtime state.
     #[serde(default)]
     pub run_dir: Option<StateDir>,
@@ -495,7 +498,7 @@ pub fn create(engine: &Engine, req: &CreateRequest) -> Result<Network> {
                 .map_err(|e| Error::Invalid(format!("bridge name {bridge:?}: {}", e.msg)))?;
             bridge_plugin(&bridge, req.internal, ipam, &dirs)
         }
-        Driver::Macvlan => macvlan_plugin(req, ipam)?,
+        Driver::Macvlan => macvlan_plugin(req, &existing, ipam)?,
     };
     let meta = NetworkMeta {
         id,
@@ -521,7 +524,38 @@ pub fn create(engine: &Engine, req: &CreateRequest) -> Result<Network> {
     store.find(&req.name)
 }
 
-fn macvlan_plugin(req: &CreateRequest, ipam: Value) -> Result<Value> {
+/// Checks `-o parent=` as Docker does at create (not at the first `run`): it must name a
+/// link of the host that no other macvlan network uses.
+fn check_parent(parent: &str, existing: &[Network]) -> Result<()> {
+    if parent.is_empty() {
+        invalid!("-o parent is empty: name the host interface, e.g. -o parent=eth0");
+    }
+    netctl_cni::validate::ifname(parent)
+        .map_err(|e| Error::Invalid(format!("-o parent={parent:?}: {}", e.msg)))?;
+    let mut nl = netctl_net::Netlink::new()?;
+    if nl.link_by_name(parent)?.is_none() {
+        if let Some((base, vid)) = parent.split_once('.') {
+            if nl.link_by_name(base)?.is_some() && vid.parse::<u16>().is_ok() {
+                invalid!("-o parent interface {parent} does not exist: netctl does not make 802.1q sub-interfaces; create it first (ip link add link {base} name {parent} type vlan id {vid}; the kernel needs the 8021q module)");
+            }
+        }
+        invalid!("-o parent interface was not found on the host: {parent}");
+    }
+    let user = existing.iter().find(|n| {
+        n.plugins.first().is_some_and(|p| {
+            p.plugin_type == "netctl-macvlan" && p.master.as_deref() == Some(parent)
+        })
+    });
+    if let Some(other) = user {
+        conflict!(
+            "network {} is already using parent interface {parent}",
+            other.name
+        );
+    }
+    Ok(())
+}
+
+fn macvlan_plugin(req: &CreateRequest, existing: &[Network], ipam: Value) -> Result<Value> {
     let mode = req
         .options
         .get("macvlan_mode")
@@ -531,6 +565,7 @@ fn macvlan_plugin(req: &CreateRequest, ipam: Value) -> Result<Value> {
     }
     let mut p = json!({"type": "netctl-macvlan", "mode": mode, "capabilities": {"ips": true, "mac": true}, "ipam": ipam});
     if let Some(parent) = req.options.get("parent") {
+        check_parent(parent, existing)?;
         p["master"] = json!(parent);
     }
     Ok(p)

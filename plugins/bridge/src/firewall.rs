@@ -166,6 +166,22 @@ pub fn port_forwards(ctx: &Ctx, ips: &[IpConfig]) -> Result<Vec<PortForward>, Er
             })?),
         }
         .filter(|ip| !ip.is_unspecified());
+        if host_ip.is_some_and(|h| h.is_ipv6() && h.is_loopback()) {
+            return Err(Error::invalid_config(
+                "portMappings: hostIP ::1 cannot be forwarded to a container (the kernel does not route IPv6 loopback traffic out of the host); publish on [::] or another host address",
+            ));
+        }
+        if let Some(h) = host_ip {
+            if !ips
+                .iter()
+                .any(|ip| ip.address.addr().is_ipv4() == h.is_ipv4())
+            {
+                let v = if h.is_ipv4() { 4 } else { 6 };
+                return Err(Error::invalid_config(format!(
+                    "portMappings: host address {h} is IPv{v} but the container has no IPv{v} address on this network (publish on an address of its family, or give the network IPv{v})"
+                )));
+            }
+        }
         for ip in ips {
             out.push(PortForward {
                 host_ip,
