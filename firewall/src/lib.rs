@@ -1,45 +1,74 @@
-//! Firewall rules for bridge networks, behind the [`Firewall`] trait so that an iptables
-//! backend can be added beside [`Nftables`].
+//! Firewall rules for bridge networks, behind the [`Firewall`] trait: [`Nftables`] (its own
+//! `inet netctl` table), [`Iptables`] (its own `NETCTL-*` chains, for hosts where iptables
+//! rules the firewall, with iptables-nft or iptables-legacy) and [`NoFirewall`]. Which one a
+//! network uses is picked once, by [`open`].
 //!
-//! Rules are kept per network, not per container: a network gets its chains once (at its
-//! first attachment), and a published port is one element in a map. The nftables backend keeps
-//! everything in its own `inet netctl` table and applies each operation as one `nft -f`
-//! transaction, so a failure changes nothing.
+//! Rules are kept per network, not per container: a network gets its rules once (at its first
+//! attachment), and a published port is one map element or one DNAT rule. Each operation is
+//! one transaction (`nft -f`, `iptables-restore --noflush`), so a failure changes nothing.
+//!
+//! Living with the host's firewall: a host with Docker or ufw has iptables' FORWARD policy
+//! DROP, and in netfilter a packet must be accepted by every base chain at a hook. So the
+//! nftables backend also adds, to each iptables variant that has a filter table
+//! ([`HostChains`]), a `NETCTL-FORWARD` chain that accepts traffic of netctl's bridges only
+//! (which `inet netctl` has already filtered); nothing else of the host's policy changes.
 
+mod hostfw;
+mod ipt;
+mod names;
 mod nft;
 mod rules;
+mod xtables;
 
+pub use hostfw::HostChains;
+pub use ipt::Iptables;
+pub use names::{IfName, MacAddr};
 pub use nft::Nftables;
 pub use rules::{MacGuard, NetworkRules, PortForward, Proto};
+pub use xtables::{Family, Flavour};
 
 use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
 
 /// What went wrong while changing the firewall.
 #[derive(Debug, thiserror::Error)]
 pub enum FirewallError {
-    /// The `nft` program could not be run.
-    #[error("failed to run {program}: {source} (is the nftables package installed?)")]
+    /// A firewall program could not be run.
+    #[error("failed to run {program}: {source} (is the {package} package installed?)")]
     Exec {
         /// The program.
         program: PathBuf,
+        /// The Debian package that has it.
+        package: &'static str,
         /// The cause.
         source: std::io::Error,
     },
-    /// `nft` refused the transaction; nothing was changed.
-    #[error("nftables refused to {what}: {stderr}")]
+    /// The firewall refused the transaction; nothing was changed.
+    #[error("{program} refused to {what}: {stderr}")]
     Rejected {
+        /// The program.
+        program: String,
         /// The operation.
         what: String,
-        /// What nft said.
+        /// What it said.
         stderr: String,
     },
     /// A host port is already published by another container.
     #[error("host port {0} is already published by another container")]
     PortInUse(String),
+    /// A value that cannot go into a firewall rule.
+    #[error("invalid firewall value: {0}")]
+    BadValue(String),
+    /// No backend can run on this host.
+    #[error("no firewall backend works here: {0}")]
+    Unavailable(String),
 }
 
 /// A firewall backend.
 pub trait Firewall {
+    /// Which backend this is.
+    fn backend(&self) -> Backend;
     /// Makes the network's rules (masquerade, isolation, inbound protection) exist, replacing
     /// any older version of them. Idempotent.
     fn setup_network(&self, net: &NetworkRules) -> Result<(), FirewallError>;
@@ -51,8 +80,141 @@ pub trait Firewall {
     fn add_ports(&self, ports: &[PortForward]) -> Result<(), FirewallError>;
     /// Withdraws ports; ports not published (or published by someone else) are left alone.
     fn del_ports(&self, ports: &[PortForward]) -> Result<(), FirewallError>;
+    /// Whether every one of the ports is published.
+    fn ports_present(&self, ports: &[PortForward]) -> Result<bool, FirewallError>;
     /// Drops frames entering from the guard's port with any other source MAC.
     fn add_mac_guard(&self, guard: &MacGuard) -> Result<(), FirewallError>;
     /// Removes a MAC guard; one already gone is fine.
     fn del_mac_guard(&self, guard: &MacGuard) -> Result<(), FirewallError>;
+}
+
+/// A firewall backend by name, as the conflist's `firewallBackend` gives it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// nftables when `nft` works here, else iptables.
+    #[default]
+    Auto,
+    /// [`Nftables`].
+    Nftables,
+    /// [`Iptables`].
+    Iptables,
+    /// [`NoFirewall`]: no rules at all (the host's firewall is someone else's job).
+    None,
+}
+
+impl Backend {
+    /// Its name in a conflist.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Auto => "auto",
+            Backend::Nftables => "nftables",
+            Backend::Iptables => "iptables",
+            Backend::None => "none",
+        }
+    }
+}
+
+/// The backend for `choice`: `Auto` is nftables when `nft` can list the ruleset here, else
+/// iptables when that runs, else an error saying what to install.
+pub fn open(choice: Backend) -> Result<Box<dyn Firewall>, FirewallError> {
+    Ok(match choice {
+        Backend::Nftables => Box::new(Nftables::new()),
+        Backend::Iptables => Box::new(Iptables::detect()),
+        Backend::None => Box::new(NoFirewall),
+        Backend::Auto => {
+            let nft = Nftables::new();
+            if nft.works() {
+                Box::new(nft)
+            } else {
+                let ipt = Iptables::detect();
+                if !ipt.works() {
+                    return Err(FirewallError::Unavailable(
+                        "neither nft nor iptables runs (install nftables or iptables, or set \"firewallBackend\": \"none\")".into(),
+                    ));
+                }
+                Box::new(ipt)
+            }
+        }
+    })
+}
+
+/// No firewall: nothing is added, everything is "present".
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoFirewall;
+
+impl Firewall for NoFirewall {
+    fn backend(&self) -> Backend {
+        Backend::None
+    }
+    fn setup_network(&self, _: &NetworkRules) -> Result<(), FirewallError> {
+        Ok(())
+    }
+    fn teardown_network(&self, _: &NetworkRules) -> Result<(), FirewallError> {
+        Ok(())
+    }
+    fn network_present(&self, _: &NetworkRules) -> Result<bool, FirewallError> {
+        Ok(true)
+    }
+    fn add_ports(&self, _: &[PortForward]) -> Result<(), FirewallError> {
+        Ok(())
+    }
+    fn del_ports(&self, _: &[PortForward]) -> Result<(), FirewallError> {
+        Ok(())
+    }
+    fn ports_present(&self, _: &[PortForward]) -> Result<bool, FirewallError> {
+        Ok(true)
+    }
+    fn add_mac_guard(&self, _: &MacGuard) -> Result<(), FirewallError> {
+        Ok(())
+    }
+    fn del_mac_guard(&self, _: &MacGuard) -> Result<(), FirewallError> {
+        Ok(())
+    }
+}
+
+/// Runs `program args` with `stdin`; (success, stderr, stdout).
+pub(crate) fn run_tool(
+    program: &std::path::Path,
+    package: &'static str,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Result<(bool, String, String), FirewallError> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let exec_err = |source| FirewallError::Exec {
+        program: program.to_path_buf(),
+        package,
+        source,
+    };
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(exec_err)?;
+    if let Some(mut input) = child.stdin.take() {
+        if let Some(script) = stdin {
+            input.write_all(script.as_bytes()).map_err(exec_err)?;
+        }
+    }
+    let out = child.wait_with_output().map_err(exec_err)?;
+    Ok((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    ))
+}
+
+/// `name` from `PATH`, else /usr/sbin or /sbin, else the bare name.
+pub(crate) fn find_program(name: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from(name))
 }

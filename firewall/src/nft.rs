@@ -1,12 +1,11 @@
 //! The nftables backend: scripts for `nft -f -`, built as text (what a user reads back with
 //! `nft list table inet netctl`), each applied as one atomic transaction.
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
+use crate::hostfw::HostChains;
 use crate::rules::{MacGuard, NetworkRules, PortForward, Proto};
-use crate::{Firewall, FirewallError};
+use crate::{find_program, run_tool, Backend, Firewall, FirewallError};
 
 /// The table every rule lives in.
 pub const TABLE: &str = "inet netctl";
@@ -26,16 +25,14 @@ impl Default for Nftables {
 impl Nftables {
     /// Uses `nft` from `PATH`, or from /usr/sbin and /sbin when `PATH` lacks it.
     pub fn new() -> Self {
-        let found = std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-            .unwrap_or_default()
-            .into_iter()
-            .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
-            .map(|d| d.join("nft"))
-            .find(|p| p.is_file());
         Nftables {
-            program: found.unwrap_or_else(|| PathBuf::from("nft")),
+            program: find_program("nft"),
         }
+    }
+
+    /// Whether `nft` runs and the kernel has nf_tables.
+    pub fn works(&self) -> bool {
+        self.run(&["list", "tables"], None).is_ok_and(|ok| ok.0)
     }
 
     /// Runs one script as one transaction.
@@ -45,6 +42,7 @@ impl Nftables {
             Ok(())
         } else {
             Err(FirewallError::Rejected {
+                program: "nftables".into(),
                 what: what.into(),
                 stderr: out.1,
             })
@@ -52,23 +50,8 @@ impl Nftables {
     }
 
     fn run(&self, args: &[&str], stdin: Option<&str>) -> Result<(bool, String), FirewallError> {
-        let exec_err = |source| FirewallError::Exec {
-            program: self.program.clone(),
-            source,
-        };
-        let mut child = Command::new(&self.program)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(exec_err)?;
-        if let (Some(script), Some(mut input)) = (stdin, child.stdin.take()) {
-            input.write_all(script.as_bytes()).map_err(exec_err)?;
-        }
-        let out = child.wait_with_output().map_err(exec_err)?;
-        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        Ok((out.status.success(), stderr))
+        let (ok, stderr, _) = run_tool(&self.program, "nftables", args, stdin)?;
+        Ok((ok, stderr))
     }
 }
 
@@ -157,6 +140,8 @@ pub fn network_script(n: &NetworkRules) -> String {
     }
     s += &format!("add rule {TABLE} {from} ct status dnat accept\n");
     s += &format!("add rule {TABLE} {from} oifname @bridges drop\n");
+    // Other engines' bridges (docker0, virbr0 ...) are networks too, not the outside.
+    s += &format!("add rule {TABLE} {from} meta oifkind \"bridge\" drop\n");
     // Entering the bridge from elsewhere: only through a published port.
     s += &format!("add rule {TABLE} {to} ct status dnat accept\n");
     s += &format!("add rule {TABLE} {to} drop\n");
@@ -256,15 +241,21 @@ pub fn del_ports_script(ports: &[PortForward]) -> String {
 }
 
 impl Firewall for Nftables {
+    fn backend(&self) -> Backend {
+        Backend::Nftables
+    }
+
     fn setup_network(&self, net: &NetworkRules) -> Result<(), FirewallError> {
         let script = base_script() + &network_script(net);
         self.apply(
             &script,
             &format!("set up the rules of bridge {}", net.bridge),
-        )
+        )?;
+        HostChains::detect().allow(&net.bridge)
     }
 
     fn teardown_network(&self, net: &NetworkRules) -> Result<(), FirewallError> {
+        HostChains::detect().disallow(&net.bridge)?;
         self.apply(
             &teardown_script(net),
             &format!("remove the rules of bridge {}", net.bridge),
@@ -275,7 +266,20 @@ impl Firewall for Nftables {
         let chain = format!("to_{}", net.tag());
         Ok(self
             .run(&["list", "chain", "inet", "netctl", &chain], None)?
-            .0)
+            .0
+            && HostChains::detect().present(&net.bridge)?)
+    }
+
+    fn ports_present(&self, ports: &[PortForward]) -> Result<bool, FirewallError> {
+        for (map, el) in ports.iter().filter_map(port_element) {
+            let key = el.split(" : ").next().unwrap_or_default();
+            let get = format!("get element {TABLE} {map} {{ {key} }}");
+            let args: Vec<&str> = get.split(' ').collect();
+            if !self.run(&args, None)?.0 {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     fn add_ports(&self, ports: &[PortForward]) -> Result<(), FirewallError> {
@@ -324,6 +328,7 @@ impl Firewall for Nftables {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
     /// Prints the scripts, for trying them with `nft -c -f`.
     #[test]
     fn scripts_are_printable() {
@@ -339,9 +344,78 @@ mod tests {
 
     use super::*;
 
+    /// Runs `script` through `nft -c -f -` (check only) in a network namespace of its own.
+    fn nft_accepts(script: &str) -> Result<(), String> {
+        use std::io::Write;
+        let mut child = std::process::Command::new("unshare")
+            .args(["--net", "--", "nft", "-c", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("run unshare nft: {e} (the firewall tests need root and nftables)"))?;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .map_err(|e| e.to_string())?;
+        let out = child.wait_with_output().map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!("{}\n{script}", String::from_utf8_lossy(&out.stderr)))
+        }
+    }
+
+    /// Every script the backend makes, for every kind of network, port and guard, is one
+    /// that nft accepts.
+    #[test]
+    fn every_generated_script_passes_nft_check() {
+        let ports = [
+            PortForward {
+                host_ip: None,
+                host_port: 8080,
+                container_ip: "172.18.0.2".parse().unwrap(),
+                container_port: 80,
+                proto: Proto::Tcp,
+            },
+            PortForward {
+                host_ip: Some("::1".parse().unwrap()),
+                host_port: 5353,
+                container_ip: "fd00:18::2".parse().unwrap(),
+                container_port: 53,
+                proto: Proto::Udp,
+            },
+        ];
+        let guard = MacGuard {
+            port: "veth0123".parse().unwrap(),
+            mac: "02:42:ac:12:00:02".parse().unwrap(),
+        };
+        let mut scripts = vec![
+            add_ports_script(&ports),
+            del_ports_script(&ports),
+            mac_guard_base() + &mac_guard_elements(&guard, "add"),
+            mac_guard_base() + &mac_guard_elements(&guard, "add") + &mac_guard_elements(&guard, "delete"),
+        ];
+        for internal in [false, true] {
+            scripts.push(base_script() + &network_script(&net(internal)));
+            scripts.push(teardown_script(&net(internal)));
+        }
+        for (i, s) in scripts.iter().enumerate() {
+            let full = if s.starts_with("add table") || s.contains("bridge netctl") {
+                s.clone()
+            } else {
+                base_script() + s
+            };
+            if let Err(e) = nft_accepts(&full) {
+                panic!("script {i} refused: {e}");
+            }
+        }
+    }
+
     fn net(internal: bool) -> NetworkRules {
         NetworkRules {
-            bridge: "br-0123".into(),
+            bridge: "br-0123".parse().unwrap(),
             subnets: vec![
                 "172.18.0.0/16".parse().unwrap(),
                 "fd00:18::/64".parse().unwrap(),
@@ -390,11 +464,11 @@ mod tests {
     #[test]
     fn chains_of_similar_bridge_names_differ() {
         let a = NetworkRules {
-            bridge: "br-x".into(),
+            bridge: "br-x".parse().unwrap(),
             ..net(false)
         };
         let b = NetworkRules {
-            bridge: "br_x".into(),
+            bridge: "br_x".parse().unwrap(),
             ..net(false)
         };
         assert_ne!(a.tag(), b.tag());

@@ -5,11 +5,13 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use crate::names::{IfName, MacAddr};
+
 /// The rules of one bridge network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkRules {
     /// The bridge device.
-    pub bridge: String,
+    pub bridge: IfName,
     /// The network's subnets.
     pub subnets: Vec<IpNet>,
     /// Rewrite the source of traffic leaving the host (`ipMasq`).
@@ -24,6 +26,7 @@ impl NetworkRules {
     pub fn tag(&self) -> String {
         let clean: String = self
             .bridge
+            .as_str()
             .chars()
             .map(|c| {
                 if c.is_ascii_alphanumeric() {
@@ -33,7 +36,7 @@ impl NetworkRules {
                 }
             })
             .collect();
-        let hash = self.bridge.bytes().fold(0x811c_9dc5u32, |h, b| {
+        let hash = self.bridge.as_str().bytes().fold(0x811c_9dc5u32, |h, b| {
             (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
         });
         format!("{clean}_{:06x}", hash & 0xff_ffff)
@@ -51,7 +54,7 @@ pub enum Proto {
 }
 
 impl Proto {
-    /// The nft keyword.
+    /// The nft and iptables keyword.
     pub fn as_str(self) -> &'static str {
         match self {
             Proto::Tcp => "tcp",
@@ -93,7 +96,7 @@ impl PortForward {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MacGuard {
     /// The host end of the container's veth (its bridge port).
-    pub port: String,
-    /// The only source MAC allowed in, `aa:bb:cc:dd:ee:ff`.
-    pub mac: String,
+    pub port: IfName,
+    /// The only source MAC allowed in.
+    pub mac: MacAddr,
 }

@@ -70,6 +70,14 @@ pub struct BridgeConfig {
     /// Where per-network state (firewall) is kept.
     #[serde(default)]
     pub run_dir: Option<StateDir>,
+    /// Which firewall backend: `nftables`, `iptables`, `none`, or `auto` (the default:
+    /// nftables when `nft` works here, else iptables).
+    #[serde(default)]
+    pub firewall_backend: netctl_firewall::Backend,
+    /// Put the network's rules back by themselves when someone flushes the host's firewall
+    /// (a watcher process, `netctl-bridge --watch-firewall`); on by default.
+    #[serde(default = "yes")]
+    pub firewall_self_heal: bool,
     /// The IPAM section.
     pub ipam: Option<Value>,
 }

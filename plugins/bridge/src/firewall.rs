@@ -1,13 +1,17 @@
-//! The network's firewall rules and the container's published ports.
+//! The network's firewall rules and the container's published ports, through the backend
+//! the network's config picks (`firewallBackend`). What was applied is recorded under the
+//! run folder (`firewall/<l3 interface>.json`: the rules, the backend, the network), so DEL,
+//! GC, STATUS and the self-healing watcher ([`crate::watch`]) act on what is really there.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 use netctl_cni::types::Protocol;
 use netctl_cni::{fsutil, Attachment, Ctx, Error, ErrorCode, IpConfig};
 use netctl_firewall::{
-    Firewall, FirewallError, MacGuard, NetworkRules, Nftables, PortForward, Proto,
+    Backend, Firewall, FirewallError, IfName, MacAddr, MacGuard, NetworkRules, PortForward,
+    Proto,
 };
 use netctl_ipam::IpamConfig;
 use serde::{Deserialize, Serialize};
@@ -20,9 +24,37 @@ pub const CODE_PORT_IN_USE: u32 = 120;
 fn fw_err(e: FirewallError) -> Error {
     let code = match e {
         FirewallError::PortInUse(_) => ErrorCode::Plugin(CODE_PORT_IN_USE),
+        FirewallError::BadValue(_) => ErrorCode::InvalidConfig,
         _ => ErrorCode::Io,
     };
     Error::new(code, e.to_string())
+}
+
+/// The rules this host applied for a network, and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Applied {
+    /// The rules.
+    #[serde(flatten)]
+    pub rules: NetworkRules,
+    /// The backend that applied them (records from before backends were chosen: nftables).
+    #[serde(default = "nftables")]
+    pub backend: Backend,
+    /// The network's name (where its published records are).
+    #[serde(default)]
+    pub network: String,
+    /// Whether the watcher puts them back after a flush.
+    #[serde(default)]
+    pub self_heal: bool,
+}
+
+fn nftables() -> Backend {
+    Backend::Nftables
+}
+
+/// The backend a network uses: the one that applied its rules, else the configured one.
+fn backend_of(conf: &BridgeConfig) -> Result<Box<dyn Firewall>, Error> {
+    let choice = read_marker(conf).map_or(conf.firewall_backend, |a| a.backend);
+    netctl_firewall::open(choice).map_err(fw_err)
 }
 
 /// The network's subnets: every range of a `netctl-ipam` config, else those of the lease.
@@ -30,8 +62,8 @@ fn subnets(conf: &BridgeConfig, ips: &[IpConfig]) -> Vec<IpNet> {
     let from_config = conf
         .ipam
         .as_ref()
-        .filter(|v| v.get("type").and_then(|t| t.as_str()) == Some("netctl-ipam"))
         .and_then(|v| serde_json::from_value::<IpamConfig>(v.clone()).ok())
+        .filter(|c| c.plugin_type == "netctl-ipam")
         .and_then(|c| c.range_sets().ok())
         .map(|sets| {
             sets.iter()
@@ -43,31 +75,56 @@ fn subnets(conf: &BridgeConfig, ips: &[IpConfig]) -> Vec<IpNet> {
     nets
 }
 
-fn rules(conf: &BridgeConfig, ips: &[IpConfig]) -> NetworkRules {
-    NetworkRules {
-        bridge: conf.l3_interface(),
+/// An interface name as firewall rules take it.
+pub fn ifname(name: &str) -> Result<IfName, Error> {
+    name.parse().map_err(fw_err)
+}
+
+/// A MAC address as firewall rules take it (from a link, or a hostile prevResult).
+pub fn mac(text: &str) -> Result<MacAddr, Error> {
+    text.parse().map_err(fw_err)
+}
+
+fn rules(conf: &BridgeConfig, ips: &[IpConfig]) -> Result<NetworkRules, Error> {
+    Ok(NetworkRules {
+        bridge: ifname(&conf.l3_interface())?,
         subnets: subnets(conf, ips),
         masquerade: conf.ip_masq,
         internal: conf.internal,
-    }
+    })
+}
+
+/// Where the records of what was applied live.
+pub fn marker_dir(run_dir: &Path) -> PathBuf {
+    run_dir.join("firewall")
 }
 
 fn marker(conf: &BridgeConfig) -> PathBuf {
-    conf.run_dir()
-        .join("firewall")
-        .join(format!("{}.json", conf.l3_interface()))
+    marker_dir(&conf.run_dir()).join(format!("{}.json", conf.l3_interface()))
 }
 
-fn read_marker(conf: &BridgeConfig) -> Option<NetworkRules> {
-    std::fs::read(marker(conf))
+fn read_marker(conf: &BridgeConfig) -> Option<Applied> {
+    read_applied(&marker(conf))
+}
+
+/// One record of what was applied (an unreadable one counts as none).
+pub fn read_applied(path: &Path) -> Option<Applied> {
+    std::fs::read(path)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
 }
 
-fn apply(conf: &BridgeConfig, r: &NetworkRules) -> Result<(), Error> {
-    Nftables::new().setup_network(r).map_err(fw_err)?;
+fn apply(conf: &BridgeConfig, network: &str, r: &NetworkRules) -> Result<(), Error> {
+    let fw = netctl_firewall::open(conf.firewall_backend).map_err(fw_err)?;
+    fw.setup_network(r).map_err(fw_err)?;
+    let applied = Applied {
+        rules: r.clone(),
+        backend: fw.backend(),
+        network: network.into(),
+        self_heal: conf.firewall_self_heal,
+    };
     let path = marker(conf);
-    let bytes = serde_json::to_vec(r).unwrap_or_default();
+    let bytes = serde_json::to_vec(&applied).unwrap_or_default();
     path.parent()
         .map(std::fs::create_dir_all)
         .transpose()
@@ -77,45 +134,72 @@ fn apply(conf: &BridgeConfig, r: &NetworkRules) -> Result<(), Error> {
                 format!("failed to record firewall state in {}", path.display()),
                 &e,
             )
-        })
+        })?;
+    if conf.firewall_self_heal {
+        crate::watch::ensure_running(&conf.run_dir());
+    }
+    Ok(())
 }
 
-/// Makes the network's rules exist. The first ADD of a network applies them (one nft
+/// Makes the network's rules exist. The first ADD of a network applies them (one
 /// transaction); later ADDs find the record of that and call nothing.
-pub fn ensure_network(conf: &BridgeConfig, ips: &[IpConfig]) -> Result<(), Error> {
-    let want = rules(conf, ips);
-    if read_marker(conf).as_ref() == Some(&want) {
+pub fn ensure_network(conf: &BridgeConfig, network: &str, ips: &[IpConfig]) -> Result<(), Error> {
+    let want = rules(conf, ips)?;
+    if read_marker(conf).is_some_and(|a| a.rules == want) {
         return Ok(());
     }
-    apply(conf, &want)
+    apply(conf, network, &want)
 }
 
-/// Re-applies the network's rules when they are missing (someone flushed the ruleset); a
-/// network whose rules this host never applied (no container ever attached) is left alone.
+/// Puts back what someone flushed: the network's rules, then every published port and MAC
+/// guard of its attachments. A network whose rules this host never applied (no container
+/// ever attached) is left alone.
 pub fn repair(conf: &BridgeConfig) -> Result<(), Error> {
-    let Some(want) = read_marker(conf) else {
-        return Ok(());
-    };
-    if Nftables::new().network_present(&want).map_err(fw_err)? {
-        return Ok(());
+    match read_marker(conf) {
+        Some(a) => heal(&conf.run_dir(), &a),
+        None => Ok(()),
     }
-    apply(conf, &want)
+}
+
+/// What [`repair`] does, from a record alone (the watcher has no config).
+pub fn heal(run_dir: &Path, a: &Applied) -> Result<(), Error> {
+    let fw = netctl_firewall::open(a.backend).map_err(fw_err)?;
+    if !fw.network_present(&a.rules).map_err(fw_err)? {
+        fw.setup_network(&a.rules).map_err(fw_err)?;
+    }
+    for p in published_records(run_dir, &a.network) {
+        if !p.ports.is_empty() && !fw.ports_present(&p.ports).map_err(fw_err)? {
+            fw.add_ports(&p.ports).map_err(fw_err)?;
+        }
+        if let Some(g) = &p.mac_guard {
+            fw.add_mac_guard(g).map_err(fw_err)?;
+        }
+    }
+    Ok(())
 }
 
 /// Removes the network's rules and their record, if this host applied them.
 pub fn teardown_if_applied(conf: &BridgeConfig) -> Result<(), Error> {
-    let Some(r) = read_marker(conf) else {
+    let Some(a) = read_marker(conf) else {
         return Ok(());
     };
-    Nftables::new().teardown_network(&r).map_err(fw_err)?;
-    fsutil::remove_if_exists(&marker(conf))
-        .map_err(|e| Error::io("failed to remove the firewall record", &e))
+    // The record goes first, so the watcher never puts back what is being taken away; if
+    // the rules cannot be removed, it comes back for the next try.
+    let path = marker(conf);
+    fsutil::remove_if_exists(&path)
+        .map_err(|e| Error::io("failed to remove the firewall record", &e))?;
+    let removed = netctl_firewall::open(a.backend).and_then(|fw| fw.teardown_network(&a.rules));
+    if let Err(e) = removed {
+        let _ = fsutil::write_atomic(&path, &serde_json::to_vec(&a).unwrap_or_default());
+        return Err(fw_err(e));
+    }
+    Ok(())
 }
 
 /// CHECK: the network's rules are in place.
 pub fn check(conf: &BridgeConfig, ips: &[IpConfig]) -> Result<(), Error> {
-    if Nftables::new()
-        .network_present(&rules(conf, ips))
+    if backend_of(conf)?
+        .network_present(&rules(conf, ips)?)
         .map_err(fw_err)?
     {
         Ok(())
@@ -196,23 +280,23 @@ pub fn port_forwards(ctx: &Ctx, ips: &[IpConfig]) -> Result<Vec<PortForward>, Er
 }
 
 /// Publishes ports.
-pub fn add_ports(ports: &[PortForward]) -> Result<(), Error> {
-    Nftables::new().add_ports(ports).map_err(fw_err)
+pub fn add_ports(conf: &BridgeConfig, ports: &[PortForward]) -> Result<(), Error> {
+    backend_of(conf)?.add_ports(ports).map_err(fw_err)
 }
 
 /// Withdraws ports.
-pub fn del_ports(ports: &[PortForward]) -> Result<(), Error> {
-    Nftables::new().del_ports(ports).map_err(fw_err)
+pub fn del_ports(conf: &BridgeConfig, ports: &[PortForward]) -> Result<(), Error> {
+    backend_of(conf)?.del_ports(ports).map_err(fw_err)
 }
 
 /// Lets only the container's own MAC in through its bridge port (`macspoofchk`).
-pub fn add_mac_guard(g: &MacGuard) -> Result<(), Error> {
-    Nftables::new().add_mac_guard(g).map_err(fw_err)
+pub fn add_mac_guard(conf: &BridgeConfig, g: &MacGuard) -> Result<(), Error> {
+    backend_of(conf)?.add_mac_guard(g).map_err(fw_err)
 }
 
 /// Removes a MAC guard.
-pub fn del_mac_guard(g: &MacGuard) -> Result<(), Error> {
-    Nftables::new().del_mac_guard(g).map_err(fw_err)
+pub fn del_mac_guard(conf: &BridgeConfig, g: &MacGuard) -> Result<(), Error> {
+    backend_of(conf)?.del_mac_guard(g).map_err(fw_err)
 }
 
 /// What this plugin published for one attachment (its ports and MAC guard), recorded before
@@ -234,12 +318,23 @@ impl Published {
     }
 }
 
-fn published_dir(conf: &BridgeConfig, network: &str) -> PathBuf {
-    conf.run_dir().join("bridge").join(network)
+fn published_dir(run_dir: &Path, network: &str) -> PathBuf {
+    run_dir.join("bridge").join(network)
 }
 
 fn published_path(conf: &BridgeConfig, network: &str, a: &Attachment) -> PathBuf {
-    published_dir(conf, network).join(format!("{}:{}.json", a.container_id, a.ifname))
+    published_dir(&conf.run_dir(), network).join(format!("{}:{}.json", a.container_id, a.ifname))
+}
+
+/// Every attachment's record of a network.
+fn published_records(run_dir: &Path, network: &str) -> Vec<Published> {
+    let Ok(dir) = std::fs::read_dir(published_dir(run_dir, network)) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .filter_map(|b| serde_json::from_slice(&b).ok())
+        .collect()
 }
 
 fn record_err(path: &std::path::Path, e: &std::io::Error) -> Error {
@@ -280,12 +375,20 @@ pub fn withdraw(
     a: &Attachment,
     p: &Published,
 ) -> Result<(), Error> {
-    del_ports(&p.ports)?;
-    if let Some(g) = &p.mac_guard {
-        del_mac_guard(g)?;
-    }
+    // As for the network's rules: the record goes first, back if the withdrawal fails.
     let path = published_path(conf, network, a);
-    fsutil::remove_if_exists(&path).map_err(|e| record_err(&path, &e))
+    let kept = std::fs::read(&path).ok();
+    fsutil::remove_if_exists(&path).map_err(|e| record_err(&path, &e))?;
+    let withdrawn = del_ports(conf, &p.ports).and_then(|()| match &p.mac_guard {
+        Some(g) => del_mac_guard(conf, g),
+        None => Ok(()),
+    });
+    if withdrawn.is_err() {
+        if let Some(bytes) = kept {
+            let _ = fsutil::write_atomic(&path, &bytes);
+        }
+    }
+    withdrawn
 }
 
 /// GC: withdraws what every attachment not in `valid` published.
@@ -294,7 +397,7 @@ pub fn withdraw_stale(
     network: &str,
     valid: &[Attachment],
 ) -> Result<(), Error> {
-    let Ok(dir) = std::fs::read_dir(published_dir(conf, network)) else {
+    let Ok(dir) = std::fs::read_dir(published_dir(&conf.run_dir(), network)) else {
         return Ok(());
     };
     for entry in dir.flatten() {

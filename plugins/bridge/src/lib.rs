@@ -12,6 +12,7 @@
 mod config;
 mod firewall;
 mod host;
+mod watch;
 
 use netctl_cni::{
     Attachment, Command, Ctx, Error, ErrorCode, Interface, IpConfig, Plugin, Route, Success,
@@ -27,6 +28,11 @@ pub struct BridgePlugin;
 /// Runs the plugin for this process.
 pub fn run() -> ! {
     netctl_cni::skel::run(&BridgePlugin)
+}
+
+/// The self-healing watcher of a run folder (see [`watch`]); its exit code.
+pub fn watch_firewall(run_dir: &std::path::Path) -> i32 {
+    watch::run(run_dir)
 }
 
 /// Deletes links that DEL retired (comma-separated names) in the namespace open as
@@ -66,8 +72,8 @@ fn rollback(ctx: &Ctx, conf: &BridgeConfig, steps: Vec<Step>) {
                 let p = firewall::Published::default();
                 firewall::withdraw(conf, &ctx.conf.name, &ctx.attachment(), &p)
             }
-            Step::Ports(ports) => firewall::del_ports(&ports),
-            Step::MacGuard(g) => firewall::del_mac_guard(&g),
+            Step::Ports(ports) => firewall::del_ports(conf, &ports),
+            Step::MacGuard(g) => firewall::del_mac_guard(conf, &g),
         };
     }
 }
@@ -140,8 +146,8 @@ impl Plugin for BridgePlugin {
                 prev.interfaces.get(2),
             ) {
                 published.mac_guard = Some(netctl_firewall::MacGuard {
-                    port: port.name.clone(),
-                    mac: ctr.mac.clone(),
+                    port: firewall::ifname(&port.name)?,
+                    mac: firewall::mac(&ctr.mac)?,
                 });
             }
         }
@@ -235,19 +241,23 @@ fn add_steps(
     steps.push(Step::HostLink(host_name.clone()));
     let host_link = host::attach_port(&mut host_nl, conf, &host_name, bridge.index)?;
     let ctr_link = host::configure_container(&mut ctr_nl, ctx, conf, &lease)?;
+    let mac_guard = match conf.macspoofchk {
+        true => Some(netctl_firewall::MacGuard {
+            port: firewall::ifname(&host_name)?,
+            mac: firewall::mac(&ctr_link.mac)?,
+        }),
+        false => None,
+    };
     let published = firewall::Published {
         ports: firewall::port_forwards(ctx, &lease.ips)?,
-        mac_guard: conf.macspoofchk.then(|| netctl_firewall::MacGuard {
-            port: host_name.clone(),
-            mac: ctr_link.mac.clone(),
-        }),
+        mac_guard,
     };
     if !published.is_empty() {
         firewall::record_published(conf, &ctx.conf.name, &ctx.attachment(), &published)?;
         steps.push(Step::Published);
     }
     if let Some(g) = &published.mac_guard {
-        firewall::add_mac_guard(g)?;
+        firewall::add_mac_guard(conf, g)?;
         steps.push(Step::MacGuard(g.clone()));
     }
     let mut vlan_gateway = None;
@@ -265,9 +275,9 @@ fn add_steps(
         };
         host::gateway_on_bridge(&mut host_nl, conf, &l3, &lease.ips)?;
     }
-    firewall::ensure_network(conf, &lease.ips)?;
+    firewall::ensure_network(conf, &ctx.conf.name, &lease.ips)?;
     if !published.ports.is_empty() {
-        firewall::add_ports(&published.ports)?;
+        firewall::add_ports(conf, &published.ports)?;
         steps.push(Step::Ports(published.ports.clone()));
     }
     let mut result = result(ctx, conf, &bridge, &host_link, &ctr_link, lease);

@@ -360,8 +360,32 @@ impl Drop for TestHost {
             let _ = c.kill();
             let _ = c.wait();
         }
+        kill_namespace_processes();
         for p in self.containers.drain(..) {
             let _ = NetNs::remove(&p);
+        }
+    }
+}
+
+/// Kills whatever still runs in this test's host namespace (a firewall watcher, a server a
+/// failed test left): nothing a test started outlives it.
+fn kill_namespace_processes() {
+    let Ok(own) = std::fs::read_link("/proc/thread-self/ns/net") else {
+        return;
+    };
+    let me = std::process::id();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid as u32 != me && std::fs::read_link(p.path().join("ns/net")).ok() == Some(own.clone()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
 }

@@ -1,0 +1,491 @@
+//! The iptables backend, for hosts where iptables (nft or legacy flavour) rules the
+//! firewall: the same semantics as [`crate::Nftables`], in chains of netctl's own, each
+//! operation one `*-restore --noflush` transaction per family.
+//!
+//! Per network (`<h>` = a hash of the bridge's name), jumped to first from the built-in
+//! chains: `NETCTL-F-<h>` in filter FORWARD (replies, the bridge to itself, published ports
+//! in, nothing else in, isolation from every other bridge, then out), `NETCTL-I-<h>` (the
+//! isolation list: every other bridge on the host, read when the rules are made),
+//! `NETCTL-L-<h>` in filter INPUT (nothing from the bridge to the host's 127.0.0.0/8 but
+//! replies) and `NETCTL-N-<h>` in nat POSTROUTING (hairpin, masquerade, 127.0.0.1 sources).
+//! Published ports are DNAT rules in `NETCTL-DNAT` (nat PREROUTING and OUTPUT, for local
+//! destinations). MAC guards are ebtables rules in `NETCTL-MACGUARD`.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use crate::names::IfName;
+use crate::rules::{MacGuard, NetworkRules, PortForward};
+use crate::xtables::{chain_for, has_chain, Family, Flavour, Xtables};
+use crate::{find_program, run_tool, Backend, Firewall, FirewallError};
+
+const DNAT: &str = "NETCTL-DNAT";
+const MACGUARD: &str = "NETCTL-MACGUARD";
+
+/// The iptables backend.
+#[derive(Debug, Clone)]
+pub struct Iptables {
+    v4: Xtables,
+    v6: Xtables,
+    ebtables: PathBuf,
+}
+
+impl Iptables {
+    /// The flavour this host uses: legacy when its filter table exists and the nft one does
+    /// not, else nft.
+    pub fn detect() -> Self {
+        let legacy = Xtables::new(Family::V4, Flavour::Legacy);
+        let nft = Xtables::new(Family::V4, Flavour::Nft);
+        let flavour = if legacy.has_table("filter") && !nft.has_table("filter") {
+            Flavour::Legacy
+        } else {
+            Flavour::Nft
+        };
+        Self::with(flavour)
+    }
+
+    /// The backend on one flavour.
+    pub fn with(flavour: Flavour) -> Self {
+        Iptables {
+            v4: Xtables::new(Family::V4, flavour),
+            v6: Xtables::new(Family::V6, flavour),
+            ebtables: find_program("ebtables"),
+        }
+    }
+
+    /// Whether iptables runs here.
+    pub fn works(&self) -> bool {
+        self.v4.works()
+    }
+
+    fn family(&self, v4: bool) -> &Xtables {
+        if v4 {
+            &self.v4
+        } else {
+            &self.v6
+        }
+    }
+
+    fn ebtables(&self, args: &[&str]) -> Result<bool, FirewallError> {
+        Ok(run_tool(&self.ebtables, "iptables", args, None)?.0)
+    }
+}
+
+/// The chain names of a network.
+struct Chains {
+    forward: String,
+    isolate: String,
+    input: String,
+    nat: String,
+}
+
+fn chains(bridge: &IfName) -> Chains {
+    let b = bridge.as_str();
+    Chains {
+        forward: chain_for("NETCTL-F-", b),
+        isolate: chain_for("NETCTL-I-", b),
+        input: chain_for("NETCTL-L-", b),
+        nat: chain_for("NETCTL-N-", b),
+    }
+}
+
+/// Every bridge on the host but `own`, and every VLAN interface on top of a bridge: the
+/// networks a network is kept apart from.
+fn other_bridges(own: &IfName) -> Vec<IfName> {
+    let is_bridge = |name: &str| std::path::Path::new(&format!("/sys/class/net/{name}/bridge")).is_dir();
+    let mut out = Vec::new();
+    let Ok(links) = std::fs::read_dir("/sys/class/net") else {
+        return out;
+    };
+    for l in links.flatten() {
+        let name = l.file_name().to_string_lossy().into_owned();
+        let on_bridge = std::fs::read_dir(l.path()).is_ok_and(|entries| {
+            entries.flatten().any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .strip_prefix("lower_")
+                    .is_some_and(is_bridge)
+            })
+        });
+        if name != own.as_str() && (is_bridge(&name) || on_bridge) {
+            if let Ok(n) = name.parse() {
+                out.push(n);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The filter and nat part of a network's rules for one family, as restore input.
+fn network_script(n: &NetworkRules, v4: bool, saved_filter: &str, saved_nat: &str) -> String {
+    let c = chains(&n.bridge);
+    let br = &n.bridge;
+    let subnets: Vec<_> = n
+        .subnets
+        .iter()
+        .filter(|s| s.addr().is_ipv4() == v4)
+        .map(|s| s.trunc())
+        .collect();
+    let mut f = format!(
+        "*filter\n:{fw} - [0:0]\n:{iso} - [0:0]\n",
+        fw = c.forward,
+        iso = c.isolate
+    );
+    let fw = &c.forward;
+    f += &format!("-A {fw} -o {br} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n");
+    f += &format!("-A {fw} -i {br} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n");
+    f += &format!("-A {fw} -i {br} -o {br} -j ACCEPT\n");
+    if n.internal {
+        f += &format!("-A {fw} -i {br} -j DROP\n-A {fw} -o {br} -j DROP\n");
+    }
+    f += &format!("-A {fw} -o {br} -m conntrack --ctstate DNAT -j ACCEPT\n");
+    f += &format!("-A {fw} -o {br} -j DROP\n");
+    f += &format!("-A {fw} -i {br} -m conntrack --ctstate DNAT -j ACCEPT\n");
+    f += &format!("-A {fw} -i {br} -j {}\n", c.isolate);
+    f += &format!("-A {fw} -i {br} -j ACCEPT\n");
+    for other in other_bridges(br) {
+        f += &format!("-A {} -o {other} -j DROP\n", c.isolate);
+    }
+    if !jumps_to(saved_filter, "FORWARD", fw) {
+        f += &format!("-I FORWARD 1 -j {fw}\n");
+    }
+    if v4 {
+        f += &format!(":{} - [0:0]\n", c.input);
+        f += &format!(
+            "-A {} -i {br} -d 127.0.0.0/8 -m conntrack --ctdir REPLY -j ACCEPT\n-A {} -i {br} -d 127.0.0.0/8 -j DROP\n",
+            c.input, c.input
+        );
+        if !jumps_to(saved_filter, "INPUT", &c.input) {
+            f += &format!("-I INPUT 1 -j {}\n", c.input);
+        }
+    }
+    f += "COMMIT\n";
+    let nat = &c.nat;
+    let mut t = format!("*nat\n:{nat} - [0:0]\n");
+    for s in &subnets {
+        t += &format!("-A {nat} -s {s} -o {br} -m conntrack --ctstate DNAT -j MASQUERADE\n");
+        if n.masquerade && !n.internal {
+            t += &format!("-A {nat} -s {s} ! -o {br} -j MASQUERADE\n");
+        }
+    }
+    if v4 {
+        t += &format!("-A {nat} -s 127.0.0.0/8 -o {br} -j MASQUERADE\n");
+    }
+    if !jumps_to(saved_nat, "POSTROUTING", nat) {
+        t += &format!("-I POSTROUTING 1 -j {nat}\n");
+    }
+    t += &dnat_base(saved_nat);
+    t += "COMMIT\n";
+    f + &t
+}
+
+/// Creates `NETCTL-DNAT` and its jumps when missing (never re-declared: that would flush
+/// the published ports).
+fn dnat_base(saved_nat: &str) -> String {
+    let mut s = String::new();
+    if !has_chain(saved_nat, DNAT) {
+        s += &format!(":{DNAT} - [0:0]\n");
+    }
+    for builtin in ["PREROUTING", "OUTPUT"] {
+        if !jumps_to_local(saved_nat, builtin) {
+            s += &format!("-I {builtin} 1 -m addrtype --dst-type LOCAL -j {DNAT}\n");
+        }
+    }
+    s
+}
+
+fn jumps_to(saved: &str, builtin: &str, chain: &str) -> bool {
+    let rule = format!("-A {builtin} -j {chain}");
+    saved.lines().any(|l| l.trim_end() == rule)
+}
+
+fn jumps_to_local(saved: &str, builtin: &str) -> bool {
+    let rule = format!("-A {builtin} -m addrtype --dst-type LOCAL -j {DNAT}");
+    saved.lines().any(|l| l.trim_end() == rule)
+}
+
+/// Removes a network's chains and jumps from what `saved` shows.
+fn teardown_script(n: &NetworkRules, v4: bool, saved_filter: &str, saved_nat: &str) -> String {
+    let c = chains(&n.bridge);
+    let mut f = String::from("*filter\n");
+    let remove = |s: &mut String, saved: &str, builtin: &str, chain: &str| {
+        if !has_chain(saved, chain) {
+            return;
+        }
+        *s += &format!(":{chain} - [0:0]\n");
+        let rule = format!("-A {builtin} -j {chain}");
+        for _ in saved.lines().filter(|l| l.trim_end() == rule) {
+            *s += &format!("-D {builtin} -j {chain}\n");
+        }
+    };
+    remove(&mut f, saved_filter, "FORWARD", &c.forward);
+    if v4 {
+        remove(&mut f, saved_filter, "INPUT", &c.input);
+    }
+    for chain in [&c.forward, &c.isolate, &c.input] {
+        if has_chain(saved_filter, chain) {
+            f += &format!(":{chain} - [0:0]\n-X {chain}\n");
+        }
+    }
+    f += "COMMIT\n*nat\n";
+    remove(&mut f, saved_nat, "POSTROUTING", &c.nat);
+    if has_chain(saved_nat, &c.nat) {
+        f += &format!("-X {}\n", c.nat);
+    }
+    f + "COMMIT\n"
+}
+
+/// A published port's DNAT rule spec (after `-A NETCTL-DNAT `), in iptables-save's form.
+fn dnat_rule(p: &PortForward) -> String {
+    let dst = p
+        .host_ip
+        .map(|ip| match ip {
+            IpAddr::V4(a) => format!("-d {a}/32 "),
+            IpAddr::V6(a) => format!("-d {a}/128 "),
+        })
+        .unwrap_or_default();
+    let to = match p.container_ip {
+        IpAddr::V4(a) => format!("{a}:{}", p.container_port),
+        IpAddr::V6(a) => format!("[{a}]:{}", p.container_port),
+    };
+    let proto = p.proto.as_str();
+    format!("{dst}-p {proto} -m {proto} --dport {} -j DNAT --to-destination {to}", p.host_port)
+}
+
+/// The DNAT rule in `saved` that takes the same host address, port and protocol as `p`.
+fn rule_for<'a>(saved: &'a str, p: &PortForward) -> Option<&'a str> {
+    let want = dnat_rule(p);
+    let key = |r: &str| r.split(" -j ").next().map(str::to_string);
+    let wanted_key = key(&want);
+    saved
+        .lines()
+        .filter_map(|l| l.trim_end().strip_prefix(&format!("-A {DNAT} ")))
+        .find(|r| key(r) == wanted_key)
+}
+
+impl Firewall for Iptables {
+    fn backend(&self) -> Backend {
+        Backend::Iptables
+    }
+
+    fn setup_network(&self, n: &NetworkRules) -> Result<(), FirewallError> {
+        for v4 in [true, false] {
+            let x = self.family(v4);
+            let script = network_script(n, v4, &x.save("filter")?, &x.save("nat")?);
+            x.restore(&script, &format!("set up the rules of bridge {}", n.bridge))?;
+        }
+        Ok(())
+    }
+
+    fn teardown_network(&self, n: &NetworkRules) -> Result<(), FirewallError> {
+        for v4 in [true, false] {
+            let x = self.family(v4);
+            let script = teardown_script(n, v4, &x.save("filter")?, &x.save("nat")?);
+            x.restore(&script, &format!("remove the rules of bridge {}", n.bridge))?;
+        }
+        Ok(())
+    }
+
+    fn network_present(&self, n: &NetworkRules) -> Result<bool, FirewallError> {
+        let c = chains(&n.bridge);
+        for v4 in [true, false] {
+            let x = self.family(v4);
+            let (filter, nat) = (x.save("filter")?, x.save("nat")?);
+            if !jumps_to(&filter, "FORWARD", &c.forward)
+                || !jumps_to(&nat, "POSTROUTING", &c.nat)
+                || !jumps_to_local(&nat, "PREROUTING")
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn add_ports(&self, ports: &[PortForward]) -> Result<(), FirewallError> {
+        for v4 in [true, false] {
+            let mine: Vec<&PortForward> = ports
+                .iter()
+                .filter(|p| p.container_ip.is_ipv4() == v4)
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let x = self.family(v4);
+            let saved = x.save("nat")?;
+            let mut s = format!("*nat\n{}", dnat_base(&saved));
+            for p in mine {
+                match rule_for(&saved, p) {
+                    Some(r) if r == dnat_rule(p) => {}
+                    Some(_) => return Err(FirewallError::PortInUse(p.describe())),
+                    None => s += &format!("-A {DNAT} {}\n", dnat_rule(p)),
+                }
+            }
+            s += "COMMIT\n";
+            x.restore(&s, "publish ports")?;
+        }
+        Ok(())
+    }
+
+    fn del_ports(&self, ports: &[PortForward]) -> Result<(), FirewallError> {
+        for v4 in [true, false] {
+            let x = self.family(v4);
+            let saved = x.save("nat")?;
+            let gone: Vec<String> = ports
+                .iter()
+                .filter(|p| p.container_ip.is_ipv4() == v4)
+                .filter(|p| rule_for(&saved, p) == Some(dnat_rule(p).as_str()))
+                .map(|p| format!("-D {DNAT} {}\n", dnat_rule(p)))
+                .collect();
+            if !gone.is_empty() {
+                x.restore(&format!("*nat\n{}COMMIT\n", gone.concat()), "withdraw ports")?;
+            }
+        }
+        Ok(())
+    }
+
+    fn ports_present(&self, ports: &[PortForward]) -> Result<bool, FirewallError> {
+        for v4 in [true, false] {
+            let saved = self.family(v4).save("nat")?;
+            if ports
+                .iter()
+                .filter(|p| p.container_ip.is_ipv4() == v4)
+                .any(|p| rule_for(&saved, p) != Some(dnat_rule(p).as_str()))
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn add_mac_guard(&self, g: &MacGuard) -> Result<(), FirewallError> {
+        if !self.ebtables(&["-t", "filter", "-L", MACGUARD])? {
+            self.ebtables(&["-t", "filter", "-N", MACGUARD])?;
+            for hook in ["FORWARD", "INPUT"] {
+                self.ebtables(&["-t", "filter", "-I", hook, "1", "-j", MACGUARD])?;
+            }
+        }
+        let (port, mac) = (g.port.to_string(), g.mac.to_string());
+        let rule = ["-i", port.as_str(), "-s", "!", mac.as_str(), "-j", "DROP"];
+        let mut check = vec!["-t", "filter", "-D", MACGUARD];
+        check.extend_from_slice(&rule);
+        // Idempotent: one rule per port, whatever was there before.
+        while self.ebtables(&check)? {}
+        let mut add = vec!["-t", "filter", "-A", MACGUARD];
+        add.extend_from_slice(&rule);
+        if self.ebtables(&add)? {
+            Ok(())
+        } else {
+            Err(FirewallError::Rejected {
+                program: "ebtables".into(),
+                what: format!("guard the source MAC of port {port}"),
+                stderr: String::new(),
+            })
+        }
+    }
+
+    fn del_mac_guard(&self, g: &MacGuard) -> Result<(), FirewallError> {
+        let (port, mac) = (g.port.to_string(), g.mac.to_string());
+        let del = [
+            "-t", "filter", "-D", MACGUARD, "-i", &port, "-s", "!", &mac, "-j", "DROP",
+        ];
+        while self.ebtables(&del)? {}
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use crate::rules::Proto;
+
+    fn net(internal: bool) -> NetworkRules {
+        NetworkRules {
+            bridge: "br-0123".parse().unwrap(),
+            subnets: vec!["172.18.0.0/16".parse().unwrap(), "fd00:18::/64".parse().unwrap()],
+            masquerade: true,
+            internal,
+        }
+    }
+
+    #[test]
+    fn a_network_gets_isolation_inbound_protection_and_masquerade() {
+        let s = network_script(&net(false), true, "", "");
+        let fw = chain_for("NETCTL-F-", "br-0123");
+        assert!(s.contains(&format!("-A {fw} -o br-0123 -m conntrack --ctstate DNAT -j ACCEPT\n-A {fw} -o br-0123 -j DROP\n")), "{s}");
+        assert!(s.contains(&format!("-I FORWARD 1 -j {fw}\n")));
+        assert!(s.contains("-s 172.18.0.0/16 ! -o br-0123 -j MASQUERADE"));
+        assert!(!s.contains("fd00:18"), "IPv6 goes to ip6tables");
+        assert!(s.contains(&format!(":{DNAT} - [0:0]\n")));
+        let nat = format!(
+            ":{DNAT} - [0:0]\n-A PREROUTING -m addrtype --dst-type LOCAL -j {DNAT}\n-A OUTPUT -m addrtype --dst-type LOCAL -j {DNAT}\n"
+        );
+        let again = network_script(&net(false), true, &format!("-A FORWARD -j {fw}\n"), &nat);
+        assert!(!again.contains("-I FORWARD"), "the jump is made once");
+        assert!(
+            !again.contains(&format!(":{DNAT}")) && !again.contains("-I PREROUTING"),
+            "the published ports' chain is never flushed: {again}"
+        );
+        let internal = network_script(&net(true), true, "", "");
+        assert!(internal.contains(&format!("-A {fw} -i br-0123 -j DROP")));
+        assert!(!internal.contains("! -o br-0123 -j MASQUERADE"));
+    }
+
+    /// `iptables-nft-restore --test` (parse and build, no commit) in a namespace of its own.
+    fn restore_accepts(family: &str, script: &str) -> Result<(), String> {
+        use std::io::Write;
+        let program = format!("{family}-nft-restore");
+        let mut child = std::process::Command::new("unshare")
+            .args(["--net", "--", &program, "--test", "--noflush"])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("run unshare {program}: {e} (the firewall tests need root)"))?;
+        child.stdin.take().unwrap().write_all(script.as_bytes()).map_err(|e| e.to_string())?;
+        let out = child.wait_with_output().map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!("{}\n{script}", String::from_utf8_lossy(&out.stderr)))
+        }
+    }
+
+    #[test]
+    fn every_network_script_passes_iptables_restore_test() {
+        for internal in [false, true] {
+            for (v4, family) in [(true, "iptables"), (false, "ip6tables")] {
+                let s = network_script(&net(internal), v4, "", "");
+                if let Err(e) = restore_accepts(family, &s) {
+                    panic!("{family} internal={internal}: {e}");
+                }
+            }
+        }
+        let p = PortForward {
+            host_ip: None,
+            host_port: 8080,
+            container_ip: "fd00:18::2".parse().unwrap(),
+            container_port: 80,
+            proto: Proto::Udp,
+        };
+        let s = format!("*nat\n{}-A {DNAT} {}\nCOMMIT\n", dnat_base(""), dnat_rule(&p));
+        restore_accepts("ip6tables", &s).unwrap();
+    }
+
+    #[test]
+    fn published_ports_are_dnat_rules_in_save_form() {
+        let p = PortForward {
+            host_ip: Some("127.0.0.1".parse().unwrap()),
+            host_port: 8080,
+            container_ip: "172.18.0.2".parse().unwrap(),
+            container_port: 80,
+            proto: Proto::Tcp,
+        };
+        assert_eq!(
+            dnat_rule(&p),
+            "-d 127.0.0.1/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.18.0.2:80"
+        );
+        let saved = format!("-A {DNAT} -d 127.0.0.1/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.18.0.9:80\n");
+        assert!(rule_for(&saved, &p).is_some_and(|r| r != dnat_rule(&p)), "taken by another");
+    }
+}

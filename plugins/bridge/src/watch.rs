@@ -1,0 +1,130 @@
+//! Self-healing: `netctl-bridge --watch-firewall RUN_DIR`, one process per run folder,
+//! started by the first ADD that applies a network's rules (`firewallSelfHeal`, on by
+//! default). It listens to nftables' netlink notifications (every `nft` and iptables-nft
+//! change, `nft flush ruleset`, `ufw reload`, `firewall-cmd --reload`) and, when iptables-legacy
+//! tables exist (which notify nobody), looks every half second; whatever a record under
+//! `RUN_DIR/firewall` says was applied and is missing is put back: the network's rules, its
+//! published ports and MAC guards. It ends once no record asks for it.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use netlink_sys::{protocols::NETLINK_NETFILTER, Socket};
+
+use crate::firewall::{heal, marker_dir, read_applied, Applied};
+
+/// nftables' multicast group (NFNLGRP_NFTABLES).
+const NFNLGRP_NFTABLES: u32 = 7;
+/// How often legacy tables, which send no notifications, are looked at.
+const LEGACY_POLL: Duration = Duration::from_millis(500);
+/// Changes come in bursts (one transaction, many messages): wait this long for the last.
+const SETTLE: Duration = Duration::from_millis(50);
+
+fn lock_path(run_dir: &Path) -> PathBuf {
+    marker_dir(run_dir).join("watch.lock")
+}
+
+/// The watcher's pid file.
+pub fn pid_path(run_dir: &Path) -> PathBuf {
+    marker_dir(run_dir).join("watch.pid")
+}
+
+fn try_lock(run_dir: &Path) -> Option<File> {
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(lock_path(run_dir))
+        .ok()?;
+    file.try_lock().ok().map(|()| file)
+}
+
+/// Starts the watcher of `run_dir` unless one runs. Best effort: a host where it cannot
+/// start still has its rules (STATUS and `netctl network repair` put them back too).
+pub fn ensure_running(run_dir: &Path) {
+    match try_lock(run_dir) {
+        Some(lock) => drop(lock),
+        None => return,
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    use std::os::unix::process::CommandExt;
+    let _ = std::process::Command::new(exe)
+        .arg("--watch-firewall")
+        .arg(run_dir)
+        .env_clear()
+        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn();
+}
+
+/// The records that ask to be healed.
+fn records(run_dir: &Path) -> Vec<Applied> {
+    let Ok(dir) = std::fs::read_dir(marker_dir(run_dir)) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .filter_map(|e| read_applied(&e.path()))
+        .filter(|a| a.self_heal)
+        .collect()
+}
+
+fn legacy_tables() -> bool {
+    ["/proc/net/ip_tables_names", "/proc/net/ip6_tables_names"]
+        .iter()
+        .any(|p| std::fs::read_to_string(p).is_ok_and(|s| !s.trim().is_empty()))
+}
+
+/// Subscribes to nftables' changes; every message (or overflow) is one tick on `tx`.
+fn listen(tx: mpsc::Sender<()>) -> std::io::Result<()> {
+    let mut socket = Socket::new(NETLINK_NETFILTER)?;
+    socket.bind_auto()?;
+    socket.add_membership(NFNLGRP_NFTABLES)?;
+    std::thread::spawn(move || loop {
+        let _ = socket.recv_from_full();
+        if tx.send(()).is_err() {
+            return;
+        }
+    });
+    Ok(())
+}
+
+/// The watcher's loop; returns its exit code.
+pub fn run(run_dir: &Path) -> i32 {
+    let Some(_lock) = try_lock(run_dir) else {
+        return 0; // another watcher has it
+    };
+    let _ = std::fs::write(pid_path(run_dir), std::process::id().to_string());
+    let (tx, rx) = mpsc::channel();
+    if listen(tx).is_err() {
+        return 1;
+    }
+    loop {
+        let changed = match rx.recv_timeout(LEGACY_POLL) {
+            Ok(()) => {
+                while rx.recv_timeout(SETTLE).is_ok() {}
+                true
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => false,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return 1,
+        };
+        let wanted = records(run_dir);
+        if wanted.is_empty() {
+            let _ = std::fs::remove_file(pid_path(run_dir));
+            return 0;
+        }
+        if changed || legacy_tables() {
+            for a in &wanted {
+                // A record whose rules cannot be put back now is tried at the next change.
+                let _ = heal(run_dir, a);
+            }
+        }
+    }
+}
