@@ -292,13 +292,32 @@ impl Dirs {
     }
 }
 
-fn bridge_plugin(bridge: &str, internal: bool, ipam: Value, dirs: &Dirs) -> Value {
+fn bridge_plugin(
+    bridge: &str,
+    internal: bool,
+    firewall: netctl_firewall::Backend,
+    ipam: Value,
+    dirs: &Dirs,
+) -> Value {
     json!({
         "type": "netctl-bridge", "bridge": bridge, "isGateway": true,
         "isDefaultGateway": !internal, "ipMasq": !internal, "hairpinMode": true, "internal": internal,
-        "runDir": dirs.run, "capabilities": {"portMappings": true, "ips": true, "mac": true},
+        "firewallBackend": firewall, "runDir": dirs.run,
+        "capabilities": {"portMappings": true, "ips": true, "mac": true},
         "ipam": ipam
     })
+}
+
+/// `--opt firewall=auto|nftables|iptables|none`.
+fn firewall_option(req: &CreateRequest) -> Result<netctl_firewall::Backend> {
+    match req.options.get("firewall") {
+        None => Ok(netctl_firewall::Backend::Auto),
+        Some(v) => serde_json::from_value(json!(v)).map_err(|_| {
+            Error::Invalid(format!(
+                "--opt firewall={v}: use auto, nftables, iptables or none"
+            ))
+        }),
+    }
 }
 
 fn conflist(value: Value) -> Result<NetConfList> {
@@ -321,6 +340,7 @@ fn predefined(name: &str, id: &str, dirs: &Dirs) -> NetConfList {
         "bridge" => vec![bridge_plugin(
             DEFAULT_BRIDGE.0,
             false,
+            netctl_firewall::Backend::Auto,
             json!({"type": "netctl-ipam", "subnet": DEFAULT_BRIDGE.1, "allocation": "lowest", "dataDir": dirs.data}),
             dirs,
         )],
@@ -496,7 +516,7 @@ pub fn create(engine: &Engine, req: &CreateRequest) -> Result<Network> {
                 .unwrap_or_else(|| format!("br-{}", short_id(&id)));
             netctl_cni::validate::ifname(&bridge)
                 .map_err(|e| Error::Invalid(format!("bridge name {bridge:?}: {}", e.msg)))?;
-            bridge_plugin(&bridge, req.internal, ipam, &dirs)
+            bridge_plugin(&bridge, req.internal, firewall_option(req)?, ipam, &dirs)
         }
         Driver::Macvlan => macvlan_plugin(req, &existing, ipam)?,
     };

@@ -20,8 +20,17 @@ impl HostChains {
     /// Looks at the host: which of iptables-nft, iptables-legacy (v4 and v6) have a filter
     /// table now. None at all on a host whose firewall is only nftables.
     pub fn detect() -> Self {
+        Self::detect_except(None)
+    }
+
+    /// As [`HostChains::detect`], leaving out one flavour (the one the iptables backend itself
+    /// writes its rules to).
+    pub fn detect_except(own: Option<Flavour>) -> Self {
         let mut present = Vec::new();
-        for flavour in [Flavour::Nft, Flavour::Legacy] {
+        for flavour in [Flavour::Nft, Flavour::Legacy]
+            .into_iter()
+            .filter(|f| Some(*f) != own)
+        {
             for family in [Family::V4, Family::V6] {
                 let x = Xtables::new(family, flavour);
                 if x.has_table("filter") {

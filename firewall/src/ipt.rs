@@ -14,6 +14,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+use crate::hostfw::HostChains;
 use crate::names::IfName;
 use crate::rules::{MacGuard, NetworkRules, PortForward};
 use crate::xtables::{chain_for, has_chain, Family, Flavour, Xtables};
@@ -89,30 +90,27 @@ fn chains(bridge: &IfName) -> Chains {
     }
 }
 
-/// Every bridge on the host but `own`, and every VLAN interface on top of a bridge: the
-/// networks a network is kept apart from.
+/// Every bridge of this network namespace but `own`, and every VLAN interface on top of a
+/// bridge: the networks a network is kept apart from.
 fn other_bridges(own: &IfName) -> Vec<IfName> {
-    let is_bridge = |name: &str| std::path::Path::new(&format!("/sys/class/net/{name}/bridge")).is_dir();
-    let mut out = Vec::new();
-    let Ok(links) = std::fs::read_dir("/sys/class/net") else {
-        return out;
-    };
-    for l in links.flatten() {
-        let name = l.file_name().to_string_lossy().into_owned();
-        let on_bridge = std::fs::read_dir(l.path()).is_ok_and(|entries| {
-            entries.flatten().any(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .strip_prefix("lower_")
-                    .is_some_and(is_bridge)
-            })
-        });
-        if name != own.as_str() && (is_bridge(&name) || on_bridge) {
-            if let Ok(n) = name.parse() {
-                out.push(n);
-            }
-        }
-    }
+    let links = netctl_net::Netlink::new()
+        .and_then(|mut nl| nl.links())
+        .unwrap_or_default();
+    let bridges: Vec<u32> = links
+        .iter()
+        .filter(|l| l.kind.as_deref() == Some("bridge"))
+        .map(|l| l.index)
+        .collect();
+    let mut out: Vec<IfName> = links
+        .iter()
+        .filter(|l| {
+            bridges.contains(&l.index)
+                || (l.kind.as_deref() == Some("vlan")
+                    && l.peer.is_some_and(|p| bridges.contains(&p)))
+        })
+        .filter(|l| l.name != own.as_str())
+        .filter_map(|l| l.name.parse().ok())
+        .collect();
     out.sort();
     out
 }
@@ -250,7 +248,10 @@ fn dnat_rule(p: &PortForward) -> String {
         IpAddr::V6(a) => format!("[{a}]:{}", p.container_port),
     };
     let proto = p.proto.as_str();
-    format!("{dst}-p {proto} -m {proto} --dport {} -j DNAT --to-destination {to}", p.host_port)
+    format!(
+        "{dst}-p {proto} -m {proto} --dport {} -j DNAT --to-destination {to}",
+        p.host_port
+    )
 }
 
 /// The DNAT rule in `saved` that takes the same host address, port and protocol as `p`.
@@ -275,10 +276,12 @@ impl Firewall for Iptables {
             let script = network_script(n, v4, &x.save("filter")?, &x.save("nat")?);
             x.restore(&script, &format!("set up the rules of bridge {}", n.bridge))?;
         }
-        Ok(())
+        // The other flavour's FORWARD (legacy beside nft, or the reverse) decides too.
+        HostChains::detect_except(Some(self.v4.flavour)).allow(&n.bridge)
     }
 
     fn teardown_network(&self, n: &NetworkRules) -> Result<(), FirewallError> {
+        HostChains::detect_except(Some(self.v4.flavour)).disallow(&n.bridge)?;
         for v4 in [true, false] {
             let x = self.family(v4);
             let script = teardown_script(n, v4, &x.save("filter")?, &x.save("nat")?);
@@ -299,7 +302,7 @@ impl Firewall for Iptables {
                 return Ok(false);
             }
         }
-        Ok(true)
+        HostChains::detect_except(Some(self.v4.flavour)).present(&n.bridge)
     }
 
     fn add_ports(&self, ports: &[PortForward]) -> Result<(), FirewallError> {
@@ -338,7 +341,10 @@ impl Firewall for Iptables {
                 .map(|p| format!("-D {DNAT} {}\n", dnat_rule(p)))
                 .collect();
             if !gone.is_empty() {
-                x.restore(&format!("*nat\n{}COMMIT\n", gone.concat()), "withdraw ports")?;
+                x.restore(
+                    &format!("*nat\n{}COMMIT\n", gone.concat()),
+                    "withdraw ports",
+                )?;
             }
         }
         Ok(())
@@ -403,7 +409,10 @@ mod tests {
     fn net(internal: bool) -> NetworkRules {
         NetworkRules {
             bridge: "br-0123".parse().unwrap(),
-            subnets: vec!["172.18.0.0/16".parse().unwrap(), "fd00:18::/64".parse().unwrap()],
+            subnets: vec![
+                "172.18.0.0/16".parse().unwrap(),
+                "fd00:18::/64".parse().unwrap(),
+            ],
             masquerade: true,
             internal,
         }
@@ -442,12 +451,20 @@ mod tests {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .map_err(|e| format!("run unshare {program}: {e} (the firewall tests need root)"))?;
-        child.stdin.take().unwrap().write_all(script.as_bytes()).map_err(|e| e.to_string())?;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .map_err(|e| e.to_string())?;
         let out = child.wait_with_output().map_err(|e| e.to_string())?;
         if out.status.success() {
             Ok(())
         } else {
-            Err(format!("{}\n{script}", String::from_utf8_lossy(&out.stderr)))
+            Err(format!(
+                "{}\n{script}",
+                String::from_utf8_lossy(&out.stderr)
+            ))
         }
     }
 
@@ -468,7 +485,11 @@ mod tests {
             container_port: 80,
             proto: Proto::Udp,
         };
-        let s = format!("*nat\n{}-A {DNAT} {}\nCOMMIT\n", dnat_base(""), dnat_rule(&p));
+        let s = format!(
+            "*nat\n{}-A {DNAT} {}\nCOMMIT\n",
+            dnat_base(""),
+            dnat_rule(&p)
+        );
         restore_accepts("ip6tables", &s).unwrap();
     }
 
@@ -486,6 +507,9 @@ mod tests {
             "-d 127.0.0.1/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.18.0.2:80"
         );
         let saved = format!("-A {DNAT} -d 127.0.0.1/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.18.0.9:80\n");
-        assert!(rule_for(&saved, &p).is_some_and(|r| r != dnat_rule(&p)), "taken by another");
+        assert!(
+            rule_for(&saved, &p).is_some_and(|r| r != dnat_rule(&p)),
+            "taken by another"
+        );
     }
 }

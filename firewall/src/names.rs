@@ -117,15 +117,37 @@ mod tests {
 
     #[test]
     fn names_and_macs_that_could_break_a_script_are_refused() {
-        for bad in ["", "br\" drop", "a b", "eth%d", "br*", "1234567890123456", "x;y", "a/b"] {
+        for bad in [
+            "",
+            "br\" drop",
+            "a b",
+            "eth%d",
+            "br*",
+            "1234567890123456",
+            "x;y",
+            "a/b",
+        ] {
             assert!(bad.parse::<IfName>().is_err(), "{bad:?}");
         }
-        assert_eq!("br-0123.7".parse::<IfName>().map(|n| n.to_string()).ok(), Some("br-0123.7".into()));
-        for bad in ["", "02:42:ac:11:00", "02:42:ac:11:00:02:03", "zz:42:ac:11:00:02", "02:42:ac:11:00:2", "02:42:ac:11:00:02\" }"] {
+        assert_eq!(
+            "br-0123.7".parse::<IfName>().map(|n| n.to_string()).ok(),
+            Some("br-0123.7".into())
+        );
+        for bad in [
+            "",
+            "02:42:ac:11:00",
+            "02:42:ac:11:00:02:03",
+            "zz:42:ac:11:00:02",
+            "02:42:ac:11:00:2",
+            "02:42:ac:11:00:02\" }",
+        ] {
             assert!(bad.parse::<MacAddr>().is_err(), "{bad:?}");
         }
         assert_eq!(
-            "02:42:AC:11:00:02".parse::<MacAddr>().map(|m| m.to_string()).ok(),
+            "02:42:AC:11:00:02"
+                .parse::<MacAddr>()
+                .map(|m| m.to_string())
+                .ok(),
             Some("02:42:ac:11:00:02".into())
         );
         let from_json: Result<IfName, _> = serde_json::from_str("\"br-x\\\" accept\"");

@@ -352,7 +352,9 @@ mod tests {
             .stdin(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
-            .map_err(|e| format!("run unshare nft: {e} (the firewall tests need root and nftables)"))?;
+            .map_err(|e| {
+                format!("run unshare nft: {e} (the firewall tests need root and nftables)")
+            })?;
         child
             .stdin
             .take()
@@ -363,7 +365,10 @@ mod tests {
         if out.status.success() {
             Ok(())
         } else {
-            Err(format!("{}\n{script}", String::from_utf8_lossy(&out.stderr)))
+            Err(format!(
+                "{}\n{script}",
+                String::from_utf8_lossy(&out.stderr)
+            ))
         }
     }
 
@@ -395,7 +400,9 @@ mod tests {
             add_ports_script(&ports),
             del_ports_script(&ports),
             mac_guard_base() + &mac_guard_elements(&guard, "add"),
-            mac_guard_base() + &mac_guard_elements(&guard, "add") + &mac_guard_elements(&guard, "delete"),
+            mac_guard_base()
+                + &mac_guard_elements(&guard, "add")
+                + &mac_guard_elements(&guard, "delete"),
         ];
         for internal in [false, true] {
             scripts.push(base_script() + &network_script(&net(internal)));

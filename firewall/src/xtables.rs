@@ -98,7 +98,12 @@ impl Xtables {
     /// Applies `script` (restore syntax, with COMMIT lines) as one transaction that keeps
     /// everything it does not name.
     pub fn restore(&self, script: &str, what: &str) -> Result<(), FirewallError> {
-        let (ok, stderr, _) = run_tool(&self.restore, "iptables", &["--noflush", "-w"], Some(script))?;
+        let (ok, stderr, _) = run_tool(
+            &self.restore,
+            "iptables",
+            &["--noflush", "-w"],
+            Some(script),
+        )?;
         if ok {
             Ok(())
         } else {
@@ -117,9 +122,11 @@ impl Xtables {
 
 /// Whether `saved` declares chain `chain`.
 pub fn has_chain(saved: &str, chain: &str) -> bool {
-    saved
-        .lines()
-        .any(|l| l.strip_prefix(':').and_then(|r| r.split_whitespace().next()) == Some(chain))
+    saved.lines().any(|l| {
+        l.strip_prefix(':')
+            .and_then(|r| r.split_whitespace().next())
+            == Some(chain)
+    })
 }
 
 /// A chain name for a bridge: `prefix` + 8 hex digits of its name's hash (iptables chain

@@ -10,8 +10,7 @@ use ipnet::IpNet;
 use netctl_cni::types::Protocol;
 use netctl_cni::{fsutil, Attachment, Ctx, Error, ErrorCode, IpConfig};
 use netctl_firewall::{
-    Backend, Firewall, FirewallError, IfName, MacAddr, MacGuard, NetworkRules, PortForward,
-    Proto,
+    Backend, Firewall, FirewallError, IfName, MacAddr, MacGuard, NetworkRules, PortForward, Proto,
 };
 use netctl_ipam::IpamConfig;
 use serde::{Deserialize, Serialize};

@@ -381,7 +381,8 @@ fn kill_namespace_processes() {
         let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
             continue;
         };
-        if pid as u32 != me && std::fs::read_link(p.path().join("ns/net")).ok() == Some(own.clone()) {
+        if pid as u32 != me && std::fs::read_link(p.path().join("ns/net")).ok() == Some(own.clone())
+        {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGKILL,
