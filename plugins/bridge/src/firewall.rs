@@ -98,6 +98,26 @@ pub fn marker_dir(run_dir: &Path) -> PathBuf {
     run_dir.join("firewall")
 }
 
+/// The lock between taking things away (a record, then its rules: shared, so plugins run
+/// side by side) and healing (exclusive): the watcher never puts back rules whose record it
+/// read just before the record went.
+pub fn heal_lock(run_dir: &Path, exclusive: bool) -> Option<std::fs::File> {
+    let dir = marker_dir(run_dir);
+    std::fs::create_dir_all(&dir).ok()?;
+    let file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("heal.lock"))
+        .ok()?;
+    let locked = if exclusive {
+        file.lock()
+    } else {
+        file.lock_shared()
+    };
+    locked.ok().map(|()| file)
+}
+
 fn marker(conf: &BridgeConfig) -> PathBuf {
     marker_dir(&conf.run_dir()).join(format!("{}.json", conf.l3_interface()))
 }
@@ -184,6 +204,7 @@ pub fn teardown_if_applied(conf: &BridgeConfig) -> Result<(), Error> {
     };
     // The record goes first, so the watcher never puts back what is being taken away; if
     // the rules cannot be removed, it comes back for the next try.
+    let _healing_waits = heal_lock(&conf.run_dir(), false);
     let path = marker(conf);
     fsutil::remove_if_exists(&path)
         .map_err(|e| Error::io("failed to remove the firewall record", &e))?;
@@ -375,6 +396,7 @@ pub fn withdraw(
     p: &Published,
 ) -> Result<(), Error> {
     // As for the network's rules: the record goes first, back if the withdrawal fails.
+    let _healing_waits = heal_lock(&conf.run_dir(), false);
     let path = published_path(conf, network, a);
     let kept = std::fs::read(&path).ok();
     fsutil::remove_if_exists(&path).map_err(|e| record_err(&path, &e))?;

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use netlink_sys::{protocols::NETLINK_NETFILTER, Socket};
 
-use crate::firewall::{heal, marker_dir, read_applied, Applied};
+use crate::firewall::{heal, heal_lock, marker_dir, read_applied, Applied};
 
 /// nftables' multicast group (NFNLGRP_NFTABLES).
 const NFNLGRP_NFTABLES: u32 = 7;
@@ -118,6 +118,7 @@ pub fn run(run_dir: &Path) -> i32 {
             Err(mpsc::RecvTimeoutError::Timeout) => false,
             Err(mpsc::RecvTimeoutError::Disconnected) => return 1,
         };
+        let _taking_away_waits = heal_lock(run_dir, true);
         let wanted = records(run_dir);
         if wanted.is_empty() {
             let _ = std::fs::remove_file(pid_path(run_dir));

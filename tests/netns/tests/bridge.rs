@@ -11,6 +11,24 @@ use netctl_cni::NetConfList;
 use netctl_netns_tests::{attachment, TestHost};
 use serde_json::{json, Value};
 
+/// One test per firewall backend: the same behaviour, checked on nftables and iptables.
+macro_rules! per_backend {
+    ($scenario:ident: $nft:ident, $ipt:ident) => {
+        #[test]
+        fn $nft() {
+            $scenario("nftables");
+        }
+        #[test]
+        fn $ipt() {
+            $scenario("iptables");
+        }
+    };
+}
+
+fn fw(backend: &str) -> Value {
+    json!({"firewallBackend": backend})
+}
+
 /// A conflist like the one `netctl network create` writes for a bridge network.
 fn bridge_list(name: &str, bridge: &str, subnet: &str, extra: Value) -> Value {
     let mut plugin = json!({
@@ -76,13 +94,12 @@ fn two_containers_on_one_bridge_reach_each_other_and_the_gateway() {
 
 /// A container reaches a machine outside the host, and that machine sees the host's
 /// address, not the container's (masquerade).
-#[test]
-fn masquerade_rewrites_the_source_of_traffic_leaving_the_host() {
+fn masquerade_rewrites_the_source_of_traffic_leaving_the_host(backend: &str) {
     let mut host = TestHost::new();
     let outside = host.outside("outside", "10.254.0.1/24", "10.254.0.2/24");
     let (_, list) = host.conflist(
         "web",
-        &bridge_list("web", "br-web", "172.18.0.0/16", json!({})),
+        &bridge_list("web", "br-web", "172.18.0.0/16", fw(backend)),
     );
     let (a, _) = attach(&mut host, &list, "ctr-a");
     assert!(
@@ -104,13 +121,14 @@ fn masquerade_rewrites_the_source_of_traffic_leaving_the_host() {
     );
 }
 
+per_backend!(masquerade_rewrites_the_source_of_traffic_leaving_the_host: masquerade_rewrites_the_source_on_nftables, masquerade_rewrites_the_source_on_iptables);
+
 /// A container on network A cannot reach one on network B (Docker's isolation), though
 /// both reach their own gateways.
-#[test]
-fn networks_are_isolated_from_each_other() {
+fn networks_are_isolated_from_each_other(backend: &str) {
     let mut host = TestHost::new();
-    let (_, a_list) = host.conflist("a", &bridge_list("a", "br-a", "172.20.0.0/16", json!({})));
-    let (_, b_list) = host.conflist("b", &bridge_list("b", "br-b", "172.21.0.0/16", json!({})));
+    let (_, a_list) = host.conflist("a", &bridge_list("a", "br-a", "172.20.0.0/16", fw(backend)));
+    let (_, b_list) = host.conflist("b", &bridge_list("b", "br-b", "172.21.0.0/16", fw(backend)));
     let (a, _) = attach(&mut host, &a_list, "on-a");
     let (b, ip_b) = attach(&mut host, &b_list, "on-b");
     assert!(ping(&host, &a, "172.20.0.1"));
@@ -118,14 +136,20 @@ fn networks_are_isolated_from_each_other() {
     assert!(!ping(&host, &a, &ip_b), "a must not reach b");
 }
 
+per_backend!(networks_are_isolated_from_each_other: networks_are_isolated_on_nftables, networks_are_isolated_on_iptables);
+
 /// An internal network has no route out, and nothing leaves the bridge.
-#[test]
-fn an_internal_network_has_no_route_out() {
+fn an_internal_network_has_no_route_out(backend: &str) {
     let mut host = TestHost::new();
     let outside = host.outside("outside", "10.254.0.1/24", "10.254.0.2/24");
     let (_, list) = host.conflist(
         "int",
-        &bridge_list("int", "br-int", "172.22.0.0/16", json!({"internal": true})),
+        &bridge_list(
+            "int",
+            "br-int",
+            "172.22.0.0/16",
+            json!({"internal": true, "firewallBackend": backend}),
+        ),
     );
     let (a, _) = attach(&mut host, &list, "c1");
     let (_, ip_b) = attach(&mut host, &list, "c2");
@@ -145,17 +169,18 @@ fn an_internal_network_has_no_route_out() {
     assert!(ping(&host, &outside, "10.254.0.1"));
 }
 
+per_backend!(an_internal_network_has_no_route_out: an_internal_network_has_no_way_out_on_nftables, an_internal_network_has_no_way_out_on_iptables);
+
 /// `-p 8080:80` with a web server in the container: reachable from another machine through
 /// the host's address, from the host through 127.0.0.1, and from a container on the same
 /// bridge through the host's address (hairpin). Without the published port, the outside
 /// machine cannot reach the container directly even with a route to it.
-#[test]
-fn a_published_port_is_reachable_from_outside_localhost_and_hairpin() {
+fn a_published_port_is_reachable_from_outside_localhost_and_hairpin(backend: &str) {
     let mut host = TestHost::new();
     let outside = host.outside("outside", "10.254.0.1/24", "10.254.0.2/24");
     let (_, list) = host.conflist(
         "web",
-        &bridge_list("web", "br-web", "172.18.0.0/16", json!({})),
+        &bridge_list("web", "br-web", "172.18.0.0/16", fw(backend)),
     );
     let ns = host.container("srv");
     let mut rt = attachment("srv", Some(&ns), "eth0");
@@ -210,27 +235,32 @@ fn a_published_port_is_reachable_from_outside_localhost_and_hairpin() {
     );
 }
 
+per_backend!(a_published_port_is_reachable_from_outside_localhost_and_hairpin: published_ports_answer_outside_localhost_and_hairpin_on_nftables, published_ports_answer_outside_localhost_and_hairpin_on_iptables);
+
 fn snapshot(host: &TestHost) -> String {
-    let ruleset = host.sh("nft list ruleset");
+    // nftables (iptables-nft's tables included) and iptables-legacy's tables if there are
+    // any (merely asking iptables-legacy would make them), without counters.
+    let ruleset = host.sh(
+        "nft list ruleset; grep -q . /proc/net/ip_tables_names && iptables-legacy-save | grep -v '^#' | sed 's/\\[[0-9]*:[0-9]*\\]//'; true",
+    );
     format!(
         "{}\n{}\n{}\n{}",
         host.sh("ip -o link | sed 's/^[0-9]*: //' | cut -d' ' -f1-2 | sort"),
         host.sh("ip -o addr | sed 's/^[0-9]*: //' | sort"),
         ruleset,
-        // Allocations and firewall records (the allocator's lock file and its memory of the
-        // last address handed out are not allocations).
-        host.sh("find /var/lib/netctl /run/netctl -name 'ip:*' -o -name 'owner:*' -o -path '*/firewall/*' | sort"),
+        // Allocations and firewall records (not locks and pid files: the allocator's lock
+        // and its memory of the last address handed out, the watcher's files).
+        host.sh("find /var/lib/netctl /run/netctl -name 'ip:*' -o -name 'owner:*' -o -path '*/firewall/*.json' | sort"),
     )
 }
 
 /// DEL removes every link, address, port rule and allocation the ADD made; DEL again and
 /// DEL after the container's namespace is gone both succeed.
-#[test]
-fn del_removes_everything_the_add_made() {
+fn del_removes_everything_the_add_made(backend: &str) {
     let mut host = TestHost::new();
     let (_, list) = host.conflist(
         "web",
-        &bridge_list("web", "br-web", "172.18.0.0/16", json!({})),
+        &bridge_list("web", "br-web", "172.18.0.0/16", fw(backend)),
     );
     attach(&mut host, &list, "first");
     let before = snapshot(&host);
@@ -260,6 +290,8 @@ fn del_removes_everything_the_add_made() {
         .expect("DEL without netns");
     assert_eq!(snapshot(&host), before);
 }
+
+per_backend!(del_removes_everything_the_add_made: del_removes_everything_the_add_made_on_nftables, del_removes_everything_the_add_made_on_iptables);
 
 /// The bridge keeps its own MAC when the user bridges in an uplink whose MAC sorts lower
 /// (the gateway's MAC in neighbours' ARP caches stays right), the host end of a container's
@@ -399,15 +431,23 @@ fn libcni_drives_the_bridge() {
 }
 
 /// Someone runs `nft flush ruleset`: CHECK notices and STATUS puts the rules back.
-#[test]
-fn status_reapplies_rules_after_a_flush() {
+fn status_reapplies_rules_after_a_flush(backend: &str) {
     let mut host = TestHost::new();
     let (_, list) = host.conflist(
         "web",
-        &bridge_list("web", "br-web", "172.18.0.0/16", json!({})),
+        &bridge_list(
+            "web",
+            "br-web",
+            "172.18.0.0/16",
+            json!({"firewallBackend": backend, "firewallSelfHeal": false}),
+        ),
     );
     let (a, _) = attach(&mut host, &list, "a");
-    host.sh("nft flush ruleset");
+    host.sh(if backend == "nftables" {
+        "nft flush ruleset"
+    } else {
+        "iptables-nft -F; iptables-nft -t nat -F"
+    });
     let err = host
         .cni()
         .check(&list, &attachment("a", Some(&a), "eth0"))
@@ -418,6 +458,8 @@ fn status_reapplies_rules_after_a_flush() {
         .check(&list, &attachment("a", Some(&a), "eth0"))
         .expect("CHECK after STATUS");
 }
+
+per_backend!(status_reapplies_rules_after_a_flush: status_reapplies_rules_after_a_flush_on_nftables, status_reapplies_rules_after_a_flush_on_iptables);
 
 /// Dual stack: one ADD gives an IPv4 and an IPv6 address, both gateways on the bridge, and
 /// both families work.
@@ -443,8 +485,7 @@ fn dual_stack_in_one_add() {
 
 /// `macspoofchk`: a container that changes its MAC can no longer send through the bridge;
 /// DEL removes the guard.
-#[test]
-fn macspoofchk_drops_frames_with_another_source_mac() {
+fn macspoofchk_drops_frames_with_another_source_mac(backend: &str) {
     let mut host = TestHost::new();
     let (_, list) = host.conflist(
         "web",
@@ -452,26 +493,36 @@ fn macspoofchk_drops_frames_with_another_source_mac() {
             "web",
             "br-web",
             "172.18.0.0/16",
-            json!({"macspoofchk": true}),
+            json!({"macspoofchk": true, "firewallBackend": backend}),
         ),
     );
     let (a, _) = attach(&mut host, &list, "a");
     assert!(ping(&host, &a, "172.18.0.1"), "its own MAC passes");
     host.sh_in(&a, "ip link set eth0 down; ip link set eth0 address 02:00:00:00:00:99; ip link set eth0 up; ip neigh flush all");
     assert!(!ping(&host, &a, "172.18.0.1"), "a spoofed MAC is dropped");
-    assert!(host
-        .sh("nft list set bridge netctl allowed")
-        .contains("02:42:ac:12:00:02"));
+    let guards = || {
+        if backend == "nftables" {
+            host.sh("nft list set bridge netctl allowed")
+        } else {
+            host.sh("ebtables -t filter -L NETCTL-MACGUARD")
+        }
+    };
+    assert!(
+        guards().contains("2:42:ac:12:0:2") || guards().contains("02:42:ac:12:00:02"),
+        "{}",
+        guards()
+    );
     host.cni()
         .del(&list, &attachment("a", Some(&a), "eth0"))
         .expect("DEL");
     assert!(
-        !host
-            .sh("nft list set bridge netctl allowed")
-            .contains("02:42:ac:12:00:02"),
-        "guard removed"
+        !guards().contains("02:42:ac:12:00:02") && !guards().contains("2:42:ac:12:0:2"),
+        "guard removed: {}",
+        guards()
     );
 }
+
+per_backend!(macspoofchk_drops_frames_with_another_source_mac: macspoofchk_drops_spoofed_frames_on_nftables, macspoofchk_drops_spoofed_frames_on_iptables);
 
 /// A user asks for `"vlan": 10`. Where the kernel has bridge VLAN filtering the container's
 /// port carries VLAN 10 (tests/vlan.rs boots such a kernel for the full story); where it
