@@ -9,6 +9,17 @@ use std::time::{Duration, Instant};
 /// Runs a CNI plugin once with `CNI_*` for container `id` and returns how long it took;
 /// panics with its output if it fails, so a benchmark never times errors.
 pub fn time_plugin(binary: &Path, command: &str, id: &str, netns: &str, conf: &str) -> Duration {
+    run_plugin(binary, command, id, netns, conf).0
+}
+
+/// [`time_plugin`], also returning what the plugin printed (its result, for a chain).
+pub fn run_plugin(
+    binary: &Path,
+    command: &str,
+    id: &str,
+    netns: &str,
+    conf: &str,
+) -> (Duration, String) {
     let start = Instant::now();
     let mut child = Command::new(binary)
         .env("CNI_COMMAND", command)
@@ -36,7 +47,7 @@ pub fn time_plugin(binary: &Path, command: &str, id: &str, netns: &str, conf: &s
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    took
+    (took, String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The median of some durations.

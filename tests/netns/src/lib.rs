@@ -193,6 +193,19 @@ impl TestHost {
         self.background.push(child);
     }
 
+    /// Starts a long-running command in this host's namespaces (a daemon another test
+    /// needs); it is killed when the test ends.
+    pub fn spawn(&mut self, script: &str) {
+        let child = Command::new("sh")
+            .args(["-c", script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start a background command");
+        self.background.push(child);
+    }
+
     /// Makes an "outside" host: a namespace linked to this host by a veth pair, `host_addr`
     /// on this side (interface `uplink`), `outside_addr` on the other, with a default route
     /// back; like a machine on the host's LAN.

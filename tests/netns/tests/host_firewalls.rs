@@ -34,7 +34,13 @@ struct Scene {
 }
 
 fn scene(backend: &str) -> Scene {
+    scene_after(backend, |_| {})
+}
+
+/// [`scene`], with `before` run on the host first (another engine installed before netctl).
+fn scene_after(backend: &str, before: impl FnOnce(&mut TestHost)) -> Scene {
     let mut host = TestHost::new();
+    before(&mut host);
     host.busybox_image();
     let lan = host.outside("lan", "192.0.2.1/24", "192.0.2.2/24");
     let www = host.dir().join("lan-www");
@@ -211,3 +217,121 @@ fn ufw(backend: &str) {
 per_backend!(ufw:
     nftables_lives_with_ufw_default_deny => "nftables",
     iptables_lives_with_ufw_default_deny => "iptables");
+
+/// A real dockerd (Debian's docker.io) in this test's namespaces, with its own state folders
+/// (tmpfs over /run and /etc/docker here, so nothing of the machine's is touched).
+struct Docker {
+    sock: String,
+}
+
+impl Docker {
+    fn start(host: &mut TestHost) -> Docker {
+        let dir = host.dir().join("docker");
+        std::fs::create_dir_all(&dir).unwrap();
+        // /run/netctl is re-made on the new /run; nothing netctl made is there yet.
+        host.sh("mount -t tmpfs tmpfs /run && mkdir -p /run/netctl && mount -t tmpfs tmpfs /run/netctl && mount -t tmpfs tmpfs /etc/docker");
+        let d = dir.display();
+        host.spawn(&format!(
+            "exec dockerd --data-root {d}/data --exec-root {d}/exec --pidfile {d}/docker.pid -H unix://{d}/docker.sock --iptables=true > {d}/log 2>&1"
+        ));
+        let docker = Docker {
+            sock: format!("unix://{d}/docker.sock"),
+        };
+        eventually("dockerd answers", Duration::from_secs(20), || {
+            match host.try_sh(&docker.cmd("info --format '{{.ServerVersion}}'")) {
+                (true, v) => Ok(v),
+                (false, out) => Err(out),
+            }
+        });
+        let root = host.dir().join("docker-rootfs");
+        host.sh(&format!(
+            "mkdir -p {r}/bin {r}/www && cp /bin/busybox {r}/bin/ && for a in $(/bin/busybox --list); do [ $a = busybox ] || ln -s busybox {r}/bin/$a; done; echo 'hello from docker' > {r}/www/index.html; tar -C {r} -c . | {import}",
+            r = root.display(),
+            import = docker.cmd("import - dbox")
+        ));
+        host.sh(&docker.cmd("run -d --name dweb -p 9090:80 dbox httpd -f -p 80 -h /www"));
+        docker
+    }
+
+    fn cmd(&self, args: &str) -> String {
+        format!("/usr/bin/docker -H {} {args}", self.sock)
+    }
+}
+
+/// docker0's containers run in namespaces of their own: they go with Docker's `rm -f`.
+impl Drop for Docker {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("sh")
+            .args(["-c", &self.cmd("rm -f dweb")])
+            .output();
+    }
+}
+
+/// Docker installed and running first (its FORWARD policy DROP, DOCKER chains, docker0 with a
+/// published container), then netctl beside it: netctl containers reach the LAN and their
+/// ports answer, Docker's published port still answers, and neither engine's containers
+/// reach the other's, both ways.
+fn beside_docker(backend: &str) {
+    let mut docker = None;
+    let s = scene_after(backend, |h| docker = Some(Docker::start(h)));
+    let docker = docker.unwrap();
+    let forward = s.host.sh("iptables -S FORWARD");
+    assert!(
+        forward.starts_with("-P FORWARD DROP") && forward.contains("DOCKER"),
+        "{forward}"
+    );
+    s.works(&format!("{backend} beside Docker"));
+    eventually(
+        "Docker's published port answers the LAN",
+        Duration::from_secs(5),
+        || match s.host.try_sh_in(&s.lan, &http_cmd("192.0.2.1", 9090)) {
+            (true, out) if out.contains("hello from docker") => Ok(()),
+            (_, out) => Err(out),
+        },
+    );
+    let dweb = s
+        .host
+        .sh(&docker.cmd("inspect -f '{{.NetworkSettings.IPAddress}}' dweb"));
+    let to_docker = s.host.netctl(&[
+        "exec",
+        "client",
+        "sh",
+        "-c",
+        &http_cmd(dweb.trim(), 80).replace("busybox ", ""),
+    ]);
+    assert!(
+        !to_docker.1.contains("200 OK"),
+        "netctl -> docker0 is dropped: {to_docker:?}"
+    );
+    let from_docker = |addr: &str, port: u16| {
+        s.host
+            .try_sh(&docker.cmd(&format!(
+                "exec dweb sh -c '{}'",
+                http_cmd(addr, port).replace("busybox ", "")
+            )))
+            .1
+    };
+    let lan = eventually(
+        "a Docker container reaches the LAN",
+        Duration::from_secs(5),
+        || {
+            let out = from_docker("192.0.2.2", 8000);
+            if out.contains("the lan machine") {
+                Ok(out)
+            } else {
+                Err(out)
+            }
+        },
+    );
+    assert!(lan.contains("200 OK"));
+    let to_netctl = from_docker(&s.web_ip(), 80);
+    assert!(
+        !to_netctl.contains("200 OK"),
+        "docker0 -> netctl is dropped: {to_netctl}"
+    );
+    s.host.netctl_ok(&["rm", "-f", "web", "client"]);
+}
+
+per_backend!(beside_docker:
+    nftables_lives_beside_docker => "nftables",
+    iptables_lives_beside_docker => "iptables");
