@@ -187,13 +187,13 @@ pub(crate) fn run_tool(
         package,
         source,
     };
-    let mut child = Command::new(program)
-        .args(args)
+    let mut cmd = Command::new(program);
+    cmd.args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(exec_err)?;
+        .stderr(Stdio::piped());
+    die_with_parent(&mut cmd);
+    let mut child = cmd.spawn().map_err(exec_err)?;
     if let Some(mut input) = child.stdin.take() {
         if let Some(script) = stdin {
             input.write_all(script.as_bytes()).map_err(exec_err)?;
@@ -205,6 +205,26 @@ pub(crate) fn run_tool(
         String::from_utf8_lossy(&out.stderr).trim().to_string(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
     ))
+}
+
+/// Makes the tool die with us: a plugin killed half-way (a runtime's timeout) must not leave
+/// an `nft` that commits its change after a later DEL or GC took the change's record away.
+/// A transaction is all or nothing, so the tool either committed before or never does.
+#[allow(unsafe_code)]
+fn die_with_parent(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = nix::unistd::getpid();
+    // SAFETY: the closure runs in the child between fork and exec and calls only prctl(2)
+    // and getppid(2), which are async-signal-safe; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+            if nix::unistd::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(nix::libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
 }
 
 /// `name` from `PATH`, else /usr/sbin or /sbin, else the bare name.
