@@ -145,10 +145,12 @@ impl Plugin for BridgePlugin {
                 prev.interfaces.get(1),
                 prev.interfaces.get(2),
             ) {
-                published.mac_guard = Some(netctl_firewall::MacGuard {
-                    port: firewall::ifname(&port.name)?,
-                    mac: firewall::mac(&ctr.mac)?,
-                });
+                // What a runtime passes back is not trusted into a firewall script: a name
+                // or MAC that is not one is no guard of ours (the record has the real one).
+                if let (Ok(port), Ok(mac)) = (firewall::ifname(&port.name), firewall::mac(&ctr.mac))
+                {
+                    published.mac_guard = Some(netctl_firewall::MacGuard { port, mac });
+                }
             }
         }
         published.ports.sort_by_key(|p| p.describe());

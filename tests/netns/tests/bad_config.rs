@@ -148,3 +148,39 @@ fn relative_state_folders_are_refused() {
     );
     assert_eq!((code, out["code"].as_u64()), (1, Some(7)), "{out}");
 }
+
+/// A runtime hands DEL a prevResult whose interface name and MAC are nft syntax, not a name
+/// and a MAC (`macspoofchk` builds a guard from them): DEL succeeds, nothing of it reaches a
+/// firewall script, and the host's other tables are untouched.
+#[test]
+fn a_hostile_prev_result_never_reaches_a_firewall_script() {
+    let mut host = TestHost::new();
+    let ns = host.container("c1").display().to_string();
+    host.sh("nft add table inet sentinel");
+    let conf = bridge(json!({"macspoofchk": true}), ipam("172.18.0.0/16"));
+    let path = netctl_netns_tests::bin_dir().display().to_string();
+    let env = |cmd: &'static str| {
+        [
+            ("CNI_COMMAND", cmd),
+            ("CNI_CONTAINERID", "c1"),
+            ("CNI_NETNS", ns.as_str()),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_PATH", path.as_str()),
+        ]
+    };
+    let (code, out) = host.run_plugin("netctl-bridge", &env("ADD"), &conf);
+    assert_eq!(code, 0, "{out}");
+    let mut del: Value = serde_json::from_str(&conf).unwrap();
+    del["prevResult"] = json!({"cniVersion": "1.1.0",
+        "interfaces": [{"name": "br-web"}, {"name": "x\" } ; flush ruleset ; add table ip y {"},
+                       {"name": "eth0", "mac": "02:42:ac:12:00:02\" } ; flush ruleset ; {", "sandbox": ns}],
+        "ips": [{"address": "172.18.0.2/16", "interface": 2}]});
+    let (code, out) = host.run_plugin("netctl-bridge", &env("DEL"), &del.to_string());
+    assert_eq!(code, 0, "DEL still succeeds: {out}");
+    let tables = host.sh("nft list tables");
+    assert!(
+        tables.contains("inet sentinel"),
+        "nothing was flushed: {tables}"
+    );
+    assert!(!tables.contains("ip y"), "{tables}");
+}
