@@ -83,7 +83,7 @@ fn ipam_types_that_would_loop_are_refused() {
         assert_eq!((code, cni), (1, 7), "{ty}: {msg}");
         assert!(msg.contains("without end"), "{ty}: {msg}");
     }
-    let (_, running) = host.try_sh("pgrep -c -x netctl-bridge");
+    let (_, running) = host.try_sh("pgrep --ns $$ --nslist net -c -x netctl-bridge");
     assert_eq!(running.trim(), "0", "no plugin is left running");
 }
 
