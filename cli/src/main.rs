@@ -4,6 +4,7 @@
 //! command line: arguments, output, the terminal; everything else is `netctl_engine`.
 
 mod attach;
+mod cluster;
 mod cni;
 mod container;
 mod image;
@@ -51,6 +52,9 @@ enum Commands {
     /// Manage networks.
     #[command(subcommand)]
     Network(network::NetworkCommand),
+    /// This host in a cluster sharing overlay networks.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
     /// Manage volumes.
     #[command(subcommand)]
     Volume(volume::VolumeCommand),
@@ -85,6 +89,7 @@ fn dispatch(cli: Cli) -> Outcome {
     match cli.command {
         Commands::Cni(cmd) => cni::run(&cli.root, &cli.run_dir, cmd),
         Commands::Network(cmd) => network::run(&engine()?, cmd),
+        Commands::Cluster(cmd) => cluster::run(&engine()?, cmd),
         Commands::Volume(cmd) => volume::run(&engine()?, cmd),
         Commands::Image(cmd) => image::run(&engine()?, cmd),
         Commands::Images(a) => image::run(&engine()?, image::ImageCommand::Ls(a)),

@@ -73,6 +73,8 @@ pub enum DriverArg {
     Bridge,
     /// macvlan children of a parent link (`-o parent=`).
     Macvlan,
+    /// Across the hosts of a cluster (`netctl cluster join` first).
+    Overlay,
 }
 
 /// `network create` flags, as Docker spells them.
@@ -130,6 +132,7 @@ pub fn run(engine: &Engine, cmd: NetworkCommand) -> Outcome {
                 driver: match a.driver {
                     DriverArg::Bridge => Driver::Bridge,
                     DriverArg::Macvlan => Driver::Macvlan,
+                    DriverArg::Overlay => Driver::Overlay,
                 },
                 subnets: a
                     .subnet

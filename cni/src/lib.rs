@@ -5,6 +5,7 @@
 //! This crate is the one place that knows the bytes that cross the process boundary, so every
 //! plugin, the runtime and the tests agree on them.
 
+pub mod clock;
 pub mod error;
 pub mod fsutil;
 pub mod invoke;

@@ -127,6 +127,23 @@ impl Record {
     }
 }
 
+/// The DNS name and aliases a runtime gives an attachment: `K8S_POD_NAME` in `CNI_ARGS`
+/// (what podman and netctl pass), and `runtimeConfig.aliases` for this network (without
+/// the name itself).
+pub fn identity(ctx: &netctl_cni::Ctx) -> (Option<String>, Vec<String>) {
+    let name = ctx.cni_arg("K8S_POD_NAME").map(str::to_string);
+    let aliases = ctx
+        .conf
+        .runtime_config
+        .as_ref()
+        .and_then(|rc| rc.aliases.get(&ctx.conf.name).cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|a| Some(a) != name.as_ref())
+        .collect();
+    (name, aliases)
+}
+
 /// The folders and sockets of the DNS service under a run directory.
 #[derive(Debug, Clone)]
 pub struct DnsPaths {

@@ -9,7 +9,8 @@
 //! binary calls [`internal::run_internal`] first.
 
 pub mod archive;
-pub mod clock;
+pub use netctl_cni::clock;
+pub mod cluster;
 pub mod container;
 pub mod engine;
 pub mod error;

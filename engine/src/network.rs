@@ -33,6 +33,8 @@ pub enum Driver {
     Bridge,
     /// macvlan children of a parent link (netctl-macvlan).
     Macvlan,
+    /// An overlay across the hosts of a cluster (netctl-overlay, through the agent).
+    Overlay,
 }
 
 /// netctl's facts about a network (the conflist's `netctl` key).
@@ -264,6 +266,10 @@ impl NetworkStore {
                 attached.len()
             );
         }
+        if n.driver() == "overlay" {
+            // The agent asks every host's plugins, and takes the conflists away.
+            return crate::cluster::remove_network(engine, &n.name);
+        }
         engine
             .cni
             .remove_network(&n.list)
@@ -464,8 +470,32 @@ fn next_free(pool: &[IpNet], taken: &[IpNet], skip_default: bool) -> Option<IpNe
         .copied()
 }
 
+/// An overlay network: made in the cluster by the agent, which writes its conflist on every
+/// host; IPv6 and internal overlays are not there yet.
+fn create_overlay(engine: &Engine, req: &CreateRequest) -> Result<Network> {
+    if req.subnets.len() > 1 || req.ipv6 || req.internal {
+        invalid!("overlay networks take one IPv4 --subnet, and no --ipv6 or --internal yet");
+    }
+    let spec = crate::cluster::create_network(
+        engine,
+        netctl_overlay_api::CreateNetwork {
+            name: req.name.clone(),
+            subnet: req.subnets.first().copied(),
+            gateway: req.gateway,
+            ip_range: req.ip_range,
+        },
+    )?;
+    engine.networks()?.find(&spec.name)
+}
+
 /// Checks the request and writes the network's conflist; returns the network.
 pub fn create(engine: &Engine, req: &CreateRequest) -> Result<Network> {
+    if req.driver == Driver::Overlay {
+        netctl_cni::validate::network_name(&req.name).map_err(|e| {
+            Error::Invalid(format!("invalid network name {:?}: {}", req.name, e.msg))
+        })?;
+        return create_overlay(engine, req);
+    }
     let store = engine.networks()?;
     netctl_cni::validate::network_name(&req.name)
         .map_err(|e| Error::Invalid(format!("invalid network name {:?}: {}", req.name, e.msg)))?;
@@ -519,6 +549,7 @@ pub fn create(engine: &Engine, req: &CreateRequest) -> Result<Network> {
             bridge_plugin(&bridge, req.internal, firewall_option(req)?, ipam, &dirs)
         }
         Driver::Macvlan => macvlan_plugin(req, &existing, ipam)?,
+        Driver::Overlay => return create_overlay(engine, req),
     };
     let meta = NetworkMeta {
         id,
@@ -526,6 +557,7 @@ pub fn create(engine: &Engine, req: &CreateRequest) -> Result<Network> {
         driver: Some(match req.driver {
             Driver::Bridge => "bridge".into(),
             Driver::Macvlan => "macvlan".into(),
+            Driver::Overlay => "overlay".into(),
         }),
         internal: req.internal,
         enable_ipv6: req.ipv6,

@@ -103,7 +103,10 @@ impl<S: Store> Allocator<S> {
     /// leaves an allocation that GC returns, while a lost allocation could be handed out
     /// twice, so only allocations wait for the disk.
     pub fn release(&self, owner: &Owner) -> Result<Vec<IpAddr>, IpamError> {
-        self.store.lock()?.release(owner)
+        let mut txn = self.store.lock()?;
+        let freed = txn.release(owner)?;
+        txn.commit()?;
+        Ok(freed)
     }
 
     /// The leases `owner` holds, if any.

@@ -38,6 +38,13 @@ pub enum IpamError {
         /// Why not.
         why: String,
     },
+    /// Another host changed the network's allocations between this one's read and its
+    /// commit (a distributed store's compare-and-swap failed): try again.
+    #[error("the allocations of network {0} changed meanwhile: try again")]
+    Conflict(String),
+    /// A distributed store could not be reached.
+    #[error("IPAM store unreachable: {0}")]
+    Unreachable(String),
     /// The store could not be read or written.
     #[error("IPAM store {path}: {source}")]
     Store {
@@ -70,6 +77,7 @@ impl From<IpamError> for Error {
             IpamError::Exhausted { .. } => ErrorCode::Plugin(CODE_EXHAUSTED),
             IpamError::AddressInUse { .. } => ErrorCode::Plugin(CODE_ADDRESS_IN_USE),
             IpamError::Store { .. } => ErrorCode::Io,
+            IpamError::Conflict(_) | IpamError::Unreachable(_) => ErrorCode::TryAgainLater,
         };
         Error::new(code, e.to_string())
     }

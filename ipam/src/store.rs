@@ -38,7 +38,8 @@ impl Owner {
         format!("{}:{}", self.container_id, self.ifname)
     }
 
-    fn from_key(key: &str) -> Option<Owner> {
+    /// Parses what [`Owner::key`] wrote.
+    pub fn from_key(key: &str) -> Option<Owner> {
         let (c, i) = key.split_once(':')?;
         Some(Owner {
             container_id: c.into(),
@@ -246,11 +247,12 @@ impl Txn for FileTxn<'_> {
             return Ok(Vec::new());
         };
         // The owner record goes first: its addresses become orphans, which count as free.
-        self.unlink(&format!("owner:{key}"))?;
+        // Not forced to disk at commit (see `Allocator::release`).
+        remove(&self.path(&format!("owner:{key}")))?;
         for ip in &ips {
             let name = format!("ip:{ip}");
             if self.read(&name)?.as_deref() == Some(key.as_str()) {
-                self.unlink(&name)?;
+                remove(&self.path(&name))?;
             }
         }
         Ok(ips)

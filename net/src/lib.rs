@@ -10,6 +10,7 @@ mod netns;
 mod ops;
 mod sysctl;
 mod vlan;
+mod vxlan;
 
 pub use error::NetError;
 pub use inventory::namespace_result;
@@ -18,6 +19,7 @@ pub use netns::NetNs;
 pub use ops::{parse_mac, MacvlanMode, RouteSpec};
 pub use sysctl::{disable_ipv6, set_sysctl};
 pub use vlan::PortVlan;
+pub use vxlan::{FdbEntry, VxlanSpec};
 
 /// Where netctl's plugins keep runtime state when a conflist gives no `runDir`.
 pub const DEFAULT_RUN_DIR: &str = "/run/netctl";

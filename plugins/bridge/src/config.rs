@@ -85,6 +85,17 @@ pub struct BridgeConfig {
 impl BridgeConfig {
     /// Checks everything before anything is changed.
     pub fn validate(&self) -> Result<(), Error> {
+        self.validate_links()?;
+        if self.ipam.is_none() {
+            return Err(Error::invalid_config(
+                "the bridge plugin needs an \"ipam\" section to get addresses",
+            ));
+        }
+        Ok(())
+    }
+
+    /// [`BridgeConfig::validate`] without the IPAM section (another plugin brings the lease).
+    pub fn validate_links(&self) -> Result<(), Error> {
         validate::ifname(&self.bridge)
             .map_err(|e| Error::invalid_config(format!("bridge name: {}", e.msg)))?;
         if let Some(mtu) = self.mtu {
@@ -103,11 +114,6 @@ impl BridgeConfig {
             return Err(Error::invalid_config(format!(
                 "vlan {v} is out of range: use 1 to 4094 (0, or no \"vlan\", for none)"
             )));
-        }
-        if self.ipam.is_none() {
-            return Err(Error::invalid_config(
-                "the bridge plugin needs an \"ipam\" section to get addresses",
-            ));
         }
         Ok(())
     }

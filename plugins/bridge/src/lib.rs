@@ -30,6 +30,32 @@ pub fn run() -> ! {
     netctl_cni::skel::run(&BridgePlugin)
 }
 
+/// The bridge path of another plugin (the overlay's): ADD with addresses the caller got
+/// elsewhere, undoing what it made (never the lease) when a step fails.
+pub fn attach(ctx: &Ctx, conf: &BridgeConfig, lease: Success) -> Result<Success, Error> {
+    conf.validate_links()?;
+    let ns = NetNs::open(netns_path(ctx)?)?;
+    let mut ctr_nl = Netlink::in_ns(&ns)?;
+    if ctr_nl.link_by_name(&ctx.args.ifname)?.is_some() {
+        return Err(Error::new(
+            ErrorCode::Plugin(110),
+            format!(
+                "the container already has an interface named {}",
+                ctx.args.ifname
+            ),
+        ));
+    }
+    let mut steps = Vec::new();
+    attach_steps(ctx, conf, &ns, &mut ctr_nl, &mut steps, lease).inspect_err(|_| {
+        rollback(ctx, conf, steps);
+    })
+}
+
+/// DEL of [`attach`]: everything but the addresses; whatever is already gone is fine.
+pub fn detach(ctx: &Ctx, conf: &BridgeConfig) -> Result<(), Error> {
+    del_links_and_rules(ctx, conf)
+}
+
 /// The self-healing watcher of a run folder (see [`watch`]); its exit code.
 pub fn watch_firewall(run_dir: &std::path::Path) -> i32 {
     watch::run(run_dir)
@@ -98,6 +124,46 @@ fn remove_bridge(conf: &BridgeConfig) -> Result<(), Error> {
     Ok(())
 }
 
+/// DEL's part after IPAM: withdraws what the attachment published (from its record, and
+/// from what the runtime passes again) and deletes the container's interface.
+fn del_links_and_rules(ctx: &Ctx, conf: &BridgeConfig) -> Result<(), Error> {
+    let mut first_err: Option<Error> = None;
+    let mut note = |r: Result<(), Error>| {
+        if let Err(e) = r {
+            first_err.get_or_insert(e);
+        }
+    };
+    let mut published = firewall::read_published(conf, &ctx.conf.name, &ctx.attachment());
+    if let Some(prev) = ctx.prev_result()? {
+        // Attachments made before ADD kept a record: what the runtime passes again.
+        published
+            .ports
+            .extend(firewall::port_forwards(ctx, &prev.ips)?);
+        if let (true, None, Some(port), Some(ctr)) = (
+            conf.macspoofchk,
+            &published.mac_guard,
+            prev.interfaces.get(1),
+            prev.interfaces.get(2),
+        ) {
+            // What a runtime passes back is not trusted into a firewall script: a name
+            // or MAC that is not one is no guard of ours (the record has the real one).
+            if let (Ok(port), Ok(mac)) = (firewall::ifname(&port.name), firewall::mac(&ctr.mac)) {
+                published.mac_guard = Some(netctl_firewall::MacGuard { port, mac });
+            }
+        }
+    }
+    published.ports.sort_by_key(|p| p.describe());
+    published.ports.dedup();
+    note(firewall::withdraw(
+        conf,
+        &ctx.conf.name,
+        &ctx.attachment(),
+        &published,
+    ));
+    note(host::delete_container_link(ctx).map_err(Error::from));
+    first_err.map_or(Ok(()), Err)
+}
+
 fn netns_path(ctx: &Ctx) -> Result<&std::path::Path, Error> {
     ctx.args
         .netns
@@ -133,35 +199,7 @@ impl Plugin for BridgePlugin {
         if let Some(ipam) = &conf.ipam {
             note(driver_ipam(ctx, Command::Del, ipam).map(drop));
         }
-        let mut published = firewall::read_published(&conf, &ctx.conf.name, &ctx.attachment());
-        if let Some(prev) = ctx.prev_result()? {
-            // Attachments made before ADD kept a record: what the runtime passes again.
-            published
-                .ports
-                .extend(firewall::port_forwards(ctx, &prev.ips)?);
-            if let (true, None, Some(port), Some(ctr)) = (
-                conf.macspoofchk,
-                &published.mac_guard,
-                prev.interfaces.get(1),
-                prev.interfaces.get(2),
-            ) {
-                // What a runtime passes back is not trusted into a firewall script: a name
-                // or MAC that is not one is no guard of ours (the record has the real one).
-                if let (Ok(port), Ok(mac)) = (firewall::ifname(&port.name), firewall::mac(&ctr.mac))
-                {
-                    published.mac_guard = Some(netctl_firewall::MacGuard { port, mac });
-                }
-            }
-        }
-        published.ports.sort_by_key(|p| p.describe());
-        published.ports.dedup();
-        note(firewall::withdraw(
-            &conf,
-            &ctx.conf.name,
-            &ctx.attachment(),
-            &published,
-        ));
-        note(host::delete_container_link(ctx).map_err(Error::from));
+        note(del_links_and_rules(ctx, &conf));
         first_err.map_or(Ok(()), Err)
     }
 
@@ -182,7 +220,7 @@ impl Plugin for BridgePlugin {
     /// the network is being removed, its gateway interface, bridge (once no port is left on
     /// it) and rules go too.
     fn gc(&self, ctx: &Ctx, conf: BridgeConfig, valid: &[Attachment]) -> Result<(), Error> {
-        conf.validate()?;
+        conf.validate_links()?;
         firewall::withdraw_stale(&conf, &ctx.conf.name, valid)?;
         if let Some(ipam) = &conf.ipam {
             driver_ipam(ctx, Command::Gc, ipam)?;
@@ -196,7 +234,7 @@ impl Plugin for BridgePlugin {
     /// Re-applies the network's firewall rules if someone flushed them, then reports whether
     /// IPAM can still hand out addresses.
     fn status(&self, ctx: &Ctx, conf: BridgeConfig) -> Result<(), Error> {
-        conf.validate()?;
+        conf.validate_links()?;
         firewall::repair(&conf)?;
         if let Some(ipam) = &conf.ipam {
             driver_ipam(ctx, Command::Status, ipam)?;
@@ -230,6 +268,19 @@ fn add_steps(
     if made {
         steps.push(Step::Ipam);
     }
+    attach_steps(ctx, conf, ns, &mut ctr_nl, steps, lease)
+}
+
+/// Everything of ADD after IPAM: the bridge, the veth pair, addresses and routes in the
+/// container, the gateway, firewall rules and published ports, each step recorded in `steps`.
+fn attach_steps(
+    ctx: &Ctx,
+    conf: &BridgeConfig,
+    ns: &NetNs,
+    ctr_nl: &mut Netlink,
+    steps: &mut Vec<Step>,
+    lease: Success,
+) -> Result<Success, Error> {
     if lease.ips.is_empty() {
         return Err(Error::invalid_config("IPAM returned no address"));
     }
@@ -242,7 +293,7 @@ fn add_steps(
     let host_name = host::add_veth(&mut host_nl, ctx, conf, ns, mac)?;
     steps.push(Step::HostLink(host_name.clone()));
     let host_link = host::attach_port(&mut host_nl, conf, &host_name, bridge.index)?;
-    let ctr_link = host::configure_container(&mut ctr_nl, ctx, conf, &lease)?;
+    let ctr_link = host::configure_container(ctr_nl, ctx, conf, &lease)?;
     let mac_guard = match conf.macspoofchk {
         true => Some(netctl_firewall::MacGuard {
             port: firewall::ifname(&host_name)?,

@@ -92,17 +92,8 @@ fn record(ctx: &Ctx, conf: &DnsConfig, prev: &Success) -> Result<Record, Error> 
             in_container.is_empty() || ip.interface.is_some_and(|i| in_container.contains(&i))
         })
         .collect::<Vec<_>>();
-    let name = ctx.cni_arg("K8S_POD_NAME").map(str::to_string);
+    let (name, aliases) = netctl_dnsrecords::identity(ctx);
     let upstreams = upstreams(ctx)?;
-    let aliases = ctx
-        .conf
-        .runtime_config
-        .as_ref()
-        .and_then(|rc| rc.aliases.get(&ctx.conf.name).cloned())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|a| Some(a) != name.as_ref())
-        .collect();
     Ok(Record {
         network: ctx.conf.name.clone(),
         container_id: ctx.args.container_id.clone(),

@@ -1,0 +1,373 @@
+//! Overlay networks across hosts: the records the agents keep in etcd, and what the agent
+//! (`netctl-overlayd`) and its local clients (the `netctl-overlay` plugin, the engine, the
+//! CLI) say to each other over the agent's unix socket, one JSON request and one JSON
+//! reply per line. This crate links no etcd client: plugins stay lean.
+//!
+//! The etcd keys (all under [`PREFIX`]; docs/overlay.md describes them):
+//! - `hosts/<host>`: [`HostRecord`], on the host's liveness lease.
+//! - `networks/<name>`: [`NetworkSpec`]; `vnis/<vni>`: the network's name (the VNI is taken by
+//!   compare-and-swap).
+//! - `ipam/<network>/ip/<addr>`, `.../owner/<container>:<ifname>`, `.../last/<set>`,
+//!   `.../guard`: the allocator's store, its allocations on the owning host's tenure lease.
+//! - `endpoints/<network>/<host>/<container>:<ifname>`: [`EndpointRecord`], on the owning
+//!   host's liveness lease (with the endpoint's DNS names).
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::IpAddr;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// The versioned prefix of every key.
+pub const PREFIX: &str = "/netctl/v1/";
+/// The UDP port of every overlay network's VXLAN tunnels.
+pub const VXLAN_PORT: u16 = 4789;
+/// What VXLAN over IPv4 costs of the underlay's MTU.
+pub const VXLAN_OVERHEAD: u32 = 50;
+/// The first VNI handed out (below it: left to others' static use).
+pub const FIRST_VNI: u32 = 4096;
+
+/// What went wrong talking to the agent.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No agent answers on the socket.
+    #[error("the overlay agent does not answer on {path}: {source} (is this host in a cluster? `netctl cluster join`)")]
+    NoAgent {
+        /// The socket.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The agent answered, but not with a reply this client understands.
+    #[error("the overlay agent sent something unreadable: {0}")]
+    Protocol(String),
+    /// The agent refused or failed the request.
+    #[error("{message}")]
+    Agent {
+        /// Whether trying again later may work (etcd unreachable, a conflict).
+        retry: bool,
+        /// What the agent says.
+        message: String,
+    },
+}
+
+/// The cluster configuration of this host (`netctl cluster join` writes it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterConfig {
+    /// etcd client URLs: `http://10.0.0.1:2379` ...
+    pub store: Vec<String>,
+    /// This host's address on the underlay (its VXLAN tunnels' source).
+    pub advertise: IpAddr,
+    /// This host's name in the cluster.
+    pub host: String,
+    /// Seconds a host's endpoints outlive its agent (its liveness lease).
+    #[serde(default = "liveness")]
+    pub liveness_ttl: i64,
+    /// Seconds a host's addresses outlive its agent (its tenure lease).
+    #[serde(default = "tenure")]
+    pub tenure_ttl: i64,
+    /// netctl's persistent state folder on this host (conflists go to `<root>/networks`).
+    pub root: PathBuf,
+    /// netctl's runtime folder on this host (the agent's socket, DNS records).
+    pub run_dir: PathBuf,
+}
+
+fn liveness() -> i64 {
+    5
+}
+
+fn tenure() -> i64 {
+    300
+}
+
+impl ClusterConfig {
+    /// Where the configuration of a host whose state is in `root` lives.
+    pub fn path(root: &Path) -> PathBuf {
+        root.join("cluster.json")
+    }
+
+    /// Reads it; None when this host is in no cluster.
+    pub fn read(root: &Path) -> Option<ClusterConfig> {
+        std::fs::read(Self::path(root))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+    }
+}
+
+/// The agent's socket under a run folder.
+pub fn socket_path(run_dir: &Path) -> PathBuf {
+    run_dir.join("overlay").join("agent.sock")
+}
+
+/// One host of the cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostRecord {
+    /// Its name.
+    pub host: String,
+    /// Its underlay address.
+    pub addr: IpAddr,
+    /// Its underlay MTU.
+    pub mtu: u32,
+}
+
+/// An overlay network, the same on every host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NetworkSpec {
+    /// Its name.
+    pub name: String,
+    /// Its 64-hex ID (what `network ls` shows on every host).
+    pub id: String,
+    /// Its VXLAN network identifier.
+    pub vni: u32,
+    /// Its subnet.
+    pub subnet: IpNet,
+    /// Its gateway (the same address on every host's bridge: a distributed gateway).
+    pub gateway: Option<IpAddr>,
+    /// `--ip-range`.
+    #[serde(default)]
+    pub ip_range: Option<IpNet>,
+    /// The MTU of its containers' interfaces (the smallest underlay's minus 50).
+    pub mtu: u32,
+    /// When it was made (RFC 3339).
+    pub created: String,
+}
+
+/// The bridge of the network with VNI `vni` on each host.
+pub fn bridge_name(vni: u32) -> String {
+    format!("ov-{vni:x}")
+}
+
+impl NetworkSpec {
+    /// The network's bridge on each host.
+    pub fn bridge(&self) -> String {
+        bridge_name(self.vni)
+    }
+
+    /// The network's VXLAN device on each host.
+    pub fn vxlan(&self) -> String {
+        format!("vx-{:x}", self.vni)
+    }
+}
+
+/// One container interface on an overlay network, as every host sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointRecord {
+    /// The network.
+    pub network: String,
+    /// The host it lives on.
+    pub host: String,
+    /// That host's underlay address (where its frames are tunnelled to).
+    pub vtep: IpAddr,
+    /// The container ID.
+    pub container_id: String,
+    /// The interface in the container.
+    pub ifname: String,
+    /// The interface's MAC, `aa:bb:cc:dd:ee:ff`.
+    pub mac: String,
+    /// Its addresses.
+    pub ips: Vec<IpAddr>,
+    /// Its DNS name (the container's name), if any.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Its DNS aliases on this network.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+/// An address the agent handed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeasedAddress {
+    /// The address with the subnet's prefix length.
+    pub address: IpNet,
+    /// The network's gateway.
+    pub gateway: Option<IpAddr>,
+}
+
+/// What `netctl network create -d overlay` asks for.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateNetwork {
+    /// The name.
+    pub name: String,
+    /// `--subnet` (else the next free one of the overlay pool).
+    pub subnet: Option<IpNet>,
+    /// `--gateway`.
+    pub gateway: Option<IpAddr>,
+    /// `--ip-range`.
+    pub ip_range: Option<IpNet>,
+}
+
+/// A host as `netctl cluster ls` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostStatus {
+    /// The host.
+    pub host: String,
+    /// Its underlay address.
+    pub addr: IpAddr,
+    /// Whether its agent holds its liveness lease now.
+    pub alive: bool,
+    /// Whether it is the host asked.
+    pub this: bool,
+}
+
+/// A request to the agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Is the agent there, and is etcd?
+    Ping,
+    /// The network's spec and this host's tunnel address; makes its VXLAN device here.
+    Join {
+        /// The network.
+        network: String,
+    },
+    /// Addresses for one interface (the same ones again for a repeated call).
+    Allocate {
+        /// The network.
+        network: String,
+        /// The container.
+        container_id: String,
+        /// Its interface.
+        ifname: String,
+        /// `--ip` addresses asked for.
+        #[serde(default)]
+        requested: Vec<IpAddr>,
+    },
+    /// Frees an interface's addresses; unknown ones are fine.
+    Release {
+        /// The network.
+        network: String,
+        /// The container.
+        container_id: String,
+        /// Its interface.
+        ifname: String,
+    },
+    /// Announces an endpoint of this host to every host.
+    Register {
+        /// The endpoint (its `host` and `vtep` are filled in by the agent).
+        endpoint: EndpointRecord,
+    },
+    /// Withdraws an endpoint of this host; unknown ones are fine.
+    Unregister {
+        /// The network.
+        network: String,
+        /// The container.
+        container_id: String,
+        /// Its interface.
+        ifname: String,
+    },
+    /// Makes an overlay network, seen by every host.
+    CreateNetwork(CreateNetwork),
+    /// Removes an overlay network, refused while any host has endpoints on it.
+    RemoveNetwork {
+        /// The network.
+        name: String,
+    },
+    /// The hosts of the cluster.
+    Hosts,
+    /// Takes this host out of the cluster (its endpoints must be gone) and stops the agent.
+    Leave,
+}
+
+/// The agent's reply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum Reply {
+    /// Done.
+    Ok,
+    /// A network and this host's tunnel address.
+    Network {
+        /// The network.
+        spec: NetworkSpec,
+        /// This host's underlay address.
+        local: IpAddr,
+    },
+    /// Addresses handed out.
+    Addresses {
+        /// One per range set.
+        leases: Vec<LeasedAddress>,
+    },
+    /// The hosts.
+    Hosts {
+        /// Each host.
+        hosts: Vec<HostStatus>,
+    },
+    /// A failure.
+    Error {
+        /// Whether trying again later may work.
+        retry: bool,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// A connection to this host's agent.
+pub struct Client {
+    stream: BufReader<UnixStream>,
+}
+
+impl Client {
+    /// Connects to the agent of `run_dir`; requests time out after `timeout`.
+    pub fn connect(run_dir: &Path, timeout: Duration) -> Result<Client, ApiError> {
+        let path = socket_path(run_dir);
+        let no_agent = |source| ApiError::NoAgent {
+            path: path.clone(),
+            source,
+        };
+        let stream = UnixStream::connect(&path).map_err(no_agent)?;
+        stream.set_read_timeout(Some(timeout)).map_err(no_agent)?;
+        stream.set_write_timeout(Some(timeout)).map_err(no_agent)?;
+        Ok(Client {
+            stream: BufReader::new(stream),
+        })
+    }
+
+    /// Sends one request and reads its reply; an `Error` reply is an [`ApiError::Agent`].
+    pub fn call(&mut self, req: &Request) -> Result<Reply, ApiError> {
+        let mut line = serde_json::to_vec(req).map_err(|e| ApiError::Protocol(e.to_string()))?;
+        line.push(b'\n');
+        let io = |e: std::io::Error| ApiError::Protocol(format!("talk to the agent: {e}"));
+        self.stream.get_mut().write_all(&line).map_err(io)?;
+        let mut answer = String::new();
+        self.stream.read_line(&mut answer).map_err(io)?;
+        match serde_json::from_str(&answer) {
+            Ok(Reply::Error { retry, message }) => Err(ApiError::Agent { retry, message }),
+            Ok(r) => Ok(r),
+            Err(e) => Err(ApiError::Protocol(format!("{e}: {answer:?}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn requests_and_replies_are_one_tagged_json_line() {
+        let r = Request::Allocate {
+            network: "web".into(),
+            container_id: "c1".into(),
+            ifname: "eth0".into(),
+            requested: vec!["10.90.0.9".parse().unwrap()],
+        };
+        let line = serde_json::to_string(&r).unwrap();
+        assert!(
+            line.starts_with(r#"{"op":"allocate""#) && !line.contains('\n'),
+            "{line}"
+        );
+        assert_eq!(serde_json::from_str::<Request>(&line).unwrap(), r);
+        let e: Reply =
+            serde_json::from_str(r#"{"reply":"error","retry":true,"message":"etcd is away"}"#)
+                .unwrap();
+        assert_eq!(
+            e,
+            Reply::Error {
+                retry: true,
+                message: "etcd is away".into()
+            }
+        );
+    }
+}

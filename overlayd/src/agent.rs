@@ -1,0 +1,573 @@
+//! The agent: one etcd session, two leases (liveness: seconds, carrying the host's marker,
+//! its endpoints and their DNS names; tenure: minutes, carrying its address allocations),
+//! the requests of local clients, and what every host must know about every other.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use etcd_client::{Client, Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp};
+use ipnet::IpNet;
+use netctl_ipam::{AllocationOrder, Allocator, IpamConfig, IpamError, Owner, RangeConfig};
+use netctl_overlay_api::{
+    ClusterConfig, CreateNetwork, EndpointRecord, HostRecord, HostStatus, LeasedAddress,
+    NetworkSpec, Reply, Request, FIRST_VNI, VXLAN_OVERHEAD,
+};
+use tokio::sync::Mutex;
+
+use crate::keys;
+use crate::local;
+use crate::store::EtcdStore;
+
+/// The agent's state.
+pub struct Agent {
+    /// This host's configuration.
+    pub cfg: ClusterConfig,
+    /// The etcd client (cheap to clone: one channel).
+    pub etcd: Client,
+    /// The liveness lease (changes when it had expired and was granted again).
+    pub liveness: Mutex<i64>,
+    /// The tenure lease.
+    pub tenure: i64,
+    /// This host's underlay MTU.
+    pub mtu: u32,
+    /// What the watch has seen: networks and remote endpoints.
+    pub view: Mutex<View>,
+    /// Set by `Leave`: the agent ends.
+    pub leaving: tokio::sync::Notify,
+}
+
+/// The networks and remote endpoints this host knows.
+#[derive(Default)]
+pub struct View {
+    /// Networks by name.
+    pub networks: BTreeMap<String, NetworkSpec>,
+    /// Remote endpoints by key.
+    pub remote: BTreeMap<String, EndpointRecord>,
+}
+
+fn local_endpoints_dir(cfg: &ClusterConfig) -> PathBuf {
+    cfg.run_dir.join("overlay").join("endpoints")
+}
+
+fn tenure_file(cfg: &ClusterConfig) -> PathBuf {
+    cfg.root.join("overlay").join("tenure.lease")
+}
+
+/// A failure the client may retry (etcd away, a lost race) or not.
+fn failure(retry: bool, e: impl std::fmt::Display) -> Reply {
+    Reply::Error {
+        retry,
+        message: e.to_string(),
+    }
+}
+
+impl Agent {
+    /// Connects to etcd, takes up the tenure lease of an earlier run when it still lives (so
+    /// addresses survive a restart), grants a liveness lease and registers the host.
+    pub async fn start(cfg: ClusterConfig) -> Result<Agent> {
+        let opts = etcd_client::ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(2))
+            .with_timeout(Duration::from_secs(3));
+        let mut etcd = Client::connect(&cfg.store, Some(opts))
+            .await
+            .with_context(|| format!("connect to etcd at {}", cfg.store.join(",")))?;
+        let mtu = local::underlay_mtu(cfg.advertise)?;
+        let tenure = tenure_lease(&mut etcd, &cfg).await?;
+        let liveness = etcd.lease_grant(cfg.liveness_ttl, None).await?.id();
+        let agent = Agent {
+            cfg,
+            etcd,
+            liveness: Mutex::new(liveness),
+            tenure,
+            mtu,
+            view: Mutex::new(View::default()),
+            leaving: tokio::sync::Notify::new(),
+        };
+        agent.announce(liveness).await?;
+        Ok(agent)
+    }
+
+    /// Puts the host's record, its liveness marker and its endpoints (from the local copies)
+    /// on lease `liveness`.
+    pub async fn announce(&self, liveness: i64) -> Result<()> {
+        let mut etcd = self.etcd.clone();
+        let host = HostRecord {
+            host: self.cfg.host.clone(),
+            addr: self.cfg.advertise,
+            mtu: self.mtu,
+        };
+        etcd.put(keys::host(&self.cfg.host), serde_json::to_vec(&host)?, None)
+            .await?;
+        let on_lease = Some(PutOptions::new().with_lease(liveness));
+        etcd.put(keys::alive(&self.cfg.host), "", on_lease.clone())
+            .await?;
+        for e in self.local_endpoints() {
+            let key = keys::endpoint(&e.network, &e.host, &e.container_id, &e.ifname);
+            etcd.put(key, serde_json::to_vec(&e)?, on_lease.clone())
+                .await?;
+        }
+        Ok(())
+    }
+
+    fn local_endpoints(&self) -> Vec<EndpointRecord> {
+        let Ok(dir) = std::fs::read_dir(local_endpoints_dir(&self.cfg)) else {
+            return Vec::new();
+        };
+        dir.flatten()
+            .filter_map(|e| std::fs::read(e.path()).ok())
+            .filter_map(|b| serde_json::from_slice(&b).ok())
+            .collect()
+    }
+
+    /// Answers one request of a local client.
+    pub async fn handle(self: &Arc<Self>, req: Request) -> Reply {
+        match req {
+            Request::Ping => match self
+                .etcd
+                .clone()
+                .get(keys::alive(&self.cfg.host), None)
+                .await
+            {
+                Ok(_) => Reply::Ok,
+                Err(e) => failure(true, format!("the agent cannot reach etcd: {e}")),
+            },
+            Request::Join { network } => self.join(&network).await,
+            Request::Allocate {
+                network,
+                container_id,
+                ifname,
+                requested,
+            } => {
+                self.allocate(
+                    &network,
+                    Owner {
+                        container_id,
+                        ifname,
+                    },
+                    requested,
+                )
+                .await
+            }
+            Request::Release {
+                network,
+                container_id,
+                ifname,
+            } => {
+                self.release(
+                    &network,
+                    Owner {
+                        container_id,
+                        ifname,
+                    },
+                )
+                .await
+            }
+            Request::Register { endpoint } => reply(self.register(endpoint).await),
+            Request::Unregister {
+                network,
+                container_id,
+                ifname,
+            } => reply(self.unregister(&network, &container_id, &ifname).await),
+            Request::CreateNetwork(c) => match self.create_network(c).await {
+                Ok(spec) => Reply::Network {
+                    spec,
+                    local: self.cfg.advertise,
+                },
+                Err(e) => failure(false, format!("{e:#}")),
+            },
+            Request::RemoveNetwork { name } => reply(self.remove_network(&name).await),
+            Request::Hosts => match self.hosts().await {
+                Ok(hosts) => Reply::Hosts { hosts },
+                Err(e) => failure(true, format!("{e:#}")),
+            },
+            Request::Leave => match self.leave().await {
+                Ok(()) => {
+                    self.leaving.notify_one();
+                    Reply::Ok
+                }
+                Err(e) => failure(false, format!("{e:#}")),
+            },
+        }
+    }
+
+    async fn spec(&self, network: &str) -> Option<NetworkSpec> {
+        if let Some(s) = self.view.lock().await.networks.get(network) {
+            return Some(s.clone());
+        }
+        let resp = self
+            .etcd
+            .clone()
+            .get(keys::network(network), None)
+            .await
+            .ok()?;
+        resp.kvs()
+            .first()
+            .and_then(|kv| serde_json::from_slice(kv.value()).ok())
+    }
+
+    async fn join(&self, network: &str) -> Reply {
+        let Some(spec) = self.spec(network).await else {
+            return failure(
+                false,
+                format!("no overlay network {network} in the cluster"),
+            );
+        };
+        match local::ensure_vxlan(&spec, self.cfg.advertise, self.mtu) {
+            Ok(_) => Reply::Network {
+                spec,
+                local: self.cfg.advertise,
+            },
+            Err(e) => failure(false, format!("{e:#}")),
+        }
+    }
+
+    fn allocator(&self, spec: &NetworkSpec) -> Result<Allocator<EtcdStore>, IpamError> {
+        let cfg = IpamConfig {
+            ranges: vec![vec![RangeConfig {
+                subnet: spec.subnet.to_string(),
+                gateway: spec.gateway,
+                ip_range: spec.ip_range.map(|r| r.to_string()),
+                ..RangeConfig::default()
+            }]],
+            allocation: AllocationOrder::Lowest,
+            ..IpamConfig::default()
+        };
+        let store = EtcdStore::new(
+            self.etcd.clone(),
+            tokio::runtime::Handle::current(),
+            &spec.name,
+            self.tenure,
+        );
+        Ok(Allocator::new(
+            &spec.name,
+            cfg.range_sets()?,
+            cfg.allocation,
+            store,
+        ))
+    }
+
+    /// Runs `op` on the network's allocator on a blocking thread, again (with jitter) while
+    /// another host's commit wins the race.
+    async fn with_allocator<T: Send + 'static>(
+        &self,
+        network: &str,
+        op: impl Fn(&Allocator<EtcdStore>) -> Result<T, IpamError> + Send + 'static,
+    ) -> Result<T, IpamError> {
+        let spec = self
+            .spec(network)
+            .await
+            .ok_or_else(|| IpamError::InvalidConfig(format!("no overlay network {network}")))?;
+        let alloc = self.allocator(&spec)?;
+        tokio::task::spawn_blocking(move || {
+            let mut tries = 0u64;
+            loop {
+                match op(&alloc) {
+                    Err(IpamError::Conflict(_)) if tries < 20 => {
+                        tries += 1;
+                        let jitter = (u64::from(std::process::id()) * 7 + tries * 13) % 20;
+                        std::thread::sleep(Duration::from_millis(1 + jitter));
+                    }
+                    other => return other,
+                }
+            }
+        })
+        .await
+        .map_err(|e| IpamError::Unreachable(e.to_string()))?
+    }
+
+    async fn allocate(&self, network: &str, owner: Owner, requested: Vec<IpAddr>) -> Reply {
+        let got = self
+            .with_allocator(network, move |a| a.allocate(&owner, &requested))
+            .await;
+        match got {
+            Ok(leases) => Reply::Addresses {
+                leases: leases
+                    .into_iter()
+                    .map(|l| LeasedAddress {
+                        address: l.address,
+                        gateway: Some(l.gateway),
+                    })
+                    .collect(),
+            },
+            Err(e) => failure(
+                matches!(e, IpamError::Conflict(_) | IpamError::Unreachable(_)),
+                e,
+            ),
+        }
+    }
+
+    async fn release(&self, network: &str, owner: Owner) -> Reply {
+        if self.spec(network).await.is_none() {
+            return Reply::Ok; // the network is gone, and its allocations with it
+        }
+        match self
+            .with_allocator(network, move |a| a.release(&owner))
+            .await
+        {
+            Ok(_) => Reply::Ok,
+            Err(e) => failure(true, e),
+        }
+    }
+
+    async fn register(&self, mut e: EndpointRecord) -> Result<()> {
+        e.host = self.cfg.host.clone();
+        e.vtep = self.cfg.advertise;
+        let dir = local_endpoints_dir(&self.cfg);
+        std::fs::create_dir_all(&dir)?;
+        let file = dir.join(format!(
+            "{}:{}:{}.json",
+            e.network, e.container_id, e.ifname
+        ));
+        netctl_cni::fsutil::write_atomic(&file, &serde_json::to_vec(&e)?)?;
+        let key = keys::endpoint(&e.network, &e.host, &e.container_id, &e.ifname);
+        let lease = *self.liveness.lock().await;
+        self.etcd
+            .clone()
+            .put(
+                key,
+                serde_json::to_vec(&e)?,
+                Some(PutOptions::new().with_lease(lease)),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn unregister(&self, network: &str, container_id: &str, ifname: &str) -> Result<()> {
+        let file =
+            local_endpoints_dir(&self.cfg).join(format!("{network}:{container_id}:{ifname}.json"));
+        let _ = std::fs::remove_file(file);
+        let key = keys::endpoint(network, &self.cfg.host, container_id, ifname);
+        self.etcd.clone().delete(key, None).await?;
+        Ok(())
+    }
+
+    async fn hosts_mtu(&self) -> Result<u32> {
+        let resp = self
+            .etcd
+            .clone()
+            .get(keys::hosts(), Some(GetOptions::new().with_prefix()))
+            .await?;
+        Ok(resp
+            .kvs()
+            .iter()
+            .filter_map(|kv| serde_json::from_slice::<HostRecord>(kv.value()).ok())
+            .map(|h| h.mtu)
+            .chain([self.mtu])
+            .min()
+            .unwrap_or(self.mtu))
+    }
+
+    async fn create_network(&self, c: CreateNetwork) -> Result<NetworkSpec> {
+        let mut etcd = self.etcd.clone();
+        let existing = etcd
+            .get(keys::networks(), Some(GetOptions::new().with_prefix()))
+            .await?;
+        let specs: Vec<NetworkSpec> = existing
+            .kvs()
+            .iter()
+            .filter_map(|kv| serde_json::from_slice(kv.value()).ok())
+            .collect();
+        if specs.iter().any(|s| s.name == c.name) {
+            return Err(anyhow!("network with name {} already exists", c.name));
+        }
+        let subnet = match c.subnet {
+            Some(s) => s,
+            None => free_subnet(&specs)?,
+        };
+        if let Some(t) = specs
+            .iter()
+            .find(|s| s.subnet.contains(&subnet.network()) || subnet.contains(&s.subnet.network()))
+        {
+            return Err(anyhow!(
+                "subnet {subnet} overlaps with overlay network {} ({})",
+                t.name,
+                t.subnet
+            ));
+        }
+        let range = netctl_ipam::Range::new(&RangeConfig {
+            subnet: subnet.to_string(),
+            gateway: c.gateway,
+            ip_range: c.ip_range.map(|r| r.to_string()),
+            ..RangeConfig::default()
+        })?;
+        let mut vni = specs
+            .iter()
+            .map(|s| s.vni + 1)
+            .max()
+            .unwrap_or(FIRST_VNI)
+            .max(FIRST_VNI);
+        loop {
+            let spec = NetworkSpec {
+                name: c.name.clone(),
+                id: random_id()?,
+                vni,
+                subnet,
+                gateway: Some(range.gateway()),
+                ip_range: c.ip_range,
+                mtu: self.hosts_mtu().await? - VXLAN_OVERHEAD,
+                created: netctl_cni::clock::now_rfc3339(),
+            };
+            let txn = Txn::new()
+                .when(vec![
+                    Compare::version(keys::network(&c.name), CompareOp::Equal, 0),
+                    Compare::version(keys::vni(vni), CompareOp::Equal, 0),
+                ])
+                .and_then(vec![
+                    TxnOp::put(keys::network(&c.name), serde_json::to_vec(&spec)?, None),
+                    TxnOp::put(keys::vni(vni), c.name.clone(), None),
+                ]);
+            if etcd.txn(txn).await?.succeeded() {
+                local::write_conflist(&self.cfg, &spec)?;
+                self.view
+                    .lock()
+                    .await
+                    .networks
+                    .insert(spec.name.clone(), spec.clone());
+                return Ok(spec);
+            }
+            if etcd.get(keys::network(&c.name), None).await?.count() > 0 {
+                return Err(anyhow!("network with name {} already exists", c.name));
+            }
+            vni += 1; // another network took this VNI meanwhile
+        }
+    }
+
+    async fn remove_network(&self, name: &str) -> Result<()> {
+        let mut etcd = self.etcd.clone();
+        let spec = self
+            .spec(name)
+            .await
+            .ok_or_else(|| anyhow!("no overlay network {name}"))?;
+        let eps = etcd
+            .get(
+                keys::endpoints_of(name),
+                Some(GetOptions::new().with_prefix()),
+            )
+            .await?;
+        if eps.count() > 0 {
+            let mut hosts: Vec<String> = eps
+                .kvs()
+                .iter()
+                .filter_map(|kv| serde_json::from_slice::<EndpointRecord>(kv.value()).ok())
+                .map(|e| e.host)
+                .collect();
+            hosts.dedup();
+            return Err(anyhow!(
+                "error while removing network: network {name} has active endpoints on {}",
+                hosts.join(", ")
+            ));
+        }
+        let (cfg, s) = (self.cfg.clone(), spec.clone());
+        tokio::task::spawn_blocking(move || local::remove_network(&cfg, &s)).await??;
+        let txn = Txn::new().and_then(vec![
+            TxnOp::delete(keys::network(name), None),
+            TxnOp::delete(keys::vni(spec.vni), None),
+            TxnOp::delete(
+                keys::ipam(name),
+                Some(etcd_client::DeleteOptions::new().with_prefix()),
+            ),
+        ]);
+        etcd.txn(txn).await?;
+        self.view.lock().await.networks.remove(name);
+        Ok(())
+    }
+
+    async fn hosts(&self) -> Result<Vec<HostStatus>> {
+        let mut etcd = self.etcd.clone();
+        let hosts = etcd
+            .get(keys::hosts(), Some(GetOptions::new().with_prefix()))
+            .await?;
+        let alive = etcd
+            .get(
+                keys::alives(),
+                Some(GetOptions::new().with_prefix().with_keys_only()),
+            )
+            .await?;
+        let alive: Vec<String> = alive
+            .kvs()
+            .iter()
+            .map(|kv| String::from_utf8_lossy(kv.key()).into_owned())
+            .collect();
+        Ok(hosts
+            .kvs()
+            .iter()
+            .filter_map(|kv| serde_json::from_slice::<HostRecord>(kv.value()).ok())
+            .map(|h| HostStatus {
+                alive: alive.contains(&keys::alive(&h.host)),
+                this: h.host == self.cfg.host,
+                host: h.host,
+                addr: h.addr,
+            })
+            .collect())
+    }
+
+    async fn leave(&self) -> Result<()> {
+        if !self.local_endpoints().is_empty() {
+            return Err(anyhow!(
+                "this host still has endpoints on overlay networks: remove its containers first"
+            ));
+        }
+        let mut etcd = self.etcd.clone();
+        etcd.delete(keys::host(&self.cfg.host), None).await?;
+        let liveness = *self.liveness.lock().await;
+        let _ = etcd.lease_revoke(liveness).await;
+        let _ = etcd.lease_revoke(self.tenure).await;
+        let _ = std::fs::remove_file(tenure_file(&self.cfg));
+        Ok(())
+    }
+}
+
+fn reply(r: Result<()>) -> Reply {
+    match r {
+        Ok(()) => Reply::Ok,
+        Err(e) => failure(true, format!("{e:#}")),
+    }
+}
+
+/// The tenure lease of an earlier run if etcd still has it, else a new one (saved).
+async fn tenure_lease(etcd: &mut Client, cfg: &ClusterConfig) -> Result<i64> {
+    let file = tenure_file(cfg);
+    if let Some(id) = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+    {
+        if let Ok(r) = etcd.lease_time_to_live(id, None).await {
+            if r.ttl() > 0 {
+                return Ok(id);
+            }
+        }
+    }
+    let id = etcd.lease_grant(cfg.tenure_ttl, None).await?.id();
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&file, id.to_string())?;
+    Ok(id)
+}
+
+/// The first /24 of 10.200.0.0/16 no overlay network uses.
+fn free_subnet(specs: &[NetworkSpec]) -> Result<IpNet> {
+    for third in 0..=255u8 {
+        let net: IpNet = format!("10.200.{third}.0/24").parse()?;
+        if !specs
+            .iter()
+            .any(|s| s.subnet.contains(&net.network()) || net.contains(&s.subnet.network()))
+        {
+            return Ok(net);
+        }
+    }
+    Err(anyhow!(
+        "every /24 of 10.200.0.0/16 is taken: give --subnet"
+    ))
+}
+
+/// 64 hex digits from the kernel's random source.
+fn random_id() -> Result<String> {
+    let mut b = [0u8; 32];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut b)?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}

@@ -1,0 +1,215 @@
+//! What the agent changes on this host: each network's VXLAN device, the forwarding and
+//! neighbour entries of remote endpoints, remote DNS records for the local DNS server, and
+//! the networks' conflists in the engine's store.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context, Result};
+use netctl_dnsrecords::{DnsPaths, Record};
+use netctl_net::{parse_mac, FdbEntry, Netlink, VxlanSpec};
+use netctl_overlay_api::{ClusterConfig, EndpointRecord, NetworkSpec, VXLAN_OVERHEAD, VXLAN_PORT};
+use serde_json::json;
+
+/// The MTU of the link that carries `addr` on this host.
+pub fn underlay_mtu(addr: IpAddr) -> Result<u32> {
+    let mut nl = Netlink::new()?;
+    let owner = nl
+        .addresses(None)?
+        .into_iter()
+        .find(|a| a.net.addr() == addr)
+        .ok_or_else(|| anyhow!("no interface of this host has the advertised address {addr}"))?;
+    let link = nl
+        .link_by_index(owner.index)?
+        .ok_or_else(|| anyhow!("the link of {addr} went away"))?;
+    Ok(link.mtu.unwrap_or(1500))
+}
+
+/// Makes the network's VXLAN device (idempotent); refused when this host's underlay cannot
+/// carry the network's MTU (oversized frames would be dropped silently).
+pub fn ensure_vxlan(spec: &NetworkSpec, local: IpAddr, underlay_mtu: u32) -> Result<u32> {
+    if underlay_mtu < spec.mtu + VXLAN_OVERHEAD {
+        return Err(anyhow!(
+            "this host's underlay MTU {underlay_mtu} is too small for network {} (MTU {} needs {})",
+            spec.name,
+            spec.mtu,
+            spec.mtu + VXLAN_OVERHEAD
+        ));
+    }
+    let mut nl = Netlink::new()?;
+    if let Some(l) = nl.link_by_name(&spec.vxlan())? {
+        return Ok(l.index);
+    }
+    let index = nl.add_vxlan(
+        &spec.vxlan(),
+        &VxlanSpec {
+            vni: spec.vni,
+            local,
+            port: VXLAN_PORT,
+            mtu: spec.mtu,
+        },
+    )?;
+    nl.no_ipv6_link_local(index)?;
+    nl.set_up(index, true)?;
+    Ok(index)
+}
+
+/// Removes the network's VXLAN device; gone already is fine.
+pub fn remove_vxlan(spec: &NetworkSpec) -> Result<()> {
+    let mut nl = Netlink::new()?;
+    if nl.link_by_name(&spec.vxlan())?.is_some() {
+        nl.del_link_by_name(&spec.vxlan())?;
+    }
+    Ok(())
+}
+
+fn mac_of(e: &EndpointRecord) -> Result<[u8; 6]> {
+    parse_mac(&e.mac).ok_or_else(|| {
+        anyhow!(
+            "endpoint {}:{} has a bad MAC {:?}",
+            e.container_id,
+            e.ifname,
+            e.mac
+        )
+    })
+}
+
+/// Points the endpoint's MAC at its host and answers its addresses from the neighbour table.
+pub fn program(spec: &NetworkSpec, e: &EndpointRecord) -> Result<()> {
+    let mut nl = Netlink::new()?;
+    let Some(vx) = nl.link_by_name(&spec.vxlan())? else {
+        return Ok(()); // not joined here (underlay too small): nothing to point
+    };
+    let mac = mac_of(e)?;
+    nl.fdb_replace(vx.index, &FdbEntry { mac, dst: e.vtep })?;
+    for ip in &e.ips {
+        nl.neighbour_replace(vx.index, *ip, mac)?;
+    }
+    Ok(())
+}
+
+/// Takes a gone endpoint's entries away, but only those that still point at its host: an
+/// address or MAC reused meanwhile by an endpoint in `others` keeps that one's entries.
+pub fn unprogram(
+    spec: &NetworkSpec,
+    gone: &EndpointRecord,
+    others: &[&EndpointRecord],
+) -> Result<()> {
+    let mut nl = Netlink::new()?;
+    let Some(vx) = nl.link_by_name(&spec.vxlan())? else {
+        return Ok(());
+    };
+    let mac = mac_of(gone)?;
+    let fdb = nl.fdb_entries(vx.index)?;
+    let reused_mac = others.iter().any(|o| o.mac == gone.mac);
+    if !reused_mac && fdb.iter().any(|f| f.mac == mac && f.dst == gone.vtep) {
+        nl.fdb_del(
+            vx.index,
+            &FdbEntry {
+                mac,
+                dst: gone.vtep,
+            },
+        )?;
+    }
+    for ip in &gone.ips {
+        match others.iter().find(|o| o.ips.contains(ip)) {
+            Some(o) => nl.neighbour_replace(vx.index, *ip, mac_of(o)?)?,
+            None => nl.neighbour_del(vx.index, *ip)?,
+        }
+    }
+    Ok(())
+}
+
+/// The local DNS server's record of a remote endpoint (no namespace: nothing listens for it).
+fn dns_record(e: &EndpointRecord) -> Record {
+    Record {
+        network: e.network.clone(),
+        container_id: e.container_id.clone(),
+        ifname: e.ifname.clone(),
+        name: e.name.clone(),
+        aliases: e.aliases.clone(),
+        ips: e.ips.clone(),
+        netns: None,
+        ..Record::default()
+    }
+}
+
+/// Writes a remote endpoint's DNS record and tells the local server, if one runs.
+pub fn mirror_dns(run_dir: &Path, e: &EndpointRecord) -> Result<()> {
+    let paths = DnsPaths::new(run_dir);
+    let path = paths.write(&dns_record(e))?;
+    notify(&paths, &path);
+    Ok(())
+}
+
+/// Removes a remote endpoint's DNS record.
+pub fn unmirror_dns(run_dir: &Path, e: &EndpointRecord) -> Result<()> {
+    let paths = DnsPaths::new(run_dir);
+    let path = paths.record_path(&e.network, &e.container_id, &e.ifname);
+    if path.exists() {
+        std::fs::remove_file(&path).with_context(|| format!("remove {}", path.display()))?;
+        notify(&paths, &path);
+    }
+    Ok(())
+}
+
+fn notify(paths: &DnsPaths, path: &Path) {
+    // No server yet: it reads every record when the first local container starts it.
+    let _ = paths.notify(path);
+}
+
+/// Where the engine keeps the network's conflist on this host.
+fn conflist_path(cfg: &ClusterConfig, name: &str) -> PathBuf {
+    cfg.root.join("networks").join(format!("{name}.conflist"))
+}
+
+/// Writes the network's conflist for this host's engine and for other CNI runtimes.
+pub fn write_conflist(cfg: &ClusterConfig, spec: &NetworkSpec) -> Result<()> {
+    let mut ipam = json!({"type": "netctl-overlay", "subnet": spec.subnet.to_string()});
+    if let Some(g) = spec.gateway {
+        ipam["gateway"] = json!(g);
+    }
+    if let Some(r) = spec.ip_range {
+        ipam["ipRange"] = json!(r.to_string());
+    }
+    let list = json!({
+        "cniVersion": "1.0.0", "cniVersions": ["1.0.0", "1.1.0"], "name": spec.name,
+        "netctl": {"id": spec.id, "created": spec.created, "driver": "overlay",
+                   "options": BTreeMap::from([("vni", spec.vni.to_string()), ("mtu", spec.mtu.to_string())])},
+        "plugins": [
+            {"type": "netctl-overlay", "runDir": cfg.run_dir,
+             "clusterConfig": ClusterConfig::path(&cfg.root), "vni": spec.vni, "mtu": spec.mtu,
+             "capabilities": {"portMappings": true, "ips": true}, "ipam": ipam},
+            {"type": "netctl-dns", "runDir": cfg.run_dir,
+             "capabilities": {"aliases": true, "dns": true}}
+        ]
+    });
+    let path = conflist_path(cfg, &spec.name);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    let bytes = serde_json::to_vec_pretty(&list)?;
+    if std::fs::read(&path).ok().as_deref() == Some(bytes.as_slice()) {
+        return Ok(());
+    }
+    netctl_cni::fsutil::write_atomic(&path, &bytes)
+        .with_context(|| format!("write {}", path.display()))
+}
+
+/// Removes the network from this host: its bridge and rules through its plugins (a CNI GC
+/// with netctl's remove-network extension), its VXLAN device, its conflist.
+pub fn remove_network(cfg: &ClusterConfig, spec: &NetworkSpec) -> Result<()> {
+    let path = conflist_path(cfg, &spec.name);
+    if let Ok(bytes) = std::fs::read(&path) {
+        let list = netctl_cni::NetConfList::from_slice(&bytes)?;
+        let plugins_dir = std::env::current_exe()?
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let cni = netctl_cni::invoke::CniConfig::new(vec![plugins_dir], cfg.root.join("cni-cache"));
+        cni.remove_network(&list)?;
+        std::fs::remove_file(&path).with_context(|| format!("remove {}", path.display()))?;
+    }
+    remove_vxlan(spec)
+}

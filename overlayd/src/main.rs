@@ -1,0 +1,118 @@
+//! `netctl-overlayd`: the per-host overlay agent. Runs in the foreground (a service manager's
+//! job; `netctl cluster join` and the plugin start it detached on demand):
+//!
+//! ```text
+//! netctl-overlayd --config /var/lib/netctl/cluster.json
+//! ```
+//!
+//! It serves the local plugins and the CLI on `<runDir>/overlay/agent.sock`: one JSON request
+//! and reply per line, at most 64 clients at once, each line at most 64 KiB, a client idle
+//! for 10 s is let go.
+
+mod agent;
+mod keys;
+mod local;
+mod store;
+mod watch;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use netctl_overlay_api::{socket_path, ClusterConfig, Reply, Request};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Semaphore;
+
+const MAX_CLIENTS: usize = 64;
+const MAX_LINE: usize = 64 * 1024;
+const IDLE: Duration = Duration::from_secs(10);
+
+fn config_path() -> Result<PathBuf> {
+    let args: Vec<String> = std::env::args().collect();
+    match args.as_slice() {
+        [_, flag, path] if flag == "--config" => Ok(PathBuf::from(path)),
+        [_] => Ok(ClusterConfig::path(std::path::Path::new("/var/lib/netctl"))),
+        _ => Err(anyhow!("usage: netctl-overlayd [--config CLUSTER.json]")),
+    }
+}
+
+fn main() -> Result<()> {
+    netctl_cni::fsutil::cloexec_inherited();
+    let path = config_path()?;
+    let bytes = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
+    let cfg: ClusterConfig =
+        serde_json::from_slice(&bytes).with_context(|| format!("parse {}", path.display()))?;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(run(cfg))
+}
+
+async fn run(cfg: ClusterConfig) -> Result<()> {
+    let socket = socket_path(&cfg.run_dir);
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    let agent = Arc::new(agent::Agent::start(cfg).await?);
+    tokio::spawn(watch::keep_alive(agent.clone(), true));
+    tokio::spawn(watch::keep_alive(agent.clone(), false));
+    tokio::spawn(watch::follow(agent.clone()));
+    let _ = std::fs::remove_file(&socket);
+    let listener =
+        UnixListener::bind(&socket).with_context(|| format!("listen on {}", socket.display()))?;
+    let _ = std::fs::write(
+        socket.with_file_name("agent.pid"),
+        std::process::id().to_string(),
+    );
+    let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((conn, _)) = accepted else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    continue; // too many clients: this one is dropped
+                };
+                let agent = agent.clone();
+                tokio::spawn(async move {
+                    serve(agent, conn).await;
+                    drop(slot);
+                });
+            }
+            () = agent.leaving.notified() => {
+                let _ = std::fs::remove_file(&socket);
+                return Ok(());
+            }
+        }
+    }
+}
+
+async fn serve(agent: Arc<agent::Agent>, conn: UnixStream) {
+    let (read, mut write) = conn.into_split();
+    let mut reader = BufReader::new(read);
+    loop {
+        let mut buf = Vec::new();
+        let mut limited = (&mut reader).take(MAX_LINE as u64 + 1);
+        let line = match tokio::time::timeout(IDLE, limited.read_until(b'\n', &mut buf)).await {
+            Ok(Ok(n)) if n > 0 && n <= MAX_LINE => String::from_utf8_lossy(&buf).into_owned(),
+            _ => return,
+        };
+        let reply = match serde_json::from_str::<Request>(&line) {
+            Ok(req) => agent.handle(req).await,
+            Err(e) => Reply::Error {
+                retry: false,
+                message: format!("unreadable request: {e}"),
+            },
+        };
+        let mut out = serde_json::to_vec(&reply).unwrap_or_default();
+        out.push(b'\n');
+        if write.write_all(&out).await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! Keeping up with the cluster: the leases kept alive, and one watch on the whole prefix,
+//! resumed from the last revision seen and re-listed after a compaction or a lost stream,
+//! so no event is missed and nothing stays stale.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use etcd_client::{EventType, GetOptions, KeyValue, WatchOptions};
+use netctl_overlay_api::{EndpointRecord, NetworkSpec};
+
+use crate::agent::{Agent, View};
+use crate::keys::{self, Kind};
+use crate::local;
+
+/// Keeps a lease alive, sending every third of its TTL; when etcd says the lease is gone
+/// (a partition longer than the TTL), `expired` runs (the liveness lease is granted again
+/// and everything re-announced).
+pub async fn keep_alive(agent: Arc<Agent>, liveness: bool) {
+    let ttl = if liveness {
+        agent.cfg.liveness_ttl
+    } else {
+        agent.cfg.tenure_ttl
+    };
+    let period = Duration::from_millis((ttl as u64 * 1000 / 3).max(300));
+    loop {
+        let id = if liveness {
+            *agent.liveness.lock().await
+        } else {
+            agent.tenure
+        };
+        let alive = match agent.etcd.clone().lease_keep_alive(id).await {
+            Ok((mut keeper, mut stream)) => loop {
+                if keeper.keep_alive().await.is_err() {
+                    break true; // the stream broke: connect again
+                }
+                match stream.message().await {
+                    Ok(Some(r)) if r.ttl() > 0 => tokio::time::sleep(period).await,
+                    Ok(Some(_)) => break false,
+                    _ => break true,
+                }
+            },
+            Err(_) => true,
+        };
+        if !alive && liveness {
+            renew_liveness(&agent).await;
+        } else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+async fn renew_liveness(agent: &Arc<Agent>) {
+    let granted = agent
+        .etcd
+        .clone()
+        .lease_grant(agent.cfg.liveness_ttl, None)
+        .await;
+    if let Ok(g) = granted {
+        *agent.liveness.lock().await = g.id();
+        let _ = agent.announce(g.id()).await;
+    }
+}
+
+/// Lists everything, applies it, and watches from the next revision; forever.
+pub async fn follow(agent: Arc<Agent>) {
+    loop {
+        let revision = match relist(&agent).await {
+            Ok(r) => r,
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        let _ = watch_from(&agent, revision + 1).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Reads every network and endpoint and makes this host match (what was removed while the
+/// watch was away goes too); the revision read at.
+async fn relist(agent: &Arc<Agent>) -> Result<i64> {
+    let resp = agent
+        .etcd
+        .clone()
+        .get(keys::all(), Some(GetOptions::new().with_prefix()))
+        .await?;
+    let revision = resp.header().map_or(0, |h| h.revision());
+    let mut fresh = View::default();
+    for kv in resp.kvs() {
+        let key = String::from_utf8_lossy(kv.key()).into_owned();
+        match keys::kind(&key) {
+            Kind::Network(name) => {
+                if let Ok(s) = serde_json::from_slice::<NetworkSpec>(kv.value()) {
+                    fresh.networks.insert(name.to_string(), s);
+                }
+            }
+            Kind::Endpoint => {
+                if let Ok(e) = serde_json::from_slice::<EndpointRecord>(kv.value()) {
+                    if e.host != agent.cfg.host {
+                        fresh.remote.insert(key, e);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut view = agent.view.lock().await;
+    let gone_nets: Vec<NetworkSpec> = view
+        .networks
+        .values()
+        .filter(|s| !fresh.networks.contains_key(&s.name))
+        .cloned()
+        .collect();
+    let gone_eps: Vec<(String, EndpointRecord)> = view
+        .remote
+        .iter()
+        .filter(|(k, _)| !fresh.remote.contains_key(*k))
+        .map(|(k, e)| (k.clone(), e.clone()))
+        .collect();
+    *view = View {
+        networks: fresh.networks,
+        remote: Default::default(),
+    };
+    for (key, e) in fresh.remote {
+        endpoint_put(agent, &mut view, key, e);
+    }
+    for (_, e) in gone_eps {
+        endpoint_gone(agent, &view, &e);
+    }
+    for s in view.networks.values() {
+        network_put(agent, s);
+    }
+    drop(view);
+    remove_locally(agent, gone_nets).await;
+    Ok(revision)
+}
+
+async fn watch_from(agent: &Arc<Agent>, revision: i64) -> Result<()> {
+    let opts = WatchOptions::new()
+        .with_prefix()
+        .with_prev_key()
+        .with_start_revision(revision);
+    let mut stream = agent.etcd.clone().watch(keys::all(), Some(opts)).await?;
+    while let Some(resp) = stream.message().await? {
+        if resp.canceled() || resp.compact_revision() > 0 {
+            return Ok(()); // compacted past us: list again
+        }
+        let mut removed = Vec::new();
+        {
+            let mut view = agent.view.lock().await;
+            for ev in resp.events() {
+                let (Some(kv), put) = (ev.kv(), ev.event_type() == EventType::Put) else {
+                    continue;
+                };
+                removed.extend(apply(agent, &mut view, kv, ev.prev_kv(), put));
+            }
+        }
+        // Outside the view's lock: removing runs the network's plugins, which ask this agent.
+        remove_locally(agent, removed).await;
+    }
+    Ok(())
+}
+
+async fn remove_locally(agent: &Arc<Agent>, specs: Vec<NetworkSpec>) {
+    for s in specs {
+        let cfg = agent.cfg.clone();
+        let _ = tokio::task::spawn_blocking(move || local::remove_network(&cfg, &s)).await;
+    }
+}
+
+/// Applies one event; a network that went is returned, for removing outside the lock.
+fn apply(
+    agent: &Arc<Agent>,
+    view: &mut View,
+    kv: &KeyValue,
+    prev: Option<&KeyValue>,
+    put: bool,
+) -> Option<NetworkSpec> {
+    let key = String::from_utf8_lossy(kv.key()).into_owned();
+    match keys::kind(&key) {
+        Kind::Network(name) if put => {
+            if let Ok(s) = serde_json::from_slice::<NetworkSpec>(kv.value()) {
+                network_put(agent, &s);
+                view.networks.insert(name.to_string(), s);
+            }
+        }
+        Kind::Network(name) => return view.networks.remove(name),
+        Kind::Endpoint if put => {
+            if let Ok(e) = serde_json::from_slice::<EndpointRecord>(kv.value()) {
+                if e.host != agent.cfg.host {
+                    endpoint_put(agent, view, key, e);
+                }
+            }
+        }
+        Kind::Endpoint => {
+            let gone = view
+                .remote
+                .remove(&key)
+                .or_else(|| prev.and_then(|p| serde_json::from_slice(p.value()).ok()));
+            if let Some(e) = gone.filter(|e: &EndpointRecord| e.host != agent.cfg.host) {
+                endpoint_gone(agent, view, &e);
+            }
+        }
+        _ => {}
+    }
+    None
+}
+
+fn network_put(agent: &Arc<Agent>, s: &NetworkSpec) {
+    let _ = local::write_conflist(&agent.cfg, s);
+    let _ = local::ensure_vxlan(s, agent.cfg.advertise, agent.mtu);
+}
+
+fn endpoint_put(agent: &Arc<Agent>, view: &mut View, key: String, e: EndpointRecord) {
+    if let Some(spec) = view.networks.get(&e.network) {
+        let _ = local::program(spec, &e);
+    }
+    let _ = local::mirror_dns(&agent.cfg.run_dir, &e);
+    view.remote.insert(key, e);
+}
+
+fn endpoint_gone(agent: &Arc<Agent>, view: &View, e: &EndpointRecord) {
+    let others: Vec<&EndpointRecord> = view
+        .remote
+        .values()
+        .filter(|o| o.network == e.network)
+        .collect();
+    if let Some(spec) = view.networks.get(&e.network) {
+        let _ = local::unprogram(spec, e, &others);
+    }
+    if !others
+        .iter()
+        .any(|o| o.container_id == e.container_id && o.ifname == e.ifname)
+    {
+        let _ = local::unmirror_dns(&agent.cfg.run_dir, e);
+    }
+}
