@@ -22,6 +22,13 @@ pub enum ClusterCommand {
         /// This host's name in the cluster (default: its hostname).
         #[arg(long = "host-name")]
         host_name: Option<String>,
+        /// Seconds this host's containers stay known to the others after its agent is gone.
+        #[arg(long = "liveness-ttl", default_value_t = cluster::LIVENESS_TTL)]
+        liveness_ttl: i64,
+        /// Seconds this host's addresses stay taken after its agent is gone (an agent back
+        /// within it keeps them).
+        #[arg(long = "tenure-ttl", default_value_t = cluster::TENURE_TTL)]
+        tenure_ttl: i64,
     },
     /// The hosts of the cluster, and whether they are alive.
     #[command(alias = "list")]
@@ -37,9 +44,20 @@ pub fn run(engine: &Engine, cmd: ClusterCommand) -> Outcome {
             store,
             advertise,
             host_name,
+            liveness_ttl,
+            tenure_ttl,
         } => {
             let host = host_name.unwrap_or_else(netctl_engine::etc::host_hostname);
-            cluster::join(engine, &store, advertise, &host)?;
+            cluster::join(
+                engine,
+                &cluster::JoinOptions {
+                    store: store.clone(),
+                    advertise,
+                    host: host.clone(),
+                    liveness_ttl,
+                    tenure_ttl,
+                },
+            )?;
             println!("{host} joined the cluster at {store}");
         }
         ClusterCommand::Ls => {

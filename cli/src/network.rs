@@ -120,6 +120,9 @@ pub struct LsArgs {
     /// `json` for one JSON object per line, or a Go template: `{{.Name}}`.
     #[arg(long)]
     format: Option<String>,
+    /// Full network IDs.
+    #[arg(long = "no-trunc")]
+    no_trunc: bool,
 }
 
 /// Runs a network command.
@@ -225,8 +228,15 @@ fn ls(all: &[Network], a: &LsArgs) -> anyhow::Result<()> {
             })
         })
         .collect();
+    let id = |n: &Network| {
+        if a.no_trunc {
+            n.id.clone()
+        } else {
+            n.short_id().to_string()
+        }
+    };
     if a.quiet {
-        nets.iter().for_each(|n| println!("{}", n.short_id()));
+        nets.iter().for_each(|n| println!("{}", id(n)));
         return Ok(());
     }
     if let Some(format) = a.format.as_deref() {
@@ -234,7 +244,7 @@ fn ls(all: &[Network], a: &LsArgs) -> anyhow::Result<()> {
             .then(|| crate::template::Format::parse(format))
             .transpose()?;
         for n in &nets {
-            let row = json!({"ID": n.short_id(), "Name": n.name, "Driver": n.driver(), "Scope": "local", "Internal": n.meta.internal, "CreatedAt": n.meta.created});
+            let row = json!({"ID": id(n), "Name": n.name, "Driver": n.driver(), "Scope": n.scope(), "Internal": n.meta.internal, "CreatedAt": n.meta.created});
             match &template {
                 Some(t) => println!("{}", t.render(&row)?),
                 None => println!("{row}"),
@@ -244,14 +254,7 @@ fn ls(all: &[Network], a: &LsArgs) -> anyhow::Result<()> {
     }
     let rows: Vec<Vec<String>> = nets
         .iter()
-        .map(|n| {
-            vec![
-                n.short_id().to_string(),
-                n.name.clone(),
-                n.driver(),
-                "local".into(),
-            ]
-        })
+        .map(|n| vec![id(n), n.name.clone(), n.driver(), n.scope().into()])
         .collect();
     print!(
         "{}",

@@ -12,7 +12,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    // Unique per call, also between threads of one process (a daemon writing one file
+    // from two tasks): `.NAME.tmp.PID.SEQ`.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.tmp.{}.{seq}", std::process::id()));
     let result = (|| {
         let mut f = File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -27,7 +31,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Removes the temporary files of [`write_atomic`] calls in `dir` whose writer is gone (it
-/// was killed between writing and renaming): `.NAME.tmp.PID` with no process PID.
+/// was killed between writing and renaming): `.NAME.tmp.PID[.SEQ]` with no process PID.
 pub fn sweep_stale_tmp(dir: &Path) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
@@ -38,7 +42,7 @@ pub fn sweep_stale_tmp(dir: &Path) {
             .to_str()
             .filter(|n| n.starts_with('.'))
             .and_then(|n| n.rsplit_once(".tmp."))
-            .and_then(|(_, pid)| pid.parse::<u32>().ok())
+            .and_then(|(_, pid_seq)| pid_seq.split('.').next()?.parse::<u32>().ok())
         else {
             continue;
         };

@@ -3,8 +3,9 @@
 //! (`netctl-overlayd` links the etcd client, the engine does not).
 
 use std::net::IpAddr;
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+pub use netctl_overlay_api::{LIVENESS_TTL, TENURE_TTL};
 
 use netctl_overlay_api::{
     ApiError, Client, ClusterConfig, CreateNetwork, HostStatus, NetworkSpec, Reply, Request,
@@ -46,18 +47,44 @@ pub fn parse_store(store: &str) -> Result<Vec<String>> {
     Ok(urls)
 }
 
+/// What `netctl cluster join` is given.
+#[derive(Debug, Clone)]
+pub struct JoinOptions {
+    /// The etcd members, `etcd://h1:2379,h2:2379`.
+    pub store: String,
+    /// This host's underlay address.
+    pub advertise: IpAddr,
+    /// This host's name in the cluster.
+    pub host: String,
+    /// Seconds this host's endpoints outlive its agent.
+    pub liveness_ttl: i64,
+    /// Seconds this host's addresses outlive its agent.
+    pub tenure_ttl: i64,
+}
+
 /// Joins the cluster: writes this host's cluster configuration and starts its agent (the
 /// `netctl-overlayd` beside this binary), waiting until it answers.
-pub fn join(engine: &Engine, store: &str, advertise: IpAddr, host: &str) -> Result<()> {
-    if !crate::ids::valid_name(host) {
-        invalid!("invalid host name {host:?}: use [a-zA-Z0-9][a-zA-Z0-9_.-]+");
+pub fn join(engine: &Engine, opts: &JoinOptions) -> Result<()> {
+    let (store, advertise) = (&opts.store, opts.advertise);
+    if !crate::ids::valid_name(&opts.host) {
+        invalid!(
+            "invalid host name {:?}: use [a-zA-Z0-9][a-zA-Z0-9_.-]+",
+            opts.host
+        );
+    }
+    if opts.liveness_ttl < 2 || opts.tenure_ttl < opts.liveness_ttl {
+        invalid!(
+            "--liveness-ttl must be at least 2 s and --tenure-ttl at least as long (got {} and {})",
+            opts.liveness_ttl,
+            opts.tenure_ttl
+        );
     }
     let cfg = ClusterConfig {
         store: parse_store(store)?,
         advertise,
-        host: host.into(),
-        liveness_ttl: 5,
-        tenure_ttl: 300,
+        host: opts.host.clone(),
+        liveness_ttl: opts.liveness_ttl,
+        tenure_ttl: opts.tenure_ttl,
         root: engine.root.clone(),
         run_dir: engine.run_dir.clone(),
     };
@@ -65,46 +92,16 @@ pub fn join(engine: &Engine, store: &str, advertise: IpAddr, host: &str) -> Resu
     let bytes =
         serde_json::to_vec_pretty(&cfg).ctx(|| "encode the cluster configuration".into())?;
     netctl_cni::fsutil::write_atomic(&path, &bytes).ctx(|| format!("write {}", path.display()))?;
-    if client(engine).is_err() {
-        start_agent(&path)?;
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match call(engine, &Request::Ping) {
-            Ok(_) => return Ok(()),
-            Err(e) if Instant::now() >= deadline => {
-                return Err(e.context(format!(
-                    "the agent did not come up (is etcd at {store} reachable from {advertise}?)"
-                )))
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(50)),
-        }
-    }
-}
-
-fn start_agent(config: &Path) -> Result<()> {
-    use std::os::unix::process::CommandExt;
-    let exe = std::env::current_exe().ctx(|| "find the running executable".into())?;
-    let agent = exe
-        .parent()
-        .map(|d| d.join("netctl-overlayd"))
-        .filter(|p| p.is_file())
+    let agent = netctl_overlay_api::agent_beside_me()
         .ok_or_else(|| Error::State("netctl-overlayd is not beside netctl".into()))?;
-    std::process::Command::new(agent)
-        .arg("--config")
-        .arg(config)
-        .env_clear()
-        .env(
-            "PATH",
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        )
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .process_group(0)
-        .spawn()
-        .ctx(|| "start netctl-overlayd".into())?;
-    Ok(())
+    let mut client = netctl_overlay_api::connect_or_start(
+        &agent,
+        &path,
+        &engine.run_dir,
+        Duration::from_secs(10),
+    )
+    .map_err(|e| api(e).context(format!("is etcd at {store} reachable from {advertise}?")))?;
+    client.call(&Request::Ping).map_err(api).map(drop)
 }
 
 /// The hosts of the cluster.

@@ -152,6 +152,16 @@ impl Network {
         }
     }
 
+    /// Where the network is known: `global` for an overlay network (every host of the cluster
+    /// has it, as Docker's cluster-store networks showed), `local` otherwise.
+    pub fn scope(&self) -> &'static str {
+        if self.driver() == "overlay" {
+            "global"
+        } else {
+            "local"
+        }
+    }
+
     /// The first plugin's IPAM section, if any.
     pub fn ipam(&self) -> Option<&IpamConfig> {
         self.plugins.first().and_then(|p| p.ipam.as_ref())

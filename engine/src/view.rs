@@ -644,7 +644,7 @@ pub fn inspect_network(engine: &Engine, n: &Network) -> NetworkInspect {
         name: n.name.clone(),
         id: n.id.clone(),
         created: n.meta.created.clone(),
-        scope: "local",
+        scope: n.scope(),
         driver: n.driver(),
         enable_ipv6: n.meta.enable_ipv6,
         ipam: IpamView {

@@ -165,12 +165,7 @@ impl Netlink {
             for a in &n.attributes {
                 match a {
                     NeighbourAttribute::LinkLayerAddress(b) => mac = b.as_slice().try_into().ok(),
-                    NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)) => {
-                        dst = Some(IpAddr::V4(*v4))
-                    }
-                    NeighbourAttribute::Destination(NeighbourAddress::Inet6(v6)) => {
-                        dst = Some(IpAddr::V6(*v6))
-                    }
+                    NeighbourAttribute::Destination(a) => dst = destination(a),
                     _ => {}
                 }
             }
@@ -202,5 +197,40 @@ impl Netlink {
             0,
             || format!("remove neighbour {ip} on link #{index}"),
         ))
+    }
+}
+
+/// A forwarding entry's remote host. In a bridge-family dump the kernel's address comes as
+/// bare bytes (4 or 16 of them), since the message's family says nothing of the address's.
+fn destination(a: &NeighbourAddress) -> Option<IpAddr> {
+    match a {
+        NeighbourAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
+        NeighbourAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
+        NeighbourAddress::Other(b) => match b.len() {
+            4 => <[u8; 4]>::try_from(b.as_slice()).ok().map(IpAddr::from),
+            16 => <[u8; 16]>::try_from(b.as_slice()).ok().map(IpAddr::from),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_of_bridge_dumps_are_bare_bytes() {
+        let v4 = NeighbourAddress::Other(vec![10, 99, 0, 3]);
+        assert_eq!(destination(&v4), Some("10.99.0.3".parse().unwrap()));
+        let v6 = NeighbourAddress::Other(
+            "fd00::3"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets()
+                .to_vec(),
+        );
+        assert_eq!(destination(&v6), Some("fd00::3".parse().unwrap()));
+        assert_eq!(destination(&NeighbourAddress::Other(vec![1, 2, 3])), None);
     }
 }

@@ -75,12 +75,17 @@ pub struct ClusterConfig {
     pub run_dir: PathBuf,
 }
 
+/// The default liveness TTL: how long a dead host's endpoints stay, in seconds.
+pub const LIVENESS_TTL: i64 = 5;
+/// The default tenure TTL: how long a dead host's addresses stay taken, in seconds.
+pub const TENURE_TTL: i64 = 300;
+
 fn liveness() -> i64 {
-    5
+    LIVENESS_TTL
 }
 
 fn tenure() -> i64 {
-    300
+    TENURE_TTL
 }
 
 impl ClusterConfig {
@@ -338,6 +343,86 @@ impl Client {
             Err(e) => Err(ApiError::Protocol(format!("{e}: {answer:?}"))),
         }
     }
+}
+
+/// Where a started agent's own errors go (why it could not start, if it could not).
+pub fn log_path(run_dir: &Path) -> PathBuf {
+    run_dir.join("overlay").join("agent.log")
+}
+
+/// The agent binary beside the running executable.
+pub fn agent_beside_me() -> Option<PathBuf> {
+    std::env::current_exe()
+        .ok()?
+        .parent()
+        .map(|d| d.join("netctl-overlayd"))
+        .filter(|p| p.is_file())
+}
+
+/// Connects to the agent of `run_dir`, starting `agent` on `config` when none answers (as
+/// the DNS server is started on demand) and waiting up to `within` for it; when it does not
+/// come up, the error says what the agent said.
+pub fn connect_or_start(
+    agent: &Path,
+    config: &Path,
+    run_dir: &Path,
+    within: Duration,
+) -> Result<Client, ApiError> {
+    let timeout = Duration::from_secs(10);
+    if let Ok(c) = Client::connect(run_dir, timeout) {
+        return Ok(c);
+    }
+    spawn_agent(agent, config, run_dir).map_err(|source| ApiError::NoAgent {
+        path: agent.to_path_buf(),
+        source,
+    })?;
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        match Client::connect(run_dir, timeout) {
+            Ok(c) => return Ok(c),
+            Err(e) if std::time::Instant::now() >= deadline => {
+                return Err(match last_log_line(run_dir) {
+                    Some(said) => ApiError::Agent {
+                        retry: true,
+                        message: format!("the overlay agent did not start: {said}"),
+                    },
+                    None => e,
+                })
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// Starts the agent detached (its own process group, a clean environment, stdio on its
+/// log); one already running makes it end at once.
+fn spawn_agent(agent: &Path, config: &Path, run_dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let log = log_path(run_dir);
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let out = std::fs::File::create(&log)?;
+    std::process::Command::new(agent)
+        .arg("--config")
+        .arg(config)
+        .env_clear()
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .process_group(0)
+        .spawn()
+        .map(drop)
+}
+
+fn last_log_line(run_dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(log_path(run_dir)).ok()?;
+    let line = text.lines().rev().find(|l| !l.trim().is_empty())?;
+    Some(line.chars().take(500).collect())
 }
 
 #[cfg(test)]

@@ -72,10 +72,17 @@ impl Agent {
         let opts = etcd_client::ConnectOptions::new()
             .with_connect_timeout(Duration::from_secs(2))
             .with_timeout(Duration::from_secs(3));
-        let mut etcd = Client::connect(&cfg.store, Some(opts))
+        let reachable = crate::members::reachable(&cfg.store).await;
+        let first: &[String] = if reachable.is_empty() {
+            &cfg.store
+        } else {
+            &reachable
+        };
+        let mut etcd = Client::connect(first, Some(opts))
             .await
             .with_context(|| format!("connect to etcd at {}", cfg.store.join(",")))?;
         let mtu = local::underlay_mtu(cfg.advertise)?;
+        refuse_small_underlay(&mut etcd, mtu).await?;
         let tenure = tenure_lease(&mut etcd, &cfg).await?;
         let liveness = etcd.lease_grant(cfg.liveness_ttl, None).await?.id();
         let agent = Agent {
@@ -526,6 +533,29 @@ fn reply(r: Result<()>) -> Reply {
         Ok(()) => Reply::Ok,
         Err(e) => failure(true, format!("{e:#}")),
     }
+}
+
+/// A host whose underlay cannot carry a network's frames would drop them silently: it may
+/// not join.
+async fn refuse_small_underlay(etcd: &mut Client, mtu: u32) -> Result<()> {
+    let nets = etcd
+        .get(keys::networks(), Some(GetOptions::new().with_prefix()))
+        .await?;
+    for spec in nets
+        .kvs()
+        .iter()
+        .filter_map(|kv| serde_json::from_slice::<NetworkSpec>(kv.value()).ok())
+    {
+        if mtu < spec.mtu + VXLAN_OVERHEAD {
+            return Err(anyhow!(
+                "this host's underlay MTU {mtu} is too small for overlay network {} (MTU {} needs {}): raise it or keep this host out",
+                spec.name,
+                spec.mtu,
+                spec.mtu + VXLAN_OVERHEAD
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The tenure lease of an earlier run if etcd still has it, else a new one (saved).

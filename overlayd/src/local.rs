@@ -180,7 +180,7 @@ pub fn write_conflist(cfg: &ClusterConfig, spec: &NetworkSpec) -> Result<()> {
         "plugins": [
             {"type": "netctl-overlay", "runDir": cfg.run_dir,
              "clusterConfig": ClusterConfig::path(&cfg.root), "vni": spec.vni, "mtu": spec.mtu,
-             "capabilities": {"portMappings": true, "ips": true}, "ipam": ipam},
+             "capabilities": {"portMappings": true, "ips": true, "aliases": true}, "ipam": ipam},
             {"type": "netctl-dns", "runDir": cfg.run_dir,
              "capabilities": {"aliases": true, "dns": true}}
         ]
@@ -197,9 +197,11 @@ pub fn write_conflist(cfg: &ClusterConfig, spec: &NetworkSpec) -> Result<()> {
         .with_context(|| format!("write {}", path.display()))
 }
 
-/// Removes the network from this host: its bridge and rules through its plugins (a CNI GC
-/// with netctl's remove-network extension), its VXLAN device, its conflist.
+/// Removes the network from this host: its VXLAN device (a bridge port: the bridge goes only
+/// once it has none), then its bridge and rules through its plugins (a CNI GC with netctl's
+/// remove-network extension), then its conflist.
 pub fn remove_network(cfg: &ClusterConfig, spec: &NetworkSpec) -> Result<()> {
+    remove_vxlan(spec)?;
     let path = conflist_path(cfg, &spec.name);
     if let Ok(bytes) = std::fs::read(&path) {
         let list = netctl_cni::NetConfList::from_slice(&bytes)?;
@@ -211,5 +213,5 @@ pub fn remove_network(cfg: &ClusterConfig, spec: &NetworkSpec) -> Result<()> {
         cni.remove_network(&list)?;
         std::fs::remove_file(&path).with_context(|| format!("remove {}", path.display()))?;
     }
-    remove_vxlan(spec)
+    Ok(())
 }

@@ -12,6 +12,7 @@
 mod agent;
 mod keys;
 mod local;
+mod members;
 mod store;
 mod watch;
 
@@ -38,7 +39,18 @@ fn config_path() -> Result<PathBuf> {
     }
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    match start() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: whoever started the agent quotes the last line of its log.
+            eprintln!("netctl-overlayd: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn start() -> Result<()> {
     netctl_cni::fsutil::cloexec_inherited();
     let path = config_path()?;
     let bytes = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
@@ -51,15 +63,37 @@ fn main() -> Result<()> {
         .block_on(run(cfg))
 }
 
+/// Holds `<run>/overlay/agent.lock` for the agent's life: a second agent for the same host
+/// (a plugin and `cluster join` starting one at once) ends at once, leaving the first.
+fn single_instance(socket: &std::path::Path) -> Result<Option<std::fs::File>> {
+    let path = socket.with_file_name("agent.lock");
+    let file = std::fs::File::create(&path).with_context(|| format!("open {}", path.display()))?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(Some(file)),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Err(e) => Err(anyhow!("lock {}: {e}", path.display())),
+    }
+}
+
 async fn run(cfg: ClusterConfig) -> Result<()> {
     let socket = socket_path(&cfg.run_dir);
     if let Some(dir) = socket.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     }
-    let agent = Arc::new(agent::Agent::start(cfg).await?);
+    let Some(_lock) = single_instance(&socket)? else {
+        return Ok(());
+    };
+    let store = cfg.store.join(",");
+    let agent = Arc::new(
+        agent::Agent::start(cfg)
+            .await
+            .with_context(|| format!("join the cluster through etcd at {store}"))?,
+    );
     tokio::spawn(watch::keep_alive(agent.clone(), true));
     tokio::spawn(watch::keep_alive(agent.clone(), false));
     tokio::spawn(watch::follow(agent.clone()));
+    let members = members::reachable(&agent.cfg.store).await;
+    tokio::spawn(members::keep_current(agent.clone(), members));
     let _ = std::fs::remove_file(&socket);
     let listener =
         UnixListener::bind(&socket).with_context(|| format!("listen on {}", socket.display()))?;

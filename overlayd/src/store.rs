@@ -47,7 +47,7 @@ pub struct EtcdSnapshot<'a> {
 }
 
 fn unreachable(e: etcd_client::Error) -> IpamError {
-    IpamError::Unreachable(e.to_string())
+    IpamError::Unreachable(format!("etcd does not answer: {e}"))
 }
 
 impl Store for EtcdStore {

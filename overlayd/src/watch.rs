@@ -13,6 +13,9 @@ use crate::agent::{Agent, View};
 use crate::keys::{self, Kind};
 use crate::local;
 
+/// How often everything is listed again, whatever the watch said.
+const RESYNC: Duration = Duration::from_secs(60);
+
 /// Keeps a lease alive, sending every third of its TTL; when etcd says the lease is gone
 /// (a partition longer than the TTL), `expired` runs (the liveness lease is granted again
 /// and everything re-announced).
@@ -58,7 +61,7 @@ async fn renew_liveness(agent: &Arc<Agent>) {
         .await;
     if let Ok(g) = granted {
         *agent.liveness.lock().await = g.id();
-        let _ = agent.announce(g.id()).await;
+        report("announce this host again", agent.announce(g.id()).await);
     }
 }
 
@@ -72,7 +75,10 @@ pub async fn follow(agent: Arc<Agent>) {
                 continue;
             }
         };
-        let _ = watch_from(&agent, revision + 1).await;
+        // Listed again now and then, too: whatever a change missed here is made good.
+        if let Ok(r) = tokio::time::timeout(RESYNC, watch_from(&agent, revision + 1)).await {
+            report("watch the cluster", r);
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -165,7 +171,12 @@ async fn watch_from(agent: &Arc<Agent>, revision: i64) -> Result<()> {
 async fn remove_locally(agent: &Arc<Agent>, specs: Vec<NetworkSpec>) {
     for s in specs {
         let cfg = agent.cfg.clone();
-        let _ = tokio::task::spawn_blocking(move || local::remove_network(&cfg, &s)).await;
+        let name = s.name.clone();
+        let done = tokio::task::spawn_blocking(move || local::remove_network(&cfg, &s)).await;
+        report(
+            &format!("remove network {name} from this host"),
+            done.map_err(anyhow::Error::from).and_then(|r| r),
+        );
     }
 }
 
@@ -208,15 +219,27 @@ fn apply(
 }
 
 fn network_put(agent: &Arc<Agent>, s: &NetworkSpec) {
-    let _ = local::write_conflist(&agent.cfg, s);
-    let _ = local::ensure_vxlan(s, agent.cfg.advertise, agent.mtu);
+    report(
+        &format!("write the conflist of {}", s.name),
+        local::write_conflist(&agent.cfg, s),
+    );
+    report(
+        &format!("make the VXLAN device of {}", s.name),
+        local::ensure_vxlan(s, agent.cfg.advertise, agent.mtu).map(drop),
+    );
 }
 
 fn endpoint_put(agent: &Arc<Agent>, view: &mut View, key: String, e: EndpointRecord) {
     if let Some(spec) = view.networks.get(&e.network) {
-        let _ = local::program(spec, &e);
+        report(
+            &format!("point at {}", e.container_id),
+            local::program(spec, &e),
+        );
     }
-    let _ = local::mirror_dns(&agent.cfg.run_dir, &e);
+    report(
+        &format!("mirror the names of {}", e.container_id),
+        local::mirror_dns(&agent.cfg.run_dir, &e),
+    );
     view.remote.insert(key, e);
 }
 
@@ -227,12 +250,26 @@ fn endpoint_gone(agent: &Arc<Agent>, view: &View, e: &EndpointRecord) {
         .filter(|o| o.network == e.network)
         .collect();
     if let Some(spec) = view.networks.get(&e.network) {
-        let _ = local::unprogram(spec, e, &others);
+        report(
+            &format!("forget {}", e.container_id),
+            local::unprogram(spec, e, &others),
+        );
     }
     if !others
         .iter()
         .any(|o| o.container_id == e.container_id && o.ifname == e.ifname)
     {
-        let _ = local::unmirror_dns(&agent.cfg.run_dir, e);
+        report(
+            &format!("drop the names of {}", e.container_id),
+            local::unmirror_dns(&agent.cfg.run_dir, e),
+        );
+    }
+}
+
+/// A change this host could not make is written to the agent's log (stderr) and the agent
+/// goes on: the next relist tries again.
+fn report(what: &str, r: Result<()>) {
+    if let Err(e) = r {
+        eprintln!("netctl-overlayd: {what}: {e:#}");
     }
 }

@@ -56,15 +56,20 @@ pub fn detach(ctx: &Ctx, conf: &BridgeConfig) -> Result<(), Error> {
     del_links_and_rules(ctx, conf)
 }
 
-/// The self-healing watcher of a run folder (see [`watch`]); its exit code.
-pub fn watch_firewall(run_dir: &std::path::Path) -> i32 {
-    watch::run(run_dir)
-}
-
-/// Deletes links that DEL retired (comma-separated names) in the namespace open as
-/// descriptor `fd` (the detached second half of DEL).
-pub fn reap_link(names: &str, fd: &str) -> Result<(), netctl_net::NetError> {
-    host::reap(names, fd)
+/// The helper modes this plugin starts itself in (as `current_exe`), also from a plugin
+/// built on the bridge path: `--watch-firewall RUN_DIR` (the self-healing watcher, see
+/// [`watch`]) and `--reap-link NAMES FD` (the detached half of DEL). Their exit code, or
+/// None when `args` ask for neither (a CNI call).
+pub fn helper_mode(args: &[String]) -> Option<i32> {
+    match args {
+        [_, flag, run_dir] if flag == "--watch-firewall" => {
+            Some(watch::run(std::path::Path::new(run_dir)))
+        }
+        [_, flag, names, fd] if flag == "--reap-link" => {
+            Some(i32::from(host::reap(names, fd).is_err()))
+        }
+        _ => None,
+    }
 }
 
 /// What ADD has made so far, undone in reverse order when a later step fails.

@@ -5,7 +5,7 @@
 //!
 //! ```json
 //! {"cniVersion": "1.1.0", "name": "web", "plugins": [
-//!   {"type": "netctl-overlay", "capabilities": {"portMappings": true, "ips": true}},
+//!   {"type": "netctl-overlay", "capabilities": {"portMappings": true, "ips": true, "aliases": true}},
 //!   {"type": "netctl-dns", "capabilities": {"aliases": true}}]}
 //! ```
 //!
@@ -13,8 +13,8 @@
 //! again later); endpoints already made keep working.
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use netctl_bridge::{BridgeConfig, BridgePlugin};
 use netctl_cni::{Attachment, Ctx, Error, ErrorCode, IpConfig, Plugin, StateDir, Success};
@@ -73,51 +73,18 @@ fn agent_err(e: ApiError) -> Error {
 /// cluster.
 fn client(conf: &OverlayConfig) -> Result<Client, Error> {
     let run_dir = conf.run_dir();
-    let timeout = Duration::from_secs(10);
-    match Client::connect(&run_dir, timeout) {
-        Ok(c) => return Ok(c),
-        Err(e) if conf.cluster_config.is_none() => return Err(agent_err(e)),
-        Err(_) => {}
+    if conf.cluster_config.is_none() {
+        return Client::connect(&run_dir, Duration::from_secs(10)).map_err(agent_err);
     }
     let config = StateDir::or_default(&conf.cluster_config, "/var/lib/netctl/cluster.json");
-    start_agent(&config)?;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        match Client::connect(&run_dir, timeout) {
-            Ok(c) => return Ok(c),
-            Err(e) if Instant::now() >= deadline => return Err(agent_err(e)),
-            Err(_) => std::thread::sleep(Duration::from_millis(20)),
-        }
-    }
-}
-
-fn start_agent(config: &Path) -> Result<(), Error> {
-    use std::os::unix::process::CommandExt;
-    let agent = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.join("netctl-overlayd")))
-        .filter(|p| p.is_file())
-        .ok_or_else(|| {
-            Error::new(
-                ErrorCode::TryAgainLater,
-                "netctl-overlayd is not beside netctl-overlay",
-            )
-        })?;
-    std::process::Command::new(agent)
-        .arg("--config")
-        .arg(config)
-        .env_clear()
-        .env(
-            "PATH",
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    let agent = netctl_overlay_api::agent_beside_me().ok_or_else(|| {
+        Error::new(
+            ErrorCode::TryAgainLater,
+            "netctl-overlayd is not beside netctl-overlay",
         )
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| Error::io("failed to start netctl-overlayd", &e))?;
-    Ok(())
+    })?;
+    netctl_overlay_api::connect_or_start(&agent, &config, &run_dir, Duration::from_secs(5))
+        .map_err(agent_err)
 }
 
 fn call(client: &mut Client, req: &Request) -> Result<Reply, Error> {

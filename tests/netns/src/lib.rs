@@ -5,6 +5,7 @@
 //! drops whatever is left when that thread ends. Nothing touches the machine's namespace.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod cluster;
 pub mod hostile;
 
 use std::collections::HashMap;

@@ -1,0 +1,299 @@
+//! A cluster of "machines" inside one test: each machine is a network and mount namespace of
+//! its own (held by a `sleep` process), with private /run/netctl and /var/lib/netctl, one
+//! leg on the test host's `underlay` bridge (10.99.0.N/24), one etcd member and, once it
+//! joins, its own netctl-overlayd. Containers are namespaces made inside a machine. Dropping
+//! the [`Lab`] kills every process of every machine; the kernel frees the rest.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::{binary, eventually, TestHost};
+
+/// The test host (the underlay's switch) and its machines.
+pub struct Lab {
+    /// The test's own host namespace, holding the underlay bridge.
+    pub host: TestHost,
+    /// The machines, `m1`, `m2`, ...
+    pub machines: Vec<Machine>,
+}
+
+/// One machine of a [`Lab`].
+pub struct Machine {
+    /// `m1`, `m2`, ...
+    pub name: String,
+    /// Its underlay address, `10.99.0.N`.
+    pub addr: String,
+    holder: Child,
+    scratch: PathBuf,
+}
+
+impl Lab {
+    /// `count` machines on one underlay, each running an etcd member of one cluster (all
+    /// healthy before this returns); none has joined the overlay yet.
+    pub fn new(count: usize) -> Lab {
+        let host = TestHost::new();
+        host.sh("ip link add underlay type bridge && ip link set underlay up");
+        let machines: Vec<Machine> = (1..=count).map(|i| Machine::start(&host, i)).collect();
+        let cluster: Vec<String> = machines
+            .iter()
+            .map(|m| format!("{}=http://{}:2380", m.name, m.addr))
+            .collect();
+        let lab = Lab { host, machines };
+        for m in &lab.machines {
+            m.start_etcd(&cluster.join(","));
+        }
+        eventually("etcd has a leader", Duration::from_secs(20), || {
+            match lab.machines[0].try_sh(&format!(
+                "ETCDCTL_API=3 etcdctl --dial-timeout=1s --command-timeout=2s --endpoints={} endpoint health",
+                lab.endpoints()
+            )) {
+                (true, _) => Ok(()),
+                (false, out) => Err(out),
+            }
+        });
+        lab
+    }
+
+    /// The machine `m<n>`.
+    pub fn m(&self, n: usize) -> &Machine {
+        &self.machines[n - 1]
+    }
+
+    /// Every etcd member's client URL, comma-separated.
+    pub fn endpoints(&self) -> String {
+        self.machines
+            .iter()
+            .map(|m| format!("http://{}:2379", m.addr))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// `netctl cluster join` on every machine (TTLs in seconds).
+    pub fn join_all(&self, liveness_ttl: u32, tenure_ttl: u32) {
+        for m in &self.machines {
+            m.join(&self.store(), liveness_ttl, tenure_ttl);
+        }
+    }
+
+    /// The `--store` every machine joins with.
+    pub fn store(&self) -> String {
+        let members: Vec<String> = self
+            .machines
+            .iter()
+            .map(|m| format!("{}:2379", m.addr))
+            .collect();
+        format!("etcd://{}", members.join(","))
+    }
+
+    /// The keys under `prefix` in etcd, read through machine `from`.
+    pub fn keys(&self, from: usize, prefix: &str) -> String {
+        self.m(from).sh(&format!(
+            "ETCDCTL_API=3 etcdctl --endpoints={} get --prefix --keys-only {prefix}",
+            self.m(from).local_etcd()
+        ))
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for m in &mut self.machines {
+            m.kill();
+        }
+    }
+}
+
+impl Machine {
+    fn start(host: &TestHost, n: usize) -> Machine {
+        let name = format!("m{n}");
+        let scratch = host.dir().join(&name);
+        std::fs::create_dir_all(&scratch).expect("machine scratch folder");
+        let holder = Command::new("unshare")
+            .args(["--net", "--mount", "--propagation", "private", "sh", "-c"])
+            .arg("mount -t tmpfs tmpfs /run/netctl && mount -t tmpfs tmpfs /var/lib/netctl && echo up && exec sleep infinity")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start a machine's namespace holder");
+        let mut m = Machine {
+            addr: format!("10.99.0.{n}"),
+            name,
+            holder,
+            scratch,
+        };
+        let mut up = String::new();
+        if let Some(out) = m.holder.stdout.as_mut() {
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut up)
+                .expect("the holder says it is up");
+        }
+        assert_eq!(up.trim(), "up", "{}'s namespaces are ready", m.name);
+        host.sh(&format!(
+            "ip link add u{n} type veth peer name eth0 netns /proc/{pid}/ns/net && ip link set u{n} master underlay up",
+            pid = m.pid()
+        ));
+        m.sh(&format!(
+            "ip link set lo up && ip addr add {}/24 dev eth0 && ip link set eth0 up",
+            m.addr
+        ));
+        m
+    }
+
+    fn pid(&self) -> u32 {
+        self.holder.id()
+    }
+
+    fn local_etcd(&self) -> String {
+        format!("http://{}:2379", self.addr)
+    }
+
+    fn start_etcd(&self, cluster: &str) {
+        let (name, addr) = (&self.name, &self.addr);
+        let data = self.scratch.join("etcd");
+        let log = self.scratch.join("etcd.log");
+        self.sh(&format!(
+            "etcd --name {name} --data-dir {data} --listen-peer-urls http://{addr}:2380 \
+             --initial-advertise-peer-urls http://{addr}:2380 \
+             --listen-client-urls http://{addr}:2379 --advertise-client-urls http://{addr}:2379 \
+             --initial-cluster {cluster} --initial-cluster-state new --initial-cluster-token netctl-test \
+             --heartbeat-interval 100 --election-timeout 1000 >{log} 2>&1 &",
+            data = data.display(),
+            log = log.display()
+        ));
+    }
+
+    /// `netctl cluster join` with the lab's store.
+    pub fn join(&self, store: &str, liveness_ttl: u32, tenure_ttl: u32) {
+        let l = liveness_ttl.to_string();
+        let t = tenure_ttl.to_string();
+        self.netctl_ok(&[
+            "cluster",
+            "join",
+            "--store",
+            store,
+            "--advertise",
+            &self.addr,
+            "--host-name",
+            &self.name,
+            "--liveness-ttl",
+            &l,
+            "--tenure-ttl",
+            &t,
+        ]);
+    }
+
+    /// Runs a shell command in this machine; returns whether it succeeded and its output.
+    pub fn try_sh(&self, script: &str) -> (bool, String) {
+        let out = Command::new("nsenter")
+            .args([
+                "-t",
+                &self.pid().to_string(),
+                "-n",
+                "-m",
+                "sh",
+                "-c",
+                script,
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run nsenter");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
+    /// Runs a shell command in this machine; panics with its output when it fails.
+    pub fn sh(&self, script: &str) -> String {
+        match self.try_sh(script) {
+            (true, out) => out,
+            (false, out) => panic!("{}: `{script}` failed: {out}", self.name),
+        }
+    }
+
+    /// Runs `netctl ARGS` on this machine; exit code, stdout, stderr.
+    pub fn netctl(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new("nsenter")
+            .args(["-t", &self.pid().to_string(), "-n", "-m"])
+            .arg(binary("netctl"))
+            .args(args)
+            .env_remove("NETCTL_ROOT")
+            .env_remove("NETCTL_RUN")
+            .env_remove("CNI_PATH")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run netctl");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// `netctl ARGS`, which must succeed; its stdout.
+    pub fn netctl_ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.netctl(args);
+        assert_eq!(code, 0, "{}: netctl {args:?} failed: {out}{err}", self.name);
+        out
+    }
+
+    /// Makes a container namespace on this machine; its path there.
+    pub fn container(&self, name: &str) -> String {
+        let path = format!("/run/netctl/test-netns/{name}");
+        self.sh(&format!(
+            "mkdir -p /run/netctl/test-netns && touch {path} && unshare --net={path} ip link set lo up"
+        ));
+        path
+    }
+
+    /// Runs a shell command inside container `netns` of this machine.
+    pub fn in_container(&self, netns: &str, script: &str) -> (bool, String) {
+        self.try_sh(&format!(
+            "nsenter --net={netns} sh -c '{}'",
+            script.replace('\'', r"'\''")
+        ))
+    }
+
+    /// What the agent wrote to its log (what it could not do), for failure messages.
+    pub fn agent_log(&self) -> String {
+        self.try_sh("cat /run/netctl/overlay/agent.log").1
+    }
+
+    /// The agent's process ID.
+    pub fn agent_pid(&self) -> String {
+        self.sh("cat /run/netctl/overlay/agent.pid")
+            .trim()
+            .to_string()
+    }
+
+    /// `kill -9` of this machine's agent (and nothing else).
+    pub fn kill_agent(&self) {
+        let pid = self.agent_pid();
+        self.sh(&format!(
+            "kill -9 {pid}; while [ -e /proc/{pid} ] && ! grep -q '^State:.*Z' /proc/{pid}/status; do sleep 0.01; done"
+        ));
+    }
+
+    /// Kills every process of this machine (its agent, etcd member, DNS server, what runs in
+    /// its containers and the holder): the machine is gone, its namespaces with it.
+    pub fn kill(&mut self) {
+        let mnt = std::fs::read_link(format!("/proc/{}/ns/mnt", self.pid())).ok();
+        if let (Some(mnt), Ok(procs)) = (mnt, std::fs::read_dir("/proc")) {
+            for p in procs.flatten() {
+                let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                    continue;
+                };
+                if std::fs::read_link(p.path().join("ns/mnt")).ok().as_ref() == Some(&mnt) {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+        }
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
