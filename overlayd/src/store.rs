@@ -211,3 +211,172 @@ impl Txn for EtcdSnapshot<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Against a real etcd on loopback (Debian's `etcd-server`), started per test.
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use netctl_ipam::{AllocationOrder, Allocator, IpamConfig, RangeConfig};
+    use std::time::{Duration, Instant};
+
+    /// An etcd member on 127.0.0.1 with a data folder of its own; killed when dropped.
+    struct Etcd {
+        child: std::process::Child,
+        url: String,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Drop for Etcd {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    fn etcd() -> Etcd {
+        let dir = tempfile::tempdir().unwrap();
+        let (client, peer) = (free_port(), free_port());
+        let url = format!("http://127.0.0.1:{client}");
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let child = std::process::Command::new("etcd")
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args([
+                "--listen-client-urls",
+                &url,
+                "--advertise-client-urls",
+                &url,
+            ])
+            .args(["--listen-peer-urls", &peer_url])
+            .args(["--initial-advertise-peer-urls", &peer_url])
+            .args(["--initial-cluster", &format!("default={peer_url}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("etcd (Debian etcd-server) is installed: scripts/deps test");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", client)).is_err() {
+            assert!(Instant::now() < deadline, "etcd did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Etcd {
+            child,
+            url,
+            _dir: dir,
+        }
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    fn store(rt: &tokio::runtime::Runtime, e: &Etcd, lease_ttl: i64) -> EtcdStore {
+        let mut client = rt
+            .block_on(Client::connect([e.url.as_str()], None))
+            .unwrap();
+        let lease = rt
+            .block_on(client.lease_grant(lease_ttl, None))
+            .unwrap()
+            .id();
+        EtcdStore::new(client, rt.handle().clone(), "web", lease)
+    }
+
+    fn owner(id: &str) -> Owner {
+        Owner {
+            container_id: id.into(),
+            ifname: "eth0".into(),
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_second_of_two_commits_from_one_snapshot_revision_conflicts() {
+        let (rt, e) = (runtime(), etcd());
+        let (a, b) = (store(&rt, &e, 60), store(&rt, &e, 60));
+        let mut ta = a.lock().unwrap();
+        let mut tb = b.lock().unwrap();
+        ta.reserve(&owner("c1"), &[ip("10.9.0.2")]).unwrap();
+        tb.reserve(&owner("c2"), &[ip("10.9.0.2")]).unwrap();
+        ta.commit().unwrap();
+        assert!(matches!(tb.commit(), Err(IpamError::Conflict(n)) if n == "web"));
+        let fresh = b.lock().unwrap();
+        assert_eq!(fresh.owner_of(ip("10.9.0.2")).unwrap(), Some(owner("c1")));
+    }
+
+    #[test]
+    fn allocators_on_two_hosts_never_hand_out_one_address_and_release_commits() {
+        let (rt, e) = (runtime(), etcd());
+        let cfg = IpamConfig {
+            ranges: vec![vec![RangeConfig {
+                subnet: "10.9.0.0/29".into(),
+                ..RangeConfig::default()
+            }]],
+            ..IpamConfig::default()
+        };
+        let hosts: Vec<Allocator<EtcdStore>> = (0..2)
+            .map(|_| {
+                Allocator::new(
+                    "web",
+                    cfg.range_sets().unwrap(),
+                    AllocationOrder::Lowest,
+                    store(&rt, &e, 60),
+                )
+            })
+            .collect();
+        let got: Vec<IpAddr> = std::thread::scope(|s| {
+            let running: Vec<_> = (0..4)
+                .map(|k| {
+                    let host = &hosts[k % 2];
+                    s.spawn(move || loop {
+                        match host.allocate(&owner(&format!("c{k}")), &[]) {
+                            Err(IpamError::Conflict(_)) => continue,
+                            other => break other.unwrap()[0].address.addr(),
+                        }
+                    })
+                })
+                .collect();
+            running.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        let distinct: std::collections::BTreeSet<_> = got.iter().collect();
+        assert_eq!(distinct.len(), 4, "{got:?}");
+        let released = hosts[1].release(&owner("c0")).unwrap();
+        assert_eq!(released.len(), 1);
+        let check = store(&rt, &e, 60);
+        let t = check.lock().unwrap();
+        assert_eq!(
+            t.owner_of(released[0]).unwrap(),
+            None,
+            "the release was committed"
+        );
+    }
+
+    #[test]
+    fn allocations_go_with_the_hosts_tenure_lease() {
+        let (rt, e) = (runtime(), etcd());
+        let s = store(&rt, &e, 60);
+        let mut t = s.lock().unwrap();
+        t.reserve(&owner("c1"), &[ip("10.9.0.3")]).unwrap();
+        t.commit().unwrap();
+        let mut client = s.client.clone();
+        rt.block_on(client.lease_revoke(s.lease)).unwrap();
+        let after = s.lock().unwrap();
+        assert_eq!(after.owner_of(ip("10.9.0.3")).unwrap(), None);
+        assert_eq!(after.lease_of(&owner("c1")).unwrap(), None);
+    }
+}

@@ -264,23 +264,7 @@ impl TestHost {
     /// Imports a `busybox` image: Debian's static busybox with a link per applet, and a
     /// /www/index.html for httpd.
     pub fn busybox_image(&self) {
-        let root = self.dir().join("busybox-rootfs");
-        for d in ["bin", "etc", "tmp", "www", "root"] {
-            std::fs::create_dir_all(root.join(d)).expect("rootfs folder");
-        }
-        std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("copy busybox");
-        let list = Command::new("/bin/busybox")
-            .arg("--list")
-            .output()
-            .expect("busybox --list");
-        for applet in String::from_utf8_lossy(&list.stdout).split_whitespace() {
-            if applet != "busybox" {
-                std::os::unix::fs::symlink("busybox", root.join("bin").join(applet))
-                    .expect("applet link");
-            }
-        }
-        std::fs::write(root.join("www/index.html"), "hello from busybox httpd\n")
-            .expect("index.html");
+        let root = busybox_rootfs(self.dir());
         self.netctl_ok(&["image", "import", &root.display().to_string(), "busybox"]);
     }
 
@@ -379,6 +363,31 @@ impl Drop for TestHost {
             let _ = NetNs::remove(&p);
         }
     }
+}
+
+/// Makes (once) `DIR/busybox-rootfs`: Debian's static busybox with a link per applet, and a
+/// /www/index.html for httpd; its path, for `netctl image import`.
+pub fn busybox_rootfs(dir: &Path) -> PathBuf {
+    let root = dir.join("busybox-rootfs");
+    if root.join("bin/busybox").is_file() {
+        return root;
+    }
+    for d in ["bin", "etc", "tmp", "www", "root"] {
+        std::fs::create_dir_all(root.join(d)).expect("rootfs folder");
+    }
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("copy busybox");
+    let list = Command::new("/bin/busybox")
+        .arg("--list")
+        .output()
+        .expect("busybox --list");
+    for applet in String::from_utf8_lossy(&list.stdout).split_whitespace() {
+        if applet != "busybox" {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet))
+                .expect("applet link");
+        }
+    }
+    std::fs::write(root.join("www/index.html"), "hello from busybox httpd\n").expect("index.html");
+    root
 }
 
 /// Kills whatever still runs in this test's host namespace (a firewall watcher, a server a

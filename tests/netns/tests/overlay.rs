@@ -528,3 +528,66 @@ fn overlay_network_on_one(lab: &Lab) {
         "network", "create", "-d", "overlay", "--subnet", SUBNET, "web",
     ]);
 }
+
+/// A Docker user on two hosts: `netctl run --net web` on each, and `network connect` of a
+/// running container; names, the alias and HTTP work across the hosts from inside the
+/// containers (their own resolver, 127.0.0.11).
+#[test]
+fn run_and_network_connect_work_on_any_host() {
+    let lab = Lab::new(2);
+    lab.join_all(5, 300);
+    overlay_network(&lab, 1);
+    let rootfs = netctl_netns_tests::busybox_rootfs(lab.host.dir());
+    for (i, m) in lab.machines.iter().enumerate() {
+        m.netctl_ok(&["image", "import", &rootfs.display().to_string(), "busybox"]);
+        let name = format!("c{}", i + 1);
+        m.netctl_ok(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--net",
+            "web",
+            "--net-alias",
+            "app",
+            "busybox",
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/www",
+        ]);
+    }
+    lab.m(2)
+        .netctl_ok(&["run", "-d", "--name", "late", "busybox", "sleep", "600"]);
+    lab.m(2).netctl_ok(&["network", "connect", "web", "late"]);
+    let page = eventually(
+        "c1 fetches c2's page across hosts",
+        Duration::from_secs(5),
+        || match lab
+            .m(1)
+            .netctl(&["exec", "c1", "wget", "-qO-", "http://c2/"])
+        {
+            (0, out, _) => Ok(out),
+            (_, out, err) => Err(format!("{out}{err}")),
+        },
+    );
+    assert_eq!(page, "hello from busybox httpd\n");
+    let (code, out, err) = lab
+        .m(2)
+        .netctl(&["exec", "late", "wget", "-qO-", "http://c1/"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "hello from busybox httpd\n"),
+        "{err}"
+    );
+    let app = lab.m(1).netctl_ok(&["exec", "c1", "nslookup", "app"]);
+    let found = app.matches("10.210.0.").count();
+    assert_eq!(found, 2, "the alias names both hosts' containers: {app}");
+    let late = lab.m(1).netctl_ok(&["exec", "c1", "nslookup", "late"]);
+    assert!(
+        late.contains("10.210.0."),
+        "a connected container resolves elsewhere: {late}"
+    );
+}
