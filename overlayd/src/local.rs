@@ -121,24 +121,37 @@ pub fn unprogram(
     Ok(())
 }
 
+/// The key a remote endpoint's DNS record is kept under here: `<container>@<host>`, so that
+/// a container of the same ID on this host (runtimes name containers as they like) or on a
+/// third host never shares its record. What comes from etcd is checked before it names a file.
+fn mirror_id(e: &EndpointRecord) -> Result<String> {
+    let id = format!("{}@{}", e.container_id, e.host);
+    netctl_cni::validate::network_name(&e.network)
+        .and_then(|()| netctl_cni::validate::container_id(&e.container_id))
+        .and_then(|()| netctl_cni::validate::container_id(&e.host))
+        .and_then(|()| netctl_cni::validate::ifname(&e.ifname))
+        .map_err(|err| anyhow!("an endpoint record in etcd is not one: {}", err.msg))?;
+    Ok(id)
+}
+
 /// The local DNS server's record of a remote endpoint (no namespace: nothing listens for it).
-fn dns_record(e: &EndpointRecord) -> Record {
-    Record {
+fn dns_record(e: &EndpointRecord) -> Result<Record> {
+    Ok(Record {
         network: e.network.clone(),
-        container_id: e.container_id.clone(),
+        container_id: mirror_id(e)?,
         ifname: e.ifname.clone(),
         name: e.name.clone(),
         aliases: e.aliases.clone(),
         ips: e.ips.clone(),
         netns: None,
         ..Record::default()
-    }
+    })
 }
 
 /// Writes a remote endpoint's DNS record and tells the local server, if one runs.
 pub fn mirror_dns(run_dir: &Path, e: &EndpointRecord) -> Result<()> {
     let paths = DnsPaths::new(run_dir);
-    let path = paths.write(&dns_record(e))?;
+    let path = paths.write(&dns_record(e)?)?;
     notify(&paths, &path);
     Ok(())
 }
@@ -146,7 +159,7 @@ pub fn mirror_dns(run_dir: &Path, e: &EndpointRecord) -> Result<()> {
 /// Removes a remote endpoint's DNS record.
 pub fn unmirror_dns(run_dir: &Path, e: &EndpointRecord) -> Result<()> {
     let paths = DnsPaths::new(run_dir);
-    let path = paths.record_path(&e.network, &e.container_id, &e.ifname);
+    let path = paths.record_path(&e.network, &mirror_id(e)?, &e.ifname);
     if path.exists() {
         std::fs::remove_file(&path).with_context(|| format!("remove {}", path.display()))?;
         notify(&paths, &path);

@@ -143,6 +143,16 @@ impl Machine {
         self.holder.id()
     }
 
+    /// A path inside this machine's mount namespace, as this process can open it.
+    pub fn path(&self, inside: &str) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/root{inside}", self.pid()))
+    }
+
+    /// This machine's network namespace, as a path this process can open.
+    pub fn netns(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/ns/net", self.pid()))
+    }
+
     fn local_etcd(&self) -> String {
         format!("http://{}:2379", self.addr)
     }

@@ -235,6 +235,27 @@ fn containers_on_three_hosts_reach_and_resolve_each_other() {
             m.name
         );
     }
+    // A runtime on another host may use the same container ID: both keep their names.
+    let twins: Vec<(String, String)> = [1, 2]
+        .into_iter()
+        .map(|n| {
+            let ns = lab.m(n).container("twin");
+            let a = add_ok(lab.m(n), "twin", &ns, &[]);
+            (ns, a)
+        })
+        .collect();
+    let both: BTreeSet<String> = twins.iter().map(|(_, a)| a.clone()).collect();
+    for (n, (ns, _)) in twins.iter().enumerate() {
+        let m = lab.m(n + 1);
+        eventually(
+            &format!("{} resolves both twins", m.name),
+            Duration::from_secs(3),
+            || match resolve(m, ns, "twin").into_iter().collect::<BTreeSet<_>>() {
+                got if got == both => Ok(()),
+                got => Err(format!("{got:?}")),
+            },
+        );
+    }
 }
 
 /// Ten containers started at once over three hosts get ten addresses; one disconnected is

@@ -1,0 +1,316 @@
+//! Overlay networks across three machines (namespaces with an etcd member and an agent each,
+//! the test suite's lab): ADD and DEL on an overlay network against a bridge network in the
+//! same run, through the same `netctl cni` chain (with netctl-dns); the time from an ADD on
+//! one host returning until another host forwards to it and resolves its name; the time from
+//! killing a whole host until every other host has dropped its containers.
+//!
+//! usage: NETCTL_BIN_DIR=target/<triple>/release overlay-bench [ITERATIONS]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::{Ipv4Addr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use netctl_bench::{median, ms};
+use netctl_net::{parse_mac, NetNs, Netlink};
+use netctl_netns_tests::cluster::{Lab, Machine};
+use serde_json::Value;
+
+const LIVENESS_TTL: u32 = 5;
+
+fn add(m: &Machine, network: &str, id: &str, ns: &str) -> (Duration, Value) {
+    let start = Instant::now();
+    let out = m.netctl_ok(&[
+        "cni", "add", "--id", id, "--netns", ns, "--name", id, network,
+    ]);
+    (
+        start.elapsed(),
+        serde_json::from_str(&out).expect("an ADD result"),
+    )
+}
+
+fn del(m: &Machine, network: &str, id: &str, ns: &str) -> Duration {
+    let start = Instant::now();
+    m.netctl_ok(&["cni", "del", "--id", id, "--netns", ns, network]);
+    start.elapsed()
+}
+
+/// The container's address and MAC from an ADD result.
+fn endpoint(result: &Value) -> (Ipv4Addr, [u8; 6]) {
+    let addr = result["ips"][0]["address"].as_str().unwrap();
+    let ip: Ipv4Addr = addr.split('/').next().unwrap().parse().unwrap();
+    let mac = result["interfaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i.get("sandbox").is_some())
+        .and_then(|i| i["mac"].as_str())
+        .and_then(parse_mac)
+        .unwrap();
+    (ip, mac)
+}
+
+/// A DNS query for `name` (A, recursion desired), ID `id`.
+fn query(name: &str, id: u16) -> Vec<u8> {
+    let mut q = id.to_be_bytes().to_vec();
+    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    q
+}
+
+/// Whether the gateway's DNS server, asked from `sock`, answers `name` with an address.
+fn resolves(sock: &UdpSocket, name: &str, id: u16) -> bool {
+    let _ = sock.send(&query(name, id));
+    let mut buf = [0u8; 512];
+    while let Ok(n) = sock.recv(&mut buf) {
+        if n >= 12 && buf[..2] == id.to_be_bytes() {
+            return u16::from_be_bytes([buf[6], buf[7]]) > 0;
+        }
+    }
+    false
+}
+
+/// Whether `m`'s VXLAN devices forward `mac` (optionally: to `dst`).
+fn forwards(nl: &mut Netlink, mac: [u8; 6], dst: Option<&str>) -> bool {
+    let Ok(links) = nl.links() else { return false };
+    links.iter().filter(|l| l.name.starts_with("vx-")).any(|l| {
+        nl.fdb_entries(l.index)
+            .unwrap_or_default()
+            .iter()
+            .any(|f| f.mac == mac && dst.is_none_or(|d| f.dst.to_string() == d))
+    })
+}
+
+/// A UDP socket in container `ns` of `m`, connected to the network's DNS server.
+fn dns_socket(m: &Machine, ns: &str, gateway: &str) -> UdpSocket {
+    let netns = NetNs::open(&m.path(ns)).unwrap();
+    let gw = format!("{gateway}:53");
+    let sock = netns
+        .run(move || {
+            let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+            s.connect(gw).unwrap();
+            s
+        })
+        .unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    sock
+}
+
+fn percentile(mut v: Vec<Duration>, p: f64) -> Duration {
+    v.sort();
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v.get(i).copied().unwrap_or_default()
+}
+
+fn setup(lab: &Lab) {
+    lab.join_all(LIVENESS_TTL, 300);
+    lab.m(1).netctl_ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "10.210.0.0/20",
+        "web",
+    ]);
+    lab.m(1)
+        .netctl_ok(&["network", "create", "--subnet", "10.211.0.0/20", "local"]);
+    let conflist = lab.m(2).path("/var/lib/netctl/networks/web.conflist");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !conflist.exists() {
+        assert!(Instant::now() < deadline, "m2 never saw the network");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn add_del(lab: &Lab, iterations: usize) {
+    let m = lab.m(1);
+    let (mut oa, mut od, mut ba, mut bd) = (vec![], vec![], vec![], vec![]);
+    for i in 0..iterations {
+        let ns = m.container(&format!("o{i}"));
+        oa.push(add(m, "web", &format!("o{i}"), &ns).0);
+        let ns_b = m.container(&format!("b{i}"));
+        ba.push(add(m, "local", &format!("b{i}"), &ns_b).0);
+    }
+    for i in 0..iterations {
+        od.push(del(
+            m,
+            "web",
+            &format!("o{i}"),
+            &format!("/run/netctl/test-netns/o{i}"),
+        ));
+        bd.push(del(
+            m,
+            "local",
+            &format!("b{i}"),
+            &format!("/run/netctl/test-netns/b{i}"),
+        ));
+    }
+    let (oa, od, ba, bd) = (median(oa), median(od), median(ba), median(bd));
+    println!("| network | ADD (ms) | DEL (ms) |");
+    println!("|---|---:|---:|");
+    println!(
+        "| overlay (netctl-overlay + netctl-dns) | {} | {} |",
+        ms(oa),
+        ms(od)
+    );
+    println!(
+        "| bridge (netctl-bridge + netctl-dns) | {} | {} |",
+        ms(ba),
+        ms(bd)
+    );
+    println!(
+        "| overlay / bridge | {:.2}x | {:.2}x |",
+        oa.as_secs_f64() / ba.as_secs_f64(),
+        od.as_secs_f64() / bd.as_secs_f64()
+    );
+    println!();
+}
+
+fn propagation(lab: &Lab, iterations: usize) {
+    let (a, b) = (lab.m(1), lab.m(2));
+    let probe = b.container("probe");
+    add(b, "web", "probe", &probe);
+    let sock = dns_socket(b, &probe, "10.210.0.1");
+    let mut nl = Netlink::in_ns(&NetNs::open(&b.netns()).unwrap()).unwrap();
+    let (mut fwd, mut dns) = (vec![], vec![]);
+    for i in 0..iterations {
+        let id = format!("p{i}");
+        let ns = a.container(&id);
+        let (_, result) = add(a, "web", &id, &ns);
+        let added = Instant::now();
+        let (_, mac) = endpoint(&result);
+        let (mut f, mut d) = (None, None);
+        let deadline = added + Duration::from_secs(5);
+        while (f.is_none() || d.is_none()) && Instant::now() < deadline {
+            if f.is_none() && forwards(&mut nl, mac, Some(&a.addr)) {
+                f = Some(added.elapsed());
+            }
+            if d.is_none() && resolves(&sock, &id, i as u16) {
+                d = Some(added.elapsed());
+            }
+        }
+        fwd.push(f.expect("the other host forwards to the new container"));
+        dns.push(d.expect("the other host resolves the new container"));
+    }
+    println!(
+        "| from ADD returning on host A until host B ... | median (ms) | p99 (ms) | max (ms) |"
+    );
+    println!("|---|---:|---:|---:|");
+    for (what, v) in [
+        ("forwards to it (FDB entry)", fwd),
+        ("resolves its name", dns),
+    ] {
+        println!(
+            "| {what} | {} | {} | {} |",
+            ms(median(v.clone())),
+            ms(percentile(v.clone(), 0.99)),
+            ms(percentile(v, 1.0))
+        );
+    }
+    println!();
+}
+
+/// A fresh lab; a container on m3; m3 killed whole; how long until m1 and m2 have both
+/// dropped its forwarding entry and name.
+fn dead_host_round() -> Duration {
+    let mut lab = Lab::new(3);
+    setup(&lab);
+    let ns3 = lab.m(3).container("doomed");
+    let (_, result) = add(lab.m(3), "web", "doomed", &ns3);
+    let (_, mac) = endpoint(&result);
+    let watchers: Vec<(Netlink, UdpSocket)> = [1, 2]
+        .into_iter()
+        .map(|n| {
+            let m = lab.m(n);
+            let ns = m.container("watch");
+            add(m, "web", "watch", &ns);
+            let nl = Netlink::in_ns(&NetNs::open(&m.netns()).unwrap()).unwrap();
+            (nl, dns_socket(m, &ns, "10.210.0.1"))
+        })
+        .collect();
+    let mut watchers = watchers;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !watchers
+        .iter_mut()
+        .all(|(nl, s)| forwards(nl, mac, None) && resolves(s, "doomed", 1))
+    {
+        if Instant::now() >= deadline {
+            let seen: Vec<(bool, bool)> = watchers
+                .iter_mut()
+                .map(|(nl, s)| (forwards(nl, mac, None), resolves(s, "doomed", 1)))
+                .collect();
+            panic!(
+                "the container never showed up (forwarded, resolved): {seen:?} {}",
+                lab.m(1).try_sh("ls -R /run/netctl/dns; cat /run/netctl/dns/records/web/*; ps -eo pid,args | grep [d]nsd; ip -br addr").1
+            );
+        }
+    }
+    lab.machines[2].kill();
+    let killed = Instant::now();
+    let deadline = killed + Duration::from_secs(60);
+    let mut id = 2u16;
+    loop {
+        id = id.wrapping_add(1);
+        let gone = watchers
+            .iter_mut()
+            .all(|(nl, s)| !forwards(nl, mac, None) && !resolves(s, "doomed", id));
+        if gone {
+            return killed.elapsed();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dead host's container never left"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    assert!(
+        std::env::var_os("NETCTL_BIN_DIR").is_some(),
+        "usage: NETCTL_BIN_DIR=target/<triple>/release overlay-bench [ITERATIONS]"
+    );
+    if args.get(1).map(String::as_str) == Some("--dead-host-round") {
+        println!("{}", dead_host_round().as_nanos());
+        return;
+    }
+    let iterations: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(100);
+    {
+        let lab = Lab::new(3);
+        setup(&lab);
+        println!("ADD and DEL of one container on host A, medians of {iterations}, taking turns:");
+        println!();
+        add_del(&lab, iterations);
+        println!("Propagation over {iterations} ADDs on host A, watched from host B in-process (netlink, DNS over UDP):");
+        println!();
+        propagation(&lab, iterations);
+    }
+    // Each round in a process of its own: a lab's namespaces are its process's.
+    let rounds: Vec<Duration> = (0..3)
+        .map(|_| {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .arg("--dead-host-round")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let nanos: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+            Duration::from_nanos(nanos)
+        })
+        .collect();
+    println!(
+        "A whole host killed (agent, etcd member, namespaces), liveness TTL {LIVENESS_TTL} s: until both other hosts dropped its container's forwarding entry and name, 3 rounds: median {} ms, max {} ms (goal: TTL + 2 s = {} ms; Docker swarm reaps after 24 h, flannel keeps a dead host's subnet 24 h).",
+        ms(median(rounds.clone())),
+        ms(percentile(rounds, 1.0)),
+        (LIVENESS_TTL + 2) * 1000
+    );
+}
