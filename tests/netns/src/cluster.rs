@@ -266,6 +266,35 @@ impl Machine {
         ))
     }
 
+    /// Runs Debian's libcni (the test suite's client) on this machine: `action` of the
+    /// conflist at `list` (a path on this machine) for container `id` in `netns`, with
+    /// capability arguments `caps` (JSON); whether it succeeded and what it printed.
+    pub fn libcni(
+        &self,
+        action: &str,
+        list: &str,
+        id: &str,
+        netns: &str,
+        caps: &str,
+    ) -> (bool, String) {
+        let out = Command::new("nsenter")
+            .args(["-t", &self.pid().to_string(), "-n", "-m"])
+            .arg(crate::libcni_client())
+            .args([action, list, id, netns, "eth0"])
+            .env("CNI_PATH", crate::bin_dir())
+            .env("CNI_CACHE_DIR", "/run/netctl/libcni-cache")
+            .env("CAP_ARGS", caps)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run the libcni client");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
     /// What the agent wrote to its log (what it could not do), for failure messages.
     pub fn agent_log(&self) -> String {
         self.try_sh("cat /run/netctl/overlay/agent.log").1

@@ -476,7 +476,7 @@ pub fn cni_env<'a>(command: &'a str, netns: &'a str) -> HashMap<&'static str, &'
 }
 
 /// Builds `tests/netns/libcni-client` with Debian's Go and libcni (GOPATH mode), once.
-fn libcni_client() -> &'static Path {
+pub(crate) fn libcni_client() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("libcni-client");

@@ -612,3 +612,44 @@ fn run_and_network_connect_work_on_any_host() {
         "a connected container resolves elsewhere: {late}"
     );
 }
+
+/// Another runtime (Debian's libcni, as podman's CNI backend and containerd use it) drives
+/// the conflist netctl wrote on its host: the container gets an address, its alias resolves
+/// on the other host, and DEL takes it away there too.
+#[test]
+fn libcni_drives_the_overlay_conflist_on_any_host() {
+    let lab = Lab::new(2);
+    lab.join_all(5, 300);
+    overlay_network(&lab, 1);
+    let ns1 = lab.m(1).container("c1");
+    add_ok(lab.m(1), "c1", &ns1, &[]);
+    let ns2 = lab.m(2).container("lib1");
+    let list = "/var/lib/netctl/networks/web.conflist";
+    let caps = r#"{"aliases": {"web": ["libalias"]}}"#;
+    let (ok, out) = lab.m(2).libcni("add", list, "lib1", &ns2, caps);
+    assert!(ok, "libcni ADD: {out}");
+    let addr = lab_addr(&lab, 2, &ns2);
+    assert!(addr.starts_with("10.210.0."), "{addr}: {out}");
+    eventually(
+        "m1 resolves the alias libcni gave",
+        Duration::from_secs(3),
+        || match resolve(lab.m(1), &ns1, "libalias") {
+            v if v == [addr.clone()] => Ok(()),
+            v => Err(format!("{v:?}")),
+        },
+    );
+    assert!(
+        pings(lab.m(1), &ns1, &addr),
+        "c1 reaches the libcni container"
+    );
+    let (ok, out) = lab.m(2).libcni("del", list, "lib1", &ns2, caps);
+    assert!(ok, "libcni DEL: {out}");
+    eventually(
+        "the alias is gone on m1",
+        Duration::from_secs(1),
+        || match resolve(lab.m(1), &ns1, "libalias") {
+            v if v.is_empty() => Ok(()),
+            v => Err(format!("{v:?}")),
+        },
+    );
+}
