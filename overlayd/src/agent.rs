@@ -47,6 +47,11 @@ pub struct View {
     pub networks: BTreeMap<String, NetworkSpec>,
     /// Remote endpoints by key.
     pub remote: BTreeMap<String, EndpointRecord>,
+    /// When each host's beat (its `alive/` marker rewritten) was last seen here.
+    pub beats: std::collections::HashMap<String, std::time::Instant>,
+    /// Hosts taken as dead here (silent for the liveness TTL): their endpoints stay in
+    /// `remote` but are not programmed, until they beat again or their keys expire.
+    pub suspects: std::collections::BTreeSet<String>,
 }
 
 fn local_endpoints_dir(cfg: &ClusterConfig) -> PathBuf {

@@ -65,7 +65,7 @@ pub enum Kind<'a> {
     /// `endpoints/<network>/<host>/<id>`.
     Endpoint,
     /// `alive/<host>`.
-    Alive,
+    Alive(&'a str),
     /// Anything else (hosts, IPAM, VNIs).
     Other,
 }
@@ -79,8 +79,8 @@ pub fn kind(key: &str) -> Kind<'_> {
         Kind::Network(name)
     } else if rel.starts_with("endpoints/") {
         Kind::Endpoint
-    } else if rel.starts_with("alive/") {
-        Kind::Alive
+    } else if let Some(host) = rel.strip_prefix("alive/") {
+        Kind::Alive(host)
     } else {
         Kind::Other
     }

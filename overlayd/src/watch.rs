@@ -3,7 +3,7 @@
 //! so no event is missed and nothing stays stale.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use etcd_client::{EventType, GetOptions, KeyValue, WatchOptions};
@@ -38,7 +38,12 @@ pub async fn keep_alive(agent: Arc<Agent>, liveness: bool) {
                     break true; // the stream broke: connect again
                 }
                 match stream.message().await {
-                    Ok(Some(r)) if r.ttl() > 0 => tokio::time::sleep(period).await,
+                    Ok(Some(r)) if r.ttl() > 0 => {
+                        if liveness {
+                            beat_out(&agent, id).await;
+                        }
+                        tokio::time::sleep(period).await
+                    }
                     Ok(Some(_)) => break false,
                     _ => break true,
                 }
@@ -51,6 +56,23 @@ pub async fn keep_alive(agent: Arc<Agent>, liveness: bool) {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+}
+
+/// Rewrites this host's `alive/` marker (a counter, on its liveness lease): the beat every
+/// other agent watches, so a dead host is noticed even when etcd re-grants its lease in full
+/// (as a new etcd leader does).
+async fn beat_out(agent: &Arc<Agent>, lease: i64) {
+    static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let _ = agent
+        .etcd
+        .clone()
+        .put(
+            keys::alive(&agent.cfg.host),
+            n.to_string(),
+            Some(etcd_client::PutOptions::new().with_lease(lease)),
+        )
+        .await;
 }
 
 async fn renew_liveness(agent: &Arc<Agent>) {
@@ -127,6 +149,8 @@ async fn relist(agent: &Arc<Agent>) -> Result<i64> {
     *view = View {
         networks: fresh.networks,
         remote: Default::default(),
+        beats: std::mem::take(&mut view.beats),
+        suspects: std::mem::take(&mut view.suspects),
     };
     for (key, e) in fresh.remote {
         endpoint_put(agent, &mut view, key, e);
@@ -200,10 +224,12 @@ fn apply(
         Kind::Endpoint if put => {
             if let Ok(e) = serde_json::from_slice::<EndpointRecord>(kv.value()) {
                 if e.host != agent.cfg.host {
+                    beat(agent, view, &e.host.clone()); // a fresh write: its agent lives
                     endpoint_put(agent, view, key, e);
                 }
             }
         }
+        Kind::Alive(host) if put => beat(agent, view, host),
         Kind::Endpoint => {
             let gone = view
                 .remote
@@ -230,6 +256,10 @@ fn network_put(agent: &Arc<Agent>, s: &NetworkSpec) {
 }
 
 fn endpoint_put(agent: &Arc<Agent>, view: &mut View, key: String, e: EndpointRecord) {
+    if view.suspects.contains(&e.host) {
+        view.remote.insert(key, e); // programmed when its host beats again
+        return;
+    }
     if let Some(spec) = view.networks.get(&e.network) {
         report(
             &format!("point at {}", e.container_id),
@@ -247,7 +277,8 @@ fn endpoint_gone(agent: &Arc<Agent>, view: &View, e: &EndpointRecord) {
     let others: Vec<&EndpointRecord> = view
         .remote
         .values()
-        .filter(|o| o.network == e.network)
+        .filter(|o| o.network == e.network && !view.suspects.contains(&o.host))
+        .filter(|o| !(o.host == e.host && o.container_id == e.container_id && o.ifname == e.ifname))
         .collect();
     if let Some(spec) = view.networks.get(&e.network) {
         report(
@@ -271,5 +302,68 @@ fn endpoint_gone(agent: &Arc<Agent>, view: &View, e: &EndpointRecord) {
 fn report(what: &str, r: Result<()>) {
     if let Err(e) = r {
         eprintln!("netctl-overlayd: {what}: {e:#}");
+    }
+}
+
+/// A beat of `host` seen: a suspect is back, and its endpoints are programmed again.
+fn beat(agent: &Arc<Agent>, view: &mut View, host: &str) {
+    view.beats.insert(host.to_string(), Instant::now());
+    if view.suspects.remove(host) {
+        let back: Vec<(String, EndpointRecord)> = view
+            .remote
+            .iter()
+            .filter(|(_, e)| e.host == host)
+            .map(|(k, e)| (k.clone(), e.clone()))
+            .collect();
+        for (k, e) in back {
+            endpoint_put(agent, view, k, e);
+        }
+    }
+}
+
+/// How often silent hosts are looked for.
+const SUSPECT_EVERY: Duration = Duration::from_millis(250);
+
+/// Forever: a host not heard for the liveness TTL, while this host's own beats come back
+/// through etcd (so the silence is not this host's), is taken as dead here: its forwarding
+/// entries and names go at once, before etcd expires its lease (a new etcd leader re-grants
+/// every lease in full, which would add an election and a TTL).
+pub async fn suspect_silent(agent: Arc<Agent>) {
+    let ttl = Duration::from_secs(u64::try_from(agent.cfg.liveness_ttl).unwrap_or(5));
+    loop {
+        tokio::time::sleep(SUSPECT_EVERY).await;
+        let mut view = agent.view.lock().await;
+        let now = Instant::now();
+        let heard = |view: &View, host: &str| {
+            view.beats
+                .get(host)
+                .is_some_and(|t| now.duration_since(*t) < ttl)
+        };
+        if !heard(&view, &agent.cfg.host) {
+            continue;
+        }
+        let hosts: std::collections::BTreeSet<String> =
+            view.remote.values().map(|e| e.host.clone()).collect();
+        for host in hosts {
+            if view.suspects.contains(&host) {
+                continue;
+            }
+            if !view.beats.contains_key(&host) {
+                view.beats.insert(host.clone(), now); // first seen: a TTL of grace
+                continue;
+            }
+            if !heard(&view, &host) {
+                view.suspects.insert(host.clone());
+                let gone: Vec<EndpointRecord> = view
+                    .remote
+                    .values()
+                    .filter(|e| e.host == host)
+                    .cloned()
+                    .collect();
+                for e in &gone {
+                    endpoint_gone(&agent, &view, e);
+                }
+            }
+        }
     }
 }
