@@ -215,17 +215,20 @@ fn propagation(lab: &Lab, iterations: usize) {
     println!();
 }
 
-/// A fresh lab; a container on m3; m3 killed whole; how long until m1 and m2 have both
-/// dropped its forwarding entry and name.
+/// A fresh lab; a container on the machine whose etcd member leads (the worst case: etcd
+/// re-grants every lease in full after an election); that machine killed whole; how long
+/// until both others have dropped its forwarding entry and name.
 fn dead_host_round() -> Duration {
     let mut lab = Lab::new(3);
     setup(&lab);
-    let ns3 = lab.m(3).container("doomed");
-    let (_, result) = add(lab.m(3), "web", "doomed", &ns3);
+    let v = lab.etcd_leader();
+    let others: Vec<usize> = (1..=3).filter(|n| *n != v).collect();
+    let nsv = lab.m(v).container("doomed");
+    let (_, result) = add(lab.m(v), "web", "doomed", &nsv);
     let (_, mac) = endpoint(&result);
-    let watchers: Vec<(Netlink, UdpSocket)> = [1, 2]
-        .into_iter()
-        .map(|n| {
+    let mut watchers: Vec<(Netlink, UdpSocket)> = others
+        .iter()
+        .map(|&n| {
             let m = lab.m(n);
             let ns = m.container("watch");
             add(m, "web", "watch", &ns);
@@ -233,24 +236,14 @@ fn dead_host_round() -> Duration {
             (nl, dns_socket(m, &ns, "10.210.0.1"))
         })
         .collect();
-    let mut watchers = watchers;
     let deadline = Instant::now() + Duration::from_secs(5);
     while !watchers
         .iter_mut()
         .all(|(nl, s)| forwards(nl, mac, None) && resolves(s, "doomed", 1))
     {
-        if Instant::now() >= deadline {
-            let seen: Vec<(bool, bool)> = watchers
-                .iter_mut()
-                .map(|(nl, s)| (forwards(nl, mac, None), resolves(s, "doomed", 1)))
-                .collect();
-            panic!(
-                "the container never showed up (forwarded, resolved): {seen:?} {}",
-                lab.m(1).try_sh("ls -R /run/netctl/dns; cat /run/netctl/dns/records/web/*; ps -eo pid,args | grep [d]nsd; ip -br addr").1
-            );
-        }
+        assert!(Instant::now() < deadline, "the container never showed up");
     }
-    lab.machines[2].kill();
+    lab.machines[v - 1].kill();
     let killed = Instant::now();
     let deadline = killed + Duration::from_secs(60);
     let mut id = 2u16;
@@ -310,7 +303,7 @@ fn main() {
     }
 
     println!(
-        "A whole host killed (agent, etcd member, namespaces), liveness TTL {LIVENESS_TTL} s: until both other hosts dropped its container's forwarding entry and name, 3 rounds: median {} ms, max {} ms (goal: TTL + 2 s = {} ms; Docker swarm reaps after 24 h, flannel keeps a dead host's subnet 24 h).",
+        "The host whose etcd member leads killed whole (agent, etcd member, namespaces), liveness TTL {LIVENESS_TTL} s: until both other hosts dropped its container's forwarding entry and name, 3 rounds: median {} ms, max {} ms (goal: TTL + 2 s = {} ms; Docker swarm reaps after 24 h, flannel keeps a dead host's subnet 24 h).",
         ms(median(rounds.clone())),
         ms(percentile(rounds, 1.0)),
         (LIVENESS_TTL + 2) * 1000

@@ -86,6 +86,29 @@ impl Lab {
         format!("etcd://{}", members.join(","))
     }
 
+    /// The machine (1-based) whose etcd member leads the cluster.
+    pub fn etcd_leader(&self) -> usize {
+        let out = self.m(1).sh(&format!(
+            "ETCDCTL_API=3 etcdctl --endpoints={} endpoint status -w json",
+            self.endpoints()
+        ));
+        let status: serde_json::Value =
+            serde_json::from_str(&out).expect("etcdctl endpoint status -w json");
+        let leader = status
+            .as_array()
+            .and_then(|all| {
+                all.iter()
+                    .find(|s| s["Status"]["header"]["member_id"] == s["Status"]["leader"])
+            })
+            .and_then(|s| s["Endpoint"].as_str())
+            .expect("a leader");
+        self.machines
+            .iter()
+            .position(|m| leader.contains(&m.addr))
+            .expect("the leader is a machine")
+            + 1
+    }
+
     /// The keys under `prefix` in etcd, read through machine `from`.
     pub fn keys(&self, from: usize, prefix: &str) -> String {
         self.m(from).sh(&format!(

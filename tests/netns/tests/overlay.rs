@@ -374,28 +374,6 @@ fn a_killed_agents_containers_leave_and_come_back_with_their_addresses() {
     );
 }
 
-/// The machine (1-based) whose etcd member leads the cluster.
-fn etcd_leader(lab: &Lab) -> usize {
-    let out = lab.m(1).sh(&format!(
-        "ETCDCTL_API=3 etcdctl --endpoints={} endpoint status -w json",
-        lab.endpoints()
-    ));
-    let status: Value = serde_json::from_str(&out).expect("etcdctl endpoint status -w json");
-    let leader = status
-        .as_array()
-        .and_then(|all| {
-            all.iter()
-                .find(|s| s["Status"]["header"]["member_id"] == s["Status"]["leader"])
-        })
-        .and_then(|s| s["Endpoint"].as_str())
-        .expect("a leader");
-    lab.machines
-        .iter()
-        .position(|m| leader.contains(&m.addr))
-        .expect("the leader is a machine")
-        + 1
-}
-
 /// A whole host dies (`kill -9` of its agent, its etcd member and its namespaces), the one
 /// whose etcd member leads (the worst case: etcd re-grants every lease in full after the
 /// election): the others drop its containers within TTL + 2 s, writes go on with two
@@ -405,7 +383,7 @@ fn a_dead_hosts_containers_leave_and_the_cluster_goes_on() {
     let mut lab = Lab::new(3);
     lab.join_all(3, 8);
     overlay_network(&lab, 1);
-    let v = etcd_leader(&lab);
+    let v = lab.etcd_leader();
     let (w1, w2) = match v {
         1 => (2, 3),
         2 => (1, 3),
