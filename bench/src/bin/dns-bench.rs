@@ -12,8 +12,13 @@
 //! at 100 queries/s. Reported: the server's peak RSS and descriptors, the client's lost
 //! queries, whether TCP and UDP still answer the client, the server's CPU while stalled.
 //!
-//! Usage: dns-bench NETCTL_DNSD AARDVARK_DNS [SECONDS] [abuse]
+//! With `churn` instead: answers while containers come and go (see [`churn`]).
+//!
+//! Usage: dns-bench NETCTL_DNSD AARDVARK_DNS [SECONDS] [abuse|churn]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "dns-bench/churn.rs"]
+mod churn;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -495,11 +500,12 @@ fn member_ns(scratch: &Path, name: &str, ip: &str) -> PathBuf {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: dns-bench NETCTL_DNSD AARDVARK_DNS [SECONDS] [abuse]";
+    let usage = "usage: dns-bench NETCTL_DNSD AARDVARK_DNS [SECONDS] [abuse|churn]";
     let dnsd = PathBuf::from(args.get(1).expect(usage));
     let aardvark = PathBuf::from(args.get(2).expect(usage));
     let seconds: u32 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(8);
     let only_abuse = args.get(4).is_some_and(|a| a == "abuse");
+    let only_churn = args.get(4).is_some_and(|a| a == "churn");
     netctl_bench::enter_private_namespaces();
     let scratch = std::env::temp_dir().join(format!("netctl-dns-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).unwrap();
@@ -520,13 +526,17 @@ fn main() {
         "mount --bind {} /etc/resolv.conf",
         resolv.display()
     ));
-    if !only_abuse {
+    if only_churn {
+        churn::print(&scratch, &dnsd, &aardvark, &client, seconds);
+    } else if !only_abuse {
         print_speed(&scratch, &dnsd, &aardvark, &client, seconds);
         println!();
     }
-    println!("### Abuse by one container: an unknown-name flood with a silent upstream, then stalled TCP connections ({seconds} s flood)");
-    println!();
-    print_abuse(&scratch, &dnsd, &aardvark, &client, &attacker, seconds);
+    if !only_churn {
+        println!("### Abuse by one container: an unknown-name flood with a silent upstream, then stalled TCP connections ({seconds} s flood)");
+        println!();
+        print_abuse(&scratch, &dnsd, &aardvark, &client, &attacker, seconds);
+    }
     for ns in [&client, &attacker, &silent] {
         let _ = NetNs::remove(ns);
     }

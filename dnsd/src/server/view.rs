@@ -121,12 +121,16 @@ impl Snapshot {
     /// share one view.
     pub fn build(records: &[&Record]) -> Snapshot {
         let mut networks_of: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+        let mut members_of: HashMap<&str, Vec<&Record>> = HashMap::new();
         for r in records {
             networks_of
                 .entry(&r.container_id)
                 .or_default()
                 .insert(&r.network);
+            members_of.entry(&r.network).or_default().push(r);
         }
+        // One view per distinct set of networks, built from those networks' records only:
+        // linear in the records, however many networks there are.
         let mut cache: HashMap<Vec<String>, Arc<View>> = HashMap::new();
         let mut view_for = |nets: &BTreeSet<&str>| {
             let key: Vec<String> = nets.iter().map(|n| n.to_string()).collect();
@@ -134,10 +138,10 @@ impl Snapshot {
                 .entry(key)
                 .or_insert_with(|| {
                     Arc::new(View::build(
-                        records
-                            .iter()
-                            .copied()
-                            .filter(|r| nets.contains(r.network.as_str())),
+                        nets.iter()
+                            .filter_map(|n| members_of.get(n))
+                            .flatten()
+                            .copied(),
                     ))
                 })
                 .clone()
