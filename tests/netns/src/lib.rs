@@ -358,7 +358,7 @@ impl Drop for TestHost {
             let _ = c.kill();
             let _ = c.wait();
         }
-        kill_namespace_processes();
+        kill_namespace_processes(&self.containers);
         for p in self.containers.drain(..) {
             let _ = NetNs::remove(&p);
         }
@@ -390,12 +390,18 @@ pub fn busybox_rootfs(dir: &Path) -> PathBuf {
     root
 }
 
-/// Kills whatever still runs in this test's host namespace (a firewall watcher, a server a
-/// failed test left): nothing a test started outlives it.
-fn kill_namespace_processes() {
-    let Ok(own) = std::fs::read_link("/proc/thread-self/ns/net") else {
+/// Kills whatever still runs in this test's host namespace or in one of its container
+/// namespaces (a firewall watcher, a server a failed test left, the daemon a `sh -c` in a
+/// container started and left behind when the shell was killed): nothing a test started
+/// outlives it.
+fn kill_namespace_processes(containers: &[PathBuf]) {
+    use std::os::unix::fs::MetadataExt;
+    let inode = |p: &Path| std::fs::metadata(p).ok().map(|m| m.ino());
+    let mut ours: Vec<u64> = containers.iter().filter_map(|c| inode(c)).collect();
+    let Some(own) = inode(Path::new("/proc/thread-self/ns/net")) else {
         return;
     };
+    ours.push(own);
     let me = std::process::id();
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return;
@@ -404,8 +410,7 @@ fn kill_namespace_processes() {
         let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
             continue;
         };
-        if pid as u32 != me && std::fs::read_link(p.path().join("ns/net")).ok() == Some(own.clone())
-        {
+        if pid as u32 != me && inode(&p.path().join("ns/net")).is_some_and(|i| ours.contains(&i)) {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGKILL,

@@ -27,6 +27,12 @@ enum Driver {
         run: PathBuf,
         pool: Vec<PathBuf>,
     },
+    /// The plugin's own two steps (write the record, tell the server), in this process: what
+    /// the server costs without a plugin process per change competing for the CPUs.
+    NetctlDirect {
+        paths: netctl_dnsrecords::DnsPaths,
+        pool: Vec<PathBuf>,
+    },
     /// Rewrite `file` with the base and the live churned entries, then SIGHUP `pid`.
     Rewrite {
         file: PathBuf,
@@ -50,6 +56,20 @@ impl Driver {
                     "type": "netctl-dns", "runDir": run, "prevResult": prev});
                 cni(plugin, "ADD", k, &pool[k % pool.len()], &conf.to_string());
             }
+            Driver::NetctlDirect { paths, pool } => {
+                let r = netctl_dnsrecords::Record {
+                    network: "benchnet".into(),
+                    container_id: format!("n{k}000000000000"),
+                    ifname: "eth0".into(),
+                    name: Some(format!("n{k}")),
+                    ips: vec![churn_ip(k).parse().unwrap()],
+                    netns: Some(pool[k % pool.len()].clone()),
+                    gateways: vec![GATEWAY.parse().unwrap()],
+                    ..Default::default()
+                };
+                let path = paths.write(&r).unwrap();
+                paths.notify(&path).unwrap();
+            }
             Driver::Rewrite { .. } => self.rewrite(live),
         }
     }
@@ -60,6 +80,11 @@ impl Driver {
                 let conf = serde_json::json!({"cniVersion": "1.0.0", "name": "benchnet",
                     "type": "netctl-dns", "runDir": run});
                 cni(plugin, "DEL", k, &pool[k % pool.len()], &conf.to_string());
+            }
+            Driver::NetctlDirect { paths, .. } => {
+                let path = paths.record_path("benchnet", &format!("n{k}000000000000"), "eth0");
+                std::fs::remove_file(&path).unwrap();
+                paths.notify(&path).unwrap();
             }
             Driver::Rewrite { .. } => self.rewrite(live),
         }
@@ -316,9 +341,22 @@ pub fn print(scratch: &Path, dnsd: &Path, aardvark: &Path, client: &Path, second
         .collect();
     println!("| server | lost, quiet | lost, churn | p99 quiet (ms) | p99 churn (ms) | churn / quiet p99 | changes/s reached | new name answers after (median / p99 ms) | removed name stops after (median / p99 ms) |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for (label, kind) in SERVERS {
-        let server = start(label, kind, scratch, dnsd, aardvark, 1000, client);
+    let rows = SERVERS.iter().map(|(l, k)| (l.to_string(), *k)).chain([(
+        "netctl-dnsd, records written in-process (no plugin process per change)".to_string(),
+        "netctl-direct",
+    )]);
+    for (label, kind) in rows {
+        let server_kind = if kind == "netctl-direct" {
+            "netctl"
+        } else {
+            kind
+        };
+        let server = start("server", server_kind, scratch, dnsd, aardvark, 1000, client);
         let driver = match kind {
+            "netctl-direct" => Driver::NetctlDirect {
+                paths: netctl_dnsrecords::DnsPaths::new(&scratch.join("run")),
+                pool: pool.clone(),
+            },
             "netctl" => Driver::Netctl {
                 plugin: dnsd.with_file_name("netctl-dns"),
                 run: scratch.join("run"),
