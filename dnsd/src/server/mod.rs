@@ -361,9 +361,14 @@ impl Server {
         let records: Vec<&Record> = self.records.values().collect();
         let mut snapshot = Snapshot::build(&records);
         snapshot.host = host_addresses();
-        if let Ok(mut s) = self.shared.snapshot.write() {
-            *s = Arc::new(snapshot);
-        }
+        // Swapped under the lock, dropped after it: freeing the old views (thousands of
+        // names) inside the write lock would hold up every query waiting to read.
+        let old = self
+            .shared
+            .snapshot
+            .write()
+            .map(|mut s| std::mem::replace(&mut *s, Arc::new(snapshot)));
+        drop(old);
         let mut wanted: HashSet<Place> = HashSet::new();
         for r in records {
             wanted.extend(r.netns.clone().map(Place::Netns));
