@@ -566,9 +566,10 @@ fn overlay_network_on_one(lab: &Lab) {
     ]);
 }
 
-/// A Docker user on two hosts: `netctl run --net web` on each, and `network connect` of a
-/// running container; names, the alias and HTTP work across the hosts from inside the
-/// containers (their own resolver, 127.0.0.11).
+/// A Docker user on two hosts: `netctl run --net web -p 8080:80` on each, and `network
+/// connect` of a running container; names, the alias and HTTP work across the hosts from
+/// inside the containers (their own resolver, 127.0.0.11), and each published port answers
+/// on its host's address.
 #[test]
 fn run_and_network_connect_work_on_any_host() {
     let lab = Lab::new(2);
@@ -587,6 +588,8 @@ fn run_and_network_connect_work_on_any_host() {
             "web",
             "--net-alias",
             "app",
+            "-p",
+            "8080:80",
             "busybox",
             "httpd",
             "-f",
@@ -622,6 +625,21 @@ fn run_and_network_connect_work_on_any_host() {
     let app = lab.m(1).netctl_ok(&["exec", "c1", "nslookup", "app"]);
     let found = app.matches("10.210.0.").count();
     assert_eq!(found, 2, "the alias names both hosts' containers: {app}");
+    // A published port answers on its own host's underlay address, asked from a container on
+    // the other host (out through that host's masquerade, in through this one's DNAT).
+    for (from, to) in [(2, 1), (1, 2)] {
+        let url = format!("http://{}:8080/", lab.m(to).addr);
+        let client = format!("c{from}");
+        let got = eventually(
+            &format!("m{from} fetches m{to}'s published port"),
+            Duration::from_secs(5),
+            || match lab.m(from).netctl(&["exec", &client, "wget", "-qO-", &url]) {
+                (0, out, _) => Ok(out),
+                (_, out, err) => Err(format!("{out}{err}")),
+            },
+        );
+        assert_eq!(got, "hello from busybox httpd\n");
+    }
     let late = lab.m(1).netctl_ok(&["exec", "c1", "nslookup", "late"]);
     assert!(
         late.contains("10.210.0."),
