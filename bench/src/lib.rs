@@ -66,3 +66,16 @@ pub fn ms(d: Duration) -> String {
 pub fn enter_private_namespaces() {
     netctl_net::NetNs::unshare_private().expect("private namespaces (run as root)");
 }
+
+/// A DNS query for `name` (type A, class IN, recursion desired) with ID `id`, as a client
+/// sends it over UDP.
+pub fn dns_query(name: &str, id: u16) -> Vec<u8> {
+    let mut q = id.to_be_bytes().to_vec();
+    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    q
+}

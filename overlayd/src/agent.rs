@@ -551,14 +551,7 @@ async fn refuse_small_underlay(etcd: &mut Client, mtu: u32) -> Result<()> {
         .iter()
         .filter_map(|kv| serde_json::from_slice::<NetworkSpec>(kv.value()).ok())
     {
-        if mtu < spec.mtu + VXLAN_OVERHEAD {
-            return Err(anyhow!(
-                "this host's underlay MTU {mtu} is too small for overlay network {} (MTU {} needs {}): raise it or keep this host out",
-                spec.name,
-                spec.mtu,
-                spec.mtu + VXLAN_OVERHEAD
-            ));
-        }
+        local::check_underlay(&spec, mtu)?;
     }
     Ok(())
 }

@@ -26,17 +26,23 @@ pub fn underlay_mtu(addr: IpAddr) -> Result<u32> {
     Ok(link.mtu.unwrap_or(1500))
 }
 
-/// Makes the network's VXLAN device (idempotent); refused when this host's underlay cannot
-/// carry the network's MTU (oversized frames would be dropped silently).
-pub fn ensure_vxlan(spec: &NetworkSpec, local: IpAddr, underlay_mtu: u32) -> Result<u32> {
+/// Refused when this host's underlay cannot carry the network's frames (oversized frames
+/// would be dropped silently).
+pub fn check_underlay(spec: &NetworkSpec, underlay_mtu: u32) -> Result<()> {
     if underlay_mtu < spec.mtu + VXLAN_OVERHEAD {
         return Err(anyhow!(
-            "this host's underlay MTU {underlay_mtu} is too small for network {} (MTU {} needs {})",
+            "this host's underlay MTU {underlay_mtu} is too small for overlay network {} (MTU {} needs {}): raise it or keep this host out",
             spec.name,
             spec.mtu,
             spec.mtu + VXLAN_OVERHEAD
         ));
     }
+    Ok(())
+}
+
+/// Makes the network's VXLAN device (idempotent), once [`check_underlay`] allows it.
+pub fn ensure_vxlan(spec: &NetworkSpec, local: IpAddr, underlay_mtu: u32) -> Result<u32> {
+    check_underlay(spec, underlay_mtu)?;
     let mut nl = Netlink::new()?;
     if let Some(l) = nl.link_by_name(&spec.vxlan())? {
         return Ok(l.index);

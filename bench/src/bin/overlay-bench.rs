@@ -49,21 +49,9 @@ fn endpoint(result: &Value) -> (Ipv4Addr, [u8; 6]) {
     (ip, mac)
 }
 
-/// A DNS query for `name` (A, recursion desired), ID `id`.
-fn query(name: &str, id: u16) -> Vec<u8> {
-    let mut q = id.to_be_bytes().to_vec();
-    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
-    for label in name.split('.') {
-        q.push(label.len() as u8);
-        q.extend_from_slice(label.as_bytes());
-    }
-    q.extend_from_slice(&[0, 0, 1, 0, 1]);
-    q
-}
-
 /// Whether the gateway's DNS server, asked from `sock`, answers `name` with an address.
 fn resolves(sock: &UdpSocket, name: &str, id: u16) -> bool {
-    let _ = sock.send(&query(name, id));
+    let _ = sock.send(&netctl_bench::dns_query(name, id));
     let mut buf = [0u8; 512];
     while let Ok(n) = sock.recv(&mut buf) {
         if n >= 12 && buf[..2] == id.to_be_bytes() {

@@ -173,20 +173,9 @@ fn client_socket(client: &Path) -> UdpSocket {
     sock
 }
 
-fn query(name: &str, id: u16) -> Vec<u8> {
-    let mut q = id.to_be_bytes().to_vec();
-    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
-    for label in name.split('.') {
-        q.push(label.len() as u8);
-        q.extend_from_slice(label.as_bytes());
-    }
-    q.extend_from_slice(&[0, 0, 1, 0, 1]);
-    q
-}
-
 /// Asks `name` once; whether it got addresses (None: no reply at all).
 fn ask(sock: &UdpSocket, name: &str, id: u16) -> Option<bool> {
-    sock.send(&query(name, id)).ok()?;
+    sock.send(&netctl_bench::dns_query(name, id)).ok()?;
     let mut buf = [0u8; 512];
     let deadline = Instant::now() + Duration::from_millis(20);
     while Instant::now() < deadline {
@@ -265,7 +254,7 @@ fn probe(client: &Path, name: &str, dur: Duration) -> Probe {
         }
         let id = (sent % 65536) as u16;
         sent_at.lock().unwrap()[usize::from(id)] = Some(Instant::now());
-        let _ = sock.send(&query(name, id));
+        let _ = sock.send(&netctl_bench::dns_query(name, id));
         sent += 1;
     }
     done.store(true, Ordering::Relaxed);
