@@ -36,15 +36,7 @@ pub fn attach(ctx: &Ctx, conf: &BridgeConfig, lease: Success) -> Result<Success,
     conf.validate_links()?;
     let ns = NetNs::open(netns_path(ctx)?)?;
     let mut ctr_nl = Netlink::in_ns(&ns)?;
-    if ctr_nl.link_by_name(&ctx.args.ifname)?.is_some() {
-        return Err(Error::new(
-            ErrorCode::Plugin(110),
-            format!(
-                "the container already has an interface named {}",
-                ctx.args.ifname
-            ),
-        ));
-    }
+    refuse_existing_interface(&mut ctr_nl, ctx)?;
     let mut steps = Vec::new();
     attach_steps(ctx, conf, &ns, &mut ctr_nl, &mut steps, lease).inspect_err(|_| {
         rollback(ctx, conf, steps);
@@ -70,6 +62,21 @@ pub fn helper_mode(args: &[String]) -> Option<i32> {
         }
         _ => None,
     }
+}
+
+/// A repeated ADD of a live attachment (the container has the interface already) is refused
+/// before anything is asked or made.
+fn refuse_existing_interface(ctr_nl: &mut Netlink, ctx: &Ctx) -> Result<(), Error> {
+    if ctr_nl.link_by_name(&ctx.args.ifname)?.is_some() {
+        return Err(Error::new(
+            ErrorCode::Plugin(110),
+            format!(
+                "the container already has an interface named {}",
+                ctx.args.ifname
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// What ADD has made so far, undone in reverse order when a later step fails.
@@ -260,15 +267,7 @@ fn add_steps(
         .ok_or_else(|| Error::invalid_config("missing ipam"))?;
     // A repeated ADD of a live attachment is refused before anything is asked or made.
     let mut ctr_nl = Netlink::in_ns(ns)?;
-    if ctr_nl.link_by_name(&ctx.args.ifname)?.is_some() {
-        return Err(Error::new(
-            ErrorCode::Plugin(110),
-            format!(
-                "the container already has an interface named {}",
-                ctx.args.ifname
-            ),
-        ));
-    }
+    refuse_existing_interface(&mut ctr_nl, ctx)?;
     let (lease, made) = driver_ipam_add(ctx, ipam)?;
     if made {
         steps.push(Step::Ipam);

@@ -230,12 +230,7 @@ impl Machine {
             .stdin(Stdio::null())
             .output()
             .expect("run nsenter");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
+        (out.status.success(), crate::output_text(&out))
     }
 
     /// Runs a shell command in this machine; panics with its output when it fails.
@@ -258,11 +253,7 @@ impl Machine {
             .stdin(Stdio::null())
             .output()
             .expect("run netctl");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        crate::exit_and_streams(&out)
     }
 
     /// `netctl ARGS`, which must succeed; its stdout.
@@ -310,12 +301,7 @@ impl Machine {
             .stdin(Stdio::null())
             .output()
             .expect("run the libcni client");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
+        (out.status.success(), crate::output_text(&out))
     }
 
     /// What the agent wrote to its log (what it could not do), for failure messages.
@@ -341,6 +327,11 @@ impl Machine {
     /// Kills every process of this machine (its agent, etcd member, DNS server, what runs in
     /// its containers and the holder): the machine is gone, its namespaces with it.
     pub fn kill(&mut self) {
+        // Containers run in mount namespaces of their own: removed the way a user would.
+        let netctl = binary("netctl").display().to_string();
+        let _ = self.try_sh(&format!(
+            "[ -d /var/lib/netctl/containers ] && ids=$({netctl} ps -aq) && [ -n \"$ids\" ] && {netctl} rm -f $ids"
+        ));
         let mnt = std::fs::read_link(format!("/proc/{}/ns/mnt", self.pid())).ok();
         if let (Some(mnt), Ok(procs)) = (mnt, std::fs::read_dir("/proc")) {
             for p in procs.flatten() {

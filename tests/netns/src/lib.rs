@@ -164,12 +164,7 @@ impl TestHost {
             .arg(script)
             .output()
             .expect("run sh");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
+        (out.status.success(), output_text(&out))
     }
 
     /// Runs a shell command inside a namespace; returns whether it succeeded and its output.
@@ -247,11 +242,7 @@ impl TestHost {
             .env_remove("NETCTL_RUN")
             .output()
             .expect("run netctl");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        exit_and_streams(&out)
     }
 
     /// Runs `netctl ARGS` and returns its stdout; panics with its output when it fails.
@@ -363,6 +354,24 @@ impl Drop for TestHost {
             let _ = NetNs::remove(&p);
         }
     }
+}
+
+/// What a command printed, stdout then stderr.
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A command's exit code (-1 when a signal ended it), stdout and stderr.
+pub fn exit_and_streams(out: &Output) -> (i32, String, String) {
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Makes (once) `DIR/busybox-rootfs`: Debian's static busybox with a link per applet, and a
