@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use netctl_dnsd::server::view::Snapshot;
+use netctl_dnsd::server::catalog::{Catalog, Place, View};
 use netctl_dnsd::server::{answer_locally, Outcome};
 use netctl_dnsrecords::Record;
 
@@ -60,7 +60,7 @@ fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
     b
 }
 
-fn check(view: &netctl_dnsd::server::view::View, input: &[u8]) {
+fn check(view: &View, input: &[u8]) {
     if let Outcome::Reply(r) = answer_locally(view, input) {
         assert!(r.len() >= 12, "a reply has a header: {input:02x?}");
         assert_eq!(
@@ -84,12 +84,16 @@ fn malformed_queries_never_crash_and_replies_carry_the_id() {
         netns: Some(PathBuf::from(format!("/ns/{id}"))),
         ..Default::default()
     };
-    let snapshot = Snapshot::build(&[
-        &rec("w1", "172.18.0.2"),
-        &rec("w2", "172.18.0.3"),
-        &rec("w3", "fd00::3"),
-    ]);
-    let view = snapshot.by_netns[&PathBuf::from("/ns/w1")].clone();
+    let mut catalog = Catalog::default();
+    for r in [
+        rec("w1", "172.18.0.2"),
+        rec("w2", "172.18.0.3"),
+        rec("w3", "fd00::3"),
+    ] {
+        catalog.insert(&r).unwrap();
+    }
+    let place = Place::Netns(PathBuf::from("/ns/w1"));
+    let view = catalog.view(&place, "127.0.0.1".parse().unwrap()).unwrap();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     for seed in corpus() {
         check(&view, &seed);

@@ -236,6 +236,22 @@ impl DnsPaths {
     /// Asks the running server to reload `path` (a record that was written or removed) and
     /// waits for it to answer; `Err(NoServer)` when no server listens.
     pub fn notify(&self, path: &Path) -> Result<(), DnsError> {
+        self.request(&format!("update {}", path.display()))
+            .map_err(|e| match e {
+                DnsError::Io { source, .. } => DnsError::io(
+                    format!("the DNS server refused the update of {}", path.display()),
+                    source,
+                ),
+                other => other,
+            })
+    }
+
+    /// Waits for the running server to answer; `Err(NoServer)` when no server listens.
+    pub fn ping(&self) -> Result<(), DnsError> {
+        self.request("ping")
+    }
+
+    fn request(&self, line: &str) -> Result<(), DnsError> {
         let sock = self.control();
         let no_server = || DnsError::NoServer(sock.display().to_string());
         let mut stream = UnixStream::connect(&sock).map_err(|_| no_server())?;
@@ -243,7 +259,7 @@ impl DnsPaths {
             .set_read_timeout(Some(Duration::from_secs(5)))
             .and_then(|()| stream.set_write_timeout(Some(Duration::from_secs(5))))
             .map_err(|_| no_server())?;
-        writeln!(stream, "update {}", path.display()).map_err(|_| no_server())?;
+        writeln!(stream, "{line}").map_err(|_| no_server())?;
         let mut reply = String::new();
         BufReader::new(&stream)
             .read_line(&mut reply)
@@ -252,7 +268,7 @@ impl DnsPaths {
             Ok(())
         } else {
             Err(DnsError::io(
-                format!("the DNS server refused the update of {}", path.display()),
+                format!("the DNS server refused {line:?}"),
                 std::io::Error::other(reply.trim().to_string()),
             ))
         }

@@ -16,8 +16,8 @@ use hickory_proto::rr::{Name, RecordType};
 use netctl_dnsrecords::Record;
 use proptest::prelude::*;
 
+use super::catalog::{Catalog, Found, Place, View};
 use super::slow::{handle, Outcome};
-use super::view::{Snapshot, View};
 use super::wire::{answer, Transport};
 
 const NAMES: [&str; 5] = ["web", "db", "api", "x-1", "Cache"];
@@ -153,7 +153,7 @@ fn answers(m: &Message) -> BTreeSet<String> {
 fn compare(view: &View, req: &[u8], tcp: bool) -> Result<(), TestCaseError> {
     let transport = if tcp { Transport::Tcp } else { Transport::Udp };
     let mut out = Vec::new();
-    if !answer(view, req, &mut out, transport) {
+    if !answer(view, req, &mut out, transport, &mut Found::default()) {
         return Ok(());
     }
     let fast = Message::from_vec(&out);
@@ -190,10 +190,12 @@ proptest! {
 
     #[test]
     fn the_fast_path_says_what_hickory_says(ctrs in ctrs(), asks in prop::collection::vec(asks(), 1..8)) {
-        let recs = records(&ctrs);
-        let refs: Vec<&Record> = recs.iter().collect();
-        let snapshot = Snapshot::build(&refs);
-        let view = snapshot.by_netns[&PathBuf::from("/ns/2")].clone();
+        let mut catalog = Catalog::default();
+        for r in records(&ctrs) {
+            catalog.insert(&r).unwrap();
+        }
+        let place = Place::Netns(PathBuf::from("/ns/2"));
+        let view = catalog.view(&place, "127.0.0.1".parse().unwrap()).unwrap();
         for ask in &asks {
             compare(&view, &query(ask), ask.tcp)?;
         }

@@ -8,7 +8,7 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA, PTR};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
-use crate::server::view::View;
+use crate::server::catalog::{Found, View};
 use crate::server::wire::{EDNS_PAYLOAD, TTL};
 
 /// What to do with a query the fast path did not answer.
@@ -53,7 +53,7 @@ pub fn handle(view: &View, req: &[u8]) -> Outcome {
     let name = q.name.to_lowercase().to_ascii();
     let key = name.trim_end_matches('.');
     if q.query_type == RecordType::PTR {
-        if let Some(target) = reverse(key).and_then(|ip| view.ptr.get(&ip)) {
+        if let Some(target) = reverse(key).and_then(|ip| view.ptr(ip)) {
             let rdata = Name::from_str(&format!("{target}.")).map(|n| RData::PTR(PTR(n)));
             if let Ok(rdata) = rdata {
                 return reply(
@@ -64,19 +64,24 @@ pub fn handle(view: &View, req: &[u8]) -> Outcome {
             }
         }
     }
-    if let Some(ans) = view.names.get(key) {
+    let mut found = Found::default();
+    let v6 = q.query_type == RecordType::AAAA;
+    if view.lookup(key, v6, &mut found) {
         let records = match q.query_type {
-            RecordType::A => ans.v4.iter().map(|a| RData::A(A(*a))).collect(),
-            RecordType::AAAA => ans.v6.iter().map(|a| RData::AAAA(AAAA(*a))).collect(),
+            RecordType::A | RecordType::AAAA => found
+                .addrs
+                .iter()
+                .map(|ip| match ip {
+                    IpAddr::V4(a) => RData::A(A(*a)),
+                    IpAddr::V6(a) => RData::AAAA(AAAA(*a)),
+                })
+                .map(|r| Record::from_rdata(q.name.clone(), TTL, r))
+                .collect(),
             _ => Vec::new(),
         };
-        let records = records
-            .into_iter()
-            .map(|r| Record::from_rdata(q.name.clone(), TTL, r))
-            .collect();
         return reply(&msg, ResponseCode::NoError, records);
     }
-    if view.forward {
+    if view.forward() {
         Outcome::Forward
     } else {
         reply(&msg, ResponseCode::Refused, Vec::new())
@@ -146,7 +151,8 @@ mod tests {
         let mut edns = Edns::new();
         edns.set_version(1);
         q.edns = Some(edns);
-        let Outcome::Reply(r) = handle(&View::default(), &q.to_vec().unwrap()) else {
+        let catalog = crate::server::catalog::Catalog::default();
+        let Outcome::Reply(r) = handle(&View::nobody(&catalog), &q.to_vec().unwrap()) else {
             panic!("no reply");
         };
         let r = Message::from_vec(&r).unwrap();

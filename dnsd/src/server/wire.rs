@@ -3,7 +3,7 @@
 //! without decoding the whole message. Anything unusual returns `false` and takes the slow
 //! path.
 
-use crate::server::view::View;
+use crate::server::catalog::{Found, View};
 
 /// TTL of container answers: Docker's 600 s (its embedded server's), which clients and
 /// caches inside containers expect.
@@ -128,26 +128,30 @@ impl Transport {
     }
 }
 
-/// Writes the answer to an A/AAAA query for a name `view` holds into `out`; false when the
-/// query is not one the fast path answers.
-pub fn answer(view: &View, req: &[u8], out: &mut Vec<u8>, transport: Transport) -> bool {
+/// Appends the answer to an A/AAAA query for a name `view` knows to `out`; false (and
+/// `out` untouched) when the query is not one the fast path answers. `found` is scratch
+/// space the caller keeps, so that answering allocates nothing.
+pub fn answer(
+    view: &View,
+    req: &[u8],
+    out: &mut Vec<u8>,
+    transport: Transport,
+    found: &mut Found,
+) -> bool {
     let Some(q) = parse(req) else { return false };
     if q.qtype != TYPE_A && q.qtype != TYPE_AAAA {
         return false;
     }
-    let Some(ans) = view.names.get(q.name()) else {
+    let v6 = q.qtype == TYPE_AAAA;
+    if !view.lookup(q.name(), v6, found) {
         return false;
-    };
-    let (count, rdlen) = if q.qtype == TYPE_A {
-        (ans.v4.len(), 4)
-    } else {
-        (ans.v6.len(), 16)
-    };
+    }
+    let count = found.addrs.len();
+    let rdlen = if v6 { 16 } else { 4 };
     let limit = transport.limit(q.edns);
     let opt_len = if q.edns.is_some() { 11 } else { 0 };
     let room = limit.saturating_sub(q.end + opt_len) / (12 + rdlen);
     let n = count.min(room);
-    out.clear();
     out.extend_from_slice(&req[..2]);
     let truncated = if n < count { 0x02 } else { 0 };
     // QR, TC when cut, RD as asked; no AA (Docker's server sets none).
@@ -157,18 +161,20 @@ pub fn answer(view: &View, req: &[u8], out: &mut Vec<u8>, transport: Transport) 
     out.extend_from_slice(&(n as u16).to_be_bytes());
     out.extend_from_slice(&[0, 0, 0, u8::from(q.edns.is_some())]);
     out.extend_from_slice(&req[12..q.end]);
-    let start = if count > 0 { ans.rotation() % count } else { 0 };
+    let start = if count > 0 {
+        found.turn.unwrap_or(0) % count
+    } else {
+        0
+    };
     for k in 0..n {
-        let idx = (start + k) % count;
         out.extend_from_slice(&[0xc0, 0x0c]);
         out.extend_from_slice(&q.qtype.to_be_bytes());
         out.extend_from_slice(&[0, 1]);
         out.extend_from_slice(&TTL.to_be_bytes());
         out.extend_from_slice(&(rdlen as u16).to_be_bytes());
-        if q.qtype == TYPE_A {
-            out.extend_from_slice(&ans.v4[idx].octets());
-        } else {
-            out.extend_from_slice(&ans.v6[idx].octets());
+        match found.addrs[(start + k) % count] {
+            std::net::IpAddr::V4(a) => out.extend_from_slice(&a.octets()),
+            std::net::IpAddr::V6(a) => out.extend_from_slice(&a.octets()),
         }
     }
     if q.edns.is_some() {
@@ -182,7 +188,7 @@ pub fn answer(view: &View, req: &[u8], out: &mut Vec<u8>, transport: Transport) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::view::Snapshot;
+    use crate::server::catalog::{Catalog, Place};
     use netctl_dnsrecords::Record;
     use std::path::PathBuf;
 
@@ -201,7 +207,7 @@ mod tests {
         q
     }
 
-    fn view() -> std::sync::Arc<crate::server::view::View> {
+    fn catalog() -> Catalog {
         let rec = |id: &str, ip: &str| Record {
             network: "lan".into(),
             container_id: id.into(),
@@ -212,40 +218,36 @@ mod tests {
             netns: Some(PathBuf::from(format!("/ns/{id}"))),
             ..Default::default()
         };
-        let s = Snapshot::build(&[&rec("ma", "10.0.0.2"), &rec("mb", "10.0.0.3")]);
-        s.by_netns[&PathBuf::from("/ns/ma")].clone()
+        let mut c = Catalog::default();
+        c.insert(&rec("ma", "10.0.0.2")).unwrap();
+        c.insert(&rec("mb", "10.0.0.3")).unwrap();
+        c
+    }
+
+    fn ask(c: &Catalog, name: &str) -> Option<Vec<u8>> {
+        let place = Place::Netns(PathBuf::from("/ns/ma"));
+        let view = c.view(&place, "127.0.0.1".parse().unwrap()).unwrap();
+        let mut out = Vec::new();
+        let q = dig_query(name, TYPE_A);
+        answer(&view, &q, &mut out, Transport::Udp, &mut Found::default()).then_some(out)
     }
 
     #[test]
     fn dig_queries_for_every_name_take_the_fast_path() {
-        let v = view();
-        for name in ["ma", "mb", "web", "MB.lan"] {
-            let mut out = Vec::new();
-            assert!(
-                answer(&v, &dig_query(name, TYPE_A), &mut out, Transport::Udp),
-                "{name}"
-            );
+        let c = catalog();
+        for name in ["ma", "mb", "web", "MB.lan", "web.LAN"] {
+            let out = ask(&c, name).unwrap_or_else(|| panic!("{name}"));
             assert_eq!(&out[..2], &[0xab, 0xcd], "ID copied");
             assert_eq!(out[3] & 0x0f, 0, "NOERROR");
         }
+        assert!(ask(&c, "mb.other").is_none(), "another network's name");
+        assert!(ask(&c, ".lan").is_none());
     }
 
     #[test]
     fn the_alias_answer_rotates_and_carries_every_address() {
-        let v = view();
-        let (mut a, mut b) = (Vec::new(), Vec::new());
-        assert!(answer(
-            &v,
-            &dig_query("web", TYPE_A),
-            &mut a,
-            Transport::Udp
-        ));
-        assert!(answer(
-            &v,
-            &dig_query("web", TYPE_A),
-            &mut b,
-            Transport::Udp
-        ));
+        let c = catalog();
+        let (a, b) = (ask(&c, "web").unwrap(), ask(&c, "web").unwrap());
         assert_eq!(u16_at(&a, 6), Some(2));
         assert_ne!(a, b, "the order rotated");
     }

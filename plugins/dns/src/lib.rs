@@ -145,7 +145,6 @@ fn start_server(ctx: &Ctx, conf: &DnsConfig, paths: &DnsPaths) -> Result<(), Err
     use std::os::unix::process::CommandExt;
     let binary = server_binary(ctx)?;
     let deadline = Instant::now() + Duration::from_secs(5);
-    let probe = paths.records().join(".probe");
     let mut next_start = Instant::now();
     while Instant::now() < deadline {
         if Instant::now() >= next_start {
@@ -173,7 +172,7 @@ fn start_server(ctx: &Ctx, conf: &DnsConfig, paths: &DnsPaths) -> Result<(), Err
                 .map_err(|e| Error::io("failed to start netctl-dnsd", &e))?;
             next_start = Instant::now() + Duration::from_millis(500);
         }
-        match paths.notify(&probe) {
+        match paths.ping() {
             Ok(()) => return Ok(()),
             Err(DnsError::NoServer(_)) => std::thread::sleep(Duration::from_millis(5)),
             Err(e) => return Err(e.into()),

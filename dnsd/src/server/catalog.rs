@@ -1,0 +1,1111 @@
+//! What the server answers from: every record, indexed for the answer path and changed one
+//! record at a time, so that a container coming or going costs its own names, never a
+//! rebuild of everyone's (which took milliseconds at a thousand records and held up answers
+//! while containers churned).
+//!
+//! Memory is what a host with many containers pays for: a record's strings are packed in one
+//! allocation and its addresses in another, the indexes hold 4- or 8-byte slots that point
+//! into the record table, and a name asked with its network (`web.lan`) is answered by
+//! stripping the network instead of being stored twice.
+
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU16, Ordering};
+
+use hashbrown::HashTable;
+use netctl_dnsrecords::Record;
+
+/// No record: the end of a container's chain.
+const NONE: u32 = u32::MAX;
+/// Records one server holds at most.
+pub const MAX_RECORDS: usize = 1 << 30;
+/// Names one record may answer to (its name, aliases and short ID), and addresses it may
+/// have of each kind (its own, its resolvers, its network's gateways).
+pub const MAX_PER_RECORD: usize = 255;
+
+/// Why a record cannot be served.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CatalogError {
+    /// More names or addresses than one record may have.
+    #[error("the record has {1} {0}; at most {MAX_PER_RECORD} are served")]
+    TooMany(&'static str, usize),
+    /// A container ID or interface name too long to be one.
+    #[error("the record's {0} is {1} bytes long; container IDs must be under 64 KiB and interface names under 256 bytes")]
+    TooLong(&'static str, usize),
+    /// More records than the server indexes.
+    #[error("the server already holds {0} records, as many as it can index")]
+    Full(usize),
+}
+
+/// One attachment, as the answer path needs it.
+#[derive(Debug)]
+struct Entry {
+    /// `[cid len: u16 LE][ifname len][name count][each name's len]`, then the container ID,
+    /// the interface and each name (lowercase, valid DNS names only).
+    packed: Box<[u8]>,
+    /// Its addresses, then its container's own resolvers (`--dns`), then its network's
+    /// gateways.
+    addrs: Box<[IpAddr]>,
+    ips: u8,
+    upstreams: u8,
+    /// Which name PTR answers give its addresses (the container's name, else its short ID);
+    /// `u8::MAX` for none.
+    label: u8,
+    internal: bool,
+    network: u32,
+    container: u32,
+    /// The next record of the same container, or NONE.
+    sibling: u32,
+}
+
+impl Entry {
+    fn counts(&self) -> (usize, usize, usize) {
+        let p = &self.packed;
+        (
+            usize::from(u16::from_le_bytes([p[0], p[1]])),
+            usize::from(p[2]),
+            usize::from(p[3]),
+        )
+    }
+
+    fn cid(&self) -> &[u8] {
+        let (cid, _, names) = self.counts();
+        &self.packed[4 + names..4 + names + cid]
+    }
+
+    fn ifname(&self) -> &[u8] {
+        let (cid, ifname, names) = self.counts();
+        let at = 4 + names + cid;
+        &self.packed[at..at + ifname]
+    }
+
+    fn name_count(&self) -> usize {
+        self.counts().2
+    }
+
+    /// The `i`th name; empty past the last.
+    fn name(&self, i: usize) -> &[u8] {
+        let (cid, ifname, names) = self.counts();
+        if i >= names {
+            return &[];
+        }
+        let lens = &self.packed[4..4 + names];
+        let skip: usize = lens[..i].iter().map(|l| usize::from(*l)).sum();
+        let at = 4 + names + cid + ifname + skip;
+        &self.packed[at..at + usize::from(lens[i])]
+    }
+
+    fn ips(&self) -> &[IpAddr] {
+        &self.addrs[..usize::from(self.ips)]
+    }
+
+    fn upstreams(&self) -> &[IpAddr] {
+        let at = usize::from(self.ips);
+        &self.addrs[at..at + usize::from(self.upstreams)]
+    }
+
+    fn gateways(&self) -> &[IpAddr] {
+        &self.addrs[usize::from(self.ips) + usize::from(self.upstreams)..]
+    }
+}
+
+/// The names a record answers to, lowercase, each once: its name, aliases and short ID,
+/// leaving out what cannot be a DNS name (and so could never be asked).
+fn record_names(r: &Record) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let all = r.name.iter().chain(&r.aliases).map(String::as_str);
+    for n in all.chain([r.short_id()]) {
+        let n = clean(n);
+        if is_dns_name(&n) && !out.contains(&n) {
+            out.push(n);
+        }
+    }
+    out
+}
+
+fn clean(name: &str) -> String {
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// Labels of 1 to 63 printable ASCII bytes, 253 bytes in all: what the fast path parses.
+fn is_dns_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 253
+        && n.split('.')
+            .all(|l| (1..=63).contains(&l.len()) && l.bytes().all(|c| c.is_ascii_graphic()))
+}
+
+fn count(what: &'static str, n: usize) -> Result<u8, CatalogError> {
+    u8::try_from(n)
+        .ok()
+        .filter(|n| usize::from(*n) <= MAX_PER_RECORD && *n != u8::MAX)
+        .ok_or(CatalogError::TooMany(what, n))
+}
+
+/// The record as the catalog keeps it (network and container left for the caller).
+fn entry(r: &Record) -> Result<Entry, CatalogError> {
+    let names = record_names(r);
+    let cid = u16::try_from(r.container_id.len())
+        .map_err(|_| CatalogError::TooLong("container ID", r.container_id.len()))?;
+    let ifname = u8::try_from(r.ifname.len())
+        .map_err(|_| CatalogError::TooLong("interface name", r.ifname.len()))?;
+    let mut packed = vec![0, 0, ifname, count("names", names.len())?];
+    packed[..2].copy_from_slice(&cid.to_le_bytes());
+    // Each name is a valid DNS name: at most 253 bytes.
+    packed.extend(names.iter().map(|n| n.len() as u8));
+    packed.extend_from_slice(r.container_id.as_bytes());
+    packed.extend_from_slice(r.ifname.as_bytes());
+    for n in &names {
+        packed.extend_from_slice(n.as_bytes());
+    }
+    let own = r.name.as_deref().map(clean);
+    let short = clean(r.short_id());
+    let label = names
+        .iter()
+        .position(|n| Some(n) == own.as_ref())
+        .or_else(|| names.iter().position(|n| *n == short))
+        .map_or(u8::MAX, |i| i as u8); // i < names.len() <= MAX_PER_RECORD
+    let addrs: Vec<IpAddr> = r
+        .ips
+        .iter()
+        .chain(&r.upstreams)
+        .chain(&r.gateways)
+        .copied()
+        .collect();
+    count("gateways", r.gateways.len())?;
+    Ok(Entry {
+        packed: packed.into_boxed_slice(),
+        addrs: addrs.into_boxed_slice(),
+        ips: count("addresses", r.ips.len())?,
+        upstreams: count("resolvers", r.upstreams.len())?,
+        label,
+        internal: r.internal,
+        network: NONE,
+        container: NONE,
+        sibling: NONE,
+    })
+}
+
+/// A network: its name, how many of its records there are and how many may forward, and
+/// the gateways they name.
+#[derive(Debug)]
+struct Network {
+    name: Box<str>,
+    /// The name in lowercase, which qualified names (`web.lan`) end with.
+    lower: Box<str>,
+    records: u32,
+    /// Records that are not internal: names the network does not know may be forwarded.
+    open: u32,
+    /// Each gateway and how many records name it.
+    gateways: Vec<(IpAddr, u32)>,
+}
+
+#[derive(Debug)]
+struct Container {
+    /// Its first record; the others follow `Entry::sibling`.
+    head: u32,
+    netns: Option<Box<Path>>,
+}
+
+/// One name or address of one record, in an index.
+#[derive(Debug)]
+struct Slot {
+    record: u32,
+    /// Which of the record's names or addresses.
+    part: u8,
+    /// For a name: where its next answer's rotation starts (round robin).
+    turn: AtomicU16,
+}
+
+impl Slot {
+    fn new(record: u32, part: usize) -> Self {
+        Slot {
+            record,
+            part: part as u8, // part < MAX_PER_RECORD
+            turn: AtomicU16::new(0),
+        }
+    }
+}
+
+/// Values by index, holes refilled first.
+#[derive(Debug)]
+struct Slab<T> {
+    items: Vec<Option<T>>,
+    free: Vec<u32>,
+}
+
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Slab {
+            items: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+}
+
+impl<T> Slab<T> {
+    fn get(&self, i: u32) -> Option<&T> {
+        self.items.get(i as usize)?.as_ref()
+    }
+
+    fn get_mut(&mut self, i: u32) -> Option<&mut T> {
+        self.items.get_mut(i as usize)?.as_mut()
+    }
+
+    fn add(&mut self, t: T) -> Option<u32> {
+        if let Some(i) = self.free.pop() {
+            self.items[i as usize] = Some(t);
+            return Some(i);
+        }
+        let i = u32::try_from(self.items.len()).ok().filter(|i| *i < NONE)?;
+        self.items.push(Some(t));
+        Some(i)
+    }
+
+    fn take(&mut self, i: u32) -> Option<T> {
+        let t = self.items.get_mut(i as usize)?.take()?;
+        self.free.push(i);
+        Some(t)
+    }
+
+    fn len(&self) -> usize {
+        self.items.len() - self.free.len()
+    }
+}
+
+/// Where a listener sits, which decides whose names answer.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Place {
+    /// 127.0.0.11 inside a container's namespace.
+    Netns(PathBuf),
+    /// A bridge network's gateway on the host.
+    Gateway(IpAddr, String),
+}
+
+impl Place {
+    /// The container namespace a query from this place came from.
+    pub fn netns(&self) -> Option<&Path> {
+        match self {
+            Place::Netns(p) => Some(p),
+            Place::Gateway(..) => None,
+        }
+    }
+}
+
+/// Every record the server serves, and the host's own addresses.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    hasher: RandomState,
+    records: Slab<Entry>,
+    containers: Slab<Container>,
+    networks: Slab<Network>,
+    network_ids: HashMap<Box<str>, u32>,
+    /// (network, container ID, interface) to record.
+    by_key: HashTable<u32>,
+    /// (network, name) to each record with that name.
+    names: HashTable<Slot>,
+    /// (network, address) to each record with that address.
+    by_ip: HashTable<Slot>,
+    /// Container ID to container (through its head record's ID).
+    by_cid: HashTable<u32>,
+    /// Namespace path to the container registered in it last.
+    by_netns: HashTable<u32>,
+    host: HashSet<IpAddr>,
+}
+
+fn key_hash(h: &RandomState, e: &Entry) -> u64 {
+    h.hash_one((e.network, e.cid(), e.ifname()))
+}
+
+fn name_hash(h: &RandomState, network: u32, name: &[u8]) -> u64 {
+    h.hash_one((network, name))
+}
+
+fn ip_hash(h: &RandomState, network: u32, ip: IpAddr) -> u64 {
+    h.hash_one((network, ip))
+}
+
+impl Catalog {
+    /// How many records are served.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether no record is served.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sets the host's own addresses: askers at a gateway with one of them are the host.
+    pub fn set_host(&mut self, host: HashSet<IpAddr>) {
+        self.host = host;
+    }
+
+    fn find_key(&self, network: u32, cid: &[u8], ifname: &[u8]) -> Option<u32> {
+        let h = self.hasher.hash_one((network, cid, ifname));
+        let records = &self.records;
+        self.by_key
+            .find(h, |&i| {
+                records
+                    .get(i)
+                    .is_some_and(|e| e.network == network && e.cid() == cid && e.ifname() == ifname)
+            })
+            .copied()
+    }
+
+    /// Serves `r`, replacing the record of the same network, container and interface.
+    /// Returns the places whose listeners may have to open or close.
+    pub fn insert(&mut self, r: &Record) -> Result<Vec<Place>, CatalogError> {
+        let mut e = entry(r)?;
+        if self.len() >= MAX_RECORDS {
+            return Err(CatalogError::Full(self.len()));
+        }
+        let mut touched = self.remove(&r.network, &r.container_id, &r.ifname);
+        // Below MAX_RECORDS records, every slab has room: none of these fail.
+        let full = CatalogError::Full(self.len());
+        e.network = self.network(&r.network).ok_or(full.clone())?;
+        let (container, head) = self.container(&r.container_id);
+        e.container = container.ok_or(full.clone())?;
+        e.sibling = head;
+        let id = self.records.add(e).ok_or(full)?;
+        self.index(id);
+        if let Some(c) = self.containers.get_mut(container.unwrap_or(NONE)) {
+            c.head = id;
+        }
+        self.link_cid(id);
+        if let (Some(c), Some(netns)) = (container, &r.netns) {
+            self.link_netns(c, netns);
+        }
+        touched.extend(r.netns.clone().map(Place::Netns));
+        touched.extend(
+            r.gateways
+                .iter()
+                .map(|g| Place::Gateway(*g, r.network.clone())),
+        );
+        Ok(touched)
+    }
+
+    /// Adds record `id` to the key, name and address indexes and to its network's counts.
+    fn index(&mut self, id: u32) {
+        let Some(e) = self.records.get(id) else {
+            return;
+        };
+        let h = &self.hasher;
+        let records = &self.records;
+        self.by_key.insert_unique(key_hash(h, e), id, |&i| {
+            records.get(i).map_or(0, |e| key_hash(h, e))
+        });
+        for part in 0..e.name_count() {
+            self.names.insert_unique(
+                name_hash(h, e.network, e.name(part)),
+                Slot::new(id, part),
+                |s| slot_name_hash(h, records, s),
+            );
+        }
+        for (part, ip) in e.ips().iter().enumerate() {
+            self.by_ip
+                .insert_unique(ip_hash(h, e.network, *ip), Slot::new(id, part), |s| {
+                    slot_ip_hash(h, records, s)
+                });
+        }
+        let (network, internal) = (e.network, e.internal);
+        let gateways: Vec<IpAddr> = e.gateways().to_vec();
+        if let Some(n) = self.networks.get_mut(network) {
+            n.records += 1;
+            n.open += u32::from(!internal);
+            for g in gateways {
+                match n.gateways.iter_mut().find(|(ip, _)| *ip == g) {
+                    Some((_, count)) => *count += 1,
+                    None => n.gateways.push((g, 1)),
+                }
+            }
+        }
+    }
+
+    /// The network called `name`, added if new; None when no more fit.
+    fn network(&mut self, name: &str) -> Option<u32> {
+        if let Some(id) = self.network_ids.get(name) {
+            return Some(*id);
+        }
+        let id = self.networks.add(Network {
+            name: name.into(),
+            lower: name.to_ascii_lowercase().into(),
+            records: 0,
+            open: 0,
+            gateways: Vec::new(),
+        })?;
+        self.network_ids.insert(name.into(), id);
+        Some(id)
+    }
+
+    /// The container with ID `cid` (added if new, None when no more fit) and its head
+    /// record, which it leaves the ID index for until [`Self::link_cid`] puts it back
+    /// under its new head.
+    fn container(&mut self, cid: &str) -> (Option<u32>, u32) {
+        if let Some(c) = self.unlink_cid(cid.as_bytes()) {
+            let head = self.containers.get(c).map_or(NONE, |c| c.head);
+            return (Some(c), head);
+        }
+        let c = self.containers.add(Container {
+            head: NONE,
+            netns: None,
+        });
+        (c, NONE)
+    }
+
+    /// Takes the container with ID `cid` out of the ID index.
+    fn unlink_cid(&mut self, cid: &[u8]) -> Option<u32> {
+        let (records, containers) = (&self.records, &self.containers);
+        let head_cid = |c: u32| {
+            containers
+                .get(c)
+                .and_then(|c| records.get(c.head))
+                .map(Entry::cid)
+        };
+        let found = self
+            .by_cid
+            .find_entry(self.hasher.hash_one(cid), |&c| head_cid(c) == Some(cid))
+            .ok()?;
+        Some(found.remove().0)
+    }
+
+    /// Puts the container of record `id` (now its head) into the ID index.
+    fn link_cid(&mut self, id: u32) {
+        let Some(e) = self.records.get(id) else {
+            return;
+        };
+        let (h, records, containers) = (&self.hasher, &self.records, &self.containers);
+        self.by_cid
+            .insert_unique(h.hash_one(e.cid()), e.container, |&c| {
+                containers
+                    .get(c)
+                    .and_then(|c| records.get(c.head))
+                    .map_or(0, |e| h.hash_one(e.cid()))
+            });
+    }
+
+    /// Registers `container` as the one living in `netns`, in place of any other.
+    fn link_netns(&mut self, container: u32, netns: &Path) {
+        let old = self
+            .containers
+            .get_mut(container)
+            .and_then(|c| c.netns.replace(netns.into()));
+        if let Some(old) = old {
+            self.unlink_netns(container, &old);
+        }
+        let (h, containers) = (&self.hasher, &self.containers);
+        let netns_of = |c: u32| containers.get(c).and_then(|c| c.netns.as_deref());
+        let hash = h.hash_one(netns);
+        if let Ok(other) = self
+            .by_netns
+            .find_entry(hash, |&c| netns_of(c) == Some(netns))
+        {
+            other.remove();
+        }
+        self.by_netns.insert_unique(hash, container, |&c| {
+            netns_of(c).map_or(0, |p| h.hash_one(p))
+        });
+    }
+
+    fn unlink_netns(&mut self, container: u32, netns: &Path) {
+        if let Ok(e) = self
+            .by_netns
+            .find_entry(self.hasher.hash_one(netns), |&c| c == container)
+        {
+            e.remove();
+        }
+    }
+
+    /// Stops serving the record of `cid:ifname` on `network`. Returns the places whose
+    /// listeners may have to close.
+    pub fn remove(&mut self, network: &str, cid: &str, ifname: &str) -> Vec<Place> {
+        let Some(&net) = self.network_ids.get(network) else {
+            return Vec::new();
+        };
+        let Some(id) = self.find_key(net, cid.as_bytes(), ifname.as_bytes()) else {
+            return Vec::new();
+        };
+        let Some(container) = self.records.get(id).map(|e| e.container) else {
+            return Vec::new();
+        };
+        self.unindex(id);
+        self.unlink_cid(cid.as_bytes());
+        let Some(e) = self.records.take(id) else {
+            return Vec::new();
+        };
+        self.unchain(container, id, e.sibling);
+        let mut touched: Vec<Place> = e
+            .gateways()
+            .iter()
+            .map(|g| Place::Gateway(*g, network.to_string()))
+            .collect();
+        let netns = self.containers.get(container).and_then(|c| c.netns.clone());
+        touched.extend(netns.map(|p| Place::Netns(p.into_path_buf())));
+        self.drop_if_empty(Some(net), Some(container));
+        touched
+    }
+
+    /// Takes record `id` out of the key, name and address indexes and its network's counts.
+    fn unindex(&mut self, id: u32) {
+        let Some(e) = self.records.get(id) else {
+            return;
+        };
+        let h = &self.hasher;
+        if let Ok(x) = self.by_key.find_entry(key_hash(h, e), |&i| i == id) {
+            x.remove();
+        }
+        for part in 0..e.name_count() {
+            let hash = name_hash(h, e.network, e.name(part));
+            if let Ok(x) = self
+                .names
+                .find_entry(hash, |s| s.record == id && usize::from(s.part) == part)
+            {
+                x.remove();
+            }
+        }
+        for (part, ip) in e.ips().iter().enumerate() {
+            let hash = ip_hash(h, e.network, *ip);
+            if let Ok(x) = self
+                .by_ip
+                .find_entry(hash, |s| s.record == id && usize::from(s.part) == part)
+            {
+                x.remove();
+            }
+        }
+        let internal = e.internal;
+        let gateways: Vec<IpAddr> = e.gateways().to_vec();
+        if let Some(n) = self.networks.get_mut(e.network) {
+            n.records -= 1;
+            n.open -= u32::from(!internal);
+            for g in gateways {
+                if let Some((_, count)) = n.gateways.iter_mut().find(|(ip, _)| *ip == g) {
+                    *count -= 1;
+                }
+            }
+            n.gateways.retain(|(_, count)| *count > 0);
+        }
+    }
+
+    /// Takes record `id` (whose next was `sibling`) out of its container's chain, and puts
+    /// the container back in the ID index if it has records left.
+    fn unchain(&mut self, container: u32, id: u32, sibling: u32) {
+        let head = self.containers.get(container).map_or(NONE, |c| c.head);
+        if head == id {
+            if let Some(c) = self.containers.get_mut(container) {
+                c.head = sibling;
+            }
+        } else {
+            let mut at = head;
+            while let Some(e) = self.records.get_mut(at) {
+                if e.sibling == id {
+                    e.sibling = sibling;
+                    break;
+                }
+                at = e.sibling;
+            }
+        }
+        let head = self.containers.get(container).map_or(NONE, |c| c.head);
+        if head != NONE {
+            self.link_cid(head);
+        }
+    }
+
+    /// Forgets a container without records and a network without records.
+    fn drop_if_empty(&mut self, network: Option<u32>, container: Option<u32>) {
+        if let Some(c) = container {
+            if self.containers.get(c).is_some_and(|c| c.head == NONE) {
+                if let Some(netns) = self.containers.take(c).and_then(|c| c.netns) {
+                    self.unlink_netns(c, &netns);
+                }
+            }
+        }
+        if let Some(n) = network {
+            if self.networks.get(n).is_some_and(|n| n.records == 0) {
+                if let Some(gone) = self.networks.take(n) {
+                    self.network_ids.remove(&gone.name);
+                }
+            }
+        }
+    }
+
+    /// Whether a listener at `place` is wanted: a container is registered in the namespace,
+    /// or a record names the gateway.
+    pub fn wants(&self, place: &Place) -> bool {
+        match place {
+            Place::Netns(p) => self.netns_container(p).is_some(),
+            Place::Gateway(ip, net) => self
+                .network_ids
+                .get(net.as_str())
+                .and_then(|n| self.networks.get(*n))
+                .is_some_and(|n| n.gateways.iter().any(|(g, _)| g == ip)),
+        }
+    }
+
+    /// Every place a listener is wanted at.
+    pub fn places(&self) -> Vec<Place> {
+        let netns = self
+            .containers
+            .items
+            .iter()
+            .flatten()
+            .filter_map(|c| c.netns.as_deref())
+            .filter(|p| self.netns_container(p).is_some())
+            .map(|p| Place::Netns(p.to_path_buf()));
+        let gateways = self.networks.items.iter().flatten().flat_map(|n| {
+            n.gateways
+                .iter()
+                .map(|(g, _)| Place::Gateway(*g, n.name.to_string()))
+        });
+        netns.chain(gateways).collect()
+    }
+
+    fn netns_container(&self, netns: &Path) -> Option<u32> {
+        let containers = &self.containers;
+        self.by_netns
+            .find(self.hasher.hash_one(netns), |&c| {
+                containers.get(c).and_then(|c| c.netns.as_deref()) == Some(netns)
+            })
+            .copied()
+    }
+
+    /// The record on `network` with address `ip`.
+    fn record_at(&self, network: u32, ip: IpAddr) -> Option<&Entry> {
+        self.by_ip
+            .iter_hash(ip_hash(&self.hasher, network, ip))
+            .filter_map(|s| self.records.get(s.record).map(|e| (s, e)))
+            .find(|(s, e)| e.network == network && e.ips().get(usize::from(s.part)) == Some(&ip))
+            .map(|(_, e)| e)
+    }
+
+    /// Whom a query arriving at `place` from `src` is answered for; None for an asker the
+    /// place does not serve: at a gateway, anyone but the network's members and the host.
+    pub fn view(&self, place: &Place, src: IpAddr) -> Option<View<'_>> {
+        let who = match place {
+            Place::Netns(p) => self.netns_container(p).map_or(Who::Nobody, Who::Container),
+            Place::Gateway(_, net) => {
+                let net = self.network_ids.get(net.as_str()).copied();
+                match net.and_then(|n| self.record_at(n, src)) {
+                    Some(e) => Who::Container(e.container),
+                    None if src.is_loopback() || self.host.contains(&src) => {
+                        net.map_or(Who::Nobody, Who::Network)
+                    }
+                    None => return None,
+                }
+            }
+        };
+        Some(View { catalog: self, who })
+    }
+
+    /// The asker's own upstream resolvers, if its container has any.
+    pub fn own_upstreams(&self, place: &Place, src: IpAddr) -> Vec<SocketAddr> {
+        let Some(View {
+            who: Who::Container(c),
+            ..
+        }) = self.view(place, src)
+        else {
+            return Vec::new();
+        };
+        self.chain(c)
+            .map(Entry::upstreams)
+            .find(|u| !u.is_empty())
+            .map(|u| u.iter().map(|ip| SocketAddr::new(*ip, 53)).collect())
+            .unwrap_or_default()
+    }
+
+    /// The records of container `c`.
+    fn chain(&self, c: u32) -> impl Iterator<Item = &Entry> + '_ {
+        let head = self.containers.get(c).map_or(NONE, |c| c.head);
+        std::iter::successors(self.records.get(head), move |e| self.records.get(e.sibling))
+    }
+}
+
+fn slot_name_hash(h: &RandomState, records: &Slab<Entry>, s: &Slot) -> u64 {
+    records
+        .get(s.record)
+        .map_or(0, |e| name_hash(h, e.network, e.name(usize::from(s.part))))
+}
+
+fn slot_ip_hash(h: &RandomState, records: &Slab<Entry>, s: &Slot) -> u64 {
+    records.get(s.record).map_or(0, |e| {
+        e.ips()
+            .get(usize::from(s.part))
+            .map_or(0, |ip| ip_hash(h, e.network, *ip))
+    })
+}
+
+/// Whom one query is answered for.
+#[derive(Debug, Clone, Copy)]
+pub struct View<'a> {
+    catalog: &'a Catalog,
+    who: Who,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Who {
+    /// A container: the names of every network it is on.
+    Container(u32),
+    /// The host at a network's gateway: that network's names.
+    Network(u32),
+    /// An asker no record is registered for: no names, nothing forwarded.
+    Nobody,
+}
+
+impl<'a> View<'a> {
+    /// A view of nothing.
+    pub fn nobody(catalog: &'a Catalog) -> Self {
+        View {
+            catalog,
+            who: Who::Nobody,
+        }
+    }
+
+    /// The networks whose names answer (a network twice when the container has two
+    /// interfaces on it).
+    fn networks(&self) -> impl Iterator<Item = (u32, &'a Network)> + 'a {
+        let cat = self.catalog;
+        let (container, network) = match self.who {
+            Who::Container(c) => (Some(c), None),
+            Who::Network(n) => (None, Some(n)),
+            Who::Nobody => (None, None),
+        };
+        container
+            .into_iter()
+            .flat_map(move |c| cat.chain(c).map(|e| e.network))
+            .chain(network)
+            .filter_map(move |n| cat.networks.get(n).map(|net| (n, net)))
+    }
+
+    /// Whether names no network of the view knows may be forwarded (not when all its
+    /// networks are internal).
+    pub fn forward(&self) -> bool {
+        self.networks().any(|(_, n)| n.open > 0)
+    }
+
+    /// Gathers into `found` the addresses (IPv6 if `v6`, else IPv4) of `name` (lowercase,
+    /// no trailing dot; `name.network` counts for `name` on that network). Returns whether
+    /// any record has that name, whatever its addresses.
+    pub fn lookup(&self, name: &str, v6: bool, found: &mut Found) -> bool {
+        found.addrs.clear();
+        found.turn = None;
+        let mut known = false;
+        for (id, net) in self.networks() {
+            known |= self.gather(id, name.as_bytes(), v6, found);
+            let plain = name
+                .strip_suffix(&*net.lower)
+                .and_then(|p| p.strip_suffix('.'))
+                .filter(|p| !p.is_empty());
+            if let Some(plain) = plain {
+                known |= self.gather(id, plain.as_bytes(), v6, found);
+            }
+        }
+        if found.addrs.len() > 1 {
+            found.addrs.sort_unstable();
+            found.addrs.dedup();
+        }
+        known
+    }
+
+    fn gather(&self, network: u32, name: &[u8], v6: bool, found: &mut Found) -> bool {
+        let cat = self.catalog;
+        let mut known = false;
+        for slot in cat.names.iter_hash(name_hash(&cat.hasher, network, name)) {
+            let Some(e) = cat.records.get(slot.record) else {
+                continue;
+            };
+            if e.network != network || e.name(usize::from(slot.part)) != name {
+                continue;
+            }
+            known = true;
+            found
+                .turn
+                .get_or_insert_with(|| usize::from(slot.turn.fetch_add(1, Ordering::Relaxed)));
+            found
+                .addrs
+                .extend(e.ips().iter().filter(|ip| ip.is_ipv6() == v6));
+        }
+        known
+    }
+
+    /// The name PTR answers for `ip`: `name.network` of the record with that address.
+    pub fn ptr(&self, ip: IpAddr) -> Option<String> {
+        self.networks().find_map(|(id, net)| {
+            let e = self.catalog.record_at(id, ip)?;
+            let label = std::str::from_utf8(e.name(usize::from(e.label))).ok()?;
+            (!label.is_empty()).then(|| format!("{label}.{}", net.lower))
+        })
+    }
+}
+
+/// The addresses behind a name, for one answer; kept by the caller between queries, so
+/// that answering allocates nothing once it has grown.
+#[derive(Debug, Default)]
+pub struct Found {
+    /// Every address of the asked family, each once.
+    pub addrs: Vec<IpAddr>,
+    /// Where the rotation starts: None when no record has the name.
+    pub turn: Option<usize>,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    fn rec(net: &str, id: &str, name: &str, alias: &str, ip: &str) -> Record {
+        Record {
+            network: net.into(),
+            container_id: id.into(),
+            ifname: "eth0".into(),
+            name: Some(name.into()),
+            aliases: vec![alias.into()],
+            ips: vec![ip.parse().unwrap()],
+            netns: Some(PathBuf::from(format!("/ns/{id}"))),
+            gateways: vec![],
+            internal: net == "int",
+            ..Default::default()
+        }
+    }
+
+    fn catalog(records: &[Record]) -> Catalog {
+        let mut c = Catalog::default();
+        for r in records {
+            c.insert(r).unwrap();
+        }
+        c
+    }
+
+    fn ask(c: &Catalog, asker: &str, name: &str) -> Option<Vec<IpAddr>> {
+        let place = Place::Netns(PathBuf::from(format!("/ns/{asker}")));
+        let view = c.view(&place, "127.0.0.1".parse().unwrap())?;
+        let mut f = Found::default();
+        let mut all = Vec::new();
+        let mut known = false;
+        for v6 in [false, true] {
+            known |= view.lookup(name, v6, &mut f);
+            all.extend(f.addrs.iter().copied());
+        }
+        known.then_some(all)
+    }
+
+    #[test]
+    fn an_alias_behind_three_containers_has_three_addresses_and_rotates() {
+        let c = catalog(&[
+            rec("web", "a", "a1", "web", "172.18.0.2"),
+            rec("web", "b", "b1", "web", "172.18.0.3"),
+            rec("web", "c", "c1", "web", "172.18.0.4"),
+        ]);
+        assert_eq!(ask(&c, "a", "web").unwrap().len(), 3);
+        assert_eq!(ask(&c, "a", "web.web").unwrap().len(), 3);
+        let view = c
+            .view(&Place::Netns("/ns/a".into()), "127.0.0.1".parse().unwrap())
+            .unwrap();
+        assert_eq!(
+            view.ptr("172.18.0.3".parse().unwrap()).as_deref(),
+            Some("b1.web")
+        );
+        let mut f = Found::default();
+        view.lookup("web", false, &mut f);
+        let first = f.turn.unwrap();
+        view.lookup("web", false, &mut f);
+        assert_eq!(f.turn, Some(first + 1));
+    }
+
+    #[test]
+    fn a_container_sees_only_the_networks_it_is_attached_to() {
+        let c = catalog(&[
+            rec("a", "x", "x", "xa", "10.1.0.2"),
+            rec("b", "x", "x", "xb", "10.2.0.2"),
+            rec("b", "y", "y", "yb", "10.2.0.3"),
+            rec("int", "z", "z", "zi", "10.3.0.2"),
+        ]);
+        assert!(ask(&c, "x", "y").is_some() && ask(&c, "x", "xa").is_some());
+        assert_eq!(
+            ask(&c, "x", "x").unwrap().len(),
+            2,
+            "x has an address on both networks"
+        );
+        assert_eq!(
+            ask(&c, "x", "x.a").unwrap(),
+            ["10.1.0.2".parse::<IpAddr>().unwrap()]
+        );
+        assert!(ask(&c, "x", "z").is_none());
+        assert!(ask(&c, "x", "y.a").is_none(), "y is not on a");
+        let z = c
+            .view(&Place::Netns("/ns/z".into()), "127.0.0.1".parse().unwrap())
+            .unwrap();
+        assert!(!z.forward(), "internal: no forwarding");
+        assert!(ask(&c, "z", "x").is_none());
+    }
+
+    #[test]
+    fn a_gateway_answers_members_with_their_containers_view_the_host_with_the_network_and_nobody_else(
+    ) {
+        let mut x = rec("b", "x", "x", "xb", "10.2.0.2");
+        x.gateways = vec!["10.2.0.1".parse().unwrap()];
+        let mut c = catalog(&[rec("a", "x", "x", "xa", "10.1.0.2"), x]);
+        c.set_host(["192.168.1.5".parse().unwrap()].into());
+        let gw = Place::Gateway("10.2.0.1".parse().unwrap(), "b".into());
+        assert!(c.wants(&gw) && c.places().contains(&gw));
+        let mut f = Found::default();
+        let member = c.view(&gw, "10.2.0.2".parse().unwrap()).unwrap();
+        assert!(
+            member.lookup("xa", false, &mut f),
+            "the member's own view: both networks"
+        );
+        let host = c.view(&gw, "192.168.1.5".parse().unwrap()).unwrap();
+        assert!(!host.lookup("xa", false, &mut f) && host.lookup("xb", false, &mut f));
+        assert!(
+            c.view(&gw, "10.1.0.2".parse().unwrap()).is_none(),
+            "not a member of b"
+        );
+        assert!(
+            c.view(&gw, "10.9.9.9".parse().unwrap()).is_none(),
+            "an outsider"
+        );
+        c.remove("b", "x", "eth0");
+        assert!(!c.wants(&gw), "no record names the gateway any more");
+    }
+
+    #[test]
+    fn a_containers_own_upstreams_are_found_by_its_namespace_and_addresses() {
+        let mut r = rec("web", "c1", "a", "x", "172.18.0.2");
+        r.upstreams = vec!["10.0.0.53".parse().unwrap()];
+        r.gateways = vec!["172.18.0.1".parse().unwrap()];
+        let c = catalog(&[r, rec("web", "c2", "b", "x", "172.18.0.3")]);
+        let want = vec![SocketAddr::from(([10, 0, 0, 53], 53))];
+        let lo = "127.0.0.1".parse().unwrap();
+        assert_eq!(c.own_upstreams(&Place::Netns("/ns/c1".into()), lo), want);
+        let gw = Place::Gateway("172.18.0.1".parse().unwrap(), "web".into());
+        assert_eq!(c.own_upstreams(&gw, "172.18.0.2".parse().unwrap()), want);
+        assert!(c
+            .own_upstreams(&gw, "172.18.0.3".parse().unwrap())
+            .is_empty());
+    }
+
+    #[test]
+    fn names_that_cannot_be_asked_are_not_served_and_too_many_names_are_refused() {
+        let mut r = rec("web", "c1", "bad\u{0}name", "also bad", "172.18.0.2");
+        r.aliases.push("fine".into());
+        let c = catalog(&[r.clone()]);
+        assert!(ask(&c, "c1", "fine").is_some() && ask(&c, "c1", "c1").is_some());
+        assert!(ask(&c, "c1", "also bad").is_none());
+        r.aliases = (0..300).map(|i| format!("a{i}")).collect();
+        let mut c = Catalog::default();
+        assert!(matches!(
+            c.insert(&r),
+            Err(CatalogError::TooMany("names", _))
+        ));
+        assert!(c.is_empty());
+    }
+
+    /// The model: what the server answered before the catalog, from whole records.
+    fn model(live: &[Record], asker: &str, q: &str) -> Option<BTreeSet<IpAddr>> {
+        let nets: BTreeSet<&str> = live
+            .iter()
+            .filter(|r| r.container_id == asker)
+            .map(|r| r.network.as_str())
+            .collect();
+        let mut known = false;
+        let mut ips = BTreeSet::new();
+        for r in live.iter().filter(|r| nets.contains(r.network.as_str())) {
+            let names: Vec<String> = record_names(r)
+                .into_iter()
+                .flat_map(|n| [format!("{n}.{}", r.network.to_ascii_lowercase()), n])
+                .collect();
+            if names.iter().any(|n| n == q) {
+                known = true;
+                ips.extend(r.ips.iter().copied());
+            }
+        }
+        known.then_some(ips)
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Add {
+            net: usize,
+            ctr: usize,
+            ifname: usize,
+            name: usize,
+            alias: usize,
+            ip: u8,
+        },
+        Remove {
+            net: usize,
+            ctr: usize,
+            ifname: usize,
+        },
+    }
+
+    const NETS: [&str; 3] = ["lan", "Db", "int"];
+    const NAMES: [&str; 4] = ["web", "db", "c.lan", "API"];
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => (0..3usize, 0..6usize, 0..2usize, 0..4usize, 0..4usize, any::<u8>()).prop_map(
+                |(net, ctr, ifname, name, alias, ip)| Op::Add { net, ctr, ifname, name, alias, ip }
+            ),
+            2 => (0..3usize, 0..6usize, 0..2usize)
+                .prop_map(|(net, ctr, ifname)| Op::Remove { net, ctr, ifname }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Records come and go one at a time, as containers churn: after every change each
+        /// container's answers are what the whole set of live records says.
+        #[test]
+        fn after_every_change_answers_match_the_live_records(ops in prop::collection::vec(op(), 1..60)) {
+            let mut c = Catalog::default();
+            let mut live: Vec<Record> = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Add { net, ctr, ifname, name, alias, ip } => {
+                        let r = Record {
+                            network: NETS[net].into(),
+                            container_id: format!("ctr{ctr}"),
+                            ifname: format!("eth{ifname}"),
+                            name: Some(NAMES[name].into()),
+                            aliases: vec![NAMES[alias].into()],
+                            ips: vec![IpAddr::from([10, net as u8, ctr as u8, ip % 4])],
+                            netns: Some(PathBuf::from(format!("/ns/ctr{ctr}"))),
+                            internal: NETS[net] == "int",
+                            ..Default::default()
+                        };
+                        c.insert(&r).unwrap();
+                        live.retain(|l| (&l.network, &l.container_id, &l.ifname) != (&r.network, &r.container_id, &r.ifname));
+                        live.push(r);
+                    }
+                    Op::Remove { net, ctr, ifname } => {
+                        let (n, id, i) = (NETS[net], format!("ctr{ctr}"), format!("eth{ifname}"));
+                        c.remove(n, &id, &i);
+                        live.retain(|l| (l.network.as_str(), &l.container_id, &l.ifname) != (n, &id, &i));
+                    }
+                }
+                prop_assert_eq!(c.len(), live.len());
+                for ctr in 0..6 {
+                    let asker = format!("ctr{ctr}");
+                    let registered = live.iter().any(|r| r.container_id == asker);
+                    prop_assert_eq!(c.wants(&Place::Netns(format!("/ns/{asker}").into())), registered);
+                    for q in NAMES.iter().map(|n| n.to_ascii_lowercase()).chain(["web.lan".into(), "c.lan.lan".into(), "db.db".into(), "ctr1".into(), "ctr2.int".into()]) {
+                        let got = ask(&c, &asker, &q).map(|v| v.into_iter().collect::<BTreeSet<_>>());
+                        let want = if registered { model(&live, &asker, &q) } else { None };
+                        prop_assert_eq!(got, want, "{} asks {}", asker, q);
+                    }
+                }
+            }
+            for r in &live {
+                c.remove(&r.network, &r.container_id, &r.ifname);
+            }
+            prop_assert!(c.is_empty() && c.places().is_empty());
+            prop_assert!(c.names.is_empty() && c.by_ip.is_empty() && c.by_key.is_empty());
+            prop_assert!(c.by_cid.is_empty() && c.by_netns.is_empty() && c.network_ids.is_empty());
+        }
+    }
+}
