@@ -144,47 +144,139 @@ impl Outbox {
     }
 
     /// Sends every answer to its asker on `fd`; what the socket cannot take now is dropped
-    /// (the asker retries, as over any UDP path).
+    /// (the asker retries, as over any UDP path). Answers of one size to one asker (a
+    /// resolver asking many names at once) leave as one UDP GSO message: one route lookup
+    /// and one trip through the bridge for all of them, split into datagrams on arrival.
     pub fn send(&mut self, fd: RawFd, inbox: &mut Inbox) {
-        let m = self.spans.len().min(BATCH);
+        let total = self.bytes.len();
+        self.spans
+            .retain(|&(q, start, len)| q < inbox.count && start + len <= total);
+        self.spans.truncate(BATCH);
+        let spans = &self.spans;
+        // Group answers by asker and size, keeping the first one's place: `order` lists
+        // the answers group by group, `groups` each group's start in it and length.
+        let (mut order, mut n_order) = ([0usize; BATCH], 0);
+        let (mut groups, mut n_groups) = ([(0usize, 0usize); BATCH], 0);
+        let mut placed = [false; BATCH];
+        for i in 0..spans.len() {
+            if placed[i] {
+                continue;
+            }
+            let first = n_order;
+            for j in i..spans.len() {
+                if !placed[j]
+                    && spans[j].2 == spans[i].2
+                    && same_asker(inbox, spans[i].0, spans[j].0)
+                {
+                    placed[j] = true;
+                    order[n_order] = j;
+                    n_order += 1;
+                }
+            }
+            // The kernel takes at most 64 segments of one GSO message.
+            for at in (first..n_order).step_by(GSO_MAX) {
+                groups[n_groups] = (at, (n_order - at).min(GSO_MAX));
+                n_groups += 1;
+            }
+        }
+        let (order, groups) = (&order[..n_order], &groups[..n_groups]);
         // SAFETY: plain C structs; zeroed is valid.
         let mut iov: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
         let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-        let base = self.bytes.as_mut_ptr();
-        for (k, &(q, start, len)) in self.spans.iter().take(m).enumerate() {
-            if q >= inbox.count || start + len > self.bytes.len() {
-                continue;
-            }
+        let mut control = [[0u64; 4]; BATCH];
+        let base = self.bytes.as_ptr();
+        for (k, &j) in order.iter().enumerate() {
+            let (_, start, len) = spans[j];
             iov[k] = libc::iovec {
                 // SAFETY: start + len <= bytes.len(), checked above.
-                iov_base: unsafe { base.add(start) }.cast(),
+                iov_base: unsafe { base.add(start) }.cast_mut().cast(),
                 iov_len: len,
             };
-            let h = &mut hdrs[k].msg_hdr;
+        }
+        for (m, &(first, count)) in groups.iter().enumerate() {
+            let (q, _, len) = spans[order[first]];
+            let h = &mut hdrs[m].msg_hdr;
             h.msg_name = std::ptr::from_mut(&mut inbox.from[q]).cast();
             h.msg_namelen = inbox.from_lens[q];
-            h.msg_iov = &mut iov[k];
-            h.msg_iovlen = 1;
+            h.msg_iov = &mut iov[first];
+            h.msg_iovlen = count;
+            if count > 1 {
+                segment(h, &mut control[m], len);
+            }
         }
         let mut sent = 0;
-        while sent < m {
-            // SAFETY: headers sent..m point at live buffers of this Outbox and addresses of
-            // the Inbox, sized as they say, for the length of the call.
+        while sent < groups.len() {
+            // SAFETY: headers sent.. point at live buffers of this Outbox, addresses of the
+            // Inbox and control buffers of this frame, sized as they say, for the call.
             let n = unsafe {
                 libc::sendmmsg(
                     fd,
                     hdrs[sent..].as_mut_ptr(),
-                    (m - sent) as libc::c_uint,
+                    (groups.len() - sent) as libc::c_uint,
                     libc::MSG_DONTWAIT,
                 )
             };
             match usize::try_from(n) {
                 Ok(n) if n > 0 => sent += n,
                 _ if io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock => break,
+                // A GSO message the path cannot take: its answers one by one.
+                _ if groups[sent].1 > 1 => {
+                    let (first, count) = groups[sent];
+                    for k in first..first + count {
+                        let mut one = hdrs[sent].msg_hdr;
+                        one.msg_iov = &mut iov[k];
+                        one.msg_iovlen = 1;
+                        one.msg_control = std::ptr::null_mut();
+                        one.msg_controllen = 0;
+                        // SAFETY: as above, one answer.
+                        unsafe { libc::sendmsg(fd, &one, libc::MSG_DONTWAIT) };
+                    }
+                    sent += 1;
+                }
                 // One answer the kernel refuses (its asker unreachable): skip it.
                 _ => sent += 1,
             }
         }
+    }
+}
+
+/// Segments of one UDP GSO message the kernel takes at most.
+const GSO_MAX: usize = 64;
+/// `UDP_SEGMENT` (linux/udp.h): the size each datagram of a GSO message is cut to.
+const UDP_SEGMENT: libc::c_int = 103;
+
+/// Whether queries `x` and `y` of `inbox` came from the same address and port.
+fn same_asker(inbox: &Inbox, x: usize, y: usize) -> bool {
+    let len = inbox.from_lens[x] as usize;
+    if len != inbox.from_lens[y] as usize || len > std::mem::size_of::<libc::sockaddr_storage>() {
+        return false;
+    }
+    // SAFETY: both are sockaddr_storage values; the first `len` bytes are initialised
+    // (zeroed at creation, written by the kernel).
+    let bytes = |s: &libc::sockaddr_storage| unsafe {
+        std::slice::from_raw_parts(std::ptr::from_ref(s).cast::<u8>(), len)
+    };
+    bytes(&inbox.from[x]) == bytes(&inbox.from[y])
+}
+
+/// Asks for `h`'s data to be cut into datagrams of `size` bytes (UDP GSO).
+fn segment(h: &mut libc::msghdr, control: &mut [u64; 4], size: usize) {
+    // SAFETY: `control` is 32 bytes, 8-aligned: room for one cmsghdr with a u16
+    // (CMSG_SPACE(2) is 24 on 64-bit Linux); the header is written through CMSG_FIRSTHDR.
+    unsafe {
+        h.msg_control = control.as_mut_ptr().cast();
+        h.msg_controllen = libc::CMSG_SPACE(2) as usize;
+        let c = libc::CMSG_FIRSTHDR(h);
+        if c.is_null() {
+            h.msg_control = std::ptr::null_mut();
+            h.msg_controllen = 0;
+            return;
+        }
+        (*c).cmsg_level = libc::SOL_UDP;
+        (*c).cmsg_type = UDP_SEGMENT;
+        (*c).cmsg_len = libc::CMSG_LEN(2) as usize;
+        let size = u16::try_from(size).unwrap_or(u16::MAX);
+        std::ptr::copy_nonoverlapping(size.to_ne_bytes().as_ptr(), libc::CMSG_DATA(c), 2);
     }
 }
 
@@ -226,6 +318,44 @@ mod tests {
                 .unwrap();
             let n = c.recv(&mut buf).unwrap();
             assert_eq!(&buf[..n], format!("answer to query {i}").as_bytes());
+        }
+    }
+
+    #[test]
+    fn answers_of_one_size_to_one_asker_arrive_as_separate_datagrams() {
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        for i in 0..6 {
+            client
+                .send_to(format!("q{i}").as_bytes(), server.local_addr().unwrap())
+                .unwrap();
+        }
+        let (mut inbox, mut outbox) = (Inbox::default(), Outbox::default());
+        let mut got = 0;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while got < 6 && std::time::Instant::now() < deadline {
+            let n = inbox.recv(server.as_raw_fd()).unwrap();
+            outbox.clear();
+            for i in 0..n {
+                let start = outbox.bytes.len();
+                outbox.bytes.extend_from_slice(b"answer ");
+                outbox.bytes.extend_from_slice(inbox.get(i).0);
+                outbox.push(i, start);
+            }
+            outbox.send(server.as_raw_fd(), &mut inbox);
+            got += n;
+        }
+        for i in 0..6 {
+            let mut buf = [0u8; 64];
+            let n = client.recv(&mut buf).unwrap();
+            assert_eq!(
+                &buf[..n],
+                format!("answer q{i}").as_bytes(),
+                "one datagram each, in order"
+            );
         }
     }
 }
