@@ -14,11 +14,15 @@
 //!
 //! With `churn` instead: answers while containers come and go (see [`churn`]).
 //!
-//! Usage: dns-bench NETCTL_DNSD AARDVARK_DNS [SECONDS] [abuse|churn]
+//! With `scale`: memory by record count, per-container sockets, start-up (see [`scale`]).
+//!
+//! Usage: dns-bench NETCTL_DNSD AARDVARK_DNS [SECONDS] [abuse|churn|scale]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "dns-bench/churn.rs"]
 mod churn;
+#[path = "dns-bench/scale.rs"]
+mod scale;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -44,11 +48,22 @@ fn sh(cmd: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The containers: `c<i>` at 10.89.x.y; c0..c2 also answer to `web`; plus the client.
+/// The address of container `i`: counting up from 10.89.1.2, past the client's and the
+/// attacker's 10.89.0.x and around the churned containers' 10.89.100.0-10.89.199.255.
+fn container_ip(i: usize) -> std::net::Ipv4Addr {
+    use std::net::Ipv4Addr;
+    let mut ip = u32::from(Ipv4Addr::new(10, 89, 1, 2)) + u32::try_from(i).unwrap();
+    if ip >= u32::from(Ipv4Addr::new(10, 89, 100, 0)) {
+        ip += 100 * 256;
+    }
+    Ipv4Addr::from(ip)
+}
+
+/// The containers: `c<i>` at [`container_ip`]; c0..c2 also answer to `web`; plus the client.
 fn containers(n: usize) -> Vec<(String, String, Vec<String>)> {
     let mut v: Vec<(String, String, Vec<String>)> = (0..n)
         .map(|i| {
-            let ip = format!("10.89.{}.{}", 1 + i / 250, 2 + i % 250);
+            let ip = container_ip(i).to_string();
             let aliases = if i < 3 {
                 vec!["web".to_string()]
             } else {
@@ -62,13 +77,21 @@ fn containers(n: usize) -> Vec<(String, String, Vec<String>)> {
     v
 }
 
-fn write_netctl(run: &Path, n: usize, client_ns: &Path) {
+/// The records of `n` containers, spread over `networks` networks (the client's, with the
+/// gateway, is `benchnet`; the others `net<k>`).
+fn write_netctl(run: &Path, n: usize, networks: usize, client_ns: &Path) {
     let paths = DnsPaths::new(run);
     let _ = std::fs::remove_dir_all(paths.records());
-    for (name, ip, aliases) in containers(n) {
+    let all = containers(n);
+    let total = all.len();
+    for (i, (name, ip, aliases)) in all.into_iter().enumerate() {
+        // The client and the attacker (the last two) and the first of each share stay on
+        // benchnet.
+        let k = if i + 2 >= total { 0 } else { i * networks / n.max(1) };
+        let network = if k == 0 { "benchnet".to_string() } else { format!("net{k}") };
         paths
             .write(&Record {
-                network: "benchnet".into(),
+                network,
                 container_id: format!("{name}000000000000"),
                 ifname: "eth0".into(),
                 name: Some(name.clone()),
@@ -79,7 +102,7 @@ fn write_netctl(run: &Path, n: usize, client_ns: &Path) {
                     "attacker" => Some(client_ns.with_file_name("attacker-ns")),
                     _ => None,
                 },
-                gateways: vec![GATEWAY.parse().unwrap()],
+                gateways: if k == 0 { vec![GATEWAY.parse().unwrap()] } else { vec![] },
                 ..Default::default()
             })
             .unwrap();
@@ -156,10 +179,24 @@ fn start(
     n: usize,
     client_ns: &Path,
 ) -> Server {
+    start_spread(label, kind, scratch, dnsd, aardvark, (n, 1), client_ns)
+}
+
+/// [`start`] with the records of `n` containers on `networks` networks (netctl-dnsd only:
+/// the peers serve one network here).
+fn start_spread(
+    label: &'static str,
+    kind: &str,
+    scratch: &Path,
+    dnsd: &Path,
+    aardvark: &Path,
+    (n, networks): (usize, usize),
+    client_ns: &Path,
+) -> Server {
     let mut cmd = match kind {
         "netctl" => {
             let run = scratch.join("run");
-            write_netctl(&run, n, client_ns);
+            write_netctl(&run, n, networks, client_ns);
             let mut c = Command::new(dnsd);
             c.arg("--run-dir")
                 .arg(&run)
@@ -500,12 +537,13 @@ fn member_ns(scratch: &Path, name: &str, ip: &str) -> PathBuf {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: dns-bench NETCTL_DNSD AARDVARK_DNS [SECONDS] [abuse|churn]";
+    let usage = "usage: dns-bench NETCTL_DNSD AARDVARK_DNS [SECONDS] [abuse|churn|scale]";
     let dnsd = PathBuf::from(args.get(1).expect(usage));
     let aardvark = PathBuf::from(args.get(2).expect(usage));
     let seconds: u32 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(8);
     let only_abuse = args.get(4).is_some_and(|a| a == "abuse");
     let only_churn = args.get(4).is_some_and(|a| a == "churn");
+    let only_scale = args.get(4).is_some_and(|a| a == "scale");
     netctl_bench::enter_private_namespaces();
     let scratch = std::env::temp_dir().join(format!("netctl-dns-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).unwrap();
@@ -526,13 +564,19 @@ fn main() {
         "mount --bind {} /etc/resolv.conf",
         resolv.display()
     ));
-    if only_churn {
+    if only_scale {
+        scale::print_memory(&scratch, &dnsd, &aardvark, &client);
+        println!();
+        scale::print_listeners(&scratch, &dnsd, &aardvark, &client, 1000);
+        println!();
+        scale::print_startup(&scratch, &dnsd, 10);
+    } else if only_churn {
         churn::print(&scratch, &dnsd, &aardvark, &client, seconds);
     } else if !only_abuse {
         print_speed(&scratch, &dnsd, &aardvark, &client, seconds);
         println!();
     }
-    if !only_churn {
+    if !only_churn && !only_scale {
         println!("### Abuse by one container: an unknown-name flood with a silent upstream, then stalled TCP connections ({seconds} s flood)");
         println!();
         print_abuse(&scratch, &dnsd, &aardvark, &client, &attacker, seconds);
@@ -562,17 +606,5 @@ fn print_speed(scratch: &Path, dnsd: &Path, aardvark: &Path, client: &Path, seco
                 if rot { "yes" } else { "no" }
             );
         }
-    }
-    println!();
-    println!("| server | RSS with 1,000 records (MiB) | RSS with 10,000 records (MiB) |");
-    println!("|---|---:|---:|");
-    for (label, kind) in SERVERS {
-        let mut rss = Vec::new();
-        for n in [1000, 10_000] {
-            let server = start(label, kind, scratch, dnsd, aardvark, n, client);
-            let _ = dnsperf(client, server.pid, "web", 1, scratch);
-            rss.push(rss_kib(server.pid) as f64 / 1024.0);
-        }
-        println!("| {label} | {:.1} | {:.1} |", rss[0], rss[1]);
     }
 }

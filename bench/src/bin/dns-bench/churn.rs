@@ -131,7 +131,7 @@ impl Driver {
     }
 }
 
-fn cni(plugin: &Path, command: &str, k: usize, netns: &Path, conf: &str) {
+pub(super) fn cni(plugin: &Path, command: &str, k: usize, netns: &Path, conf: &str) {
     let mut child = Command::new(plugin)
         .env("CNI_COMMAND", command)
         .env("CNI_CONTAINERID", format!("n{k}000000000000"))
@@ -158,13 +158,18 @@ fn cni(plugin: &Path, command: &str, k: usize, netns: &Path, conf: &str) {
     );
 }
 
-/// A UDP socket in the client's namespace, connected to the server.
+/// A UDP socket in the client's namespace, connected to the server at the gateway.
 fn client_socket(client: &Path) -> UdpSocket {
-    let ns = NetNs::open(client).unwrap();
+    socket_in(client, GATEWAY)
+}
+
+/// A UDP socket in namespace `ns`, connected to a server at `at`.
+pub(super) fn socket_in(ns: &Path, at: &str) -> UdpSocket {
+    let ns = NetNs::open(ns).unwrap();
     let sock = ns
         .run(|| {
             let s = UdpSocket::bind("0.0.0.0:0").unwrap();
-            s.connect(format!("{GATEWAY}:53")).unwrap();
+            s.connect(format!("{at}:53")).unwrap();
             s
         })
         .unwrap();
@@ -191,7 +196,7 @@ fn ask(sock: &UdpSocket, name: &str, id: u16) -> Option<bool> {
 /// How long until `name` answers with addresses (`want`), or stops doing so (`!want`: an
 /// empty answer, or none within 20 ms, since every server forwards a name it no longer
 /// knows and the upstream here never answers), polling.
-fn until(sock: &UdpSocket, name: &str, want: bool, id: &mut u16) -> Duration {
+pub(super) fn until(sock: &UdpSocket, name: &str, want: bool, id: &mut u16) -> Duration {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(2) {
         *id = id.wrapping_add(1);
@@ -309,7 +314,7 @@ fn churn(driver: &Driver, client: &Path, dur: Duration) -> Churn {
     }
 }
 
-fn pct(mut v: Vec<Duration>, p: f64) -> String {
+pub(super) fn pct(mut v: Vec<Duration>, p: f64) -> String {
     v.sort();
     let d = v
         .get(((v.len() as f64 - 1.0) * p).round() as usize)
