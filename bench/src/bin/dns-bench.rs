@@ -87,8 +87,16 @@ fn write_netctl(run: &Path, n: usize, networks: usize, client_ns: &Path) {
     for (i, (name, ip, aliases)) in all.into_iter().enumerate() {
         // The client and the attacker (the last two) and the first of each share stay on
         // benchnet.
-        let k = if i + 2 >= total { 0 } else { i * networks / n.max(1) };
-        let network = if k == 0 { "benchnet".to_string() } else { format!("net{k}") };
+        let k = if i + 2 >= total {
+            0
+        } else {
+            i * networks / n.max(1)
+        };
+        let network = if k == 0 {
+            "benchnet".to_string()
+        } else {
+            format!("net{k}")
+        };
         paths
             .write(&Record {
                 network,
@@ -102,7 +110,11 @@ fn write_netctl(run: &Path, n: usize, networks: usize, client_ns: &Path) {
                     "attacker" => Some(client_ns.with_file_name("attacker-ns")),
                     _ => None,
                 },
-                gateways: if k == 0 { vec![GATEWAY.parse().unwrap()] } else { vec![] },
+                gateways: if k == 0 {
+                    vec![GATEWAY.parse().unwrap()]
+                } else {
+                    vec![]
+                },
                 ..Default::default()
             })
             .unwrap();

@@ -222,9 +222,9 @@ impl Outbox {
                 // A GSO message the path cannot take: its answers one by one.
                 _ if groups[sent].1 > 1 => {
                     let (first, count) = groups[sent];
-                    for k in first..first + count {
+                    for one_iov in &mut iov[first..first + count] {
                         let mut one = hdrs[sent].msg_hdr;
-                        one.msg_iov = &mut iov[k];
+                        one.msg_iov = one_iov;
                         one.msg_iovlen = 1;
                         one.msg_control = std::ptr::null_mut();
                         one.msg_controllen = 0;

@@ -176,6 +176,9 @@ async fn tcp_conn(mut conn: TcpStream, src: IpAddr, place: Place, shared: Arc<Sh
     }
 }
 
+/// How long a server without records stays after its last request before it exits.
+const LINGER: Duration = Duration::from_millis(500);
+
 /// How often the server looks for container namespaces that went away without a DEL, and
 /// refreshes the host's own addresses.
 const NETNS_SWEEP: Duration = Duration::from_secs(2);
@@ -275,7 +278,8 @@ impl Server {
         self.shared.catalog.read().map_or(0, |c| c.len())
     }
 
-    /// Serves control requests until the last record is gone. Each connection's request is
+    /// Serves control requests until the last record is gone (and [`LINGER`] passed with no
+    /// request). Each connection's request is
     /// read on its own (a client that stalls holds up nobody, and is dropped after
     /// [`CONTROL_WAIT`]); the requests are then handled one at a time.
     pub async fn run(mut self) -> Result<(), DnsError> {
@@ -299,8 +303,22 @@ impl Server {
         let readers = Limiter::new(MAX_CONTROL, MAX_CONTROL);
         let (tx, mut rx) = tokio::sync::mpsc::channel(MAX_CONTROL);
         let mut sweep = tokio::time::interval(NETNS_SWEEP);
-        while self.record_count() > 0 {
+        let mut empty_since = Some(tokio::time::Instant::now());
+        loop {
+            match (self.record_count(), empty_since) {
+                (0, Some(since)) if since.elapsed() >= LINGER => break,
+                (0, None) => empty_since = Some(tokio::time::Instant::now()),
+                (0, Some(_)) => {}
+                _ => empty_since = None,
+            }
+            let linger = async {
+                match empty_since {
+                    Some(since) => tokio::time::sleep_until(since + LINGER).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
+                () = linger => {}
                 _ = sweep.tick() => {
                     if let Some(l) = self.listeners.as_mut() {
                         l.sweep_gone_namespaces();
@@ -331,6 +349,11 @@ impl Server {
                     // never waits on the client, and is sent before a last record's exit.
                     let reply = self.handle(&line);
                     let _ = timeout(CONTROL_WAIT, write.write_all(reply.as_bytes())).await;
+                    // Without records, stay a moment after each request: the plugin that
+                    // started this server asks next about the record it could not load.
+                    if self.record_count() == 0 {
+                        empty_since = Some(tokio::time::Instant::now());
+                    }
                 }
             }
         }

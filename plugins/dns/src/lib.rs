@@ -133,7 +133,12 @@ fn server_binary(ctx: &Ctx) -> Result<PathBuf, Error> {
 /// Tells the server about a changed record, starting it when none runs.
 fn publish(ctx: &Ctx, conf: &DnsConfig, paths: &DnsPaths, record: &Path) -> Result<(), Error> {
     match paths.notify(record) {
-        Err(DnsError::NoServer(_)) => start_server(ctx, conf, paths),
+        // A server that starts loads every record; asked again, it says whether it could
+        // serve this one.
+        Err(DnsError::NoServer(_)) => {
+            start_server(ctx, conf, paths)?;
+            paths.notify(record).map_err(Error::from)
+        }
         other => other.map_err(Error::from),
     }
 }

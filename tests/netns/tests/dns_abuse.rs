@@ -267,3 +267,39 @@ fn an_unknown_edns_version_gets_badvers() {
     let out = dig(&host, &a, "+edns=1 +noednsneg a1");
     assert!(out.contains("status: BADVERS"), "{out}");
 }
+
+/// A runtime passes 300 aliases for one container, on a host with no DNS server yet and
+/// again with one running: each ADD fails with an error that says so, and nothing of the
+/// container stays (no record file, no name), while a normal container resolves.
+#[test]
+fn a_container_with_too_many_names_is_refused_and_leaves_nothing() {
+    let mut host = TestHost::new();
+    let (_, list) = host.conflist("web", &web_list());
+    let many: Vec<String> = (0..300).map(|i| format!("alias{i}")).collect();
+    let too_many = |host: &mut TestHost, id: &str| {
+        let ns = host.container(id);
+        let mut rt = attachment(id, Some(&ns), "eth0");
+        rt.args = vec![("K8S_POD_NAME".into(), id.into())];
+        rt.capability_args = json!({"aliases": {"web": many}})
+            .as_object()
+            .cloned()
+            .unwrap();
+        let err = host
+            .cni()
+            .add(&list, &rt)
+            .expect_err("ADD with 300 aliases");
+        assert!(
+            err.to_string().contains("names"),
+            "the error says why: {err}"
+        );
+        let record = Path::new("/run/netctl/dns/records/web").join(format!("{id}:eth0.json"));
+        assert!(!record.exists(), "{} stayed", record.display());
+    };
+    too_many(&mut host, "a1");
+    let b = run(&mut host, &list, "b1", "b");
+    too_many(&mut host, "a2");
+    assert_eq!(answers(&host, &b, "b1"), 1, "a normal container resolves");
+    for name in ["a1", "a2", "alias7"] {
+        assert_eq!(answers(&host, &b, name), 0, "{name} answers");
+    }
+}

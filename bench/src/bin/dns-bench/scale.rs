@@ -26,7 +26,11 @@ pub fn print_memory(scratch: &Path, dnsd: &Path, aardvark: &Path, client: &Path)
             let _ = dnsperf(client, server.pid, "web", 1, scratch);
             rss.push(rss_kib(server.pid) as f64);
         }
-        let spread = if kind == "netctl" { " (100,000 on 1,000 networks)" } else { "" };
+        let spread = if kind == "netctl" {
+            " (100,000 on 1,000 networks)"
+        } else {
+            ""
+        };
         println!(
             "| {label}{spread} | {:.1} | {:.1} | {:.1} | {:.0} |",
             rss[0] / 1024.0,
@@ -54,7 +58,15 @@ fn fds(pid: u32) -> usize {
 /// namespace of its own (its UDP and TCP sockets on 127.0.0.11 there, as a runtime's ADD
 /// makes them): RSS, threads and descriptors before and after.
 pub fn print_listeners(scratch: &Path, dnsd: &Path, aardvark: &Path, client: &Path, count: usize) {
-    let server = start_spread("netctl-dnsd", "netctl", scratch, dnsd, aardvark, (1000, 1), client);
+    let server = start_spread(
+        "netctl-dnsd",
+        "netctl",
+        scratch,
+        dnsd,
+        aardvark,
+        (1000, 1),
+        client,
+    );
     let row = |what: String| {
         println!(
             "| {what} | {:.1} | {} | {} |",
@@ -85,7 +97,9 @@ pub fn print_listeners(scratch: &Path, dnsd: &Path, aardvark: &Path, client: &Pa
             ns
         })
         .collect();
-    row(format!("{count} containers, each its own 127.0.0.11 (UDP + TCP)"));
+    row(format!(
+        "{count} containers, each its own 127.0.0.11 (UDP + TCP)"
+    ));
     let per = (rss_kib(server.pid).saturating_sub(before)) as f64 / count as f64;
     println!();
     println!("Per container namespace: {per:.2} KiB of RSS, no thread and no task (one thread waits on every socket).");
