@@ -24,7 +24,7 @@ const NONE: u32 = u32::MAX;
 pub const MAX_RECORDS: usize = 1 << 30;
 /// Names one record may answer to (its name, aliases and short ID), and addresses it may
 /// have of each kind (its own, its resolvers, its network's gateways).
-pub const MAX_PER_RECORD: usize = 254;
+pub const MAX_PER_RECORD: usize = 255;
 
 /// Why a record cannot be served.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -141,7 +141,7 @@ fn is_dns_name(n: &str) -> bool {
 fn count(what: &'static str, n: usize) -> Result<u8, CatalogError> {
     u8::try_from(n)
         .ok()
-        .filter(|n| usize::from(*n) <= MAX_PER_RECORD)
+        .filter(|n| usize::from(*n) <= MAX_PER_RECORD && *n != u8::MAX)
         .ok_or(CatalogError::TooMany(what, n))
 }
 

@@ -291,7 +291,6 @@ impl Server {
             self.shared.clone(),
             tokio::runtime::Handle::current(),
         )?);
-        yield_to_answers();
         self.refresh_host();
         let places = self
             .shared
@@ -406,19 +405,6 @@ fn give_back_free_memory() {
     // free; it is safe to call at any time from any thread.
     unsafe {
         libc::malloc_trim(0);
-    }
-}
-
-/// Lowers the calling thread's priority (nice 10), and so that of the threads it starts
-/// later: the control loop, which loads records and opens listeners, then yields the CPU to
-/// the thread that answers when both want it (measured with containers churning: p99 of
-/// the answers 4.0x the quiet p99 at equal priority).
-#[allow(unsafe_code)]
-fn yield_to_answers() {
-    // SAFETY: setpriority takes no pointers; on Linux PRIO_PROCESS with 0 names the
-    // calling thread only.
-    unsafe {
-        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
     }
 }
 
