@@ -1,11 +1,15 @@
 //! Answers while containers come and go: a client in a container asks a name that stays
-//! registered at 1,000 queries/s, first quietly, then while 50 containers per second are
-//! added and removed, each the way its runtime does it: netctl through the `netctl-dns`
-//! plugin (ADD and DEL with a prevResult, in a namespace of its own), aardvark-dns by
-//! rewriting its network file and SIGHUP (what netavark's setup and teardown do), dnsmasq by
-//! rewriting a hosts file and SIGHUP (what podman's dnsname plugin did). Measured: the
-//! client's lost queries and p99 in both phases, the rate of changes reached, and how long
-//! after a change returns the new name answers and the removed one stops.
+//! registered at 1,000 queries/s while, in every other second, 50 containers per second are
+//! added and removed, each the way its runtime does it: netctl through its conflist
+//! (`netctl-bridge` with `netctl-ipam`, then `netctl-dns` with the bridge's result; DEL in
+//! reverse), aardvark-dns through `netavark setup` and `netavark teardown` (which write its
+//! network file and SIGHUP it), dnsmasq by rewriting a hosts file and SIGHUP (what podman's
+//! dnsname plugin did). Quiet and churned seconds alternate so that both phases see the
+//! machine in the same state: a quiet p99 moves by 2x from run to run with where the
+//! scheduler puts the threads. Measured: the client's lost queries and p99 in both phases
+//! (a query is quiet only if no change was under way when it was sent), the rate of changes
+//! reached, and how long after a change returns the new name answers and the removed one
+//! stops.
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -22,44 +26,63 @@ use super::{containers, start, GATEWAY, SERVERS};
 
 /// How a runtime tells its server of a container that came or went.
 enum Driver {
+    /// netctl's conflist, run plugin by plugin as a runtime does.
     Netctl {
-        plugin: PathBuf,
+        bins: PathBuf,
         run: PathBuf,
         pool: Vec<PathBuf>,
     },
-    /// The plugin's own two steps (write the record, tell the server), in this process: what
-    /// the server costs without a plugin process per change competing for the CPUs.
+    /// The DNS plugin's own two steps (write the record, tell the server), in this process:
+    /// what the server costs without plugin processes per change competing for the CPUs.
     NetctlDirect {
         paths: netctl_dnsrecords::DnsPaths,
         pool: Vec<PathBuf>,
     },
-    /// Rewrite `file` with the base and the live churned entries, then SIGHUP `pid`.
-    Rewrite {
-        file: PathBuf,
-        aardvark: bool,
-        pid: u32,
+    /// `netavark setup`/`teardown` with `config` as its configuration folder (aardvark-dns's
+    /// files are in its `aardvark-dns`).
+    Netavark {
+        netavark: PathBuf,
+        aardvark: PathBuf,
+        config: PathBuf,
+        pool: Vec<PathBuf>,
     },
+    /// Rewrite the hosts file `file` with the base and the live churned entries, then SIGHUP
+    /// `pid`.
+    Hosts { file: PathBuf, pid: u32 },
 }
 
 fn churn_ip(k: usize) -> String {
     format!("10.89.{}.{}", 100 + (k / 250) % 100, 2 + k % 250)
 }
 
+fn container_id(k: usize) -> String {
+    format!("n{k}000000000000")
+}
+
 impl Driver {
     fn add(&self, k: usize, live: &VecDeque<usize>) {
         match self {
-            Driver::Netctl { plugin, run, pool } => {
-                let prev = serde_json::json!({"cniVersion": "1.0.0",
-                    "interfaces": [{"name": "eth0", "sandbox": pool[k % pool.len()]}],
-                    "ips": [{"address": format!("{}/16", churn_ip(k)), "gateway": GATEWAY, "interface": 0}]});
-                let conf = serde_json::json!({"cniVersion": "1.0.0", "name": "benchnet",
-                    "type": "netctl-dns", "runDir": run, "prevResult": prev});
-                cni(plugin, "ADD", k, &pool[k % pool.len()], &conf.to_string());
+            Driver::Netctl { bins, run, pool } => {
+                let netns = &pool[k % pool.len()];
+                let mut bridge = netctl_bridge_conf(run);
+                bridge["runtimeConfig"] =
+                    serde_json::json!({"ips": [format!("{}/16", churn_ip(k))]});
+                let out = cni(
+                    &bins.join("netctl-bridge"),
+                    "ADD",
+                    k,
+                    netns,
+                    &bridge.to_string(),
+                );
+                let prev: serde_json::Value = serde_json::from_str(&out).unwrap();
+                let mut dns = netctl_dns_conf(run);
+                dns["prevResult"] = prev;
+                cni(&bins.join("netctl-dns"), "ADD", k, netns, &dns.to_string());
             }
             Driver::NetctlDirect { paths, pool } => {
                 let r = netctl_dnsrecords::Record {
                     network: "benchnet".into(),
-                    container_id: format!("n{k}000000000000"),
+                    container_id: container_id(k),
                     ifname: "eth0".into(),
                     name: Some(format!("n{k}")),
                     ips: vec![churn_ip(k).parse().unwrap()],
@@ -70,58 +93,87 @@ impl Driver {
                 let path = paths.write(&r).unwrap();
                 paths.notify(&path).unwrap();
             }
-            Driver::Rewrite { .. } => self.rewrite(live),
+            Driver::Netavark { .. } => self.netavark("setup", k),
+            Driver::Hosts { .. } => self.rewrite(live),
         }
     }
 
     fn del(&self, k: usize, live: &VecDeque<usize>) {
         match self {
-            Driver::Netctl { plugin, run, pool } => {
-                let conf = serde_json::json!({"cniVersion": "1.0.0", "name": "benchnet",
-                    "type": "netctl-dns", "runDir": run});
-                cni(plugin, "DEL", k, &pool[k % pool.len()], &conf.to_string());
+            Driver::Netctl { bins, run, pool } => {
+                let netns = &pool[k % pool.len()];
+                let dns = netctl_dns_conf(run).to_string();
+                cni(&bins.join("netctl-dns"), "DEL", k, netns, &dns);
+                let bridge = netctl_bridge_conf(run).to_string();
+                cni(&bins.join("netctl-bridge"), "DEL", k, netns, &bridge);
             }
             Driver::NetctlDirect { paths, .. } => {
-                let path = paths.record_path("benchnet", &format!("n{k}000000000000"), "eth0");
+                let path = paths.record_path("benchnet", &container_id(k), "eth0");
                 std::fs::remove_file(&path).unwrap();
                 paths.notify(&path).unwrap();
             }
-            Driver::Rewrite { .. } => self.rewrite(live),
+            Driver::Netavark { .. } => self.netavark("teardown", k),
+            Driver::Hosts { .. } => self.rewrite(live),
         }
     }
 
-    fn rewrite(&self, live: &VecDeque<usize>) {
-        let Driver::Rewrite {
-            file,
+    /// `netavark setup` or `teardown` of churned container `k`, as podman calls it.
+    fn netavark(&self, command: &str, k: usize) {
+        let Driver::Netavark {
+            netavark,
             aardvark,
-            pid,
+            config,
+            pool,
         } = self
         else {
             return;
         };
-        let mut text = if *aardvark {
-            format!("{GATEWAY}\n")
-        } else {
-            String::new()
+        let options = serde_json::json!({
+            "container_id": container_id(k), "container_name": format!("n{k}"),
+            "networks": {"benchnet": {"interface_name": "eth0",
+                "static_ips": [churn_ip(k)], "aliases": [format!("n{k}")]}},
+            "network_info": {"benchnet": {"name": "benchnet", "id": "b".repeat(64),
+                "driver": "bridge", "network_interface": "dnsbr",
+                "subnets": [{"subnet": "10.89.0.0/16", "gateway": GATEWAY}],
+                "ipv6_enabled": false, "internal": false, "dns_enabled": true,
+                "ipam_options": {"driver": "host-local"}}}});
+        let mut child = Command::new(netavark)
+            .arg("--config")
+            .arg(config)
+            .arg("--aardvark-binary")
+            .arg(aardvark)
+            .arg(command)
+            .arg(&pool[k % pool.len()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        serde_json::to_writer(stdin, &options).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "netavark {command} n{k}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn rewrite(&self, live: &VecDeque<usize>) {
+        let Driver::Hosts { file, pid } = self else {
+            return;
         };
         let base = containers(1000)
             .into_iter()
-            .map(|(n, ip, aliases)| (n, ip, aliases.join(",")));
+            .map(|(n, ip, aliases)| (n, ip, aliases.join(" ")));
         let churned = live
             .iter()
             .map(|k| (format!("n{k}"), churn_ip(*k), String::new()));
-        for (name, ip, aliases) in base.chain(churned) {
-            if *aardvark {
-                let names = if aliases.is_empty() {
-                    name.clone()
-                } else {
-                    format!("{name},{aliases}")
-                };
-                text += &format!("{name}000000000000 {ip}  {names}\n");
-            } else {
-                text += &format!("{ip} {name} {}\n", aliases.replace(',', " "));
-            }
-        }
+        let text: String = base
+            .chain(churned)
+            .map(|(name, ip, aliases)| format!("{ip} {name} {aliases}\n"))
+            .collect();
         let tmp = file.with_extension("tmp");
         std::fs::write(&tmp, text).unwrap();
         std::fs::rename(&tmp, file).unwrap();
@@ -131,13 +183,36 @@ impl Driver {
     }
 }
 
-pub(super) fn cni(plugin: &Path, command: &str, k: usize, netns: &Path, conf: &str) {
+/// The bridge of the bench's network (it exists, with the gateway address), masquerading
+/// like netavark's.
+fn netctl_bridge_conf(run: &Path) -> serde_json::Value {
+    serde_json::json!({"cniVersion": "1.0.0", "name": "benchnet", "type": "netctl-bridge",
+        "bridge": "dnsbr", "isGateway": true, "ipMasq": true, "runDir": run,
+        "ipam": {"type": "netctl-ipam", "subnet": "10.89.0.0/16", "gateway": GATEWAY,
+            "dataDir": run.join("ipam")}})
+}
+
+fn netctl_dns_conf(run: &Path) -> serde_json::Value {
+    serde_json::json!({"cniVersion": "1.0.0", "name": "benchnet", "type": "netctl-dns",
+        "runDir": run})
+}
+
+/// Stops the firewall watcher the first `netctl-bridge` ADD on `run` started (it stays while
+/// the network's rules do, as on a host).
+fn stop_firewall_watcher(run: &Path) {
+    if let Ok(pid) = std::fs::read_to_string(run.join("firewall").join("watch.pid")) {
+        let _ = Command::new("kill").arg(pid.trim()).status();
+    }
+}
+
+/// Runs one plugin for churned container `k` in `netns`; what it printed.
+pub(super) fn cni(plugin: &Path, command: &str, k: usize, netns: &Path, conf: &str) -> String {
     let mut child = Command::new(plugin)
         .env("CNI_COMMAND", command)
-        .env("CNI_CONTAINERID", format!("n{k}000000000000"))
+        .env("CNI_CONTAINERID", container_id(k))
         .env("CNI_NETNS", netns)
         .env("CNI_IFNAME", "eth0")
-        .env("CNI_ARGS", format!("K8S_POD_NAME=n{k}"))
+        .env("CNI_ARGS", format!("IgnoreUnknown=1;K8S_POD_NAME=n{k}"))
         .env("CNI_PATH", plugin.parent().unwrap())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -151,11 +226,13 @@ pub(super) fn cni(plugin: &Path, command: &str, k: usize, netns: &Path, conf: &s
         .write_all(conf.as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "netctl-dns {command} n{k}: {}",
-        String::from_utf8_lossy(&out.stdout)
+        "{} {command} n{k}: {stdout}",
+        plugin.display()
     );
+    stdout
 }
 
 /// A UDP socket in the client's namespace, connected to the server at the gateway.
@@ -208,23 +285,21 @@ pub(super) fn until(sock: &UdpSocket, name: &str, want: bool, id: &mut u16) -> D
     start.elapsed()
 }
 
-/// The steady client's figures.
-struct Probe {
-    sent: usize,
-    lost: usize,
-    p99: Duration,
-}
+/// One query of the steady client: when it was sent (from the start of the row) and how
+/// long its answer took (None: lost, no answer within a second).
+type Sample = (Duration, Option<Duration>);
 
-/// Asks `name` every millisecond for `dur`; a reply not back within a second is lost.
-fn probe(client: &Path, name: &str, dur: Duration) -> Probe {
+/// Asks `name` every millisecond from `start` for `dur`.
+fn probe(client: &Path, name: &str, start: Instant, dur: Duration) -> Vec<Sample> {
     let sock = client_socket(client);
     let rx = sock.try_clone().unwrap();
-    let sent_at: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; 65536]));
+    let slots = 65536;
+    let sent_at: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; slots]));
     let done = Arc::new(AtomicBool::new(false));
     let receiver = {
         let (sent_at, done) = (sent_at.clone(), done.clone());
         std::thread::spawn(move || {
-            let mut lat = Vec::new();
+            let mut lat = vec![None; slots];
             let mut buf = [0u8; 512];
             let mut quiet_since: Option<Instant> = None;
             loop {
@@ -235,7 +310,7 @@ fn probe(client: &Path, name: &str, dur: Duration) -> Probe {
                         if let Some(t) = sent_at.lock().unwrap()[id].take() {
                             let l = t.elapsed();
                             if l < Duration::from_secs(1) {
-                                lat.push(l);
+                                lat[id] = Some(l);
                             }
                         }
                     }
@@ -250,20 +325,36 @@ fn probe(client: &Path, name: &str, dur: Duration) -> Probe {
             }
         })
     };
-    let start = Instant::now();
-    let mut sent = 0usize;
-    while start.elapsed() < dur {
-        let due = start + Duration::from_millis(sent as u64);
+    let mut offsets = Vec::new();
+    while start.elapsed() < dur && offsets.len() < slots {
+        let due = start + Duration::from_millis(offsets.len() as u64);
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
-        let id = (sent % 65536) as u16;
-        sent_at.lock().unwrap()[usize::from(id)] = Some(Instant::now());
+        let id = offsets.len() as u16;
+        let now = Instant::now();
+        sent_at.lock().unwrap()[usize::from(id)] = Some(now);
         let _ = sock.send(&netctl_bench::dns_query(name, id));
-        sent += 1;
+        offsets.push(now - start);
     }
     done.store(true, Ordering::Relaxed);
-    let mut lat = receiver.join().unwrap();
+    let lat = receiver.join().unwrap();
+    offsets.into_iter().zip(lat).collect()
+}
+
+/// The client's figures in one phase.
+struct Probe {
+    sent: usize,
+    lost: usize,
+    p99: Duration,
+}
+
+fn summarize<'a>(samples: impl Iterator<Item = &'a Sample>) -> Probe {
+    let (mut sent, mut lat) = (0, Vec::new());
+    for (_, l) in samples {
+        sent += 1;
+        lat.extend(*l);
+    }
     lat.sort();
     let p99 = lat
         .get((lat.len() as f64 * 0.99) as usize)
@@ -276,41 +367,60 @@ fn probe(client: &Path, name: &str, dur: Duration) -> Probe {
     }
 }
 
-/// The changes: 50 per second for `dur` (an ADD, and a DEL once 25 churned containers
-/// live), each followed by how long until the other side sees it.
+/// Whether second `t` of a row is a churned one.
+fn churned_second(t: Duration) -> bool {
+    t.as_secs() % 2 == 1
+}
+
+/// The changes: 50 per second in every churned second (an ADD, and a DEL once 25 churned
+/// containers live), each followed by how long until the client sees it; and when each
+/// change was under way.
 struct Churn {
     rate: f64,
     appear: Vec<Duration>,
     vanish: Vec<Duration>,
+    busy: Vec<(Duration, Duration)>,
 }
 
-fn churn(driver: &Driver, client: &Path, dur: Duration) -> Churn {
+fn churn(driver: &Driver, client: &Path, start: Instant, dur: Duration) -> Churn {
     let sock = client_socket(client);
     let mut id = 30_000u16;
     let (mut live, mut k, mut ops) = (VecDeque::new(), 0usize, 0usize);
-    let (mut appear, mut vanish) = (Vec::new(), Vec::new());
-    let start = Instant::now();
-    while start.elapsed() < dur {
-        let due = start + Duration::from_millis(20 * ops as u64);
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
+    let (mut appear, mut vanish, mut busy) = (Vec::new(), Vec::new(), Vec::new());
+    for second in (1..dur.as_secs()).step_by(2) {
+        let from = start + Duration::from_secs(second);
+        for i in 0..50 {
+            let due = from + Duration::from_millis(20 * i);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            let began = start.elapsed();
+            if !churned_second(began) {
+                break;
+            }
+            if live.len() >= 25 && ops % 2 == 1 {
+                let gone = live.pop_front().unwrap();
+                driver.del(gone, &live);
+                vanish.push(until(&sock, &format!("n{gone}"), false, &mut id));
+            } else {
+                live.push_back(k);
+                driver.add(k, &live);
+                appear.push(until(&sock, &format!("n{k}"), true, &mut id));
+                k += 1;
+            }
+            busy.push((began, start.elapsed()));
+            ops += 1;
         }
-        if live.len() >= 25 && ops % 2 == 1 {
-            let gone = live.pop_front().unwrap();
-            driver.del(gone, &live);
-            vanish.push(until(&sock, &format!("n{gone}"), false, &mut id));
-        } else {
-            live.push_back(k);
-            driver.add(k, &live);
-            appear.push(until(&sock, &format!("n{k}"), true, &mut id));
-            k += 1;
-        }
-        ops += 1;
+    }
+    let rate = ops as f64 / (dur.as_secs() / 2).max(1) as f64;
+    while let Some(gone) = live.pop_front() {
+        driver.del(gone, &live);
     }
     Churn {
-        rate: ops as f64 / start.elapsed().as_secs_f64(),
+        rate,
         appear,
         vanish,
+        busy,
     }
 }
 
@@ -323,9 +433,27 @@ pub(super) fn pct(mut v: Vec<Duration>, p: f64) -> String {
     format!("{:.2}", d.as_secs_f64() * 1000.0)
 }
 
-/// The churn table: each server with 1,000 records, `seconds` quiet then `seconds` of churn.
+/// One row: `2 * seconds` of quiet and churned seconds taking turns.
+fn measure(driver: &Driver, client: &Path, seconds: u32) -> (Probe, Probe, Churn) {
+    let dur = Duration::from_secs(2 * u64::from(seconds));
+    let start = Instant::now() + Duration::from_millis(100);
+    let (samples, changes) = std::thread::scope(|s| {
+        let prober = s.spawn(|| probe(client, "c7", start, dur));
+        let changes = churn(driver, client, start, dur);
+        (prober.join().unwrap(), changes)
+    });
+    let under_way = |t: Duration| changes.busy.iter().any(|(a, b)| *a <= t && t <= *b);
+    let quiet = summarize(
+        samples
+            .iter()
+            .filter(|(t, _)| !churned_second(*t) && !under_way(*t)),
+    );
+    let busy = summarize(samples.iter().filter(|(t, _)| churned_second(*t)));
+    (quiet, busy, changes)
+}
+
+/// The churn table: each server with 1,000 records, `seconds` quiet and `seconds` churned.
 pub fn print(scratch: &Path, dnsd: &Path, aardvark: &Path, client: &Path, seconds: u32) {
-    let dur = Duration::from_secs(u64::from(seconds));
     let pool: Vec<PathBuf> = (0..30)
         .map(|i| {
             let p = scratch.join(format!("churn-ns-{i}"));
@@ -333,48 +461,51 @@ pub fn print(scratch: &Path, dnsd: &Path, aardvark: &Path, client: &Path, second
             p
         })
         .collect();
-    println!("| server | lost, quiet | lost, churn | p99 quiet (ms) | p99 churn (ms) | churn / quiet p99 | changes/s reached | new name answers after (median / p99 ms) | removed name stops after (median / p99 ms) |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    let rows = SERVERS.iter().map(|(l, k)| (l.to_string(), *k)).chain([(
-        "netctl-dnsd, records written in-process (no plugin process per change)".to_string(),
-        "netctl-direct",
-    )]);
+    println!("| server | told by | lost, quiet | lost, churn | p99 quiet (ms) | p99 churn (ms) | churn / quiet p99 | changes/s reached | new name answers after (median / p99 ms) | removed name stops after (median / p99 ms) |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let rows = SERVERS
+        .iter()
+        .map(|(l, k)| (*l, *k))
+        .chain([("netctl-dnsd", "netctl-direct")]);
     for (label, kind) in rows {
-        let server_kind = if kind == "netctl-direct" {
-            "netctl"
-        } else {
-            kind
-        };
+        let server_kind = kind.trim_end_matches("-direct");
         let server = start("server", server_kind, scratch, dnsd, aardvark, 1000, client);
-        let driver = match kind {
-            "netctl-direct" => Driver::NetctlDirect {
-                paths: netctl_dnsrecords::DnsPaths::new(&scratch.join("run")),
-                pool: pool.clone(),
-            },
-            "netctl" => Driver::Netctl {
-                plugin: dnsd.with_file_name("netctl-dns"),
-                run: scratch.join("run"),
-                pool: pool.clone(),
-            },
-            "aardvark" => Driver::Rewrite {
-                file: scratch.join("aardvark").join("benchnet"),
-                aardvark: true,
-                pid: server.pid,
-            },
-            _ => Driver::Rewrite {
-                file: scratch.join("hosts"),
-                aardvark: false,
-                pid: server.pid,
-            },
+        let (driver, told) = match kind {
+            "netctl-direct" => (
+                Driver::NetctlDirect {
+                    paths: netctl_dnsrecords::DnsPaths::new(&scratch.join("run")),
+                    pool: pool.clone(),
+                },
+                "records written in this process (no plugin processes)",
+            ),
+            "netctl" => (
+                Driver::Netctl {
+                    bins: dnsd.parent().unwrap().to_path_buf(),
+                    run: scratch.join("run"),
+                    pool: pool.clone(),
+                },
+                "netctl-bridge + netctl-dns ADD/DEL",
+            ),
+            "aardvark" => (
+                Driver::Netavark {
+                    netavark: aardvark.with_file_name("netavark"),
+                    aardvark: aardvark.to_path_buf(),
+                    config: scratch.join("netavark"),
+                    pool: pool.clone(),
+                },
+                "netavark setup/teardown",
+            ),
+            _ => (
+                Driver::Hosts {
+                    file: scratch.join("hosts"),
+                    pid: server.pid,
+                },
+                "hosts file + SIGHUP",
+            ),
         };
-        let quiet = probe(client, "c7", dur);
-        let (busy, changes) = std::thread::scope(|s| {
-            let prober = s.spawn(|| probe(client, "c7", dur));
-            let changes = churn(&driver, client, dur);
-            (prober.join().unwrap(), changes)
-        });
+        let (quiet, busy, changes) = measure(&driver, client, seconds);
         println!(
-            "| {label} | {} of {} | {} of {} | {:.2} | {:.2} | {:.2}x | {:.0} | {} / {} | {} / {} |",
+            "| {label} | {told} | {} of {} | {} of {} | {:.2} | {:.2} | {:.2}x | {:.0} | {} / {} | {} / {} |",
             quiet.lost,
             quiet.sent,
             busy.lost,
@@ -389,6 +520,9 @@ pub fn print(scratch: &Path, dnsd: &Path, aardvark: &Path, client: &Path, second
             pct(changes.vanish, 0.99),
         );
         drop(server);
+        if let Driver::Netctl { run, .. } = &driver {
+            stop_firewall_watcher(run);
+        }
     }
     for p in &pool {
         let _ = NetNs::remove(p);

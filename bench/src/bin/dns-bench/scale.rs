@@ -23,7 +23,7 @@ pub fn print_memory(scratch: &Path, dnsd: &Path, aardvark: &Path, client: &Path)
         for (n, networks) in SIZES {
             let networks = if kind == "netctl" { networks } else { 1 };
             let server = start_spread(label, kind, scratch, dnsd, aardvark, (n, networks), client);
-            let _ = dnsperf(client, server.pid, "web", 1, scratch);
+            let _ = dnsperf(client, GATEWAY, server.pid, "web", 1, scratch);
             rss.push(rss_kib(server.pid) as f64);
         }
         let spread = if kind == "netctl" {
