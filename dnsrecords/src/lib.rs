@@ -218,19 +218,20 @@ impl DnsPaths {
         }
     }
 
-    /// Every record file of every network (or of one).
-    pub fn record_files(&self, network: Option<&str>) -> Vec<PathBuf> {
+    /// Every record file of every network (or of one), read from the folders as the
+    /// iterator goes: a server loading 100,000 records holds one path at a time, not a list
+    /// whose freed pieces would stay between the records' memory.
+    pub fn record_files(&self, network: Option<&str>) -> impl Iterator<Item = PathBuf> {
         let nets: Vec<PathBuf> = match network {
             Some(n) => vec![self.records().join(n)],
             None => std::fs::read_dir(self.records())
                 .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).collect())
                 .unwrap_or_default(),
         };
-        nets.iter()
+        nets.into_iter()
             .filter_map(|d| std::fs::read_dir(d).ok())
             .flat_map(|rd| rd.filter_map(Result::ok).map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect()
     }
 
     /// Asks the running server to reload `path` (a record that was written or removed) and
@@ -313,7 +314,10 @@ mod tests {
         let paths = DnsPaths::new(dir.path());
         let p = paths.write(&rec()).unwrap();
         assert_eq!(DnsPaths::read(&p).unwrap(), Some(rec()));
-        assert_eq!(paths.record_files(None), vec![p.clone()]);
+        assert_eq!(
+            paths.record_files(None).collect::<Vec<_>>(),
+            vec![p.clone()]
+        );
         std::fs::remove_file(&p).unwrap();
         assert_eq!(DnsPaths::read(&p).unwrap(), None);
         assert!(matches!(paths.notify(&p), Err(DnsError::NoServer(_))));

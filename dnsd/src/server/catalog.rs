@@ -3,8 +3,8 @@
 //! rebuild of everyone's (which took milliseconds at a thousand records and held up answers
 //! while containers churned).
 //!
-//! Memory is what a host with many containers pays for: a record's strings are packed in one
-//! allocation and its addresses in another, the indexes hold 4- or 8-byte slots that point
+//! Memory is what a host with many containers pays for: a record's strings and addresses
+//! are packed in one allocation (an IPv4 address in 5 bytes), the indexes hold 4- or 8-byte slots that point
 //! into the record table, and a name asked with its network (`web.lan`) is answered by
 //! stripping the network instead of being stored twice.
 
@@ -43,12 +43,11 @@ pub enum CatalogError {
 /// One attachment, as the answer path needs it.
 #[derive(Debug)]
 struct Entry {
-    /// `[cid len: u16 LE][ifname len][name count][each name's len]`, then the container ID,
-    /// the interface and each name (lowercase, valid DNS names only).
+    /// `[cid len: u16 LE][ifname len][name count][addresses' length: u16 LE][each name's
+    /// len]`, then the addresses (each `4` and 4 bytes or `6` and 16: its own, its
+    /// container's resolvers (`--dns`), its network's gateways), the container ID, the
+    /// interface and each name (lowercase, valid DNS names only).
     packed: Box<[u8]>,
-    /// Its addresses, then its container's own resolvers (`--dns`), then its network's
-    /// gateways.
-    addrs: Box<[IpAddr]>,
     ips: u8,
     upstreams: u8,
     /// Which name PTR answers give its addresses (the container's name, else its short ID);
@@ -61,6 +60,44 @@ struct Entry {
     sibling: u32,
 }
 
+/// Where an entry's fixed header ends.
+const HEADER: usize = 6;
+
+/// Appends `ip` as an entry stores it.
+fn pack_addr(packed: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(a) => {
+            packed.push(4);
+            packed.extend_from_slice(&a.octets());
+        }
+        IpAddr::V6(a) => {
+            packed.push(6);
+            packed.extend_from_slice(&a.octets());
+        }
+    }
+}
+
+/// Addresses as [`pack_addr`] stored them.
+#[derive(Clone)]
+struct Addrs<'a>(&'a [u8]);
+
+impl Iterator for Addrs<'_> {
+    type Item = IpAddr;
+
+    fn next(&mut self) -> Option<IpAddr> {
+        let (ip, len) = match self.0 {
+            [4, a, b, c, d, ..] => (IpAddr::from([*a, *b, *c, *d]), 5),
+            [6, rest @ ..] => (
+                IpAddr::from(<[u8; 16]>::try_from(rest.get(..16)?).ok()?),
+                17,
+            ),
+            _ => return None,
+        };
+        self.0 = self.0.get(len..)?;
+        Some(ip)
+    }
+}
+
 impl Entry {
     fn counts(&self) -> (usize, usize, usize) {
         let p = &self.packed;
@@ -71,14 +108,21 @@ impl Entry {
         )
     }
 
+    /// Where the addresses end and the strings begin.
+    fn strings_at(&self) -> usize {
+        let p = &self.packed;
+        HEADER + usize::from(p[3]) + usize::from(u16::from_le_bytes([p[4], p[5]]))
+    }
+
     fn cid(&self) -> &[u8] {
-        let (cid, _, names) = self.counts();
-        &self.packed[4 + names..4 + names + cid]
+        let (cid, _, _) = self.counts();
+        let at = self.strings_at();
+        &self.packed[at..at + cid]
     }
 
     fn ifname(&self) -> &[u8] {
-        let (cid, ifname, names) = self.counts();
-        let at = 4 + names + cid;
+        let (cid, ifname, _) = self.counts();
+        let at = self.strings_at() + cid;
         &self.packed[at..at + ifname]
     }
 
@@ -92,23 +136,35 @@ impl Entry {
         if i >= names {
             return &[];
         }
-        let lens = &self.packed[4..4 + names];
+        let lens = &self.packed[HEADER..HEADER + names];
         let skip: usize = lens[..i].iter().map(|l| usize::from(*l)).sum();
-        let at = 4 + names + cid + ifname + skip;
+        let at = self.strings_at() + cid + ifname + skip;
         &self.packed[at..at + usize::from(lens[i])]
     }
 
-    fn ips(&self) -> &[IpAddr] {
-        &self.addrs[..usize::from(self.ips)]
+    fn addrs(&self) -> Addrs<'_> {
+        let at = HEADER + self.name_count();
+        Addrs(&self.packed[at..self.strings_at()])
     }
 
-    fn upstreams(&self) -> &[IpAddr] {
-        let at = usize::from(self.ips);
-        &self.addrs[at..at + usize::from(self.upstreams)]
+    fn ips(&self) -> std::iter::Take<Addrs<'_>> {
+        self.addrs().take(usize::from(self.ips))
     }
 
-    fn gateways(&self) -> &[IpAddr] {
-        &self.addrs[usize::from(self.ips) + usize::from(self.upstreams)..]
+    /// Its `i`th own address.
+    fn ip(&self, i: usize) -> Option<IpAddr> {
+        self.ips().nth(i)
+    }
+
+    fn upstreams(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.addrs()
+            .skip(usize::from(self.ips))
+            .take(usize::from(self.upstreams))
+    }
+
+    fn gateways(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.addrs()
+            .skip(usize::from(self.ips) + usize::from(self.upstreams))
     }
 }
 
@@ -152,10 +208,38 @@ fn entry(r: &Record) -> Result<Entry, CatalogError> {
         .map_err(|_| CatalogError::TooLong("container ID", r.container_id.len()))?;
     let ifname = u8::try_from(r.ifname.len())
         .map_err(|_| CatalogError::TooLong("interface name", r.ifname.len()))?;
-    let mut packed = vec![0, 0, ifname, count("names", names.len())?];
+    let addr_bytes: usize = r
+        .ips
+        .iter()
+        .chain(&r.upstreams)
+        .chain(&r.gateways)
+        .map(|ip| if ip.is_ipv4() { 5 } else { 17 })
+        .sum();
+    let len = HEADER
+        + names.len()
+        + addr_bytes
+        + r.container_id.len()
+        + r.ifname.len()
+        + names.iter().map(String::len).sum::<usize>();
+    // One allocation of the final size: growing and shrinking would leave holes between
+    // the records' memory.
+    let mut packed = Vec::with_capacity(len);
+    packed.extend_from_slice(&[0, 0, ifname, count("names", names.len())?, 0, 0]);
     packed[..2].copy_from_slice(&cid.to_le_bytes());
     // Each name is a valid DNS name: at most 253 bytes.
     packed.extend(names.iter().map(|n| n.len() as u8));
+    let (ips, upstreams) = (
+        count("addresses", r.ips.len())?,
+        count("resolvers", r.upstreams.len())?,
+    );
+    count("gateways", r.gateways.len())?;
+    let addrs_at = packed.len();
+    for ip in r.ips.iter().chain(&r.upstreams).chain(&r.gateways) {
+        pack_addr(&mut packed, *ip);
+    }
+    // At most 3 * 254 addresses of 17 bytes.
+    let addrs_len = (packed.len() - addrs_at) as u16;
+    packed[4..HEADER].copy_from_slice(&addrs_len.to_le_bytes());
     packed.extend_from_slice(r.container_id.as_bytes());
     packed.extend_from_slice(r.ifname.as_bytes());
     for n in &names {
@@ -168,19 +252,10 @@ fn entry(r: &Record) -> Result<Entry, CatalogError> {
         .position(|n| Some(n) == own.as_ref())
         .or_else(|| names.iter().position(|n| *n == short))
         .map_or(u8::MAX, |i| i as u8); // i < names.len() <= MAX_PER_RECORD
-    let addrs: Vec<IpAddr> = r
-        .ips
-        .iter()
-        .chain(&r.upstreams)
-        .chain(&r.gateways)
-        .copied()
-        .collect();
-    count("gateways", r.gateways.len())?;
     Ok(Entry {
         packed: packed.into_boxed_slice(),
-        addrs: addrs.into_boxed_slice(),
-        ips: count("addresses", r.ips.len())?,
-        upstreams: count("resolvers", r.upstreams.len())?,
+        ips,
+        upstreams,
         label,
         internal: r.internal,
         network: NONE,
@@ -405,14 +480,14 @@ impl Catalog {
                 |s| slot_name_hash(h, records, s),
             );
         }
-        for (part, ip) in e.ips().iter().enumerate() {
+        for (part, ip) in e.ips().enumerate() {
             self.by_ip
-                .insert_unique(ip_hash(h, e.network, *ip), Slot::new(id, part), |s| {
+                .insert_unique(ip_hash(h, e.network, ip), Slot::new(id, part), |s| {
                     slot_ip_hash(h, records, s)
                 });
         }
         let (network, internal) = (e.network, e.internal);
-        let gateways: Vec<IpAddr> = e.gateways().to_vec();
+        let gateways: Vec<IpAddr> = e.gateways().collect();
         if let Some(n) = self.networks.get_mut(network) {
             n.records += 1;
             n.open += u32::from(!internal);
@@ -539,8 +614,7 @@ impl Catalog {
         self.unchain(container, id, e.sibling);
         let mut touched: Vec<Place> = e
             .gateways()
-            .iter()
-            .map(|g| Place::Gateway(*g, network.to_string()))
+            .map(|g| Place::Gateway(g, network.to_string()))
             .collect();
         let netns = self.containers.get(container).and_then(|c| c.netns.clone());
         touched.extend(netns.map(|p| Place::Netns(p.into_path_buf())));
@@ -566,8 +640,8 @@ impl Catalog {
                 x.remove();
             }
         }
-        for (part, ip) in e.ips().iter().enumerate() {
-            let hash = ip_hash(h, e.network, *ip);
+        for (part, ip) in e.ips().enumerate() {
+            let hash = ip_hash(h, e.network, ip);
             if let Ok(x) = self
                 .by_ip
                 .find_entry(hash, |s| s.record == id && usize::from(s.part) == part)
@@ -576,7 +650,7 @@ impl Catalog {
             }
         }
         let internal = e.internal;
-        let gateways: Vec<IpAddr> = e.gateways().to_vec();
+        let gateways: Vec<IpAddr> = e.gateways().collect();
         if let Some(n) = self.networks.get_mut(e.network) {
             n.records -= 1;
             n.open -= u32::from(!internal);
@@ -676,7 +750,7 @@ impl Catalog {
         self.by_ip
             .iter_hash(ip_hash(&self.hasher, network, ip))
             .filter_map(|s| self.records.get(s.record).map(|e| (s, e)))
-            .find(|(s, e)| e.network == network && e.ips().get(usize::from(s.part)) == Some(&ip))
+            .find(|(s, e)| e.network == network && e.ip(usize::from(s.part)) == Some(ip))
             .map(|(_, e)| e)
     }
 
@@ -709,9 +783,8 @@ impl Catalog {
             return Vec::new();
         };
         self.chain(c)
-            .map(Entry::upstreams)
-            .find(|u| !u.is_empty())
-            .map(|u| u.iter().map(|ip| SocketAddr::new(*ip, 53)).collect())
+            .find(|e| e.upstreams > 0)
+            .map(|e| e.upstreams().map(|ip| SocketAddr::new(ip, 53)).collect())
             .unwrap_or_default()
     }
 
@@ -730,9 +803,8 @@ fn slot_name_hash(h: &RandomState, records: &Slab<Entry>, s: &Slot) -> u64 {
 
 fn slot_ip_hash(h: &RandomState, records: &Slab<Entry>, s: &Slot) -> u64 {
     records.get(s.record).map_or(0, |e| {
-        e.ips()
-            .get(usize::from(s.part))
-            .map_or(0, |ip| ip_hash(h, e.network, *ip))
+        e.ip(usize::from(s.part))
+            .map_or(0, |ip| ip_hash(h, e.network, ip))
     })
 }
 
@@ -822,9 +894,7 @@ impl<'a> View<'a> {
             found
                 .turn
                 .get_or_insert_with(|| usize::from(slot.turn.fetch_add(1, Ordering::Relaxed)));
-            found
-                .addrs
-                .extend(e.ips().iter().filter(|ip| ip.is_ipv6() == v6));
+            found.addrs.extend(e.ips().filter(|ip| ip.is_ipv6() == v6));
         }
         known
     }
@@ -913,6 +983,48 @@ mod tests {
         let first = f.turn.unwrap();
         view.lookup("web", false, &mut f);
         assert_eq!(f.turn, Some(first + 1));
+    }
+
+    #[test]
+    fn a_dual_stack_record_keeps_each_address_of_each_kind() {
+        let mut r = rec("web", "a", "a1", "web", "172.18.0.2");
+        r.ips.push("fd00::2".parse().unwrap());
+        r.upstreams = vec!["9.9.9.9".parse().unwrap(), "2620:fe::fe".parse().unwrap()];
+        r.gateways = vec!["172.18.0.1".parse().unwrap(), "fd00::1".parse().unwrap()];
+        let mut c = Catalog::default();
+        let places = c.insert(&r).unwrap();
+        let mut f = Found::default();
+        let view = c
+            .view(&Place::Netns("/ns/a".into()), "127.0.0.1".parse().unwrap())
+            .unwrap();
+        assert!(view.lookup("a1", false, &mut f));
+        assert_eq!(f.addrs, ["172.18.0.2".parse::<IpAddr>().unwrap()]);
+        assert!(view.lookup("a1", true, &mut f));
+        assert_eq!(f.addrs, ["fd00::2".parse::<IpAddr>().unwrap()]);
+        assert_eq!(
+            view.ptr("fd00::2".parse().unwrap()).as_deref(),
+            Some("a1.web")
+        );
+        let own = c.own_upstreams(&Place::Netns("/ns/a".into()), "127.0.0.1".parse().unwrap());
+        assert_eq!(
+            own,
+            [
+                "9.9.9.9:53".parse().unwrap(),
+                "[2620:fe::fe]:53".parse().unwrap()
+            ]
+        );
+        for g in &r.gateways {
+            assert!(places.contains(&Place::Gateway(*g, "web".into())), "{g}");
+            // The record's own IPv6 address asks at its gateway as a member.
+            assert!(c
+                .view(
+                    &Place::Gateway(*g, "web".into()),
+                    "fd00::2".parse().unwrap()
+                )
+                .is_some());
+        }
+        assert_eq!(c.remove("web", "a", "eth0").len(), places.len());
+        assert!(c.is_empty());
     }
 
     #[test]
