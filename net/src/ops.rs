@@ -241,10 +241,27 @@ impl Netlink {
         self.exec(RouteNetlinkMessage::SetLink(msg), 0, what)
     }
 
-    /// Attaches link `index` to bridge `master`.
+    /// Attaches link `index` to bridge `master`, leaving the bridge's MAC as it was. A
+    /// bridge made with a MAC keeps it; one made without (by the user) gets its lowest
+    /// port's from the kernel, so a port that sorts lower would change the gateway's MAC
+    /// under every neighbour's cached entry. Setting the old MAC back fixes it for good.
     pub fn set_master(&mut self, index: u32, master: u32) -> Result<(), NetError> {
+        let before = self.link_by_index(master)?.map(|l| l.mac);
         self.set_link(index, vec![LinkAttribute::Controller(master)], || {
             format!("attach link #{index} to bridge #{master}")
+        })?;
+        let now = self.link_by_index(master)?.map(|l| l.mac);
+        match before.as_deref().and_then(parse_mac) {
+            Some(mac) if now != before => self.set_mac(master, mac),
+            _ => Ok(()),
+        }
+    }
+
+    /// Sets the MAC of link `index`; on a bridge this also fixes it (the kernel then stops
+    /// giving the bridge its lowest port's MAC).
+    pub fn set_mac(&mut self, index: u32, mac: [u8; 6]) -> Result<(), NetError> {
+        self.set_link(index, vec![LinkAttribute::Address(mac.to_vec())], || {
+            format!("set the MAC of link #{index}")
         })
     }
 

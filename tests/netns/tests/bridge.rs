@@ -330,6 +330,53 @@ fn the_bridge_mac_stays_ports_carry_no_ipv6_and_reattaching_is_immediate() {
     );
 }
 
+/// A user names a bridge they made themselves (no MAC of its own, so the kernel gives it
+/// its lowest port's) with a container already on it: a container attached through netctl,
+/// whose host end's MAC sorts lower, leaves the bridge's MAC as it was, so the first
+/// container's cached gateway MAC stays right and it still reaches the gateway. Before,
+/// the bridge took the new port's MAC and the first container's frames to the gateway
+/// were dropped until its neighbour entry expired.
+#[test]
+fn an_adopted_bridge_keeps_its_mac_as_containers_join() {
+    let mut host = TestHost::new();
+    host.sh("ip link add br-own type bridge; ip link set br-own up; ip addr add 172.19.0.1/16 dev br-own");
+    let first = host.container("first");
+    host.sh(&format!(
+        "ip link add vfirst address fe:ff:ff:ff:ff:fe type veth peer name eth0 netns {f}; \
+         ip link set vfirst master br-own up; \
+         nsenter --net={f} sh -c 'ip link set lo up; ip addr add 172.19.0.200/16 dev eth0; ip link set eth0 up'",
+        f = first.display()
+    ));
+    let mac = host.sh("ip -br link show br-own | awk '{print $3}'");
+    assert_eq!(
+        mac.trim(),
+        "fe:ff:ff:ff:ff:fe",
+        "the bridge follows its only port"
+    );
+    assert!(
+        ping(&host, &first, "172.19.0.1"),
+        "first reaches the gateway"
+    );
+    let (_, list) = host.conflist(
+        "own",
+        &bridge_list("own", "br-own", "172.19.0.0/16", json!({})),
+    );
+    let (b, _) = attach(&mut host, &list, "ctr-b");
+    assert_eq!(host.sh("ip -br link show br-own | awk '{print $3}'"), mac);
+    assert!(
+        ping(&host, &first, "172.19.0.1"),
+        "first still reaches the gateway"
+    );
+    assert!(
+        ping(&host, &b, "172.19.0.200"),
+        "the new container reaches first"
+    );
+    host.cni()
+        .del(&list, &attachment("ctr-b", Some(&b), "eth0"))
+        .expect("DEL");
+    assert_eq!(host.sh("ip -br link show br-own | awk '{print $3}'"), mac);
+}
+
 /// ADDs that fail — the pool is exhausted, the container already has the interface, the
 /// host port is taken, the MTU is bad — each return a CNI error and leave nothing behind:
 /// no bridge, veth, address, rule or allocation.
