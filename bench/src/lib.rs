@@ -20,12 +20,25 @@ pub fn run_plugin(
     netns: &str,
     conf: &str,
 ) -> (Duration, String) {
+    run_plugin_with_args(binary, command, id, netns, "", conf)
+}
+
+/// [`run_plugin`] with `CNI_ARGS` (`K8S_POD_NAME=...`, as runtimes name a container).
+pub fn run_plugin_with_args(
+    binary: &Path,
+    command: &str,
+    id: &str,
+    netns: &str,
+    cni_args: &str,
+    conf: &str,
+) -> (Duration, String) {
     let start = Instant::now();
     let mut child = Command::new(binary)
         .env("CNI_COMMAND", command)
         .env("CNI_CONTAINERID", id)
         .env("CNI_NETNS", netns)
         .env("CNI_IFNAME", "eth0")
+        .env("CNI_ARGS", cni_args)
         .env("CNI_PATH", binary.parent().unwrap_or(Path::new("/")))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

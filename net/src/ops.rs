@@ -18,7 +18,7 @@ use netlink_packet_route::route::{
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use crate::error::NetError;
-use crate::netlink::Netlink;
+use crate::netlink::{Link, Netlink};
 use crate::netns::NetNs;
 
 /// How a macvlan child talks to its siblings and the parent's segment.
@@ -241,18 +241,19 @@ impl Netlink {
         self.exec(RouteNetlinkMessage::SetLink(msg), 0, what)
     }
 
-    /// Attaches link `index` to bridge `master`, leaving the bridge's MAC as it was. A
-    /// bridge made with a MAC keeps it; one made without (by the user) gets its lowest
-    /// port's from the kernel, so a port that sorts lower would change the gateway's MAC
-    /// under every neighbour's cached entry. Setting the old MAC back fixes it for good.
-    pub fn set_master(&mut self, index: u32, master: u32) -> Result<(), NetError> {
-        let before = self.link_by_index(master)?.map(|l| l.mac);
+    /// Attaches link `index` to `bridge` (as the caller last read it), leaving the bridge's
+    /// MAC as it was. A bridge made with a MAC keeps it; one made without (by the user) gets
+    /// its lowest port's from the kernel, so a port that sorts lower would change the
+    /// gateway's MAC under every neighbour's cached entry. Setting the old MAC back fixes it
+    /// for good.
+    pub fn set_master(&mut self, index: u32, bridge: &Link) -> Result<(), NetError> {
+        let master = bridge.index;
         self.set_link(index, vec![LinkAttribute::Controller(master)], || {
             format!("attach link #{index} to bridge #{master}")
         })?;
         let now = self.link_by_index(master)?.map(|l| l.mac);
-        match before.as_deref().and_then(parse_mac) {
-            Some(mac) if now != before => self.set_mac(master, mac),
+        match parse_mac(&bridge.mac) {
+            Some(mac) if now.as_deref() != Some(bridge.mac.as_str()) => self.set_mac(master, mac),
             _ => Ok(()),
         }
     }

@@ -178,13 +178,18 @@ fn cpu_ticks(pid: u32) -> u64 {
         + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
 }
 
-fn rss_kib(pid: u32) -> u64 {
+/// A number from `/proc/<pid>/status` (`key` with its colon), 0 if absent.
+fn status_field(pid: u32, key: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    status_field(pid, "VmRSS:")
 }
 
 fn start(
@@ -375,12 +380,7 @@ fn fds(pid: u32) -> usize {
 }
 
 fn hwm_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+    status_field(pid, "VmHWM:")
 }
 
 fn answers(client: &Path, at: &str, args: &str) -> bool {

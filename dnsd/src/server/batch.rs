@@ -153,33 +153,8 @@ impl Outbox {
             .retain(|&(q, start, len)| q < inbox.count && start + len <= total);
         self.spans.truncate(BATCH);
         let spans = &self.spans;
-        // Group answers by asker and size, keeping the first one's place: `order` lists
-        // the answers group by group, `groups` each group's start in it and length.
-        let (mut order, mut n_order) = ([0usize; BATCH], 0);
-        let (mut groups, mut n_groups) = ([(0usize, 0usize); BATCH], 0);
-        let mut placed = [false; BATCH];
-        for i in 0..spans.len() {
-            if placed[i] {
-                continue;
-            }
-            let first = n_order;
-            for j in i..spans.len() {
-                if !placed[j]
-                    && spans[j].2 == spans[i].2
-                    && same_asker(inbox, spans[i].0, spans[j].0)
-                {
-                    placed[j] = true;
-                    order[n_order] = j;
-                    n_order += 1;
-                }
-            }
-            // The kernel takes at most 64 segments of one GSO message.
-            for at in (first..n_order).step_by(GSO_MAX) {
-                groups[n_groups] = (at, (n_order - at).min(GSO_MAX));
-                n_groups += 1;
-            }
-        }
-        let (order, groups) = (&order[..n_order], &groups[..n_groups]);
+        let grouping = Grouping::of(spans, inbox);
+        let (order, groups) = grouping.parts();
         // SAFETY: plain C structs; zeroed is valid.
         let mut iov: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
         let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
@@ -240,6 +215,53 @@ impl Outbox {
     }
 }
 
+/// Answers grouped by asker and size, each group in the place of its first answer: `order`
+/// lists the answers group by group, `groups` each group's start in it and length.
+struct Grouping {
+    order: [usize; BATCH],
+    n_order: usize,
+    groups: [(usize, usize); BATCH],
+    n_groups: usize,
+}
+
+impl Grouping {
+    fn of(spans: &[(usize, usize, usize)], inbox: &Inbox) -> Self {
+        let mut g = Grouping {
+            order: [0; BATCH],
+            n_order: 0,
+            groups: [(0, 0); BATCH],
+            n_groups: 0,
+        };
+        let mut placed = [false; BATCH];
+        for i in 0..spans.len() {
+            if placed[i] {
+                continue;
+            }
+            let first = g.n_order;
+            for j in i..spans.len() {
+                if !placed[j]
+                    && spans[j].2 == spans[i].2
+                    && same_asker(inbox, spans[i].0, spans[j].0)
+                {
+                    placed[j] = true;
+                    g.order[g.n_order] = j;
+                    g.n_order += 1;
+                }
+            }
+            // The kernel takes at most 64 segments of one GSO message.
+            for at in (first..g.n_order).step_by(GSO_MAX) {
+                g.groups[g.n_groups] = (at, (g.n_order - at).min(GSO_MAX));
+                g.n_groups += 1;
+            }
+        }
+        g
+    }
+
+    fn parts(&self) -> (&[usize], &[(usize, usize)]) {
+        (&self.order[..self.n_order], &self.groups[..self.n_groups])
+    }
+}
+
 /// Segments of one UDP GSO message the kernel takes at most.
 const GSO_MAX: usize = 64;
 /// `UDP_SEGMENT` (linux/udp.h): the size each datagram of a GSO message is cut to.
@@ -285,6 +307,28 @@ mod tests {
     use super::*;
     use std::os::fd::AsRawFd;
 
+    /// Reads `count` queries from local askers on `server` in batches and answers each with
+    /// `prefix` and the query.
+    fn answer_all(server: &std::net::UdpSocket, count: usize, prefix: &[u8]) {
+        let (mut inbox, mut outbox) = (Inbox::default(), Outbox::default());
+        let mut got = 0;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while got < count && std::time::Instant::now() < deadline {
+            let n = inbox.recv(server.as_raw_fd()).unwrap();
+            outbox.clear();
+            for i in 0..n {
+                let (q, from) = inbox.get(i);
+                assert_eq!(from, Some("127.0.0.1".parse().unwrap()));
+                let start = outbox.bytes.len();
+                outbox.bytes.extend_from_slice(prefix);
+                outbox.bytes.extend_from_slice(q);
+                outbox.push(i, start);
+            }
+            outbox.send(server.as_raw_fd(), &mut inbox);
+            got += n;
+        }
+    }
+
     #[test]
     fn a_batch_of_queries_gets_each_its_own_answer() {
         let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -295,23 +339,7 @@ mod tests {
         for (i, c) in clients.iter().enumerate() {
             c.send_to(format!("query {i}").as_bytes(), at).unwrap();
         }
-        let (mut inbox, mut outbox) = (Inbox::default(), Outbox::default());
-        let mut got = 0;
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while got < 5 && std::time::Instant::now() < deadline {
-            let n = inbox.recv(server.as_raw_fd()).unwrap();
-            outbox.clear();
-            for i in 0..n {
-                let (q, from) = inbox.get(i);
-                assert_eq!(from, Some("127.0.0.1".parse().unwrap()));
-                let start = outbox.bytes.len();
-                outbox.bytes.extend_from_slice(b"answer to ");
-                outbox.bytes.extend_from_slice(q);
-                outbox.push(i, start);
-            }
-            outbox.send(server.as_raw_fd(), &mut inbox);
-            got += n;
-        }
+        answer_all(&server, 5, b"answer to ");
         for (i, c) in clients.iter().enumerate() {
             let mut buf = [0u8; 64];
             c.set_read_timeout(Some(std::time::Duration::from_secs(5)))
@@ -333,21 +361,7 @@ mod tests {
                 .send_to(format!("q{i}").as_bytes(), server.local_addr().unwrap())
                 .unwrap();
         }
-        let (mut inbox, mut outbox) = (Inbox::default(), Outbox::default());
-        let mut got = 0;
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while got < 6 && std::time::Instant::now() < deadline {
-            let n = inbox.recv(server.as_raw_fd()).unwrap();
-            outbox.clear();
-            for i in 0..n {
-                let start = outbox.bytes.len();
-                outbox.bytes.extend_from_slice(b"answer ");
-                outbox.bytes.extend_from_slice(inbox.get(i).0);
-                outbox.push(i, start);
-            }
-            outbox.send(server.as_raw_fd(), &mut inbox);
-            got += n;
-        }
+        answer_all(&server, 6, b"answer ");
         for i in 0..6 {
             let mut buf = [0u8; 64];
             let n = client.recv(&mut buf).unwrap();

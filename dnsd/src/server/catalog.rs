@@ -4,9 +4,9 @@
 //! while containers churned).
 //!
 //! Memory is what a host with many containers pays for: a record's strings and addresses
-//! are packed in one allocation (an IPv4 address in 5 bytes), the indexes hold 4- or 8-byte slots that point
-//! into the record table, and a name asked with its network (`web.lan`) is answered by
-//! stripping the network instead of being stored twice.
+//! are packed in one allocation (an IPv4 address in 5 bytes), the indexes hold 4- or 8-byte
+//! slots that point into the record table, and a name asked with its network (`web.lan`)
+//! is answered by stripping the network instead of being stored twice.
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
@@ -62,6 +62,15 @@ struct Entry {
 
 /// Where an entry's fixed header ends.
 const HEADER: usize = 6;
+
+/// The bytes [`pack_addr`] stores `ip` in.
+fn packed_len(ip: &IpAddr) -> usize {
+    if ip.is_ipv4() {
+        5
+    } else {
+        17
+    }
+}
 
 /// Appends `ip` as an entry stores it.
 fn pack_addr(packed: &mut Vec<u8>, ip: IpAddr) {
@@ -208,13 +217,13 @@ fn entry(r: &Record) -> Result<Entry, CatalogError> {
         .map_err(|_| CatalogError::TooLong("container ID", r.container_id.len()))?;
     let ifname = u8::try_from(r.ifname.len())
         .map_err(|_| CatalogError::TooLong("interface name", r.ifname.len()))?;
-    let addr_bytes: usize = r
-        .ips
-        .iter()
-        .chain(&r.upstreams)
-        .chain(&r.gateways)
-        .map(|ip| if ip.is_ipv4() { 5 } else { 17 })
-        .sum();
+    let (ips, upstreams) = (
+        count("addresses", r.ips.len())?,
+        count("resolvers", r.upstreams.len())?,
+    );
+    count("gateways", r.gateways.len())?;
+    let addrs = || r.ips.iter().chain(&r.upstreams).chain(&r.gateways);
+    let addr_bytes: usize = addrs().map(packed_len).sum();
     let len = HEADER
         + names.len()
         + addr_bytes
@@ -228,18 +237,11 @@ fn entry(r: &Record) -> Result<Entry, CatalogError> {
     packed[..2].copy_from_slice(&cid.to_le_bytes());
     // Each name is a valid DNS name: at most 253 bytes.
     packed.extend(names.iter().map(|n| n.len() as u8));
-    let (ips, upstreams) = (
-        count("addresses", r.ips.len())?,
-        count("resolvers", r.upstreams.len())?,
-    );
-    count("gateways", r.gateways.len())?;
-    let addrs_at = packed.len();
-    for ip in r.ips.iter().chain(&r.upstreams).chain(&r.gateways) {
+    // At most 3 * 254 addresses of 17 bytes.
+    packed[4..HEADER].copy_from_slice(&(addr_bytes as u16).to_le_bytes());
+    for ip in addrs() {
         pack_addr(&mut packed, *ip);
     }
-    // At most 3 * 254 addresses of 17 bytes.
-    let addrs_len = (packed.len() - addrs_at) as u16;
-    packed[4..HEADER].copy_from_slice(&addrs_len.to_le_bytes());
     packed.extend_from_slice(r.container_id.as_bytes());
     packed.extend_from_slice(r.ifname.as_bytes());
     for n in &names {

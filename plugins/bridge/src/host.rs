@@ -137,7 +137,7 @@ pub fn attach_port(
     nl: &mut Netlink,
     conf: &BridgeConfig,
     name: &str,
-    bridge: u32,
+    bridge: &Link,
 ) -> Result<Link, Error> {
     let index = nl.index_of(name)?;
     // A bridge port is layer 2 only. With IPv6 off on it, no link-local address, DAD or
@@ -180,7 +180,7 @@ fn join_vlan(nl: &mut Netlink, conf: &BridgeConfig, index: u32) -> Result<(), Er
 pub fn ensure_vlan_gateway(
     nl: &mut Netlink,
     conf: &BridgeConfig,
-    bridge: u32,
+    bridge: &Link,
     vid: u16,
 ) -> Result<(Link, Option<String>), Error> {
     let (l3, port) = vlan_gateway_names(&conf.bridge, vid);
@@ -208,7 +208,7 @@ pub fn ensure_vlan_gateway(
 fn wire_vlan_gateway(
     nl: &mut Netlink,
     conf: &BridgeConfig,
-    bridge: u32,
+    bridge: &Link,
     port: &str,
     l3: &str,
 ) -> Result<Link, Error> {

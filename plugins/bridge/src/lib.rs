@@ -296,7 +296,7 @@ fn attach_steps(
     let mac = host::container_mac(ctx, &lease.ips)?;
     let host_name = host::add_veth(&mut host_nl, ctx, conf, ns, mac)?;
     steps.push(Step::HostLink(host_name.clone()));
-    let host_link = host::attach_port(&mut host_nl, conf, &host_name, bridge.index)?;
+    let host_link = host::attach_port(&mut host_nl, conf, &host_name, &bridge)?;
     let ctr_link = host::configure_container(ctr_nl, ctx, conf, &lease)?;
     let mac_guard = match conf.macspoofchk {
         true => Some(netctl_firewall::MacGuard {
@@ -321,8 +321,7 @@ fn attach_steps(
     if conf.gateway_on_bridge() {
         let l3 = match conf.vlan() {
             Some(vid) => {
-                let (link, made) =
-                    host::ensure_vlan_gateway(&mut host_nl, conf, bridge.index, vid)?;
+                let (link, made) = host::ensure_vlan_gateway(&mut host_nl, conf, &bridge, vid)?;
                 if let Some(port) = made {
                     steps.push(Step::HostLink(port));
                 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use netctl_bridge::{BridgeConfig, BridgePlugin};
 use netctl_cni::{Attachment, Ctx, Error, ErrorCode, IpConfig, Plugin, StateDir, Success};
-use netctl_net::{Netlink, DEFAULT_RUN_DIR};
+use netctl_net::{NetError, Netlink, DEFAULT_RUN_DIR};
 use netctl_overlay_api::{ApiError, Client, EndpointRecord, NetworkSpec, Reply, Request};
 use serde::Deserialize;
 use serde_json::json;
@@ -172,9 +172,11 @@ fn release(client: &mut Client, ctx: &Ctx) -> Result<(), Error> {
 fn plug_vxlan(spec: &NetworkSpec) -> Result<(), Error> {
     let mut nl = Netlink::new()?;
     let vx = nl.index_of(&spec.vxlan())?;
-    let br = nl.index_of(&spec.bridge())?;
-    if nl.link_by_index(vx)?.and_then(|l| l.master) != Some(br) {
-        nl.set_master(vx, br)?;
+    let br = nl
+        .link_by_name(&spec.bridge())?
+        .ok_or_else(|| NetError::LinkNotFound(spec.bridge()))?;
+    if nl.link_by_index(vx)?.and_then(|l| l.master) != Some(br.index) {
+        nl.set_master(vx, &br)?;
     }
     nl.set_up(vx, true)?;
     Ok(())

@@ -14,7 +14,6 @@
 //! stops.
 
 use std::collections::VecDeque;
-use std::io::Write;
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -95,8 +94,20 @@ impl Driver {
                 let path = paths.write(&r).unwrap();
                 paths.notify(&path).unwrap();
             }
-            Driver::Netavark { .. } => self.netavark("setup", k),
-            Driver::Hosts { .. } => self.rewrite(live),
+            Driver::Netavark {
+                netavark,
+                aardvark,
+                config,
+                pool,
+            } => netavark_call(
+                netavark,
+                aardvark,
+                config,
+                &pool[k % pool.len()],
+                "setup",
+                k,
+            ),
+            Driver::Hosts { file, pid } => rewrite_hosts(file, *pid, live),
         }
     }
 
@@ -114,75 +125,84 @@ impl Driver {
                 std::fs::remove_file(&path).unwrap();
                 paths.notify(&path).unwrap();
             }
-            Driver::Netavark { .. } => self.netavark("teardown", k),
-            Driver::Hosts { .. } => self.rewrite(live),
+            Driver::Netavark {
+                netavark,
+                aardvark,
+                config,
+                pool,
+            } => netavark_call(
+                netavark,
+                aardvark,
+                config,
+                &pool[k % pool.len()],
+                "teardown",
+                k,
+            ),
+            Driver::Hosts { file, pid } => rewrite_hosts(file, *pid, live),
         }
     }
+}
 
-    /// `netavark setup` or `teardown` of churned container `k`, as podman calls it.
-    fn netavark(&self, command: &str, k: usize) {
-        let Driver::Netavark {
-            netavark,
-            aardvark,
-            config,
-            pool,
-        } = self
-        else {
-            return;
-        };
-        let options = serde_json::json!({
-            "container_id": container_id(k), "container_name": format!("n{k}"),
-            "networks": {"benchnet": {"interface_name": "eth0",
-                "static_ips": [churn_ip(k)], "aliases": [format!("n{k}")]}},
-            "network_info": {"benchnet": {"name": "benchnet", "id": "b".repeat(64),
-                "driver": "bridge", "network_interface": "dnsbr",
-                "subnets": [{"subnet": "10.89.0.0/16", "gateway": GATEWAY}],
-                "ipv6_enabled": false, "internal": false, "dns_enabled": true,
-                "ipam_options": {"driver": "host-local"}}}});
-        let mut child = Command::new(netavark)
-            .arg("--config")
-            .arg(config)
-            .arg("--aardvark-binary")
-            .arg(aardvark)
-            .arg(command)
-            .arg(&pool[k % pool.len()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        serde_json::to_writer(stdin, &options).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "netavark {command} n{k}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+/// `netavark setup` or `teardown` of churned container `k` in `netns`, as podman calls it.
+fn netavark_call(
+    netavark: &Path,
+    aardvark: &Path,
+    config: &Path,
+    netns: &Path,
+    command: &str,
+    k: usize,
+) {
+    let options = serde_json::json!({
+        "container_id": container_id(k), "container_name": format!("n{k}"),
+        "networks": {"benchnet": {"interface_name": "eth0",
+            "static_ips": [churn_ip(k)], "aliases": [format!("n{k}")]}},
+        "network_info": {"benchnet": {"name": "benchnet", "id": "b".repeat(64),
+            "driver": "bridge", "network_interface": "dnsbr",
+            "subnets": [{"subnet": "10.89.0.0/16", "gateway": GATEWAY}],
+            "ipv6_enabled": false, "internal": false, "dns_enabled": true,
+            "ipam_options": {"driver": "host-local"}}}});
+    let mut child = Command::new(netavark)
+        .arg("--config")
+        .arg(config)
+        .arg("--aardvark-binary")
+        .arg(aardvark)
+        .arg(command)
+        .arg(netns)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    serde_json::to_writer(stdin, &options).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "netavark {command} n{k}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
 
-    fn rewrite(&self, live: &VecDeque<usize>) {
-        let Driver::Hosts { file, pid } = self else {
-            return;
-        };
-        let base = containers(1000)
-            .into_iter()
-            .map(|(n, ip, aliases)| (n, ip, aliases.join(" ")));
-        let churned = live
-            .iter()
-            .map(|k| (format!("n{k}"), churn_ip(*k), String::new()));
-        let text: String = base
-            .chain(churned)
-            .map(|(name, ip, aliases)| format!("{ip} {name} {aliases}\n"))
-            .collect();
-        let tmp = file.with_extension("tmp");
-        std::fs::write(&tmp, text).unwrap();
-        std::fs::rename(&tmp, file).unwrap();
-        let _ = Command::new("kill")
-            .args(["-HUP", &pid.to_string()])
-            .status();
-    }
+/// Rewrites the hosts file `file` with the base and the live churned entries, then SIGHUPs
+/// dnsmasq (`pid`).
+fn rewrite_hosts(file: &Path, pid: u32, live: &VecDeque<usize>) {
+    let base = containers(1000)
+        .into_iter()
+        .map(|(n, ip, aliases)| (n, ip, aliases.join(" ")));
+    let churned = live
+        .iter()
+        .map(|k| (format!("n{k}"), churn_ip(*k), String::new()));
+    let text: String = base
+        .chain(churned)
+        .map(|(name, ip, aliases)| format!("{ip} {name} {aliases}\n"))
+        .collect();
+    let tmp = file.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, file).unwrap();
+    let _ = Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status();
 }
 
 /// The bridge of the bench's network (it exists, with the gateway address), masquerading
@@ -207,34 +227,11 @@ fn stop_firewall_watcher(run: &Path) {
     }
 }
 
-/// Runs one plugin for churned container `k` in `netns`; what it printed.
+/// Runs one plugin for churned container `k` in `netns`, named `n<k>`; what it printed.
 pub(super) fn cni(plugin: &Path, command: &str, k: usize, netns: &Path, conf: &str) -> String {
-    let mut child = Command::new(plugin)
-        .env("CNI_COMMAND", command)
-        .env("CNI_CONTAINERID", container_id(k))
-        .env("CNI_NETNS", netns)
-        .env("CNI_IFNAME", "eth0")
-        .env("CNI_ARGS", format!("IgnoreUnknown=1;K8S_POD_NAME=n{k}"))
-        .env("CNI_PATH", plugin.parent().unwrap())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(conf.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{} {command} n{k}: {stdout}",
-        plugin.display()
-    );
-    stdout
+    let args = format!("IgnoreUnknown=1;K8S_POD_NAME=n{k}");
+    let netns = netns.to_str().unwrap();
+    netctl_bench::run_plugin_with_args(plugin, command, &container_id(k), netns, &args, conf).1
 }
 
 /// A UDP socket in the client's namespace, connected to the server at the gateway.

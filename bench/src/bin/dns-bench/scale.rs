@@ -9,7 +9,7 @@ use netctl_dnsrecords::{DnsPaths, Record};
 use netctl_net::NetNs;
 
 use super::churn::{cni, pct, socket_in, until};
-use super::{container_ip, dnsperf, rss_kib, start_spread, GATEWAY, SERVERS};
+use super::{container_ip, dnsperf, fds, rss_kib, start_spread, status_field, GATEWAY, SERVERS};
 
 /// Record counts of the memory table, and the networks netctl-dnsd spreads each over.
 const SIZES: [(usize, usize); 3] = [(1_000, 1), (10_000, 1), (100_000, 1_000)];
@@ -39,19 +39,6 @@ pub fn print_memory(scratch: &Path, dnsd: &Path, aardvark: &Path, client: &Path)
             (rss[2] - rss[1]) * 1024.0 / 90_000.0
         );
     }
-}
-
-fn status_field(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
-fn fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
 
 /// netctl-dnsd with 1,000 records, then with each of `count` containers registered in a
