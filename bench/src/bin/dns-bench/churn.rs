@@ -39,14 +39,8 @@ enum Driver {
         paths: netctl_dnsrecords::DnsPaths,
         pool: Vec<PathBuf>,
     },
-    /// `netavark setup`/`teardown` with `config` as its configuration folder (aardvark-dns's
-    /// files are in its `aardvark-dns`).
-    Netavark {
-        netavark: PathBuf,
-        aardvark: PathBuf,
-        config: PathBuf,
-        pool: Vec<PathBuf>,
-    },
+    /// `netavark setup`/`teardown`.
+    Netavark(Netavark),
     /// Rewrite the hosts file `file` with the base and the live churned entries, then SIGHUP
     /// `pid`.
     Hosts { file: PathBuf, pid: u32 },
@@ -94,19 +88,7 @@ impl Driver {
                 let path = paths.write(&r).unwrap();
                 paths.notify(&path).unwrap();
             }
-            Driver::Netavark {
-                netavark,
-                aardvark,
-                config,
-                pool,
-            } => netavark_call(
-                netavark,
-                aardvark,
-                config,
-                &pool[k % pool.len()],
-                "setup",
-                k,
-            ),
+            Driver::Netavark(n) => n.call("setup", k),
             Driver::Hosts { file, pid } => rewrite_hosts(file, *pid, live),
         }
     }
@@ -125,63 +107,55 @@ impl Driver {
                 std::fs::remove_file(&path).unwrap();
                 paths.notify(&path).unwrap();
             }
-            Driver::Netavark {
-                netavark,
-                aardvark,
-                config,
-                pool,
-            } => netavark_call(
-                netavark,
-                aardvark,
-                config,
-                &pool[k % pool.len()],
-                "teardown",
-                k,
-            ),
+            Driver::Netavark(n) => n.call("teardown", k),
             Driver::Hosts { file, pid } => rewrite_hosts(file, *pid, live),
         }
     }
 }
 
-/// `netavark setup` or `teardown` of churned container `k` in `netns`, as podman calls it.
-fn netavark_call(
-    netavark: &Path,
-    aardvark: &Path,
-    config: &Path,
-    netns: &Path,
-    command: &str,
-    k: usize,
-) {
-    let options = serde_json::json!({
-        "container_id": container_id(k), "container_name": format!("n{k}"),
-        "networks": {"benchnet": {"interface_name": "eth0",
-            "static_ips": [churn_ip(k)], "aliases": [format!("n{k}")]}},
-        "network_info": {"benchnet": {"name": "benchnet", "id": "b".repeat(64),
-            "driver": "bridge", "network_interface": "dnsbr",
-            "subnets": [{"subnet": "10.89.0.0/16", "gateway": GATEWAY}],
-            "ipv6_enabled": false, "internal": false, "dns_enabled": true,
-            "ipam_options": {"driver": "host-local"}}}});
-    let mut child = Command::new(netavark)
-        .arg("--config")
-        .arg(config)
-        .arg("--aardvark-binary")
-        .arg(aardvark)
-        .arg(command)
-        .arg(netns)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdin = child.stdin.take().unwrap();
-    serde_json::to_writer(stdin, &options).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "netavark {command} n{k}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+/// netavark with `config` as its configuration folder (aardvark-dns's files are in its
+/// `aardvark-dns`), churned container `k` in `pool[k % pool.len()]`.
+struct Netavark {
+    netavark: PathBuf,
+    aardvark: PathBuf,
+    config: PathBuf,
+    pool: Vec<PathBuf>,
+}
+
+impl Netavark {
+    /// `netavark setup` or `teardown` of churned container `k`, as podman calls it.
+    fn call(&self, command: &str, k: usize) {
+        let options = serde_json::json!({
+            "container_id": container_id(k), "container_name": format!("n{k}"),
+            "networks": {"benchnet": {"interface_name": "eth0",
+                "static_ips": [churn_ip(k)], "aliases": [format!("n{k}")]}},
+            "network_info": {"benchnet": {"name": "benchnet", "id": "b".repeat(64),
+                "driver": "bridge", "network_interface": "dnsbr",
+                "subnets": [{"subnet": "10.89.0.0/16", "gateway": GATEWAY}],
+                "ipv6_enabled": false, "internal": false, "dns_enabled": true,
+                "ipam_options": {"driver": "host-local"}}}});
+        let mut child = Command::new(&self.netavark)
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--aardvark-binary")
+            .arg(&self.aardvark)
+            .arg(command)
+            .arg(&self.pool[k % self.pool.len()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        serde_json::to_writer(stdin, &options).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "netavark {command} n{k}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 /// Rewrites the hosts file `file` with the base and the live churned entries, then SIGHUPs
@@ -491,12 +465,12 @@ pub fn print(scratch: &Path, dnsd: &Path, aardvark: &Path, client: &Path, second
                 "netctl-bridge + netctl-dns ADD/DEL",
             ),
             "aardvark" => (
-                Driver::Netavark {
+                Driver::Netavark(Netavark {
                     netavark: aardvark.with_file_name("netavark"),
                     aardvark: aardvark.to_path_buf(),
                     config: scratch.join("netavark"),
                     pool: pool.clone(),
-                },
+                }),
                 "netavark setup/teardown",
             ),
             _ => (
