@@ -41,10 +41,33 @@ pub struct NetConf {
     /// Capability arguments the runtime injected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime_config: Option<RuntimeConfig>,
-    /// Free-form `args` (conventions: labels, ips ...).
+    /// `args` (CNI conventions: `cni.ips`, labels ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub args: Option<Value>,
+    pub args: Option<ConfArgs>,
     /// Every other key.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A configuration's `args`: the `cni` conventions this project reads, everything else
+/// passed through as it came.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConfArgs {
+    /// `cni`: the arguments the CNI conventions define.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cni: Option<CniConventionArgs>,
+    /// Every other key.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `args.cni` of a configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CniConventionArgs {
+    /// `ips`: addresses the runtime asks for (with or without a prefix length).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ips: Vec<String>,
+    /// Every other key (`labels` ...).
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -582,6 +605,26 @@ mod tests {
         assert_eq!(rc.port_mappings[0].protocol, Protocol::Tcp);
         assert_eq!(rc.aliases["dbnet"], vec!["db", "abc123"]);
         assert_eq!(serde_json::to_value(&c).unwrap(), raw);
+    }
+
+    #[test]
+    fn args_keep_unknown_keys_and_refuse_ips_that_are_not_a_list_of_strings() {
+        let raw = json!({"cniVersion": "1.1.0", "name": "n", "type": "bridge",
+            "args": {"cni": {"ips": ["10.1.0.5/16"], "labels": [{"key": "a", "value": "b"}]},
+                     "vendor": {"x": 1}}});
+        let c: NetConf = serde_json::from_value(raw.clone()).unwrap();
+        let cni = c.args.as_ref().and_then(|a| a.cni.as_ref()).unwrap();
+        assert_eq!(cni.ips, vec!["10.1.0.5/16"]);
+        assert_eq!(serde_json::to_value(&c).unwrap(), raw);
+        for bad in [
+            json!({"cni": {"ips": [5]}}),
+            json!({"cni": {"ips": "10.1.0.5"}}),
+            json!("ips=10.1.0.5"),
+        ] {
+            let mut conf = raw.clone();
+            conf["args"] = bad.clone();
+            assert!(serde_json::from_value::<NetConf>(conf).is_err(), "{bad}");
+        }
     }
 
     #[test]

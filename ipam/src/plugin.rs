@@ -46,31 +46,41 @@ pub fn owner(ctx: &Ctx) -> Owner {
 }
 
 /// Addresses the runtime asks for: the `ips` capability, `CNI_ARGS` `IP=` (comma-separated)
-/// and the `args.cni.ips` convention. A prefix length, if given, is ignored.
+/// and the `args.cni.ips` convention, each an address or an address with a prefix length
+/// (which is ignored).
 pub fn requested_ips(ctx: &Ctx) -> Result<Vec<IpAddr>, Error> {
-    let mut raw: Vec<String> = ctx
+    let capability = ctx.conf.runtime_config.iter().flat_map(|rc| &rc.ips);
+    let convention = ctx
         .conf
-        .runtime_config
-        .as_ref()
-        .map(|rc| rc.ips.clone())
-        .unwrap_or_default();
-    if let Some(list) = ctx.cni_arg("IP") {
-        raw.extend(list.split(',').map(str::to_string));
-    }
-    if let Some(Value::Array(ips)) = ctx.conf.args.as_ref().and_then(|a| a.pointer("/cni/ips")) {
-        raw.extend(ips.iter().filter_map(Value::as_str).map(str::to_string));
-    }
+        .args
+        .iter()
+        .flat_map(|a| &a.cni)
+        .flat_map(|c| &c.ips);
+    let cni_arg = ctx.cni_arg("IP");
+    let listed = cni_arg.iter().flat_map(|list| list.split(','));
     let mut out: Vec<IpAddr> = Vec::new();
-    for s in raw.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
-        let addr = s.split('/').next().unwrap_or(s);
-        let ip = addr.parse().map_err(|_| {
-            Error::invalid_config(format!("requested address {s:?} is not an IP address"))
+    let all = capability
+        .map(String::as_str)
+        .chain(listed)
+        .chain(convention.map(String::as_str));
+    for s in all.map(str::trim).filter(|s| !s.is_empty()) {
+        let ip = requested_ip(s).ok_or_else(|| {
+            Error::invalid_config(format!(
+                "requested address {s:?} is not an IP address (give one as 10.1.2.3 or 10.1.2.3/24)"
+            ))
         })?;
         if !out.contains(&ip) {
             out.push(ip);
         }
     }
     Ok(out)
+}
+
+/// One requested address: `10.1.2.3` or `10.1.2.3/24`.
+fn requested_ip(s: &str) -> Option<IpAddr> {
+    s.parse()
+        .ok()
+        .or_else(|| s.parse::<ipnet::IpNet>().ok().map(|n| n.addr()))
 }
 
 /// The IPAM result for `leases`: addresses with their gateways, and the configured routes.
@@ -210,5 +220,56 @@ pub fn driver_ipam(
             .map(|()| None),
         C::Status => IpamPlugin.status(ctx, conf).map(|()| None),
         C::Version => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netctl_cni::skel::{Args, Command};
+    use serde_json::json;
+
+    fn ctx(conf: Value, cni_args: &[(&str, &str)]) -> Ctx {
+        Ctx {
+            args: Args {
+                command: Command::Add,
+                container_id: "c1".into(),
+                netns: None,
+                ifname: "eth0".into(),
+                cni_args: cni_args
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                cni_path: Vec::new(),
+                delegated: false,
+            },
+            version: netctl_cni::SpecVersion::V1_1_0,
+            conf: serde_json::from_value(conf).unwrap(),
+            stdin: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_runtime_asks_for_addresses_by_capability_cni_args_and_the_args_convention() {
+        let conf = json!({"cniVersion": "1.1.0", "name": "n", "type": "netctl-ipam",
+            "runtimeConfig": {"ips": ["10.1.0.5/16"]},
+            "args": {"cni": {"ips": ["fd00::5", "10.1.0.5"]}}});
+        let got = requested_ips(&ctx(conf, &[("IP", "10.1.0.6, 10.1.0.7/16")])).unwrap();
+        let want: Vec<IpAddr> = ["10.1.0.5", "10.1.0.6", "10.1.0.7", "fd00::5"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_requested_address_that_is_none_is_refused_with_what_was_given() {
+        for (conf_ips, arg) in [(json!(["10.1.0.5/99"]), ""), (json!([]), "10.1.0.300")] {
+            let conf = json!({"cniVersion": "1.1.0", "name": "n", "type": "netctl-ipam",
+                "args": {"cni": {"ips": conf_ips}}});
+            let err = requested_ips(&ctx(conf, &[("IP", arg)])).unwrap_err();
+            assert_eq!(err.code, ErrorCode::InvalidConfig, "{err:?}");
+            assert!(err.msg.contains("is not an IP address"), "{err:?}");
+        }
     }
 }

@@ -8,13 +8,13 @@
 //! slots that point into the record table, and a name asked with its network (`web.lan`)
 //! is answered by stripping the network instead of being stored twice.
 
-use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU16, Ordering};
 
+use foldhash::quality::RandomState;
 use hashbrown::HashTable;
 use netctl_dnsrecords::Record;
 
@@ -379,7 +379,7 @@ pub struct Catalog {
     records: Slab<Entry>,
     containers: Slab<Container>,
     networks: Slab<Network>,
-    network_ids: HashMap<Box<str>, u32>,
+    network_ids: HashMap<Box<str>, u32, RandomState>,
     /// (network, container ID, interface) to record.
     by_key: HashTable<u32>,
     /// (network, name) to each record with that name.

@@ -19,7 +19,7 @@ use tokio::runtime::Handle;
 
 use super::batch::{Inbox, Outbox, BATCH};
 use super::catalog::{Found, Place};
-use super::{decide, tcp_conn, Decision, Shared, Transport, CONTAINER_DNS};
+use super::{decide, tcp_conn, Decision, Query, Shared, Transport, CONTAINER_DNS};
 
 /// The token of the event that stops the thread.
 const STOP: u64 = u64::MAX;
@@ -47,6 +47,8 @@ impl Socket {
 }
 
 type Table = RwLock<HashMap<u64, Arc<Socket>>>;
+/// A query to forward: the asker's resolvers and its slot within the bound.
+type Forward = (Vec<SocketAddr>, super::limits::Slot);
 
 /// A place's two sockets, and for a container's namespace which namespace it was (device
 /// and inode of its file), so the server notices when it is gone.
@@ -293,42 +295,66 @@ impl Worker {
                 _ => return,
             };
             self.outbox.clear();
-            for i in 0..n {
-                let (req, src) = self.inbox.get(i);
-                let Some(src) = src else { continue };
-                let start = self.outbox.bytes.len();
-                match decide(
-                    &self.shared,
-                    &sock.place,
-                    src,
-                    req,
-                    Transport::Udp,
-                    &mut self.outbox.bytes,
-                    &mut self.found,
-                ) {
-                    Decision::Answered => self.outbox.push(i, start),
-                    Decision::Ignore | Decision::Outsider => {}
-                    Decision::Forward(own, slot) => {
-                        let (shared, sock, req) = (self.shared.clone(), sock.clone(), req.to_vec());
-                        let from = self.inbox.peer(i);
-                        self.rt.spawn(async move {
-                            let _slot = slot;
-                            let reply = shared
-                                .upstreams
-                                .forward(&req, sock.place.netns(), own)
-                                .await;
-                            if let (Some(r), Some(to), Kind::Udp(udp)) = (reply, from, &sock.kind) {
-                                let _ = udp.send_to(&r, to);
-                            }
-                        });
+            for (i, forward) in self.answer_batch(&sock.place, n) {
+                let (shared, sock, req) = (
+                    self.shared.clone(),
+                    sock.clone(),
+                    self.inbox.get(i).0.to_vec(),
+                );
+                let from = self.inbox.peer(i);
+                self.rt.spawn(async move {
+                    let (own, _slot) = forward;
+                    let reply = shared
+                        .upstreams
+                        .forward(&req, sock.place.netns(), own)
+                        .await;
+                    if let (Some(r), Some(to), Kind::Udp(udp)) = (reply, from, &sock.kind) {
+                        let _ = udp.send_to(&r, to);
                     }
-                }
+                });
             }
             self.outbox.send(udp.as_raw_fd(), &mut self.inbox);
             if n < BATCH {
                 return;
             }
         }
+    }
+
+    /// Answers the `n` queries of the inbox into the outbox under one read lock of the
+    /// catalog, working out whom an asker is answered for once per run of its queries.
+    /// Returns the queries to forward, with their resolvers and bound slots.
+    fn answer_batch(&mut self, place: &Place, n: usize) -> Vec<(usize, Forward)> {
+        let mut forwards = Vec::new();
+        let Ok(catalog) = self.shared.catalog.read() else {
+            return forwards;
+        };
+        let mut last = None;
+        for i in 0..n {
+            let (req, src) = self.inbox.get(i);
+            let Some(src) = src else { continue };
+            let view = match last {
+                Some((at, view)) if at == src => view,
+                _ => {
+                    let view = catalog.view(place, src);
+                    last = Some((src, view));
+                    view
+                }
+            };
+            let query = Query {
+                place,
+                src,
+                req,
+                transport: Transport::Udp,
+            };
+            let start = self.outbox.bytes.len();
+            let bytes = &mut self.outbox.bytes;
+            match decide(&self.shared, &catalog, view, &query, bytes, &mut self.found) {
+                Decision::Answered => self.outbox.push(i, start),
+                Decision::Ignore | Decision::Outsider => {}
+                Decision::Forward(own, slot) => forwards.push((i, (own, slot))),
+            }
+        }
+        forwards
     }
 
     /// Accepts what waits on `listener` and hands each connection from an asker this place

@@ -82,32 +82,38 @@ enum Decision {
     Forward(Vec<SocketAddr>, limits::Slot),
 }
 
-/// Decides one query from `src` at `place`: the fast path, else the slow path, which may
-/// forward within the asker's bound (past it, SERVFAIL). Answers are appended to `out`.
+/// One query: where it arrived, who sent it, its bytes and how.
+struct Query<'a> {
+    place: &'a Place,
+    src: IpAddr,
+    req: &'a [u8],
+    transport: Transport,
+}
+
+/// Decides one query under the catalog's read lock: the fast path, else the slow path,
+/// which may forward within the asker's bound (past it, SERVFAIL). `view` is whom the
+/// catalog answers the asker for at its place (None: one the place does not serve), which a
+/// batch works out once for a run of queries from one asker. Answers are appended to `out`.
 fn decide(
     shared: &Shared,
-    place: &Place,
-    src: IpAddr,
-    req: &[u8],
-    transport: Transport,
+    catalog: &Catalog,
+    view: Option<View<'_>>,
+    q: &Query,
     out: &mut Vec<u8>,
     found: &mut Found,
 ) -> Decision {
-    let Ok(catalog) = shared.catalog.read() else {
-        return Decision::Ignore;
-    };
-    let Some(view) = catalog.view(place, src) else {
+    let Some(view) = view else {
         return Decision::Outsider;
     };
-    if wire::answer(&view, req, out, transport, found) {
+    if wire::answer(&view, q.req, out, q.transport, found) {
         return Decision::Answered;
     }
-    let reply = match slow::handle(&view, req) {
+    let reply = match slow::handle(&view, q.req) {
         Outcome::Reply(r) => Some(r),
         Outcome::Drop => None,
-        Outcome::Forward => match shared.forwards.take(&place.asker(src)) {
-            Some(slot) => return Decision::Forward(catalog.own_upstreams(place, src), slot),
-            None => slow::header_only(req, 2),
+        Outcome::Forward => match shared.forwards.take(&q.place.asker(q.src)) {
+            Some(slot) => return Decision::Forward(catalog.own_upstreams(q.place, q.src), slot),
+            None => slow::header_only(q.req, 2),
         },
     };
     match reply {
@@ -116,6 +122,21 @@ fn decide(
             Decision::Answered
         }
         None => Decision::Ignore,
+    }
+}
+
+/// [`decide`] for one query on its own, taking the lock for it.
+fn decide_one(shared: &Shared, q: &Query, out: &mut Vec<u8>, found: &mut Found) -> Decision {
+    match shared.catalog.read() {
+        Ok(catalog) => decide(
+            shared,
+            &catalog,
+            catalog.view(q.place, q.src),
+            q,
+            out,
+            found,
+        ),
+        Err(_) => Decision::Ignore,
     }
 }
 
@@ -145,15 +166,13 @@ async fn tcp_conn(mut conn: TcpStream, src: IpAddr, place: Place, shared: Arc<Sh
         }
         out.clear();
         out.extend_from_slice(&[0, 0]);
-        match decide(
-            &shared,
-            &place,
+        let query = Query {
+            place: &place,
             src,
-            &req,
-            Transport::Tcp,
-            &mut out,
-            &mut found,
-        ) {
+            req: &req,
+            transport: Transport::Tcp,
+        };
+        match decide_one(&shared, &query, &mut out, &mut found) {
             Decision::Answered => {}
             Decision::Outsider => return,
             Decision::Ignore => continue,
