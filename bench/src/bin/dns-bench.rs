@@ -27,7 +27,7 @@ mod scale;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use netctl_dnsrecords::{DnsPaths, Record};
 use netctl_net::NetNs;
@@ -160,7 +160,17 @@ impl Drop for Server {
         let _ = Command::new("kill").arg(self.pid.to_string()).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
-        // Wait for the port to be free for the next server.
+        // The next server needs the port: wait for this one to be gone (one holding 100,000
+        // records takes a while to free them; SIGKILL past 10 s), then for the port.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while alive(self.pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if alive(self.pid) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &self.pid.to_string()])
+                .status();
+        }
         for _ in 0..50 {
             if !sh("ss -lnu").contains(&format!("{GATEWAY}:53")) {
                 break;
@@ -168,6 +178,18 @@ impl Drop for Server {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// Whether process `pid` still runs (a zombie does not).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or_default()
+            .trim_start()
+            .starts_with('Z')
+    })
 }
 
 fn cpu_ticks(pid: u32) -> u64 {
@@ -281,6 +303,11 @@ fn start_spread(
                     .and_then(|p| p.trim().parse().ok())
                     .unwrap_or(pid);
             }
+            // An answer from a server still holding the port would be no answer of this one.
+            assert!(
+                alive(server.pid),
+                "{label} exited after starting: its port taken?"
+            );
             return server;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -587,9 +614,11 @@ fn main() {
     if only_scale {
         scale::print_memory(&scratch, &dnsd, &aardvark, &client);
         println!();
-        scale::print_listeners(&scratch, &dnsd, &aardvark, &client, 1000);
-        println!();
+        // Before the 1,000 namespaces: the kernel tears those down for seconds after, and a
+        // first ADD measured then would wait for that, not for netctl.
         scale::print_startup(&scratch, &dnsd, 10);
+        println!();
+        scale::print_listeners(&scratch, &dnsd, &aardvark, &client, 1000);
     } else if only_churn {
         churn::print(&scratch, &dnsd, &aardvark, &client, seconds);
     } else if !only_abuse {
