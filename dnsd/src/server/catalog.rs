@@ -775,21 +775,6 @@ impl Catalog {
         Some(View { catalog: self, who })
     }
 
-    /// The asker's own upstream resolvers, if its container has any.
-    pub fn own_upstreams(&self, place: &Place, src: IpAddr) -> Vec<SocketAddr> {
-        let Some(View {
-            who: Who::Container(c),
-            ..
-        }) = self.view(place, src)
-        else {
-            return Vec::new();
-        };
-        self.chain(c)
-            .find(|e| e.upstreams > 0)
-            .map(|e| e.upstreams().map(|ip| SocketAddr::new(ip, 53)).collect())
-            .unwrap_or_default()
-    }
-
     /// The records of container `c`.
     fn chain(&self, c: u32) -> impl Iterator<Item = &Entry> + '_ {
         let head = self.containers.get(c).map_or(NONE, |c| c.head);
@@ -850,6 +835,18 @@ impl<'a> View<'a> {
             .flat_map(move |c| cat.chain(c).map(|e| e.network))
             .chain(network)
             .filter_map(move |n| cat.networks.get(n).map(|net| (n, net)))
+    }
+
+    /// The asker's own upstream resolvers, if its container has any.
+    pub fn own_upstreams(&self) -> Vec<SocketAddr> {
+        let Who::Container(c) = self.who else {
+            return Vec::new();
+        };
+        self.catalog
+            .chain(c)
+            .find(|e| e.upstreams > 0)
+            .map(|e| e.upstreams().map(|ip| SocketAddr::new(ip, 53)).collect())
+            .unwrap_or_default()
     }
 
     /// Whether names no network of the view knows may be forwarded (not when all its
@@ -1007,7 +1004,7 @@ mod tests {
             view.ptr("fd00::2".parse().unwrap()).as_deref(),
             Some("a1.web")
         );
-        let own = c.own_upstreams(&Place::Netns("/ns/a".into()), "127.0.0.1".parse().unwrap());
+        let own = view.own_upstreams();
         assert_eq!(
             own,
             [
@@ -1093,12 +1090,15 @@ mod tests {
         let c = catalog(&[r, rec("web", "c2", "b", "x", "172.18.0.3")]);
         let want = vec![SocketAddr::from(([10, 0, 0, 53], 53))];
         let lo = "127.0.0.1".parse().unwrap();
-        assert_eq!(c.own_upstreams(&Place::Netns("/ns/c1".into()), lo), want);
+        let own = |place: &Place, src: IpAddr| {
+            c.view(place, src)
+                .map(|v| v.own_upstreams())
+                .unwrap_or_default()
+        };
+        assert_eq!(own(&Place::Netns("/ns/c1".into()), lo), want);
         let gw = Place::Gateway("172.18.0.1".parse().unwrap(), "web".into());
-        assert_eq!(c.own_upstreams(&gw, "172.18.0.2".parse().unwrap()), want);
-        assert!(c
-            .own_upstreams(&gw, "172.18.0.3".parse().unwrap())
-            .is_empty());
+        assert_eq!(own(&gw, "172.18.0.2".parse().unwrap()), want);
+        assert!(own(&gw, "172.18.0.3".parse().unwrap()).is_empty());
     }
 
     #[test]

@@ -348,7 +348,7 @@ impl Worker {
             };
             let start = self.outbox.bytes.len();
             let bytes = &mut self.outbox.bytes;
-            match decide(&self.shared, &catalog, view, &query, bytes, &mut self.found) {
+            match decide(&self.shared, view, &query, bytes, &mut self.found) {
                 Decision::Answered => self.outbox.push(i, start),
                 Decision::Ignore | Decision::Outsider => {}
                 Decision::Forward(own, slot) => forwards.push((i, (own, slot))),

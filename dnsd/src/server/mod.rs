@@ -96,7 +96,6 @@ struct Query<'a> {
 /// batch works out once for a run of queries from one asker. Answers are appended to `out`.
 fn decide(
     shared: &Shared,
-    catalog: &Catalog,
     view: Option<View<'_>>,
     q: &Query,
     out: &mut Vec<u8>,
@@ -112,7 +111,7 @@ fn decide(
         Outcome::Reply(r) => Some(r),
         Outcome::Drop => None,
         Outcome::Forward => match shared.forwards.take(&q.place.asker(q.src)) {
-            Some(slot) => return Decision::Forward(catalog.own_upstreams(q.place, q.src), slot),
+            Some(slot) => return Decision::Forward(view.own_upstreams(), slot),
             None => slow::header_only(q.req, 2),
         },
     };
@@ -128,14 +127,7 @@ fn decide(
 /// [`decide`] for one query on its own, taking the lock for it.
 fn decide_one(shared: &Shared, q: &Query, out: &mut Vec<u8>, found: &mut Found) -> Decision {
     match shared.catalog.read() {
-        Ok(catalog) => decide(
-            shared,
-            &catalog,
-            catalog.view(q.place, q.src),
-            q,
-            out,
-            found,
-        ),
+        Ok(catalog) => decide(shared, catalog.view(q.place, q.src), q, out, found),
         Err(_) => Decision::Ignore,
     }
 }

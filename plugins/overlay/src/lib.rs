@@ -171,14 +171,12 @@ fn release(client: &mut Client, ctx: &Ctx) -> Result<(), Error> {
 /// The network's VXLAN device becomes a port of its bridge (idempotent).
 fn plug_vxlan(spec: &NetworkSpec) -> Result<(), Error> {
     let mut nl = Netlink::new()?;
-    let vx = nl.index_of(&spec.vxlan())?;
-    let br = nl
-        .link_by_name(&spec.bridge())?
-        .ok_or_else(|| NetError::LinkNotFound(spec.bridge()))?;
-    if nl.link_by_index(vx)?.and_then(|l| l.master) != Some(br.index) {
-        nl.set_master(vx, &br)?;
+    let mut link = |name: String| nl.link_by_name(&name)?.ok_or(NetError::LinkNotFound(name));
+    let (vx, br) = (link(spec.vxlan())?, link(spec.bridge())?);
+    if vx.master != Some(br.index) {
+        nl.set_master(vx.index, &br)?;
     }
-    nl.set_up(vx, true)?;
+    nl.set_up(vx.index, true)?;
     Ok(())
 }
 

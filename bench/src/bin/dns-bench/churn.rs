@@ -29,14 +29,8 @@ use super::{containers, start, GATEWAY, SERVERS};
 
 /// How a runtime tells its server of a container that came or went.
 enum Driver {
-    /// netctl's conflist, run plugin by plugin as a runtime does; with `dns` false only its
-    /// `netctl-bridge`: the links come and go and no name does (the control row).
-    Netctl {
-        bins: PathBuf,
-        run: PathBuf,
-        pool: Vec<PathBuf>,
-        dns: bool,
-    },
+    /// netctl's conflist, run plugin by plugin as a runtime does.
+    Netctl(Conflist),
     /// The DNS plugin's own two steps (write the record, tell the server), in this process:
     /// what the server costs without plugin processes per change competing for the CPUs.
     NetctlDirect {
@@ -61,34 +55,12 @@ fn container_id(k: usize) -> String {
 impl Driver {
     /// Whether a change adds or removes a name (all but the control row).
     fn changes_names(&self) -> bool {
-        !matches!(self, Driver::Netctl { dns: false, .. })
+        !matches!(self, Driver::Netctl(Conflist { dns: false, .. }))
     }
 
     fn add(&self, k: usize, live: &VecDeque<usize>) {
         match self {
-            Driver::Netctl {
-                bins,
-                run,
-                pool,
-                dns,
-            } => {
-                let netns = &pool[k % pool.len()];
-                let mut bridge = netctl_bridge_conf(run);
-                bridge["runtimeConfig"] =
-                    serde_json::json!({"ips": [format!("{}/16", churn_ip(k))]});
-                let out = cni(
-                    &bins.join("netctl-bridge"),
-                    "ADD",
-                    k,
-                    netns,
-                    &bridge.to_string(),
-                );
-                if *dns {
-                    let mut conf = netctl_dns_conf(run);
-                    conf["prevResult"] = serde_json::from_str(&out).unwrap();
-                    cni(&bins.join("netctl-dns"), "ADD", k, netns, &conf.to_string());
-                }
-            }
+            Driver::Netctl(c) => c.add(k),
             Driver::NetctlDirect { paths, pool } => {
                 let r = netctl_dnsrecords::Record {
                     network: "benchnet".into(),
@@ -110,20 +82,7 @@ impl Driver {
 
     fn del(&self, k: usize, live: &VecDeque<usize>) {
         match self {
-            Driver::Netctl {
-                bins,
-                run,
-                pool,
-                dns,
-            } => {
-                let netns = &pool[k % pool.len()];
-                if *dns {
-                    let conf = netctl_dns_conf(run).to_string();
-                    cni(&bins.join("netctl-dns"), "DEL", k, netns, &conf);
-                }
-                let bridge = netctl_bridge_conf(run).to_string();
-                cni(&bins.join("netctl-bridge"), "DEL", k, netns, &bridge);
-            }
+            Driver::Netctl(c) => c.del(k),
             Driver::NetctlDirect { paths, .. } => {
                 let path = paths.record_path("benchnet", &container_id(k), "eth0");
                 std::fs::remove_file(&path).unwrap();
@@ -132,6 +91,55 @@ impl Driver {
             Driver::Netavark(n) => n.call("teardown", k),
             Driver::Hosts { file, pid } => rewrite_hosts(file, *pid, live),
         }
+    }
+}
+
+/// netctl's conflist in `bins`, state in `run`, churned container `k` in
+/// `pool[k % pool.len()]`; with `dns` false only its `netctl-bridge` runs: the links come and
+/// go and no name does (the control row).
+struct Conflist {
+    bins: PathBuf,
+    run: PathBuf,
+    pool: Vec<PathBuf>,
+    dns: bool,
+}
+
+impl Conflist {
+    /// ADD of churned container `k`: the bridge with its address, then DNS with the
+    /// bridge's result.
+    fn add(&self, k: usize) {
+        let netns = &self.pool[k % self.pool.len()];
+        let mut bridge = netctl_bridge_conf(&self.run);
+        bridge["runtimeConfig"] = serde_json::json!({"ips": [format!("{}/16", churn_ip(k))]});
+        let out = cni(
+            &self.bins.join("netctl-bridge"),
+            "ADD",
+            k,
+            netns,
+            &bridge.to_string(),
+        );
+        if self.dns {
+            let mut conf = netctl_dns_conf(&self.run);
+            conf["prevResult"] = serde_json::from_str(&out).unwrap();
+            cni(
+                &self.bins.join("netctl-dns"),
+                "ADD",
+                k,
+                netns,
+                &conf.to_string(),
+            );
+        }
+    }
+
+    /// DEL of churned container `k`, in reverse.
+    fn del(&self, k: usize) {
+        let netns = &self.pool[k % self.pool.len()];
+        if self.dns {
+            let conf = netctl_dns_conf(&self.run).to_string();
+            cni(&self.bins.join("netctl-dns"), "DEL", k, netns, &conf);
+        }
+        let bridge = netctl_bridge_conf(&self.run).to_string();
+        cni(&self.bins.join("netctl-bridge"), "DEL", k, netns, &bridge);
     }
 }
 
@@ -489,7 +497,7 @@ pub fn print(scratch: &Path, dnsd: &Path, aardvark: &Path, client: &Path, second
             .collect();
         println!("| {label} | {told} | {} |", row(rounds).join(" | "));
         drop(server);
-        if let Driver::Netctl { run, .. } = &driver {
+        if let Driver::Netctl(Conflist { run, .. }) = &driver {
             stop_firewall_watcher(run);
         }
     }
@@ -507,11 +515,13 @@ fn driver(
     pool: &[PathBuf],
     server: u32,
 ) -> (Driver, &'static str) {
-    let netctl = |dns| Driver::Netctl {
-        bins: dnsd.parent().unwrap().to_path_buf(),
-        run: scratch.join("run"),
-        pool: pool.to_vec(),
-        dns,
+    let netctl = |dns| {
+        Driver::Netctl(Conflist {
+            bins: dnsd.parent().unwrap().to_path_buf(),
+            run: scratch.join("run"),
+            pool: pool.to_vec(),
+            dns,
+        })
     };
     match kind {
         "netctl-direct" => (
@@ -548,7 +558,7 @@ fn driver(
 /// A row's cells from its rounds: lost queries summed, p99s and the ratio as the median
 /// round (the ratio with its range), the mean rate, the change delays of all rounds.
 fn row(rounds: Vec<(Probe, Probe, Churn)>) -> Vec<String> {
-    let ms = |d: Duration| format!("{:.2}", d.as_secs_f64() * 1000.0);
+    let ms = |secs: f64| format!("{:.2}", secs * 1000.0);
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v.get(v.len() / 2).copied().unwrap_or_default()
@@ -579,8 +589,8 @@ fn row(rounds: Vec<(Probe, Probe, Churn)>) -> Vec<String> {
     vec![
         format!("{} of {}", sum(|p| p.lost, true), sum(|p| p.sent, true)),
         format!("{} of {}", sum(|p| p.lost, false), sum(|p| p.sent, false)),
-        ms(Duration::from_secs_f64(secs(|r| r.0.p99))),
-        ms(Duration::from_secs_f64(secs(|r| r.1.p99))),
+        ms(secs(|r| r.0.p99)),
+        ms(secs(|r| r.1.p99)),
         format!("{:.2}x ({lo:.2}–{hi:.2})", median(ratios.clone())),
         format!(
             "{:.0}",
