@@ -2,6 +2,7 @@
 //! socket. A socket opened inside a namespace keeps working on that namespace from any
 //! thread, so no thread of the caller ever switches namespace.
 
+mod detach;
 mod error;
 pub mod iface;
 mod inventory;
@@ -12,6 +13,7 @@ mod sysctl;
 mod vlan;
 mod vxlan;
 
+pub use detach::DETACHED_NAME;
 pub use error::NetError;
 pub use inventory::namespace_result;
 pub use netlink::{Addr, Link, Netlink};

@@ -24,6 +24,12 @@ impl std::os::fd::AsRawFd for NetNs {
     }
 }
 
+impl AsFd for NetNs {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+}
+
 impl NetNs {
     /// Opens the namespace at `path` (a bind mount or a `/proc/<pid>/ns/net` link).
     pub fn open(path: &Path) -> Result<Self, NetError> {

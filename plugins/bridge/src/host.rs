@@ -350,10 +350,21 @@ pub fn delete_container_link(ctx: &Ctx) -> Result<(), NetError> {
     Ok(())
 }
 
-/// Starts `<this binary> --reap-link NAME[,NAME...] FD`, detached: the namespace as
-/// inherited descriptor FD, no stdio (the runtime reading our stdout must not wait for it)
-/// and its own process group.
+/// Starts the reaper, detached: a fork of this process that enters the namespace, or, in a
+/// process with other threads (where forking is unsafe), `<this binary> --reap-link
+/// NAME[,NAME...] FD` with the namespace as inherited descriptor FD. Either has no stdio (the
+/// runtime reading our stdout must not wait for it) and a process group of its own.
 fn spawn_reaper(ns: &NetNs, names: &[String]) -> std::io::Result<()> {
+    let forked = ns
+        .run_detached(|| {
+            Netlink::new()
+                .and_then(|mut nl| delete_retired(&mut nl, names))
+                .is_ok()
+        })
+        .map_err(std::io::Error::other)?;
+    if forked {
+        return Ok(());
+    }
     use std::os::unix::process::CommandExt;
     use std::process::{Command, Stdio};
     let fd = ns.inheritable_fd()?;
@@ -368,12 +379,18 @@ fn spawn_reaper(ns: &NetNs, names: &[String]) -> std::io::Result<()> {
         .map(drop)
 }
 
-/// The reaper: deletes retired links (only ever ones with the retired prefix) in the
-/// namespace open as descriptor `fd`; links already gone are fine.
+/// `--reap-link NAMES FD`: deletes the retired links `names` (comma-separated) in the
+/// namespace open as descriptor `fd`.
 pub fn reap(names: &str, fd: &str) -> Result<(), NetError> {
     let ns = NetNs::open(std::path::Path::new(&format!("/proc/self/fd/{fd}")))?;
-    let mut nl = Netlink::in_ns(&ns)?;
-    for name in names.split(',') {
+    let names: Vec<String> = names.split(',').map(str::to_string).collect();
+    delete_retired(&mut Netlink::in_ns(&ns)?, &names)
+}
+
+/// Deletes retired links (only ever ones with the retired prefix); links already gone are
+/// fine.
+fn delete_retired(nl: &mut Netlink, names: &[String]) -> Result<(), NetError> {
+    for name in names {
         if name.starts_with(RETIRED_PREFIX) && name.len() <= netctl_cni::validate::MAX_IFNAME_LEN {
             nl.del_link_by_name(name)?;
         }

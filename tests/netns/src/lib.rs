@@ -220,14 +220,19 @@ impl TestHost {
     }
 
     /// Waits (up to 5 s) until the links DEL retired have been deleted by their reapers (no
-    /// reaper runs any more; other tests' reapers only make this wait a little longer).
+    /// reaper runs any more, forked or started as `--reap-link`; other tests' reapers only
+    /// make this wait a little longer).
     pub fn wait_for_reapers(&self) {
         eventually(
             "retired links reaped",
             std::time::Duration::from_secs(5),
-            || match self.try_sh("ps -eo pid,args | grep -- '--reap-lin[k]'") {
+            || {
+                match self.try_sh(
+                "ps -eo stat=,pid=,comm=,args= | grep -v '^Z' | grep -E -- '--reap-lin[k]|netctl-reape[r]'",
+            ) {
                 (true, running) => Err(running),
                 (false, _) => Ok(()),
+            }
             },
         );
     }

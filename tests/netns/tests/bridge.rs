@@ -330,6 +330,48 @@ fn the_bridge_mac_stays_ports_carry_no_ipv6_and_reattaching_is_immediate() {
     );
 }
 
+/// A runtime calls DEL: the veth's slow deletion (RCU grace periods) is left to a fork of
+/// the plugin, named netctl-reaper, instead of to a second program the plugin starts, so a
+/// DEL costs the host one exec, not two. The fork deletes the retired pair and exits 0.
+#[test]
+fn del_leaves_the_link_deletion_to_a_fork_of_itself() {
+    use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
+    // Orphans of the plugins become this process's children, to be seen as they exit.
+    nix::sys::prctl::set_child_subreaper(true).expect("become a subreaper");
+    let mut host = TestHost::new();
+    let (_, list) = host.conflist(
+        "web",
+        &bridge_list("web", "br-web", "172.18.0.0/16", json!({})),
+    );
+    let (ns, _) = attach(&mut host, &list, "ctr-a");
+    host.cni()
+        .del(&list, &attachment("ctr-a", Some(&ns), "eth0"))
+        .expect("DEL");
+    let (pid, code) = netctl_netns_tests::eventually(
+        "the reaper exits",
+        std::time::Duration::from_secs(5),
+        || {
+            let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT | WaitPidFlag::WNOHANG;
+            match waitid(Id::All, flags) {
+                Ok(WaitStatus::Exited(pid, code)) => Ok((pid, code)),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    );
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let _ = waitpid(pid, None);
+    assert_eq!(
+        comm.trim(),
+        "netctl-reaper",
+        "the process that deleted the link"
+    );
+    assert_eq!(code, 0, "the reaper deleted the retired pair");
+    assert!(
+        !host.sh("ip -o link").contains("vctr-a"),
+        "the host end is gone with its pair"
+    );
+}
+
 /// A user names a bridge they made themselves (no MAC of its own, so the kernel gives it
 /// its lowest port's) with a container already on it: a container attached through netctl,
 /// whose host end's MAC sorts lower, leaves the bridge's MAC as it was, so the first

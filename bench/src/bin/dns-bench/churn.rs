@@ -488,7 +488,8 @@ pub fn print(scratch: &Path, dnsd: &Path, aardvark: &Path, client: &Path, second
         ("netctl-dnsd", "netctl-direct"),
         ("netctl-dnsd", "netctl-links"),
     ]);
-    for (label, kind) in rows {
+    let only = std::env::var("DNS_BENCH_ROWS").unwrap_or_default();
+    for (label, kind) in rows.filter(|(_, k)| only.is_empty() || only.split(',').any(|o| o == *k)) {
         let server_kind = kind.trim_end_matches("-direct").trim_end_matches("-links");
         let server = start("server", server_kind, scratch, dnsd, aardvark, 1000, client);
         let (driver, told) = driver(kind, scratch, dnsd, aardvark, &pool, server.pid);
