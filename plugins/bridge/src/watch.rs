@@ -41,6 +41,17 @@ fn try_lock(run_dir: &Path) -> Option<File> {
     file.try_lock().ok().map(|()| file)
 }
 
+/// Whether `lock` is still the lock file at its path. Not so once the folder was deleted or
+/// replaced under this watcher: the next ADD that applies rules would start a second
+/// watcher there, healing beside this one.
+fn still_ours(run_dir: &Path, lock: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (lock.metadata(), std::fs::metadata(lock_path(run_dir))) {
+        (Ok(held), Ok(there)) => held.dev() == there.dev() && held.ino() == there.ino(),
+        _ => false,
+    }
+}
+
 /// Starts the watcher of `run_dir` unless one runs. Best effort: a host where it cannot
 /// start still has its rules (STATUS and `netctl network repair` put them back too).
 pub fn ensure_running(run_dir: &Path) {
@@ -101,7 +112,7 @@ fn listen(tx: mpsc::Sender<()>) -> std::io::Result<()> {
 
 /// The watcher's loop; returns its exit code.
 pub fn run(run_dir: &Path) -> i32 {
-    let Some(_lock) = try_lock(run_dir) else {
+    let Some(mut lock) = try_lock(run_dir) else {
         return 0; // another watcher has it
     };
     let _ = std::fs::write(pid_path(run_dir), std::process::id().to_string());
@@ -118,6 +129,15 @@ pub fn run(run_dir: &Path) -> i32 {
             Err(mpsc::RecvTimeoutError::Timeout) => false,
             Err(mpsc::RecvTimeoutError::Disconnected) => return 1,
         };
+        if !still_ours(run_dir, &lock) {
+            // The folder was replaced: watch on from the lock at the path, unless a watcher
+            // started since holds it (or no folder is left).
+            match try_lock(run_dir) {
+                Some(fresh) => lock = fresh,
+                None => return 0,
+            }
+            let _ = std::fs::write(pid_path(run_dir), std::process::id().to_string());
+        }
         let _taking_away_waits = heal_lock(run_dir, true);
         let wanted = records(run_dir);
         if wanted.is_empty() {

@@ -372,6 +372,42 @@ fn del_leaves_the_link_deletion_to_a_fork_of_itself() {
     );
 }
 
+/// Someone replaces the plugins' state folder under a live firewall watcher (restores it
+/// from a copy), then a second network gets its first container: one watcher heals this
+/// host's rules, not two (the old one's lock was on the file that is gone from the path).
+#[test]
+fn a_replaced_state_folder_keeps_one_firewall_watcher() {
+    let mut host = TestHost::new();
+    let lists: Vec<_> = [
+        ("web", "br-web", "172.18.0.0/16"),
+        ("db", "br-db", "172.19.0.0/16"),
+    ]
+    .iter()
+    .map(|(net, br, subnet)| {
+        host.conflist(net, &bridge_list(net, br, subnet, json!({})))
+            .1
+    })
+    .collect();
+    attach(&mut host, &lists[0], "ctr-a");
+    host.sh("cd /run/netctl && mv firewall firewall.old && cp -a firewall.old firewall && rm -r firewall.old");
+    attach(&mut host, &lists[1], "ctr-b");
+    let ours = host.sh("readlink /proc/self/ns/mnt");
+    netctl_netns_tests::eventually(
+        "one watcher left",
+        std::time::Duration::from_secs(5),
+        || {
+            let watchers = host.sh(&format!(
+                "for p in $(pgrep -f -- '--watch-firewal[l]'); do [ \"$(readlink /proc/$p/ns/mnt)\" = '{}' ] && echo $p; done; true",
+                ours.trim()
+            ));
+            match watchers.lines().count() {
+                1 => Ok(()),
+                _ => Err(format!("watchers: {watchers:?}")),
+            }
+        },
+    );
+}
+
 /// A user names a bridge they made themselves (no MAC of its own, so the kernel gives it
 /// its lowest port's) with a container already on it: a container attached through netctl,
 /// whose host end's MAC sorts lower, leaves the bridge's MAC as it was, so the first
