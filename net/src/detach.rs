@@ -63,11 +63,11 @@ impl NetNs {
     fn become_detached(&self) -> nix::Result<()> {
         let _ = nix::sys::prctl::set_name(DETACHED_NAME);
         nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
-        let null = std::fs::File::options()
-            .read(true)
-            .write(true)
-            .open("/dev/null")
-            .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)))?;
+        let null = nix::fcntl::open(
+            "/dev/null",
+            nix::fcntl::OFlag::O_RDWR,
+            nix::sys::stat::Mode::empty(),
+        )?;
         nix::unistd::dup2_stdin(&null)?;
         nix::unistd::dup2_stdout(&null)?;
         nix::unistd::dup2_stderr(&null)?;

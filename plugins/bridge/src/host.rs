@@ -358,7 +358,7 @@ fn spawn_reaper(ns: &NetNs, names: &[String]) -> std::io::Result<()> {
     let forked = ns
         .run_detached(|| {
             Netlink::new()
-                .and_then(|mut nl| delete_retired(&mut nl, names))
+                .and_then(|mut nl| delete_retired(&mut nl, names.iter().map(String::as_str)))
                 .is_ok()
         })
         .map_err(std::io::Error::other)?;
@@ -383,13 +383,15 @@ fn spawn_reaper(ns: &NetNs, names: &[String]) -> std::io::Result<()> {
 /// namespace open as descriptor `fd`.
 pub fn reap(names: &str, fd: &str) -> Result<(), NetError> {
     let ns = NetNs::open(std::path::Path::new(&format!("/proc/self/fd/{fd}")))?;
-    let names: Vec<String> = names.split(',').map(str::to_string).collect();
-    delete_retired(&mut Netlink::in_ns(&ns)?, &names)
+    delete_retired(&mut Netlink::in_ns(&ns)?, names.split(','))
 }
 
 /// Deletes retired links (only ever ones with the retired prefix); links already gone are
 /// fine.
-fn delete_retired(nl: &mut Netlink, names: &[String]) -> Result<(), NetError> {
+fn delete_retired<'a>(
+    nl: &mut Netlink,
+    names: impl IntoIterator<Item = &'a str>,
+) -> Result<(), NetError> {
     for name in names {
         if name.starts_with(RETIRED_PREFIX) && name.len() <= netctl_cni::validate::MAX_IFNAME_LEN {
             nl.del_link_by_name(name)?;

@@ -41,6 +41,14 @@ fn try_lock(run_dir: &Path) -> Option<File> {
     file.try_lock().ok().map(|()| file)
 }
 
+/// The watcher's lock of `run_dir`, with this process named in the pid file; None when
+/// another watcher holds it.
+fn claim(run_dir: &Path) -> Option<File> {
+    let lock = try_lock(run_dir)?;
+    let _ = std::fs::write(pid_path(run_dir), std::process::id().to_string());
+    Some(lock)
+}
+
 /// Whether `lock` is still the lock file at its path. Not so once the folder was deleted or
 /// replaced under this watcher: the next ADD that applies rules would start a second
 /// watcher there, healing beside this one.
@@ -112,10 +120,9 @@ fn listen(tx: mpsc::Sender<()>) -> std::io::Result<()> {
 
 /// The watcher's loop; returns its exit code.
 pub fn run(run_dir: &Path) -> i32 {
-    let Some(mut lock) = try_lock(run_dir) else {
+    let Some(mut lock) = claim(run_dir) else {
         return 0; // another watcher has it
     };
-    let _ = std::fs::write(pid_path(run_dir), std::process::id().to_string());
     let (tx, rx) = mpsc::channel();
     if listen(tx).is_err() {
         return 1;
@@ -132,11 +139,10 @@ pub fn run(run_dir: &Path) -> i32 {
         if !still_ours(run_dir, &lock) {
             // The folder was replaced: watch on from the lock at the path, unless a watcher
             // started since holds it (or no folder is left).
-            match try_lock(run_dir) {
+            match claim(run_dir) {
                 Some(fresh) => lock = fresh,
                 None => return 0,
             }
-            let _ = std::fs::write(pid_path(run_dir), std::process::id().to_string());
         }
         let _taking_away_waits = heal_lock(run_dir, true);
         let wanted = records(run_dir);

@@ -385,6 +385,23 @@ struct Churn {
     busy: Vec<(Duration, Duration)>,
 }
 
+/// After a change of churned container `k`: how long until its name answers (`added`) or
+/// stops; for the control row, which changes no name, the same polling of a name that stays,
+/// and None.
+fn follow(
+    driver: &Driver,
+    sock: &UdpSocket,
+    k: usize,
+    added: bool,
+    id: &mut u16,
+) -> Option<Duration> {
+    if driver.changes_names() {
+        return Some(until(sock, &format!("n{k}"), added, id));
+    }
+    until(sock, "c1", true, id);
+    None
+}
+
 fn churn(driver: &Driver, client: &Path, start: Instant, dur: Duration) -> Churn {
     let sock = client_socket(client);
     let mut id = 30_000u16;
@@ -409,19 +426,11 @@ fn churn(driver: &Driver, client: &Path, start: Instant, dur: Duration) -> Churn
             if live.len() >= 25 && ops % 2 == 1 {
                 let gone = live.pop_front().unwrap();
                 driver.del(gone, &live);
-                if driver.changes_names() {
-                    vanish.push(until(&sock, &format!("n{gone}"), false, &mut id));
-                } else {
-                    until(&sock, "c1", true, &mut id);
-                }
+                vanish.extend(follow(driver, &sock, gone, false, &mut id));
             } else {
                 live.push_back(k);
                 driver.add(k, &live);
-                if driver.changes_names() {
-                    appear.push(until(&sock, &format!("n{k}"), true, &mut id));
-                } else {
-                    until(&sock, "c1", true, &mut id);
-                }
+                appear.extend(follow(driver, &sock, k, true, &mut id));
                 k += 1;
             }
             busy.push((began, start.elapsed()));
