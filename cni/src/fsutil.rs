@@ -2,7 +2,7 @@
 
 use std::fs::{self, File};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, fsync, rename,
 /// then fsync of the folder. A crash at any point leaves either the old or the new content.
@@ -28,6 +28,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// The files of `dir` that were written whole, with their names: never a temporary file of
+/// [`write_atomic`] (`.NAME.tmp.PID.SEQ`, hidden), which a writer killed before its rename
+/// leaves behind with a complete-looking content. A folder that cannot be read has none.
+pub fn written_files(dir: &Path) -> impl Iterator<Item = (String, PathBuf)> {
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            (!name.starts_with('.')).then(|| (name, e.path()))
+        })
 }
 
 /// Removes the temporary files of [`write_atomic`] calls in `dir` whose writer is gone (it
@@ -86,6 +100,16 @@ mod tests {
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
         remove_if_exists(&p).unwrap();
         remove_if_exists(&p).unwrap();
+    }
+
+    #[test]
+    fn a_temporary_file_left_by_a_killed_writer_is_not_a_written_file() {
+        let dir = tempfile::tempdir().unwrap();
+        write_atomic(&dir.path().join("whole.json"), b"{}").unwrap();
+        fs::write(dir.path().join(".half.json.tmp.4294967.0"), b"{}").unwrap();
+        let names: Vec<String> = written_files(dir.path()).map(|(n, _)| n).collect();
+        assert_eq!(names, ["whole.json"]);
+        assert_eq!(written_files(&dir.path().join("absent")).count(), 0);
     }
 
     #[test]

@@ -99,6 +99,8 @@ impl Agent {
             view: Mutex::new(View::default()),
             leaving: tokio::sync::Notify::new(),
         };
+        // Copies an earlier run was killed writing were never registered: not kept.
+        netctl_cni::fsutil::sweep_stale_tmp(&local_endpoints_dir(&agent.cfg));
         agent.announce(liveness).await?;
         Ok(agent)
     }
@@ -126,11 +128,8 @@ impl Agent {
     }
 
     fn local_endpoints(&self) -> Vec<EndpointRecord> {
-        let Ok(dir) = std::fs::read_dir(local_endpoints_dir(&self.cfg)) else {
-            return Vec::new();
-        };
-        dir.flatten()
-            .filter_map(|e| std::fs::read(e.path()).ok())
+        netctl_cni::fsutil::written_files(&local_endpoints_dir(&self.cfg))
+            .filter_map(|(_, path)| std::fs::read(path).ok())
             .filter_map(|b| serde_json::from_slice(&b).ok())
             .collect()
     }

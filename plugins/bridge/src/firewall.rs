@@ -346,13 +346,22 @@ fn published_path(conf: &BridgeConfig, network: &str, a: &Attachment) -> PathBuf
     published_dir(&conf.run_dir(), network).join(format!("{}:{}.json", a.container_id, a.ifname))
 }
 
+/// The attachments of a network that have a record, each with its record's path.
+fn recorded(run_dir: &Path, network: &str) -> impl Iterator<Item = (Attachment, PathBuf)> {
+    fsutil::written_files(&published_dir(run_dir, network)).filter_map(|(name, path)| {
+        let (id, ifname) = name.strip_suffix(".json")?.split_once(':')?;
+        let a = Attachment {
+            container_id: id.into(),
+            ifname: ifname.into(),
+        };
+        Some((a, path))
+    })
+}
+
 /// Every attachment's record of a network.
 fn published_records(run_dir: &Path, network: &str) -> Vec<Published> {
-    let Ok(dir) = std::fs::read_dir(published_dir(run_dir, network)) else {
-        return Vec::new();
-    };
-    dir.flatten()
-        .filter_map(|e| std::fs::read(e.path()).ok())
+    recorded(run_dir, network)
+        .filter_map(|(_, path)| std::fs::read(path).ok())
         .filter_map(|b| serde_json::from_slice(&b).ok())
         .collect()
 }
@@ -412,24 +421,16 @@ pub fn withdraw(
     withdrawn
 }
 
-/// GC: withdraws what every attachment not in `valid` published.
+/// GC: withdraws what every attachment not in `valid` published, and sweeps the records a
+/// killed ADD left half-written (it published nothing from them).
 pub fn withdraw_stale(
     conf: &BridgeConfig,
     network: &str,
     valid: &[Attachment],
 ) -> Result<(), Error> {
-    let Ok(dir) = std::fs::read_dir(published_dir(&conf.run_dir(), network)) else {
-        return Ok(());
-    };
-    for entry in dir.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some((id, ifname)) = name.strip_suffix(".json").and_then(|n| n.split_once(':')) else {
-            continue;
-        };
-        let a = Attachment {
-            container_id: id.into(),
-            ifname: ifname.into(),
-        };
+    let run_dir = conf.run_dir();
+    fsutil::sweep_stale_tmp(&published_dir(&run_dir, network));
+    for (a, _) in recorded(&run_dir, network) {
         if !valid.contains(&a) {
             let p = read_published(conf, network, &a);
             withdraw(conf, network, &a, &p)?;

@@ -88,12 +88,9 @@ pub fn ensure_running(run_dir: &Path) {
 
 /// The records that ask to be healed.
 fn records(run_dir: &Path) -> Vec<Applied> {
-    let Ok(dir) = std::fs::read_dir(marker_dir(run_dir)) else {
-        return Vec::new();
-    };
-    dir.flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-        .filter_map(|e| read_applied(&e.path()))
+    netctl_cni::fsutil::written_files(&marker_dir(run_dir))
+        .filter(|(name, _)| name.ends_with(".json"))
+        .filter_map(|(_, path)| read_applied(&path))
         .filter(|a| a.self_heal)
         .collect()
 }

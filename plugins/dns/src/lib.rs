@@ -258,6 +258,8 @@ impl Plugin for DnsPlugin {
     /// Removes the records of attachments that are gone.
     fn gc(&self, ctx: &Ctx, conf: DnsConfig, valid: &[Attachment]) -> Result<(), Error> {
         let paths = conf.paths();
+        // Records a killed ADD left half-written (never served; they would keep the folder).
+        fsutil::sweep_stale_tmp(&paths.records().join(&ctx.conf.name));
         for file in paths.record_files(Some(&ctx.conf.name)) {
             let Ok(Some(r)) = DnsPaths::read(&file) else {
                 continue;

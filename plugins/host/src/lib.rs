@@ -99,16 +99,14 @@ impl Plugin for HostPlugin {
     /// Removes the records of attachments that are gone.
     fn gc(&self, ctx: &Ctx, conf: HostConfig, valid: &[Attachment]) -> Result<(), Error> {
         let dir = records(ctx, &conf);
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            return Ok(());
-        };
+        fsutil::sweep_stale_tmp(&dir);
         let keep: Vec<String> = valid
             .iter()
             .map(|a| format!("{}:{}", a.container_id, a.ifname))
             .collect();
-        for e in entries.filter_map(Result::ok) {
-            if !keep.contains(&e.file_name().to_string_lossy().into_owned()) {
-                fsutil::remove_if_exists(&e.path())
+        for (name, path) in fsutil::written_files(&dir) {
+            if !keep.contains(&name) {
+                fsutil::remove_if_exists(&path)
                     .map_err(|e| io("failed to remove a stale record", &e))?;
             }
         }

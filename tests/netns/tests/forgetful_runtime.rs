@@ -84,6 +84,57 @@ fn del_without_port_mappings_still_withdraws_published_ports() {
     assert_eq!(published(&host), "", "nothing stays published");
 }
 
+/// An ADD killed after writing the record of what it publishes but before moving it into
+/// place leaves a temporary file: STATUS (and the watcher) heal nothing from it, and GC
+/// sweeps it, so no MAC guard is ever put up that no record names.
+#[test]
+fn a_record_a_killed_add_left_half_written_is_neither_healed_nor_kept() {
+    let mut host = TestHost::new();
+    let (_, list) = host.conflist(
+        "web",
+        &bridge_list("web", "br-web", "172.18.0.0/16", "sequential"),
+    );
+    let ns = host.container("first");
+    let first = with_port(attachment("first", Some(&ns), "eth0"), 8081);
+    host.cni().add(&list, &first).expect("ADD");
+    let dir = "/run/netctl/bridge/web";
+    let mut record: Value =
+        serde_json::from_str(&host.sh(&format!("cat {dir}/first:eth0.json"))).unwrap();
+    record["ports"] = json!([]);
+    record["mac_guard"]["port"] = json!("vhalf-eth0");
+    let mut writer = Command::new("true").spawn().unwrap();
+    let dead = writer.id();
+    writer.wait().unwrap();
+    let dns = "/run/netctl/dns/records/web";
+    host.sh(&format!(
+        "printf '%s' '{record}' > '{dir}/.half:eth0.json.tmp.{dead}.0'; \
+         printf '{{}}' > '{dns}/.half:eth0.json.tmp.{dead}.0'"
+    ));
+    host.cni().status(&list).expect("STATUS");
+    assert!(
+        !published(&host).contains("vhalf-eth0"),
+        "STATUS put up a guard from a record never moved into place:\n{}",
+        published(&host)
+    );
+    let valid = [netctl_cni::types::Attachment {
+        container_id: "first".into(),
+        ifname: "eth0".into(),
+    }];
+    host.cni().gc(&list, &valid).expect("GC");
+    assert_eq!(
+        published(&host).lines().count(),
+        2,
+        "first keeps its port and guard"
+    );
+    assert_eq!(
+        host.sh(&format!("ls -A {dir} {dns} | grep '^[.]' || true"))
+            .trim(),
+        "",
+        "GC swept the dead writer's temporary files"
+    );
+    assert!(host.sh(&format!("ls {dir}")).contains("first:eth0.json"));
+}
+
 /// ADDs killed at every moment (SIGKILL after 0 to 9 ms), their results never seen by the
 /// runtime, then one GC with no valid attachment: no port, MAC guard, address or DNS record
 /// is left, and the host port can be published again.
@@ -137,7 +188,7 @@ fn gc_withdraws_everything_killed_adds_left() {
     assert_eq!(published(&host), "", "GC withdrew every port and guard");
     assert_eq!(ipam_owners(&host, "web"), 0, "GC released every address");
     let (_, records) = host.try_sh(
-        "ls /run/netctl/dns/records/web 2>/dev/null; ls /run/netctl/bridge/web 2>/dev/null",
+        "ls -A /run/netctl/dns/records/web 2>/dev/null; ls -A /run/netctl/bridge/web 2>/dev/null",
     );
     assert_eq!(records.trim(), "", "no record is left");
     let ns = host.container("again");
