@@ -154,28 +154,38 @@ fn apply(conf: &BridgeConfig, network: &str, r: &NetworkRules) -> Result<(), Err
                 &e,
             )
         })?;
-    if conf.firewall_self_heal {
-        crate::watch::ensure_running(&conf.run_dir());
-    }
+    keep_watching(conf);
     Ok(())
 }
 
 /// Makes the network's rules exist. The first ADD of a network applies them (one
-/// transaction); later ADDs find the record of that and call nothing.
+/// transaction); later ADDs find the record of that and call nothing, but start the
+/// firewall watcher again if it was killed (one lock tried when it runs).
 pub fn ensure_network(conf: &BridgeConfig, network: &str, ips: &[IpConfig]) -> Result<(), Error> {
     let want = rules(conf, ips)?;
     if read_marker(conf).is_some_and(|a| a.rules == want) {
+        keep_watching(conf);
         return Ok(());
     }
     apply(conf, network, &want)
 }
 
+/// Starts the firewall watcher unless it runs, when the network asks for self-healing.
+fn keep_watching(conf: &BridgeConfig) {
+    if conf.firewall_self_heal {
+        crate::watch::ensure_running(&conf.run_dir());
+    }
+}
+
 /// Puts back what someone flushed: the network's rules, then every published port and MAC
-/// guard of its attachments. A network whose rules this host never applied (no container
-/// ever attached) is left alone.
+/// guard of its attachments, and starts the firewall watcher again if it was killed. A
+/// network whose rules this host never applied (no container ever attached) is left alone.
 pub fn repair(conf: &BridgeConfig) -> Result<(), Error> {
     match read_marker(conf) {
-        Some(a) => heal(&conf.run_dir(), &a),
+        Some(a) => {
+            keep_watching(conf);
+            heal(&conf.run_dir(), &a)
+        }
         None => Ok(()),
     }
 }

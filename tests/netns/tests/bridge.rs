@@ -391,21 +391,56 @@ fn a_replaced_state_folder_keeps_one_firewall_watcher() {
     attach(&mut host, &lists[0], "ctr-a");
     host.sh("cd /run/netctl && mv firewall firewall.old && cp -a firewall.old firewall && rm -r firewall.old");
     attach(&mut host, &lists[1], "ctr-b");
+    one_watcher(&host, "one watcher left");
+}
+
+/// The firewall watchers running in this test's mount namespace (none of another test's).
+fn watchers(host: &TestHost) -> Vec<u32> {
     let ours = host.sh("readlink /proc/self/ns/mnt");
+    host.sh(&format!(
+        "for p in $(pgrep -f -- '--watch-firewal[l]'); do [ \"$(readlink /proc/$p/ns/mnt)\" = '{}' ] && echo $p; done; true",
+        ours.trim()
+    ))
+    .lines()
+    .filter_map(|l| l.trim().parse().ok())
+    .collect()
+}
+
+/// Waits until exactly one firewall watcher runs here; its pid.
+fn one_watcher(host: &TestHost, what: &str) -> u32 {
+    netctl_netns_tests::eventually(what, std::time::Duration::from_secs(5), || {
+        match watchers(host)[..] {
+            [pid] => Ok(pid),
+            ref other => Err(format!("watchers: {other:?}")),
+        }
+    })
+}
+
+/// The host kills the firewall watcher (the OOM killer, an admin's `kill`) while a network
+/// has containers; the next container's ADD on that network starts it again, so the host's
+/// rules are healed after a flush as before. Before, only an ADD that applied a network's
+/// rules started it: the host stayed without one until a new network came.
+#[test]
+fn a_killed_firewall_watcher_is_started_again_by_the_next_add() {
+    let mut host = TestHost::new();
+    let (_, list) = host.conflist(
+        "web",
+        &bridge_list("web", "br-web", "172.18.0.0/16", json!({})),
+    );
+    attach(&mut host, &list, "ctr-a");
+    let first = one_watcher(&host, "the first ADD started a watcher");
+    host.sh(&format!("kill -KILL {first}"));
     netctl_netns_tests::eventually(
-        "one watcher left",
+        "the watcher is gone",
         std::time::Duration::from_secs(5),
-        || {
-            let watchers = host.sh(&format!(
-                "for p in $(pgrep -f -- '--watch-firewal[l]'); do [ \"$(readlink /proc/$p/ns/mnt)\" = '{}' ] && echo $p; done; true",
-                ours.trim()
-            ));
-            match watchers.lines().count() {
-                1 => Ok(()),
-                _ => Err(format!("watchers: {watchers:?}")),
-            }
+        || match watchers(&host)[..] {
+            [] => Ok(()),
+            ref other => Err(format!("watchers: {other:?}")),
         },
     );
+    attach(&mut host, &list, "ctr-b");
+    let second = one_watcher(&host, "the next ADD started a watcher again");
+    assert_ne!(first, second);
 }
 
 /// A user names a bridge they made themselves (no MAC of its own, so the kernel gives it
