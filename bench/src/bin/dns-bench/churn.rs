@@ -11,9 +11,10 @@
 //! churning: the phases differ only in the changes. Measured: the client's lost queries and p99 in both phases
 //! (a query is quiet only if no change was under way when it was sent), the rate of changes
 //! reached, and how long after a change returns the new name answers and the removed one
-//! stops. Each row runs [`ROUNDS`] times. Two rows isolate the server's part: netctl-dnsd
-//! told from this process (no plugin processes, no veths), and a control that runs
-//! `netctl-bridge` alone (veths come and go, no name does).
+//! stops. Each row runs [`ROUNDS`] times. Three rows isolate the server's part: netctl-dnsd
+//! told from this process (no plugin processes, no veths), a control that runs
+//! `netctl-bridge` alone (veths come and go, no name does), and bare links made from this
+//! process (what link churn costs on this kernel, whoever makes the links).
 
 use std::collections::VecDeque;
 use std::net::UdpSocket;
@@ -23,7 +24,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use netctl_net::NetNs;
+use ipnet::IpNet;
+use netctl_net::{NetNs, Netlink, RouteSpec};
 
 use super::{containers, start, GATEWAY, SERVERS};
 
@@ -42,6 +44,12 @@ enum Driver {
     /// Rewrite the hosts file `file` with the base and the live churned entries, then SIGHUP
     /// `pid`.
     Hosts { file: PathBuf, pid: u32 },
+    /// Bare links: what every bridge network does per container, from this process (no
+    /// plugin process, no IPAM, no firewall, no name): a veth pair with its host end on the
+    /// bridge (IPv6 off, as netctl-bridge has it) and up, the container's end up with its
+    /// address and default route; DEL deletes the pair. What link churn costs the client's
+    /// p99 on this kernel whoever makes the links.
+    Veths(Vec<PathBuf>),
 }
 
 fn churn_ip(k: usize) -> String {
@@ -55,7 +63,10 @@ fn container_id(k: usize) -> String {
 impl Driver {
     /// Whether a change adds or removes a name (all but the control row).
     fn changes_names(&self) -> bool {
-        !matches!(self, Driver::Netctl(Conflist { dns: false, .. }))
+        !matches!(
+            self,
+            Driver::Netctl(Conflist { dns: false, .. }) | Driver::Veths(_)
+        )
     }
 
     fn add(&self, k: usize, live: &VecDeque<usize>) {
@@ -77,6 +88,7 @@ impl Driver {
             }
             Driver::Netavark(n) => n.call("setup", k),
             Driver::Hosts { file, pid } => rewrite_hosts(file, *pid, live),
+            Driver::Veths(pool) => add_veth(k, &pool[k % pool.len()]),
         }
     }
 
@@ -90,8 +102,41 @@ impl Driver {
             }
             Driver::Netavark(n) => n.call("teardown", k),
             Driver::Hosts { file, pid } => rewrite_hosts(file, *pid, live),
+            Driver::Veths(_) => Netlink::new()
+                .unwrap()
+                .del_link_by_name(&bare_link(k))
+                .unwrap(),
         }
     }
+}
+
+/// The host end of churned container `k`'s pair in the bare-links row.
+fn bare_link(k: usize) -> String {
+    format!("bare{k}")
+}
+
+/// The bare-links row's ADD of churned container `k` in namespace `netns`.
+fn add_veth(k: usize, netns: &Path) {
+    let ns = NetNs::open(netns).unwrap();
+    let mut host = Netlink::new().unwrap();
+    let name = bare_link(k);
+    host.add_veth(&name, "eth0", &ns, None, None).unwrap();
+    let bridge = host.link_by_name("dnsbr").unwrap().unwrap();
+    let index = host.index_of(&name).unwrap();
+    netctl_net::disable_ipv6(&name).unwrap();
+    host.set_master(index, &bridge).unwrap();
+    host.set_up(index, true).unwrap();
+    let mut ctr = Netlink::in_ns(&ns).unwrap();
+    let eth0 = ctr.index_of("eth0").unwrap();
+    let addr: IpNet = format!("{}/16", churn_ip(k)).parse().unwrap();
+    ctr.add_address(eth0, addr, true).unwrap();
+    ctr.set_up(eth0, true).unwrap();
+    let default = RouteSpec {
+        dst: "0.0.0.0/0".parse().unwrap(),
+        gw: Some(GATEWAY.parse().unwrap()),
+        oif: eth0,
+    };
+    ctr.add_route(&default, false).unwrap();
 }
 
 /// netctl's conflist in `bins`, state in `run`, churned container `k` in
@@ -496,10 +541,14 @@ pub fn print(scratch: &Path, dnsd: &Path, aardvark: &Path, client: &Path, second
     let rows = SERVERS.iter().map(|(l, k)| (*l, *k)).chain([
         ("netctl-dnsd", "netctl-direct"),
         ("netctl-dnsd", "netctl-links"),
+        ("netctl-dnsd", "netctl-bare"),
     ]);
     let only = std::env::var("DNS_BENCH_ROWS").unwrap_or_default();
     for (label, kind) in rows.filter(|(_, k)| only.is_empty() || only.split(',').any(|o| o == *k)) {
-        let server_kind = kind.trim_end_matches("-direct").trim_end_matches("-links");
+        let server_kind = kind
+            .trim_end_matches("-direct")
+            .trim_end_matches("-links")
+            .trim_end_matches("-bare");
         let server = start("server", server_kind, scratch, dnsd, aardvark, 1000, client);
         let (driver, told) = driver(kind, scratch, dnsd, aardvark, &pool, server.pid);
         let rounds: Vec<_> = (0..ROUNDS)
@@ -544,6 +593,10 @@ fn driver(
         "netctl-links" => (
             netctl(false),
             "control: netctl-bridge ADD/DEL alone (links come and go, no name changes)",
+        ),
+        "netctl-bare" => (
+            Driver::Veths(pool.to_vec()),
+            "bare links: a veth pair per change made from this process (no plugin process, no name changes)",
         ),
         "netctl" => (netctl(true), "netctl-bridge + netctl-dns ADD/DEL"),
         "aardvark" => (
