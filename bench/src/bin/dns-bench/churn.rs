@@ -49,7 +49,7 @@ enum Driver {
     /// bridge (IPv6 off, as netctl-bridge has it) and up, the container's end up with its
     /// address and default route; DEL deletes the pair. What link churn costs the client's
     /// p99 on this kernel whoever makes the links.
-    Veths(Vec<PathBuf>),
+    BareLinks(Vec<PathBuf>),
 }
 
 fn churn_ip(k: usize) -> String {
@@ -61,11 +61,11 @@ fn container_id(k: usize) -> String {
 }
 
 impl Driver {
-    /// Whether a change adds or removes a name (all but the control row).
+    /// Whether a change adds or removes a name (all but the control and bare-links rows).
     fn changes_names(&self) -> bool {
         !matches!(
             self,
-            Driver::Netctl(Conflist { dns: false, .. }) | Driver::Veths(_)
+            Driver::Netctl(Conflist { dns: false, .. }) | Driver::BareLinks(_)
         )
     }
 
@@ -88,7 +88,7 @@ impl Driver {
             }
             Driver::Netavark(n) => n.call("setup", k),
             Driver::Hosts { file, pid } => rewrite_hosts(file, *pid, live),
-            Driver::Veths(pool) => add_veth(k, &pool[k % pool.len()]),
+            Driver::BareLinks(pool) => add_bare_link(k, &pool[k % pool.len()]),
         }
     }
 
@@ -102,7 +102,7 @@ impl Driver {
             }
             Driver::Netavark(n) => n.call("teardown", k),
             Driver::Hosts { file, pid } => rewrite_hosts(file, *pid, live),
-            Driver::Veths(_) => Netlink::new()
+            Driver::BareLinks(_) => Netlink::new()
                 .unwrap()
                 .del_link_by_name(&bare_link(k))
                 .unwrap(),
@@ -116,7 +116,7 @@ fn bare_link(k: usize) -> String {
 }
 
 /// The bare-links row's ADD of churned container `k` in namespace `netns`.
-fn add_veth(k: usize, netns: &Path) {
+fn add_bare_link(k: usize, netns: &Path) {
     let ns = NetNs::open(netns).unwrap();
     let mut host = Netlink::new().unwrap();
     let name = bare_link(k);
@@ -545,10 +545,8 @@ pub fn print(scratch: &Path, dnsd: &Path, aardvark: &Path, client: &Path, second
     ]);
     let only = std::env::var("DNS_BENCH_ROWS").unwrap_or_default();
     for (label, kind) in rows.filter(|(_, k)| only.is_empty() || only.split(',').any(|o| o == *k)) {
-        let server_kind = kind
-            .trim_end_matches("-direct")
-            .trim_end_matches("-links")
-            .trim_end_matches("-bare");
+        // The server of `netctl-direct`, `netctl-links` and `netctl-bare` is netctl's.
+        let server_kind = kind.split('-').next().unwrap_or(kind);
         let server = start("server", server_kind, scratch, dnsd, aardvark, 1000, client);
         let (driver, told) = driver(kind, scratch, dnsd, aardvark, &pool, server.pid);
         let rounds: Vec<_> = (0..ROUNDS)
@@ -595,7 +593,7 @@ fn driver(
             "control: netctl-bridge ADD/DEL alone (links come and go, no name changes)",
         ),
         "netctl-bare" => (
-            Driver::Veths(pool.to_vec()),
+            Driver::BareLinks(pool.to_vec()),
             "bare links: a veth pair per change made from this process (no plugin process, no name changes)",
         ),
         "netctl" => (netctl(true), "netctl-bridge + netctl-dns ADD/DEL"),
