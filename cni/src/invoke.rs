@@ -3,6 +3,7 @@
 //! lists (ADD in order with `prevResult` threaded through, DEL in reverse, CHECK, GC,
 //! STATUS) and cache the last ADD result per attachment, as libcni does.
 
+use crate::process::CleanSignals;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command as Process, Stdio};
@@ -126,6 +127,7 @@ impl PluginExec {
 fn exec(binary: &Path, mut cmd: Process, stdin: &[u8]) -> Result<Option<Value>, Error> {
     let shown = binary.display();
     let mut child = cmd
+        .clean_signals()
         .spawn()
         .map_err(|e| Error::io(format!("failed to start plugin {shown}"), &e))?;
     if let Some(mut input) = child.stdin.take() {

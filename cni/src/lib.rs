@@ -9,6 +9,7 @@ pub mod clock;
 pub mod error;
 pub mod fsutil;
 pub mod invoke;
+pub mod process;
 pub mod skel;
 pub mod types;
 pub mod validate;

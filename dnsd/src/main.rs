@@ -5,7 +5,11 @@
 //! server (`netctl-dnsd ... --serve`) as its child, starting it again within a moment when it
 //! dies any other way than by running out of records, so a crash or a `kill -9` of the
 //! server costs every container its DNS for well under a second, not until the next ADD.
-//! SIGTERM or SIGINT to the supervisor stops both.
+//!
+//! Signals: SIGTERM or SIGINT to the supervisor stops both within a second (the server gets
+//! SIGTERM, and SIGKILL if it has not ended by then); SIGTERM or SIGINT to the server stops
+//! it, and the supervisor with it. SIGHUP is ignored by both: the server notices changed
+//! records and a changed resolv.conf by itself. The records stay on disk for the next server.
 //!
 //! Usage: netctl-dnsd [--run-dir DIR] [--resolv-conf FILE] [--serve]
 
@@ -16,6 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use netctl_cni::process::CleanSignals;
 use netctl_dnsd::server::Server;
 use netctl_dnsrecords::DnsPaths;
 use nix::sys::signal::{SigSet, Signal};
@@ -70,6 +75,7 @@ fn raise_fd_limit() {
 
 /// The server itself: every record loaded, then served until the last one is gone.
 fn serve(paths: &DnsPaths, resolv_conf: PathBuf) -> anyhow::Result<()> {
+    ignore_hangup()?;
     std::fs::write(paths.pid_file(), std::process::id().to_string())
         .context("write the pid file")?;
     // The listeners' tasks run on one worker thread; the control loop (`run`, driven by
@@ -95,6 +101,15 @@ fn serve(paths: &DnsPaths, resolv_conf: PathBuf) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(paths.pid_file());
     let _ = std::fs::remove_file(paths.control());
     result
+}
+
+/// SIGHUP changes nothing here (see the crate's documentation).
+#[allow(unsafe_code)]
+fn ignore_hangup() -> anyhow::Result<()> {
+    use nix::sys::signal::{signal, SigHandler};
+    // SAFETY: SIG_IGN installs no handler, so no code runs on delivery.
+    unsafe { signal(Signal::SIGHUP, SigHandler::SigIgn) }.context("ignore SIGHUP")?;
+    Ok(())
 }
 
 /// The supervisor: holds the server lock (one per run directory) and keeps a server running
@@ -134,11 +149,13 @@ fn keep_serving(o: &Options, signals: &SignalFd) -> anyhow::Result<()> {
             .arg("--serve")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
+            // Not the signals this supervisor blocks for its signalfd.
+            .clean_signals()
             .spawn()
             .context("start the server")?;
         loop {
             match next_signal(signals, None)? {
-                Some(Signal::SIGCHLD) => {}
+                Some(Signal::SIGCHLD | Signal::SIGHUP) => {}
                 _ => return stop(child),
             }
             match child.try_wait().context("wait for the server")? {
@@ -156,7 +173,7 @@ fn keep_serving(o: &Options, signals: &SignalFd) -> anyhow::Result<()> {
         let until = Instant::now() + delay;
         while let Some(left) = until.checked_duration_since(Instant::now()) {
             match next_signal(signals, Some(left))? {
-                Some(Signal::SIGCHLD) => {}
+                Some(Signal::SIGCHLD | Signal::SIGHUP) => {}
                 None => break,
                 Some(_) => return Ok(()),
             }
@@ -184,11 +201,23 @@ fn next_signal(signals: &SignalFd, within: Option<Duration>) -> anyhow::Result<O
     }
 }
 
-/// Stops the server and waits for it.
+/// How long the server has to end after SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_millis(800);
+
+/// Stops the server: SIGTERM, then SIGKILL once [`STOP_GRACE`] has passed; waits for it.
 fn stop(mut child: Child) -> anyhow::Result<()> {
-    if let Ok(pid) = i32::try_from(child.id()) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM);
+    let pid = i32::try_from(child.id()).map(nix::unistd::Pid::from_raw);
+    if let Ok(pid) = pid {
+        let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
     }
+    let until = Instant::now() + STOP_GRACE;
+    while Instant::now() < until {
+        if child.try_wait().context("wait for the server")?.is_some() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = child.kill();
     child.wait().context("wait for the server to stop")?;
     Ok(())
 }

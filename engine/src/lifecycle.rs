@@ -1,6 +1,7 @@
 //! Creating, starting, stopping, killing and removing containers, and repairing what a
 //! crash left.
 
+use netctl_cni::process::CleanSignals;
 use std::fs;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -48,6 +49,7 @@ pub fn start(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
+        .clean_signals()
         .spawn()
         .ctx(|| "start the container's monitor".into())?;
     let first = child.stderr.take().and_then(|err| reports(err).next());

@@ -6,7 +6,13 @@
 //! It reports to whoever started it on its stderr pipe: [`Report::Running`] once the
 //! command runs, or [`Report::Failed`] after undoing everything it did. Its own diagnostics
 //! go to `monitor.log` in the container's folder.
+//!
+//! Signals: SIGTERM or SIGINT to the monitor (a host shutdown, an admin) stop its container
+//! as `netctl stop` does — SIGTERM to the container's process, SIGKILL after
+//! [`STOP_TIMEOUT`] — and the monitor then records the exit and detaches the networks as
+//! for any other end. SIGHUP is ignored.
 
+use netctl_cni::process::CleanSignals;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -106,6 +112,8 @@ pub fn run(
     // Our own session: a Ctrl-C at the terminal of an attached CLI reaches the CLI (which
     // passes it on to the container), never the monitor.
     let _ = nix::unistd::setsid();
+    // Before any thread starts, so that only the stop thread takes these.
+    let stop_signals = block_stop_signals();
     let mut running = match start(&engine, &mut c, tty_size, &mut diag) {
         Ok(r) => r,
         Err(e) => {
@@ -123,6 +131,9 @@ pub fn run(
         Ok(listener) => serve_attach(listener, &clients, &mut running),
         Err(e) => diag.note(&format!("attach socket: {}", e.report())),
     }
+    if let Some(set) = stop_signals {
+        stop_when_told(set, c.state.pid, &mut diag);
+    }
     // The log exists before `run -d` returns, so a `logs -f` right after it follows.
     let log = open_log(&c, &mut diag);
     Report::Running.send(&mut status);
@@ -132,6 +143,59 @@ pub fn run(
     clients.finish(code);
     let _ = fs::remove_file(socket);
     code
+}
+
+/// How long a container told to stop through its monitor has before SIGKILL (Docker's
+/// default stop timeout).
+pub const STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Blocks SIGTERM, SIGINT and SIGHUP in this (still single) thread, so every thread started
+/// later has them blocked and only [`stop_when_told`] takes them.
+fn block_stop_signals() -> Option<nix::sys::signal::SigSet> {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        set.add(s);
+    }
+    set.thread_block().ok().map(|()| set)
+}
+
+/// A thread that waits for SIGTERM or SIGINT and then stops the container's process `pid`
+/// (through a pidfd: never another process that got its number): SIGTERM, then SIGKILL after
+/// [`STOP_TIMEOUT`] if it still runs. SIGHUP is taken and ignored.
+fn stop_when_told(set: nix::sys::signal::SigSet, pid: u32, diag: &mut Diag) {
+    use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
+    let pidfd = i32::try_from(pid)
+        .ok()
+        .and_then(Pid::from_raw)
+        .map(|p| pidfd_open(p, PidfdFlags::empty()));
+    let pidfd = match pidfd {
+        Some(Ok(fd)) => fd,
+        other => {
+            let why = other.map_or("no pid".into(), |e| format!("{:?}", e.err()));
+            return diag.note(&format!("open the container's pidfd: {why}"));
+        }
+    };
+    std::thread::spawn(move || loop {
+        match set.wait() {
+            Ok(nix::sys::signal::Signal::SIGHUP) => {}
+            Ok(_) => {
+                if pidfd_send_signal(&pidfd, Signal::TERM).is_err() {
+                    return; // already gone
+                }
+                let mut fds = [rustix::event::PollFd::new(
+                    &pidfd,
+                    rustix::event::PollFlags::IN,
+                )];
+                let limit = rustix::event::Timespec::try_from(STOP_TIMEOUT).ok();
+                if !matches!(rustix::event::poll(&mut fds, limit.as_ref()), Ok(1..)) {
+                    let _ = pidfd_send_signal(&pidfd, Signal::KILL);
+                }
+                return;
+            }
+            Err(_) => return,
+        }
+    });
 }
 
 /// Serves attach clients: the container's output, and its stdin for `-i`.
@@ -432,6 +496,7 @@ fn spawn(engine: &Engine, c: &Container, tty_size: Option<(u16, u16)>) -> Result
         .stdin(io.stdin)
         .stdout(io.stdout)
         .stderr(status_w)
+        .clean_signals()
         .spawn()
         .ctx(|| "start the container".into())?;
     let report = read_status(status_r).and_then(|pid| match io.output {

@@ -188,6 +188,7 @@ pub(crate) fn run_tool(
         source,
     };
     let mut cmd = Command::new(program);
+    netctl_cni::process::CleanSignals::clean_signals(&mut cmd);
     cmd.args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

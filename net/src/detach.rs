@@ -56,12 +56,16 @@ impl NetNs {
         }
     }
 
-    /// The child's set-up: its own name and process group, stdio on /dev/null (a runtime
+    /// The child's set-up: its own name, a clean signal state, its own process group, stdio on /dev/null (a runtime
     /// reading the caller's stdout must see it end when the caller exits), inside this
     /// namespace, every other descriptor closed (locks and pipes of the caller's stay the
     /// caller's).
     fn become_detached(&self) -> nix::Result<()> {
         let _ = nix::sys::prctl::set_name(DETACHED_NAME);
+        // Not the caller's blocked or ignored signals: SIGTERM ends it like any process.
+        netctl_cni::process::reset_signals().map_err(|e| {
+            nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(nix::libc::EINVAL))
+        })?;
         nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
         let null = nix::fcntl::open(
             "/dev/null",

@@ -397,6 +397,7 @@ pub fn connect_or_start(
 /// Starts the agent detached (its own process group, a clean environment, stdio on its
 /// log); one already running makes it end at once.
 fn spawn_agent(agent: &Path, config: &Path, run_dir: &Path) -> std::io::Result<()> {
+    use netctl_cni::process::CleanSignals;
     use std::os::unix::process::CommandExt;
     let log = log_path(run_dir);
     if let Some(dir) = log.parent() {
@@ -415,6 +416,7 @@ fn spawn_agent(agent: &Path, config: &Path, run_dir: &Path) -> std::io::Result<(
         .stdout(out.try_clone()?)
         .stderr(out)
         .process_group(0)
+        .clean_signals()
         .spawn()
         .map(drop)
 }

@@ -8,6 +8,11 @@
 //! It serves the local plugins and the CLI on `<runDir>/overlay/agent.sock`: one JSON request
 //! and reply per line, at most 64 clients at once, each line at most 64 KiB, a client idle
 //! for 10 s is let go.
+//!
+//! Signals: SIGTERM or SIGINT end it at once, its socket and pid file removed. Its leases stay
+//! with etcd, so an agent started again within the liveness TTL (a restart, an upgrade) takes
+//! over with nothing withdrawn; containers keep talking meanwhile (the kernel's entries stay).
+//! SIGHUP is ignored.
 
 mod agent;
 mod keys;
@@ -56,11 +61,14 @@ fn start() -> Result<()> {
     let bytes = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
     let cfg: ClusterConfig =
         serde_json::from_slice(&bytes).with_context(|| format!("parse {}", path.display()))?;
-    tokio::runtime::Builder::new_multi_thread()
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
-        .build()?
-        .block_on(run(cfg))
+        .build()?;
+    let result = rt.block_on(run(cfg));
+    // Told to stop: an etcd call or a plugin run in flight is not waited for.
+    rt.shutdown_timeout(Duration::from_millis(100));
+    result
 }
 
 /// Holds `<run>/overlay/agent.lock` for the agent's life: a second agent for the same host
@@ -76,6 +84,13 @@ fn single_instance(socket: &std::path::Path) -> Result<Option<std::fs::File>> {
 }
 
 async fn run(cfg: ClusterConfig) -> Result<()> {
+    let signal = |kind| tokio::signal::unix::signal(kind).context("catch signals");
+    use tokio::signal::unix::SignalKind;
+    let (mut term, mut int, mut hup) = (
+        signal(SignalKind::terminate())?,
+        signal(SignalKind::interrupt())?,
+        signal(SignalKind::hangup())?,
+    );
     let socket = socket_path(&cfg.run_dir);
     if let Some(dir) = socket.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
@@ -103,8 +118,16 @@ async fn run(cfg: ClusterConfig) -> Result<()> {
         std::process::id().to_string(),
     );
     let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
+    let stopped = |socket: &std::path::Path| {
+        let _ = std::fs::remove_file(socket);
+        let _ = std::fs::remove_file(socket.with_file_name("agent.pid"));
+        Ok(())
+    };
     loop {
         tokio::select! {
+            _ = term.recv() => return stopped(&socket),
+            _ = int.recv() => return stopped(&socket),
+            _ = hup.recv() => {}
             accepted = listener.accept() => {
                 let Ok((conn, _)) = accepted else {
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -119,10 +142,7 @@ async fn run(cfg: ClusterConfig) -> Result<()> {
                     drop(slot);
                 });
             }
-            () = agent.leaving.notified() => {
-                let _ = std::fs::remove_file(&socket);
-                return Ok(());
-            }
+            () = agent.leaving.notified() => return stopped(&socket),
         }
     }
 }

@@ -206,7 +206,7 @@ fn is_dns_name(n: &str) -> bool {
 fn count(what: &'static str, n: usize) -> Result<u8, CatalogError> {
     u8::try_from(n)
         .ok()
-        .filter(|n| usize::from(*n) <= MAX_PER_RECORD && *n != u8::MAX)
+        .filter(|n| usize::from(*n) <= MAX_PER_RECORD)
         .ok_or(CatalogError::TooMany(what, n))
 }
 
@@ -1099,6 +1099,35 @@ mod tests {
         let gw = Place::Gateway("172.18.0.1".parse().unwrap(), "web".into());
         assert_eq!(own(&gw, "172.18.0.2".parse().unwrap()), want);
         assert!(own(&gw, "172.18.0.3".parse().unwrap()).is_empty());
+    }
+
+    /// The limit is what the error says: 255 names (name, aliases and short ID) and 255
+    /// addresses are served; one more of either is refused, counting only its own kind.
+    #[test]
+    fn a_record_may_have_255_names_and_255_addresses_but_not_256() {
+        let mut r = rec("web", "c1", "n", "a", "172.18.0.2");
+        r.aliases = (0..253).map(|i| format!("a{i}")).collect();
+        assert!(
+            Catalog::default().insert(&r).is_ok(),
+            "n + 253 aliases + c1"
+        );
+        r.aliases.push("a253".into());
+        let err = Catalog::default().insert(&r).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the record has 256 names; at most 255 are served"
+        );
+        r.aliases.pop();
+        r.ips = (0..255u32)
+            .map(|i| IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i)))
+            .collect();
+        assert!(Catalog::default().insert(&r).is_ok(), "255 addresses");
+        r.ips.push("10.1.0.0".parse().unwrap());
+        let err = Catalog::default().insert(&r).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the record has 256 addresses; at most 255 are served"
+        );
     }
 
     #[test]

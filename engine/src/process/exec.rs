@@ -1,5 +1,6 @@
 //! `exec`: a process in a running container's namespaces, root and capabilities.
 
+use netctl_cni::process::CleanSignals;
 use std::fs::File;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
@@ -61,6 +62,7 @@ pub fn exec(c: &Container, req: &ExecRequest) -> Result<i32> {
         .env_clear()
         .envs(vars)
         .current_dir(req.workdir.unwrap_or(&c.config.workdir))
+        .clean_signals()
         .stdin(if req.interactive {
             Stdio::inherit()
         } else {

@@ -11,6 +11,7 @@
 //! Both report on their stderr, which is the monitor's status pipe: [`Report::Failed`] on
 //! failure; end of file (stage 2's copy closes on exec) means the command runs.
 
+use netctl_cni::process::CleanSignals;
 use std::fs::{self, File, OpenOptions};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -117,6 +118,7 @@ pub fn stage1(spec_path: &Path) -> i32 {
         prepare(&spec)?;
         Command::new("/proc/self/exe")
             .args(super::Internal::Init2(spec_path.to_path_buf()).args())
+            .clean_signals()
             .spawn()
             .ctx(|| "start the container's first process".into())
     });
@@ -484,7 +486,12 @@ fn exec(spec: &InitSpec) -> Error {
         .map(|kv| kv.split_once('=').unwrap_or((kv, "")));
     // The command gets fds 0-2 only, whatever was opened or inherited since start.
     netctl_cni::fsutil::cloexec_inherited();
-    let err = Command::new(prog).args(args).env_clear().envs(env).exec();
+    let err = Command::new(prog)
+        .args(args)
+        .env_clear()
+        .envs(env)
+        .clean_signals()
+        .exec();
     exec_error(prog, &err)
 }
 

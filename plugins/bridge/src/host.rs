@@ -365,6 +365,7 @@ fn spawn_reaper(ns: &NetNs, names: &[String]) -> std::io::Result<()> {
     if forked {
         return Ok(());
     }
+    use netctl_cni::process::CleanSignals;
     use std::os::unix::process::CommandExt;
     use std::process::{Command, Stdio};
     let fd = ns.inheritable_fd()?;
@@ -375,6 +376,7 @@ fn spawn_reaper(ns: &NetNs, names: &[String]) -> std::io::Result<()> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .process_group(0)
+        .clean_signals()
         .spawn()
         .map(drop)
 }

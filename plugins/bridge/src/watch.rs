@@ -5,6 +5,9 @@
 //! tables exist (which notify nobody), looks every half second; whatever a record under
 //! `RUN_DIR/firewall` says was applied and is missing is put back: the network's rules, its
 //! published ports and MAC guards. It ends once no record asks for it.
+//!
+//! Signals: SIGTERM or SIGINT end it at once (its pid file removed; the next ADD that applies
+//! rules, or STATUS, starts a new one); SIGHUP is ignored.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -70,6 +73,7 @@ pub fn ensure_running(run_dir: &Path) {
     let Ok(exe) = std::env::current_exe() else {
         return;
     };
+    use netctl_cni::process::CleanSignals;
     use std::os::unix::process::CommandExt;
     let _ = std::process::Command::new(exe)
         .arg("--watch-firewall")
@@ -83,6 +87,7 @@ pub fn ensure_running(run_dir: &Path) {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .process_group(0)
+        .clean_signals()
         .spawn();
 }
 
@@ -101,15 +106,45 @@ fn legacy_tables() -> bool {
         .any(|p| std::fs::read_to_string(p).is_ok_and(|s| !s.trim().is_empty()))
 }
 
-/// Subscribes to nftables' changes; every message (or overflow) is one tick on `tx`.
-fn listen(tx: mpsc::Sender<()>) -> std::io::Result<()> {
+/// What wakes the watcher.
+enum Event {
+    /// nftables changed (one message, or an overflow).
+    Changed,
+    /// SIGTERM or SIGINT.
+    Stop,
+}
+
+/// Subscribes to nftables' changes; every message (or overflow) is one [`Event::Changed`].
+fn listen(tx: mpsc::Sender<Event>) -> std::io::Result<()> {
     let mut socket = Socket::new(NETLINK_NETFILTER)?;
     socket.bind_auto()?;
     socket.add_membership(NFNLGRP_NFTABLES)?;
     std::thread::spawn(move || loop {
         let _ = socket.recv_from_full();
-        if tx.send(()).is_err() {
+        if tx.send(Event::Changed).is_err() {
             return;
+        }
+    });
+    Ok(())
+}
+
+/// Takes SIGTERM, SIGINT and SIGHUP from every thread (called before any other thread
+/// starts) and turns TERM and INT into one [`Event::Stop`]; HUP changes nothing.
+fn catch_stop(tx: mpsc::Sender<Event>) -> std::io::Result<()> {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        set.add(s);
+    }
+    set.thread_block().map_err(std::io::Error::from)?;
+    std::thread::spawn(move || loop {
+        match set.wait() {
+            Ok(Signal::SIGHUP) => {}
+            Ok(_) => {
+                let _ = tx.send(Event::Stop);
+                return;
+            }
+            Err(_) => return,
         }
     });
     Ok(())
@@ -121,13 +156,22 @@ pub fn run(run_dir: &Path) -> i32 {
         return 0; // another watcher has it
     };
     let (tx, rx) = mpsc::channel();
-    if listen(tx).is_err() {
+    if catch_stop(tx.clone()).is_err() || listen(tx).is_err() {
         return 1;
     }
+    let stop = || {
+        let _ = std::fs::remove_file(pid_path(run_dir));
+        0
+    };
     loop {
         let changed = match rx.recv_timeout(LEGACY_POLL) {
-            Ok(()) => {
-                while rx.recv_timeout(SETTLE).is_ok() {}
+            Ok(Event::Stop) => return stop(),
+            Ok(Event::Changed) => {
+                while let Ok(e) = rx.recv_timeout(SETTLE) {
+                    if matches!(e, Event::Stop) {
+                        return stop();
+                    }
+                }
                 true
             }
             Err(mpsc::RecvTimeoutError::Timeout) => false,

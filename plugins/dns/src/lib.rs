@@ -147,6 +147,7 @@ fn publish(ctx: &Ctx, conf: &DnsConfig, paths: &DnsPaths, record: &Path) -> Resu
 /// that was just exiting as its last record went away may still hold the lock, so the start
 /// is repeated until one answers.
 fn start_server(ctx: &Ctx, conf: &DnsConfig, paths: &DnsPaths) -> Result<(), Error> {
+    use netctl_cni::process::CleanSignals;
     use std::os::unix::process::CommandExt;
     let binary = server_binary(ctx)?;
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -173,6 +174,7 @@ fn start_server(ctx: &Ctx, conf: &DnsConfig, paths: &DnsPaths) -> Result<(), Err
                 .stdout(Stdio::null())
                 .stderr(log.map_or_else(Stdio::null, Stdio::from))
                 .process_group(0)
+                .clean_signals()
                 .spawn()
                 .map_err(|e| Error::io("failed to start netctl-dnsd", &e))?;
             next_start = Instant::now() + Duration::from_millis(500);

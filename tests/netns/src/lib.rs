@@ -514,3 +514,25 @@ pub(crate) fn libcni_client() -> &'static Path {
         out
     })
 }
+
+/// Makes the calling test thread what a careless runtime is: SIGTERM, SIGINT and SIGHUP
+/// blocked, SIGHUP also ignored. Everything it starts inherits that unless netctl resets it.
+#[allow(unsafe_code)]
+pub fn act_as_a_careless_runtime() {
+    use nix::sys::signal::{pthread_sigmask, signal, SigHandler, SigSet, SigmaskHow, Signal};
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        set.add(s);
+    }
+    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None).expect("block signals");
+    // SAFETY: SIG_IGN is no handler: nothing runs on delivery.
+    unsafe { signal(Signal::SIGHUP, SigHandler::SigIgn) }.expect("ignore SIGHUP");
+}
+
+/// Whether process `pid` runs (exists and is no zombie).
+pub fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
+        !s.lines()
+            .any(|l| l.starts_with("State:") && l.contains('Z'))
+    })
+}

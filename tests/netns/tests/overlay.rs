@@ -697,3 +697,45 @@ fn libcni_drives_the_overlay_conflist_on_any_host() {
         },
     );
 }
+
+/// An admin stops the agent (`kill -TERM`, `systemctl stop`) that `netctl cluster join`
+/// started from a shell blocking SIGTERM: it ends within a second, its socket and pid file
+/// gone; a container attached before keeps its address through the restart that follows.
+#[test]
+fn the_agent_ends_within_a_second_of_sigterm_and_a_restart_keeps_everything() {
+    let lab = Lab::new(1);
+    netctl_netns_tests::act_as_a_careless_runtime();
+    lab.join_all(5, 300);
+    overlay_network_on_one(&lab);
+    let m = lab.m(1);
+    let ns = m.container("c1");
+    let a1 = add_ok(m, "c1", &ns, &[]);
+    let pid: i32 = m.agent_pid().parse().unwrap();
+    let sent = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    eventually(
+        "the agent ends",
+        Duration::from_secs(5),
+        || match netctl_netns_tests::alive(pid) {
+            true => Err(format!("{pid} runs: {}", m.agent_log())),
+            false => Ok(()),
+        },
+    );
+    let took = sent.elapsed();
+    assert!(took < Duration::from_secs(1), "ended in {took:?}");
+    for f in ["agent.sock", "agent.pid"] {
+        assert!(
+            !m.path(&format!("/run/netctl/overlay/{f}")).exists(),
+            "{f} is gone"
+        );
+    }
+    lab.join_all(5, 300);
+    let ns2 = m.container("c2");
+    let a2 = add_ok(m, "c2", &ns2, &[]);
+    assert_ne!(a1, a2, "c1 kept its address through the restart");
+    m.sh(&format!("test -e /proc/{}", m.agent_pid()));
+}
