@@ -16,6 +16,13 @@ fn is_cni_name(s: &str) -> bool {
     chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
+/// Docker's rule for the names of containers, networks, volumes (and netctl's cluster
+/// hosts): `[a-zA-Z0-9][a-zA-Z0-9_.-]+`, two characters at least. What the CLI accepts, and
+/// what the overlay agent accepts from etcd before a name becomes a file or a link.
+pub fn is_object_name(name: &str) -> bool {
+    name.len() > 1 && is_cni_name(name)
+}
+
 /// Checks `CNI_CONTAINERID`: present, and only `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
 pub fn container_id(id: &str) -> Result<(), Error> {
     if id.is_empty() {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 pub use netctl_overlay_api::{LIVENESS_TTL, TENURE_TTL};
 
+pub use netctl_overlay_api::StoreAuth;
 use netctl_overlay_api::{
     ApiError, Client, ClusterConfig, CreateNetwork, HostStatus, NetworkSpec, Reply, Request,
 };
@@ -27,24 +28,48 @@ fn call(engine: &Engine, req: &Request) -> Result<Reply> {
     client(engine)?.call(req).map_err(api)
 }
 
-/// `etcd://h1:2379,h2:2379` (or `http://...` URLs) as etcd client URLs.
-pub fn parse_store(store: &str) -> Result<Vec<String>> {
+/// `etcd://h1:2379,h2:2379` (or `http(s)://...` URLs) as etcd client URLs: `https://`
+/// when `tls`, and then never a plain `http://` one.
+pub fn parse_store(store: &str, tls: bool) -> Result<Vec<String>> {
     let list = store.strip_prefix("etcd://").unwrap_or(store);
-    let urls: Vec<String> = list
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            if s.starts_with("http://") || s.starts_with("https://") {
-                s.to_string()
-            } else {
-                format!("http://{s}")
-            }
-        })
-        .collect();
+    let scheme = if tls { "https" } else { "http" };
+    let mut urls = Vec::new();
+    for s in list.split(',').filter(|s| !s.is_empty()) {
+        if tls && s.starts_with("http://") {
+            invalid!("--store member {s} is plain http, but TLS settings (--etcd-cacert, --etcd-cert) were given: use https:// or etcd://");
+        }
+        urls.push(if s.starts_with("http://") || s.starts_with("https://") {
+            s.to_string()
+        } else {
+            format!("{scheme}://{s}")
+        });
+    }
     if urls.is_empty() {
         invalid!("--store {store:?}: give etcd://HOST:PORT[,HOST:PORT...]");
     }
     Ok(urls)
+}
+
+/// Checks that each file of `auth` is there and readable, and that a certificate comes
+/// with its key and a user with a password file.
+fn check_auth(auth: &StoreAuth) -> Result<()> {
+    if auth.cert.is_some() != auth.key.is_some() {
+        invalid!("--etcd-cert and --etcd-key go together: give both or neither");
+    }
+    if auth.user.is_some() != auth.password_file.is_some() {
+        invalid!("--etcd-user and --etcd-password-file go together: give both or neither");
+    }
+    let files = [&auth.ca, &auth.cert, &auth.key, &auth.password_file];
+    for f in files.into_iter().flatten() {
+        if !f.is_absolute() {
+            invalid!(
+                "{}: give an absolute path (the agent reads it from another folder)",
+                f.display()
+            );
+        }
+        std::fs::File::open(f).ctx(|| format!("read {}", f.display()))?;
+    }
+    Ok(())
 }
 
 /// What `netctl cluster join` is given.
@@ -60,6 +85,8 @@ pub struct JoinOptions {
     pub liveness_ttl: i64,
     /// Seconds this host's addresses outlive its agent.
     pub tenure_ttl: i64,
+    /// TLS and user settings for etcd.
+    pub auth: StoreAuth,
 }
 
 /// Joins the cluster: writes this host's cluster configuration and starts its agent (the
@@ -79,8 +106,10 @@ pub fn join(engine: &Engine, opts: &JoinOptions) -> Result<()> {
             opts.tenure_ttl
         );
     }
+    check_auth(&opts.auth)?;
     let cfg = ClusterConfig {
-        store: parse_store(store)?,
+        store: parse_store(store, opts.auth.tls())?,
+        auth: opts.auth.clone(),
         advertise,
         host: opts.host.clone(),
         liveness_ttl: opts.liveness_ttl,
@@ -92,6 +121,9 @@ pub fn join(engine: &Engine, opts: &JoinOptions) -> Result<()> {
     let bytes =
         serde_json::to_vec_pretty(&cfg).ctx(|| "encode the cluster configuration".into())?;
     netctl_cni::fsutil::write_atomic(&path, &bytes).ctx(|| format!("write {}", path.display()))?;
+    // It names the key and the password file: root's alone.
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .ctx(|| format!("restrict {}", path.display()))?;
     let agent = netctl_overlay_api::agent_beside_me()
         .ok_or_else(|| Error::State("netctl-overlayd is not beside netctl".into()))?;
     let mut client = netctl_overlay_api::connect_or_start(

@@ -37,10 +37,7 @@ pub fn short_id(id: &str) -> &str {
 
 /// Docker's rule for container and volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
 pub fn valid_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && name.len() > 1
-        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    netctl_cni::validate::is_object_name(name)
 }
 
 /// Refuses a name that breaks [`valid_name`], in Docker's words.

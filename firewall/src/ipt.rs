@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use crate::hostfw::HostChains;
 use crate::names::IfName;
-use crate::rules::{MacGuard, NetworkRules, PortForward};
+use crate::rules::{MacGuard, NetworkRules, PortForward, GUARDED_HOST_PORTS};
 use crate::xtables::{chain_for, has_chain, Family, Flavour, Xtables};
 use crate::{find_program, run_tool, Backend, Firewall, FirewallError};
 
@@ -148,15 +148,22 @@ fn network_script(n: &NetworkRules, v4: bool, saved_filter: &str, saved_nat: &st
     if !jumps_to(saved_filter, "FORWARD", fw) {
         f += &format!("-I FORWARD 1 -j {fw}\n");
     }
+    f += &format!(":{} - [0:0]\n", c.input);
     if v4 {
-        f += &format!(":{} - [0:0]\n", c.input);
         f += &format!(
             "-A {} -i {br} -d 127.0.0.0/8 -m conntrack --ctdir REPLY -j ACCEPT\n-A {} -i {br} -d 127.0.0.0/8 -j DROP\n",
             c.input, c.input
         );
-        if !jumps_to(saved_filter, "INPUT", &c.input) {
-            f += &format!("-I INPUT 1 -j {}\n", c.input);
-        }
+    }
+    for (proto, port) in GUARDED_HOST_PORTS {
+        let p = proto.as_str();
+        f += &format!(
+            "-A {} -i {br} -p {p} -m {p} --dport {port} -j DROP\n",
+            c.input
+        );
+    }
+    if !jumps_to(saved_filter, "INPUT", &c.input) {
+        f += &format!("-I INPUT 1 -j {}\n", c.input);
     }
     f += "COMMIT\n";
     let nat = &c.nat;
@@ -204,7 +211,7 @@ fn jumps_to_local(saved: &str, builtin: &str) -> bool {
 }
 
 /// Removes a network's chains and jumps from what `saved` shows.
-fn teardown_script(n: &NetworkRules, v4: bool, saved_filter: &str, saved_nat: &str) -> String {
+fn teardown_script(n: &NetworkRules, saved_filter: &str, saved_nat: &str) -> String {
     let c = chains(&n.bridge);
     let mut f = String::from("*filter\n");
     let remove = |s: &mut String, saved: &str, builtin: &str, chain: &str| {
@@ -218,9 +225,7 @@ fn teardown_script(n: &NetworkRules, v4: bool, saved_filter: &str, saved_nat: &s
         }
     };
     remove(&mut f, saved_filter, "FORWARD", &c.forward);
-    if v4 {
-        remove(&mut f, saved_filter, "INPUT", &c.input);
-    }
+    remove(&mut f, saved_filter, "INPUT", &c.input);
     for chain in [&c.forward, &c.isolate, &c.input] {
         if has_chain(saved_filter, chain) {
             f += &format!(":{chain} - [0:0]\n-X {chain}\n");
@@ -284,7 +289,7 @@ impl Firewall for Iptables {
         HostChains::detect_except(Some(self.v4.flavour)).disallow(&n.bridge)?;
         for v4 in [true, false] {
             let x = self.family(v4);
-            let script = teardown_script(n, v4, &x.save("filter")?, &x.save("nat")?);
+            let script = teardown_script(n, &x.save("filter")?, &x.save("nat")?);
             x.restore(&script, &format!("remove the rules of bridge {}", n.bridge))?;
         }
         Ok(())

@@ -24,7 +24,7 @@ pub use hostfw::HostChains;
 pub use ipt::Iptables;
 pub use names::{IfName, MacAddr};
 pub use nft::Nftables;
-pub use rules::{MacGuard, NetworkRules, PortForward, Proto};
+pub use rules::{MacGuard, NetworkRules, PortForward, Proto, GUARDED_HOST_PORTS};
 pub use xtables::{Family, Flavour};
 
 use std::path::PathBuf;

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::hostfw::HostChains;
-use crate::rules::{MacGuard, NetworkRules, PortForward, Proto};
+use crate::rules::{MacGuard, NetworkRules, PortForward, Proto, GUARDED_HOST_PORTS};
 use crate::{find_program, run_tool, Backend, Firewall, FirewallError};
 
 /// The table every rule lives in.
@@ -92,6 +92,10 @@ pub fn base_script() -> String {
         "add rule {TABLE} input iifname @bridges ip daddr 127.0.0.0/8 ct direction reply accept\n"
     );
     s += &format!("add rule {TABLE} input iifname @bridges ip daddr 127.0.0.0/8 drop\n");
+    for (proto, port) in GUARDED_HOST_PORTS {
+        let p = proto.as_str();
+        s += &format!("add rule {TABLE} input iifname @bridges {p} dport {port} drop\n");
+    }
     s += &format!("add rule {TABLE} forward ct state established,related accept\n");
     s += &format!("add rule {TABLE} forward iifname vmap @from_bridge\n");
     s += &format!("add rule {TABLE} forward oifname vmap @to_bridge\n");

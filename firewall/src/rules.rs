@@ -63,6 +63,13 @@ impl Proto {
     }
 }
 
+/// Ports of the host's own services that nothing from a container's bridge may reach, on any
+/// of the host's addresses and whatever the host's own firewall allows: etcd's client and
+/// peer ports (the cluster store of overlay networks, or any other etcd the host runs) and
+/// the overlay's VXLAN port. (A port published on them goes to its container first.)
+pub const GUARDED_HOST_PORTS: [(Proto, u16); 3] =
+    [(Proto::Tcp, 2379), (Proto::Tcp, 2380), (Proto::Udp, 4789)];
+
 /// One published port: `host_ip:host_port` → `container_ip:container_port`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PortForward {

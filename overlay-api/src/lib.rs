@@ -54,11 +54,43 @@ pub enum ApiError {
     },
 }
 
+/// How the agent and etcd prove who they are to each other: TLS (etcd's certificate checked
+/// against `ca`; this host's client certificate `cert` + `key` for etcd's
+/// `--client-cert-auth`) and etcd's own users. Files, read by the agent when it starts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoreAuth {
+    /// The CA that signed etcd's certificates (`--etcd-cacert`): TLS to etcd when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
+    /// This host's client certificate, PEM (`--etcd-cert`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    /// Its private key, PEM (`--etcd-key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+    /// An etcd user (`--etcd-user`), with etcd's authentication on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The file holding that user's password (`--etcd-password-file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+}
+
+impl StoreAuth {
+    /// Whether the agent talks TLS to etcd.
+    pub fn tls(&self) -> bool {
+        self.ca.is_some() || self.cert.is_some()
+    }
+}
+
 /// The cluster configuration of this host (`netctl cluster join` writes it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClusterConfig {
-    /// etcd client URLs: `http://10.0.0.1:2379` ...
+    /// etcd client URLs: `https://10.0.0.1:2379` ...
     pub store: Vec<String>,
+    /// TLS and user settings for etcd.
+    #[serde(default)]
+    pub auth: StoreAuth,
     /// This host's address on the underlay (its VXLAN tunnels' source).
     pub advertise: IpAddr,
     /// This host's name in the cluster.

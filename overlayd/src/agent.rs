@@ -14,7 +14,7 @@ use ipnet::IpNet;
 use netctl_ipam::{AllocationOrder, Allocator, IpamConfig, IpamError, Owner, RangeConfig};
 use netctl_overlay_api::{
     ClusterConfig, CreateNetwork, EndpointRecord, HostRecord, HostStatus, LeasedAddress,
-    NetworkSpec, Reply, Request, FIRST_VNI, VXLAN_OVERHEAD,
+    NetworkSpec, Reply, Request, StoreAuth, FIRST_VNI, VXLAN_OVERHEAD,
 };
 use tokio::sync::Mutex;
 
@@ -40,9 +40,12 @@ pub struct Agent {
     pub leaving: tokio::sync::Notify,
 }
 
-/// The networks and remote endpoints this host knows.
+/// The hosts, networks and remote endpoints this host knows (each checked by
+/// [`crate::trust`] when read).
 #[derive(Default)]
 pub struct View {
+    /// Hosts by name.
+    pub hosts: BTreeMap<String, HostRecord>,
     /// Networks by name.
     pub networks: BTreeMap<String, NetworkSpec>,
     /// Remote endpoints by key.
@@ -74,9 +77,7 @@ impl Agent {
     /// Connects to etcd, takes up the tenure lease of an earlier run when it still lives (so
     /// addresses survive a restart), grants a liveness lease and registers the host.
     pub async fn start(cfg: ClusterConfig) -> Result<Agent> {
-        let opts = etcd_client::ConnectOptions::new()
-            .with_connect_timeout(Duration::from_secs(2))
-            .with_timeout(Duration::from_secs(3));
+        let opts = connect_options(&cfg.auth)?;
         let reachable = crate::members::reachable(&cfg.store).await;
         let first: &[String] = if reachable.is_empty() {
             &cfg.store
@@ -215,9 +216,11 @@ impl Agent {
             .get(keys::network(network), None)
             .await
             .ok()?;
-        resp.kvs()
+        let spec: NetworkSpec = resp
+            .kvs()
             .first()
-            .and_then(|kv| serde_json::from_slice(kv.value()).ok())
+            .and_then(|kv| serde_json::from_slice(kv.value()).ok())?;
+        crate::trust::network(network, &spec).ok().map(|()| spec)
     }
 
     async fn join(&self, network: &str) -> Reply {
@@ -507,6 +510,7 @@ impl Agent {
             .kvs()
             .iter()
             .filter_map(|kv| serde_json::from_slice::<HostRecord>(kv.value()).ok())
+            .filter(|h| crate::trust::host(&h.host, h).is_ok())
             .map(|h| HostStatus {
                 alive: alive.contains(&keys::alive(&h.host)),
                 this: h.host == self.cfg.host,
@@ -530,6 +534,43 @@ impl Agent {
         let _ = std::fs::remove_file(tenure_file(&self.cfg));
         Ok(())
     }
+}
+
+/// How the client reaches etcd: deadlines, and the TLS identity and user of `auth`.
+fn connect_options(auth: &StoreAuth) -> Result<etcd_client::ConnectOptions> {
+    let read =
+        |p: &std::path::Path| std::fs::read(p).with_context(|| format!("read {}", p.display()));
+    let mut opts = etcd_client::ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(2))
+        .with_timeout(Duration::from_secs(3));
+    if auth.tls() {
+        let mut tls = etcd_client::TlsOptions::new();
+        if let Some(ca) = &auth.ca {
+            tls = tls.ca_certificate(etcd_client::Certificate::from_pem(read(ca)?));
+        }
+        match (&auth.cert, &auth.key) {
+            (Some(cert), Some(key)) => {
+                tls = tls.identity(etcd_client::Identity::from_pem(read(cert)?, read(key)?));
+            }
+            (None, None) => {}
+            _ => {
+                return Err(anyhow!(
+                    "a client certificate needs its key, and a key its certificate"
+                ))
+            }
+        }
+        opts = opts.with_tls(tls);
+    }
+    if let Some(user) = &auth.user {
+        let file = auth
+            .password_file
+            .as_deref()
+            .ok_or_else(|| anyhow!("etcd user {user} needs a password file"))?;
+        let password = String::from_utf8(read(file)?)
+            .with_context(|| format!("{} is not text", file.display()))?;
+        opts = opts.with_user(user, password.trim_end_matches(['\n', '\r']));
+    }
+    Ok(opts)
 }
 
 fn reply(r: Result<()>) -> Reply {

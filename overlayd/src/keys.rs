@@ -2,6 +2,8 @@
 
 use netctl_overlay_api::PREFIX;
 
+pub use crate::trust::EndpointKey;
+
 /// Every key of the cluster.
 pub fn all() -> String {
     PREFIX.to_string()
@@ -60,13 +62,15 @@ pub fn endpoints_of(network: &str) -> String {
 /// What a key is, for the watch.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Kind<'a> {
+    /// `hosts/<host>`.
+    Host(&'a str),
     /// `networks/<name>`.
     Network(&'a str),
     /// `endpoints/<network>/<host>/<id>`.
-    Endpoint,
+    Endpoint(EndpointKey<'a>),
     /// `alive/<host>`.
     Alive(&'a str),
-    /// Anything else (hosts, IPAM, VNIs).
+    /// Anything else (IPAM, VNIs, and endpoint keys of another shape).
     Other,
 }
 
@@ -77,10 +81,18 @@ pub fn kind(key: &str) -> Kind<'_> {
     };
     if let Some(name) = rel.strip_prefix("networks/") {
         Kind::Network(name)
-    } else if rel.starts_with("endpoints/") {
-        Kind::Endpoint
+    } else if let Some(path) = rel.strip_prefix("endpoints/") {
+        let mut parts = path.splitn(3, '/');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(network), Some(host), Some(id)) => {
+                Kind::Endpoint(EndpointKey { network, host, id })
+            }
+            _ => Kind::Other,
+        }
     } else if let Some(host) = rel.strip_prefix("alive/") {
         Kind::Alive(host)
+    } else if let Some(host) = rel.strip_prefix("hosts/") {
+        Kind::Host(host)
     } else {
         Kind::Other
     }

@@ -6,8 +6,9 @@
 //! ```
 //!
 //! It serves the local plugins and the CLI on `<runDir>/overlay/agent.sock`: one JSON request
-//! and reply per line, at most 64 clients at once, each line at most 64 KiB, a client idle
-//! for 10 s is let go.
+//! and reply per line, each line at most 64 KiB; at most 64 clients at once, and when all
+//! places are taken the client idle longest makes room for the new one; a client idle for
+//! 10 s is let go. Names in requests are checked as the CLI checks them.
 //!
 //! Signals: SIGTERM or SIGINT end it at once, its socket and pid file removed. Its leases stay
 //! with etcd, so an agent started again within the liveness TTL (a restart, an upgrade) takes
@@ -15,10 +16,12 @@
 //! SIGHUP is ignored.
 
 mod agent;
+mod clients;
 mod keys;
 mod local;
 mod members;
 mod store;
+mod trust;
 mod watch;
 
 use std::path::PathBuf;
@@ -29,9 +32,7 @@ use anyhow::{anyhow, Context, Result};
 use netctl_overlay_api::{socket_path, ClusterConfig, Reply, Request};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::Semaphore;
 
-const MAX_CLIENTS: usize = 64;
 const MAX_LINE: usize = 64 * 1024;
 const IDLE: Duration = Duration::from_secs(10);
 
@@ -117,7 +118,7 @@ async fn run(cfg: ClusterConfig) -> Result<()> {
         socket.with_file_name("agent.pid"),
         std::process::id().to_string(),
     );
-    let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
+    let clients = clients::Clients::default();
     let stopped = |socket: &std::path::Path| {
         let _ = std::fs::remove_file(socket);
         let _ = std::fs::remove_file(socket.with_file_name("agent.pid"));
@@ -133,13 +134,13 @@ async fn run(cfg: ClusterConfig) -> Result<()> {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 };
-                let Ok(slot) = slots.clone().try_acquire_owned() else {
-                    continue; // too many clients: this one is dropped
-                };
-                let agent = agent.clone();
+                let (agent, clients) = (agent.clone(), clients.clone());
                 tokio::spawn(async move {
-                    serve(agent, conn).await;
-                    drop(slot);
+                    let Some(place) = clients.place().await else {
+                        return; // every client is mid-request: this one is dropped
+                    };
+                    serve(agent, &clients, conn).await;
+                    drop(place);
                 });
             }
             () = agent.leaving.notified() => return stopped(&socket),
@@ -147,18 +148,29 @@ async fn run(cfg: ClusterConfig) -> Result<()> {
     }
 }
 
-async fn serve(agent: Arc<agent::Agent>, conn: UnixStream) {
+async fn serve(agent: Arc<agent::Agent>, clients: &clients::Clients, conn: UnixStream) {
     let (read, mut write) = conn.into_split();
     let mut reader = BufReader::new(read);
     loop {
         let mut buf = Vec::new();
         let mut limited = (&mut reader).take(MAX_LINE as u64 + 1);
-        let line = match tokio::time::timeout(IDLE, limited.read_until(b'\n', &mut buf)).await {
-            Ok(Ok(n)) if n > 0 && n <= MAX_LINE => String::from_utf8_lossy(&buf).into_owned(),
-            _ => return,
+        let idle = clients.idle();
+        let line = tokio::select! {
+            read = tokio::time::timeout(IDLE, limited.read_until(b'\n', &mut buf)) => match read {
+                Ok(Ok(n)) if n > 0 && n <= MAX_LINE => String::from_utf8_lossy(&buf).into_owned(),
+                _ => return,
+            },
+            () = idle.closed() => return, // its place went to a new client
         };
+        drop(idle);
         let reply = match serde_json::from_str::<Request>(&line) {
-            Ok(req) => agent.handle(req).await,
+            Ok(req) => match trust::request(&req) {
+                Ok(()) => agent.handle(req).await,
+                Err(message) => Reply::Error {
+                    retry: false,
+                    message,
+                },
+            },
             Err(e) => Reply::Error {
                 retry: false,
                 message: format!("unreadable request: {e}"),

@@ -7,11 +7,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use etcd_client::{EventType, GetOptions, KeyValue, WatchOptions};
-use netctl_overlay_api::{EndpointRecord, NetworkSpec};
+use netctl_overlay_api::{EndpointRecord, HostRecord, NetworkSpec};
 
 use crate::agent::{Agent, View};
 use crate::keys::{self, Kind};
 use crate::local;
+use crate::trust;
 
 /// How often everything is listed again, whatever the watch said.
 const RESYNC: Duration = Duration::from_secs(60);
@@ -105,8 +106,75 @@ pub async fn follow(agent: Arc<Agent>) {
     }
 }
 
-/// Reads every network and endpoint and makes this host match (what was removed while the
-/// watch was away goes too); the revision read at.
+/// A value read from etcd as a `T`, or (logged) nothing.
+fn parsed<T: serde::de::DeserializeOwned>(key: &str, value: &[u8]) -> Option<T> {
+    serde_json::from_slice(value)
+        .map_err(|e| skipped(key, &format!("not a record: {e}")))
+        .ok()
+}
+
+/// A record that fails the checks of [`crate::trust`] is logged and changes nothing.
+fn skipped(key: &str, why: &str) {
+    eprintln!("netctl-overlayd: skipped {key}: {why}");
+}
+
+/// The host record at `key`, if it is one and passes the checks.
+fn checked_host(key: &str, name: &str, value: &[u8]) -> Option<HostRecord> {
+    let h: HostRecord = parsed(key, value)?;
+    trust::host(name, &h)
+        .map_err(|why| skipped(key, &why))
+        .ok()?;
+    Some(h)
+}
+
+/// The network spec at `key`, if it is one and passes the checks.
+fn checked_network(key: &str, name: &str, value: &[u8]) -> Option<NetworkSpec> {
+    let s: NetworkSpec = parsed(key, value)?;
+    trust::network(name, &s)
+        .map_err(|why| skipped(key, &why))
+        .ok()?;
+    Some(s)
+}
+
+/// Another host's endpoint at `key`, if it is one and passes the checks against the
+/// network and host records `view` has (and, when `new`, its host has room for one more).
+fn checked_endpoint(
+    agent: &Agent,
+    view: &View,
+    key: &str,
+    value: &[u8],
+    new: bool,
+) -> Option<EndpointRecord> {
+    let Kind::Endpoint(k) = keys::kind(key) else {
+        return None;
+    };
+    if k.host == agent.cfg.host {
+        return None; // this host's own
+    }
+    let e: EndpointRecord = parsed(key, value)?;
+    let (Some(spec), Some(owner)) = (view.networks.get(k.network), view.hosts.get(k.host)) else {
+        skipped(
+            key,
+            "its network or its host is not (validly) in the cluster",
+        );
+        return None;
+    };
+    trust::endpoint(&k, &e, spec, owner)
+        .map_err(|why| skipped(key, &why))
+        .ok()?;
+    let held = view.remote.values().filter(|o| o.host == e.host).count();
+    if new && held >= trust::MAX_ENDPOINTS_PER_HOST {
+        skipped(
+            key,
+            &format!("host {} already has {held} endpoints", e.host),
+        );
+        return None;
+    }
+    Some(e)
+}
+
+/// Reads every host, network and endpoint and makes this host match (what was removed while
+/// the watch was away goes too); the revision read at.
 async fn relist(agent: &Arc<Agent>) -> Result<i64> {
     let resp = agent
         .etcd
@@ -115,22 +183,29 @@ async fn relist(agent: &Arc<Agent>) -> Result<i64> {
         .await?;
     let revision = resp.header().map_or(0, |h| h.revision());
     let mut fresh = View::default();
-    for kv in resp.kvs() {
-        let key = String::from_utf8_lossy(kv.key()).into_owned();
-        match keys::kind(&key) {
+    let kvs: Vec<(String, &[u8])> = resp
+        .kvs()
+        .iter()
+        .map(|kv| (String::from_utf8_lossy(kv.key()).into_owned(), kv.value()))
+        .collect();
+    for (key, value) in &kvs {
+        match keys::kind(key) {
+            Kind::Host(name) => {
+                if let Some(h) = checked_host(key, name, value) {
+                    fresh.hosts.insert(name.to_string(), h);
+                }
+            }
             Kind::Network(name) => {
-                if let Ok(s) = serde_json::from_slice::<NetworkSpec>(kv.value()) {
+                if let Some(s) = checked_network(key, name, value) {
                     fresh.networks.insert(name.to_string(), s);
                 }
             }
-            Kind::Endpoint => {
-                if let Ok(e) = serde_json::from_slice::<EndpointRecord>(kv.value()) {
-                    if e.host != agent.cfg.host {
-                        fresh.remote.insert(key, e);
-                    }
-                }
-            }
             _ => {}
+        }
+    }
+    for (key, value) in &kvs {
+        if let Some(e) = checked_endpoint(agent, &fresh, key, value, true) {
+            fresh.remote.insert(key.clone(), e);
         }
     }
     let mut view = agent.view.lock().await;
@@ -147,6 +222,7 @@ async fn relist(agent: &Arc<Agent>) -> Result<i64> {
         .map(|(k, e)| (k.clone(), e.clone()))
         .collect();
     *view = View {
+        hosts: fresh.hosts,
         networks: fresh.networks,
         remote: Default::default(),
         beats: std::mem::take(&mut view.beats),
@@ -214,28 +290,34 @@ fn apply(
 ) -> Option<NetworkSpec> {
     let key = String::from_utf8_lossy(kv.key()).into_owned();
     match keys::kind(&key) {
+        Kind::Host(name) if put => {
+            if let Some(h) = checked_host(&key, name, kv.value()) {
+                view.hosts.insert(name.to_string(), h);
+            }
+        }
+        Kind::Host(name) => {
+            view.hosts.remove(name);
+        }
         Kind::Network(name) if put => {
-            if let Ok(s) = serde_json::from_slice::<NetworkSpec>(kv.value()) {
+            if let Some(s) = checked_network(&key, name, kv.value()) {
                 network_put(agent, &s);
                 view.networks.insert(name.to_string(), s);
             }
         }
         Kind::Network(name) => return view.networks.remove(name),
-        Kind::Endpoint if put => {
-            if let Ok(e) = serde_json::from_slice::<EndpointRecord>(kv.value()) {
-                if e.host != agent.cfg.host {
-                    beat(agent, view, &e.host.clone()); // a fresh write: its agent lives
-                    endpoint_put(agent, view, key, e);
-                }
+        Kind::Endpoint(_) if put => {
+            let new = !view.remote.contains_key(&key);
+            if let Some(e) = checked_endpoint(agent, view, &key, kv.value(), new) {
+                beat(agent, view, &e.host.clone()); // a fresh write: its agent lives
+                endpoint_put(agent, view, key, e);
             }
         }
         Kind::Alive(host) if put => beat(agent, view, host),
-        Kind::Endpoint => {
-            let gone = view
-                .remote
-                .remove(&key)
-                .or_else(|| prev.and_then(|p| serde_json::from_slice(p.value()).ok()));
-            if let Some(e) = gone.filter(|e: &EndpointRecord| e.host != agent.cfg.host) {
+        Kind::Endpoint(_) => {
+            let gone = view.remote.remove(&key).or_else(|| {
+                prev.and_then(|p| checked_endpoint(agent, view, &key, p.value(), false))
+            });
+            if let Some(e) = gone {
                 endpoint_gone(agent, view, &e);
             }
         }

@@ -3,6 +3,10 @@
 //! leg on the test host's `underlay` bridge (10.99.0.N/24), one etcd member and, once it
 //! joins, its own netctl-overlayd. Containers are namespaces made inside a machine. Dropping
 //! the [`Lab`] kills every process of every machine; the kernel frees the rest.
+//!
+//! The cluster is secured as docs/overlay.md shows: a CA made for the lab signs each
+//! machine's certificate (its etcd member's server and peer certificate, and its agent's
+//! client certificate), and etcd asks for client certificates on both ports.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -16,6 +20,51 @@ pub struct Lab {
     pub host: TestHost,
     /// The machines, `m1`, `m2`, ...
     pub machines: Vec<Machine>,
+    /// The lab's CA and certificates; None for a lab without TLS ([`Lab::plain`]).
+    pub pki: Option<Pki>,
+}
+
+/// The lab's certificates, made with openssl: `ca.crt`, and `mN.crt` + `mN.key` for each
+/// machine (its underlay address as subject alternative name; server and client use).
+pub struct Pki {
+    /// Where the files are.
+    pub dir: PathBuf,
+}
+
+impl Pki {
+    fn make(dir: PathBuf, machines: &[Machine]) -> Pki {
+        std::fs::create_dir_all(&dir).expect("pki folder");
+        let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+        let mut script = format!(
+            "set -e; cd {d}; openssl req -x509 {ec} -keyout ca.key -out ca.crt -days 2 -subj /CN=netctl-lab-ca 2>/dev/null\n",
+            d = dir.display()
+        );
+        for m in machines {
+            let n = &m.name;
+            script += &format!(
+                "openssl req {ec} -keyout {n}.key -out {n}.csr -subj /CN={n} 2>/dev/null\n\
+                 printf 'subjectAltName=IP:{addr}\\nextendedKeyUsage=serverAuth,clientAuth\\n' > {n}.ext\n\
+                 openssl x509 -req -in {n}.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile {n}.ext -out {n}.crt 2>/dev/null\n",
+                addr = m.addr
+            );
+        }
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "make the lab's certificates: {}",
+            crate::output_text(&out)
+        );
+        Pki { dir }
+    }
+
+    /// A file of the PKI, as a string.
+    pub fn file(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
 }
 
 /// One machine of a [`Lab`].
@@ -29,30 +78,70 @@ pub struct Machine {
 }
 
 impl Lab {
-    /// `count` machines on one underlay, each running an etcd member of one cluster (all
-    /// healthy before this returns); none has joined the overlay yet.
+    /// `count` machines on one underlay, each running an etcd member of one cluster with
+    /// TLS and client certificates on both ports (all healthy before this returns); none has
+    /// joined the overlay yet.
     pub fn new(count: usize) -> Lab {
+        Lab::make(count, true)
+    }
+
+    /// The same lab with etcd in plain HTTP and no client certificates (what the overlay
+    /// benchmark sets beside the secured one).
+    pub fn plain(count: usize) -> Lab {
+        Lab::make(count, false)
+    }
+
+    fn make(count: usize, tls: bool) -> Lab {
         let host = TestHost::new();
         host.sh("ip link add underlay type bridge && ip link set underlay up");
         let machines: Vec<Machine> = (1..=count).map(|i| Machine::start(&host, i)).collect();
-        let cluster: Vec<String> = machines
+        let pki = tls.then(|| Pki::make(host.dir().join("pki"), &machines));
+        let lab = Lab {
+            host,
+            machines,
+            pki,
+        };
+        let cluster: Vec<String> = lab
+            .machines
             .iter()
-            .map(|m| format!("{}=http://{}:2380", m.name, m.addr))
+            .map(|m| format!("{}={}://{}:2380", m.name, lab.scheme(), m.addr))
             .collect();
-        let lab = Lab { host, machines };
         for m in &lab.machines {
-            m.start_etcd(&cluster.join(","));
+            m.start_etcd(&cluster.join(","), lab.pki.as_ref());
         }
         eventually("etcd has a leader", Duration::from_secs(20), || {
-            match lab.machines[0].try_sh(&format!(
-                "ETCDCTL_API=3 etcdctl --dial-timeout=1s --command-timeout=2s --endpoints={} endpoint health",
-                lab.endpoints()
+            match lab.machines[0].try_sh(&lab.etcdctl(
+                1,
+                &format!("--endpoints={} endpoint health", lab.endpoints()),
             )) {
                 (true, _) => Ok(()),
                 (false, out) => Err(out),
             }
         });
         lab
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.pki.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// An `etcdctl` command line run on machine `from` (with that machine's client
+    /// certificate in a secured lab).
+    pub fn etcdctl(&self, from: usize, args: &str) -> String {
+        let tls = self.pki.as_ref().map_or(String::new(), |p| {
+            let n = &self.m(from).name;
+            format!(
+                "--cacert={} --cert={} --key={} ",
+                p.file("ca.crt"),
+                p.file(&format!("{n}.crt")),
+                p.file(&format!("{n}.key"))
+            )
+        });
+        format!("ETCDCTL_API=3 etcdctl --dial-timeout=1s --command-timeout=2s {tls}{args}")
     }
 
     /// The machine `m<n>`.
@@ -64,16 +153,57 @@ impl Lab {
     pub fn endpoints(&self) -> String {
         self.machines
             .iter()
-            .map(|m| format!("http://{}:2379", m.addr))
+            .map(|m| format!("{}://{}:2379", self.scheme(), m.addr))
             .collect::<Vec<_>>()
             .join(",")
     }
 
     /// `netctl cluster join` on every machine (TTLs in seconds).
     pub fn join_all(&self, liveness_ttl: u32, tenure_ttl: u32) {
-        for m in &self.machines {
-            m.join(&self.store(), liveness_ttl, tenure_ttl);
+        for n in 1..=self.machines.len() {
+            self.join(n, liveness_ttl, tenure_ttl);
         }
+    }
+
+    /// `netctl cluster join` on machine `n`, with its certificate in a secured lab.
+    pub fn join(&self, n: usize, liveness_ttl: u32, tenure_ttl: u32) {
+        let m = self.m(n);
+        let args = self.join_args(n, liveness_ttl, tenure_ttl);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, out, err) = m.netctl(&args);
+        assert_eq!(code, 0, "{}: cluster join failed: {out}{err}", m.name);
+    }
+
+    /// The arguments of `netctl cluster join` for machine `n`.
+    pub fn join_args(&self, n: usize, liveness_ttl: u32, tenure_ttl: u32) -> Vec<String> {
+        let m = self.m(n);
+        let mut args: Vec<String> = [
+            "cluster",
+            "join",
+            "--store",
+            &self.store(),
+            "--advertise",
+            &m.addr,
+            "--host-name",
+            &m.name,
+            "--liveness-ttl",
+            &liveness_ttl.to_string(),
+            "--tenure-ttl",
+            &tenure_ttl.to_string(),
+        ]
+        .map(String::from)
+        .to_vec();
+        if let Some(p) = &self.pki {
+            for (flag, file) in [
+                ("--etcd-cacert", "ca.crt".to_string()),
+                ("--etcd-cert", format!("{}.crt", m.name)),
+                ("--etcd-key", format!("{}.key", m.name)),
+            ] {
+                args.push(flag.into());
+                args.push(p.file(&file));
+            }
+        }
+        args
     }
 
     /// The `--store` every machine joins with.
@@ -88,9 +218,9 @@ impl Lab {
 
     /// The machine (1-based) whose etcd member leads the cluster.
     pub fn etcd_leader(&self) -> usize {
-        let out = self.m(1).sh(&format!(
-            "ETCDCTL_API=3 etcdctl --endpoints={} endpoint status -w json",
-            self.endpoints()
+        let out = self.m(1).sh(&self.etcdctl(
+            1,
+            &format!("--endpoints={} endpoint status -w json", self.endpoints()),
         ));
         let status: serde_json::Value =
             serde_json::from_str(&out).expect("etcdctl endpoint status -w json");
@@ -111,9 +241,13 @@ impl Lab {
 
     /// The keys under `prefix` in etcd, read through machine `from`.
     pub fn keys(&self, from: usize, prefix: &str) -> String {
-        self.m(from).sh(&format!(
-            "ETCDCTL_API=3 etcdctl --endpoints={} get --prefix --keys-only {prefix}",
-            self.m(from).local_etcd()
+        self.m(from).sh(&self.etcdctl(
+            from,
+            &format!(
+                "--endpoints={}://{}:2379 get --prefix --keys-only {prefix}",
+                self.scheme(),
+                self.m(from).addr
+            ),
         ))
     }
 }
@@ -176,43 +310,36 @@ impl Machine {
         PathBuf::from(format!("/proc/{}/ns/net", self.pid()))
     }
 
-    fn local_etcd(&self) -> String {
-        format!("http://{}:2379", self.addr)
-    }
-
-    fn start_etcd(&self, cluster: &str) {
+    fn start_etcd(&self, cluster: &str, pki: Option<&Pki>) {
         let (name, addr) = (&self.name, &self.addr);
         let data = self.scratch.join("etcd");
         let log = self.scratch.join("etcd.log");
+        let (scheme, tls) = match pki {
+            Some(p) => {
+                let (ca, crt, key) = (
+                    p.file("ca.crt"),
+                    p.file(&format!("{name}.crt")),
+                    p.file(&format!("{name}.key")),
+                );
+                (
+                    "https",
+                    format!(
+                        "--cert-file {crt} --key-file {key} --trusted-ca-file {ca} --client-cert-auth \
+                         --peer-cert-file {crt} --peer-key-file {key} --peer-trusted-ca-file {ca} --peer-client-cert-auth"
+                    ),
+                )
+            }
+            None => ("http", String::new()),
+        };
         self.sh(&format!(
-            "etcd --name {name} --data-dir {data} --listen-peer-urls http://{addr}:2380 \
-             --initial-advertise-peer-urls http://{addr}:2380 \
-             --listen-client-urls http://{addr}:2379 --advertise-client-urls http://{addr}:2379 \
+            "etcd --name {name} --data-dir {data} --listen-peer-urls {scheme}://{addr}:2380 \
+             --initial-advertise-peer-urls {scheme}://{addr}:2380 \
+             --listen-client-urls {scheme}://{addr}:2379 --advertise-client-urls {scheme}://{addr}:2379 \
              --initial-cluster {cluster} --initial-cluster-state new --initial-cluster-token netctl-test \
-             --heartbeat-interval 100 --election-timeout 1000 >{log} 2>&1 &",
+             --heartbeat-interval 100 --election-timeout 1000 {tls} >{log} 2>&1 &",
             data = data.display(),
             log = log.display()
         ));
-    }
-
-    /// `netctl cluster join` with the lab's store.
-    pub fn join(&self, store: &str, liveness_ttl: u32, tenure_ttl: u32) {
-        let l = liveness_ttl.to_string();
-        let t = tenure_ttl.to_string();
-        self.netctl_ok(&[
-            "cluster",
-            "join",
-            "--store",
-            store,
-            "--advertise",
-            &self.addr,
-            "--host-name",
-            &self.name,
-            "--liveness-ttl",
-            &l,
-            "--tenure-ttl",
-            &t,
-        ]);
     }
 
     /// Runs a shell command in this machine; returns whether it succeeded and its output.

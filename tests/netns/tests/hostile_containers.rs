@@ -178,3 +178,91 @@ fn the_dns_server_answers_no_one_outside_the_network() {
         );
     }
 }
+
+/// A container on a plain bridge network goes for its host's cluster store and tunnels: TCP
+/// to etcd's client and peer ports (2379, 2380) and a datagram to the VXLAN port (4789), on
+/// the gateway and on the host's other address, while the host's own firewall lets all of
+/// it in. Nothing arrives; the host itself still reaches those ports. Both backends.
+fn a_container_cannot_reach_the_hosts_store_or_vxlan_ports(backend: &str) {
+    let mut host = TestHost::new();
+    host.sh("ip link add uplink type veth peer name uplink-peer && ip addr add 192.0.2.1/24 dev uplink && ip link set uplink up");
+    let www = host.dir().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("index.html"), "etcd of the host\n").unwrap();
+    let host_ns = Path::new("/proc/self/ns/net").to_path_buf();
+    for port in [2379, 2380] {
+        host.spawn_in(
+            &host_ns,
+            &format!("busybox httpd -f -p {port} -h {}", www.display()),
+        );
+    }
+    let vxlan = std::net::UdpSocket::bind("0.0.0.0:4789").unwrap();
+    vxlan
+        .set_read_timeout(Some(std::time::Duration::from_millis(300)))
+        .unwrap();
+    let mut list = bridge_list("web", "br-store", "172.18.0.0/16");
+    list["plugins"][0]["firewallBackend"] = json!(backend);
+    let (_, list) = host.conflist("web", &list);
+    let ns = host.container("attacker");
+    host.cni()
+        .add(&list, &attachment("attacker", Some(&ns), "eth0"))
+        .expect("ADD");
+    let get = |addr: &str, port: u16| {
+        format!("printf \"GET / HTTP/1.0\\r\\n\\r\\n\" | busybox nc -w 1 {addr} {port}")
+    };
+    netctl_netns_tests::eventually(
+        "the host reaches its own etcd ports",
+        std::time::Duration::from_secs(3),
+        || match host.try_sh(&get("192.0.2.1", 2379)) {
+            (_, out) if out.contains("etcd of the host") => Ok(()),
+            (_, out) => Err(out),
+        },
+    );
+    for addr in ["172.18.0.1", "192.0.2.1"] {
+        for port in [2379, 2380] {
+            let (_, out) = host.try_sh_in(&ns, &get(addr, port));
+            assert!(
+                !out.contains("etcd of the host"),
+                "{backend}: the container reached {addr}:{port}: {out}"
+            );
+        }
+        send_udp(&ns, addr, 4789);
+        let mut buf = [0u8; 64];
+        let got = vxlan.recv_from(&mut buf);
+        assert!(
+            got.is_err(),
+            "{backend}: a datagram from the container reached {addr}:4789: {got:?}"
+        );
+    }
+    std::net::UdpSocket::bind("0.0.0.0:0")
+        .unwrap()
+        .send_to(b"from the host", "192.0.2.1:4789")
+        .unwrap();
+    let mut buf = [0u8; 64];
+    assert!(
+        vxlan.recv_from(&mut buf).is_ok(),
+        "the host's own datagram arrives"
+    );
+}
+
+/// One datagram to `addr:port` from inside namespace `ns`.
+fn send_udp(ns: &Path, addr: &str, port: u16) {
+    let to = format!("{addr}:{port}");
+    netctl_net::NetNs::open(ns)
+        .unwrap()
+        .run(move || {
+            let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+            s.send_to(b"injected", to).unwrap();
+        })
+        .unwrap();
+}
+
+#[test]
+fn a_container_cannot_reach_the_hosts_store_or_vxlan_ports_nftables() {
+    a_container_cannot_reach_the_hosts_store_or_vxlan_ports("nftables");
+}
+
+#[test]
+fn a_container_cannot_reach_the_hosts_store_or_vxlan_ports_iptables() {
+    a_container_cannot_reach_the_hosts_store_or_vxlan_ports("iptables");
+}

@@ -355,7 +355,7 @@ fn a_killed_agents_containers_leave_and_come_back_with_their_addresses() {
     );
     let took = killed.elapsed();
     assert!(took <= Duration::from_secs(4), "gone after {took:?}");
-    lab.m(3).join(&lab.store(), 3, 300);
+    lab.join(3, 3, 300);
     eventually(
         "c3 is back on m1",
         Duration::from_secs(3),
@@ -524,23 +524,16 @@ fn network_rm_waits_for_every_host_and_leaves_nothing() {
 #[test]
 fn without_etcd_add_says_try_again_and_running_containers_keep_talking() {
     let lab = Lab::new(2);
-    lab.m(1).join(&lab.store(), 5, 300);
+    lab.join(1, 5, 300);
     overlay_network_on_one(&lab);
     lab.m(2).sh("ip link set eth0 mtu 1400");
-    let (code, out, err) = lab.m(2).netctl(&[
-        "cluster",
-        "join",
-        "--store",
-        &lab.store(),
-        "--advertise",
-        "10.99.0.2",
-        "--host-name",
-        "m2",
-    ]);
+    let args = lab.join_args(2, 5, 300);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, out, err) = lab.m(2).netctl(&args);
     assert_ne!(code, 0, "refused: {out} {}", lab.m(2).agent_log());
     assert!(err.contains("MTU 1400 is too small"), "{err}");
     lab.m(2).sh("ip link set eth0 mtu 1500");
-    lab.m(2).join(&lab.store(), 5, 300);
+    lab.join(2, 5, 300);
 
     let ns1 = lab.m(1).container("c1");
     let ns2 = lab.m(2).container("c2");
