@@ -118,22 +118,51 @@ pub fn join(engine: &Engine, opts: &JoinOptions) -> Result<()> {
         run_dir: engine.run_dir.clone(),
     };
     let path = ClusterConfig::path(&engine.root);
-    let bytes =
-        serde_json::to_vec_pretty(&cfg).ctx(|| "encode the cluster configuration".into())?;
-    netctl_cni::fsutil::write_atomic(&path, &bytes).ctx(|| format!("write {}", path.display()))?;
-    // It names the key and the password file: root's alone.
-    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .ctx(|| format!("restrict {}", path.display()))?;
+    let before = std::fs::read(&path).ok();
+    let started = write_config(&path, &cfg).and_then(|()| start_agent(engine, &path));
+    if started.is_err() {
+        // A join that did not happen leaves the configuration as it was.
+        let _ = match before {
+            Some(old) => netctl_cni::fsutil::write_atomic(&path, &old),
+            None => netctl_cni::fsutil::remove_if_exists(&path),
+        };
+    }
+    started.map_err(|e| e.context(format!("join the cluster at {store} as {advertise}")))
+}
+
+/// Writes the cluster configuration, root's alone (it names the key and the password file).
+fn write_config(path: &std::path::Path, cfg: &ClusterConfig) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(cfg).ctx(|| "encode the cluster configuration".into())?;
+    netctl_cni::fsutil::write_atomic(path, &bytes).ctx(|| format!("write {}", path.display()))?;
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .ctx(|| format!("restrict {}", path.display()))
+}
+
+/// Starts the agent (the `netctl-overlayd` beside this binary) on the configuration at
+/// `path` and waits until it answers.
+fn start_agent(engine: &Engine, path: &std::path::Path) -> Result<()> {
     let agent = netctl_overlay_api::agent_beside_me()
         .ok_or_else(|| Error::State("netctl-overlayd is not beside netctl".into()))?;
     let mut client = netctl_overlay_api::connect_or_start(
         &agent,
-        &path,
+        path,
         &engine.run_dir,
         Duration::from_secs(10),
     )
-    .map_err(|e| api(e).context(format!("is etcd at {store} reachable from {advertise}?")))?;
+    .map_err(api)?;
     client.call(&Request::Ping).map_err(api).map(drop)
+}
+
+/// Tells this host's agent, if the host is in a cluster, that its own networks changed, so
+/// that no overlay network is created by the name of one (best effort: the agent also looks
+/// every minute, and never writes an overlay's conflist over a network of the host's own).
+pub fn local_networks_changed(engine: &Engine) {
+    if ClusterConfig::read(&engine.root).is_none() {
+        return;
+    }
+    if let Ok(mut c) = Client::connect(&engine.run_dir, Duration::from_secs(2)) {
+        let _ = c.call(&Request::LocalNetworksChanged);
+    }
 }
 
 /// The hosts of the cluster.

@@ -288,7 +288,9 @@ impl NetworkStore {
                 source,
             })?;
         let path = self.path(&n.name);
-        fsutil::remove_if_exists(&path).ctx(|| format!("remove {}", path.display()))
+        fsutil::remove_if_exists(&path).ctx(|| format!("remove {}", path.display()))?;
+        crate::cluster::local_networks_changed(engine);
+        Ok(())
     }
 }
 
@@ -583,6 +585,7 @@ pub fn create(engine: &Engine, req: &CreateRequest) -> Result<Network> {
                     "capabilities": {"aliases": true, "dns": true}}]
     }))?;
     store.write(&list)?;
+    crate::cluster::local_networks_changed(engine);
     store.find(&req.name)
 }
 

@@ -14,6 +14,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+use crate::cluster::{self, ClusterRules};
 use crate::hostfw::HostChains;
 use crate::names::IfName;
 use crate::rules::{MacGuard, NetworkRules, PortForward, GUARDED_HOST_PORTS};
@@ -401,6 +402,24 @@ impl Firewall for Iptables {
             "-t", "filter", "-D", MACGUARD, "-i", &port, "-s", "!", &mac, "-j", "DROP",
         ];
         while self.ebtables(&del)? {}
+        Ok(())
+    }
+
+    fn set_cluster(&self, rules: &ClusterRules) -> Result<(), FirewallError> {
+        for v4 in [true, false] {
+            let x = self.family(v4);
+            let script = cluster::ipt_script(rules, x.family, &x.save("filter")?);
+            x.restore(&script, "set the cluster's rules")?;
+        }
+        Ok(())
+    }
+
+    fn clear_cluster(&self) -> Result<(), FirewallError> {
+        for v4 in [true, false] {
+            let x = self.family(v4);
+            let script = cluster::ipt_clear_script(&x.save("filter")?);
+            x.restore(&script, "remove the cluster's rules")?;
+        }
         Ok(())
     }
 }

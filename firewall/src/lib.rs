@@ -13,6 +13,7 @@
 //! ([`HostChains`]), a `NETCTL-FORWARD` chain that accepts traffic of netctl's bridges only
 //! (which `inet netctl` has already filtered); nothing else of the host's policy changes.
 
+mod cluster;
 mod hostfw;
 mod ipt;
 mod names;
@@ -20,6 +21,7 @@ mod nft;
 mod rules;
 mod xtables;
 
+pub use cluster::ClusterRules;
 pub use hostfw::HostChains;
 pub use ipt::Iptables;
 pub use names::{IfName, MacAddr};
@@ -86,6 +88,10 @@ pub trait Firewall {
     fn add_mac_guard(&self, guard: &MacGuard) -> Result<(), FirewallError>;
     /// Removes a MAC guard; one already gone is fine.
     fn del_mac_guard(&self, guard: &MacGuard) -> Result<(), FirewallError>;
+    /// Makes the cluster's rules exactly `rules` (see [`ClusterRules`]).
+    fn set_cluster(&self, rules: &ClusterRules) -> Result<(), FirewallError>;
+    /// Removes the cluster's rules; rules already gone are fine.
+    fn clear_cluster(&self) -> Result<(), FirewallError>;
 }
 
 /// A firewall backend by name, as the conflist's `firewallBackend` gives it.
@@ -169,6 +175,12 @@ impl Firewall for NoFirewall {
         Ok(())
     }
     fn del_mac_guard(&self, _: &MacGuard) -> Result<(), FirewallError> {
+        Ok(())
+    }
+    fn set_cluster(&self, _: &ClusterRules) -> Result<(), FirewallError> {
+        Ok(())
+    }
+    fn clear_cluster(&self) -> Result<(), FirewallError> {
         Ok(())
     }
 }

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use crate::cluster::{self, ClusterRules};
 use crate::hostfw::HostChains;
 use crate::rules::{MacGuard, NetworkRules, PortForward, Proto, GUARDED_HOST_PORTS};
 use crate::{find_program, run_tool, Backend, Firewall, FirewallError};
@@ -328,6 +329,14 @@ impl Firewall for Nftables {
             mac_guard_base() + &mac_guard_elements(g, "add") + &mac_guard_elements(g, "delete");
         self.apply(&script, &format!("remove the MAC guard of port {}", g.port))
     }
+
+    fn set_cluster(&self, rules: &ClusterRules) -> Result<(), FirewallError> {
+        self.apply(&cluster::nft_script(rules), "set the cluster's rules")
+    }
+
+    fn clear_cluster(&self) -> Result<(), FirewallError> {
+        self.apply(&cluster::nft_clear_script(), "remove the cluster's rules")
+    }
 }
 
 #[cfg(test)]
@@ -400,7 +409,14 @@ mod tests {
             port: "veth0123".parse().unwrap(),
             mac: "02:42:ac:12:00:02".parse().unwrap(),
         };
+        let cluster = ClusterRules {
+            peers: vec!["10.99.0.1".parse().unwrap(), "fd00::1".parse().unwrap()],
+            store: vec!["10.99.0.1:2379".parse().unwrap()],
+        };
         let mut scripts = vec![
+            cluster::nft_script(&cluster),
+            cluster::nft_script(&ClusterRules::default()),
+            cluster::nft_clear_script(),
             add_ports_script(&ports),
             del_ports_script(&ports),
             mac_guard_base() + &mac_guard_elements(&guard, "add"),

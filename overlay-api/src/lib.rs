@@ -304,6 +304,9 @@ pub enum Request {
     },
     /// The hosts of the cluster.
     Hosts,
+    /// This host's own networks changed (`netctl network create/rm`): the agent tells the
+    /// cluster their names, which no overlay network may take.
+    LocalNetworksChanged,
     /// Takes this host out of the cluster (its endpoints must be gone) and stops the agent.
     Leave,
 }

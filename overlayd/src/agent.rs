@@ -38,6 +38,10 @@ pub struct Agent {
     pub view: Mutex<View>,
     /// Set by `Leave`: the agent ends.
     pub leaving: tokio::sync::Notify,
+    /// Told when a host record came, changed or went (the firewall's peers change).
+    pub hosts_changed: tokio::sync::Notify,
+    /// What [`Agent::publish_local_networks`] last put, and on which lease.
+    published_local: Mutex<Option<(i64, Vec<u8>)>>,
 }
 
 /// The hosts, networks and remote endpoints this host knows (each checked by
@@ -99,6 +103,8 @@ impl Agent {
             mtu,
             view: Mutex::new(View::default()),
             leaving: tokio::sync::Notify::new(),
+            hosts_changed: tokio::sync::Notify::new(),
+            published_local: Mutex::new(None),
         };
         // Copies an earlier run was killed writing were never registered: not kept.
         netctl_cni::fsutil::sweep_stale_tmp(&local_endpoints_dir(&agent.cfg));
@@ -106,17 +112,13 @@ impl Agent {
         Ok(agent)
     }
 
-    /// Puts the host's record, its liveness marker and its endpoints (from the local copies)
-    /// on lease `liveness`.
+    /// Puts the host's record (refused while another live host has its name), its liveness
+    /// marker, its own networks' names and its endpoints (from the local copies) on lease
+    /// `liveness`.
     pub async fn announce(&self, liveness: i64) -> Result<()> {
         let mut etcd = self.etcd.clone();
-        let host = HostRecord {
-            host: self.cfg.host.clone(),
-            addr: self.cfg.advertise,
-            mtu: self.mtu,
-        };
-        etcd.put(keys::host(&self.cfg.host), serde_json::to_vec(&host)?, None)
-            .await?;
+        self.claim_host_name(liveness).await?;
+        self.publish_local_networks(liveness).await?;
         let on_lease = Some(PutOptions::new().with_lease(liveness));
         etcd.put(keys::alive(&self.cfg.host), "", on_lease.clone())
             .await?;
@@ -125,6 +127,76 @@ impl Agent {
             etcd.put(key, serde_json::to_vec(&e)?, on_lease.clone())
                 .await?;
         }
+        Ok(())
+    }
+
+    /// Puts this host's record by compare-and-swap: refused when another machine, alive now
+    /// (its `alive/` marker on a lease not ours), has the name at another address; a dead
+    /// one's name is taken over.
+    async fn claim_host_name(&self, liveness: i64) -> Result<()> {
+        let mut etcd = self.etcd.clone();
+        let key = keys::host(&self.cfg.host);
+        let ours = HostRecord {
+            host: self.cfg.host.clone(),
+            addr: self.cfg.advertise,
+            mtu: self.mtu,
+        };
+        let seen = etcd.get(key.as_str(), None).await?;
+        let (revision, theirs) = match seen.kvs().first() {
+            Some(kv) => (
+                kv.mod_revision(),
+                serde_json::from_slice::<HostRecord>(kv.value()).ok(),
+            ),
+            None => (0, None),
+        };
+        if let Some(t) = theirs.filter(|t| t.addr != ours.addr) {
+            let alive = etcd.get(keys::alive(&self.cfg.host), None).await?;
+            if alive.kvs().iter().any(|kv| kv.lease() != liveness) {
+                return Err(anyhow!(
+                    "host name {} is taken by the live host at {}: join with another --host-name",
+                    self.cfg.host,
+                    t.addr
+                ));
+            }
+        }
+        let txn = Txn::new()
+            .when(vec![Compare::mod_revision(
+                key.as_str(),
+                CompareOp::Equal,
+                revision,
+            )])
+            .and_then(vec![TxnOp::put(
+                key.as_str(),
+                serde_json::to_vec(&ours)?,
+                None,
+            )]);
+        if !etcd.txn(txn).await?.succeeded() {
+            return Err(anyhow!(
+                "another machine registered host name {} at this moment: try again",
+                self.cfg.host
+            ));
+        }
+        Ok(())
+    }
+
+    /// Puts the names of this host's own networks under `localnets/` (on lease `liveness`),
+    /// when they changed: no overlay network may be created by one of them.
+    pub async fn publish_local_networks(&self, liveness: i64) -> Result<()> {
+        let names = serde_json::to_vec(&local::local_network_names(&self.cfg))?;
+        let mut last = self.published_local.lock().await;
+        if last.as_ref() == Some(&(liveness, names.clone())) {
+            return Ok(());
+        }
+        let on_lease = Some(PutOptions::new().with_lease(liveness));
+        self.etcd
+            .clone()
+            .put(
+                keys::local_networks(&self.cfg.host),
+                names.clone(),
+                on_lease,
+            )
+            .await?;
+        *last = Some((liveness, names));
         Ok(())
     }
 
@@ -154,29 +226,16 @@ impl Agent {
                 ifname,
                 requested,
             } => {
-                self.allocate(
-                    &network,
-                    Owner {
-                        container_id,
-                        ifname,
-                    },
-                    requested,
-                )
-                .await
+                let owner = self.owner(&container_id, ifname);
+                self.allocate(&network, owner, requested).await
             }
             Request::Release {
                 network,
                 container_id,
                 ifname,
             } => {
-                self.release(
-                    &network,
-                    Owner {
-                        container_id,
-                        ifname,
-                    },
-                )
-                .await
+                let owner = self.owner(&container_id, ifname);
+                self.release(&network, owner).await
             }
             Request::Register { endpoint } => reply(self.register(endpoint).await),
             Request::Unregister {
@@ -192,6 +251,10 @@ impl Agent {
                 Err(e) => failure(false, format!("{e:#}")),
             },
             Request::RemoveNetwork { name } => reply(self.remove_network(&name).await),
+            Request::LocalNetworksChanged => {
+                let liveness = *self.liveness.lock().await;
+                reply(self.publish_local_networks(liveness).await)
+            }
             Request::Hosts => match self.hosts().await {
                 Ok(hosts) => Reply::Hosts { hosts },
                 Err(e) => failure(true, format!("{e:#}")),
@@ -203,6 +266,16 @@ impl Agent {
                 }
                 Err(e) => failure(false, format!("{e:#}")),
             },
+        }
+    }
+
+    /// The owner of an interface's addresses in the cluster's IPAM: the container on this
+    /// host (runtimes name containers as they like, so the same ID on two hosts is two
+    /// owners).
+    fn owner(&self, container_id: &str, ifname: String) -> Owner {
+        Owner {
+            container_id: format!("{container_id}@{}", self.cfg.host),
+            ifname,
         }
     }
 
@@ -388,6 +461,8 @@ impl Agent {
         if specs.iter().any(|s| s.name == c.name) {
             return Err(anyhow!("network with name {} already exists", c.name));
         }
+        local::check_name_free(&self.cfg, &c.name)?;
+        self.check_no_host_has(&c.name).await?;
         let subnet = match c.subnet {
             Some(s) => s,
             None => free_subnet(&specs)?,
@@ -448,6 +523,30 @@ impl Agent {
             }
             vni += 1; // another network took this VNI meanwhile
         }
+    }
+
+    /// Refused when any host has a network of its own named `name` (what the hosts put
+    /// under `localnets/`).
+    async fn check_no_host_has(&self, name: &str) -> Result<()> {
+        let resp = self
+            .etcd
+            .clone()
+            .get(
+                keys::all_local_networks(),
+                Some(GetOptions::new().with_prefix()),
+            )
+            .await?;
+        for kv in resp.kvs() {
+            let names: Vec<String> = serde_json::from_slice(kv.value()).unwrap_or_default();
+            if names.iter().any(|n| n == name) {
+                let key = String::from_utf8_lossy(kv.key()).into_owned();
+                let host = key.rsplit('/').next().unwrap_or_default().to_string();
+                return Err(anyhow!(
+                    "network with name {name} already exists on host {host} (a network of that host alone)"
+                ));
+            }
+        }
+        Ok(())
     }
 
     async fn remove_network(&self, name: &str) -> Result<()> {
@@ -527,12 +626,27 @@ impl Agent {
             ));
         }
         let mut etcd = self.etcd.clone();
-        etcd.delete(keys::host(&self.cfg.host), None).await?;
+        let key = keys::host(&self.cfg.host);
+        let seen = etcd.get(key.as_str(), None).await?;
+        // Only this machine's record: a name another machine took over is that one's.
+        if let Some(kv) = seen.kvs().first().filter(|kv| {
+            serde_json::from_slice::<HostRecord>(kv.value())
+                .is_ok_and(|h| h.addr == self.cfg.advertise)
+        }) {
+            let txn = Txn::new()
+                .when(vec![Compare::mod_revision(
+                    key.as_str(),
+                    CompareOp::Equal,
+                    kv.mod_revision(),
+                )])
+                .and_then(vec![TxnOp::delete(key.as_str(), None)]);
+            etcd.txn(txn).await?;
+        }
         let liveness = *self.liveness.lock().await;
         let _ = etcd.lease_revoke(liveness).await;
         let _ = etcd.lease_revoke(self.tenure).await;
         let _ = std::fs::remove_file(tenure_file(&self.cfg));
-        Ok(())
+        crate::guard::remove().await
     }
 }
 

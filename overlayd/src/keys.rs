@@ -29,6 +29,16 @@ pub fn alives() -> String {
     format!("{PREFIX}alive/")
 }
 
+/// The names of a host's own (not overlay) networks, which no overlay network may take.
+pub fn local_networks(host: &str) -> String {
+    format!("{PREFIX}localnets/{host}")
+}
+
+/// Every host's own networks.
+pub fn all_local_networks() -> String {
+    format!("{PREFIX}localnets/")
+}
+
 /// A network's spec.
 pub fn network(name: &str) -> String {
     format!("{PREFIX}networks/{name}")

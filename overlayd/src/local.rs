@@ -183,8 +183,70 @@ fn conflist_path(cfg: &ClusterConfig, name: &str) -> PathBuf {
     cfg.root.join("networks").join(format!("{name}.conflist"))
 }
 
-/// Writes the network's conflist for this host's engine and for other CNI runtimes.
+/// What netctl wrote about a network in its conflist (the `netctl` key).
+#[derive(serde::Deserialize)]
+struct Facts {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    driver: Option<String>,
+}
+
+/// The part of a conflist that says whose it is.
+#[derive(serde::Deserialize)]
+struct Head {
+    name: String,
+    #[serde(default)]
+    netctl: Option<Facts>,
+}
+
+impl Head {
+    fn overlay_id(&self) -> Option<&str> {
+        self.netctl
+            .as_ref()
+            .filter(|f| f.driver.as_deref() == Some("overlay"))
+            .map(|f| f.id.as_str())
+    }
+}
+
+/// Who has the conflist at `path`: None when there is none.
+fn head(path: &Path) -> Option<Head> {
+    std::fs::read(path).ok().map(|b| {
+        serde_json::from_slice(&b).unwrap_or(Head {
+            name: String::new(),
+            netctl: None,
+        })
+    })
+}
+
+/// The names of this host's own networks (every conflist but the overlays').
+pub fn local_network_names(cfg: &ClusterConfig) -> Vec<String> {
+    let mut names: Vec<String> = netctl_cni::fsutil::written_files(&cfg.root.join("networks"))
+        .filter(|(n, _)| n.ends_with(".conflist"))
+        .filter_map(|(_, p)| head(&p))
+        .filter(|h| h.overlay_id().is_none() && !h.name.is_empty())
+        .map(|h| h.name)
+        .collect();
+    names.sort();
+    names
+}
+
+/// Refused when this host has a network of its own by the overlay's name: its conflist is
+/// never an overlay's to overwrite (or remove).
+pub fn check_name_free(cfg: &ClusterConfig, name: &str) -> Result<()> {
+    match head(&conflist_path(cfg, name)) {
+        Some(h) if h.overlay_id().is_none() => Err(anyhow!(
+            "network with name {name} already exists on host {} (a network of that host alone)",
+            cfg.host
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Writes the network's conflist for this host's engine and for other CNI runtimes; never
+/// over a conflist of a network of this host's own.
 pub fn write_conflist(cfg: &ClusterConfig, spec: &NetworkSpec) -> Result<()> {
+    check_name_free(cfg, &spec.name)?;
     let mut ipam = json!({"type": "netctl-overlay", "subnet": spec.subnet.to_string()});
     if let Some(g) = spec.gateway {
         ipam["gateway"] = json!(g);
@@ -222,6 +284,10 @@ pub fn write_conflist(cfg: &ClusterConfig, spec: &NetworkSpec) -> Result<()> {
 pub fn remove_network(cfg: &ClusterConfig, spec: &NetworkSpec) -> Result<()> {
     remove_vxlan(spec)?;
     let path = conflist_path(cfg, &spec.name);
+    // Only the overlay's own conflist: a local network of that name is not this one's.
+    if head(&path).is_some_and(|h| h.overlay_id() != Some(spec.id.as_str())) {
+        return Ok(());
+    }
     if let Ok(bytes) = std::fs::read(&path) {
         let list = netctl_cni::NetConfList::from_slice(&bytes)?;
         let plugins_dir = std::env::current_exe()?

@@ -17,6 +17,7 @@
 
 mod agent;
 mod clients;
+mod guard;
 mod keys;
 mod local;
 mod members;
@@ -109,6 +110,7 @@ async fn run(cfg: ClusterConfig) -> Result<()> {
     tokio::spawn(watch::keep_alive(agent.clone(), false));
     tokio::spawn(watch::follow(agent.clone()));
     tokio::spawn(watch::suspect_silent(agent.clone()));
+    tokio::spawn(guard::keep(agent.clone()));
     let members = members::reachable(&agent.cfg.store).await;
     tokio::spawn(members::keep_current(agent.clone(), members));
     let _ = std::fs::remove_file(&socket);

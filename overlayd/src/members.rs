@@ -33,7 +33,7 @@ async fn answers(url: &str) -> bool {
 }
 
 /// `http://10.0.0.1:2379` as `10.0.0.1:2379`.
-fn host_port(url: &str) -> Option<String> {
+pub fn host_port(url: &str) -> Option<String> {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let hp = rest.split('/').next()?;
     (!hp.is_empty()).then(|| hp.to_string())

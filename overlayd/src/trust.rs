@@ -172,7 +172,7 @@ pub fn request(req: &Request) -> Result<(), String> {
             .map_err(|e| e.msg)
     };
     match req {
-        Request::Ping | Request::Hosts | Request::Leave => Ok(()),
+        Request::Ping | Request::Hosts | Request::Leave | Request::LocalNetworksChanged => Ok(()),
         Request::Join { network } | Request::RemoveNetwork { name: network } => {
             name("network", network)
         }

@@ -98,6 +98,11 @@ pub async fn follow(agent: Arc<Agent>) {
                 continue;
             }
         };
+        let liveness = *agent.liveness.lock().await;
+        report(
+            "publish this host's own networks",
+            agent.publish_local_networks(liveness).await,
+        );
         // Listed again now and then, too: whatever a change missed here is made good.
         if let Ok(r) = tokio::time::timeout(RESYNC, watch_from(&agent, revision + 1)).await {
             report("watch the cluster", r);
@@ -221,6 +226,9 @@ async fn relist(agent: &Arc<Agent>) -> Result<i64> {
         .filter(|(k, _)| !fresh.remote.contains_key(*k))
         .map(|(k, e)| (k.clone(), e.clone()))
         .collect();
+    if view.hosts != fresh.hosts {
+        agent.hosts_changed.notify_one();
+    }
     *view = View {
         hosts: fresh.hosts,
         networks: fresh.networks,
@@ -293,10 +301,12 @@ fn apply(
         Kind::Host(name) if put => {
             if let Some(h) = checked_host(&key, name, kv.value()) {
                 view.hosts.insert(name.to_string(), h);
+                agent.hosts_changed.notify_one();
             }
         }
         Kind::Host(name) => {
             view.hosts.remove(name);
+            agent.hosts_changed.notify_one();
         }
         Kind::Network(name) if put => {
             if let Some(s) = checked_network(&key, name, kv.value()) {

@@ -390,6 +390,38 @@ impl Machine {
         out
     }
 
+    /// ADD of container `id` (namespace `netns`) to `network`, as `netctl cni add` does for
+    /// a runtime; the exit code, the address (if any) and what it printed.
+    pub fn cni_add(
+        &self,
+        network: &str,
+        id: &str,
+        netns: &str,
+        extra: &[&str],
+    ) -> (i32, Option<String>, String) {
+        let mut args = vec!["cni", "add", "--id", id, "--netns", netns, "--name", id];
+        args.extend_from_slice(extra);
+        args.push(network);
+        let (code, out, err) = self.netctl(&args);
+        let addr = serde_json::from_str::<serde_json::Value>(&out)
+            .ok()
+            .and_then(|v| {
+                v["ips"][0]["address"]
+                    .as_str()
+                    .and_then(|a| a.split('/').next())
+                    .map(str::to_string)
+            });
+        (code, addr, format!("{out}{err}"))
+    }
+
+    /// [`Machine::cni_add`], which must succeed; the address.
+    pub fn cni_add_ok(&self, network: &str, id: &str, netns: &str, extra: &[&str]) -> String {
+        match self.cni_add(network, id, netns, extra) {
+            (0, Some(a), _) => a,
+            (code, _, out) => panic!("{}: ADD of {id} failed ({code}): {out}", self.name),
+        }
+    }
+
     /// Makes a container namespace on this machine; its path there.
     pub fn container(&self, name: &str) -> String {
         let path = format!("/run/netctl/test-netns/{name}");

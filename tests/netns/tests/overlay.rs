@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use netctl_netns_tests::cluster::{Lab, Machine};
 use netctl_netns_tests::eventually;
-use serde_json::Value;
 
 const SUBNET: &str = "10.210.0.0/24";
 const GATEWAY: &str = "10.210.0.1";
@@ -52,24 +51,11 @@ fn overlay_network(lab: &Lab, creator: usize) -> String {
 /// ADD of container `id` (namespace `netns`) on `m` to `web`, as `netctl cni add` does for a
 /// runtime; the exit code, the address (if any) and what it printed.
 fn add(m: &Machine, id: &str, netns: &str, extra: &[&str]) -> (i32, Option<String>, String) {
-    let mut args = vec!["cni", "add", "--id", id, "--netns", netns, "--name", id];
-    args.extend_from_slice(extra);
-    args.push("web");
-    let (code, out, err) = m.netctl(&args);
-    let addr = serde_json::from_str::<Value>(&out).ok().and_then(|v| {
-        v["ips"][0]["address"]
-            .as_str()
-            .and_then(|a| a.split('/').next())
-            .map(str::to_string)
-    });
-    (code, addr, format!("{out}{err}"))
+    m.cni_add("web", id, netns, extra)
 }
 
 fn add_ok(m: &Machine, id: &str, netns: &str, extra: &[&str]) -> String {
-    match add(m, id, netns, extra) {
-        (0, Some(a), _) => a,
-        (code, _, out) => panic!("{}: ADD of {id} failed ({code}): {out}", m.name),
-    }
+    m.cni_add_ok("web", id, netns, extra)
 }
 
 fn del(m: &Machine, id: &str, netns: &str) {
