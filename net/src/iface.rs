@@ -87,19 +87,31 @@ pub fn configure(
     Ok(())
 }
 
-/// No IPv6 link-local address on link `index` (of `nl`'s namespace), before it comes up, for a
-/// lease with no IPv6 address (Docker turns IPv6 off there): no link-local address, router
-/// solicitations or multicast reports for every container, which otherwise flood a bridge
-/// with many ports.
-pub fn disable_ipv6_unless_leased(
+/// A container's interface `ifname` (link `index` of `nl`, in namespace `ns`), before it comes
+/// up, takes no router advertisement: `accept_ra` is off, so a neighbour's rogue RA gives it
+/// neither a SLAAC address nor a default route via the neighbour (CVE-2020-13401); its
+/// addresses and routes are the lease's alone. With no IPv6 address in the lease, IPv6 is off
+/// on it altogether (as Docker does): no link-local address, router solicitation or
+/// multicast report. Where /proc/sys cannot be written (a plugin run inside a container),
+/// link-local addresses are still stopped over netlink.
+pub fn ignore_router_advertisements(
+    ns: &crate::NetNs,
     nl: &mut crate::Netlink,
+    ifname: &str,
     index: u32,
     lease: &Success,
 ) -> Result<(), NetError> {
-    if lease.ips.iter().any(|ip| ip.address.addr().is_ipv6()) {
-        return Ok(());
+    let v6 = lease.ips.iter().any(|ip| ip.address.addr().is_ipv6());
+    let name = ifname.to_string();
+    let written = ns.run(move || {
+        let no_ra = crate::sysctl::set_ipv6_conf(&name, "accept_ra", "0")?;
+        let off = v6 || crate::disable_ipv6(&name)?;
+        Ok::<bool, NetError>(no_ra && off)
+    })??;
+    if !v6 && !written {
+        nl.no_ipv6_link_local(index)?;
     }
-    nl.no_ipv6_link_local(index)
+    Ok(())
 }
 
 /// A container's MAC: the one asked for (unicast only), else Docker's `02:42:` + the IPv4

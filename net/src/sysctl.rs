@@ -19,14 +19,12 @@ pub fn set_sysctl(key: &str, value: &str) -> Result<(), NetError> {
     })
 }
 
-/// Turns IPv6 off on link `ifname` in this thread's namespace (its `disable_ipv6` sysctl):
-/// no address, no route and no neighbour entry for it, so the link adds nothing to the
-/// IPv6 table that later link changes walk. `ifname` must be a validated interface name.
-/// Ok(false) when the sysctl cannot be written here (a read-only /proc/sys, as inside a
-/// container); Ok(true) when done, or when the kernel has no IPv6.
-pub fn disable_ipv6(ifname: &str) -> Result<bool, NetError> {
-    let path = format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6");
-    match std::fs::write(&path, "1") {
+/// Sets `net.ipv6.conf.<ifname>.<key>` in this thread's namespace. Ok(false) when /proc/sys
+/// cannot be written here; Ok(true) when done, or when the kernel has no IPv6.
+/// `ifname` must be a validated interface name.
+pub fn set_ipv6_conf(ifname: &str, key: &str, value: &str) -> Result<bool, NetError> {
+    let path = format!("/proc/sys/net/ipv6/conf/{ifname}/{key}");
+    match std::fs::write(&path, value) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == ErrorKind::NotFound && !Path::new("/proc/sys/net/ipv6").exists() => {
             Ok(true)
@@ -40,8 +38,17 @@ pub fn disable_ipv6(ifname: &str) -> Result<bool, NetError> {
             Ok(false)
         }
         Err(source) => Err(NetError::Netlink {
-            what: format!("turn off IPv6 on {ifname}"),
+            what: format!("set net.ipv6.conf.{ifname}.{key} to {value}"),
             source,
         }),
     }
+}
+
+/// Turns IPv6 off on link `ifname` in this thread's namespace (its `disable_ipv6` sysctl):
+/// no address, no route and no neighbour entry for it, so the link adds nothing to the
+/// IPv6 table that later link changes walk. `ifname` must be a validated interface name.
+/// Ok(false) when the sysctl cannot be written here (a read-only /proc/sys, as inside a
+/// container); Ok(true) when done, or when the kernel has no IPv6.
+pub fn disable_ipv6(ifname: &str) -> Result<bool, NetError> {
+    set_ipv6_conf(ifname, "disable_ipv6", "1")
 }

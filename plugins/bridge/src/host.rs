@@ -226,6 +226,7 @@ fn wire_vlan_gateway(
 
 /// Addresses, link state and routes of the container's interface.
 pub fn configure_container(
+    ns: &NetNs,
     nl: &mut Netlink,
     ctx: &Ctx,
     conf: &BridgeConfig,
@@ -233,7 +234,7 @@ pub fn configure_container(
 ) -> Result<Link, Error> {
     let name = &ctx.args.ifname;
     let index = nl.index_of(name)?;
-    netctl_net::iface::disable_ipv6_unless_leased(nl, index, lease)?;
+    netctl_net::iface::ignore_router_advertisements(ns, nl, name, index, lease)?;
     let setup = IfaceSetup {
         up: !conf.disable_container_interface,
         default_route: conf.default_route(),

@@ -297,7 +297,7 @@ fn attach_steps(
     let host_name = host::add_veth(&mut host_nl, ctx, conf, ns, mac)?;
     steps.push(Step::HostLink(host_name.clone()));
     let host_link = host::attach_port(&mut host_nl, conf, &host_name, &bridge)?;
-    let ctr_link = host::configure_container(ctr_nl, ctx, conf, &lease)?;
+    let ctr_link = host::configure_container(ns, ctr_nl, ctx, conf, &lease)?;
     let mac_guard = match conf.macspoofchk {
         true => Some(netctl_firewall::MacGuard {
             port: firewall::ifname(&host_name)?,

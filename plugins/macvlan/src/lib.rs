@@ -263,7 +263,7 @@ fn attach(
         Some(mac),
     )?;
     let index = ctr.index_of(&ctx.args.ifname)?;
-    iface::disable_ipv6_unless_leased(ctr, index, lease)?;
+    iface::ignore_router_advertisements(ns, ctr, &ctx.args.ifname, index, lease)?;
     let setup = IfaceSetup {
         up: true,
         default_route: true,
