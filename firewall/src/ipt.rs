@@ -181,24 +181,41 @@ fn network_script(n: &NetworkRules, v4: bool, saved_filter: &str, saved_nat: &st
     if !jumps_to(saved_nat, "POSTROUTING", nat) {
         t += &format!("-I POSTROUTING 1 -j {nat}\n");
     }
-    t += &dnat_base(saved_nat);
+    t += &dnat_base(saved_nat, v4);
     t += "COMMIT\n";
     f + &t
 }
 
 /// Creates `NETCTL-DNAT` and its jumps when missing (never re-declared: that would flush
-/// the published ports).
-fn dnat_base(saved_nat: &str) -> String {
+/// the published ports). From PREROUTING, never for the loopback addresses: those come
+/// only from another machine (the host's own packets pass OUTPUT), which must not reach
+/// a port published on 127.0.0.1 by sending to 127.0.0.1 with the host's MAC
+/// (CVE-2020-8558). A jump of the older form, without that exception, is taken away.
+fn dnat_base(saved_nat: &str, v4: bool) -> String {
     let mut s = String::new();
     if !has_chain(saved_nat, DNAT) {
         s += &format!(":{DNAT} - [0:0]\n");
     }
     for builtin in ["PREROUTING", "OUTPUT"] {
-        if !jumps_to_local(saved_nat, builtin) {
-            s += &format!("-I {builtin} 1 -m addrtype --dst-type LOCAL -j {DNAT}\n");
+        if !jumps_to_local(saved_nat, builtin, v4) {
+            s += &format!("-I {builtin} 1 {}\n", local_jump(builtin, v4));
         }
     }
+    let old = format!("-A PREROUTING -m addrtype --dst-type LOCAL -j {DNAT}");
+    for _ in saved_nat.lines().filter(|l| l.trim_end() == old) {
+        s += &format!("-D PREROUTING -m addrtype --dst-type LOCAL -j {DNAT}\n");
+    }
     s
+}
+
+/// The jump from `builtin` to `NETCTL-DNAT`, as iptables-save prints it (after `-A builtin`).
+fn local_jump(builtin: &str, v4: bool) -> String {
+    let not_loopback = match (builtin, v4) {
+        ("PREROUTING", true) => "! -d 127.0.0.0/8 ",
+        ("PREROUTING", false) => "! -d ::1/128 ",
+        _ => "",
+    };
+    format!("{not_loopback}-m addrtype --dst-type LOCAL -j {DNAT}")
 }
 
 fn jumps_to(saved: &str, builtin: &str, chain: &str) -> bool {
@@ -206,8 +223,8 @@ fn jumps_to(saved: &str, builtin: &str, chain: &str) -> bool {
     saved.lines().any(|l| l.trim_end() == rule)
 }
 
-fn jumps_to_local(saved: &str, builtin: &str) -> bool {
-    let rule = format!("-A {builtin} -m addrtype --dst-type LOCAL -j {DNAT}");
+fn jumps_to_local(saved: &str, builtin: &str, v4: bool) -> bool {
+    let rule = format!("-A {builtin} {}", local_jump(builtin, v4));
     saved.lines().any(|l| l.trim_end() == rule)
 }
 
@@ -303,7 +320,7 @@ impl Firewall for Iptables {
             let (filter, nat) = (x.save("filter")?, x.save("nat")?);
             if !jumps_to(&filter, "FORWARD", &c.forward)
                 || !jumps_to(&nat, "POSTROUTING", &c.nat)
-                || !jumps_to_local(&nat, "PREROUTING")
+                || !jumps_to_local(&nat, "PREROUTING", v4)
             {
                 return Ok(false);
             }
@@ -322,7 +339,7 @@ impl Firewall for Iptables {
             }
             let x = self.family(v4);
             let saved = x.save("nat")?;
-            let mut s = format!("*nat\n{}", dnat_base(&saved));
+            let mut s = format!("*nat\n{}", dnat_base(&saved, v4));
             for p in mine {
                 match rule_for(&saved, p) {
                     Some(r) if r == dnat_rule(p) => {}
@@ -452,13 +469,20 @@ mod tests {
         assert!(!s.contains("fd00:18"), "IPv6 goes to ip6tables");
         assert!(s.contains(&format!(":{DNAT} - [0:0]\n")));
         let nat = format!(
-            ":{DNAT} - [0:0]\n-A PREROUTING -m addrtype --dst-type LOCAL -j {DNAT}\n-A OUTPUT -m addrtype --dst-type LOCAL -j {DNAT}\n"
+            ":{DNAT} - [0:0]\n-A PREROUTING ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j {DNAT}\n-A OUTPUT -m addrtype --dst-type LOCAL -j {DNAT}\n"
         );
         let again = network_script(&net(false), true, &format!("-A FORWARD -j {fw}\n"), &nat);
         assert!(!again.contains("-I FORWARD"), "the jump is made once");
         assert!(
             !again.contains(&format!(":{DNAT}")) && !again.contains("-I PREROUTING"),
             "the published ports' chain is never flushed: {again}"
+        );
+        let old = nat.replace("PREROUTING ! -d 127.0.0.0/8 ", "PREROUTING ");
+        let upgraded = network_script(&net(false), true, "", &old);
+        assert!(
+            upgraded.contains(&format!("-I PREROUTING 1 ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j {DNAT}\n"))
+                && upgraded.contains(&format!("-D PREROUTING -m addrtype --dst-type LOCAL -j {DNAT}\n")),
+            "a jump that let 127.0.0.1 in from outside is replaced: {upgraded}"
         );
         let internal = network_script(&net(true), true, "", "");
         assert!(internal.contains(&format!("-A {fw} -i br-0123 -j DROP")));
@@ -511,7 +535,7 @@ mod tests {
         };
         let s = format!(
             "*nat\n{}-A {DNAT} {}\nCOMMIT\n",
-            dnat_base(""),
+            dnat_base("", false),
             dnat_rule(&p)
         );
         restore_accepts("ip6tables", &s).unwrap();

@@ -103,6 +103,11 @@ pub fn base_script() -> String {
     s +=
         &format!("add rule {TABLE} postrouting oifname @bridges ip saddr 127.0.0.0/8 masquerade\n");
     s += &format!("add rule {TABLE} postrouting iifname vmap @nat_from_bridge\n");
+    // Loopback destinations arrive from outside only (the host's own packets pass output):
+    // another machine sending to 127.0.0.1 with the host's MAC must not reach a port
+    // published on 127.0.0.1 (CVE-2020-8558). Not translated, the kernel drops them.
+    s += &format!("add rule {TABLE} prerouting ip daddr 127.0.0.0/8 return\n");
+    s += &format!("add rule {TABLE} prerouting ip6 daddr ::1 return\n");
     for v4 in [true, false] {
         let (fam, addr, ty) = if v4 {
             ("ip", "ip", "ipv4_addr")

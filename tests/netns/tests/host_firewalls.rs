@@ -335,3 +335,37 @@ fn beside_docker(backend: &str) {
 per_backend!(beside_docker:
     nftables_lives_beside_docker => "nftables",
     iptables_lives_beside_docker => "iptables");
+
+/// A machine on the LAN routes 127.0.0.1 to the host (its own loopback off, route_localnet
+/// on) and asks for a port the host published on 127.0.0.1 only: no answer, on either
+/// backend (CVE-2020-8558); the host itself is answered.
+fn loopback_ports_answer_the_host_only(backend: &str) {
+    let s = scene(backend);
+    s.host.netctl_ok(&[
+        "run", "-d", "--name", "local", "--net", "front", "-p", "127.0.0.1:8081:80", "busybox",
+        "httpd", "-f", "-p", "80", "-h", "/www",
+    ]);
+    eventually(
+        &format!("{backend}: the host gets its 127.0.0.1:8081"),
+        Duration::from_secs(5),
+        || match s.host.try_sh(&http_cmd("127.0.0.1", 8081)) {
+            (true, out) if out.contains("hello from busybox httpd") => Ok(()),
+            (_, out) => Err(out),
+        },
+    );
+    s.host.sh_in(
+        &s.lan,
+        "sysctl -qw net.ipv4.conf.all.route_localnet=1 net.ipv4.conf.eth0.route_localnet=1; \
+         ip addr flush dev lo; ip link set lo down; ip route add 127.0.0.1/32 via 192.0.2.1 dev eth0",
+    );
+    let (_, out) = s.host.try_sh_in(&s.lan, &http_cmd("127.0.0.1", 8081));
+    assert!(
+        !out.contains("hello from busybox httpd"),
+        "{backend}: the LAN machine got the host's loopback port: {out}"
+    );
+    s.host.netctl_ok(&["rm", "-f", "web", "client", "local"]);
+}
+
+per_backend!(loopback_ports_answer_the_host_only:
+    nftables_loopback_ports_answer_the_host_only => "nftables",
+    iptables_loopback_ports_answer_the_host_only => "iptables");
