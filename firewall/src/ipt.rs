@@ -9,27 +9,28 @@
 //! `NETCTL-L-<h>` in filter INPUT (nothing from the bridge to the host's 127.0.0.0/8 but
 //! replies) and `NETCTL-N-<h>` in nat POSTROUTING (hairpin, masquerade, 127.0.0.1 sources).
 //! Published ports are DNAT rules in `NETCTL-DNAT` (nat PREROUTING and OUTPUT, for local
-//! destinations). MAC guards are ebtables rules in `NETCTL-MACGUARD`.
+//! destinations). Source guards are ebtables rules (see the `ebt` module).
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 
 use crate::cluster::{self, ClusterRules};
+use crate::ebt;
 use crate::hostfw::HostChains;
 use crate::names::IfName;
-use crate::rules::{MacGuard, NetworkRules, PortForward, GUARDED_HOST_PORTS};
+use crate::rules::{NetworkRules, PortForward, SourceGuard, GUARDED_HOST_PORTS};
 use crate::xtables::{chain_for, has_chain, Family, Flavour, Xtables};
 use crate::{find_program, run_tool, Backend, Firewall, FirewallError};
 
 const DNAT: &str = "NETCTL-DNAT";
-const MACGUARD: &str = "NETCTL-MACGUARD";
 
 /// The iptables backend.
 #[derive(Debug, Clone)]
 pub struct Iptables {
     v4: Xtables,
     v6: Xtables,
-    ebtables: PathBuf,
+    ebtables_save: PathBuf,
+    ebtables_restore: PathBuf,
 }
 
 impl Iptables {
@@ -51,7 +52,8 @@ impl Iptables {
         Iptables {
             v4: Xtables::new(Family::V4, flavour),
             v6: Xtables::new(Family::V6, flavour),
-            ebtables: find_program("ebtables"),
+            ebtables_save: find_program("ebtables-save"),
+            ebtables_restore: find_program("ebtables-restore"),
         }
     }
 
@@ -68,8 +70,31 @@ impl Iptables {
         }
     }
 
-    fn ebtables(&self, args: &[&str]) -> Result<bool, FirewallError> {
-        Ok(run_tool(&self.ebtables, "iptables", args, None)?.0)
+    fn ebtables_save(&self) -> Result<String, FirewallError> {
+        match run_tool(&self.ebtables_save, "iptables", &["-t", "filter"], None)? {
+            (true, _, out) => Ok(out),
+            (false, stderr, _) => Err(FirewallError::Rejected {
+                program: "ebtables-save".into(),
+                what: "read the bridge filter table".into(),
+                stderr,
+            }),
+        }
+    }
+
+    fn ebtables_restore(&self, script: &str, what: &str) -> Result<(), FirewallError> {
+        match run_tool(
+            &self.ebtables_restore,
+            "iptables",
+            &["--noflush"],
+            Some(script),
+        )? {
+            (true, _, _) => Ok(()),
+            (false, stderr, _) => Err(FirewallError::Rejected {
+                program: "ebtables-restore".into(),
+                what: what.into(),
+                stderr: format!("{stderr}\n{script}"),
+            }),
+        }
     }
 }
 
@@ -226,6 +251,36 @@ fn jumps_to(saved: &str, builtin: &str, chain: &str) -> bool {
 fn jumps_to_local(saved: &str, builtin: &str, v4: bool) -> bool {
     let rule = format!("-A {builtin} {}", local_jump(builtin, v4));
     saved.lines().any(|l| l.trim_end() == rule)
+}
+
+/// The restore script that removes `NETCTL-DNAT` and its jumps when no network's chain is
+/// left (in `saved_filter`, `saved_nat`) and no port is published; empty when something is.
+fn unused_dnat_script(saved_filter: &str, saved_nat: &str) -> String {
+    let networks = |saved: &str, prefix: &str| {
+        saved
+            .lines()
+            .any(|l| l.strip_prefix(':').is_some_and(|c| c.starts_with(prefix)))
+    };
+    let ports = saved_nat
+        .lines()
+        .any(|l| l.starts_with(&format!("-A {DNAT} ")));
+    if !has_chain(saved_nat, DNAT)
+        || ports
+        || networks(saved_filter, "NETCTL-F-")
+        || networks(saved_nat, "NETCTL-N-")
+    {
+        return String::new();
+    }
+    let mut s = String::from("*nat\n");
+    for l in saved_nat.lines().map(str::trim_end) {
+        let jump = ["PREROUTING", "OUTPUT"]
+            .iter()
+            .any(|b| l.starts_with(&format!("-A {b} ")));
+        if jump && l.ends_with(&format!("-j {DNAT}")) {
+            s += &format!("-D{}\n", &l[2..]);
+        }
+    }
+    s + &format!("-X {DNAT}\nCOMMIT\n")
 }
 
 /// Removes a network's chains and jumps from what `saved` shows.
@@ -387,38 +442,44 @@ impl Firewall for Iptables {
         Ok(true)
     }
 
-    fn add_mac_guard(&self, g: &MacGuard) -> Result<(), FirewallError> {
-        if !self.ebtables(&["-t", "filter", "-L", MACGUARD])? {
-            self.ebtables(&["-t", "filter", "-N", MACGUARD])?;
-            for hook in ["FORWARD", "INPUT"] {
-                self.ebtables(&["-t", "filter", "-I", hook, "1", "-j", MACGUARD])?;
-            }
-        }
-        let (port, mac) = (g.port.to_string(), g.mac.to_string());
-        let rule = ["-i", port.as_str(), "-s", "!", mac.as_str(), "-j", "DROP"];
-        let mut check = vec!["-t", "filter", "-D", MACGUARD];
-        check.extend_from_slice(&rule);
-        // Idempotent: one rule per port, whatever was there before.
-        while self.ebtables(&check)? {}
-        let mut add = vec!["-t", "filter", "-A", MACGUARD];
-        add.extend_from_slice(&rule);
-        if self.ebtables(&add)? {
-            Ok(())
-        } else {
-            Err(FirewallError::Rejected {
-                program: "ebtables".into(),
-                what: format!("guard the source MAC of port {port}"),
-                stderr: String::new(),
-            })
-        }
+    fn add_source_guard(&self, g: &SourceGuard) -> Result<(), FirewallError> {
+        let saved = self.ebtables_save()?;
+        self.ebtables_restore(
+            &ebt::guard_script(g, &saved),
+            &format!("guard the sources of port {}", g.port),
+        )
     }
 
-    fn del_mac_guard(&self, g: &MacGuard) -> Result<(), FirewallError> {
-        let (port, mac) = (g.port.to_string(), g.mac.to_string());
-        let del = [
-            "-t", "filter", "-D", MACGUARD, "-i", &port, "-s", "!", &mac, "-j", "DROP",
-        ];
-        while self.ebtables(&del)? {}
+    fn del_source_guard(&self, g: &SourceGuard) -> Result<(), FirewallError> {
+        let saved = self.ebtables_save()?;
+        self.ebtables_restore(
+            &ebt::unguard_script(g, &saved),
+            &format!("remove the source guard of port {}", g.port),
+        )
+    }
+
+    fn remove_if_unused(&self) -> Result<(), FirewallError> {
+        for v4 in [true, false] {
+            let x = self.family(v4);
+            let script = unused_dnat_script(&x.save("filter")?, &x.save("nat")?);
+            if !script.is_empty() {
+                x.restore(
+                    &script,
+                    "remove netctl's port chain, which nothing uses any more",
+                )?;
+            }
+        }
+        let script = ebt::unused_script(&self.ebtables_save()?);
+        if !script.is_empty() {
+            self.ebtables_restore(
+                &script,
+                "remove netctl's guard chain, which nothing uses any more",
+            )?;
+        }
+        let nft = crate::Nftables::new();
+        if self.v4.flavour == Flavour::Nft && nft.works() {
+            nft.prune_xtables()?;
+        }
         Ok(())
     }
 
@@ -480,8 +541,11 @@ mod tests {
         let old = nat.replace("PREROUTING ! -d 127.0.0.0/8 ", "PREROUTING ");
         let upgraded = network_script(&net(false), true, "", &old);
         assert!(
-            upgraded.contains(&format!("-I PREROUTING 1 ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j {DNAT}\n"))
-                && upgraded.contains(&format!("-D PREROUTING -m addrtype --dst-type LOCAL -j {DNAT}\n")),
+            upgraded.contains(&format!(
+                "-I PREROUTING 1 ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j {DNAT}\n"
+            )) && upgraded.contains(&format!(
+                "-D PREROUTING -m addrtype --dst-type LOCAL -j {DNAT}\n"
+            )),
             "a jump that let 127.0.0.1 in from outside is replaced: {upgraded}"
         );
         let internal = network_script(&net(true), true, "", "");

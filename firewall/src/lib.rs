@@ -14,6 +14,7 @@
 //! (which `inet netctl` has already filtered); nothing else of the host's policy changes.
 
 mod cluster;
+mod ebt;
 mod hostfw;
 mod ipt;
 mod names;
@@ -26,7 +27,7 @@ pub use hostfw::HostChains;
 pub use ipt::Iptables;
 pub use names::{IfName, MacAddr};
 pub use nft::Nftables;
-pub use rules::{MacGuard, NetworkRules, PortForward, Proto, GUARDED_HOST_PORTS};
+pub use rules::{NetworkRules, PortForward, Proto, SourceGuard, GUARDED_HOST_PORTS};
 pub use xtables::{Family, Flavour};
 
 use std::path::PathBuf;
@@ -84,10 +85,31 @@ pub trait Firewall {
     fn del_ports(&self, ports: &[PortForward]) -> Result<(), FirewallError>;
     /// Whether every one of the ports is published.
     fn ports_present(&self, ports: &[PortForward]) -> Result<bool, FirewallError>;
-    /// Drops frames entering from the guard's port with any other source MAC.
-    fn add_mac_guard(&self, guard: &MacGuard) -> Result<(), FirewallError>;
-    /// Removes a MAC guard; one already gone is fine.
-    fn del_mac_guard(&self, guard: &MacGuard) -> Result<(), FirewallError>;
+    /// Drops what enters from the guard's port with another source MAC or address.
+    fn add_source_guard(&self, guard: &SourceGuard) -> Result<(), FirewallError>;
+    /// What one attachment publishes, all or none: its source guard, then its ports.
+    fn publish(
+        &self,
+        ports: &[PortForward],
+        guard: Option<&SourceGuard>,
+    ) -> Result<(), FirewallError> {
+        if let Some(g) = guard {
+            self.add_source_guard(g)?;
+        }
+        if let Err(e) = self.add_ports(ports) {
+            if let Some(g) = guard {
+                let _ = self.del_source_guard(g);
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+    /// Removes a source guard; one already gone is fine.
+    fn del_source_guard(&self, guard: &SourceGuard) -> Result<(), FirewallError>;
+    /// Takes away what netctl added to the host's firewall for all networks (its tables, or
+    /// its shared chains and their jumps) once no network, published port or source guard
+    /// is left in it: the host's firewall is then as it was before netctl.
+    fn remove_if_unused(&self) -> Result<(), FirewallError>;
     /// Makes the cluster's rules exactly `rules` (see [`ClusterRules`]).
     fn set_cluster(&self, rules: &ClusterRules) -> Result<(), FirewallError>;
     /// Removes the cluster's rules; rules already gone are fine.
@@ -171,10 +193,13 @@ impl Firewall for NoFirewall {
     fn ports_present(&self, _: &[PortForward]) -> Result<bool, FirewallError> {
         Ok(true)
     }
-    fn add_mac_guard(&self, _: &MacGuard) -> Result<(), FirewallError> {
+    fn add_source_guard(&self, _: &SourceGuard) -> Result<(), FirewallError> {
         Ok(())
     }
-    fn del_mac_guard(&self, _: &MacGuard) -> Result<(), FirewallError> {
+    fn del_source_guard(&self, _: &SourceGuard) -> Result<(), FirewallError> {
+        Ok(())
+    }
+    fn remove_if_unused(&self) -> Result<(), FirewallError> {
         Ok(())
     }
     fn set_cluster(&self, _: &ClusterRules) -> Result<(), FirewallError> {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::cluster::{self, ClusterRules};
 use crate::hostfw::HostChains;
-use crate::rules::{MacGuard, NetworkRules, PortForward, Proto, GUARDED_HOST_PORTS};
+use crate::rules::{NetworkRules, PortForward, Proto, SourceGuard, GUARDED_HOST_PORTS};
 use crate::{find_program, run_tool, Backend, Firewall, FirewallError};
 
 /// The table every rule lives in.
@@ -54,6 +54,44 @@ impl Nftables {
         let (ok, stderr, _) = run_tool(&self.program, "nftables", args, stdin)?;
         Ok((ok, stderr))
     }
+
+    /// Deletes the empty built-in chains and tables iptables-nft made for netctl's rules
+    /// ([`crate::xtables::empty_builtins_script`]).
+    pub fn prune_xtables(&self) -> Result<(), FirewallError> {
+        let (ok, _, listing) =
+            run_tool(&self.program, "nftables", &["-j", "list", "ruleset"], None)?;
+        let script = crate::xtables::empty_builtins_script(&listing);
+        if !ok || script.is_empty() {
+            return Ok(());
+        }
+        self.apply(
+            &script,
+            "remove the empty iptables chains made for netctl's rules",
+        )
+    }
+
+    /// `nft list table FAMILY NAME`; None when there is no such table.
+    fn list_table(&self, family: &str, name: &str) -> Result<Option<String>, FirewallError> {
+        let (ok, _, out) = run_tool(
+            &self.program,
+            "nftables",
+            &["list", "table", family, name],
+            None,
+        )?;
+        Ok(ok.then_some(out))
+    }
+}
+
+/// Whether a table's listing shows nothing of any network: no network chain, no element in
+/// any set or map.
+pub fn unused(listing: &str) -> bool {
+    !listing.contains("elements =")
+        && !listing.lines().any(|l| {
+            let t = l.trim_start();
+            ["chain from_", "chain to_", "chain nat_"]
+                .iter()
+                .any(|c| t.starts_with(c))
+        })
 }
 
 /// The port maps: `portmap_<proto><4|6>` keyed by port, `..._ip` keyed by address . port.
@@ -204,26 +242,44 @@ fn port_element(p: &PortForward) -> Option<(String, String)> {
     ))
 }
 
-/// The bridge-family table that checks source MACs: ports in `guarded` may only send frames
-/// whose (port, source MAC) pair is in `allowed`.
-pub fn mac_guard_base() -> String {
+/// The bridge-family table that checks what guarded ports send: ports in `guarded` may only
+/// send frames whose (port, source MAC) is in `allowed`, ARP whose sender MAC and address
+/// are theirs, IPv4 and IPv6 from their addresses (`allowed4`, `allowed6`; the unspecified
+/// source and IPv6 link-local are let through for address configuration), and no VLAN tags.
+pub fn source_guard_base() -> String {
     let t = "bridge netctl";
-    format!(
+    let mut s = format!(
         "add table {t}\n\
          add chain {t} prerouting {{ type filter hook prerouting priority -300; policy accept; }}\n\
          flush chain {t} prerouting\n\
          add set {t} guarded {{ type ifname; }}\n\
          add set {t} allowed {{ type ifname . ether_addr; }}\n\
-         add rule {t} prerouting iifname @guarded iifname . ether saddr != @allowed drop\n"
-    )
+         add set {t} allowed4 {{ type ifname . ipv4_addr; }}\n\
+         add set {t} allowed6 {{ type ifname . ipv6_addr; }}\n"
+    );
+    for rule in [
+        "ether type { 8021q, 8021ad } drop",
+        "iifname . ether saddr != @allowed drop",
+        "iifname . arp saddr ether != @allowed drop",
+        "arp saddr ip != 0.0.0.0 iifname . arp saddr ip != @allowed4 drop",
+        "ip saddr != 0.0.0.0 iifname . ip saddr != @allowed4 drop",
+        "ip6 saddr != { ::, fe80::/10 } iifname . ip6 saddr != @allowed6 drop",
+    ] {
+        s += &format!("add rule {t} prerouting iifname @guarded {rule}\n");
+    }
+    s
 }
 
-fn mac_guard_elements(g: &MacGuard, verb: &str) -> String {
-    format!(
-        "{verb} element bridge netctl allowed {{ \"{p}\" . {m} }}\n{verb} element bridge netctl guarded {{ \"{p}\" }}\n",
-        p = g.port,
-        m = g.mac
-    )
+/// The guard's elements, each line `{verb} element ...`; the port is guarded last.
+fn source_guard_elements(g: &SourceGuard, verb: &str) -> String {
+    let t = "bridge netctl";
+    let p = &g.port;
+    let mut s = format!("{verb} element {t} allowed {{ \"{p}\" . {} }}\n", g.mac);
+    for ip in &g.ips {
+        let set = if ip.is_ipv4() { "allowed4" } else { "allowed6" };
+        s += &format!("{verb} element {t} {set} {{ \"{p}\" . {ip} }}\n");
+    }
+    s + &format!("{verb} element {t} guarded {{ \"{p}\" }}\n")
 }
 
 /// Adds the ports' map elements.
@@ -293,7 +349,19 @@ impl Firewall for Nftables {
     }
 
     fn add_ports(&self, ports: &[PortForward]) -> Result<(), FirewallError> {
-        let script = add_ports_script(ports);
+        self.publish(ports, None)
+    }
+
+    /// One transaction for the guard and the ports (one `nft` run per ADD).
+    fn publish(
+        &self,
+        ports: &[PortForward],
+        guard: Option<&SourceGuard>,
+    ) -> Result<(), FirewallError> {
+        let mut script = guard.map_or(String::new(), |g| {
+            source_guard_base() + &source_guard_elements(g, "add")
+        });
+        script += &add_ports_script(ports);
         if script.is_empty() {
             return Ok(());
         }
@@ -324,15 +392,35 @@ impl Firewall for Nftables {
         Ok(())
     }
 
-    fn add_mac_guard(&self, g: &MacGuard) -> Result<(), FirewallError> {
-        let script = mac_guard_base() + &mac_guard_elements(g, "add");
-        self.apply(&script, &format!("guard the source MAC of port {}", g.port))
+    fn add_source_guard(&self, g: &SourceGuard) -> Result<(), FirewallError> {
+        let script = source_guard_base() + &source_guard_elements(g, "add");
+        self.apply(&script, &format!("guard the sources of port {}", g.port))
     }
 
-    fn del_mac_guard(&self, g: &MacGuard) -> Result<(), FirewallError> {
-        let script =
-            mac_guard_base() + &mac_guard_elements(g, "add") + &mac_guard_elements(g, "delete");
-        self.apply(&script, &format!("remove the MAC guard of port {}", g.port))
+    fn del_source_guard(&self, g: &SourceGuard) -> Result<(), FirewallError> {
+        let script = source_guard_base()
+            + &source_guard_elements(g, "add")
+            + &source_guard_elements(g, "delete");
+        self.apply(
+            &script,
+            &format!("remove the source guard of port {}", g.port),
+        )
+    }
+
+    fn remove_if_unused(&self) -> Result<(), FirewallError> {
+        let mut script = String::new();
+        for (family, name) in [("inet", "netctl"), ("bridge", "netctl")] {
+            if self.list_table(family, name)?.is_some_and(|l| unused(&l)) {
+                script += &format!("delete table {family} {name}\n");
+            }
+        }
+        if !script.is_empty() {
+            self.apply(
+                &script,
+                "remove netctl's tables, which nothing uses any more",
+            )?;
+        }
+        self.prune_xtables()
     }
 
     fn set_cluster(&self, rules: &ClusterRules) -> Result<(), FirewallError> {
@@ -410,9 +498,10 @@ mod tests {
                 proto: Proto::Udp,
             },
         ];
-        let guard = MacGuard {
+        let guard = SourceGuard {
             port: "veth0123".parse().unwrap(),
             mac: "02:42:ac:12:00:02".parse().unwrap(),
+            ips: vec!["172.18.0.2".parse().unwrap(), "fd00:18::2".parse().unwrap()],
         };
         let cluster = ClusterRules {
             peers: vec!["10.99.0.1".parse().unwrap(), "fd00::1".parse().unwrap()],
@@ -424,10 +513,10 @@ mod tests {
             cluster::nft_clear_script(),
             add_ports_script(&ports),
             del_ports_script(&ports),
-            mac_guard_base() + &mac_guard_elements(&guard, "add"),
-            mac_guard_base()
-                + &mac_guard_elements(&guard, "add")
-                + &mac_guard_elements(&guard, "delete"),
+            source_guard_base() + &source_guard_elements(&guard, "add"),
+            source_guard_base()
+                + &source_guard_elements(&guard, "add")
+                + &source_guard_elements(&guard, "delete"),
         ];
         for internal in [false, true] {
             scripts.push(base_script() + &network_script(&net(internal)));

@@ -99,11 +99,16 @@ impl PortForward {
     }
 }
 
-/// Frames from a container's bridge port must carry the container's MAC (`macspoofchk`).
+/// What a container's bridge port may send (`macspoofchk`): frames from its own MAC only,
+/// ARP only for its own MAC and addresses, IP packets only from its own addresses (and the
+/// unspecified and IPv6 link-local sources that address configuration uses), no VLAN tags.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MacGuard {
+pub struct SourceGuard {
     /// The host end of the container's veth (its bridge port).
     pub port: IfName,
     /// The only source MAC allowed in.
     pub mac: MacAddr,
+    /// The only source addresses allowed in: what the port was given.
+    #[serde(default)]
+    pub ips: Vec<IpAddr>,
 }

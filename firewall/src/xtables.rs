@@ -137,3 +137,116 @@ pub fn chain_for(prefix: &str, bridge: &str) -> String {
     });
     format!("{prefix}{hash:08x}")
 }
+
+/// What `nft -j list ruleset` says, as far as pruning needs it.
+#[derive(Debug, Default, serde::Deserialize)]
+struct Ruleset {
+    #[serde(default)]
+    nftables: Vec<Object>,
+}
+
+/// One object of a listing: a table, a chain, a rule or something else (sets, maps ...).
+#[derive(Debug, Default, serde::Deserialize)]
+struct Object {
+    table: Option<Named>,
+    chain: Option<Chain>,
+    rule: Option<Placed>,
+    set: Option<Placed>,
+    map: Option<Placed>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Named {
+    family: String,
+    name: String,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Chain {
+    family: String,
+    table: String,
+    name: String,
+    #[serde(default)]
+    policy: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Placed {
+    family: String,
+    table: String,
+    #[serde(default)]
+    chain: Option<String>,
+}
+
+/// The nft script that deletes what iptables-nft (and ebtables-nft) made as a side effect of
+/// netctl's rules and that now holds nothing: its built-in chains (`ip`, `ip6` and `bridge`
+/// tables `filter` and `nat`) with no rule and an accept policy, and then such tables left
+/// with no chain, set or map. An empty accepting built-in chain decides nothing, so the host
+/// filters exactly as before; `iptables -S` still shows its policy.
+pub fn empty_builtins_script(listing_json: &str) -> String {
+    let listing: Ruleset = serde_json::from_str(listing_json).unwrap_or_default();
+    let xt_table = |family: &str, table: &str| {
+        ["ip", "ip6", "bridge"].contains(&family) && ["filter", "nat"].contains(&table)
+    };
+    let builtin = ["INPUT", "FORWARD", "OUTPUT", "PREROUTING", "POSTROUTING"];
+    let mut script = String::new();
+    let mut gone = Vec::new();
+    for c in listing.nftables.iter().filter_map(|o| o.chain.as_ref()) {
+        let empty = !listing
+            .nftables
+            .iter()
+            .filter_map(|o| o.rule.as_ref())
+            .any(|r| {
+                r.family == c.family && r.table == c.table && r.chain.as_deref() == Some(&c.name)
+            });
+        if xt_table(&c.family, &c.table)
+            && builtin.contains(&c.name.as_str())
+            && c.policy.as_deref() == Some("accept")
+            && empty
+        {
+            script += &format!("delete chain {} {} {}\n", c.family, c.table, c.name);
+            gone.push((c.family.as_str(), c.table.as_str(), c.name.as_str()));
+        }
+    }
+    for t in listing.nftables.iter().filter_map(|o| o.table.as_ref()) {
+        let holds_more = listing.nftables.iter().any(|o| {
+            o.chain.as_ref().is_some_and(|c| {
+                c.family == t.family
+                    && c.table == t.name
+                    && !gone.contains(&(c.family.as_str(), c.table.as_str(), c.name.as_str()))
+            }) || [&o.set, &o.map]
+                .into_iter()
+                .flatten()
+                .any(|s| s.family == t.family && s.table == t.name)
+        });
+        if xt_table(&t.family, &t.name) && !holds_more {
+            script += &format!("delete table {} {}\n", t.family, t.name);
+        }
+    }
+    script
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_empty_accepting_builtin_chains_and_tables_left_empty_go() {
+        let listing = r#"{"nftables": [
+            {"table": {"family": "ip", "name": "filter"}},
+            {"chain": {"family": "ip", "table": "filter", "name": "INPUT", "policy": "accept"}},
+            {"chain": {"family": "ip", "table": "filter", "name": "FORWARD", "policy": "accept"}},
+            {"rule": {"family": "ip", "table": "filter", "chain": "INPUT"}},
+            {"table": {"family": "ip6", "name": "nat"}},
+            {"chain": {"family": "ip6", "table": "nat", "name": "PREROUTING", "policy": "accept"}},
+            {"table": {"family": "bridge", "name": "filter"}},
+            {"chain": {"family": "bridge", "table": "filter", "name": "FORWARD", "policy": "drop"}},
+            {"table": {"family": "inet", "name": "admin"}},
+            {"chain": {"family": "inet", "table": "admin", "name": "INPUT", "policy": "accept"}}
+        ]}"#;
+        assert_eq!(
+            empty_builtins_script(listing),
+            "delete chain ip filter FORWARD\ndelete chain ip6 nat PREROUTING\ndelete table ip6 nat\n"
+        );
+    }
+}

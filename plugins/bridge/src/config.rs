@@ -55,8 +55,10 @@ pub struct BridgeConfig {
     /// Keep the default VLAN 1 on a port that joins `vlan` (the reference's default).
     #[serde(default = "yes")]
     pub preserve_default_vlan: bool,
-    /// Drop frames whose source MAC is not the container's.
-    #[serde(default)]
+    /// Drop what the container's port sends with a source MAC or address not its own (ARP
+    /// and IP source guard too); on unless `false`, unlike the reference plugin: a container
+    /// with CAP_NET_RAW could otherwise pose as its neighbours.
+    #[serde(default = "yes")]
     pub macspoofchk: bool,
     /// Run IPv6 duplicate address detection on the container's addresses.
     #[serde(default)]

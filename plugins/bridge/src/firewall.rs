@@ -10,7 +10,8 @@ use ipnet::IpNet;
 use netctl_cni::types::Protocol;
 use netctl_cni::{fsutil, Attachment, Ctx, Error, ErrorCode, IpConfig};
 use netctl_firewall::{
-    Backend, Firewall, FirewallError, IfName, MacAddr, MacGuard, NetworkRules, PortForward, Proto,
+    Backend, Firewall, FirewallError, IfName, MacAddr, NetworkRules, PortForward, Proto,
+    SourceGuard,
 };
 use netctl_ipam::IpamConfig;
 use serde::{Deserialize, Serialize};
@@ -134,6 +135,8 @@ pub fn read_applied(path: &Path) -> Option<Applied> {
 }
 
 fn apply(conf: &BridgeConfig, network: &str, r: &NetworkRules) -> Result<(), Error> {
+    // Shared: the last network's removal does not take the base away meanwhile.
+    let _base_stays = heal_lock(&conf.run_dir(), false);
     let fw = netctl_firewall::open(conf.firewall_backend).map_err(fw_err)?;
     fw.setup_network(r).map_err(fw_err)?;
     let applied = Applied {
@@ -200,8 +203,8 @@ pub fn heal(run_dir: &Path, a: &Applied) -> Result<(), Error> {
         if !p.ports.is_empty() && !fw.ports_present(&p.ports).map_err(fw_err)? {
             fw.add_ports(&p.ports).map_err(fw_err)?;
         }
-        if let Some(g) = &p.mac_guard {
-            fw.add_mac_guard(g).map_err(fw_err)?;
+        if let Some(g) = &p.source_guard {
+            fw.add_source_guard(g).map_err(fw_err)?;
         }
     }
     Ok(())
@@ -212,18 +215,35 @@ pub fn teardown_if_applied(conf: &BridgeConfig) -> Result<(), Error> {
     let Some(a) = read_marker(conf) else {
         return Ok(());
     };
-    // The record goes first, so the watcher never puts back what is being taken away; if
-    // the rules cannot be removed, it comes back for the next try.
-    let _healing_waits = heal_lock(&conf.run_dir(), false);
-    let path = marker(conf);
-    fsutil::remove_if_exists(&path)
-        .map_err(|e| Error::io("failed to remove the firewall record", &e))?;
-    let removed = netctl_firewall::open(a.backend).and_then(|fw| fw.teardown_network(&a.rules));
-    if let Err(e) = removed {
-        let _ = fsutil::write_atomic(&path, &serde_json::to_vec(&a).unwrap_or_default());
-        return Err(fw_err(e));
+    {
+        // The record goes first, so the watcher never puts back what is being taken away;
+        // if the rules cannot be removed, it comes back for the next try.
+        let _healing_waits = heal_lock(&conf.run_dir(), false);
+        let path = marker(conf);
+        fsutil::remove_if_exists(&path)
+            .map_err(|e| Error::io("failed to remove the firewall record", &e))?;
+        let removed = netctl_firewall::open(a.backend).and_then(|fw| fw.teardown_network(&a.rules));
+        if let Err(e) = removed {
+            let _ = fsutil::write_atomic(&path, &serde_json::to_vec(&a).unwrap_or_default());
+            return Err(fw_err(e));
+        }
     }
-    Ok(())
+    remove_base_if_last(&conf.run_dir(), a.backend)
+}
+
+/// After the last network's rules went: netctl's shared tables or chains go too, so that the
+/// host's firewall is as it was. Under the exclusive lock, which every network's first ADD
+/// (and the watcher) takes shared: no network's rules are being made meanwhile.
+fn remove_base_if_last(run_dir: &Path, backend: Backend) -> Result<(), Error> {
+    let _alone = heal_lock(run_dir, true);
+    let networks_left =
+        fsutil::written_files(&marker_dir(run_dir)).any(|(n, _)| n.ends_with(".json"));
+    if networks_left {
+        return Ok(());
+    }
+    netctl_firewall::open(backend)
+        .and_then(|fw| fw.remove_if_unused())
+        .map_err(fw_err)
 }
 
 /// CHECK: the network's rules are in place.
@@ -309,24 +329,22 @@ pub fn port_forwards(ctx: &Ctx, ips: &[IpConfig]) -> Result<Vec<PortForward>, Er
     Ok(out)
 }
 
-/// Publishes ports.
-pub fn add_ports(conf: &BridgeConfig, ports: &[PortForward]) -> Result<(), Error> {
-    backend_of(conf)?.add_ports(ports).map_err(fw_err)
-}
-
 /// Withdraws ports.
 pub fn del_ports(conf: &BridgeConfig, ports: &[PortForward]) -> Result<(), Error> {
     backend_of(conf)?.del_ports(ports).map_err(fw_err)
 }
 
-/// Lets only the container's own MAC in through its bridge port (`macspoofchk`).
-pub fn add_mac_guard(conf: &BridgeConfig, g: &MacGuard) -> Result<(), Error> {
-    backend_of(conf)?.add_mac_guard(g).map_err(fw_err)
+/// Applies what an attachment publishes: its source guard (`macspoofchk`: only the
+/// container's own MAC and addresses in through its bridge port) and its ports.
+pub fn publish(conf: &BridgeConfig, p: &Published) -> Result<(), Error> {
+    backend_of(conf)?
+        .publish(&p.ports, p.source_guard.as_ref())
+        .map_err(fw_err)
 }
 
-/// Removes a MAC guard.
-pub fn del_mac_guard(conf: &BridgeConfig, g: &MacGuard) -> Result<(), Error> {
-    backend_of(conf)?.del_mac_guard(g).map_err(fw_err)
+/// Removes a source guard.
+pub fn del_source_guard(conf: &BridgeConfig, g: &SourceGuard) -> Result<(), Error> {
+    backend_of(conf)?.del_source_guard(g).map_err(fw_err)
 }
 
 /// What this plugin published for one attachment (its ports and MAC guard), recorded before
@@ -336,15 +354,16 @@ pub fn del_mac_guard(conf: &BridgeConfig, g: &MacGuard) -> Result<(), Error> {
 pub struct Published {
     /// The published ports.
     pub ports: Vec<PortForward>,
-    /// The MAC guard of the attachment's bridge port (`macspoofchk`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mac_guard: Option<MacGuard>,
+    /// The source guard of the attachment's bridge port (`macspoofchk`); records of older
+    /// versions call it `mac_guard`.
+    #[serde(default, alias = "mac_guard", skip_serializing_if = "Option::is_none")]
+    pub source_guard: Option<SourceGuard>,
 }
 
 impl Published {
     /// Whether there is nothing to record.
     pub fn is_empty(&self) -> bool {
-        self.ports.is_empty() && self.mac_guard.is_none()
+        self.ports.is_empty() && self.source_guard.is_none()
     }
 }
 
@@ -419,8 +438,8 @@ pub fn withdraw(
     let path = published_path(conf, network, a);
     let kept = std::fs::read(&path).ok();
     fsutil::remove_if_exists(&path).map_err(|e| record_err(&path, &e))?;
-    let withdrawn = del_ports(conf, &p.ports).and_then(|()| match &p.mac_guard {
-        Some(g) => del_mac_guard(conf, g),
+    let withdrawn = del_ports(conf, &p.ports).and_then(|()| match &p.source_guard {
+        Some(g) => del_source_guard(conf, g),
         None => Ok(()),
     });
     if withdrawn.is_err() {

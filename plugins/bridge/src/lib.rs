@@ -87,10 +87,10 @@ enum Step {
     /// A link in the host namespace this ADD made: a container's host end or a VLAN's
     /// gateway pair (deleting one end deletes the pair).
     HostLink(String),
-    /// The record of what this attachment publishes.
-    Published,
-    Ports(Vec<netctl_firewall::PortForward>),
-    MacGuard(netctl_firewall::MacGuard),
+    /// What this attachment publishes (ports, source guard), recorded before it is applied:
+    /// undone from the record, under the lock the firewall watcher heals under, so a heal
+    /// from the record meanwhile is undone too.
+    Published(firewall::Published),
 }
 
 fn rollback(ctx: &Ctx, conf: &BridgeConfig, steps: Vec<Step>) {
@@ -106,12 +106,7 @@ fn rollback(ctx: &Ctx, conf: &BridgeConfig, steps: Vec<Step>) {
             Step::HostLink(name) => Netlink::new()
                 .and_then(|mut nl| nl.del_link_by_name(&name))
                 .map_err(Error::from),
-            Step::Published => {
-                let p = firewall::Published::default();
-                firewall::withdraw(conf, &ctx.conf.name, &ctx.attachment(), &p)
-            }
-            Step::Ports(ports) => firewall::del_ports(conf, &ports),
-            Step::MacGuard(g) => firewall::del_mac_guard(conf, &g),
+            Step::Published(p) => firewall::withdraw(conf, &ctx.conf.name, &ctx.attachment(), &p),
         };
     }
 }
@@ -153,14 +148,15 @@ fn del_links_and_rules(ctx: &Ctx, conf: &BridgeConfig) -> Result<(), Error> {
             .extend(firewall::port_forwards(ctx, &prev.ips)?);
         if let (true, None, Some(port), Some(ctr)) = (
             conf.macspoofchk,
-            &published.mac_guard,
+            &published.source_guard,
             prev.interfaces.get(1),
             prev.interfaces.get(2),
         ) {
             // What a runtime passes back is not trusted into a firewall script: a name
             // or MAC that is not one is no guard of ours (the record has the real one).
             if let (Ok(port), Ok(mac)) = (firewall::ifname(&port.name), firewall::mac(&ctr.mac)) {
-                published.mac_guard = Some(netctl_firewall::MacGuard { port, mac });
+                let ips = prev.ips.iter().map(|ip| ip.address.addr()).collect();
+                published.source_guard = Some(netctl_firewall::SourceGuard { port, mac, ips });
             }
         }
     }
@@ -298,24 +294,21 @@ fn attach_steps(
     steps.push(Step::HostLink(host_name.clone()));
     let host_link = host::attach_port(&mut host_nl, conf, &host_name, &bridge)?;
     let ctr_link = host::configure_container(ns, ctr_nl, ctx, conf, &lease)?;
-    let mac_guard = match conf.macspoofchk {
-        true => Some(netctl_firewall::MacGuard {
+    let source_guard = match conf.macspoofchk {
+        true => Some(netctl_firewall::SourceGuard {
             port: firewall::ifname(&host_name)?,
             mac: firewall::mac(&ctr_link.mac)?,
+            ips: lease.ips.iter().map(|ip| ip.address.addr()).collect(),
         }),
         false => None,
     };
     let published = firewall::Published {
         ports: firewall::port_forwards(ctx, &lease.ips)?,
-        mac_guard,
+        source_guard,
     };
     if !published.is_empty() {
         firewall::record_published(conf, &ctx.conf.name, &ctx.attachment(), &published)?;
-        steps.push(Step::Published);
-    }
-    if let Some(g) = &published.mac_guard {
-        firewall::add_mac_guard(conf, g)?;
-        steps.push(Step::MacGuard(g.clone()));
+        steps.push(Step::Published(published.clone()));
     }
     let mut vlan_gateway = None;
     if conf.gateway_on_bridge() {
@@ -332,9 +325,8 @@ fn attach_steps(
         host::gateway_on_bridge(&mut host_nl, conf, &l3, &lease.ips)?;
     }
     firewall::ensure_network(conf, &ctx.conf.name, &lease.ips)?;
-    if !published.ports.is_empty() {
-        firewall::add_ports(conf, &published.ports)?;
-        steps.push(Step::Ports(published.ports.clone()));
+    if !published.is_empty() {
+        firewall::publish(conf, &published)?;
     }
     let mut result = result(ctx, conf, &bridge, &host_link, &ctr_link, lease);
     if let Some(l) = vlan_gateway {

@@ -536,3 +536,58 @@ pub fn alive(pid: i32) -> bool {
             .any(|l| l.starts_with("State:") && l.contains('Z'))
     })
 }
+
+/// Sends one whole Ethernet `frame` out of interface `ifname` of namespace `ns`, as a
+/// process with CAP_NET_RAW there can (a packet socket: any source MAC, any payload).
+#[allow(unsafe_code)]
+pub fn send_frame(ns: &Path, ifname: &str, frame: Vec<u8>) {
+    use nix::sys::socket::SockaddrLike;
+    use nix::sys::socket::{sendto, socket, AddressFamily, LinkAddr, MsgFlags, SockFlag, SockType};
+    let ifname = ifname.to_string();
+    NetNs::open(ns)
+        .expect("open the namespace")
+        .run(move || {
+            let fd = socket(
+                AddressFamily::Packet,
+                SockType::Raw,
+                SockFlag::empty(),
+                None,
+            )
+            .expect("a packet socket");
+            let index = nix::net::if_::if_nametoindex(ifname.as_str()).expect("the interface");
+            // SAFETY: a zeroed sockaddr_ll is valid; the fields set are plain integers.
+            let mut sll: nix::libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+            sll.sll_family = nix::libc::AF_PACKET as u16;
+            sll.sll_ifindex = index as i32;
+            sll.sll_halen = 6;
+            // SAFETY: the pointer and length are those of the sockaddr_ll above.
+            let to = unsafe {
+                LinkAddr::from_raw(
+                    std::ptr::addr_of!(sll).cast(),
+                    Some(std::mem::size_of::<nix::libc::sockaddr_ll>() as u32),
+                )
+            }
+            .expect("a link address");
+            sendto(
+                std::os::fd::AsRawFd::as_raw_fd(&fd),
+                &frame,
+                &to,
+                MsgFlags::empty(),
+            )
+            .expect("send the frame");
+        })
+        .expect("run in the namespace");
+}
+
+/// An unsolicited ARP reply (gratuitous ARP, broadcast) from `mac` saying that `ip` is at
+/// `mac`: what a neighbour sends to take an address over.
+pub fn gratuitous_arp(mac: [u8; 6], ip: std::net::Ipv4Addr) -> Vec<u8> {
+    let mut f = vec![0xff; 6];
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 2]);
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&ip.octets());
+    f.extend_from_slice(&[0xff; 6]);
+    f.extend_from_slice(&ip.octets());
+    f
+}

@@ -101,7 +101,7 @@ fn a_record_a_killed_add_left_half_written_is_neither_healed_nor_kept() {
     let mut record: Value =
         serde_json::from_str(&host.sh(&format!("cat {dir}/first:eth0.json"))).unwrap();
     record["ports"] = json!([]);
-    record["mac_guard"]["port"] = json!("vhalf-eth0");
+    record["source_guard"]["port"] = json!("vhalf-eth0");
     let mut writer = Command::new("true").spawn().unwrap();
     let dead = writer.id();
     writer.wait().unwrap();

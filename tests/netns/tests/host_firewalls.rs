@@ -342,8 +342,21 @@ per_backend!(beside_docker:
 fn loopback_ports_answer_the_host_only(backend: &str) {
     let s = scene(backend);
     s.host.netctl_ok(&[
-        "run", "-d", "--name", "local", "--net", "front", "-p", "127.0.0.1:8081:80", "busybox",
-        "httpd", "-f", "-p", "80", "-h", "/www",
+        "run",
+        "-d",
+        "--name",
+        "local",
+        "--net",
+        "front",
+        "-p",
+        "127.0.0.1:8081:80",
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
     ]);
     eventually(
         &format!("{backend}: the host gets its 127.0.0.1:8081"),
@@ -369,3 +382,57 @@ fn loopback_ports_answer_the_host_only(backend: &str) {
 per_backend!(loopback_ports_answer_the_host_only:
     nftables_loopback_ports_answer_the_host_only => "nftables",
     iptables_loopback_ports_answer_the_host_only => "iptables");
+
+/// What the host's firewall holds, as an admin compares it: the nft ruleset, and the rules
+/// and chains of every iptables, ip6tables and ebtables table (counters and comments aside).
+fn firewall_listing(host: &TestHost) -> String {
+    host.sh(
+        "nft list ruleset; for t in iptables-nft ip6tables-nft iptables-legacy ip6tables-legacy ebtables-nft; do \
+           $t-save 2>/dev/null | grep -E '^(-A|:NETCTL)'; done; true",
+    )
+}
+
+/// A host with its own rules (an nft table and an iptables rule) gets a network, a published
+/// container (with its source guard) and a second network; once both networks and the
+/// container are removed, the host's firewall is exactly as it was before netctl, on either
+/// backend: no table, chain or jump of netctl's is left.
+fn nothing_of_netctl_is_left_in_the_firewall(backend: &str) {
+    let host = TestHost::new();
+    host.busybox_image();
+    host.sh(
+        "nft add table inet admin; nft add chain inet admin input '{ type filter hook input priority 0; }'; \
+         nft add rule inet admin input tcp dport 22 accept; iptables-nft -A INPUT -p tcp --dport 23 -j ACCEPT",
+    );
+    let before = firewall_listing(&host);
+    for net in ["front", "back"] {
+        host.netctl_ok(&[
+            "network",
+            "create",
+            "--opt",
+            &format!("firewall={backend}"),
+            net,
+        ]);
+    }
+    host.netctl_ok(&[
+        "run", "-d", "--name", "web", "--net", "front", "-p", "8080:80", "busybox", "httpd", "-f",
+        "-p", "80", "-h", "/www",
+    ]);
+    host.netctl_ok(&[
+        "run", "-d", "--name", "client", "--net", "back", "busybox", "sleep", "1000",
+    ]);
+    assert!(
+        firewall_listing(&host).to_lowercase().contains("netctl"),
+        "netctl's rules were there"
+    );
+    host.netctl_ok(&["rm", "-f", "web", "client"]);
+    host.netctl_ok(&["network", "rm", "front", "back"]);
+    assert_eq!(
+        firewall_listing(&host),
+        before,
+        "{backend}: the host's firewall is as it was"
+    );
+}
+
+per_backend!(nothing_of_netctl_is_left_in_the_firewall:
+    nftables_leaves_nothing_in_the_firewall => "nftables",
+    iptables_leaves_nothing_in_the_firewall => "iptables");
