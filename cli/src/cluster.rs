@@ -43,6 +43,10 @@ pub struct JoinArgs {
     /// within it keeps them).
     #[arg(long = "tenure-ttl", default_value_t = cluster::TENURE_TTL)]
     tenure_ttl: i64,
+    /// Seconds between new key pairs of this host's encrypted tunnels (`-o encrypted`
+    /// networks).
+    #[arg(long = "key-rotation", default_value_t = cluster::KEY_ROTATION)]
+    key_rotation: i64,
 }
 
 /// `netctl cluster ...`.
@@ -74,6 +78,7 @@ pub fn run(engine: &Engine, cmd: ClusterCommand) -> Outcome {
                 host_name,
                 liveness_ttl,
                 tenure_ttl,
+                key_rotation,
             } = *args;
             let host = host_name.unwrap_or_else(netctl_engine::etc::host_hostname);
             let auth = cluster::StoreAuth {
@@ -94,6 +99,7 @@ pub fn run(engine: &Engine, cmd: ClusterCommand) -> Outcome {
                     host: host.clone(),
                     liveness_ttl,
                     tenure_ttl,
+                    key_rotation,
                     auth,
                 },
             )?;

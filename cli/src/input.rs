@@ -16,6 +16,18 @@ pub fn key_values(pairs: &[String], flag: &str) -> anyhow::Result<BTreeMap<Strin
         .collect()
 }
 
+/// Parses `K=V` pairs where a bare `K` means `K=""`, as Docker's `--opt` and `--label` do
+/// (`network create -o encrypted`).
+pub fn options(pairs: &[String]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (p.clone(), String::new()),
+        })
+        .collect()
+}
+
 /// Asks `warning` + "Are you sure you want to continue? [y/N]" on the terminal.
 pub fn confirm(warning: &str) -> anyhow::Result<bool> {
     eprint!("{warning}\nAre you sure you want to continue? [y/N] ");

@@ -5,7 +5,7 @@ use netctl_engine::network::{create, parse_subnet, CreateRequest, Driver, Networ
 use netctl_engine::Engine;
 use serde_json::json;
 
-use crate::input::{confirm, key_values};
+use crate::input::{confirm, key_values, options};
 use crate::outcome::Outcome;
 
 /// The network commands.
@@ -154,8 +154,8 @@ pub fn run(engine: &Engine, cmd: NetworkCommand) -> Outcome {
                     .transpose()?,
                 ipv6: a.ipv6,
                 internal: a.internal,
-                labels: key_values(&a.label, "--label")?,
-                options: key_values(&a.opt, "--opt")?,
+                labels: options(&a.label),
+                options: options(&a.opt),
             };
             println!("{}", create(engine, &req)?.id);
         }

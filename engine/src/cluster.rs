@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-pub use netctl_overlay_api::{LIVENESS_TTL, TENURE_TTL};
+pub use netctl_overlay_api::{KEY_ROTATION, LIVENESS_TTL, TENURE_TTL};
 
 pub use netctl_overlay_api::StoreAuth;
 use netctl_overlay_api::{
@@ -85,6 +85,8 @@ pub struct JoinOptions {
     pub liveness_ttl: i64,
     /// Seconds this host's addresses outlive its agent.
     pub tenure_ttl: i64,
+    /// Seconds between new key pairs of this host's encrypted tunnels.
+    pub key_rotation: i64,
     /// TLS and user settings for etcd.
     pub auth: StoreAuth,
 }
@@ -106,6 +108,12 @@ pub fn join(engine: &Engine, opts: &JoinOptions) -> Result<()> {
             opts.tenure_ttl
         );
     }
+    if opts.key_rotation < 10 {
+        invalid!(
+            "--key-rotation must be at least 10 s (got {})",
+            opts.key_rotation
+        );
+    }
     check_auth(&opts.auth)?;
     let cfg = ClusterConfig {
         store: parse_store(store, opts.auth.tls())?,
@@ -114,6 +122,7 @@ pub fn join(engine: &Engine, opts: &JoinOptions) -> Result<()> {
         host: opts.host.clone(),
         liveness_ttl: opts.liveness_ttl,
         tenure_ttl: opts.tenure_ttl,
+        key_rotation: opts.key_rotation,
         root: engine.root.clone(),
         run_dir: engine.run_dir.clone(),
     };

@@ -495,6 +495,8 @@ fn create_overlay(engine: &Engine, req: &CreateRequest) -> Result<Network> {
             subnet: req.subnets.first().copied(),
             gateway: req.gateway,
             ip_range: req.ip_range,
+            // Docker's `--opt encrypted`: asked for by the option being there.
+            encrypted: req.options.contains_key("encrypted"),
         },
     )?;
     engine.networks()?.find(&spec.name)

@@ -1,13 +1,16 @@
 //! What a host of an overlay cluster lets through for the cluster, whatever else its
-//! firewall allows: VXLAN (UDP 4789) only from the cluster's hosts, and nothing forwarded
-//! (a container's traffic, which masquerade would make this host's) to a host's VXLAN port or
-//! to an etcd member's client and peer ports. The overlay agent keeps these rules current
-//! as hosts come and go.
+//! firewall allows: VXLAN (UDP 4789) only from the cluster's hosts, and an encrypted
+//! network's VXLAN only out of the encrypted tunnel (never plain from the underlay, whatever
+//! its source claims); the tunnel's own datagrams only from the cluster's hosts; and nothing
+//! forwarded (a container's traffic, which masquerade would make this host's) to a host's
+//! VXLAN or tunnel port or to an etcd member's client and peer ports. The overlay agent keeps
+//! these rules current as hosts and networks come and go.
 
 use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
+use crate::names::IfName;
 use crate::xtables::{has_chain, Family};
 
 /// The VXLAN port of overlay networks.
@@ -24,6 +27,19 @@ pub struct ClusterRules {
     pub peers: Vec<IpAddr>,
     /// The etcd members' client addresses.
     pub store: Vec<SocketAddr>,
+    /// The encrypted tunnel, when this host has one.
+    pub tunnel: Option<TunnelRules>,
+}
+
+/// The encrypted tunnel's part of [`ClusterRules`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelRules {
+    /// The TUN device decrypted VXLAN comes out of.
+    pub device: IfName,
+    /// The tunnel's UDP port on the underlay.
+    pub port: u16,
+    /// The VNIs of encrypted networks: their VXLAN is taken only from `device`.
+    pub encrypted_vnis: Vec<u32>,
 }
 
 /// The nftables script that replaces the cluster table with `r`'s (one transaction).
@@ -33,6 +49,20 @@ pub fn nft_script(r: &ClusterRules) -> String {
         s += &format!(
             "add chain {TABLE} {chain} {{ type filter hook {hook} priority filter - 5; policy accept; }}\n"
         );
+    }
+    if let Some(t) = &r.tunnel {
+        s += &format!(
+            "add rule {TABLE} input iifname \"{}\" udp dport {VXLAN_PORT} accept\n",
+            t.device
+        );
+        if !t.encrypted_vnis.is_empty() {
+            let vnis: Vec<String> = t.encrypted_vnis.iter().map(ToString::to_string).collect();
+            // The VNI: bits 32-55 of the VXLAN header, after the 8-byte UDP header.
+            s += &format!(
+                "add rule {TABLE} input udp dport {VXLAN_PORT} @th,96,24 {{ {} }} drop\n",
+                vnis.join(", ")
+            );
+        }
     }
     for (set, ty, v4) in [
         ("peers4", "ipv4_addr", true),
@@ -54,6 +84,14 @@ pub fn nft_script(r: &ClusterRules) -> String {
             if v4 { "ipv4" } else { "ipv6" }
         );
         s += &format!("add rule {TABLE} forward {fam} daddr @{set} udp dport {VXLAN_PORT} drop\n");
+        if let Some(t) = &r.tunnel {
+            let port = t.port;
+            s += &format!(
+                "add rule {TABLE} input meta nfproto {} udp dport {port} {fam} saddr != @{set} drop\n",
+                if v4 { "ipv4" } else { "ipv6" }
+            );
+            s += &format!("add rule {TABLE} forward {fam} daddr @{set} udp dport {port} drop\n");
+        }
     }
     for m in &r.store {
         let fam = if m.is_ipv4() { "ip" } else { "ip6" };
@@ -81,11 +119,30 @@ pub const IPT_FORWARD: &str = "NETCTL-CLUSTER-FWD";
 pub fn ipt_script(r: &ClusterRules, family: Family, saved: &str) -> String {
     let v4 = family == Family::V4;
     let mut s = format!("*filter\n:{IPT_INPUT} - [0:0]\n:{IPT_FORWARD} - [0:0]\n");
+    if let Some(t) = &r.tunnel {
+        s += &format!(
+            "-A {IPT_INPUT} -i {} -p udp -m udp --dport {VXLAN_PORT} -j RETURN\n",
+            t.device
+        );
+        for vni in &t.encrypted_vnis {
+            s += &format!(
+                "-A {IPT_INPUT} -p udp -m udp --dport {VXLAN_PORT} -m u32 --u32 \"0x0>>0x16&0x3c@0xc>>0x8={vni:#x}\" -j DROP\n"
+            );
+        }
+    }
+    let tunnel_port = r.tunnel.as_ref().map(|t| t.port);
     for p in r.peers.iter().filter(|p| p.is_ipv4() == v4) {
         s += &format!("-A {IPT_INPUT} -s {p} -p udp -m udp --dport {VXLAN_PORT} -j RETURN\n");
         s += &format!("-A {IPT_FORWARD} -d {p} -p udp -m udp --dport {VXLAN_PORT} -j DROP\n");
+        if let Some(port) = tunnel_port {
+            s += &format!("-A {IPT_INPUT} -s {p} -p udp -m udp --dport {port} -j RETURN\n");
+            s += &format!("-A {IPT_FORWARD} -d {p} -p udp -m udp --dport {port} -j DROP\n");
+        }
     }
     s += &format!("-A {IPT_INPUT} -p udp -m udp --dport {VXLAN_PORT} -j DROP\n");
+    if let Some(port) = tunnel_port {
+        s += &format!("-A {IPT_INPUT} -p udp -m udp --dport {port} -j DROP\n");
+    }
     for m in r.store.iter().filter(|m| m.is_ipv4() == v4) {
         s += &format!(
             "-A {IPT_FORWARD} -d {} -p tcp -m multiport --dports {},{ETCD_PEER_PORT} -j DROP\n",
@@ -129,6 +186,11 @@ mod tests {
         ClusterRules {
             peers: vec!["10.99.0.1".parse().unwrap(), "10.99.0.2".parse().unwrap()],
             store: vec!["10.99.0.1:2379".parse().unwrap()],
+            tunnel: Some(TunnelRules {
+                device: "netctl-crypt".parse().unwrap(),
+                port: 51821,
+                encrypted_vnis: vec![4096],
+            }),
         }
     }
 
@@ -145,5 +207,12 @@ mod tests {
         );
         assert!(i.contains("-A NETCTL-CLUSTER-IN -p udp -m udp --dport 4789 -j DROP"));
         assert!(i.contains("-I INPUT 1 -j NETCTL-CLUSTER-IN"));
+        assert!(s.contains("input iifname \"netctl-crypt\" udp dport 4789 accept"));
+        assert!(s.contains("input udp dport 4789 @th,96,24 { 4096 } drop"));
+        assert!(s.contains("input meta nfproto ipv4 udp dport 51821 ip saddr != @peers4 drop"));
+        assert!(
+            i.contains("--u32 \"0x0>>0x16&0x3c@0xc>>0x8=0x1000\" -j DROP"),
+            "{i}"
+        );
     }
 }

@@ -22,7 +22,7 @@ mod nft;
 mod rules;
 mod xtables;
 
-pub use cluster::ClusterRules;
+pub use cluster::{ClusterRules, TunnelRules};
 pub use hostfw::HostChains;
 pub use ipt::Iptables;
 pub use names::{IfName, MacAddr};

@@ -506,6 +506,11 @@ mod tests {
         let cluster = ClusterRules {
             peers: vec!["10.99.0.1".parse().unwrap(), "fd00::1".parse().unwrap()],
             store: vec!["10.99.0.1:2379".parse().unwrap()],
+            tunnel: Some(crate::TunnelRules {
+                device: "netctl-crypt".parse().unwrap(),
+                port: 51821,
+                encrypted_vnis: vec![4096, 4097],
+            }),
         };
         let mut scripts = vec![
             cluster::nft_script(&cluster),

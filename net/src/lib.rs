@@ -10,6 +10,7 @@ mod netlink;
 mod netns;
 mod ops;
 mod sysctl;
+mod tun;
 mod vlan;
 mod vxlan;
 
@@ -20,6 +21,7 @@ pub use netlink::{Addr, Link, Netlink};
 pub use netns::NetNs;
 pub use ops::{parse_mac, MacvlanMode, RouteSpec};
 pub use sysctl::{disable_ipv6, set_sysctl};
+pub use tun::create_tun;
 pub use vlan::PortVlan;
 pub use vxlan::{FdbEntry, VxlanSpec};
 

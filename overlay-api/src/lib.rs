@@ -29,6 +29,16 @@ pub const VXLAN_PORT: u16 = 4789;
 pub const VXLAN_OVERHEAD: u32 = 50;
 /// The first VNI handed out (below it: left to others' static use).
 pub const FIRST_VNI: u32 = 4096;
+/// The UDP port of the encrypted tunnels between hosts (WireGuard's protocol).
+pub const TUNNEL_PORT: u16 = 51821;
+/// The TUN device each host's agent carries encrypted networks' VXLAN through.
+pub const TUNNEL_DEVICE: &str = "netctl-crypt";
+/// What the encrypted tunnel adds to a packet (outer IPv4 20, UDP 8, WireGuard's header 16
+/// and tag 16).
+pub const TUNNEL_OVERHEAD: u32 = 60;
+/// Where hosts' tunnel addresses are taken from (RFC 2544's benchmarking range, which no
+/// LAN routes).
+pub const TUNNEL_SUBNET: &str = "198.18.0.0/15";
 
 /// What went wrong talking to the agent.
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +111,9 @@ pub struct ClusterConfig {
     /// Seconds a host's addresses outlive its agent (its tenure lease).
     #[serde(default = "tenure")]
     pub tenure_ttl: i64,
+    /// Seconds between new key pairs for the encrypted tunnels.
+    #[serde(default = "key_rotation")]
+    pub key_rotation: i64,
     /// netctl's persistent state folder on this host (conflists go to `<root>/networks`).
     pub root: PathBuf,
     /// netctl's runtime folder on this host (the agent's socket, DNS records).
@@ -118,6 +131,13 @@ fn liveness() -> i64 {
 
 fn tenure() -> i64 {
     TENURE_TTL
+}
+
+/// The default key rotation of the encrypted tunnels: a new key pair a day.
+pub const KEY_ROTATION: i64 = 86_400;
+
+fn key_rotation() -> i64 {
+    KEY_ROTATION
 }
 
 impl ClusterConfig {
@@ -148,6 +168,19 @@ pub struct HostRecord {
     pub addr: IpAddr,
     /// Its underlay MTU.
     pub mtu: u32,
+    /// Its end of the encrypted tunnels: its address inside them and its public key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<TunnelEnd>,
+}
+
+/// A host's end of the encrypted tunnels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelEnd {
+    /// Its address inside the tunnels (in [`TUNNEL_SUBNET`]): encrypted networks' VXLAN
+    /// goes to and from it.
+    pub addr: std::net::Ipv4Addr,
+    /// Its current public key (X25519, base64), rotated by the agent.
+    pub key: String,
 }
 
 /// An overlay network, the same on every host.
@@ -166,10 +199,14 @@ pub struct NetworkSpec {
     /// `--ip-range`.
     #[serde(default)]
     pub ip_range: Option<IpNet>,
-    /// The MTU of its containers' interfaces (the smallest underlay's minus 50).
+    /// The MTU of its containers' interfaces (the smallest underlay's minus 50, and minus
+    /// the tunnel's 60 when encrypted).
     pub mtu: u32,
     /// When it was made (RFC 3339).
     pub created: String,
+    /// `-o encrypted`: its traffic between hosts goes through the hosts' encrypted tunnels.
+    #[serde(default)]
+    pub encrypted: bool,
 }
 
 /// The bridge of the network with VNI `vni` on each host.
@@ -234,6 +271,9 @@ pub struct CreateNetwork {
     pub gateway: Option<IpAddr>,
     /// `--ip-range`.
     pub ip_range: Option<IpNet>,
+    /// `-o encrypted`.
+    #[serde(default)]
+    pub encrypted: bool,
 }
 
 /// A host as `netctl cluster ls` shows it.

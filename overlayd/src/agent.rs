@@ -14,7 +14,7 @@ use ipnet::IpNet;
 use netctl_ipam::{AllocationOrder, Allocator, IpamConfig, IpamError, Owner, RangeConfig};
 use netctl_overlay_api::{
     ClusterConfig, CreateNetwork, EndpointRecord, HostRecord, HostStatus, LeasedAddress,
-    NetworkSpec, Reply, Request, StoreAuth, FIRST_VNI, VXLAN_OVERHEAD,
+    NetworkSpec, Reply, Request, StoreAuth, FIRST_VNI, TUNNEL_OVERHEAD, VXLAN_OVERHEAD,
 };
 use tokio::sync::Mutex;
 
@@ -38,10 +38,16 @@ pub struct Agent {
     pub view: Mutex<View>,
     /// Set by `Leave`: the agent ends.
     pub leaving: tokio::sync::Notify,
-    /// Told when a host record came, changed or went (the firewall's peers change).
-    pub hosts_changed: tokio::sync::Notify,
+    /// Told when a host record or a network came, changed or went (the firewall's rules and
+    /// the tunnel's peers follow).
+    pub cluster_changed: tokio::sync::Notify,
     /// What [`Agent::publish_local_networks`] last put, and on which lease.
     published_local: Mutex<Option<(i64, Vec<u8>)>>,
+    /// This host's end of the encrypted tunnels; None where it could not be made (no
+    /// /dev/net/tun): encrypted networks are then refused here, saying why.
+    pub tunnel: Option<Arc<crate::crypt::Tunnel>>,
+    /// Why there is no tunnel, when there is none.
+    pub tunnel_missing: Option<String>,
 }
 
 /// The hosts, networks and remote endpoints this host knows (each checked by
@@ -95,6 +101,13 @@ impl Agent {
         refuse_small_underlay(&mut etcd, mtu).await?;
         let tenure = tenure_lease(&mut etcd, &cfg).await?;
         let liveness = etcd.lease_grant(cfg.liveness_ttl, None).await?.id();
+        let (tunnel, tunnel_missing) = match open_tunnel(&mut etcd, &cfg, mtu).await {
+            Ok(t) => (Some(Arc::new(t)), None),
+            Err(e) => {
+                eprintln!("netctl-overlayd: no encrypted tunnels on this host: {e:#}");
+                (None, Some(format!("{e:#}")))
+            }
+        };
         let agent = Agent {
             cfg,
             etcd,
@@ -103,8 +116,10 @@ impl Agent {
             mtu,
             view: Mutex::new(View::default()),
             leaving: tokio::sync::Notify::new(),
-            hosts_changed: tokio::sync::Notify::new(),
+            cluster_changed: tokio::sync::Notify::new(),
             published_local: Mutex::new(None),
+            tunnel,
+            tunnel_missing,
         };
         // Copies an earlier run was killed writing were never registered: not kept.
         netctl_cni::fsutil::sweep_stale_tmp(&local_endpoints_dir(&agent.cfg));
@@ -136,11 +151,7 @@ impl Agent {
     async fn claim_host_name(&self, liveness: i64) -> Result<()> {
         let mut etcd = self.etcd.clone();
         let key = keys::host(&self.cfg.host);
-        let ours = HostRecord {
-            host: self.cfg.host.clone(),
-            addr: self.cfg.advertise,
-            mtu: self.mtu,
-        };
+        let ours = self.host_record()?;
         let seen = etcd.get(key.as_str(), None).await?;
         let (revision, theirs) = match seen.kvs().first() {
             Some(kv) => (
@@ -177,6 +188,49 @@ impl Agent {
             ));
         }
         Ok(())
+    }
+
+    /// This host's record: name, underlay address and MTU, and its tunnel end.
+    pub fn host_record(&self) -> Result<HostRecord> {
+        let tunnel = match &self.tunnel {
+            Some(t) => Some(netctl_overlay_api::TunnelEnd {
+                addr: t.addr,
+                key: crate::crypt::key_text(&t.public()?),
+            }),
+            None => None,
+        };
+        Ok(HostRecord {
+            host: self.cfg.host.clone(),
+            addr: self.cfg.advertise,
+            mtu: self.mtu,
+            tunnel,
+        })
+    }
+
+    /// This host's address for the VXLAN devices of `spec`: its tunnel address for an
+    /// encrypted network, else its underlay address.
+    pub fn vtep_for(&self, spec: &NetworkSpec) -> Result<IpAddr> {
+        match (&self.tunnel, spec.encrypted) {
+            (_, false) => Ok(self.cfg.advertise),
+            (Some(t), true) => Ok(IpAddr::V4(t.addr)),
+            (None, true) => Err(anyhow!(
+                "network {} is encrypted, but this host has no encrypted tunnel: {}",
+                spec.name,
+                self.tunnel_missing.as_deref().unwrap_or("unknown reason")
+            )),
+        }
+    }
+
+    /// A new key pair for the tunnels, announced in this host's record.
+    pub async fn rotate_key(&self) -> Result<()> {
+        let Some(t) = &self.tunnel else {
+            return Ok(());
+        };
+        let secret = crate::crypt::fresh_secret()?;
+        save_secret(&self.cfg, &secret)?;
+        t.rotate(secret)?;
+        let liveness = *self.liveness.lock().await;
+        self.claim_host_name(liveness).await
     }
 
     /// Puts the names of this host's own networks under `localnets/` (on lease `liveness`),
@@ -303,7 +357,11 @@ impl Agent {
                 format!("no overlay network {network} in the cluster"),
             );
         };
-        match local::ensure_vxlan(&spec, self.cfg.advertise, self.mtu) {
+        let vtep = match self.vtep_for(&spec) {
+            Ok(v) => v,
+            Err(e) => return failure(false, format!("{e:#}")),
+        };
+        match local::ensure_vxlan(&spec, vtep, self.mtu) {
             Ok(_) => Reply::Network {
                 spec,
                 local: self.cfg.advertise,
@@ -463,6 +521,12 @@ impl Agent {
         }
         local::check_name_free(&self.cfg, &c.name)?;
         self.check_no_host_has(&c.name).await?;
+        if c.encrypted && self.tunnel.is_none() {
+            return Err(anyhow!(
+                "this host cannot carry encrypted networks: {}",
+                self.tunnel_missing.as_deref().unwrap_or("no tunnel")
+            ));
+        }
         let subnet = match c.subnet {
             Some(s) => s,
             None => free_subnet(&specs)?,
@@ -497,8 +561,11 @@ impl Agent {
                 subnet,
                 gateway: Some(range.gateway()),
                 ip_range: c.ip_range,
-                mtu: self.hosts_mtu().await? - VXLAN_OVERHEAD,
+                mtu: self.hosts_mtu().await?
+                    - VXLAN_OVERHEAD
+                    - if c.encrypted { TUNNEL_OVERHEAD } else { 0 },
                 created: netctl_cni::clock::now_rfc3339(),
+                encrypted: c.encrypted,
             };
             let txn = Txn::new()
                 .when(vec![
@@ -516,6 +583,7 @@ impl Agent {
                     .await
                     .networks
                     .insert(spec.name.clone(), spec.clone());
+                self.cluster_changed.notify_one();
                 return Ok(spec);
             }
             if etcd.get(keys::network(&c.name), None).await?.count() > 0 {
@@ -642,6 +710,14 @@ impl Agent {
                 .and_then(vec![TxnOp::delete(key.as_str(), None)]);
             etcd.txn(txn).await?;
         }
+        if let Some(t) = &self.tunnel {
+            let key = keys::tunnel(t.addr);
+            let ours = Compare::value(key.as_str(), CompareOp::Equal, self.cfg.host.as_str());
+            let txn = Txn::new()
+                .when(vec![ours])
+                .and_then(vec![TxnOp::delete(key.as_str(), None)]);
+            etcd.txn(txn).await?;
+        }
         let liveness = *self.liveness.lock().await;
         let _ = etcd.lease_revoke(liveness).await;
         let _ = etcd.lease_revoke(self.tenure).await;
@@ -707,6 +783,109 @@ async fn refuse_small_underlay(etcd: &mut Client, mtu: u32) -> Result<()> {
     {
         local::check_underlay(&spec, mtu)?;
     }
+    Ok(())
+}
+
+/// This host's tunnel: an address of [`netctl_overlay_api::TUNNEL_SUBNET`] no other host
+/// holds (its earlier one when it is still its own), and its key pair (the earlier one while
+/// younger than the rotation period).
+async fn open_tunnel(
+    etcd: &mut Client,
+    cfg: &ClusterConfig,
+    mtu: u32,
+) -> Result<crate::crypt::Tunnel> {
+    let addr = claim_tunnel_addr(etcd, cfg).await?;
+    let secret = match saved_secret(cfg) {
+        Some(s) => s,
+        None => {
+            let s = crate::crypt::fresh_secret()?;
+            save_secret(cfg, &s)?;
+            s
+        }
+    };
+    crate::crypt::Tunnel::open(addr, cfg.advertise, mtu, secret).await
+}
+
+fn tunnel_file(cfg: &ClusterConfig, what: &str) -> PathBuf {
+    cfg.root.join("overlay").join(what)
+}
+
+/// The tunnel address this host had, if it still holds it in etcd; else the first free
+/// one, taken by compare-and-swap.
+async fn claim_tunnel_addr(etcd: &mut Client, cfg: &ClusterConfig) -> Result<std::net::Ipv4Addr> {
+    let file = tunnel_file(cfg, "tunnel.addr");
+    let subnet: ipnet::Ipv4Net = netctl_overlay_api::TUNNEL_SUBNET.parse()?;
+    let taken = etcd
+        .get(keys::tunnels(), Some(GetOptions::new().with_prefix()))
+        .await?;
+    let holder = |a: std::net::Ipv4Addr| {
+        let key = keys::tunnel(a);
+        taken
+            .kvs()
+            .iter()
+            .find(|kv| kv.key() == key.as_bytes())
+            .map(|kv| String::from_utf8_lossy(kv.value()).into_owned())
+    };
+    let earlier = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .filter(|a| subnet.contains(a));
+    for a in earlier.into_iter().chain(subnet.hosts()) {
+        match holder(a) {
+            Some(h) if h == cfg.host => return Ok(a),
+            Some(_) => continue,
+            None => {}
+        }
+        let key = keys::tunnel(a);
+        let txn = Txn::new()
+            .when(vec![Compare::version(key.as_str(), CompareOp::Equal, 0)])
+            .and_then(vec![TxnOp::put(key.as_str(), cfg.host.as_str(), None)]);
+        if etcd.txn(txn).await?.succeeded() {
+            if let Some(dir) = file.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(&file, a.to_string())?;
+            return Ok(a);
+        }
+    }
+    Err(anyhow!("every tunnel address of {subnet} is taken"))
+}
+
+/// The key pair saved by an earlier run, while younger than the rotation period.
+fn saved_secret(cfg: &ClusterConfig) -> Option<boringtun::x25519::StaticSecret> {
+    let file = tunnel_file(cfg, "tunnel.key");
+    let age = std::fs::metadata(&file)
+        .ok()?
+        .modified()
+        .ok()?
+        .elapsed()
+        .ok()?;
+    if age.as_secs() >= u64::try_from(cfg.key_rotation).unwrap_or(0) {
+        return None;
+    }
+    let text = std::fs::read_to_string(&file).ok()?;
+    crate::crypt::parse_key(text.trim()).map(boringtun::x25519::StaticSecret::from)
+}
+
+/// Saves the private key, readable by root alone.
+fn save_secret(cfg: &ClusterConfig, s: &boringtun::x25519::StaticSecret) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = tunnel_file(cfg, "tunnel.key");
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let text: String = s.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    let tmp = file.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, &file)?;
     Ok(())
 }
 

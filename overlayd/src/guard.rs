@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use netctl_firewall::{Backend, ClusterRules};
+use netctl_firewall::{Backend, ClusterRules, TunnelRules};
+use netctl_overlay_api::{TUNNEL_DEVICE, TUNNEL_PORT};
 
 use crate::agent::Agent;
 
@@ -27,7 +28,23 @@ async fn current(agent: &Agent) -> ClusterRules {
         .iter()
         .filter_map(|url| crate::members::host_port(url)?.parse::<SocketAddr>().ok())
         .collect();
-    ClusterRules { peers, store }
+    let tunnel = agent.tunnel.as_ref().and_then(|_| {
+        Some(TunnelRules {
+            device: TUNNEL_DEVICE.parse().ok()?,
+            port: TUNNEL_PORT,
+            encrypted_vnis: view
+                .networks
+                .values()
+                .filter(|s| s.encrypted)
+                .map(|s| s.vni)
+                .collect(),
+        })
+    });
+    ClusterRules {
+        peers,
+        store,
+        tunnel,
+    }
 }
 
 /// Applies `rules` with the host's firewall backend.
@@ -37,14 +54,20 @@ async fn apply(rules: ClusterRules) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Forever: applies the rules when the hosts change ([`Agent::hosts_changed`]) and every
+/// Forever: applies the rules when the hosts change ([`Agent::cluster_changed`]) and every
 /// [`REFRESH`].
 pub async fn keep(agent: Arc<Agent>) {
     let mut last: Option<ClusterRules> = None;
     let mut since = tokio::time::Instant::now();
     // The first listing brings the hosts: rules made before it would turn their VXLAN away.
-    let _ = tokio::time::timeout(Duration::from_secs(5), agent.hosts_changed.notified()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), agent.cluster_changed.notified()).await;
     loop {
+        if let Some(t) = &agent.tunnel {
+            let view = agent.view.lock().await;
+            if let Err(e) = t.set_peers(view.hosts.values()) {
+                eprintln!("netctl-overlayd: update the tunnel's peers: {e:#}");
+            }
+        }
         let rules = current(&agent).await;
         if last.as_ref() != Some(&rules) || since.elapsed() >= REFRESH {
             match apply(rules.clone()).await {
@@ -55,7 +78,7 @@ pub async fn keep(agent: Arc<Agent>) {
                 Err(e) => eprintln!("netctl-overlayd: apply the cluster's firewall rules: {e:#}"),
             }
         }
-        let _ = tokio::time::timeout(REFRESH, agent.hosts_changed.notified()).await;
+        let _ = tokio::time::timeout(REFRESH, agent.cluster_changed.notified()).await;
     }
 }
 

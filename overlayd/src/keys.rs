@@ -39,6 +39,16 @@ pub fn all_local_networks() -> String {
     format!("{PREFIX}localnets/")
 }
 
+/// Who holds a tunnel address.
+pub fn tunnel(addr: std::net::Ipv4Addr) -> String {
+    format!("{PREFIX}tunnels/{addr}")
+}
+
+/// Every tunnel address.
+pub fn tunnels() -> String {
+    format!("{PREFIX}tunnels/")
+}
+
 /// A network's spec.
 pub fn network(name: &str) -> String {
     format!("{PREFIX}networks/{name}")

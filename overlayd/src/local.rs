@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, Context, Result};
 use netctl_dnsrecords::{DnsPaths, Record};
 use netctl_net::{parse_mac, FdbEntry, Netlink, VxlanSpec};
-use netctl_overlay_api::{ClusterConfig, EndpointRecord, NetworkSpec, VXLAN_OVERHEAD, VXLAN_PORT};
+use netctl_overlay_api::{
+    ClusterConfig, EndpointRecord, NetworkSpec, TUNNEL_OVERHEAD, VXLAN_OVERHEAD, VXLAN_PORT,
+};
 use serde_json::json;
 
 /// The MTU of the link that carries `addr` on this host.
@@ -29,12 +31,13 @@ pub fn underlay_mtu(addr: IpAddr) -> Result<u32> {
 /// Refused when this host's underlay cannot carry the network's frames (oversized frames
 /// would be dropped silently).
 pub fn check_underlay(spec: &NetworkSpec, underlay_mtu: u32) -> Result<()> {
-    if underlay_mtu < spec.mtu + VXLAN_OVERHEAD {
+    let tunnel = if spec.encrypted { TUNNEL_OVERHEAD } else { 0 };
+    let needed = spec.mtu + VXLAN_OVERHEAD + tunnel;
+    if underlay_mtu < needed {
         return Err(anyhow!(
-            "this host's underlay MTU {underlay_mtu} is too small for overlay network {} (MTU {} needs {}): raise it or keep this host out",
+            "this host's underlay MTU {underlay_mtu} is too small for overlay network {} (MTU {} needs {needed}): raise it or keep this host out",
             spec.name,
             spec.mtu,
-            spec.mtu + VXLAN_OVERHEAD
         ));
     }
     Ok(())
@@ -81,14 +84,15 @@ fn mac_of(e: &EndpointRecord) -> Result<[u8; 6]> {
     })
 }
 
-/// Points the endpoint's MAC at its host and answers its addresses from the neighbour table.
-pub fn program(spec: &NetworkSpec, e: &EndpointRecord) -> Result<()> {
+/// Points the endpoint's MAC at its host (`dst`: the host's underlay address, or its tunnel
+/// address on an encrypted network) and answers its addresses from the neighbour table.
+pub fn program(spec: &NetworkSpec, e: &EndpointRecord, dst: IpAddr) -> Result<()> {
     let mut nl = Netlink::new()?;
     let Some(vx) = nl.link_by_name(&spec.vxlan())? else {
         return Ok(()); // not joined here (underlay too small): nothing to point
     };
     let mac = mac_of(e)?;
-    nl.fdb_replace(vx.index, &FdbEntry { mac, dst: e.vtep })?;
+    nl.fdb_replace(vx.index, &FdbEntry { mac, dst })?;
     for ip in &e.ips {
         nl.neighbour_replace(vx.index, *ip, mac)?;
     }
@@ -100,6 +104,7 @@ pub fn program(spec: &NetworkSpec, e: &EndpointRecord) -> Result<()> {
 pub fn unprogram(
     spec: &NetworkSpec,
     gone: &EndpointRecord,
+    dst: IpAddr,
     others: &[&EndpointRecord],
 ) -> Result<()> {
     let mut nl = Netlink::new()?;
@@ -109,14 +114,8 @@ pub fn unprogram(
     let mac = mac_of(gone)?;
     let fdb = nl.fdb_entries(vx.index)?;
     let reused_mac = others.iter().any(|o| o.mac == gone.mac);
-    if !reused_mac && fdb.iter().any(|f| f.mac == mac && f.dst == gone.vtep) {
-        nl.fdb_del(
-            vx.index,
-            &FdbEntry {
-                mac,
-                dst: gone.vtep,
-            },
-        )?;
+    if !reused_mac && fdb.iter().any(|f| f.mac == mac && f.dst == dst) {
+        nl.fdb_del(vx.index, &FdbEntry { mac, dst })?;
     }
     for ip in &gone.ips {
         match others.iter().find(|o| o.ips.contains(ip)) {
@@ -243,6 +242,15 @@ pub fn check_name_free(cfg: &ClusterConfig, name: &str) -> Result<()> {
     }
 }
 
+/// The network's options as `network inspect` shows them (`encrypted` as Docker shows it).
+fn options(spec: &NetworkSpec) -> BTreeMap<&'static str, String> {
+    let mut o = BTreeMap::from([("vni", spec.vni.to_string()), ("mtu", spec.mtu.to_string())]);
+    if spec.encrypted {
+        o.insert("encrypted", String::new());
+    }
+    o
+}
+
 /// Writes the network's conflist for this host's engine and for other CNI runtimes; never
 /// over a conflist of a network of this host's own.
 pub fn write_conflist(cfg: &ClusterConfig, spec: &NetworkSpec) -> Result<()> {
@@ -257,7 +265,7 @@ pub fn write_conflist(cfg: &ClusterConfig, spec: &NetworkSpec) -> Result<()> {
     let list = json!({
         "cniVersion": "1.0.0", "cniVersions": ["1.0.0", "1.1.0"], "name": spec.name,
         "netctl": {"id": spec.id, "created": spec.created, "driver": "overlay",
-                   "options": BTreeMap::from([("vni", spec.vni.to_string()), ("mtu", spec.mtu.to_string())])},
+                   "options": options(spec)},
         "plugins": [
             {"type": "netctl-overlay", "runDir": cfg.run_dir,
              "clusterConfig": ClusterConfig::path(&cfg.root), "vni": spec.vni, "mtu": spec.mtu,

@@ -17,6 +17,7 @@
 
 mod agent;
 mod clients;
+mod crypt;
 mod guard;
 mod keys;
 mod local;
@@ -111,6 +112,12 @@ async fn run(cfg: ClusterConfig) -> Result<()> {
     tokio::spawn(watch::follow(agent.clone()));
     tokio::spawn(watch::suspect_silent(agent.clone()));
     tokio::spawn(guard::keep(agent.clone()));
+    if let Some(t) = agent.tunnel.clone() {
+        tokio::spawn(crypt::outbound(t.clone()));
+        tokio::spawn(crypt::inbound(t.clone()));
+        tokio::spawn(crypt::timers(t));
+        tokio::spawn(watch::rotate_keys(agent.clone()));
+    }
     let members = members::reachable(&agent.cfg.store).await;
     tokio::spawn(members::keep_current(agent.clone(), members));
     let _ = std::fs::remove_file(&socket);

@@ -51,6 +51,17 @@ pub fn host(key_host: &str, h: &HostRecord) -> Result<(), String> {
     if !(1280..=65_535).contains(&h.mtu) {
         return Err(format!("host {} has an underlay MTU of {}", h.host, h.mtu));
     }
+    if let Some(t) = &h.tunnel {
+        let subnet: ipnet::Ipv4Net = netctl_overlay_api::TUNNEL_SUBNET
+            .parse()
+            .map_err(|e| format!("{e}"))?;
+        if !subnet.contains(&t.addr) || crate::crypt::parse_key(&t.key).is_none() {
+            return Err(format!(
+                "host {} has a tunnel end outside {subnet} or a key that is not 64 hex digits",
+                h.host
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -234,6 +245,7 @@ mod tests {
             ip_range: None,
             mtu: 1450,
             created: "2026-12-06T00:00:00Z".into(),
+            encrypted: false,
         }
     }
 
@@ -242,6 +254,7 @@ mod tests {
             host: "m2".into(),
             addr: "10.99.0.2".parse().unwrap(),
             mtu: 1500,
+            tunnel: None,
         }
     }
 

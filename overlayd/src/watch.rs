@@ -226,8 +226,8 @@ async fn relist(agent: &Arc<Agent>) -> Result<i64> {
         .filter(|(k, _)| !fresh.remote.contains_key(*k))
         .map(|(k, e)| (k.clone(), e.clone()))
         .collect();
-    if view.hosts != fresh.hosts {
-        agent.hosts_changed.notify_one();
+    if view.hosts != fresh.hosts || view.networks != fresh.networks {
+        agent.cluster_changed.notify_one();
     }
     *view = View {
         hosts: fresh.hosts,
@@ -301,20 +301,24 @@ fn apply(
         Kind::Host(name) if put => {
             if let Some(h) = checked_host(&key, name, kv.value()) {
                 view.hosts.insert(name.to_string(), h);
-                agent.hosts_changed.notify_one();
+                agent.cluster_changed.notify_one();
             }
         }
         Kind::Host(name) => {
             view.hosts.remove(name);
-            agent.hosts_changed.notify_one();
+            agent.cluster_changed.notify_one();
         }
         Kind::Network(name) if put => {
             if let Some(s) = checked_network(&key, name, kv.value()) {
                 network_put(agent, &s);
                 view.networks.insert(name.to_string(), s);
+                agent.cluster_changed.notify_one();
             }
         }
-        Kind::Network(name) => return view.networks.remove(name),
+        Kind::Network(name) => {
+            agent.cluster_changed.notify_one();
+            return view.networks.remove(name);
+        }
         Kind::Endpoint(_) if put => {
             let new = !view.remote.contains_key(&key);
             if let Some(e) = checked_endpoint(agent, view, &key, kv.value(), new) {
@@ -343,8 +347,21 @@ fn network_put(agent: &Arc<Agent>, s: &NetworkSpec) {
     );
     report(
         &format!("make the VXLAN device of {}", s.name),
-        local::ensure_vxlan(s, agent.cfg.advertise, agent.mtu).map(drop),
+        agent
+            .vtep_for(s)
+            .and_then(|vtep| local::ensure_vxlan(s, vtep, agent.mtu))
+            .map(drop),
     );
+}
+
+/// Where frames for endpoint `e` of `spec` are tunnelled to: its host's underlay address,
+/// or that host's tunnel address on an encrypted network (None: that host has no tunnel).
+fn tunnel_dst(view: &View, spec: &NetworkSpec, e: &EndpointRecord) -> Option<std::net::IpAddr> {
+    if !spec.encrypted {
+        return Some(e.vtep);
+    }
+    let end = view.hosts.get(&e.host)?.tunnel.as_ref()?;
+    Some(std::net::IpAddr::V4(end.addr))
 }
 
 fn endpoint_put(agent: &Arc<Agent>, view: &mut View, key: String, e: EndpointRecord) {
@@ -355,7 +372,9 @@ fn endpoint_put(agent: &Arc<Agent>, view: &mut View, key: String, e: EndpointRec
     if let Some(spec) = view.networks.get(&e.network) {
         report(
             &format!("point at {}", e.container_id),
-            local::program(spec, &e),
+            tunnel_dst(view, spec, &e)
+                .ok_or_else(|| anyhow::anyhow!("host {} has no encrypted tunnel", e.host))
+                .and_then(|dst| local::program(spec, &e, dst)),
         );
     }
     report(
@@ -373,10 +392,12 @@ fn endpoint_gone(agent: &Arc<Agent>, view: &View, e: &EndpointRecord) {
         .filter(|o| !(o.host == e.host && o.container_id == e.container_id && o.ifname == e.ifname))
         .collect();
     if let Some(spec) = view.networks.get(&e.network) {
-        report(
-            &format!("forget {}", e.container_id),
-            local::unprogram(spec, e, &others),
-        );
+        if let Some(dst) = tunnel_dst(view, spec, e) {
+            report(
+                &format!("forget {}", e.container_id),
+                local::unprogram(spec, e, dst, &others),
+            );
+        }
     }
     if !others
         .iter()
@@ -394,6 +415,15 @@ fn endpoint_gone(agent: &Arc<Agent>, view: &View, e: &EndpointRecord) {
 fn report(what: &str, r: Result<()>) {
     if let Err(e) = r {
         eprintln!("netctl-overlayd: {what}: {e:#}");
+    }
+}
+
+/// Forever: a new key pair for this host's tunnels every `key_rotation` seconds.
+pub async fn rotate_keys(agent: Arc<Agent>) {
+    let every = Duration::from_secs(u64::try_from(agent.cfg.key_rotation).unwrap_or(86_400));
+    loop {
+        tokio::time::sleep(every).await;
+        report("rotate the tunnel key", agent.rotate_key().await);
     }
 }
 

@@ -591,3 +591,40 @@ pub fn gratuitous_arp(mac: [u8; 6], ip: std::net::Ipv4Addr) -> Vec<u8> {
     f.extend_from_slice(&ip.octets());
     f
 }
+
+/// Captures every frame on every interface of the calling thread's network namespace (a
+/// packet socket, as tcpdump -i any) for `span`, in a thread of its own; what the thread
+/// returns is every frame seen.
+pub fn capture(span: std::time::Duration) -> std::thread::JoinHandle<Vec<Vec<u8>>> {
+    use nix::sys::socket::{
+        recv, socket, AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType,
+    };
+    let fd = socket(
+        AddressFamily::Packet,
+        SockType::Raw,
+        SockFlag::empty(),
+        SockProtocol::EthAll,
+    )
+    .expect("a packet socket for the capture");
+    nix::sys::socket::setsockopt(
+        &fd,
+        nix::sys::socket::sockopt::ReceiveTimeout,
+        &nix::sys::time::TimeVal::new(0, 100_000),
+    )
+    .expect("a receive timeout");
+    std::thread::spawn(move || {
+        let until = std::time::Instant::now() + span;
+        let mut frames = Vec::new();
+        let mut buf = vec![0u8; 65_536];
+        while std::time::Instant::now() < until {
+            if let Ok(n) = recv(
+                std::os::fd::AsRawFd::as_raw_fd(&fd),
+                &mut buf,
+                MsgFlags::empty(),
+            ) {
+                frames.push(buf[..n].to_vec());
+            }
+        }
+        frames
+    })
+}

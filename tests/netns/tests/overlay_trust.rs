@@ -346,3 +346,232 @@ fn idle_clients_of_the_agent_never_make_an_add_fail() {
     );
     drop(idle);
 }
+
+/// Contains `needle`.
+fn has(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Sends `payload` from container `from` of `m_from` to `to_addr`:7777 until `listener`
+/// (in the destination container) gets it.
+fn deliver(m_from: &Machine, from: &str, to_addr: &str, listener: &UdpSocket, payload: &[u8]) {
+    let ns = ns_of(m_from, from);
+    let mut buf = vec![0u8; 2048];
+    for _ in 0..40 {
+        send_from(&ns, &format!("{to_addr}:7777"), payload.to_vec());
+        if let Ok(n) = listener.recv(&mut buf) {
+            if &buf[..n] == payload {
+                return;
+            }
+        }
+    }
+    panic!(
+        "{} bytes from {from} never reached {to_addr}",
+        payload.len()
+    );
+}
+
+/// A user creates an encrypted overlay (`-o encrypted`, Docker's word) beside a plain one
+/// and sends a datagram with a known marker across hosts on each, one of a near-MTU size
+/// too, while the underlay is captured: the plain network's marker is there in clear (the
+/// capture sees the traffic), the encrypted network's marker and its VXLAN never are, only
+/// the tunnel's datagrams; the encrypted network's MTU leaves room for the tunnel.
+#[test]
+fn an_encrypted_overlay_shows_nothing_of_its_traffic_on_the_underlay() {
+    let lab = Lab::new(2);
+    lab.join_all(5, 300);
+    let (m1, m2) = (lab.m(1), lab.m(2));
+    m1.netctl_ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "10.234.0.0/24",
+        "plain",
+    ]);
+    m1.netctl_ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "-o",
+        "encrypted",
+        "--subnet",
+        "10.235.0.0/24",
+        "sec",
+    ]);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&m1.netctl_ok(&["network", "inspect", "sec"])).unwrap();
+    assert_eq!(inspect[0]["Options"]["encrypted"], "", "{inspect}");
+    let vni_sec: u32 = inspect[0]["Options"]["vni"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mtu: u32 = inspect[0]["Options"]["mtu"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(mtu, 1500 - 50 - 60, "room for VXLAN and the tunnel");
+    let (p1, p2) = (m1.container("p1"), m2.container("p2"));
+    let (s1, s2) = (m1.container("s1"), m2.container("s2"));
+    m1.cni_add_ok("plain", "p1", &p1, &[]);
+    let ap2 = m2.cni_add_ok("plain", "p2", &p2, &[]);
+    m1.cni_add_ok("sec", "s1", &s1, &[]);
+    let as2 = m2.cni_add_ok("sec", "s2", &s2, &[]);
+    let (lp2, ls2) = (
+        listen_in(&ns_of(m2, &p2), 7777),
+        listen_in(&ns_of(m2, &s2), 7777),
+    );
+
+    let capture = netctl_netns_tests::capture(Duration::from_secs(6));
+    deliver(m1, &p1, &ap2, &lp2, b"PLAIN-MARKER-7f3a");
+    deliver(m1, &s1, &as2, &ls2, b"SECRET-MARKER-9c2e");
+    let big: Vec<u8> = b"SECRET-MARKER-BIG-"
+        .iter()
+        .copied()
+        .chain(std::iter::repeat_n(b'x', 1300))
+        .collect();
+    deliver(m1, &s1, &as2, &ls2, &big);
+    let frames = capture.join().unwrap();
+    let all: Vec<u8> = frames.concat();
+    assert!(
+        has(&all, b"PLAIN-MARKER-7f3a"),
+        "the capture sees the plain network"
+    );
+    assert!(
+        !has(&all, b"SECRET-MARKER"),
+        "an encrypted network's payload on the underlay"
+    );
+    let vxlan_of = |f: &Vec<u8>| {
+        // Ethernet + IPv4 (no options) + UDP to 4789 + VXLAN header with the VNI.
+        f.len() > 50
+            && f[12..14] == [0x08, 0x00]
+            && f[23] == 17
+            && f[36..38] == 4789u16.to_be_bytes()
+            && f[46..49] == vni_sec.to_be_bytes()[1..4]
+    };
+    assert!(
+        !frames.iter().any(vxlan_of),
+        "the encrypted network's VXLAN on the underlay"
+    );
+    let tunnel = |f: &Vec<u8>| f.len() > 38 && f[23] == 17 && f[36..38] == 51821u16.to_be_bytes();
+    assert!(
+        frames.iter().any(tunnel),
+        "its traffic went through the tunnel"
+    );
+}
+
+/// An Ethernet frame carrying `udp_payload` in IPv4/UDP from `src`:4789 to `dst`:4789
+/// (what the underlay carries for a VXLAN tunnel), built by hand so the source can be forged.
+fn outer_frame(
+    (src_mac, dst_mac): ([u8; 6], [u8; 6]),
+    (src, dst): (Ipv4Addr, Ipv4Addr),
+    udp_payload: &[u8],
+) -> Vec<u8> {
+    let mut udp = Vec::new();
+    udp.extend_from_slice(&4789u16.to_be_bytes());
+    udp.extend_from_slice(&4789u16.to_be_bytes());
+    udp.extend_from_slice(&((8 + udp_payload.len()) as u16).to_be_bytes());
+    udp.extend_from_slice(&[0, 0]);
+    udp.extend_from_slice(udp_payload);
+    let mut ip = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 17, 0, 0];
+    ip[2..4].copy_from_slice(&((20 + udp.len()) as u16).to_be_bytes());
+    ip.extend_from_slice(&src.octets());
+    ip.extend_from_slice(&dst.octets());
+    let sum = checksum(&ip);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    let mut f = dst_mac.to_vec();
+    f.extend_from_slice(&src_mac);
+    f.extend_from_slice(&[0x08, 0x00]);
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&udp);
+    f
+}
+
+/// A stranger on the underlay forges host 2's address and sends host 1 plain VXLAN frames
+/// for a container there: on a plain overlay the frame gets in (VXLAN trusts its underlay,
+/// as Docker's does: that is what `-o encrypted` is for); on an encrypted one, whose VXLAN is
+/// taken only out of the authenticated tunnel, nothing arrives.
+#[test]
+fn a_stranger_forging_a_hosts_address_cannot_put_a_frame_into_an_encrypted_overlay() {
+    let lab = Lab::new(2);
+    lab.join_all(5, 300);
+    let (m1, m2) = (lab.m(1), lab.m(2));
+    m1.netctl_ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "10.236.0.0/24",
+        "plain",
+    ]);
+    m1.netctl_ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "-o",
+        "encrypted",
+        "--subnet",
+        "10.237.0.0/24",
+        "sec",
+    ]);
+    let stranger = lab.host.dir().join("stranger.ns");
+    std::fs::File::create(&stranger).unwrap();
+    lab.host.sh(&format!(
+        "unshare --net={s} true && ip link add st0 type veth peer name eth0 netns {s} && ip link set st0 master underlay up",
+        s = stranger.display()
+    ));
+    lab.host.sh_in(&stranger, "ip link set eth0 up");
+    let stranger_mac = mac_in_ns(&lab.host.sh_in(&stranger, "ip -o link show eth0"));
+    let m1_mac = mac_in_ns(&m1.sh("ip -o link show eth0"));
+    for (net, vni, forged_gets_in) in [("plain", VNI, true), ("sec", VNI + 1, false)] {
+        let (a, b) = (
+            m1.container(&format!("{net}1")),
+            m2.container(&format!("{net}2")),
+        );
+        let a1: Ipv4Addr = m1
+            .cni_add_ok(net, &format!("{net}1"), &a, &[])
+            .parse()
+            .unwrap();
+        let a2: Ipv4Addr = m2
+            .cni_add_ok(net, &format!("{net}2"), &b, &[])
+            .parse()
+            .unwrap();
+        let victim = listen_in(&ns_of(m1, &a), 7777);
+        let inner = vxlan_frame(
+            vni,
+            (mac_in(m2, &b), mac_in(m1, &a)),
+            (a2, a1),
+            7777,
+            b"forged",
+        );
+        let forged = outer_frame(
+            (stranger_mac, m1_mac),
+            ("10.99.0.2".parse().unwrap(), "10.99.0.1".parse().unwrap()),
+            &inner,
+        );
+        let mut got = None;
+        for _ in 0..3 {
+            netctl_netns_tests::send_frame(&stranger, "eth0", forged.clone());
+            got = got.or(received(&victim));
+        }
+        assert_eq!(
+            got.is_some(),
+            forged_gets_in,
+            "{net}: forged frame delivered: {got:?}"
+        );
+    }
+    let _ = NetNs::remove(&stranger);
+}
+
+fn mac_in_ns(ip_link: &str) -> [u8; 6] {
+    ip_link
+        .split_whitespace()
+        .find_map(parse_mac)
+        .unwrap_or_else(|| panic!("no MAC in {ip_link}"))
+}
