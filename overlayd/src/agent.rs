@@ -89,12 +89,14 @@ impl Agent {
     pub async fn start(cfg: ClusterConfig) -> Result<Agent> {
         let opts = connect_options(&cfg.auth)?;
         let reachable = crate::members::reachable(&cfg.store).await;
-        let first: &[String] = if reachable.is_empty() {
-            &cfg.store
-        } else {
-            &reachable
-        };
-        let mut etcd = Client::connect(first, Some(opts))
+        if reachable.is_empty() {
+            // Say so at once: a client would wait out its timeouts first.
+            return Err(anyhow!(
+                "no etcd member accepts connections at {}",
+                cfg.store.join(",")
+            ));
+        }
+        let mut etcd = Client::connect(&reachable, Some(opts))
             .await
             .with_context(|| format!("connect to etcd at {}", cfg.store.join(",")))?;
         let mtu = local::underlay_mtu(cfg.advertise)?;

@@ -74,15 +74,26 @@ fn start() -> Result<()> {
     result
 }
 
+/// How long a starting agent waits for the lock: an agent that was just killed holds it
+/// until its last thread has exited, which takes a moment (its TUN device goes with it).
+const LOCK_WAIT: Duration = Duration::from_secs(3);
+
 /// Holds `<run>/overlay/agent.lock` for the agent's life: a second agent for the same host
-/// (a plugin and `cluster join` starting one at once) ends at once, leaving the first.
-fn single_instance(socket: &std::path::Path) -> Result<Option<std::fs::File>> {
+/// (a plugin and `cluster join` starting one at once) ends, leaving the first, once the lock
+/// stayed taken for [`LOCK_WAIT`].
+async fn single_instance(socket: &std::path::Path) -> Result<Option<std::fs::File>> {
     let path = socket.with_file_name("agent.lock");
     let file = std::fs::File::create(&path).with_context(|| format!("open {}", path.display()))?;
-    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(Some(file)),
-        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
-        Err(e) => Err(anyhow!("lock {}: {e}", path.display())),
+    let until = tokio::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(Some(file)),
+            Err(rustix::io::Errno::WOULDBLOCK) if tokio::time::Instant::now() < until => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(rustix::io::Errno::WOULDBLOCK) => return Ok(None),
+            Err(e) => return Err(anyhow!("lock {}: {e}", path.display())),
+        }
     }
 }
 
@@ -98,7 +109,11 @@ async fn run(cfg: ClusterConfig) -> Result<()> {
     if let Some(dir) = socket.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     }
-    let Some(_lock) = single_instance(&socket)? else {
+    let Some(_lock) = single_instance(&socket).await? else {
+        eprintln!(
+            "netctl-overlayd: another agent runs for {}",
+            cfg.run_dir.display()
+        );
         return Ok(());
     };
     let store = cfg.store.join(",");

@@ -590,7 +590,15 @@ fn encrypted_traffic_goes_on_across_a_key_rotation() {
     }
     let (m1, m2) = (lab.m(1), lab.m(2));
     m1.netctl_ok(&[
-        "network", "create", "-d", "overlay", "-o", "encrypted", "--subnet", "10.238.0.0/24", "sec",
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "-o",
+        "encrypted",
+        "--subnet",
+        "10.238.0.0/24",
+        "sec",
     ]);
     let (a, b) = (m1.container("a"), m2.container("b"));
     m1.cni_add_ok("sec", "a", &a, &[]);
@@ -608,9 +616,11 @@ fn encrypted_traffic_goes_on_across_a_key_rotation() {
             .to_string()
     };
     let first = key();
-    eventually("m1's key rotates", Duration::from_secs(20), || match key() {
-        k if k != first => Ok(()),
-        k => Err(k),
+    eventually("m1's key rotates", Duration::from_secs(20), || {
+        match key() {
+            k if k != first => Ok(()),
+            k => Err(k),
+        }
     });
     deliver(m1, &a, &ab, &listener, b"after the rotation");
 }
