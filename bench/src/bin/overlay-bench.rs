@@ -2,12 +2,16 @@
 //! the test suite's lab): ADD and DEL on an overlay network against a bridge network in the
 //! same run, through the same `netctl cni` chain (with netctl-dns); the time from an ADD on
 //! one host returning until another host forwards to it and resolves its name; the time from
-//! killing a whole host until every other host has dropped its containers.
+//! killing a whole host until every other host has dropped its containers. With etcd over TLS
+//! with client certificates (the secured setup) and, beside it, over plain HTTP; and what an
+//! encrypted network (`-o encrypted`) costs against a plain one between two hosts: round trip
+//! and throughput.
 //!
 //! usage: NETCTL_BIN_DIR=target/<triple>/release overlay-bench [ITERATIONS]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::{Ipv4Addr, UdpSocket};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use netctl_bench::{median, ms};
@@ -206,6 +210,137 @@ fn propagation(lab: &Lab, iterations: usize) {
 /// A fresh lab; a container on the machine whose etcd member leads (the worst case: etcd
 /// re-grants every lease in full after an election); that machine killed whole; how long
 /// until both others have dropped its forwarding entry and name.
+/// A container `id` on `m` attached to `network`; its namespace (as this process opens it)
+/// and its address.
+fn container(m: &Machine, network: &str, id: &str) -> (NetNs, Ipv4Addr) {
+    let ns = m.container(id);
+    let (_, result) = add(m, network, id, &ns);
+    (NetNs::open(&m.path(&ns)).unwrap(), endpoint(&result).0)
+}
+
+/// Round trips of 64-byte UDP datagrams from a container on host A to an echo in a
+/// container on host B, on `network`.
+fn round_trips(lab: &Lab, network: &str, n: usize) -> Vec<Duration> {
+    let (server_ns, server_ip) = container(lab.m(2), network, &format!("echo-{network}"));
+    let (client_ns, _) = container(lab.m(1), network, &format!("ping-{network}"));
+    let server = server_ns
+        .run(|| UdpSocket::bind("0.0.0.0:7000").unwrap())
+        .unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        while let Ok((len, from)) = server.recv_from(&mut buf) {
+            let _ = server.send_to(&buf[..len], from);
+        }
+    });
+    let to = format!("{server_ip}:7000");
+    let client = client_ns
+        .run(move || {
+            let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+            s.connect(to).unwrap();
+            s
+        })
+        .unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let mut times = Vec::new();
+    // The first ones make the neighbour entries (and, encrypted, the tunnel's handshake).
+    for i in 0..n + 20 {
+        let start = Instant::now();
+        client.send(&[7u8; 64]).unwrap();
+        if client.recv(&mut buf).is_ok() && i >= 20 {
+            times.push(start.elapsed());
+        }
+    }
+    times
+}
+
+/// MB/s of one TCP connection from a container on host A to one on host B, on `network`.
+fn throughput(lab: &Lab, network: &str, bytes: usize) -> f64 {
+    let (server_ns, server_ip) = container(lab.m(2), network, &format!("sink-{network}"));
+    let (client_ns, _) = container(lab.m(1), network, &format!("source-{network}"));
+    let listener = server_ns
+        .run(|| TcpListener::bind("0.0.0.0:7001").unwrap())
+        .unwrap();
+    let sink = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total = 0;
+        while let Ok(n) = conn.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            total += n;
+        }
+        total
+    });
+    let to = format!("{server_ip}:7001");
+    let mut conn = client_ns
+        .run(move || TcpStream::connect(to).unwrap())
+        .unwrap();
+    let chunk = vec![0x5au8; 64 * 1024];
+    let start = Instant::now();
+    let mut sent = 0;
+    while sent < bytes {
+        conn.write_all(&chunk).unwrap();
+        sent += chunk.len();
+    }
+    conn.shutdown(std::net::Shutdown::Write).unwrap();
+    let got = sink.join().unwrap();
+    assert_eq!(got, sent, "every byte arrived");
+    sent as f64 / start.elapsed().as_secs_f64() / 1e6
+}
+
+/// The cost of `-o encrypted`: round trip and throughput between two hosts, plain and
+/// encrypted overlay in the same lab.
+fn encryption_cost(lab: &Lab, iterations: usize) {
+    lab.m(1).netctl_ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "-o",
+        "encrypted",
+        "--subnet",
+        "10.212.0.0/20",
+        "sec",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !lab
+        .m(2)
+        .path("/var/lib/netctl/networks/sec.conflist")
+        .exists()
+    {
+        assert!(Instant::now() < deadline, "m2 never saw the network");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let n = iterations * 10;
+    let bytes = 256 << 20;
+    println!("| between containers on hosts A and B | plain overlay | encrypted overlay | encrypted / plain |");
+    println!("|---|---:|---:|---:|");
+    let (rp, re) = (round_trips(lab, "web", n), round_trips(lab, "sec", n));
+    for (what, p) in [
+        ("round trip, median (ms)", 0.5),
+        ("round trip, p99 (ms)", 0.99),
+    ] {
+        let (a, b) = (percentile(rp.clone(), p), percentile(re.clone(), p));
+        println!(
+            "| UDP 64 B {what} | {} | {} | {:.2}x |",
+            ms(a),
+            ms(b),
+            b.as_secs_f64() / a.as_secs_f64()
+        );
+    }
+    let (tp, te) = (throughput(lab, "web", bytes), throughput(lab, "sec", bytes));
+    println!(
+        "| TCP throughput, one connection, {} MiB (MB/s) | {tp:.0} | {te:.0} | {:.2}x |",
+        bytes >> 20,
+        te / tp
+    );
+    println!();
+}
+
 fn dead_host_round() -> Duration {
     let mut lab = Lab::new(3);
     setup(&lab);
@@ -279,15 +414,26 @@ fn main() {
             Duration::from_nanos(nanos)
         })
         .collect();
-    {
-        let lab = Lab::new(3);
+    for (etcd, lab) in [
+        (
+            "over TLS with client certificates (the secured setup)",
+            Lab::new as fn(usize) -> Lab,
+        ),
+        ("over plain HTTP (no TLS; for comparison)", Lab::plain),
+    ] {
+        let lab = lab(3);
         setup(&lab);
-        println!("ADD and DEL of one container on host A, medians of {iterations}, taking turns:");
+        println!("etcd {etcd}. ADD and DEL of one container on host A, medians of {iterations}, taking turns:");
         println!();
         add_del(&lab, iterations);
-        println!("Propagation over {iterations} ADDs on host A, watched from host B in-process (netlink, DNS over UDP):");
+        println!("etcd {etcd}. Propagation over {iterations} ADDs on host A, watched from host B in-process (netlink, DNS over UDP):");
         println!();
         propagation(&lab, iterations);
+        if lab.pki.is_some() {
+            println!("The cost of `-o encrypted` (WireGuard's protocol in the agent, over a TUN device) against a plain overlay, same lab:");
+            println!();
+            encryption_cost(&lab, iterations);
+        }
     }
 
     println!(
