@@ -37,6 +37,8 @@ pub fn exec(c: &Container, req: &ExecRequest) -> Result<i32> {
     let Some((prog, args)) = req.command.split_first() else {
         invalid!("no command given: netctl exec CONTAINER COMMAND [ARG...]");
     };
+    // Nothing run inside may reach this binary writable (see [`super::sealed`]).
+    super::sealed::reexec_read_only()?;
     let pid = c.state.pid;
     let kinds = [
         ("ipc", CloneFlags::CLONE_NEWIPC),

@@ -116,7 +116,8 @@ pub fn stage1(spec_path: &Path) -> i32 {
     };
     let child = read_spec(spec_path).and_then(|spec| {
         prepare(&spec)?;
-        Command::new("/proc/self/exe")
+        // Stage 2 runs from a read-only view of this binary (see [`super::sealed`]).
+        Command::new(super::sealed::bind_self_read_only()?)
             .args(super::Internal::Init2(spec_path.to_path_buf()).args())
             .clean_signals()
             .spawn()

@@ -10,6 +10,7 @@ pub mod cgroup;
 pub mod console;
 pub mod exec;
 pub mod init;
+pub mod sealed;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;

@@ -322,3 +322,151 @@ fn an_image_whose_system_folders_are_symlinks_is_refused() {
         assert_untouched(&dir);
     }
 }
+
+/// The processes running `bin` (by the inode their `/proc/<pid>/exe` leads to), and whether
+/// each runs inside a container (a nested PID namespace).
+fn running(bin: &Path) -> Vec<(i32, bool)> {
+    let want = std::fs::metadata(bin).unwrap();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_str()?.parse::<i32>().ok()?;
+            let exe = std::fs::metadata(e.path().join("exe")).ok()?;
+            (exe.dev() == want.dev() && exe.ino() == want.ino()).then_some(())?;
+            let status = std::fs::read_to_string(e.path().join("status")).ok()?;
+            let nested = status
+                .lines()
+                .any(|l| l.starts_with("NSpid:") && l.split_whitespace().count() > 2);
+            Some((pid, nested))
+        })
+        .collect()
+}
+
+/// The process inside a container that runs `bin`; waits up to 5 s for one.
+fn inside_container(bin: &Path) -> i32 {
+    let mut found = None;
+    netctl_netns_tests::eventually(
+        "netctl runs inside the container",
+        std::time::Duration::from_secs(5),
+        || match running(bin).into_iter().find(|(_, nested)| *nested) {
+            Some((pid, _)) => {
+                found = Some(pid);
+                Ok(())
+            }
+            None => Err("none yet".into()),
+        },
+    );
+    found.unwrap()
+}
+
+/// What the container of CVE-2019-5736 does with process `pid`: keeps its binary open by
+/// path (`O_PATH` on /proc/<pid>/exe), waits until nothing runs that binary any more (here
+/// every process running it is killed, the container's monitor too), then opens the binary
+/// through that descriptor for writing. The error it gets, or None when it could have
+/// written netctl (the descriptor is closed at once: nothing is written).
+fn try_to_overwrite(bin: &Path, pid: i32) -> Option<rustix::io::Errno> {
+    use rustix::fs::{Mode, OFlags};
+    let held = rustix::fs::open(
+        format!("/proc/{pid}/exe"),
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .unwrap();
+    netctl_netns_tests::eventually(
+        "nothing runs the binary",
+        std::time::Duration::from_secs(5),
+        || match running(bin).as_slice() {
+            [] => Ok(()),
+            left => {
+                for (p, _) in left {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(*p),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+                Err(format!("{left:?}"))
+            }
+        },
+    );
+    let through = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&held));
+    rustix::fs::open(through, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty()).err()
+}
+
+/// A copy of netctl of this test's own (nothing else runs it), beside links to the plugins.
+fn private_netctl(host: &TestHost) -> PathBuf {
+    let dir = host.dir().join("bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    for e in std::fs::read_dir(netctl_netns_tests::bin_dir())
+        .unwrap()
+        .flatten()
+    {
+        let name = e.file_name();
+        if name.to_string_lossy().starts_with("netctl-") {
+            std::os::unix::fs::symlink(e.path(), dir.join(&name)).unwrap();
+        }
+    }
+    let copy = dir.join("netctl");
+    std::fs::copy(netctl_netns_tests::binary("netctl"), &copy).unwrap();
+    copy
+}
+
+/// An image whose program is a script starting `#!/proc/self/exe` (runc's CVE-2019-5736),
+/// run as a container's command and through `exec`: the kernel runs netctl's own binary
+/// inside the container, which then tries to write that binary through /proc/<pid>/exe once
+/// nothing runs it. Every try fails with EROFS: netctl enters containers only from a
+/// read-only view of its binary.
+#[test]
+fn a_container_cannot_write_the_netctl_binary_through_proc_self_exe() {
+    let host = TestHost::new();
+    let netctl = private_netctl(&host);
+    let root = netctl_netns_tests::busybox_rootfs(host.dir());
+    // `--run-dir` takes the script's own path; `load -i /fifo` then waits on the fifo, so
+    // the process is there to be found.
+    std::fs::write(root.join("evil"), "#!/proc/self/exe --run-dir\n").unwrap();
+    std::fs::set_permissions(
+        root.join("evil"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    nix::unistd::mkfifo(
+        &root.join("fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&netctl)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "netctl {args:?}: {out:?}");
+    };
+    run(&["image", "import", &root.display().to_string(), "evil"]);
+    run(&[
+        "run", "-d", "--name", "entry", "--net", "none", "evil", "/evil", "load", "-i", "/fifo",
+    ]);
+    let pid = inside_container(&netctl);
+    assert_eq!(
+        try_to_overwrite(&netctl, pid),
+        Some(rustix::io::Errno::ROFS),
+        "run: the container could open netctl for writing"
+    );
+    run(&[
+        "run", "-d", "--name", "victim", "--net", "none", "evil", "sleep", "1000",
+    ]);
+    let null = std::process::Stdio::null;
+    let mut exec = std::process::Command::new(&netctl)
+        .args(["exec", "victim", "/evil", "load", "-i", "/fifo"])
+        .stdout(null())
+        .stderr(null())
+        .spawn()
+        .unwrap();
+    let pid = inside_container(&netctl);
+    assert_eq!(
+        try_to_overwrite(&netctl, pid),
+        Some(rustix::io::Errno::ROFS),
+        "exec: the container could open netctl for writing"
+    );
+    let _ = exec.wait();
+    host.netctl_ok(&["rm", "-f", "entry", "victim"]);
+}

@@ -182,11 +182,24 @@ fn a_monitor_told_to_stop_stops_its_container_and_records_the_exit() {
         0,
         "the container blocks nothing"
     );
-    let monitor = host
-        .sh("ps -eo pid=,args= | grep -- '__netctl-monito[r]' | awk '{print $1}'")
-        .trim()
-        .parse::<i32>()
-        .unwrap();
+    // The container's process is stage 1's child, and stage 1 the monitor's.
+    let parent = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))
+            .unwrap()
+            .trim()
+            .parse::<i32>()
+            .unwrap()
+    };
+    let monitor = parent(parent(pid));
+    assert!(
+        std::fs::read_to_string(format!("/proc/{monitor}/cmdline"))
+            .unwrap()
+            .contains("__netctl-monitor"),
+        "found the monitor"
+    );
     let took = term_and_time(monitor, &[monitor, pid]);
     assert!(took < Duration::from_secs(1), "ended in {took:?}");
     let ps = host.netctl_ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
