@@ -8,6 +8,7 @@ use netctl_engine::container::{Container, LogDriver};
 use netctl_engine::lifecycle;
 use netctl_engine::logs::LogOptions;
 use netctl_engine::process::exec::ExecRequest;
+use netctl_engine::process::seccomp::Seccomp;
 use netctl_engine::spec::{self, ContainerSpec};
 use netctl_engine::{Engine, Error};
 use nix::sys::signal::Signal;
@@ -247,6 +248,10 @@ pub struct CreateArgs {
     /// Where the output goes: json-file (read by `logs`) or none.
     #[arg(long = "log-driver", value_enum, default_value = "json-file")]
     pub log_driver: LogDriverArg,
+    /// Security options: seccomp=unconfined, seccomp=PROFILE.json (Docker's format),
+    /// no-new-privileges (always on).
+    #[arg(long = "security-opt", value_name = "OPTION")]
+    pub security_opt: Vec<String>,
     /// Set custom DNS search domains.
     #[arg(long = "dns-search")]
     pub dns_search: Vec<String>,
@@ -555,7 +560,37 @@ fn spec_of(a: &CreateArgs) -> Result<ContainerSpec, Error> {
         interactive: a.interactive,
         tty: a.tty,
         auto_remove: a.rm,
+        seccomp: seccomp_of(&a.security_opt)?,
     })
+}
+
+/// `--security-opt` as Docker reads it (`seccomp=...`, also `seccomp:...`).
+fn seccomp_of(opts: &[String]) -> Result<Seccomp, Error> {
+    let mut seccomp = Seccomp::Default;
+    for o in opts {
+        let (key, value) = o.split_once(['=', ':']).unwrap_or((o.as_str(), ""));
+        match (key, value) {
+            ("seccomp", "unconfined") => seccomp = Seccomp::Unconfined,
+            ("seccomp", "") => {
+                return Err(Error::Invalid(
+                    "--security-opt seccomp needs a value: unconfined or a profile file".into(),
+                ))
+            }
+            ("seccomp", file) => {
+                let text = std::fs::read_to_string(file).map_err(|e| {
+                    Error::Invalid(format!("opening seccomp profile ({file}) failed: {e}"))
+                })?;
+                seccomp = Seccomp::Profile(text);
+            }
+            ("no-new-privileges", "" | "true") => {} // netctl sets it for every container
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "invalid --security-opt: {o:?} (netctl supports seccomp=unconfined, seccomp=FILE and no-new-privileges)"
+                )))
+            }
+        }
+    }
+    Ok(seccomp)
 }
 
 /// `create`: the container's record, not started.

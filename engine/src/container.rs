@@ -121,6 +121,9 @@ pub struct Config {
     pub interactive: bool,
     /// `--rm`.
     pub auto_remove: bool,
+    /// `--security-opt seccomp=...`: which system calls it may make.
+    #[serde(default)]
+    pub seccomp: crate::process::seccomp::Seccomp,
     /// Network namespace mode.
     pub net_mode: NetMode,
     /// Networks, in attach order.

@@ -187,6 +187,7 @@ mod tests {
                 tty: false,
                 interactive: false,
                 auto_remove: false,
+                seccomp: Default::default(),
                 net_mode,
                 networks: Vec::new(),
                 ports: Vec::new(),

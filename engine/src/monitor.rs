@@ -485,6 +485,7 @@ fn spawn(engine: &Engine, c: &Container, tty_size: Option<(u16, u16)>) -> Result
         console_socket: c.config.tty.then(|| console_path(engine, c)),
         tty_size,
         mounts: init_mounts(engine, c)?,
+        seccomp: c.config.seccomp.clone(),
     };
     let spec_path = c.dir.join("init.json");
     write_spec(&spec_path, &spec)?;

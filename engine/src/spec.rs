@@ -70,6 +70,8 @@ pub struct ContainerSpec {
     pub auto_remove: bool,
     /// `--log-driver`.
     pub log_driver: LogDriver,
+    /// `--security-opt seccomp=...`.
+    pub seccomp: crate::process::seccomp::Seccomp,
 }
 
 /// A new container's config, and what the engine had to drop (for the user to see).
@@ -279,6 +281,7 @@ pub fn plan(engine: &Engine, spec: &ContainerSpec) -> Result<Planned> {
         tty: spec.tty,
         interactive: spec.interactive,
         auto_remove: spec.auto_remove,
+        seccomp: checked_seccomp(&spec.seccomp)?,
         net_mode,
         networks,
         ports,
@@ -292,6 +295,14 @@ pub fn plan(engine: &Engine, spec: &ContainerSpec) -> Result<Planned> {
         log_driver: spec.log_driver,
     };
     Ok(Planned { config, warnings })
+}
+
+/// A profile the user gave is checked when the container is made, not when it starts.
+fn checked_seccomp(
+    s: &crate::process::seccomp::Seccomp,
+) -> Result<crate::process::seccomp::Seccomp> {
+    crate::process::seccomp::filters(s, &crate::process::init::DEFAULT_CAP_NAMES)?;
+    Ok(s.clone())
 }
 
 /// Docker's rule: `--entrypoint` replaces the image's (and its Cmd, unless a command is

@@ -13,6 +13,7 @@ use crate::engine::Engine;
 use crate::ids::derived_id;
 use crate::image::{Image, ImageConfig};
 use crate::network::Network;
+use crate::process::seccomp::Seccomp;
 use crate::volume::{MountKind, Volume, VolumeStore};
 
 /// Docker's State.Status of a container.
@@ -132,6 +133,8 @@ pub struct HostConfigView {
     pub dns_options: Vec<String>,
     /// `--log-driver`.
     pub log_config: LogConfigView,
+    /// `--security-opt`, as Docker shows it (`seccomp=unconfined`, `seccomp=<profile>`).
+    pub security_opt: Option<Vec<String>>,
 }
 
 /// Where the output goes.
@@ -388,6 +391,11 @@ pub fn inspect(engine: &Engine, c: &Container) -> ContainerInspect {
             log_config: LogConfigView {
                 kind: c.config.log_driver.as_str(),
                 config: BTreeMap::new(),
+            },
+            security_opt: match &c.config.seccomp {
+                Seccomp::Default => None,
+                Seccomp::Unconfined => Some(vec!["seccomp=unconfined".into()]),
+                Seccomp::Profile(p) => Some(vec![format!("seccomp={p}")]),
             },
         },
         config: ConfigView {

@@ -56,10 +56,13 @@ pub fn exec(c: &Container, req: &ExecRequest) -> Result<i32> {
         nix::sched::setns(f, flag).ctx(|| format!("join the {k} namespace"))?;
     }
     super::init::drop_privileges()?;
+    let filters = super::seccomp::filters(&c.config.seccomp, &super::init::DEFAULT_CAP_NAMES)?;
     let mut env: Vec<String> = c.config.env.clone();
     env.extend(req.env.iter().cloned());
     let vars = env.iter().map(|kv| kv.split_once('=').unwrap_or((kv, "")));
-    let status = Command::new(prog)
+    let mut cmd = Command::new(prog);
+    super::init::with_seccomp(&mut cmd, filters);
+    let status = cmd
         .args(args)
         .env_clear()
         .envs(vars)

@@ -61,6 +61,9 @@ pub struct InitSpec {
     /// Bind mounts, volumes and tmpfs, in order.
     #[serde(default)]
     pub mounts: Vec<Mount>,
+    /// Which system calls its processes may make.
+    #[serde(default)]
+    pub seccomp: super::seccomp::Seccomp,
 }
 
 /// One user mount as stage 1 makes it.
@@ -81,6 +84,7 @@ pub struct Mount {
 /// device cgroup (joining one costs an RCU grace period, ~10 ms, on every start), so a
 /// container that could mknod could open the host's disks.
 fn default_caps() -> rustix::thread::CapabilitySet {
+    // DEFAULT_CAP_NAMES names the same set.
     use rustix::thread::CapabilitySet as C;
     C::CHOWN
         | C::DAC_OVERRIDE
@@ -96,6 +100,23 @@ fn default_caps() -> rustix::thread::CapabilitySet {
         | C::KILL
         | C::AUDIT_WRITE
 }
+
+/// The capabilities of [`default_caps`] by name (what seccomp profiles scope rules by).
+pub const DEFAULT_CAP_NAMES: [&str; 13] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
 
 fn read_spec(path: &Path) -> Result<InitSpec> {
     let bytes = fs::read(path).ctx(|| format!("read {}", path.display()))?;
@@ -485,15 +506,29 @@ fn exec(spec: &InitSpec) -> Error {
         .env
         .iter()
         .map(|kv| kv.split_once('=').unwrap_or((kv, "")));
+    let filters = match super::seccomp::filters(&spec.seccomp, &DEFAULT_CAP_NAMES) {
+        Ok(f) => f,
+        Err(e) => return e,
+    };
     // The command gets fds 0-2 only, whatever was opened or inherited since start.
     netctl_cni::fsutil::cloexec_inherited();
-    let err = Command::new(prog)
-        .args(args)
-        .env_clear()
-        .envs(env)
-        .clean_signals()
-        .exec();
+    let mut cmd = Command::new(prog);
+    cmd.args(args).env_clear().envs(env).clean_signals();
+    with_seccomp(&mut cmd, filters);
+    let err = cmd.exec();
     exec_error(prog, &err)
+}
+
+/// Installs `filters` in what `cmd` starts, as the last thing before it runs its program.
+#[allow(unsafe_code)]
+pub fn with_seccomp(cmd: &mut Command, filters: Vec<seccompiler::BpfProgram>) {
+    if filters.is_empty() {
+        return;
+    }
+    // SAFETY: the closure runs between fork (or in this process, for exec) and execve and
+    // only makes the prctl and seccomp system calls over filters compiled beforehand; it
+    // allocates nothing.
+    unsafe { cmd.pre_exec(move || super::seccomp::apply(&filters)) };
 }
 
 /// What a failed exec of `prog` means: not found (127) or not runnable (126).

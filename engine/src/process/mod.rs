@@ -11,6 +11,7 @@ pub mod console;
 pub mod exec;
 pub mod init;
 pub mod sealed;
+pub mod seccomp;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;

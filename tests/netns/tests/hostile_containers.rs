@@ -266,3 +266,96 @@ fn a_container_cannot_reach_the_hosts_store_or_vxlan_ports_nftables() {
 fn a_container_cannot_reach_the_hosts_store_or_vxlan_ports_iptables() {
     a_container_cannot_reach_the_hosts_store_or_vxlan_ports("iptables");
 }
+
+/// How each system call of the probe went in container `name` (`syscall-probe` output).
+fn probe(host: &TestHost, args: &[&str]) -> std::collections::BTreeMap<String, String> {
+    let out = host.netctl_ok(args);
+    out.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.split(':').next().unwrap_or(v).to_string()))
+        .collect()
+}
+
+/// A container tries what Docker's default seccomp profile forbids: keyring calls,
+/// perf_event_open, io_uring, an unusual personality, a new user namespace (`unshare -U`);
+/// each fails with EPERM, while plain calls work. With `--security-opt seccomp=unconfined`
+/// they are the kernel's to decide again; with a profile file of Docker's format, its rules
+/// hold (here: getcwd answers ENOSYS, everything else is allowed); a profile that is not
+/// one is refused when the container is made. `exec` runs under the container's profile too.
+#[test]
+fn containers_make_only_the_system_calls_their_seccomp_profile_allows() {
+    let host = TestHost::new();
+    let root = netctl_netns_tests::busybox_rootfs(host.dir());
+    std::fs::copy(
+        netctl_netns_tests::binary("syscall-probe"),
+        root.join("bin/syscall-probe"),
+    )
+    .unwrap();
+    host.netctl_ok(&["image", "import", &root.display().to_string(), "probe"]);
+    let base = ["run", "--rm", "--net", "none"];
+    let denied = [
+        "keyctl",
+        "add_key",
+        "perf_event_open",
+        "io_uring_setup",
+        "personality",
+        "unshare_user",
+    ];
+    let default = probe(&host, &[&base[..], &["probe", "syscall-probe"]].concat());
+    for call in denied {
+        assert_eq!(
+            default[call], "EPERM",
+            "default profile, {call}: {default:?}"
+        );
+    }
+    assert_eq!(
+        (default["getpid"].as_str(), default["getcwd"].as_str()),
+        ("OK", "OK")
+    );
+    let free = probe(
+        &host,
+        &[
+            &base[..],
+            &[
+                "--security-opt",
+                "seccomp=unconfined",
+                "probe",
+                "syscall-probe",
+            ],
+        ]
+        .concat(),
+    );
+    for call in ["keyctl", "personality", "unshare_user"] {
+        assert_eq!(free[call], "OK", "unconfined, {call}: {free:?}");
+    }
+    let profile = host.dir().join("profile.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["getcwd"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]}"#,
+    )
+    .unwrap();
+    let own = format!("seccomp={}", profile.display());
+    let custom = probe(
+        &host,
+        &[
+            &base[..],
+            &["--security-opt", &own, "probe", "syscall-probe"],
+        ]
+        .concat(),
+    );
+    assert_eq!(
+        (custom["getcwd"].as_str(), custom["keyctl"].as_str()),
+        ("ENOSYS", "OK"),
+        "{custom:?}"
+    );
+    std::fs::write(&profile, r#"{"defaultAction": "SCMP_ACT_SOMETIMES"}"#).unwrap();
+    let (code, _, err) = host.netctl(&["create", "--security-opt", &own, "probe", "true"]);
+    assert!(code != 0 && err.contains("seccomp profile"), "{code} {err}");
+    host.netctl_ok(&[
+        "run", "-d", "--name", "held", "--net", "none", "probe", "sleep", "1000",
+    ]);
+    let exec = probe(&host, &["exec", "held", "syscall-probe"]);
+    assert_eq!(exec["keyctl"], "EPERM", "exec: {exec:?}");
+    host.netctl_ok(&["rm", "-f", "held"]);
+}
