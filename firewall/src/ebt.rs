@@ -58,6 +58,16 @@ pub fn guard_script(g: &SourceGuard, saved: &str) -> String {
     s + "COMMIT\n"
 }
 
+/// Whether `saved` shows `g`'s port guarded: the jump to its chain, and the chain's rule for
+/// its MAC.
+pub fn guarded(g: &SourceGuard, saved: &str) -> bool {
+    let chain = port_chain(g);
+    let jump = format!("-A {MACGUARD} -i {} -j {chain}", g.port);
+    let mac = format!("-A {chain} -s ! {} -j DROP", g.mac);
+    let has = |line: &str| saved.lines().any(|l| l.trim_end() == line);
+    has(&jump) && has(&mac)
+}
+
 /// The restore script that removes `g`'s port guard; gone already is fine.
 pub fn unguard_script(g: &SourceGuard, saved: &str) -> String {
     let chain = port_chain(g);
@@ -120,6 +130,15 @@ mod tests {
             assert!(s.contains(&want), "{want}\n{s}");
         }
         let saved = format!("-A {MACGUARD} -i veth0123 -j {c}\n:{c} RETURN\n");
+        assert!(!guarded(&guard(), &saved), "no MAC rule yet");
+        let full: String = s
+            .lines()
+            .map(|l| l.replace("-I ", "-A ").replace(" 1 -j", " -j") + "\n")
+            .collect();
+        assert!(
+            guarded(&guard(), &full),
+            "what the script makes is seen as the guard"
+        );
         let u = unguard_script(&guard(), &saved);
         assert!(
             u.contains(&format!("-D {MACGUARD} -i veth0123 -j {c}"))

@@ -450,6 +450,10 @@ impl Firewall for Iptables {
         )
     }
 
+    fn source_guard_present(&self, g: &SourceGuard) -> Result<bool, FirewallError> {
+        Ok(ebt::guarded(g, &self.ebtables_save()?))
+    }
+
     fn del_source_guard(&self, g: &SourceGuard) -> Result<(), FirewallError> {
         let saved = self.ebtables_save()?;
         self.ebtables_restore(

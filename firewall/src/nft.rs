@@ -397,6 +397,15 @@ impl Firewall for Nftables {
         self.apply(&script, &format!("guard the sources of port {}", g.port))
     }
 
+    fn source_guard_present(&self, g: &SourceGuard) -> Result<bool, FirewallError> {
+        let Some(listing) = self.list_table("bridge", "netctl")? else {
+            return Ok(false);
+        };
+        let port = format!("\"{}\"", g.port);
+        let pair = format!("{port} . {}", g.mac);
+        Ok(listing.contains(&pair) && listing.contains("iifname @guarded"))
+    }
+
     fn del_source_guard(&self, g: &SourceGuard) -> Result<(), FirewallError> {
         let script = source_guard_base()
             + &source_guard_elements(g, "add")

@@ -203,8 +203,10 @@ pub fn heal(run_dir: &Path, a: &Applied) -> Result<(), Error> {
         if !p.ports.is_empty() && !fw.ports_present(&p.ports).map_err(fw_err)? {
             fw.add_ports(&p.ports).map_err(fw_err)?;
         }
-        if let Some(g) = &p.source_guard {
-            fw.add_source_guard(g).map_err(fw_err)?;
+        if let Some(g) = p.source_guard.as_ref() {
+            if !fw.source_guard_present(g).map_err(fw_err)? {
+                fw.add_source_guard(g).map_err(fw_err)?;
+            }
         }
     }
     Ok(())

@@ -436,3 +436,19 @@ fn nothing_of_netctl_is_left_in_the_firewall(backend: &str) {
 per_backend!(nothing_of_netctl_is_left_in_the_firewall:
     nftables_leaves_nothing_in_the_firewall => "nftables",
     iptables_leaves_nothing_in_the_firewall => "iptables");
+
+/// Once a container is attached (its ports and source guard in place), the firewall watcher
+/// changes nothing while nothing else does: a heal that re-applied what is present would
+/// wake it again, for ever.
+fn the_watcher_rests_when_nothing_changes(backend: &str) {
+    let s = scene(backend);
+    s.works(&format!("{backend}: the scene"));
+    std::thread::sleep(Duration::from_millis(500));
+    let (_, changes) = s.host.try_sh("timeout 2 nft monitor");
+    assert_eq!(changes.trim(), "", "{backend}: the firewall kept changing");
+    s.host.netctl_ok(&["rm", "-f", "web", "client"]);
+}
+
+per_backend!(the_watcher_rests_when_nothing_changes:
+    nftables_watcher_rests_when_nothing_changes => "nftables",
+    iptables_watcher_rests_when_nothing_changes => "iptables");
