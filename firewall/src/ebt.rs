@@ -109,6 +109,7 @@ mod tests {
     fn guard() -> SourceGuard {
         SourceGuard {
             port: "veth0123".parse().unwrap(),
+            index: 7,
             mac: "02:42:ac:12:00:02".parse().unwrap(),
             ips: vec!["172.18.0.2".parse().unwrap()],
         }

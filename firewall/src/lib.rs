@@ -251,6 +251,38 @@ pub(crate) fn run_tool(
     ))
 }
 
+/// Starts `program args`, writes `stdin` to it and leaves it to finish on its own (its own
+/// process group, no descriptor of ours but the pipe): for work nobody need wait for.
+pub(crate) fn start_tool(
+    program: &std::path::Path,
+    package: &'static str,
+    args: &[&str],
+    stdin: &str,
+) -> Result<(), FirewallError> {
+    use std::io::Write;
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    let exec_err = |source| FirewallError::Exec {
+        program: program.to_path_buf(),
+        package,
+        source,
+    };
+    let mut cmd = Command::new(program);
+    netctl_cni::process::CleanSignals::clean_signals(&mut cmd);
+    let mut child = cmd
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(exec_err)?;
+    if let Some(mut input) = child.stdin.take() {
+        input.write_all(stdin.as_bytes()).map_err(exec_err)?;
+    }
+    Ok(())
+}
+
 /// Makes the tool die with us: a plugin killed half-way (a runtime's timeout) must not leave
 /// an `nft` that commits its change after a later DEL or GC took the change's record away.
 /// A transaction is all or nothing, so the tool either committed before or never does.

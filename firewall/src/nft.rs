@@ -70,6 +70,34 @@ impl Nftables {
         )
     }
 
+    /// Whether a source guard is left for a port that exists (a deleted port's guard may
+    /// still be on its way out).
+    fn guards_live_ports(&self) -> Result<bool, FirewallError> {
+        let (ok, _, json) = run_tool(
+            &self.program,
+            "nftables",
+            &["-j", "list", "set", "bridge", "netctl", "ports"],
+            None,
+        )?;
+        if !ok {
+            return Ok(false);
+        }
+        let listing: SetListing = serde_json::from_str(&json).unwrap_or_default();
+        let mut nl = netctl_net::Netlink::new()
+            .map_err(|e| FirewallError::BadValue(format!("list the host's links: {e}")))?;
+        for index in listing
+            .nftables
+            .iter()
+            .filter_map(|o| o.set.as_ref())
+            .flat_map(|s| &s.elem)
+        {
+            if nl.link_by_index(*index).ok().flatten().is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// `nft list table FAMILY NAME`; None when there is no such table.
     fn list_table(&self, family: &str, name: &str) -> Result<Option<String>, FirewallError> {
         let (ok, _, out) = run_tool(
@@ -80,6 +108,29 @@ impl Nftables {
         )?;
         Ok(ok.then_some(out))
     }
+}
+
+/// `nft -j list set ...` as far as its elements (interface indexes) go.
+#[derive(Debug, Default, serde::Deserialize)]
+struct SetListing {
+    #[serde(default)]
+    nftables: Vec<SetObject>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct SetObject {
+    set: Option<SetElems>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct SetElems {
+    #[serde(default)]
+    elem: Vec<u32>,
+}
+
+/// Whether nft refused a script because a table, chain or set it names is not there.
+fn missing_table(stderr: &str) -> bool {
+    stderr.contains("No such file or directory") || stderr.contains("does not exist")
 }
 
 /// Whether a table's listing shows nothing of any network: no network chain, no element in
@@ -242,10 +293,11 @@ fn port_element(p: &PortForward) -> Option<(String, String)> {
     ))
 }
 
-/// The bridge-family table that checks what guarded ports send: ports in `guarded` may only
-/// send frames whose (port, source MAC) is in `allowed`, ARP whose sender MAC and address
-/// are theirs, IPv4 and IPv6 from their addresses (`allowed4`, `allowed6`; the unspecified
-/// source and IPv6 link-local are let through for address configuration), and no VLAN tags.
+/// The bridge-family table that checks what guarded ports send, by interface index: ports
+/// in `ports` may only send frames whose (port, source MAC) is in `macs`, ARP whose sender
+/// MAC and address are theirs, IPv4 and IPv6 from their addresses (`ips4`, `ips6`; the
+/// unspecified source and IPv6 link-local are let through for address configuration), and no
+/// VLAN tags. The name-keyed sets of earlier versions (`guarded`, `allowed`) are taken away.
 pub fn source_guard_base() -> String {
     let t = "bridge netctl";
     let mut s = format!(
@@ -253,33 +305,36 @@ pub fn source_guard_base() -> String {
          add chain {t} prerouting {{ type filter hook prerouting priority -300; policy accept; }}\n\
          flush chain {t} prerouting\n\
          add set {t} guarded {{ type ifname; }}\n\
+         delete set {t} guarded\n\
          add set {t} allowed {{ type ifname . ether_addr; }}\n\
-         add set {t} allowed4 {{ type ifname . ipv4_addr; }}\n\
-         add set {t} allowed6 {{ type ifname . ipv6_addr; }}\n"
+         delete set {t} allowed\n\
+         add set {t} ports {{ type iface_index; }}\n\
+         add set {t} macs {{ type iface_index . ether_addr; }}\n\
+         add set {t} ips4 {{ type iface_index . ipv4_addr; }}\n\
+         add set {t} ips6 {{ type iface_index . ipv6_addr; }}\n"
     );
     for rule in [
         "ether type { 8021q, 8021ad } drop",
-        "iifname . ether saddr != @allowed drop",
-        "iifname . arp saddr ether != @allowed drop",
-        "arp saddr ip != 0.0.0.0 iifname . arp saddr ip != @allowed4 drop",
-        "ip saddr != 0.0.0.0 iifname . ip saddr != @allowed4 drop",
-        "ip6 saddr != { ::, fe80::/10 } iifname . ip6 saddr != @allowed6 drop",
+        "iif . ether saddr != @macs drop",
+        "iif . arp saddr ether != @macs drop",
+        "arp saddr ip != 0.0.0.0 iif . arp saddr ip != @ips4 drop",
+        "ip saddr != 0.0.0.0 iif . ip saddr != @ips4 drop",
+        "ip6 saddr != { ::, fe80::/10 } iif . ip6 saddr != @ips6 drop",
     ] {
-        s += &format!("add rule {t} prerouting iifname @guarded {rule}\n");
+        s += &format!("add rule {t} prerouting iif @ports {rule}\n");
     }
     s
 }
 
 /// The guard's elements, each line `{verb} element ...`; the port is guarded last.
 fn source_guard_elements(g: &SourceGuard, verb: &str) -> String {
-    let t = "bridge netctl";
-    let p = &g.port;
-    let mut s = format!("{verb} element {t} allowed {{ \"{p}\" . {} }}\n", g.mac);
+    let (t, i) = ("bridge netctl", g.index);
+    let mut s = format!("{verb} element {t} macs {{ {i} . {} }}\n", g.mac);
     for ip in &g.ips {
-        let set = if ip.is_ipv4() { "allowed4" } else { "allowed6" };
-        s += &format!("{verb} element {t} {set} {{ \"{p}\" . {ip} }}\n");
+        let set = if ip.is_ipv4() { "ips4" } else { "ips6" };
+        s += &format!("{verb} element {t} {set} {{ {i} . {ip} }}\n");
     }
-    s + &format!("{verb} element {t} guarded {{ \"{p}\" }}\n")
+    s + &format!("{verb} element {t} ports {{ {i} }}\n")
 }
 
 /// Adds the ports' map elements.
@@ -358,14 +413,22 @@ impl Firewall for Nftables {
         ports: &[PortForward],
         guard: Option<&SourceGuard>,
     ) -> Result<(), FirewallError> {
-        let mut script = guard.map_or(String::new(), |g| {
-            source_guard_base() + &source_guard_elements(g, "add")
-        });
-        script += &add_ports_script(ports);
+        let guard_elements = guard.map_or(String::new(), |g| source_guard_elements(g, "add"));
+        let script = guard_elements + &add_ports_script(ports);
         if script.is_empty() {
             return Ok(());
         }
-        self.apply(&script, "publish ports").map_err(|e| match e {
+        // The guard's table is made once, not by every ADD (re-making its rules costs nft a
+        // dozen milliseconds): only when the elements find no table to go into.
+        let applied = match self.apply(&script, "publish ports") {
+            Err(FirewallError::Rejected { stderr, .. })
+                if guard.is_some() && missing_table(&stderr) =>
+            {
+                self.apply(&(source_guard_base() + &script), "publish ports")
+            }
+            other => other,
+        };
+        applied.map_err(|e| match e {
             FirewallError::Rejected { stderr, .. } if stderr.contains("File exists") => {
                 let list: Vec<String> = ports.iter().map(PortForward::describe).collect();
                 FirewallError::PortInUse(list.join(", "))
@@ -398,30 +461,43 @@ impl Firewall for Nftables {
     }
 
     fn source_guard_present(&self, g: &SourceGuard) -> Result<bool, FirewallError> {
-        let Some(listing) = self.list_table("bridge", "netctl")? else {
-            return Ok(false);
-        };
-        let port = format!("\"{}\"", g.port);
-        let pair = format!("{port} . {}", g.mac);
-        Ok(listing.contains(&pair) && listing.contains("iifname @guarded"))
+        for get in [
+            format!(
+                "get element bridge netctl macs {{ {} . {} }}",
+                g.index, g.mac
+            ),
+            format!("get element bridge netctl ports {{ {} }}", g.index),
+        ] {
+            let args: Vec<&str> = get.split(' ').collect();
+            if !self.run(&args, None)?.0 {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
+    /// Deleting set elements makes the kernel wait for an RCU grace period (~15 ms here),
+    /// and a guard keyed by a deleted port's index matches nothing any more: the deletion
+    /// runs on after this returns (a DEL is not kept waiting), in an `nft` of its own.
     fn del_source_guard(&self, g: &SourceGuard) -> Result<(), FirewallError> {
-        let script = source_guard_base()
-            + &source_guard_elements(g, "add")
-            + &source_guard_elements(g, "delete");
-        self.apply(
-            &script,
-            &format!("remove the source guard of port {}", g.port),
-        )
+        if g.index == 0 {
+            return Ok(()); // a guard of a port whose index was never known: nothing keyed by it
+        }
+        // Added first, so that deleting what is already gone is no error.
+        let script = source_guard_elements(g, "add") + &source_guard_elements(g, "delete");
+        crate::start_tool(&self.program, "nftables", &["-f", "-"], &script)
     }
 
     fn remove_if_unused(&self) -> Result<(), FirewallError> {
         let mut script = String::new();
-        for (family, name) in [("inet", "netctl"), ("bridge", "netctl")] {
-            if self.list_table(family, name)?.is_some_and(|l| unused(&l)) {
-                script += &format!("delete table {family} {name}\n");
-            }
+        if self
+            .list_table("inet", "netctl")?
+            .is_some_and(|l| unused(&l))
+        {
+            script += &format!("delete table {TABLE}\n");
+        }
+        if self.list_table("bridge", "netctl")?.is_some() && !self.guards_live_ports()? {
+            script += "delete table bridge netctl\n";
         }
         if !script.is_empty() {
             self.apply(
@@ -509,6 +585,7 @@ mod tests {
         ];
         let guard = SourceGuard {
             port: "veth0123".parse().unwrap(),
+            index: 7,
             mac: "02:42:ac:12:00:02".parse().unwrap(),
             ips: vec!["172.18.0.2".parse().unwrap(), "fd00:18::2".parse().unwrap()],
         };

@@ -106,6 +106,10 @@ impl PortForward {
 pub struct SourceGuard {
     /// The host end of the container's veth (its bridge port).
     pub port: IfName,
+    /// Its interface index (never reused by a later port, so a guard of a deleted port
+    /// matches nothing, whenever its elements go); 0 when not known.
+    #[serde(default)]
+    pub index: u32,
     /// The only source MAC allowed in.
     pub mac: MacAddr,
     /// The only source addresses allowed in: what the port was given.

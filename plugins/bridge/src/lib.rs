@@ -156,7 +156,13 @@ fn del_links_and_rules(ctx: &Ctx, conf: &BridgeConfig) -> Result<(), Error> {
             // or MAC that is not one is no guard of ours (the record has the real one).
             if let (Ok(port), Ok(mac)) = (firewall::ifname(&port.name), firewall::mac(&ctr.mac)) {
                 let ips = prev.ips.iter().map(|ip| ip.address.addr()).collect();
-                published.source_guard = Some(netctl_firewall::SourceGuard { port, mac, ips });
+                let guard = netctl_firewall::SourceGuard {
+                    port,
+                    index: 0, // not in a result: this guard is keyed by nothing we know
+                    mac,
+                    ips,
+                };
+                published.source_guard = Some(guard);
             }
         }
     }
@@ -297,6 +303,7 @@ fn attach_steps(
     let source_guard = match conf.macspoofchk {
         true => Some(netctl_firewall::SourceGuard {
             port: firewall::ifname(&host_name)?,
+            index: host_link.index,
             mac: firewall::mac(&ctr_link.mac)?,
             ips: lease.ips.iter().map(|ip| ip.address.addr()).collect(),
         }),
