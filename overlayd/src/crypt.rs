@@ -29,6 +29,8 @@ use tokio::net::UdpSocket;
 
 /// Room for the largest packet plus WireGuard's overhead.
 const BUF: usize = 65_535 + 148;
+/// The tunnel socket's send and receive buffers (the kernel caps them at its wmem/rmem_max).
+const SOCKET_BUFFER: usize = 4 << 20;
 /// How often WireGuard's timers (handshake retries, rekeying, keepalives) are run.
 const TICK: Duration = Duration::from_millis(250);
 
@@ -106,6 +108,10 @@ impl Tunnel {
             .with_context(|| {
                 format!("listen on {advertise}:{TUNNEL_PORT} for the encrypted tunnels")
             })?;
+        // Room for a burst: a datagram dropped here is a TCP segment lost inside the tunnel.
+        use nix::sys::socket::{setsockopt, sockopt};
+        let _ = setsockopt(&udp, sockopt::RcvBuf, &SOCKET_BUFFER);
+        let _ = setsockopt(&udp, sockopt::SndBuf, &SOCKET_BUFFER);
         Ok(Tunnel {
             tun: register(fd)?,
             udp,

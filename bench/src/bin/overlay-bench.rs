@@ -386,56 +386,77 @@ fn dead_host_round() -> Duration {
     }
 }
 
+/// One lab's tables: ADD/DEL, propagation and, in the secured lab, the cost of encryption.
+fn lab_tables(secured: bool, iterations: usize) {
+    let (etcd, lab) = if secured {
+        (
+            "over TLS with client certificates (the secured setup)",
+            Lab::new(3),
+        )
+    } else {
+        ("over plain HTTP (no TLS; for comparison)", Lab::plain(3))
+    };
+    setup(&lab);
+    println!("etcd {etcd}. ADD and DEL of one container on host A, medians of {iterations}, taking turns:");
+    println!();
+    add_del(&lab, iterations);
+    println!("etcd {etcd}. Propagation over {iterations} ADDs on host A, watched from host B in-process (netlink, DNS over UDP):");
+    println!();
+    propagation(&lab, iterations);
+    if secured {
+        println!("The cost of `-o encrypted` (WireGuard's protocol in the agent, over a TUN device) against a plain overlay, same lab:");
+        println!();
+        encryption_cost(&lab, iterations);
+    }
+}
+
+/// Runs this program again with `args` (a lab's namespaces are its process's, and one
+/// process can make one lab); what it printed.
+fn in_own_process(args: &[&str]) -> String {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     assert!(
         std::env::var_os("NETCTL_BIN_DIR").is_some(),
         "usage: NETCTL_BIN_DIR=target/<triple>/release overlay-bench [ITERATIONS]"
     );
-    if args.get(1).map(String::as_str) == Some("--dead-host-round") {
-        println!("{}", dead_host_round().as_nanos());
-        return;
+    match args.get(1).map(String::as_str) {
+        Some("--dead-host-round") => {
+            println!("{}", dead_host_round().as_nanos());
+            return;
+        }
+        Some(kind @ ("--plain-lab" | "--secured-lab")) => {
+            let iterations = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(100);
+            lab_tables(kind == "--secured-lab", iterations);
+            return;
+        }
+        _ => {}
     }
-    let iterations: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(100);
-    // Each round in a process of its own (a lab's namespaces are its process's), started
-    // before this process makes a lab of its own, whose mounts a child would inherit.
+    let iterations = args.get(1).cloned().unwrap_or_else(|| "100".into());
     let rounds: Vec<Duration> = (0..3)
         .map(|_| {
-            let out = std::process::Command::new(std::env::current_exe().unwrap())
-                .arg("--dead-host-round")
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let nanos: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-            Duration::from_nanos(nanos)
+            Duration::from_nanos(
+                in_own_process(&["--dead-host-round"])
+                    .trim()
+                    .parse()
+                    .unwrap(),
+            )
         })
         .collect();
-    for (etcd, lab) in [
-        (
-            "over TLS with client certificates (the secured setup)",
-            Lab::new as fn(usize) -> Lab,
-        ),
-        ("over plain HTTP (no TLS; for comparison)", Lab::plain),
-    ] {
-        let lab = lab(3);
-        setup(&lab);
-        println!("etcd {etcd}. ADD and DEL of one container on host A, medians of {iterations}, taking turns:");
-        println!();
-        add_del(&lab, iterations);
-        println!("etcd {etcd}. Propagation over {iterations} ADDs on host A, watched from host B in-process (netlink, DNS over UDP):");
-        println!();
-        propagation(&lab, iterations);
-        if lab.pki.is_some() {
-            println!("The cost of `-o encrypted` (WireGuard's protocol in the agent, over a TUN device) against a plain overlay, same lab:");
-            println!();
-            encryption_cost(&lab, iterations);
-        }
+    for lab in ["--plain-lab", "--secured-lab"] {
+        print!("{}", in_own_process(&[lab, &iterations]));
     }
-
     println!(
         "The host whose etcd member leads killed whole (agent, etcd member, namespaces), liveness TTL {LIVENESS_TTL} s: until both other hosts dropped its container's forwarding entry and name, 3 rounds: median {} ms, max {} ms (goal: TTL + 2 s = {} ms; Docker swarm reaps after 24 h, flannel keeps a dead host's subnet 24 h).",
         ms(median(rounds.clone())),

@@ -356,8 +356,8 @@ fn del_leaves_the_link_deletion_to_a_fork_of_itself() {
             let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT | WaitPidFlag::WNOHANG;
             match waitid(Id::All, flags) {
                 Ok(WaitStatus::Exited(pid, code)) => {
-                    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                        .unwrap_or_default();
+                    let comm =
+                        std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
                     let _ = waitpid(pid, None);
                     if comm.trim() == "netctl-reaper" {
                         return Ok((pid, code));
