@@ -27,6 +27,9 @@ pub const PREFIX: &str = "/netctl/v1/";
 pub const VXLAN_PORT: u16 = 4789;
 /// What VXLAN over IPv4 costs of the underlay's MTU.
 pub const VXLAN_OVERHEAD: u32 = 50;
+/// The exit code of an agent that found another one serving its host (whoever started it
+/// waits for that one).
+pub const ANOTHER_AGENT_RUNS: u8 = 3;
 /// The first VNI handed out (below it: left to others' static use).
 pub const FIRST_VNI: u32 = 4096;
 /// The UDP port of the encrypted tunnels between hosts (WireGuard's protocol).
@@ -447,15 +450,18 @@ pub fn connect_or_start(
     if let Ok(c) = Client::connect(run_dir, timeout) {
         return Ok(c);
     }
-    spawn_agent(agent, config, run_dir).map_err(|source| ApiError::NoAgent {
+    let mut started = spawn_agent(agent, config, run_dir).map_err(|source| ApiError::NoAgent {
         path: agent.to_path_buf(),
         source,
     })?;
     let deadline = std::time::Instant::now() + within;
     loop {
+        // An agent that failed has said why: no need to wait out the deadline (one that
+        // found another serving this host leaves it to that one).
+        let ended = matches!(started.try_wait(), Ok(Some(s)) if s.code() != Some(i32::from(ANOTHER_AGENT_RUNS)));
         match Client::connect(run_dir, timeout) {
             Ok(c) => return Ok(c),
-            Err(e) if std::time::Instant::now() >= deadline => {
+            Err(e) if ended || std::time::Instant::now() >= deadline => {
                 return Err(match last_log_line(run_dir) {
                     Some(said) => ApiError::Agent {
                         retry: true,
@@ -471,7 +477,11 @@ pub fn connect_or_start(
 
 /// Starts the agent detached (its own process group, a clean environment, stdio on its
 /// log); one already running makes it end at once.
-fn spawn_agent(agent: &Path, config: &Path, run_dir: &Path) -> std::io::Result<()> {
+fn spawn_agent(
+    agent: &Path,
+    config: &Path,
+    run_dir: &Path,
+) -> std::io::Result<std::process::Child> {
     use netctl_cni::process::CleanSignals;
     use std::os::unix::process::CommandExt;
     let log = log_path(run_dir);
@@ -493,7 +503,6 @@ fn spawn_agent(agent: &Path, config: &Path, run_dir: &Path) -> std::io::Result<(
         .process_group(0)
         .clean_signals()
         .spawn()
-        .map(drop)
 }
 
 fn last_log_line(run_dir: &Path) -> Option<String> {

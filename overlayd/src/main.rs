@@ -49,7 +49,10 @@ fn config_path() -> Result<PathBuf> {
 
 fn main() -> std::process::ExitCode {
     match start() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(Ended::Stopped) => std::process::ExitCode::SUCCESS,
+        Ok(Ended::AnotherRuns) => {
+            std::process::ExitCode::from(netctl_overlay_api::ANOTHER_AGENT_RUNS)
+        }
         Err(e) => {
             // One line: whoever started the agent quotes the last line of its log.
             eprintln!("netctl-overlayd: {e:#}");
@@ -58,7 +61,15 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn start() -> Result<()> {
+/// How an agent that did not fail ended.
+enum Ended {
+    /// Told to (a signal, `cluster leave`).
+    Stopped,
+    /// Another agent holds this host's lock and serves it.
+    AnotherRuns,
+}
+
+fn start() -> Result<Ended> {
     netctl_cni::fsutil::cloexec_inherited();
     let path = config_path()?;
     let bytes = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
@@ -97,7 +108,7 @@ async fn single_instance(socket: &std::path::Path) -> Result<Option<std::fs::Fil
     }
 }
 
-async fn run(cfg: ClusterConfig) -> Result<()> {
+async fn run(cfg: ClusterConfig) -> Result<Ended> {
     let signal = |kind| tokio::signal::unix::signal(kind).context("catch signals");
     use tokio::signal::unix::SignalKind;
     let (mut term, mut int, mut hup) = (
@@ -114,7 +125,7 @@ async fn run(cfg: ClusterConfig) -> Result<()> {
             "netctl-overlayd: another agent runs for {}",
             cfg.run_dir.display()
         );
-        return Ok(());
+        return Ok(Ended::AnotherRuns);
     };
     let store = cfg.store.join(",");
     let agent = Arc::new(
@@ -146,7 +157,7 @@ async fn run(cfg: ClusterConfig) -> Result<()> {
     let stopped = |socket: &std::path::Path| {
         let _ = std::fs::remove_file(socket);
         let _ = std::fs::remove_file(socket.with_file_name("agent.pid"));
-        Ok(())
+        Ok(Ended::Stopped)
     };
     loop {
         tokio::select! {

@@ -624,3 +624,62 @@ fn encrypted_traffic_goes_on_across_a_key_rotation() {
     });
     deliver(m1, &a, &ab, &listener, b"after the rotation");
 }
+
+/// etcd with its own users on (no TLS here): a host joins as user `netctl` (password from a
+/// file), allowed to read and write netctl's keys only, and works; with a wrong password the
+/// join is refused, saying so, and leaves no configuration behind.
+#[test]
+fn a_host_joins_an_etcd_with_users_by_its_user_and_password_file() {
+    let lab = Lab::plain(1);
+    let m = lab.m(1);
+    let ctl = |args: &str| lab.etcdctl(1, &format!("--endpoints=http://10.99.0.1:2379 {args}"));
+    for step in [
+        "user add root:rootpw",
+        "user add netctl:s3cret",
+        "role add netctl",
+        "role grant-permission netctl readwrite /netctl/ --prefix=true",
+        "user grant-role netctl netctl",
+        "user grant-role root root",
+        "auth enable",
+    ] {
+        m.sh(&ctl(step));
+    }
+    let wrong = lab.host.dir().join("wrong");
+    std::fs::write(&wrong, "nope\n").unwrap();
+    let right = lab.host.dir().join("right");
+    std::fs::write(&right, "s3cret\n").unwrap();
+    let join = |password: &std::path::Path| {
+        let mut args = lab.join_args(1, 5, 300);
+        args.extend([
+            "--etcd-user".to_string(),
+            "netctl".to_string(),
+            "--etcd-password-file".to_string(),
+            password.display().to_string(),
+        ]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        m.netctl(&args)
+    };
+    let (code, _, err) = join(&wrong);
+    assert_ne!(code, 0, "a wrong password is refused");
+    assert!(
+        err.contains("authentication failed") || err.contains("invalid"),
+        "{err}"
+    );
+    assert!(
+        !m.path("/var/lib/netctl/cluster.json").exists(),
+        "no configuration is left"
+    );
+    let (code, out, err) = join(&right);
+    assert_eq!(code, 0, "{out}{err}{}", m.agent_log());
+    m.netctl_ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "10.239.0.0/24",
+        "web",
+    ]);
+    let ls = m.netctl_ok(&["cluster", "ls"]);
+    assert!(ls.contains("Ready"), "{ls}");
+}
