@@ -124,8 +124,46 @@ impl PluginExec {
     }
 }
 
+thread_local! {
+    /// The descriptor plugins started by this thread inherit ([`handing_down`]).
+    static HANDED: std::cell::Cell<Option<std::os::fd::RawFd>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with `fd` handed to every plugin this thread starts meanwhile (open in the
+/// plugin, as it is here), and to no other process: not to what this thread starts any
+/// other way, nor to what other threads start. A runtime hands its lock on a container to
+/// the plugins working on it this way, so a plugin a killed runtime left running still
+/// holds it.
+pub fn handing_down<T>(fd: std::os::fd::BorrowedFd<'_>, f: impl FnOnce() -> T) -> T {
+    use std::os::fd::AsRawFd;
+    let before = HANDED.replace(Some(fd.as_raw_fd()));
+    let out = f();
+    HANDED.set(before);
+    out
+}
+
+/// Makes the descriptor handed down by this thread, if any, inheritable by what `cmd`
+/// starts (in the child only).
+#[allow(unsafe_code)]
+fn hand_down(cmd: &mut Process) {
+    use std::os::unix::process::CommandExt;
+    if let Some(fd) = HANDED.get() {
+        // SAFETY: runs in the child between fork and exec and only clears the descriptor's
+        // close-on-exec flag (fcntl is async-signal-safe); the parent's flag is untouched.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+}
+
 fn exec(binary: &Path, mut cmd: Process, stdin: &[u8]) -> Result<Option<Value>, Error> {
     let shown = binary.display();
+    hand_down(&mut cmd);
     let mut child = cmd
         .clean_signals()
         .spawn()

@@ -359,15 +359,14 @@ pub struct StoreLock {
 }
 
 impl StoreLock {
-    /// Runs `f` with the lock shared with the processes it starts (the CNI plugins): each
+    /// Runs `f` with the lock shared with the CNI plugins it starts on this thread (each
     /// holds it for as long as it runs, so a plugin left running by a killed netctl keeps
-    /// every other command (repair above all) off the container until it is done.
+    /// every other command, repair above all, off the container until it is done), and with
+    /// no other process: a child another thread starts meanwhile (a monitor, a DNS server)
+    /// never gets it.
     pub fn shared_with_children<T>(&self, f: impl FnOnce() -> T) -> T {
-        use rustix::io::{fcntl_setfd, FdFlags};
-        let _ = fcntl_setfd(&self.file, FdFlags::empty());
-        let out = f();
-        let _ = fcntl_setfd(&self.file, FdFlags::CLOEXEC);
-        out
+        use std::os::fd::AsFd;
+        netctl_cni::invoke::handing_down(self.file.as_fd(), f)
     }
 }
 
@@ -498,4 +497,38 @@ pub fn volume_users(containers: &[Container], name: &str) -> Vec<String> {
         })
         .map(|c| c.config.name.clone())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// While a container's lock is shared with the plugins one thread runs, another thread
+    /// starts a long-lived process (a monitor, a DNS server): that process never gets the
+    /// lock, which is free again as soon as the holder lets it go.
+    #[test]
+    fn a_lock_shared_with_plugins_never_reaches_another_threads_child() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let lock = flock(&path, rustix::fs::FlockOperation::LockExclusive)
+            .unwrap()
+            .unwrap();
+        let other = lock.shared_with_children(|| {
+            std::thread::spawn(|| {
+                std::process::Command::new("sleep")
+                    .arg("30")
+                    .spawn()
+                    .unwrap()
+            })
+            .join()
+            .unwrap()
+        });
+        drop(lock);
+        let again = flock(&path, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
+        let mut other = other;
+        let _ = other.kill();
+        let _ = other.wait();
+        assert!(again.is_some(), "the other thread's child kept the lock");
+    }
 }

@@ -450,8 +450,15 @@ impl Firewall for Iptables {
         )
     }
 
-    fn source_guard_present(&self, g: &SourceGuard) -> Result<bool, FirewallError> {
-        Ok(ebt::guarded(g, &self.ebtables_save()?))
+    fn missing_source_guards<'a>(
+        &self,
+        guards: &'a [SourceGuard],
+    ) -> Result<Vec<&'a SourceGuard>, FirewallError> {
+        if guards.is_empty() {
+            return Ok(Vec::new());
+        }
+        let saved = self.ebtables_save()?;
+        Ok(guards.iter().filter(|g| !ebt::guarded(g, &saved)).collect())
     }
 
     fn del_source_guard(&self, g: &SourceGuard) -> Result<(), FirewallError> {

@@ -106,9 +106,13 @@ pub trait Firewall {
     }
     /// Removes a source guard; one already gone is fine.
     fn del_source_guard(&self, guard: &SourceGuard) -> Result<(), FirewallError>;
-    /// Whether the guard is in place (healing adds only what is missing: every change
-    /// would wake the watcher again).
-    fn source_guard_present(&self, guard: &SourceGuard) -> Result<bool, FirewallError>;
+    /// The guards of `guards` that are not in place, found with one look at the firewall
+    /// (healing adds only what is missing: every change would wake the watcher again, and a
+    /// host may have a thousand guards).
+    fn missing_source_guards<'a>(
+        &self,
+        guards: &'a [SourceGuard],
+    ) -> Result<Vec<&'a SourceGuard>, FirewallError>;
     /// Takes away what netctl added to the host's firewall for all networks (its tables, or
     /// its shared chains and their jumps) once no network, published port or source guard
     /// is left in it: the host's firewall is then as it was before netctl.
@@ -202,8 +206,11 @@ impl Firewall for NoFirewall {
     fn del_source_guard(&self, _: &SourceGuard) -> Result<(), FirewallError> {
         Ok(())
     }
-    fn source_guard_present(&self, _: &SourceGuard) -> Result<bool, FirewallError> {
-        Ok(true)
+    fn missing_source_guards<'a>(
+        &self,
+        _: &'a [SourceGuard],
+    ) -> Result<Vec<&'a SourceGuard>, FirewallError> {
+        Ok(Vec::new())
     }
     fn remove_if_unused(&self) -> Result<(), FirewallError> {
         Ok(())

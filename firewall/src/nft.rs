@@ -82,16 +82,28 @@ impl Nftables {
         if !ok {
             return Ok(false);
         }
-        let listing: SetListing = serde_json::from_str(&json).unwrap_or_default();
+        let listing: SetListing = serde_json::from_str(&json).map_err(|e| {
+            FirewallError::BadValue(format!("nft's listing of the guarded ports: {e}"))
+        })?;
         let mut nl = netctl_net::Netlink::new()
             .map_err(|e| FirewallError::BadValue(format!("list the host's links: {e}")))?;
-        for index in listing
+        let mut exists = |i: u64| {
+            u32::try_from(i)
+                .ok()
+                .is_some_and(|i| nl.link_by_index(i).ok().flatten().is_some())
+        };
+        for port in listing
             .nftables
             .iter()
             .filter_map(|o| o.set.as_ref())
             .flat_map(|s| &s.elem)
         {
-            if nl.link_by_index(*index).ok().flatten().is_some() {
+            // nft names an index whose interface exists; a bare number may be one gone.
+            let live = match port {
+                Scalar::Number(i) => exists(*i),
+                Scalar::Text(t) => t.parse::<u64>().map_or(true, &mut exists),
+            };
+            if live {
                 return Ok(true);
             }
         }
@@ -110,6 +122,46 @@ impl Nftables {
     }
 }
 
+/// `nft -j list set bridge netctl macs`: its (index, MAC) elements.
+#[derive(Debug, Default, serde::Deserialize)]
+struct MacListing {
+    #[serde(default)]
+    nftables: Vec<MacObject>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct MacObject {
+    set: Option<MacElems>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct MacElems {
+    #[serde(default)]
+    elem: Vec<MacElem>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct MacElem {
+    concat: (Scalar, Scalar),
+}
+
+/// A value nft prints as a string or a number, depending on its version.
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    Text(String),
+    Number(u64),
+}
+
+impl std::fmt::Display for Scalar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scalar::Text(t) => f.write_str(t),
+            Scalar::Number(n) => write!(f, "{n}"),
+        }
+    }
+}
+
 /// `nft -j list set ...` as far as its elements (interface indexes) go.
 #[derive(Debug, Default, serde::Deserialize)]
 struct SetListing {
@@ -125,7 +177,7 @@ struct SetObject {
 #[derive(Debug, Default, serde::Deserialize)]
 struct SetElems {
     #[serde(default)]
-    elem: Vec<u32>,
+    elem: Vec<Scalar>,
 }
 
 /// Whether nft refused a script because a table, chain or set it names is not there.
@@ -460,20 +512,44 @@ impl Firewall for Nftables {
         self.apply(&script, &format!("guard the sources of port {}", g.port))
     }
 
-    fn source_guard_present(&self, g: &SourceGuard) -> Result<bool, FirewallError> {
-        for get in [
-            format!(
-                "get element bridge netctl macs {{ {} . {} }}",
-                g.index, g.mac
-            ),
-            format!("get element bridge netctl ports {{ {} }}", g.index),
-        ] {
-            let args: Vec<&str> = get.split(' ').collect();
-            if !self.run(&args, None)?.0 {
-                return Ok(false);
-            }
+    fn missing_source_guards<'a>(
+        &self,
+        guards: &'a [SourceGuard],
+    ) -> Result<Vec<&'a SourceGuard>, FirewallError> {
+        if guards.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(true)
+        let (ok, _, json) = run_tool(
+            &self.program,
+            "nftables",
+            &["-j", "list", "set", "bridge", "netctl", "macs"],
+            None,
+        )?;
+        let listing: MacListing = match ok {
+            // What cannot be read is no reason to add anything (that would wake the watcher).
+            true => serde_json::from_str(&json).map_err(|e| {
+                FirewallError::BadValue(format!("nft's listing of the guards: {e}"))
+            })?,
+            false => MacListing::default(), // no table or set: every guard is missing
+        };
+        let present: std::collections::HashSet<(String, String)> = listing
+            .nftables
+            .iter()
+            .filter_map(|o| o.set.as_ref())
+            .flat_map(|s| &s.elem)
+            .map(|e| {
+                (
+                    e.concat.0.to_string(),
+                    e.concat.1.to_string().to_ascii_lowercase(),
+                )
+            })
+            .collect();
+        // nft shows an index by the interface's name while it exists, else as a number.
+        let has = |g: &SourceGuard, port: String| present.contains(&(port, g.mac.to_string()));
+        Ok(guards
+            .iter()
+            .filter(|g| !has(g, g.index.to_string()) && !has(g, g.port.to_string()))
+            .collect())
     }
 
     /// Deleting set elements makes the kernel wait for an RCU grace period (~15 ms here),

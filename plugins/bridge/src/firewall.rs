@@ -199,15 +199,15 @@ pub fn heal(run_dir: &Path, a: &Applied) -> Result<(), Error> {
     if !fw.network_present(&a.rules).map_err(fw_err)? {
         fw.setup_network(&a.rules).map_err(fw_err)?;
     }
-    for p in published_records(run_dir, &a.network) {
-        if !p.ports.is_empty() && !fw.ports_present(&p.ports).map_err(fw_err)? {
+    let records = published_records(run_dir, &a.network);
+    for p in records.iter().filter(|p| !p.ports.is_empty()) {
+        if !fw.ports_present(&p.ports).map_err(fw_err)? {
             fw.add_ports(&p.ports).map_err(fw_err)?;
         }
-        if let Some(g) = p.source_guard.as_ref() {
-            if !fw.source_guard_present(g).map_err(fw_err)? {
-                fw.add_source_guard(g).map_err(fw_err)?;
-            }
-        }
+    }
+    let guards: Vec<SourceGuard> = records.into_iter().filter_map(|p| p.source_guard).collect();
+    for g in fw.missing_source_guards(&guards).map_err(fw_err)? {
+        fw.add_source_guard(g).map_err(fw_err)?;
     }
     Ok(())
 }
