@@ -422,6 +422,14 @@ impl Machine {
         }
     }
 
+    /// `netctl network create -d overlay --subnet SUBNET [EXTRA...] NAME` on this machine.
+    pub fn create_overlay(&self, name: &str, subnet: &str, extra: &[&str]) {
+        let mut args = vec!["network", "create", "-d", "overlay", "--subnet", subnet];
+        args.extend_from_slice(extra);
+        args.push(name);
+        self.netctl_ok(&args);
+    }
+
     /// Makes a container namespace on this machine; its path there.
     pub fn container(&self, name: &str) -> String {
         let path = format!("/run/netctl/test-netns/{name}");

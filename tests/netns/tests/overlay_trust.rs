@@ -70,17 +70,15 @@ fn checksum(bytes: &[u8]) -> u16 {
     !(sum as u16)
 }
 
-/// A VXLAN datagram (VNI `vni`) carrying an Ethernet frame `src_mac` -> `dst_mac` with an
-/// IPv4/UDP packet `src` -> `dst`:`dport` and `payload`: what a member's tunnel carries.
-fn vxlan_frame(
-    vni: u32,
-    (src_mac, dst_mac): ([u8; 6], [u8; 6]),
+/// An IPv4 packet (no options, checksummed) carrying UDP `sport` -> `dport` with `payload`
+/// (UDP checksum 0, as IPv4 allows).
+fn ipv4_udp(
     (src, dst): (Ipv4Addr, Ipv4Addr),
-    dport: u16,
+    (sport, dport): (u16, u16),
     payload: &[u8],
 ) -> Vec<u8> {
     let mut udp = Vec::new();
-    udp.extend_from_slice(&40000u16.to_be_bytes());
+    udp.extend_from_slice(&sport.to_be_bytes());
     udp.extend_from_slice(&dport.to_be_bytes());
     udp.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
     udp.extend_from_slice(&[0, 0]);
@@ -91,13 +89,31 @@ fn vxlan_frame(
     ip.extend_from_slice(&dst.octets());
     let sum = checksum(&ip);
     ip[10..12].copy_from_slice(&sum.to_be_bytes());
-    let mut f = vec![0x08, 0, 0, 0];
-    f.extend_from_slice(&(vni << 8).to_be_bytes());
-    f.extend_from_slice(&dst_mac);
+    ip.extend_from_slice(&udp);
+    ip
+}
+
+/// An Ethernet frame `src_mac` -> `dst_mac` carrying the IPv4 packet `ip`.
+fn ethernet((src_mac, dst_mac): ([u8; 6], [u8; 6]), ip: &[u8]) -> Vec<u8> {
+    let mut f = dst_mac.to_vec();
     f.extend_from_slice(&src_mac);
     f.extend_from_slice(&[0x08, 0x00]);
-    f.extend_from_slice(&ip);
-    f.extend_from_slice(&udp);
+    f.extend_from_slice(ip);
+    f
+}
+
+/// A VXLAN datagram (VNI `vni`) carrying an Ethernet frame `src_mac` -> `dst_mac` with an
+/// IPv4/UDP packet `src` -> `dst`:`dport` and `payload`: what a member's tunnel carries.
+fn vxlan_frame(
+    vni: u32,
+    macs: ([u8; 6], [u8; 6]),
+    addrs: (Ipv4Addr, Ipv4Addr),
+    dport: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut f = vec![0x08, 0, 0, 0];
+    f.extend_from_slice(&(vni << 8).to_be_bytes());
+    f.extend(ethernet(macs, &ipv4_udp(addrs, (40000, dport), payload)));
     f
 }
 
@@ -381,26 +397,8 @@ fn an_encrypted_overlay_shows_nothing_of_its_traffic_on_the_underlay() {
     let lab = Lab::new(2);
     lab.join_all(5, 300);
     let (m1, m2) = (lab.m(1), lab.m(2));
-    m1.netctl_ok(&[
-        "network",
-        "create",
-        "-d",
-        "overlay",
-        "--subnet",
-        "10.234.0.0/24",
-        "plain",
-    ]);
-    m1.netctl_ok(&[
-        "network",
-        "create",
-        "-d",
-        "overlay",
-        "-o",
-        "encrypted",
-        "--subnet",
-        "10.235.0.0/24",
-        "sec",
-    ]);
+    m1.create_overlay("plain", "10.234.0.0/24", &[]);
+    m1.create_overlay("sec", "10.235.0.0/24", &["-o", "encrypted"]);
     let inspect: serde_json::Value =
         serde_json::from_str(&m1.netctl_ok(&["network", "inspect", "sec"])).unwrap();
     assert_eq!(inspect[0]["Options"]["encrypted"], "", "{inspect}");
@@ -467,28 +465,11 @@ fn an_encrypted_overlay_shows_nothing_of_its_traffic_on_the_underlay() {
 /// An Ethernet frame carrying `udp_payload` in IPv4/UDP from `src`:4789 to `dst`:4789
 /// (what the underlay carries for a VXLAN tunnel), built by hand so the source can be forged.
 fn outer_frame(
-    (src_mac, dst_mac): ([u8; 6], [u8; 6]),
-    (src, dst): (Ipv4Addr, Ipv4Addr),
+    macs: ([u8; 6], [u8; 6]),
+    addrs: (Ipv4Addr, Ipv4Addr),
     udp_payload: &[u8],
 ) -> Vec<u8> {
-    let mut udp = Vec::new();
-    udp.extend_from_slice(&4789u16.to_be_bytes());
-    udp.extend_from_slice(&4789u16.to_be_bytes());
-    udp.extend_from_slice(&((8 + udp_payload.len()) as u16).to_be_bytes());
-    udp.extend_from_slice(&[0, 0]);
-    udp.extend_from_slice(udp_payload);
-    let mut ip = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 17, 0, 0];
-    ip[2..4].copy_from_slice(&((20 + udp.len()) as u16).to_be_bytes());
-    ip.extend_from_slice(&src.octets());
-    ip.extend_from_slice(&dst.octets());
-    let sum = checksum(&ip);
-    ip[10..12].copy_from_slice(&sum.to_be_bytes());
-    let mut f = dst_mac.to_vec();
-    f.extend_from_slice(&src_mac);
-    f.extend_from_slice(&[0x08, 0x00]);
-    f.extend_from_slice(&ip);
-    f.extend_from_slice(&udp);
-    f
+    ethernet(macs, &ipv4_udp(addrs, (4789, 4789), udp_payload))
 }
 
 /// A stranger on the underlay forges host 2's address and sends host 1 plain VXLAN frames
@@ -500,26 +481,8 @@ fn a_stranger_forging_a_hosts_address_cannot_put_a_frame_into_an_encrypted_overl
     let lab = Lab::new(2);
     lab.join_all(5, 300);
     let (m1, m2) = (lab.m(1), lab.m(2));
-    m1.netctl_ok(&[
-        "network",
-        "create",
-        "-d",
-        "overlay",
-        "--subnet",
-        "10.236.0.0/24",
-        "plain",
-    ]);
-    m1.netctl_ok(&[
-        "network",
-        "create",
-        "-d",
-        "overlay",
-        "-o",
-        "encrypted",
-        "--subnet",
-        "10.237.0.0/24",
-        "sec",
-    ]);
+    m1.create_overlay("plain", "10.236.0.0/24", &[]);
+    m1.create_overlay("sec", "10.237.0.0/24", &["-o", "encrypted"]);
     let stranger = lab.host.dir().join("stranger.ns");
     std::fs::File::create(&stranger).unwrap();
     lab.host.sh(&format!(
@@ -589,17 +552,7 @@ fn encrypted_traffic_goes_on_across_a_key_rotation() {
         lab.m(n).netctl_ok(&args);
     }
     let (m1, m2) = (lab.m(1), lab.m(2));
-    m1.netctl_ok(&[
-        "network",
-        "create",
-        "-d",
-        "overlay",
-        "-o",
-        "encrypted",
-        "--subnet",
-        "10.238.0.0/24",
-        "sec",
-    ]);
+    m1.create_overlay("sec", "10.238.0.0/24", &["-o", "encrypted"]);
     let (a, b) = (m1.container("a"), m2.container("b"));
     m1.cni_add_ok("sec", "a", &a, &[]);
     let ab = m2.cni_add_ok("sec", "b", &b, &[]);
@@ -671,15 +624,7 @@ fn a_host_joins_an_etcd_with_users_by_its_user_and_password_file() {
     );
     let (code, out, err) = join(&right);
     assert_eq!(code, 0, "{out}{err}{}", m.agent_log());
-    m.netctl_ok(&[
-        "network",
-        "create",
-        "-d",
-        "overlay",
-        "--subnet",
-        "10.239.0.0/24",
-        "web",
-    ]);
+    m.create_overlay("web", "10.239.0.0/24", &[]);
     let ls = m.netctl_ok(&["cluster", "ls"]);
     assert!(ls.contains("Ready"), "{ls}");
 }
