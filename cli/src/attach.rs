@@ -51,9 +51,9 @@ pub fn terminal_size() -> Option<(u16, u16)> {
 /// Call before starting other threads: they must inherit SIGWINCH blocked.
 fn follow_window_size(engine: &Engine, c: &Container) {
     let send = {
-        let (root, run_dir, c) = (engine.root.clone(), engine.run_dir.clone(), c.clone());
+        let (config, c) = (engine.config.clone(), c.clone());
         move || {
-            if let (Some((rows, cols)), Ok(e)) = (terminal_size(), Engine::open(&root, &run_dir)) {
+            if let (Some((rows, cols)), Ok(e)) = (terminal_size(), Engine::open(&config)) {
                 let _ = netctl_engine::process::attach::resize(&e, &c, rows, cols);
             }
         }

@@ -2,12 +2,13 @@
 //! engine's CNI client (like CNI's `cnitool`), so any conflist — written by `netctl` or by
 //! hand, for netctl's plugins or the reference ones — can be tried directly.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use netctl_cni::invoke::{CniConfig, RuntimeConf};
 use netctl_cni::{Attachment, NetConfList};
 use netctl_engine::netattach::{runtime_conf, AttachRequest};
+use netctl_engine::EngineConfig;
 
 use crate::outcome::Outcome;
 
@@ -31,9 +32,6 @@ pub enum CniCommand {
 pub struct Network {
     /// A network name (from `netctl network ls`) or a conflist file.
     conflist: PathBuf,
-    /// Folders holding the plugins (default: the folder of this binary).
-    #[arg(long, env = "CNI_PATH", value_delimiter = ':')]
-    cni_path: Vec<PathBuf>,
     /// Where ADD results are cached for DEL and CHECK (default: <root>/cni-cache).
     #[arg(long, env = "NETCTL_CNI_CACHE")]
     cache_dir: Option<PathBuf>,
@@ -78,17 +76,20 @@ pub struct Gc {
 }
 
 impl Network {
-    fn load(&self, root: &Path, run_dir: &Path) -> anyhow::Result<(CniConfig, NetConfList)> {
+    fn load(&self, config: &EngineConfig) -> anyhow::Result<(CniConfig, NetConfList)> {
         let list = if self.conflist.is_file() {
             let bytes = std::fs::read(&self.conflist)
                 .map_err(|e| anyhow::anyhow!("read {}: {e}", self.conflist.display()))?;
             NetConfList::from_slice(&bytes)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", self.conflist.display()))?
         } else {
-            let store = netctl_engine::network::NetworkStore::open(root, run_dir)?;
+            let store = netctl_engine::network::NetworkStore::open(&config.root, &config.run_dir)?;
             store.find(&self.conflist.to_string_lossy())?.list
         };
-        let cni = netctl_engine::cni_client(root, &self.cni_path, self.cache_dir.as_deref());
+        let mut cni = netctl_engine::Engine::open(config)?.cni;
+        if let Some(dir) = &self.cache_dir {
+            cni.cache_dir.clone_from(dir);
+        }
         Ok((cni, list))
     }
 }
@@ -123,24 +124,24 @@ fn cni_err(e: netctl_cni::Error) -> anyhow::Error {
 }
 
 /// Runs a `netctl cni` command.
-pub fn run(root: &Path, run_dir: &Path, cmd: CniCommand) -> Outcome {
+pub fn run(config: &EngineConfig, cmd: CniCommand) -> Outcome {
     match cmd {
         CniCommand::Add(a) => {
-            let (cni, list) = a.network.load(root, run_dir)?;
+            let (cni, list) = a.network.load(config)?;
             let result = cni.add(&list, &a.runtime(&list.name)?).map_err(cni_err)?;
             let version = list.spec_version().map_err(cni_err)?;
             crate::output::json(&result.to_json(version))?;
         }
         CniCommand::Del(a) => {
-            let (cni, list) = a.network.load(root, run_dir)?;
+            let (cni, list) = a.network.load(config)?;
             cni.del(&list, &a.runtime(&list.name)?).map_err(cni_err)?;
         }
         CniCommand::Check(a) => {
-            let (cni, list) = a.network.load(root, run_dir)?;
+            let (cni, list) = a.network.load(config)?;
             cni.check(&list, &a.runtime(&list.name)?).map_err(cni_err)?;
         }
         CniCommand::Gc(g) => {
-            let (cni, list) = g.network.load(root, run_dir)?;
+            let (cni, list) = g.network.load(config)?;
             let keep = g
                 .keep
                 .iter()
@@ -157,7 +158,7 @@ pub fn run(root: &Path, run_dir: &Path, cmd: CniCommand) -> Outcome {
             cni.gc(&list, &keep).map_err(cni_err)?;
         }
         CniCommand::Status(n) => {
-            let (cni, list) = n.load(root, run_dir)?;
+            let (cni, list) = n.load(config)?;
             cni.status(&list).map_err(cni_err)?;
             println!("network {} can attach containers", list.name);
         }

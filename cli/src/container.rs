@@ -1,6 +1,6 @@
 //! The container commands, with Docker's flags, output and exit codes.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
@@ -10,7 +10,7 @@ use netctl_engine::logs::LogOptions;
 use netctl_engine::process::exec::ExecRequest;
 use netctl_engine::process::seccomp::Seccomp;
 use netctl_engine::spec::{self, ContainerSpec};
-use netctl_engine::{Engine, Error};
+use netctl_engine::{Engine, EngineConfig, Error};
 use nix::sys::signal::Signal;
 
 use crate::outcome::{start_failure, Outcome};
@@ -358,9 +358,9 @@ pub struct ExecArgs {
 }
 
 /// Runs a container command.
-pub fn run(root: &Path, run_dir: &Path, cmd: ContainerCommands) -> Outcome {
+pub fn run(config: &EngineConfig, cmd: ContainerCommands) -> Outcome {
     use ContainerCommands as C;
-    let engine = Engine::open(root, run_dir).map_err(start_failure)?;
+    let engine = Engine::open(config).map_err(start_failure)?;
     match cmd {
         C::Run(a) => run_container(&engine, &a),
         C::Create(a) => {
@@ -796,8 +796,8 @@ fn inspect(
 ) -> Outcome {
     let format = format.map(Format::parse).transpose()?;
     use netctl_engine::view;
-    let images = netctl_engine::image::ImageStore::open(&engine.root)?;
-    let volumes = netctl_engine::volume::VolumeStore::open(&engine.root)?;
+    let images = netctl_engine::image::ImageStore::open(engine.root())?;
+    let volumes = netctl_engine::volume::VolumeStore::open(engine.root())?;
     let networks = engine.networks()?;
     let wants = |k: ObjectKind| kind.is_none_or(|t| t == k);
     let one = |key: &str| -> anyhow::Result<serde_json::Value> {

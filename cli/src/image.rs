@@ -64,7 +64,7 @@ pub struct ImagesArgs {
 
 /// Runs an image command.
 pub fn run(engine: &Engine, cmd: ImageCommand) -> Outcome {
-    let store = ImageStore::open(&engine.root)?;
+    let store = ImageStore::open(engine.root())?;
     match cmd {
         ImageCommand::Import { file, reference } => {
             let img = store.import(&file, reference.as_deref())?;

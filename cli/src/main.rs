@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use netctl_engine::Engine;
+use netctl_engine::{Engine, EngineConfig};
 
 use crate::outcome::{Failed, Outcome};
 
@@ -40,6 +40,26 @@ struct Cli {
     /// Runtime state: namespaces, DNS records and server, firewall records.
     #[arg(long = "run-dir", global = true, env = "NETCTL_RUN", default_value = netctl_engine::DEFAULT_RUN_DIR)]
     run_dir: PathBuf,
+    /// Folders holding the CNI plugins and netctl-overlayd (default: this binary's folder).
+    #[arg(
+        long = "cni-path",
+        global = true,
+        env = "NETCTL_CNI_PATH",
+        value_delimiter = ':'
+    )]
+    cni_path: Vec<PathBuf>,
+    /// Seconds one plugin call may take before it is killed and its attachment undone.
+    #[arg(long = "plugin-deadline", global = true, env = "NETCTL_PLUGIN_DEADLINE", default_value_t = netctl_engine::DEFAULT_PLUGIN_DEADLINE.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    plugin_deadline: u64,
+    /// More pools for networks made without --subnet, BASE/SIZE (10.10.0.0/16/24), after
+    /// Docker's.
+    #[arg(
+        long = "address-pool",
+        global = true,
+        env = "NETCTL_ADDRESS_POOLS",
+        value_delimiter = ','
+    )]
+    address_pools: Vec<netctl_engine::AddressPool>,
     #[command(subcommand)]
     command: Commands,
 }
@@ -84,10 +104,26 @@ enum Commands {
     Container(Box<container::ContainerCommands>),
 }
 
+impl Cli {
+    /// The engine's configuration from the global options; this binary is its helper.
+    fn engine_config(&self) -> anyhow::Result<EngineConfig> {
+        let helper = std::env::current_exe()
+            .map_err(|e| anyhow::anyhow!("find the running executable: {e}"))?;
+        let mut config = EngineConfig::new(&self.root, &self.run_dir, &helper);
+        if !self.cni_path.is_empty() {
+            config.cni_path.clone_from(&self.cni_path);
+        }
+        config.plugin_deadline = std::time::Duration::from_secs(self.plugin_deadline);
+        config.address_pools.clone_from(&self.address_pools);
+        Ok(config)
+    }
+}
+
 fn dispatch(cli: Cli) -> Outcome {
-    let engine = || Engine::open(&cli.root, &cli.run_dir);
+    let config = cli.engine_config()?;
+    let engine = || Engine::open(&config);
     match cli.command {
-        Commands::Cni(cmd) => cni::run(&cli.root, &cli.run_dir, cmd),
+        Commands::Cni(cmd) => cni::run(&config, cmd),
         Commands::Network(cmd) => network::run(&engine()?, cmd),
         Commands::Cluster(cmd) => cluster::run(&engine()?, cmd),
         Commands::Volume(cmd) => volume::run(&engine()?, cmd),
@@ -102,7 +138,7 @@ fn dispatch(cli: Cli) -> Outcome {
             print!("{}", version_text());
             Ok(0)
         }
-        Commands::Container(cmd) => container::run(&cli.root, &cli.run_dir, *cmd),
+        Commands::Container(cmd) => container::run(&config, *cmd),
     }
 }
 

@@ -54,7 +54,7 @@ pub enum VolumeCommand {
 
 /// Runs a volume command.
 pub fn run(engine: &Engine, cmd: VolumeCommand) -> Outcome {
-    let store = VolumeStore::open(&engine.root)?;
+    let store = VolumeStore::open(engine.root())?;
     match cmd {
         VolumeCommand::Create {
             label,

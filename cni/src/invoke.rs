@@ -3,7 +3,7 @@
 //! lists (ADD in order with `prevResult` threaded through, DEL in reverse, CHECK, GC,
 //! STATUS) and cache the last ADD result per attachment, as libcni does.
 
-use crate::process::CleanSignals;
+use crate::process::{wait_with_deadline, CleanSignals, Finished};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command as Process, Stdio};
@@ -61,6 +61,10 @@ pub struct PluginExec {
     pub cni_path: Vec<PathBuf>,
     /// Extra environment for every plugin run.
     pub env: Vec<(String, String)>,
+    /// How long a plugin may run: past it, the plugin is killed with its process group (it
+    /// runs in a group of its own then) and the call fails. None: no limit, and the plugin
+    /// stays in its caller's group (a delegate, under its caller's deadline).
+    pub deadline: Option<std::time::Duration>,
 }
 
 impl PluginExec {
@@ -120,7 +124,7 @@ impl PluginExec {
                 cmd.env("CNI_NETNS", ns);
             }
         }
-        exec(&binary, cmd, stdin)
+        exec(&binary, cmd, stdin, self.deadline)
     }
 }
 
@@ -161,9 +165,18 @@ fn hand_down(cmd: &mut Process) {
     }
 }
 
-fn exec(binary: &Path, mut cmd: Process, stdin: &[u8]) -> Result<Option<Value>, Error> {
+fn exec(
+    binary: &Path,
+    mut cmd: Process,
+    stdin: &[u8],
+    deadline: Option<std::time::Duration>,
+) -> Result<Option<Value>, Error> {
+    use std::os::unix::process::CommandExt;
     let shown = binary.display();
     hand_down(&mut cmd);
+    if deadline.is_some() {
+        cmd.process_group(0);
+    }
     let mut child = cmd
         .clean_signals()
         .spawn()
@@ -173,9 +186,23 @@ fn exec(binary: &Path, mut cmd: Process, stdin: &[u8]) -> Result<Option<Value>, 
             .write_all(stdin)
             .map_err(|e| Error::io(format!("failed to write the config to plugin {shown}"), &e))?;
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| Error::io(format!("failed to wait for plugin {shown}"), &e))?;
+    let waited = match deadline {
+        None => child.wait_with_output().map(Finished::Exited),
+        Some(d) => wait_with_deadline(child, d),
+    };
+    let out = match waited {
+        Ok(Finished::Exited(out)) => out,
+        Ok(Finished::TimedOut) => {
+            return Err(Error::new(
+                ErrorCode::Io,
+                format!(
+                "plugin {shown} did not finish within {:?} and was killed with its process group",
+                deadline.unwrap_or_default()
+            ),
+            ))
+        }
+        Err(e) => return Err(Error::io(format!("failed to wait for plugin {shown}"), &e)),
+    };
     let text = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         return Err(
@@ -243,6 +270,7 @@ pub fn delegate(
     let exec = PluginExec {
         cni_path: ctx.args.cni_path.clone(),
         env: vec![(crate::skel::DELEGATED_ENV.into(), "1".into())],
+        deadline: None,
     };
     let rt = RuntimeConf {
         container_id: ctx.args.container_id.clone(),
@@ -285,6 +313,7 @@ impl CniConfig {
             exec: PluginExec {
                 cni_path,
                 env: Vec::new(),
+                deadline: None,
             },
             cache_dir: cache_dir.into(),
         }
@@ -691,6 +720,81 @@ mod tests {
             exec.find("../sh").unwrap_err().code,
             ErrorCode::InvalidConfig
         );
+    }
+
+    /// A plugin script in a folder of its own.
+    fn script_plugin(dir: &Path, name: &str, body: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    fn gone(pid: &str) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+            s.rsplit(')').next().unwrap().trim_start().starts_with('Z')
+        })
+    }
+
+    #[test]
+    fn a_plugin_that_hangs_is_killed_with_its_children_at_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let pids = dir.path().join("pids");
+        script_plugin(
+            dir.path(),
+            "hang",
+            &format!("sleep 300 & echo $! > {}; sleep 300", pids.display()),
+        );
+        let exec = PluginExec {
+            cni_path: vec![dir.path().into()],
+            deadline: Some(std::time::Duration::from_millis(500)),
+            ..PluginExec::default()
+        };
+        let started = std::time::Instant::now();
+        let e = exec.run("hang", Command::Add, None, b"{}").unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        assert!(
+            e.msg.contains("hang") && e.msg.contains("did not finish"),
+            "{}",
+            e.msg
+        );
+        let child = std::fs::read_to_string(&pids).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !gone(child.trim()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the plugin's child lives on"
+            );
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn a_plugin_whose_child_keeps_stdout_open_is_read_when_it_exits() {
+        let dir = tempfile::tempdir().unwrap();
+        let pids = dir.path().join("pids");
+        script_plugin(
+            dir.path(),
+            "quick",
+            &format!(
+                "sleep 30 2>/dev/null & echo $! > {}; echo '{{\"ok\": 1}}'",
+                pids.display()
+            ),
+        );
+        let exec = PluginExec {
+            cni_path: vec![dir.path().into()],
+            deadline: Some(std::time::Duration::from_secs(20)),
+            ..PluginExec::default()
+        };
+        let started = std::time::Instant::now();
+        let out = exec.run("quick", Command::Add, None, b"{}").unwrap();
+        assert_eq!(out, Some(json!({"ok": 1})));
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        let child = std::fs::read_to_string(&pids).unwrap();
+        std::process::Command::new("kill")
+            .arg(child.trim())
+            .status()
+            .unwrap();
     }
 
     #[test]

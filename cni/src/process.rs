@@ -49,6 +49,143 @@ impl CleanSignals for std::process::Command {
     }
 }
 
+/// How a child run under a deadline ended.
+#[derive(Debug)]
+pub enum Finished {
+    /// It exited: its status and all it wrote to stdout.
+    Exited(std::process::Output),
+    /// It was still running at the deadline; it and its process group were killed.
+    TimedOut,
+}
+
+/// Waits for `child` (started in a process group of its own, with piped stdout) until
+/// `deadline`, collecting its stdout; at the deadline kills its whole group with SIGKILL and
+/// reaps it. Output a grandchild still holds open is not waited for: what the child wrote
+/// before it exited is all there is.
+pub fn wait_with_deadline(
+    mut child: std::process::Child,
+    deadline: std::time::Duration,
+) -> std::io::Result<Finished> {
+    use std::os::fd::AsRawFd;
+    let pidfd = pidfd_open(child.id())?;
+    let mut stdout = child.stdout.take();
+    if let Some(out) = &stdout {
+        set_nonblocking(out.as_raw_fd())?;
+    }
+    let mut buf = Vec::new();
+    let end = std::time::Instant::now() + deadline;
+    loop {
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            kill_group(&mut child);
+            return Ok(Finished::TimedOut);
+        }
+        let out_fd = stdout.as_ref().map(AsRawFd::as_raw_fd);
+        let (out_ready, exited) = poll2(out_fd, pidfd.as_raw_fd(), left)?;
+        if out_ready || exited {
+            if let Some(out) = stdout.as_mut() {
+                if drain(out, &mut buf)? {
+                    stdout = None;
+                }
+            }
+        }
+        if exited {
+            let status = child.wait()?;
+            return Ok(Finished::Exited(std::process::Output {
+                status,
+                stdout: buf,
+                stderr: Vec::new(),
+            }));
+        }
+    }
+}
+
+/// Reads what `from` has now; whether it reached its end.
+fn drain(from: &mut impl std::io::Read, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        match from.read(&mut chunk) {
+            Ok(0) => return Ok(true),
+            Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// SIGKILL to the child's process group (its group ID is its PID), then reaps the child.
+fn kill_group(child: &mut std::process::Child) {
+    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: kill(2) with a negative PID signals a process group; no memory is touched.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[allow(unsafe_code)]
+fn pidfd_open(pid: u32) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open(2) takes a PID and flags and returns a new descriptor or -1; the
+    // descriptor is owned by nothing else, so OwnedFd may close it.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let fd = i32::try_from(fd).map_err(|_| std::io::Error::other("pidfd out of range"))?;
+    // SAFETY: fd was just returned by the kernel and is open.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+#[allow(unsafe_code)]
+fn set_nonblocking(fd: std::os::fd::RawFd) -> std::io::Result<()> {
+    // SAFETY: fcntl(2) on a descriptor the caller owns; F_GETFL/F_SETFL touch only its flags.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Polls `out` for input and `pidfd` for the process's end, for up to `left`; which are
+/// ready.
+#[allow(unsafe_code)]
+fn poll2(
+    out: Option<std::os::fd::RawFd>,
+    pidfd: std::os::fd::RawFd,
+    left: std::time::Duration,
+) -> std::io::Result<(bool, bool)> {
+    let mut fds = [
+        libc::pollfd {
+            fd: pidfd,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: out.unwrap_or(-1),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    let ms = libc::c_int::try_from(left.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
+    // SAFETY: fds is a live array of two pollfd and its length is passed with it; a negative
+    // fd is ignored by poll(2).
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+    if n < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() == std::io::ErrorKind::Interrupted {
+            return Ok((false, false));
+        }
+        return Err(e);
+    }
+    let [exit, input] = fds;
+    Ok((input.revents != 0, exit.revents != 0))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

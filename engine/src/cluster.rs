@@ -21,7 +21,7 @@ fn api(e: ApiError) -> Error {
 
 /// The agent's client.
 pub fn client(engine: &Engine) -> Result<Client> {
-    Client::connect(&engine.run_dir, Duration::from_secs(10)).map_err(api)
+    Client::connect(engine.run_dir(), Duration::from_secs(10)).map_err(api)
 }
 
 fn call(engine: &Engine, req: &Request) -> Result<Reply> {
@@ -123,10 +123,10 @@ pub fn join(engine: &Engine, opts: &JoinOptions) -> Result<()> {
         liveness_ttl: opts.liveness_ttl,
         tenure_ttl: opts.tenure_ttl,
         key_rotation: opts.key_rotation,
-        root: engine.root.clone(),
-        run_dir: engine.run_dir.clone(),
+        root: engine.root().to_path_buf(),
+        run_dir: engine.run_dir().to_path_buf(),
     };
-    let path = ClusterConfig::path(&engine.root);
+    let path = ClusterConfig::path(engine.root());
     let before = std::fs::read(&path).ok();
     let started = write_config(&path, &cfg).and_then(|()| start_agent(engine, &path));
     if started.is_err() {
@@ -150,12 +150,15 @@ fn write_config(path: &std::path::Path, cfg: &ClusterConfig) -> Result<()> {
 /// Starts the agent (the `netctl-overlayd` beside this binary) on the configuration at
 /// `path` and waits until it answers.
 fn start_agent(engine: &Engine, path: &std::path::Path) -> Result<()> {
-    let agent = netctl_overlay_api::agent_beside_me()
-        .ok_or_else(|| Error::State("netctl-overlayd is not beside netctl".into()))?;
+    let agent = engine.binary("netctl-overlayd").ok_or_else(|| {
+        Error::State(
+            "netctl-overlayd is not in the plugin path; install it beside the plugins".into(),
+        )
+    })?;
     let mut client = netctl_overlay_api::connect_or_start(
         &agent,
         path,
-        &engine.run_dir,
+        engine.run_dir(),
         Duration::from_secs(10),
     )
     .map_err(api)?;
@@ -166,10 +169,10 @@ fn start_agent(engine: &Engine, path: &std::path::Path) -> Result<()> {
 /// that no overlay network is created by the name of one (best effort: the agent also looks
 /// every minute, and never writes an overlay's conflist over a network of the host's own).
 pub fn local_networks_changed(engine: &Engine) {
-    if ClusterConfig::read(&engine.root).is_none() {
+    if ClusterConfig::read(engine.root()).is_none() {
         return;
     }
-    if let Ok(mut c) = Client::connect(&engine.run_dir, Duration::from_secs(2)) {
+    if let Ok(mut c) = Client::connect(engine.run_dir(), Duration::from_secs(2)) {
         let _ = c.call(&Request::LocalNetworksChanged);
     }
 }
@@ -185,7 +188,7 @@ pub fn hosts(engine: &Engine) -> Result<Vec<HostStatus>> {
 /// Leaves the cluster (refused while this host has overlay endpoints); the agent ends.
 pub fn leave(engine: &Engine) -> Result<()> {
     call(engine, &Request::Leave)?;
-    let path = ClusterConfig::path(&engine.root);
+    let path = ClusterConfig::path(engine.root());
     netctl_cni::fsutil::remove_if_exists(&path).ctx(|| format!("remove {}", path.display()))
 }
 

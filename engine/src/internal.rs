@@ -9,12 +9,11 @@ pub fn run_internal(args: &[String]) -> Option<i32> {
     netctl_cni::fsutil::cloexec_inherited();
     Some(match Internal::parse(args.get(1..)?)? {
         Internal::Monitor {
-            root,
-            run_dir,
+            config,
             id,
             attach,
             tty_size,
-        } => crate::monitor::run(&root, &run_dir, &id, attach, tty_size),
+        } => crate::monitor::run(&config, &id, attach, tty_size),
         Internal::Init(spec) => crate::process::init::stage1(&spec),
         Internal::Init2(spec) => crate::process::init::stage2(&spec),
     })

@@ -34,5 +34,7 @@ pub mod view;
 pub mod volume;
 
 pub use container::{Container, ContainerStore};
-pub use engine::{cni_client, Engine, DEFAULT_ROOT, DEFAULT_RUN_DIR};
+pub use engine::{
+    AddressPool, Engine, EngineConfig, DEFAULT_PLUGIN_DEADLINE, DEFAULT_ROOT, DEFAULT_RUN_DIR,
+};
 pub use error::{Error, Kind, Result};

@@ -37,14 +37,12 @@ pub fn start(
         return Ok(());
     }
     let internal = Internal::Monitor {
-        root: engine.root.clone(),
-        run_dir: engine.run_dir.clone(),
+        config: Box::new(engine.config.clone()),
         id: c.config.id.clone(),
         attach,
         tty_size: tty_size.filter(|_| c.config.tty),
     };
-    let exe = std::env::current_exe().ctx(|| "find the running executable".into())?;
-    let mut child = Command::new(exe)
+    let mut child = Command::new(&engine.config.helper)
         .args(internal.args())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -188,7 +186,7 @@ pub fn remove_stopped(
         cg.remove();
     }
     if volumes {
-        let store = VolumeStore::open(&engine.root)?;
+        let store = VolumeStore::open(engine.root())?;
         let all = engine.containers.all()?;
         for m in &c.config.mounts {
             let users = crate::container::volume_users(&all, &m.source);

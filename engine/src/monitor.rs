@@ -28,7 +28,7 @@ use serde::Serialize;
 
 use crate::clock::now_rfc3339;
 use crate::container::{Container, LogDriver, NetMode, PortBinding, Status, StoreLock};
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineConfig};
 use crate::error::{invalid, state, Context, Error, Result};
 use crate::image::ImageStore;
 use crate::process::attach::Clients;
@@ -74,13 +74,7 @@ impl Diag {
 
 /// Runs the monitor of container `id` until its process ends; the exit code is the
 /// container's.
-pub fn run(
-    root: &Path,
-    run_dir: &Path,
-    id: &str,
-    attach: bool,
-    tty_size: Option<(u16, u16)>,
-) -> i32 {
+pub fn run(config: &EngineConfig, id: &str, attach: bool, tty_size: Option<(u16, u16)>) -> i32 {
     let Ok(mut status) = std::io::stderr()
         .as_fd()
         .try_clone_to_owned()
@@ -88,7 +82,7 @@ pub fn run(
     else {
         return 125;
     };
-    let opened = Engine::open(root, run_dir).and_then(|e| {
+    let opened = Engine::open(config).and_then(|e| {
         let c = e.containers.find(id)?;
         Ok((e, c))
     });
@@ -335,7 +329,7 @@ struct Stdio3 {
 /// Where the container's terminal is handed over (short: unix socket paths are limited).
 fn console_path(engine: &Engine, c: &Container) -> PathBuf {
     engine
-        .run_dir
+        .run_dir()
         .join("console")
         .join(format!("{}.sock", c.config.short_id()))
 }
@@ -386,7 +380,7 @@ fn container_stdio(engine: &Engine, c: &Container) -> Result<Stdio3> {
 
 /// The container's mounts as host paths.
 fn init_mounts(engine: &Engine, c: &Container) -> Result<Vec<crate::process::init::Mount>> {
-    let volumes = VolumeStore::open(&engine.root)?;
+    let volumes = VolumeStore::open(engine.root())?;
     c.config
         .mounts
         .iter()
@@ -456,7 +450,7 @@ fn write_spec(path: &Path, spec: &impl Serialize) -> Result<()> {
 
 /// Writes the init spec and starts stage 1; waits until the command runs or failed.
 fn spawn(engine: &Engine, c: &Container, tty_size: Option<(u16, u16)>) -> Result<Spawned> {
-    let images = ImageStore::open(&engine.root)?;
+    let images = ImageStore::open(engine.root())?;
     let image = images.find(&c.config.image)?;
     let lower = image
         .layers
@@ -490,8 +484,7 @@ fn spawn(engine: &Engine, c: &Container, tty_size: Option<(u16, u16)>) -> Result
     let spec_path = c.dir.join("init.json");
     write_spec(&spec_path, &spec)?;
     let (status_r, status_w) = std::io::pipe().ctx(|| "make the container's status pipe".into())?;
-    let exe = std::env::current_exe().ctx(|| "find the running executable".into())?;
-    let mut child = Command::new(exe)
+    let mut child = Command::new(&engine.config.helper)
         .args(Internal::Init(spec_path).args())
         .env_clear()
         .stdin(io.stdin)

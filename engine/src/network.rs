@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::clock::now_rfc3339;
-use crate::engine::Engine;
+use crate::engine::{AddressPool, Engine};
 use crate::error::{conflict, invalid, Context, Error, Kind, Result};
 use crate::ids::{derived_id, random_id, short_id};
 
@@ -206,7 +206,7 @@ pub struct NetworkStore {
 impl Engine {
     /// The network store, with the predefined networks written if missing.
     pub fn networks(&self) -> Result<NetworkStore> {
-        NetworkStore::open(&self.root, &self.run_dir)
+        NetworkStore::open(self.root(), self.run_dir())
     }
 }
 
@@ -420,39 +420,36 @@ pub fn parse_subnet(s: &str) -> Result<IpNet> {
 }
 
 /// Address pools for networks created without `--subnet`: Docker's (172.17-31.0.0/16, then
-/// 192.168.0.0/16 in /20s), then any from `NETCTL_ADDRESS_POOLS` (`BASE/SIZE,...`, such as
-/// `10.10.0.0/16/24`). 172.17.0.0/16 belongs to the default `bridge` network.
-fn pools(v6: bool) -> Result<Vec<IpNet>> {
+/// 192.168.0.0/16 in /20s), then the engine's configured ones. 172.17.0.0/16 belongs to the
+/// default `bridge` network.
+fn pools(configured: &[AddressPool], v6: bool) -> Result<Vec<IpNet>> {
     let net = |s: &str| {
         s.parse::<IpNet>()
             .map_err(|_| Error::Invalid(format!("bad pool {s}")))
     };
     if v6 {
         let base = net("fd42:6e65:7463::/48")?;
-        return Ok(base
+        let mut out: Vec<IpNet> = base
             .subnets(64)
             .map(|s| s.take(4096).collect())
-            .unwrap_or_default());
+            .unwrap_or_default();
+        out.extend(of_family(configured, true));
+        return Ok(out);
     }
     let mut out: Vec<IpNet> = (17..=31)
         .filter_map(|b| format!("172.{b}.0.0/16").parse().ok())
         .collect();
     out.extend(net("192.168.0.0/16")?.subnets(20).into_iter().flatten());
-    if let Ok(extra) = std::env::var("NETCTL_ADDRESS_POOLS") {
-        for spec in extra.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let Some((base, size)) = spec.rsplit_once('/') else {
-                invalid!("NETCTL_ADDRESS_POOLS entries are BASE/SIZE, such as 10.10.0.0/16/24");
-            };
-            let size: u8 = size
-                .parse()
-                .map_err(|_| Error::Invalid(format!("pool {spec}: bad size")))?;
-            let subnets = parse_subnet(base)?
-                .subnets(size)
-                .map_err(|_| Error::Invalid(format!("pool {spec}: size too small")))?;
-            out.extend(subnets);
-        }
-    }
+    out.extend(of_family(configured, false));
     Ok(out)
+}
+
+/// The subnets of the configured pools of one family.
+fn of_family(pools: &[AddressPool], v6: bool) -> impl Iterator<Item = IpNet> + '_ {
+    pools
+        .iter()
+        .filter(move |p| p.base.addr().is_ipv6() == v6)
+        .flat_map(AddressPool::subnets)
 }
 
 fn overlaps(a: &IpNet, b: &IpNet) -> bool {
@@ -536,18 +533,24 @@ pub fn create(engine: &Engine, req: &CreateRequest) -> Result<Network> {
     let mut subnets = req.subnets.clone();
     let taken = taken(&store)?;
     if subnets.is_empty() {
-        subnets.push(next_free(&pools(false)?, &taken, true).ok_or_else(|| {
-            Error::Conflict(
+        subnets.push(
+            next_free(&pools(&engine.config.address_pools, false)?, &taken, true).ok_or_else(
+                || {
+                    Error::Conflict(
                 "all address pools are in use: remove a network or set NETCTL_ADDRESS_POOLS".into(),
             )
-        })?);
+                },
+            )?,
+        );
     }
     if req.ipv6 && !subnets.iter().any(|s| s.addr().is_ipv6()) {
-        subnets.push(next_free(&pools(true)?, &taken, false).ok_or_else(|| {
-            Error::Conflict("no free IPv6 subnet left in fd42:6e65:7463::/48".into())
-        })?);
+        subnets.push(
+            next_free(&pools(&engine.config.address_pools, true)?, &taken, false).ok_or_else(
+                || Error::Conflict("no free IPv6 subnet left in fd42:6e65:7463::/48".into()),
+            )?,
+        );
     }
-    let dirs = Dirs::of(&engine.root, &engine.run_dir);
+    let dirs = Dirs::of(engine.root(), engine.run_dir());
     let ipam = json!({"type": "netctl-ipam", "ranges": range_sets(req, &subnets)?, "allocation": "lowest", "dataDir": dirs.data});
     let id = random_id()?;
     let driver_plugin = match req.driver {
@@ -678,7 +681,7 @@ mod tests {
 
     #[test]
     fn the_next_free_subnet_skips_the_default_bridge_and_what_is_taken() {
-        let pool = pools(false).unwrap();
+        let pool = pools(&[], false).unwrap();
         let taken: Vec<IpNet> = vec![
             "172.18.0.0/16".parse().unwrap(),
             "172.19.5.0/24".parse().unwrap(),

@@ -189,7 +189,7 @@ pub fn parse_volumes_from(spec: &str) -> Result<(String, bool)> {
 /// Builds and checks the config of a new container (nothing is written but the named
 /// volumes it uses, made on first use, and missing bind source folders).
 pub fn plan(engine: &Engine, spec: &ContainerSpec) -> Result<Planned> {
-    let image = ImageStore::open(&engine.root)?
+    let image = ImageStore::open(engine.root())?
         .find(&spec.image)
         .map_err(|e| match e {
             Error::NotFound { .. } => e.context(format!(
@@ -480,7 +480,7 @@ fn mounts(engine: &Engine, spec: &ContainerSpec) -> Result<Vec<MountSpec>> {
         unique.retain(|u| u.target != m.target);
         unique.push(m);
     }
-    let store = VolumeStore::open(&engine.root)?;
+    let store = VolumeStore::open(engine.root())?;
     for m in &mut unique {
         match m.kind {
             MountKind::Volume => {

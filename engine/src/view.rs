@@ -310,7 +310,7 @@ pub fn inspect(engine: &Engine, c: &Container) -> ContainerInspect {
         .and_then(|n| networks.get(&n.name))
         .cloned()
         .unwrap_or_default();
-    let volumes = VolumeStore::open(&engine.root).ok();
+    let volumes = VolumeStore::open(engine.root()).ok();
     let net_mode = match &c.config.net_mode {
         NetMode::Host => "host".to_string(),
         NetMode::None => "none".to_string(),
@@ -701,7 +701,12 @@ mod tests {
 
     fn inspect_json(state: State) -> Value {
         let dir = tempfile::tempdir().unwrap();
-        let engine = Engine::open(dir.path(), &dir.path().join("run")).unwrap();
+        let config = crate::EngineConfig::new(
+            dir.path(),
+            &dir.path().join("run"),
+            &dir.path().join("netctl"),
+        );
+        let engine = Engine::open(&config).unwrap();
         serde_json::to_value(inspect(&engine, &container(dir.path(), state))).unwrap()
     }
 

@@ -99,7 +99,7 @@ impl Clients {
 /// The socket of a container.
 pub fn socket_path(engine: &Engine, c: &Container) -> PathBuf {
     engine
-        .run_dir
+        .run_dir()
         .join("attach")
         .join(format!("{}.sock", c.config.short_id()))
 }

@@ -18,18 +18,17 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::EngineConfig;
 use crate::error::Error;
 
 /// An internal command: what the engine starts the running binary with.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Internal {
-    /// Monitor container `id` of the engine at `root`/`run_dir`; with `attach`, keep its
-    /// output for the first client (an attached run); `tty_size` for a `-t` container.
+    /// Monitor container `id` of the engine configured by `config`; with `attach`, keep
+    /// its output for the first client (an attached run); `tty_size` for a `-t` container.
     Monitor {
-        /// Persistent state.
-        root: PathBuf,
-        /// Runtime state.
-        run_dir: PathBuf,
+        /// The engine's configuration, as its front end gave it.
+        config: Box<EngineConfig>,
         /// The container's full ID.
         id: String,
         /// Keep the output for the client that attaches next.
@@ -52,8 +51,7 @@ impl Internal {
     pub fn args(&self) -> Vec<std::ffi::OsString> {
         match self {
             Internal::Monitor {
-                root,
-                run_dir,
+                config,
                 id,
                 attach,
                 tty_size,
@@ -61,8 +59,7 @@ impl Internal {
                 let tty = tty_size.map_or_else(String::new, |(r, c)| format!("{r},{c}"));
                 vec![
                     MONITOR.into(),
-                    root.into(),
-                    run_dir.into(),
+                    serde_json::to_string(config).unwrap_or_default().into(),
                     id.into(),
                     if *attach { "attach" } else { "" }.into(),
                     tty.into(),
@@ -76,9 +73,8 @@ impl Internal {
     /// The internal command these arguments (after the program name) start, if any.
     pub fn parse(args: &[String]) -> Option<Internal> {
         match args {
-            [m, root, run_dir, id, attach, tty] if m == MONITOR => Some(Internal::Monitor {
-                root: root.into(),
-                run_dir: run_dir.into(),
+            [m, config, id, attach, tty] if m == MONITOR => Some(Internal::Monitor {
+                config: serde_json::from_str(config).ok()?,
                 id: id.clone(),
                 attach: attach == "attach",
                 tty_size: tty
@@ -185,15 +181,21 @@ mod tests {
     fn internal_commands_round_trip_through_their_arguments() {
         for c in [
             Internal::Monitor {
-                root: "/r".into(),
-                run_dir: "/run".into(),
+                config: Box::new(EngineConfig::new(
+                    "/r".as_ref(),
+                    "/run".as_ref(),
+                    "/bin/netctl".as_ref(),
+                )),
                 id: "ab".into(),
                 attach: true,
                 tty_size: Some((24, 80)),
             },
             Internal::Monitor {
-                root: "/r".into(),
-                run_dir: "/run".into(),
+                config: Box::new(EngineConfig::new(
+                    "/r".as_ref(),
+                    "/run".as_ref(),
+                    "/bin/netctl".as_ref(),
+                )),
                 id: "ab".into(),
                 attach: false,
                 tty_size: None,
