@@ -387,8 +387,7 @@ pub fn run(config: &EngineConfig, cmd: ContainerCommands) -> Outcome {
             volumes,
             containers,
         } => each(&engine, &containers, |e, c| {
-            output::warn(lifecycle::remove(e, c, force, volumes)?);
-            Ok(())
+            lifecycle::remove(e, c, force, volumes)
         }),
         C::Ps(a) | C::Container(ContainerCommand::Ls(a)) => ps(&engine, &a),
         C::Inspect {
@@ -901,7 +900,7 @@ fn prune(engine: &Engine, force: bool) -> Outcome {
     println!("Deleted Containers:");
     for c in engine.containers.all()? {
         if !c.is_running() {
-            output::warn(lifecycle::remove(engine, &c, false, false)?);
+            lifecycle::remove(engine, &c, false, false)?;
             println!("{}", c.config.id);
         }
     }

@@ -40,6 +40,7 @@ pub fn ago(ts: &str) -> String {
 pub fn status_text(c: &Container) -> String {
     match c.state.status {
         Status::Created => "Created".into(),
+        Status::Dead => "Dead".into(),
         Status::Running if c.is_running() => {
             let up = format!("Up {}", ago(&c.state.started_at).trim_end_matches(" ago"));
             if c.state.paused {

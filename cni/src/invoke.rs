@@ -181,11 +181,7 @@ fn exec(
         .clean_signals()
         .spawn()
         .map_err(|e| Error::io(format!("failed to start plugin {shown}"), &e))?;
-    if let Some(mut input) = child.stdin.take() {
-        input
-            .write_all(stdin)
-            .map_err(|e| Error::io(format!("failed to write the config to plugin {shown}"), &e))?;
-    }
+    let writer = child.stdin.take().map(|input| feed(input, stdin.to_vec()));
     let waited = match deadline {
         None => child.wait_with_output().map(Finished::Exited),
         Some(d) => wait_with_deadline(child, d),
@@ -203,6 +199,11 @@ fn exec(
         }
         Err(e) => return Err(Error::io(format!("failed to wait for plugin {shown}"), &e)),
     };
+    // What the plugin made of its config is in its answer; a plugin that went without
+    // reading it all is judged by that answer too.
+    if let Some(w) = writer {
+        let _ = w.join();
+    }
     let text = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         return Err(
@@ -223,6 +224,21 @@ fn exec(
             format!("plugin {shown} printed something that is not JSON"),
             &e,
         )
+    })
+}
+
+/// Writes a plugin's config to its stdin from a thread of its own with SIGPIPE blocked: a
+/// plugin that exits without reading it (a careless or hostile one) makes the write fail
+/// with EPIPE instead of killing the runtime (the CLI keeps SIGPIPE's default action), and
+/// one that never reads cannot hold the caller past its deadline. The pending SIGPIPE goes
+/// with the thread.
+fn feed(
+    mut input: std::process::ChildStdin,
+    config: Vec<u8>,
+) -> std::thread::JoinHandle<std::io::Result<()>> {
+    std::thread::spawn(move || {
+        crate::process::block_sigpipe();
+        input.write_all(&config)
     })
 }
 
@@ -766,6 +782,34 @@ mod tests {
                 "the plugin's child lives on"
             );
             std::thread::yield_now();
+        }
+    }
+
+    /// A plugin that fails at once without reading its (large) config, in a runtime that
+    /// keeps SIGPIPE's default action (as the netctl CLI does): the runtime gets the
+    /// plugin's error instead of dying of SIGPIPE.
+    #[test]
+    #[allow(unsafe_code)]
+    fn a_plugin_that_never_reads_its_config_does_not_kill_the_runtime() {
+        // SAFETY: restores SIGPIPE's default action in this test's own process.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        script_plugin(
+            dir.path(),
+            "rude",
+            "echo '{\"cniVersion\": \"1.0.0\", \"code\": 7, \"msg\": \"no\"}'; exit 1",
+        );
+        for deadline in [None, Some(std::time::Duration::from_secs(20))] {
+            let exec = PluginExec {
+                cni_path: vec![dir.path().into()],
+                deadline,
+                ..PluginExec::default()
+            };
+            let config = vec![b' '; 1 << 20];
+            let e = exec.run("rude", Command::Del, None, &config).unwrap_err();
+            assert_eq!(e.msg, "no");
         }
     }
 

@@ -33,6 +33,20 @@ pub fn reset_signals() -> std::io::Result<()> {
     Ok(())
 }
 
+/// Blocks SIGPIPE in the calling thread: a write to a closed pipe fails with EPIPE, and the
+/// signal stays pending on this thread alone (and goes when it ends).
+#[allow(unsafe_code)]
+pub fn block_sigpipe() {
+    // SAFETY: `set` is a local sigset_t initialised by sigemptyset before use; only this
+    // thread's mask changes.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
 /// A [`std::process::Command`] whose child starts with no blocked and no ignored signal,
 /// whatever the state of the thread that spawns it.
 pub trait CleanSignals {

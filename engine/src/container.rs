@@ -13,6 +13,7 @@ use netctl_cni::types::Protocol;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{conflict, Context, Error, Kind, Result};
+pub use crate::lock::StoreLock;
 use crate::volume::MountSpec;
 
 /// One network a container is attached to, in attach order (eth0, eth1 ...).
@@ -172,6 +173,9 @@ pub enum Status {
     Running,
     /// Its process ended.
     Exited,
+    /// Its removal failed half-way (a network would not detach): only `rm` (which finishes
+    /// it) and repair touch it; it never starts again.
+    Dead,
 }
 
 /// One address of an interface, with its network's gateway.
@@ -271,6 +275,11 @@ pub struct Container {
 }
 
 impl Container {
+    /// Waits for this container's lock (start, exit, signal, connect, disconnect, removal).
+    pub fn lock(&self) -> Result<StoreLock> {
+        StoreLock::exclusive(&self.dir.join("lock"))
+    }
+
     /// The json-file log.
     pub fn log_path(&self) -> PathBuf {
         self.dir.join(format!("{}-json.log", self.config.id))
@@ -353,41 +362,6 @@ pub struct ContainerStore {
     dir: PathBuf,
 }
 
-/// An exclusive lock on the store or a container, released on drop.
-pub struct StoreLock {
-    file: fs::File,
-}
-
-impl StoreLock {
-    /// Runs `f` with the lock shared with the CNI plugins it starts on this thread (each
-    /// holds it for as long as it runs, so a plugin left running by a killed netctl keeps
-    /// every other command, repair above all, off the container until it is done), and with
-    /// no other process: a child another thread starts meanwhile (a monitor, a DNS server)
-    /// never gets it.
-    pub fn shared_with_children<T>(&self, f: impl FnOnce() -> T) -> T {
-        use std::os::fd::AsFd;
-        netctl_cni::invoke::handing_down(self.file.as_fd(), f)
-    }
-}
-
-fn flock(path: &Path, op: rustix::fs::FlockOperation) -> Result<Option<StoreLock>> {
-    let f = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .ctx(|| format!("open the lock {}", path.display()))?;
-    match rustix::fs::flock(&f, op) {
-        Ok(()) => Ok(Some(StoreLock { file: f })),
-        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
-        Err(e) => Err(e).ctx(|| format!("lock {}", path.display())),
-    }
-}
-
-fn blocking(lock: Option<StoreLock>, path: &Path) -> Result<StoreLock> {
-    lock.ok_or_else(|| Error::State(format!("{} could not be locked", path.display())))
-}
-
 impl ContainerStore {
     /// The store, created if missing.
     pub fn open(root: &Path) -> Result<Self> {
@@ -398,38 +372,29 @@ impl ContainerStore {
 
     /// Takes the store lock (name changes, creation, removal).
     pub fn lock(&self) -> Result<StoreLock> {
-        let path = self.dir.join(".lock");
-        blocking(
-            flock(&path, rustix::fs::FlockOperation::LockExclusive)?,
-            &path,
-        )
+        StoreLock::exclusive(&self.dir.join(".lock"))
     }
 
     /// Takes one container's lock (start, exit, connect, disconnect, removal).
     pub fn lock_one(&self, c: &Container) -> Result<StoreLock> {
-        let path = c.dir.join("lock");
-        blocking(
-            flock(&path, rustix::fs::FlockOperation::LockExclusive)?,
-            &path,
-        )
+        c.lock()
     }
 
     /// One container's lock if nobody holds it now.
     pub fn try_lock_one(&self, c: &Container) -> Result<Option<StoreLock>> {
-        flock(
-            &c.dir.join("lock"),
-            rustix::fs::FlockOperation::NonBlockingLockExclusive,
-        )
+        StoreLock::try_exclusive(&c.dir.join("lock"))
     }
 
     /// The lock between attaching and garbage collection: every attach holds it shared
     /// from recording its intent until its result is recorded; a collection holds it
     /// exclusively, so it never lists attachments while one is being made.
     pub fn attach_lock(&self, exclusive: bool) -> Result<StoreLock> {
-        use rustix::fs::FlockOperation::{LockExclusive, LockShared};
         let path = self.dir.join(".attach.lock");
-        let op = if exclusive { LockExclusive } else { LockShared };
-        blocking(flock(&path, op)?, &path)
+        if exclusive {
+            StoreLock::exclusive(&path)
+        } else {
+            StoreLock::shared(&path)
+        }
     }
 
     /// Every container, newest first.
@@ -439,7 +404,10 @@ impl ContainerStore {
         let entries = fs::read_dir(&self.dir).ctx(|| format!("list {}", self.dir.display()))?;
         for entry in entries {
             let dir = entry.ctx(|| format!("list {}", self.dir.display()))?.path();
-            if !dir.join("state.json").exists() {
+            let hidden = dir
+                .file_name()
+                .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."));
+            if hidden || !dir.join("state.json").exists() {
                 continue;
             }
             match load(dir.clone()) {
@@ -497,38 +465,4 @@ pub fn volume_users(containers: &[Container], name: &str) -> Vec<String> {
         })
         .map(|c| c.config.name.clone())
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    /// While a container's lock is shared with the plugins one thread runs, another thread
-    /// starts a long-lived process (a monitor, a DNS server): that process never gets the
-    /// lock, which is free again as soon as the holder lets it go.
-    #[test]
-    fn a_lock_shared_with_plugins_never_reaches_another_threads_child() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("lock");
-        let lock = flock(&path, rustix::fs::FlockOperation::LockExclusive)
-            .unwrap()
-            .unwrap();
-        let other = lock.shared_with_children(|| {
-            std::thread::spawn(|| {
-                std::process::Command::new("sleep")
-                    .arg("30")
-                    .spawn()
-                    .unwrap()
-            })
-            .join()
-            .unwrap()
-        });
-        drop(lock);
-        let again = flock(&path, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
-        let mut other = other;
-        let _ = other.kill();
-        let _ = other.wait();
-        assert!(again.is_some(), "the other thread's child kept the lock");
-    }
 }

@@ -21,6 +21,7 @@ pub mod internal;
 pub mod layer;
 pub mod lifecycle;
 pub mod load;
+pub mod lock;
 pub mod logs;
 pub mod manage;
 pub mod monitor;

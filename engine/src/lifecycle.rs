@@ -77,11 +77,14 @@ pub fn signal(c: &Container, sig: Signal) -> Result<()> {
         );
     }
     if c.state.paused {
-        // A frozen process cannot take a signal: thaw first, as Docker does.
+        // A frozen process cannot take a signal: thaw first, as Docker does, and record it
+        // under the container's lock.
+        let _lock = c.lock()?;
+        let mut c = c.clone();
+        c.reload()?;
         if let Some(cg) = crate::process::cgroup::Cgroup::of(&c.config.id) {
             cg.freeze(false)?;
         }
-        let mut c = c.clone();
         c.state.paused = false;
         c.save_state()?;
     }
@@ -144,44 +147,60 @@ fn kill_and_wait(c: &Container) -> Result<()> {
     Ok(())
 }
 
-/// `rm [-f] [-v]`: refused for a running container unless forced; what could not be
-/// undone on the way (a network that would not detach) is returned.
-pub fn remove(engine: &Engine, c: &Container, force: bool, volumes: bool) -> Result<Vec<Error>> {
-    if c.is_running() {
-        if !force {
-            conflict!(
-                "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
-                c.config.id
-            );
-        }
-        kill_and_wait(c)?;
-    }
-    if !c.dir.exists() {
-        return Ok(Vec::new());
-    }
-    let lock = engine.containers.lock_one(c)?;
+/// `rm [-f] [-v]`: refused for a running container unless forced. Whether it runs is decided under the container's lock, so
+/// a `start` racing the removal either wins (and `rm` refuses, or with `-f` stops it again)
+/// or finds the container gone.
+pub fn remove(engine: &Engine, c: &Container, force: bool, volumes: bool) -> Result<()> {
     let mut c = c.clone();
-    if c.reload().is_err() {
-        return Ok(Vec::new());
+    loop {
+        if c.is_running() {
+            if !force {
+                conflict!(
+                    "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                    c.config.id
+                );
+            }
+            kill_and_wait(&c)?;
+        }
+        if !c.dir.exists() {
+            return Ok(());
+        }
+        let lock = engine.containers.lock_one(&c)?;
+        if c.reload().is_err() {
+            return Ok(());
+        }
+        if !c.is_running() {
+            return remove_stopped(engine, &mut c, &lock, volumes);
+        }
     }
-    remove_stopped(engine, &mut c, &lock, volumes)
 }
 
 /// Removes a container that is not running, under its lock: its networks (if any are
 /// left), its namespace and its folder; with `volumes`, its anonymous volumes too (`rm
-/// -v`, `--rm`). What could not be detached is returned.
+/// -v`, `--rm`). A network that will not detach keeps the container's record, marked dead
+/// with the endpoint pending, for a later `rm`, repair or `network rm` to finish; the
+/// error says which.
 pub fn remove_stopped(
     engine: &Engine,
     c: &mut Container,
     lock: &StoreLock,
     volumes: bool,
-) -> Result<Vec<Error>> {
-    let warnings = if c.state.endpoints.is_empty() {
-        Vec::new()
-    } else {
-        crate::netattach::teardown(engine, c, lock)
-    };
-    fs::remove_dir_all(&c.dir).ctx(|| format!("remove {}", c.dir.display()))?;
+) -> Result<()> {
+    if !c.state.endpoints.is_empty() {
+        let failed = crate::netattach::teardown(engine, c, lock);
+        if !failed.is_empty() {
+            c.state.status = Status::Dead;
+            c.save_state()?;
+            let why: Vec<String> = failed.iter().map(Error::report).collect();
+            state!(
+                "container {} could not be removed: {}; it is kept as dead until `netctl rm {}` can detach it",
+                c.config.name,
+                why.join("; "),
+                c.config.name
+            );
+        }
+    }
+    remove_folder(c)?;
     if let Some(cg) = crate::process::cgroup::Cgroup::of(&c.config.id) {
         cg.remove();
     }
@@ -195,7 +214,21 @@ pub fn remove_stopped(
             }
         }
     }
-    Ok(warnings)
+    Ok(())
+}
+
+/// Takes a container's folder away in one step, renaming it out of the store before
+/// deleting it: a process that meanwhile opens a file in the folder by its path (a monitor
+/// racing the removal) finds no folder rather than making one half-removed.
+fn remove_folder(c: &Container) -> Result<()> {
+    let (Some(store), Some(name)) = (c.dir.parent(), c.dir.file_name()) else {
+        state!("container folder {} has no parent", c.dir.display());
+    };
+    let mut hidden = std::ffi::OsString::from(".removing-");
+    hidden.push(name);
+    let tomb = store.join(hidden);
+    fs::rename(&c.dir, &tomb).ctx(|| format!("remove {}", c.dir.display()))?;
+    fs::remove_dir_all(&tomb).ctx(|| format!("remove {}", tomb.display()))
 }
 
 /// Repairs what a killed netctl left, container by container, skipping any that someone

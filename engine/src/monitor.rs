@@ -216,6 +216,12 @@ fn start(
     if c.is_running() {
         state!("container {} is already running", c.config.name);
     }
+    if c.state.status == Status::Dead {
+        state!(
+            "container {} is marked for removal and cannot be started; remove it with `netctl rm`",
+            c.config.name
+        );
+    }
     let (ports, bound) = bind_ports(&c.config.ports)?;
     c.state.ports = bound;
     if let Err(e) = crate::netattach::setup(engine, c, &lock) {
@@ -664,11 +670,8 @@ fn finish(engine: &Engine, c: &mut Container, code: i32, diag: &mut Diag) {
         diag.note(&format!("record the exit: {}", e.report()));
     }
     if c.config.auto_remove {
-        match crate::lifecycle::remove_stopped(engine, c, &lock, true) {
-            Ok(warnings) => warnings
-                .iter()
-                .for_each(|w| diag.note(&format!("remove: {}", w.report()))),
-            Err(e) => diag.note(&format!("remove: {}", e.report())),
+        if let Err(e) = crate::lifecycle::remove_stopped(engine, c, &lock, true) {
+            diag.note(&format!("remove: {}", e.report()));
         }
     }
     drop(lock);

@@ -19,6 +19,7 @@ use crate::clock::now_rfc3339;
 use crate::engine::{AddressPool, Engine};
 use crate::error::{conflict, invalid, Context, Error, Kind, Result};
 use crate::ids::{derived_id, random_id, short_id};
+use crate::lock::StoreLock;
 
 /// The predefined networks, always present.
 pub const PREDEFINED: [&str; 3] = ["bridge", "host", "none"];
@@ -217,12 +218,22 @@ impl NetworkStore {
         let dir = root.join("networks");
         std::fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
         let store = NetworkStore { dir };
-        for name in PREDEFINED {
-            if !store.path(name).exists() {
-                store.write(&predefined(name, &random_id()?, &Dirs::of(root, run_dir)))?;
+        if PREDEFINED.iter().any(|name| !store.path(name).exists()) {
+            // Under the lock, so that processes starting together give each its one ID.
+            let _lock = store.lock()?;
+            for name in PREDEFINED {
+                if !store.path(name).exists() {
+                    store.write(&predefined(name, &random_id()?, &Dirs::of(root, run_dir)))?;
+                }
             }
         }
         Ok(store)
+    }
+
+    /// Waits for the store's lock, held while a network is made or removed: name and
+    /// subnet checks and the conflist written (or the network taken down) as one step.
+    pub fn lock(&self) -> Result<StoreLock> {
+        StoreLock::exclusive(&self.dir.join(".lock"))
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -267,13 +278,22 @@ impl NetworkStore {
         if PREDEFINED.contains(&n.name.as_str()) {
             conflict!("{} is a pre-defined network and cannot be removed", n.name);
         }
-        let attached = n.attachments(engine);
-        if !attached.is_empty() {
+        let _store = self.lock()?;
+        // Waits for every attachment being made to be recorded, and keeps new ones out
+        // until the network is gone (they then find no network).
+        let _attaching = engine.containers.attach_lock(true)?;
+        if !self.path(&n.name).exists() {
+            return Err(Error::NotFound {
+                kind: Kind::Network,
+                key: n.name.clone(),
+            });
+        }
+        let attached = attached_containers(engine, n)?;
+        if attached > 0 {
             conflict!(
-                "error while removing network: network {} id {} has active endpoints ({} containers)",
+                "error while removing network: network {} id {} has active endpoints ({attached} containers)",
                 n.name,
-                n.id,
-                attached.len()
+                n.id
             );
         }
         if n.driver() == "overlay" {
@@ -292,6 +312,27 @@ impl NetworkStore {
         crate::cluster::local_networks_changed(engine);
         Ok(())
     }
+}
+
+/// How many containers are attached to `n`: those in the CNI result cache (any runtime's)
+/// and this engine's containers that list an endpoint on it, pending ones too.
+fn attached_containers(engine: &Engine, n: &Network) -> Result<usize> {
+    let mut ids: Vec<String> = n
+        .attachments(engine)
+        .into_iter()
+        .map(|rt| rt.container_id)
+        .collect();
+    ids.extend(
+        engine
+            .containers
+            .all()?
+            .into_iter()
+            .filter(|c| c.state.endpoints.iter().any(|e| e.network == n.name))
+            .map(|c| c.config.id),
+    );
+    ids.sort();
+    ids.dedup();
+    Ok(ids.len())
 }
 
 /// Where a network's plugins keep state: under the engine's root and run directory, so
@@ -510,6 +551,7 @@ pub fn create(engine: &Engine, req: &CreateRequest) -> Result<Network> {
     let store = engine.networks()?;
     netctl_cni::validate::network_name(&req.name)
         .map_err(|e| Error::Invalid(format!("invalid network name {:?}: {}", req.name, e.msg)))?;
+    let _lock = store.lock()?;
     let existing = store.all()?;
     if existing.iter().any(|n| n.name == req.name) {
         conflict!("network with name {} already exists", req.name);

@@ -20,6 +20,7 @@ use crate::volume::{MountKind, Volume, VolumeStore};
 pub fn state_name(c: &Container) -> &'static str {
     match c.state.status {
         Status::Created => "created",
+        Status::Dead => "dead",
         Status::Running if c.is_running() && c.state.paused => "paused",
         Status::Running if c.is_running() => "running",
         _ => "exited",

@@ -114,18 +114,49 @@ enum Event {
     Stop,
 }
 
-/// Subscribes to nftables' changes; every message (or overflow) is one [`Event::Changed`].
+/// Subscribes to nftables' changes; every batch that takes something away (or an overflow,
+/// which may have lost such a message) is one [`Event::Changed`].
 fn listen(tx: mpsc::Sender<Event>) -> std::io::Result<()> {
     let mut socket = Socket::new(NETLINK_NETFILTER)?;
     socket.bind_auto()?;
     socket.add_membership(NFNLGRP_NFTABLES)?;
     std::thread::spawn(move || loop {
-        let _ = socket.recv_from_full();
-        if tx.send(Event::Changed).is_err() {
+        let wake = socket
+            .recv_from_full()
+            .map_or(true, |(buf, _)| removes_something(&buf));
+        if wake && tx.send(Event::Changed).is_err() {
             return;
         }
     });
     Ok(())
+}
+
+/// nfnetlink's subsystem of nftables.
+const NFNL_SUBSYS_NFTABLES: u16 = 10;
+/// nftables' messages that take something away: DEL of a table, chain, rule, set, set
+/// element, object or flowtable, and their DESTROY forms.
+const REMOVALS: [u16; 14] = [2, 5, 8, 11, 14, 20, 24, 26, 27, 28, 29, 30, 31, 32];
+
+/// Whether a batch of nftables notifications takes anything away (as a flush, a reload or a
+/// hand-deleted element does): only then can something netctl applied be missing. Additions
+/// (every container's ADD puts elements in) wake nobody; what cannot be read counts as a
+/// removal.
+fn removes_something(mut buf: &[u8]) -> bool {
+    const HEADER: usize = 16;
+    while !buf.is_empty() {
+        let len = buf.get(0..4).and_then(|b| <[u8; 4]>::try_from(b).ok());
+        let ty = buf.get(4..6).and_then(|b| <[u8; 2]>::try_from(b).ok());
+        let (Some(len), Some(ty)) = (len, ty) else {
+            return true;
+        };
+        let (len, ty) = (u32::from_ne_bytes(len) as usize, u16::from_ne_bytes(ty));
+        if len < HEADER || (ty >> 8 == NFNL_SUBSYS_NFTABLES && REMOVALS.contains(&(ty & 0xff))) {
+            return true;
+        }
+        // Messages are 4-byte aligned; the last one may come without its padding.
+        buf = buf.get((len + 3) & !3..).unwrap_or_default();
+    }
+    false
 }
 
 /// Takes SIGTERM, SIGINT and SIGHUP from every thread (called before any other thread
@@ -197,5 +228,34 @@ pub fn run(run_dir: &Path) -> i32 {
                 let _ = heal(run_dir, a);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One nfnetlink message header of nftables message `msg`, `extra` bytes of payload.
+    fn message(msg: u16, extra: usize) -> Vec<u8> {
+        let len = 16 + extra;
+        let mut m = (len as u32).to_ne_bytes().to_vec();
+        m.extend(((NFNL_SUBSYS_NFTABLES << 8) | msg).to_ne_bytes());
+        m.resize(len, 0);
+        m.resize((len + 3) & !3, 0);
+        m
+    }
+
+    #[test]
+    fn only_removals_wake_the_watcher() {
+        let adds = [message(12, 5), message(6, 20), message(15, 4)].concat();
+        assert!(
+            !removes_something(&adds),
+            "elements, rules and a new generation"
+        );
+        let flush = [message(12, 5), message(2, 8), message(15, 4)].concat();
+        assert!(removes_something(&flush), "a table deleted");
+        assert!(removes_something(&message(14, 3)), "an element deleted");
+        assert!(removes_something(&[1, 2, 3]), "what cannot be read counts");
+        assert!(!removes_something(&[]));
     }
 }
