@@ -80,14 +80,14 @@ pub fn run(engine: &Engine, cmd: ImageCommand) -> Outcome {
         }
         ImageCommand::Ls(a) => images(&store, &a)?,
         ImageCommand::Rm { images } => {
-            let used: Vec<String> = engine
-                .containers
-                .all()?
-                .into_iter()
-                .map(|c| c.config.image)
-                .collect();
+            let in_use = |id: &str| {
+                engine
+                    .containers
+                    .all()
+                    .map_or(true, |all| all.iter().any(|c| c.config.image == id))
+            };
             for key in images {
-                for line in store.remove(&key, |id| used.iter().any(|u| u == id))? {
+                for line in store.remove(&key, in_use)? {
                     println!("{line}");
                 }
             }

@@ -1,7 +1,6 @@
 //! `netctl volume ...`: Docker's volume commands.
 
 use clap::Subcommand;
-use netctl_engine::container::volume_users;
 use netctl_engine::volume::VolumeStore;
 use netctl_engine::Engine;
 
@@ -95,10 +94,9 @@ pub fn run(engine: &Engine, cmd: VolumeCommand) -> Outcome {
             crate::output::json(&out)?;
         }
         VolumeCommand::Rm { volumes } => {
-            let containers = engine.containers.all()?;
             let mut failed = false;
             for n in volumes {
-                match store.remove(&n, &volume_users(&containers, &n)) {
+                match store.remove(&n, &engine.containers) {
                     Ok(()) => println!("{n}"),
                     Err(e) => {
                         eprintln!("Error response from daemon: {}", e.report());
@@ -113,12 +111,11 @@ pub fn run(engine: &Engine, cmd: VolumeCommand) -> Outcome {
                 return Ok(0);
             }
             println!("Deleted Volumes:");
-            let containers = engine.containers.all()?;
-            for v in store.all()? {
-                let users = volume_users(&containers, &v.name);
-                if (all || v.anonymous) && users.is_empty() {
-                    store.remove(&v.name, &users)?;
-                    println!("{}", v.name);
+            for v in store.all()?.into_iter().filter(|v| all || v.anonymous) {
+                match store.remove(&v.name, &engine.containers) {
+                    Ok(()) => println!("{}", v.name),
+                    Err(netctl_engine::Error::Conflict(_)) => {}
+                    Err(e) => return Err(e.into()),
                 }
             }
             println!("\nTotal reclaimed space: 0B");

@@ -14,6 +14,7 @@ use crate::clock::now_rfc3339;
 use crate::error::{conflict, invalid, Context, Error, Kind, Result};
 use crate::ids::short_id;
 use crate::layer::{self, LayerStore};
+use crate::lock::StoreLock;
 
 /// The part of an image's config a container is made from (OCI/Docker names).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -166,6 +167,23 @@ impl ImageStore {
         })
     }
 
+    /// Waits for the store's lock: shared while images are added (their layers are stored
+    /// before any record names them) and while a container is made from one; exclusive
+    /// while images are removed and the layers no image names are pruned.
+    pub fn lock(&self, exclusive: bool) -> Result<StoreLock> {
+        let path = self.dir.join(".lock");
+        if exclusive {
+            StoreLock::exclusive(&path)
+        } else {
+            StoreLock::shared(&path)
+        }
+    }
+
+    /// The lock of the image records, held while tags move between them.
+    fn records_lock(&self) -> Result<StoreLock> {
+        StoreLock::exclusive(&self.dir.join(".records.lock"))
+    }
+
     /// A scratch folder for unpacking archives, removed when dropped.
     pub fn scratch(&self) -> Result<tempfile::TempDir> {
         tempfile::Builder::new()
@@ -215,6 +233,7 @@ impl ImageStore {
         let doc: ConfigDoc =
             serde_json::from_slice(&new.config).ctx(|| "parse the image config".into())?;
         let id = layer::sha256_hex(&new.config);
+        let _records = self.records_lock()?;
         let mut tags = new.tags;
         if let Ok(existing) = read_image(&self.record_path(&id)) {
             tags.extend(
@@ -249,6 +268,7 @@ impl ImageStore {
 
     /// `tag SOURCE TARGET`: TARGET names the image SOURCE names (moved from any other).
     pub fn tag(&self, source: &str, target: &str) -> Result<()> {
+        let _records = self.records_lock()?;
         let mut img = self.find(source)?;
         let target = normalize(target)?;
         self.take_tags(std::slice::from_ref(&target), &img.id)?;
@@ -270,9 +290,12 @@ impl ImageStore {
         Ok(())
     }
 
-    /// Untags `key`, and deletes the image once no tag is left (or when `key` is its ID).
-    /// Returns Docker's `Untagged:` / `Deleted:` lines.
+    /// Untags `key`, and deletes the image once no tag is left (or when `key` is its ID)
+    /// unless `in_use` says a container uses it (asked under the store's lock, which every
+    /// container creation holds shared). Returns Docker's `Untagged:` / `Deleted:` lines.
     pub fn remove(&self, key: &str, in_use: impl Fn(&str) -> bool) -> Result<Vec<String>> {
+        let _alone = self.lock(true)?;
+        let _records = self.records_lock()?;
         let mut img = self.find(key)?;
         let mut out = Vec::new();
         let by_tag = normalize(key).ok().filter(|t| img.tags.contains(t));
@@ -301,6 +324,7 @@ impl ImageStore {
 
     /// `image import`: a rootfs folder or tarball (plain or gzip) as a one-layer image.
     pub fn import(&self, source: &Path, tag: Option<&str>) -> Result<Image> {
+        let _adding = self.lock(false)?;
         let open = |p: &Path| {
             fs::File::open(p)
                 .ctx(|| format!("open {}: give a rootfs tarball or folder", p.display()))

@@ -18,6 +18,10 @@ use crate::volume::VolumeStore;
 
 /// `create`: the container's record (not started) and what of the spec was dropped.
 pub fn create(engine: &Engine, spec: &ContainerSpec) -> Result<(Container, Vec<String>)> {
+    // The image and volumes cannot be removed between being chosen and being recorded as
+    // used.
+    let _image_stays = crate::image::ImageStore::open(engine.root())?.lock(false)?;
+    let _volumes_stay = VolumeStore::open(engine.root())?.lock(false)?;
     let planned = plan(engine, spec)?;
     let lock = engine.containers.lock()?;
     let c = engine.containers.create(planned.config, &lock)?;
@@ -206,11 +210,12 @@ pub fn remove_stopped(
     }
     if volumes {
         let store = VolumeStore::open(engine.root())?;
-        let all = engine.containers.all()?;
         for m in &c.config.mounts {
-            let users = crate::container::volume_users(&all, &m.source);
-            if store.get(&m.source).is_ok_and(|v| v.anonymous) && users.is_empty() {
-                store.remove(&m.source, &users)?;
+            if store.get(&m.source).is_ok_and(|v| v.anonymous) {
+                match store.remove(&m.source, &engine.containers) {
+                    Ok(()) | Err(Error::Conflict(_)) => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
     }

@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::now_rfc3339;
+use crate::container::{volume_users, ContainerStore};
 use crate::error::{conflict, invalid, Context, Error, Kind, Result};
 use crate::ids::{check_name, random_id};
+use crate::lock::StoreLock;
 
 /// What is mounted at a path in the container.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -124,10 +126,24 @@ impl VolumeStore {
         Ok(out)
     }
 
-    /// Removes a volume and its data, refused while `users` (the names of the containers
-    /// that mount it, from [`crate::container::volume_users`]) is not empty.
-    pub fn remove(&self, name: &str, users: &[String]) -> Result<()> {
+    /// Waits for the store's lock: shared while a container that may mount volumes is
+    /// made, exclusive while a volume is removed.
+    pub fn lock(&self, exclusive: bool) -> Result<StoreLock> {
+        let path = self.dir.join(".lock");
+        if exclusive {
+            StoreLock::exclusive(&path)
+        } else {
+            StoreLock::shared(&path)
+        }
+    }
+
+    /// Removes a volume and its data; refused ([`Error::Conflict`]) while a container of
+    /// `containers` mounts it, which is decided under the store's lock, so no container
+    /// being made meanwhile can take the volume up.
+    pub fn remove(&self, name: &str, containers: &ContainerStore) -> Result<()> {
+        let _alone = self.lock(true)?;
         self.get(name)?;
+        let users = volume_users(&containers.all()?, name);
         if !users.is_empty() {
             conflict!("remove {name}: volume is in use - [{}]", users.join(", "));
         }
@@ -310,7 +326,8 @@ mod tests {
             store.create(Some("data"), false).unwrap().created_at,
             v.created_at
         );
-        store.remove("data", &[]).unwrap();
+        let containers = ContainerStore::open(dir.path()).unwrap();
+        store.remove("data", &containers).unwrap();
         assert!(store.all().unwrap().is_empty());
         assert!(store.create(Some("../x"), false).is_err());
     }

@@ -361,3 +361,35 @@ fn start_and_rm_at_once_never_leave_an_orphan() {
     }
     host.netctl_ok(&["network", "rm", "race"]);
 }
+
+/// `rmi` of one image, again and again, while `image import` stores another (three
+/// times): the imported image always runs (its layer, unpacked but not yet named by a
+/// record, is never pruned as unused).
+#[test]
+fn rmi_during_an_import_never_prunes_the_new_images_layer() {
+    let host = TestHost::new();
+    let rootfs = netctl_netns_tests::busybox_rootfs(host.dir());
+    let small = host.dir().join("small");
+    std::fs::create_dir_all(&small).unwrap();
+    for round in 0..3 {
+        let tag = format!("b{round}");
+        // Each round's image differs from the last, so its layer is new to the store.
+        std::fs::write(rootfs.join("round"), round.to_string()).unwrap();
+        let mut import = std::process::Command::new(netctl_netns_tests::binary("netctl"))
+            .args(["image", "import", &rootfs.display().to_string(), &tag])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut removals = 0;
+        while import.try_wait().unwrap().is_none() {
+            std::fs::write(small.join("n"), removals.to_string()).unwrap();
+            host.netctl_ok(&["image", "import", &small.display().to_string(), "old"]);
+            host.netctl_ok(&["rmi", "old"]);
+            removals += 1;
+        }
+        let (code, text) = finished(import.wait_with_output().unwrap());
+        assert_eq!(code, 0, "round {round}, after {removals} removals: {text}");
+        host.netctl_ok(&["run", "--rm", "--net", "none", &tag, "true"]);
+    }
+}
