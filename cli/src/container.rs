@@ -8,6 +8,7 @@ use netctl_engine::container::{Container, LogDriver};
 use netctl_engine::lifecycle;
 use netctl_engine::logs::LogOptions;
 use netctl_engine::process::exec::ExecRequest;
+use netctl_engine::process::privileges::Privileges;
 use netctl_engine::process::seccomp::Seccomp;
 use netctl_engine::spec::{self, ContainerSpec};
 use netctl_engine::{Engine, EngineConfig, Error};
@@ -249,9 +250,25 @@ pub struct CreateArgs {
     #[arg(long = "log-driver", value_enum, default_value = "json-file")]
     pub log_driver: LogDriverArg,
     /// Security options: seccomp=unconfined, seccomp=PROFILE.json (Docker's format),
-    /// no-new-privileges (always on).
+    /// no-new-privileges (always on unless --privileged).
     #[arg(long = "security-opt", value_name = "OPTION")]
     pub security_opt: Vec<String>,
+    /// Username or UID, optionally with a group: NAME|UID[:GROUP|GID].
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Additional groups to join (names from the image's /etc/group, or GIDs).
+    #[arg(long = "group-add", value_name = "GROUP")]
+    pub group_add: Vec<String>,
+    /// Add Linux capabilities (NET_ADMIN, CAP_SYS_TIME, ALL ...).
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities (CHOWN, ALL ...).
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// Give extended privileges: every capability, no seccomp filter, no masked paths,
+    /// writable /sys, the host's devices.
+    #[arg(long)]
+    pub privileged: bool,
     /// Set custom DNS search domains.
     #[arg(long = "dns-search")]
     pub dns_search: Vec<String>,
@@ -350,6 +367,9 @@ pub struct ExecArgs {
     /// Working directory inside the container.
     #[arg(short = 'w', long)]
     pub workdir: Option<String>,
+    /// Username or UID, optionally with a group: NAME|UID[:GROUP|GID].
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
     /// The container.
     pub container: String,
     /// Command and arguments.
@@ -560,6 +580,13 @@ fn spec_of(a: &CreateArgs) -> Result<ContainerSpec, Error> {
         tty: a.tty,
         auto_remove: a.rm,
         seccomp: seccomp_of(&a.security_opt)?,
+        privileges: Privileges {
+            user: a.user.clone().unwrap_or_default(),
+            group_add: a.group_add.clone(),
+            cap_add: a.cap_add.clone(),
+            cap_drop: a.cap_drop.clone(),
+            privileged: a.privileged,
+        },
     })
 }
 
@@ -877,6 +904,7 @@ fn exec(engine: &Engine, a: &ExecArgs) -> Outcome {
         env: &a.env,
         workdir: a.workdir.as_deref(),
         interactive: a.interactive || a.tty,
+        user: a.user.as_deref(),
     };
     match netctl_engine::process::exec::exec(&c, &req) {
         Ok(code) => Ok(exit_code(code)),

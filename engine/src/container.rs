@@ -125,6 +125,9 @@ pub struct Config {
     /// `--security-opt seccomp=...`: which system calls it may make.
     #[serde(default)]
     pub seccomp: crate::process::seccomp::Seccomp,
+    /// `-u`, `--group-add`, `--cap-add`, `--cap-drop`, `--privileged`.
+    #[serde(default)]
+    pub privileges: crate::process::privileges::Privileges,
     /// Network namespace mode.
     pub net_mode: NetMode,
     /// Networks, in attach order.

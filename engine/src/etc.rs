@@ -188,6 +188,7 @@ mod tests {
                 interactive: false,
                 auto_remove: false,
                 seccomp: Default::default(),
+                privileges: Default::default(),
                 net_mode,
                 networks: Vec::new(),
                 ports: Vec::new(),

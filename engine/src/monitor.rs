@@ -486,6 +486,7 @@ fn spawn(engine: &Engine, c: &Container, tty_size: Option<(u16, u16)>) -> Result
         tty_size,
         mounts: init_mounts(engine, c)?,
         seccomp: c.config.seccomp.clone(),
+        privileges: c.config.privileges.clone(),
     };
     let spec_path = c.dir.join("init.json");
     write_spec(&spec_path, &spec)?;

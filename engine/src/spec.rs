@@ -72,6 +72,8 @@ pub struct ContainerSpec {
     pub log_driver: LogDriver,
     /// `--security-opt seccomp=...`.
     pub seccomp: crate::process::seccomp::Seccomp,
+    /// `-u`, `--group-add`, `--cap-add`, `--cap-drop`, `--privileged`.
+    pub privileges: crate::process::privileges::Privileges,
 }
 
 /// A new container's config, and what the engine had to drop (for the user to see).
@@ -281,7 +283,8 @@ pub fn plan(engine: &Engine, spec: &ContainerSpec) -> Result<Planned> {
         tty: spec.tty,
         interactive: spec.interactive,
         auto_remove: spec.auto_remove,
-        seccomp: checked_seccomp(&spec.seccomp)?,
+        seccomp: checked_seccomp(&spec.seccomp, &spec.privileges)?,
+        privileges: spec.privileges.clone(),
         net_mode,
         networks,
         ports,
@@ -300,8 +303,10 @@ pub fn plan(engine: &Engine, spec: &ContainerSpec) -> Result<Planned> {
 /// A profile the user gave is checked when the container is made, not when it starts.
 fn checked_seccomp(
     s: &crate::process::seccomp::Seccomp,
+    privs: &crate::process::privileges::Privileges,
 ) -> Result<crate::process::seccomp::Seccomp> {
-    crate::process::seccomp::filters(s, &crate::process::init::DEFAULT_CAP_NAMES)?;
+    privs.check()?;
+    crate::process::init::filters_for(s, privs)?;
     Ok(s.clone())
 }
 
@@ -327,7 +332,8 @@ fn command(spec: &ContainerSpec, image: &Image) -> Result<(Vec<String>, Vec<Stri
     Ok((entrypoint, command))
 }
 
-/// The image's environment with the spec's over it, and Docker's PATH and HOME defaults.
+/// The image's environment with the spec's over it, and Docker's PATH default (HOME is
+/// the user's, set when the container starts).
 fn env_list(spec: &[String], image: &[String]) -> Vec<String> {
     let key = |kv: &str| kv.split('=').next().unwrap_or("").to_string();
     let mut env = image.to_vec();
@@ -335,16 +341,8 @@ fn env_list(spec: &[String], image: &[String]) -> Vec<String> {
         env.retain(|e| key(e) != key(kv));
         env.push(kv.clone());
     }
-    for (k, v) in [
-        (
-            "PATH",
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        ),
-        ("HOME", "/root"),
-    ] {
-        if !env.iter().any(|e| key(e) == k) {
-            env.push(format!("{k}={v}"));
-        }
+    if !env.iter().any(|e| key(e) == "PATH") {
+        env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
     }
     env
 }
@@ -565,7 +563,7 @@ mod tests {
             &["A=2".into(), "B=x=y".into()],
             &["A=1".into(), "PATH=/bin".into()],
         );
-        assert_eq!(env, ["PATH=/bin", "A=2", "B=x=y", "HOME=/root"]);
+        assert_eq!(env, ["PATH=/bin", "A=2", "B=x=y"]);
     }
 
     #[test]

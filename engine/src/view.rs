@@ -136,6 +136,14 @@ pub struct HostConfigView {
     pub log_config: LogConfigView,
     /// `--security-opt`, as Docker shows it (`seccomp=unconfined`, `seccomp=<profile>`).
     pub security_opt: Option<Vec<String>>,
+    /// `--cap-add` as given (null when none).
+    pub cap_add: Option<Vec<String>>,
+    /// `--cap-drop` as given (null when none).
+    pub cap_drop: Option<Vec<String>>,
+    /// `--group-add` (null when none).
+    pub group_add: Option<Vec<String>>,
+    /// `--privileged`.
+    pub privileged: bool,
 }
 
 /// Where the output goes.
@@ -179,6 +187,8 @@ pub struct ConfigView {
     pub tty: bool,
     /// `-i`.
     pub open_stdin: bool,
+    /// `-u` (empty for root).
+    pub user: String,
     /// `"80/tcp": {}` for each exposed port.
     pub exposed_ports: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
 }
@@ -398,6 +408,10 @@ pub fn inspect(engine: &Engine, c: &Container) -> ContainerInspect {
                 Seccomp::Unconfined => Some(vec!["seccomp=unconfined".into()]),
                 Seccomp::Profile(p) => Some(vec![format!("seccomp={p}")]),
             },
+            cap_add: non_empty(&c.config.privileges.cap_add),
+            cap_drop: non_empty(&c.config.privileges.cap_drop),
+            group_add: non_empty(&c.config.privileges.group_add),
+            privileged: c.config.privileges.privileged,
         },
         config: ConfigView {
             hostname: c.config.hostname.clone(),
@@ -408,6 +422,7 @@ pub fn inspect(engine: &Engine, c: &Container) -> ContainerInspect {
             entrypoint: c.config.entrypoint.clone(),
             tty: c.config.tty,
             open_stdin: c.config.interactive,
+            user: c.config.privileges.user.clone(),
             exposed_ports: c
                 .config
                 .exposed
@@ -429,6 +444,11 @@ pub fn inspect(engine: &Engine, c: &Container) -> ContainerInspect {
             networks,
         },
     }
+}
+
+/// A list as Docker shows an optional one: null when empty.
+fn non_empty(list: &[String]) -> Option<Vec<String>> {
+    (!list.is_empty()).then(|| list.to_vec())
 }
 
 /// `inspect` of an image.

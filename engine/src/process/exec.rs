@@ -20,6 +20,8 @@ pub struct ExecRequest<'a> {
     pub workdir: Option<&'a str>,
     /// Keep stdin attached.
     pub interactive: bool,
+    /// `-u`: who runs it (the container's user when None).
+    pub user: Option<&'a str>,
 }
 
 /// Runs the command inside the container, its stdout and stderr ours; its exit code, or
@@ -55,10 +57,15 @@ pub fn exec(c: &Container, req: &ExecRequest) -> Result<i32> {
     for (f, (k, flag)) in files.into_iter().zip(kinds) {
         nix::sched::setns(f, flag).ctx(|| format!("join the {k} namespace"))?;
     }
-    super::init::drop_privileges()?;
-    let filters = super::seccomp::filters(&c.config.seccomp, &super::init::DEFAULT_CAP_NAMES)?;
+    let mut privs = c.config.privileges.clone();
+    if let Some(user) = req.user {
+        privs.user = user.to_string();
+    }
+    let filters = super::init::filters_for(&c.config.seccomp, &privs)?;
+    let id = super::privileges::assume(&privs)?;
     let mut env: Vec<String> = c.config.env.clone();
     env.extend(req.env.iter().cloned());
+    let env = super::init::with_home(&env, &id);
     let vars = env.iter().map(|kv| kv.split_once('=').unwrap_or((kv, "")));
     let mut cmd = Command::new(prog);
     super::init::with_seccomp(&mut cmd, filters);

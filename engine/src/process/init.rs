@@ -22,6 +22,7 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::CloneFlags;
 use serde::{Deserialize, Serialize};
 
+use super::privileges::{Identity, Privileges};
 use super::{Failure, Report};
 use crate::error::{Context, Error, Result};
 use crate::rootfs::{fd_path, Links, Rootfs, Want};
@@ -64,6 +65,9 @@ pub struct InitSpec {
     /// Which system calls its processes may make.
     #[serde(default)]
     pub seccomp: super::seccomp::Seccomp,
+    /// Its user, groups and capabilities.
+    #[serde(default)]
+    pub privileges: Privileges,
 }
 
 /// One user mount as stage 1 makes it.
@@ -78,45 +82,6 @@ pub struct Mount {
     /// An empty volume: fill it with what the image has at `target` first.
     pub copy_up: bool,
 }
-
-/// Docker's default capabilities but CAP_MKNOD: Docker lets a container make device nodes
-/// because its device cgroup then refuses to open any but the usual few; netctl has no
-/// device cgroup (joining one costs an RCU grace period, ~10 ms, on every start), so a
-/// container that could mknod could open the host's disks.
-fn default_caps() -> rustix::thread::CapabilitySet {
-    // DEFAULT_CAP_NAMES names the same set.
-    use rustix::thread::CapabilitySet as C;
-    C::CHOWN
-        | C::DAC_OVERRIDE
-        | C::FSETID
-        | C::FOWNER
-        | C::NET_RAW
-        | C::SETGID
-        | C::SETUID
-        | C::SETFCAP
-        | C::SETPCAP
-        | C::NET_BIND_SERVICE
-        | C::SYS_CHROOT
-        | C::KILL
-        | C::AUDIT_WRITE
-}
-
-/// The capabilities of [`default_caps`] by name (what seccomp profiles scope rules by).
-pub const DEFAULT_CAP_NAMES: [&str; 13] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
 
 fn read_spec(path: &Path) -> Result<InitSpec> {
     let bytes = fs::read(path).ctx(|| format!("read {}", path.display()))?;
@@ -191,8 +156,13 @@ fn prepare(spec: &InitSpec) -> Result<()> {
     let root = Rootfs::open(&spec.rootfs).ctx(|| "open the container's root".into())?;
     mount_dev(&root)?;
     let sys = root.resolve("/sys", Want::Dir, Links::Refuse)?;
-    let ro = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mnt(Some("sysfs"), &sys, "/sys", Some("sysfs"), ro, None)?;
+    let mut sys_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    if spec.privileges.privileged {
+        host_devices(&root)?;
+    } else {
+        sys_flags |= MsFlags::MS_RDONLY;
+    }
+    mnt(Some("sysfs"), &sys, "/sys", Some("sysfs"), sys_flags, None)?;
     for name in ["hosts", "hostname", "resolv.conf"] {
         let path = format!("/etc/{name}");
         let target = root.resolve(&path, Want::File, Links::Follow)?;
@@ -365,6 +335,57 @@ fn mount_dev(root: &Rootfs) -> Result<()> {
     Ok(())
 }
 
+/// `--privileged`: the host's device nodes (and those one folder down, as /dev/net/tun) in
+/// the container's own /dev, as Docker gives them; the container's pts, shm, mqueue and
+/// the nodes already made stay its own.
+fn host_devices(root: &Rootfs) -> Result<()> {
+    let dev = crate::rootfs::reopen_dir(&root.resolve("/dev", Want::Dir, Links::Refuse)?)?;
+    copy_nodes(Path::new("/dev"), &dev, true)
+}
+
+fn copy_nodes(from: &Path, to: &OwnedFd, descend: bool) -> Result<()> {
+    use rustix::fs::{chownat, mkdirat, mknodat, openat, AtFlags, FileType, Mode, OFlags};
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let Ok(entries) = fs::read_dir(from) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if ["pts", "shm", "mqueue"].contains(&name.to_string_lossy().as_ref()) {
+            continue;
+        }
+        let Ok(meta) = entry.metadata() else { continue };
+        let kind = meta.file_type();
+        let node = if kind.is_char_device() {
+            FileType::CharacterDevice
+        } else if kind.is_block_device() {
+            FileType::BlockDevice
+        } else {
+            if kind.is_dir() && descend && mkdirat(to, &name, Mode::from_raw_mode(0o755)).is_ok() {
+                let sub = openat(
+                    to,
+                    &name,
+                    OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .ctx(|| format!("open /dev/{}", name.to_string_lossy()))?;
+                copy_nodes(&entry.path(), &sub, false)?;
+            }
+            continue;
+        };
+        let mode = Mode::from_raw_mode(meta.mode() & 0o7777);
+        if mknodat(to, &name, node, mode, meta.rdev()).is_ok() {
+            let (uid, gid) = (
+                rustix::fs::Uid::from_raw(meta.uid()),
+                rustix::fs::Gid::from_raw(meta.gid()),
+            );
+            let _ = chownat(to, &name, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW);
+            let _ = rustix::fs::chmodat(to, &name, mode, AtFlags::empty());
+        }
+    }
+    Ok(())
+}
+
 /// Stage 2 (PID 1): only returns when something failed; the exit code.
 pub fn stage2(spec_path: &Path) -> i32 {
     let Ok(mut status) = status_channel() else {
@@ -376,12 +397,12 @@ pub fn stage2(spec_path: &Path) -> i32 {
             .open(&spec.stderr)
             .ctx(|| format!("open {}", spec.stderr.display()))?;
         rustix::stdio::dup2_stderr(&err).ctx(|| "make it the container's stderr".into())?;
-        enter(&spec)?;
-        Ok(spec)
+        let id = enter(&spec)?;
+        Ok((spec, id))
     });
     let e = match result {
         Err(e) => e,
-        Ok(spec) => exec(&spec),
+        Ok((spec, id)) => exec(&spec, &id),
     };
     Report::Failed(Failure::from(&e)).send(&mut status);
     match e {
@@ -390,12 +411,14 @@ pub fn stage2(spec_path: &Path) -> i32 {
     }
 }
 
-fn enter(spec: &InitSpec) -> Result<()> {
+fn enter(spec: &InitSpec) -> Result<Identity> {
     let root = Rootfs::open(&spec.rootfs).ctx(|| "open the container's root".into())?;
     let proc_dir = root.resolve("/proc", Want::Dir, Links::Refuse)?;
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
     mnt(Some("proc"), &proc_dir, "/proc", Some("proc"), flags, None)?;
-    mask_proc(&root)?;
+    if !spec.privileges.privileged {
+        mask_proc(&root)?;
+    }
     if let Some(sock) = &spec.console_socket {
         let pts = root.resolve("/dev/pts", Want::Dir, Links::Refuse)?;
         super::console::make_in_container(&fd_path(&pts), sock, spec.tty_size)?;
@@ -408,7 +431,6 @@ fn enter(spec: &InitSpec) -> Result<()> {
         nix::unistd::setsid().ctx(|| "start a session for the terminal".into())?;
         rustix::process::ioctl_tiocsctty(std::io::stdin()).ctx(|| "take the terminal".into())?;
     }
-    drop_privileges()?;
     // From here on "/" is the container's root: the working directory resolves inside it.
     let wd = if spec.workdir.is_empty() {
         "/"
@@ -416,8 +438,9 @@ fn enter(spec: &InitSpec) -> Result<()> {
         &spec.workdir
     };
     fs::create_dir_all(wd).ctx(|| format!("create the working directory {wd}"))?;
+    let id = super::privileges::assume(&spec.privileges)?;
     nix::unistd::chdir(wd).ctx(|| format!("enter the working directory {wd}"))?;
-    Ok(())
+    Ok(id)
 }
 
 /// Docker's masked and read-only /proc and /sys paths (in the fresh /proc and /sys, which
@@ -475,38 +498,14 @@ fn mask_proc(root: &Rootfs) -> Result<()> {
     Ok(())
 }
 
-/// Docker's default capability set and no_new_privs, for this process and what it execs.
-pub fn drop_privileges() -> Result<()> {
-    use rustix::thread::{self as t, CapabilitySet, CapabilitySets};
-    let keep = default_caps();
-    for cap in CapabilitySet::all().iter() {
-        if !keep.contains(cap) && t::capability_is_in_bounding_set(cap).unwrap_or(false) {
-            t::remove_capability_from_bounding_set(cap).ctx(|| "drop a capability".into())?;
-        }
-    }
-    t::set_capabilities(
-        None,
-        CapabilitySets {
-            effective: keep,
-            permitted: keep,
-            inheritable: CapabilitySet::empty(),
-        },
-    )
-    .ctx(|| "set capabilities".into())?;
-    t::set_no_new_privs(true).ctx(|| "set no_new_privs".into())?;
-    Ok(())
-}
-
 /// Replaces this process with the command; returns why it could not.
-fn exec(spec: &InitSpec) -> Error {
+fn exec(spec: &InitSpec, id: &Identity) -> Error {
     let Some((prog, args)) = spec.command.split_first() else {
         return Error::Invalid("no command specified".into());
     };
-    let env = spec
-        .env
-        .iter()
-        .map(|kv| kv.split_once('=').unwrap_or((kv, "")));
-    let filters = match super::seccomp::filters(&spec.seccomp, &DEFAULT_CAP_NAMES) {
+    let env = with_home(&spec.env, id);
+    let env = env.iter().map(|kv| kv.split_once('=').unwrap_or((kv, "")));
+    let filters = match filters_for(&spec.seccomp, &spec.privileges) {
         Ok(f) => f,
         Err(e) => return e,
     };
@@ -517,6 +516,29 @@ fn exec(spec: &InitSpec) -> Error {
     with_seccomp(&mut cmd, filters);
     let err = cmd.exec();
     exec_error(prog, &err)
+}
+
+/// `env` with `HOME` set to the user's home when it names none (as Docker does at start).
+pub fn with_home(env: &[String], id: &Identity) -> Vec<String> {
+    let mut out = env.to_vec();
+    if !out.iter().any(|kv| kv.starts_with("HOME=")) {
+        out.push(format!("HOME={}", id.home));
+    }
+    out
+}
+
+/// The seccomp filters of a container: none when privileged, else its profile with rules
+/// scoped by its capabilities.
+pub fn filters_for(
+    seccomp: &super::seccomp::Seccomp,
+    privs: &Privileges,
+) -> Result<Vec<seccompiler::BpfProgram>> {
+    if privs.privileged {
+        return Ok(Vec::new());
+    }
+    let names = privs.capability_names()?;
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    super::seccomp::filters(seccomp, &names)
 }
 
 /// Installs `filters` in what `cmd` starts, as the last thing before it runs its program.

@@ -10,6 +10,7 @@ pub mod cgroup;
 pub mod console;
 pub mod exec;
 pub mod init;
+pub mod privileges;
 pub mod sealed;
 pub mod seccomp;
 

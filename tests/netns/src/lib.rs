@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod cluster;
+pub mod docker;
 pub mod hostile;
 
 use std::collections::HashMap;
@@ -401,6 +402,17 @@ pub fn busybox_rootfs(dir: &Path) -> PathBuf {
         }
     }
     std::fs::write(root.join("www/index.html"), "hello from busybox httpd\n").expect("index.html");
+    // Accounts for `-u` and `--group-add`, the same in netctl's image and Docker's.
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\nwww:x:33:33:www:/var/www:/bin/sh\n",
+    )
+    .expect("passwd");
+    std::fs::write(
+        root.join("etc/group"),
+        "root:x:0:\ndaemon:x:1:\nwww:x:33:\nstaff:x:50:www\n",
+    )
+    .expect("group");
     root
 }
 

@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use netctl_netns_tests::docker::Dockerd;
 use netctl_netns_tests::{eventually, TestHost};
 
 /// One test per backend for each scenario (a test host is one per test thread).
@@ -218,62 +219,19 @@ per_backend!(ufw:
     nftables_lives_with_ufw_default_deny => "nftables",
     iptables_lives_with_ufw_default_deny => "iptables");
 
-/// A real dockerd (Debian's docker.io) in this test's namespaces, with its own state folders
-/// (tmpfs over /run and /etc/docker here, so nothing of the machine's is touched).
-struct Docker {
-    sock: String,
-}
-
-impl Docker {
-    fn start(host: &mut TestHost) -> Docker {
-        let dir = host.dir().join("docker");
-        std::fs::create_dir_all(&dir).unwrap();
-        // /run/netctl is re-made on the new /run; nothing netctl made is there yet.
-        host.sh("mount -t tmpfs tmpfs /run && mkdir -p /run/netctl && mount -t tmpfs tmpfs /run/netctl && mount -t tmpfs tmpfs /etc/docker");
-        let d = dir.display();
-        host.spawn(&format!(
-            "exec dockerd --data-root {d}/data --exec-root {d}/exec --pidfile {d}/docker.pid -H unix://{d}/docker.sock --iptables=true > {d}/log 2>&1"
-        ));
-        let docker = Docker {
-            sock: format!("unix://{d}/docker.sock"),
-        };
-        eventually("dockerd answers", Duration::from_secs(20), || {
-            match host.try_sh(&docker.cmd("info --format '{{.ServerVersion}}'")) {
-                (true, v) => Ok(v),
-                (false, out) => Err(out),
-            }
-        });
-        let root = host.dir().join("docker-rootfs");
-        host.sh(&format!(
-            "mkdir -p {r}/bin {r}/www && cp /bin/busybox {r}/bin/ && for a in $(/bin/busybox --list); do [ $a = busybox ] || ln -s busybox {r}/bin/$a; done; echo 'hello from docker' > {r}/www/index.html; tar -C {r} -c . | {import}",
-            r = root.display(),
-            import = docker.cmd("import - dbox")
-        ));
-        host.sh(&docker.cmd("run -d --name dweb -p 9090:80 dbox httpd -f -p 80 -h /www"));
-        docker
-    }
-
-    fn cmd(&self, args: &str) -> String {
-        format!("/usr/bin/docker -H {} {args}", self.sock)
-    }
-}
-
-/// docker0's containers run in namespaces of their own: they go with Docker's `rm -f`.
-impl Drop for Docker {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("sh")
-            .args(["-c", &self.cmd("rm -f dweb")])
-            .output();
-    }
-}
-
 /// Docker installed and running first (its FORWARD policy DROP, DOCKER chains, docker0 with a
 /// published container), then netctl beside it: netctl containers reach the LAN and their
 /// ports answer, Docker's published port still answers, and neither engine's containers
 /// reach the other's, both ways.
 fn beside_docker(backend: &str) {
     let mut docker = None;
-    let s = scene_after(backend, |h| docker = Some(Docker::start(h)));
+    let s = scene_after(backend, |h| {
+        let d = Dockerd::start(h, true);
+        h.sh(&d.cmd(
+            "run -d --name dweb -p 9090:80 dbox sh -c 'mkdir /d && echo hello from docker > /d/index.html && exec httpd -f -p 80 -h /d'",
+        ));
+        docker = Some(d);
+    });
     let docker = docker.unwrap();
     let forward = s.host.sh("iptables -S FORWARD");
     assert!(
