@@ -6,7 +6,7 @@
 use rustix::thread::CapabilitySet;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{invalid, Error, Result};
+use crate::error::{Error, Result};
 
 /// What a container asked for.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,17 +237,24 @@ pub fn resolve(user: &str, group_add: &[String], passwd: &str, group: &str) -> R
 /// The most of /etc/passwd or /etc/group read (a hostile image may make it huge).
 const MAX_ACCOUNT_FILE: u64 = 1 << 20;
 
-/// `path` (in the caller's root: the container's) as text, empty when missing; at most
-/// [`MAX_ACCOUNT_FILE`] bytes, and only a regular file.
+/// `path` (in the caller's root: the container's) as text, empty when missing or not a
+/// regular file; at most [`MAX_ACCOUNT_FILE`] bytes.
 pub fn account_file(path: &str) -> Result<String> {
     use std::io::Read;
-    let f = match std::fs::File::open(path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking and no controlling terminal: an image may make it a FIFO or a device.
+    let f = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc_flags())
+        .open(path)
+    {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
         Err(e) => return Err(e).map_err(|e| Error::State(format!("read {path}: {e}"))),
     };
     if !f.metadata().is_ok_and(|m| m.is_file()) {
-        invalid!("{path} in the container is not a regular file");
+        // A FIFO, a device or a folder holds no accounts: as if it were missing.
+        return Ok(String::new());
     }
     let mut bytes = Vec::new();
     f.take(MAX_ACCOUNT_FILE)
@@ -304,6 +311,10 @@ fn become_user(id: &Identity) -> Result<()> {
     setresgid(gid, gid, gid).map_err(|e| failed("set the group", e))?;
     let uid = Uid::from_raw(id.uid);
     setresuid(uid, uid, uid).map_err(|e| failed("set the user", e))
+}
+
+fn libc_flags() -> i32 {
+    (rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY).bits() as i32
 }
 
 #[cfg(test)]

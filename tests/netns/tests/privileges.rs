@@ -274,3 +274,24 @@ fn privileged_containers_get_what_the_host_has() {
         assert!(out.contains(want), "{want:?} missing from: {out}");
     }
 }
+
+/// An image whose /etc/passwd is a FIFO (an open of it would wait forever): `-u www` fails
+/// at once saying the user is not there, and a container without `-u` runs.
+#[test]
+fn hostile_account_files_make_a_clear_error_not_a_hang() {
+    let host = TestHost::new();
+    let root = netctl_netns_tests::busybox_rootfs(host.dir());
+    std::fs::remove_file(root.join("etc/passwd")).unwrap();
+    nix::unistd::mkfifo(
+        &root.join("etc/passwd"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    host.netctl_ok(&["image", "import", &root.display().to_string(), "odd"]);
+    let started = std::time::Instant::now();
+    let (code, out) = netctl_run(&host, &["-u", "www", "odd", "id"]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("unable to find user www"), "{out}");
+    assert_eq!(netctl_run(&host, &["odd", "true"]).0, 0);
+}
