@@ -296,6 +296,9 @@ pub struct CreateArgs {
     /// Remove the container when it exits.
     #[arg(long)]
     pub rm: bool,
+    /// Restart policy: no, always, on-failure[:N], unless-stopped.
+    #[arg(long, default_value = "no", value_name = "POLICY")]
+    pub restart: String,
     /// The image.
     pub image: String,
     /// The command and its arguments.
@@ -587,6 +590,7 @@ fn spec_of(a: &CreateArgs) -> Result<ContainerSpec, Error> {
             cap_drop: a.cap_drop.clone(),
             privileged: a.privileged,
         },
+        restart: a.restart.parse()?,
     })
 }
 

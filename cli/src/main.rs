@@ -122,6 +122,9 @@ impl Cli {
 fn dispatch(cli: Cli) -> Outcome {
     let config = cli.engine_config()?;
     let engine = || Engine::open(&config);
+    if !matches!(cli.command, Commands::Cni(_) | Commands::Version) {
+        output::restart_after_boot(&engine()?);
+    }
     match cli.command {
         Commands::Cni(cmd) => cni::run(&config, cmd),
         Commands::Network(cmd) => network::run(&engine()?, cmd),

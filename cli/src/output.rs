@@ -41,6 +41,11 @@ pub fn status_text(c: &Container) -> String {
     match c.state.status {
         Status::Created => "Created".into(),
         Status::Dead => "Dead".into(),
+        Status::Running if c.is_running() && c.state.restarting => format!(
+            "Restarting ({}) {}",
+            c.state.exit_code,
+            ago(&c.state.finished_at)
+        ),
         Status::Running if c.is_running() => {
             let up = format!("Up {}", ago(&c.state.started_at).trim_end_matches(" ago"));
             if c.state.paused {
@@ -219,6 +224,22 @@ pub fn human_size(bytes: u64) -> String {
 pub fn json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
+}
+
+/// The first command after a reboot brings back the containers whose restart policy asks
+/// for it; what failed is told, and the command goes on.
+pub fn restart_after_boot(engine: &Engine) {
+    match netctl_engine::lifecycle::restart_after_boot(engine) {
+        Ok(failed) => {
+            for e in failed {
+                eprintln!("netctl: {}", e.report());
+            }
+        }
+        Err(e) => eprintln!(
+            "netctl: restart containers after the reboot: {}",
+            e.report()
+        ),
+    }
 }
 
 /// Detaches what a killed command left, and says what it could not.

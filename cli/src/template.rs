@@ -3,21 +3,93 @@
 //! `join` and `title`. `\t` and `\n` in the template stand for a tab and a newline, as in
 //! Docker's CLI.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use gotmpl::{Template, Value};
 
 /// A parsed `--format` template.
-pub struct Format(Template);
+pub struct Format {
+    template: Template,
+    orders: KeyOrders,
+}
+
+/// The key order of every map of the data being rendered, by the address of its shared
+/// map: the template engine keeps maps sorted, but `json` prints a Docker struct's fields in
+/// their declared order, as Go does.
+#[derive(Clone, Default)]
+struct KeyOrders(Arc<Mutex<HashMap<usize, Vec<Arc<str>>>>>);
+
+impl KeyOrders {
+    /// `v` as a template value, each map's key order noted.
+    fn value(&self, v: &serde_json::Value) -> Value {
+        use serde_json::Value as J;
+        match v {
+            J::Null => Value::Nil,
+            J::Bool(b) => Value::Bool(*b),
+            J::Number(n) => n.as_i64().map_or_else(
+                || {
+                    n.as_u64()
+                        .map_or_else(|| Value::Float(n.as_f64().unwrap_or(0.0)), Value::Uint)
+                },
+                Value::Int,
+            ),
+            J::String(s) => Value::String(Arc::from(s.as_str())),
+            J::Array(items) => Value::List(items.iter().map(|i| self.value(i)).collect()),
+            J::Object(m) => {
+                let keys: Vec<Arc<str>> = m.keys().map(|k| Arc::from(k.as_str())).collect();
+                let map: BTreeMap<Arc<str>, Value> = keys
+                    .iter()
+                    .cloned()
+                    .zip(m.values().map(|v| self.value(v)))
+                    .collect();
+                let map = Arc::new(map);
+                if let Ok(mut orders) = self.0.lock() {
+                    orders.insert(Arc::as_ptr(&map) as usize, keys);
+                }
+                Value::Map(map)
+            }
+        }
+    }
+
+    /// The JSON of a template value, maps in their noted key order.
+    fn json(&self, v: &Value) -> serde_json::Value {
+        use serde_json::Value as J;
+        match v {
+            Value::Nil | Value::Function(_) => J::Null,
+            Value::Bool(b) => J::Bool(*b),
+            Value::Int(i) => J::from(*i),
+            Value::Uint(u) => J::from(*u),
+            Value::Float(f) => J::from(*f),
+            Value::String(s) => J::String(s.to_string()),
+            Value::List(items) => J::Array(items.iter().map(|i| self.json(i)).collect()),
+            Value::Map(m) => {
+                let noted = self
+                    .0
+                    .lock()
+                    .ok()
+                    .and_then(|o| o.get(&(Arc::as_ptr(m) as usize)).cloned());
+                let keys = noted.unwrap_or_else(|| m.keys().cloned().collect());
+                J::Object(
+                    keys.iter()
+                        .filter_map(|k| Some((k.to_string(), self.json(m.get(k)?))))
+                        .collect(),
+                )
+            }
+        }
+    }
+}
 
 impl Format {
     /// Parses `src`; the error names what is wrong in it.
     pub fn parse(src: &str) -> anyhow::Result<Self> {
         let src = src.replace("\\t", "\t").replace("\\n", "\n");
-        Template::new("format")
-            .func("json", |args| {
-                let v = args.first().map(to_json).unwrap_or_default();
+        let orders = KeyOrders::default();
+        let seen = orders.clone();
+        let template = Template::new("format")
+            .func("json", move |args| {
+                let v = args.first().map(|v| seen.json(v)).unwrap_or_default();
                 Ok(Value::String(Arc::from(v.to_string())))
             })
             .func("upper", |args| Ok(map_str(args, |s| s.to_uppercase())))
@@ -33,16 +105,22 @@ impl Format {
                 Ok(Value::String(Arc::from(words.join(sep))))
             })
             .parse(&src)
-            .map(Format)
-            .with_context(|| format!("template parsing error: {src:?}"))
+            .with_context(|| format!("template parsing error: {src:?}"))?;
+        Ok(Format { template, orders })
     }
 
     /// Renders the template over `data` as Docker would (its JSON field names).
     pub fn render(&self, data: &impl serde::Serialize) -> anyhow::Result<String> {
-        let value = gotmpl::to_value(data).context("template data")?;
-        self.0
+        let json = serde_json::to_value(data).context("template data")?;
+        let value = self.orders.value(&json);
+        let out = self
+            .template
             .execute_to_string(&value)
-            .context("template: executing \"format\"")
+            .context("template: executing \"format\"");
+        if let Ok(mut orders) = self.orders.0.lock() {
+            orders.clear();
+        }
+        out
     }
 }
 
@@ -63,21 +141,6 @@ fn title(s: &str) -> String {
         start = c.is_whitespace();
     }
     out
-}
-
-/// The JSON of a template value (`{{json .NetworkSettings}}`).
-fn to_json(v: &Value) -> serde_json::Value {
-    use serde_json::Value as J;
-    match v {
-        Value::Nil | Value::Function(_) => J::Null,
-        Value::Bool(b) => J::Bool(*b),
-        Value::Int(i) => J::from(*i),
-        Value::Uint(u) => J::from(*u),
-        Value::Float(f) => J::from(*f),
-        Value::String(s) => J::String(s.to_string()),
-        Value::List(items) => J::Array(items.iter().map(to_json).collect()),
-        Value::Map(m) => J::Object(m.iter().map(|(k, v)| (k.to_string(), to_json(v))).collect()),
-    }
 }
 
 #[cfg(test)]
@@ -119,6 +182,32 @@ mod tests {
         assert_eq!(
             render("{{if eq .State.Status \"running\"}}up{{end}}", c),
             "up"
+        );
+    }
+
+    #[test]
+    fn json_prints_a_structs_fields_in_their_order_as_go_does() {
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Policy {
+            name: &'static str,
+            maximum_retry_count: u32,
+        }
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Host {
+            restart_policy: Policy,
+        }
+        let data = Host {
+            restart_policy: Policy {
+                name: "on-failure",
+                maximum_retry_count: 2,
+            },
+        };
+        let f = Format::parse("{{json .RestartPolicy}} {{json .}}").unwrap();
+        assert_eq!(
+            f.render(&data).unwrap(),
+            r#"{"Name":"on-failure","MaximumRetryCount":2} {"RestartPolicy":{"Name":"on-failure","MaximumRetryCount":2}}"#
         );
     }
 

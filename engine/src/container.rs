@@ -58,10 +58,11 @@ pub struct PortBinding {
 }
 
 /// How the container's network namespace is made.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "lowercase")]
 pub enum NetMode {
     /// Its own namespace, attached to `Config::networks`.
+    #[default]
     Private,
     /// The host's namespace.
     Host,
@@ -94,7 +95,7 @@ impl LogDriver {
 }
 
 /// What `create` was asked for; fixed for the container's life except networks and name.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Config {
     /// 64 hex.
     pub id: String,
@@ -156,6 +157,9 @@ pub struct Config {
     /// `--log-driver`.
     #[serde(default)]
     pub log_driver: LogDriver,
+    /// `--restart`.
+    #[serde(default)]
+    pub restart: crate::restart::RestartPolicy,
 }
 
 impl Config {
@@ -264,6 +268,16 @@ pub struct State {
     /// Frozen by `pause`.
     #[serde(default)]
     pub paused: bool,
+    /// Between an exit and the restart its policy asked for (status stays running, as
+    /// Docker's `Running` and `Restarting` both true; `pid` is 0).
+    #[serde(default)]
+    pub restarting: bool,
+    /// Restarts made by the policy since the user last started it.
+    #[serde(default)]
+    pub restart_count: u32,
+    /// Stopped or killed by the user since its last start: the policy does not restart it.
+    #[serde(default)]
+    pub stopped_by_hand: bool,
 }
 
 /// A container: its config, state and folder.
@@ -312,9 +326,25 @@ impl Container {
         Ok(())
     }
 
-    /// Whether its process runs: the state says so and the monitor is alive.
+    /// Whether its process runs: the state says so and the monitor is alive (also while
+    /// it waits to restart it, as Docker counts a restarting container running).
     pub fn is_running(&self) -> bool {
         self.state.status == Status::Running && pid_alive(self.state.monitor_pid)
+    }
+
+    /// The host PID of its process, or Docker's error when it is not running or waits to be
+    /// restarted.
+    pub fn process_pid(&self) -> Result<u32> {
+        if !self.is_running() {
+            crate::error::state!("Container {} is not running", self.config.id);
+        }
+        if self.state.restarting || self.state.pid == 0 {
+            crate::error::state!(
+                "Container {} is restarting, wait until the container is running",
+                self.config.id
+            );
+        }
+        Ok(self.state.pid)
     }
 }
 

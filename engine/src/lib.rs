@@ -28,6 +28,7 @@ pub mod monitor;
 pub mod netattach;
 pub mod network;
 pub mod process;
+pub mod restart;
 pub mod rootfs;
 pub mod routes;
 pub mod spec;

@@ -80,6 +80,7 @@ pub fn signal(c: &Container, sig: Signal) -> Result<()> {
             c.config.name
         );
     }
+    let pid = c.process_pid()?;
     if c.state.paused {
         // A frozen process cannot take a signal: thaw first, as Docker does, and record it
         // under the container's lock.
@@ -92,8 +93,29 @@ pub fn signal(c: &Container, sig: Signal) -> Result<()> {
         c.state.paused = false;
         c.save_state()?;
     }
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.state.pid as i32), sig)
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig)
         .ctx(|| format!("signal {}", c.config.name))
+}
+
+/// Records that the user stopped (or killed) the container, so its restart policy leaves
+/// it down, and returns it as it is now. A container waiting to be restarted is stopped
+/// here, through its monitor.
+fn stopped_by_hand(c: &Container, timeout: Duration) -> Result<Container> {
+    let mut c = c.clone();
+    {
+        let _lock = c.lock()?;
+        if c.reload().is_err() {
+            return Ok(c);
+        }
+        c.state.stopped_by_hand = true;
+        c.save_state()?;
+    }
+    if c.is_running() && c.state.restarting {
+        let monitor = nix::unistd::Pid::from_raw(c.state.monitor_pid as i32);
+        let _ = nix::sys::signal::kill(monitor, Signal::SIGTERM);
+        wait_gone(c.state.monitor_pid, timeout);
+    }
+    Ok(c)
 }
 
 /// Waits up to `timeout` for a process to end; whether it did.
@@ -127,15 +149,21 @@ pub fn stop(c: &Container, timeout: Duration) -> Result<()> {
     if !c.is_running() {
         return Ok(());
     }
-    let _ = signal(c, Signal::SIGTERM);
+    let c = stopped_by_hand(c, timeout)?;
+    if !c.is_running() {
+        return Ok(());
+    }
+    let _ = signal(&c, Signal::SIGTERM);
     if wait_gone(c.state.monitor_pid, timeout) {
         return Ok(());
     }
-    kill_and_wait(c)
+    kill_and_wait(&c)
 }
 
 /// `kill`: the signal; after SIGKILL, returns once the container is down, as Docker's.
 pub fn kill(c: &Container, sig: Signal) -> Result<()> {
+    c.process_pid()?;
+    let c = &stopped_by_hand(c, Duration::from_secs(10))?;
     signal(c, sig)?;
     if sig == Signal::SIGKILL {
         wait_gone(c.state.monitor_pid, Duration::from_secs(10));
@@ -144,6 +172,7 @@ pub fn kill(c: &Container, sig: Signal) -> Result<()> {
 }
 
 fn kill_and_wait(c: &Container) -> Result<()> {
+    let c = &stopped_by_hand(c, Duration::from_secs(10))?;
     let _ = signal(c, Signal::SIGKILL);
     if !wait_gone(c.state.monitor_pid, Duration::from_secs(30)) {
         state!("container {} did not stop after SIGKILL", c.config.name);
@@ -311,6 +340,46 @@ fn repair_one(
     c.state.ports.clear();
     c.save_state()?;
     Ok(touched)
+}
+
+/// Once per boot (the run dir is a tmpfs, so its marker goes with a reboot), before
+/// anything else: repairs what the reboot left (every container that was running is
+/// recorded as exited, its networks detached) and starts again the containers whose restart
+/// policy asks for it. What could not be repaired or started is returned.
+pub fn restart_after_boot(engine: &Engine) -> Result<Vec<Error>> {
+    let run = engine.run_dir();
+    fs::create_dir_all(run).ctx(|| format!("create {}", run.display()))?;
+    let marker = run.join("booted");
+    match fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&marker)
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(format!("create {}", marker.display()), e)),
+    }
+    let before = engine.containers.all()?;
+    let mut failed = repair(engine)?;
+    for old in before {
+        let was_running = old.state.status == Status::Running;
+        let Ok(c) = engine.containers.find(&old.config.id) else {
+            continue;
+        };
+        let wanted = matches!(c.state.status, Status::Exited)
+            && c.config.restart.restarts_after_boot(
+                c.state.exit_code,
+                c.state.stopped_by_hand,
+                was_running,
+                c.state.restart_count,
+            );
+        if wanted && !c.is_running() {
+            if let Err(e) = start(engine, &c, false, None) {
+                failed.push(e.context(format!("restart {} after the reboot", c.config.name)));
+            }
+        }
+    }
+    Ok(failed)
 }
 
 /// Garbage-collects `networks`: every attachment of theirs that no container of this engine

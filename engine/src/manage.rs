@@ -9,9 +9,7 @@ use crate::process::cgroup::{self, Cgroup};
 
 /// `pause` / `unpause`: freezes or thaws every process of the container.
 pub fn pause(engine: &Engine, c: &Container, frozen: bool) -> Result<()> {
-    if !c.is_running() {
-        state!("Container {} is not running", c.config.id);
-    }
+    c.process_pid()?;
     let _lock = engine.containers.lock_one(c)?;
     let mut c = c.clone();
     c.reload()?;
@@ -31,7 +29,10 @@ pub fn pause(engine: &Engine, c: &Container, frozen: bool) -> Result<()> {
 
 /// Host PIDs of the container's processes: those in its PID namespace.
 fn pids(c: &Container) -> Vec<u32> {
-    let Ok(ns) = std::fs::read_link(format!("/proc/{}/ns/pid", c.state.pid)) else {
+    let Ok(pid) = c.process_pid() else {
+        return Vec::new();
+    };
+    let Ok(ns) = std::fs::read_link(format!("/proc/{pid}/ns/pid")) else {
         return Vec::new();
     };
     let mut out: Vec<u32> = std::fs::read_dir("/proc")
@@ -48,9 +49,7 @@ fn pids(c: &Container) -> Vec<u32> {
 
 /// `top`: the container's processes as `ps -f` shows them (host PIDs, as Docker does).
 pub fn top(c: &Container) -> Result<String> {
-    if !c.is_running() {
-        state!("Container {} is not running", c.config.id);
-    }
+    c.process_pid()?;
     let list: Vec<String> = pids(c).iter().map(u32::to_string).collect();
     let out = std::process::Command::new("ps")
         .args(["-f", "-p", &list.join(",")])

@@ -21,7 +21,8 @@ use std::os::unix::net::UnixListener;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use netctl_cni::types::Protocol;
 use serde::Serialize;
@@ -34,6 +35,7 @@ use crate::image::ImageStore;
 use crate::process::attach::Clients;
 use crate::process::init::InitSpec;
 use crate::process::{reports, Failure, Internal, Report};
+use crate::restart::{Backoff, RestartPolicy};
 use crate::volume::{MountKind, VolumeStore};
 
 /// What the container's process writes to, as the monitor sees it.
@@ -51,12 +53,10 @@ enum Pending {
     Console(UnixListener),
 }
 
-/// A started container.
+/// A started container process.
 struct Running {
     child: Child,
     output: Output,
-    /// Keeps the published ports reserved.
-    _ports: Vec<OwnedFd>,
     /// The `-i` stdin of a detached container, for attach clients.
     stdin: Option<File>,
 }
@@ -108,31 +108,51 @@ pub fn run(config: &EngineConfig, id: &str, attach: bool, tty_size: Option<(u16,
     let _ = nix::unistd::setsid();
     // Before any thread starts, so that only the stop thread takes these.
     let stop_signals = block_stop_signals();
-    let mut running = match start(&engine, &mut c, tty_size, &mut diag) {
+    let (mut running, _ports) = match start(&engine, &mut c, tty_size, &mut diag) {
         Ok(r) => r,
         Err(e) => {
             Report::Failed(Failure::from(&e)).send(&mut status);
             return 125;
         }
     };
+    let control = Arc::new(Control::default());
+    control.track(c.state.pid, &mut diag);
     let clients = if attach {
         Clients::holding()
     } else {
         Clients::default()
     };
+    let io = StdioForClients::default();
+    io.replace(&mut running);
     let socket = crate::process::attach::socket_path(&engine, &c);
     match crate::process::attach::listen(&socket) {
-        Ok(listener) => serve_attach(listener, &clients, &mut running),
+        Ok(listener) => crate::process::attach::serve(listener, clients.clone(), io.0.clone()),
         Err(e) => diag.note(&format!("attach socket: {}", e.report())),
     }
     if let Some(set) = stop_signals {
-        stop_when_told(set, c.state.pid, &mut diag);
+        stop_when_told(set, control.clone());
     }
     // The log exists before `run -d` returns, so a `logs -f` right after it follows.
     let log = open_log(&c, &mut diag);
     Report::Running.send(&mut status);
     drop(status);
-    let code = supervise(running, &clients, log);
+    let mut backoff = Backoff::default();
+    let code = loop {
+        let began = Instant::now();
+        let code = supervise(running, &clients, log.clone());
+        let again = Restart {
+            engine: &engine,
+            control: &control,
+            io: &io,
+        };
+        match again.after(&mut c, code, backoff.next(began.elapsed()), &mut diag) {
+            Some(next) => {
+                clients.finish(code);
+                running = next;
+            }
+            None => break code,
+        }
+    };
     finish(&engine, &mut c, code, &mut diag);
     clients.finish(code);
     let _ = fs::remove_file(socket);
@@ -154,36 +174,89 @@ fn block_stop_signals() -> Option<nix::sys::signal::SigSet> {
     set.thread_block().ok().map(|()| set)
 }
 
-/// A thread that waits for SIGTERM or SIGINT and then stops the container's process `pid`
-/// (through a pidfd: never another process that got its number): SIGTERM, then SIGKILL after
-/// [`STOP_TIMEOUT`] if it still runs. SIGHUP is taken and ignored.
-fn stop_when_told(set: nix::sys::signal::SigSet, pid: u32, diag: &mut Diag) {
-    use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
-    let pidfd = i32::try_from(pid)
-        .ok()
-        .and_then(Pid::from_raw)
-        .map(|p| pidfd_open(p, PidfdFlags::empty()));
-    let pidfd = match pidfd {
-        Some(Ok(fd)) => fd,
-        other => {
-            let why = other.map_or("no pid".into(), |e| format!("{:?}", e.err()));
-            return diag.note(&format!("open the container's pidfd: {why}"));
+/// What the monitor's threads share about the container's current process: its pidfd
+/// (never another process that got its number) and whether the monitor was told to stop,
+/// which ends a restart back-off at once.
+#[derive(Default)]
+struct Control {
+    state: Mutex<Ctl>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct Ctl {
+    pidfd: Option<Arc<OwnedFd>>,
+    stopping: bool,
+}
+
+impl Control {
+    /// Follows the process `pid`; if a stop came while it was being started, it is stopped.
+    fn track(&self, pid: u32, diag: &mut Diag) {
+        use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
+        let fd = i32::try_from(pid)
+            .ok()
+            .and_then(Pid::from_raw)
+            .map(|p| pidfd_open(p, PidfdFlags::empty()));
+        let fd = match fd {
+            Some(Ok(fd)) => Arc::new(fd),
+            other => {
+                let why = other.map_or("no pid".into(), |e| format!("{:?}", e.err()));
+                return diag.note(&format!("open the container's pidfd: {why}"));
+            }
+        };
+        let Ok(mut ctl) = self.state.lock() else {
+            return;
+        };
+        if ctl.stopping {
+            let _ = pidfd_send_signal(&*fd, Signal::TERM);
         }
-    };
+        ctl.pidfd = Some(fd);
+    }
+
+    /// Marks the monitor told to stop; the current process, if any.
+    fn stop(&self) -> Option<Arc<OwnedFd>> {
+        let mut ctl = self.state.lock().ok()?;
+        ctl.stopping = true;
+        self.wake.notify_all();
+        ctl.pidfd.clone()
+    }
+
+    fn stopping(&self) -> bool {
+        self.state.lock().map_or(true, |c| c.stopping)
+    }
+
+    /// Waits `delay`; false when told to stop meanwhile.
+    fn sleep(&self, delay: Duration) -> bool {
+        let Ok(ctl) = self.state.lock() else {
+            return false;
+        };
+        match self.wake.wait_timeout_while(ctl, delay, |c| !c.stopping) {
+            Ok((ctl, _)) => !ctl.stopping,
+            Err(_) => false,
+        }
+    }
+}
+
+/// A thread that waits for SIGTERM or SIGINT and then stops the container: no more
+/// restarts, SIGTERM to its process, SIGKILL after [`STOP_TIMEOUT`] if it still runs.
+/// SIGHUP is taken and ignored.
+fn stop_when_told(set: nix::sys::signal::SigSet, control: Arc<Control>) {
+    use rustix::process::{pidfd_send_signal, Signal};
     std::thread::spawn(move || loop {
         match set.wait() {
             Ok(nix::sys::signal::Signal::SIGHUP) => {}
             Ok(_) => {
-                if pidfd_send_signal(&pidfd, Signal::TERM).is_err() {
+                let Some(pidfd) = control.stop() else { return };
+                if pidfd_send_signal(&*pidfd, Signal::TERM).is_err() {
                     return; // already gone
                 }
                 let mut fds = [rustix::event::PollFd::new(
-                    &pidfd,
+                    &*pidfd,
                     rustix::event::PollFlags::IN,
                 )];
                 let limit = rustix::event::Timespec::try_from(STOP_TIMEOUT).ok();
                 if !matches!(rustix::event::poll(&mut fds, limit.as_ref()), Ok(1..)) {
-                    let _ = pidfd_send_signal(&pidfd, Signal::KILL);
+                    let _ = pidfd_send_signal(&*pidfd, Signal::KILL);
                 }
                 return;
             }
@@ -192,25 +265,128 @@ fn stop_when_told(set: nix::sys::signal::SigSet, pid: u32, diag: &mut Diag) {
     });
 }
 
-/// Serves attach clients: the container's output, and its stdin for `-i`.
-fn serve_attach(listener: UnixListener, clients: &Clients, r: &mut Running) {
-    use crate::process::attach::Stdin;
-    let (stdin, terminal) = match &r.output {
-        Output::Pipes(..) => (r.stdin.take().map(|f| Stdin::new(f, true)), None),
-        Output::Tty(master) => (
-            master.try_clone().ok().map(|f| Stdin::new(f, false)),
-            master.try_clone().ok(),
-        ),
-    };
-    crate::process::attach::serve(listener, clients.clone(), stdin, terminal);
+/// What restarting a container needs of the monitor.
+struct Restart<'a> {
+    engine: &'a Engine,
+    control: &'a Control,
+    io: &'a StdioForClients,
 }
 
+impl Restart<'_> {
+    /// Answers an exit with `code` as the restart policy says: records it and the
+    /// restart, waits `delay` and starts the process again (same namespaces, networks and
+    /// ports). None when the policy, the user or a failure says the container stays down.
+    fn after(
+        &self,
+        c: &mut Container,
+        code: i32,
+        delay: Duration,
+        diag: &mut Diag,
+    ) -> Option<Running> {
+        if !self.decide(c, code, diag) || !self.control.sleep(delay) {
+            return None;
+        }
+        match self.respawn(c) {
+            Ok(Some(r)) => Some(r),
+            Ok(None) => None,
+            Err(e) => {
+                diag.note(&format!("restart: {}", e.report()));
+                let noted = self.engine.containers.lock_one(c).and_then(|_lock| {
+                    c.reload()?;
+                    c.state.error = e.report();
+                    c.save_state()
+                });
+                if let Err(e) = noted {
+                    diag.note(&format!("record the failed restart: {}", e.report()));
+                }
+                None
+            }
+        }
+    }
+
+    /// Under the container's lock: whether to restart, recorded as Docker shows it.
+    fn decide(&self, c: &mut Container, code: i32, diag: &mut Diag) -> bool {
+        let policy = c.config.restart;
+        if policy == RestartPolicy::No || self.control.stopping() {
+            return false;
+        }
+        let recorded = self.engine.containers.lock_one(c).and_then(|_lock| {
+            c.reload()?;
+            if !policy.restarts_after(code, c.state.stopped_by_hand, c.state.restart_count) {
+                return Ok(false);
+            }
+            c.state.restarting = true;
+            c.state.pid = 0;
+            c.state.paused = false;
+            c.state.exit_code = code;
+            c.state.finished_at = now_rfc3339();
+            c.state.restart_count += 1;
+            c.save_state()?;
+            if let Some(cg) = crate::process::cgroup::Cgroup::of(&c.config.id) {
+                cg.remove();
+            }
+            Ok(true)
+        });
+        recorded.unwrap_or_else(|e| {
+            diag.note(&format!("record a restart: {}", e.report()));
+            false
+        })
+    }
+
+    /// Under the container's lock: the process again, unless the user stopped it meanwhile.
+    fn respawn(&self, c: &mut Container) -> Result<Option<Running>> {
+        let _lock = self.engine.containers.lock_one(c)?;
+        c.reload()?;
+        if c.state.stopped_by_hand || self.control.stopping() {
+            return Ok(None);
+        }
+        crate::etc::write(self.engine, c)?;
+        let spawned = spawn(self.engine, c, None)?;
+        c.state.restarting = false;
+        c.state.pid = spawned.pid;
+        c.state.started_at = now_rfc3339();
+        c.state.error.clear();
+        c.save_state()?;
+        let mut running = Running {
+            child: spawned.child,
+            output: spawned.output,
+            stdin: spawned.held_stdin,
+        };
+        let mut diag = Diag(None);
+        self.control.track(spawned.pid, &mut diag);
+        self.io.replace(&mut running);
+        Ok(Some(running))
+    }
+}
+
+/// The current process's stdin and terminal as attach clients reach them, replaced on
+/// each restart.
+#[derive(Clone, Default)]
+struct StdioForClients(crate::process::attach::Io);
+
+impl StdioForClients {
+    /// Hands the process's stdin (`-i`) or terminal (`-t`) to attach clients.
+    fn replace(&self, r: &mut Running) {
+        use crate::process::attach::Stdin;
+        let (stdin, terminal) = match &r.output {
+            Output::Pipes(..) => (r.stdin.take().map(|f| Stdin::new(f, true)), None),
+            Output::Tty(master) => (
+                master.try_clone().ok().map(|f| Stdin::new(f, false)),
+                master.try_clone().ok(),
+            ),
+        };
+        self.0.replace(stdin, terminal);
+    }
+}
+
+/// The first start: ports bound, networks attached, the process running; what undoes a
+/// failure on the way.
 fn start(
     engine: &Engine,
     c: &mut Container,
     tty_size: Option<(u16, u16)>,
     diag: &mut Diag,
-) -> Result<Running> {
+) -> Result<(Running, Vec<OwnedFd>)> {
     let lock = engine.containers.lock_one(c)?;
     c.reload()?;
     if c.is_running() {
@@ -243,14 +419,17 @@ fn start(
     c.state.finished_at.clear();
     c.state.error.clear();
     c.state.exit_code = 0;
+    c.state.restarting = false;
+    c.state.restart_count = 0;
+    c.state.stopped_by_hand = false;
     c.save_state()?;
     drop(lock);
-    Ok(Running {
+    let running = Running {
         child: spawned.child,
         output: spawned.output,
-        _ports: ports,
         stdin: spawned.held_stdin,
-    })
+    };
+    Ok((running, ports))
 }
 
 /// Undoes a start that failed after its networks were attached, and records why.
@@ -659,7 +838,10 @@ fn finish(engine: &Engine, c: &mut Container, code: i32, diag: &mut Diag) {
         diag.note(&format!("detach: {}", w.report()));
     }
     c.state.status = Status::Exited;
-    c.state.exit_code = code;
+    c.state.restarting = false;
+    if c.state.pid != 0 {
+        c.state.exit_code = code;
+    }
     c.state.finished_at = now_rfc3339();
     c.state.pid = 0;
     c.state.paused = false;

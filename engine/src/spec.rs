@@ -74,6 +74,8 @@ pub struct ContainerSpec {
     pub seccomp: crate::process::seccomp::Seccomp,
     /// `-u`, `--group-add`, `--cap-add`, `--cap-drop`, `--privileged`.
     pub privileges: crate::process::privileges::Privileges,
+    /// `--restart`.
+    pub restart: crate::restart::RestartPolicy,
 }
 
 /// A new container's config, and what the engine had to drop (for the user to see).
@@ -250,6 +252,9 @@ pub fn plan(engine: &Engine, spec: &ContainerSpec) -> Result<Planned> {
                 }),
         );
     }
+    if spec.auto_remove && spec.restart != crate::restart::RestartPolicy::No {
+        invalid!("Conflicting options: --restart and --rm");
+    }
     let mut warnings = Vec::new();
     match net_mode {
         NetMode::Container(_) if !ports.is_empty() => {
@@ -296,6 +301,7 @@ pub fn plan(engine: &Engine, spec: &ContainerSpec) -> Result<Planned> {
         links: links(engine, spec)?,
         mounts: mounts(engine, spec)?,
         log_driver: spec.log_driver,
+        restart: spec.restart,
     };
     Ok(Planned { config, warnings })
 }

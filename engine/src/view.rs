@@ -21,6 +21,7 @@ pub fn state_name(c: &Container) -> &'static str {
     match c.state.status {
         Status::Created => "created",
         Status::Dead => "dead",
+        Status::Running if c.is_running() && c.state.restarting => "restarting",
         Status::Running if c.is_running() && c.state.paused => "paused",
         Status::Running if c.is_running() => "running",
         _ => "exited",
@@ -61,6 +62,8 @@ pub struct ContainerInspect {
     pub host_config: HostConfigView,
     /// Its runtime config.
     pub config: ConfigView,
+    /// Restarts its policy made since it was last started by hand.
+    pub restart_count: u32,
     /// Its networks as attached now.
     pub network_settings: NetworkSettingsView,
 }
@@ -75,7 +78,7 @@ pub struct StateView {
     pub running: bool,
     /// Whether it is frozen.
     pub paused: bool,
-    /// Never.
+    /// Between an exit and the restart its policy asked for.
     pub restarting: bool,
     /// Never recorded.
     #[serde(rename = "OOMKilled")]
@@ -144,6 +147,18 @@ pub struct HostConfigView {
     pub group_add: Option<Vec<String>>,
     /// `--privileged`.
     pub privileged: bool,
+    /// `--restart`.
+    pub restart_policy: RestartPolicyView,
+}
+
+/// `--restart` as Docker shows it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RestartPolicyView {
+    /// no, always, on-failure, unless-stopped.
+    pub name: &'static str,
+    /// on-failure's N.
+    pub maximum_retry_count: u32,
 }
 
 /// Where the output goes.
@@ -342,7 +357,7 @@ pub fn inspect(engine: &Engine, c: &Container) -> ContainerInspect {
             status: state_name(c),
             running,
             paused: running && c.state.paused,
-            restarting: false,
+            restarting: running && c.state.restarting,
             oom_killed: false,
             dead: false,
             pid: if running { c.state.pid } else { 0 },
@@ -412,6 +427,10 @@ pub fn inspect(engine: &Engine, c: &Container) -> ContainerInspect {
             cap_drop: non_empty(&c.config.privileges.cap_drop),
             group_add: non_empty(&c.config.privileges.group_add),
             privileged: c.config.privileges.privileged,
+            restart_policy: RestartPolicyView {
+                name: c.config.restart.name(),
+                maximum_retry_count: c.config.restart.max_retries(),
+            },
         },
         config: ConfigView {
             hostname: c.config.hostname.clone(),
@@ -430,6 +449,7 @@ pub fn inspect(engine: &Engine, c: &Container) -> ContainerInspect {
                 .map(|(port, proto)| (format!("{port}/{proto}"), serde_json::Map::new()))
                 .collect(),
         },
+        restart_count: c.state.restart_count,
         network_settings: NetworkSettingsView {
             ports: ports(&c.state.ports, true),
             ip_address: first.ip_address,

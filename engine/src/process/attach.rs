@@ -148,22 +148,39 @@ impl Stdin {
     }
 }
 
-/// Serves attach clients until the monitor exits; `terminal` is the master of a `-t`
-/// container's terminal, for resizes.
-pub fn serve(
-    listener: UnixListener,
-    clients: Clients,
-    stdin: Option<Stdin>,
-    terminal: Option<File>,
-) {
+/// The stdin and terminal attach clients reach: the current process's, replaced when the
+/// monitor restarts it.
+#[derive(Clone, Default)]
+pub struct Io(Arc<Mutex<Current>>);
+
+/// The current process's stdin and terminal.
+type Current = (Option<Arc<Stdin>>, Option<Arc<File>>);
+
+impl Io {
+    /// From now on, clients write to `stdin` and resize `terminal` (a `-t` container's
+    /// master).
+    pub fn replace(&self, stdin: Option<Stdin>, terminal: Option<File>) {
+        if let Ok(mut io) = self.0.lock() {
+            *io = (stdin.map(Arc::new), terminal.map(Arc::new));
+        }
+    }
+
+    fn current(&self) -> Current {
+        self.0.lock().map(|io| io.clone()).unwrap_or_default()
+    }
+}
+
+/// Serves attach clients until the monitor exits.
+pub fn serve(listener: UnixListener, clients: Clients, io: Io) {
     std::thread::spawn(move || {
         for mut client in listener.incoming().flatten() {
             let mut kind = [0u8; 1];
             if client.read_exact(&mut kind).is_err() {
                 continue;
             }
+            let (stdin, terminal) = io.current();
             if kind[0] == b'w' {
-                apply_resize(&mut client, terminal.as_ref());
+                apply_resize(&mut client, terminal.as_deref());
                 continue;
             }
             if let (Some(input), Ok(reader)) = (stdin.as_ref(), client.try_clone()) {

@@ -41,7 +41,7 @@ pub fn exec(c: &Container, req: &ExecRequest) -> Result<i32> {
     };
     // Nothing run inside may reach this binary writable (see [`super::sealed`]).
     super::sealed::reexec_read_only()?;
-    let pid = c.state.pid;
+    let pid = c.process_pid()?;
     let kinds = [
         ("ipc", CloneFlags::CLONE_NEWIPC),
         ("uts", CloneFlags::CLONE_NEWUTS),
