@@ -12,7 +12,6 @@ use netctl_engine::process::privileges::Privileges;
 use netctl_engine::process::seccomp::Seccomp;
 use netctl_engine::spec::{self, ContainerSpec};
 use netctl_engine::{Engine, EngineConfig, Error};
-use nix::sys::signal::Signal;
 
 use crate::outcome::{start_failure, Outcome};
 use crate::output::{self, table};
@@ -34,20 +33,20 @@ pub enum ContainerCommands {
         #[arg(required = true)]
         containers: Vec<String>,
     },
-    /// Stop running containers: SIGTERM, then SIGKILL after the timeout.
+    /// Stop running containers: their stop signal (SIGTERM), then SIGKILL after the timeout.
     Stop {
-        /// Seconds to wait before killing.
-        #[arg(short = 't', long = "time", default_value_t = 10)]
-        time: u64,
+        /// Seconds to wait before killing (default: the container's --stop-timeout, or 10).
+        #[arg(short = 't', long = "time")]
+        time: Option<u64>,
         /// Containers.
         #[arg(required = true)]
         containers: Vec<String>,
     },
     /// Restart containers.
     Restart {
-        /// Seconds to wait before killing.
-        #[arg(short = 't', long = "time", default_value_t = 10)]
-        time: u64,
+        /// Seconds to wait before killing (default: the container's --stop-timeout, or 10).
+        #[arg(short = 't', long = "time")]
+        time: Option<u64>,
         /// Containers.
         #[arg(required = true)]
         containers: Vec<String>,
@@ -299,6 +298,34 @@ pub struct CreateArgs {
     /// Restart policy: no, always, on-failure[:N], unless-stopped.
     #[arg(long, default_value = "no", value_name = "POLICY")]
     pub restart: String,
+    /// Set metadata: KEY=VALUE (or KEY for an empty value).
+    #[arg(short = 'l', long = "label")]
+    pub label: Vec<String>,
+    /// Read labels from a file of KEY=VALUE lines.
+    #[arg(long = "label-file")]
+    pub label_file: Vec<PathBuf>,
+    /// Mount the container's root file system read-only.
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// Signal that stops the container (default SIGTERM, or the image's STOPSIGNAL).
+    #[arg(long = "stop-signal", value_name = "SIGNAL")]
+    pub stop_signal: Option<String>,
+    /// Seconds a stop waits before SIGKILL (default 10; -1 waits for ever).
+    #[arg(
+        long = "stop-timeout",
+        value_name = "SECONDS",
+        allow_negative_numbers = true
+    )]
+    pub stop_timeout: Option<i64>,
+    /// Container NIS domain name.
+    #[arg(long)]
+    pub domainname: Option<String>,
+    /// Run an init inside the container that reaps orphans and passes signals on.
+    #[arg(long)]
+    pub init: bool,
+    /// Write the container ID to the file.
+    #[arg(long)]
+    pub cidfile: Option<PathBuf>,
     /// The image.
     pub image: String,
     /// The command and its arguments.
@@ -387,22 +414,24 @@ pub fn run(config: &EngineConfig, cmd: ContainerCommands) -> Outcome {
     match cmd {
         C::Run(a) => run_container(&engine, &a),
         C::Create(a) => {
+            // As Docker's: exit 1 for the ID file, 125 for what the engine refuses.
+            check_cidfile(&a)?;
             let c = create(&engine, &a).map_err(start_failure)?;
             println!("{}", c.config.id);
             Ok(0)
         }
         C::Start { attach, containers } => start(&engine, &containers, attach),
         C::Stop { time, containers } => each(&engine, &containers, |_, c| {
-            lifecycle::stop(c, Duration::from_secs(time))
+            lifecycle::stop(c, time.map(Duration::from_secs))
         }),
         C::Restart { time, containers } => each(&engine, &containers, |e, c| {
-            lifecycle::stop(c, Duration::from_secs(time))?;
+            lifecycle::stop(c, time.map(Duration::from_secs))?;
             let mut c = c.clone();
             c.reload()?;
             lifecycle::start(e, &c, false, None)
         }),
         C::Kill { signal, containers } => {
-            let sig = parse_signal(&signal)?;
+            let sig = spec::parse_signal(&signal)?;
             each(&engine, &containers, |_, c| lifecycle::kill(c, sig))
         }
         C::Rm {
@@ -591,7 +620,30 @@ fn spec_of(a: &CreateArgs) -> Result<ContainerSpec, Error> {
             privileged: a.privileged,
         },
         restart: a.restart.parse()?,
+        labels: labels_of(a)?,
+        read_only: a.read_only,
+        stop_signal: a.stop_signal.clone(),
+        stop_timeout: a.stop_timeout,
+        domainname: a.domainname.clone(),
+        init: a.init,
     })
+}
+
+/// `--label-file` lines (blank ones and `#` comments skipped), then `--label`s.
+fn labels_of(a: &CreateArgs) -> Result<Vec<String>, Error> {
+    let mut labels = Vec::new();
+    for file in &a.label_file {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| Error::io(format!("open label file {}", file.display()), e))?;
+        labels.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(String::from),
+        );
+    }
+    labels.extend(a.label.iter().cloned());
+    Ok(labels)
 }
 
 /// `--security-opt` as Docker reads it (`seccomp=...`, also `seccomp:...`).
@@ -624,10 +676,30 @@ fn seccomp_of(opts: &[String]) -> Result<Seccomp, Error> {
 }
 
 /// `create`: the container's record, not started.
+/// `--cidfile` names a file that must not exist yet (Docker's check, before anything is made).
+fn check_cidfile(a: &CreateArgs) -> Result<(), Error> {
+    match a.cidfile.as_deref().filter(|f| f.exists()) {
+        Some(f) => Err(Error::Invalid(format!(
+            "container ID file found, make sure the other container isn't running or delete {}",
+            f.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn create(engine: &Engine, a: &CreateArgs) -> Result<Container, Error> {
     let (c, warnings) = lifecycle::create(engine, &spec_of(a)?)?;
     for w in warnings {
         eprintln!("WARNING: {w}");
+    }
+    if let Some(f) = &a.cidfile {
+        if let Err(e) = std::fs::write(f, &c.config.id) {
+            let _ = lifecycle::remove(engine, &c, true, true);
+            return Err(Error::io(
+                format!("write the container ID file {}", f.display()),
+                e,
+            ));
+        }
     }
     Ok(c)
 }
@@ -641,6 +713,7 @@ fn run_container(engine: &Engine, a: &RunArgs) -> Outcome {
     {
         return Err(anyhow::anyhow!("the input device is not a TTY").into());
     }
+    check_cidfile(&a.create).map_err(start_failure)?;
     let c = create(engine, &a.create).map_err(start_failure)?;
     let tty = crate::attach::terminal_size();
     if let Err(e) = lifecycle::start(engine, &c, !a.detach, tty) {
@@ -721,33 +794,11 @@ fn each(
     Ok(u8::from(failed))
 }
 
-/// `kill -s SIGNAL`: KILL, SIGKILL or 9.
-fn parse_signal(s: &str) -> anyhow::Result<Signal> {
-    if let Ok(n) = s.parse::<i32>() {
-        return Signal::try_from(n).map_err(|_| anyhow::anyhow!("invalid signal: {s}"));
-    }
-    let name = if s.starts_with("SIG") {
-        s.to_string()
-    } else {
-        format!("SIG{s}")
-    };
-    name.to_uppercase()
-        .parse::<Signal>()
-        .map_err(|_| anyhow::anyhow!("invalid signal: {s}"))
-}
-
 /// `ps`.
 fn ps(engine: &Engine, a: &PsArgs) -> Outcome {
     output::repair(engine);
-    let filters = crate::input::key_values(&a.filter, "--filter")?;
-    if let Some(bad) = filters
-        .keys()
-        .find(|k| !["status", "name", "id", "network"].contains(&k.as_str()))
-    {
-        return Err(
-            anyhow::anyhow!("invalid filter {bad:?}: use status, name, id or network").into(),
-        );
-    }
+    let filter = netctl_engine::filter::ContainerFilter::parse(&a.filter)?;
+    let images = netctl_engine::image::ImageStore::open(engine.root())?;
     let last = if a.latest { Some(1) } else { a.last };
     let all = a.all || last.is_some();
     let shown: Vec<Container> = engine
@@ -755,14 +806,13 @@ fn ps(engine: &Engine, a: &PsArgs) -> Outcome {
         .all()?
         .into_iter()
         .take(last.unwrap_or(usize::MAX))
-        .filter(|c| all || filters.contains_key("status") || c.is_running())
+        .filter(|c| all || filter.names_a_status() || c.is_running())
         .filter(|c| {
-            filters.iter().all(|(k, v)| match k.as_str() {
-                "status" => netctl_engine::view::state_name(c) == v,
-                "name" => c.config.name.contains(v.as_str()),
-                "id" => c.config.id.starts_with(v.as_str()),
-                _ => c.config.networks.iter().any(|n| &n.name == v),
-            })
+            let names = images
+                .find(&c.config.image)
+                .map(|i| i.tags)
+                .unwrap_or_default();
+            filter.matches(c, &names)
         })
         .collect();
     if a.quiet {

@@ -139,7 +139,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// The fields `ps --format` templates name, in [`ps_fields`] order.
-pub const PS_FIELDS: [&str; 10] = [
+pub const PS_FIELDS: [&str; 11] = [
     "ID",
     "Image",
     "Command",
@@ -150,6 +150,7 @@ pub const PS_FIELDS: [&str; 10] = [
     "Names",
     "State",
     "Networks",
+    "Labels",
 ];
 
 /// One `ps` row: the values of [`PS_FIELDS`].
@@ -166,6 +167,12 @@ pub fn ps_fields(c: &Container) -> Vec<(&'static str, String)> {
         c.config.name.clone(),
         state_name(c).to_string(),
         networks.join(","),
+        c.config
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(","),
     ];
     PS_FIELDS.into_iter().zip(values).collect()
 }
@@ -188,6 +195,7 @@ pub fn ps_headers() -> BTreeMap<&'static str, String> {
         "NAMES",
         "STATE",
         "NETWORKS",
+        "LABELS",
     ];
     PS_FIELDS.into_iter().zip(names.map(String::from)).collect()
 }

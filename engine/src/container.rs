@@ -6,6 +6,7 @@
 use std::fs;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use ipnet::IpNet;
 use netctl_cni::fsutil;
@@ -160,6 +161,24 @@ pub struct Config {
     /// `--restart`.
     #[serde(default)]
     pub restart: crate::restart::RestartPolicy,
+    /// The image's labels with `--label` / `--label-file` over them.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// `--read-only`: the root file system is mounted read-only.
+    #[serde(default)]
+    pub read_only: bool,
+    /// `--stop-signal` or the image's `STOPSIGNAL`, as given (`SIGTERM` when none).
+    #[serde(default)]
+    pub stop_signal: Option<String>,
+    /// `--stop-timeout` in seconds (a negative one waits for ever; 10 when none).
+    #[serde(default)]
+    pub stop_timeout: Option<i64>,
+    /// `--domainname`: the NIS domain name of its UTS namespace.
+    #[serde(default)]
+    pub domainname: String,
+    /// `--init`: a reaper runs as PID 1 and the command as its child.
+    #[serde(default)]
+    pub init: bool,
 }
 
 impl Config {
@@ -167,7 +186,28 @@ impl Config {
     pub fn short_id(&self) -> &str {
         crate::ids::short_id(&self.id)
     }
+
+    /// The signal that asks it to stop.
+    pub fn stop_signal(&self) -> nix::sys::signal::Signal {
+        self.stop_signal
+            .as_deref()
+            .and_then(|s| crate::spec::parse_signal(s).ok())
+            .unwrap_or(nix::sys::signal::Signal::SIGTERM)
+    }
+
+    /// How long a stop waits before SIGKILL: `asked` (`stop -t`), else its own.
+    pub fn stop_timeout(&self, asked: Option<Duration>) -> Duration {
+        const FOREVER: Duration = Duration::from_secs(100 * 365 * 86_400);
+        asked.unwrap_or(match self.stop_timeout {
+            Some(t) if t < 0 => FOREVER,
+            Some(t) => Duration::from_secs(t.unsigned_abs()),
+            None => DEFAULT_STOP_TIMEOUT,
+        })
+    }
 }
+
+/// Docker's stop timeout.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where a container is in its life.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]

@@ -41,8 +41,23 @@ pub fn host_hostname() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
+/// How /etc/hosts names the container, as Docker does: its FQDN (hostname, with
+/// `--domainname` after it) and, when that has a dot, the first label too.
+fn own_names(hostname: &str, domainname: &str) -> String {
+    let fqdn = if domainname.is_empty() {
+        hostname.to_string()
+    } else {
+        format!("{hostname}.{domainname}")
+    };
+    match fqdn.split_once('.') {
+        Some((first, _)) => format!("{fqdn} {first}"),
+        None => fqdn,
+    }
+}
+
 /// `/etc/hosts`: localhost, `--add-host` entries, the container's own addresses.
 pub fn hosts_file(c: &Container, hostname: &str) -> String {
+    let names = own_names(hostname, &c.config.domainname);
     let mut s = String::from(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
     );
@@ -51,7 +66,7 @@ pub fn hosts_file(c: &Container, hostname: &str) -> String {
     }
     for ep in &c.state.endpoints {
         for a in &ep.addresses {
-            s.push_str(&format!("{}\t{hostname}\n", a.net.addr()));
+            s.push_str(&format!("{}\t{names}\n", a.net.addr()));
         }
     }
     s
@@ -169,6 +184,13 @@ fn is_loopback(ns: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_container_is_named_by_its_fqdn_and_first_label_as_docker_does() {
+        assert_eq!(own_names("web", ""), "web");
+        assert_eq!(own_names("web", "example.org"), "web.example.org web");
+        assert_eq!(own_names("a.b", ""), "a.b a");
+    }
     use crate::container::{Address, Config, Endpoint, State};
 
     fn container(net_mode: NetMode, endpoints: Vec<Endpoint>, dns: Vec<&str>) -> Container {

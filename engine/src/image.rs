@@ -35,6 +35,16 @@ pub struct ImageConfig {
     /// `"80/tcp": {}`.
     #[serde(default, deserialize_with = "nullable")]
     pub exposed_ports: BTreeMap<String, Value>,
+    /// The image's labels, which its containers start with.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub labels: BTreeMap<String, String>,
+    /// The signal that stops its containers (`STOPSIGNAL`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
     /// Everything else of the config, kept for inspect.
     #[serde(flatten)]
     pub other: serde_json::Map<String, Value>,

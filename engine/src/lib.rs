@@ -15,6 +15,7 @@ pub mod container;
 pub mod engine;
 pub mod error;
 pub mod etc;
+pub mod filter;
 pub mod ids;
 pub mod image;
 pub mod internal;

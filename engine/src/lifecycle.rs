@@ -143,17 +143,19 @@ pub fn wait_gone(pid: u32, timeout: Duration) -> bool {
     }
 }
 
-/// Docker's stop: SIGTERM, then SIGKILL after `timeout`; returns once the monitor has
-/// recorded the exit and detached the networks.
-pub fn stop(c: &Container, timeout: Duration) -> Result<()> {
+/// Docker's stop: the container's stop signal (SIGTERM unless `--stop-signal` or the
+/// image says otherwise), then SIGKILL after `timeout` (`stop -t`; else `--stop-timeout`,
+/// else 10 s); returns once the monitor has recorded the exit and detached the networks.
+pub fn stop(c: &Container, timeout: Option<Duration>) -> Result<()> {
     if !c.is_running() {
         return Ok(());
     }
+    let timeout = c.config.stop_timeout(timeout);
     let c = stopped_by_hand(c, timeout)?;
     if !c.is_running() {
         return Ok(());
     }
-    let _ = signal(&c, Signal::SIGTERM);
+    let _ = signal(&c, c.config.stop_signal());
     if wait_gone(c.state.monitor_pid, timeout) {
         return Ok(());
     }

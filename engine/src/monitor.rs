@@ -8,8 +8,8 @@
 //! go to `monitor.log` in the container's folder.
 //!
 //! Signals: SIGTERM or SIGINT to the monitor (a host shutdown, an admin) stop its container
-//! as `netctl stop` does — SIGTERM to the container's process, SIGKILL after
-//! [`STOP_TIMEOUT`] — and the monitor then records the exit and detaches the networks as
+//! as `netctl stop` does — its stop signal to the container's process, SIGKILL after
+//! its stop timeout — and the monitor then records the exit and detaches the networks as
 //! for any other end. SIGHUP is ignored.
 
 use netctl_cni::process::CleanSignals;
@@ -130,7 +130,8 @@ pub fn run(config: &EngineConfig, id: &str, attach: bool, tty_size: Option<(u16,
         Err(e) => diag.note(&format!("attach socket: {}", e.report())),
     }
     if let Some(set) = stop_signals {
-        stop_when_told(set, control.clone());
+        let how = (c.config.stop_signal(), c.config.stop_timeout(None));
+        stop_when_told(set, control.clone(), how);
     }
     // The log exists before `run -d` returns, so a `logs -f` right after it follows.
     let log = open_log(&c, &mut diag);
@@ -158,10 +159,6 @@ pub fn run(config: &EngineConfig, id: &str, attach: bool, tty_size: Option<(u16,
     let _ = fs::remove_file(socket);
     code
 }
-
-/// How long a container told to stop through its monitor has before SIGKILL (Docker's
-/// default stop timeout).
-pub const STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Blocks SIGTERM, SIGINT and SIGHUP in this (still single) thread, so every thread started
 /// later has them blocked and only [`stop_when_told`] takes them.
@@ -237,24 +234,29 @@ impl Control {
     }
 }
 
-/// A thread that waits for SIGTERM or SIGINT and then stops the container: no more
-/// restarts, SIGTERM to its process, SIGKILL after [`STOP_TIMEOUT`] if it still runs.
-/// SIGHUP is taken and ignored.
-fn stop_when_told(set: nix::sys::signal::SigSet, control: Arc<Control>) {
+/// A thread that waits for SIGTERM or SIGINT and then stops the container as `stop` does:
+/// no more restarts, its stop signal to its process, SIGKILL after its stop timeout if it
+/// still runs. SIGHUP is taken and ignored.
+fn stop_when_told(
+    set: nix::sys::signal::SigSet,
+    control: Arc<Control>,
+    (stop_signal, timeout): (nix::sys::signal::Signal, Duration),
+) {
     use rustix::process::{pidfd_send_signal, Signal};
     std::thread::spawn(move || loop {
         match set.wait() {
             Ok(nix::sys::signal::Signal::SIGHUP) => {}
             Ok(_) => {
                 let Some(pidfd) = control.stop() else { return };
-                if pidfd_send_signal(&*pidfd, Signal::TERM).is_err() {
+                let asked = Signal::from_named_raw(stop_signal as i32).unwrap_or(Signal::TERM);
+                if pidfd_send_signal(&*pidfd, asked).is_err() {
                     return; // already gone
                 }
                 let mut fds = [rustix::event::PollFd::new(
                     &*pidfd,
                     rustix::event::PollFlags::IN,
                 )];
-                let limit = rustix::event::Timespec::try_from(STOP_TIMEOUT).ok();
+                let limit = rustix::event::Timespec::try_from(timeout).ok();
                 if !matches!(rustix::event::poll(&mut fds, limit.as_ref()), Ok(1..)) {
                     let _ = pidfd_send_signal(&*pidfd, Signal::KILL);
                 }
@@ -666,6 +668,10 @@ fn spawn(engine: &Engine, c: &Container, tty_size: Option<(u16, u16)>) -> Result
         mounts: init_mounts(engine, c)?,
         seccomp: c.config.seccomp.clone(),
         privileges: c.config.privileges.clone(),
+        read_only: c.config.read_only,
+        domainname: (c.config.net_mode != NetMode::Host && !c.config.domainname.is_empty())
+            .then(|| c.config.domainname.clone()),
+        init: c.config.init,
     };
     let spec_path = c.dir.join("init.json");
     write_spec(&spec_path, &spec)?;

@@ -76,6 +76,48 @@ pub struct ContainerSpec {
     pub privileges: crate::process::privileges::Privileges,
     /// `--restart`.
     pub restart: crate::restart::RestartPolicy,
+    /// `--label`, `--label-file`: KEY=VALUE (KEY alone: an empty value), later ones winning.
+    pub labels: Vec<String>,
+    /// `--read-only`.
+    pub read_only: bool,
+    /// `--stop-signal`.
+    pub stop_signal: Option<String>,
+    /// `--stop-timeout`.
+    pub stop_timeout: Option<i64>,
+    /// `--domainname`.
+    pub domainname: Option<String>,
+    /// `--init`.
+    pub init: bool,
+}
+
+/// Parses a signal as Docker's `kill -s` and `--stop-signal` take it: a name with or
+/// without `SIG` in any case (`TERM`, `sigusr1`), or a number.
+pub fn parse_signal(s: &str) -> Result<nix::sys::signal::Signal> {
+    use nix::sys::signal::Signal;
+    let bad = || Error::Invalid(format!("Invalid signal: {s}"));
+    if let Ok(n) = s.parse::<i32>() {
+        return Signal::try_from(n).map_err(|_| bad());
+    }
+    let upper = s.to_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse::<Signal>().map_err(|_| bad())
+}
+
+/// The image's labels with the spec's over them (`KEY=VALUE`, or `KEY` for an empty value).
+fn labels(spec: &[String], image: &Image) -> Result<std::collections::BTreeMap<String, String>> {
+    let mut out = image.config.labels.clone();
+    for l in spec {
+        let (k, v) = l.split_once('=').unwrap_or((l, ""));
+        if k.is_empty() {
+            invalid!("invalid label {l:?}: use KEY=VALUE");
+        }
+        out.insert(k.to_string(), v.to_string());
+    }
+    Ok(out)
 }
 
 /// A new container's config, and what the engine had to drop (for the user to see).
@@ -302,8 +344,26 @@ pub fn plan(engine: &Engine, spec: &ContainerSpec) -> Result<Planned> {
         mounts: mounts(engine, spec)?,
         log_driver: spec.log_driver,
         restart: spec.restart,
+        labels: labels(&spec.labels, &image)?,
+        read_only: spec.read_only,
+        stop_signal: checked_stop_signal(spec, &image)?,
+        stop_timeout: spec.stop_timeout,
+        domainname: spec.domainname.clone().unwrap_or_default(),
+        init: spec.init,
     };
     Ok(Planned { config, warnings })
+}
+
+/// `--stop-signal`, else the image's; refused when it names no signal.
+fn checked_stop_signal(spec: &ContainerSpec, image: &Image) -> Result<Option<String>> {
+    let asked = spec
+        .stop_signal
+        .clone()
+        .or(image.config.stop_signal.clone());
+    if let Some(s) = &asked {
+        parse_signal(s)?;
+    }
+    Ok(asked)
 }
 
 /// A profile the user gave is checked when the container is made, not when it starts.

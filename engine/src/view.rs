@@ -149,6 +149,11 @@ pub struct HostConfigView {
     pub privileged: bool,
     /// `--restart`.
     pub restart_policy: RestartPolicyView,
+    /// `--read-only`.
+    pub readonly_rootfs: bool,
+    /// `--init` (absent when not asked for).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init: Option<bool>,
 }
 
 /// `--restart` as Docker shows it.
@@ -206,6 +211,15 @@ pub struct ConfigView {
     pub user: String,
     /// `"80/tcp": {}` for each exposed port.
     pub exposed_ports: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+    /// `--domainname`.
+    pub domainname: String,
+    /// The image's labels and `--label`.
+    pub labels: BTreeMap<String, String>,
+    /// `--stop-signal` or the image's ("" when neither, as a Docker template sees it).
+    pub stop_signal: String,
+    /// `--stop-timeout` (absent when not asked for).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<i64>,
 }
 
 /// Networking as attached now.
@@ -431,6 +445,8 @@ pub fn inspect(engine: &Engine, c: &Container) -> ContainerInspect {
                 name: c.config.restart.name(),
                 maximum_retry_count: c.config.restart.max_retries(),
             },
+            readonly_rootfs: c.config.read_only,
+            init: c.config.init.then_some(true),
         },
         config: ConfigView {
             hostname: c.config.hostname.clone(),
@@ -448,6 +464,10 @@ pub fn inspect(engine: &Engine, c: &Container) -> ContainerInspect {
                 .iter()
                 .map(|(port, proto)| (format!("{port}/{proto}"), serde_json::Map::new()))
                 .collect(),
+            domainname: c.config.domainname.clone(),
+            labels: c.config.labels.clone(),
+            stop_signal: c.config.stop_signal.clone().unwrap_or_default(),
+            stop_timeout: c.config.stop_timeout,
         },
         restart_count: c.state.restart_count,
         network_settings: NetworkSettingsView {

@@ -68,6 +68,16 @@ pub struct InitSpec {
     /// Its user, groups and capabilities.
     #[serde(default)]
     pub privileges: Privileges,
+    /// The root file system read-only (`--read-only`; its mounts keep their own modes).
+    #[serde(default)]
+    pub read_only: bool,
+    /// The domain name to set (`--domainname`).
+    #[serde(default)]
+    pub domainname: Option<String>,
+    /// Stage 2 stays as PID 1, reaping orphans and passing signals on, and the command
+    /// runs as its child (`--init`).
+    #[serde(default)]
+    pub init: bool,
 }
 
 /// One user mount as stage 1 makes it.
@@ -144,6 +154,9 @@ fn prepare(spec: &InitSpec) -> Result<()> {
     if let Some(h) = &spec.hostname {
         nix::unistd::sethostname(h).ctx(|| "set the hostname".into())?;
     }
+    if let Some(d) = &spec.domainname {
+        rustix::system::setdomainname(d.as_bytes()).ctx(|| "set the domain name".into())?;
+    }
     mount(
         None::<&str>,
         "/",
@@ -168,6 +181,12 @@ fn prepare(spec: &InitSpec) -> Result<()> {
         let target = root.resolve(&path, Want::File, Links::Follow)?;
         let source = spec.etc.join(name);
         mnt(Some(&source), &target, &path, None, MsFlags::MS_BIND, None)?;
+        if spec.read_only {
+            // With a read-only root Docker gives these read-only too.
+            let flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY;
+            let bound = root.resolve(&path, Want::File, Links::Follow)?;
+            mnt(None::<&Path>, &bound, &path, None, flags, None)?;
+        }
     }
     for m in &spec.mounts {
         user_mount(&root, m)?;
@@ -402,6 +421,13 @@ pub fn stage2(spec_path: &Path) -> i32 {
     });
     let e = match result {
         Err(e) => e,
+        Ok((spec, id)) if spec.init => match start_under_reaper(&spec, &id) {
+            Ok((child, set, filters)) => {
+                drop(status);
+                return super::reaper::reap(child, set, &filters);
+            }
+            Err(e) => e,
+        },
         Ok((spec, id)) => exec(&spec, &id),
     };
     Report::Failed(Failure::from(&e)).send(&mut status);
@@ -418,6 +444,18 @@ fn enter(spec: &InitSpec) -> Result<Identity> {
     mnt(Some("proc"), &proc_dir, "/proc", Some("proc"), flags, None)?;
     if !spec.privileges.privileged {
         mask_proc(&root)?;
+    }
+    if spec.read_only {
+        // The working directory is made while the root can still be written, as Docker does.
+        root.resolve(&spec.workdir, Want::Dir, Links::Follow)?;
+        mount(
+            None::<&str>,
+            &spec.rootfs,
+            None::<&str>,
+            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | MsFlags::MS_NODEV,
+            None::<&str>,
+        )
+        .ctx(|| "make the root read-only".into())?;
     }
     if let Some(sock) = &spec.console_socket {
         let pts = root.resolve("/dev/pts", Want::Dir, Links::Refuse)?;
@@ -437,7 +475,9 @@ fn enter(spec: &InitSpec) -> Result<Identity> {
     } else {
         &spec.workdir
     };
-    fs::create_dir_all(wd).ctx(|| format!("create the working directory {wd}"))?;
+    if !spec.read_only {
+        fs::create_dir_all(wd).ctx(|| format!("create the working directory {wd}"))?;
+    }
     let id = super::privileges::assume(&spec.privileges)?;
     nix::unistd::chdir(wd).ctx(|| format!("enter the working directory {wd}"))?;
     Ok(id)
@@ -498,24 +538,47 @@ fn mask_proc(root: &Rootfs) -> Result<()> {
     Ok(())
 }
 
-/// Replaces this process with the command; returns why it could not.
-fn exec(spec: &InitSpec, id: &Identity) -> Error {
+/// With `--init`: starts the command as a child of this process, which becomes its reaper.
+fn start_under_reaper(
+    spec: &InitSpec,
+    id: &Identity,
+) -> Result<(
+    std::process::Child,
+    nix::sys::signal::SigSet,
+    Vec<seccompiler::BpfProgram>,
+)> {
+    let (prog, cmd) = command(spec, id)?;
+    let filters = filters_for(&spec.seccomp, &spec.privileges)?;
+    super::reaper::spawn(cmd, filters).map_err(|e| exec_error(&prog, &e))
+}
+
+/// The command to run, with its environment and clean signals.
+fn command(spec: &InitSpec, id: &Identity) -> Result<(String, Command)> {
     let Some((prog, args)) = spec.command.split_first() else {
-        return Error::Invalid("no command specified".into());
+        return Err(Error::Invalid("no command specified".into()));
     };
     let env = with_home(&spec.env, id);
     let env = env.iter().map(|kv| kv.split_once('=').unwrap_or((kv, "")));
-    let filters = match filters_for(&spec.seccomp, &spec.privileges) {
-        Ok(f) => f,
-        Err(e) => return e,
-    };
     // The command gets fds 0-2 only, whatever was opened or inherited since start.
     netctl_cni::fsutil::cloexec_inherited();
     let mut cmd = Command::new(prog);
     cmd.args(args).env_clear().envs(env).clean_signals();
+    Ok((prog.clone(), cmd))
+}
+
+/// Replaces this process with the command; returns why it could not.
+fn exec(spec: &InitSpec, id: &Identity) -> Error {
+    let filters = match filters_for(&spec.seccomp, &spec.privileges) {
+        Ok(f) => f,
+        Err(e) => return e,
+    };
+    let (prog, mut cmd) = match command(spec, id) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
     with_seccomp(&mut cmd, filters);
     let err = cmd.exec();
-    exec_error(prog, &err)
+    exec_error(&prog, &err)
 }
 
 /// `env` with `HOME` set to the user's home when it names none (as Docker does at start).

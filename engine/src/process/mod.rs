@@ -11,6 +11,7 @@ pub mod console;
 pub mod exec;
 pub mod init;
 pub mod privileges;
+pub mod reaper;
 pub mod sealed;
 pub mod seccomp;
 

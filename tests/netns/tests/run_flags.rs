@@ -1,0 +1,396 @@
+//! `run` flags from compose files and tutorials — `--label`/`--label-file` and `ps
+//! --filter`, `--read-only`, `--stop-signal`, `--stop-timeout`, `--domainname`, `--init`,
+//! `--cidfile` — each asked of a real Docker 20.10 (in this test's namespaces, on the same
+//! busybox image) and of netctl, and the answers compared.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::{Duration, Instant};
+
+use netctl_netns_tests::docker::Dockerd;
+use netctl_netns_tests::TestHost;
+
+fn started() -> (TestHost, Dockerd) {
+    let mut host = TestHost::new();
+    let docker = Dockerd::start(&mut host, false);
+    host.busybox_image();
+    (host, docker)
+}
+
+/// `args` (with "busybox" as the image) run by netctl and by Docker (as "dbox").
+fn both(host: &TestHost, docker: &Dockerd, args: &[&str]) -> ((i32, String), (i32, String)) {
+    let (code, out, err) = host.netctl(args);
+    let dargs: Vec<&str> = args
+        .iter()
+        .map(|a| if *a == "busybox" { "dbox" } else { a })
+        .collect();
+    ((code, out + &err), docker.run(&dargs))
+}
+
+/// Both give the same exit code and output (netctl's errors carry the same message).
+fn same(host: &TestHost, docker: &Dockerd, args: &[&str]) -> String {
+    let ((ncode, nout), (dcode, dout)) = both(host, docker, args);
+    assert_eq!(ncode, dcode, "{args:?}: docker {dout:?}, netctl {nout:?}");
+    let an_id = |s: &str| s.trim().len() == 64 && s.trim().bytes().all(|b| b.is_ascii_hexdigit());
+    if dcode == 0 {
+        if !(an_id(&nout) && an_id(&dout)) {
+            assert_eq!(nout, dout, "{args:?}");
+        }
+    } else {
+        let said = dout
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("docker: ")
+            .trim_start_matches("Error response from daemon: ")
+            .trim_end_matches('.');
+        assert!(
+            nout.contains(said),
+            "{args:?}: docker said {said:?}, netctl {nout:?}"
+        );
+    }
+    nout
+}
+
+/// A compose-style user labels containers and lists them by label, as Docker does.
+#[test]
+fn labels_are_kept_shown_and_filtered_as_docker_does() {
+    let (host, docker) = started();
+    let file = host.dir().join("labels");
+    std::fs::write(&file, "# team labels\nteam=core\n\nowner=ops\n").unwrap();
+    let file = file.display().to_string();
+    for (name, extra) in [("l1", "tier=web"), ("l2", "tier=db")] {
+        same(
+            &host,
+            &docker,
+            &[
+                "create",
+                "--net",
+                "none",
+                "--name",
+                name,
+                "-l",
+                extra,
+                "--label",
+                "flag",
+                "--label-file",
+                &file,
+                "busybox",
+                "true",
+            ],
+        );
+    }
+    same(
+        &host,
+        &docker,
+        &["inspect", "-f", "{{json .Config.Labels}}", "l1"],
+    );
+    for filters in [
+        &["label=tier=web"][..],
+        &["label=tier"],
+        &["label=team=core", "label=flag"],
+        &["label=team=core", "label=nosuch"],
+        &["label=tier=db", "name=^l"],
+        &["status=created", "status=exited"],
+    ] {
+        let mut args = vec!["ps", "-a", "--format", "{{.Names}} {{.Labels}}"];
+        for f in filters {
+            args.extend_from_slice(&["--filter", f]);
+        }
+        let (n, d) = both(&host, &docker, &args);
+        // Docker lists a container's labels in Go's map order (random): compare them sorted.
+        let sorted = |s: &str| {
+            let mut l: Vec<String> = s
+                .lines()
+                .map(|line| {
+                    let (name, labels) = line.split_once(' ').unwrap_or((line, ""));
+                    let mut labels: Vec<&str> = labels.split(',').collect();
+                    labels.sort_unstable();
+                    format!("{name} {}", labels.join(","))
+                })
+                .collect();
+            l.sort();
+            l
+        };
+        assert_eq!(sorted(&n.1), sorted(&d.1), "{filters:?}");
+    }
+    same(&host, &docker, &["ps", "-a", "--filter", "colour=red"]);
+}
+
+/// `--read-only`: the root cannot be written, a tmpfs and the working directory can be.
+#[test]
+fn a_read_only_root_refuses_writes_as_dockers_does() {
+    let (host, docker) = started();
+    fn run<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+        let mut a = vec!["run", "--rm", "--net", "none", "--read-only"];
+        a.extend_from_slice(extra);
+        a
+    }
+    let refused = same(&host, &docker, &run(&["busybox", "touch", "/x"]));
+    assert!(refused.contains("Read-only file system"), "{refused}");
+    same(
+        &host,
+        &docker,
+        &run(&["--tmpfs", "/tmp", "busybox", "touch", "/tmp/x"]),
+    );
+    same(
+        &host,
+        &docker,
+        &run(&["-w", "/made/here", "busybox", "pwd"]),
+    );
+    same(
+        &host,
+        &docker,
+        &run(&["busybox", "sh", "-c", "echo x > /etc/hosts && echo ok"]),
+    );
+    same(
+        &host,
+        &docker,
+        &[
+            "create",
+            "--net",
+            "none",
+            "--name",
+            "ro",
+            "--read-only",
+            "busybox",
+            "true",
+        ],
+    );
+    same(
+        &host,
+        &docker,
+        &["inspect", "-f", "{{.HostConfig.ReadonlyRootfs}}", "ro"],
+    );
+}
+
+/// `--stop-signal` and `--stop-timeout`: `stop` asks with the container's signal and
+/// kills after its timeout; a bad signal is refused at create.
+#[test]
+fn stop_signal_and_timeout_are_used_by_stop_as_dockers_are() {
+    let (host, docker) = started();
+    let traps = "trap 'echo got usr1; exit 7' USR1; while :; do sleep 0.1; done";
+    same(
+        &host,
+        &docker,
+        &[
+            "run",
+            "-d",
+            "--net",
+            "none",
+            "--name",
+            "sig",
+            "--stop-signal",
+            "usr1",
+            "busybox",
+            "sh",
+            "-c",
+            traps,
+        ],
+    );
+    let ignores = "trap '' TERM; while :; do sleep 0.1; done";
+    same(
+        &host,
+        &docker,
+        &[
+            "run",
+            "-d",
+            "--net",
+            "none",
+            "--name",
+            "slow",
+            "--stop-timeout",
+            "1",
+            "busybox",
+            "sh",
+            "-c",
+            ignores,
+        ],
+    );
+    let shown = "{{.Config.StopSignal}} {{json .Config.StopTimeout}}";
+    same(&host, &docker, &["inspect", "-f", shown, "sig", "slow"]);
+    // Let both shells set their traps before they are asked to stop.
+    netctl_netns_tests::eventually("traps set", Duration::from_secs(10), || {
+        let n = host.netctl(&["top", "sig"]).1;
+        let d = docker.run(&["top", "sig"]).1;
+        if n.contains("sleep") && d.contains("sleep") {
+            Ok(())
+        } else {
+            Err(format!("{n} / {d}"))
+        }
+    });
+    for name in ["sig", "slow"] {
+        let began = Instant::now();
+        host.netctl_ok(&["stop", name]);
+        assert!(
+            began.elapsed() < Duration::from_secs(8),
+            "{name}: the container's own timeout, not Docker's default 10 s"
+        );
+        assert_eq!(docker.run(&["stop", name]).0, 0);
+    }
+    same(
+        &host,
+        &docker,
+        &["inspect", "-f", "{{.State.ExitCode}}", "sig", "slow"],
+    );
+    same(&host, &docker, &["logs", "sig"]);
+    same(
+        &host,
+        &docker,
+        &[
+            "run",
+            "--rm",
+            "--net",
+            "none",
+            "--stop-signal",
+            "NOPE",
+            "busybox",
+            "true",
+        ],
+    );
+}
+
+/// `--domainname` sets the UTS domain name; /etc/hosts names the container as Docker's
+/// does.
+#[test]
+fn the_domain_name_is_set_as_dockers_is() {
+    let (host, docker) = started();
+    let script = "cat /proc/sys/kernel/hostname /proc/sys/kernel/domainname; grep web /etc/hosts | sed 's/^[0-9.]*//'";
+    same(
+        &host,
+        &docker,
+        &[
+            "run",
+            "--rm",
+            "--hostname",
+            "web",
+            "--domainname",
+            "example.org",
+            "busybox",
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+}
+
+/// `--init`: a stop reaches a command that has no handler of its own (it is not PID 1),
+/// and an orphan is reaped; without it the orphan stays a zombie — in Docker as in netctl.
+#[test]
+fn an_init_passes_signals_on_and_reaps_orphans_as_dockers_does() {
+    let (host, docker) = started();
+    let orphan = "(sleep 0.1 &); exec sleep 60";
+    for (name, init) in [("with", true), ("without", false)] {
+        let mut args = vec!["run", "-d", "--net", "none", "--name", name];
+        if init {
+            args.push("--init");
+        }
+        args.extend_from_slice(&["busybox", "sh", "-c", orphan]);
+        same(&host, &docker, &args);
+    }
+    let zombies = |out: &str| {
+        out.lines()
+            .filter(|l| l.trim_start().starts_with('Z'))
+            .count()
+    };
+    for (name, want) in [("with", 0), ("without", 1)] {
+        netctl_netns_tests::eventually(name, Duration::from_secs(10), || {
+            let n = zombies(&host.netctl(&["exec", name, "ps", "-o", "stat,comm"]).1);
+            let d = zombies(&docker.run(&["exec", name, "ps", "-o", "stat,comm"]).1);
+            if (n, d) == (want, want) {
+                Ok(())
+            } else {
+                Err(format!("zombies: netctl {n}, docker {d}"))
+            }
+        });
+    }
+    let began = Instant::now();
+    host.netctl_ok(&["stop", "with"]);
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "TERM passed on, no kill needed"
+    );
+    assert_eq!(docker.run(&["stop", "with"]).0, 0);
+    same(
+        &host,
+        &docker,
+        &[
+            "inspect",
+            "-f",
+            "{{.State.ExitCode}} {{json .HostConfig.Init}}",
+            "with",
+        ],
+    );
+    same(
+        &host,
+        &docker,
+        &["inspect", "-f", "{{json .HostConfig.Init}}", "without"],
+    );
+}
+
+/// `--cidfile` gets the full ID; a second run that would overwrite it is refused.
+#[test]
+fn the_cidfile_holds_the_id_and_is_never_overwritten() {
+    let (host, docker) = started();
+    let nfile = host.dir().join("n.cid").display().to_string();
+    let dfile = host.dir().join("d.cid").display().to_string();
+    let id = host.netctl_ok(&[
+        "create",
+        "--net",
+        "none",
+        "--cidfile",
+        &nfile,
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(std::fs::read_to_string(&nfile).unwrap(), id.trim());
+    let (code, _) = docker.run(&[
+        "create",
+        "--net",
+        "none",
+        "--cidfile",
+        &dfile,
+        "dbox",
+        "true",
+    ]);
+    assert_eq!(code, 0);
+    let (ncode, nout, nerr) = host.netctl(&[
+        "create",
+        "--net",
+        "none",
+        "--cidfile",
+        &nfile,
+        "busybox",
+        "true",
+    ]);
+    let (dcode, dout) = docker.run(&[
+        "create",
+        "--net",
+        "none",
+        "--cidfile",
+        &dfile,
+        "dbox",
+        "true",
+    ]);
+    assert_eq!(
+        ncode, dcode,
+        "exit codes {ncode} {dcode}: {dout} / {nout}{nerr}"
+    );
+    let said = dout
+        .trim()
+        .trim_start_matches("docker: ")
+        .replace(&dfile, &nfile);
+    assert!(nerr.contains(said.trim_end_matches('.')), "{said} / {nerr}");
+    let (ncode, _, nerr) = host.netctl(&[
+        "run",
+        "--net",
+        "none",
+        "--cidfile",
+        &nfile,
+        "busybox",
+        "true",
+    ]);
+    let (dcode, dout) = docker.run(&["run", "--net", "none", "--cidfile", &dfile, "dbox", "true"]);
+    assert_eq!((ncode, dcode), (125, 125), "{dout} / {nerr}");
+    assert_eq!(host.netctl_ok(&["ps", "-aq"]).lines().count(), 1);
+}
