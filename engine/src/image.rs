@@ -395,15 +395,18 @@ mod tests {
     fn image_configs_read_docker_and_oci_shapes() {
         let c: ImageConfig = serde_json::from_value(serde_json::json!({
             "Cmd": null, "Entrypoint": ["/bin/sh", "-c"], "Env": ["A=1"], "WorkingDir": "/w",
-            "ExposedPorts": {"80/tcp": {}}, "Labels": {"x": "y"}
+            "ExposedPorts": {"80/tcp": {}}, "Labels": {"x": "y"}, "StopSignal": "SIGQUIT",
+            "OnBuild": null
         }))
         .unwrap();
         assert!(c.cmd.is_empty());
         assert_eq!(c.entrypoint, ["/bin/sh", "-c"]);
         assert_eq!(c.working_dir.as_deref(), Some("/w"));
         assert!(c.exposed_ports.contains_key("80/tcp"));
+        assert_eq!(c.labels.get("x").map(String::as_str), Some("y"));
+        assert_eq!(c.stop_signal.as_deref(), Some("SIGQUIT"));
         assert!(
-            c.other.contains_key("Labels"),
+            c.other.contains_key("OnBuild"),
             "the rest is kept for inspect"
         );
     }

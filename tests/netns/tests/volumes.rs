@@ -307,7 +307,7 @@ fn interactive_runs_read_stdin_and_detach_with_ctrl_p_ctrl_q() {
     ));
     assert_eq!(out, "two\none\n");
     let (ok, out) = host.try_sh(&format!(
-        "out={out}; client() {{ pgrep -f '[n]etctl run -it --name dt' >/dev/null; }}; \
+        "out={out}; client() {{ pgrep -f '^[^ ]*[n]etctl run -it --name dt' >/dev/null; }}; \
          (echo 'echo before-detach'; \
           for i in $(seq 250); do grep -q '^before-detach' $out && break; sleep 0.02; done; \
           printf '\\020\\021'; \
