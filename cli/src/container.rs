@@ -9,6 +9,7 @@ use netctl_engine::lifecycle;
 use netctl_engine::logs::LogOptions;
 use netctl_engine::process::exec::ExecRequest;
 use netctl_engine::process::privileges::Privileges;
+use netctl_engine::process::resources::Resources;
 use netctl_engine::process::seccomp::Seccomp;
 use netctl_engine::spec::{self, ContainerSpec};
 use netctl_engine::{Engine, EngineConfig, Error};
@@ -326,6 +327,21 @@ pub struct CreateArgs {
     /// Write the container ID to the file.
     #[arg(long)]
     pub cidfile: Option<PathBuf>,
+    /// Memory limit (512m, 1g ...).
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    /// Memory plus swap limit: a size, or -1 for unlimited swap.
+    #[arg(long = "memory-swap", allow_negative_numbers = true)]
+    pub memory_swap: Option<String>,
+    /// Number of CPUs (1.5 ...).
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// CPU shares (relative weight).
+    #[arg(short = 'c', long = "cpu-shares")]
+    pub cpu_shares: Option<u64>,
+    /// Tune the container's pids limit (-1 for unlimited).
+    #[arg(long = "pids-limit", allow_negative_numbers = true)]
+    pub pids_limit: Option<i64>,
     /// The image.
     pub image: String,
     /// The command and its arguments.
@@ -626,6 +642,36 @@ fn spec_of(a: &CreateArgs) -> Result<ContainerSpec, Error> {
         stop_timeout: a.stop_timeout,
         domainname: a.domainname.clone(),
         init: a.init,
+        resources: resources_of(a)?,
+    })
+}
+
+/// A flag's value through an engine parser; its error in Docker's words for a bad flag.
+fn flag<T>(
+    value: &Option<String>,
+    name: &str,
+    parse: impl Fn(&str) -> Result<T, Error>,
+) -> Result<Option<T>, Error> {
+    value
+        .as_deref()
+        .map(|v| {
+            parse(v).map_err(|e| {
+                Error::Invalid(format!("invalid argument {v:?} for {name:?} flag: {e}"))
+            })
+        })
+        .transpose()
+}
+
+/// `-m`, `--memory-swap`, `--cpus`, `--cpu-shares`, `--pids-limit`, through the engine's
+/// parsers.
+fn resources_of(a: &CreateArgs) -> Result<Resources, Error> {
+    use netctl_engine::process::resources::{parse_bytes, parse_cpus, parse_swap};
+    Ok(Resources {
+        memory: flag(&a.memory, "-m, --memory", parse_bytes)?,
+        memory_swap: flag(&a.memory_swap, "--memory-swap", parse_swap)?,
+        nano_cpus: flag(&a.cpus, "--cpus", parse_cpus)?,
+        cpu_shares: a.cpu_shares,
+        pids_limit: a.pids_limit,
     })
 }
 

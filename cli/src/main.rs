@@ -169,6 +169,19 @@ fn default_sigpipe() {
     let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }
 
+/// Help and version are printed as asked (exit 0); a flag error exits 125, as Docker's
+/// command line does.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let _ = e.print();
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => ExitCode::SUCCESS,
+        _ => ExitCode::from(125),
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     // The engine's own processes (monitor, container init) run from this binary.
@@ -177,7 +190,11 @@ fn main() -> ExitCode {
     }
     netctl_cni::fsutil::cloexec_inherited();
     default_sigpipe();
-    match dispatch(Cli::parse()) {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
+    match dispatch(cli) {
         Ok(code) => ExitCode::from(code),
         Err(Failed { error, code }) => {
             eprintln!("netctl: {error:#}");

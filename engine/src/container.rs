@@ -179,6 +179,9 @@ pub struct Config {
     /// `--init`: a reaper runs as PID 1 and the command as its child.
     #[serde(default)]
     pub init: bool,
+    /// `-m`, `--memory-swap`, `--cpus`, `--cpu-shares`, `--pids-limit`.
+    #[serde(default)]
+    pub resources: crate::process::resources::Resources,
 }
 
 impl Config {

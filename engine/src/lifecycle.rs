@@ -236,9 +236,7 @@ pub fn remove_stopped(
         }
     }
     remove_folder(c)?;
-    if let Some(cg) = crate::process::cgroup::Cgroup::of(&c.config.id) {
-        cg.remove();
-    }
+    crate::process::cgroup::remove_all(&c.config.id);
     if volumes {
         let store = VolumeStore::open(engine.root())?;
         for m in &c.config.mounts {

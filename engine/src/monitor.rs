@@ -324,9 +324,7 @@ impl Restart<'_> {
             c.state.finished_at = now_rfc3339();
             c.state.restart_count += 1;
             c.save_state()?;
-            if let Some(cg) = crate::process::cgroup::Cgroup::of(&c.config.id) {
-                cg.remove();
-            }
+            crate::process::cgroup::remove_all(&c.config.id);
             Ok(true)
         });
         recorded.unwrap_or_else(|e| {
@@ -439,9 +437,7 @@ fn undo_start(engine: &Engine, c: &mut Container, lock: &StoreLock, e: &Error, d
     for w in crate::netattach::teardown(engine, c, lock) {
         diag.note(&format!("detach after a failed start: {}", w.report()));
     }
-    if let Some(cg) = crate::process::cgroup::Cgroup::of(&c.config.id) {
-        cg.remove();
-    }
+    crate::process::cgroup::remove_all(&c.config.id);
     let _ = fs::remove_file(console_path(engine, c));
     c.state.ports.clear();
     c.state.error = e.report();
@@ -672,6 +668,8 @@ fn spawn(engine: &Engine, c: &Container, tty_size: Option<(u16, u16)>) -> Result
         domainname: (c.config.net_mode != NetMode::Host && !c.config.domainname.is_empty())
             .then(|| c.config.domainname.clone()),
         init: c.config.init,
+        id: c.config.id.clone(),
+        resources: c.config.resources.clone(),
     };
     let spec_path = c.dir.join("init.json");
     write_spec(&spec_path, &spec)?;
@@ -852,9 +850,7 @@ fn finish(engine: &Engine, c: &mut Container, code: i32, diag: &mut Diag) {
     c.state.pid = 0;
     c.state.paused = false;
     c.state.ports.clear();
-    if let Some(cg) = crate::process::cgroup::Cgroup::of(&c.config.id) {
-        cg.remove();
-    }
+    crate::process::cgroup::remove_all(&c.config.id);
     if let Err(e) = c.save_state() {
         diag.note(&format!("record the exit: {}", e.report()));
     }

@@ -88,6 +88,8 @@ pub struct ContainerSpec {
     pub domainname: Option<String>,
     /// `--init`.
     pub init: bool,
+    /// `-m`, `--memory-swap`, `--cpus`, `--cpu-shares`, `--pids-limit`.
+    pub resources: crate::process::resources::Resources,
 }
 
 /// Parses a signal as Docker's `kill -s` and `--stop-signal` take it: a name with or
@@ -350,7 +352,9 @@ pub fn plan(engine: &Engine, spec: &ContainerSpec) -> Result<Planned> {
         stop_timeout: spec.stop_timeout,
         domainname: spec.domainname.clone().unwrap_or_default(),
         init: spec.init,
+        resources: spec.resources.clone().checked()?,
     };
+    warnings.extend(crate::process::resources::warnings(&config.resources));
     Ok(Planned { config, warnings })
 }
 

@@ -154,6 +154,16 @@ pub struct HostConfigView {
     /// `--init` (absent when not asked for).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub init: Option<bool>,
+    /// `-m` in bytes (0: no limit).
+    pub memory: u64,
+    /// `--memory-swap` in bytes (0: none asked, -1: unlimited).
+    pub memory_swap: i64,
+    /// `--cpus` in billionths.
+    pub nano_cpus: u64,
+    /// `--cpu-shares` (0: the default).
+    pub cpu_shares: u64,
+    /// `--pids-limit` (null when not asked for).
+    pub pids_limit: Option<i64>,
 }
 
 /// `--restart` as Docker shows it.
@@ -447,6 +457,11 @@ pub fn inspect(engine: &Engine, c: &Container) -> ContainerInspect {
             },
             readonly_rootfs: c.config.read_only,
             init: c.config.init.then_some(true),
+            memory: c.config.resources.memory.unwrap_or(0),
+            memory_swap: c.config.resources.memory_swap.unwrap_or(0),
+            nano_cpus: c.config.resources.nano_cpus.unwrap_or(0),
+            cpu_shares: c.config.resources.cpu_shares.unwrap_or(0),
+            pids_limit: c.config.resources.pids_limit,
         },
         config: ConfigView {
             hostname: c.config.hostname.clone(),

@@ -104,6 +104,15 @@ impl Cgroup {
     }
 }
 
+/// Removes every cgroup of container `id` (its freezer's and its limits') once its
+/// processes are gone.
+pub fn remove_all(id: &str) {
+    if let Some(cg) = Cgroup::of(id) {
+        cg.remove();
+    }
+    super::resources::remove(id);
+}
+
 /// `pause` on a machine without a freezer.
 pub fn missing() -> Error {
     Error::State(format!(

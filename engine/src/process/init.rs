@@ -78,6 +78,12 @@ pub struct InitSpec {
     /// runs as its child (`--init`).
     #[serde(default)]
     pub init: bool,
+    /// The container's ID, which names its cgroups.
+    #[serde(default)]
+    pub id: String,
+    /// Its resource limits, enforced by cgroups stage 2 joins.
+    #[serde(default)]
+    pub resources: super::resources::Resources,
 }
 
 /// One user mount as stage 1 makes it.
@@ -438,6 +444,8 @@ pub fn stage2(spec_path: &Path) -> i32 {
 }
 
 fn enter(spec: &InitSpec) -> Result<Identity> {
+    // While the host's cgroup file system is still in view.
+    super::resources::enter(&spec.id, &spec.resources)?;
     let root = Rootfs::open(&spec.rootfs).ctx(|| "open the container's root".into())?;
     let proc_dir = root.resolve("/proc", Want::Dir, Links::Refuse)?;
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;

@@ -12,6 +12,7 @@ pub mod exec;
 pub mod init;
 pub mod privileges;
 pub mod reaper;
+pub mod resources;
 pub mod sealed;
 pub mod seccomp;
 

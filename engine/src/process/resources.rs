@@ -1,0 +1,400 @@
+//! Resource limits (`-m`, `--memory-swap`, `--cpus`, `--cpu-shares`, `--pids-limit`) as
+//! Docker reads and checks them, and the cgroups that enforce them: cgroup v2's unified
+//! `memory.max`, `memory.swap.max`, `cpu.max`, `cpu.weight`, `pids.max`, or cgroup v1's
+//! memory, cpu and pids hierarchies, each with a `netctl/<id>` group. A container that asks
+//! for no limit gets no cgroup here (joining one costs ~10 ms on cgroup v1).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{invalid, Context, Error, Result};
+
+/// Docker's smallest memory limit.
+const MIN_MEMORY: u64 = 6 * 1024 * 1024;
+/// The CFS period netctl uses for `--cpus` (Docker's).
+const CPU_PERIOD: u64 = 100_000;
+
+/// What a container may use; None is "no limit asked".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resources {
+    /// `-m`: bytes.
+    #[serde(default)]
+    pub memory: Option<u64>,
+    /// `--memory-swap`: memory plus swap in bytes; -1 for unlimited swap.
+    #[serde(default)]
+    pub memory_swap: Option<i64>,
+    /// `--cpus` in billionths of a CPU.
+    #[serde(default)]
+    pub nano_cpus: Option<u64>,
+    /// `--cpu-shares`: the relative weight (1024 is Docker's default).
+    #[serde(default)]
+    pub cpu_shares: Option<u64>,
+    /// `--pids-limit`: at most this many processes (0 or less: unlimited).
+    #[serde(default)]
+    pub pids_limit: Option<i64>,
+}
+
+/// Parses a size as Docker's `RAMInBytes`: a number with an optional unit b, k, m, g, t
+/// or p (any case, with or without a trailing b), in powers of 1024.
+pub fn parse_bytes(s: &str) -> Result<u64> {
+    let bad = || Error::Invalid(format!("invalid size: '{s}'"));
+    let lower = s.trim().to_ascii_lowercase();
+    let split = lower
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(lower.len());
+    let (number, unit) = lower.split_at(split);
+    let n: f64 = number.parse().map_err(|_| bad())?;
+    let shift = match unit.trim_end_matches('b') {
+        "" if unit.len() <= 1 => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        "p" => 50,
+        _ => return Err(bad()),
+    };
+    let bytes = n * 2f64.powi(shift);
+    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
+        return Err(bad());
+    }
+    Ok(bytes as u64)
+}
+
+/// `--memory-swap`: a size, or -1 for unlimited.
+pub fn parse_swap(s: &str) -> Result<i64> {
+    if s.trim() == "-1" {
+        return Ok(-1);
+    }
+    i64::try_from(parse_bytes(s)?).map_err(|_| Error::Invalid(format!("invalid size: '{s}'")))
+}
+
+/// `--cpus`: a decimal number of CPUs, in billionths.
+pub fn parse_cpus(s: &str) -> Result<u64> {
+    let n: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| Error::Invalid(format!("failed to parse {s} as a rational number")))?;
+    if !n.is_finite() || n < 0.0 {
+        invalid!("invalid value {s:?} for --cpus: give a positive number of CPUs");
+    }
+    Ok((n * 1e9).round() as u64)
+}
+
+impl Resources {
+    /// Whether nothing is limited.
+    pub fn is_empty(&self) -> bool {
+        self.memory.is_none()
+            && self.memory_swap.is_none()
+            && self.nano_cpus.is_none()
+            && self.cpu_shares.is_none()
+            && self.pids_limit.is_none_or(|p| p <= 0)
+    }
+
+    /// Docker's checks, in its words; Docker's default swap (twice the memory) filled in.
+    pub fn checked(mut self) -> Result<Self> {
+        let memory = self.memory.unwrap_or(0);
+        if memory != 0 && memory < MIN_MEMORY {
+            invalid!("Minimum memory limit allowed is 6MB");
+        }
+        match self.memory_swap {
+            Some(swap) if swap > 0 && memory == 0 => invalid!(
+                "You should always set the Memory limit when using Memoryswap limit, see usage"
+            ),
+            Some(swap) if swap > 0 && (swap as u64) < memory => {
+                invalid!("Minimum memoryswap limit should be larger than memory limit, see usage")
+            }
+            Some(0) | None if memory > 0 => {
+                self.memory_swap = Some(memory.saturating_mul(2) as i64)
+            }
+            _ => {}
+        }
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+        if self.nano_cpus.is_some_and(|n| n > cpus * 1_000_000_000) {
+            invalid!(
+                "Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
+            );
+        }
+        if self.nano_cpus == Some(0) {
+            self.nano_cpus = None;
+        }
+        Ok(self)
+    }
+
+    /// The cgroup files and values that enforce these limits on this machine's cgroups.
+    fn settings(&self, v2: bool) -> Vec<(&'static str, &'static str, String)> {
+        let mut out = Vec::new();
+        let swap_total = self.memory_swap.filter(|&s| s != 0);
+        if let Some(m) = self.memory {
+            if v2 {
+                out.push(("memory", "memory.max", m.to_string()));
+                if let Some(total) = swap_total {
+                    let swap = if total < 0 {
+                        "max".to_string()
+                    } else {
+                        (total as u64).saturating_sub(m).to_string()
+                    };
+                    out.push(("memory", "memory.swap.max", swap));
+                }
+            } else {
+                out.push(("memory", "memory.limit_in_bytes", m.to_string()));
+                if let Some(total) = swap_total {
+                    out.push(("memory", "memory.memsw.limit_in_bytes", total.to_string()));
+                }
+            }
+        }
+        if let Some(n) = self.nano_cpus {
+            let quota = (n.saturating_mul(CPU_PERIOD) / 1_000_000_000).max(1000);
+            if v2 {
+                out.push(("cpu", "cpu.max", format!("{quota} {CPU_PERIOD}")));
+            } else {
+                out.push(("cpu", "cpu.cfs_period_us", CPU_PERIOD.to_string()));
+                out.push(("cpu", "cpu.cfs_quota_us", quota.to_string()));
+            }
+        }
+        if let Some(shares) = self.cpu_shares {
+            let shares = shares.clamp(2, 262_144);
+            if v2 {
+                // runc's conversion of shares to a weight.
+                let weight = 1 + ((shares - 2) * 9999) / 262_142;
+                out.push(("cpu", "cpu.weight", weight.to_string()));
+            } else {
+                out.push(("cpu", "cpu.shares", shares.to_string()));
+            }
+        }
+        if let Some(p) = self.pids_limit.filter(|&p| p > 0) {
+            out.push(("pids", "pids.max", p.to_string()));
+        }
+        out
+    }
+}
+
+const V2_ROOT: &str = "/sys/fs/cgroup";
+const V1_ROOT: &str = "/sys/fs/cgroup";
+
+/// Whether this machine has the unified (v2) hierarchy.
+fn unified() -> bool {
+    Path::new(V2_ROOT).join("cgroup.controllers").exists()
+}
+
+/// The cgroup folders of container `id` for its limits: one on cgroup v2, one per
+/// controller on cgroup v1.
+fn groups(id: &str, controllers: &[&str], v2: bool) -> Vec<(String, PathBuf)> {
+    if v2 {
+        let dir = Path::new(V2_ROOT).join("netctl").join(id);
+        return controllers
+            .iter()
+            .map(|c| (c.to_string(), dir.clone()))
+            .collect();
+    }
+    controllers
+        .iter()
+        .map(|c| {
+            (
+                c.to_string(),
+                Path::new(V1_ROOT).join(c).join("netctl").join(id),
+            )
+        })
+        .collect()
+}
+
+/// Makes the container's cgroups with `limits` and moves the calling process into them
+/// (its children, the container's processes, start inside). Swap limits on a machine
+/// without swap accounting are skipped, as Docker does (it warns at create).
+pub fn enter(id: &str, limits: &Resources) -> Result<()> {
+    if limits.is_empty() {
+        return Ok(());
+    }
+    let v2 = unified();
+    let settings = limits.settings(v2);
+    let mut controllers: Vec<&str> = settings.iter().map(|(c, _, _)| *c).collect();
+    controllers.dedup();
+    if v2 {
+        enable_v2_controllers(&controllers)?;
+    }
+    let dirs = groups(id, &controllers, v2);
+    for (controller, dir) in &dirs {
+        fs::create_dir_all(dir).ctx(|| format!("create the cgroup {}", dir.display()))?;
+        for (c, file, value) in &settings {
+            if c != controller {
+                continue;
+            }
+            let path = dir.join(file);
+            if (file.contains("swap") || file.contains("memsw")) && !path.exists() {
+                continue; // no swap accounting here (Docker's warning said so)
+            }
+            fs::write(&path, value).ctx(|| format!("set {} to {value}", path.display()))?;
+        }
+    }
+    for (_, dir) in &dirs {
+        fs::write(dir.join("cgroup.procs"), "0")
+            .ctx(|| format!("join the cgroup {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// cgroup v2 hands a controller to a group only when every parent enables it for its
+/// children.
+fn enable_v2_controllers(controllers: &[&str]) -> Result<()> {
+    let wanted: Vec<String> = controllers.iter().map(|c| format!("+{c}")).collect();
+    let parent = Path::new(V2_ROOT).join("netctl");
+    fs::create_dir_all(&parent).ctx(|| format!("create {}", parent.display()))?;
+    for dir in [Path::new(V2_ROOT), parent.as_path()] {
+        let file = dir.join("cgroup.subtree_control");
+        fs::write(&file, wanted.join(" ")).ctx(|| {
+            format!(
+                "enable the {} controllers in {}",
+                controllers.join(", "),
+                file.display()
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// What a container asking for `limits` loses on this machine, as Docker warns.
+pub fn warnings(limits: &Resources) -> Vec<String> {
+    let v2 = unified();
+    let swap_file = if v2 {
+        Path::new(V2_ROOT).join("memory.swap.max")
+    } else {
+        Path::new(V1_ROOT).join("memory/memory.memsw.limit_in_bytes")
+    };
+    let mut out = Vec::new();
+    if limits.memory.is_some() && !v2 && !swap_file.exists() {
+        out.push("Your kernel does not support swap limit capabilities or the cgroup is not mounted. Memory limited without swap.".into());
+    }
+    out
+}
+
+/// Removes the container's limit cgroups once its processes are gone.
+pub fn remove(id: &str) {
+    let v2 = unified();
+    for (_, dir) in groups(id, &["memory", "cpu", "pids"], v2) {
+        for _ in 0..300 {
+            if !dir.exists() || fs::remove_dir(&dir).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
+
+/// The memory cgroup of container `id`, for usage figures (`stats`): its folder and
+/// whether it is cgroup v2.
+pub fn memory_group(id: &str) -> (PathBuf, bool) {
+    let v2 = unified();
+    let (_, dir) = groups(id, &["memory"], v2).remove(0);
+    (dir, v2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_as_dockers_ram_in_bytes() {
+        for (s, n) in [
+            ("1024", 1024),
+            ("512k", 512 << 10),
+            ("64m", 64 << 20),
+            ("64MB", 64 << 20),
+            ("1.5g", 3 << 29),
+            ("2t", 2 << 40),
+            ("10b", 10),
+        ] {
+            assert_eq!(parse_bytes(s).unwrap(), n, "{s}");
+        }
+        for bad in ["", "x", "12q", "-5m", "1mm"] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_swap("-1").unwrap(), -1);
+        assert_eq!(parse_cpus("1.5").unwrap(), 1_500_000_000);
+        assert!(parse_cpus("one").is_err());
+    }
+
+    #[test]
+    fn limits_are_checked_in_dockers_words() {
+        let small = Resources {
+            memory: Some(1 << 20),
+            ..Resources::default()
+        };
+        assert!(small.checked().unwrap_err().to_string().contains("6MB"));
+        let swap_only = Resources {
+            memory_swap: Some(1 << 30),
+            ..Resources::default()
+        };
+        assert!(swap_only
+            .checked()
+            .unwrap_err()
+            .to_string()
+            .contains("always set the Memory limit"));
+        let less = Resources {
+            memory: Some(64 << 20),
+            memory_swap: Some(32 << 20),
+            ..Resources::default()
+        };
+        assert!(less
+            .checked()
+            .unwrap_err()
+            .to_string()
+            .contains("larger than memory"));
+        let default_swap = Resources {
+            memory: Some(64 << 20),
+            ..Resources::default()
+        };
+        assert_eq!(default_swap.checked().unwrap().memory_swap, Some(128 << 20));
+        let many = Resources {
+            nano_cpus: Some(1_000_000 * 1_000_000_000),
+            ..Resources::default()
+        };
+        assert!(many
+            .checked()
+            .unwrap_err()
+            .to_string()
+            .contains("Range of CPUs"));
+    }
+
+    #[test]
+    fn limits_become_cgroup_settings_on_both_versions() {
+        let r = Resources {
+            memory: Some(64 << 20),
+            memory_swap: Some(-1),
+            nano_cpus: Some(500_000_000),
+            cpu_shares: Some(512),
+            pids_limit: Some(20),
+        };
+        let v1: Vec<String> = r
+            .settings(false)
+            .iter()
+            .map(|(_, f, v)| format!("{f}={v}"))
+            .collect();
+        assert_eq!(
+            v1,
+            [
+                "memory.limit_in_bytes=67108864",
+                "memory.memsw.limit_in_bytes=-1",
+                "cpu.cfs_period_us=100000",
+                "cpu.cfs_quota_us=50000",
+                "cpu.shares=512",
+                "pids.max=20"
+            ]
+        );
+        let v2: Vec<String> = r
+            .settings(true)
+            .iter()
+            .map(|(_, f, v)| format!("{f}={v}"))
+            .collect();
+        assert_eq!(
+            v2,
+            [
+                "memory.max=67108864",
+                "memory.swap.max=max",
+                "cpu.max=50000 100000",
+                "cpu.weight=20",
+                "pids.max=20"
+            ]
+        );
+    }
+}
