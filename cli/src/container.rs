@@ -4,12 +4,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
+use netctl_engine::container::Sharing;
 use netctl_engine::container::{Container, LogDriver};
 use netctl_engine::lifecycle;
 use netctl_engine::logs::LogOptions;
 use netctl_engine::process::exec::ExecRequest;
+use netctl_engine::process::kernel;
 use netctl_engine::process::privileges::Privileges;
-use netctl_engine::process::resources::Resources;
+use netctl_engine::process::resources::{parse_bytes, parse_cpus, parse_swap, Resources};
 use netctl_engine::process::seccomp::Seccomp;
 use netctl_engine::spec::{self, ContainerSpec};
 use netctl_engine::{Engine, EngineConfig, Error};
@@ -342,6 +344,24 @@ pub struct CreateArgs {
     /// Tune the container's pids limit (-1 for unlimited).
     #[arg(long = "pids-limit", allow_negative_numbers = true)]
     pub pids_limit: Option<i64>,
+    /// PID namespace: host or container:NAME (default: its own).
+    #[arg(long)]
+    pub pid: Option<String>,
+    /// IPC namespace: private, shareable, host or container:NAME.
+    #[arg(long)]
+    pub ipc: Option<String>,
+    /// Size of /dev/shm (64m by default).
+    #[arg(long = "shm-size")]
+    pub shm_size: Option<String>,
+    /// Ulimit options: NAME=SOFT[:HARD] (nofile=1024:2048).
+    #[arg(long)]
+    pub ulimit: Vec<String>,
+    /// Namespaced kernel parameters: net.*, fs.mqueue.*, kernel.shm*/msg*/sem.
+    #[arg(long)]
+    pub sysctl: Vec<String>,
+    /// Add a host device: HOST[:CONTAINER][:rwm].
+    #[arg(long)]
+    pub device: Vec<String>,
     /// The image.
     pub image: String,
     /// The command and its arguments.
@@ -430,9 +450,10 @@ pub fn run(config: &EngineConfig, cmd: ContainerCommands) -> Outcome {
     match cmd {
         C::Run(a) => run_container(&engine, &a),
         C::Create(a) => {
-            // As Docker's: exit 1 for the ID file, 125 for what the engine refuses.
+            // As Docker's: 125 for a bad flag, 1 for what the engine refuses.
+            spec_of(&a).map_err(start_failure)?;
             check_cidfile(&a)?;
-            let c = create(&engine, &a).map_err(start_failure)?;
+            let c = create(&engine, &a)?;
             println!("{}", c.config.id);
             Ok(0)
         }
@@ -643,7 +664,29 @@ fn spec_of(a: &CreateArgs) -> Result<ContainerSpec, Error> {
         domainname: a.domainname.clone(),
         init: a.init,
         resources: resources_of(a)?,
+        pid_mode: Sharing::parse(a.pid.as_deref().unwrap_or(""), false)?,
+        ipc_mode: Sharing::parse(a.ipc.as_deref().unwrap_or(""), true)?,
+        shm_size: flag(&a.shm_size, "--shm-size", parse_bytes)?,
+        ulimits: each_flag(&a.ulimit, "--ulimit", kernel::parse_ulimit)?,
+        sysctls: each_flag(&a.sysctl, "--sysctl", kernel::parse_sysctl)?,
+        devices: each_flag(&a.device, "--device", kernel::parse_device)?,
     })
+}
+
+/// Each value of a repeated flag through an engine parser, errors as [`flag`]'s.
+fn each_flag<T>(
+    values: &[String],
+    name: &str,
+    parse: impl Fn(&str) -> Result<T, Error>,
+) -> Result<Vec<T>, Error> {
+    values
+        .iter()
+        .map(|v| {
+            parse(v).map_err(|e| {
+                Error::Invalid(format!("invalid argument {v:?} for {name:?} flag: {e}"))
+            })
+        })
+        .collect()
 }
 
 /// A flag's value through an engine parser; its error in Docker's words for a bad flag.
@@ -665,7 +708,6 @@ fn flag<T>(
 /// `-m`, `--memory-swap`, `--cpus`, `--cpu-shares`, `--pids-limit`, through the engine's
 /// parsers.
 fn resources_of(a: &CreateArgs) -> Result<Resources, Error> {
-    use netctl_engine::process::resources::{parse_bytes, parse_cpus, parse_swap};
     Ok(Resources {
         memory: flag(&a.memory, "-m, --memory", parse_bytes)?,
         memory_swap: flag(&a.memory_swap, "--memory-swap", parse_swap)?,

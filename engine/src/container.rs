@@ -182,6 +182,70 @@ pub struct Config {
     /// `-m`, `--memory-swap`, `--cpus`, `--cpu-shares`, `--pids-limit`.
     #[serde(default)]
     pub resources: crate::process::resources::Resources,
+    /// `--pid`.
+    #[serde(default)]
+    pub pid_mode: Sharing,
+    /// `--ipc`.
+    #[serde(default)]
+    pub ipc_mode: Sharing,
+    /// `--shm-size` in bytes (64 MiB when none).
+    #[serde(default)]
+    pub shm_size: Option<u64>,
+    /// `--ulimit`.
+    #[serde(default)]
+    pub ulimits: Vec<crate::process::kernel::Ulimit>,
+    /// `--sysctl`.
+    #[serde(default)]
+    pub sysctls: std::collections::BTreeMap<String, String>,
+    /// `--device`.
+    #[serde(default)]
+    pub devices: Vec<crate::process::kernel::DeviceMapping>,
+}
+
+/// How a container gets its PID or IPC namespace (`--pid`, `--ipc`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Sharing {
+    /// Its own (Docker's `private`).
+    #[default]
+    Private,
+    /// Its own, which other containers may join (`--ipc shareable`).
+    Shareable,
+    /// The host's.
+    Host,
+    /// Another container's (its ID).
+    Container(String),
+}
+
+impl Sharing {
+    /// Parses `private`, `shareable` (IPC only), `host` or `container:NAME|ID` (the
+    /// container's name or ID as given; the caller resolves it).
+    pub fn parse(s: &str, ipc: bool) -> Result<Self> {
+        let what = if ipc { "ipc" } else { "pid" };
+        Ok(match s {
+            "" | "private" => Sharing::Private,
+            "shareable" if ipc => Sharing::Shareable,
+            "host" => Sharing::Host,
+            _ => match s.strip_prefix("container:") {
+                Some(c) if !c.is_empty() => Sharing::Container(c.to_string()),
+                _ => crate::error::invalid!(
+                    "--{what}: invalid {what} mode {s:?} (use {}host or container:NAME)",
+                    if ipc { "private, shareable, " } else { "" }
+                ),
+            },
+        })
+    }
+
+    /// Docker's PidMode / IpcMode text.
+    pub fn text(&self, ipc: bool) -> String {
+        match self {
+            Sharing::Private if ipc => "private".into(),
+            Sharing::Private => String::new(),
+            Sharing::Shareable => "shareable".into(),
+            Sharing::Host => "host".into(),
+            Sharing::Container(id) => format!("container:{id}"),
+        }
+    }
 }
 
 impl Config {

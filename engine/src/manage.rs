@@ -32,6 +32,10 @@ fn pids(c: &Container) -> Vec<u32> {
     let Ok(pid) = c.process_pid() else {
         return Vec::new();
     };
+    if c.config.pid_mode != crate::container::Sharing::Private {
+        // A namespace it shares holds others' processes too: only its own tree is its.
+        return descendants(pid);
+    }
     let Ok(ns) = std::fs::read_link(format!("/proc/{pid}/ns/pid")) else {
         return Vec::new();
     };
@@ -44,6 +48,31 @@ fn pids(c: &Container) -> Vec<u32> {
         })
         .unwrap_or_default();
     out.sort_unstable();
+    out
+}
+
+/// `root` and every process below it.
+fn descendants(root: u32) -> Vec<u32> {
+    let mut out = vec![root];
+    let mut next = 0;
+    while next < out.len() && out.len() < 100_000 {
+        let p = out[next];
+        next += 1;
+        let tasks = std::fs::read_dir(format!("/proc/{p}/task"))
+            .into_iter()
+            .flatten()
+            .flatten();
+        for t in tasks {
+            let children = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+            out.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
     out
 }
 

@@ -28,12 +28,12 @@ use netctl_cni::types::Protocol;
 use serde::Serialize;
 
 use crate::clock::now_rfc3339;
-use crate::container::{Container, LogDriver, NetMode, PortBinding, Status, StoreLock};
+use crate::container::{Container, LogDriver, NetMode, PortBinding, Sharing, Status, StoreLock};
 use crate::engine::{Engine, EngineConfig};
 use crate::error::{invalid, state, Context, Error, Result};
 use crate::image::ImageStore;
 use crate::process::attach::Clients;
-use crate::process::init::InitSpec;
+use crate::process::init::{InitSpec, Namespace};
 use crate::process::{reports, Failure, Internal, Report};
 use crate::restart::{Backoff, RestartPolicy};
 use crate::volume::{MountKind, VolumeStore};
@@ -617,6 +617,30 @@ fn netns_of(engine: &Engine, c: &Container) -> Result<Option<PathBuf>> {
     })
 }
 
+/// The PID or IPC namespace the container's process gets: its own, the host's, or a
+/// running container's (whose IPC namespace must be shareable, as Docker requires).
+fn namespace_of(engine: &Engine, mode: &Sharing, ipc: bool) -> Result<Namespace> {
+    let what = if ipc { "IPC" } else { "PID" };
+    Ok(match mode {
+        Sharing::Private | Sharing::Shareable => Namespace::Own,
+        Sharing::Host => Namespace::Host,
+        Sharing::Container(other) => {
+            let o = engine.containers.find(other)?;
+            if !o.is_running() || o.state.pid == 0 {
+                state!(
+                    "cannot join {what} of a non running container: {}",
+                    o.config.name
+                );
+            }
+            if ipc && !matches!(o.config.ipc_mode, Sharing::Shareable | Sharing::Host) {
+                state!("non-shareable IPC (hint: use IpcMode:shareable for the donor container)");
+            }
+            let kind = if ipc { "ipc" } else { "pid" };
+            Namespace::Join(PathBuf::from(format!("/proc/{}/ns/{kind}", o.state.pid)))
+        }
+    })
+}
+
 /// Where the container's /etc/hosts, hostname and resolv.conf come from: its own folder,
 /// or with `--net container:NAME` the target's (its files, as they change).
 fn etc_dir(engine: &Engine, c: &Container) -> Result<PathBuf> {
@@ -670,6 +694,15 @@ fn spawn(engine: &Engine, c: &Container, tty_size: Option<(u16, u16)>) -> Result
         init: c.config.init,
         id: c.config.id.clone(),
         resources: c.config.resources.clone(),
+        pid_ns: namespace_of(engine, &c.config.pid_mode, false)?,
+        ipc_ns: namespace_of(engine, &c.config.ipc_mode, true)?,
+        shm_size: c
+            .config
+            .shm_size
+            .unwrap_or(crate::process::init::DEFAULT_SHM),
+        ulimits: c.config.ulimits.clone(),
+        sysctls: c.config.sysctls.clone(),
+        devices: c.config.devices.clone(),
     };
     let spec_path = c.dir.join("init.json");
     write_spec(&spec_path, &spec)?;

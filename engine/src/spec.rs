@@ -9,7 +9,9 @@ use std::path::Path;
 use netctl_cni::types::Protocol;
 
 use crate::clock::now_rfc3339;
-use crate::container::{check_name_free, Config, LogDriver, NetMode, NetworkRequest, PortBinding};
+use crate::container::{
+    check_name_free, Config, LogDriver, NetMode, NetworkRequest, PortBinding, Sharing,
+};
 use crate::engine::Engine;
 use crate::error::{invalid, Error, Kind, Result};
 use crate::ids::{check_name, random_id, random_name, short_id};
@@ -90,6 +92,18 @@ pub struct ContainerSpec {
     pub init: bool,
     /// `-m`, `--memory-swap`, `--cpus`, `--cpu-shares`, `--pids-limit`.
     pub resources: crate::process::resources::Resources,
+    /// `--pid` (a container named by name or ID).
+    pub pid_mode: crate::container::Sharing,
+    /// `--ipc` (a container named by name or ID).
+    pub ipc_mode: crate::container::Sharing,
+    /// `--shm-size` in bytes.
+    pub shm_size: Option<u64>,
+    /// `--ulimit`.
+    pub ulimits: Vec<crate::process::kernel::Ulimit>,
+    /// `--sysctl`, parsed.
+    pub sysctls: Vec<(String, String)>,
+    /// `--device`.
+    pub devices: Vec<crate::process::kernel::DeviceMapping>,
 }
 
 /// Parses a signal as Docker's `kill -s` and `--stop-signal` take it: a name with or
@@ -353,9 +367,50 @@ pub fn plan(engine: &Engine, spec: &ContainerSpec) -> Result<Planned> {
         domainname: spec.domainname.clone().unwrap_or_default(),
         init: spec.init,
         resources: spec.resources.clone().checked()?,
+        pid_mode: sharing(engine, &spec.pid_mode)?,
+        ipc_mode: sharing(engine, &spec.ipc_mode)?,
+        shm_size: spec.shm_size,
+        ulimits: spec.ulimits.clone(),
+        sysctls: spec.sysctls.iter().cloned().collect(),
+        devices: checked_devices(&spec.devices)?,
     };
+    crate::process::kernel::check_sysctls(
+        &config.sysctls,
+        matches!(config.net_mode, NetMode::Private | NetMode::None),
+        matches!(config.ipc_mode, Sharing::Private | Sharing::Shareable),
+    )?;
     warnings.extend(crate::process::resources::warnings(&config.resources));
     Ok(Planned { config, warnings })
+}
+
+/// `--device`: each host path must be a device node now (it is looked at again at start).
+fn checked_devices(
+    devices: &[crate::process::kernel::DeviceMapping],
+) -> Result<Vec<crate::process::kernel::DeviceMapping>> {
+    use std::os::unix::fs::FileTypeExt;
+    for d in devices {
+        let kind = std::fs::metadata(&d.path_on_host).map(|m| m.file_type());
+        match kind {
+            Ok(k) if k.is_char_device() || k.is_block_device() => {}
+            Ok(_) => invalid!(
+                "error gathering device information while adding custom device {:?}: not a device node",
+                d.path_on_host
+            ),
+            Err(e) => invalid!(
+                "error gathering device information while adding custom device {:?}: {e}",
+                d.path_on_host
+            ),
+        }
+    }
+    Ok(devices.to_vec())
+}
+
+/// `--pid` / `--ipc container:NAME` names the container by its ID from here on.
+fn sharing(engine: &Engine, asked: &Sharing) -> Result<Sharing> {
+    Ok(match asked {
+        Sharing::Container(name) => Sharing::Container(engine.containers.find(name)?.config.id),
+        other => other.clone(),
+    })
 }
 
 /// `--stop-signal`, else the image's; refused when it names no signal.

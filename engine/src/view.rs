@@ -164,6 +164,19 @@ pub struct HostConfigView {
     pub cpu_shares: u64,
     /// `--pids-limit` (null when not asked for).
     pub pids_limit: Option<i64>,
+    /// `--pid`: "", host or container:ID.
+    pub pid_mode: String,
+    /// `--ipc`: private, shareable, host or container:ID.
+    pub ipc_mode: String,
+    /// The size of /dev/shm in bytes.
+    pub shm_size: u64,
+    /// `--ulimit` (null when none).
+    pub ulimits: Option<Vec<crate::process::kernel::Ulimit>>,
+    /// `--sysctl` (absent when none).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctls: BTreeMap<String, String>,
+    /// `--device`.
+    pub devices: Vec<crate::process::kernel::DeviceMapping>,
 }
 
 /// `--restart` as Docker shows it.
@@ -462,6 +475,15 @@ pub fn inspect(engine: &Engine, c: &Container) -> ContainerInspect {
             nano_cpus: c.config.resources.nano_cpus.unwrap_or(0),
             cpu_shares: c.config.resources.cpu_shares.unwrap_or(0),
             pids_limit: c.config.resources.pids_limit,
+            pid_mode: c.config.pid_mode.text(false),
+            ipc_mode: c.config.ipc_mode.text(true),
+            shm_size: c
+                .config
+                .shm_size
+                .unwrap_or(crate::process::init::DEFAULT_SHM),
+            ulimits: (!c.config.ulimits.is_empty()).then(|| c.config.ulimits.clone()),
+            sysctls: c.config.sysctls.clone(),
+            devices: c.config.devices.clone(),
         },
         config: ConfigView {
             hostname: c.config.hostname.clone(),

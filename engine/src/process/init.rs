@@ -84,6 +84,43 @@ pub struct InitSpec {
     /// Its resource limits, enforced by cgroups stage 2 joins.
     #[serde(default)]
     pub resources: super::resources::Resources,
+    /// Its PID namespace.
+    #[serde(default)]
+    pub pid_ns: Namespace,
+    /// Its IPC namespace.
+    #[serde(default)]
+    pub ipc_ns: Namespace,
+    /// The size of /dev/shm in bytes.
+    #[serde(default = "default_shm")]
+    pub shm_size: u64,
+    /// `--ulimit`.
+    #[serde(default)]
+    pub ulimits: Vec<super::kernel::Ulimit>,
+    /// `--sysctl`.
+    #[serde(default)]
+    pub sysctls: std::collections::BTreeMap<String, String>,
+    /// `--device`.
+    #[serde(default)]
+    pub devices: Vec<super::kernel::DeviceMapping>,
+}
+
+/// Docker's /dev/shm size.
+pub const DEFAULT_SHM: u64 = 64 << 20;
+
+fn default_shm() -> u64 {
+    DEFAULT_SHM
+}
+
+/// Where a namespace other than the network's comes from.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Namespace {
+    /// A new one of its own.
+    #[default]
+    Own,
+    /// The host's (the monitor's).
+    Host,
+    /// Another process's (`/proc/PID/ns/...`).
+    Join(PathBuf),
 }
 
 /// One user mount as stage 1 makes it.
@@ -146,13 +183,24 @@ pub fn stage1(spec_path: &Path) -> i32 {
 /// Namespaces and mounts, all but /proc (which must be mounted from inside the new PID
 /// namespace). Every target inside the container is resolved inside its root.
 fn prepare(spec: &InitSpec) -> Result<()> {
-    nix::sched::unshare(
-        CloneFlags::CLONE_NEWNS
-            | CloneFlags::CLONE_NEWUTS
-            | CloneFlags::CLONE_NEWIPC
-            | CloneFlags::CLONE_NEWPID,
-    )
-    .ctx(|| "unshare namespaces".into())?;
+    let mut flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS;
+    if spec.ipc_ns == Namespace::Own {
+        flags |= CloneFlags::CLONE_NEWIPC;
+    }
+    if spec.pid_ns == Namespace::Own {
+        flags |= CloneFlags::CLONE_NEWPID;
+    }
+    nix::sched::unshare(flags).ctx(|| "unshare namespaces".into())?;
+    for (ns, flag, what) in [
+        (&spec.ipc_ns, CloneFlags::CLONE_NEWIPC, "IPC"),
+        (&spec.pid_ns, CloneFlags::CLONE_NEWPID, "PID"),
+    ] {
+        if let Namespace::Join(path) = ns {
+            let f = File::open(path).ctx(|| format!("open {}", path.display()))?;
+            nix::sched::setns(f, flag)
+                .ctx(|| format!("join the {what} namespace {}", path.display()))?;
+        }
+    }
     if let Some(ns) = &spec.netns {
         let f = File::open(ns).ctx(|| format!("open {}", ns.display()))?;
         nix::sched::setns(f, CloneFlags::CLONE_NEWNET).ctx(|| format!("join {}", ns.display()))?;
@@ -173,7 +221,10 @@ fn prepare(spec: &InitSpec) -> Result<()> {
     .ctx(|| "make the container's mounts private".into())?;
     mount_root(spec)?;
     let root = Rootfs::open(&spec.rootfs).ctx(|| "open the container's root".into())?;
-    mount_dev(&root)?;
+    mount_dev(&root, spec.shm_size)?;
+    for d in &spec.devices {
+        add_device(&root, d)?;
+    }
     let sys = root.resolve("/sys", Want::Dir, Links::Refuse)?;
     let mut sys_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     if spec.privileges.privileged {
@@ -286,7 +337,7 @@ fn mount_root(spec: &InitSpec) -> Result<()> {
 /// A minimal /dev: the usual character devices, /dev/pts (its own instance), /dev/shm,
 /// /dev/mqueue and the /proc/self/fd links; everything below the fresh tmpfs is made
 /// relative to a descriptor of it.
-fn mount_dev(root: &Rootfs) -> Result<()> {
+fn mount_dev(root: &Rootfs, shm_size: u64) -> Result<()> {
     use rustix::fs::{chmodat, makedev, mkdirat, mknodat, symlinkat, AtFlags, FileType, Mode};
     let dev = root.resolve("/dev", Want::Dir, Links::Refuse)?;
     mnt(
@@ -329,6 +380,7 @@ fn mount_dev(root: &Rootfs) -> Result<()> {
         symlinkat(target, &dev, name).ctx(|| format!("link /dev/{name}"))?;
     }
     let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
+    let shm_data = format!("mode=1777,size={shm_size}");
     for (name, fstype, flags, data) in [
         (
             "pts",
@@ -340,7 +392,7 @@ fn mount_dev(root: &Rootfs) -> Result<()> {
             "shm",
             "tmpfs",
             nosuid | MsFlags::MS_NODEV,
-            "mode=1777,size=65536k",
+            shm_data.as_str(),
         ),
         ("mqueue", "mqueue", nosuid | MsFlags::MS_NODEV, ""),
     ] {
@@ -358,6 +410,47 @@ fn mount_dev(root: &Rootfs) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// `--device`: the host's node (which must be a device) made again at its place under the
+/// container's /dev, with the host node's mode and owner.
+fn add_device(root: &Rootfs, d: &super::kernel::DeviceMapping) -> Result<()> {
+    use rustix::fs::{chownat, mknodat, AtFlags, FileType, Mode};
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let meta = fs::metadata(&d.path_on_host).map_err(|e| {
+        Error::Invalid(format!(
+            "error gathering device information while adding custom device {:?}: {e}",
+            d.path_on_host
+        ))
+    })?;
+    let kind = if meta.file_type().is_char_device() {
+        FileType::CharacterDevice
+    } else if meta.file_type().is_block_device() {
+        FileType::BlockDevice
+    } else {
+        return Err(Error::Invalid(format!(
+            "error gathering device information while adding custom device {:?}: not a device node",
+            d.path_on_host
+        )));
+    };
+    let (parent, name) = d
+        .path_in_container
+        .rsplit_once('/')
+        .filter(|(_, n)| !n.is_empty())
+        .ok_or_else(|| Error::Invalid(format!("invalid device path {}", d.path_in_container)))?;
+    let dir = crate::rootfs::reopen_dir(&root.resolve(parent, Want::Dir, Links::Refuse)?)?;
+    let _ = rustix::fs::unlinkat(&dir, name, AtFlags::empty());
+    let mode = Mode::from_raw_mode(meta.mode() & 0o7777);
+    mknodat(&dir, name, kind, mode, meta.rdev())
+        .ctx(|| format!("make the device {}", d.path_in_container))?;
+    let (uid, gid) = (
+        rustix::fs::Uid::from_raw(meta.uid()),
+        rustix::fs::Gid::from_raw(meta.gid()),
+    );
+    chownat(&dir, name, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW)
+        .ctx(|| format!("own the device {}", d.path_in_container))?;
+    rustix::fs::chmodat(&dir, name, mode, AtFlags::empty())
+        .ctx(|| format!("set the mode of {}", d.path_in_container))
 }
 
 /// `--privileged`: the host's device nodes (and those one folder down, as /dev/net/tun) in
@@ -450,6 +543,8 @@ fn enter(spec: &InitSpec) -> Result<Identity> {
     let proc_dir = root.resolve("/proc", Want::Dir, Links::Refuse)?;
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
     mnt(Some("proc"), &proc_dir, "/proc", Some("proc"), flags, None)?;
+    super::kernel::apply_sysctls(&root, &spec.sysctls)?;
+    super::kernel::apply_ulimits(&spec.ulimits)?;
     if !spec.privileges.privileged {
         mask_proc(&root)?;
     }

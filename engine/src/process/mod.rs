@@ -10,6 +10,7 @@ pub mod cgroup;
 pub mod console;
 pub mod exec;
 pub mod init;
+pub mod kernel;
 pub mod privileges;
 pub mod reaper;
 pub mod resources;

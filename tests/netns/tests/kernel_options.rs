@@ -1,0 +1,366 @@
+//! `--ulimit`, `--sysctl`, `--shm-size`, `--device`, `--pid` and `--ipc`: what a user (or an
+//! image's careless instructions) asks of the kernel for a container, asked of a real
+//! Docker 20.10 and of netctl, and compared; and that nothing of it reaches the host.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use netctl_netns_tests::docker::Dockerd;
+use netctl_netns_tests::{eventually, TestHost};
+
+fn started() -> (TestHost, Dockerd) {
+    let mut host = TestHost::new();
+    let docker = Dockerd::start(&mut host, false);
+    host.busybox_image();
+    (host, docker)
+}
+
+/// `args` (with "busybox" as the image) run by netctl and by Docker (as "dbox").
+fn both(host: &TestHost, docker: &Dockerd, args: &[&str]) -> ((i32, String), (i32, String)) {
+    let (code, out, err) = host.netctl(args);
+    let dargs: Vec<&str> = args
+        .iter()
+        .map(|a| if *a == "busybox" { "dbox" } else { a })
+        .collect();
+    ((code, out + &err), docker.run(&dargs))
+}
+
+/// Both succeed with the same output, or both fail with the same code (and, for errors
+/// Docker's command line makes, the same words).
+fn same(host: &TestHost, docker: &Dockerd, args: &[&str]) -> String {
+    let ((ncode, nout), (dcode, dout)) = both(host, docker, args);
+    assert_eq!(ncode, dcode, "{args:?}: docker {dout:?}, netctl {nout:?}");
+    let an_id = |s: &str| s.trim().len() == 64;
+    if dcode == 0 && !(an_id(&nout) && an_id(&dout)) {
+        assert_eq!(nout, dout, "{args:?}");
+    }
+    if let Some(flag_error) = dout
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("invalid argument"))
+    {
+        let said = flag_error.split(':').next().unwrap_or_default();
+        assert!(
+            nout.contains(said),
+            "{args:?}: docker {dout:?}, netctl {nout:?}"
+        );
+    }
+    nout
+}
+
+fn run<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut a = vec!["run", "--rm", "--net", "none"];
+    a.extend_from_slice(extra);
+    a
+}
+
+/// Ulimits and /dev/shm sizes as a database image's instructions ask for them.
+#[test]
+fn ulimits_and_shm_size_are_set_as_dockers_are() {
+    let (host, docker) = started();
+    same(
+        &host,
+        &docker,
+        &run(&[
+            "--ulimit",
+            "nofile=1024:2048",
+            "--ulimit",
+            "nproc=300",
+            "busybox",
+            "sh",
+            "-c",
+            "ulimit -n; ulimit -Hn; ulimit -u",
+        ]),
+    );
+    for bad in ["nofiles=1", "nofile=10:5", "nofile"] {
+        same(&host, &docker, &run(&["--ulimit", bad, "busybox", "true"]));
+    }
+    same(
+        &host,
+        &docker,
+        &run(&["--shm-size", "128m", "busybox", "df", "-k", "/dev/shm"]),
+    );
+    same(&host, &docker, &run(&["busybox", "df", "-k", "/dev/shm"]));
+    same(
+        &host,
+        &docker,
+        &[
+            "create",
+            "--net",
+            "none",
+            "--name",
+            "k",
+            "--ulimit",
+            "nofile=100:200",
+            "--shm-size",
+            "1g",
+            "busybox",
+            "true",
+        ],
+    );
+    same(
+        &host,
+        &docker,
+        &[
+            "inspect",
+            "-f",
+            "{{json .HostConfig.Ulimits}} {{.HostConfig.ShmSize}}",
+            "k",
+        ],
+    );
+}
+
+/// A container sets its own network sysctls; host-wide ones, paths and host namespaces are
+/// refused; the host's values never change.
+#[test]
+fn sysctls_reach_the_containers_kernel_only_as_dockers_do() {
+    let (host, docker) = started();
+    let before = host.sh("cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmax");
+    let flip = if before.starts_with('1') { "0" } else { "1" };
+    let forward = format!("net.ipv4.ip_forward={flip}");
+    same(
+        &host,
+        &docker,
+        &run(&[
+            "--sysctl",
+            &forward,
+            "--sysctl",
+            "kernel.shmmax=123456789",
+            "busybox",
+            "cat",
+            "/proc/sys/net/ipv4/ip_forward",
+            "/proc/sys/kernel/shmmax",
+        ]),
+    );
+    assert_eq!(
+        host.sh("cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmax"),
+        before
+    );
+    for bad in ["kernel.core_pattern=|/tmp/x", "vm.swappiness=1"] {
+        same(&host, &docker, &run(&["--sysctl", bad, "busybox", "true"]));
+    }
+    // Docker takes a key that walks up and fails when runc opens it (127, "no such file"):
+    // netctl refuses it as a bad flag.
+    let walks_up = run(&[
+        "--sysctl",
+        "net../../kernel/core_pattern=x",
+        "busybox",
+        "true",
+    ]);
+    let ((ncode, nout), (dcode, _)) = both(&host, &docker, &walks_up);
+    assert_eq!((ncode, dcode != 0), (125, true), "{nout}");
+    let ((ncode, nout), (dcode, _)) = both(
+        &host,
+        &docker,
+        &[
+            "run", "--rm", "--net", "host", "--sysctl", &forward, "busybox", "true",
+        ],
+    );
+    assert_eq!((ncode, dcode), (125, 125));
+    assert!(
+        nout.contains("not allowed in host network namespace"),
+        "{nout}"
+    );
+    assert_eq!(
+        host.sh("cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmax"),
+        before
+    );
+    same(
+        &host,
+        &docker,
+        &[
+            "create",
+            "--net",
+            "none",
+            "--name",
+            "s",
+            "--sysctl",
+            "net.core.somaxconn=512",
+            "busybox",
+            "true",
+        ],
+    );
+    same(
+        &host,
+        &docker,
+        &["inspect", "-f", "{{json .HostConfig.Sysctls}}", "ss"],
+    );
+}
+
+/// `--device` gives the container the host's node at the path asked, with its mode.
+#[test]
+fn devices_are_added_as_dockers_are() {
+    let (host, docker) = started();
+    same(
+        &host,
+        &docker,
+        &run(&[
+            "--device",
+            "/dev/null:/dev/mynull",
+            "busybox",
+            "sh",
+            "-c",
+            "ls -l /dev/mynull | cut -c1-10; echo x > /dev/mynull && echo wrote",
+        ]),
+    );
+    for bad in ["dev/null", "/dev/null:/dev/x:abc"] {
+        same(&host, &docker, &run(&["--device", bad, "busybox", "true"]));
+    }
+    // Docker answers a missing device with 127 (its code for "no such file"); netctl with
+    // 125 and the same words, as for any other container it cannot make.
+    let missing = run(&["--device", "/dev/nosuch", "busybox", "true"]);
+    let ((ncode, nout), (dcode, dout)) = both(&host, &docker, &missing);
+    assert_eq!((ncode, dcode), (125, 127), "{dout} / {nout}");
+    let words = "error gathering device information while adding custom device \"/dev/nosuch\"";
+    assert!(nout.contains(words), "{nout}");
+    same(
+        &host,
+        &docker,
+        &[
+            "create",
+            "--net",
+            "none",
+            "--name",
+            "d",
+            "--device",
+            "/dev/zero:/dev/z:r",
+            "busybox",
+            "true",
+        ],
+    );
+    same(
+        &host,
+        &docker,
+        &["inspect", "-f", "{{json .HostConfig.Devices}}", "dd"],
+    );
+}
+
+/// `--pid host` sees the host's processes, `--pid container:X` X's; `top` of a container
+/// that shares the host's PID namespace lists its own processes only.
+#[test]
+fn pid_namespaces_are_shared_as_dockers_are() {
+    let (mut host, docker) = started();
+    host.spawn("exec sleep 4242");
+    let seen = "ps -o args | grep -c '[s]leep 4242'";
+    same(
+        &host,
+        &docker,
+        &run(&["--pid", "host", "busybox", "sh", "-c", seen]),
+    );
+    same(
+        &host,
+        &docker,
+        &run(&["busybox", "sh", "-c", &format!("{seen}; true")]),
+    );
+    same(
+        &host,
+        &docker,
+        &[
+            "run", "-d", "--net", "none", "--name", "target", "busybox", "sleep", "60",
+        ],
+    );
+    same(
+        &host,
+        &docker,
+        &run(&[
+            "--pid",
+            "container:target",
+            "busybox",
+            "sh",
+            "-c",
+            "ps -o comm | grep -c '^sleep'",
+        ]),
+    );
+    let ((ncode, _), (dcode, _)) = both(
+        &host,
+        &docker,
+        &run(&["--pid", "container:nosuch", "busybox", "true"]),
+    );
+    assert_eq!(ncode, dcode);
+    host.netctl_ok(&[
+        "run", "-d", "--net", "none", "--name", "hostpid", "--pid", "host", "busybox", "sleep",
+        "60",
+    ]);
+    let top = host.netctl_ok(&["top", "hostpid"]);
+    assert_eq!(top.lines().count(), 2, "only its own process: {top}");
+    host.netctl_ok(&["pause", "hostpid"]);
+    let marker = host.sh("pgrep -f '^sleep 4242'").trim().to_string();
+    let state = host.sh(&format!("cat /proc/{marker}/cgroup"));
+    assert!(
+        !state.contains("netctl"),
+        "pause left the host's processes alone: {state}"
+    );
+    host.netctl_ok(&["unpause", "hostpid"]);
+    same(
+        &host,
+        &docker,
+        &[
+            "inspect",
+            "-f",
+            "{{.HostConfig.PidMode}} {{.HostConfig.IpcMode}}",
+            "target",
+        ],
+    );
+}
+
+/// `--ipc host`, `--ipc shareable` and `--ipc container:X` as Docker gives them; joining a
+/// container whose IPC is not shareable is refused.
+#[test]
+fn ipc_namespaces_are_shared_as_dockers_are() {
+    let (host, docker) = started();
+    let ns = "readlink /proc/self/ns/ipc";
+    let host_ipc = host.sh(ns);
+    let out = same(
+        &host,
+        &docker,
+        &run(&["--ipc", "host", "busybox", "readlink", "/proc/self/ns/ipc"]),
+    );
+    assert_eq!(out, host_ipc);
+    for (name, mode) in [("donor", "shareable"), ("closed", "private")] {
+        same(
+            &host,
+            &docker,
+            &[
+                "run", "-d", "--net", "none", "--name", name, "--ipc", mode, "busybox", "sleep",
+                "60",
+            ],
+        );
+    }
+    let donor = eventually("the donor runs", std::time::Duration::from_secs(10), || {
+        let (code, out, _) = host.netctl(&["exec", "donor", "readlink", "/proc/self/ns/ipc"]);
+        if code == 0 {
+            Ok(out)
+        } else {
+            Err(out)
+        }
+    });
+    let (code, joined, err) = host.netctl(&[
+        "run",
+        "--rm",
+        "--net",
+        "none",
+        "--ipc",
+        "container:donor",
+        "busybox",
+        "readlink",
+        "/proc/self/ns/ipc",
+    ]);
+    assert_eq!((code, joined.as_str()), (0, donor.as_str()), "{err}");
+    let ((ncode, nout), (dcode, dout)) = both(
+        &host,
+        &docker,
+        &run(&["--ipc", "container:closed", "busybox", "true"]),
+    );
+    assert_eq!(ncode, dcode, "{dout} / {nout}");
+    assert!(nout.contains("non-shareable IPC"), "{nout}");
+    same(
+        &host,
+        &docker,
+        &[
+            "inspect",
+            "-f",
+            "{{.HostConfig.IpcMode}}",
+            "donor",
+            "closed",
+        ],
+    );
+}
