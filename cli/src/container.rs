@@ -362,11 +362,45 @@ pub struct CreateArgs {
     /// Add a host device: HOST[:CONTAINER][:rwm].
     #[arg(long)]
     pub device: Vec<String>,
+    /// Command to run to check health (through /bin/sh -c).
+    #[arg(long = "health-cmd")]
+    pub health_cmd: Option<String>,
+    /// Time between running the check (30s, 1m ...).
+    #[arg(long = "health-interval")]
+    pub health_interval: Option<String>,
+    /// Maximum time to allow one check to run.
+    #[arg(long = "health-timeout")]
+    pub health_timeout: Option<String>,
+    /// Consecutive failures needed to report unhealthy.
+    #[arg(long = "health-retries", allow_negative_numbers = true)]
+    pub health_retries: Option<i64>,
+    /// Start period during which failures do not count.
+    #[arg(long = "health-start-period")]
+    pub health_start_period: Option<String>,
+    /// Disable any container-specified HEALTHCHECK.
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
+    /// The image, then the command and its arguments: flags end at the image, as in
+    /// Docker (`run busybox sh -c ...` gives `-c` to sh).
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required = true,
+        value_name = "IMAGE [COMMAND] [ARG...]"
+    )]
+    pub image_and_command: Vec<String>,
+}
+
+impl CreateArgs {
     /// The image.
-    pub image: String,
+    pub fn image(&self) -> &str {
+        self.image_and_command.first().map_or("", String::as_str)
+    }
+
     /// The command and its arguments.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub command: Vec<String>,
+    pub fn command(&self) -> &[String] {
+        self.image_and_command.get(1..).unwrap_or_default()
+    }
 }
 
 /// `run` = `create` + `start` (+ attach unless `-d`).
@@ -421,6 +455,9 @@ pub struct LogsArgs {
 /// `exec`.
 #[derive(Args, Debug)]
 pub struct ExecArgs {
+    /// Detached mode: run the command in the background.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
     /// Keep STDIN open.
     #[arg(short = 'i', long)]
     pub interactive: bool,
@@ -583,6 +620,12 @@ fn ip(s: &str) -> Result<std::net::IpAddr, Error> {
 /// The engine's spec of the container the flags ask for (each value through the engine's
 /// own parser).
 fn spec_of(a: &CreateArgs) -> Result<ContainerSpec, Error> {
+    // What comes before the image is a flag: one clap did not know is not an image.
+    if let Some(flag) = a.image().strip_prefix('-') {
+        return Err(Error::Invalid(format!(
+            "unknown flag: -{flag}\nSee 'netctl run --help'."
+        )));
+    }
     let mut mounts = Vec::new();
     for v in &a.volume {
         mounts.push(netctl_engine::volume::parse_volume(v)?);
@@ -596,9 +639,9 @@ fn spec_of(a: &CreateArgs) -> Result<ContainerSpec, Error> {
         ))?);
     }
     Ok(ContainerSpec {
-        image: a.image.clone(),
+        image: a.image().to_string(),
         name: a.name.clone(),
-        command: a.command.clone(),
+        command: a.command().to_vec(),
         entrypoint: a.entrypoint.clone(),
         env: env_of(a)?,
         workdir: a.workdir.clone(),
@@ -656,7 +699,7 @@ fn spec_of(a: &CreateArgs) -> Result<ContainerSpec, Error> {
             cap_drop: a.cap_drop.clone(),
             privileged: a.privileged,
         },
-        restart: a.restart.parse()?,
+        restart: netctl_engine::restart::RestartRequest::parse(&a.restart)?,
         labels: labels_of(a)?,
         read_only: a.read_only,
         stop_signal: a.stop_signal.clone(),
@@ -670,6 +713,14 @@ fn spec_of(a: &CreateArgs) -> Result<ContainerSpec, Error> {
         ulimits: each_flag(&a.ulimit, "--ulimit", kernel::parse_ulimit)?,
         sysctls: each_flag(&a.sysctl, "--sysctl", kernel::parse_sysctl)?,
         devices: each_flag(&a.device, "--device", kernel::parse_device)?,
+        health: netctl_engine::health::HealthFlags {
+            cmd: a.health_cmd.clone(),
+            interval: a.health_interval.clone(),
+            timeout: a.health_timeout.clone(),
+            start_period: a.health_start_period.clone(),
+            retries: a.health_retries,
+            disabled: a.no_healthcheck,
+        },
     })
 }
 
@@ -1048,7 +1099,12 @@ fn exec(engine: &Engine, a: &ExecArgs) -> Outcome {
         interactive: a.interactive || a.tty,
         user: a.user.as_deref(),
     };
-    match netctl_engine::process::exec::exec(&c, &req) {
+    let ran = if a.detach {
+        netctl_engine::process::exec::exec_detached(engine, &c, &req).map(|()| 0)
+    } else {
+        netctl_engine::process::exec::exec(engine, &c, &req)
+    };
+    match ran {
         Ok(code) => Ok(exit_code(code)),
         Err(e @ (Error::CommandNotFound(_) | Error::CommandNotRunnable { .. })) => {
             eprintln!("OCI runtime exec failed: {e}");

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use netctl_engine::container::{Container, PortBinding, Status};
+use netctl_engine::health::HealthStatus;
 use netctl_engine::view::state_name;
 use netctl_engine::{Engine, Error};
 
@@ -51,7 +52,11 @@ pub fn status_text(c: &Container) -> String {
             if c.state.paused {
                 up + " (Paused)"
             } else {
-                up
+                match c.state.health.as_ref().map(|h| h.status) {
+                    Some(HealthStatus::Starting) => up + " (health: starting)",
+                    Some(s) => format!("{up} ({})", s.as_str()),
+                    None => up,
+                }
             }
         }
         _ => format!(

@@ -200,6 +200,9 @@ pub struct Config {
     /// `--device`.
     #[serde(default)]
     pub devices: Vec<crate::process::kernel::DeviceMapping>,
+    /// `--health-*` over the image's HEALTHCHECK.
+    #[serde(default)]
+    pub healthcheck: Option<crate::health::Healthcheck>,
 }
 
 /// How a container gets its PID or IPC namespace (`--pid`, `--ipc`).
@@ -385,6 +388,9 @@ pub struct State {
     /// Stopped or killed by the user since its last start: the policy does not restart it.
     #[serde(default)]
     pub stopped_by_hand: bool,
+    /// What its healthcheck found (none without one).
+    #[serde(default)]
+    pub health: Option<crate::health::Health>,
 }
 
 /// A container: its config, state and folder.

@@ -25,6 +25,7 @@ enum Key {
     Label,
     Ancestor,
     Exited,
+    Health,
 }
 
 /// One filter value, compiled.
@@ -36,7 +37,7 @@ enum Value {
     Code(i32),
 }
 
-const KEYS: &str = "id, name, status, network, label, ancestor or exited";
+const KEYS: &str = "id, name, status, network, label, ancestor, exited or health";
 
 impl ContainerFilter {
     /// Parses `KEY=VALUE` filters, with Docker's errors for unknown keys and values.
@@ -112,6 +113,16 @@ fn parse_one(k: &str, v: &str) -> Result<(Key, Value)> {
             })?;
             (Key::Exited, Value::Code(code))
         }
+        "health" => {
+            const STATES: [&str; 4] = ["starting", "healthy", "unhealthy", "none"];
+            if !STATES.contains(&v) {
+                invalid!(
+                    "Unrecognised filter value for health: {v} (use {})",
+                    STATES.join(", ")
+                );
+            }
+            (Key::Health, Value::Text(v.into()))
+        }
         _ => invalid!("Invalid filter '{k}': use {KEYS}"),
     })
 }
@@ -137,6 +148,14 @@ fn one_matches(key: Key, v: &Value, c: &Container, image_names: &[String]) -> bo
                 || image_names
                     .iter()
                     .any(|n| n == t || n.strip_suffix(":latest") == Some(t))
+        }
+        (Key::Health, Value::Text(t)) => {
+            let now = c
+                .state
+                .health
+                .as_ref()
+                .map_or("none", |h| h.status.as_str());
+            now == t
         }
         (Key::Exited, Value::Code(code)) => state_name(c) == "exited" && c.state.exit_code == *code,
         _ => false,

@@ -45,6 +45,9 @@ pub struct ImageConfig {
     /// The signal that stops its containers (`STOPSIGNAL`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
+    /// Its `HEALTHCHECK`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<crate::health::Healthcheck>,
     /// Everything else of the config, kept for inspect.
     #[serde(flatten)]
     pub other: serde_json::Map<String, Value>,

@@ -16,5 +16,6 @@ pub fn run_internal(args: &[String]) -> Option<i32> {
         } => crate::monitor::run(&config, &id, attach, tty_size),
         Internal::Init(spec) => crate::process::init::stage1(&spec),
         Internal::Init2(spec) => crate::process::init::stage2(&spec),
+        Internal::Exec(spec) => crate::process::exec::helper(&spec),
     })
 }

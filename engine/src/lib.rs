@@ -16,6 +16,7 @@ pub mod engine;
 pub mod error;
 pub mod etc;
 pub mod filter;
+pub mod health;
 pub mod ids;
 pub mod image;
 pub mod internal;

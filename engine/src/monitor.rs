@@ -140,7 +140,9 @@ pub fn run(config: &EngineConfig, id: &str, attach: bool, tty_size: Option<(u16,
     let mut backoff = Backoff::default();
     let code = loop {
         let began = Instant::now();
+        let prober = prober_of(config, &c);
         let code = supervise(running, &clients, log.clone());
+        drop(prober);
         let again = Restart {
             engine: &engine,
             control: &control,
@@ -169,6 +171,21 @@ fn block_stop_signals() -> Option<nix::sys::signal::SigSet> {
         set.add(s);
     }
     set.thread_block().ok().map(|()| set)
+}
+
+/// The healthcheck prober of the container's current run, if it has a check.
+fn prober_of(config: &EngineConfig, c: &Container) -> Option<crate::health::Prober> {
+    let check = c.config.healthcheck.as_ref()?;
+    crate::health::Prober::start(config, &c.config.id, check)
+}
+
+/// A new run's health: `starting` when it has a check.
+fn fresh_health(c: &Container) -> Option<crate::health::Health> {
+    c.config
+        .healthcheck
+        .as_ref()
+        .and_then(crate::health::Healthcheck::command)
+        .map(|_| crate::health::Health::default())
 }
 
 /// What the monitor's threads share about the container's current process: its pidfd
@@ -344,6 +361,7 @@ impl Restart<'_> {
         let spawned = spawn(self.engine, c, None)?;
         c.state.restarting = false;
         c.state.pid = spawned.pid;
+        c.state.health = fresh_health(c);
         c.state.started_at = now_rfc3339();
         c.state.error.clear();
         c.save_state()?;
@@ -422,6 +440,7 @@ fn start(
     c.state.restarting = false;
     c.state.restart_count = 0;
     c.state.stopped_by_hand = false;
+    c.state.health = fresh_health(c);
     c.save_state()?;
     drop(lock);
     let running = Running {

@@ -26,32 +26,45 @@ pub enum RestartPolicy {
     UnlessStopped,
 }
 
-impl std::str::FromStr for RestartPolicy {
-    type Err = Error;
+/// `--restart` as asked (Docker's `HostConfig.RestartPolicy`): its name and count, which
+/// the engine checks when it makes the container ([`RestartRequest::policy`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RestartRequest {
+    /// no, always, on-failure, unless-stopped (empty: no).
+    pub name: String,
+    /// MaximumRetryCount.
+    pub max_retries: i64,
+}
 
-    /// `no`, `always`, `unless-stopped`, `on-failure[:N]`, in Docker's words when wrong.
-    fn from_str(s: &str) -> Result<Self> {
+impl RestartRequest {
+    /// Reads `NAME[:N]` as Docker's command line does (only the format is checked here).
+    pub fn parse(s: &str) -> Result<Self> {
         let mut parts = s.split(':');
-        let name = parts.next().unwrap_or_default();
+        let name = parts.next().unwrap_or_default().to_string();
         let count = parts.next();
         if parts.next().is_some() {
             invalid!("invalid restart policy format: {s:?} (use no, always, unless-stopped or on-failure[:N])");
         }
-        let count = match count {
-            None => None,
-            Some(n) => Some(n.parse::<i64>().map_err(|_| {
+        let max_retries = match count {
+            None => 0,
+            Some(n) => n.parse::<i64>().map_err(|_| {
                 Error::Invalid(format!(
                     "maximum retry count must be an integer: {s:?} (use on-failure:N)"
                 ))
-            })?),
+            })?,
         };
-        let policy = match name {
+        Ok(Self { name, max_retries })
+    }
+
+    /// The policy, with Docker's checks and words.
+    pub fn policy(&self) -> Result<RestartPolicy> {
+        let count = self.max_retries;
+        let policy = match self.name.as_str() {
             "" | "no" => RestartPolicy::No,
             "always" => RestartPolicy::Always,
             "unless-stopped" => RestartPolicy::UnlessStopped,
             "on-failure" => {
-                let max = count.unwrap_or(0);
-                let max = u32::try_from(max).map_err(|_| {
+                let max = u32::try_from(count).map_err(|_| {
                     Error::Invalid("maximum retry count cannot be negative".into())
                 })?;
                 return Ok(RestartPolicy::OnFailure { max });
@@ -60,10 +73,22 @@ impl std::str::FromStr for RestartPolicy {
                 "invalid restart policy '{other}' (use no, always, unless-stopped or on-failure[:N])"
             ),
         };
-        if count.is_some_and(|n| n != 0) {
-            invalid!("maximum retry count cannot be used with restart policy '{name}'");
+        if count != 0 {
+            invalid!(
+                "maximum retry count cannot be used with restart policy '{}'",
+                self.name
+            );
         }
         Ok(policy)
+    }
+}
+
+impl std::str::FromStr for RestartPolicy {
+    type Err = Error;
+
+    /// `no`, `always`, `unless-stopped`, `on-failure[:N]`, in Docker's words when wrong.
+    fn from_str(s: &str) -> Result<Self> {
+        RestartRequest::parse(s)?.policy()
     }
 }
 

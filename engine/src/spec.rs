@@ -76,8 +76,8 @@ pub struct ContainerSpec {
     pub seccomp: crate::process::seccomp::Seccomp,
     /// `-u`, `--group-add`, `--cap-add`, `--cap-drop`, `--privileged`.
     pub privileges: crate::process::privileges::Privileges,
-    /// `--restart`.
-    pub restart: crate::restart::RestartPolicy,
+    /// `--restart`, checked when the container is made.
+    pub restart: crate::restart::RestartRequest,
     /// `--label`, `--label-file`: KEY=VALUE (KEY alone: an empty value), later ones winning.
     pub labels: Vec<String>,
     /// `--read-only`.
@@ -104,6 +104,8 @@ pub struct ContainerSpec {
     pub sysctls: Vec<(String, String)>,
     /// `--device`.
     pub devices: Vec<crate::process::kernel::DeviceMapping>,
+    /// `--health-*`, `--no-healthcheck`.
+    pub health: crate::health::HealthFlags,
 }
 
 /// Parses a signal as Docker's `kill -s` and `--stop-signal` take it: a name with or
@@ -310,7 +312,8 @@ pub fn plan(engine: &Engine, spec: &ContainerSpec) -> Result<Planned> {
                 }),
         );
     }
-    if spec.auto_remove && spec.restart != crate::restart::RestartPolicy::No {
+    let restart = spec.restart.policy()?;
+    if spec.auto_remove && restart != crate::restart::RestartPolicy::No {
         invalid!("Conflicting options: --restart and --rm");
     }
     let mut warnings = Vec::new();
@@ -359,7 +362,7 @@ pub fn plan(engine: &Engine, spec: &ContainerSpec) -> Result<Planned> {
         links: links(engine, spec)?,
         mounts: mounts(engine, spec)?,
         log_driver: spec.log_driver,
-        restart: spec.restart,
+        restart,
         labels: labels(&spec.labels, &image)?,
         read_only: spec.read_only,
         stop_signal: checked_stop_signal(spec, &image)?,
@@ -373,6 +376,10 @@ pub fn plan(engine: &Engine, spec: &ContainerSpec) -> Result<Planned> {
         ulimits: spec.ulimits.clone(),
         sysctls: spec.sysctls.iter().cloned().collect(),
         devices: checked_devices(&spec.devices)?,
+        healthcheck: spec
+            .health
+            .healthcheck(image.config.healthcheck.as_ref())?
+            .or_else(|| image.config.healthcheck.clone()),
     };
     crate::process::kernel::check_sysctls(
         &config.sysctls,

@@ -95,6 +95,9 @@ pub struct StateView {
     pub started_at: String,
     /// RFC 3339 or empty.
     pub finished_at: String,
+    /// What its healthcheck found (absent without one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::health::Health>,
 }
 
 /// One mount.
@@ -243,6 +246,9 @@ pub struct ConfigView {
     /// `--stop-timeout` (absent when not asked for).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_timeout: Option<i64>,
+    /// `--health-*` or the image's HEALTHCHECK (absent when neither).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<crate::health::Healthcheck>,
 }
 
 /// Networking as attached now.
@@ -402,6 +408,7 @@ pub fn inspect(engine: &Engine, c: &Container) -> ContainerInspect {
             error: c.state.error.clone(),
             started_at: c.state.started_at.clone(),
             finished_at: c.state.finished_at.clone(),
+            health: c.state.health.clone(),
         },
         image: format!("sha256:{}", c.config.image),
         resolv_conf_path: c.dir.join("resolv.conf"),
@@ -505,6 +512,7 @@ pub fn inspect(engine: &Engine, c: &Container) -> ContainerInspect {
             labels: c.config.labels.clone(),
             stop_signal: c.config.stop_signal.clone().unwrap_or_default(),
             stop_timeout: c.config.stop_timeout,
+            healthcheck: c.config.healthcheck.clone(),
         },
         restart_count: c.state.restart_count,
         network_settings: NetworkSettingsView {

@@ -1,14 +1,29 @@
-//! `exec`: a process in a running container's namespaces, root and capabilities.
+//! `exec`: a process in a running container's namespaces, root and capabilities. It is
+//! started by a helper process ([`Internal::Exec`]), so the caller — the CLI, the monitor
+//! running a healthcheck, a daemon thread — never enters the container's namespaces or
+//! drops its own capabilities. The helper runs from a read-only view of the binary (see
+//! [`super::sealed`]), joins the namespaces, takes the container's user, capabilities and
+//! seccomp filter, starts the command as its child (so that it is inside the container's
+//! PID namespace) and exits with its exit code. It reports a command that cannot be run on
+//! descriptor 3, as the container's init stages report theirs.
 
 use netctl_cni::process::CleanSignals;
 use std::fs::File;
-use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Stdio};
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use nix::sched::CloneFlags;
+use serde::{Deserialize, Serialize};
 
+use super::privileges::Privileges;
+use super::seccomp::Seccomp;
+use super::{reports, Failure, Internal, Report};
 use crate::container::Container;
-use crate::error::{invalid, state, Context, Result};
+use crate::engine::Engine;
+use crate::error::{invalid, state, Context, Error, Result};
 
 /// What to run, and how.
 pub struct ExecRequest<'a> {
@@ -24,9 +39,163 @@ pub struct ExecRequest<'a> {
     pub user: Option<&'a str>,
 }
 
-/// Runs the command inside the container, its stdout and stderr ours; its exit code, or
-/// [`crate::Error::CommandNotFound`] / [`crate::Error::CommandNotRunnable`].
-pub fn exec(c: &Container, req: &ExecRequest) -> Result<i32> {
+/// What the helper is asked to run, as it travels in its argument.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ExecSpec {
+    /// Host PID of the container's process, whose namespaces are joined.
+    pub pid: u32,
+    /// The container's name, for messages.
+    pub name: String,
+    /// Program and arguments.
+    pub command: Vec<String>,
+    /// The whole environment, KEY=VALUE.
+    pub env: Vec<String>,
+    /// Working directory inside the container.
+    pub workdir: String,
+    /// Who runs it, with which capabilities.
+    pub privileges: Privileges,
+    /// Its system call filter.
+    pub seccomp: Seccomp,
+}
+
+/// The file descriptor the helper reports on.
+const STATUS_FD: i32 = 3;
+
+/// Runs the command inside the container, with our stdout and stderr (and stdin with
+/// `interactive`); its exit code, or [`Error::CommandNotFound`] /
+/// [`Error::CommandNotRunnable`].
+pub fn exec(engine: &Engine, c: &Container, req: &ExecRequest) -> Result<i32> {
+    let stdin = if req.interactive {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
+    };
+    let stdio = (stdin, Stdio::inherit(), Stdio::inherit());
+    let mut child = start(engine, c, req, stdio, false)?;
+    Ok(exit_code(
+        child.wait().ctx(|| "wait for the command".into())?,
+    ))
+}
+
+/// `exec -d`: starts the command with no stdio and returns once it runs.
+pub fn exec_detached(engine: &Engine, c: &Container, req: &ExecRequest) -> Result<()> {
+    start(
+        engine,
+        c,
+        req,
+        (Stdio::null(), Stdio::null(), Stdio::null()),
+        true,
+    )?;
+    Ok(())
+}
+
+/// What a command run by [`run_captured`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Captured {
+    /// Its exit code; None when it was killed at the deadline.
+    pub code: Option<i32>,
+    /// The start of its stdout and stderr, together.
+    pub output: String,
+}
+
+/// How much of a captured command's output is kept (Docker's 4 KiB for healthchecks).
+const CAPTURED_MAX: usize = 4096;
+
+/// Runs the command inside the container with its output captured (the start of it) and a
+/// deadline, after which it is killed with its helper (a healthcheck).
+pub fn run_captured(
+    engine: &Engine,
+    c: &Container,
+    req: &ExecRequest,
+    deadline: Duration,
+) -> Result<Captured> {
+    let (reader, writer) = std::io::pipe().ctx(|| "make a pipe for the output".into())?;
+    let err = writer.try_clone().ctx(|| "share the output pipe".into())?;
+    let child = start(
+        engine,
+        c,
+        req,
+        (Stdio::null(), writer.into(), err.into()),
+        true,
+    )?;
+    let collect = std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        let _ = reader.take(CAPTURED_MAX as u64).read_to_end(&mut kept);
+        String::from_utf8_lossy(&kept).into_owned()
+    });
+    let code = wait_or_kill(child, deadline);
+    let output = collect.join().unwrap_or_default();
+    Ok(Captured { code, output })
+}
+
+/// Waits for the helper until `deadline`; then kills its process group (the helper and
+/// the command) and reaps it.
+fn wait_or_kill(mut child: Child, deadline: Duration) -> Option<i32> {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let pid = rustix::process::Pid::from_raw(child.id() as i32)?;
+    if let Ok(fd) = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
+        let limit = Timespec::try_from(deadline).ok();
+        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        if !matches!(poll(&mut fds, limit.as_ref()), Ok(1..)) {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+            let _ = child.wait();
+            return None;
+        }
+    }
+    child.wait().ok().map(exit_code)
+}
+
+fn exit_code(s: std::process::ExitStatus) -> i32 {
+    s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))
+}
+
+/// Checks the container, starts the helper with `stdio` (in a process group of its own
+/// with `own_group`, never for a command that reads a terminal) and waits until the
+/// command runs (or could not be run).
+fn start(
+    engine: &Engine,
+    c: &Container,
+    req: &ExecRequest,
+    (stdin, stdout, stderr): (Stdio, Stdio, Stdio),
+    own_group: bool,
+) -> Result<Child> {
+    let spec = spec_of(c, req)?;
+    let json = serde_json::to_string(&spec).ctx(|| "encode the exec spec".into())?;
+    let (status_r, status_w) = std::io::pipe().ctx(|| "make the exec status pipe".into())?;
+    let status_fd = status_w.as_raw_fd();
+    let mut cmd = Command::new(&engine.config.helper);
+    cmd.args(Internal::Exec(json).args())
+        .stdin(stdin)
+        .stdout(stdout)
+        .stderr(stderr)
+        .clean_signals();
+    if own_group {
+        cmd.process_group(0);
+    }
+    #[allow(unsafe_code)]
+    // SAFETY: between fork and exec this only calls dup2, which is async-signal-safe and
+    // allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if nix::libc::dup2(status_fd, STATUS_FD) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().ctx(|| "start the exec helper".into())?;
+    drop(status_w);
+    for report in reports(status_r) {
+        if let Report::Failed(f) = report {
+            let _ = child.wait();
+            return Err(f.into());
+        }
+    }
+    Ok(child)
+}
+
+/// The helper's spec: Docker's refusals for a container that cannot take an exec.
+fn spec_of(c: &Container, req: &ExecRequest) -> Result<ExecSpec> {
     if !c.is_running() {
         state!("container {} is not running", c.config.id);
     }
@@ -36,12 +205,70 @@ pub fn exec(c: &Container, req: &ExecRequest) -> Result<i32> {
             c.config.id
         );
     }
-    let Some((prog, args)) = req.command.split_first() else {
+    if req.command.is_empty() {
         invalid!("no command given: netctl exec CONTAINER COMMAND [ARG...]");
-    };
-    // Nothing run inside may reach this binary writable (see [`super::sealed`]).
-    super::sealed::reexec_read_only()?;
-    let pid = c.process_pid()?;
+    }
+    let mut privileges = c.config.privileges.clone();
+    if let Some(user) = req.user {
+        privileges.user = user.to_string();
+    }
+    let mut env = c.config.env.clone();
+    env.extend(req.env.iter().cloned());
+    Ok(ExecSpec {
+        pid: c.process_pid()?,
+        name: c.config.name.clone(),
+        command: req.command.to_vec(),
+        env,
+        workdir: req.workdir.unwrap_or(&c.config.workdir).to_string(),
+        privileges,
+        seccomp: c.config.seccomp.clone(),
+    })
+}
+
+/// The helper process: its exit code is the command's (127/126 reported when it cannot be
+/// run).
+pub fn helper(spec_json: &str) -> i32 {
+    // Until it runs from the read-only view, the status descriptor must survive the exec.
+    if !super::sealed::runs_read_only() {
+        let _ = rustix::io::fcntl_setfd(
+            #[allow(unsafe_code)]
+            // SAFETY: descriptor 3 was put there by the caller for this process and stays
+            // open; it is only borrowed for the call.
+            unsafe {
+                rustix::fd::BorrowedFd::borrow_raw(STATUS_FD)
+            },
+            rustix::io::FdFlags::empty(),
+        );
+    }
+    #[allow(unsafe_code)]
+    // SAFETY: descriptor 3 is the status pipe the caller dup2'ed there; nothing else in
+    // this process owns it.
+    let mut status = File::from(unsafe { OwnedFd::from_raw_fd(STATUS_FD) });
+    let child = serde_json::from_str::<ExecSpec>(spec_json)
+        .ctx(|| "parse the exec spec".into())
+        .and_then(|spec| {
+            super::sealed::reexec_read_only()?;
+            let _ = rustix::io::fcntl_setfd(&status, rustix::io::FdFlags::CLOEXEC);
+            enter_and_spawn(&spec)
+        });
+    match child {
+        Ok(mut child) => {
+            drop(status);
+            child.wait().map_or(127, exit_code)
+        }
+        Err(e) => {
+            Report::Failed(Failure::from(&e)).send(&mut status);
+            match e {
+                Error::CommandNotFound(_) => 127,
+                Error::CommandNotRunnable { .. } => 126,
+                _ => 125,
+            }
+        }
+    }
+}
+
+/// Joins the container's namespaces, takes its identity and starts the command.
+fn enter_and_spawn(spec: &ExecSpec) -> Result<Child> {
     let kinds = [
         ("ipc", CloneFlags::CLONE_NEWIPC),
         ("uts", CloneFlags::CLONE_NEWUTS),
@@ -51,38 +278,26 @@ pub fn exec(c: &Container, req: &ExecRequest) -> Result<i32> {
     ];
     let files = kinds
         .iter()
-        .map(|(k, _)| File::open(format!("/proc/{pid}/ns/{k}")))
+        .map(|(k, _)| File::open(format!("/proc/{}/ns/{k}", spec.pid)))
         .collect::<std::io::Result<Vec<_>>>()
-        .ctx(|| format!("open the namespaces of {}", c.config.name))?;
+        .ctx(|| format!("open the namespaces of {}", spec.name))?;
     for (f, (k, flag)) in files.into_iter().zip(kinds) {
         nix::sched::setns(f, flag).ctx(|| format!("join the {k} namespace"))?;
     }
-    let mut privs = c.config.privileges.clone();
-    if let Some(user) = req.user {
-        privs.user = user.to_string();
-    }
-    let filters = super::init::filters_for(&c.config.seccomp, &privs)?;
-    let id = super::privileges::assume(&privs)?;
-    let mut env: Vec<String> = c.config.env.clone();
-    env.extend(req.env.iter().cloned());
-    let env = super::init::with_home(&env, &id);
+    let filters = super::init::filters_for(&spec.seccomp, &spec.privileges)?;
+    let id = super::privileges::assume(&spec.privileges)?;
+    let env = super::init::with_home(&spec.env, &id);
     let vars = env.iter().map(|kv| kv.split_once('=').unwrap_or((kv, "")));
+    let Some((prog, args)) = spec.command.split_first() else {
+        invalid!("no command given");
+    };
     let mut cmd = Command::new(prog);
     super::init::with_seccomp(&mut cmd, filters);
-    let status = cmd
-        .args(args)
+    cmd.args(args)
         .env_clear()
         .envs(vars)
-        .current_dir(req.workdir.unwrap_or(&c.config.workdir))
+        .current_dir(&spec.workdir)
         .clean_signals()
-        .stdin(if req.interactive {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
-        .status();
-    match status {
-        Ok(s) => Ok(s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))),
-        Err(e) => Err(super::init::exec_error(prog, &e)),
-    }
+        .spawn()
+        .map_err(|e| super::init::exec_error(prog, &e))
 }

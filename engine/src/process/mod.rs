@@ -44,11 +44,14 @@ pub enum Internal {
     Init(PathBuf),
     /// Stage 2 (PID 1 of the container), from its init spec.
     Init2(PathBuf),
+    /// A command in a running container ([`exec::ExecSpec`] as JSON).
+    Exec(String),
 }
 
 const MONITOR: &str = "__netctl-monitor";
 const INIT: &str = "__netctl-init";
 const INIT2: &str = "__netctl-init2";
+const EXEC: &str = "__netctl-exec";
 
 impl Internal {
     /// The arguments (after the program name) that start this command.
@@ -71,6 +74,7 @@ impl Internal {
             }
             Internal::Init(spec) => vec![INIT.into(), spec.into()],
             Internal::Init2(spec) => vec![INIT2.into(), spec.into()],
+            Internal::Exec(spec) => vec![EXEC.into(), spec.into()],
         }
     }
 
@@ -87,6 +91,7 @@ impl Internal {
             }),
             [i, spec] if i == INIT => Some(Internal::Init(spec.into())),
             [i, spec] if i == INIT2 => Some(Internal::Init2(spec.into())),
+            [e, spec] if e == EXEC => Some(Internal::Exec(spec.clone())),
             _ => None,
         }
     }

@@ -191,7 +191,10 @@ fn bad_network_create_says_what_is_wrong_and_writes_nothing() {
         assert!(err.contains(want), "{args:?}: {err}");
     }
     let (code, _, err) = host.netctl(&["network", "create", "-d", "ipvlan", "x"]);
-    assert_eq!(code, 2, "an unknown driver is a usage error");
+    assert_eq!(
+        code, 125,
+        "an unknown driver is a flag error (exit 125, as Docker's)"
+    );
     assert!(err.contains("possible values: bridge, macvlan"), "{err}");
     assert_eq!(
         host.netctl_ok(&["network", "ls"]),

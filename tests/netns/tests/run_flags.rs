@@ -394,3 +394,32 @@ fn the_cidfile_holds_the_id_and_is_never_overwritten() {
     assert_eq!((ncode, dcode), (125, 125), "{dout} / {nerr}");
     assert_eq!(host.netctl_ok(&["ps", "-aq"]).lines().count(), 1);
 }
+
+/// A mistyped flag before the image, a bad value, and flags after the image (which are the
+/// command's): Docker's exit codes and the command's own `-c`.
+#[test]
+fn flags_end_at_the_image_and_bad_ones_exit_125_as_dockers_do() {
+    let (host, docker) = started();
+    for args in [
+        &["run", "--rm", "--foo", "busybox", "true"][..],
+        &["run", "--rm", "--cpu-shares", "lots", "busybox", "true"],
+        &["create", "--restart", "sometimes", "busybox", "true"],
+    ] {
+        let ((ncode, nout), (dcode, dout)) = both(&host, &docker, args);
+        assert_eq!(ncode, dcode, "{args:?}: docker {dout:?}, netctl {nout:?}");
+    }
+    same(
+        &host,
+        &docker,
+        &[
+            "run",
+            "--rm",
+            "--net",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "echo -c is sh's",
+        ],
+    );
+}
