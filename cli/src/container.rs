@@ -251,6 +251,9 @@ pub struct CreateArgs {
     /// Where the output goes: json-file (read by `logs`) or none.
     #[arg(long = "log-driver", value_enum, default_value = "json-file")]
     pub log_driver: LogDriverArg,
+    /// Log driver options: max-size=10m, max-file=3.
+    #[arg(long = "log-opt", value_name = "KEY=VALUE")]
+    pub log_opt: Vec<String>,
     /// Security options: seccomp=unconfined, seccomp=PROFILE.json (Docker's format),
     /// no-new-privileges (always on unless --privileged).
     #[arg(long = "security-opt", value_name = "OPTION")]
@@ -448,6 +451,12 @@ pub struct LogsArgs {
     /// Show timestamps.
     #[arg(short = 't', long)]
     pub timestamps: bool,
+    /// Show logs since a time (2026-12-06T10:00:00Z, a Unix time) or for a duration (10m).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Show logs before a time or a duration ago.
+    #[arg(long)]
+    pub until: Option<String>,
     /// The container.
     pub container: String,
 }
@@ -713,6 +722,19 @@ fn spec_of(a: &CreateArgs) -> Result<ContainerSpec, Error> {
         ulimits: each_flag(&a.ulimit, "--ulimit", kernel::parse_ulimit)?,
         sysctls: each_flag(&a.sysctl, "--sysctl", kernel::parse_sysctl)?,
         devices: each_flag(&a.device, "--device", kernel::parse_device)?,
+        log_opts: a
+            .log_opt
+            .iter()
+            .map(|o| {
+                o.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .ok_or_else(|| {
+                        Error::Invalid(format!(
+                            "invalid argument {o:?} for \"--log-opt\" flag: use KEY=VALUE"
+                        ))
+                    })
+            })
+            .collect::<Result<_, _>>()?,
         health: netctl_engine::health::HealthFlags {
             cmd: a.health_cmd.clone(),
             interval: a.health_interval.clone(),
@@ -1068,9 +1090,17 @@ fn logs(engine: &Engine, a: &LogsArgs) -> Outcome {
                 .map_err(|_| anyhow::anyhow!("--tail {n:?} is not a number"))?,
         ),
     };
+    let now = netctl_engine::when::now();
+    let at = |t: &Option<String>| {
+        t.as_deref()
+            .map(|t| netctl_engine::when::parse(t, now))
+            .transpose()
+    };
     let opts = LogOptions {
         follow: a.follow,
         tail,
+        since: at(&a.since)?,
+        until: at(&a.until)?,
     };
     netctl_engine::logs::read(&c, opts, |rec| {
         let prefix = if a.timestamps {

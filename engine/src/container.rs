@@ -203,6 +203,12 @@ pub struct Config {
     /// `--health-*` over the image's HEALTHCHECK.
     #[serde(default)]
     pub healthcheck: Option<crate::health::Healthcheck>,
+    /// `--log-opt`s as given.
+    #[serde(default)]
+    pub log_opts: std::collections::BTreeMap<String, String>,
+    /// The rotation they ask for.
+    #[serde(default)]
+    pub log_rotation: crate::logs::Rotation,
 }
 
 /// How a container gets its PID or IPC namespace (`--pid`, `--ipc`).

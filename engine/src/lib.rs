@@ -36,6 +36,7 @@ pub mod routes;
 pub mod spec;
 pub mod view;
 pub mod volume;
+pub mod when;
 
 pub use container::{Container, ContainerStore};
 pub use engine::{

@@ -32,6 +32,7 @@ use crate::container::{Container, LogDriver, NetMode, PortBinding, Sharing, Stat
 use crate::engine::{Engine, EngineConfig};
 use crate::error::{invalid, state, Context, Error, Result};
 use crate::image::ImageStore;
+use crate::logs::LogWriter;
 use crate::process::attach::Clients;
 use crate::process::init::{InitSpec, Namespace};
 use crate::process::{reports, Failure, Internal, Report};
@@ -775,20 +776,16 @@ fn read_status(r: std::io::PipeReader) -> Result<u32> {
 
 /// The container's log, opened for appending; None with `--log-driver none`, or (noted)
 /// when it cannot be opened.
-fn open_log(c: &Container, diag: &mut Diag) -> Option<Arc<Mutex<File>>> {
+fn open_log(c: &Container, diag: &mut Diag) -> Option<Arc<Mutex<LogWriter>>> {
     if c.config.log_driver == LogDriver::None {
         return None;
     }
-    match OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(c.log_path())
-    {
-        Ok(f) => Some(Arc::new(Mutex::new(f))),
+    match LogWriter::open(&c.log_path(), c.config.log_rotation) {
+        Ok(w) => Some(Arc::new(Mutex::new(w))),
         Err(e) => {
             diag.note(&format!(
-                "open the log {}: {e}; output goes to attach clients only",
-                c.log_path().display()
+                "{}; output goes to attach clients only",
+                e.report()
             ));
             None
         }
@@ -798,7 +795,7 @@ fn open_log(c: &Container, diag: &mut Diag) -> Option<Arc<Mutex<File>>> {
 /// Copies the container's output into the log (when there is one) and to attached
 /// clients; returns the exit code. The output is always drained: a container never blocks
 /// on a full pipe because its log is missing.
-fn supervise(mut r: Running, clients: &Clients, log: Option<Arc<Mutex<File>>>) -> i32 {
+fn supervise(mut r: Running, clients: &Clients, log: Option<Arc<Mutex<LogWriter>>>) -> i32 {
     let sink = |stream: u8| Sink {
         stream,
         log: log.clone(),
@@ -818,7 +815,7 @@ fn supervise(mut r: Running, clients: &Clients, log: Option<Arc<Mutex<File>>>) -
 /// Where one output stream goes: the log and attached clients.
 struct Sink {
     stream: u8,
-    log: Option<Arc<Mutex<File>>>,
+    log: Option<Arc<Mutex<LogWriter>>>,
     clients: Clients,
 }
 
@@ -855,26 +852,26 @@ fn pump(mut src: File, sink: Sink) -> std::thread::JoinHandle<()> {
     })
 }
 
-/// One json-file record per line: `{"log":"...\n","stream":"stdout","time":"..."}`.
-fn write_log(log: &Mutex<File>, bytes: &[u8], stream: &str) {
+/// One json-file record per line: `{"log":"...\n","stream":"stdout","time":"..."}`,
+/// each written (and the log rotated) on its own, as Docker's json-file does.
+fn write_log(log: &Mutex<LogWriter>, bytes: &[u8], stream: &str) {
     if bytes.is_empty() {
         return;
     }
     let time = now_rfc3339();
-    let mut out = Vec::new();
+    let Ok(mut w) = log.lock() else {
+        return;
+    };
     for line in bytes.split_inclusive(|&b| b == b'\n') {
         let rec = crate::logs::Record {
             log: String::from_utf8_lossy(line).into_owned(),
             stream: stream.to_string(),
             time: time.clone(),
         };
-        if let Ok(json) = serde_json::to_vec(&rec) {
-            out.extend_from_slice(&json);
-            out.push(b'\n');
+        if let Ok(mut json) = serde_json::to_vec(&rec) {
+            json.push(b'\n');
+            let _ = w.write(&json);
         }
-    }
-    if let Ok(mut f) = log.lock() {
-        let _ = f.write_all(&out);
     }
 }
 

@@ -106,6 +106,8 @@ pub struct ContainerSpec {
     pub devices: Vec<crate::process::kernel::DeviceMapping>,
     /// `--health-*`, `--no-healthcheck`.
     pub health: crate::health::HealthFlags,
+    /// `--log-opt KEY=VALUE`.
+    pub log_opts: std::collections::BTreeMap<String, String>,
 }
 
 /// Parses a signal as Docker's `kill -s` and `--stop-signal` take it: a name with or
@@ -380,6 +382,8 @@ pub fn plan(engine: &Engine, spec: &ContainerSpec) -> Result<Planned> {
             .health
             .healthcheck(image.config.healthcheck.as_ref())?
             .or_else(|| image.config.healthcheck.clone()),
+        log_opts: spec.log_opts.clone(),
+        log_rotation: crate::logs::rotation(spec.log_driver, &spec.log_opts)?,
     };
     crate::process::kernel::check_sysctls(
         &config.sysctls,

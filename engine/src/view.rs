@@ -460,7 +460,7 @@ pub fn inspect(engine: &Engine, c: &Container) -> ContainerInspect {
             dns_options: c.config.dns_options.clone(),
             log_config: LogConfigView {
                 kind: c.config.log_driver.as_str(),
-                config: BTreeMap::new(),
+                config: c.config.log_opts.clone(),
             },
             security_opt: match &c.config.seccomp {
                 Seccomp::Default => None,
