@@ -125,6 +125,8 @@ pub enum ContainerCommands {
         /// Only this one: PORT[/PROTO].
         port: Option<String>,
     },
+    /// Copy files between a container and the host.
+    Cp(crate::copy::CpArgs),
     /// Rename a container.
     Rename {
         /// The container.
@@ -575,6 +577,7 @@ pub fn run(config: &EngineConfig, cmd: ContainerCommands) -> Outcome {
             }
             Ok(0)
         }
+        C::Cp(a) => crate::copy::run(&engine, &a),
         C::Rename { container, name } => {
             netctl_engine::manage::rename(&engine, &engine.containers.find(&container)?, &name)?;
             Ok(0)

@@ -7,6 +7,7 @@ mod attach;
 mod cluster;
 mod cni;
 mod container;
+mod copy;
 mod image;
 mod input;
 mod network;

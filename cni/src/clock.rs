@@ -19,6 +19,18 @@ pub fn now_rfc3339() -> String {
     )
 }
 
+/// A time in seconds since the epoch as RFC 3339 (`2026-11-27T20:43:16Z`).
+pub fn rfc3339_of(secs: u64) -> String {
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, dd) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{dd:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 /// Year, month, day of a day count since 1970-01-01 (Howard Hinnant's algorithm).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;

@@ -22,6 +22,24 @@ pub enum Members {
     Layer,
     /// An image archive: only files, folders and links between its members.
     Data,
+    /// Copied files (`cp`): files, folders and links with their modes and times, and their
+    /// owners with `owners` (else they belong to whoever unpacks).
+    Files {
+        /// Keep the archived owners.
+        owners: bool,
+    },
+}
+
+impl Members {
+    /// What of a member's metadata is applied: none, or mode and time with or without
+    /// the owner.
+    fn meta(self) -> Option<bool> {
+        match self {
+            Members::Layer => Some(true),
+            Members::Data => None,
+            Members::Files { owners } => Some(owners),
+        }
+    }
 }
 
 fn refused(what: impl std::fmt::Display) -> io::Error {
@@ -187,9 +205,12 @@ impl Meta {
         })
     }
 
-    /// Applies owner, then mode (a change of owner clears set-id bits), then time.
-    fn apply_fd(&self, fd: &OwnedFd) -> io::Result<()> {
-        rfs::fchown(fd, Some(self.uid), Some(self.gid))?;
+    /// Applies owner (with `owner`), then mode (a change of owner clears set-id bits), then
+    /// time.
+    fn apply_fd(&self, fd: &OwnedFd, owner: bool) -> io::Result<()> {
+        if owner {
+            rfs::fchown(fd, Some(self.uid), Some(self.gid))?;
+        }
         rfs::fchmod(fd, self.mode)?;
         rfs::futimens(fd, &self.mtime)?;
         Ok(())
@@ -197,14 +218,22 @@ impl Meta {
 
     /// The same for a node that cannot be opened (a device, FIFO or symlink): by name,
     /// never following a symlink (symlinks have no mode of their own).
-    fn apply_at(&self, parent: &OwnedFd, name: &OsStr, symlink: bool) -> io::Result<()> {
-        rfs::chownat(
-            parent,
-            name,
-            Some(self.uid),
-            Some(self.gid),
-            AtFlags::SYMLINK_NOFOLLOW,
-        )?;
+    fn apply_at(
+        &self,
+        parent: &OwnedFd,
+        name: &OsStr,
+        symlink: bool,
+        owner: bool,
+    ) -> io::Result<()> {
+        if owner {
+            rfs::chownat(
+                parent,
+                name,
+                Some(self.uid),
+                Some(self.gid),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )?;
+        }
         if !symlink {
             rfs::chmodat(parent, name, self.mode, AtFlags::empty())?;
         }
@@ -237,12 +266,13 @@ fn add(
     let comps = components(name)?;
     let kind = entry.header().entry_type();
     let layer = members == Members::Layer;
+    let meta = members.meta();
     if kind == EntryType::XGlobalHeader {
         return Ok(());
     }
     if kind.is_dir() && comps.is_empty() {
         return match layer {
-            true => Meta::of(entry.header())?.apply_fd(&root.root),
+            true => Meta::of(entry.header())?.apply_fd(&root.root, true),
             false => Ok(()),
         };
     }
@@ -255,9 +285,9 @@ fn add(
     }
     let (parent, leaf) = root.parent(&comps, true)?;
     match kind {
-        EntryType::Regular | EntryType::Continuous => file(&parent, leaf, entry, layer),
-        EntryType::GNUSparse if layer => file(&parent, leaf, entry, layer),
-        EntryType::Directory => folder(&parent, leaf, entry.header(), layer),
+        EntryType::Regular | EntryType::Continuous => file(&parent, leaf, entry, meta),
+        EntryType::GNUSparse if layer => file(&parent, leaf, entry, meta),
+        EntryType::Directory => folder(&parent, leaf, entry.header(), meta),
         EntryType::Symlink => {
             let target = entry
                 .link_name()?
@@ -265,9 +295,9 @@ fn add(
                 .into_owned();
             clear(&parent, leaf)?;
             rfs::symlinkat(&target, &parent, leaf)?;
-            match layer {
-                true => Meta::of(entry.header())?.apply_at(&parent, leaf, true),
-                false => Ok(()),
+            match meta {
+                Some(owner) => Meta::of(entry.header())?.apply_at(&parent, leaf, true, owner),
+                None => Ok(()),
             }
         }
         EntryType::Link => {
@@ -290,20 +320,20 @@ fn file(
     parent: &OwnedFd,
     leaf: &OsStr,
     entry: &mut tar::Entry<impl Read>,
-    layer: bool,
+    meta: Option<bool>,
 ) -> io::Result<()> {
     clear(parent, leaf)?;
     let flags = OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let fd = rfs::openat(parent, leaf, flags, Mode::from_raw_mode(0o600))?;
     let mut f = File::from(fd);
     io::copy(entry, &mut f)?;
-    if layer {
-        Meta::of(entry.header())?.apply_fd(&OwnedFd::from(f))?;
+    if let Some(owner) = meta {
+        Meta::of(entry.header())?.apply_fd(&OwnedFd::from(f), owner)?;
     }
     Ok(())
 }
 
-fn folder(parent: &OwnedFd, leaf: &OsStr, h: &tar::Header, layer: bool) -> io::Result<()> {
+fn folder(parent: &OwnedFd, leaf: &OsStr, h: &tar::Header, meta: Option<bool>) -> io::Result<()> {
     match rfs::mkdirat(parent, leaf, Mode::from_raw_mode(0o700)) {
         Ok(()) => {}
         Err(Errno::EXIST) => {
@@ -315,9 +345,9 @@ fn folder(parent: &OwnedFd, leaf: &OsStr, h: &tar::Header, layer: bool) -> io::R
         Err(e) => return Err(e.into()),
     }
     let fd = open_dir(parent, leaf)?;
-    match layer {
-        true => Meta::of(h)?.apply_fd(&fd),
-        false => Ok(()),
+    match meta {
+        Some(owner) => Meta::of(h)?.apply_fd(&fd, owner),
+        None => Ok(()),
     }
 }
 
@@ -349,7 +379,7 @@ fn node(parent: &OwnedFd, leaf: &OsStr, h: &tar::Header) -> io::Result<()> {
     );
     clear(parent, leaf)?;
     rfs::mknodat(parent, leaf, ty, Mode::from_raw_mode(0o600), dev)?;
-    Meta::of(h)?.apply_at(parent, leaf, false)
+    Meta::of(h)?.apply_at(parent, leaf, false, true)
 }
 
 /// `.wh.NAME` hides NAME of the layers below (an overlayfs whiteout: a 0:0 character

@@ -15,6 +15,8 @@ pub enum Kind {
     Volume,
     /// A network.
     Network,
+    /// A path in a container (`CONTAINER:PATH`).
+    Path,
 }
 
 impl fmt::Display for Kind {
@@ -24,6 +26,7 @@ impl fmt::Display for Kind {
             Kind::Image => "image",
             Kind::Volume => "volume",
             Kind::Network => "network",
+            Kind::Path => "container:path",
         })
     }
 }

@@ -17,5 +17,6 @@ pub fn run_internal(args: &[String]) -> Option<i32> {
         Internal::Init(spec) => crate::process::init::stage1(&spec),
         Internal::Init2(spec) => crate::process::init::stage2(&spec),
         Internal::Exec(spec) => crate::process::exec::helper(&spec),
+        Internal::Copy(spec) => crate::copy::helper(&spec),
     })
 }

@@ -582,7 +582,10 @@ fn container_stdio(engine: &Engine, c: &Container) -> Result<Stdio3> {
 }
 
 /// The container's mounts as host paths.
-fn init_mounts(engine: &Engine, c: &Container) -> Result<Vec<crate::process::init::Mount>> {
+pub(crate) fn init_mounts(
+    engine: &Engine,
+    c: &Container,
+) -> Result<Vec<crate::process::init::Mount>> {
     let volumes = VolumeStore::open(engine.root())?;
     c.config
         .mounts

@@ -10,7 +10,6 @@
 use netctl_cni::process::CleanSignals;
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -20,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::privileges::Privileges;
 use super::seccomp::Seccomp;
-use super::{reports, Failure, Internal, Report};
+use super::{Failure, Internal, Report};
 use crate::container::Container;
 use crate::engine::Engine;
 use crate::error::{invalid, state, Context, Error, Result};
@@ -57,9 +56,6 @@ pub struct ExecSpec {
     /// Its system call filter.
     pub seccomp: Seccomp,
 }
-
-/// The file descriptor the helper reports on.
-const STATUS_FD: i32 = 3;
 
 /// Runs the command inside the container, with our stdout and stderr (and stdin with
 /// `interactive`); its exit code, or [`Error::CommandNotFound`] /
@@ -161,8 +157,6 @@ fn start(
 ) -> Result<Child> {
     let spec = spec_of(c, req)?;
     let json = serde_json::to_string(&spec).ctx(|| "encode the exec spec".into())?;
-    let (status_r, status_w) = std::io::pipe().ctx(|| "make the exec status pipe".into())?;
-    let status_fd = status_w.as_raw_fd();
     let mut cmd = Command::new(&engine.config.helper);
     cmd.args(Internal::Exec(json).args())
         .stdin(stdin)
@@ -172,26 +166,7 @@ fn start(
     if own_group {
         cmd.process_group(0);
     }
-    #[allow(unsafe_code)]
-    // SAFETY: between fork and exec this only calls dup2, which is async-signal-safe and
-    // allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            if nix::libc::dup2(status_fd, STATUS_FD) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().ctx(|| "start the exec helper".into())?;
-    drop(status_w);
-    for report in reports(status_r) {
-        if let Report::Failed(f) = report {
-            let _ = child.wait();
-            return Err(f.into());
-        }
-    }
-    Ok(child)
+    super::spawn_helper(cmd)
 }
 
 /// The helper's spec: Docker's refusals for a container that cannot take an exec.
@@ -228,27 +203,11 @@ fn spec_of(c: &Container, req: &ExecRequest) -> Result<ExecSpec> {
 /// The helper process: its exit code is the command's (127/126 reported when it cannot be
 /// run).
 pub fn helper(spec_json: &str) -> i32 {
-    // Until it runs from the read-only view, the status descriptor must survive the exec.
-    if !super::sealed::runs_read_only() {
-        let _ = rustix::io::fcntl_setfd(
-            #[allow(unsafe_code)]
-            // SAFETY: descriptor 3 was put there by the caller for this process and stays
-            // open; it is only borrowed for the call.
-            unsafe {
-                rustix::fd::BorrowedFd::borrow_raw(STATUS_FD)
-            },
-            rustix::io::FdFlags::empty(),
-        );
-    }
-    #[allow(unsafe_code)]
-    // SAFETY: descriptor 3 is the status pipe the caller dup2'ed there; nothing else in
-    // this process owns it.
-    let mut status = File::from(unsafe { OwnedFd::from_raw_fd(STATUS_FD) });
+    let mut status = super::helper_status();
     let child = serde_json::from_str::<ExecSpec>(spec_json)
         .ctx(|| "parse the exec spec".into())
         .and_then(|spec| {
             super::sealed::reexec_read_only()?;
-            let _ = rustix::io::fcntl_setfd(&status, rustix::io::FdFlags::CLOEXEC);
             enter_and_spawn(&spec)
         });
     match child {

@@ -316,22 +316,54 @@ fn mnt<P: AsRef<Path> + ?Sized>(
 }
 
 fn mount_root(spec: &InitSpec) -> Result<()> {
-    let lower: Vec<String> = spec.lower.iter().map(|p| p.display().to_string()).collect();
+    mount_overlay(&spec.rootfs, &spec.lower, &spec.upper, &spec.work)
+}
+
+fn mount_overlay(rootfs: &Path, lower: &[PathBuf], upper: &Path, work: &Path) -> Result<()> {
+    let lower: Vec<String> = lower.iter().map(|p| p.display().to_string()).collect();
     let data = format!(
         "lowerdir={},upperdir={},workdir={}",
         lower.join(":"),
-        spec.upper.display(),
-        spec.work.display()
+        upper.display(),
+        work.display()
     );
     // nodev: a device node an image ships (a layer may hold one) opens nothing.
     mount(
         Some("overlay"),
-        &spec.rootfs,
+        rootfs,
         Some("overlay"),
         MsFlags::MS_NODEV,
         Some(data.as_str()),
     )
     .ctx(|| "mount the container's root (overlay)".into())
+}
+
+/// In a mount namespace of the caller's own: a stopped container's file system (its layers
+/// and its volumes and binds) mounted at `rootfs`, nothing of it seen outside.
+pub fn mount_private_root(
+    rootfs: &Path,
+    lower: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    mounts: &[Mount],
+) -> Result<()> {
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .ctx(|| "make the mounts private".into())?;
+    for d in [rootfs, upper, work] {
+        fs::create_dir_all(d).ctx(|| format!("create {}", d.display()))?;
+    }
+    mount_overlay(rootfs, lower, upper, work)?;
+    let root = Rootfs::open(rootfs).ctx(|| "open the container's root".into())?;
+    for m in mounts {
+        user_mount(&root, m)?;
+    }
+    Ok(())
 }
 
 /// A minimal /dev: the usual character devices, /dev/pts (its own instance), /dev/shm,

@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::EngineConfig;
-use crate::error::Error;
+use crate::error::{Context, Error, Result};
 
 /// An internal command: what the engine starts the running binary with.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,12 +46,15 @@ pub enum Internal {
     Init2(PathBuf),
     /// A command in a running container ([`exec::ExecSpec`] as JSON).
     Exec(String),
+    /// Files in or out of a container ([`crate::copy::CopySpec`] as JSON).
+    Copy(String),
 }
 
 const MONITOR: &str = "__netctl-monitor";
 const INIT: &str = "__netctl-init";
 const INIT2: &str = "__netctl-init2";
 const EXEC: &str = "__netctl-exec";
+const COPY: &str = "__netctl-copy";
 
 impl Internal {
     /// The arguments (after the program name) that start this command.
@@ -75,6 +78,7 @@ impl Internal {
             Internal::Init(spec) => vec![INIT.into(), spec.into()],
             Internal::Init2(spec) => vec![INIT2.into(), spec.into()],
             Internal::Exec(spec) => vec![EXEC.into(), spec.into()],
+            Internal::Copy(spec) => vec![COPY.into(), spec.into()],
         }
     }
 
@@ -92,6 +96,7 @@ impl Internal {
             [i, spec] if i == INIT => Some(Internal::Init(spec.into())),
             [i, spec] if i == INIT2 => Some(Internal::Init2(spec.into())),
             [e, spec] if e == EXEC => Some(Internal::Exec(spec.clone())),
+            [c, spec] if c == COPY => Some(Internal::Copy(spec.clone())),
             _ => None,
         }
     }
@@ -172,6 +177,56 @@ impl Report {
             let _ = to.write_all(&line);
         }
     }
+}
+
+/// The descriptor a helper ([`Internal::Exec`], [`Internal::Copy`]) reports on.
+const STATUS_FD: i32 = 3;
+
+/// Starts `cmd`, an engine helper, with a status pipe on descriptor 3, and reads its
+/// reports until it closes the pipe (it ran what it was asked, or failed): the child, or
+/// the failure it reported.
+pub fn spawn_helper(mut cmd: std::process::Command) -> Result<std::process::Child> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let (status_r, status_w) = std::io::pipe().ctx(|| "make a helper's status pipe".into())?;
+    let status_fd = status_w.as_raw_fd();
+    #[allow(unsafe_code)]
+    // SAFETY: between fork and exec this only calls dup2, which is async-signal-safe and
+    // allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if nix::libc::dup2(status_fd, STATUS_FD) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().ctx(|| "start an engine helper".into())?;
+    drop(status_w);
+    for report in reports(status_r) {
+        if let Report::Failed(f) = report {
+            let _ = child.wait();
+            return Err(f.into());
+        }
+    }
+    Ok(child)
+}
+
+/// In a helper: its status pipe. Until the helper runs from the read-only view of the
+/// binary ([`sealed::reexec_read_only`]) the pipe is kept open across that exec.
+pub fn helper_status() -> std::fs::File {
+    use std::os::fd::FromRawFd;
+    #[allow(unsafe_code)]
+    // SAFETY: descriptor 3 is the status pipe the caller dup2'ed there for this process;
+    // nothing else in it owns that descriptor.
+    let status = std::fs::File::from(unsafe { std::os::fd::OwnedFd::from_raw_fd(STATUS_FD) });
+    let flags = if sealed::runs_read_only() {
+        rustix::io::FdFlags::CLOEXEC
+    } else {
+        rustix::io::FdFlags::empty()
+    };
+    let _ = rustix::io::fcntl_setfd(&status, flags);
+    status
 }
 
 /// The reports on `from`, until end of file (lines that are not reports are skipped).
