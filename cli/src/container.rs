@@ -127,6 +127,8 @@ pub enum ContainerCommands {
     },
     /// Copy files between a container and the host.
     Cp(crate::copy::CpArgs),
+    /// Display containers' resource usage (CPU, memory, network and block I/O, PIDs).
+    Stats(crate::stats::StatsArgs),
     /// Rename a container.
     Rename {
         /// The container.
@@ -578,6 +580,7 @@ pub fn run(config: &EngineConfig, cmd: ContainerCommands) -> Outcome {
             Ok(0)
         }
         C::Cp(a) => crate::copy::run(&engine, &a),
+        C::Stats(a) => crate::stats::run(&engine, &a),
         C::Rename { container, name } => {
             netctl_engine::manage::rename(&engine, &engine.containers.find(&container)?, &name)?;
             Ok(0)
@@ -986,17 +989,11 @@ fn ps(engine: &Engine, a: &PsArgs) -> Outcome {
         return Ok(0);
     }
     if let Some(tpl) = a.format.as_deref() {
-        let (header, tpl) = match tpl.strip_prefix("table") {
-            Some(rest) => (true, rest.trim_start()),
-            None => (false, tpl),
-        };
-        let format = Format::parse(tpl)?;
-        if header {
-            println!("{}", format.render(&output::ps_headers())?);
-        }
-        for c in &shown {
-            println!("{}", format.render(&output::ps_map(c))?);
-        }
+        let rows: Vec<_> = shown.iter().map(output::ps_map).collect();
+        print!(
+            "{}",
+            crate::template::render_list(tpl, &output::ps_headers(), &rows)?
+        );
         return Ok(0);
     }
     const SHOWN: [&str; 7] = [

@@ -13,6 +13,7 @@ mod input;
 mod network;
 mod outcome;
 mod output;
+mod stats;
 mod template;
 mod volume;
 

@@ -240,15 +240,15 @@ fn ls(all: &[Network], a: &LsArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     if let Some(format) = a.format.as_deref() {
-        let template = (format != "json")
-            .then(|| crate::template::Format::parse(format))
-            .transpose()?;
-        for n in &nets {
-            let row = json!({"ID": id(n), "Name": n.name, "Driver": n.driver(), "Scope": n.scope(), "Internal": n.meta.internal, "CreatedAt": n.meta.created});
-            match &template {
-                Some(t) => println!("{}", t.render(&row)?),
-                None => println!("{row}"),
-            }
+        let rows: Vec<_> = nets
+            .iter()
+            .map(|n| json!({"ID": id(n), "Name": n.name, "Driver": n.driver(), "Scope": n.scope(), "Internal": n.meta.internal, "CreatedAt": n.meta.created}))
+            .collect();
+        if format == "json" {
+            rows.iter().for_each(|r| println!("{r}"));
+        } else {
+            let header = json!({"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE", "Internal": "INTERNAL", "CreatedAt": "CREATED AT"});
+            print!("{}", crate::template::render_list(format, &header, &rows)?);
         }
         return Ok(());
     }

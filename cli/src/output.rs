@@ -117,28 +117,42 @@ fn go_quote(s: &str) -> String {
     out
 }
 
-/// Left-aligned columns three spaces apart, like Docker's tables.
+/// Left-aligned columns, as Docker's tables (see [`tabwrite`]).
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let widths: Vec<usize> = (0..header.len())
-        .map(|i| {
-            rows.iter()
-                .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
-                .chain([header[i].len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |cells: Vec<&str>| {
-        let s: String = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}   ", w = w))
-            .collect();
-        s.trim_end().to_string() + "\n"
-    };
+    let line = |cells: Vec<&str>| cells.join("\t") + "\n";
     let mut out = line(header.to_vec());
     for r in rows {
         out.push_str(&line(r.iter().map(String::as_str).collect()));
+    }
+    tabwrite(&out)
+}
+
+/// Aligns tab-separated cells as Docker's tab writer does (Go's `tabwriter` with a minimum
+/// cell width of 10, padding 3, spaces): every cell that a tab ends is padded to its
+/// column's widest cell plus three, and to at least ten; the last cell of a line is not.
+pub fn tabwrite(text: &str) -> String {
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|i| {
+            rows.iter()
+                .filter(|r| i + 1 < r.len())
+                .map(|r| r[i].chars().count() + 3)
+                .max()
+                .unwrap_or(0)
+                .max(10)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        for (i, cell) in r.iter().enumerate() {
+            if i + 1 < r.len() {
+                out.push_str(&format!("{cell:<w$}", w = widths[i]));
+            } else {
+                out.push_str(cell);
+            }
+        }
+        out.push('\n');
     }
     out
 }
@@ -291,8 +305,10 @@ mod tests {
     }
 
     #[test]
-    fn tables_align_columns_three_spaces_apart() {
+    fn tables_align_columns_as_dockers_tab_writer() {
         let t = table(&["A", "BB"], &[vec!["xyz".into(), "1".into()]]);
-        assert_eq!(t, "A     BB\nxyz   1\n");
+        assert_eq!(t, "A         BB\nxyz       1\n");
+        let wide = tabwrite("CONTAINER ID\tNAME\nabcdefabcdef\tweb\n");
+        assert_eq!(wide, "CONTAINER ID   NAME\nabcdefabcdef   web\n");
     }
 }

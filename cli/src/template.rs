@@ -124,6 +124,35 @@ impl Format {
     }
 }
 
+/// A listing through a `--format` as Docker prints it: one rendering per row; with a
+/// leading `table`, a header row (the fields' column names from `header`) first and the
+/// cells aligned by Docker's tab writer.
+pub fn render_list<T: serde::Serialize>(
+    src: &str,
+    header: &impl serde::Serialize,
+    rows: &[T],
+) -> anyhow::Result<String> {
+    let (table, tpl) = match src.strip_prefix("table") {
+        Some(rest) => (true, rest.trim_start()),
+        None => (false, src),
+    };
+    let format = Format::parse(tpl)?;
+    let mut out = String::new();
+    if table {
+        out.push_str(&format.render(header)?);
+        out.push('\n');
+    }
+    for r in rows {
+        out.push_str(&format.render(r)?);
+        out.push('\n');
+    }
+    Ok(if table {
+        crate::output::tabwrite(&out)
+    } else {
+        out
+    })
+}
+
 fn map_str(args: &[Value], f: impl Fn(&str) -> String) -> Value {
     let s = args.first().map(ToString::to_string).unwrap_or_default();
     Value::String(Arc::from(f(&s)))

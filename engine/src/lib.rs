@@ -35,6 +35,7 @@ pub mod restart;
 pub mod rootfs;
 pub mod routes;
 pub mod spec;
+pub mod stats;
 pub mod view;
 pub mod volume;
 pub mod when;

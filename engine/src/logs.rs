@@ -90,16 +90,20 @@ impl LogWriter {
         })
     }
 
-    /// Appends whole records; rotates once the log has reached its size.
+    /// Appends a whole record; first rotates when the record would take the log past its
+    /// size, as Docker's json-file does (a record is never split).
     pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        let len = bytes.len() as u64;
+        if let Some(max) = self.rotation.max_size {
+            if self.size > 0 && self.size + len > max {
+                self.rotate()?;
+            }
+        }
         self.file
             .write_all(bytes)
             .ctx(|| format!("write {}", self.path.display()))?;
-        self.size += bytes.len() as u64;
-        match self.rotation.max_size {
-            Some(max) if self.size >= max => self.rotate(),
-            _ => Ok(()),
-        }
+        self.size += len;
+        Ok(())
     }
 
     /// `<log>.1` is the newest old file, `<log>.N` the oldest kept; with one file the log
@@ -373,6 +377,7 @@ mod tests {
         )
         .unwrap();
         one.write(b"0123456789ab\n").unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+        one.write(b"x\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "x\n");
     }
 }

@@ -28,7 +28,7 @@ pub fn pause(engine: &Engine, c: &Container, frozen: bool) -> Result<()> {
 }
 
 /// Host PIDs of the container's processes: those in its PID namespace.
-fn pids(c: &Container) -> Vec<u32> {
+pub(crate) fn pids(c: &Container) -> Vec<u32> {
     let Ok(pid) = c.process_pid() else {
         return Vec::new();
     };

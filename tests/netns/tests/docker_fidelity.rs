@@ -573,7 +573,10 @@ fn cli_details_a_docker_user_relies_on() {
     ]);
     assert!(ips.trim().starts_with("172.17."), "{ips}");
     let table = host.netctl_ok(&["ps", "--format", "table {{.Names}}\\t{{.Status}}", "-l"]);
-    assert!(table.starts_with("NAMES\tSTATUS\nthird\tUp"), "{table}");
+    assert!(
+        table.starts_with("NAMES     STATUS\nthird     Up"),
+        "Docker's tab writer aligns a table: {table}"
+    );
     let ps = host.netctl_ok(&["ps", "--filter", "name=third"]);
     assert!(ps.contains(r#""sh -c echo \"hi\"; sl…""#), "{ps}");
     assert!(host.netctl_ok(&["version"]).contains("Version:"));

@@ -20,7 +20,7 @@ fn create_picks_the_next_free_subnet_and_ls_lists_like_docker() {
     let lines: Vec<&str> = ls.lines().collect();
     assert!(lines[0].starts_with("NETWORK ID     NAME"), "{ls}");
     assert!(
-        lines[1].contains("bridge   bridge")
+        lines[1].contains("bridge    bridge    local")
             && lines[2].contains("host")
             && lines[3].contains("null"),
         "{ls}"
