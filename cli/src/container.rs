@@ -129,6 +129,8 @@ pub enum ContainerCommands {
     Cp(crate::copy::CpArgs),
     /// Display containers' resource usage (CPU, memory, network and block I/O, PIDs).
     Stats(crate::stats::StatsArgs),
+    /// Get real time events from the engine.
+    Events(crate::events::EventsArgs),
     /// Rename a container.
     Rename {
         /// The container.
@@ -508,18 +510,15 @@ pub fn run(config: &EngineConfig, cmd: ContainerCommands) -> Outcome {
             Ok(0)
         }
         C::Start { attach, containers } => start(&engine, &containers, attach),
-        C::Stop { time, containers } => each(&engine, &containers, |_, c| {
-            lifecycle::stop(c, time.map(Duration::from_secs))
+        C::Stop { time, containers } => each(&engine, &containers, |e, c| {
+            lifecycle::stop(e, c, time.map(Duration::from_secs))
         }),
         C::Restart { time, containers } => each(&engine, &containers, |e, c| {
-            lifecycle::stop(c, time.map(Duration::from_secs))?;
-            let mut c = c.clone();
-            c.reload()?;
-            lifecycle::start(e, &c, false, None)
+            lifecycle::restart(e, c, time.map(Duration::from_secs))
         }),
         C::Kill { signal, containers } => {
             let sig = spec::parse_signal(&signal)?;
-            each(&engine, &containers, |_, c| lifecycle::kill(c, sig))
+            each(&engine, &containers, |e, c| lifecycle::kill(e, c, sig))
         }
         C::Rm {
             force,
@@ -581,6 +580,7 @@ pub fn run(config: &EngineConfig, cmd: ContainerCommands) -> Outcome {
         }
         C::Cp(a) => crate::copy::run(&engine, &a),
         C::Stats(a) => crate::stats::run(&engine, &a),
+        C::Events(a) => crate::events::run(&engine, &a),
         C::Rename { container, name } => {
             netctl_engine::manage::rename(&engine, &engine.containers.find(&container)?, &name)?;
             Ok(0)

@@ -67,11 +67,11 @@ pub fn run(engine: &Engine, cmd: ImageCommand) -> Outcome {
     let store = ImageStore::open(engine.root())?;
     match cmd {
         ImageCommand::Import { file, reference } => {
-            let img = store.import(&file, reference.as_deref())?;
+            let img = netctl_engine::image::import(engine, &file, reference.as_deref())?;
             println!("sha256:{}", img.id);
         }
         ImageCommand::Load(a) => {
-            for img in netctl_engine::load::load(&store, &a.input)? {
+            for img in netctl_engine::image::load(engine, &a.input)? {
                 match img.tags.first() {
                     Some(t) => println!("Loaded image: {t}"),
                     None => println!("Loaded image ID: sha256:{}", img.id),
@@ -80,19 +80,15 @@ pub fn run(engine: &Engine, cmd: ImageCommand) -> Outcome {
         }
         ImageCommand::Ls(a) => images(&store, &a)?,
         ImageCommand::Rm { images } => {
-            let in_use = |id: &str| {
-                engine
-                    .containers
-                    .all()
-                    .map_or(true, |all| all.iter().any(|c| c.config.image == id))
-            };
             for key in images {
-                for line in store.remove(&key, in_use)? {
+                for line in netctl_engine::image::remove(engine, &key)? {
                     println!("{line}");
                 }
             }
         }
-        ImageCommand::Tag { source, target } => store.tag(&source, &target)?,
+        ImageCommand::Tag { source, target } => {
+            netctl_engine::image::tag(engine, &source, &target)?
+        }
         ImageCommand::Inspect { images } => {
             let found = images
                 .iter()

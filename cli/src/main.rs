@@ -8,6 +8,7 @@ mod cluster;
 mod cni;
 mod container;
 mod copy;
+mod events;
 mod image;
 mod input;
 mod network;

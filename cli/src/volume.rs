@@ -60,11 +60,8 @@ pub fn run(engine: &Engine, cmd: VolumeCommand) -> Outcome {
             name,
             name_flag,
         } => {
-            let mut v = store.create(name.or(name_flag).as_deref(), false)?;
-            if !label.is_empty() {
-                v.labels = crate::input::key_values(&label, "--label")?;
-                store.save(&v)?;
-            }
+            let labels = crate::input::key_values(&label, "--label")?;
+            let v = netctl_engine::volume::create(engine, name.or(name_flag).as_deref(), labels)?;
             println!("{}", v.name);
         }
         VolumeCommand::Ls { quiet } => {
@@ -96,7 +93,7 @@ pub fn run(engine: &Engine, cmd: VolumeCommand) -> Outcome {
         VolumeCommand::Rm { volumes } => {
             let mut failed = false;
             for n in volumes {
-                match store.remove(&n, &engine.containers) {
+                match netctl_engine::volume::remove(engine, &n) {
                     Ok(()) => println!("{n}"),
                     Err(e) => {
                         eprintln!("Error response from daemon: {}", e.report());
@@ -112,7 +109,7 @@ pub fn run(engine: &Engine, cmd: VolumeCommand) -> Outcome {
             }
             println!("Deleted Volumes:");
             for v in store.all()?.into_iter().filter(|v| all || v.anonymous) {
-                match store.remove(&v.name, &engine.containers) {
+                match netctl_engine::volume::remove(engine, &v.name) {
                     Ok(()) => println!("{}", v.name),
                     Err(netctl_engine::Error::Conflict(_)) => {}
                     Err(e) => return Err(e.into()),

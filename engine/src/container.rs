@@ -445,6 +445,14 @@ impl Container {
         Ok(())
     }
 
+    /// Re-reads the config too (a rename or a connect changed it): the monitor's view,
+    /// which lives as long as the container runs.
+    pub fn reload_all(&mut self) -> Result<()> {
+        self.reload()?;
+        self.config = read_json(&self.dir.join("config.json"))?;
+        Ok(())
+    }
+
     /// Whether its process runs: the state says so and the monitor is alive (also while
     /// it waits to restart it, as Docker counts a restarting container running).
     pub fn is_running(&self) -> bool {

@@ -369,11 +369,16 @@ fn record(engine: &Engine, id: &str, probe: Probe, retries: u32, in_start: bool)
     if !c.is_running() || c.state.restarting {
         return Ok(());
     }
-    c.state
-        .health
-        .get_or_insert_with(Health::default)
-        .record(probe, retries, in_start);
-    c.save_state()
+    let health = c.state.health.get_or_insert_with(Health::default);
+    let before = health.status;
+    health.record(probe, retries, in_start);
+    let after = health.status;
+    c.save_state()?;
+    if after != before {
+        let action = format!("health_status: {}", after.as_str());
+        crate::events::container(engine, &c, &action, &[]);
+    }
+    Ok(())
 }
 
 /// A duration as Go prints it for whole units (`30s`, `1m30s`, `500ms`).

@@ -374,6 +374,60 @@ fn read_image(path: &Path) -> Result<Image> {
     Ok(image)
 }
 
+/// `image import` through the engine: the image, and its `import` event.
+pub fn import(engine: &crate::Engine, source: &Path, tag: Option<&str>) -> Result<Image> {
+    let img = ImageStore::open(engine.root())?.import(source, tag)?;
+    image_event(engine, "import", &img, &img.display_name());
+    Ok(img)
+}
+
+/// `load` through the engine: the images, each with a `load` event.
+pub fn load(engine: &crate::Engine, archive: &Path) -> Result<Vec<Image>> {
+    let images = crate::load::load(&ImageStore::open(engine.root())?, archive)?;
+    for img in &images {
+        image_event(engine, "load", img, &img.display_name());
+    }
+    Ok(images)
+}
+
+/// `tag` through the engine, with its `tag` event.
+pub fn tag(engine: &crate::Engine, source: &str, target: &str) -> Result<()> {
+    let store = ImageStore::open(engine.root())?;
+    store.tag(source, target)?;
+    let img = store.find(target)?;
+    image_event(engine, "tag", &img, &normalize(target)?);
+    Ok(())
+}
+
+/// `rmi` through the engine: refused while a container uses the image (decided under the
+/// store's lock); Docker's `Untagged:` / `Deleted:` lines, with `untag` / `delete` events.
+pub fn remove(engine: &crate::Engine, key: &str) -> Result<Vec<String>> {
+    let store = ImageStore::open(engine.root())?;
+    let img = store.find(key)?;
+    let in_use = |id: &str| {
+        engine
+            .containers
+            .all()
+            .map_or(true, |all| all.iter().any(|c| c.config.image == id))
+    };
+    let lines = store.remove(key, in_use)?;
+    for line in &lines {
+        match line.split_once(": ") {
+            Some(("Untagged", tag)) => image_event(engine, "untag", &img, tag),
+            Some(("Deleted", _)) => {
+                image_event(engine, "delete", &img, &format!("sha256:{}", img.id))
+            }
+            _ => {}
+        }
+    }
+    Ok(lines)
+}
+
+fn image_event(engine: &crate::Engine, action: &str, img: &Image, name: &str) {
+    let id = format!("sha256:{}", img.id);
+    crate::events::record(engine, "image", action, &id, &[("name", name)]);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,7 @@ pub mod copy;
 pub mod engine;
 pub mod error;
 pub mod etc;
+pub mod events;
 pub mod filter;
 pub mod health;
 pub mod ids;

@@ -25,6 +25,7 @@ pub fn create(engine: &Engine, spec: &ContainerSpec) -> Result<(Container, Vec<S
     let planned = plan(engine, spec)?;
     let lock = engine.containers.lock()?;
     let c = engine.containers.create(planned.config, &lock)?;
+    crate::events::container(engine, &c, "create", &[]);
     Ok((c, planned.warnings))
 }
 
@@ -146,36 +147,58 @@ pub fn wait_gone(pid: u32, timeout: Duration) -> bool {
 /// Docker's stop: the container's stop signal (SIGTERM unless `--stop-signal` or the
 /// image says otherwise), then SIGKILL after `timeout` (`stop -t`; else `--stop-timeout`,
 /// else 10 s); returns once the monitor has recorded the exit and detached the networks.
-pub fn stop(c: &Container, timeout: Option<Duration>) -> Result<()> {
+pub fn stop(engine: &Engine, c: &Container, timeout: Option<Duration>) -> Result<()> {
     if !c.is_running() {
         return Ok(());
     }
     let timeout = c.config.stop_timeout(timeout);
     let c = stopped_by_hand(c, timeout)?;
-    if !c.is_running() {
-        return Ok(());
+    if c.is_running() {
+        let sig = c.config.stop_signal();
+        if signal(&c, sig).is_ok() {
+            kill_event(engine, &c, sig);
+        }
+        if !wait_gone(c.state.monitor_pid, timeout) {
+            kill_and_wait(engine, &c)?;
+        }
     }
-    let _ = signal(&c, c.config.stop_signal());
-    if wait_gone(c.state.monitor_pid, timeout) {
-        return Ok(());
-    }
-    kill_and_wait(&c)
+    crate::events::container(engine, &c, "stop", &[]);
+    Ok(())
+}
+
+/// `restart`: a stop (see [`stop`]) and a start, with Docker's `restart` event.
+pub fn restart(engine: &Engine, c: &Container, timeout: Option<Duration>) -> Result<()> {
+    stop(engine, c, timeout)?;
+    let mut c = c.clone();
+    c.reload()?;
+    start(engine, &c, false, None)?;
+    crate::events::container(engine, &c, "restart", &[]);
+    Ok(())
+}
+
+/// The `kill` event of a signal sent.
+fn kill_event(engine: &Engine, c: &Container, sig: Signal) {
+    let n = (sig as i32).to_string();
+    crate::events::container(engine, c, "kill", &[("signal", &n)]);
 }
 
 /// `kill`: the signal; after SIGKILL, returns once the container is down, as Docker's.
-pub fn kill(c: &Container, sig: Signal) -> Result<()> {
+pub fn kill(engine: &Engine, c: &Container, sig: Signal) -> Result<()> {
     c.process_pid()?;
     let c = &stopped_by_hand(c, Duration::from_secs(10))?;
     signal(c, sig)?;
+    kill_event(engine, c, sig);
     if sig == Signal::SIGKILL {
         wait_gone(c.state.monitor_pid, Duration::from_secs(10));
     }
     Ok(())
 }
 
-fn kill_and_wait(c: &Container) -> Result<()> {
+fn kill_and_wait(engine: &Engine, c: &Container) -> Result<()> {
     let c = &stopped_by_hand(c, Duration::from_secs(10))?;
-    let _ = signal(c, Signal::SIGKILL);
+    if signal(c, Signal::SIGKILL).is_ok() {
+        kill_event(engine, c, Signal::SIGKILL);
+    }
     if !wait_gone(c.state.monitor_pid, Duration::from_secs(30)) {
         state!("container {} did not stop after SIGKILL", c.config.name);
     }
@@ -195,7 +218,7 @@ pub fn remove(engine: &Engine, c: &Container, force: bool, volumes: bool) -> Res
                     c.config.id
                 );
             }
-            kill_and_wait(&c)?;
+            kill_and_wait(engine, &c)?;
         }
         if !c.dir.exists() {
             return Ok(());
@@ -237,6 +260,7 @@ pub fn remove_stopped(
     }
     remove_folder(c)?;
     crate::process::cgroup::remove_all(&c.config.id);
+    crate::events::container(engine, c, "destroy", &[]);
     if volumes {
         let store = VolumeStore::open(engine.root())?;
         for m in &c.config.mounts {

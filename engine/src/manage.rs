@@ -24,7 +24,10 @@ pub fn pause(engine: &Engine, c: &Container, frozen: bool) -> Result<()> {
     }
     cg.freeze(frozen)?;
     c.state.paused = frozen;
-    c.save_state()
+    c.save_state()?;
+    let action = if frozen { "pause" } else { "unpause" };
+    crate::events::container(engine, &c, action, &[]);
+    Ok(())
 }
 
 /// Host PIDs of the container's processes: those in its PID namespace.
@@ -118,11 +121,13 @@ pub fn rename(engine: &Engine, c: &Container, new: &str) -> Result<()> {
     let _lock = engine.containers.lock_one(c)?;
     let mut c = c.clone();
     c.reload()?;
-    c.config.name = new.to_string();
+    let old = std::mem::replace(&mut c.config.name, new.to_string());
     c.save_config()?;
     for ep in &c.state.endpoints {
         rename_record(engine, &c, &ep.network, &ep.ifname, new)?;
     }
+    let old = format!("/{old}");
+    crate::events::container(engine, &c, "rename", &[("oldName", &old)]);
     Ok(())
 }
 

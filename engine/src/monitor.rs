@@ -331,7 +331,7 @@ impl Restart<'_> {
             return false;
         }
         let recorded = self.engine.containers.lock_one(c).and_then(|_lock| {
-            c.reload()?;
+            c.reload_all()?;
             if !policy.restarts_after(code, c.state.stopped_by_hand, c.state.restart_count) {
                 return Ok(false);
             }
@@ -342,6 +342,8 @@ impl Restart<'_> {
             c.state.finished_at = now_rfc3339();
             c.state.restart_count += 1;
             c.save_state()?;
+            let code = code.to_string();
+            crate::events::container(self.engine, c, "die", &[("exitCode", &code)]);
             crate::process::cgroup::remove_all(&c.config.id);
             Ok(true)
         });
@@ -366,6 +368,7 @@ impl Restart<'_> {
         c.state.started_at = now_rfc3339();
         c.state.error.clear();
         c.save_state()?;
+        crate::events::container(self.engine, c, "start", &[]);
         let mut running = Running {
             child: spawned.child,
             output: spawned.output,
@@ -444,6 +447,7 @@ fn start(
     c.state.health = fresh_health(c);
     c.save_state()?;
     drop(lock);
+    crate::events::container(engine, c, "start", &[]);
     let running = Running {
         child: spawned.child,
         output: spawned.output,
@@ -884,12 +888,14 @@ fn finish(engine: &Engine, c: &mut Container, code: i32, diag: &mut Diag) {
         Ok(l) => l,
         Err(e) => return diag.note(&format!("lock to record the exit: {}", e.report())),
     };
-    if let Err(e) = c.reload() {
+    if let Err(e) = c.reload_all() {
         diag.note(&format!(
             "reload the state to record the exit: {}",
             e.report()
         ));
     }
+    let exit = code.to_string();
+    crate::events::container(engine, c, "die", &[("exitCode", &exit)]);
     for w in crate::netattach::teardown(engine, c, &lock) {
         diag.note(&format!("detach: {}", w.report()));
     }

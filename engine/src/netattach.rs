@@ -149,7 +149,22 @@ pub fn attach(
     })?;
     let mut ep = endpoint(&req.name, ifname, &result);
     ep.dns_upstreams = declares(&list, "dns");
+    network_event(engine, "connect", req, c);
     Ok(ep)
+}
+
+/// A network's `connect` or `disconnect` event for container `c`.
+fn network_event(engine: &Engine, action: &str, req: &NetworkRequest, c: &Container) {
+    let Ok(net) = engine.networks().and_then(|s| s.find(&req.name)) else {
+        return;
+    };
+    let driver = net.driver();
+    let attrs = [
+        ("container", c.config.id.as_str()),
+        ("name", net.name.as_str()),
+        ("type", driver.as_str()),
+    ];
+    crate::events::record(engine, "network", action, &net.id, &attrs);
 }
 
 /// DEL of one network, with the same runtime config as its ADD (the published ports go
@@ -165,7 +180,9 @@ pub fn detach(engine: &Engine, c: &Container, req: &NetworkRequest, ifname: &str
     engine.cni.del(&list, &rt).map_err(|source| Error::Cni {
         network: req.name.clone(),
         source,
-    })
+    })?;
+    network_event(engine, "disconnect", req, c);
+    Ok(())
 }
 
 /// ADD of one network, recorded: the endpoint is saved as pending before ADD runs (so a

@@ -298,18 +298,22 @@ impl NetworkStore {
         }
         if n.driver() == "overlay" {
             // The agent asks every host's plugins, and takes the conflists away.
-            return crate::cluster::remove_network(engine, &n.name);
+            crate::cluster::remove_network(engine, &n.name)?;
+        } else {
+            engine
+                .cni
+                .remove_network(&n.list)
+                .map_err(|source| Error::Cni {
+                    network: n.name.clone(),
+                    source,
+                })?;
+            let path = self.path(&n.name);
+            fsutil::remove_if_exists(&path).ctx(|| format!("remove {}", path.display()))?;
+            crate::cluster::local_networks_changed(engine);
         }
-        engine
-            .cni
-            .remove_network(&n.list)
-            .map_err(|source| Error::Cni {
-                network: n.name.clone(),
-                source,
-            })?;
-        let path = self.path(&n.name);
-        fsutil::remove_if_exists(&path).ctx(|| format!("remove {}", path.display()))?;
-        crate::cluster::local_networks_changed(engine);
+        let driver = n.driver();
+        let attrs = [("name", n.name.as_str()), ("type", driver.as_str())];
+        crate::events::record(engine, "network", "destroy", &n.id, &attrs);
         Ok(())
     }
 }
@@ -542,6 +546,14 @@ fn create_overlay(engine: &Engine, req: &CreateRequest) -> Result<Network> {
 
 /// Checks the request and writes the network's conflist; returns the network.
 pub fn create(engine: &Engine, req: &CreateRequest) -> Result<Network> {
+    let n = create_checked(engine, req)?;
+    let driver = n.driver();
+    let attrs = [("name", n.name.as_str()), ("type", driver.as_str())];
+    crate::events::record(engine, "network", "create", &n.id, &attrs);
+    Ok(n)
+}
+
+fn create_checked(engine: &Engine, req: &CreateRequest) -> Result<Network> {
     if req.driver == Driver::Overlay {
         netctl_cni::validate::network_name(&req.name).map_err(|e| {
             Error::Invalid(format!("invalid network name {:?}: {}", req.name, e.msg))

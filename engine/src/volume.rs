@@ -288,6 +288,29 @@ pub fn copy_up(from: &OwnedFd, to: &OwnedFd) -> std::io::Result<()> {
     Ok(())
 }
 
+/// `volume create` through the engine, with its labels and its `create` event.
+pub fn create(
+    engine: &crate::Engine,
+    name: Option<&str>,
+    labels: std::collections::BTreeMap<String, String>,
+) -> Result<Volume> {
+    let store = VolumeStore::open(engine.root())?;
+    let mut v = store.create(name, false)?;
+    if !labels.is_empty() {
+        v.labels = labels;
+        store.save(&v)?;
+    }
+    crate::events::record(engine, "volume", "create", &v.name, &[("driver", "local")]);
+    Ok(v)
+}
+
+/// `volume rm` through the engine: refused while a container uses it; its `destroy` event.
+pub fn remove(engine: &crate::Engine, name: &str) -> Result<()> {
+    VolumeStore::open(engine.root())?.remove(name, &engine.containers)?;
+    crate::events::record(engine, "volume", "destroy", name, &[("driver", "local")]);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

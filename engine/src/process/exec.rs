@@ -68,9 +68,10 @@ pub fn exec(engine: &Engine, c: &Container, req: &ExecRequest) -> Result<i32> {
     };
     let stdio = (stdin, Stdio::inherit(), Stdio::inherit());
     let mut child = start(engine, c, req, stdio, false)?;
-    Ok(exit_code(
-        child.wait().ctx(|| "wait for the command".into())?,
-    ))
+    let code = exit_code(child.wait().ctx(|| "wait for the command".into())?);
+    let exit = code.to_string();
+    crate::events::container(engine, c, "exec_die", &[("exitCode", &exit)]);
+    Ok(code)
 }
 
 /// `exec -d`: starts the command with no stdio and returns once it runs.
@@ -157,6 +158,13 @@ fn start(
 ) -> Result<Child> {
     let spec = spec_of(c, req)?;
     let json = serde_json::to_string(&spec).ctx(|| "encode the exec spec".into())?;
+    // Docker's words: the program, a space, the arguments.
+    let cmd = match req.command.split_first() {
+        Some((prog, args)) => format!("{prog} {}", args.join(" ")),
+        None => String::new(),
+    };
+    crate::events::container(engine, c, &format!("exec_create: {cmd}"), &[]);
+    crate::events::container(engine, c, &format!("exec_start: {cmd}"), &[]);
     let mut cmd = Command::new(&engine.config.helper);
     cmd.args(Internal::Exec(json).args())
         .stdin(stdin)
