@@ -23,6 +23,32 @@ use crate::template::Format;
 /// The container commands (top level, as Docker has them).
 #[derive(Subcommand)]
 pub enum ContainerCommands {
+    #[command(flatten)]
+    Verb(Box<Verb>),
+    /// List containers.
+    Ps(PsArgs),
+    /// Show containers, images, volumes or networks as JSON.
+    Inspect {
+        /// Only this kind.
+        #[arg(long = "type", value_enum)]
+        kind: Option<ObjectKind>,
+        /// Go template over each object: `{{.State.Pid}}`, `{{json .Config}}`.
+        #[arg(short = 'f', long)]
+        format: Option<String>,
+        /// Containers, images, volumes or networks.
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
+    /// Manage containers.
+    #[command(subcommand)]
+    Container(ContainerCommand),
+    /// Get real time events from the engine.
+    Events(crate::events::EventsArgs),
+}
+
+/// The verbs on containers, at the top level and under `container` (as Docker has them).
+#[derive(Subcommand)]
+pub enum Verb {
     /// Create and start a container.
     Run(RunArgs),
     /// Create a container without starting it; prints its ID.
@@ -75,27 +101,10 @@ pub enum ContainerCommands {
         #[arg(required = true)]
         containers: Vec<String>,
     },
-    /// List containers.
-    Ps(PsArgs),
-    /// Show containers, images, volumes or networks as JSON.
-    Inspect {
-        /// Only this kind.
-        #[arg(long = "type", value_enum)]
-        kind: Option<ObjectKind>,
-        /// Go template over each object: `{{.State.Pid}}`, `{{json .Config}}`.
-        #[arg(short = 'f', long)]
-        format: Option<String>,
-        /// Containers, images, volumes or networks.
-        #[arg(required = true)]
-        targets: Vec<String>,
-    },
     /// Show a container's output.
     Logs(LogsArgs),
     /// Run a command in a running container.
     Exec(ExecArgs),
-    /// Manage containers.
-    #[command(subcommand)]
-    Container(ContainerCommand),
     /// Attach to a running container's output (and input); Ctrl-P Ctrl-Q detaches.
     Attach {
         /// The container.
@@ -129,8 +138,6 @@ pub enum ContainerCommands {
     Cp(crate::copy::CpArgs),
     /// Display containers' resource usage (CPU, memory, network and block I/O, PIDs).
     Stats(crate::stats::StatsArgs),
-    /// Get real time events from the engine.
-    Events(crate::events::EventsArgs),
     /// Rename a container.
     Rename {
         /// The container.
@@ -149,6 +156,8 @@ pub enum ContainerCommands {
 /// `container ...`.
 #[derive(Subcommand)]
 pub enum ContainerCommand {
+    #[command(flatten)]
+    Verb(Box<Verb>),
     /// Remove all stopped containers.
     Prune {
         /// Do not prompt for confirmation.
@@ -156,7 +165,7 @@ pub enum ContainerCommand {
         force: bool,
     },
     /// List containers.
-    #[command(visible_alias = "list")]
+    #[command(visible_aliases = ["list", "ps"])]
     Ls(PsArgs),
     /// Show containers as JSON.
     Inspect {
@@ -431,7 +440,8 @@ pub struct PsArgs {
     /// Only display container IDs.
     #[arg(short = 'q', long)]
     pub quiet: bool,
-    /// Filter: status=, name=, id=, network=.
+    /// Filter: id=, name= (a regular expression), status=, network=, label=, ancestor=,
+    /// exited=, health=, publish=, expose=.
     #[arg(short = 'f', long)]
     pub filter: Vec<String>,
     /// Go template: `{{.ID}}\t{{.Names}}`, `table ...`.
@@ -443,6 +453,12 @@ pub struct PsArgs {
     /// Show the latest created container (all states).
     #[arg(short = 'l', long)]
     pub latest: bool,
+    /// Do not truncate output (full IDs and commands).
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Display total file sizes.
+    #[arg(short = 's', long)]
+    pub size: bool,
 }
 
 /// `logs`.
@@ -497,51 +513,62 @@ pub struct ExecArgs {
 
 /// Runs a container command.
 pub fn run(config: &EngineConfig, cmd: ContainerCommands) -> Outcome {
-    use ContainerCommands as C;
     let engine = Engine::open(config).map_err(start_failure)?;
     match cmd {
-        C::Run(a) => run_container(&engine, &a),
-        C::Create(a) => {
-            // As Docker's: 125 for a bad flag, 1 for what the engine refuses.
-            spec_of(&a).map_err(start_failure)?;
-            check_cidfile(&a)?;
-            let c = create(&engine, &a)?;
-            println!("{}", c.config.id);
-            Ok(0)
+        ContainerCommands::Verb(v) => verb(&engine, *v),
+        ContainerCommands::Container(ContainerCommand::Verb(v)) => verb(&engine, *v),
+        ContainerCommands::Ps(a) | ContainerCommands::Container(ContainerCommand::Ls(a)) => {
+            ps(&engine, &a)
         }
-        C::Start { attach, containers } => start(&engine, &containers, attach),
-        C::Stop { time, containers } => each(&engine, &containers, |e, c| {
-            lifecycle::stop(e, c, time.map(Duration::from_secs))
-        }),
-        C::Restart { time, containers } => each(&engine, &containers, |e, c| {
-            lifecycle::restart(e, c, time.map(Duration::from_secs))
-        }),
-        C::Kill { signal, containers } => {
-            let sig = spec::parse_signal(&signal)?;
-            each(&engine, &containers, |e, c| lifecycle::kill(e, c, sig))
-        }
-        C::Rm {
-            force,
-            volumes,
-            containers,
-        } => each(&engine, &containers, |e, c| {
-            lifecycle::remove(e, c, force, volumes)
-        }),
-        C::Ps(a) | C::Container(ContainerCommand::Ls(a)) => ps(&engine, &a),
-        C::Inspect {
+        ContainerCommands::Inspect {
             kind,
             format,
             targets,
         } => inspect(&engine, &targets, kind, format.as_deref()),
-        C::Container(ContainerCommand::Inspect { format, containers }) => inspect(
+        ContainerCommands::Container(ContainerCommand::Inspect { format, containers }) => inspect(
             &engine,
             &containers,
             Some(ObjectKind::Container),
             format.as_deref(),
         ),
-        C::Container(ContainerCommand::Prune { force }) => prune(&engine, force),
-        C::Logs(a) => logs(&engine, &a),
-        C::Exec(a) => exec(&engine, &a),
+        ContainerCommands::Container(ContainerCommand::Prune { force }) => prune(&engine, force),
+        ContainerCommands::Events(a) => crate::events::run(&engine, &a),
+    }
+}
+
+/// Runs a verb on containers.
+fn verb(engine: &Engine, cmd: Verb) -> Outcome {
+    use Verb as C;
+    match cmd {
+        C::Run(a) => run_container(engine, &a),
+        C::Create(a) => {
+            // As Docker's: 125 for a bad flag, 1 for what the engine refuses.
+            spec_of(&a).map_err(start_failure)?;
+            check_cidfile(&a)?;
+            let c = create(engine, &a)?;
+            println!("{}", c.config.id);
+            Ok(0)
+        }
+        C::Start { attach, containers } => start(engine, &containers, attach),
+        C::Stop { time, containers } => each(engine, &containers, |e, c| {
+            lifecycle::stop(e, c, time.map(Duration::from_secs))
+        }),
+        C::Restart { time, containers } => each(engine, &containers, |e, c| {
+            lifecycle::restart(e, c, time.map(Duration::from_secs))
+        }),
+        C::Kill { signal, containers } => {
+            let sig = spec::parse_signal(&signal)?;
+            each(engine, &containers, |e, c| lifecycle::kill(e, c, sig))
+        }
+        C::Rm {
+            force,
+            volumes,
+            containers,
+        } => each_of(engine, &containers, force, |e, c| {
+            lifecycle::remove(e, c, force, volumes)
+        }),
+        C::Logs(a) => logs(engine, &a),
+        C::Exec(a) => exec(engine, &a),
         C::Attach { container } => {
             let c = engine.containers.find(&container)?;
             if !c.is_running() {
@@ -550,12 +577,12 @@ pub fn run(config: &EngineConfig, cmd: ContainerCommands) -> Outcome {
                 )
                 .into());
             }
-            Ok(exit_code(crate::attach::attach(&engine, &c)?.unwrap_or(0)))
+            Ok(exit_code(crate::attach::attach(engine, &c)?.unwrap_or(0)))
         }
-        C::Pause { containers } => each(&engine, &containers, |e, c| {
+        C::Pause { containers } => each(engine, &containers, |e, c| {
             netctl_engine::manage::pause(e, c, true)
         }),
-        C::Unpause { containers } => each(&engine, &containers, |e, c| {
+        C::Unpause { containers } => each(engine, &containers, |e, c| {
             netctl_engine::manage::pause(e, c, false)
         }),
         C::Top { container } => {
@@ -571,18 +598,19 @@ pub fn run(config: &EngineConfig, cmd: ContainerCommands) -> Outcome {
                 let ip = p
                     .host_ip
                     .map_or_else(|| "0.0.0.0".to_string(), |i| i.to_string());
-                println!(
-                    "{}/{} -> {ip}:{}",
-                    p.container_port, p.protocol, p.host_port
-                );
+                let host = format!("{ip}:{}", p.host_port);
+                // Docker's: `HOST:PORT` alone when a port was asked for.
+                match port {
+                    Some(_) => println!("{host}"),
+                    None => println!("{}/{} -> {host}", p.container_port, p.protocol),
+                }
             }
             Ok(0)
         }
-        C::Cp(a) => crate::copy::run(&engine, &a),
-        C::Stats(a) => crate::stats::run(&engine, &a),
-        C::Events(a) => crate::events::run(&engine, &a),
+        C::Cp(a) => crate::copy::run(engine, &a),
+        C::Stats(a) => crate::stats::run(engine, &a),
         C::Rename { container, name } => {
-            netctl_engine::manage::rename(&engine, &engine.containers.find(&container)?, &name)?;
+            netctl_engine::manage::rename(engine, &engine.containers.find(&container)?, &name)?;
             Ok(0)
         }
         C::Wait { containers } => {
@@ -933,6 +961,17 @@ fn each(
     keys: &[String],
     f: impl Fn(&Engine, &Container) -> Result<(), Error> + Sync,
 ) -> Outcome {
+    each_of(engine, keys, false, f)
+}
+
+/// [`each`]; with `missing_ok`, a container that does not exist is told but is no failure
+/// (`rm -f`, as Docker 20.10).
+fn each_of(
+    engine: &Engine,
+    keys: &[String],
+    missing_ok: bool,
+    f: impl Fn(&Engine, &Container) -> Result<(), Error> + Sync,
+) -> Outcome {
     let mut failed = false;
     for batch in keys.chunks(50) {
         let results: Vec<Result<(), Error>> = std::thread::scope(|s| {
@@ -951,6 +990,7 @@ fn each(
         for (key, result) in batch.iter().zip(results) {
             match result {
                 Ok(()) => println!("{key}"),
+                Err(e @ Error::NotFound { .. }) if missing_ok => eprintln!("Error: {e}"),
                 Err(e) => {
                     eprintln!("Error response from daemon: {}", e.report());
                     failed = true;
@@ -982,21 +1022,41 @@ fn ps(engine: &Engine, a: &PsArgs) -> Outcome {
             filter.matches(c, &names)
         })
         .collect();
+    let show = output::PsShow {
+        full: a.no_trunc,
+        image_size: None,
+    };
     if a.quiet {
-        shown
-            .iter()
-            .for_each(|c| println!("{}", c.config.short_id()));
+        shown.iter().for_each(|c| {
+            println!(
+                "{}",
+                if a.no_trunc {
+                    c.config.id.as_str()
+                } else {
+                    c.config.short_id()
+                }
+            )
+        });
         return Ok(0);
     }
+    let show_of = |c: &Container| output::PsShow {
+        image_size: a
+            .size
+            .then(|| images.find(&c.config.image).map_or(0, |i| i.size)),
+        ..show
+    };
     if let Some(tpl) = a.format.as_deref() {
-        let rows: Vec<_> = shown.iter().map(output::ps_map).collect();
+        let rows: Vec<_> = shown
+            .iter()
+            .map(|c| output::ps_map(c, show_of(c)))
+            .collect();
         print!(
             "{}",
             crate::template::render_list(tpl, &output::ps_headers(), &rows)?
         );
         return Ok(0);
     }
-    const SHOWN: [&str; 7] = [
+    let mut shown_fields = vec![
         "ID",
         "Image",
         "Command",
@@ -1005,17 +1065,7 @@ fn ps(engine: &Engine, a: &PsArgs) -> Outcome {
         "Ports",
         "Names",
     ];
-    let rows: Vec<Vec<String>> = shown
-        .iter()
-        .map(|c| {
-            output::ps_fields(c)
-                .into_iter()
-                .filter(|(k, _)| SHOWN.contains(k))
-                .map(|(_, v)| v)
-                .collect()
-        })
-        .collect();
-    let header = [
+    let mut header = vec![
         "CONTAINER ID",
         "IMAGE",
         "COMMAND",
@@ -1024,6 +1074,17 @@ fn ps(engine: &Engine, a: &PsArgs) -> Outcome {
         "PORTS",
         "NAMES",
     ];
+    if a.size {
+        shown_fields.push("Size");
+        header.push("SIZE");
+    }
+    let rows: Vec<Vec<String>> = shown
+        .iter()
+        .map(|c| {
+            let fields = output::ps_map(c, show_of(c));
+            shown_fields.iter().map(|k| fields[k].clone()).collect()
+        })
+        .collect();
     print!("{}", table(&header, &rows));
     Ok(0)
 }

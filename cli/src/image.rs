@@ -40,6 +40,9 @@ pub enum ImageCommand {
     },
     /// Show images as JSON.
     Inspect {
+        /// Go template over each image: `{{.Id}}`, `{{json .Config}}`.
+        #[arg(short = 'f', long)]
+        format: Option<String>,
         /// Images.
         #[arg(required = true)]
         images: Vec<String>,
@@ -60,6 +63,14 @@ pub struct ImagesArgs {
     /// Only show image IDs.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Show full image IDs.
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Go template: `{{.Repository}}:{{.Tag}}`, `table ...`.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Only images of this repository (and tag): REPOSITORY[:TAG].
+    pub reference: Option<String>,
 }
 
 /// Runs an image command.
@@ -89,7 +100,7 @@ pub fn run(engine: &Engine, cmd: ImageCommand) -> Outcome {
         ImageCommand::Tag { source, target } => {
             netctl_engine::image::tag(engine, &source, &target)?
         }
-        ImageCommand::Inspect { images } => {
+        ImageCommand::Inspect { images, format } => {
             let found = images
                 .iter()
                 .map(|k| store.find(k))
@@ -98,7 +109,7 @@ pub fn run(engine: &Engine, cmd: ImageCommand) -> Outcome {
                 .iter()
                 .map(netctl_engine::view::inspect_image)
                 .collect();
-            crate::output::json(&out)?;
+            crate::output::objects(&out, format.as_deref())?;
         }
     }
     Ok(0)
@@ -106,8 +117,15 @@ pub fn run(engine: &Engine, cmd: ImageCommand) -> Outcome {
 
 fn images(store: &ImageStore, a: &ImagesArgs) -> anyhow::Result<()> {
     let all = store.all()?;
+    let id = |i: &netctl_engine::image::Image| {
+        if a.no_trunc {
+            format!("sha256:{}", i.id)
+        } else {
+            short_id(&i.id).to_string()
+        }
+    };
     if a.quiet {
-        all.iter().for_each(|i| println!("{}", short_id(&i.id)));
+        all.iter().for_each(|i| println!("{}", id(i)));
         return Ok(());
     }
     let mut rows = Vec::new();
@@ -120,19 +138,53 @@ fn images(store: &ImageStore, a: &ImagesArgs) -> anyhow::Result<()> {
                 .map(|t| t.rsplit_once(':').unwrap_or((t, "")))
                 .collect()
         };
-        for (repo, tag) in tags {
-            rows.push(vec![
-                repo.to_string(),
-                tag.to_string(),
-                short_id(&i.id).to_string(),
-                ago(&i.created),
-                human_size(i.size),
-            ]);
+        let wanted = |repo: &str, tag: &str| match a.reference.as_deref() {
+            None => true,
+            Some(r) => match r.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
+                Some((rr, rt)) => rr == repo && rt == tag,
+                None => r == repo,
+            },
+        };
+        for (repo, tag) in tags.into_iter().filter(|(r, t)| wanted(r, t)) {
+            rows.push(std::collections::BTreeMap::from([
+                ("Repository", repo.to_string()),
+                ("Tag", tag.to_string()),
+                ("ID", id(i)),
+                ("CreatedSince", ago(&i.created)),
+                ("CreatedAt", i.created.clone()),
+                ("Size", human_size(i.size)),
+                ("Digest", "<none>".to_string()),
+            ]));
         }
     }
+    if let Some(f) = &a.format {
+        let header = std::collections::BTreeMap::from([
+            ("Repository", "REPOSITORY"),
+            ("Tag", "TAG"),
+            ("ID", "IMAGE ID"),
+            ("CreatedSince", "CREATED"),
+            ("CreatedAt", "CREATED AT"),
+            ("Size", "SIZE"),
+            ("Digest", "DIGEST"),
+        ]);
+        print!("{}", crate::template::render_list(f, &header, &rows)?);
+        return Ok(());
+    }
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            ["Repository", "Tag", "ID", "CreatedSince", "Size"]
+                .iter()
+                .map(|k| r[k].clone())
+                .collect()
+        })
+        .collect();
     print!(
         "{}",
-        table(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], &rows)
+        table(
+            &["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
+            &cells
+        )
     );
     Ok(())
 }

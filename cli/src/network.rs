@@ -18,6 +18,9 @@ pub enum NetworkCommand {
     Ls(LsArgs),
     /// Show networks as JSON.
     Inspect {
+        /// Go template over each network: `{{.IPAM.Config}}`, `{{json .Containers}}`.
+        #[arg(short = 'f', long)]
+        format: Option<String>,
         /// Names or IDs (unique prefixes work).
         #[arg(required = true)]
         networks: Vec<String>,
@@ -160,7 +163,7 @@ pub fn run(engine: &Engine, cmd: NetworkCommand) -> Outcome {
             println!("{}", create(engine, &req)?.id);
         }
         NetworkCommand::Ls(a) => ls(&store.all()?, &a)?,
-        NetworkCommand::Inspect { networks } => {
+        NetworkCommand::Inspect { networks, format } => {
             let found = networks
                 .iter()
                 .map(|n| store.find(n))
@@ -169,7 +172,7 @@ pub fn run(engine: &Engine, cmd: NetworkCommand) -> Outcome {
                 .iter()
                 .map(|n| netctl_engine::view::inspect_network(engine, n))
                 .collect();
-            crate::output::json(&out)?;
+            crate::output::objects(&out, format.as_deref())?;
         }
         NetworkCommand::Rm { networks } => {
             crate::output::repair(engine);

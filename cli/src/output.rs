@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use netctl_engine::container::{Container, PortBinding, Status};
+use netctl_engine::container::{Container, Status};
 use netctl_engine::health::HealthStatus;
 use netctl_engine::view::state_name;
 use netctl_engine::{Engine, Error};
@@ -67,29 +67,71 @@ pub fn status_text(c: &Container) -> String {
     }
 }
 
-/// `0.0.0.0:8080->80/tcp`.
-pub fn port_text(p: &PortBinding) -> String {
-    let ip = p
-        .host_ip
-        .map_or_else(|| "0.0.0.0".to_string(), |i| i.to_string());
-    format!("{ip}:{}->{}/{}", p.host_port, p.container_port, p.protocol)
-}
-
-/// "0.0.0.0:8080->80/tcp, ..."
+/// `ps`'s PORTS as Docker's `DisplayablePorts` writes them: exposed ports (ranges
+/// collapsed, `443/tcp`, `8000-8002/tcp`) and same-number mappings first, then each
+/// mapping to another host port (`0.0.0.0:8080->80/tcp`); sorted by container port.
 pub fn ports_text(c: &Container) -> String {
-    c.state
+    if !c.is_running() {
+        return String::new();
+    }
+    // (container port, protocol, host address, host port); no address: exposed only.
+    let mut ports: Vec<(u16, String, String, u16)> = c
+        .state
         .ports
         .iter()
-        .map(port_text)
-        .collect::<Vec<_>>()
-        .join(", ")
+        .map(|p| {
+            let ip = p
+                .host_ip
+                .map_or_else(|| "0.0.0.0".to_string(), |i| i.to_string());
+            (p.container_port, p.protocol.to_string(), ip, p.host_port)
+        })
+        .collect();
+    for (port, proto) in &c.config.exposed {
+        let proto = proto.to_string();
+        if !ports.iter().any(|(p, t, _, _)| p == port && *t == proto) {
+            ports.push((*port, proto, String::new(), 0));
+        }
+    }
+    ports.sort();
+    let mut groups: Vec<(String, u16, u16)> = Vec::new();
+    let mut mappings = Vec::new();
+    for (port, proto, ip, public) in ports {
+        let key = if ip.is_empty() {
+            proto.clone()
+        } else if public != port {
+            mappings.push(format!("{ip}:{public}->{port}/{proto}"));
+            continue;
+        } else {
+            format!("{ip}/{proto}")
+        };
+        match groups.iter_mut().rev().find(|(k, _, _)| *k == key) {
+            Some(g) if g.2 + 1 == port => g.2 = port,
+            _ => groups.push((key, port, port)),
+        }
+    }
+    let mut out: Vec<String> = groups
+        .into_iter()
+        .map(|(key, first, last)| {
+            let range = if first == last {
+                first.to_string()
+            } else {
+                format!("{first}-{last}")
+            };
+            match key.split_once('/') {
+                Some((ip, proto)) => format!("{ip}:{range}->{range}/{proto}"),
+                None => format!("{range}/{key}"),
+            }
+        })
+        .collect();
+    out.extend(mappings);
+    out.join(", ")
 }
 
 /// `ps`'s COMMAND: the command line cut to 20 characters and quoted as Go's
 /// `strconv.Quote` does (Docker's `"sh -c 'echo \"hi\"'"`).
-fn quoted_command(c: &Container) -> String {
+fn quoted_command(c: &Container, full: bool) -> String {
     let cmd = c.config.command.join(" ");
-    let short: String = if cmd.chars().count() > 20 {
+    let short: String = if !full && cmd.chars().count() > 20 {
         cmd.chars().take(19).chain(['…']).collect()
     } else {
         cmd
@@ -158,7 +200,7 @@ pub fn tabwrite(text: &str) -> String {
 }
 
 /// The fields `ps --format` templates name, in [`ps_fields`] order.
-pub const PS_FIELDS: [&str; 11] = [
+pub const PS_FIELDS: [&str; 12] = [
     "ID",
     "Image",
     "Command",
@@ -170,15 +212,34 @@ pub const PS_FIELDS: [&str; 11] = [
     "State",
     "Networks",
     "Labels",
+    "Size",
 ];
 
+/// How a `ps` row is shown: full IDs and commands (`--no-trunc`), and the size of each
+/// container with the size of its image (`-s`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PsShow {
+    /// `--no-trunc`.
+    pub full: bool,
+    /// `-s`: the image's size, for "virtual".
+    pub image_size: Option<u64>,
+}
+
 /// One `ps` row: the values of [`PS_FIELDS`].
-pub fn ps_fields(c: &Container) -> Vec<(&'static str, String)> {
+pub fn ps_fields(c: &Container, show: PsShow) -> Vec<(&'static str, String)> {
     let networks: Vec<&str> = c.config.networks.iter().map(|n| n.name.as_str()).collect();
+    let size = show.image_size.map_or_else(String::new, |image| {
+        let rw = c.size_rw();
+        format!("{} (virtual {})", human_size(rw), human_size(rw + image))
+    });
     let values = [
-        c.config.short_id().to_string(),
+        if show.full {
+            c.config.id.clone()
+        } else {
+            c.config.short_id().to_string()
+        },
         c.config.image_name.clone(),
-        quoted_command(c),
+        quoted_command(c, show.full),
         c.config.created.clone(),
         ago(&c.config.created),
         status_text(c),
@@ -192,13 +253,14 @@ pub fn ps_fields(c: &Container) -> Vec<(&'static str, String)> {
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(","),
+        size,
     ];
     PS_FIELDS.into_iter().zip(values).collect()
 }
 
 /// One `ps` row by field name, for `--format` templates.
-pub fn ps_map(c: &Container) -> BTreeMap<&'static str, String> {
-    ps_fields(c).into_iter().collect()
+pub fn ps_map(c: &Container, show: PsShow) -> BTreeMap<&'static str, String> {
+    ps_fields(c, show).into_iter().collect()
 }
 
 /// The header row of a `ps --format 'table ...'`: Docker's column names.
@@ -215,6 +277,7 @@ pub fn ps_headers() -> BTreeMap<&'static str, String> {
         "STATE",
         "NETWORKS",
         "LABELS",
+        "SIZE",
     ];
     PS_FIELDS.into_iter().zip(names.map(String::from)).collect()
 }
@@ -245,6 +308,20 @@ pub fn human_size(bytes: u64) -> String {
         s
     };
     format!("{s}{}", units[u])
+}
+
+/// Prints inspected objects: as a JSON array, or each through a `-f` template.
+pub fn objects<T: serde::Serialize>(objects: &[T], format: Option<&str>) -> anyhow::Result<()> {
+    match format {
+        Some(f) => {
+            let f = crate::template::Format::parse(f)?;
+            for o in objects {
+                println!("{}", f.render(o)?);
+            }
+            Ok(())
+        }
+        None => json(&objects),
+    }
 }
 
 /// Prints a value as pretty JSON.

@@ -26,9 +26,15 @@ pub enum VolumeCommand {
         /// Only names.
         #[arg(short, long)]
         quiet: bool,
+        /// Go template: `{{.Name}}\t{{.Driver}}`, `table ...`.
+        #[arg(long)]
+        format: Option<String>,
     },
     /// Show volumes as JSON.
     Inspect {
+        /// Go template over each volume: `{{.Mountpoint}}`.
+        #[arg(short = 'f', long)]
+        format: Option<String>,
         /// Volumes.
         #[arg(required = true)]
         volumes: Vec<String>,
@@ -64,10 +70,20 @@ pub fn run(engine: &Engine, cmd: VolumeCommand) -> Outcome {
             let v = netctl_engine::volume::create(engine, name.or(name_flag).as_deref(), labels)?;
             println!("{}", v.name);
         }
-        VolumeCommand::Ls { quiet } => {
+        VolumeCommand::Ls { quiet, format } => {
             let all = store.all()?;
             if quiet {
                 all.iter().for_each(|v| println!("{}", v.name));
+            } else if let Some(f) = format {
+                let rows: Vec<_> = all
+                    .iter()
+                    .map(|v| {
+                        let labels: Vec<String> = v.labels.iter().map(|(k, l)| format!("{k}={l}")).collect();
+                        serde_json::json!({"Name": v.name, "Driver": "local", "Scope": "local", "Mountpoint": store.data(&v.name), "Labels": labels.join(",")})
+                    })
+                    .collect();
+                let header = serde_json::json!({"Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE", "Mountpoint": "MOUNTPOINT", "Labels": "LABELS"});
+                print!("{}", crate::template::render_list(&f, &header, &rows)?);
             } else {
                 let rows: Vec<Vec<String>> = all
                     .iter()
@@ -79,7 +95,7 @@ pub fn run(engine: &Engine, cmd: VolumeCommand) -> Outcome {
                 );
             }
         }
-        VolumeCommand::Inspect { volumes } => {
+        VolumeCommand::Inspect { volumes, format } => {
             let found = volumes
                 .iter()
                 .map(|n| store.get(n))
@@ -88,7 +104,7 @@ pub fn run(engine: &Engine, cmd: VolumeCommand) -> Outcome {
                 .iter()
                 .map(|v| netctl_engine::view::inspect_volume(&store, v))
                 .collect();
-            crate::output::json(&out)?;
+            crate::output::objects(&out, format.as_deref())?;
         }
         VolumeCommand::Rm { volumes } => {
             let mut failed = false;

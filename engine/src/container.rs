@@ -453,6 +453,11 @@ impl Container {
         Ok(())
     }
 
+    /// The bytes its writable layer holds (Docker's SizeRw).
+    pub fn size_rw(&self) -> u64 {
+        crate::layer::du(&self.dir.join("upper"))
+    }
+
     /// Whether its process runs: the state says so and the monitor is alive (also while
     /// it waits to restart it, as Docker counts a restarting container running).
     pub fn is_running(&self) -> bool {

@@ -26,6 +26,8 @@ enum Key {
     Ancestor,
     Exited,
     Health,
+    Publish,
+    Expose,
 }
 
 /// One filter value, compiled.
@@ -35,9 +37,11 @@ enum Value {
     Pattern(regex::Regex),
     Label(String, Option<String>),
     Code(i32),
+    /// A port range and protocol (`8000-8080/tcp`; tcp when none).
+    Ports(u16, u16, netctl_cni::types::Protocol),
 }
 
-const KEYS: &str = "id, name, status, network, label, ancestor, exited or health";
+const KEYS: &str = "id, name, status, network, label, ancestor, exited, health, publish or expose";
 
 impl ContainerFilter {
     /// Parses `KEY=VALUE` filters, with Docker's errors for unknown keys and values.
@@ -113,6 +117,22 @@ fn parse_one(k: &str, v: &str) -> Result<(Key, Value)> {
             })?;
             (Key::Exited, Value::Code(code))
         }
+        "publish" | "expose" => {
+            let key = if k == "publish" {
+                Key::Publish
+            } else {
+                Key::Expose
+            };
+            let ports = crate::spec::parse_expose(v).map_err(|_| {
+                Error::Invalid(format!(
+                    "invalid filter '{k}={v}': use PORT[-END][/tcp|udp]"
+                ))
+            })?;
+            let (Some(first), Some(last)) = (ports.first(), ports.last()) else {
+                invalid!("invalid filter '{k}={v}': use PORT[-END][/tcp|udp]");
+            };
+            (key, Value::Ports(first.0, last.0, first.1))
+        }
         "health" => {
             const STATES: [&str; 4] = ["starting", "healthy", "unhealthy", "none"];
             if !STATES.contains(&v) {
@@ -149,6 +169,24 @@ fn one_matches(key: Key, v: &Value, c: &Container, image_names: &[String]) -> bo
                     .iter()
                     .any(|n| n == t || n.strip_suffix(":latest") == Some(t))
         }
+        (Key::Publish, Value::Ports(a, b, proto)) => c
+            .state
+            .ports
+            .iter()
+            .chain(&c.config.ports)
+            .any(|p| p.protocol == *proto && (*a..=*b).contains(&p.host_port)),
+        (Key::Expose, Value::Ports(a, b, proto)) => c
+            .config
+            .exposed
+            .iter()
+            .copied()
+            .chain(
+                c.config
+                    .ports
+                    .iter()
+                    .map(|p| (p.container_port, p.protocol)),
+            )
+            .any(|(port, p)| p == *proto && (*a..=*b).contains(&port)),
         (Key::Health, Value::Text(t)) => {
             let now = c
                 .state
@@ -218,6 +256,24 @@ mod tests {
         assert!(passes(&["exited=3", "ancestor=busybox"], &web));
         assert!(passes(&["ancestor=busybox:latest", "id=abab"], &web));
         assert!(!passes(&["ancestor=alpine"], &web));
+    }
+
+    #[test]
+    fn published_and_exposed_ports_filter_as_dockers_do() {
+        let mut web = container("web", &[], Status::Running);
+        web.config.ports = vec![crate::container::PortBinding {
+            host_ip: None,
+            host_port: 8080,
+            container_port: 80,
+            protocol: netctl_cni::types::Protocol::Tcp,
+        }];
+        web.config.exposed = vec![(443, netctl_cni::types::Protocol::Tcp)];
+        assert!(passes(&["publish=8080"], &web));
+        assert!(passes(&["publish=8000-8100/tcp"], &web));
+        assert!(!passes(&["publish=8080/udp"], &web));
+        assert!(passes(&["expose=80"], &web));
+        assert!(passes(&["expose=443/tcp"], &web));
+        assert!(!passes(&["expose=8080"], &web));
     }
 
     #[test]

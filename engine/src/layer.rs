@@ -113,7 +113,8 @@ impl LayerStore {
     }
 }
 
-fn du(p: &Path) -> u64 {
+/// Bytes of the files below `p` (symlinks not followed).
+pub fn du(p: &Path) -> u64 {
     let Ok(meta) = fs::symlink_metadata(p) else {
         return 0;
     };

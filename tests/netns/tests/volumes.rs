@@ -226,7 +226,8 @@ fn attach_pause_top_port_rename_wait() {
     );
     assert_eq!(
         host.netctl_ok(&["port", "counter", "80"]),
-        "80/tcp -> 0.0.0.0:8080\n"
+        "0.0.0.0:8080\n",
+        "with a port asked, Docker prints the host address alone"
     );
     host.netctl_ok(&["rename", "counter", "ticker"]);
     let net: Value =

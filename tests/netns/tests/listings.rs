@@ -1,0 +1,166 @@
+//! What scripts read from listings and inspect: `ps --no-trunc/-s/--filter publish=|expose=`,
+//! `port`, `rm -f` of a missing container, `-f` on network, volume and image inspect,
+//! `--format` on `images` and `volume ls`, and the `container VERB` forms — asked of a real
+//! Docker 20.10 and of netctl side by side.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use netctl_netns_tests::docker::Dockerd;
+use netctl_netns_tests::TestHost;
+
+/// `args` run by both (`busybox` is Docker's `dbox`; both share the host's ports, so
+/// Docker publishes 9080 where netctl publishes 8080, and its answers are read back as
+/// 8080); their exit codes and output.
+fn both(host: &TestHost, docker: &Dockerd, args: &[&str]) -> ((i32, String), (i32, String)) {
+    let (code, out, err) = host.netctl(args);
+    let dargs: Vec<String> = args
+        .iter()
+        .map(|a| {
+            if *a == "busybox" {
+                "dbox".to_string()
+            } else {
+                a.replace("8080", "9080")
+            }
+        })
+        .collect();
+    let dargs: Vec<&str> = dargs.iter().map(String::as_str).collect();
+    let (dcode, dout) = docker.run(&dargs);
+    ((code, out + &err), (dcode, dout.replace("9080", "8080")))
+}
+
+fn same(host: &TestHost, docker: &Dockerd, args: &[&str]) -> String {
+    let ((nc, n), (dc, d)) = both(host, docker, args);
+    assert_eq!(
+        (nc, n.replace("dbox", "busybox")),
+        (dc, d.replace("dbox", "busybox")),
+        "{args:?}"
+    );
+    n
+}
+
+#[test]
+fn listings_and_inspect_templates_read_as_dockers() {
+    let mut host = TestHost::new();
+    let docker = Dockerd::start(&mut host, false);
+    host.busybox_image();
+    for args in [
+        &[
+            "run", "-d", "--name", "web", "-p", "8080:80", "--expose", "443", "busybox", "httpd",
+            "-f", "-p", "80",
+        ][..],
+        &["volume", "create", "--label", "tier=db", "data"],
+        &["tag", "busybox", "mybox:v1"],
+    ] {
+        let ((nc, n), (dc, d)) = both(&host, &docker, args);
+        assert_eq!((nc, dc), (0, 0), "{args:?}: {n} / {d}");
+    }
+    let id = host.netctl_ok(&["ps", "-q", "--no-trunc"]);
+    assert_eq!(id.trim().len(), 64, "--no-trunc gives the full ID: {id}");
+    for filter in [
+        "publish=8080",
+        "publish=8080/tcp",
+        "publish=8080/udp",
+        "expose=80",
+        "expose=443",
+        "expose=22",
+    ] {
+        same(
+            &host,
+            &docker,
+            &["ps", "--filter", filter, "--format", "{{.Names}}"],
+        );
+    }
+    // Docker also lists the IPv6 binding its userland proxy makes (`:::8080`); netctl
+    // publishes on IPv4 only (see the README).
+    for args in [&["port", "web", "80/tcp"][..], &["port", "web"]] {
+        let ((nc, n), (dc, d)) = both(&host, &docker, args);
+        let v4: String = d
+            .lines()
+            .filter(|l| !l.contains(":::"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!((nc, n), (dc, v4), "{args:?}");
+    }
+    let ((nc, n), (dc, d)) = both(&host, &docker, &["rm", "-f", "nosuch"]);
+    assert_eq!(
+        (nc, n.trim()),
+        (dc, d.trim()),
+        "rm -f of a missing container"
+    );
+    same(
+        &host,
+        &docker,
+        &[
+            "network",
+            "inspect",
+            "-f",
+            "{{.Name}} {{.Driver}} {{.Scope}}",
+            "bridge",
+            "host",
+        ],
+    );
+    same(
+        &host,
+        &docker,
+        &[
+            "volume",
+            "inspect",
+            "-f",
+            "{{.Name}} {{.Driver}} {{.Labels}}",
+            "data",
+        ],
+    );
+    same(
+        &host,
+        &docker,
+        &[
+            "volume",
+            "ls",
+            "--format",
+            "{{.Name}} {{.Driver}} {{.Labels}}",
+        ],
+    );
+    same(
+        &host,
+        &docker,
+        &["volume", "ls", "--format", "table {{.Name}}\t{{.Driver}}"],
+    );
+    same(
+        &host,
+        &docker,
+        &["images", "--format", "{{.Repository}}:{{.Tag}}", "mybox"],
+    );
+    same(
+        &host,
+        &docker,
+        &["image", "inspect", "-f", "{{.RepoTags}}", "mybox:v1"],
+    );
+    let ls = ["container", "ls", "--format", "{{.Names}} {{.Ports}}"];
+    let ((nc, n), (dc, d)) = both(&host, &docker, &ls);
+    assert_eq!(
+        (nc, n),
+        (dc, d.replace(", :::8080->80/tcp", "")),
+        "PORTS as Docker's, but its IPv6 proxy's"
+    );
+    same(
+        &host,
+        &docker,
+        &[
+            "container",
+            "run",
+            "--rm",
+            "--net",
+            "none",
+            "busybox",
+            "echo",
+            "hi",
+        ],
+    );
+    let sizes = host.netctl_ok(&["ps", "-s", "--format", "{{.Size}}"]);
+    assert!(
+        sizes.starts_with("0B (virtual ") || sizes.contains("B (virtual "),
+        "{sizes}"
+    );
+    let header = host.netctl_ok(&["ps", "-s"]);
+    assert!(header.lines().next().unwrap().ends_with("SIZE"), "{header}");
+}
