@@ -66,7 +66,7 @@ fn docker_save_and_oci_archives_load_and_run_with_their_config() {
     let images = host.netctl_ok(&["images"]);
     let lines: Vec<&str> = images.lines().collect();
     assert!(
-        lines[0].starts_with("REPOSITORY   TAG   IMAGE ID"),
+        lines[0].starts_with("REPOSITORY   TAG       IMAGE ID"),
         "{images}"
     );
     assert!(
