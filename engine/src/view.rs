@@ -334,13 +334,34 @@ fn ports(ports: &[PortBinding], bound: bool) -> BTreeMap<String, Vec<HostPort>> 
     out
 }
 
+/// The names a container answers to on a user-defined network once it has been started,
+/// as Docker lists them: its aliases, its short ID, and its hostname when that is neither.
+fn started_aliases(c: &Container, asked: &[String]) -> Vec<String> {
+    let mut names = asked.to_vec();
+    names.push(c.config.short_id().to_string());
+    let host = &c.config.hostname;
+    if host != c.config.short_id() && *host != c.config.name {
+        names.push(host.clone());
+    }
+    names
+}
+
 /// The container on each of its networks: as attached, else (not running) as asked.
 fn endpoints(c: &Container) -> BTreeMap<String, EndpointView> {
     let mut out = BTreeMap::new();
+    let started = !c.state.started_at.is_empty();
     for req in &c.config.networks {
+        let user_defined = !crate::network::PREDEFINED.contains(&req.name.as_str());
+        let aliases = if user_defined && started {
+            started_aliases(c, &req.aliases)
+        } else {
+            req.aliases.clone()
+        };
+        let mut dns_names = vec![c.config.name.clone()];
+        dns_names.extend(started_aliases(c, &req.aliases));
         let view = EndpointView {
-            aliases: req.aliases.clone(),
-            dns_names: vec![c.config.name.clone(), c.config.short_id().to_string()],
+            aliases,
+            dns_names,
             ..EndpointView::default()
         };
         out.insert(req.name.clone(), view);
@@ -827,8 +848,12 @@ mod tests {
         assert_eq!(v["Args"], json!(["1000"]));
         let app = &v["NetworkSettings"]["Networks"]["app"];
         assert_eq!(app["IPAddress"], "");
-        assert_eq!(app["Aliases"], json!(["database"]));
-        assert_eq!(app["DNSNames"], json!(["db", "0123456789ab"]));
+        assert_eq!(app["Aliases"], json!(["database"]), "not started: as asked");
+        assert_eq!(
+            app["DNSNames"],
+            json!(["db", "database", "0123456789ab"]),
+            "Docker's order: name, aliases, short ID"
+        );
         assert_eq!(v["NetworkSettings"]["IPAddress"], "");
         assert_eq!(v["HostConfig"]["NetworkMode"], "app");
         assert_eq!(

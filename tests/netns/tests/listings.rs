@@ -164,3 +164,57 @@ fn listings_and_inspect_templates_read_as_dockers() {
     let header = host.netctl_ok(&["ps", "-s"]);
     assert!(header.lines().next().unwrap().ends_with("SIZE"), "{header}");
 }
+
+/// On a user network a started container's `Aliases` are its aliases, its short ID and its
+/// hostname, and `DNSNames` adds its name first, as Docker 20.10 shows them.
+#[test]
+fn aliases_list_the_short_id_and_hostname_as_dockers() {
+    let mut host = TestHost::new();
+    let docker = Dockerd::start(&mut host, false);
+    host.busybox_image();
+    for args in [
+        &["network", "create", "app"][..],
+        &[
+            "run",
+            "-d",
+            "--name",
+            "db",
+            "--net",
+            "app",
+            "--net-alias",
+            "database",
+            "busybox",
+            "sleep",
+            "60",
+        ],
+        &[
+            "run",
+            "-d",
+            "--name",
+            "cache",
+            "--net",
+            "app",
+            "--hostname",
+            "myhost",
+            "busybox",
+            "sleep",
+            "60",
+        ],
+    ] {
+        let ((nc, n), (dc, d)) = both(&host, &docker, args);
+        assert_eq!((nc, dc), (0, 0), "{args:?}: {n} / {d}");
+    }
+    for name in ["db", "cache"] {
+        let f = "{{json .NetworkSettings.Networks.app.Aliases}}";
+        let nid = host.netctl_ok(&["inspect", "-f", "{{.Id}}", name]);
+        let did = docker.run(&["inspect", "-f", "{{.Id}}", name]).1;
+        let n = host
+            .netctl_ok(&["inspect", "-f", f, name])
+            .replace(&nid.trim()[..12], "ID");
+        let d = docker
+            .run(&["inspect", "-f", f, name])
+            .1
+            .replace(&did.trim()[..12], "ID");
+        assert_eq!(n, d, "{name}");
+    }
+}
