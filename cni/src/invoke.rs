@@ -501,6 +501,22 @@ impl CniConfig {
         Ok(())
     }
 
+    /// Makes a network's host side before any attachment, through its plugins (netctl's
+    /// extension of STATUS, [`crate::types::PREPARE_NETWORK`]).
+    pub fn prepare_network(&self, list: &NetConfList) -> Result<(), Error> {
+        if !list.spec_version()?.has_gc_and_status() {
+            return Ok(());
+        }
+        for plugin in &list.plugins {
+            let mut conf = plugin.clone();
+            conf.insert(crate::types::PREPARE_NETWORK.into(), Value::Bool(true));
+            let bytes = base_config(list, &conf);
+            self.exec
+                .run(plugin_type(plugin), Command::Status, None, &bytes)?;
+        }
+        Ok(())
+    }
+
     /// The last ADD result cached for this attachment.
     pub fn cached_result(&self, network: &str, rt: &RuntimeConf) -> Result<Option<Success>, Error> {
         self.cache_get(network, rt)?

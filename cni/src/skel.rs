@@ -126,6 +126,12 @@ impl Ctx {
             .transpose()
     }
 
+    /// Whether this STATUS makes the network's host side ([`crate::types::PREPARE_NETWORK`]).
+    pub fn preparing_network(&self) -> bool {
+        self.args.command == Command::Status
+            && self.conf.extra.get(crate::types::PREPARE_NETWORK) == Some(&Value::Bool(true))
+    }
+
     /// Whether this GC removes the network from the host ([`crate::types::REMOVE_NETWORK`]).
     pub fn removing_network(&self) -> bool {
         self.args.command == Command::Gc

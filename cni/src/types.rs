@@ -216,6 +216,12 @@ pub struct PortMapping {
 /// a plugin that does not know it does an ordinary GC.
 pub const REMOVE_NETWORK: &str = "netctl.dev/remove-network";
 
+/// netctl's extension of STATUS: with this key set to `true`, a plugin makes what it keeps
+/// for the whole network before any attachment (a bridge with its gateway address and
+/// rules), as Docker has a bridge network's bridge from `network create` on. Plugins that
+/// do not know the key answer an ordinary STATUS.
+pub const PREPARE_NETWORK: &str = "netctl.dev/prepare-network";
+
 /// A configuration list: one network, a chain of plugins.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -547,6 +547,17 @@ fn create_overlay(engine: &Engine, req: &CreateRequest) -> Result<Network> {
 /// Checks the request and writes the network's conflist; returns the network.
 pub fn create(engine: &Engine, req: &CreateRequest) -> Result<Network> {
     let n = create_checked(engine, req)?;
+    if n.driver() == "bridge" {
+        // Its bridge, gateway address and rules exist from here on, as Docker's do; a
+        // failure takes the network away again.
+        if let Err(source) = engine.cni.prepare_network(&n.list) {
+            let _ = engine.networks().and_then(|s| s.remove(engine, &n));
+            return Err(Error::Cni {
+                network: n.name.clone(),
+                source,
+            });
+        }
+    }
     let driver = n.driver();
     let attrs = [("name", n.name.as_str()), ("type", driver.as_str())];
     crate::events::record(engine, "network", "create", &n.id, &attrs);

@@ -249,12 +249,49 @@ impl Plugin for BridgePlugin {
     /// IPAM can still hand out addresses.
     fn status(&self, ctx: &Ctx, conf: BridgeConfig) -> Result<(), Error> {
         conf.validate_links()?;
+        if ctx.preparing_network() {
+            return prepare_network(ctx, &conf);
+        }
         firewall::repair(&conf)?;
         if let Some(ipam) = &conf.ipam {
             driver_ipam(ctx, Command::Status, ipam)?;
         }
         Ok(())
     }
+}
+
+/// The network's host side before any container: its bridge and, when it carries the
+/// gateway, the gateway address of each range set (from the IPAM configuration) and the
+/// network's firewall rules. A VLAN network's gateway interface waits for its first port.
+fn prepare_network(ctx: &Ctx, conf: &BridgeConfig) -> Result<(), Error> {
+    let mut nl = Netlink::new()?;
+    let (bridge, _) = host::ensure_bridge(&mut nl, conf)?;
+    if !conf.gateway_on_bridge() || conf.vlan().is_some() {
+        return Ok(());
+    }
+    let Some(ipam) = &conf.ipam else {
+        return Ok(());
+    };
+    let Ok(ipam) = serde_json::from_value::<netctl_ipam::IpamConfig>(ipam.clone()) else {
+        return Ok(()); // another IPAM's configuration: its gateway comes with the first ADD
+    };
+    let sets = ipam
+        .range_sets()
+        .map_err(|e| Error::invalid_config(e.to_string()))?;
+    let ips: Vec<IpConfig> = sets
+        .iter()
+        .filter_map(|s| s.ranges().first())
+        .filter_map(|r| {
+            let gw = r.gateway();
+            Some(IpConfig {
+                address: ipnet::IpNet::new(gw, r.subnet().prefix_len()).ok()?,
+                gateway: Some(gw),
+                interface: None,
+            })
+        })
+        .collect();
+    host::gateway_on_bridge(&mut nl, conf, &bridge, &ips)?;
+    firewall::ensure_network(conf, &ctx.conf.name, &ips)
 }
 
 fn add_steps(

@@ -460,3 +460,34 @@ fn a_hand_edited_short_network_id_is_listed_as_it_is() {
     );
     assert_eq!(inspect(&host, "shorty")["Id"], "ab12");
 }
+
+/// As with Docker, a bridge network's bridge and gateway address are there from `network
+/// create` on (a user can `ip addr show br-ID` and point a host service at the gateway
+/// before any container runs), and `network rm` takes them and their rules away again.
+#[test]
+fn a_bridge_network_has_its_bridge_and_gateway_from_create_on() {
+    let host = TestHost::new();
+    let listing = "ip -o link; ip -o addr; nft list ruleset";
+    let before = host.sh(listing);
+    let id = host.netctl_ok(&["network", "create", "--subnet", "10.55.0.0/24", "app"]);
+    let bridge = format!("br-{}", &id.trim()[..12]);
+    let addr = host.sh(&format!("ip -o addr show {bridge}"));
+    assert!(addr.contains("inet 10.55.0.1/24"), "{addr}");
+    let rules = host.sh("nft list ruleset");
+    assert!(
+        rules.contains("10.55.0.0/24"),
+        "the network's rules are in place: {rules}"
+    );
+    host.busybox_image();
+    let out = host.netctl_ok(&[
+        "run", "--rm", "--net", "app", "busybox", "ip", "-o", "-4", "addr", "show", "eth0",
+    ]);
+    assert!(out.contains("10.55.0.2/24"), "{out}");
+    host.netctl_ok(&["network", "rm", "app"]);
+    host.netctl_ok(&["rmi", "busybox"]);
+    assert_eq!(
+        host.sh(listing),
+        before,
+        "nothing of the network is left"
+    );
+}
