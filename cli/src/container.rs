@@ -1214,13 +1214,11 @@ fn prune(engine: &Engine, force: bool) -> Outcome {
     if !force && !crate::input::confirm("WARNING! This will remove all stopped containers.")? {
         return Ok(0);
     }
-    println!("Deleted Containers:");
-    for c in engine.containers.all()? {
-        if !c.is_running() {
-            lifecycle::remove(engine, &c, false, false)?;
-            println!("{}", c.config.id);
-        }
-    }
-    println!("\nTotal reclaimed space: 0B");
+    let pruned = netctl_engine::system::prune_containers(engine)?;
+    crate::system::print_pruned("Deleted Containers", &pruned);
+    println!(
+        "Total reclaimed space: {}",
+        output::human_size(pruned.reclaimed)
+    );
     Ok(0)
 }

@@ -38,6 +38,15 @@ pub enum ImageCommand {
         /// The new NAME[:TAG].
         target: String,
     },
+    /// Remove unused images (dangling ones; with -a every image no container uses).
+    Prune {
+        /// Every unused image, not only dangling ones.
+        #[arg(short = 'a', long)]
+        all: bool,
+        /// Do not prompt for confirmation.
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
     /// Show images as JSON.
     Inspect {
         /// Go template over each image: `{{.Id}}`, `{{json .Config}}`.
@@ -99,6 +108,28 @@ pub fn run(engine: &Engine, cmd: ImageCommand) -> Outcome {
         }
         ImageCommand::Tag { source, target } => {
             netctl_engine::image::tag(engine, &source, &target)?
+        }
+        ImageCommand::Prune { all, force } => {
+            let warning = if all {
+                "WARNING! This will remove all images without at least one container associated to them."
+            } else {
+                "WARNING! This will remove all dangling images."
+            };
+            if !force && !crate::input::confirm(warning)? {
+                return Ok(0);
+            }
+            let mut pruned = netctl_engine::system::prune_images(engine, all)?;
+            // Docker's prune lines are lower case: `untagged: ...`, `deleted: ...`.
+            for line in &mut pruned.deleted {
+                if let Some((word, rest)) = line.split_once(": ") {
+                    *line = format!("{}: {rest}", word.to_lowercase());
+                }
+            }
+            crate::system::print_pruned("Deleted Images", &pruned);
+            println!(
+                "Total reclaimed space: {}",
+                crate::output::human_size(pruned.reclaimed)
+            );
         }
         ImageCommand::Inspect { images, format } => {
             let found = images

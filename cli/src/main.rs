@@ -15,6 +15,7 @@ mod network;
 mod outcome;
 mod output;
 mod stats;
+mod system;
 mod template;
 mod volume;
 
@@ -103,6 +104,11 @@ enum Commands {
     },
     /// Show the version of netctl and what it speaks.
     Version,
+    /// Display system-wide information.
+    Info(system::InfoArgs),
+    /// Manage netctl: info, disk usage, prune, events.
+    #[command(subcommand)]
+    System(system::SystemCommand),
     #[command(flatten)]
     Container(Box<container::ContainerCommands>),
 }
@@ -140,6 +146,8 @@ fn dispatch(cli: Cli) -> Outcome {
         Commands::Tag { source, target } => {
             image::run(&engine()?, image::ImageCommand::Tag { source, target })
         }
+        Commands::Info(a) => system::info(&engine()?, &a),
+        Commands::System(cmd) => system::run(&engine()?, cmd),
         Commands::Version => {
             print!("{}", version_text());
             Ok(0)

@@ -267,7 +267,6 @@ fn ls(all: &[Network], a: &LsArgs) -> anyhow::Result<()> {
 }
 
 fn prune(engine: &Engine, force: bool) -> anyhow::Result<()> {
-    use netctl_engine::network::PREDEFINED;
     if !force
         && !confirm(
             "WARNING! This will remove all custom networks not used by at least one container.",
@@ -275,17 +274,9 @@ fn prune(engine: &Engine, force: bool) -> anyhow::Result<()> {
     {
         return Ok(());
     }
-    let store = engine.networks()?;
-    let mut deleted = Vec::new();
-    for n in store.all()? {
-        if PREDEFINED.contains(&n.name.as_str()) || !n.attachments(engine).is_empty() {
-            continue;
-        }
-        store.remove(engine, &n)?;
-        deleted.push(n.name);
-    }
-    if !deleted.is_empty() {
-        println!("Deleted Networks:\n{}", deleted.join("\n"));
+    let pruned = netctl_engine::system::prune_networks(engine)?;
+    if !pruned.deleted.is_empty() {
+        println!("Deleted Networks:\n{}", pruned.deleted.join("\n"));
     }
     Ok(())
 }

@@ -331,7 +331,14 @@ impl ImageStore {
         fs::remove_file(&path).ctx(|| format!("remove {}", path.display()))?;
         out.push(format!("Deleted: sha256:{}", img.id));
         let used: Vec<String> = self.all()?.into_iter().flat_map(|i| i.layers).collect();
-        self.layers.prune(&used)?;
+        let removed = self.layers.prune(&used)?;
+        // Docker names the layers that went by their chain IDs, top first.
+        let chains = crate::layer::chain_ids(&img.layers);
+        for (diff, chain) in img.layers.iter().zip(&chains).rev() {
+            if removed.contains(diff) {
+                out.push(format!("Deleted: sha256:{chain}"));
+            }
+        }
         Ok(out)
     }
 
@@ -414,8 +421,8 @@ pub fn remove(engine: &crate::Engine, key: &str) -> Result<Vec<String>> {
     for line in &lines {
         match line.split_once(": ") {
             Some(("Untagged", tag)) => image_event(engine, "untag", &img, tag),
-            Some(("Deleted", _)) => {
-                image_event(engine, "delete", &img, &format!("sha256:{}", img.id))
+            Some(("Deleted", id)) if id == format!("sha256:{}", img.id) => {
+                image_event(engine, "delete", &img, id)
             }
             _ => {}
         }

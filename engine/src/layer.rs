@@ -94,17 +94,19 @@ impl LayerStore {
         Ok(crate::ids::hex(&hashing.hash.finalize()))
     }
 
-    /// Removes layers no image in `used` refers to.
-    pub fn prune(&self, used: &[String]) -> Result<()> {
+    /// Removes layers no image in `used` refers to; the diff IDs removed.
+    pub fn prune(&self, used: &[String]) -> Result<Vec<String>> {
         let list = || format!("list {}", self.dir.display());
+        let mut removed = Vec::new();
         for entry in fs::read_dir(&self.dir).ctx(list)? {
             let name = entry.ctx(list)?.file_name().to_string_lossy().into_owned();
-            if !used.contains(&name) {
+            if !used.contains(&name) && !name.starts_with('.') {
                 let p = self.path(&name);
                 fs::remove_dir_all(&p).ctx(|| format!("remove {}", p.display()))?;
+                removed.push(name);
             }
         }
-        Ok(())
+        Ok(removed)
     }
 
     /// Bytes used by a layer's files.
@@ -124,6 +126,20 @@ pub fn du(p: &Path) -> u64 {
     fs::read_dir(p)
         .map(|rd| rd.flatten().map(|e| du(&e.path())).sum())
         .unwrap_or(0)
+}
+
+/// The chain IDs of layers given bottom first (Docker's layer IDs: the first layer's is its
+/// diff ID, each next one the SHA-256 of `sha256:PARENT sha256:DIFF`).
+pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(diff_ids.len());
+    for d in diff_ids {
+        let id = match out.last() {
+            None => d.clone(),
+            Some(parent) => sha256_hex(format!("sha256:{parent} sha256:{d}").as_bytes()),
+        };
+        out.push(id);
+    }
+    out
 }
 
 /// SHA-256 of bytes, as hex.

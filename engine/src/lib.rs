@@ -37,6 +37,7 @@ pub mod rootfs;
 pub mod routes;
 pub mod spec;
 pub mod stats;
+pub mod system;
 pub mod view;
 pub mod volume;
 pub mod when;

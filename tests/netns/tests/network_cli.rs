@@ -485,9 +485,5 @@ fn a_bridge_network_has_its_bridge_and_gateway_from_create_on() {
     assert!(out.contains("10.55.0.2/24"), "{out}");
     host.netctl_ok(&["network", "rm", "app"]);
     host.netctl_ok(&["rmi", "busybox"]);
-    assert_eq!(
-        host.sh(listing),
-        before,
-        "nothing of the network is left"
-    );
+    assert_eq!(host.sh(listing), before, "nothing of the network is left");
 }
