@@ -136,6 +136,19 @@ pub enum Verb {
     },
     /// Copy files between a container and the host.
     Cp(crate::copy::CpArgs),
+    /// Inspect changes to files or folders on a container's file system.
+    Diff {
+        /// The container.
+        container: String,
+    },
+    /// Export a container's file system as a tar archive.
+    Export {
+        /// Write to a file instead of stdout.
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
+        /// The container.
+        container: String,
+    },
     /// Display containers' resource usage (CPU, memory, network and block I/O, PIDs).
     Stats(crate::stats::StatsArgs),
     /// Rename a container.
@@ -608,6 +621,17 @@ fn verb(engine: &Engine, cmd: Verb) -> Outcome {
             Ok(0)
         }
         C::Cp(a) => crate::copy::run(engine, &a),
+        C::Diff { container } => {
+            let c = engine.containers.find(&container)?;
+            for ch in netctl_engine::changes::changes(engine, &c)? {
+                println!("{} {}", ch.kind.letter(), ch.path);
+            }
+            Ok(0)
+        }
+        C::Export { output, container } => {
+            let c = engine.containers.find(&container)?;
+            export(engine, &c, output.as_deref())
+        }
         C::Stats(a) => crate::stats::run(engine, &a),
         C::Rename { container, name } => {
             netctl_engine::manage::rename(engine, &engine.containers.find(&container)?, &name)?;
@@ -623,6 +647,28 @@ fn verb(engine: &Engine, cmd: Verb) -> Outcome {
             Ok(0)
         }
     }
+}
+
+/// `export`: to the file, or to stdout unless it is a terminal.
+fn export(engine: &Engine, c: &Container, output: Option<&std::path::Path>) -> Outcome {
+    match output {
+        Some(path) => {
+            let mut f = std::fs::File::create(path)
+                .map_err(|e| Error::io(format!("create {}", path.display()), e))?;
+            netctl_engine::copy::export(engine, c, &mut f)?;
+        }
+        None => {
+            if rustix::termios::isatty(std::io::stdout()) {
+                return Err(anyhow::anyhow!(
+                    "cowardly refusing to save to a terminal. Use the -o flag or redirect"
+                )
+                .into());
+            }
+            let mut out = std::io::stdout().lock();
+            netctl_engine::copy::export(engine, c, &mut out)?;
+        }
+    }
+    Ok(0)
 }
 
 /// An exit status as a process exit code (Docker's 0-255).

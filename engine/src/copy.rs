@@ -65,6 +65,9 @@ enum Action {
     /// The tar on stdin unpacked into the folder `dir`, with the owners, modes and times
     /// as archived.
     Put { dir: String },
+    /// A tar of the whole root file system on stdout, not crossing into mounts (their
+    /// mount points are archived empty), as `export` writes it.
+    Export,
 }
 
 /// What a copy helper is asked, as it travels in its argument.
@@ -98,6 +101,12 @@ pub fn get(
         follow,
     };
     run(engine, c, action, None, Some(out))
+}
+
+/// `export`: writes a tar of the container's file system (its layers and changes, not its
+/// volumes or the engine's mounts) to `out`.
+pub fn export(engine: &Engine, c: &Container, out: &mut dyn Write) -> Result<()> {
+    run(engine, c, Action::Export, None, Some(out))
 }
 
 /// Unpacks the tar `input` into the folder `dir` (in the container), which must exist,
@@ -228,6 +237,13 @@ pub fn helper(spec_json: &str) -> i32 {
                 Err(_) => Err(not_found(path)),
             }
         }
+        Action::Export => {
+            drop(status);
+            return match export_root(std::io::stdout().lock()) {
+                Ok(()) => 0,
+                Err(_) => 1,
+            };
+        }
         Action::Put { dir } => match fs::metadata(dir) {
             Ok(m) if m.is_dir() => {
                 drop(status);
@@ -350,15 +366,42 @@ pub fn tar_inside(
     b.into_inner()?.flush()
 }
 
+/// Archives the root we are in, one file system only: a mount point is archived as an
+/// empty folder (or an empty file), nothing below it.
+fn export_root(out: impl Write) -> std::io::Result<()> {
+    let mut b = tar::Builder::new(out);
+    let dev = fs::symlink_metadata("/")?.dev();
+    let mut entries = fs::read_dir("/")?.collect::<std::io::Result<Vec<_>>>()?;
+    entries.sort_by_key(fs::DirEntry::file_name);
+    for e in entries {
+        append_on(&mut b, &e.path(), Path::new(&e.file_name()), Some(dev))?;
+    }
+    b.into_inner()?.flush()
+}
+
 /// Archives `path` as `name`, a folder with everything below it (in name order); symlinks
 /// as symlinks with their targets exactly as stored. Sockets, FIFOs and device nodes are
 /// left out, as a copy's unpacker refuses them.
 fn append(b: &mut tar::Builder<impl Write>, path: &Path, name: &Path) -> std::io::Result<()> {
+    append_on(b, path, name, None)
+}
+
+/// [`append`]; with `dev`, entries on another device (mounts) are archived empty.
+fn append_on(
+    b: &mut tar::Builder<impl Write>,
+    path: &Path,
+    name: &Path,
+    dev: Option<u64>,
+) -> std::io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
     let meta = fs::symlink_metadata(path)?;
     let mut h = tar::Header::new_gnu();
     h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
     let kind = meta.file_type();
+    if dev.is_some_and(|d| d != meta.dev()) && (kind.is_dir() || kind.is_file()) {
+        h.set_size(0);
+        return b.append_data(&mut h, name, std::io::empty());
+    }
     if kind.is_symlink() {
         let target = fs::read_link(path)?;
         h.set_size(0);
@@ -375,7 +418,7 @@ fn append(b: &mut tar::Builder<impl Write>, path: &Path, name: &Path) -> std::io
         let mut entries = fs::read_dir(path)?.collect::<std::io::Result<Vec<_>>>()?;
         entries.sort_by_key(fs::DirEntry::file_name);
         for e in entries {
-            append(b, &e.path(), &name.join(e.file_name()))?;
+            append_on(b, &e.path(), &name.join(e.file_name()), dev)?;
         }
         Ok(())
     } else if kind.is_file() {

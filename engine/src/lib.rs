@@ -10,6 +10,7 @@
 
 pub mod archive;
 pub use netctl_cni::clock;
+pub mod changes;
 pub mod cluster;
 pub mod container;
 pub mod copy;

@@ -233,6 +233,11 @@ fn prepare(spec: &InitSpec) -> Result<()> {
         sys_flags |= MsFlags::MS_RDONLY;
     }
     mnt(Some("sysfs"), &sys, "/sys", Some("sysfs"), sys_flags, None)?;
+    // /etc/mtab as Docker's init layer makes it, where the image has none.
+    if root.find("/etc/mtab")?.is_none() {
+        let etc = crate::rootfs::reopen_dir(&root.resolve("/etc", Want::Dir, Links::Follow)?)?;
+        rustix::fs::symlinkat("/proc/mounts", &etc, "mtab").ctx(|| "link /etc/mtab".into())?;
+    }
     for name in ["hosts", "hostname", "resolv.conf"] {
         let path = format!("/etc/{name}");
         let target = root.resolve(&path, Want::File, Links::Follow)?;

@@ -228,3 +228,46 @@ fn a_containers_symlinks_never_lead_a_copy_to_the_host() {
         "planted\n"
     );
 }
+
+/// `diff` lists what a container added, changed and deleted, and `export` writes its whole
+/// file system (not its mounts), as Docker's do.
+#[test]
+fn diff_and_export_show_the_containers_file_system_as_dockers() {
+    let mut host = TestHost::new();
+    let docker = Dockerd::start(&mut host, false);
+    host.busybox_image();
+    let script = "mkdir /newdir && echo x > /newdir/f && echo y >> /etc/passwd && rm /bin/ls && touch /tmp/t";
+    host.netctl_ok(&[
+        "run", "--name", "ch", "--net", "none", "busybox", "sh", "-c", script,
+    ]);
+    let (code, out) = docker.run(&[
+        "run", "--name", "ch", "--net", "none", "dbox", "sh", "-c", script,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let n = host.netctl_ok(&["diff", "ch"]);
+    let d = docker.run(&["diff", "ch"]).1;
+    let sorted = |s: &str| {
+        let mut v: Vec<String> = s.lines().map(String::from).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(&n), sorted(&d));
+    assert!(n.contains("D /bin/ls") && n.contains("A /newdir/f"), "{n}");
+    let list = |cmd: String| {
+        let names = host.sh(&format!(
+            "{cmd} | tar -t | sed 's|/$||' | grep -v -e '^dev/' -e '^.dockerenv$' | sort"
+        ));
+        names
+    };
+    let nexp = list(format!(
+        "{} export ch",
+        netctl_netns_tests::binary("netctl").display()
+    ));
+    let dexp = list(docker.cmd("export ch"));
+    assert_eq!(nexp, dexp);
+    let f = host.sh(&format!(
+        "{} export ch | tar -xO newdir/f",
+        netctl_netns_tests::binary("netctl").display()
+    ));
+    assert_eq!(f, "x\n");
+}
