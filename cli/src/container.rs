@@ -136,6 +136,22 @@ pub enum Verb {
     },
     /// Copy files between a container and the host.
     Cp(crate::copy::CpArgs),
+    /// Create a new image from a container's changes.
+    Commit {
+        /// Author (e.g. "Jane <jane@example.com>").
+        #[arg(short = 'a', long)]
+        author: Option<String>,
+        /// Commit message.
+        #[arg(short = 'm', long)]
+        message: Option<String>,
+        /// Pause the container during the commit.
+        #[arg(short = 'p', long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+        pause: bool,
+        /// The container.
+        container: String,
+        /// REPOSITORY[:TAG] for the new image.
+        reference: Option<String>,
+    },
     /// Inspect changes to files or folders on a container's file system.
     Diff {
         /// The container.
@@ -621,6 +637,24 @@ fn verb(engine: &Engine, cmd: Verb) -> Outcome {
             Ok(0)
         }
         C::Cp(a) => crate::copy::run(engine, &a),
+        C::Commit {
+            author,
+            message,
+            pause,
+            container,
+            reference,
+        } => {
+            let c = engine.containers.find(&container)?;
+            let req = netctl_engine::commit::CommitRequest {
+                reference,
+                comment: message.unwrap_or_default(),
+                author: author.unwrap_or_default(),
+                pause,
+            };
+            let image = netctl_engine::commit::commit(engine, &c, &req)?;
+            println!("sha256:{}", image.id);
+            Ok(0)
+        }
         C::Diff { container } => {
             let c = engine.containers.find(&container)?;
             for ch in netctl_engine::changes::changes(engine, &c)? {

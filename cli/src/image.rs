@@ -47,6 +47,8 @@ pub enum ImageCommand {
         #[arg(short = 'f', long)]
         force: bool,
     },
+    /// Show the history of an image.
+    History(HistoryArgs),
     /// Show images as JSON.
     Inspect {
         /// Go template over each image: `{{.Id}}`, `{{json .Config}}`.
@@ -56,6 +58,22 @@ pub enum ImageCommand {
         #[arg(required = true)]
         images: Vec<String>,
     },
+}
+
+/// `history`.
+#[derive(Args, Debug)]
+pub struct HistoryArgs {
+    /// Do not truncate output.
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Only show image IDs.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Go template: `{{.CreatedBy}}`, `table ...`.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// The image.
+    pub image: String,
 }
 
 /// `load`.
@@ -109,6 +127,7 @@ pub fn run(engine: &Engine, cmd: ImageCommand) -> Outcome {
         ImageCommand::Tag { source, target } => {
             netctl_engine::image::tag(engine, &source, &target)?
         }
+        ImageCommand::History(a) => history(&store, &a)?,
         ImageCommand::Prune { all, force } => {
             let warning = if all {
                 "WARNING! This will remove all images without at least one container associated to them."
@@ -214,6 +233,71 @@ fn images(store: &ImageStore, a: &ImagesArgs) -> anyhow::Result<()> {
         "{}",
         table(
             &["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
+            &cells
+        )
+    );
+    Ok(())
+}
+
+/// `history`: Docker's table (or template) of the image's steps, newest first.
+fn history(store: &ImageStore, a: &HistoryArgs) -> anyhow::Result<()> {
+    let img = store.find(&a.image)?;
+    let steps = netctl_engine::image::history(store, &img)?;
+    let id = |s: &str| -> String {
+        match s.strip_prefix("sha256:") {
+            Some(hex) if !a.no_trunc => short_id(hex).to_string(),
+            _ => s.to_string(),
+        }
+    };
+    if a.quiet {
+        steps.iter().for_each(|s| println!("{}", id(&s.id)));
+        return Ok(());
+    }
+    let by = |s: &str| -> String {
+        if a.no_trunc || s.chars().count() <= 45 {
+            s.to_string()
+        } else {
+            s.chars().take(44).chain(['…']).collect()
+        }
+    };
+    let rows: Vec<std::collections::BTreeMap<&str, String>> = steps
+        .iter()
+        .map(|s| {
+            std::collections::BTreeMap::from([
+                ("ID", id(&s.id)),
+                ("CreatedSince", ago(&s.created)),
+                ("CreatedAt", s.created.clone()),
+                ("CreatedBy", by(&s.created_by)),
+                ("Size", human_size(s.size)),
+                ("Comment", s.comment.clone()),
+            ])
+        })
+        .collect();
+    if let Some(f) = &a.format {
+        let header = std::collections::BTreeMap::from([
+            ("ID", "IMAGE"),
+            ("CreatedSince", "CREATED"),
+            ("CreatedAt", "CREATED AT"),
+            ("CreatedBy", "CREATED BY"),
+            ("Size", "SIZE"),
+            ("Comment", "COMMENT"),
+        ]);
+        print!("{}", crate::template::render_list(f, &header, &rows)?);
+        return Ok(());
+    }
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            ["ID", "CreatedSince", "CreatedBy", "Size", "Comment"]
+                .iter()
+                .map(|k| r[k].clone())
+                .collect()
+        })
+        .collect();
+    print!(
+        "{}",
+        table(
+            &["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
             &cells
         )
     );

@@ -95,6 +95,8 @@ enum Commands {
         #[arg(required = true)]
         images: Vec<String>,
     },
+    /// Show the history of an image.
+    History(image::HistoryArgs),
     /// Give an image another name.
     Tag {
         /// The image.
@@ -143,6 +145,7 @@ fn dispatch(cli: Cli) -> Outcome {
         Commands::Images(a) => image::run(&engine()?, image::ImageCommand::Ls(a)),
         Commands::Load(a) => image::run(&engine()?, image::ImageCommand::Load(a)),
         Commands::Rmi { images } => image::run(&engine()?, image::ImageCommand::Rm { images }),
+        Commands::History(a) => image::run(&engine()?, image::ImageCommand::History(a)),
         Commands::Tag { source, target } => {
             image::run(&engine()?, image::ImageCommand::Tag { source, target })
         }

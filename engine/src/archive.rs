@@ -6,7 +6,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Component, Path};
 
@@ -240,6 +240,90 @@ impl Meta {
         rfs::utimensat(parent, name, &self.mtime, AtFlags::SYMLINK_NOFOLLOW)?;
         Ok(())
     }
+}
+
+/// How [`append_tree`] archives a tree.
+#[derive(Default)]
+pub struct Tree<'a> {
+    /// One file system only: entries on another device (mounts) are archived empty.
+    pub device: Option<u64>,
+    /// The tree is an overlay upper layer: its whiteouts (0:0 character devices) become
+    /// `.wh.NAME` members and its opaque folders get a `.wh..wh..opq` member, as an image
+    /// layer carries them.
+    pub overlay: bool,
+    /// Paths (as archived) to leave out.
+    pub skip: Option<&'a dyn Fn(&Path) -> bool>,
+}
+
+/// Archives `path` as `name`: a folder with everything below it (in name order), symlinks
+/// as symlinks with their targets exactly as stored; sockets, FIFOs and device nodes are
+/// left out, as the unpackers refuse them. Nothing is followed.
+pub fn append_tree(
+    b: &mut tar::Builder<impl Write>,
+    path: &Path,
+    name: &Path,
+    opts: &Tree,
+) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    if opts.skip.is_some_and(|skip| skip(name)) {
+        return Ok(());
+    }
+    let meta = std::fs::symlink_metadata(path)?;
+    let kind = meta.file_type();
+    let mut h = tar::Header::new_gnu();
+    h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+    if opts.overlay && kind.is_char_device() && meta.rdev() == 0 {
+        let leaf = name.file_name().unwrap_or_default().to_string_lossy();
+        let mut wh = tar::Header::new_gnu();
+        wh.set_entry_type(EntryType::Regular);
+        wh.set_size(0);
+        wh.set_mode(0o600);
+        wh.set_mtime(meta.mtime().max(0) as u64);
+        return b.append_data(
+            &mut wh,
+            name.with_file_name(format!(".wh.{leaf}")),
+            io::empty(),
+        );
+    }
+    if opts.device.is_some_and(|d| d != meta.dev()) && (kind.is_dir() || kind.is_file()) {
+        h.set_size(0);
+        return b.append_data(&mut h, name, io::empty());
+    }
+    if kind.is_symlink() {
+        let target = std::fs::read_link(path)?;
+        h.set_size(0);
+        let bytes = target.as_os_str().as_bytes();
+        if bytes.len() <= 100 {
+            h.set_link_name_literal(bytes)?;
+            return b.append_data(&mut h, name, io::empty());
+        }
+        return b.append_link(&mut h, name, &target);
+    }
+    if kind.is_file() {
+        let f = File::open(path)?;
+        return b.append_data(&mut h, name, f.take(meta.len()));
+    }
+    if !kind.is_dir() {
+        return Ok(());
+    }
+    h.set_size(0);
+    b.append_data(&mut h, name, io::empty())?;
+    let opaque = opts.overlay
+        && rfs::getxattr(path, "trusted.overlay.opaque", &mut [0u8; 1]).is_ok_and(|n| n == 1);
+    if opaque {
+        let mut wh = tar::Header::new_gnu();
+        wh.set_entry_type(EntryType::Regular);
+        wh.set_size(0);
+        wh.set_mode(0o600);
+        b.append_data(&mut wh, name.join(".wh..wh..opq"), io::empty())?;
+    }
+    let mut entries = std::fs::read_dir(path)?.collect::<io::Result<Vec<_>>>()?;
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for e in entries {
+        append_tree(b, &e.path(), &name.join(e.file_name()), opts)?;
+    }
+    Ok(())
 }
 
 /// Unpacks `r` beneath `dest`: every member lands inside it or the whole unpack fails

@@ -61,6 +61,11 @@ const ENGINE_MADE: [&str; 10] = [
     "/dev/mqueue",
 ];
 
+/// Whether `path` (in the container) is one of the mount points the engine makes.
+pub fn engine_made(path: &str) -> bool {
+    ENGINE_MADE.contains(&path)
+}
+
 /// The container's changes, sorted by path.
 pub fn changes(engine: &Engine, c: &Container) -> Result<Vec<Change>> {
     let images = ImageStore::open(engine.root())?;

@@ -17,6 +17,7 @@ use netctl_cni::process::CleanSignals;
 use nix::sched::CloneFlags;
 use serde::{Deserialize, Serialize};
 
+use crate::archive::{append_tree, Tree};
 use crate::container::Container;
 use crate::engine::Engine;
 use crate::error::{Context, Error, Kind, Result};
@@ -358,10 +359,15 @@ pub fn tar_inside(
     if contents && meta.is_dir() {
         for entry in fs::read_dir(&real)? {
             let entry = entry?;
-            append(&mut b, &entry.path(), Path::new(&entry.file_name()))?;
+            append_tree(
+                &mut b,
+                &entry.path(),
+                Path::new(&entry.file_name()),
+                &Tree::default(),
+            )?;
         }
     } else {
-        append(&mut b, &real, &name)?;
+        append_tree(&mut b, &real, &name, &Tree::default())?;
     }
     b.into_inner()?.flush()
 }
@@ -374,57 +380,11 @@ fn export_root(out: impl Write) -> std::io::Result<()> {
     let mut entries = fs::read_dir("/")?.collect::<std::io::Result<Vec<_>>>()?;
     entries.sort_by_key(fs::DirEntry::file_name);
     for e in entries {
-        append_on(&mut b, &e.path(), Path::new(&e.file_name()), Some(dev))?;
+        let opts = Tree {
+            device: Some(dev),
+            ..Tree::default()
+        };
+        append_tree(&mut b, &e.path(), Path::new(&e.file_name()), &opts)?;
     }
     b.into_inner()?.flush()
-}
-
-/// Archives `path` as `name`, a folder with everything below it (in name order); symlinks
-/// as symlinks with their targets exactly as stored. Sockets, FIFOs and device nodes are
-/// left out, as a copy's unpacker refuses them.
-fn append(b: &mut tar::Builder<impl Write>, path: &Path, name: &Path) -> std::io::Result<()> {
-    append_on(b, path, name, None)
-}
-
-/// [`append`]; with `dev`, entries on another device (mounts) are archived empty.
-fn append_on(
-    b: &mut tar::Builder<impl Write>,
-    path: &Path,
-    name: &Path,
-    dev: Option<u64>,
-) -> std::io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let meta = fs::symlink_metadata(path)?;
-    let mut h = tar::Header::new_gnu();
-    h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
-    let kind = meta.file_type();
-    if dev.is_some_and(|d| d != meta.dev()) && (kind.is_dir() || kind.is_file()) {
-        h.set_size(0);
-        return b.append_data(&mut h, name, std::io::empty());
-    }
-    if kind.is_symlink() {
-        let target = fs::read_link(path)?;
-        h.set_size(0);
-        let bytes = target.as_os_str().as_bytes();
-        if bytes.len() <= 100 {
-            h.set_link_name_literal(bytes)?;
-            b.append_data(&mut h, name, std::io::empty())
-        } else {
-            b.append_link(&mut h, name, &target)
-        }
-    } else if kind.is_dir() {
-        h.set_size(0);
-        b.append_data(&mut h, name, std::io::empty())?;
-        let mut entries = fs::read_dir(path)?.collect::<std::io::Result<Vec<_>>>()?;
-        entries.sort_by_key(fs::DirEntry::file_name);
-        for e in entries {
-            append_on(b, &e.path(), &name.join(e.file_name()), dev)?;
-        }
-        Ok(())
-    } else if kind.is_file() {
-        let f = fs::File::open(path)?;
-        b.append_data(&mut h, name, f.take(meta.len()))
-    } else {
-        Ok(())
-    }
 }

@@ -89,6 +89,15 @@ pub struct Image {
     /// linux ...
     #[serde(default)]
     pub os: String,
+    /// Who made it (`commit -a`).
+    #[serde(default)]
+    pub author: String,
+    /// Why (`commit -m`, "Imported from -").
+    #[serde(default)]
+    pub comment: String,
+    /// The container it was committed from.
+    #[serde(default)]
+    pub container: String,
 }
 
 /// `sha256:<hex>` on disk, the hex in memory.
@@ -156,6 +165,12 @@ struct ConfigDoc {
     architecture: Option<String>,
     #[serde(default)]
     os: Option<String>,
+    #[serde(default)]
+    author: Option<String>,
+    #[serde(default)]
+    comment: Option<String>,
+    #[serde(default)]
+    container: Option<String>,
 }
 
 /// What a new image is made of.
@@ -209,6 +224,24 @@ impl ImageStore {
         self.dir.join("images").join(format!("{id}.json"))
     }
 
+    fn config_path(&self, id: &str) -> PathBuf {
+        self.dir.join("configs").join(format!("{id}.json"))
+    }
+
+    /// The image's config document as it was added (its SHA-256 is the image ID); for an
+    /// image stored before documents were kept, one made from its record.
+    pub fn config_document(&self, img: &Image) -> Result<Vec<u8>> {
+        if let Ok(bytes) = fs::read(self.config_path(&img.id)) {
+            return Ok(bytes);
+        }
+        let doc = serde_json::json!({
+            "architecture": img.architecture, "os": img.os, "created": img.created,
+            "config": img.config,
+            "rootfs": {"type": "layers", "diff_ids": img.layers.iter().map(|l| format!("sha256:{l}")).collect::<Vec<_>>()},
+        });
+        serde_json::to_vec(&doc).ctx(|| "encode the image config".into())
+    }
+
     /// Every image, newest first.
     pub fn all(&self) -> Result<Vec<Image>> {
         let dir = self.dir.join("images");
@@ -258,6 +291,12 @@ impl ImageStore {
             );
         }
         self.take_tags(&tags, &id)?;
+        let doc_path = self.config_path(&id);
+        if let Some(parent) = doc_path.parent() {
+            fs::create_dir_all(parent).ctx(|| format!("create {}", parent.display()))?;
+        }
+        fsutil::write_atomic(&doc_path, &new.config)
+            .ctx(|| format!("write {}", doc_path.display()))?;
         let image = Image {
             size: new.layers.iter().map(|l| self.layers.size(l)).sum(),
             id,
@@ -267,6 +306,9 @@ impl ImageStore {
             config: doc.config.unwrap_or_default(),
             architecture: doc.architecture.unwrap_or_else(|| "amd64".into()),
             os: doc.os.unwrap_or_else(|| "linux".into()),
+            author: doc.author.unwrap_or_default(),
+            comment: doc.comment.unwrap_or_default(),
+            container: doc.container.unwrap_or_default(),
         };
         self.write(&image)?;
         Ok(image)
@@ -329,6 +371,7 @@ impl ImageStore {
         out.extend(img.tags.iter().map(|t| format!("Untagged: {t}")));
         let path = self.record_path(&img.id);
         fs::remove_file(&path).ctx(|| format!("remove {}", path.display()))?;
+        let _ = fs::remove_file(self.config_path(&img.id));
         out.push(format!("Deleted: sha256:{}", img.id));
         let used: Vec<String> = self.all()?.into_iter().flat_map(|i| i.layers).collect();
         let removed = self.layers.prune(&used)?;
@@ -357,10 +400,13 @@ impl ImageStore {
         } else {
             self.layers.add(open(source)?)?.0
         };
+        let created = now_rfc3339();
         let config = serde_json::json!({
-            "architecture": "amd64", "os": "linux", "created": now_rfc3339(),
+            "architecture": "amd64", "os": "linux", "created": created,
             "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
             "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{diff}")]},
+            "history": [{"created": created, "comment": "Imported from -"}],
+            "comment": "Imported from -",
         });
         let tags = tag.map(normalize).transpose()?.into_iter().collect();
         self.add(NewImage {
@@ -433,6 +479,77 @@ pub fn remove(engine: &crate::Engine, key: &str) -> Result<Vec<String>> {
 fn image_event(engine: &crate::Engine, action: &str, img: &Image, name: &str) {
     let id = format!("sha256:{}", img.id);
     crate::events::record(engine, "image", action, &id, &[("name", name)]);
+}
+
+/// One row of `image history`, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HistoryEntry {
+    /// The image's ID on its top row, `<missing>` below.
+    pub id: String,
+    /// RFC 3339.
+    pub created: String,
+    /// The step that made it.
+    pub created_by: String,
+    /// The bytes its layer holds (0 for a step without one).
+    pub size: u64,
+    /// Its comment.
+    pub comment: String,
+}
+
+/// `image history`: the steps of the image's config, newest first, each with its layer's
+/// size.
+pub fn history(store: &ImageStore, img: &Image) -> Result<Vec<HistoryEntry>> {
+    #[derive(Deserialize, Default)]
+    struct Step {
+        #[serde(default)]
+        created: String,
+        #[serde(default)]
+        created_by: String,
+        #[serde(default)]
+        comment: String,
+        #[serde(default)]
+        empty_layer: bool,
+    }
+    #[derive(Deserialize, Default)]
+    struct Doc {
+        #[serde(default)]
+        history: Vec<Step>,
+    }
+    let doc: Doc = serde_json::from_slice(&store.config_document(img)?).unwrap_or_default();
+    let mut steps = doc.history;
+    if steps.is_empty() {
+        steps = img
+            .layers
+            .iter()
+            .map(|_| Step {
+                created: img.created.clone(),
+                ..Step::default()
+            })
+            .collect();
+    }
+    let mut layers = img.layers.iter();
+    let mut rows: Vec<HistoryEntry> = steps
+        .into_iter()
+        .map(|s| {
+            let size = match s.empty_layer {
+                true => 0,
+                false => layers.next().map_or(0, |l| store.layers.size(l)),
+            };
+            HistoryEntry {
+                id: "<missing>".into(),
+                created: s.created,
+                created_by: s.created_by,
+                size,
+                comment: s.comment,
+            }
+        })
+        .collect();
+    rows.reverse();
+    if let Some(top) = rows.first_mut() {
+        top.id = format!("sha256:{}", img.id);
+    }
+    Ok(rows)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod archive;
 pub use netctl_cni::clock;
 pub mod changes;
 pub mod cluster;
+pub mod commit;
 pub mod container;
 pub mod copy;
 pub mod engine;

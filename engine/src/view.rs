@@ -578,6 +578,12 @@ pub struct ImageInspect<'a> {
     /// Its layers.
     #[serde(rename = "RootFS")]
     pub root_fs: Value,
+    /// Who made it.
+    pub author: &'a str,
+    /// Why.
+    pub comment: &'a str,
+    /// The container it was committed from.
+    pub container: &'a str,
 }
 
 /// `inspect` of an image.
@@ -592,6 +598,9 @@ pub fn inspect_image(i: &Image) -> ImageInspect<'_> {
         os: &i.os,
         config: &i.config,
         root_fs: serde_json::json!({"Type": "layers", "Layers": layers}),
+        author: &i.author,
+        comment: &i.comment,
+        container: &i.container,
     }
 }
 

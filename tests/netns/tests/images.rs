@@ -124,3 +124,56 @@ fn image_rm_waits_for_containers_and_removes_layers_last() {
         "{err}"
     );
 }
+
+/// `commit` makes an image of a container's changes (added, changed and deleted files) and
+/// config, which runs as Docker's does, with the history Docker shows.
+#[test]
+fn commit_makes_an_image_of_a_containers_changes_as_dockers() {
+    let mut host = TestHost::new();
+    let docker = netctl_netns_tests::docker::Dockerd::start(&mut host, false);
+    host.busybox_image();
+    let script = "mkdir -p /newdir && echo x > /newdir/f && echo y >> /etc/passwd && rm /bin/ls";
+    let run = [
+        "run",
+        "--name",
+        "ch",
+        "--net",
+        "none",
+        "-e",
+        "MODE=snap",
+        "-w",
+        "/newdir",
+    ];
+    let mut n = run.to_vec();
+    n.extend_from_slice(&["busybox", "sh", "-c", script]);
+    host.netctl_ok(&n);
+    let mut d = run.to_vec();
+    d.extend_from_slice(&["dbox", "sh", "-c", script]);
+    assert_eq!(docker.run(&d).0, 0);
+    let commit = ["commit", "-m", "snapshot", "-a", "me", "ch", "snap:v1"];
+    let id = host.netctl_ok(&commit);
+    assert!(id.starts_with("sha256:"), "{id}");
+    assert_eq!(docker.run(&commit).0, 0);
+    let check = "cat f; tail -1 /etc/passwd; echo $MODE; pwd; ls /bin/ls 2>&1 || echo gone";
+    let mine = host.netctl_ok(&["run", "--rm", "--net", "none", "snap:v1", "sh", "-c", check]);
+    let theirs = docker
+        .run(&["run", "--rm", "--net", "none", "snap:v1", "sh", "-c", check])
+        .1;
+    assert_eq!(mine, theirs);
+    assert!(mine.starts_with("x\ny\nsnap\n/newdir\n"), "{mine}");
+    let f = "{{.Comment}}|{{.Size}}";
+    let n = host.netctl_ok(&["history", "--format", "{{.Comment}}", "snap:v1"]);
+    let d = docker
+        .run(&["history", "--format", "{{.Comment}}", "snap:v1"])
+        .1;
+    assert_eq!(n, d, "{f}");
+    for f in [
+        "{{json .Config.Cmd}}",
+        "{{.Config.WorkingDir}}",
+        "{{.Author}}",
+    ] {
+        let n = host.netctl_ok(&["image", "inspect", "-f", f, "snap:v1"]);
+        let d = docker.run(&["image", "inspect", "-f", f, "snap:v1"]).1;
+        assert_eq!(n, d, "{f}");
+    }
+}
