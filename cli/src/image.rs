@@ -49,6 +49,8 @@ pub enum ImageCommand {
     },
     /// Show the history of an image.
     History(HistoryArgs),
+    /// Save images to a tar archive (Docker's format, for `load` and `docker load`).
+    Save(SaveArgs),
     /// Show images as JSON.
     Inspect {
         /// Go template over each image: `{{.Id}}`, `{{json .Config}}`.
@@ -58,6 +60,17 @@ pub enum ImageCommand {
         #[arg(required = true)]
         images: Vec<String>,
     },
+}
+
+/// `save`.
+#[derive(Args, Debug)]
+pub struct SaveArgs {
+    /// Write to a file instead of stdout.
+    #[arg(short = 'o', long)]
+    pub output: Option<PathBuf>,
+    /// Images.
+    #[arg(required = true)]
+    pub images: Vec<String>,
 }
 
 /// `history`.
@@ -128,6 +141,7 @@ pub fn run(engine: &Engine, cmd: ImageCommand) -> Outcome {
             netctl_engine::image::tag(engine, &source, &target)?
         }
         ImageCommand::History(a) => history(&store, &a)?,
+        ImageCommand::Save(a) => save(&store, &a)?,
         ImageCommand::Prune { all, force } => {
             let warning = if all {
                 "WARNING! This will remove all images without at least one container associated to them."
@@ -301,5 +315,43 @@ fn history(store: &ImageStore, a: &HistoryArgs) -> anyhow::Result<()> {
             &cells
         )
     );
+    Ok(())
+}
+
+/// `save`: each image with the tags it was named by (an ID names every tag of its image).
+fn save(store: &ImageStore, a: &SaveArgs) -> anyhow::Result<()> {
+    let mut images: Vec<(netctl_engine::image::Image, Vec<String>)> = Vec::new();
+    for key in &a.images {
+        let img = store.find(key)?;
+        let tags = match netctl_engine::image::normalize(key) {
+            Ok(t) if img.tags.contains(&t) => vec![t],
+            _ => img.tags.clone(),
+        };
+        match images.iter_mut().find(|(i, _)| i.id == img.id) {
+            Some((_, have)) => {
+                for t in tags {
+                    if !have.contains(&t) {
+                        have.push(t);
+                    }
+                }
+            }
+            None => images.push((img, tags)),
+        }
+    }
+    match &a.output {
+        Some(path) => {
+            let f = std::fs::File::create(path)
+                .map_err(|e| anyhow::anyhow!("create {}: {e}", path.display()))?;
+            netctl_engine::save::save(store, &images, std::io::BufWriter::new(f))?;
+        }
+        None => {
+            if rustix::termios::isatty(std::io::stdout()) {
+                anyhow::bail!(
+                    "cowardly refusing to save to a terminal. Use the -o flag or redirect"
+                );
+            }
+            netctl_engine::save::save(store, &images, std::io::stdout().lock())?;
+        }
+    }
     Ok(())
 }

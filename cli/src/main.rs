@@ -97,6 +97,8 @@ enum Commands {
     },
     /// Show the history of an image.
     History(image::HistoryArgs),
+    /// Save images to a tar archive (Docker's format).
+    Save(image::SaveArgs),
     /// Give an image another name.
     Tag {
         /// The image.
@@ -146,6 +148,7 @@ fn dispatch(cli: Cli) -> Outcome {
         Commands::Load(a) => image::run(&engine()?, image::ImageCommand::Load(a)),
         Commands::Rmi { images } => image::run(&engine()?, image::ImageCommand::Rm { images }),
         Commands::History(a) => image::run(&engine()?, image::ImageCommand::History(a)),
+        Commands::Save(a) => image::run(&engine()?, image::ImageCommand::Save(a)),
         Commands::Tag { source, target } => {
             image::run(&engine()?, image::ImageCommand::Tag { source, target })
         }

@@ -37,6 +37,7 @@ pub mod process;
 pub mod restart;
 pub mod rootfs;
 pub mod routes;
+pub mod save;
 pub mod spec;
 pub mod stats;
 pub mod system;

@@ -177,3 +177,49 @@ fn commit_makes_an_image_of_a_containers_changes_as_dockers() {
         assert_eq!(n, d, "{f}");
     }
 }
+
+/// `save` writes Docker's archive: a real Docker loads and runs a netctl image (a committed
+/// one too, with its whiteout), and netctl loads its own archive into a fresh root.
+#[test]
+fn saved_images_load_into_docker_and_back_into_netctl() {
+    let mut host = TestHost::new();
+    let docker = netctl_netns_tests::docker::Dockerd::start(&mut host, false);
+    host.busybox_image();
+    host.netctl_ok(&[
+        "run",
+        "--name",
+        "ch",
+        "--net",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo saved > /note && rm /bin/ls",
+    ]);
+    host.netctl_ok(&["commit", "ch", "snap:v1"]);
+    let archive = host.dir().join("images.tar").display().to_string();
+    host.netctl_ok(&["save", "-o", &archive, "snap:v1", "busybox"]);
+    let (code, out) = docker.run(&["load", "-i", &archive]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("Loaded image: snap:v1") && out.contains("Loaded image: busybox:latest"),
+        "{out}"
+    );
+    let check = "cat /note; ls /bin/ls 2>&1 || echo gone";
+    let (code, out) = docker.run(&["run", "--rm", "--net", "none", "snap:v1", "sh", "-c", check]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "saved\nls: /bin/ls: No such file or directory\ngone\n")
+    );
+    let fresh = host.dir().join("fresh").display().to_string();
+    let load = host.sh(&format!(
+        "{} --root {fresh} load -i {archive}",
+        netctl_netns_tests::binary("netctl").display()
+    ));
+    assert!(load.contains("Loaded image: snap:v1"), "{load}");
+    let out = host.sh(&format!(
+        "{} --root {fresh} run --rm --net none snap:v1 cat /note",
+        netctl_netns_tests::binary("netctl").display()
+    ));
+    assert_eq!(out, "saved\n");
+}
