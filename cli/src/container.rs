@@ -1263,13 +1263,22 @@ fn logs(engine: &Engine, a: &LogsArgs) -> Outcome {
 /// `exec`: the command's exit code; 127/126 when it cannot be run, as Docker's.
 fn exec(engine: &Engine, a: &ExecArgs) -> Outcome {
     let c = engine.containers.find(&a.container)?;
+    let tty = a.tty && !a.detach;
+    if tty && a.interactive && !rustix::termios::isatty(std::io::stdin()) {
+        return Err(anyhow::anyhow!("the input device is not a TTY").into());
+    }
     let req = ExecRequest {
         command: &a.command,
         env: &a.env,
         workdir: a.workdir.as_deref(),
-        interactive: a.interactive || a.tty,
+        interactive: a.interactive,
         user: a.user.as_deref(),
+        tty: tty.then(|| crate::attach::terminal_size().unwrap_or((24, 80))),
     };
+    // Our terminal passes keys through raw while the command has its own.
+    let _raw = (tty && a.interactive)
+        .then(crate::attach::RawTerminal::enter)
+        .flatten();
     let ran = if a.detach {
         netctl_engine::process::exec::exec_detached(engine, &c, &req).map(|()| 0)
     } else {

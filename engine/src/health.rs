@@ -338,6 +338,7 @@ fn probe(engine: &Engine, id: &str, command: &[String], timeout: Duration) -> Pr
         workdir: None,
         interactive: false,
         user: None,
+        tty: None,
     };
     let ran = engine
         .containers

@@ -1,6 +1,7 @@
 //! Forwarding to the host's resolvers: at most three from resolv.conf (re-read when it
 //! changes, never one of our own addresses), failing over on timeout, SERVFAIL or REFUSED,
-//! all within a budget shorter than a client's 5 s timeout; then SERVFAIL, never silence.
+//! all within a budget shorter than a client's 5 s timeout; then an upstream's REFUSED as it
+//! came (with its question, as Docker relays it), else SERVFAIL, never silence.
 //!
 //! A query that came from inside a container leaves from that container's namespace, so it
 //! only ever uses interfaces and routes the container could use itself; only a loopback
@@ -69,7 +70,8 @@ impl Upstreams {
     }
 
     /// Forwards `req`, from inside `netns` when given, to the asker's `own` upstreams, else
-    /// the host's, and returns the reply to send (SERVFAIL when every upstream failed).
+    /// the host's, and returns the reply to send (when every upstream failed: the last
+    /// REFUSED one relayed, else SERVFAIL).
     pub async fn forward(
         &self,
         req: &[u8],
@@ -78,6 +80,7 @@ impl Upstreams {
     ) -> Option<Vec<u8>> {
         let deadline = Instant::now() + BUDGET;
         let upstreams = if own.is_empty() { self.current() } else { own };
+        let mut refused = None;
         for upstream in upstreams {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -85,13 +88,14 @@ impl Upstreams {
             }
             let from = netns.filter(|_| !upstream.ip().is_loopback());
             if let Some(reply) = self.ask(upstream, from, req, left.min(PER_TRY)).await {
-                let rcode = reply.get(3).map_or(2, |b| b & 0x0f);
-                if rcode != 2 && rcode != 5 {
-                    return Some(reply);
+                match reply.get(3).map_or(2, |b| b & 0x0f) {
+                    2 => {}
+                    5 => refused = Some(reply),
+                    _ => return Some(reply),
                 }
             }
         }
-        header_only(req, 2)
+        refused.or_else(|| header_only(req, 2))
     }
 
     async fn ask(

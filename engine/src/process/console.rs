@@ -24,10 +24,9 @@ fn open_tty(path: &Path) -> std::io::Result<File> {
         .open(path)
 }
 
-/// In the container (before pivoting into its root): makes a terminal in its own devpts
-/// instance, mounted at `pts` (of `size` rows and columns when given), sends the master to
-/// `socket`, and makes the slave our stdin, stdout and stderr.
-pub fn make_in_container(pts: &Path, socket: &Path, size: Option<(u16, u16)>) -> Result<()> {
+/// A new terminal in the devpts instance mounted at `pts` (of `size` rows and columns
+/// when given): its master and slave ends.
+pub fn pair(pts: &Path, size: Option<(u16, u16)>) -> Result<(File, File)> {
     let master = open_tty(&pts.join("ptmx")).ctx(|| "open the container's /dev/pts/ptmx".into())?;
     rustix::pty::unlockpt(&master).ctx(|| "unlock the terminal".into())?;
     let name = rustix::pty::ptsname(&master, Vec::new()).ctx(|| "name the terminal".into())?;
@@ -42,6 +41,14 @@ pub fn make_in_container(pts: &Path, socket: &Path, size: Option<(u16, u16)>) ->
         rustix::termios::tcsetwinsize(&slave, super::attach::winsize(rows, cols))
             .ctx(|| "size the terminal".into())?;
     }
+    Ok((master, slave))
+}
+
+/// In the container (before pivoting into its root): makes a terminal in its own devpts
+/// instance, mounted at `pts` (of `size` rows and columns when given), sends the master to
+/// `socket`, and makes the slave our stdin, stdout and stderr.
+pub fn make_in_container(pts: &Path, socket: &Path, size: Option<(u16, u16)>) -> Result<()> {
+    let (master, slave) = pair(pts, size)?;
     let stream = UnixStream::connect(socket).ctx(|| format!("connect to {}", socket.display()))?;
     let fds = [master.as_fd()];
     let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];

@@ -10,7 +10,9 @@
 use netctl_cni::process::CleanSignals;
 use std::fs::File;
 use std::io::Read;
+use std::os::fd::AsFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -36,6 +38,9 @@ pub struct ExecRequest<'a> {
     pub interactive: bool,
     /// `-u`: who runs it (the container's user when None).
     pub user: Option<&'a str>,
+    /// `-t`: a terminal of these rows and columns in the container's own devpts, between
+    /// our stdio and the command.
+    pub tty: Option<(u16, u16)>,
 }
 
 /// What the helper is asked to run, as it travels in its argument.
@@ -55,6 +60,9 @@ pub struct ExecSpec {
     pub privileges: Privileges,
     /// Its system call filter.
     pub seccomp: Seccomp,
+    /// `-t`: a terminal of these rows and columns.
+    #[serde(default)]
+    pub tty: Option<(u16, u16)>,
 }
 
 /// Runs the command inside the container, with our stdout and stderr (and stdin with
@@ -197,6 +205,9 @@ fn spec_of(c: &Container, req: &ExecRequest) -> Result<ExecSpec> {
     }
     let mut env = c.config.env.clone();
     env.extend(req.env.iter().cloned());
+    if req.tty.is_some() && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
     Ok(ExecSpec {
         pid: c.process_pid()?,
         name: c.config.name.clone(),
@@ -205,6 +216,7 @@ fn spec_of(c: &Container, req: &ExecRequest) -> Result<ExecSpec> {
         workdir: req.workdir.unwrap_or(&c.config.workdir).to_string(),
         privileges,
         seccomp: c.config.seccomp.clone(),
+        tty: req.tty,
     })
 }
 
@@ -219,8 +231,11 @@ pub fn helper(spec_json: &str) -> i32 {
             enter_and_spawn(&spec)
         });
     match child {
-        Ok(mut child) => {
+        Ok((mut child, master)) => {
             drop(status);
+            if let Some(master) = master {
+                relay_terminal(master);
+            }
             child.wait().map_or(127, exit_code)
         }
         Err(e) => {
@@ -234,8 +249,57 @@ pub fn helper(spec_json: &str) -> i32 {
     }
 }
 
-/// Joins the container's namespaces, takes its identity and starts the command.
-fn enter_and_spawn(spec: &ExecSpec) -> Result<Child> {
+/// Copies our stdin to the terminal's master and the master to our stdout until the
+/// command's side is closed — in this one thread (a process that joined a PID namespace
+/// cannot start threads).
+fn relay_terminal(mut master: File) {
+    use rustix::event::{poll, PollFd, PollFlags};
+    use std::io::Write;
+    let stdin = std::io::stdin();
+    let mut input_open = true;
+    let mut out = std::io::stdout().lock();
+    let mut buf = [0u8; 8192];
+    loop {
+        let stdin_fd = stdin.as_fd();
+        let mut fds = vec![PollFd::new(&master, PollFlags::IN)];
+        if input_open {
+            fds.push(PollFd::new(&stdin_fd, PollFlags::IN));
+        }
+        match poll(&mut fds, None) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return,
+        }
+        let from_master = fds[0].revents();
+        let from_input = fds.get(1).map(PollFd::revents);
+        if !from_master.is_empty() {
+            // EIO once the last holder of the slave end is gone.
+            match master.read(&mut buf) {
+                Ok(n @ 1..) => {
+                    if out.write_all(&buf[..n]).and_then(|()| out.flush()).is_err() {
+                        return;
+                    }
+                }
+                _ => return,
+            }
+        }
+        if let Some(ev) = from_input.filter(|e| !e.is_empty()) {
+            match rustix::io::read(stdin_fd, &mut buf) {
+                Ok(n @ 1..) => {
+                    let _ = master.write_all(&buf[..n]);
+                }
+                _ => input_open = false,
+            }
+            if ev.contains(PollFlags::HUP) && !ev.contains(PollFlags::IN) {
+                input_open = false;
+            }
+        }
+    }
+}
+
+/// Joins the container's namespaces, takes its identity and starts the command (with `-t`,
+/// on a new terminal of the container's devpts, whose master is returned).
+fn enter_and_spawn(spec: &ExecSpec) -> Result<(Child, Option<File>)> {
     let kinds = [
         ("ipc", CloneFlags::CLONE_NEWIPC),
         ("uts", CloneFlags::CLONE_NEWUTS),
@@ -251,6 +315,11 @@ fn enter_and_spawn(spec: &ExecSpec) -> Result<Child> {
     for (f, (k, flag)) in files.into_iter().zip(kinds) {
         nix::sched::setns(f, flag).ctx(|| format!("join the {k} namespace"))?;
     }
+    // The terminal is made while we are still root in the container.
+    let terminal = spec
+        .tty
+        .map(|size| super::console::pair(Path::new("/dev/pts"), Some(size)))
+        .transpose()?;
     let filters = super::init::filters_for(&spec.seccomp, &spec.privileges)?;
     let id = super::privileges::assume(&spec.privileges)?;
     let env = super::init::with_home(&spec.env, &id);
@@ -259,12 +328,34 @@ fn enter_and_spawn(spec: &ExecSpec) -> Result<Child> {
         invalid!("no command given");
     };
     let mut cmd = Command::new(prog);
-    super::init::with_seccomp(&mut cmd, filters);
     cmd.args(args)
         .env_clear()
         .envs(vars)
         .current_dir(&spec.workdir)
-        .clean_signals()
-        .spawn()
-        .map_err(|e| super::init::exec_error(prog, &e))
+        .clean_signals();
+    let master = match terminal {
+        Some((master, slave)) => {
+            let io = |f: &File| f.try_clone().map(Stdio::from);
+            let io = (io(&slave), io(&slave), io(&slave));
+            let (Ok(i), Ok(o), Ok(e)) = io else {
+                invalid!("share the terminal with the command");
+            };
+            cmd.stdin(i).stdout(o).stderr(e);
+            #[allow(unsafe_code)]
+            // SAFETY: between fork and exec this only calls setsid and the TIOCSCTTY ioctl,
+            // both async-signal-safe, allocating nothing.
+            unsafe {
+                cmd.pre_exec(|| {
+                    rustix::process::setsid()?;
+                    rustix::process::ioctl_tiocsctty(rustix::stdio::stdin())?;
+                    Ok(())
+                });
+            }
+            Some(master)
+        }
+        None => None,
+    };
+    super::init::with_seccomp(&mut cmd, filters);
+    let child = cmd.spawn().map_err(|e| super::init::exec_error(prog, &e))?;
+    Ok((child, master))
 }

@@ -250,7 +250,7 @@ impl Plugin for BridgePlugin {
     fn status(&self, ctx: &Ctx, conf: BridgeConfig) -> Result<(), Error> {
         conf.validate_links()?;
         if ctx.preparing_network() {
-            return prepare_network(ctx, &conf);
+            return prepare_network(&conf);
         }
         firewall::repair(&conf)?;
         if let Some(ipam) = &conf.ipam {
@@ -261,9 +261,10 @@ impl Plugin for BridgePlugin {
 }
 
 /// The network's host side before any container: its bridge and, when it carries the
-/// gateway, the gateway address of each range set (from the IPAM configuration) and the
-/// network's firewall rules. A VLAN network's gateway interface waits for its first port.
-fn prepare_network(ctx: &Ctx, conf: &BridgeConfig) -> Result<(), Error> {
+/// gateway, the gateway address of each range set (from the IPAM configuration). The
+/// network's firewall rules, and a VLAN network's gateway interface, come with its first
+/// attachment, which also starts the firewall watcher that keeps them.
+fn prepare_network(conf: &BridgeConfig) -> Result<(), Error> {
     let mut nl = Netlink::new()?;
     let (bridge, _) = host::ensure_bridge(&mut nl, conf)?;
     if !conf.gateway_on_bridge() || conf.vlan().is_some() {
@@ -290,8 +291,7 @@ fn prepare_network(ctx: &Ctx, conf: &BridgeConfig) -> Result<(), Error> {
             })
         })
         .collect();
-    host::gateway_on_bridge(&mut nl, conf, &bridge, &ips)?;
-    firewall::ensure_network(conf, &ctx.conf.name, &ips)
+    host::gateway_on_bridge(&mut nl, conf, &bridge, &ips)
 }
 
 fn add_steps(

@@ -253,3 +253,31 @@ fn forwarding_leaves_through_the_containers_own_interfaces() {
     );
     assert_eq!(got, ["192.0.2.9"]);
 }
+
+/// An upstream that refuses a name (a dnsmasq with nothing to ask) is relayed as REFUSED,
+/// with the question, as Docker's embedded server relays it — not turned into SERVFAIL.
+#[test]
+fn an_upstream_refusal_is_relayed_with_its_question() {
+    let mut host = TestHost::new();
+    let upstream = host.outside("upstream", "10.254.0.1/24", "10.254.0.53/24");
+    host.spawn_in(
+        &upstream,
+        "dnsmasq --no-daemon --no-resolv --no-hosts --listen-address=10.254.0.53 --bind-interfaces",
+    );
+    host.resolv_conf("nameserver 10.254.0.53\n");
+    let (_, list) = host.conflist("web", &web_list("web", "br-web", "172.18.0.0/16", false));
+    let (c, _) = run(&mut host, &list, "c1", "c1", &[]);
+    let reply = eventually("the upstream's answer", Duration::from_secs(5), || {
+        let out = host.sh_in(&c, "dig +time=2 +tries=1 @127.0.0.11 nowhere.test");
+        if out.contains("status:") {
+            Ok(out)
+        } else {
+            Err(out)
+        }
+    });
+    assert!(reply.contains("status: REFUSED"), "{reply}");
+    assert!(
+        reply.contains("QUERY: 1"),
+        "the question comes back: {reply}"
+    );
+}

@@ -192,3 +192,32 @@ fn exec_detached_leaves_the_command_running() {
     let (code, _, err) = host.netctl(&["exec", "-d", "svc", "nosuchcommand"]);
     assert_eq!(code, 127, "{err}");
 }
+
+/// `exec -t` gives the command a real terminal of the container's own (`tty` names
+/// /dev/pts/N there, TERM=xterm), and `exec -it` under a terminal passes keys and the
+/// window size, as `run -it` does.
+#[test]
+fn exec_with_a_terminal_gets_a_real_one() {
+    let host = TestHost::new();
+    host.busybox_image();
+    host.netctl_ok(&[
+        "run", "-d", "--net", "none", "--name", "svc", "busybox", "sleep", "60",
+    ]);
+    let out = host.netctl_ok(&["exec", "-t", "svc", "sh", "-c", "tty; echo $TERM"]);
+    let lines: Vec<&str> = out.lines().map(|l| l.trim_end_matches('\r')).collect();
+    assert!(lines[0].starts_with("/dev/pts/"), "{out:?}");
+    assert_eq!(lines[1], "xterm");
+    let netctl = netctl_netns_tests::binary("netctl").display().to_string();
+    let (ok, out) = host.try_sh(&format!(
+        "stty cols 100 rows 30 2>/dev/null; echo 'tty; stty size; exit 7' | script -qec '{netctl} exec -it svc sh' /dev/null; echo code=$?"
+    ));
+    assert!(
+        ok && out.contains("/dev/pts/") && out.contains("code=7"),
+        "{out}"
+    );
+    let (code, _, err) = host.netctl(&["exec", "-it", "svc", "true"]);
+    assert!(
+        code != 0 && err.contains("the input device is not a TTY"),
+        "{err}"
+    );
+}

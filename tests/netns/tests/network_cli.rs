@@ -473,11 +473,6 @@ fn a_bridge_network_has_its_bridge_and_gateway_from_create_on() {
     let bridge = format!("br-{}", &id.trim()[..12]);
     let addr = host.sh(&format!("ip -o addr show {bridge}"));
     assert!(addr.contains("inet 10.55.0.1/24"), "{addr}");
-    let rules = host.sh("nft list ruleset");
-    assert!(
-        rules.contains("10.55.0.0/24"),
-        "the network's rules are in place: {rules}"
-    );
     host.busybox_image();
     let out = host.netctl_ok(&[
         "run", "--rm", "--net", "app", "busybox", "ip", "-o", "-4", "addr", "show", "eth0",
