@@ -47,8 +47,8 @@ pub struct Change {
     pub kind: ChangeKind,
 }
 
-/// The mount points the engine makes in every container's root.
-const ENGINE_MADE: [&str; 10] = [
+/// The mount points the engine makes in every container's root (and Docker's /etc/mtab).
+pub const ENGINE_MADE: [&str; 10] = [
     "/proc",
     "/sys",
     "/dev",

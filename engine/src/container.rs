@@ -453,9 +453,17 @@ impl Container {
         Ok(())
     }
 
-    /// The bytes its writable layer holds (Docker's SizeRw).
+    /// The bytes its writable layer holds (Docker's SizeRw), without the mount points the
+    /// engine makes there (Docker keeps those in its init layer).
     pub fn size_rw(&self) -> u64 {
-        crate::layer::du(&self.dir.join("upper"))
+        let upper = self.dir.join("upper");
+        let made: u64 = crate::changes::ENGINE_MADE
+            .iter()
+            .filter_map(|p| fs::symlink_metadata(upper.join(p.trim_start_matches('/'))).ok())
+            .filter(|m| !m.is_dir())
+            .map(|m| m.len())
+            .sum();
+        crate::layer::du(&upper).saturating_sub(made)
     }
 
     /// Whether its process runs: the state says so and the monitor is alive (also while

@@ -59,6 +59,26 @@ impl Dockerd {
     }
 }
 
+/// A test host with a running dockerd and the busybox image in both (netctl's `busybox`,
+/// Docker's `dbox`).
+pub fn started() -> (TestHost, Dockerd) {
+    let mut host = TestHost::new();
+    let docker = Dockerd::start(&mut host, false);
+    host.busybox_image();
+    (host, docker)
+}
+
+/// `args` run by netctl and by Docker (`busybox` naming Docker's `dbox`): each one's exit code
+/// and output (stdout and stderr).
+pub fn both(host: &TestHost, docker: &Dockerd, args: &[&str]) -> ((i32, String), (i32, String)) {
+    let (code, out, err) = host.netctl(args);
+    let dargs: Vec<&str> = args
+        .iter()
+        .map(|a| if *a == "busybox" { "dbox" } else { a })
+        .collect();
+    ((code, out + &err), docker.run(&dargs))
+}
+
 impl Drop for Dockerd {
     fn drop(&mut self) {
         let all = format!("{} ps -aq", self.cmd(""));

@@ -6,15 +6,8 @@
 
 use std::time::Duration;
 
-use netctl_netns_tests::docker::Dockerd;
+use netctl_netns_tests::docker::{started, Dockerd};
 use netctl_netns_tests::{eventually, TestHost};
-
-fn started() -> (TestHost, Dockerd) {
-    let mut host = TestHost::new();
-    let docker = Dockerd::start(&mut host, false);
-    host.busybox_image();
-    (host, docker)
-}
 
 fn both_run(host: &TestHost, docker: &Dockerd, args: &[&str]) {
     let mut n = vec!["run", "-d", "--net", "none"];

@@ -4,25 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use netctl_netns_tests::docker::Dockerd;
+use netctl_netns_tests::docker::{both, started, Dockerd};
 use netctl_netns_tests::{eventually, TestHost};
-
-fn started() -> (TestHost, Dockerd) {
-    let mut host = TestHost::new();
-    let docker = Dockerd::start(&mut host, false);
-    host.busybox_image();
-    (host, docker)
-}
-
-/// `args` (with "busybox" as the image) run by netctl and by Docker (as "dbox").
-fn both(host: &TestHost, docker: &Dockerd, args: &[&str]) -> ((i32, String), (i32, String)) {
-    let (code, out, err) = host.netctl(args);
-    let dargs: Vec<&str> = args
-        .iter()
-        .map(|a| if *a == "busybox" { "dbox" } else { a })
-        .collect();
-    ((code, out + &err), docker.run(&dargs))
-}
 
 /// Both succeed with the same output, or both fail with the same code (and, for errors
 /// Docker's command line makes, the same words).

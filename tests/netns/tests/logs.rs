@@ -5,24 +5,8 @@
 
 use std::time::Duration;
 
-use netctl_netns_tests::docker::Dockerd;
+use netctl_netns_tests::docker::{both, started, Dockerd};
 use netctl_netns_tests::{eventually, TestHost};
-
-fn started() -> (TestHost, Dockerd) {
-    let mut host = TestHost::new();
-    let docker = Dockerd::start(&mut host, false);
-    host.busybox_image();
-    (host, docker)
-}
-
-fn both(host: &TestHost, docker: &Dockerd, args: &[&str]) -> ((i32, String), (i32, String)) {
-    let (code, out, err) = host.netctl(args);
-    let dargs: Vec<&str> = args
-        .iter()
-        .map(|a| if *a == "busybox" { "dbox" } else { a })
-        .collect();
-    ((code, out + &err), docker.run(&dargs))
-}
 
 /// Waits until `logs NAME` shows `line` in both.
 fn both_log(host: &TestHost, docker: &Dockerd, name: &str, line: &str) {

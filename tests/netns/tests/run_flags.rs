@@ -7,25 +7,8 @@
 
 use std::time::{Duration, Instant};
 
-use netctl_netns_tests::docker::Dockerd;
+use netctl_netns_tests::docker::{both, started, Dockerd};
 use netctl_netns_tests::TestHost;
-
-fn started() -> (TestHost, Dockerd) {
-    let mut host = TestHost::new();
-    let docker = Dockerd::start(&mut host, false);
-    host.busybox_image();
-    (host, docker)
-}
-
-/// `args` (with "busybox" as the image) run by netctl and by Docker (as "dbox").
-fn both(host: &TestHost, docker: &Dockerd, args: &[&str]) -> ((i32, String), (i32, String)) {
-    let (code, out, err) = host.netctl(args);
-    let dargs: Vec<&str> = args
-        .iter()
-        .map(|a| if *a == "busybox" { "dbox" } else { a })
-        .collect();
-    ((code, out + &err), docker.run(&dargs))
-}
 
 /// Both give the same exit code and output (netctl's errors carry the same message).
 fn same(host: &TestHost, docker: &Dockerd, args: &[&str]) -> String {

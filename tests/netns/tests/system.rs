@@ -3,17 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use netctl_netns_tests::docker::Dockerd;
+use netctl_netns_tests::docker::{both, Dockerd};
 use netctl_netns_tests::TestHost;
-
-fn both(host: &TestHost, docker: &Dockerd, args: &[&str]) -> ((i32, String), (i32, String)) {
-    let (code, out, err) = host.netctl(args);
-    let dargs: Vec<&str> = args
-        .iter()
-        .map(|a| if *a == "busybox" { "dbox" } else { a })
-        .collect();
-    ((code, out + &err), docker.run(&dargs))
-}
 
 fn ok_both(host: &TestHost, docker: &Dockerd, args: &[&str]) {
     let ((nc, n), (dc, d)) = both(host, docker, args);
