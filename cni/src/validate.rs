@@ -88,6 +88,12 @@ pub fn plugin_type(ty: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// The first 12 characters of an ID (Docker's short ID); all of a shorter one.
+pub fn short_id(id: &str) -> &str {
+    let end = id.char_indices().nth(12).map_or(id.len(), |(i, _)| i);
+    &id[..end]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -92,12 +92,7 @@ pub struct Record {
 impl Record {
     /// The first 12 characters of the container ID (Docker's short ID).
     pub fn short_id(&self) -> &str {
-        let end = self
-            .container_id
-            .char_indices()
-            .nth(12)
-            .map_or(self.container_id.len(), |(i, _)| i);
-        &self.container_id[..end]
+        netctl_cni::validate::short_id(&self.container_id)
     }
 
     /// Every name this record answers to, lowercase: its name, aliases and short ID, each

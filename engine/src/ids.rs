@@ -29,11 +29,7 @@ pub fn derived_id(key: &str) -> String {
         .collect()
 }
 
-/// The first 12 characters of an ID (Docker's short ID); all of a shorter one.
-pub fn short_id(id: &str) -> &str {
-    let end = id.char_indices().nth(12).map_or(id.len(), |(i, _)| i);
-    &id[..end]
-}
+pub use netctl_cni::validate::short_id;
 
 /// Docker's rule for container and volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
 pub fn valid_name(name: &str) -> bool {

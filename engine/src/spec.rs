@@ -583,17 +583,12 @@ fn networks(engine: &Engine, spec: &ContainerSpec) -> Result<(NetMode, Vec<Netwo
     Ok((mode, reqs))
 }
 
-/// `aa:bb:cc:dd:ee:ff`.
+/// `aa:bb:cc:dd:ee:ff` (the one MAC parser, netctl-net's).
 fn check_mac(mac: &str) -> Result<()> {
-    let parts: Vec<&str> = mac.split(':').collect();
-    if parts.len() == 6
-        && parts
-            .iter()
-            .all(|b| b.len() == 2 && u8::from_str_radix(b, 16).is_ok())
-    {
-        return Ok(());
+    match netctl_net::parse_mac(mac) {
+        Some(_) => Ok(()),
+        None => invalid!("invalid MAC address: {mac:?}"),
     }
-    invalid!("invalid MAC address: {mac:?}")
 }
 
 /// The container's mounts: `--volumes-from` first, then the spec's; a later mount at the

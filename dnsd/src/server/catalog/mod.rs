@@ -10,13 +10,20 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::AtomicU16;
 
 use foldhash::quality::RandomState;
 use hashbrown::HashTable;
 use netctl_dnsrecords::Record;
+
+mod entry;
+mod view;
+
+use entry::{entry, Entry};
+use view::Who;
+pub use view::{Found, View};
 
 /// No record: the end of a container's chain.
 const NONE: u32 = u32::MAX;
@@ -38,232 +45,6 @@ pub enum CatalogError {
     /// More records than the server indexes.
     #[error("the server already holds {0} records, as many as it can index")]
     Full(usize),
-}
-
-/// One attachment, as the answer path needs it.
-#[derive(Debug)]
-struct Entry {
-    /// `[cid len: u16 LE][ifname len][name count][addresses' length: u16 LE][each name's
-    /// len]`, then the addresses (each `4` and 4 bytes or `6` and 16: its own, its
-    /// container's resolvers (`--dns`), its network's gateways), the container ID, the
-    /// interface and each name (lowercase, valid DNS names only).
-    packed: Box<[u8]>,
-    ips: u8,
-    upstreams: u8,
-    /// Which name PTR answers give its addresses (the container's name, else its short ID);
-    /// `u8::MAX` for none.
-    label: u8,
-    internal: bool,
-    network: u32,
-    container: u32,
-    /// The next record of the same container, or NONE.
-    sibling: u32,
-}
-
-/// Where an entry's fixed header ends.
-const HEADER: usize = 6;
-
-/// The bytes [`pack_addr`] stores `ip` in.
-fn packed_len(ip: &IpAddr) -> usize {
-    if ip.is_ipv4() {
-        5
-    } else {
-        17
-    }
-}
-
-/// Appends `ip` as an entry stores it.
-fn pack_addr(packed: &mut Vec<u8>, ip: IpAddr) {
-    match ip {
-        IpAddr::V4(a) => {
-            packed.push(4);
-            packed.extend_from_slice(&a.octets());
-        }
-        IpAddr::V6(a) => {
-            packed.push(6);
-            packed.extend_from_slice(&a.octets());
-        }
-    }
-}
-
-/// Addresses as [`pack_addr`] stored them.
-#[derive(Clone)]
-struct Addrs<'a>(&'a [u8]);
-
-impl Iterator for Addrs<'_> {
-    type Item = IpAddr;
-
-    fn next(&mut self) -> Option<IpAddr> {
-        let (ip, len) = match self.0 {
-            [4, a, b, c, d, ..] => (IpAddr::from([*a, *b, *c, *d]), 5),
-            [6, rest @ ..] => (
-                IpAddr::from(<[u8; 16]>::try_from(rest.get(..16)?).ok()?),
-                17,
-            ),
-            _ => return None,
-        };
-        self.0 = self.0.get(len..)?;
-        Some(ip)
-    }
-}
-
-impl Entry {
-    fn counts(&self) -> (usize, usize, usize) {
-        let p = &self.packed;
-        (
-            usize::from(u16::from_le_bytes([p[0], p[1]])),
-            usize::from(p[2]),
-            usize::from(p[3]),
-        )
-    }
-
-    /// Where the addresses end and the strings begin.
-    fn strings_at(&self) -> usize {
-        let p = &self.packed;
-        HEADER + usize::from(p[3]) + usize::from(u16::from_le_bytes([p[4], p[5]]))
-    }
-
-    fn cid(&self) -> &[u8] {
-        let (cid, _, _) = self.counts();
-        let at = self.strings_at();
-        &self.packed[at..at + cid]
-    }
-
-    fn ifname(&self) -> &[u8] {
-        let (cid, ifname, _) = self.counts();
-        let at = self.strings_at() + cid;
-        &self.packed[at..at + ifname]
-    }
-
-    fn name_count(&self) -> usize {
-        self.counts().2
-    }
-
-    /// The `i`th name; empty past the last.
-    fn name(&self, i: usize) -> &[u8] {
-        let (cid, ifname, names) = self.counts();
-        if i >= names {
-            return &[];
-        }
-        let lens = &self.packed[HEADER..HEADER + names];
-        let skip: usize = lens[..i].iter().map(|l| usize::from(*l)).sum();
-        let at = self.strings_at() + cid + ifname + skip;
-        &self.packed[at..at + usize::from(lens[i])]
-    }
-
-    fn addrs(&self) -> Addrs<'_> {
-        let at = HEADER + self.name_count();
-        Addrs(&self.packed[at..self.strings_at()])
-    }
-
-    fn ips(&self) -> std::iter::Take<Addrs<'_>> {
-        self.addrs().take(usize::from(self.ips))
-    }
-
-    /// Its `i`th own address.
-    fn ip(&self, i: usize) -> Option<IpAddr> {
-        self.ips().nth(i)
-    }
-
-    fn upstreams(&self) -> impl Iterator<Item = IpAddr> + '_ {
-        self.addrs()
-            .skip(usize::from(self.ips))
-            .take(usize::from(self.upstreams))
-    }
-
-    fn gateways(&self) -> impl Iterator<Item = IpAddr> + '_ {
-        self.addrs()
-            .skip(usize::from(self.ips) + usize::from(self.upstreams))
-    }
-}
-
-/// The names a record answers to, lowercase, each once: its name, aliases and short ID,
-/// leaving out what cannot be a DNS name (and so could never be asked).
-fn record_names(r: &Record) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let all = r.name.iter().chain(&r.aliases).map(String::as_str);
-    for n in all.chain([r.short_id()]) {
-        let n = clean(n);
-        if is_dns_name(&n) && !out.contains(&n) {
-            out.push(n);
-        }
-    }
-    out
-}
-
-fn clean(name: &str) -> String {
-    name.trim_end_matches('.').to_ascii_lowercase()
-}
-
-/// Labels of 1 to 63 printable ASCII bytes, 253 bytes in all: what the fast path parses.
-fn is_dns_name(n: &str) -> bool {
-    !n.is_empty()
-        && n.len() <= 253
-        && n.split('.')
-            .all(|l| (1..=63).contains(&l.len()) && l.bytes().all(|c| c.is_ascii_graphic()))
-}
-
-fn count(what: &'static str, n: usize) -> Result<u8, CatalogError> {
-    u8::try_from(n)
-        .ok()
-        .filter(|n| usize::from(*n) <= MAX_PER_RECORD)
-        .ok_or(CatalogError::TooMany(what, n))
-}
-
-/// The record as the catalog keeps it (network and container left for the caller).
-fn entry(r: &Record) -> Result<Entry, CatalogError> {
-    let names = record_names(r);
-    let cid = u16::try_from(r.container_id.len())
-        .map_err(|_| CatalogError::TooLong("container ID", r.container_id.len()))?;
-    let ifname = u8::try_from(r.ifname.len())
-        .map_err(|_| CatalogError::TooLong("interface name", r.ifname.len()))?;
-    let (ips, upstreams) = (
-        count("addresses", r.ips.len())?,
-        count("resolvers", r.upstreams.len())?,
-    );
-    count("gateways", r.gateways.len())?;
-    let addrs = || r.ips.iter().chain(&r.upstreams).chain(&r.gateways);
-    let addr_bytes: usize = addrs().map(packed_len).sum();
-    let len = HEADER
-        + names.len()
-        + addr_bytes
-        + r.container_id.len()
-        + r.ifname.len()
-        + names.iter().map(String::len).sum::<usize>();
-    // One allocation of the final size: growing and shrinking would leave holes between
-    // the records' memory.
-    let mut packed = Vec::with_capacity(len);
-    packed.extend_from_slice(&[0, 0, ifname, count("names", names.len())?, 0, 0]);
-    packed[..2].copy_from_slice(&cid.to_le_bytes());
-    // Each name is a valid DNS name: at most 253 bytes.
-    packed.extend(names.iter().map(|n| n.len() as u8));
-    // At most 3 * 254 addresses of 17 bytes.
-    packed[4..HEADER].copy_from_slice(&(addr_bytes as u16).to_le_bytes());
-    for ip in addrs() {
-        pack_addr(&mut packed, *ip);
-    }
-    packed.extend_from_slice(r.container_id.as_bytes());
-    packed.extend_from_slice(r.ifname.as_bytes());
-    for n in &names {
-        packed.extend_from_slice(n.as_bytes());
-    }
-    let own = r.name.as_deref().map(clean);
-    let short = clean(r.short_id());
-    let label = names
-        .iter()
-        .position(|n| Some(n) == own.as_ref())
-        .or_else(|| names.iter().position(|n| *n == short))
-        .map_or(u8::MAX, |i| i as u8); // i < names.len() <= MAX_PER_RECORD
-    Ok(Entry {
-        packed: packed.into_boxed_slice(),
-        ips,
-        upstreams,
-        label,
-        internal: r.internal,
-        network: NONE,
-        container: NONE,
-        sibling: NONE,
-    })
 }
 
 /// A network: its name, how many of its records there are and how many may forward, and
@@ -795,135 +576,14 @@ fn slot_ip_hash(h: &RandomState, records: &Slab<Entry>, s: &Slot) -> u64 {
     })
 }
 
-/// Whom one query is answered for.
-#[derive(Debug, Clone, Copy)]
-pub struct View<'a> {
-    catalog: &'a Catalog,
-    who: Who,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Who {
-    /// A container: the names of every network it is on.
-    Container(u32),
-    /// The host at a network's gateway: that network's names.
-    Network(u32),
-    /// An asker no record is registered for: no names, nothing forwarded.
-    Nobody,
-}
-
-impl<'a> View<'a> {
-    /// A view of nothing.
-    pub fn nobody(catalog: &'a Catalog) -> Self {
-        View {
-            catalog,
-            who: Who::Nobody,
-        }
-    }
-
-    /// The networks whose names answer (a network twice when the container has two
-    /// interfaces on it).
-    fn networks(&self) -> impl Iterator<Item = (u32, &'a Network)> + 'a {
-        let cat = self.catalog;
-        let (container, network) = match self.who {
-            Who::Container(c) => (Some(c), None),
-            Who::Network(n) => (None, Some(n)),
-            Who::Nobody => (None, None),
-        };
-        container
-            .into_iter()
-            .flat_map(move |c| cat.chain(c).map(|e| e.network))
-            .chain(network)
-            .filter_map(move |n| cat.networks.get(n).map(|net| (n, net)))
-    }
-
-    /// The asker's own upstream resolvers, if its container has any.
-    pub fn own_upstreams(&self) -> Vec<SocketAddr> {
-        let Who::Container(c) = self.who else {
-            return Vec::new();
-        };
-        self.catalog
-            .chain(c)
-            .find(|e| e.upstreams > 0)
-            .map(|e| e.upstreams().map(|ip| SocketAddr::new(ip, 53)).collect())
-            .unwrap_or_default()
-    }
-
-    /// Whether names no network of the view knows may be forwarded (not when all its
-    /// networks are internal).
-    pub fn forward(&self) -> bool {
-        self.networks().any(|(_, n)| n.open > 0)
-    }
-
-    /// Gathers into `found` the addresses (IPv6 if `v6`, else IPv4) of `name` (lowercase,
-    /// no trailing dot; `name.network` counts for `name` on that network). Returns whether
-    /// any record has that name, whatever its addresses.
-    pub fn lookup(&self, name: &str, v6: bool, found: &mut Found) -> bool {
-        found.addrs.clear();
-        found.turn = None;
-        let mut known = false;
-        for (id, net) in self.networks() {
-            known |= self.gather(id, name.as_bytes(), v6, found);
-            let plain = name
-                .strip_suffix(&*net.lower)
-                .and_then(|p| p.strip_suffix('.'))
-                .filter(|p| !p.is_empty());
-            if let Some(plain) = plain {
-                known |= self.gather(id, plain.as_bytes(), v6, found);
-            }
-        }
-        if found.addrs.len() > 1 {
-            found.addrs.sort_unstable();
-            found.addrs.dedup();
-        }
-        known
-    }
-
-    fn gather(&self, network: u32, name: &[u8], v6: bool, found: &mut Found) -> bool {
-        let cat = self.catalog;
-        let mut known = false;
-        for slot in cat.names.iter_hash(name_hash(&cat.hasher, network, name)) {
-            let Some(e) = cat.records.get(slot.record) else {
-                continue;
-            };
-            if e.network != network || e.name(usize::from(slot.part)) != name {
-                continue;
-            }
-            known = true;
-            found
-                .turn
-                .get_or_insert_with(|| usize::from(slot.turn.fetch_add(1, Ordering::Relaxed)));
-            found.addrs.extend(e.ips().filter(|ip| ip.is_ipv6() == v6));
-        }
-        known
-    }
-
-    /// The name PTR answers for `ip`: `name.network` of the record with that address.
-    pub fn ptr(&self, ip: IpAddr) -> Option<String> {
-        self.networks().find_map(|(id, net)| {
-            let e = self.catalog.record_at(id, ip)?;
-            let label = std::str::from_utf8(e.name(usize::from(e.label))).ok()?;
-            (!label.is_empty()).then(|| format!("{label}.{}", net.lower))
-        })
-    }
-}
-
-/// The addresses behind a name, for one answer; kept by the caller between queries, so
-/// that answering allocates nothing once it has grown.
-#[derive(Debug, Default)]
-pub struct Found {
-    /// Every address of the asked family, each once.
-    pub addrs: Vec<IpAddr>,
-    /// Where the rotation starts: None when no record has the name.
-    pub turn: Option<usize>,
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use super::entry::record_names;
     use super::*;
     use proptest::prelude::*;
     use std::collections::BTreeSet;
+    use std::net::SocketAddr;
 
     fn rec(net: &str, id: &str, name: &str, alias: &str, ip: &str) -> Record {
         Record {

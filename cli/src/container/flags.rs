@@ -1,0 +1,263 @@
+//! From `create`/`run` flags to the engine's [`ContainerSpec`]: each value through the
+//! engine's own parser, errors in Docker's words.
+
+use netctl_engine::container::Sharing;
+use netctl_engine::process::kernel;
+use netctl_engine::process::privileges::Privileges;
+use netctl_engine::process::resources::{parse_bytes, parse_cpus, parse_swap, Resources};
+use netctl_engine::process::seccomp::Seccomp;
+use netctl_engine::spec::{self, ContainerSpec};
+use netctl_engine::Error;
+
+use super::args::CreateArgs;
+
+/// `KEY` alone takes the value from this process's environment, as Docker does.
+pub(super) fn expand_env(e: &str) -> String {
+    if e.contains('=') {
+        e.to_string()
+    } else {
+        format!("{e}={}", std::env::var(e).unwrap_or_default())
+    }
+}
+
+pub(super) fn env_of(a: &CreateArgs) -> Result<Vec<String>, Error> {
+    let mut env = Vec::new();
+    for file in &a.env_file {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| Error::io(format!("open env file {}", file.display()), e))?;
+        env.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(expand_env),
+        );
+    }
+    env.extend(a.env.iter().map(|e| expand_env(e)));
+    Ok(env)
+}
+
+pub(super) fn ip(s: &str) -> Result<std::net::IpAddr, Error> {
+    s.parse()
+        .map_err(|_| Error::Invalid(format!("invalid IP address: {s:?}")))
+}
+
+/// The engine's spec of the container the flags ask for (each value through the engine's
+/// own parser).
+pub(super) fn spec_of(a: &CreateArgs) -> Result<ContainerSpec, Error> {
+    // What comes before the image is a flag: one clap did not know is not an image.
+    if let Some(flag) = a.image().strip_prefix('-') {
+        return Err(Error::Invalid(format!(
+            "unknown flag: -{flag}\nSee 'netctl run --help'."
+        )));
+    }
+    let mut mounts = Vec::new();
+    for v in &a.volume {
+        mounts.push(netctl_engine::volume::parse_volume(v)?);
+    }
+    for m in &a.mount {
+        mounts.push(netctl_engine::volume::parse_mount(m)?);
+    }
+    for t in &a.tmpfs {
+        mounts.push(netctl_engine::volume::parse_mount(&format!(
+            "type=tmpfs,target={t}"
+        ))?);
+    }
+    Ok(ContainerSpec {
+        image: a.image().to_string(),
+        name: a.name.clone(),
+        command: a.command().to_vec(),
+        entrypoint: a.entrypoint.clone(),
+        env: env_of(a)?,
+        workdir: a.workdir.clone(),
+        hostname: a.hostname.clone(),
+        networks: a.network.clone(),
+        aliases: a.aliases.clone(),
+        ips: a
+            .ip
+            .iter()
+            .chain(&a.ip6)
+            .map(|s| ip(s))
+            .collect::<Result<_, _>>()?,
+        mac: a.mac.clone(),
+        publish: a
+            .publish
+            .iter()
+            .map(|p| spec::parse_publish(p))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .collect(),
+        expose: a
+            .expose
+            .iter()
+            .map(|p| spec::parse_expose(p))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .collect(),
+        publish_all: a.publish_all,
+        links: a.link.iter().map(|l| spec::parse_link(l)).collect(),
+        add_hosts: a
+            .add_host
+            .iter()
+            .map(|h| spec::parse_add_host(h))
+            .collect::<Result<_, _>>()?,
+        dns: a.dns.iter().map(|d| ip(d)).collect::<Result<_, _>>()?,
+        dns_search: a.dns_search.clone(),
+        dns_options: a.dns_option.clone(),
+        log_driver: a.log_driver.into(),
+        mounts,
+        volumes_from: a
+            .volumes_from
+            .iter()
+            .map(|v| spec::parse_volumes_from(v))
+            .collect::<Result<_, _>>()?,
+        interactive: a.interactive,
+        tty: a.tty,
+        auto_remove: a.rm,
+        seccomp: seccomp_of(&a.security_opt)?,
+        privileges: Privileges {
+            user: a.user.clone().unwrap_or_default(),
+            group_add: a.group_add.clone(),
+            cap_add: a.cap_add.clone(),
+            cap_drop: a.cap_drop.clone(),
+            privileged: a.privileged,
+        },
+        restart: netctl_engine::restart::RestartRequest::parse(&a.restart)?,
+        labels: labels_of(a)?,
+        read_only: a.read_only,
+        stop_signal: a.stop_signal.clone(),
+        stop_timeout: a.stop_timeout,
+        domainname: a.domainname.clone(),
+        init: a.init,
+        resources: resources_of(a)?,
+        pid_mode: Sharing::parse(a.pid.as_deref().unwrap_or(""), false)?,
+        ipc_mode: Sharing::parse(a.ipc.as_deref().unwrap_or(""), true)?,
+        shm_size: flag(&a.shm_size, "--shm-size", parse_bytes)?,
+        ulimits: each_flag(&a.ulimit, "--ulimit", kernel::parse_ulimit)?,
+        sysctls: each_flag(&a.sysctl, "--sysctl", kernel::parse_sysctl)?,
+        devices: each_flag(&a.device, "--device", kernel::parse_device)?,
+        log_opts: a
+            .log_opt
+            .iter()
+            .map(|o| {
+                o.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .ok_or_else(|| {
+                        Error::Invalid(format!(
+                            "invalid argument {o:?} for \"--log-opt\" flag: use KEY=VALUE"
+                        ))
+                    })
+            })
+            .collect::<Result<_, _>>()?,
+        health: netctl_engine::health::HealthFlags {
+            cmd: a.health_cmd.clone(),
+            interval: a.health_interval.clone(),
+            timeout: a.health_timeout.clone(),
+            start_period: a.health_start_period.clone(),
+            retries: a.health_retries,
+            disabled: a.no_healthcheck,
+        },
+    })
+}
+
+/// Each value of a repeated flag through an engine parser, errors as [`flag`]'s.
+pub(super) fn each_flag<T>(
+    values: &[String],
+    name: &str,
+    parse: impl Fn(&str) -> Result<T, Error>,
+) -> Result<Vec<T>, Error> {
+    values
+        .iter()
+        .map(|v| {
+            parse(v).map_err(|e| {
+                Error::Invalid(format!("invalid argument {v:?} for {name:?} flag: {e}"))
+            })
+        })
+        .collect()
+}
+
+/// A flag's value through an engine parser; its error in Docker's words for a bad flag.
+pub(super) fn flag<T>(
+    value: &Option<String>,
+    name: &str,
+    parse: impl Fn(&str) -> Result<T, Error>,
+) -> Result<Option<T>, Error> {
+    value
+        .as_deref()
+        .map(|v| {
+            parse(v).map_err(|e| {
+                Error::Invalid(format!("invalid argument {v:?} for {name:?} flag: {e}"))
+            })
+        })
+        .transpose()
+}
+
+/// `-m`, `--memory-swap`, `--cpus`, `--cpu-shares`, `--pids-limit`, through the engine's
+/// parsers.
+pub(super) fn resources_of(a: &CreateArgs) -> Result<Resources, Error> {
+    Ok(Resources {
+        memory: flag(&a.memory, "-m, --memory", parse_bytes)?,
+        memory_swap: flag(&a.memory_swap, "--memory-swap", parse_swap)?,
+        nano_cpus: flag(&a.cpus, "--cpus", parse_cpus)?,
+        cpu_shares: a.cpu_shares,
+        pids_limit: a.pids_limit,
+    })
+}
+
+/// `--label-file` lines (blank ones and `#` comments skipped), then `--label`s.
+pub(super) fn labels_of(a: &CreateArgs) -> Result<Vec<String>, Error> {
+    let mut labels = Vec::new();
+    for file in &a.label_file {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| Error::io(format!("open label file {}", file.display()), e))?;
+        labels.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(String::from),
+        );
+    }
+    labels.extend(a.label.iter().cloned());
+    Ok(labels)
+}
+
+/// `--security-opt` as Docker reads it (`seccomp=...`, also `seccomp:...`).
+pub(super) fn seccomp_of(opts: &[String]) -> Result<Seccomp, Error> {
+    let mut seccomp = Seccomp::Default;
+    for o in opts {
+        let (key, value) = o.split_once(['=', ':']).unwrap_or((o.as_str(), ""));
+        match (key, value) {
+            ("seccomp", "unconfined") => seccomp = Seccomp::Unconfined,
+            ("seccomp", "") => {
+                return Err(Error::Invalid(
+                    "--security-opt seccomp needs a value: unconfined or a profile file".into(),
+                ))
+            }
+            ("seccomp", file) => {
+                let text = std::fs::read_to_string(file).map_err(|e| {
+                    Error::Invalid(format!("opening seccomp profile ({file}) failed: {e}"))
+                })?;
+                seccomp = Seccomp::Profile(text);
+            }
+            ("no-new-privileges", "" | "true") => {} // netctl sets it for every container
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "invalid --security-opt: {o:?} (netctl supports seccomp=unconfined, seccomp=FILE and no-new-privileges)"
+                )))
+            }
+        }
+    }
+    Ok(seccomp)
+}
+
+/// `--cidfile` names a file that must not exist yet (Docker's check, before anything is made).
+pub(super) fn check_cidfile(a: &CreateArgs) -> Result<(), Error> {
+    match a.cidfile.as_deref().filter(|f| f.exists()) {
+        Some(f) => Err(Error::Invalid(format!(
+            "container ID file found, make sure the other container isn't running or delete {}",
+            f.display()
+        ))),
+        None => Ok(()),
+    }
+}
