@@ -36,14 +36,10 @@ pub struct ContainerSpec {
     pub workdir: Option<String>,
     /// `--hostname`.
     pub hostname: Option<String>,
-    /// `--network`: NAME, bridge, host, none or container:NAME; in attach order.
-    pub networks: Vec<String>,
-    /// `--network-alias`.
-    pub aliases: Vec<String>,
-    /// `--ip`, `--ip6` (on the first network).
-    pub ips: Vec<IpAddr>,
-    /// `--mac-address` (on the first network).
-    pub mac: Option<String>,
+    /// The networks to attach, in order, each with its own aliases, addresses and MAC
+    /// (Docker's `EndpointsConfig`): NAME, bridge, host, none or container:NAME; none given
+    /// means the default bridge.
+    pub networks: Vec<NetworkRequest>,
     /// `-p`.
     pub publish: Vec<PortBinding>,
     /// `-P`: every port the image exposes, each on a free host port.
@@ -514,7 +510,7 @@ fn shares_the_targets_files(spec: &ContainerSpec) -> Result<()> {
             !spec.dns.is_empty() || !spec.dns_search.is_empty() || !spec.dns_options.is_empty(),
             "dns",
         ),
-        (spec.mac.is_some(), "mac-address"),
+        (spec.networks.iter().any(|r| r.mac.is_some()), "mac-address"),
         (!spec.add_hosts.is_empty(), "custom host-to-IP mapping"),
     ] {
         if asked {
@@ -526,14 +522,15 @@ fn shares_the_targets_files(spec: &ContainerSpec) -> Result<()> {
 
 /// Docker's network modes, and the networks to attach in order.
 fn networks(engine: &Engine, spec: &ContainerSpec) -> Result<(NetMode, Vec<NetworkRequest>)> {
-    let first = spec.networks.first().map_or("bridge", String::as_str);
+    let first = spec.networks.first().map_or("bridge", |r| r.name.as_str());
+    let asked = |r: &NetworkRequest| !r.aliases.is_empty() || !r.ips.is_empty();
     let special = |m: NetMode| {
         if spec.networks.len() > 1 {
             invalid!(
                 "conflicting options: {first} network mode cannot be combined with other networks"
             );
         }
-        if !spec.aliases.is_empty() || !spec.ips.is_empty() {
+        if spec.networks.iter().any(asked) {
             invalid!("conflicting options: --ip and --network-alias need a network of their own, not {first}");
         }
         Ok(m)
@@ -542,37 +539,31 @@ fn networks(engine: &Engine, spec: &ContainerSpec) -> Result<(NetMode, Vec<Netwo
         return Ok((special(NetMode::Host)?, Vec::new()));
     }
     if let Some(other) = first.strip_prefix("container:") {
-        if !spec.aliases.is_empty() {
+        if spec.networks.iter().any(|r| !r.aliases.is_empty()) {
             invalid!("network-scoped aliases are only supported for user-defined networks");
         }
         let o = engine.containers.find(other)?;
         return Ok((special(NetMode::Container(o.config.id))?, Vec::new()));
     }
-    if let Some(mac) = &spec.mac {
-        check_mac(mac)?;
-    }
     let store = engine.networks()?;
-    let names = spec.networks.iter().map(String::as_str);
+    let default = [NetworkRequest::plain("bridge")];
+    let asked_for = if spec.networks.is_empty() {
+        &default[..]
+    } else {
+        &spec.networks[..]
+    };
     let mut reqs = Vec::new();
-    for (i, n) in names
-        .chain(spec.networks.is_empty().then_some("bridge"))
-        .enumerate()
-    {
-        let net = store.find(n)?;
-        let user_defined = !PREDEFINED.contains(&net.name.as_str());
-        let ips = if i == 0 { spec.ips.clone() } else { Vec::new() };
-        if !user_defined && (!ips.is_empty() || !spec.aliases.is_empty()) {
+    for req in asked_for {
+        if let Some(mac) = &req.mac {
+            check_mac(mac)?;
+        }
+        let net = store.find(&req.name)?;
+        if PREDEFINED.contains(&net.name.as_str()) && asked(req) {
             invalid!("user specified IP address and network-scoped aliases are supported only on user defined networks, not on {}", net.name);
         }
         reqs.push(NetworkRequest {
             name: net.name.clone(),
-            aliases: if user_defined {
-                spec.aliases.clone()
-            } else {
-                Vec::new()
-            },
-            ips,
-            mac: spec.mac.clone().filter(|_| i == 0),
+            ..req.clone()
         });
     }
     let mode = if reqs.first().is_some_and(|r| r.name == "none") {

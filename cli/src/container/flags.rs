@@ -1,7 +1,7 @@
 //! From `create`/`run` flags to the engine's [`ContainerSpec`]: each value through the
 //! engine's own parser, errors in Docker's words.
 
-use netctl_engine::container::Sharing;
+use netctl_engine::container::{NetworkRequest, Sharing};
 use netctl_engine::process::kernel;
 use netctl_engine::process::privileges::Privileges;
 use netctl_engine::process::resources::{parse_bytes, parse_cpus, parse_swap, Resources};
@@ -70,15 +70,7 @@ pub(super) fn spec_of(a: &CreateArgs) -> Result<ContainerSpec, Error> {
         env: env_of(a)?,
         workdir: a.workdir.clone(),
         hostname: a.hostname.clone(),
-        networks: a.network.clone(),
-        aliases: a.aliases.clone(),
-        ips: a
-            .ip
-            .iter()
-            .chain(&a.ip6)
-            .map(|s| ip(s))
-            .collect::<Result<_, _>>()?,
-        mac: a.mac.clone(),
+        networks: networks_of(a)?,
         publish: a
             .publish
             .iter()
@@ -191,6 +183,30 @@ pub(super) fn flag<T>(
             })
         })
         .transpose()
+}
+
+/// `--network` as the engine's per-network requests: `--network-alias` on each network (the
+/// engine refuses it on the predefined ones), `--ip`, `--ip6` and `--mac-address` on the
+/// first (the default bridge when none is named).
+fn networks_of(a: &CreateArgs) -> Result<Vec<NetworkRequest>, Error> {
+    let ips: Vec<std::net::IpAddr> =
+        a.ip.iter()
+            .chain(&a.ip6)
+            .map(|s| ip(s))
+            .collect::<Result<_, _>>()?;
+    let mut reqs: Vec<NetworkRequest> =
+        a.network.iter().map(|n| NetworkRequest::plain(n)).collect();
+    if reqs.is_empty() && (!a.aliases.is_empty() || !ips.is_empty() || a.mac.is_some()) {
+        reqs.push(NetworkRequest::plain("bridge"));
+    }
+    for r in &mut reqs {
+        r.aliases.clone_from(&a.aliases);
+    }
+    if let Some(first) = reqs.first_mut() {
+        first.ips = ips;
+        first.mac.clone_from(&a.mac);
+    }
+    Ok(reqs)
 }
 
 /// `-m`, `--memory-swap`, `--cpus`, `--cpu-shares`, `--pids-limit`, through the engine's
