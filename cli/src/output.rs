@@ -173,6 +173,11 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 /// cell width of 10, padding 3, spaces): every cell that a tab ends is padded to its
 /// column's widest cell plus three, and to at least ten; the last cell of a line is not.
 pub fn tabwrite(text: &str) -> String {
+    tabwrite_min(text, 10)
+}
+
+/// [`tabwrite`] with another minimum cell width (`top`'s is 20).
+pub fn tabwrite_min(text: &str, min: usize) -> String {
     let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
@@ -182,7 +187,7 @@ pub fn tabwrite(text: &str) -> String {
                 .map(|r| r[i].chars().count() + 3)
                 .max()
                 .unwrap_or(0)
-                .max(10)
+                .max(min)
         })
         .collect();
     let mut out = String::new();

@@ -79,15 +79,74 @@ fn descendants(root: u32) -> Vec<u32> {
     out
 }
 
-/// `top`: the container's processes as `ps -f` shows them (host PIDs, as Docker does).
-pub fn top(c: &Container) -> Result<String> {
+/// What `top` lists (the Engine API's shape): `ps`'s column titles and, for each of the
+/// container's processes, its cells.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Top {
+    /// The column titles.
+    pub titles: Vec<String>,
+    /// One row per process.
+    pub processes: Vec<Vec<String>>,
+}
+
+/// `top [ps OPTIONS]`: the host's `ps` (with `ps_args`, `-ef` when none), as Docker runs it,
+/// cut to the container's processes (host PIDs, as Docker shows them).
+pub fn top(c: &Container, ps_args: &[String]) -> Result<Top> {
     c.process_pid()?;
-    let list: Vec<String> = pids(c).iter().map(u32::to_string).collect();
+    let args: Vec<String> = if ps_args.is_empty() {
+        vec!["-ef".into()]
+    } else {
+        ps_args.to_vec()
+    };
     let out = std::process::Command::new("ps")
-        .args(["-f", "-p", &list.join(",")])
+        .args(&args)
         .output()
         .ctx(|| "run ps (Debian package procps)".into())?;
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    if !out.status.success() {
+        crate::error::invalid!(
+            "ps {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    parse_ps(&String::from_utf8_lossy(&out.stdout), &pids(c))
+}
+
+/// `ps` output cut to the rows of `pids` (by its PID column); the last column (the command)
+/// keeps its spaces.
+fn parse_ps(text: &str, pids: &[u32]) -> Result<Top> {
+    let mut lines = text.lines();
+    let titles: Vec<String> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    let Some(pid_col) = titles.iter().position(|t| t == "PID") else {
+        crate::error::invalid!("Couldn't find PID field in ps output");
+    };
+    let processes = lines
+        .filter_map(|l| {
+            let cells = split_row(l, titles.len())?;
+            let pid: u32 = cells.get(pid_col)?.parse().ok()?;
+            pids.contains(&pid).then_some(cells)
+        })
+        .collect();
+    Ok(Top { titles, processes })
+}
+
+/// A row of `ps` in `n` cells: whitespace-separated, the last one the rest of the line.
+fn split_row(line: &str, n: usize) -> Option<Vec<String>> {
+    let mut cells = Vec::with_capacity(n);
+    let mut rest = line.trim_start();
+    for _ in 1..n {
+        let end = rest.find(char::is_whitespace)?;
+        cells.push(rest[..end].to_string());
+        rest = rest[end..].trim_start();
+    }
+    cells.push(rest.to_string());
+    Some(cells)
 }
 
 /// `port CONTAINER [PORT[/PROTO]]`: the published ports, or those of one container port.
@@ -164,4 +223,20 @@ pub fn wait(c: &Container) -> Result<i32> {
     }
     c.reload()?;
     Ok(c.state.exit_code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ps_rows_are_cut_to_the_containers_processes() {
+        let text = "UID          PID    PPID  C STIME TTY          TIME CMD\nroot           1       0  0 10:00 ?        00:00:01 /sbin/init splash\nroot        4242       1  0 10:01 ?        00:00:00 sleep 600 --with args\n";
+        let top = parse_ps(text, &[4242]).unwrap();
+        assert_eq!(top.titles.len(), 8);
+        assert_eq!(top.processes.len(), 1);
+        assert_eq!(top.processes[0][1], "4242");
+        assert_eq!(top.processes[0][7], "sleep 600 --with args");
+        assert!(parse_ps("UID CMD\nroot x\n", &[1]).is_err());
+    }
 }

@@ -111,6 +111,9 @@ pub enum Verb {
     Top {
         /// The container.
         container: String,
+        /// `ps` options (default -ef).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
     },
     /// Show a container's published ports.
     Port {

@@ -94,11 +94,15 @@ fn verb(engine: &Engine, cmd: Verb) -> Outcome {
         C::Unpause { containers } => each(engine, &containers, |e, c| {
             netctl_engine::manage::pause(e, c, false)
         }),
-        C::Top { container } => {
-            print!(
-                "{}",
-                netctl_engine::manage::top(&engine.containers.find(&container)?)?
-            );
+        C::Top { container, ps_args } => {
+            let top = netctl_engine::manage::top(&engine.containers.find(&container)?, &ps_args)?;
+            // Docker's table: cells of at least 20 columns, 3 spaces apart.
+            let mut text = top.titles.join("\t") + "\n";
+            for row in &top.processes {
+                text.push_str(&row.join("\t"));
+                text.push('\n');
+            }
+            print!("{}", output::tabwrite_min(&text, 20));
             Ok(0)
         }
         C::Port { container, port } => {

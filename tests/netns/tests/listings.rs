@@ -218,3 +218,73 @@ fn aliases_list_the_short_id_and_hostname_as_dockers() {
         assert_eq!(n, d, "{name}");
     }
 }
+
+/// `top` lists the container's processes as Docker's does (sh runs its last command in its
+/// own place: two processes): `ps -ef` titles by default,
+/// `ps` options passed through, only the container's own rows.
+#[test]
+fn top_lists_the_containers_processes_as_dockers() {
+    let (host, docker) = netctl_netns_tests::docker::started();
+    let (nc, dc) = (
+        host.netctl(&[
+            "run",
+            "-d",
+            "--net",
+            "none",
+            "--name",
+            "tp",
+            "busybox",
+            "sh",
+            "-c",
+            "sleep 600 & sleep 601",
+        ])
+        .0,
+        docker
+            .run(&[
+                "run",
+                "-d",
+                "--net",
+                "none",
+                "--name",
+                "tp",
+                "dbox",
+                "sh",
+                "-c",
+                "sleep 600 & sleep 601",
+            ])
+            .0,
+    );
+    assert_eq!((nc, dc), (0, 0));
+    let titles = |s: &str| {
+        s.lines()
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    let commands = |s: &str| {
+        let mut v: Vec<String> = s
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().last().unwrap_or("").to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    netctl_netns_tests::eventually("both trees run", std::time::Duration::from_secs(10), || {
+        let n = host.netctl_ok(&["top", "tp"]);
+        let d = docker.run(&["top", "tp"]).1;
+        if n.lines().count() == 3 && d.lines().count() == 3 {
+            Ok(())
+        } else {
+            Err(format!("{n}\n{d}"))
+        }
+    });
+    let n = host.netctl_ok(&["top", "tp"]);
+    let d = docker.run(&["top", "tp"]).1;
+    assert_eq!(titles(&n), titles(&d));
+    let n = host.netctl_ok(&["top", "tp", "-o", "pid,comm"]);
+    let d = docker.run(&["top", "tp", "-o", "pid,comm"]).1;
+    assert_eq!((titles(&n), commands(&n)), (titles(&d), commands(&d)));
+}
