@@ -8,7 +8,7 @@ use netctl_engine::image::ImageStore;
 use netctl_engine::Engine;
 
 use crate::outcome::Outcome;
-use crate::output::{ago, human_size, table};
+use crate::output::{ago, human_size};
 
 /// `image ...`.
 #[derive(Subcommand, Debug)]
@@ -221,34 +221,19 @@ fn images(store: &ImageStore, a: &ImagesArgs) -> anyhow::Result<()> {
             ]));
         }
     }
-    if let Some(f) = &a.format {
-        let header = std::collections::BTreeMap::from([
-            ("Repository", "REPOSITORY"),
-            ("Tag", "TAG"),
-            ("ID", "IMAGE ID"),
-            ("CreatedSince", "CREATED"),
-            ("CreatedAt", "CREATED AT"),
-            ("Size", "SIZE"),
-            ("Digest", "DIGEST"),
-        ]);
-        print!("{}", crate::template::render_list(f, &header, &rows)?);
-        return Ok(());
-    }
-    let cells: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            ["Repository", "Tag", "ID", "CreatedSince", "Size"]
-                .iter()
-                .map(|k| r[k].clone())
-                .collect()
-        })
-        .collect();
+    let columns = [
+        ("Repository", "REPOSITORY"),
+        ("Tag", "TAG"),
+        ("ID", "IMAGE ID"),
+        ("CreatedSince", "CREATED"),
+        ("CreatedAt", "CREATED AT"),
+        ("Size", "SIZE"),
+        ("Digest", "DIGEST"),
+    ];
+    let shown = ["Repository", "Tag", "ID", "CreatedSince", "Size"];
     print!(
         "{}",
-        table(
-            &["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
-            &cells
-        )
+        crate::output::listing(&rows, &columns, &shown, a.format.as_deref())?
     );
     Ok(())
 }
@@ -287,33 +272,18 @@ fn history(store: &ImageStore, a: &HistoryArgs) -> anyhow::Result<()> {
             ])
         })
         .collect();
-    if let Some(f) = &a.format {
-        let header = std::collections::BTreeMap::from([
-            ("ID", "IMAGE"),
-            ("CreatedSince", "CREATED"),
-            ("CreatedAt", "CREATED AT"),
-            ("CreatedBy", "CREATED BY"),
-            ("Size", "SIZE"),
-            ("Comment", "COMMENT"),
-        ]);
-        print!("{}", crate::template::render_list(f, &header, &rows)?);
-        return Ok(());
-    }
-    let cells: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            ["ID", "CreatedSince", "CreatedBy", "Size", "Comment"]
-                .iter()
-                .map(|k| r[k].clone())
-                .collect()
-        })
-        .collect();
+    let columns = [
+        ("ID", "IMAGE"),
+        ("CreatedSince", "CREATED"),
+        ("CreatedAt", "CREATED AT"),
+        ("CreatedBy", "CREATED BY"),
+        ("Size", "SIZE"),
+        ("Comment", "COMMENT"),
+    ];
+    let shown = ["ID", "CreatedSince", "CreatedBy", "Size", "Comment"];
     print!(
         "{}",
-        table(
-            &["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
-            &cells
-        )
+        crate::output::listing(&rows, &columns, &shown, a.format.as_deref())?
     );
     Ok(())
 }

@@ -315,6 +315,35 @@ pub fn human_size(bytes: u64) -> String {
     format!("{s}{}", units[u])
 }
 
+/// A listing's rows (fields by Docker's template names) as Docker prints them: through the
+/// `--format` template when one is given (each field's column name from `columns` for a
+/// `table` header), else as the default table of the `shown` fields.
+pub fn listing(
+    rows: &[BTreeMap<&str, String>],
+    columns: &[(&str, &str)],
+    shown: &[&str],
+    format: Option<&str>,
+) -> anyhow::Result<String> {
+    if let Some(f) = format {
+        let header: BTreeMap<&str, &str> = columns.iter().copied().collect();
+        return crate::template::render_list(f, &header, rows);
+    }
+    let names: Vec<&str> = shown
+        .iter()
+        .map(|k| columns.iter().find(|(f, _)| f == k).map_or(*k, |(_, c)| *c))
+        .collect();
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            shown
+                .iter()
+                .map(|k| r.get(k).cloned().unwrap_or_default())
+                .collect()
+        })
+        .collect();
+    Ok(table(&names, &cells))
+}
+
 /// Prints inspected objects: as a JSON array, or each through a `-f` template.
 pub fn objects<T: serde::Serialize>(objects: &[T], format: Option<&str>) -> anyhow::Result<()> {
     match format {

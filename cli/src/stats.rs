@@ -9,7 +9,6 @@ use netctl_engine::stats::{measure, Usage};
 use netctl_engine::{Container, Engine};
 
 use crate::outcome::Outcome;
-use crate::output::table;
 
 /// `stats`.
 #[derive(Args, Debug)]
@@ -83,17 +82,8 @@ fn render(rows: &[BTreeMap<&'static str, String>], format: Option<&str>) -> anyh
         ("BlockIO", "BLOCK I/O"),
         ("PIDs", "PIDS"),
     ];
-    let header: BTreeMap<&str, &str> = COLUMNS.into_iter().collect();
-    let Some(format) = format else {
-        let shown = &COLUMNS[1..];
-        let cells: Vec<Vec<String>> = rows
-            .iter()
-            .map(|r| shown.iter().map(|(k, _)| r[k].clone()).collect())
-            .collect();
-        let names: Vec<&str> = shown.iter().map(|(_, h)| *h).collect();
-        return Ok(table(&names, &cells));
-    };
-    crate::template::render_list(format, &header, rows)
+    let shown: Vec<&str> = COLUMNS[1..].iter().map(|(k, _)| *k).collect();
+    crate::output::listing(rows, &COLUMNS, &shown, format)
 }
 
 /// One container's row, by Docker's field names (zeros for a stopped container).
