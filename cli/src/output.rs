@@ -76,8 +76,7 @@ pub fn ports_text(c: &Container) -> String {
     }
     // (container port, protocol, host address, host port); no address: exposed only.
     let mut ports: Vec<(u16, String, String, u16)> = c
-        .state
-        .ports
+        .published()
         .iter()
         .map(|p| {
             let ip = p

@@ -379,8 +379,11 @@ pub struct State {
     pub error: String,
     /// Interfaces while running.
     pub endpoints: Vec<Endpoint>,
-    /// Published ports as bound while running.
+    /// Published ports as bound while running (what the firewall forwards).
     pub ports: Vec<PortBinding>,
+    /// Their IPv6 twins on `[::]`, served by the monitor's userland proxy.
+    #[serde(default)]
+    pub proxied_ports: Vec<PortBinding>,
     /// Frozen by `pause`.
     #[serde(default)]
     pub paused: bool,
@@ -451,6 +454,21 @@ impl Container {
         self.reload()?;
         self.config = read_json(&self.dir.join("config.json"))?;
         Ok(())
+    }
+
+    /// Every published port, each IPv4 binding followed by its IPv6 twin, as Docker lists
+    /// them.
+    pub fn published(&self) -> Vec<PortBinding> {
+        let mut out = Vec::new();
+        for p in &self.state.ports {
+            out.push(*p);
+            out.extend(self.state.proxied_ports.iter().filter(|v6| {
+                v6.host_port == p.host_port
+                    && v6.container_port == p.container_port
+                    && v6.protocol == p.protocol
+            }));
+        }
+        out
     }
 
     /// The bytes its writable layer holds (Docker's SizeRw), without the mount points the

@@ -34,6 +34,7 @@ pub mod monitor;
 pub mod netattach;
 pub mod network;
 pub mod process;
+pub mod proxy;
 pub mod restart;
 pub mod rootfs;
 pub mod routes;

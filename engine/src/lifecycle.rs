@@ -362,6 +362,7 @@ fn repair_one(
     }
     failed.extend(crate::netattach::teardown(engine, c, lock));
     c.state.ports.clear();
+    c.state.proxied_ports.clear();
     c.save_state()?;
     Ok(touched)
 }

@@ -156,8 +156,7 @@ pub fn port(c: &Container, which: Option<&str>) -> Result<Vec<PortBinding>> {
         (p.to_string(), proto.to_string())
     });
     let ports: Vec<PortBinding> = c
-        .state
-        .ports
+        .published()
         .iter()
         .filter(|p| {
             want.as_ref().is_none_or(|(port, proto)| {

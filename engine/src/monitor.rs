@@ -421,11 +421,28 @@ fn start(
         );
     }
     let (ports, bound) = bind_ports(&c.config.ports)?;
+    let v6 = crate::proxy::bind_v6(&c.config.ports, &bound);
     c.state.ports = bound;
     if let Err(e) = crate::netattach::setup(engine, c, &lock) {
         undo_start(engine, c, &lock, &e, diag);
         return Err(e);
     }
+    // The IPv6 twins relay to the container's IPv4 address on its first network.
+    let target = c
+        .state
+        .endpoints
+        .iter()
+        .find(|e| e.ifname == "eth0")
+        .and_then(|e| e.address(true))
+        .map(|a| a.net.addr());
+    c.state.proxied_ports = match target {
+        Some(ip) => {
+            let served = v6.iter().map(|(_, b)| *b).collect();
+            crate::proxy::serve(v6, ip);
+            served
+        }
+        None => Vec::new(),
+    };
     let spawned = crate::etc::write(engine, c).and_then(|()| spawn(engine, c, tty_size));
     let spawned = match spawned {
         Ok(s) => s,
@@ -464,6 +481,7 @@ fn undo_start(engine: &Engine, c: &mut Container, lock: &StoreLock, e: &Error, d
     crate::process::cgroup::remove_all(&c.config.id);
     let _ = fs::remove_file(console_path(engine, c));
     c.state.ports.clear();
+    c.state.proxied_ports.clear();
     c.state.error = e.report();
     if let Err(e) = c.save_state() {
         diag.note(&format!("record the failed start: {}", e.report()));
@@ -908,6 +926,7 @@ fn finish(engine: &Engine, c: &mut Container, code: i32, diag: &mut Diag) {
     c.state.pid = 0;
     c.state.paused = false;
     c.state.ports.clear();
+    c.state.proxied_ports.clear();
     crate::process::cgroup::remove_all(&c.config.id);
     if let Err(e) = c.save_state() {
         diag.note(&format!("record the exit: {}", e.report()));

@@ -537,7 +537,7 @@ pub fn inspect(engine: &Engine, c: &Container) -> ContainerInspect {
         },
         restart_count: c.state.restart_count,
         network_settings: NetworkSettingsView {
-            ports: ports(&c.state.ports, true),
+            ports: ports(&c.published(), true),
             ip_address: first.ip_address,
             ip_prefix_len: first.ip_prefix_len,
             gateway: first.gateway,

@@ -222,12 +222,13 @@ fn attach_pause_top_port_rename_wait() {
     );
     assert_eq!(
         host.netctl_ok(&["port", "counter"]),
-        "80/tcp -> 0.0.0.0:8080\n"
+        "80/tcp -> 0.0.0.0:8080\n80/tcp -> :::8080\n",
+        "IPv4 and the IPv6 twin, as Docker lists them"
     );
     assert_eq!(
         host.netctl_ok(&["port", "counter", "80"]),
-        "0.0.0.0:8080\n",
-        "with a port asked, Docker prints the host address alone"
+        "0.0.0.0:8080\n:::8080\n",
+        "with a port asked, Docker prints the host addresses alone"
     );
     host.netctl_ok(&["rename", "counter", "ticker"]);
     let net: Value =
