@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use netctl_engine::container::Container;
-use netctl_engine::process::attach::{Attachment, Frame};
+use netctl_engine::runtime::attach::{Attachment, Frame};
 use netctl_engine::Engine;
 use nix::sys::signal::{SigSet, Signal};
 
@@ -54,7 +54,7 @@ fn follow_window_size(engine: &Engine, c: &Container) {
         let (config, c) = (engine.config.clone(), c.clone());
         move || {
             if let (Some((rows, cols)), Ok(e)) = (terminal_size(), Engine::open(&config)) {
-                let _ = netctl_engine::process::attach::resize(&e, &c, rows, cols);
+                let _ = netctl_engine::runtime::attach::resize(&e, &c, rows, cols);
             }
         }
     };

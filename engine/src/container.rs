@@ -126,10 +126,10 @@ pub struct Config {
     pub auto_remove: bool,
     /// `--security-opt seccomp=...`: which system calls it may make.
     #[serde(default)]
-    pub seccomp: crate::process::seccomp::Seccomp,
+    pub seccomp: crate::runtime::seccomp::Seccomp,
     /// `-u`, `--group-add`, `--cap-add`, `--cap-drop`, `--privileged`.
     #[serde(default)]
-    pub privileges: crate::process::privileges::Privileges,
+    pub privileges: crate::runtime::privileges::Privileges,
     /// Network namespace mode.
     pub net_mode: NetMode,
     /// Networks, in attach order.
@@ -181,7 +181,7 @@ pub struct Config {
     pub init: bool,
     /// `-m`, `--memory-swap`, `--cpus`, `--cpu-shares`, `--pids-limit`.
     #[serde(default)]
-    pub resources: crate::process::resources::Resources,
+    pub resources: crate::runtime::resources::Resources,
     /// `--pid`.
     #[serde(default)]
     pub pid_mode: Sharing,
@@ -193,13 +193,13 @@ pub struct Config {
     pub shm_size: Option<u64>,
     /// `--ulimit`.
     #[serde(default)]
-    pub ulimits: Vec<crate::process::kernel::Ulimit>,
+    pub ulimits: Vec<crate::runtime::kernel::Ulimit>,
     /// `--sysctl`.
     #[serde(default)]
     pub sysctls: std::collections::BTreeMap<String, String>,
     /// `--device`.
     #[serde(default)]
-    pub devices: Vec<crate::process::kernel::DeviceMapping>,
+    pub devices: Vec<crate::runtime::kernel::DeviceMapping>,
     /// `--health-*` over the image's HEALTHCHECK.
     #[serde(default)]
     pub healthcheck: Option<crate::health::Healthcheck>,

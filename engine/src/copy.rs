@@ -21,7 +21,7 @@ use crate::archive::{append_tree, Tree};
 use crate::container::Container;
 use crate::engine::Engine;
 use crate::error::{Context, Error, Kind, Result};
-use crate::process::{Failure, Internal, Report};
+use crate::runtime::{Failure, Internal, Report};
 
 /// What a path in a container is (Docker's `ContainerPathStat`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,7 +51,7 @@ enum Root {
         lower: Vec<PathBuf>,
         upper: PathBuf,
         work: PathBuf,
-        mounts: Vec<crate::process::init::Mount>,
+        mounts: Vec<crate::runtime::init::Mount>,
     },
 }
 
@@ -144,7 +144,7 @@ fn run(
         })
         .stderr(Stdio::null())
         .clean_signals();
-    let mut child = crate::process::spawn_helper(cmd)?;
+    let mut child = crate::runtime::spawn_helper(cmd)?;
     let stdin = child.stdin.take();
     let stdout = child.stdout.take();
     let fed = std::thread::scope(|s| {
@@ -190,7 +190,7 @@ fn root_of(engine: &Engine, c: &Container) -> Result<Root> {
             .collect(),
         upper: c.dir.join("upper"),
         work: c.dir.join("work"),
-        mounts: crate::monitor::init_mounts(engine, c)?
+        mounts: crate::runtime::monitor::init_mounts(engine, c)?
             .into_iter()
             .map(|mut m| {
                 m.copy_up = false;
@@ -203,11 +203,11 @@ fn root_of(engine: &Engine, c: &Container) -> Result<Root> {
 /// The helper process: enters the container's root, then does what it was asked. Its
 /// status pipe reports a failure before any output; its exit code says how it ended.
 pub fn helper(spec_json: &str) -> i32 {
-    let mut status = crate::process::helper_status();
+    let mut status = crate::runtime::helper_status();
     let ready = serde_json::from_str::<CopySpec>(spec_json)
         .ctx(|| "parse the copy spec".into())
         .and_then(|spec| {
-            crate::process::sealed::reexec_read_only()?;
+            crate::runtime::sealed::reexec_read_only()?;
             enter(&spec.root)?;
             Ok(spec)
         });
@@ -298,7 +298,7 @@ fn enter(root: &Root) -> Result<()> {
         } => {
             nix::sched::unshare(CloneFlags::CLONE_NEWNS)
                 .ctx(|| "take a mount namespace of its own".into())?;
-            crate::process::init::mount_private_root(rootfs, lower, upper, work, mounts)?;
+            crate::runtime::init::mount_private_root(rootfs, lower, upper, work, mounts)?;
             nix::unistd::chroot(rootfs).ctx(|| "enter the container's root".into())?;
             nix::unistd::chdir("/").ctx(|| "enter the container's root".into())
         }

@@ -332,7 +332,7 @@ fn wait(stop: &(Mutex<bool>, Condvar), interval: Duration) -> bool {
 /// One probe through the exec helper.
 fn probe(engine: &Engine, id: &str, command: &[String], timeout: Duration) -> Probe {
     let start = now_rfc3339();
-    let req = crate::process::exec::ExecRequest {
+    let req = crate::runtime::exec::ExecRequest {
         command,
         env: &[],
         workdir: None,
@@ -343,7 +343,7 @@ fn probe(engine: &Engine, id: &str, command: &[String], timeout: Duration) -> Pr
     let ran = engine
         .containers
         .find(id)
-        .and_then(|c| crate::process::exec::run_captured(engine, &c, &req, timeout));
+        .and_then(|c| crate::runtime::exec::run_captured(engine, &c, &req, timeout));
     let (exit_code, output) = match ran {
         Ok(c) => match c.code {
             Some(code) => (code, c.output),

@@ -1,7 +1,7 @@
 //! The entry point of the engine's own processes ([`Internal`] commands): a binary that
 //! links the engine calls [`run_internal`] with its arguments before anything else.
 
-use crate::process::Internal;
+use crate::runtime::Internal;
 
 /// Runs the internal command these arguments (with the program name) start, if they start
 /// one: then the process's exit status (for the monitor, the container's), else None.
@@ -13,10 +13,10 @@ pub fn run_internal(args: &[String]) -> Option<i32> {
             id,
             attach,
             tty_size,
-        } => crate::monitor::run(&config, &id, attach, tty_size),
-        Internal::Init(spec) => crate::process::init::stage1(&spec),
-        Internal::Init2(spec) => crate::process::init::stage2(&spec),
-        Internal::Exec(spec) => crate::process::exec::helper(&spec),
+        } => crate::runtime::monitor::run(&config, &id, attach, tty_size),
+        Internal::Init(spec) => crate::runtime::init::stage1(&spec),
+        Internal::Init2(spec) => crate::runtime::init::stage2(&spec),
+        Internal::Exec(spec) => crate::runtime::exec::helper(&spec),
         Internal::Copy(spec) => crate::copy::helper(&spec),
     })
 }

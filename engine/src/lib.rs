@@ -5,7 +5,7 @@
 //! it returns; every failure is an [`Error`] whose variant says what kind it is.
 //!
 //! The engine runs part of itself as separate processes (the monitor and the init stages)
-//! by executing the binary that links it with the arguments of [`process::Internal`]; such a
+//! by executing the binary that links it with the arguments of [`runtime::Internal`]; such a
 //! binary calls [`internal::run_internal`] first.
 
 pub mod archive;
@@ -30,14 +30,12 @@ pub mod load;
 pub mod lock;
 pub mod logs;
 pub mod manage;
-pub mod monitor;
 pub mod netattach;
 pub mod network;
-pub mod process;
 pub mod proxy;
 pub mod restart;
-pub mod rootfs;
 pub mod routes;
+pub mod runtime;
 pub mod save;
 pub mod spec;
 pub mod stats;

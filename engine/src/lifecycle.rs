@@ -12,7 +12,7 @@ use nix::sys::signal::Signal;
 use crate::container::{pid_alive, Container, Status, StoreLock};
 use crate::engine::Engine;
 use crate::error::{conflict, state, Context, Error, Result};
-use crate::process::{reports, Internal, Report};
+use crate::runtime::{reports, Internal, Report};
 use crate::spec::{plan, ContainerSpec};
 use crate::volume::VolumeStore;
 
@@ -88,7 +88,7 @@ pub fn signal(c: &Container, sig: Signal) -> Result<()> {
         let _lock = c.lock()?;
         let mut c = c.clone();
         c.reload()?;
-        if let Some(cg) = crate::process::cgroup::Cgroup::of(&c.config.id) {
+        if let Some(cg) = crate::runtime::cgroup::Cgroup::of(&c.config.id) {
             cg.freeze(false)?;
         }
         c.state.paused = false;
@@ -259,7 +259,7 @@ pub fn remove_stopped(
         }
     }
     remove_folder(c)?;
-    crate::process::cgroup::remove_all(&c.config.id);
+    crate::runtime::cgroup::remove_all(&c.config.id);
     crate::events::container(engine, c, "destroy", &[]);
     if volumes {
         let store = VolumeStore::open(engine.root())?;

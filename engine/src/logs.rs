@@ -48,7 +48,7 @@ pub fn rotation(driver: LogDriver, opts: &BTreeMap<String, String>) -> Result<Ro
     }
     let max_size = opts
         .get("max-size")
-        .map(|v| crate::process::resources::parse_bytes(v))
+        .map(|v| crate::runtime::resources::parse_bytes(v))
         .transpose()?
         .filter(|&n| n > 0);
     let max_file = match opts.get("max-file") {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::container::{pid_alive, Container, PortBinding};
 use crate::engine::Engine;
 use crate::error::{state, Context, Kind, Result};
-use crate::process::cgroup::{self, Cgroup};
+use crate::runtime::cgroup::{self, Cgroup};
 
 /// `pause` / `unpause`: freezes or thaws every process of the container.
 pub fn pause(engine: &Engine, c: &Container, frozen: bool) -> Result<()> {

@@ -69,9 +69,9 @@ pub struct ContainerSpec {
     /// `--log-driver`.
     pub log_driver: LogDriver,
     /// `--security-opt seccomp=...`.
-    pub seccomp: crate::process::seccomp::Seccomp,
+    pub seccomp: crate::runtime::seccomp::Seccomp,
     /// `-u`, `--group-add`, `--cap-add`, `--cap-drop`, `--privileged`.
-    pub privileges: crate::process::privileges::Privileges,
+    pub privileges: crate::runtime::privileges::Privileges,
     /// `--restart`, checked when the container is made.
     pub restart: crate::restart::RestartRequest,
     /// `--label`, `--label-file`: KEY=VALUE (KEY alone: an empty value), later ones winning.
@@ -87,7 +87,7 @@ pub struct ContainerSpec {
     /// `--init`.
     pub init: bool,
     /// `-m`, `--memory-swap`, `--cpus`, `--cpu-shares`, `--pids-limit`.
-    pub resources: crate::process::resources::Resources,
+    pub resources: crate::runtime::resources::Resources,
     /// `--pid` (a container named by name or ID).
     pub pid_mode: crate::container::Sharing,
     /// `--ipc` (a container named by name or ID).
@@ -95,11 +95,11 @@ pub struct ContainerSpec {
     /// `--shm-size` in bytes.
     pub shm_size: Option<u64>,
     /// `--ulimit`.
-    pub ulimits: Vec<crate::process::kernel::Ulimit>,
+    pub ulimits: Vec<crate::runtime::kernel::Ulimit>,
     /// `--sysctl`, parsed.
     pub sysctls: Vec<(String, String)>,
     /// `--device`.
-    pub devices: Vec<crate::process::kernel::DeviceMapping>,
+    pub devices: Vec<crate::runtime::kernel::DeviceMapping>,
     /// `--health-*`, `--no-healthcheck`.
     pub health: crate::health::HealthFlags,
     /// `--log-opt KEY=VALUE`.
@@ -381,19 +381,19 @@ pub fn plan(engine: &Engine, spec: &ContainerSpec) -> Result<Planned> {
         log_opts: spec.log_opts.clone(),
         log_rotation: crate::logs::rotation(spec.log_driver, &spec.log_opts)?,
     };
-    crate::process::kernel::check_sysctls(
+    crate::runtime::kernel::check_sysctls(
         &config.sysctls,
         matches!(config.net_mode, NetMode::Private | NetMode::None),
         matches!(config.ipc_mode, Sharing::Private | Sharing::Shareable),
     )?;
-    warnings.extend(crate::process::resources::warnings(&config.resources));
+    warnings.extend(crate::runtime::resources::warnings(&config.resources));
     Ok(Planned { config, warnings })
 }
 
 /// `--device`: each host path must be a device node now (it is looked at again at start).
 fn checked_devices(
-    devices: &[crate::process::kernel::DeviceMapping],
-) -> Result<Vec<crate::process::kernel::DeviceMapping>> {
+    devices: &[crate::runtime::kernel::DeviceMapping],
+) -> Result<Vec<crate::runtime::kernel::DeviceMapping>> {
     use std::os::unix::fs::FileTypeExt;
     for d in devices {
         let kind = std::fs::metadata(&d.path_on_host).map(|m| m.file_type());
@@ -434,11 +434,11 @@ fn checked_stop_signal(spec: &ContainerSpec, image: &Image) -> Result<Option<Str
 
 /// A profile the user gave is checked when the container is made, not when it starts.
 fn checked_seccomp(
-    s: &crate::process::seccomp::Seccomp,
-    privs: &crate::process::privileges::Privileges,
-) -> Result<crate::process::seccomp::Seccomp> {
+    s: &crate::runtime::seccomp::Seccomp,
+    privs: &crate::runtime::privileges::Privileges,
+) -> Result<crate::runtime::seccomp::Seccomp> {
     privs.check()?;
-    crate::process::init::filters_for(s, privs)?;
+    crate::runtime::init::filters_for(s, privs)?;
     Ok(s.clone())
 }
 

@@ -140,7 +140,7 @@ fn field(path: &str, key: &str) -> Option<u64> {
 
 /// The container's memory limit, else the machine's memory.
 fn memory_limit(id: &str) -> u64 {
-    let (dir, v2) = crate::process::resources::memory_group(id);
+    let (dir, v2) = crate::runtime::resources::memory_group(id);
     let file = if v2 {
         "memory.max"
     } else {

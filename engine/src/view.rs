@@ -13,7 +13,7 @@ use crate::engine::Engine;
 use crate::ids::derived_id;
 use crate::image::{Image, ImageConfig};
 use crate::network::Network;
-use crate::process::seccomp::Seccomp;
+use crate::runtime::seccomp::Seccomp;
 use crate::volume::{MountKind, Volume, VolumeStore};
 
 /// Docker's State.Status of a container.
@@ -174,12 +174,12 @@ pub struct HostConfigView {
     /// The size of /dev/shm in bytes.
     pub shm_size: u64,
     /// `--ulimit` (null when none).
-    pub ulimits: Option<Vec<crate::process::kernel::Ulimit>>,
+    pub ulimits: Option<Vec<crate::runtime::kernel::Ulimit>>,
     /// `--sysctl` (absent when none).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub sysctls: BTreeMap<String, String>,
     /// `--device`.
-    pub devices: Vec<crate::process::kernel::DeviceMapping>,
+    pub devices: Vec<crate::runtime::kernel::DeviceMapping>,
 }
 
 /// `--restart` as Docker shows it.
@@ -508,7 +508,7 @@ pub fn inspect(engine: &Engine, c: &Container) -> ContainerInspect {
             shm_size: c
                 .config
                 .shm_size
-                .unwrap_or(crate::process::init::DEFAULT_SHM),
+                .unwrap_or(crate::runtime::init::DEFAULT_SHM),
             ulimits: (!c.config.ulimits.is_empty()).then(|| c.config.ulimits.clone()),
             sysctls: c.config.sysctls.clone(),
             devices: c.config.devices.clone(),

@@ -2,10 +2,10 @@
 //! engine's own parser, errors in Docker's words.
 
 use netctl_engine::container::{NetworkRequest, Sharing};
-use netctl_engine::process::kernel;
-use netctl_engine::process::privileges::Privileges;
-use netctl_engine::process::resources::{parse_bytes, parse_cpus, parse_swap, Resources};
-use netctl_engine::process::seccomp::Seccomp;
+use netctl_engine::runtime::kernel;
+use netctl_engine::runtime::privileges::Privileges;
+use netctl_engine::runtime::resources::{parse_bytes, parse_cpus, parse_swap, Resources};
+use netctl_engine::runtime::seccomp::Seccomp;
 use netctl_engine::spec::{self, ContainerSpec};
 use netctl_engine::Error;
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use netctl_engine::container::Container;
 use netctl_engine::lifecycle;
 use netctl_engine::logs::LogOptions;
-use netctl_engine::process::exec::ExecRequest;
+use netctl_engine::runtime::exec::ExecRequest;
 use netctl_engine::spec;
 use netctl_engine::{Engine, EngineConfig, Error};
 
@@ -513,9 +513,9 @@ fn exec(engine: &Engine, a: &ExecArgs) -> Outcome {
         .then(crate::attach::RawTerminal::enter)
         .flatten();
     let ran = if a.detach {
-        netctl_engine::process::exec::exec_detached(engine, &c, &req).map(|()| 0)
+        netctl_engine::runtime::exec::exec_detached(engine, &c, &req).map(|()| 0)
     } else {
-        netctl_engine::process::exec::exec(engine, &c, &req)
+        netctl_engine::runtime::exec::exec(engine, &c, &req)
     };
     match ran {
         Ok(code) => Ok(exit_code(code)),

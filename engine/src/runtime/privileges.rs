@@ -238,7 +238,7 @@ pub fn resolve(user: &str, group_add: &[String], passwd: &str, group: &str) -> R
 const MAX_ACCOUNT_FILE: u64 = 1 << 20;
 
 /// `path` (in the caller's root: the container's) as text, empty when missing or not a
-/// regular file; at most [`MAX_ACCOUNT_FILE`] bytes.
+/// regular file; at most `MAX_ACCOUNT_FILE` bytes.
 pub fn account_file(path: &str) -> Result<String> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;

@@ -33,10 +33,10 @@ use crate::engine::{Engine, EngineConfig};
 use crate::error::{invalid, state, Context, Error, Result};
 use crate::image::ImageStore;
 use crate::logs::LogWriter;
-use crate::process::attach::Clients;
-use crate::process::init::{InitSpec, Namespace};
-use crate::process::{reports, Failure, Internal, Report};
 use crate::restart::{Backoff, RestartPolicy};
+use crate::runtime::attach::Clients;
+use crate::runtime::init::{InitSpec, Namespace};
+use crate::runtime::{reports, Failure, Internal, Report};
 use crate::volume::{MountKind, VolumeStore};
 
 /// What the container's process writes to, as the monitor sees it.
@@ -125,9 +125,9 @@ pub fn run(config: &EngineConfig, id: &str, attach: bool, tty_size: Option<(u16,
     };
     let io = StdioForClients::default();
     io.replace(&mut running);
-    let socket = crate::process::attach::socket_path(&engine, &c);
-    match crate::process::attach::listen(&socket) {
-        Ok(listener) => crate::process::attach::serve(listener, clients.clone(), io.0.clone()),
+    let socket = crate::runtime::attach::socket_path(&engine, &c);
+    match crate::runtime::attach::listen(&socket) {
+        Ok(listener) => crate::runtime::attach::serve(listener, clients.clone(), io.0.clone()),
         Err(e) => diag.note(&format!("attach socket: {}", e.report())),
     }
     if let Some(set) = stop_signals {
@@ -344,7 +344,7 @@ impl Restart<'_> {
             c.save_state()?;
             let code = code.to_string();
             crate::events::container(self.engine, c, "die", &[("exitCode", &code)]);
-            crate::process::cgroup::remove_all(&c.config.id);
+            crate::runtime::cgroup::remove_all(&c.config.id);
             Ok(true)
         });
         recorded.unwrap_or_else(|e| {
@@ -384,12 +384,12 @@ impl Restart<'_> {
 /// The current process's stdin and terminal as attach clients reach them, replaced on
 /// each restart.
 #[derive(Clone, Default)]
-struct StdioForClients(crate::process::attach::Io);
+struct StdioForClients(crate::runtime::attach::Io);
 
 impl StdioForClients {
     /// Hands the process's stdin (`-i`) or terminal (`-t`) to attach clients.
     fn replace(&self, r: &mut Running) {
-        use crate::process::attach::Stdin;
+        use crate::runtime::attach::Stdin;
         let (stdin, terminal) = match &r.output {
             Output::Pipes(..) => (r.stdin.take().map(|f| Stdin::new(f, true)), None),
             Output::Tty(master) => (
@@ -478,7 +478,7 @@ fn undo_start(engine: &Engine, c: &mut Container, lock: &StoreLock, e: &Error, d
     for w in crate::netattach::teardown(engine, c, lock) {
         diag.note(&format!("detach after a failed start: {}", w.report()));
     }
-    crate::process::cgroup::remove_all(&c.config.id);
+    crate::runtime::cgroup::remove_all(&c.config.id);
     let _ = fs::remove_file(console_path(engine, c));
     c.state.ports.clear();
     c.state.proxied_ports.clear();
@@ -607,7 +607,7 @@ fn container_stdio(engine: &Engine, c: &Container) -> Result<Stdio3> {
 pub(crate) fn init_mounts(
     engine: &Engine,
     c: &Container,
-) -> Result<Vec<crate::process::init::Mount>> {
+) -> Result<Vec<crate::runtime::init::Mount>> {
     let volumes = VolumeStore::open(engine.root())?;
     c.config
         .mounts
@@ -625,7 +625,7 @@ pub(crate) fn init_mounts(
                     (Some(data), empty)
                 }
             };
-            Ok(crate::process::init::Mount {
+            Ok(crate::runtime::init::Mount {
                 source,
                 target: m.target.clone(),
                 readonly: m.readonly,
@@ -744,7 +744,7 @@ fn spawn(engine: &Engine, c: &Container, tty_size: Option<(u16, u16)>) -> Result
         shm_size: c
             .config
             .shm_size
-            .unwrap_or(crate::process::init::DEFAULT_SHM),
+            .unwrap_or(crate::runtime::init::DEFAULT_SHM),
         ulimits: c.config.ulimits.clone(),
         sysctls: c.config.sysctls.clone(),
         devices: c.config.devices.clone(),
@@ -763,7 +763,7 @@ fn spawn(engine: &Engine, c: &Container, tty_size: Option<(u16, u16)>) -> Result
         .ctx(|| "start the container".into())?;
     let report = read_status(status_r).and_then(|pid| match io.output {
         Pending::Console(listener) => {
-            let master = crate::process::console::receive(&listener);
+            let master = crate::runtime::console::receive(&listener);
             let _ = fs::remove_file(console_path(engine, c));
             Ok((pid, Output::Tty(master?)))
         }
@@ -927,7 +927,7 @@ fn finish(engine: &Engine, c: &mut Container, code: i32, diag: &mut Diag) {
     c.state.paused = false;
     c.state.ports.clear();
     c.state.proxied_ports.clear();
-    crate::process::cgroup::remove_all(&c.config.id);
+    crate::runtime::cgroup::remove_all(&c.config.id);
     if let Err(e) = c.save_state() {
         diag.note(&format!("record the exit: {}", e.report()));
     }

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use super::privileges::{Identity, Privileges};
 use super::{Failure, Report};
 use crate::error::{Context, Error, Result};
-use crate::rootfs::{fd_path, Links, Rootfs, Want};
+use crate::runtime::rootfs::{fd_path, Links, Rootfs, Want};
 
 /// Everything the two stages need, written by the monitor as `<container>/init.json`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -235,7 +235,8 @@ fn prepare(spec: &InitSpec) -> Result<()> {
     mnt(Some("sysfs"), &sys, "/sys", Some("sysfs"), sys_flags, None)?;
     // /etc/mtab as Docker's init layer makes it, where the image has none.
     if root.find("/etc/mtab")?.is_none() {
-        let etc = crate::rootfs::reopen_dir(&root.resolve("/etc", Want::Dir, Links::Follow)?)?;
+        let etc =
+            crate::runtime::rootfs::reopen_dir(&root.resolve("/etc", Want::Dir, Links::Follow)?)?;
         rustix::fs::symlinkat("/proc/mounts", &etc, "mtab").ctx(|| "link /etc/mtab".into())?;
     }
     for name in ["hosts", "hostname", "resolv.conf"] {
@@ -276,7 +277,7 @@ fn user_mount(root: &Rootfs, m: &Mount) -> Result<()> {
     };
     let target = root.resolve(&m.target, want, Links::Follow)?;
     if m.copy_up && want == Want::Dir {
-        let from = crate::rootfs::reopen_dir(&target)?;
+        let from = crate::runtime::rootfs::reopen_dir(&target)?;
         let to = rustix::fs::openat(
             rustix::fs::CWD,
             source,
@@ -385,7 +386,8 @@ fn mount_dev(root: &Rootfs, shm_size: u64) -> Result<()> {
         MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
         Some("mode=755,size=65536k"),
     )?;
-    let dev = crate::rootfs::reopen_dir(&root.resolve("/dev", Want::Dir, Links::Refuse)?)?;
+    let dev =
+        crate::runtime::rootfs::reopen_dir(&root.resolve("/dev", Want::Dir, Links::Refuse)?)?;
     for (name, major, minor) in [
         ("null", 1, 3),
         ("zero", 1, 5),
@@ -475,7 +477,8 @@ fn add_device(root: &Rootfs, d: &super::kernel::DeviceMapping) -> Result<()> {
         .rsplit_once('/')
         .filter(|(_, n)| !n.is_empty())
         .ok_or_else(|| Error::Invalid(format!("invalid device path {}", d.path_in_container)))?;
-    let dir = crate::rootfs::reopen_dir(&root.resolve(parent, Want::Dir, Links::Refuse)?)?;
+    let dir =
+        crate::runtime::rootfs::reopen_dir(&root.resolve(parent, Want::Dir, Links::Refuse)?)?;
     let _ = rustix::fs::unlinkat(&dir, name, AtFlags::empty());
     let mode = Mode::from_raw_mode(meta.mode() & 0o7777);
     mknodat(&dir, name, kind, mode, meta.rdev())
@@ -494,7 +497,8 @@ fn add_device(root: &Rootfs, d: &super::kernel::DeviceMapping) -> Result<()> {
 /// the container's own /dev, as Docker gives them; the container's pts, shm, mqueue and
 /// the nodes already made stay its own.
 fn host_devices(root: &Rootfs) -> Result<()> {
-    let dev = crate::rootfs::reopen_dir(&root.resolve("/dev", Want::Dir, Links::Refuse)?)?;
+    let dev =
+        crate::runtime::rootfs::reopen_dir(&root.resolve("/dev", Want::Dir, Links::Refuse)?)?;
     copy_nodes(Path::new("/dev"), &dev, true)
 }
 

@@ -8,7 +8,7 @@ use rustix::process::{Resource, Rlimit};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{invalid, Context, Error, Result};
-use crate::rootfs::Rootfs;
+use crate::runtime::rootfs::Rootfs;
 
 /// One `--ulimit NAME=SOFT[:HARD]`; -1 is unlimited.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,7 +145,7 @@ pub fn apply_sysctls(root: &Rootfs, sysctls: &BTreeMap<String, String>) -> Resul
         };
         let mut f = std::fs::OpenOptions::new()
             .write(true)
-            .open(crate::rootfs::fd_path(&fd))
+            .open(crate::runtime::rootfs::fd_path(&fd))
             .ctx(|| format!("open {path}"))?;
         f.write_all(value.as_bytes())
             .ctx(|| format!("set {key} to {value:?}"))?;

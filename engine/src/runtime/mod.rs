@@ -1,9 +1,12 @@
-//! The engine's own processes: the monitor of a running container ([`crate::monitor`]) and the
-//! two stages of its init, and what runs in a container (exec, terminal, attach server,
-//! freezer). The engine starts them by executing the binary it is linked into (the running
-//! executable) with the arguments of an [`Internal`] command; that binary hands its
-//! arguments to [`crate::internal::run_internal`] before anything else. They report to whoever started
-//! them with typed [`Report`]s, one JSON line each, on their stderr pipe.
+//! The engine's container runtime (the project card's `runtime/`): what a minimal OCI-style
+//! runtime does, in the engine's own processes — the monitor of a running container
+//! ([`monitor`]), the two stages of its init ([`init`]: namespaces, the overlay root through
+//! [`rootfs`], /dev, /proc, capabilities, seccomp, cgroups), exec ([`exec`]), terminals
+//! ([`console`]), the attach server ([`attach`]), the freezer and resource cgroups. The engine
+//! starts them by executing the binary it is linked into (the running executable) with the
+//! arguments of an [`Internal`] command; that binary hands its arguments to
+//! [`crate::internal::run_internal`] before anything else. They report to whoever started them
+//! with typed [`Report`]s, one JSON line each, on their stderr pipe (the helpers on fd 3).
 
 pub mod attach;
 pub mod cgroup;
@@ -11,9 +14,11 @@ pub mod console;
 pub mod exec;
 pub mod init;
 pub mod kernel;
+pub mod monitor;
 pub mod privileges;
 pub mod reaper;
 pub mod resources;
+pub mod rootfs;
 pub mod sealed;
 pub mod seccomp;
 
