@@ -111,8 +111,8 @@ fn container_conf(
     })
 }
 
-fn conflist(engine: &Engine, network: &str) -> Result<NetConfList> {
-    Ok(engine.networks()?.find(network)?.list)
+fn network(engine: &Engine, name: &str) -> Result<crate::network::Network> {
+    engine.networks()?.find(name)
 }
 
 /// Whether a plugin of the conflist declares a CNI capability (only those get it).
@@ -133,31 +133,29 @@ pub fn attach(
     ifname: &str,
     ports: &[PortBinding],
 ) -> Result<Endpoint> {
-    let list = conflist(engine, &req.name)?;
+    let net = network(engine, &req.name)?;
+    let list = &net.list;
     for (asked, cap, flag) in [
         (!req.ips.is_empty(), "ips", "--ip"),
         (!ports.is_empty(), "portMappings", "-p"),
     ] {
-        if asked && !declares(&list, cap) {
+        if asked && !declares(list, cap) {
             invalid!("network {}: {flag} cannot be honoured: no plugin of its conflist declares the {cap:?} capability", req.name);
         }
     }
     let rt = container_conf(engine, c, req, ifname, ports);
-    let result = engine.cni.add(&list, &rt).map_err(|source| Error::Cni {
+    let result = engine.cni.add(list, &rt).map_err(|source| Error::Cni {
         network: req.name.clone(),
         source,
     })?;
     let mut ep = endpoint(&req.name, ifname, &result);
-    ep.dns_upstreams = declares(&list, "dns");
-    network_event(engine, "connect", req, c);
+    ep.dns_upstreams = declares(list, "dns");
+    network_event(engine, "connect", &net, c);
     Ok(ep)
 }
 
 /// A network's `connect` or `disconnect` event for container `c`.
-fn network_event(engine: &Engine, action: &str, req: &NetworkRequest, c: &Container) {
-    let Ok(net) = engine.networks().and_then(|s| s.find(&req.name)) else {
-        return;
-    };
+fn network_event(engine: &Engine, action: &str, net: &crate::network::Network, c: &Container) {
     let driver = net.driver();
     let attrs = [
         ("container", c.config.id.as_str()),
@@ -170,18 +168,19 @@ fn network_event(engine: &Engine, action: &str, req: &NetworkRequest, c: &Contai
 /// DEL of one network, with the same runtime config as its ADD (the published ports go
 /// with eth0); DEL succeeds when things are already gone.
 pub fn detach(engine: &Engine, c: &Container, req: &NetworkRequest, ifname: &str) -> Result<()> {
-    let list = conflist(engine, &req.name)?;
+    let net = network(engine, &req.name)?;
+    let list = &net.list;
     let ports = if ifname == "eth0" {
         c.state.ports.as_slice()
     } else {
         &[]
     };
     let rt = container_conf(engine, c, req, ifname, ports);
-    engine.cni.del(&list, &rt).map_err(|source| Error::Cni {
+    engine.cni.del(list, &rt).map_err(|source| Error::Cni {
         network: req.name.clone(),
         source,
     })?;
-    network_event(engine, "disconnect", req, c);
+    network_event(engine, "disconnect", &net, c);
     Ok(())
 }
 

@@ -85,11 +85,12 @@ pub fn sample(c: &Container) -> Result<Sample> {
     };
     for p in pids {
         s.cpu += process_cpu(p);
-        s.memory += field(&format!("/proc/{p}/status"), "VmRSS:").map_or(0, |kb| kb * 1024);
-        s.pids += field(&format!("/proc/{p}/status"), "Threads:").unwrap_or(0);
-        let io = format!("/proc/{p}/io");
-        s.block.0 += field(&io, "read_bytes:").unwrap_or(0);
-        s.block.1 += field(&io, "write_bytes:").unwrap_or(0);
+        let status = fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
+        s.memory += value(&status, "VmRSS:").map_or(0, |kb| kb * 1024);
+        s.pids += value(&status, "Threads:").unwrap_or(0);
+        let io = fs::read_to_string(format!("/proc/{p}/io")).unwrap_or_default();
+        s.block.0 += value(&io, "read_bytes:").unwrap_or(0);
+        s.block.1 += value(&io, "write_bytes:").unwrap_or(0);
     }
     Ok(s)
 }
@@ -129,13 +130,16 @@ fn system_cpu() -> u64 {
         * NANOS_PER_TICK
 }
 
-/// The number after `key` in a `key: value [kB]` file.
-fn field(path: &str, key: &str) -> Option<u64> {
-    fs::read_to_string(path)
-        .ok()?
-        .lines()
+/// The number after `key` in the text of a `key: value [kB]` file.
+fn value(text: &str, key: &str) -> Option<u64> {
+    text.lines()
         .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+/// [`value`] of a file.
+fn field(path: &str, key: &str) -> Option<u64> {
+    value(&fs::read_to_string(path).ok()?, key)
 }
 
 /// The container's memory limit, else the machine's memory.

@@ -211,14 +211,7 @@ fn prepare(spec: &InitSpec) -> Result<()> {
     if let Some(d) = &spec.domainname {
         rustix::system::setdomainname(d.as_bytes()).ctx(|| "set the domain name".into())?;
     }
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .ctx(|| "make the container's mounts private".into())?;
+    super::sealed::mounts_private()?;
     mount_root(spec)?;
     let root = Rootfs::open(&spec.rootfs).ctx(|| "open the container's root".into())?;
     mount_dev(&root, spec.shm_size)?;
@@ -353,14 +346,7 @@ pub fn mount_private_root(
     work: &Path,
     mounts: &[Mount],
 ) -> Result<()> {
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .ctx(|| "make the mounts private".into())?;
+    super::sealed::mounts_private()?;
     for d in [rootfs, upper, work] {
         fs::create_dir_all(d).ctx(|| format!("create {}", d.display()))?;
     }

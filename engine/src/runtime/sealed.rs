@@ -49,6 +49,19 @@ pub fn bind_self_read_only() -> Result<PathBuf> {
     Ok(path)
 }
 
+/// Makes every mount of this process's (own) mount namespace private, so that nothing it
+/// mounts or unmounts from here on reaches the namespace it came from.
+pub fn mounts_private() -> Result<()> {
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .ctx(|| "make the mounts private".into())
+}
+
 /// Makes this process run from a read-only view of its binary: unless it already does,
 /// it takes a mount namespace of its own, binds its binary read-only there and executes
 /// itself again from it, with the same arguments and environment (so this returns only
@@ -63,14 +76,7 @@ pub fn reexec_read_only() -> Result<()> {
         state!("cannot take a private mount namespace with {threads} threads running");
     }
     unshare(CloneFlags::CLONE_NEWNS).ctx(|| "take a mount namespace of its own".into())?;
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .ctx(|| "make its mounts private".into())?;
+    mounts_private()?;
     let path = bind_self_read_only()?;
     let mut args = std::env::args_os();
     let arg0 = args.next().unwrap_or_else(|| OsString::from("netctl"));

@@ -199,16 +199,19 @@ fn a_restarted_container_keeps_its_address_and_files_until_stopped() {
         code != 0 && err.contains("is restarting, wait until the container is running"),
         "{err}"
     );
-    let monitor = host.sh("pgrep -f [_]_netctl-monitor").trim().to_string();
+    let monitor: i32 = host
+        .sh(&ours("[_]_netctl-monitor"))
+        .trim()
+        .parse()
+        .expect("this test's one monitor");
     let began = std::time::Instant::now();
     host.netctl_ok(&["stop", "svc"]);
     assert!(
         began.elapsed() < Duration::from_secs(5),
         "stop waited out the back-off"
     );
-    let alive = format!("grep -qv ') [ZX]' /proc/{monitor}/stat 2>/dev/null");
     assert!(
-        !host.try_sh(&alive).0,
+        !netctl_netns_tests::alive(monitor),
         "the monitor (which restarts) is gone once stop returns"
     );
     assert_eq!(
@@ -219,13 +222,25 @@ fn a_restarted_container_keeps_its_address_and_files_until_stopped() {
     host.netctl_ok(&["network", "rm", "app"]);
 }
 
-/// Kills every process netctl started and forgets the run dir, as a reboot does.
+/// A shell command listing the processes matching `pattern` that run in this test's own
+/// network namespace (never another test's, running beside it).
+fn ours(pattern: &str) -> String {
+    format!(
+        "for p in $(pgrep -f '{pattern}'); do [ \"$(readlink /proc/$p/ns/net)\" = \"$(readlink /proc/self/ns/net)\" ] && echo $p; done; true"
+    )
+}
+
+/// Kills this test's monitors and DNS server (the containers' processes go with the
+/// repair a reboot's first command makes) and forgets the run dir, as a reboot does.
 fn reboot(host: &TestHost) {
-    host.sh(
-        "pkill -9 -f [_]_netctl-monitor; pkill -9 -f [_]_netctl-init; pkill -9 -f [n]etctl-dns; \
-         for m in $(awk '$2 ~ \"^/run/netctl/\" {print $2}' /proc/self/mounts | sort -r); do umount -l $m; done; \
+    let kill = |pattern: &str| format!("kill -9 $({}) 2>/dev/null;", ours(pattern));
+    host.sh(&format!(
+        "{} {} \
+         for m in $(awk '$2 ~ \"^/run/netctl/\" {{print $2}}' /proc/self/mounts | sort -r); do umount -l $m; done; \
          umount -l /run/netctl; mount -t tmpfs tmpfs /run/netctl",
-    );
+        kill("[_]_netctl-monitor"),
+        kill("[n]etctl-dns")
+    ));
 }
 
 /// The host reboots: the first netctl command afterwards brings back the `always`
