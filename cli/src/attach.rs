@@ -76,7 +76,7 @@ fn follow_window_size(engine: &Engine, c: &Container) {
 
 /// Docker's sig-proxy, for an attached container without a terminal: SIGINT, SIGTERM,
 /// SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent to us go to the container's first process.
-fn proxy_signals(c: &Container) {
+fn proxy_signals(engine: &Engine, c: &Container) {
     let mut set = SigSet::empty();
     for s in [
         Signal::SIGINT,
@@ -95,10 +95,13 @@ fn proxy_signals(c: &Container) {
         return;
     };
     let c = c.clone();
+    let Ok(engine) = Engine::open(&engine.config) else {
+        return;
+    };
     std::thread::spawn(move || {
         while let Ok(Some(info)) = fd.read_signal() {
             if let Ok(sig) = Signal::try_from(info.ssi_signo as i32) {
-                let _ = netctl_engine::lifecycle::signal(&c, sig);
+                let _ = netctl_engine::lifecycle::signal(&engine, &c, sig);
             }
         }
     });
@@ -137,7 +140,7 @@ pub fn attach(engine: &Engine, c: &Container) -> anyhow::Result<Option<i32>> {
     }
     let _raw = c.config.tty.then(RawTerminal::enter).flatten();
     if !c.config.tty {
-        proxy_signals(c);
+        proxy_signals(engine, c);
     }
     let detached = Arc::new(AtomicBool::new(false));
     if c.config.interactive {
@@ -151,7 +154,9 @@ pub fn attach(engine: &Engine, c: &Container) -> anyhow::Result<Option<i32>> {
     match code {
         Some(code) => Ok(Some(code)),
         None => {
-            netctl_engine::lifecycle::wait_gone(c.state.monitor_pid, Duration::from_secs(10));
+            engine
+                .sys
+                .wait_gone(c.state.monitor_pid, Duration::from_secs(10));
             let mut c = c.clone();
             Ok(c.reload().ok().map(|()| c.state.exit_code))
         }

@@ -86,7 +86,7 @@ impl Network {
             let store = netctl_engine::network::NetworkStore::open(&config.root, &config.run_dir)?;
             store.find(&self.conflist.to_string_lossy())?.list
         };
-        let mut cni = netctl_engine::Engine::open(config)?.cni;
+        let mut cni = config.cni_client();
         if let Some(dir) = &self.cache_dir {
             cni.cache_dir.clone_from(dir);
         }

@@ -37,6 +37,7 @@ pub fn run(engine: &Engine, a: &EventsArgs) -> Outcome {
         since: at(&a.since)?,
         until: at(&a.until)?,
         filter: EventFilter::parse(&a.filter)?,
+        cancel: None,
     };
     let format = a
         .format
@@ -57,7 +58,8 @@ pub fn run(engine: &Engine, a: &EventsArgs) -> Outcome {
         let mut out = std::io::stdout().lock();
         writeln!(out, "{text}")
             .and_then(|()| out.flush())
-            .map_err(|err| netctl_engine::Error::io("write an event", err))
+            .map_err(|err| netctl_engine::Error::io("write an event", err))?;
+        Ok(std::ops::ControlFlow::Continue(()))
     })?;
     Ok(0)
 }

@@ -410,6 +410,23 @@ impl CniConfig {
 
     /// Verifies: CHECK through the chain in order, with the cached result as `prevResult`.
     pub fn check(&self, list: &NetConfList, rt: &RuntimeConf) -> Result<(), Error> {
+        self.check_chain(list, rt, false)
+    }
+
+    /// Brings an attachment up to date with `rt` (a new name, new aliases) through the
+    /// plugins that keep a container's names (those declaring the `aliases` capability):
+    /// CHECK with netctl's [`crate::types::REFRESH`] key, even where the conflist disables
+    /// CHECK.
+    pub fn refresh(&self, list: &NetConfList, rt: &RuntimeConf) -> Result<(), Error> {
+        self.check_chain(list, rt, true)
+    }
+
+    fn check_chain(
+        &self,
+        list: &NetConfList,
+        rt: &RuntimeConf,
+        refresh: bool,
+    ) -> Result<(), Error> {
         let version = check_runtime(list, rt)?;
         if !version.has_check() {
             return Err(Error::new(
@@ -420,7 +437,7 @@ impl CniConfig {
                 ),
             ));
         }
-        if list.disable_check {
+        if list.disable_check && !refresh {
             return Ok(());
         }
         let cached = self.cache_get(&list.name, rt)?.ok_or_else(|| {
@@ -433,9 +450,16 @@ impl CniConfig {
             )
         })?;
         for plugin in &list.plugins {
-            let conf = plugin_config(list, plugin, Some(&cached.result), rt);
+            if refresh && !declares_aliases(plugin) {
+                continue;
+            }
+            let mut plugin = plugin.clone();
+            if refresh {
+                plugin.insert(crate::types::REFRESH.into(), Value::Bool(true));
+            }
+            let conf = plugin_config(list, &plugin, Some(&cached.result), rt);
             self.exec
-                .run(plugin_type(plugin), Command::Check, Some(rt), &conf)?;
+                .run(plugin_type(&plugin), Command::Check, Some(rt), &conf)?;
         }
         Ok(())
     }
@@ -604,6 +628,15 @@ fn check_runtime(list: &NetConfList, rt: &RuntimeConf) -> Result<SpecVersion, Er
 fn version_of(list: &NetConfList) -> String {
     list.spec_version()
         .map_or_else(|_| list.cni_version.clone(), |v| v.as_str().to_string())
+}
+
+/// Whether a plugin takes the container's names (declares the `aliases` capability).
+fn declares_aliases(plugin: &Map<String, Value>) -> bool {
+    plugin
+        .get("capabilities")
+        .and_then(|c| c.get("aliases"))
+        .and_then(Value::as_bool)
+        == Some(true)
 }
 
 fn plugin_type(plugin: &Map<String, Value>) -> &str {

@@ -132,6 +132,13 @@ impl Ctx {
             && self.conf.extra.get(crate::types::PREPARE_NETWORK) == Some(&Value::Bool(true))
     }
 
+    /// Whether this CHECK first brings the attachment up to date
+    /// ([`crate::types::REFRESH`]).
+    pub fn refreshing(&self) -> bool {
+        self.args.command == Command::Check
+            && self.conf.extra.get(crate::types::REFRESH) == Some(&Value::Bool(true))
+    }
+
     /// Whether this GC removes the network from the host ([`crate::types::REMOVE_NETWORK`]).
     pub fn removing_network(&self) -> bool {
         self.args.command == Command::Gc

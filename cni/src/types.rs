@@ -222,6 +222,12 @@ pub const REMOVE_NETWORK: &str = "netctl.dev/remove-network";
 /// do not know the key answer an ordinary STATUS.
 pub const PREPARE_NETWORK: &str = "netctl.dev/prepare-network";
 
+/// netctl's extension of CHECK: with this key set to `true`, a plugin first makes what it
+/// keeps for the attachment match what the runtime passes now (the container's name in
+/// `K8S_POD_NAME` and its aliases, after a rename), then checks as usual. `netctl rename`
+/// sends it; a plugin that does not know the key does an ordinary CHECK.
+pub const REFRESH: &str = "netctl.dev/refresh";
+
 /// A configuration list: one network, a chain of plugins.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

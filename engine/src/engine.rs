@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::container::ContainerStore;
 use crate::error::{Error, Result};
+use crate::seam::{Cni, LinuxSyscalls, Syscalls};
 
 /// Where persistent state lives by default.
 pub const DEFAULT_ROOT: &str = "/var/lib/netctl";
@@ -49,6 +50,16 @@ impl EngineConfig {
             address_pools: Vec::new(),
             helper: helper.to_path_buf(),
         }
+    }
+}
+
+impl EngineConfig {
+    /// The CNI client this configuration describes: plugins from the CNI path, results
+    /// cached under the root, every plugin call under the deadline.
+    pub fn cni_client(&self) -> CniConfig {
+        let mut cni = CniConfig::new(self.cni_path.clone(), self.root.join("cni-cache"));
+        cni.exec.deadline = Some(self.plugin_deadline);
+        cni
     }
 }
 
@@ -101,17 +112,31 @@ pub struct Engine {
     pub containers: ContainerStore,
     /// The CNI client (plugins from the configured path, results cached under the root,
     /// every plugin call under the configured deadline).
-    pub cni: CniConfig,
+    pub cni: Box<dyn Cni>,
+    /// The system calls of lifecycle outside the container's own processes.
+    pub sys: Box<dyn Syscalls>,
 }
 
 impl Engine {
-    /// The engine over a configuration.
+    /// The engine over a configuration, with the real CNI client and system calls.
     pub fn open(config: &EngineConfig) -> Result<Self> {
-        let mut cni = CniConfig::new(config.cni_path.clone(), config.root.join("cni-cache"));
-        cni.exec.deadline = Some(config.plugin_deadline);
+        Self::with_seams(
+            config,
+            Box::new(config.cni_client()),
+            Box::new(LinuxSyscalls),
+        )
+    }
+
+    /// The engine over a configuration, with the CNI client and system calls given.
+    pub fn with_seams(
+        config: &EngineConfig,
+        cni: Box<dyn Cni>,
+        sys: Box<dyn Syscalls>,
+    ) -> Result<Self> {
         Ok(Self {
             containers: ContainerStore::open(&config.root)?,
             cni,
+            sys,
             config: config.clone(),
         })
     }

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
+use std::ops::ControlFlow;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::Engine;
 use crate::error::{invalid, Context, Result};
+use crate::watch::{Cancel, FileWatch, Wake};
 use crate::when::Instant;
 
 /// One event, in the Engine API's shape.
@@ -197,97 +199,81 @@ pub struct EventOptions {
     pub until: Option<Instant>,
     /// Which events.
     pub filter: EventFilter,
+    /// Stops the reading between events (a client that went away).
+    pub cancel: Option<Cancel>,
 }
 
-/// Hands each wanted event to `each`, oldest first, following the journal until `until`
-/// (or until `each` fails, which ends the reading: a client that went away).
+/// Hands each wanted event to `each`, oldest first, following the journal until `until`,
+/// until `each` breaks or fails (a client that went away), or until the reading is
+/// cancelled. Between events it sleeps on a watch of the journal, never polling.
 pub fn read(
     engine: &Engine,
     opts: &EventOptions,
-    mut each: impl FnMut(&Event) -> Result<()>,
+    mut each: impl FnMut(&Event) -> Result<ControlFlow<()>>,
 ) -> Result<()> {
     let path = journal(engine.run_dir());
+    let run = engine.run_dir();
+    std::fs::create_dir_all(run).ctx(|| format!("create {}", run.display()))?;
+    // Watching begins before the first read, so no event falls between the two.
+    let watch = FileWatch::file(&path)?;
     let start = crate::when::now();
     let since = opts.since.unwrap_or(start);
-    let wanted = |e: &Event| {
+    let mut wanted = |e: &Event| -> Result<ControlFlow<()>> {
         let at = Duration::from_nanos(u64::try_from(e.time_nano).unwrap_or(u64::MAX));
-        at >= since && opts.until.is_none_or(|u| at <= u) && opts.filter.matches(e)
+        let ours = at >= since && opts.until.is_none_or(|u| at <= u) && opts.filter.matches(e);
+        if ours {
+            each(e)
+        } else {
+            Ok(ControlFlow::Continue(()))
+        }
     };
     if let Ok(f) = File::open(older(&path)) {
         for e in lines(&mut BufReader::new(f)) {
-            if wanted(&e) {
-                each(&e)?;
+            if wanted(&e)?.is_break() {
+                return Ok(());
             }
         }
     }
-    let mut reader = open_or_wait(&path, opts, start)?;
-    let Some(r) = reader.as_mut() else {
-        return Ok(());
-    };
-    for e in lines(r) {
-        if wanted(&e) {
-            each(&e)?;
-        }
-    }
+    let mut reader: Option<BufReader<File>> = None;
     loop {
-        if opts.until.is_some_and(|u| crate::when::now() > u) {
-            return Ok(());
+        if reader.is_none() {
+            reader = open(&path)?;
         }
-        let mut line = String::new();
-        let Some(r) = reader.as_mut() else {
-            return Ok(());
-        };
-        if r.read_line(&mut line)
-            .ctx(|| format!("read {}", path.display()))?
-            > 0
-            && line.ends_with('\n')
-        {
-            if let Ok(e) = serde_json::from_str::<Event>(&line) {
-                if wanted(&e) {
-                    each(&e)?;
+        if let Some(r) = reader.as_mut() {
+            for e in lines(r) {
+                if wanted(&e)?.is_break() {
+                    return Ok(());
                 }
             }
-            continue;
+            let moved = match (r.get_ref().metadata(), std::fs::metadata(&path)) {
+                (Ok(a), Ok(b)) => a.ino() != b.ino(),
+                _ => false,
+            };
+            if moved {
+                // Cut in two: what the old file holds was read; the new one is next.
+                reader = None;
+                continue;
+            }
         }
-        // A line still being written: read it again whole.
-        if !line.is_empty() {
-            let back = i64::try_from(line.len()).unwrap_or(0);
-            r.seek_relative(-back)
-                .ctx(|| format!("read {}", path.display()))?;
-        }
-        let moved = match (r.get_ref().metadata(), std::fs::metadata(&path)) {
-            (Ok(a), Ok(b)) => a.ino() != b.ino(),
-            _ => false,
+        let left = match opts.until {
+            Some(u) => match u.max(start).checked_sub(crate::when::now()) {
+                Some(d) => Some(d),
+                None => return Ok(()),
+            },
+            None => None,
         };
-        if moved {
-            reader = open_or_wait(&path, opts, start)?;
-        } else {
-            std::thread::sleep(Duration::from_millis(50));
+        if watch.wait(opts.cancel.as_ref(), left) == Wake::Cancelled {
+            return Ok(());
         }
     }
 }
 
-/// The live journal, once it exists (None when `until` passes first).
-fn open_or_wait(
-    path: &Path,
-    opts: &EventOptions,
-    start: Instant,
-) -> Result<Option<BufReader<File>>> {
-    loop {
-        match File::open(path) {
-            Ok(f) => return Ok(Some(BufReader::new(f))),
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(e).ctx(|| format!("open {}", path.display()))
-            }
-            Err(_) => {}
-        }
-        if opts
-            .until
-            .is_some_and(|u| crate::when::now() > u.max(start))
-        {
-            return Ok(None);
-        }
-        std::thread::sleep(Duration::from_millis(50));
+/// The live journal, if it exists yet.
+fn open(path: &Path) -> Result<Option<BufReader<File>>> {
+    match File::open(path) {
+        Ok(f) => Ok(Some(BufReader::new(f))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).ctx(|| format!("open {}", path.display())),
     }
 }
 

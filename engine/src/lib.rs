@@ -37,11 +37,15 @@ pub mod restart;
 pub mod routes;
 pub mod runtime;
 pub mod save;
+pub mod seam;
+#[cfg(test)]
+mod seam_tests;
 pub mod spec;
 pub mod stats;
 pub mod system;
 pub mod view;
 pub mod volume;
+pub mod watch;
 pub mod when;
 
 pub use container::{Container, ContainerStore};

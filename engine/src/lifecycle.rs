@@ -74,7 +74,7 @@ pub fn start(
 }
 
 /// Sends a signal to the container's first process.
-pub fn signal(c: &Container, sig: Signal) -> Result<()> {
+pub fn signal(engine: &Engine, c: &Container, sig: Signal) -> Result<()> {
     if !c.is_running() {
         state!(
             "Cannot kill container: {}: container is not running",
@@ -94,14 +94,16 @@ pub fn signal(c: &Container, sig: Signal) -> Result<()> {
         c.state.paused = false;
         c.save_state()?;
     }
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig)
+    engine
+        .sys
+        .kill(pid, sig)
         .ctx(|| format!("signal {}", c.config.name))
 }
 
 /// Records that the user stopped (or killed) the container, so its restart policy leaves
 /// it down, and returns it as it is now. A container waiting to be restarted is stopped
 /// here, through its monitor.
-fn stopped_by_hand(c: &Container, timeout: Duration) -> Result<Container> {
+fn stopped_by_hand(engine: &Engine, c: &Container, timeout: Duration) -> Result<Container> {
     let mut c = c.clone();
     {
         let _lock = c.lock()?;
@@ -112,9 +114,8 @@ fn stopped_by_hand(c: &Container, timeout: Duration) -> Result<Container> {
         c.save_state()?;
     }
     if c.is_running() && c.state.restarting {
-        let monitor = nix::unistd::Pid::from_raw(c.state.monitor_pid as i32);
-        let _ = nix::sys::signal::kill(monitor, Signal::SIGTERM);
-        wait_gone(c.state.monitor_pid, timeout);
+        let _ = engine.sys.kill(c.state.monitor_pid, Signal::SIGTERM);
+        engine.sys.wait_gone(c.state.monitor_pid, timeout);
     }
     Ok(c)
 }
@@ -152,13 +153,13 @@ pub fn stop(engine: &Engine, c: &Container, timeout: Option<Duration>) -> Result
         return Ok(());
     }
     let timeout = c.config.stop_timeout(timeout);
-    let c = stopped_by_hand(c, timeout)?;
+    let c = stopped_by_hand(engine, c, timeout)?;
     if c.is_running() {
         let sig = c.config.stop_signal();
-        if signal(&c, sig).is_ok() {
+        if signal(engine, &c, sig).is_ok() {
             kill_event(engine, &c, sig);
         }
-        if !wait_gone(c.state.monitor_pid, timeout) {
+        if !engine.sys.wait_gone(c.state.monitor_pid, timeout) {
             kill_and_wait(engine, &c)?;
         }
     }
@@ -185,21 +186,26 @@ fn kill_event(engine: &Engine, c: &Container, sig: Signal) {
 /// `kill`: the signal; after SIGKILL, returns once the container is down, as Docker's.
 pub fn kill(engine: &Engine, c: &Container, sig: Signal) -> Result<()> {
     c.process_pid()?;
-    let c = &stopped_by_hand(c, Duration::from_secs(10))?;
-    signal(c, sig)?;
+    let c = &stopped_by_hand(engine, c, Duration::from_secs(10))?;
+    signal(engine, c, sig)?;
     kill_event(engine, c, sig);
     if sig == Signal::SIGKILL {
-        wait_gone(c.state.monitor_pid, Duration::from_secs(10));
+        engine
+            .sys
+            .wait_gone(c.state.monitor_pid, Duration::from_secs(10));
     }
     Ok(())
 }
 
 fn kill_and_wait(engine: &Engine, c: &Container) -> Result<()> {
-    let c = &stopped_by_hand(c, Duration::from_secs(10))?;
-    if signal(c, Signal::SIGKILL).is_ok() {
+    let c = &stopped_by_hand(engine, c, Duration::from_secs(10))?;
+    if signal(engine, c, Signal::SIGKILL).is_ok() {
         kill_event(engine, c, Signal::SIGKILL);
     }
-    if !wait_gone(c.state.monitor_pid, Duration::from_secs(30)) {
+    if !engine
+        .sys
+        .wait_gone(c.state.monitor_pid, Duration::from_secs(30))
+    {
         state!("container {} did not stop after SIGKILL", c.config.name);
     }
     Ok(())
@@ -353,8 +359,7 @@ fn repair_one(
     }
     if c.state.status == Status::Running {
         if pid_alive(c.state.pid) {
-            let pid = nix::unistd::Pid::from_raw(c.state.pid as i32);
-            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            let _ = engine.sys.kill(c.state.pid, Signal::SIGKILL);
         }
         c.state.status = Status::Exited;
         c.state.exit_code = 255;

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::container::{Container, LogDriver};
 use crate::error::{invalid, state, Context, Error, Result};
+use crate::watch::{Cancel, FileWatch, Wake};
 use crate::when::Instant;
 
 /// `--log-opt max-size` / `max-file` of the json-file log.
@@ -160,7 +161,7 @@ impl Record {
 }
 
 /// How much of the log to read.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct LogOptions {
     /// Keep following while the container runs.
     pub follow: bool,
@@ -170,6 +171,8 @@ pub struct LogOptions {
     pub since: Option<Instant>,
     /// Only records written at or before this instant (following stops there).
     pub until: Option<Instant>,
+    /// Stops following at once, between records too (a client that went away).
+    pub cancel: Option<Cancel>,
 }
 
 impl LogOptions {
@@ -225,7 +228,7 @@ pub fn read(
         each(r)?;
     }
     match reader {
-        Some(r) if opts.follow => follow(c, &path, r, opts, each),
+        Some(r) if opts.follow => follow(c, &path, r, &opts, each),
         _ => Ok(()),
     }
 }
@@ -244,14 +247,17 @@ fn read_lines(r: &mut BufReader<File>, lines: &mut Vec<String>, path: &Path) -> 
 }
 
 /// Follows the live log while the container runs: across a rotation (the path names a new
-/// file) and a cut back to empty (the file is shorter than what was read).
+/// file) and a cut back to empty (the file is shorter than what was read). Between records
+/// it sleeps on a watch of the container's folder (the log and the state live there),
+/// never polling.
 fn follow(
     c: &Container,
     path: &Path,
     mut reader: BufReader<File>,
-    opts: LogOptions,
+    opts: &LogOptions,
     mut each: impl FnMut(&Record) -> Result<()>,
 ) -> Result<()> {
+    let watch = FileWatch::folder(&c.dir)?;
     let mut c = c.clone();
     let mut line = String::new();
     let mut emit = |l: &str| match parse(l) {
@@ -295,7 +301,13 @@ fn follow(
                 .rewind()
                 .ctx(|| format!("rewind {}", path.display()))?;
         } else {
-            std::thread::sleep(Duration::from_millis(50));
+            let left = opts.until.map(|u| {
+                u.saturating_sub(crate::when::now())
+                    .max(Duration::from_millis(1))
+            });
+            if watch.wait(opts.cancel.as_ref(), left) == Wake::Cancelled {
+                return Ok(());
+            }
         }
     }
 }

@@ -2,10 +2,14 @@
 
 use std::time::Duration;
 
-use crate::container::{pid_alive, Container, PortBinding};
+use std::ops::ControlFlow;
+
+use crate::container::{Container, PortBinding};
 use crate::engine::Engine;
 use crate::error::{state, Context, Kind, Result};
+use crate::events::{EventFilter, EventOptions};
 use crate::runtime::cgroup::{self, Cgroup};
+use crate::watch::Cancel;
 
 /// `pause` / `unpause`: freezes or thaws every process of the container.
 pub fn pause(engine: &Engine, c: &Container, frozen: bool) -> Result<()> {
@@ -171,57 +175,113 @@ pub fn port(c: &Container, which: Option<&str>) -> Result<Vec<PortBinding>> {
     Ok(ports)
 }
 
-/// `rename OLD NEW`: a running container answers DNS by its new name at once.
+/// `rename OLD NEW`: a running container answers DNS by its new name at once, through
+/// each network's plugins (a CNI refresh, [`netctl_cni::types::REFRESH`]).
 pub fn rename(engine: &Engine, c: &Container, new: &str) -> Result<()> {
     crate::ids::check_name(Kind::Container, new)?;
     let _store = engine.containers.lock()?;
     crate::container::check_name_free(&engine.containers.all()?, new)?;
-    let _lock = engine.containers.lock_one(c)?;
+    let lock = engine.containers.lock_one(c)?;
     let mut c = c.clone();
     c.reload()?;
     let old = std::mem::replace(&mut c.config.name, new.to_string());
     c.save_config()?;
-    for ep in &c.state.endpoints {
-        rename_record(engine, &c, &ep.network, &ep.ifname, new)?;
+    for ep in c.state.endpoints.iter().filter(|e| !e.pending) {
+        lock.shared_with_children(|| {
+            crate::netattach::refresh(engine, &c, &ep.network, &ep.ifname)
+        })?;
     }
     let old = format!("/{old}");
     crate::events::container(engine, &c, "rename", &[("oldName", &old)]);
     Ok(())
 }
 
-/// Rewrites the DNS record of one attachment with the new name and tells the server.
-fn rename_record(
-    engine: &Engine,
-    c: &Container,
-    network: &str,
-    ifname: &str,
-    new: &str,
-) -> Result<()> {
-    use netctl_dnsrecords::{DnsPaths, Record};
-    let net = engine.networks()?.find(network)?;
-    let run_dir = net.plugin_run_dir("netctl-dns");
-    let paths = DnsPaths::new(&run_dir);
-    let path = paths.record_path(network, &c.config.id, ifname);
-    let Some(mut record): Option<Record> = DnsPaths::read(&path)? else {
-        return Ok(());
-    };
-    record.name = Some(new.to_string());
-    paths.write(&record)?;
-    paths.notify(&path)?;
-    Ok(())
+/// What `wait` waits for (Docker's `condition`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WaitCondition {
+    /// The container is not running (at once if it is not).
+    #[default]
+    NotRunning,
+    /// The container's next exit, even if it is not running now.
+    NextExit,
+    /// The container is removed.
+    Removed,
 }
 
-/// `wait`: blocks until the container stops; its exit code.
-pub fn wait(c: &Container) -> Result<i32> {
-    while c.is_running()
-        && !crate::lifecycle::wait_gone(c.state.monitor_pid, Duration::from_secs(3600))
-    {}
-    let mut c = c.clone();
-    while pid_alive(c.state.monitor_pid) {
-        std::thread::sleep(Duration::from_millis(10));
+impl std::str::FromStr for WaitCondition {
+    type Err = crate::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "" | "not-running" => Ok(Self::NotRunning),
+            "next-exit" => Ok(Self::NextExit),
+            "removed" => Ok(Self::Removed),
+            _ => crate::error::invalid!(
+                "invalid condition: \"{s}\": use not-running, next-exit or removed"
+            ),
+        }
     }
-    c.reload()?;
-    Ok(c.state.exit_code)
+}
+
+/// `wait`: blocks until the container meets `condition`, sleeping on the event journal
+/// (never polling); its last exit code. `cancel` gives up the wait (a client that went
+/// away), with an error.
+pub fn wait(
+    engine: &Engine,
+    c: &Container,
+    condition: WaitCondition,
+    cancel: Option<&Cancel>,
+) -> Result<i32> {
+    // Events from this instant on are read, so none falls between the look and the reading.
+    let since = crate::when::now();
+    let mut c = c.clone();
+    if c.reload().is_err() && condition == WaitCondition::Removed {
+        return Ok(c.state.exit_code);
+    }
+    if condition == WaitCondition::NotRunning && !c.is_running() {
+        return Ok(c.state.exit_code);
+    }
+    let opts = EventOptions {
+        since: Some(since),
+        until: None,
+        filter: EventFilter::parse(&[
+            "type=container".into(),
+            format!("container={}", c.config.id),
+        ])?,
+        cancel: cancel.cloned(),
+    };
+    let mut code = c.state.exit_code;
+    let mut met = false;
+    crate::events::read(engine, &opts, |e| {
+        if e.action == "die" {
+            code = e
+                .actor
+                .attributes
+                .get("exitCode")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(code);
+        }
+        met = match condition {
+            WaitCondition::Removed => e.action == "destroy",
+            _ => e.action == "die" || e.action == "destroy",
+        };
+        Ok(if met {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        })
+    })?;
+    if !met {
+        state!("wait for {} was cancelled", c.config.name);
+    }
+    // The monitor records the exit just after the event: a caller that inspects next sees
+    // the container stopped (unless it waits to be restarted).
+    if c.reload().is_ok() && !c.state.restarting {
+        engine
+            .sys
+            .wait_gone(c.state.monitor_pid, Duration::from_secs(10));
+    }
+    Ok(code)
 }
 
 #[cfg(test)]

@@ -4,20 +4,18 @@
 //! typed `runtimeConfig` ([`runtime_conf`]), the same for `run`, `network connect` and
 //! `netctl cni add`.
 
-use std::fs;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
 use netctl_cni::invoke::RuntimeConf;
 use netctl_cni::types::{DnsCapability, PortMapping, RuntimeConfig};
 use netctl_cni::{NetConfList, Success};
-use netctl_net::NetNs;
 
 use crate::container::{
     Address, Container, Endpoint, NetMode, NetworkRequest, PortBinding, StoreLock,
 };
 use crate::engine::Engine;
-use crate::error::{conflict, invalid, state, Context, Error, Result};
+use crate::error::{conflict, invalid, state, Error, Result};
 use crate::network::PREDEFINED;
 
 /// What one attachment asks of a network's plugins.
@@ -184,6 +182,21 @@ pub fn detach(engine: &Engine, c: &Container, req: &NetworkRequest, ifname: &str
     Ok(())
 }
 
+/// Brings one attachment up to date with the container's name and aliases (after a
+/// rename), through the network's plugins.
+pub fn refresh(engine: &Engine, c: &Container, network: &str, ifname: &str) -> Result<()> {
+    let net = self::network(engine, network)?;
+    let req = request_of(c, network);
+    let rt = container_conf(engine, c, &req, ifname, &[]);
+    engine
+        .cni
+        .refresh(&net.list, &rt)
+        .map_err(|source| Error::Cni {
+            network: network.to_string(),
+            source,
+        })
+}
+
 /// ADD of one network, recorded: the endpoint is saved as pending before ADD runs (so a
 /// killed attach is known and repaired by DEL later), ADD runs with the container's lock
 /// shared with the plugins, and its result replaces the pending record. A failed ADD is
@@ -238,15 +251,7 @@ pub fn setup(engine: &Engine, c: &mut Container, lock: &StoreLock) -> Result<()>
     if !matches!(c.config.net_mode, NetMode::Private | NetMode::None) {
         return Ok(());
     }
-    let path = engine.netns_path(&c.config.id);
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).ctx(|| format!("create {}", dir.display()))?;
-    }
-    let ns = NetNs::create(&path)?;
-    if let Err(e) = loopback_up(&ns) {
-        let _ = NetNs::remove(&path);
-        return Err(e.context("bring up loopback in the container"));
-    }
+    engine.sys.create_netns(&engine.netns_path(&c.config.id))?;
     let reqs = c.config.networks.clone();
     for (i, req) in reqs.iter().enumerate() {
         let ports = if i == 0 {
@@ -263,17 +268,6 @@ pub fn setup(engine: &Engine, c: &mut Container, lock: &StoreLock) -> Result<()>
         let undo = teardown(engine, c, lock);
         return Err(with_undo(e, undo));
     }
-    Ok(())
-}
-
-fn loopback_up(ns: &NetNs) -> Result<()> {
-    ns.run(|| {
-        let mut nl = netctl_net::Netlink::new()?;
-        match nl.link_by_name("lo")? {
-            Some(lo) => nl.set_up(lo.index, true),
-            None => Ok(()),
-        }
-    })??;
     Ok(())
 }
 
@@ -295,7 +289,7 @@ pub fn teardown(engine: &Engine, c: &mut Container, lock: &StoreLock) -> Vec<Err
         }
     }
     if matches!(c.config.net_mode, NetMode::Private | NetMode::None) {
-        let _ = NetNs::remove(&engine.netns_path(&c.config.id));
+        engine.sys.remove_netns(&engine.netns_path(&c.config.id));
     }
     failed
 }
@@ -431,7 +425,7 @@ pub fn disconnect(engine: &Engine, network: &str, key: &str, force: bool) -> Res
     if !attached.is_empty() {
         if c.config.net_mode == NetMode::None {
             // The none plugin's DEL took loopback down; the namespace keeps it, as Docker's.
-            loopback_up(&NetNs::open(&engine.netns_path(&c.config.id))?)?;
+            engine.sys.loopback_up(&engine.netns_path(&c.config.id))?;
         }
         crate::routes::settle(engine, &c)?;
         crate::etc::write(engine, &c)?;

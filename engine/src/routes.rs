@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use netctl_net::{NetNs, Netlink, RouteSpec};
+use netctl_net::{Netlink, RouteSpec};
 
 use crate::container::{Container, Endpoint, NetMode};
 use crate::engine::Engine;
@@ -25,35 +25,55 @@ pub fn default_route_for(endpoints: &[Endpoint], v4: bool) -> Option<(&Endpoint,
     })
 }
 
+/// One default route a container should have: through `gateway` on interface `ifname`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefaultRoute {
+    /// The interface in the container.
+    pub ifname: String,
+    /// The next hop.
+    pub gateway: IpAddr,
+}
+
+/// The default routes [`default_route_for`] names for `endpoints`, IPv4 first.
+pub fn default_routes(endpoints: &[Endpoint]) -> Vec<DefaultRoute> {
+    [true, false]
+        .into_iter()
+        .filter_map(|v4| default_route_for(endpoints, v4))
+        .map(|(ep, gateway)| DefaultRoute {
+            ifname: ep.ifname.clone(),
+            gateway,
+        })
+        .collect()
+}
+
 /// Makes the container's default routes the ones [`default_route_for`] names, removing any
 /// other default route of the family.
 pub fn settle(engine: &Engine, c: &Container) -> Result<()> {
     if c.config.net_mode != NetMode::Private {
         return Ok(());
     }
-    let ns = NetNs::open(&engine.netns_path(&c.config.id))?;
-    let endpoints = c.state.endpoints.clone();
-    ns.run(move || settle_here(&endpoints))?
+    let routes = default_routes(&c.state.endpoints);
+    engine
+        .sys
+        .set_default_routes(&engine.netns_path(&c.config.id), &routes)
         .ctx(|| format!("set the default route of {}", c.config.name))
 }
 
-fn settle_here(endpoints: &[Endpoint]) -> Result<()> {
+/// In the container's namespace: each route in place, every other default route of its
+/// family gone.
+pub(crate) fn apply_here(routes: &[DefaultRoute]) -> Result<()> {
     let mut nl = Netlink::new()?;
-    for v4 in [true, false] {
-        let Some((ep, gw)) = default_route_for(endpoints, v4) else {
-            continue;
-        };
-        let any: IpNet = if v4 {
-            IpNet::V4(Default::default())
-        } else {
-            IpNet::V6(Default::default())
+    for r in routes {
+        let any: IpNet = match r.gateway {
+            IpAddr::V4(_) => IpNet::V4(Default::default()),
+            IpAddr::V6(_) => IpNet::V6(Default::default()),
         };
         let link = nl
-            .link_by_name(&ep.ifname)?
-            .ok_or_else(|| Error::State(format!("{} is not in the container", ep.ifname)))?;
+            .link_by_name(&r.ifname)?
+            .ok_or_else(|| Error::State(format!("{} is not in the container", r.ifname)))?;
         let want = RouteSpec {
             dst: any,
-            gw: Some(gw),
+            gw: Some(r.gateway),
             oif: link.index,
         };
         nl.add_route(&want, true)?;

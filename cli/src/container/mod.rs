@@ -159,7 +159,12 @@ fn verb(engine: &Engine, cmd: Verb) -> Outcome {
             for key in &containers {
                 println!(
                     "{}",
-                    netctl_engine::manage::wait(&engine.containers.find(key)?)?
+                    netctl_engine::manage::wait(
+                        engine,
+                        &engine.containers.find(key)?,
+                        Default::default(),
+                        None
+                    )?
                 );
             }
             Ok(0)
@@ -475,6 +480,7 @@ fn logs(engine: &Engine, a: &LogsArgs) -> Outcome {
         tail,
         since: at(&a.since)?,
         until: at(&a.until)?,
+        cancel: None,
     };
     netctl_engine::logs::read(&c, opts, |rec| {
         let prefix = if a.timestamps {

@@ -235,12 +235,17 @@ impl Plugin for DnsPlugin {
         remove(ctx, &conf.paths(), &ctx.attachment())
     }
 
+    /// Compares the record with the result; a refresh ([`Ctx::refreshing`]) first writes
+    /// the record again with the name and aliases passed now, and tells the server.
     fn check(&self, ctx: &Ctx, conf: DnsConfig) -> Result<(), Error> {
         let prev = prev(ctx)?;
         let want = record(ctx, &conf, &prev)?;
-        let path =
-            conf.paths()
-                .record_path(&ctx.conf.name, &ctx.args.container_id, &ctx.args.ifname);
+        let paths = conf.paths();
+        let path = paths.record_path(&ctx.conf.name, &ctx.args.container_id, &ctx.args.ifname);
+        if ctx.refreshing() && DnsPaths::read(&path)?.is_some() {
+            paths.write(&want)?;
+            publish(ctx, &conf, &paths, &path)?;
+        }
         match DnsPaths::read(&path)? {
             Some(have) if have.ips == want.ips => Ok(()),
             Some(have) => Err(Error::new(

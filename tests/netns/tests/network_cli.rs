@@ -388,7 +388,18 @@ fn connect_and_disconnect_a_running_container() {
     let (code, _, err) = host.netctl(&["network", "disconnect", "back", "app"]);
     assert_eq!(code, 1);
     assert!(err.contains("is not connected"), "{err}");
-    host.netctl_ok(&["rm", "-f", "app", "db"]);
+
+    // A user renames db: its network answers the new name at once, the old one no more,
+    // and its alias stays.
+    host.netctl_ok(&["network", "connect", "back", "app"]);
+    host.netctl_ok(&["rename", "db", "store"]);
+    let found = host.netctl_ok(&["exec", "app", "nslookup", "store"]);
+    assert!(found.contains("172.19."), "the new name answers: {found}");
+    let (code, _, _) = host.netctl(&["exec", "app", "nslookup", "db"]);
+    assert_ne!(code, 0, "the old name is gone");
+    let alias = host.netctl_ok(&["exec", "app", "nslookup", "database"]);
+    assert!(alias.contains("172.19."), "the alias stays: {alias}");
+    host.netctl_ok(&["rm", "-f", "app", "store"]);
 }
 
 /// A conflist written by hand in the reference plugins' shape, with netctl's types, dropped

@@ -1,0 +1,135 @@
+//! The two seams between the engine's lifecycle logic and the machine: the CNI client
+//! ([`Cni`]) and the few system calls that starting, attaching, stopping and repairing make
+//! ([`Syscalls`]). The engine holds one of each; [`Engine::open`](crate::Engine::open) gives
+//! the real ones, and unit tests give recording fakes, so lifecycle, attach, rollback and
+//! repair are tested without root, as youki's `Syscall` trait lets it.
+
+use std::path::Path;
+use std::time::Duration;
+
+use netctl_cni::invoke::{CniConfig, RuntimeConf};
+use netctl_cni::{Attachment, NetConfList, Success};
+use netctl_net::{NetNs, Netlink};
+use nix::sys::signal::Signal;
+
+use crate::error::{Context, Error, Result};
+use crate::routes::DefaultRoute;
+
+type CniResult<T> = std::result::Result<T, netctl_cni::Error>;
+
+/// The CNI operations the engine makes (see [`CniConfig`] for what each does).
+pub trait Cni: Send + Sync {
+    /// ADD through the chain.
+    fn add(&self, list: &NetConfList, rt: &RuntimeConf) -> CniResult<Success>;
+    /// DEL through the chain.
+    fn del(&self, list: &NetConfList, rt: &RuntimeConf) -> CniResult<()>;
+    /// An attachment brought up to date (a new name or aliases).
+    fn refresh(&self, list: &NetConfList, rt: &RuntimeConf) -> CniResult<()>;
+    /// GC with the attachments that stay.
+    fn gc(&self, list: &NetConfList, valid: &[Attachment]) -> CniResult<()>;
+    /// STATUS on each plugin.
+    fn status(&self, list: &NetConfList) -> CniResult<()>;
+    /// The network's host side, before any attachment.
+    fn prepare_network(&self, list: &NetConfList) -> CniResult<()>;
+    /// The network's host side taken away.
+    fn remove_network(&self, list: &NetConfList) -> CniResult<()>;
+    /// The cached ADD result of an attachment.
+    fn cached_result(&self, network: &str, rt: &RuntimeConf) -> CniResult<Option<Success>>;
+    /// Every cached attachment of a network.
+    fn cached_attachments(&self, network: &str) -> CniResult<Vec<RuntimeConf>>;
+}
+
+impl Cni for CniConfig {
+    fn add(&self, list: &NetConfList, rt: &RuntimeConf) -> CniResult<Success> {
+        CniConfig::add(self, list, rt)
+    }
+    fn del(&self, list: &NetConfList, rt: &RuntimeConf) -> CniResult<()> {
+        CniConfig::del(self, list, rt)
+    }
+    fn refresh(&self, list: &NetConfList, rt: &RuntimeConf) -> CniResult<()> {
+        CniConfig::refresh(self, list, rt)
+    }
+    fn gc(&self, list: &NetConfList, valid: &[Attachment]) -> CniResult<()> {
+        CniConfig::gc(self, list, valid)
+    }
+    fn status(&self, list: &NetConfList) -> CniResult<()> {
+        CniConfig::status(self, list)
+    }
+    fn prepare_network(&self, list: &NetConfList) -> CniResult<()> {
+        CniConfig::prepare_network(self, list)
+    }
+    fn remove_network(&self, list: &NetConfList) -> CniResult<()> {
+        CniConfig::remove_network(self, list)
+    }
+    fn cached_result(&self, network: &str, rt: &RuntimeConf) -> CniResult<Option<Success>> {
+        CniConfig::cached_result(self, network, rt)
+    }
+    fn cached_attachments(&self, network: &str) -> CniResult<Vec<RuntimeConf>> {
+        CniConfig::cached_attachments(self, network)
+    }
+}
+
+/// The system calls of a container's lifecycle outside its own processes: its network
+/// namespace, its default routes, signals and waiting for a process to end.
+pub trait Syscalls: Send + Sync {
+    /// Makes a network namespace bind-mounted at `path`, loopback up.
+    fn create_netns(&self, path: &Path) -> Result<()>;
+    /// Takes the namespace at `path` away (nothing when it is gone).
+    fn remove_netns(&self, path: &Path);
+    /// Brings loopback up in the namespace at `path`.
+    fn loopback_up(&self, path: &Path) -> Result<()>;
+    /// Makes `routes` the namespace's default routes, removing any other of their family.
+    fn set_default_routes(&self, path: &Path, routes: &[DefaultRoute]) -> Result<()>;
+    /// Sends `sig` to process `pid`.
+    fn kill(&self, pid: u32, sig: Signal) -> Result<()>;
+    /// Waits up to `timeout` for process `pid` to end; whether it did.
+    fn wait_gone(&self, pid: u32, timeout: Duration) -> bool;
+}
+
+/// The real system calls, on Linux.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LinuxSyscalls;
+
+impl Syscalls for LinuxSyscalls {
+    fn create_netns(&self, path: &Path) -> Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).ctx(|| format!("create {}", dir.display()))?;
+        }
+        NetNs::create(path)?;
+        if let Err(e) = self.loopback_up(path) {
+            let _ = NetNs::remove(path);
+            return Err(e.context("bring up loopback in the container"));
+        }
+        Ok(())
+    }
+
+    fn remove_netns(&self, path: &Path) {
+        let _ = NetNs::remove(path);
+    }
+
+    fn loopback_up(&self, path: &Path) -> Result<()> {
+        NetNs::open(path)?.run(|| {
+            let mut nl = Netlink::new()?;
+            match nl.link_by_name("lo")? {
+                Some(lo) => nl.set_up(lo.index, true),
+                None => Ok(()),
+            }
+        })??;
+        Ok(())
+    }
+
+    fn set_default_routes(&self, path: &Path, routes: &[DefaultRoute]) -> Result<()> {
+        let routes = routes.to_vec();
+        NetNs::open(path)?.run(move || crate::routes::apply_here(&routes))?
+    }
+
+    fn kill(&self, pid: u32, sig: Signal) -> Result<()> {
+        let pid = i32::try_from(pid).map_err(|_| Error::State(format!("no process {pid}")))?;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig)
+            .ctx(|| format!("signal process {pid}"))
+    }
+
+    fn wait_gone(&self, pid: u32, timeout: Duration) -> bool {
+        crate::lifecycle::wait_gone(pid, timeout)
+    }
+}
