@@ -1,23 +1,32 @@
 //! Datagrams in batches: `recvmmsg` reads up to [`BATCH`] queries in one system call and
-//! `sendmmsg` sends their answers in one, which under load is most of what a query costs.
-#![allow(unsafe_code)]
+//! `sendmmsg` sends their answers in one (one more per UDP GSO segment size), which under
+//! load is most of what a query costs. The headers are nix's, made once per serving thread
+//! and reused for every batch.
 
-use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::io::{IoSlice, IoSliceMut};
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::RawFd;
+
+use nix::cmsg_space;
+use nix::errno::Errno;
+use nix::sys::socket::{
+    recvmmsg, sendmmsg, sendmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrLike,
+    SockaddrStorage,
+};
 
 /// Datagrams per system call.
 pub const BATCH: usize = 32;
 /// The longest query read whole; a longer one arrives cut and is answered FORMERR.
 pub const QUERY_MAX: usize = 2048;
 
-/// Queries read by one `recvmmsg`, with who sent each.
+/// Queries read by one `recvmmsg`, with who sent each. It holds raw message headers, so
+/// each serving thread makes its own.
 pub struct Inbox {
     bytes: Box<[u8]>,
     lens: [usize; BATCH],
-    from: [libc::sockaddr_storage; BATCH],
-    from_lens: [libc::socklen_t; BATCH],
+    from: [Option<SockaddrStorage>; BATCH],
     count: usize,
+    headers: MultiHeaders<SockaddrStorage>,
 }
 
 impl Default for Inbox {
@@ -25,56 +34,36 @@ impl Default for Inbox {
         Inbox {
             bytes: vec![0; BATCH * QUERY_MAX].into_boxed_slice(),
             lens: [0; BATCH],
-            // SAFETY: sockaddr_storage is plain bytes; all zeros is a valid value.
-            from: unsafe { std::mem::zeroed() },
-            from_lens: [0; BATCH],
+            from: [None; BATCH],
             count: 0,
+            headers: MultiHeaders::preallocate(BATCH, None),
         }
     }
 }
 
 impl Inbox {
     /// Reads what is waiting on `fd` (non-blocking): how many queries, 0 when none.
-    pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
-        // SAFETY: iovec and mmsghdr are plain C structs; zeroed is valid for both.
-        let mut iov: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
-        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-        let base = self.bytes.as_mut_ptr();
-        for i in 0..BATCH {
-            iov[i] = libc::iovec {
-                // SAFETY: i * QUERY_MAX + QUERY_MAX <= bytes.len(), so the buffer is in bounds.
-                iov_base: unsafe { base.add(i * QUERY_MAX) }.cast(),
-                iov_len: QUERY_MAX,
-            };
-            let h = &mut hdrs[i].msg_hdr;
-            h.msg_name = std::ptr::from_mut(&mut self.from[i]).cast();
-            h.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            h.msg_iov = &mut iov[i];
-            h.msg_iovlen = 1;
-        }
-        // SAFETY: every header points at a live buffer and address of this Inbox (or the
-        // local iovecs), sized as the header says, for the length of the call.
-        let n = unsafe {
-            libc::recvmmsg(
-                fd,
-                hdrs.as_mut_ptr(),
-                BATCH as libc::c_uint,
-                libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
-            )
+    pub fn recv(&mut self, fd: RawFd) -> std::io::Result<usize> {
+        self.count = 0;
+        let mut chunks = self.bytes.chunks_exact_mut(QUERY_MAX);
+        let mut slices: [[IoSliceMut; 1]; BATCH] =
+            std::array::from_fn(|_| [IoSliceMut::new(chunks.next().unwrap_or_default())]);
+        let got = recvmmsg(
+            fd,
+            &mut self.headers,
+            slices.iter_mut(),
+            MsgFlags::MSG_DONTWAIT,
+            None,
+        );
+        let messages = match got {
+            Ok(m) => m,
+            Err(Errno::EAGAIN) => return Ok(0),
+            Err(e) => return Err(e.into()),
         };
-        if n < 0 {
-            self.count = 0;
-            let e = io::Error::last_os_error();
-            return match e.kind() {
-                io::ErrorKind::WouldBlock => Ok(0),
-                _ => Err(e),
-            };
-        }
-        self.count = usize::try_from(n).unwrap_or(0).min(BATCH);
-        for (i, h) in hdrs.iter().take(self.count).enumerate() {
-            self.lens[i] = (h.msg_len as usize).min(QUERY_MAX);
-            self.from_lens[i] = h.msg_hdr.msg_namelen;
+        for (i, m) in messages.take(BATCH).enumerate() {
+            self.lens[i] = m.bytes.min(QUERY_MAX);
+            self.from[i] = m.address;
+            self.count = i + 1;
         }
         Ok(self.count)
     }
@@ -86,48 +75,41 @@ impl Inbox {
             return (&[], None);
         }
         let at = i * QUERY_MAX;
-        (&self.bytes[at..at + self.lens[i]], sender(&self.from[i]))
+        let bytes = self.bytes.get(at..at + self.lens[i]).unwrap_or_default();
+        (bytes, self.peer(i).map(|a| a.ip()))
     }
 
     /// The `i`th query's sender, address and port.
     pub fn peer(&self, i: usize) -> Option<SocketAddr> {
-        if i >= self.count {
-            return None;
+        let from = self.from.get(i).filter(|_| i < self.count)?.as_ref()?;
+        if let Some(v4) = from.as_sockaddr_in() {
+            return Some(SocketAddr::from(*v4));
         }
-        peer(&self.from[i])
-    }
-}
-
-fn sender(s: &libc::sockaddr_storage) -> Option<IpAddr> {
-    peer(s).map(|a| a.ip())
-}
-
-fn peer(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
-    match i32::from(s.ss_family) {
-        libc::AF_INET => {
-            // SAFETY: the kernel wrote a sockaddr_in (family AF_INET); storage is larger
-            // and aligned for it.
-            let a = unsafe { &*std::ptr::from_ref(s).cast::<libc::sockaddr_in>() };
-            let ip = Ipv4Addr::from(a.sin_addr.s_addr.to_ne_bytes());
-            Some(SocketAddr::new(IpAddr::V4(ip), u16::from_be(a.sin_port)))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: as above, for sockaddr_in6 (family AF_INET6).
-            let a = unsafe { &*std::ptr::from_ref(s).cast::<libc::sockaddr_in6>() };
-            let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
-            Some(SocketAddr::new(IpAddr::V6(ip), u16::from_be(a.sin6_port)))
-        }
-        _ => None,
+        from.as_sockaddr_in6().map(|v6| SocketAddr::from(*v6))
     }
 }
 
 /// Answers to the queries of an [`Inbox`], back to back in one buffer.
-#[derive(Default)]
 pub struct Outbox {
     /// The answers' bytes: append one, then [`Outbox::push`] it.
     pub bytes: Vec<u8>,
     /// For each answer: its query's index, where it starts, how long it is.
     spans: Vec<(usize, usize, usize)>,
+    /// Headers for messages of one datagram each.
+    plain: MultiHeaders<SockaddrStorage>,
+    /// Headers for UDP GSO messages, with room for their segment size.
+    gso: MultiHeaders<SockaddrStorage>,
+}
+
+impl Default for Outbox {
+    fn default() -> Self {
+        Outbox {
+            bytes: Vec::new(),
+            spans: Vec::new(),
+            plain: MultiHeaders::preallocate(BATCH, None),
+            gso: MultiHeaders::preallocate(BATCH, Some(cmsg_space!(u16))),
+        }
+    }
 }
 
 impl Outbox {
@@ -147,70 +129,93 @@ impl Outbox {
     /// (the asker retries, as over any UDP path). Answers of one size to one asker (a
     /// resolver asking many names at once) leave as one UDP GSO message: one route lookup
     /// and one trip through the bridge for all of them, split into datagrams on arrival.
-    pub fn send(&mut self, fd: RawFd, inbox: &mut Inbox) {
+    pub fn send(&mut self, fd: RawFd, inbox: &Inbox) {
         let total = self.bytes.len();
         self.spans
             .retain(|&(q, start, len)| q < inbox.count && start + len <= total);
         self.spans.truncate(BATCH);
-        let spans = &self.spans;
-        let grouping = Grouping::of(spans, inbox);
+        let grouping = Grouping::of(&self.spans, inbox);
         let (order, groups) = grouping.parts();
-        // SAFETY: plain C structs; zeroed is valid.
-        let mut iov: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
-        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-        let mut control = [[0u64; 4]; BATCH];
-        let base = self.bytes.as_ptr();
-        for (k, &j) in order.iter().enumerate() {
-            let (_, start, len) = spans[j];
-            iov[k] = libc::iovec {
-                // SAFETY: start + len <= bytes.len(), checked above.
-                iov_base: unsafe { base.add(start) }.cast_mut().cast(),
-                iov_len: len,
-            };
-        }
-        for (m, &(first, count)) in groups.iter().enumerate() {
-            let (q, _, len) = spans[order[first]];
-            let h = &mut hdrs[m].msg_hdr;
-            h.msg_name = std::ptr::from_mut(&mut inbox.from[q]).cast();
-            h.msg_namelen = inbox.from_lens[q];
-            h.msg_iov = &mut iov[first];
-            h.msg_iovlen = count;
-            if count > 1 {
-                segment(h, &mut control[m], len);
-            }
-        }
-        let mut sent = 0;
-        while sent < groups.len() {
-            // SAFETY: headers sent.. point at live buffers of this Outbox, addresses of the
-            // Inbox and control buffers of this frame, sized as they say, for the call.
-            let n = unsafe {
-                libc::sendmmsg(
-                    fd,
-                    hdrs[sent..].as_mut_ptr(),
-                    (groups.len() - sent) as libc::c_uint,
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            match usize::try_from(n) {
-                Ok(n) if n > 0 => sent += n,
-                _ if io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock => break,
-                // A GSO message the path cannot take: its answers one by one.
-                _ if groups[sent].1 > 1 => {
-                    let (first, count) = groups[sent];
-                    for one_iov in &mut iov[first..first + count] {
-                        let mut one = hdrs[sent].msg_hdr;
-                        one.msg_iov = one_iov;
-                        one.msg_iovlen = 1;
-                        one.msg_control = std::ptr::null_mut();
-                        one.msg_controllen = 0;
-                        // SAFETY: as above, one answer.
-                        unsafe { libc::sendmsg(fd, &one, libc::MSG_DONTWAIT) };
-                    }
-                    sent += 1;
+        let datagrams: Vec<&[u8]> = order
+            .iter()
+            .map(|&j| {
+                let (_, start, len) = self.spans[j];
+                self.bytes.get(start..start + len).unwrap_or_default()
+            })
+            .collect();
+        let messages: Vec<Message> = groups
+            .iter()
+            .map(|&(first, count)| {
+                let (q, _, len) = self.spans[order[first]];
+                Message {
+                    datagrams: datagrams.get(first..first + count).unwrap_or_default(),
+                    to: inbox.from.get(q).copied().flatten(),
+                    size: len,
                 }
-                // One answer the kernel refuses (its asker unreachable): skip it.
-                _ => sent += 1,
+            })
+            .collect();
+        let (singles, gso): (Vec<&Message>, Vec<&Message>) =
+            messages.iter().partition(|m| m.datagrams.len() == 1);
+        send_all(fd, &mut self.plain, &singles, None);
+        let mut sizes: Vec<usize> = gso.iter().map(|m| m.size).collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        for size in sizes {
+            let of_size: Vec<&Message> = gso.iter().copied().filter(|m| m.size == size).collect();
+            let segment = u16::try_from(size).unwrap_or(u16::MAX);
+            send_all(fd, &mut self.gso, &of_size, Some(segment));
+        }
+    }
+}
+
+/// One message to send: its datagrams, its asker, the size of each datagram.
+struct Message<'a> {
+    datagrams: &'a [&'a [u8]],
+    to: Option<SockaddrStorage>,
+    size: usize,
+}
+
+/// Sends `messages` with as few `sendmmsg` calls as the socket allows; with `segment`,
+/// each is a UDP GSO message cut into datagrams of that size, and one the path cannot take
+/// leaves datagram by datagram instead.
+fn send_all(
+    fd: RawFd,
+    headers: &mut MultiHeaders<SockaddrStorage>,
+    messages: &[&Message],
+    segment: Option<u16>,
+) {
+    let size = segment.unwrap_or(0);
+    let gso = [ControlMessage::UdpGsoSegments(&size)];
+    let cmsgs: &[ControlMessage] = if segment.is_some() { &gso } else { &[] };
+    let mut sent = 0;
+    while let Some(rest) = messages.get(sent..).filter(|r| !r.is_empty()) {
+        let iovs: Vec<Vec<IoSlice>> = rest
+            .iter()
+            .map(|m| m.datagrams.iter().map(|d| IoSlice::new(d)).collect())
+            .collect();
+        let addrs: Vec<Option<SockaddrStorage>> = rest.iter().map(|m| m.to).collect();
+        let outcome = sendmmsg(
+            fd,
+            &mut *headers,
+            iovs.iter(),
+            addrs,
+            cmsgs,
+            MsgFlags::MSG_DONTWAIT,
+        )
+        .map(Iterator::count);
+        match outcome {
+            Ok(n) if n > 0 => sent += n,
+            Err(Errno::EAGAIN) => return,
+            // A GSO message the path cannot take: its answers one by one.
+            Err(_) if segment.is_some() => {
+                for d in &iovs[0] {
+                    let one = std::slice::from_ref(d);
+                    let _ = sendmsg(fd, one, &[], MsgFlags::MSG_DONTWAIT, rest[0].to.as_ref());
+                }
+                sent += 1;
             }
+            // One answer the kernel refuses (its asker unreachable): skip it.
+            _ => sent += 1,
         }
     }
 }
@@ -264,41 +269,12 @@ impl Grouping {
 
 /// Segments of one UDP GSO message the kernel takes at most.
 const GSO_MAX: usize = 64;
-/// `UDP_SEGMENT` (linux/udp.h): the size each datagram of a GSO message is cut to.
-const UDP_SEGMENT: libc::c_int = 103;
 
 /// Whether queries `x` and `y` of `inbox` came from the same address and port.
 fn same_asker(inbox: &Inbox, x: usize, y: usize) -> bool {
-    let len = inbox.from_lens[x] as usize;
-    if len != inbox.from_lens[y] as usize || len > std::mem::size_of::<libc::sockaddr_storage>() {
-        return false;
-    }
-    // SAFETY: both are sockaddr_storage values; the first `len` bytes are initialised
-    // (zeroed at creation, written by the kernel).
-    let bytes = |s: &libc::sockaddr_storage| unsafe {
-        std::slice::from_raw_parts(std::ptr::from_ref(s).cast::<u8>(), len)
-    };
-    bytes(&inbox.from[x]) == bytes(&inbox.from[y])
-}
-
-/// Asks for `h`'s data to be cut into datagrams of `size` bytes (UDP GSO).
-fn segment(h: &mut libc::msghdr, control: &mut [u64; 4], size: usize) {
-    // SAFETY: `control` is 32 bytes, 8-aligned: room for one cmsghdr with a u16
-    // (CMSG_SPACE(2) is 24 on 64-bit Linux); the header is written through CMSG_FIRSTHDR.
-    unsafe {
-        h.msg_control = control.as_mut_ptr().cast();
-        h.msg_controllen = libc::CMSG_SPACE(2) as usize;
-        let c = libc::CMSG_FIRSTHDR(h);
-        if c.is_null() {
-            h.msg_control = std::ptr::null_mut();
-            h.msg_controllen = 0;
-            return;
-        }
-        (*c).cmsg_level = libc::SOL_UDP;
-        (*c).cmsg_type = UDP_SEGMENT;
-        (*c).cmsg_len = libc::CMSG_LEN(2) as usize;
-        let size = u16::try_from(size).unwrap_or(u16::MAX);
-        std::ptr::copy_nonoverlapping(size.to_ne_bytes().as_ptr(), libc::CMSG_DATA(c), 2);
+    match (inbox.from.get(x), inbox.from.get(y)) {
+        (Some(Some(a)), Some(Some(b))) => a.len() == b.len() && a == b,
+        _ => false,
     }
 }
 
@@ -324,7 +300,7 @@ mod tests {
                 outbox.bytes.extend_from_slice(q);
                 outbox.push(i, start);
             }
-            outbox.send(server.as_raw_fd(), &mut inbox);
+            outbox.send(server.as_raw_fd(), &inbox);
             got += n;
         }
     }

@@ -84,19 +84,23 @@ impl Listeners {
             .add(&stop, EpollEvent::new(EpollFlags::EPOLLIN, STOP))
             .map_err(|e| io_err("watch the eventfd", e))?;
         let table: Arc<Table> = Arc::default();
-        let worker = Worker {
-            epoll: epoll.clone(),
-            table: table.clone(),
-            shared,
-            rt,
-            inbox: Inbox::default(),
-            outbox: Outbox::default(),
-            found: Found::default(),
-            paused: Vec::new(),
-        };
+        let (worker_epoll, worker_table) = (epoll.clone(), table.clone());
+        // The worker's message headers hold raw pointers: it is made on its own thread.
         let thread = std::thread::Builder::new()
             .name("dns-listeners".into())
-            .spawn(move || worker.run())
+            .spawn(move || {
+                Worker {
+                    epoll: worker_epoll,
+                    table: worker_table,
+                    shared,
+                    rt,
+                    inbox: Inbox::default(),
+                    outbox: Outbox::default(),
+                    found: Found::default(),
+                    paused: Vec::new(),
+                }
+                .run()
+            })
             .map_err(|e| DnsError::io("start the listener thread", e))?;
         Ok(Listeners {
             epoll,
@@ -238,8 +242,7 @@ fn bind(place: &Place) -> Result<(UdpSocket, TcpListener), DnsError> {
     }
 }
 
-/// The serving thread's state: its buffers are reused for every batch, so answering
-/// allocates nothing.
+/// The serving thread's state: its buffers and message headers are reused for every batch.
 struct Worker {
     epoll: Arc<Epoll>,
     table: Arc<Table>,
@@ -313,7 +316,7 @@ impl Worker {
                     }
                 });
             }
-            self.outbox.send(udp.as_raw_fd(), &mut self.inbox);
+            self.outbox.send(udp.as_raw_fd(), &self.inbox);
             if n < BATCH {
                 return;
             }
