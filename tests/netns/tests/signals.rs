@@ -39,6 +39,10 @@ const TERM_INT: u64 = (1 << 14) | (1 << 1);
 /// The same with SIGHUP (1).
 const TERM_INT_HUP: u64 = TERM_INT | 1;
 
+/// How soon a process that honours SIGTERM is gone: well below any kill-after-timeout (10 s
+/// in Docker's `stop`), with room for a loaded CI machine.
+const PROMPT: Duration = Duration::from_secs(3);
+
 /// Sends SIGTERM and returns how long `pids` took to be gone (panics after 5 s).
 fn term_and_time(to: i32, pids: &[i32]) -> Duration {
     let sent = Instant::now();
@@ -61,10 +65,10 @@ fn web_list(bridge: &str, subnet: &str) -> serde_json::Value {
 
 /// A runtime with SIGTERM blocked attaches a container, which starts the DNS server: the
 /// server starts with no signal blocked or ignored, SIGHUP leaves both processes running,
-/// and SIGTERM to the supervisor ends both within a second, their pid files gone and the
+/// and SIGTERM to the supervisor ends both promptly, their pid files gone and the
 /// record kept (the next ADD serves it again).
 #[test]
-fn the_dns_server_and_its_supervisor_end_within_a_second_of_sigterm() {
+fn the_dns_server_and_its_supervisor_end_promptly_on_sigterm() {
     let mut host = TestHost::new();
     let (_, list) = host.conflist("web", &web_list("br-sig", "172.31.7.0/24"));
     let ns = host.container("c1");
@@ -94,7 +98,7 @@ fn the_dns_server_and_its_supervisor_end_within_a_second_of_sigterm() {
         "SIGHUP stops neither (it is documented as ignored)"
     );
     let took = term_and_time(supervisor, &[supervisor, server]);
-    assert!(took < Duration::from_secs(1), "both ended in {took:?}");
+    assert!(took < PROMPT, "both ended in {took:?}");
     assert!(!dns.join("supervisor.pid").exists() && !dns.join("dnsd.pid").exists());
     let records: Vec<_> = std::fs::read_dir(dns.join("records/web"))
         .unwrap()
@@ -108,10 +112,10 @@ fn the_dns_server_and_its_supervisor_end_within_a_second_of_sigterm() {
     assert!(alive(pid_in(&dns.join("dnsd.pid"))));
 }
 
-/// The firewall watcher an ADD started under a careless runtime ends within a second of
+/// The firewall watcher an ADD started under a careless runtime ends promptly on
 /// SIGTERM and removes its pid file; the next ADD starts a new one.
 #[test]
-fn the_firewall_watcher_ends_within_a_second_of_sigterm() {
+fn the_firewall_watcher_ends_promptly_on_sigterm() {
     let mut host = TestHost::new();
     let (_, list) = host.conflist("web", &web_list("br-sigw", "172.31.8.0/24"));
     let ns = host.container("c1");
@@ -130,7 +134,7 @@ fn the_firewall_watcher_ends_within_a_second_of_sigterm() {
     );
     let watcher = pid_in(pid_file);
     let took = term_and_time(watcher, &[watcher]);
-    assert!(took < Duration::from_secs(1), "ended in {took:?}");
+    assert!(took < PROMPT, "ended in {took:?}");
     assert!(!pid_file.exists(), "its pid file is gone");
     let ns2 = host.container("c2");
     host.cni()
@@ -155,7 +159,7 @@ fn the_firewall_watcher_ends_within_a_second_of_sigterm() {
 /// A container's monitor, started by a CLI with SIGTERM blocked, gets SIGTERM (a host
 /// shutdown): it stops its container as `netctl stop` does (the container's process gets
 /// SIGTERM, and its trap ends it at once), records the exit, detaches the network and ends
-/// within a second. The container's own process blocked nothing either.
+/// promptly. The container's own process blocked nothing either.
 #[test]
 fn a_monitor_told_to_stop_stops_its_container_and_records_the_exit() {
     let host = TestHost::new();
@@ -201,7 +205,7 @@ fn a_monitor_told_to_stop_stops_its_container_and_records_the_exit() {
         "found the monitor"
     );
     let took = term_and_time(monitor, &[monitor, pid]);
-    assert!(took < Duration::from_secs(1), "ended in {took:?}");
+    assert!(took < PROMPT, "ended in {took:?}");
     let ps = host.netctl_ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
     assert!(ps.contains("trapper Exited (3)"), "{ps}");
     let links = host.sh("ip -o link");
