@@ -5,7 +5,7 @@ use netctl_engine::network::{create, parse_subnet, CreateRequest, Driver, Networ
 use netctl_engine::Engine;
 use serde_json::json;
 
-use crate::input::{confirm, key_values, options};
+use crate::input::{confirm, options};
 use crate::outcome::Outcome;
 
 /// The network commands.
@@ -117,7 +117,7 @@ pub struct LsArgs {
     /// Only IDs.
     #[arg(short, long)]
     quiet: bool,
-    /// driver=X or name=X; repeatable.
+    /// driver, id, name, label, scope, type (custom, builtin) or dangling=KEY; repeatable.
     #[arg(short, long)]
     filter: Vec<String>,
     /// `json` for one JSON object per line, or a Go template: `{{.Name}}`.
@@ -162,7 +162,7 @@ pub fn run(engine: &Engine, cmd: NetworkCommand) -> Outcome {
             };
             println!("{}", create(engine, &req)?.id);
         }
-        NetworkCommand::Ls(a) => ls(&store.all()?, &a)?,
+        NetworkCommand::Ls(a) => ls(engine, &store.all()?, &a)?,
         NetworkCommand::Inspect { networks, format } => {
             let found = networks
                 .iter()
@@ -213,23 +213,11 @@ pub fn run(engine: &Engine, cmd: NetworkCommand) -> Outcome {
     Ok(0)
 }
 
-fn ls(all: &[Network], a: &LsArgs) -> anyhow::Result<()> {
-    let filters = key_values(&a.filter, "--filter")?;
-    if let Some(bad) = filters
-        .keys()
-        .find(|k| !["driver", "name", "id"].contains(&k.as_str()))
-    {
-        anyhow::bail!("invalid filter {bad:?}: use driver, name or id");
-    }
+fn ls(engine: &Engine, all: &[Network], a: &LsArgs) -> anyhow::Result<()> {
+    let filter = netctl_engine::filter::NetworkFilter::parse(&a.filter)?;
     let nets: Vec<&Network> = all
         .iter()
-        .filter(|n| {
-            filters.iter().all(|(k, v)| match k.as_str() {
-                "driver" => n.driver() == *v,
-                "name" => n.name.contains(v.as_str()),
-                _ => n.id.starts_with(v.as_str()),
-            })
-        })
+        .filter(|n| filter.matches(n, || !n.attachments(engine).is_empty()))
         .collect();
     let id = |n: &Network| {
         if a.no_trunc {

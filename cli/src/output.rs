@@ -2,70 +2,11 @@
 //! durations and sizes, container status lines.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime};
 
-use netctl_engine::container::{Container, Status};
-use netctl_engine::health::HealthStatus;
+use netctl_engine::container::Container;
+pub use netctl_engine::summary::{ago, status_text};
 use netctl_engine::view::state_name;
 use netctl_engine::{Engine, Error};
-
-/// "3 seconds", "About a minute", "2 hours" — Docker's human durations.
-pub fn human_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0 => "Less than a second".into(),
-        1 => "1 second".into(),
-        2..=59 => format!("{s} seconds"),
-        60..=119 => "About a minute".into(),
-        120..=3599 => format!("{} minutes", s / 60),
-        3600..=7199 => "About an hour".into(),
-        7200..=172_799 => format!("{} hours", s / 3600),
-        _ => format!("{} days", s / 86_400),
-    }
-}
-
-/// How long ago a timestamp was.
-pub fn ago(ts: &str) -> String {
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let then = netctl_engine::clock::epoch(ts).unwrap_or(now);
-    format!(
-        "{} ago",
-        human_duration(Duration::from_secs(now.saturating_sub(then)))
-    )
-}
-
-/// "Up 3 seconds", "Exited (0) 2 minutes ago", "Created".
-pub fn status_text(c: &Container) -> String {
-    match c.state.status {
-        Status::Created => "Created".into(),
-        Status::Dead => "Dead".into(),
-        Status::Running if c.is_running() && c.state.restarting => format!(
-            "Restarting ({}) {}",
-            c.state.exit_code,
-            ago(&c.state.finished_at)
-        ),
-        Status::Running if c.is_running() => {
-            let up = format!("Up {}", ago(&c.state.started_at).trim_end_matches(" ago"));
-            if c.state.paused {
-                up + " (Paused)"
-            } else {
-                match c.state.health.as_ref().map(|h| h.status) {
-                    Some(HealthStatus::Starting) => up + " (health: starting)",
-                    Some(s) => format!("{up} ({})", s.as_str()),
-                    None => up,
-                }
-            }
-        }
-        _ => format!(
-            "Exited ({}) {}",
-            c.state.exit_code,
-            ago(&c.state.finished_at)
-        ),
-    }
-}
 
 /// `ps`'s PORTS as Docker's `DisplayablePorts` writes them: exposed ports (ranges
 /// collapsed, `443/tcp`, `8000-8002/tcp`) and same-number mappings first, then each
@@ -399,10 +340,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_and_sizes_read_like_docker() {
-        assert_eq!(human_duration(Duration::from_secs(5)), "5 seconds");
-        assert_eq!(human_duration(Duration::from_secs(70)), "About a minute");
-        assert_eq!(human_duration(Duration::from_secs(3 * 3600)), "3 hours");
+    fn sizes_read_like_docker() {
         assert_eq!(human_size(4_261_000), "4.26MB");
         assert_eq!(human_size(512), "512B");
     }

@@ -123,15 +123,13 @@ pub fn run(engine: &Engine, cmd: VolumeCommand) -> Outcome {
             if !force && !crate::input::confirm("WARNING! This will remove anonymous local volumes not used by at least one container.")? {
                 return Ok(0);
             }
+            let pruned = netctl_engine::system::prune_volumes(engine, all)?;
             println!("Deleted Volumes:");
-            for v in store.all()?.into_iter().filter(|v| all || v.anonymous) {
-                match netctl_engine::volume::remove(engine, &v.name) {
-                    Ok(()) => println!("{}", v.name),
-                    Err(netctl_engine::Error::Conflict(_)) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            println!("\nTotal reclaimed space: 0B");
+            pruned.deleted.iter().for_each(|v| println!("{v}"));
+            println!(
+                "\nTotal reclaimed space: {}",
+                crate::output::human_size(pruned.reclaimed)
+            );
         }
     }
     Ok(0)

@@ -200,6 +200,62 @@ fn one_matches(key: Key, v: &Value, c: &Container, image_names: &[String]) -> bo
     }
 }
 
+/// `network ls --filter` (the API's `/networks?filters=`): driver, id (a prefix), name (a
+/// part), label (KEY or KEY=VALUE, all must match), scope, type (custom or builtin) and
+/// dangling (no container attached).
+#[derive(Debug, Default)]
+pub struct NetworkFilter {
+    by: BTreeMap<String, Vec<String>>,
+}
+
+impl NetworkFilter {
+    /// Parses `KEY=VALUE` filters, with Docker's errors for unknown keys and values.
+    pub fn parse(filters: &[String]) -> Result<Self> {
+        const KEYS: [&str; 7] = ["dangling", "driver", "id", "label", "name", "scope", "type"];
+        let mut by: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for f in filters {
+            let Some((k, v)) = f.split_once('=') else {
+                invalid!("bad format of filter (expected name=value): {f}");
+            };
+            if !KEYS.contains(&k) {
+                invalid!("Invalid filter '{k}'");
+            }
+            if k == "type" && !["custom", "builtin"].contains(&v) {
+                invalid!("invalid filter: 'type'='{v}'");
+            }
+            if k == "dangling" && !["true", "false", "1", "0"].contains(&v) {
+                invalid!("invalid filter 'dangling={v}'");
+            }
+            by.entry(k.to_string()).or_default().push(v.to_string());
+        }
+        Ok(Self { by })
+    }
+
+    /// Whether network `n` passes; `used` says whether a container is attached to it.
+    pub fn matches(&self, n: &crate::network::Network, used: impl Fn() -> bool) -> bool {
+        let builtin = crate::network::PREDEFINED.contains(&n.name.as_str());
+        self.by.iter().all(|(k, values)| {
+            let one = |v: &String| match k.as_str() {
+                "driver" => n.driver() == *v,
+                "id" => n.id.starts_with(v.as_str()),
+                "name" => n.name.contains(v.as_str()),
+                "scope" => n.scope() == v,
+                "type" => (v == "builtin") == builtin,
+                "dangling" => (v == "true" || v == "1") == (!builtin && !used()),
+                _ => match v.split_once('=') {
+                    Some((lk, lv)) => n.meta.labels.get(lk).is_some_and(|x| x == lv),
+                    None => n.meta.labels.contains_key(v),
+                },
+            };
+            if k == "label" {
+                values.iter().all(one)
+            } else {
+                values.iter().any(one)
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,6 +42,7 @@ pub mod seam;
 mod seam_tests;
 pub mod spec;
 pub mod stats;
+pub mod summary;
 pub mod system;
 pub mod view;
 pub mod volume;

@@ -224,16 +224,16 @@ impl std::str::FromStr for WaitCondition {
 }
 
 /// `wait`: blocks until the container meets `condition`, sleeping on the event journal
-/// (never polling); its last exit code. `cancel` gives up the wait (a client that went
-/// away), with an error.
+/// (never polling); its last exit code. Exits from `since` on count (a caller that answers
+/// "waiting" before it waits takes the instant first, so none falls in between); `cancel`
+/// gives up the wait (a client that went away), with an error.
 pub fn wait(
     engine: &Engine,
     c: &Container,
     condition: WaitCondition,
+    since: crate::when::Instant,
     cancel: Option<&Cancel>,
 ) -> Result<i32> {
-    // Events from this instant on are read, so none falls between the look and the reading.
-    let since = crate::when::now();
     let mut c = c.clone();
     if c.reload().is_err() && condition == WaitCondition::Removed {
         return Ok(c.state.exit_code);

@@ -335,12 +335,24 @@ fn wait_next_exit_sleeps_until_the_exit_is_recorded_and_returns_its_code() {
     let (engine, _log) = engine(dir.path());
     let c = container(&engine, "web", &[]);
     let engine = Arc::new(engine);
+    // The instant is taken before the waiter starts, so the exit below counts however the
+    // threads run.
+    let since = crate::when::now();
     let waiter = std::thread::spawn({
         let (engine, c) = (engine.clone(), c.clone());
-        move || crate::manage::wait(&engine, &c, crate::manage::WaitCondition::NextExit, None)
+        move || {
+            crate::manage::wait(
+                &engine,
+                &c,
+                crate::manage::WaitCondition::NextExit,
+                since,
+                None,
+            )
+        }
     });
     // Not running: `not-running` answers at once, with the recorded code.
-    let now = crate::manage::wait(&engine, &c, Default::default(), None).unwrap();
+    let now =
+        crate::manage::wait(&engine, &c, Default::default(), crate::when::now(), None).unwrap();
     assert_eq!(now, 0);
     std::thread::sleep(Duration::from_millis(100));
     assert!(!waiter.is_finished(), "next-exit returned before any exit");
@@ -354,9 +366,18 @@ fn wait_removed_returns_when_the_container_is_destroyed_and_a_cancelled_wait_err
     let (engine, _log) = engine(dir.path());
     let c = container(&engine, "web", &[]);
     let engine = Arc::new(engine);
+    let since = crate::when::now();
     let removed = std::thread::spawn({
         let (engine, c) = (engine.clone(), c.clone());
-        move || crate::manage::wait(&engine, &c, crate::manage::WaitCondition::Removed, None)
+        move || {
+            crate::manage::wait(
+                &engine,
+                &c,
+                crate::manage::WaitCondition::Removed,
+                since,
+                None,
+            )
+        }
     });
     let cancel = crate::watch::Cancel::new().unwrap();
     let cancelled = std::thread::spawn({
@@ -366,6 +387,7 @@ fn wait_removed_returns_when_the_container_is_destroyed_and_a_cancelled_wait_err
                 &engine,
                 &c,
                 crate::manage::WaitCondition::NextExit,
+                since,
                 Some(&cancel),
             )
         }
@@ -384,6 +406,7 @@ fn wait_removed_returns_when_the_container_is_destroyed_and_a_cancelled_wait_err
         &engine,
         &c2,
         crate::manage::WaitCondition::NextExit,
+        crate::when::now(),
         Some(&cancel),
     )
     .unwrap_err();

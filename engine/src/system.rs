@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::engine::Engine;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::image::ImageStore;
 use crate::network::PREDEFINED;
 use crate::volume::VolumeStore;
@@ -221,6 +221,25 @@ pub fn prune_networks(engine: &Engine) -> Result<Pruned> {
         }
         store.remove(engine, &n)?;
         out.deleted.push(n.name);
+    }
+    Ok(out)
+}
+
+/// `volume prune`: anonymous volumes no container uses (with `all`, named ones too, as
+/// Docker before API 1.42 did), with the space their data took.
+pub fn prune_volumes(engine: &Engine, all: bool) -> Result<Pruned> {
+    let store = crate::volume::VolumeStore::open(engine.root())?;
+    let mut out = Pruned::default();
+    for v in store.all()?.into_iter().filter(|v| all || v.anonymous) {
+        let bytes = crate::layer::du(&store.data(&v.name));
+        match crate::volume::remove(engine, &v.name) {
+            Ok(()) => {
+                out.deleted.push(v.name);
+                out.reclaimed += bytes;
+            }
+            Err(Error::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
     }
     Ok(out)
 }

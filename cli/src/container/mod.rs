@@ -163,6 +163,7 @@ fn verb(engine: &Engine, cmd: Verb) -> Outcome {
                         engine,
                         &engine.containers.find(key)?,
                         Default::default(),
+                        netctl_engine::when::now(),
                         None
                     )?
                 );
@@ -322,24 +323,15 @@ fn each_of(
 /// `ps`.
 fn ps(engine: &Engine, a: &PsArgs) -> Outcome {
     output::repair(engine);
-    let filter = netctl_engine::filter::ContainerFilter::parse(&a.filter)?;
     let images = netctl_engine::image::ImageStore::open(engine.root())?;
-    let last = if a.latest { Some(1) } else { a.last };
-    let all = a.all || last.is_some();
-    let shown: Vec<Container> = engine
-        .containers
-        .all()?
-        .into_iter()
-        .take(last.unwrap_or(usize::MAX))
-        .filter(|c| all || filter.names_a_status() || c.is_running())
-        .filter(|c| {
-            let names = images
-                .find(&c.config.image)
-                .map(|i| i.tags)
-                .unwrap_or_default();
-            filter.matches(c, &names)
-        })
-        .collect();
+    let shown = netctl_engine::summary::list(
+        engine,
+        &netctl_engine::summary::ListOptions {
+            all: a.all,
+            limit: if a.latest { Some(1) } else { a.last },
+            filters: a.filter.clone(),
+        },
+    )?;
     let show = output::PsShow {
         full: a.no_trunc,
         image_size: None,

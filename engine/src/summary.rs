@@ -1,0 +1,223 @@
+//! A container in one line, as `ps` and the API's `/containers/json` show it: the status
+//! text ("Up 3 seconds"), and the summary object Docker's clients read.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::container::{Container, Status};
+use crate::engine::Engine;
+use crate::health::HealthStatus;
+use crate::view::state_name;
+
+/// "3 seconds", "About a minute", "2 hours" — Docker's human durations.
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => "Less than a second".into(),
+        1 => "1 second".into(),
+        2..=59 => format!("{s} seconds"),
+        60..=119 => "About a minute".into(),
+        120..=3599 => format!("{} minutes", s / 60),
+        3600..=7199 => "About an hour".into(),
+        7200..=172_799 => format!("{} hours", s / 3600),
+        _ => format!("{} days", s / 86_400),
+    }
+}
+
+/// How long ago a timestamp was.
+pub fn ago(ts: &str) -> String {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let then = crate::clock::epoch(ts).unwrap_or(now);
+    format!(
+        "{} ago",
+        human_duration(Duration::from_secs(now.saturating_sub(then)))
+    )
+}
+
+/// "Up 3 seconds", "Exited (0) 2 minutes ago", "Created".
+pub fn status_text(c: &Container) -> String {
+    match c.state.status {
+        Status::Created => "Created".into(),
+        Status::Dead => "Dead".into(),
+        Status::Running if c.is_running() && c.state.restarting => format!(
+            "Restarting ({}) {}",
+            c.state.exit_code,
+            ago(&c.state.finished_at)
+        ),
+        Status::Running if c.is_running() => {
+            let up = format!("Up {}", ago(&c.state.started_at).trim_end_matches(" ago"));
+            if c.state.paused {
+                up + " (Paused)"
+            } else {
+                match c.state.health.as_ref().map(|h| h.status) {
+                    Some(HealthStatus::Starting) => up + " (health: starting)",
+                    Some(s) => format!("{up} ({})", s.as_str()),
+                    None => up,
+                }
+            }
+        }
+        _ => format!(
+            "Exited ({}) {}",
+            c.state.exit_code,
+            ago(&c.state.finished_at)
+        ),
+    }
+}
+
+/// One published or exposed port in a summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct PortSummary {
+    /// The host address (absent for an exposed port).
+    #[serde(rename = "IP", skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    /// The container's port.
+    #[serde(rename = "PrivatePort")]
+    pub private_port: u16,
+    /// The host's port (absent for an exposed port).
+    #[serde(rename = "PublicPort", skip_serializing_if = "Option::is_none")]
+    pub public_port: Option<u16>,
+    /// tcp or udp.
+    #[serde(rename = "Type")]
+    pub kind: String,
+}
+
+/// A container in the Engine API's `/containers/json` list.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerSummary {
+    /// 64 hex.
+    pub id: String,
+    /// `/NAME`.
+    pub names: Vec<String>,
+    /// The image as the user named it.
+    pub image: String,
+    /// `sha256:...`.
+    #[serde(rename = "ImageID")]
+    pub image_id: String,
+    /// The command line.
+    pub command: String,
+    /// Seconds since the epoch.
+    pub created: u64,
+    /// Published ports and, while running, exposed ones.
+    pub ports: Vec<PortSummary>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// created, running, paused, restarting, exited, dead.
+    pub state: &'static str,
+    /// "Up 3 seconds".
+    pub status: String,
+    /// The network mode.
+    pub host_config: serde_json::Value,
+    /// Each network's endpoint, as inspect shows it.
+    pub network_settings: serde_json::Value,
+    /// Mounts, as inspect shows them.
+    pub mounts: serde_json::Value,
+    /// Bytes written by the container (with `size`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_rw: Option<u64>,
+    /// Those plus its image's (with `size`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_root_fs: Option<u64>,
+}
+
+/// Container `c` as `/containers/json` lists it; `image_size` (with `size`) adds the sizes.
+pub fn summary(engine: &Engine, c: &Container, image_size: Option<u64>) -> ContainerSummary {
+    let inspect = serde_json::to_value(crate::view::inspect(engine, c)).unwrap_or_default();
+    let mut ports: Vec<PortSummary> = c
+        .published()
+        .iter()
+        .map(|p| PortSummary {
+            ip: Some(
+                p.host_ip
+                    .map_or_else(|| "0.0.0.0".into(), |i| i.to_string()),
+            ),
+            private_port: p.container_port,
+            public_port: Some(p.host_port),
+            kind: p.protocol.to_string(),
+        })
+        .collect();
+    if c.is_running() {
+        for (port, proto) in &c.config.exposed {
+            let proto = proto.to_string();
+            if !ports
+                .iter()
+                .any(|p| p.private_port == *port && p.kind == proto)
+            {
+                ports.push(PortSummary {
+                    ip: None,
+                    private_port: *port,
+                    public_port: None,
+                    kind: proto,
+                });
+            }
+        }
+    }
+    let rw = image_size.map(|_| c.size_rw());
+    ContainerSummary {
+        id: c.config.id.clone(),
+        names: vec![format!("/{}", c.config.name)],
+        image: c.config.image_name.clone(),
+        image_id: format!("sha256:{}", c.config.image),
+        command: c.config.command.join(" "),
+        created: crate::clock::epoch(&c.config.created).unwrap_or(0),
+        ports,
+        labels: c.config.labels.clone(),
+        state: state_name(c),
+        status: status_text(c),
+        host_config: serde_json::json!({"NetworkMode": inspect["HostConfig"]["NetworkMode"]}),
+        network_settings: serde_json::json!({"Networks": inspect["NetworkSettings"]["Networks"]}),
+        mounts: inspect["Mounts"].clone(),
+        size_rw: rw,
+        size_root_fs: rw.zip(image_size).map(|(a, b)| a + b),
+    }
+}
+
+/// Which containers a listing shows (`ps -a`, `-n`, `--filter`; the API's `all`, `limit`,
+/// `filters`).
+#[derive(Debug, Default, Clone)]
+pub struct ListOptions {
+    /// Stopped ones too.
+    pub all: bool,
+    /// Only the last N made (of every state).
+    pub limit: Option<usize>,
+    /// `KEY=VALUE` filters ([`crate::filter::ContainerFilter`]).
+    pub filters: Vec<String>,
+}
+
+/// The containers a listing shows, in the store's order (newest first).
+pub fn list(engine: &Engine, opts: &ListOptions) -> crate::Result<Vec<Container>> {
+    let filter = crate::filter::ContainerFilter::parse(&opts.filters)?;
+    let images = crate::image::ImageStore::open(engine.root())?;
+    let all = opts.all || opts.limit.is_some() || filter.names_a_status();
+    Ok(engine
+        .containers
+        .all()?
+        .into_iter()
+        .take(opts.limit.unwrap_or(usize::MAX))
+        .filter(|c| all || c.is_running())
+        .filter(|c| {
+            let names = images
+                .find(&c.config.image)
+                .map(|i| i.tags)
+                .unwrap_or_default();
+            filter.matches(c, &names)
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_dockers() {
+        assert_eq!(human_duration(Duration::from_secs(5)), "5 seconds");
+        assert_eq!(human_duration(Duration::from_secs(70)), "About a minute");
+        assert_eq!(human_duration(Duration::from_secs(3 * 3600)), "3 hours");
+    }
+}

@@ -1,0 +1,224 @@
+//! The Engine API: routes, API versions, and what every handler shares (the engine, run off
+//! the async workers; Docker's query conventions).
+
+mod containers;
+mod create;
+mod error;
+mod images;
+mod networks;
+mod stream;
+mod system;
+mod volumes;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use netctl_engine::Engine;
+
+pub use error::ApiError;
+
+/// The API version served, and the oldest accepted.
+pub const API_VERSION: (u32, u32) = (1, 41);
+/// The oldest API version accepted.
+pub const MIN_API_VERSION: (u32, u32) = (1, 24);
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct Daemon {
+    /// The engine, shared with every request.
+    pub engine: Arc<Engine>,
+}
+
+/// A handler's result.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl Daemon {
+    /// Runs `f` on the engine off the async workers (the engine blocks: files, locks,
+    /// netlink, plugins).
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Engine) -> ApiResult<T> + Send + 'static,
+    ) -> ApiResult<T> {
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || f(&engine))
+            .await
+            .map_err(|e| ApiError::internal(format!("the request's worker failed: {e}")))?
+    }
+}
+
+/// The query of a request, by name (a repeated name keeps its last value).
+pub type Query = axum::extract::Query<BTreeMap<String, String>>;
+
+/// A boolean query value as Docker reads one: `1`, `true`, `True` ... are true.
+pub fn flag(q: &BTreeMap<String, String>, name: &str) -> bool {
+    q.get(name)
+        .is_some_and(|v| !matches!(v.as_str(), "" | "0" | "false" | "False" | "FALSE"))
+}
+
+/// The `filters` query value, `{"key": ["value", ...]}` (or the older `{"key": {"value":
+/// true}}`), as `key=value` strings for the engine's filter parsers.
+pub fn filters(q: &BTreeMap<String, String>) -> ApiResult<Vec<String>> {
+    let Some(raw) = q.get("filters").filter(|r| !r.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let parsed: BTreeMap<String, serde_json::Value> = serde_json::from_str(raw)
+        .map_err(|e| ApiError::bad_request(format!("invalid filter: {e}")))?;
+    let mut out = Vec::new();
+    for (key, values) in parsed {
+        let values: Vec<String> = match values {
+            serde_json::Value::Array(list) => list
+                .into_iter()
+                .map(|v| v.as_str().map(str::to_string))
+                .collect::<Option<_>>()
+                .ok_or_else(|| ApiError::bad_request(format!("invalid filter: {key}")))?,
+            serde_json::Value::Object(map) => map
+                .into_iter()
+                .filter(|(_, on)| on.as_bool() == Some(true))
+                .map(|(v, _)| v)
+                .collect(),
+            _ => return Err(ApiError::bad_request(format!("invalid filter: {key}"))),
+        };
+        out.extend(values.into_iter().map(|v| format!("{key}={v}")));
+    }
+    Ok(out)
+}
+
+/// Every route, served bare and under `/v{X.Y}/`.
+pub fn app(daemon: Daemon) -> Router {
+    Router::new()
+        .route("/_ping", get(system::ping).head(system::ping))
+        .route("/version", get(system::version))
+        .route("/info", get(system::info))
+        .route("/events", get(system::events))
+        .merge(networks::routes())
+        .merge(volumes::routes())
+        .merge(containers::routes())
+        .merge(images::routes())
+        .fallback(unsupported)
+        .with_state(daemon)
+}
+
+/// What netctld does not serve: Docker's JSON error, never a hang.
+async fn unsupported(req: Request) -> ApiError {
+    ApiError::not_found(format!(
+        "{} {} is not supported by netctl",
+        req.method(),
+        req.uri().path()
+    ))
+}
+
+/// The version a request asked for, from its `/v{X.Y}` prefix (the current one without).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ApiVersion(pub u32, pub u32);
+
+/// Strips the `/v{X.Y}` prefix, refusing versions outside 1.24-1.41 as Docker does, and
+/// adds the headers Docker answers with.
+pub async fn versioned(mut req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    let (version, rest) = match split_version(&path) {
+        Some((v, rest)) => (v, rest.to_string()),
+        None => (ApiVersion(API_VERSION.0, API_VERSION.1), path.clone()),
+    };
+    if version > ApiVersion(API_VERSION.0, API_VERSION.1) {
+        return with_headers(
+            ApiError::bad_request(format!(
+                "client version {}.{} is too new. Maximum supported API version is {}.{}",
+                version.0, version.1, API_VERSION.0, API_VERSION.1
+            ))
+            .into_response(),
+        );
+    }
+    if version < ApiVersion(MIN_API_VERSION.0, MIN_API_VERSION.1) {
+        return with_headers(ApiError::bad_request(format!(
+            "client version {}.{} is too old. Minimum supported API version is {}.{}, please upgrade your client to a newer version",
+            version.0, version.1, MIN_API_VERSION.0, MIN_API_VERSION.1
+        )).into_response());
+    }
+    if rest != path {
+        let query = req
+            .uri()
+            .query()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default();
+        match format!("{rest}{query}").parse() {
+            Ok(uri) => *req.uri_mut() = uri,
+            Err(_) => return ApiError::bad_request("bad request path").into_response(),
+        }
+    }
+    req.extensions_mut().insert(version);
+    with_headers(next.run(req).await)
+}
+
+/// `/v1.41/containers/json` as (1.41, `/containers/json`).
+fn split_version(path: &str) -> Option<(ApiVersion, &str)> {
+    let rest = path.strip_prefix("/v")?;
+    let end = rest.find('/').unwrap_or(rest.len());
+    let (major, minor) = rest[..end].split_once('.')?;
+    let v = ApiVersion(major.parse().ok()?, minor.parse().ok()?);
+    let tail = &rest[end..];
+    Some((v, if tail.is_empty() { "/" } else { tail }))
+}
+
+fn with_headers(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    let api = format!("{}.{}", API_VERSION.0, API_VERSION.1);
+    for (k, v) in [
+        ("api-version", api.as_str()),
+        ("docker-experimental", "false"),
+        ("ostype", "linux"),
+        (
+            "server",
+            concat!("netctld/", env!("CARGO_PKG_VERSION"), " (linux)"),
+        ),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            h.insert(k, v);
+        }
+    }
+    r
+}
+
+/// An empty answer with a status (204 No Content, 304 Not Modified ...).
+pub fn status(code: StatusCode) -> Response {
+    code.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_prefixes_are_split_and_bad_ones_left_alone() {
+        assert_eq!(
+            split_version("/v1.41/containers/json"),
+            Some((ApiVersion(1, 41), "/containers/json"))
+        );
+        assert_eq!(
+            split_version("/v1.24/_ping"),
+            Some((ApiVersion(1, 24), "/_ping"))
+        );
+        assert_eq!(split_version("/volumes"), None);
+        assert_eq!(split_version("/vx.y/info"), None);
+    }
+
+    #[test]
+    fn filters_are_read_in_both_of_dockers_shapes() {
+        let q = |s: &str| BTreeMap::from([("filters".to_string(), s.to_string())]);
+        assert_eq!(
+            filters(&q(r#"{"label":["a=b"],"name":["web"]}"#)).unwrap(),
+            ["label=a=b", "name=web"]
+        );
+        assert_eq!(
+            filters(&q(r#"{"dangling":{"true":true}}"#)).unwrap(),
+            ["dangling=true"]
+        );
+        assert!(filters(&q("{")).is_err());
+        assert!(filters(&q(r#"{"name":[1]}"#)).is_err());
+    }
+}

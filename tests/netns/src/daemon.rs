@@ -1,0 +1,58 @@
+//! netctld in a test's namespaces, serving that test's engine state on a socket in the
+//! test's folder, and the Debian docker CLI (/usr/bin/docker) pointed at it, as a user with
+//! `DOCKER_HOST=unix://...` would run it.
+
+use std::time::Duration;
+
+use crate::{binary, eventually, exit_and_streams, TestHost};
+
+/// A running netctld; it is killed with the test host's other daemons.
+pub struct Netctld {
+    sock: String,
+}
+
+impl Netctld {
+    /// Starts netctld and waits until `/_ping` answers through the docker CLI.
+    pub fn start(host: &mut TestHost) -> Netctld {
+        let dir = host.dir().display().to_string();
+        host.spawn(&format!(
+            "exec {} -H unix://{dir}/netctld.sock > {dir}/netctld.log 2>&1",
+            binary("netctld").display()
+        ));
+        let daemon = Netctld {
+            sock: format!("unix://{dir}/netctld.sock"),
+        };
+        eventually(
+            "netctld answers",
+            Duration::from_secs(20),
+            || match daemon.docker(&["version", "--format", "{{.Server.APIVersion}}"]) {
+                (0, v, _) => Ok(v),
+                (_, o, e) => Err(format!("{o}{e}")),
+            },
+        );
+        daemon
+    }
+
+    /// `docker ARGS` against netctld: exit code, stdout and stderr.
+    pub fn docker(&self, args: &[&str]) -> (i32, String, String) {
+        let out = std::process::Command::new("/usr/bin/docker")
+            .env("DOCKER_HOST", &self.sock)
+            .env_remove("DOCKER_API_VERSION")
+            .args(args)
+            .output()
+            .expect("run docker");
+        exit_and_streams(&out)
+    }
+
+    /// `docker ARGS` against netctld; its stdout, or a panic with what it printed.
+    pub fn docker_ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.docker(args);
+        assert_eq!(code, 0, "docker {args:?} failed: {out}{err}");
+        out
+    }
+
+    /// The socket, as `DOCKER_HOST` names it.
+    pub fn host(&self) -> &str {
+        &self.sock
+    }
+}

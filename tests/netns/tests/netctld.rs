@@ -1,0 +1,206 @@
+//! netctld driven by the Debian docker CLI (20.10, API 1.41), as a user with
+//! `DOCKER_HOST=unix://...` drives it: the seed notes' networking walk-through, one state
+//! shared with the netctl command line, Docker's errors and exit codes, and API versions.
+
+use std::time::Duration;
+
+use netctl_netns_tests::daemon::Netctld;
+use netctl_netns_tests::{eventually, TestHost};
+
+fn started() -> (TestHost, Netctld) {
+    let mut host = TestHost::new();
+    host.busybox_image();
+    let daemon = Netctld::start(&mut host);
+    (host, daemon)
+}
+
+/// An HTTP GET of `addr:port` from the host, retried while the server starts.
+fn get(host: &TestHost, addr: &str, port: u16) -> String {
+    let cmd = format!("printf \"GET / HTTP/1.0\\r\\n\\r\\n\" | busybox nc -w 2 {addr} {port}");
+    eventually(
+        &format!("{addr}:{port}"),
+        Duration::from_secs(5),
+        || match host.try_sh(&cmd) {
+            (true, out) if out.contains("200 OK") => Ok(out),
+            (_, out) => Err(out),
+        },
+    )
+}
+
+/// The walk-through of Docker's networking docs, typed into the docker CLI: a network with
+/// a subnet and an IP range, two containers behind one alias, a published port, connect and
+/// disconnect, and everything gone after `rm -f` and `network rm`.
+#[test]
+fn the_docker_cli_builds_networks_and_containers_through_netctld() {
+    let (host, d) = started();
+    let id = d.docker_ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "172.72.0.0/16",
+        "--ip-range",
+        "172.72.0.0/24",
+        "app",
+    ]);
+    assert_eq!(id.trim().len(), 64, "{id}");
+    let ranges = d.docker_ok(&[
+        "network",
+        "inspect",
+        "app",
+        "-f",
+        "{{range .IPAM.Config}}{{.Subnet}} {{.IPRange}} {{.Gateway}}{{end}}",
+    ]);
+    assert_eq!(ranges.trim(), "172.72.0.0/16 172.72.0.0/24 172.72.0.1");
+    let names = d.docker_ok(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"]);
+    for want in ["app bridge", "bridge bridge", "host host", "none null"] {
+        assert!(names.lines().any(|l| l == want), "{want} in {names}");
+    }
+
+    for (name, port) in [("web1", Some("8080:80")), ("web2", None)] {
+        let mut args = vec![
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--net",
+            "app",
+            "--net-alias",
+            "web",
+        ];
+        if let Some(p) = port {
+            args.extend(["-p", p]);
+        }
+        args.extend(["busybox", "httpd", "-f", "-p", "80", "-h", "/www"]);
+        let id = d.docker_ok(&args);
+        assert_eq!(id.trim().len(), 64, "run -d prints the ID: {id}");
+    }
+    let ps = d.docker_ok(&["ps", "--format", "{{.Names}} {{.Status}} {{.Ports}}"]);
+    assert!(
+        ps.lines()
+            .any(|l| l.starts_with("web1 Up")
+                && l.ends_with("0.0.0.0:8080->80/tcp, :::8080->80/tcp")),
+        "{ps}"
+    );
+    let ip = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.app.IPAddress}}",
+        "web1",
+    ]);
+    assert!(ip.starts_with("172.72.0."), "inside the IP range: {ip}");
+    assert!(get(&host, "127.0.0.1", 8080).contains("hello from busybox"));
+
+    // One state: the netctl command line sees the containers docker made, and their alias
+    // answers with both.
+    let answer = host.netctl_ok(&["exec", "web1", "nslookup", "web"]);
+    assert_eq!(answer.matches("172.72.0.").count(), 2, "{answer}");
+
+    d.docker_ok(&["network", "disconnect", "app", "web2"]);
+    let (code, _, _) = host.netctl(&["exec", "web1", "nslookup", "web2"]);
+    assert_ne!(code, 0, "web2 left the network's DNS");
+    d.docker_ok(&["network", "connect", "--alias", "api", "app", "web2"]);
+    let answer = host.netctl_ok(&["exec", "web1", "nslookup", "api"]);
+    assert!(answer.contains("172.72.0."), "{answer}");
+
+    d.docker_ok(&["rm", "-f", "web1", "web2"]);
+    d.docker_ok(&["network", "rm", "app"]);
+    assert_eq!(d.docker_ok(&["ps", "-aq"]), "");
+    let names = d.docker_ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(!names.contains("app"), "{names}");
+}
+
+/// What a user mistypes gets Docker's words and exit codes, and nothing is left half-made.
+#[test]
+fn mistakes_get_dockers_errors_through_netctld() {
+    let (host, d) = started();
+    let (code, _, err) = d.docker(&["network", "rm", "doesnotexist"]);
+    assert_eq!(
+        (code, err.trim()),
+        (1, "Error: No such network: doesnotexist")
+    );
+    let (code, _, err) = d.docker(&["run", "-d", "--network", "doesnotexist", "busybox", "true"]);
+    assert_eq!(code, 125, "{err}");
+    assert!(
+        err.contains("Error response from daemon: network doesnotexist not found"),
+        "{err}"
+    );
+    let (code, _, err) = d.docker(&["network", "rm", "bridge"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("bridge is a pre-defined network and cannot be removed"),
+        "{err}"
+    );
+    let (code, _, err) = d.docker(&["stop", "nosuch"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("No such container: nosuch"), "{err}");
+    let (code, _, err) = d.docker(&["run", "-d", "--name", "x", "nosuchimage", "true"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("nosuchimage"), "{err}");
+    assert_eq!(d.docker_ok(&["ps", "-aq"]), "", "no half-made container");
+
+    // Versions outside 1.24-1.41 are refused as Docker refuses them.
+    let too_old = host.sh(&format!(
+        "curl -s --unix-socket {} http://d/v1.12/info",
+        d.host().trim_start_matches("unix://")
+    ));
+    assert!(
+        too_old.contains("client version 1.12 is too old. Minimum supported API version is 1.24"),
+        "{too_old}"
+    );
+    let too_new = host.sh(&format!(
+        "curl -s --unix-socket {} http://d/v1.99/info",
+        d.host().trim_start_matches("unix://")
+    ));
+    assert!(
+        too_new.contains("client version 1.99 is too new. Maximum supported API version is 1.41"),
+        "{too_new}"
+    );
+}
+
+/// Containers, volumes and logs through the docker CLI, on the same state as netctl's.
+#[test]
+fn containers_volumes_and_logs_through_netctld() {
+    let (host, d) = started();
+    host.netctl_ok(&["run", "-d", "--name", "fromcli", "busybox", "sleep", "1000"]);
+    let ps = d.docker_ok(&["ps", "--format", "{{.Names}} {{.Image}} {{.Command}}"]);
+    assert_eq!(ps.trim(), "fromcli busybox \"sleep 1000\"");
+
+    d.docker_ok(&["volume", "create", "data"]);
+    assert_eq!(d.docker_ok(&["volume", "ls", "-q"]).trim(), "data");
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "talker",
+        "-v",
+        "data:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hello; echo oops >&2; echo kept > /data/f",
+    ]);
+    assert_eq!(d.docker_ok(&["wait", "talker"]).trim(), "0");
+    let (code, out, err) = d.docker(&["logs", "talker"]);
+    assert_eq!((code, out.as_str(), err.as_str()), (0, "hello\n", "oops\n"));
+    let state = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        "talker",
+    ]);
+    assert_eq!(state.trim(), "exited 0");
+    let (code, _, err) = d.docker(&["volume", "rm", "data"]);
+    assert_eq!(code, 1, "in use: {err}");
+    d.docker_ok(&["rm", "talker"]);
+    d.docker_ok(&["volume", "rm", "data"]);
+
+    d.docker_ok(&["stop", "-t", "1", "fromcli"]);
+    let state = d.docker_ok(&["inspect", "-f", "{{.State.Running}}", "fromcli"]);
+    assert_eq!(state.trim(), "false");
+    d.docker_ok(&["start", "fromcli"]);
+    d.docker_ok(&["rename", "fromcli", "renamed"]);
+    let top = d.docker_ok(&["top", "renamed"]);
+    assert!(top.contains("sleep 1000"), "{top}");
+    d.docker_ok(&["rm", "-f", "renamed"]);
+    assert_eq!(host.netctl_ok(&["ps", "-aq"]), "");
+}
