@@ -105,7 +105,10 @@ mod tests {
         // closes them: the lock is free within moments, not necessarily at once.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while StoreLock::try_exclusive(&path).unwrap().is_none() {
-            assert!(std::time::Instant::now() < deadline, "the lock stayed taken");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the lock stayed taken"
+            );
             std::thread::yield_now();
         }
     }

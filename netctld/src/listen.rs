@@ -62,7 +62,7 @@ pub async fn serve(
                 .ok_or_else(|| anyhow!("--group {g}: no such group"))
         })
         .transpose()?;
-    let daemon = Daemon { engine };
+    let daemon = Daemon::new(engine);
     let mut servers = Vec::new();
     for Endpoint::Unix(path) in endpoints {
         let listener = bind(&path, gid)?;

@@ -74,8 +74,23 @@ pub fn exec(engine: &Engine, c: &Container, req: &ExecRequest) -> Result<i32> {
     } else {
         Stdio::null()
     };
-    let stdio = (stdin, Stdio::inherit(), Stdio::inherit());
-    let mut child = start(engine, c, req, stdio, false)?;
+    let child = spawn(engine, c, req, (stdin, Stdio::inherit(), Stdio::inherit()))?;
+    finish(engine, c, child)
+}
+
+/// Starts the command inside the container with `stdio` (pipes a server relays, say) and
+/// returns its helper once the command runs; [`finish`] waits for it.
+pub fn spawn(
+    engine: &Engine,
+    c: &Container,
+    req: &ExecRequest,
+    stdio: (Stdio, Stdio, Stdio),
+) -> Result<Child> {
+    start(engine, c, req, stdio, false)
+}
+
+/// Waits for a command [`spawn`] started: its exit code, recorded as Docker's `exec_die`.
+pub fn finish(engine: &Engine, c: &Container, mut child: Child) -> Result<i32> {
     let code = exit_code(child.wait().ctx(|| "wait for the command".into())?);
     let exit = code.to_string();
     crate::events::container(engine, c, "exec_die", &[("exitCode", &exit)]);

@@ -130,6 +130,8 @@ pub fn run(config: &EngineConfig, id: &str, attach: bool, tty_size: Option<(u16,
         Ok(listener) => crate::runtime::attach::serve(listener, clients.clone(), io.0.clone()),
         Err(e) => diag.note(&format!("attach socket: {}", e.report())),
     }
+    // Recorded once clients can attach: one that waited for it connects at once.
+    crate::events::container(&engine, &c, "start", &[]);
     if let Some(set) = stop_signals {
         let how = (c.config.stop_signal(), c.config.stop_timeout(None));
         stop_when_told(set, control.clone(), how);
@@ -464,7 +466,6 @@ fn start(
     c.state.health = fresh_health(c);
     c.save_state()?;
     drop(lock);
-    crate::events::container(engine, c, "start", &[]);
     let running = Running {
         child: spawned.child,
         output: spawned.output,

@@ -115,12 +115,18 @@ async fn inspect(State(d): State<Daemon>, Path(id): Path<String>) -> ApiResult<J
 }
 
 async fn start(State(d): State<Daemon>, Path(id): Path<String>) -> ApiResult<Response> {
+    let attaching = d.attaching.clone();
     d.run(move |engine| {
         let c = find(engine, &id)?;
         if c.is_running() {
             return Ok(status(StatusCode::NOT_MODIFIED));
         }
-        netctl_engine::lifecycle::start(engine, &c, false, None)?;
+        // A client attached and waits: the monitor keeps the output from the start for it.
+        let attached = attaching
+            .lock()
+            .map_err(|_| ApiError::internal("the attach table is poisoned"))?
+            .remove(&c.config.id);
+        netctl_engine::lifecycle::start(engine, &c, attached, None)?;
         Ok(status(StatusCode::NO_CONTENT))
     })
     .await
@@ -276,20 +282,6 @@ async fn prune(State(d): State<Daemon>, q: Query) -> ApiResult<Json<Value>> {
     .await
 }
 
-/// One log record as the API frames it: raw for a terminal, else Docker's 8-byte header
-/// (stream, 0, 0, 0, length big-endian) before the bytes.
-fn frame(tty: bool, stderr: bool, payload: &[u8]) -> Vec<u8> {
-    if tty {
-        return payload.to_vec();
-    }
-    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-    let mut out = Vec::with_capacity(payload.len() + 8);
-    out.extend_from_slice(&[if stderr { 2 } else { 1 }, 0, 0, 0]);
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(payload);
-    out
-}
-
 async fn logs(State(d): State<Daemon>, Path(id): Path<String>, q: Query) -> ApiResult<Response> {
     let (stdout, stderr) = (flag(&q, "stdout"), flag(&q, "stderr"));
     if !stdout && !stderr {
@@ -338,7 +330,7 @@ async fn logs(State(d): State<Daemon>, Path(id): Path<String>, q: Query) -> ApiR
             } else {
                 rec.log.clone()
             };
-            if sink.send(frame(tty, err, text.as_bytes())) {
+            if sink.send(super::hijack::frame(tty, err, text.as_bytes())) {
                 Ok(())
             } else {
                 Err(netctl_engine::Error::State("the client went away".into()))
@@ -351,19 +343,4 @@ async fn logs(State(d): State<Daemon>, Path(id): Path<String>, q: Query) -> ApiR
         body,
     )
         .into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn log_records_are_framed_as_dockers_multiplexed_stream() {
-        assert_eq!(
-            frame(false, false, b"hi\n"),
-            [1, 0, 0, 0, 0, 0, 0, 3, b'h', b'i', b'\n']
-        );
-        assert_eq!(frame(false, true, b"x")[..8], [2, 0, 0, 0, 0, 0, 0, 1]);
-        assert_eq!(frame(true, true, b"raw"), b"raw");
-    }
 }

@@ -389,11 +389,19 @@ fn networks(
     config: Option<NetworkingConfig>,
     mac: &str,
 ) -> ApiResult<Vec<NetworkRequest>> {
-    let endpoints = config.and_then(|c| c.endpoints_config).unwrap_or_default();
-    let first = match mode {
-        "" | "default" => "bridge",
-        other => other,
+    // Docker's "default" network is the bridge.
+    let docker_name = |n: &str| match n {
+        "" | "default" => "bridge".to_string(),
+        other => other.to_string(),
     };
+    let endpoints: BTreeMap<String, Option<EndpointConfig>> = config
+        .and_then(|c| c.endpoints_config)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (docker_name(&k), v))
+        .collect();
+    let first = docker_name(mode);
+    let first = first.as_str();
     let mut names = vec![first.to_string()];
     names.extend(endpoints.keys().filter(|k| k.as_str() != first).cloned());
     let mut out = Vec::new();

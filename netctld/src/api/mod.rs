@@ -1,17 +1,20 @@
 //! The Engine API: routes, API versions, and what every handler shares (the engine, run off
 //! the async workers; Docker's query conventions).
 
+mod attach;
 mod containers;
 mod create;
 mod error;
+mod exec;
+mod hijack;
 mod images;
 mod networks;
 mod stream;
 mod system;
 mod volumes;
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode};
@@ -33,6 +36,22 @@ pub const MIN_API_VERSION: (u32, u32) = (1, 24);
 pub struct Daemon {
     /// The engine, shared with every request.
     pub engine: Arc<Engine>,
+    /// Containers a client attached to before they started: their start keeps the output
+    /// from the first byte for that client.
+    pub attaching: Arc<Mutex<HashSet<String>>>,
+    /// The exec instances made.
+    pub execs: exec::Execs,
+}
+
+impl Daemon {
+    /// The daemon's state around an engine.
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Daemon {
+            engine,
+            attaching: Arc::default(),
+            execs: Arc::default(),
+        }
+    }
 }
 
 /// A handler's result.
@@ -100,6 +119,18 @@ pub fn app(daemon: Daemon) -> Router {
         .merge(volumes::routes())
         .merge(containers::routes())
         .merge(images::routes())
+        .route(
+            "/containers/{id}/attach",
+            axum::routing::post(attach::attach),
+        )
+        .route(
+            "/containers/{id}/resize",
+            axum::routing::post(attach::resize),
+        )
+        .route("/containers/{id}/exec", axum::routing::post(exec::create))
+        .route("/exec/{id}/start", axum::routing::post(exec::start))
+        .route("/exec/{id}/json", get(exec::inspect))
+        .route("/exec/{id}/resize", axum::routing::post(exec::resize))
         .fallback(unsupported)
         .with_state(daemon)
 }

@@ -204,3 +204,45 @@ fn containers_volumes_and_logs_through_netctld() {
     d.docker_ok(&["rm", "-f", "renamed"]);
     assert_eq!(host.netctl_ok(&["ps", "-aq"]), "");
 }
+
+/// `docker run` attached, `-i` with piped input, `--rm`, and `docker exec`: the output,
+/// the exit codes and the stdin a user sees with Docker.
+#[test]
+fn attached_runs_and_execs_relay_stdio_and_exit_codes() {
+    let (host, d) = started();
+    let (code, out, err) = d.docker(&["run", "--name", "hello", "busybox", "echo", "hello"]);
+    assert_eq!((code, out.as_str(), err.as_str()), (0, "hello\n", ""));
+    let (code, out, err) = d.docker(&[
+        "run",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!((code, out.as_str(), err.as_str()), (3, "out\n", "err\n"));
+    let (code, out, _) = d.docker(&["run", "--rm", "busybox", "echo", "gone"]);
+    assert_eq!((code, out.as_str()), (0, "gone\n"));
+    let piped = host.sh(&format!(
+        "echo fed | DOCKER_HOST={} /usr/bin/docker run -i --rm busybox cat",
+        d.host()
+    ));
+    assert_eq!(piped, "fed\n");
+    let names = d.docker_ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert_eq!(names.lines().count(), 2, "--rm ones are gone: {names}");
+
+    d.docker_ok(&["run", "-d", "--name", "s1", "busybox", "sleep", "1000"]);
+    let (code, out, _) = d.docker(&["exec", "s1", "sh", "-c", "hostname; exit 5"]);
+    let id = d.docker_ok(&["inspect", "-f", "{{.Config.Hostname}}", "s1"]);
+    assert_eq!((code, out.as_str()), (5, id.as_str()));
+    let fed = host.sh(&format!(
+        "echo again | DOCKER_HOST={} /usr/bin/docker exec -i s1 cat",
+        d.host()
+    ));
+    assert_eq!(fed, "again\n");
+    let (code, _, _) = d.docker(&["exec", "s1", "nosuch"]);
+    assert_eq!(code, 127, "a missing command");
+    let (code, _, err) = d.docker(&["exec", "hello", "true"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("is not running"), "{err}");
+    d.docker_ok(&["rm", "-f", "s1", "hello"]);
+}

@@ -1,0 +1,155 @@
+//! `POST /containers/{id}/attach` and `/resize`: a client attached before `start` (the
+//! docker CLI's `run`) gets the output from the very start, because the start it waits for
+//! keeps the output for it; one attached to a running container gets what comes next.
+
+use std::ops::ControlFlow;
+
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use netctl_engine::container::Container;
+use netctl_engine::events::{EventFilter, EventOptions};
+use netctl_engine::runtime::attach::{Attachment, Frame};
+use netctl_engine::Engine;
+
+use super::hijack::{self, Input, Output};
+use super::{flag, status, ApiError, ApiResult, Daemon, Query};
+
+/// Which streams the client wants.
+#[derive(Debug, Clone, Copy)]
+struct Streams {
+    stdin: bool,
+    stdout: bool,
+    stderr: bool,
+}
+
+/// `POST /containers/{id}/attach`.
+pub async fn attach(
+    State(d): State<Daemon>,
+    Path(id): Path<String>,
+    q: Query,
+    mut req: Request,
+) -> ApiResult<Response> {
+    if flag(&q, "logs") && !flag(&q, "stream") {
+        return Err(ApiError::bad_request(
+            "netctl attaches to live output; read past output with /logs",
+        ));
+    }
+    let streams = Streams {
+        stdin: flag(&q, "stdin"),
+        stdout: flag(&q, "stdout"),
+        stderr: flag(&q, "stderr"),
+    };
+    let since = netctl_engine::when::now();
+    let c = d.run(move |e| Ok(e.containers.find(&id)?)).await?;
+    let (response, on) = hijack::upgrade(&mut req)?;
+    if !c.is_running() {
+        d.attaching
+            .lock()
+            .map_err(|_| ApiError::internal("the attach table is poisoned"))?
+            .insert(c.config.id.clone());
+    }
+    let engine = d.engine.clone();
+    hijack::spawn(on, move |input, output| {
+        relay(&engine, &c, since, streams, input, output);
+    });
+    Ok(response)
+}
+
+/// Waits (if it must) for the container to start, then relays until it ends.
+fn relay(
+    engine: &Engine,
+    c: &Container,
+    since: netctl_engine::when::Instant,
+    streams: Streams,
+    input: Input,
+    mut output: Output,
+) {
+    if !c.is_running() && !started(engine, c, since) {
+        return;
+    }
+    let Ok(mut conn) = Attachment::connect(engine, c) else {
+        return;
+    };
+    if streams.stdin && c.config.interactive {
+        if let Ok(to) = conn.input() {
+            std::thread::spawn(move || hijack::pump_input(input, to));
+        }
+    }
+    let tty = c.config.tty;
+    while let Some(frame) = conn.next_frame() {
+        let bytes = match frame {
+            Frame::Exit(_) => break,
+            Frame::Stdout(b) if streams.stdout => hijack::frame(tty, false, &b),
+            Frame::Stderr(b) if streams.stderr => hijack::frame(tty, true, &b),
+            _ => continue,
+        };
+        if output
+            .write_all(&bytes)
+            .and_then(|()| output.flush())
+            .is_err()
+        {
+            return;
+        }
+    }
+    let _ = output.flush();
+}
+
+/// Sleeps until the container's `start` (true) or its removal (false).
+fn started(engine: &Engine, c: &Container, since: netctl_engine::when::Instant) -> bool {
+    let Ok(filter) = EventFilter::parse(&[
+        "type=container".into(),
+        format!("container={}", c.config.id),
+    ]) else {
+        return false;
+    };
+    let opts = EventOptions {
+        since: Some(since),
+        until: None,
+        filter,
+        cancel: None,
+    };
+    let mut outcome = false;
+    let _ = netctl_engine::events::read(engine, &opts, |e| {
+        Ok(match e.action.as_str() {
+            "start" => {
+                outcome = true;
+                ControlFlow::Break(())
+            }
+            "destroy" => ControlFlow::Break(()),
+            _ => ControlFlow::Continue(()),
+        })
+    });
+    outcome
+}
+
+/// `POST /containers/{id}/resize?h=ROWS&w=COLS`.
+pub async fn resize(
+    State(d): State<Daemon>,
+    Path(id): Path<String>,
+    q: Query,
+) -> ApiResult<Response> {
+    let (rows, cols) = size(&q)?;
+    d.run(move |engine| {
+        let c = engine.containers.find(&id)?;
+        if !c.is_running() {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!("Container {} is not running", c.config.id),
+            ));
+        }
+        netctl_engine::runtime::attach::resize(engine, &c, rows, cols)?;
+        Ok(status(StatusCode::OK))
+    })
+    .await
+}
+
+/// The `h` and `w` of a resize.
+pub fn size(q: &Query) -> ApiResult<(u16, u16)> {
+    let dim = |k: &str| -> ApiResult<u16> {
+        q.get(k)
+            .map_or(Ok(0), |v| v.parse())
+            .map_err(|_| ApiError::bad_request(format!("invalid {k}: a number of cells")))
+    };
+    Ok((dim("h")?, dim("w")?))
+}
