@@ -51,6 +51,28 @@ impl Netctld {
         out
     }
 
+    /// `kill -9` of this daemon (its containers' monitors are other processes), and waits
+    /// until it is gone.
+    pub fn kill(&self) {
+        // Run directly, not through a shell whose own command line would match.
+        let pattern = format!("netctld -H {}", self.sock);
+        let signalled = std::process::Command::new("pkill")
+            .args(["-KILL", "-f", &pattern])
+            .status()
+            .expect("run pkill");
+        assert!(signalled.success(), "no netctld matched {pattern}");
+        eventually("netctld is gone", Duration::from_secs(5), || {
+            let left = std::process::Command::new("pgrep")
+                .args(["-f", &pattern])
+                .output()
+                .expect("run pgrep");
+            match left.status.success() {
+                false => Ok(()),
+                true => Err(String::from_utf8_lossy(&left.stdout).into_owned()),
+            }
+        });
+    }
+
     /// The socket, as `DOCKER_HOST` names it.
     pub fn host(&self) -> &str {
         &self.sock

@@ -246,3 +246,112 @@ fn attached_runs_and_execs_relay_stdio_and_exit_codes() {
     assert!(err.contains("is not running"), "{err}");
     d.docker_ok(&["rm", "-f", "s1", "hello"]);
 }
+
+/// docker-compose (Debian's 1.29.2, on docker-py 5.0.3): a two-service project on a user
+/// network with aliases and a published port. Names resolve both ways, the port answers, a
+/// second `up -d` recreates nothing, and `down` leaves nothing.
+#[test]
+fn docker_compose_brings_a_project_up_and_down_through_netctld() {
+    let (host, d) = started();
+    let dir = host.dir().join("project");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("docker-compose.yml"),
+        r#"version: "3.8"
+services:
+  web:
+    image: busybox
+    command: httpd -f -p 80 -h /www
+    ports: ["8081:80"]
+    networks:
+      app:
+        aliases: [front]
+  client:
+    image: busybox
+    command: sleep 1000
+    networks:
+      app:
+        aliases: [back]
+networks:
+  app:
+    ipam:
+      config:
+        - subnet: 172.73.0.0/16
+"#,
+    )
+    .unwrap();
+    let compose = |args: &str| {
+        host.try_sh(&format!(
+            "cd {} && DOCKER_HOST={} /usr/bin/docker-compose -p demo {args} 2>&1",
+            dir.display(),
+            d.host()
+        ))
+    };
+    let (ok, out) = compose("up -d");
+    assert!(ok, "{out}");
+    for (from, name) in [
+        ("demo_client_1", "front"),
+        ("demo_client_1", "web"),
+        ("demo_web_1", "back"),
+    ] {
+        let answer = host.netctl_ok(&["exec", from, "nslookup", name]);
+        assert!(answer.contains("172.73."), "{name} from {from}: {answer}");
+    }
+    assert!(get(&host, "127.0.0.1", 8081).contains("hello from busybox"));
+    let ids = d.docker_ok(&["ps", "-q", "--no-trunc"]);
+    let (ok, out) = compose("up -d");
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("demo_web_1 is up-to-date") && out.contains("demo_client_1 is up-to-date"),
+        "{out}"
+    );
+    assert_eq!(
+        d.docker_ok(&["ps", "-q", "--no-trunc"]),
+        ids,
+        "nothing recreated"
+    );
+    let (ok, out) = compose("down -t 1");
+    assert!(ok, "{out}");
+    assert_eq!(d.docker_ok(&["ps", "-aq"]), "");
+    let nets = d.docker_ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(!nets.contains("demo"), "{nets}");
+    assert_eq!(host.netctl_ok(&["volume", "ls", "-q"]), "");
+}
+
+/// Live restore: `kill -9` of netctld leaves every container running; a new netctld serves
+/// them at once (logs, wait, stop).
+#[test]
+fn containers_outlive_a_killed_netctld_and_the_next_one_serves_them() {
+    let (mut host, d) = started();
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ticker",
+        "busybox",
+        "sh",
+        "-c",
+        "echo before; trap 'echo bye; exit 4' TERM; while true; do sleep 0.1; done",
+    ]);
+    d.kill();
+    let ps = host.netctl_ok(&["ps", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(ps.starts_with("ticker Up"), "still running: {ps}");
+    let d = Netctld::start(&mut host);
+    let ps = d.docker_ok(&["ps", "--format", "{{.Names}}"]);
+    assert_eq!(ps.trim(), "ticker");
+    assert_eq!(d.docker_ok(&["logs", "ticker"]), "before\n");
+    let waiter = std::thread::spawn({
+        let sock = d.host().to_string();
+        move || {
+            std::process::Command::new("/usr/bin/docker")
+                .env("DOCKER_HOST", sock)
+                .args(["wait", "ticker"])
+                .output()
+                .unwrap()
+        }
+    });
+    d.docker_ok(&["stop", "ticker"]);
+    let out = waiter.join().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "4");
+    assert_eq!(d.docker_ok(&["logs", "ticker"]), "before\nbye\n");
+}
