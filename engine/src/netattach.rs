@@ -394,7 +394,12 @@ pub fn connect(
 /// recorded the network in the config still left an attachment).
 pub fn disconnect(engine: &Engine, network: &str, key: &str, force: bool) -> Result<()> {
     let net = engine.networks()?.find(network)?;
-    let c = engine.containers.find(key)?;
+    // As Docker's, `force` is for a container that is gone: its endpoints were released with
+    // it (or are the next repair's), so there is nothing left to do.
+    let c = match engine.containers.find(key) {
+        Err(Error::NotFound { .. }) if force => return Ok(()),
+        other => other?,
+    };
     let lock = engine.containers.lock_one(&c)?;
     let mut c = c;
     c.reload()?;
@@ -408,9 +413,6 @@ pub fn disconnect(engine: &Engine, network: &str, key: &str, force: bool) -> Res
         .map(|e| e.ifname.clone())
         .collect();
     if !configured && attached.is_empty() {
-        if force {
-            return Ok(());
-        }
         state!(
             "container {} is not connected to network {}",
             c.config.id,

@@ -277,8 +277,16 @@ pub struct NetworkSettingsView {
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct EndpointView {
+    /// The addresses asked for (`--ip`, `--ip6`), none when none was.
+    #[serde(rename = "IPAMConfig")]
+    pub ipam_config: Option<EndpointIpamView>,
+    /// Per-network links: netctl's links are the container's (`HostConfig.Links`).
+    pub links: Option<Vec<String>>,
     /// `--net-alias`.
     pub aliases: Vec<String>,
+    /// The network's ID.
+    #[serde(rename = "NetworkID")]
+    pub network_id: String,
     /// Its MAC.
     pub mac_address: String,
     /// Stable ID of (network, container, interface).
@@ -304,6 +312,35 @@ pub struct EndpointView {
     /// Names it answers to in DNS.
     #[serde(rename = "DNSNames")]
     pub dns_names: Vec<String>,
+    /// Driver options of the endpoint: none.
+    pub driver_opts: Option<BTreeMap<String, String>>,
+}
+
+/// The addresses an endpoint asked for.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EndpointIpamView {
+    /// `--ip`.
+    #[serde(rename = "IPv4Address", skip_serializing_if = "String::is_empty")]
+    pub ipv4_address: String,
+    /// `--ip6`.
+    #[serde(rename = "IPv6Address", skip_serializing_if = "String::is_empty")]
+    pub ipv6_address: String,
+}
+
+impl EndpointIpamView {
+    /// The view of the addresses a request names; None when it names none.
+    fn of(ips: &[std::net::IpAddr]) -> Option<Self> {
+        let pick = |v4: bool| {
+            ips.iter()
+                .find(|ip| ip.is_ipv4() == v4)
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        };
+        (!ips.is_empty()).then(|| EndpointIpamView {
+            ipv4_address: pick(true),
+            ipv6_address: pick(false),
+        })
+    }
 }
 
 fn host_port(p: &PortBinding, bound: bool) -> HostPort {
@@ -360,6 +397,7 @@ fn endpoints(c: &Container) -> BTreeMap<String, EndpointView> {
         let mut dns_names = vec![c.config.name.clone()];
         dns_names.extend(started_aliases(c, &req.aliases));
         let view = EndpointView {
+            ipam_config: EndpointIpamView::of(&req.ips),
             aliases,
             dns_names,
             ..EndpointView::default()
@@ -392,7 +430,12 @@ fn endpoints(c: &Container) -> BTreeMap<String, EndpointView> {
 /// `inspect` of a container.
 pub fn inspect(engine: &Engine, c: &Container) -> ContainerInspect {
     let running = c.is_running();
-    let networks = endpoints(c);
+    let mut networks = endpoints(c);
+    if let Ok(store) = engine.networks() {
+        for (name, view) in &mut networks {
+            view.network_id = store.find(name).map(|n| n.id).unwrap_or_default();
+        }
+    }
     let first = c
         .config
         .networks

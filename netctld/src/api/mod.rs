@@ -135,8 +135,33 @@ pub fn app(daemon: Daemon) -> Router {
         .with_state(daemon)
 }
 
-/// What netctld does not serve: Docker's JSON error, never a hang.
+/// What netctld does not serve: Docker's JSON error, never a hang. Swarm's endpoints answer
+/// as a Docker that is in no swarm answers them.
 async fn unsupported(req: Request) -> ApiError {
+    let path = req.uri().path();
+    if path == "/swarm/leave" {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "This node is not part of a swarm",
+        );
+    }
+    let swarm = [
+        "/swarm",
+        "/nodes",
+        "/services",
+        "/tasks",
+        "/secrets",
+        "/configs",
+    ];
+    if swarm
+        .iter()
+        .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+    {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.",
+        );
+    }
     ApiError::not_found(format!(
         "{} {} is not supported by netctl",
         req.method(),
