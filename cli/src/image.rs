@@ -288,26 +288,9 @@ fn history(store: &ImageStore, a: &HistoryArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `save`: each image with the tags it was named by (an ID names every tag of its image).
+/// `save`: each image with the tags it was named by.
 fn save(store: &ImageStore, a: &SaveArgs) -> anyhow::Result<()> {
-    let mut images: Vec<(netctl_engine::image::Image, Vec<String>)> = Vec::new();
-    for key in &a.images {
-        let img = store.find(key)?;
-        let tags = match netctl_engine::image::normalize(key) {
-            Ok(t) if img.tags.contains(&t) => vec![t],
-            _ => img.tags.clone(),
-        };
-        match images.iter_mut().find(|(i, _)| i.id == img.id) {
-            Some((_, have)) => {
-                for t in tags {
-                    if !have.contains(&t) {
-                        have.push(t);
-                    }
-                }
-            }
-            None => images.push((img, tags)),
-        }
-    }
+    let images = netctl_engine::save::selection(store, &a.images)?;
     match &a.output {
         Some(path) => {
             let f = std::fs::File::create(path)

@@ -14,6 +14,7 @@ pub fn run_internal(args: &[String]) -> Option<i32> {
             attach,
             tty_size,
         } => crate::runtime::monitor::run(&config, &id, attach, tty_size),
+        Internal::Launch(monitor) => crate::runtime::monitor::launch(&monitor),
         Internal::Init(spec) => crate::runtime::init::stage1(&spec),
         Internal::Init2(spec) => crate::runtime::init::stage2(&spec),
         Internal::Exec(spec) => crate::runtime::exec::helper(&spec),

@@ -41,12 +41,14 @@ pub fn start(
     if c.is_running() {
         return Ok(());
     }
-    let internal = Internal::Monitor {
+    // Through a launcher that exits at once: the monitor is nobody's child, so a
+    // long-lived caller (the API daemon) has no process to reap.
+    let internal = Internal::Launch(Box::new(Internal::Monitor {
         config: Box::new(engine.config.clone()),
         id: c.config.id.clone(),
         attach,
         tty_size: tty_size.filter(|_| c.config.tty),
-    };
+    }));
     let mut child = Command::new(&engine.config.helper)
         .args(internal.args())
         .stdin(Stdio::null())
@@ -56,14 +58,12 @@ pub fn start(
         .spawn()
         .ctx(|| "start the container's monitor".into())?;
     let first = child.stderr.take().and_then(|err| reports(err).next());
+    // The launcher has exited (or is about to): reaped here, whatever the report.
+    let _ = child.wait();
     match first {
         Some(Report::Running) => Ok(()),
-        Some(Report::Failed(f)) => {
-            let _ = child.wait();
-            Err(f.into())
-        }
+        Some(Report::Failed(f)) => Err(f.into()),
         _ => {
-            let _ = child.wait();
             state!(
                 "the monitor of {} ended before the container started; see {}",
                 c.config.name,

@@ -241,6 +241,12 @@ pub fn wait(
     if condition == WaitCondition::NotRunning && !c.is_running() {
         return Ok(c.state.exit_code);
     }
+    // The monitor records the exit's event a moment before the state says so: while the
+    // state says running, an exit of this run counts however early it was recorded.
+    let since = match crate::when::of_rfc3339(&c.state.started_at) {
+        Some(started) if c.is_running() => started.min(since),
+        _ => since,
+    };
     let opts = EventOptions {
         since: Some(since),
         until: None,

@@ -16,6 +16,30 @@ use crate::archive::{append_tree, Tree};
 use crate::error::{Context, Result};
 use crate::image::{Image, ImageStore};
 
+/// The images `save` writes for `keys`, each with the tags it was named by (an ID or a
+/// name without its tag names every tag of its image), each image once.
+pub fn selection(store: &ImageStore, keys: &[String]) -> Result<Vec<(Image, Vec<String>)>> {
+    let mut images: Vec<(Image, Vec<String>)> = Vec::new();
+    for key in keys {
+        let img = store.find(key)?;
+        let tags = match crate::image::normalize(key) {
+            Ok(t) if img.tags.contains(&t) => vec![t],
+            _ => img.tags.clone(),
+        };
+        match images.iter_mut().find(|(i, _)| i.id == img.id) {
+            Some((_, have)) => {
+                for t in tags {
+                    if !have.contains(&t) {
+                        have.push(t);
+                    }
+                }
+            }
+            None => images.push((img, tags)),
+        }
+    }
+    Ok(images)
+}
+
 /// Writes `images` (with the references they were named by) to `out` as a Docker archive.
 pub fn save(store: &ImageStore, images: &[(Image, Vec<String>)], out: impl Write) -> Result<()> {
     let _reading = store.lock(false)?;

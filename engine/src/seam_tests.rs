@@ -137,6 +137,7 @@ fn engine(dir: &Path) -> (Engine, Arc<Log>) {
         Box::new(FakeSyscalls(log.clone())),
     )
     .unwrap();
+    std::fs::create_dir_all(engine.run_dir()).unwrap();
     let store = engine.networks().unwrap();
     for name in ["app", "db"] {
         let list = NetConfList::from_slice(
@@ -450,4 +451,20 @@ fn logs_follow_wakes_for_each_new_record_and_stops_when_cancelled() {
     // No record comes; the client goes away.
     cancel.cancel();
     follower.join().unwrap().unwrap();
+}
+
+#[test]
+fn wait_sees_an_exit_recorded_just_before_it_while_the_state_still_says_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _log) = engine(dir.path());
+    let mut c = container(&engine, "web", &[]);
+    c.state.status = Status::Running;
+    c.state.monitor_pid = std::process::id();
+    c.state.started_at = crate::clock::now_rfc3339();
+    c.save_state().unwrap();
+    // The monitor records the exit, then (a moment later) the state; the client asks between.
+    crate::events::container(&engine, &c, "die", &[("exitCode", "9")]);
+    let asked = crate::when::now() + Duration::from_millis(1);
+    let code = crate::manage::wait(&engine, &c, Default::default(), asked, None).unwrap();
+    assert_eq!(code, 9);
 }

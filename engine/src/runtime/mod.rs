@@ -45,6 +45,10 @@ pub enum Internal {
         /// Rows and columns of the attaching terminal.
         tty_size: Option<(u16, u16)>,
     },
+    /// Starts the monitor command it holds as a process of its own and exits at once: the
+    /// monitor is then nobody's child (a long-lived caller such as the API daemon is left
+    /// no process to reap), and its stderr still reports to the caller.
+    Launch(Box<Internal>),
     /// Stage 1 of a container's process, from its init spec.
     Init(PathBuf),
     /// Stage 2 (PID 1 of the container), from its init spec.
@@ -56,6 +60,7 @@ pub enum Internal {
 }
 
 const MONITOR: &str = "__netctl-monitor";
+const LAUNCH: &str = "__netctl-launch";
 const INIT: &str = "__netctl-init";
 const INIT2: &str = "__netctl-init2";
 const EXEC: &str = "__netctl-exec";
@@ -80,6 +85,11 @@ impl Internal {
                     tty.into(),
                 ]
             }
+            Internal::Launch(inner) => {
+                let mut args = vec![LAUNCH.into()];
+                args.extend(inner.args());
+                args
+            }
             Internal::Init(spec) => vec![INIT.into(), spec.into()],
             Internal::Init2(spec) => vec![INIT2.into(), spec.into()],
             Internal::Exec(spec) => vec![EXEC.into(), spec.into()],
@@ -98,6 +108,10 @@ impl Internal {
                     .split_once(',')
                     .and_then(|(r, c)| Some((r.parse().ok()?, c.parse().ok()?))),
             }),
+            [l, rest @ ..] if l == LAUNCH => match Internal::parse(rest)? {
+                m @ Internal::Monitor { .. } => Some(Internal::Launch(Box::new(m))),
+                _ => None,
+            },
             [i, spec] if i == INIT => Some(Internal::Init(spec.into())),
             [i, spec] if i == INIT2 => Some(Internal::Init2(spec.into())),
             [e, spec] if e == EXEC => Some(Internal::Exec(spec.clone())),

@@ -73,6 +73,28 @@ impl Diag {
     }
 }
 
+/// [`Internal::Launch`]: starts the monitor and exits; a monitor that cannot be started is
+/// reported on stderr as its own failure would be.
+pub fn launch(monitor: &Internal) -> i32 {
+    let Internal::Monitor { config, .. } = monitor else {
+        return 125;
+    };
+    let started = std::process::Command::new(&config.helper)
+        .args(monitor.args())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .clean_signals()
+        .spawn();
+    match started {
+        Ok(_) => 0,
+        Err(e) => {
+            let e = Error::io("start the container's monitor", e);
+            Report::Failed(Failure::from(&e)).send(&mut std::io::stderr());
+            125
+        }
+    }
+}
+
 /// Runs the monitor of container `id` until its process ends; the exit code is the
 /// container's.
 pub fn run(config: &EngineConfig, id: &str, attach: bool, tty_size: Option<(u16, u16)>) -> i32 {

@@ -1,13 +1,15 @@
 //! `/images`: list, inspect, history, tag, remove; pulling waits for registry support.
 
+use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use netctl_engine::image::ImageStore;
 use serde_json::{json, Value};
 
-use super::{ApiError, ApiResult, Daemon};
+use super::{stream, ApiError, ApiResult, Daemon};
 
 /// The routes. Image names hold slashes (`library/busybox`), so the name is the rest of the
 /// path and the action its last word.
@@ -15,25 +17,168 @@ pub fn routes() -> Router<Daemon> {
     Router::new()
         .route("/images/json", get(list))
         .route("/images/create", post(pull))
+        .route("/images/load", post(load))
+        .route("/images/get", get(save_many))
+        .route("/images/prune", post(prune))
         .route("/images/{*name}", get(by_name).delete(remove).post(tag))
+        .route("/commit", post(commit))
+}
+
+/// `POST /images/load`: a `docker save` (or OCI) archive; Docker's JSON progress lines.
+async fn load(State(d): State<Daemon>, q: super::Query, body: Body) -> ApiResult<Response> {
+    let quiet = super::flag(&q, "quiet");
+    let archive = stream::spool(body, &d.engine.run_dir().join("spool")).await?;
+    d.run(move |engine| {
+        let loaded = netctl_engine::image::load(engine, archive.path())?;
+        let mut out = String::new();
+        for img in loaded {
+            let line = match img.tags.first() {
+                Some(t) => format!("Loaded image: {t}\n"),
+                None => format!("Loaded image ID: sha256:{}\n", img.id),
+            };
+            if !quiet {
+                out.push_str(&json!({ "stream": line }).to_string());
+                out.push('\n');
+            }
+        }
+        Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
+    })
+    .await
+}
+
+/// `GET /images/get?names=...` and `GET /images/{name}/get`: Docker's archive.
+async fn save_many(
+    State(d): State<Daemon>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> ApiResult<Response> {
+    let names: Vec<String> = raw
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|kv| kv.strip_prefix("names="))
+        .map(decode)
+        .collect();
+    save(&d, names).await
+}
+
+/// `%2F` and `+` in a query value.
+fn decode(v: &str) -> String {
+    let mut out = Vec::new();
+    let b = v.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match (b[i], b.get(i + 1..i + 3)) {
+            (b'%', Some(hex)) => match u8::from_str_radix(&String::from_utf8_lossy(hex), 16) {
+                Ok(c) => {
+                    out.push(c);
+                    i += 3;
+                    continue;
+                }
+                Err(_) => out.push(b'%'),
+            },
+            (b'+', _) => out.push(b' '),
+            (c, _) => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn save(d: &Daemon, names: Vec<String>) -> ApiResult<Response> {
+    if names.is_empty() {
+        return Err(ApiError::bad_request("no image names given"));
+    }
+    let (store, images) = d
+        .run(move |engine| {
+            let store = ImageStore::open(engine.root())?;
+            let images = netctl_engine::save::selection(&store, &names)?;
+            Ok((store, images))
+        })
+        .await?;
+    let body = stream::body(move |sink| {
+        let _ = netctl_engine::save::save(&store, &images, sink);
+    })?;
+    Ok(([(header::CONTENT_TYPE, "application/x-tar")], body).into_response())
+}
+
+/// `POST /images/prune`: dangling images (`dangling=false`: every unused one).
+async fn prune(State(d): State<Daemon>, q: super::Query) -> ApiResult<Json<Value>> {
+    let by = super::filters(&q)?;
+    let all = by
+        .iter()
+        .any(|f| f == "dangling=false" || f == "dangling=0");
+    if by.iter().any(|f| !f.starts_with("dangling=")) {
+        return Err(ApiError::bad_request(
+            "netctl prunes images by no filter but dangling",
+        ));
+    }
+    d.run(move |engine| {
+        let pruned = netctl_engine::system::prune_images(engine, all)?;
+        let rows: Vec<Value> = pruned
+            .deleted
+            .iter()
+            .filter_map(|line| {
+                let (what, of) = line.split_once(": ")?;
+                Some(json!({ what: of }))
+            })
+            .collect();
+        Ok(Json(
+            json!({"ImagesDeleted": rows, "SpaceReclaimed": pruned.reclaimed}),
+        ))
+    })
+    .await
+}
+
+/// `POST /commit?container=&repo=&tag=&comment=&author=&pause=`.
+async fn commit(State(d): State<Daemon>, q: super::Query) -> ApiResult<(StatusCode, Json<Value>)> {
+    let key = q.get("container").cloned().unwrap_or_default();
+    let reference = q.get("repo").filter(|r| !r.is_empty()).map(|r| {
+        match q.get("tag").filter(|t| !t.is_empty()) {
+            Some(t) => format!("{r}:{t}"),
+            None => r.clone(),
+        }
+    });
+    if q.get("changes").is_some_and(|c| !c.is_empty()) {
+        return Err(ApiError::bad_request(
+            "netctl's commit takes no Dockerfile changes (--change) yet",
+        ));
+    }
+    let req = netctl_engine::commit::CommitRequest {
+        reference,
+        comment: q.get("comment").cloned().unwrap_or_default(),
+        author: q.get("author").cloned().unwrap_or_default(),
+        pause: q
+            .get("pause")
+            .is_none_or(|p| !matches!(p.as_str(), "0" | "false")),
+    };
+    d.run(move |engine| {
+        let c = engine.containers.find(&key)?;
+        let img = netctl_engine::commit::commit(engine, &c, &req)?;
+        Ok((
+            StatusCode::CREATED,
+            Json(json!({"Id": format!("sha256:{}", img.id)})),
+        ))
+    })
+    .await
 }
 
 async fn list(State(d): State<Daemon>) -> ApiResult<Json<Vec<Value>>> {
-    d.run(|engine| {
-        let containers = engine.containers.all()?;
-        let mut out = Vec::new();
-        for i in ImageStore::open(engine.root())?.all()? {
-            let used = containers.iter().filter(|c| c.config.image == i.id).count();
-            out.push(json!({
-                "Id": format!("sha256:{}", i.id), "ParentId": "", "RepoTags": i.tags,
-                "RepoDigests": [], "Created": netctl_engine::clock::epoch(&i.created).unwrap_or(0),
-                "Size": i.size, "VirtualSize": i.size, "SharedSize": -1,
-                "Labels": i.config.labels, "Containers": used
-            }));
-        }
-        Ok(Json(out))
-    })
-    .await
+    d.run(|engine| Ok(Json(summaries(engine)?))).await
+}
+
+/// Every image as `/images/json` and `/system/df` list them.
+pub fn summaries(engine: &netctl_engine::Engine) -> ApiResult<Vec<Value>> {
+    let containers = engine.containers.all()?;
+    let mut out = Vec::new();
+    for i in ImageStore::open(engine.root())?.all()? {
+        let used = containers.iter().filter(|c| c.config.image == i.id).count();
+        out.push(json!({
+            "Id": format!("sha256:{}", i.id), "ParentId": "", "RepoTags": i.tags,
+            "RepoDigests": [], "Created": netctl_engine::clock::epoch(&i.created).unwrap_or(0),
+            "Size": i.size, "VirtualSize": i.size, "SharedSize": -1,
+            "Labels": i.config.labels, "Containers": used
+        }));
+    }
+    Ok(out)
 }
 
 async fn pull(q: super::Query) -> ApiError {
@@ -43,10 +188,19 @@ async fn pull(q: super::Query) -> ApiError {
     ))
 }
 
-/// `GET /images/NAME/json` and `GET /images/NAME/history`.
-async fn by_name(State(d): State<Daemon>, Path(path): Path<String>) -> ApiResult<Json<Value>> {
+/// `GET /images/NAME/json`, `/history` and `/get`.
+async fn by_name(State(d): State<Daemon>, Path(path): Path<String>) -> ApiResult<Response> {
     let (name, action) = split(&path);
     let (name, action) = (name.to_string(), action.to_string());
+    if action == "get" {
+        return save(&d, vec![name]).await;
+    }
+    details(d, name, action)
+        .await
+        .map(IntoResponse::into_response)
+}
+
+async fn details(d: Daemon, name: String, action: String) -> ApiResult<Json<Value>> {
     d.run(move |engine| {
         let store = ImageStore::open(engine.root())?;
         let img = store.find(&name)?;

@@ -6,9 +6,11 @@ mod containers;
 mod create;
 mod error;
 mod exec;
+mod files;
 mod hijack;
-mod images;
+pub(crate) mod images;
 mod networks;
+mod stats;
 mod stream;
 mod system;
 mod volumes;
@@ -131,6 +133,16 @@ pub fn app(daemon: Daemon) -> Router {
         .route("/exec/{id}/start", axum::routing::post(exec::start))
         .route("/exec/{id}/json", get(exec::inspect))
         .route("/exec/{id}/resize", axum::routing::post(exec::resize))
+        .route("/containers/{id}/changes", get(files::changes))
+        .route("/containers/{id}/export", get(files::export))
+        .route(
+            "/containers/{id}/archive",
+            get(files::archive_get)
+                .head(files::archive_stat)
+                .put(files::archive_put),
+        )
+        .route("/containers/{id}/stats", get(stats::stats))
+        .route("/system/df", get(system::df))
         .fallback(unsupported)
         .with_state(daemon)
 }

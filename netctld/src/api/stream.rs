@@ -31,6 +31,53 @@ impl Sink {
     }
 }
 
+/// A sink is where an engine function that writes (`export`, `save`, `cp`) writes to.
+impl std::io::Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.send(Bytes::copy_from_slice(buf)) {
+            Ok(buf.len())
+        } else {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Spools a request body (an image archive, a tar to unpack) to a file in `dir`, without
+/// blocking a worker; the file, deleted when dropped.
+pub async fn spool(body: Body, dir: &std::path::Path) -> ApiResult<tempfile::NamedTempFile> {
+    use http_body_util::BodyExt;
+    use tokio::io::AsyncWriteExt;
+    let dir = dir.to_path_buf();
+    let file = tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&dir)?;
+        tempfile::NamedTempFile::new_in(&dir)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("spool the body: {e}")))?
+    .map_err(|e| ApiError::internal(format!("spool the body: {e}")))?;
+    let mut out = tokio::fs::File::from_std(
+        file.reopen()
+            .map_err(|e| ApiError::internal(format!("spool the body: {e}")))?,
+    );
+    let mut body = body;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::bad_request(format!("read the body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            out.write_all(&data)
+                .await
+                .map_err(|e| ApiError::internal(format!("spool the body: {e}")))?;
+        }
+    }
+    out.flush()
+        .await
+        .map_err(|e| ApiError::internal(format!("spool the body: {e}")))?;
+    Ok(file)
+}
+
 /// The client's end: a body that cancels the reader when dropped.
 struct Feed {
     rx: mpsc::Receiver<Bytes>,

@@ -106,3 +106,34 @@ pub async fn events(State(d): State<Daemon>, q: Query) -> ApiResult<Response> {
     })?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
+
+/// `GET /system/df`: images, containers (with their sizes) and volumes (with theirs).
+pub async fn df(State(d): State<Daemon>) -> ApiResult<Json<Value>> {
+    d.run(|engine| {
+        let images = super::images::summaries(engine)?;
+        let layers: u64 = images.iter().filter_map(|i| i["Size"].as_u64()).sum();
+        let store = netctl_engine::image::ImageStore::open(engine.root())?;
+        let all = engine.containers.all()?;
+        let mut containers = Vec::new();
+        for c in &all {
+            let size = Some(store.find(&c.config.image).map_or(0, |i| i.size));
+            containers.push(serde_json::to_value(netctl_engine::summary::summary(
+                engine, c, size,
+            ))?);
+        }
+        let vstore = netctl_engine::volume::VolumeStore::open(engine.root())?;
+        let mut volumes = Vec::new();
+        for v in vstore.all()? {
+            let mut view = serde_json::to_value(netctl_engine::view::inspect_volume(&vstore, &v))?;
+            let users = netctl_engine::container::volume_users(&all, &v.name).len();
+            view["UsageData"] =
+                json!({"Size": netctl_engine::layer::du(&vstore.data(&v.name)), "RefCount": users});
+            volumes.push(view);
+        }
+        Ok(Json(
+            json!({"LayersSize": layers, "Images": images, "Containers": containers,
+                        "Volumes": volumes, "BuildCache": []}),
+        ))
+    })
+    .await
+}

@@ -229,6 +229,12 @@ fn attached_runs_and_execs_relay_stdio_and_exit_codes() {
     assert_eq!(piped, "fed\n");
     let names = d.docker_ok(&["ps", "-a", "--format", "{{.Names}}"]);
     assert_eq!(names.lines().count(), 2, "--rm ones are gone: {names}");
+    // The monitors are nobody's children: the long-lived daemon has nothing to reap.
+    let zombies = host.sh(&format!(
+        "ps -o stat= --ppid $(pgrep -f '[n]etctld -H {}') | grep -c Z || true",
+        d.host()
+    ));
+    assert_eq!(zombies.trim(), "0", "zombies under netctld");
 
     d.docker_ok(&["run", "-d", "--name", "s1", "busybox", "sleep", "1000"]);
     let (code, out, _) = d.docker(&["exec", "s1", "sh", "-c", "hostname; exit 5"]);
