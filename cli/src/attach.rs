@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use netctl_engine::container::Container;
-use netctl_engine::runtime::attach::{Attachment, Frame};
+use netctl_engine::runtime::attach::{Attachment, DetachKeys, Frame};
 use netctl_engine::Engine;
 use nix::sys::signal::{SigSet, Signal};
 
@@ -107,30 +107,6 @@ fn proxy_signals(engine: &Engine, c: &Container) {
     });
 }
 
-/// Watches typed bytes for the detach keys, Ctrl-P Ctrl-Q.
-#[derive(Default)]
-struct DetachKeys {
-    pending: bool,
-}
-
-impl DetachKeys {
-    /// The bytes to pass on for one typed byte; None when the user detached.
-    fn feed(&mut self, b: u8) -> Option<Vec<u8>> {
-        if self.pending && b == 0x11 {
-            return None;
-        }
-        let mut out = Vec::new();
-        if self.pending {
-            out.push(0x10);
-        }
-        self.pending = b == 0x10;
-        if !self.pending {
-            out.push(b);
-        }
-        Some(out)
-    }
-}
-
 /// Attaches to `c` (as read after it started) until it ends or the user detaches: its exit
 /// code, None when detached.
 pub fn attach(engine: &Engine, c: &Container) -> anyhow::Result<Option<i32>> {
@@ -203,20 +179,4 @@ fn relay_frames(conn: &mut Attachment) -> Option<i32> {
         };
     }
     None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ctrl_p_ctrl_q_detaches_and_other_bytes_pass_through() {
-        let mut k = DetachKeys::default();
-        assert_eq!(k.feed(b'a'), Some(vec![b'a']));
-        assert_eq!(k.feed(0x10), Some(vec![]));
-        assert_eq!(k.feed(b'q'), Some(vec![0x10, b'q']));
-        assert_eq!(k.feed(0x11), Some(vec![0x11]));
-        assert_eq!(k.feed(0x10), Some(vec![]));
-        assert_eq!(k.feed(0x11), None);
-    }
 }

@@ -64,9 +64,8 @@ pub fn rotation(driver: LogDriver, opts: &BTreeMap<String, String>) -> Result<Ro
             u32::try_from(n).unwrap_or(u32::MAX)
         }
     };
-    if max_file > 1 && max_size.is_none() {
-        invalid!("max-file cannot be set without max-size (give --log-opt max-size=SIZE)");
-    }
+    // Without max-size nothing is rotated, and max-file has nothing to count (Docker 20.10
+    // takes the pair so too).
     Ok(Rotation { max_size, max_file })
 }
 

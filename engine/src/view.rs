@@ -180,6 +180,15 @@ pub struct HostConfigView {
     pub sysctls: BTreeMap<String, String>,
     /// `--device`.
     pub devices: Vec<crate::runtime::kernel::DeviceMapping>,
+    /// `--tmpfs` mounts, by target (null when none).
+    pub tmpfs: Option<BTreeMap<String, String>>,
+    /// `--uts`: always the container's own.
+    #[serde(rename = "UTSMode")]
+    pub uts_mode: &'static str,
+    /// Swappiness: the kernel's.
+    pub memory_swappiness: Option<i64>,
+    /// Device cgroup rules: none (netctl has no device cgroup).
+    pub device_cgroup_rules: Option<Vec<String>>,
 }
 
 /// `--restart` as Docker shows it.
@@ -555,6 +564,19 @@ pub fn inspect(engine: &Engine, c: &Container) -> ContainerInspect {
             ulimits: (!c.config.ulimits.is_empty()).then(|| c.config.ulimits.clone()),
             sysctls: c.config.sysctls.clone(),
             devices: c.config.devices.clone(),
+            tmpfs: {
+                let t: BTreeMap<String, String> = c
+                    .config
+                    .mounts
+                    .iter()
+                    .filter(|m| m.kind == crate::volume::MountKind::Tmpfs)
+                    .map(|m| (m.target.clone(), String::new()))
+                    .collect();
+                (!t.is_empty()).then_some(t)
+            },
+            uts_mode: "",
+            memory_swappiness: None,
+            device_cgroup_rules: None,
         },
         config: ConfigView {
             hostname: c.config.hostname.clone(),
@@ -618,6 +640,9 @@ pub struct ImageInspect<'a> {
     pub os: &'a str,
     /// The runtime config.
     pub config: &'a ImageConfig,
+    /// The config of the container it was made from, as Docker 20.10 shows it (its own
+    /// config here).
+    pub container_config: &'a ImageConfig,
     /// Its layers.
     #[serde(rename = "RootFS")]
     pub root_fs: Value,
@@ -640,6 +665,7 @@ pub fn inspect_image(i: &Image) -> ImageInspect<'_> {
         architecture: &i.architecture,
         os: &i.os,
         config: &i.config,
+        container_config: &i.config,
         root_fs: serde_json::json!({"Type": "layers", "Layers": layers}),
         author: &i.author,
         comment: &i.comment,

@@ -276,9 +276,82 @@ pub fn resize(engine: &Engine, c: &Container, rows: u16, cols: u16) -> Result<()
         .ctx(|| format!("resize the terminal of {}", c.config.name))
 }
 
+/// A detach key sequence (Docker's `--detach-keys`, `ctrl-p,ctrl-q` by default) and how much
+/// of it the input has typed so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetachKeys {
+    keys: Vec<u8>,
+    matched: usize,
+}
+
+impl Default for DetachKeys {
+    fn default() -> Self {
+        DetachKeys {
+            keys: vec![0x10, 0x11],
+            matched: 0,
+        }
+    }
+}
+
+impl DetachKeys {
+    /// Parses Docker's form: comma-separated keys, each a single character or `ctrl-X`
+    /// (X a letter or one of `@[\\]^_`).
+    pub fn parse(spec: &str) -> Result<Self> {
+        let mut keys = Vec::new();
+        for k in spec.split(',') {
+            let b = match k.strip_prefix("ctrl-") {
+                Some(c) if c.len() == 1 => match c.as_bytes()[0] {
+                    l @ b'a'..=b'z' => l - b'a' + 1,
+                    s @ (b'@' | b'[' | b'\\' | b']' | b'^' | b'_') => s - b'@',
+                    _ => crate::error::invalid!("Unknown character: '{c}'"),
+                },
+                None if k.len() == 1 => k.as_bytes()[0],
+                _ => crate::error::invalid!("Unknown character: '{k}'"),
+            };
+            keys.push(b);
+        }
+        Ok(DetachKeys { keys, matched: 0 })
+    }
+
+    /// The bytes to pass on for one typed byte (a partial match is held back, and given
+    /// back when the next byte breaks it); None when the whole sequence was typed.
+    pub fn feed(&mut self, b: u8) -> Option<Vec<u8>> {
+        if self.keys.get(self.matched) == Some(&b) {
+            self.matched += 1;
+            if self.matched == self.keys.len() {
+                return None;
+            }
+            return Some(Vec::new());
+        }
+        let mut out = self.keys[..self.matched].to_vec();
+        self.matched = 0;
+        if self.keys.first() == Some(&b) {
+            self.matched = 1;
+        } else {
+            out.push(b);
+        }
+        Some(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn detach_keys_are_read_as_dockers_and_held_back_until_broken() {
+        let mut k = DetachKeys::default();
+        assert_eq!(k.feed(b'a'), Some(vec![b'a']));
+        assert_eq!(k.feed(0x10), Some(vec![]));
+        assert_eq!(k.feed(b'q'), Some(vec![0x10, b'q']));
+        assert_eq!(k.feed(0x10), Some(vec![]));
+        assert_eq!(k.feed(0x11), None);
+        let mut x = DetachKeys::parse("ctrl-x").unwrap();
+        assert_eq!(x.feed(0x18), None);
+        assert_eq!(DetachKeys::parse("ctrl-@,a").unwrap().keys, [0, b'a']);
+        assert!(DetachKeys::parse("ctrl-1").is_err());
+        assert!(DetachKeys::parse("ab").is_err());
+    }
 
     #[test]
     fn the_first_client_gets_the_backlog_then_live_output_and_the_exit_code() {

@@ -9,15 +9,21 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use netctl_engine::container::Container;
 use netctl_engine::events::{EventFilter, EventOptions};
-use netctl_engine::runtime::attach::{Attachment, Frame};
+use netctl_engine::runtime::attach::{Attachment, DetachKeys, Frame};
 use netctl_engine::Engine;
 
 use super::hijack::{self, Input, Output};
 use super::{flag, status, ApiError, ApiResult, Daemon, Query};
 
 /// Which streams the client wants.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Streams {
+    /// What ends the attachment from the client's side (Docker's `detachKeys`).
+    keys: DetachKeys,
+    /// The output so far first (from the log).
+    logs: bool,
+    /// Then the live output.
+    stream: bool,
     stdin: bool,
     stdout: bool,
     stderr: bool,
@@ -30,12 +36,14 @@ pub async fn attach(
     q: Query,
     mut req: Request,
 ) -> ApiResult<Response> {
-    if flag(&q, "logs") && !flag(&q, "stream") {
-        return Err(ApiError::bad_request(
-            "netctl attaches to live output; read past output with /logs",
-        ));
-    }
+    let keys = match q.get("detachKeys").filter(|k| !k.is_empty()) {
+        Some(k) => DetachKeys::parse(k)?,
+        None => DetachKeys::default(),
+    };
     let streams = Streams {
+        keys,
+        logs: flag(&q, "logs"),
+        stream: flag(&q, "stream"),
         stdin: flag(&q, "stdin"),
         stdout: flag(&q, "stdout"),
         stderr: flag(&q, "stderr"),
@@ -65,6 +73,13 @@ fn relay(
     input: Input,
     mut output: Output,
 ) {
+    if streams.logs && !past_output(c, &streams, &mut output) {
+        return;
+    }
+    if !streams.stream {
+        let _ = output.flush();
+        return;
+    }
     if !c.is_running() && !started(engine, c, since) {
         return;
     }
@@ -73,7 +88,8 @@ fn relay(
     };
     if streams.stdin && c.config.interactive {
         if let Ok(to) = conn.input() {
-            std::thread::spawn(move || hijack::pump_input(input, to));
+            let keys = streams.keys.clone();
+            std::thread::spawn(move || hijack::pump_input(input, to, keys));
         }
     }
     let tty = c.config.tty;
@@ -93,6 +109,21 @@ fn relay(
         }
     }
     let _ = output.flush();
+}
+
+/// Writes what the log holds, framed; false when the client went away.
+fn past_output(c: &Container, streams: &Streams, output: &mut Output) -> bool {
+    let tty = c.config.tty;
+    let read = netctl_engine::logs::read(c, Default::default(), |rec| {
+        let err = rec.is_stderr();
+        if (err && !streams.stderr) || (!err && !streams.stdout) {
+            return Ok(());
+        }
+        output
+            .write_all(&hijack::frame(tty, err, rec.log.as_bytes()))
+            .map_err(|e| netctl_engine::Error::io("write to the client", e))
+    });
+    !matches!(read, Err(netctl_engine::Error::Io { .. }))
 }
 
 /// Sleeps until the container's `start` (true) or its removal (false).

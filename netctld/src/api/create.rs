@@ -194,9 +194,6 @@ impl CreateBody {
         for b in host.binds.iter().flatten() {
             mounts.push(parse_volume(b)?);
         }
-        for path in self.volumes.iter().flat_map(BTreeMap::keys) {
-            mounts.push(parse_volume(path)?);
-        }
         for m in host.mounts.iter().flatten() {
             let mut spec = format!("type={},target={}", m.kind, m.target);
             if !m.source.is_empty() {
@@ -209,6 +206,13 @@ impl CreateBody {
         }
         for target in host.tmpfs.iter().flat_map(BTreeMap::keys) {
             mounts.push(parse_mount(&format!("type=tmpfs,target={target}"))?);
+        }
+        // `Volumes` asks for anonymous volumes where no bind or mount goes already.
+        for path in self.volumes.iter().flat_map(BTreeMap::keys) {
+            let v = parse_volume(path)?;
+            if !mounts.iter().any(|m| m.target == v.target) {
+                mounts.push(v);
+            }
         }
         let mut publish = Vec::new();
         for (port, hosts) in host.port_bindings.iter().flatten() {

@@ -12,6 +12,8 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio_util::io::SyncIoBridge;
 
+use netctl_engine::runtime::attach::DetachKeys;
+
 use super::{ApiError, ApiResult};
 
 /// The client's side of a hijacked connection, as blocking streams.
@@ -69,10 +71,31 @@ pub fn frame(tty: bool, stderr: bool, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Copies the client's bytes to `to` until the client ends its input; then ends `to`'s
-/// (the container sees end of file on its stdin).
-pub fn pump_input(mut from: Input, mut to: std::os::unix::net::UnixStream) {
-    let _ = std::io::copy(&mut from, &mut to);
+/// Copies the client's bytes to `to` until the client ends its input (then the container
+/// sees end of file on its stdin) or types the detach keys (then the attachment ends, and
+/// with it the connection; the container runs on).
+pub fn pump_input(mut from: Input, mut to: std::os::unix::net::UnixStream, mut keys: DetachKeys) {
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let mut out = Vec::with_capacity(n);
+        for &b in buf.get(..n).unwrap_or_default() {
+            match keys.feed(b) {
+                Some(bytes) => out.extend(bytes),
+                None => {
+                    let _ = to.write_all(&out);
+                    let _ = to.shutdown(std::net::Shutdown::Both);
+                    return;
+                }
+            }
+        }
+        if to.write_all(&out).is_err() {
+            return;
+        }
+    }
     let _ = to.shutdown(std::net::Shutdown::Write);
 }
 

@@ -24,9 +24,9 @@ pub fn routes() -> Router<Daemon> {
         .route("/commit", post(commit))
 }
 
-/// `POST /images/load`: a `docker save` (or OCI) archive; Docker's JSON progress lines.
-async fn load(State(d): State<Daemon>, q: super::Query, body: Body) -> ApiResult<Response> {
-    let quiet = super::flag(&q, "quiet");
+/// `POST /images/load`: a `docker save` (or OCI) archive; Docker's JSON lines saying what
+/// was loaded (`quiet` only silences progress, which netctl does not send).
+async fn load(State(d): State<Daemon>, body: Body) -> ApiResult<Response> {
     let archive = stream::spool(body, &d.engine.run_dir().join("spool")).await?;
     d.run(move |engine| {
         let loaded = netctl_engine::image::load(engine, archive.path())?;
@@ -36,10 +36,8 @@ async fn load(State(d): State<Daemon>, q: super::Query, body: Body) -> ApiResult
                 Some(t) => format!("Loaded image: {t}\n"),
                 None => format!("Loaded image ID: sha256:{}\n", img.id),
             };
-            if !quiet {
-                out.push_str(&json!({ "stream": line }).to_string());
-                out.push('\n');
-            }
+            out.push_str(&json!({ "stream": line }).to_string());
+            out.push('\n');
         }
         Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
     })

@@ -361,3 +361,76 @@ fn containers_outlive_a_killed_netctld_and_the_next_one_serves_them() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "4");
     assert_eq!(d.docker_ok(&["logs", "ticker"]), "before\nbye\n");
 }
+
+/// `docker cp` both ways, `diff`, `export`, `commit`, `stats --no-stream`, `save | load` and
+/// `system df` through netctld, as a user types them.
+#[test]
+fn files_images_and_stats_through_netctld() {
+    let (host, d) = started();
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "box",
+        "busybox",
+        "sh",
+        "-c",
+        "echo made > /made; sleep 1000",
+    ]);
+    let dir = host.dir().display().to_string();
+    std::fs::write(host.dir().join("in.txt"), "from the host\n").unwrap();
+    d.docker_ok(&["cp", &format!("{dir}/in.txt"), "box:/tmp/in.txt"]);
+    assert_eq!(
+        d.docker_ok(&["exec", "box", "cat", "/tmp/in.txt"]),
+        "from the host\n"
+    );
+    eventually("the file is made", Duration::from_secs(5), || {
+        match d.docker(&["cp", "box:/made", &format!("{dir}/made")]) {
+            (0, _, _) => Ok(()),
+            (_, o, e) => Err(format!("{o}{e}")),
+        }
+    });
+    assert_eq!(
+        std::fs::read_to_string(host.dir().join("made")).unwrap(),
+        "made\n"
+    );
+    let (code, _, err) = d.docker(&["cp", "box:/nosuch", &dir]);
+    assert_eq!(code, 1);
+    assert_eq!(err.trim(), "Error: No such container:path: box:/nosuch");
+
+    let diff = d.docker_ok(&["diff", "box"]);
+    assert!(diff.lines().any(|l| l == "A /made"), "{diff}");
+    let tar = host.sh(&format!(
+        "DOCKER_HOST={} /usr/bin/docker export box | tar -t | grep -c '^made$'",
+        d.host()
+    ));
+    assert_eq!(tar.trim(), "1");
+
+    let stats = d.docker_ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.PIDs}}",
+        "box",
+    ]);
+    assert!(stats.starts_with("box "), "{stats}");
+
+    let id = d.docker_ok(&["commit", "box", "snap:1"]);
+    assert!(id.starts_with("sha256:"), "{id}");
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "snap:1", "cat", "/made"]),
+        "made\n"
+    );
+    host.sh(&format!(
+        "DOCKER_HOST={h} /usr/bin/docker save snap:1 > {dir}/snap.tar && DOCKER_HOST={h} /usr/bin/docker rmi snap:1",
+        h = d.host()
+    ));
+    let loaded = d.docker_ok(&["load", "-i", &format!("{dir}/snap.tar")]);
+    assert_eq!(loaded.trim(), "Loaded image: snap:1");
+    let df = d.docker_ok(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"]);
+    assert!(
+        df.contains("Images 2") && df.contains("Containers 1"),
+        "{df}"
+    );
+    d.docker_ok(&["rm", "-f", "box"]);
+}
