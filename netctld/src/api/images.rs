@@ -179,11 +179,41 @@ pub fn summaries(engine: &netctl_engine::Engine) -> ApiResult<Vec<Value>> {
     Ok(out)
 }
 
-async fn pull(q: super::Query) -> ApiError {
-    let name = q.get("fromImage").cloned().unwrap_or_default();
-    ApiError::not_found(format!(
-        "pull access denied for {name}: netctl does not pull from registries yet; load the image with `docker load` or `netctl load`"
-    ))
+/// `POST /images/create`: `fromSrc=-` imports the tar body as a one-layer image (`docker
+/// import`); pulling from a registry is not there yet.
+async fn pull(State(d): State<Daemon>, q: super::Query, body: Body) -> ApiResult<Response> {
+    match q.get("fromSrc").map(String::as_str) {
+        Some("-") => {}
+        Some(src) => {
+            return Err(ApiError::bad_request(format!(
+                "netctl imports from the request body only (fromSrc=-), not from {src}"
+            )))
+        }
+        None => {
+            let name = q.get("fromImage").cloned().unwrap_or_default();
+            return Err(ApiError::not_found(format!(
+                "pull access denied for {name}: netctl does not pull from registries yet; load the image with `docker load` or `netctl load`"
+            )));
+        }
+    }
+    if q.get("changes").is_some_and(|c| !c.is_empty()) {
+        return Err(ApiError::bad_request(
+            "netctl's import takes no Dockerfile changes yet",
+        ));
+    }
+    let reference = q.get("repo").filter(|r| !r.is_empty()).map(|r| {
+        match q.get("tag").filter(|t| !t.is_empty()) {
+            Some(t) => format!("{r}:{t}"),
+            None => r.clone(),
+        }
+    });
+    let tar = stream::spool(body, &d.engine.run_dir().join("spool")).await?;
+    d.run(move |engine| {
+        let img = netctl_engine::image::import(engine, tar.path(), reference.as_deref())?;
+        let line = json!({ "status": format!("sha256:{}", img.id) }).to_string() + "\n";
+        Ok(([(header::CONTENT_TYPE, "application/json")], line).into_response())
+    })
+    .await
 }
 
 /// `GET /images/NAME/json`, `/history` and `/get`.

@@ -405,6 +405,14 @@ fn files_images_and_stats_through_netctld() {
         d.host()
     ));
     assert_eq!(tar.trim(), "1");
+    host.sh(&format!(
+        "DOCKER_HOST={h} /usr/bin/docker export box | DOCKER_HOST={h} /usr/bin/docker import - imported:1",
+        h = d.host()
+    ));
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "imported:1", "cat", "/made"]),
+        "made\n"
+    );
 
     let stats = d.docker_ok(&[
         "stats",
@@ -429,7 +437,7 @@ fn files_images_and_stats_through_netctld() {
     assert_eq!(loaded.trim(), "Loaded image: snap:1");
     let df = d.docker_ok(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"]);
     assert!(
-        df.contains("Images 2") && df.contains("Containers 1"),
+        df.contains("Images 3") && df.contains("Containers 1"),
         "{df}"
     );
     d.docker_ok(&["rm", "-f", "box"]);
