@@ -54,6 +54,22 @@ impl EngineConfig {
 }
 
 impl EngineConfig {
+    /// This configuration with a front end's options: another plugin path (when one is
+    /// given), the plugin deadline, more address pools.
+    pub fn with_options(
+        mut self,
+        cni_path: &[PathBuf],
+        plugin_deadline: Duration,
+        pools: &[AddressPool],
+    ) -> Self {
+        if !cni_path.is_empty() {
+            self.cni_path = cni_path.to_vec();
+        }
+        self.plugin_deadline = plugin_deadline;
+        self.address_pools = pools.to_vec();
+        self
+    }
+
     /// The CNI client this configuration describes: plugins from the CNI path, results
     /// cached under the root, every plugin call under the deadline.
     pub fn cni_client(&self) -> CniConfig {

@@ -70,13 +70,13 @@ impl Args {
     fn engine_config(&self) -> anyhow::Result<EngineConfig> {
         let helper = std::env::current_exe()
             .map_err(|e| anyhow::anyhow!("find the running executable: {e}"))?;
-        let mut config = EngineConfig::new(&self.root, &self.run_dir, &helper);
-        if !self.cni_path.is_empty() {
-            config.cni_path.clone_from(&self.cni_path);
-        }
-        config.plugin_deadline = std::time::Duration::from_secs(self.plugin_deadline);
-        config.address_pools.clone_from(&self.address_pools);
-        Ok(config)
+        Ok(
+            EngineConfig::new(&self.root, &self.run_dir, &helper).with_options(
+                &self.cni_path,
+                std::time::Duration::from_secs(self.plugin_deadline),
+                &self.address_pools,
+            ),
+        )
     }
 }
 
