@@ -192,7 +192,8 @@ pub struct ListOptions {
 /// The containers a listing shows, in the store's order (newest first).
 pub fn list(engine: &Engine, opts: &ListOptions) -> crate::Result<Vec<Container>> {
     let filter = crate::filter::ContainerFilter::parse(&opts.filters)?;
-    let images = crate::image::ImageStore::open(engine.root())?;
+    // Read once for the whole listing: each container's image names, for `ancestor`.
+    let images = crate::image::ImageStore::open(engine.root())?.all()?;
     let all = opts.all || opts.limit.is_some() || filter.names_a_status();
     Ok(engine
         .containers
@@ -202,10 +203,11 @@ pub fn list(engine: &Engine, opts: &ListOptions) -> crate::Result<Vec<Container>
         .filter(|c| all || c.is_running())
         .filter(|c| {
             let names = images
-                .find(&c.config.image)
-                .map(|i| i.tags)
+                .iter()
+                .find(|i| i.id == c.config.image)
+                .map(|i| i.tags.as_slice())
                 .unwrap_or_default();
-            filter.matches(c, &names)
+            filter.matches(c, names)
         })
         .collect())
 }

@@ -440,9 +440,14 @@ fn endpoints(c: &Container) -> BTreeMap<String, EndpointView> {
 pub fn inspect(engine: &Engine, c: &Container) -> ContainerInspect {
     let running = c.is_running();
     let mut networks = endpoints(c);
-    if let Ok(store) = engine.networks() {
+    // One read of the network store for every endpoint (a listing inspects each container).
+    if let Ok(all) = engine.networks().and_then(|s| s.all()) {
         for (name, view) in &mut networks {
-            view.network_id = store.find(name).map(|n| n.id).unwrap_or_default();
+            view.network_id = all
+                .iter()
+                .find(|n| &n.name == name)
+                .map(|n| n.id.clone())
+                .unwrap_or_default();
         }
     }
     let first = c
