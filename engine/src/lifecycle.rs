@@ -120,31 +120,6 @@ fn stopped_by_hand(engine: &Engine, c: &Container, timeout: Duration) -> Result<
     Ok(c)
 }
 
-/// Waits up to `timeout` for a process to end; whether it did.
-pub fn wait_gone(pid: u32, timeout: Duration) -> bool {
-    use rustix::event::{poll, PollFd, PollFlags, Timespec};
-    use rustix::process::{pidfd_open, Pid, PidfdFlags};
-    let Some(p) = Pid::from_raw(pid as i32) else {
-        return true;
-    };
-    let Ok(fd) = pidfd_open(p, PidfdFlags::empty()) else {
-        return !pid_alive(pid);
-    };
-    let ts = Timespec {
-        tv_sec: timeout.as_secs() as i64,
-        tv_nsec: i64::from(timeout.subsec_nanos()),
-    };
-    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
-    loop {
-        match poll(&mut fds, Some(&ts)) {
-            Ok(0) => return !pid_alive(pid),
-            Ok(_) => return true,
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(_) => return !pid_alive(pid),
-        }
-    }
-}
-
 /// Docker's stop: the container's stop signal (SIGTERM unless `--stop-signal` or the
 /// image says otherwise), then SIGKILL after `timeout` (`stop -t`; else `--stop-timeout`,
 /// else 10 s); returns once the monitor has recorded the exit and detached the networks.

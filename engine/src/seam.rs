@@ -12,6 +12,7 @@ use netctl_cni::{Attachment, NetConfList, Success};
 use netctl_net::{NetNs, Netlink};
 use nix::sys::signal::Signal;
 
+use crate::container::pid_alive;
 use crate::error::{Context, Error, Result};
 use crate::routes::DefaultRoute;
 
@@ -129,7 +130,25 @@ impl Syscalls for LinuxSyscalls {
             .ctx(|| format!("signal process {pid}"))
     }
 
+    /// Sleeps on a pidfd of the process (never polling); without one, looks once.
     fn wait_gone(&self, pid: u32, timeout: Duration) -> bool {
-        crate::lifecycle::wait_gone(pid, timeout)
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        use rustix::process::{pidfd_open, Pid, PidfdFlags};
+        let Some(p) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
+            return true;
+        };
+        let Ok(fd) = pidfd_open(p, PidfdFlags::empty()) else {
+            return !pid_alive(pid);
+        };
+        let ts = Timespec::try_from(timeout).ok();
+        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        loop {
+            match poll(&mut fds, ts.as_ref()) {
+                Ok(0) => return !pid_alive(pid),
+                Ok(_) => return true,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(_) => return !pid_alive(pid),
+            }
+        }
     }
 }

@@ -17,8 +17,7 @@ use netctl_engine::Engine;
 use serde_json::{json, Value};
 
 use super::create::CreateBody;
-use super::networks::body;
-use super::{filters, flag, status, stream, ApiError, ApiResult, Daemon, Query};
+use super::{body, filters, flag, status, stream, ApiError, ApiResult, Daemon, Query};
 
 /// The routes.
 pub fn routes() -> Router<Daemon> {

@@ -12,14 +12,14 @@ use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use netctl_engine::container::Container;
 use netctl_engine::runtime::exec::ExecRequest;
 use netctl_engine::Engine;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::hijack::{self, Input, Output};
-use super::networks::body;
-use super::{status, ApiError, ApiResult, Daemon};
+use super::{body, status, ApiError, ApiResult, Daemon};
 
 /// Instances kept at most; the oldest finished ones go first.
 const KEPT: usize = 4096;
@@ -167,14 +167,10 @@ pub async fn start(
     let (engine, execs) = (d.engine.clone(), d.execs.clone());
     if opts.detach {
         d.run(move |e| {
-            let child = spawn(
-                e,
-                &record,
-                size,
-                (Stdio::null(), Stdio::null(), Stdio::null()),
-            )?;
-            track(&execs, &id, child.id());
             let c = e.containers.find(&record.container)?;
+            let null = (Stdio::null(), Stdio::null(), Stdio::null());
+            let child = spawn(e, &c, &record, size, null)?;
+            track(&execs, &id, child.id());
             std::thread::spawn(move || {
                 let code = netctl_engine::runtime::exec::finish(&engine, &c, child).ok();
                 ended(&execs, &id, code);
@@ -194,11 +190,11 @@ pub async fn start(
 /// Starts the instance's command through the engine's helper.
 fn spawn(
     engine: &Engine,
+    c: &Container,
     r: &ExecRecord,
     size: (u16, u16),
     stdio: (Stdio, Stdio, Stdio),
 ) -> netctl_engine::Result<std::process::Child> {
-    let c = engine.containers.find(&r.container)?;
     let req = ExecRequest {
         command: &r.cmd,
         env: &r.env,
@@ -207,7 +203,7 @@ fn spawn(
         user: Some(r.user.as_str()).filter(|u| !u.is_empty()),
         tty: r.tty.then_some(size),
     };
-    netctl_engine::runtime::exec::spawn(engine, &c, &req, stdio)
+    netctl_engine::runtime::exec::spawn(engine, c, &req, stdio)
 }
 
 fn track(execs: &Execs, id: &str, pid: u32) {
@@ -245,7 +241,13 @@ fn relay(
         Stdio::null()
     };
     let output = Arc::new(Mutex::new(output));
-    let mut child = match spawn(engine, r, size, (stdin, Stdio::piped(), Stdio::piped())) {
+    let started = engine.containers.find(&r.container).and_then(|c| {
+        Ok((
+            spawn(engine, &c, r, size, (stdin, Stdio::piped(), Stdio::piped()))?,
+            c,
+        ))
+    });
+    let (mut child, c) = match started {
         Ok(child) => child,
         Err(e) => {
             let missing = matches!(e.root(), netctl_engine::Error::CommandNotFound(_));
@@ -284,11 +286,7 @@ fn relay(
     for c in copiers {
         let _ = c.join();
     }
-    let code = engine
-        .containers
-        .find(&r.container)
-        .ok()
-        .and_then(|c| netctl_engine::runtime::exec::finish(engine, &c, child).ok());
+    let code = netctl_engine::runtime::exec::finish(engine, &c, child).ok();
     ended(execs, id, code);
     let flushed = output.lock().map(|mut out| out.flush());
     drop(flushed);

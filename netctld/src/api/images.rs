@@ -111,14 +111,7 @@ async fn prune(State(d): State<Daemon>, q: super::Query) -> ApiResult<Json<Value
     }
     d.run(move |engine| {
         let pruned = netctl_engine::system::prune_images(engine, all)?;
-        let rows: Vec<Value> = pruned
-            .deleted
-            .iter()
-            .filter_map(|line| {
-                let (what, of) = line.split_once(": ")?;
-                Some(json!({ what: of }))
-            })
-            .collect();
+        let rows = removal_rows(&pruned.deleted);
         Ok(Json(
             json!({"ImagesDeleted": rows, "SpaceReclaimed": pruned.reclaimed}),
         ))
@@ -129,12 +122,7 @@ async fn prune(State(d): State<Daemon>, q: super::Query) -> ApiResult<Json<Value
 /// `POST /commit?container=&repo=&tag=&comment=&author=&pause=`.
 async fn commit(State(d): State<Daemon>, q: super::Query) -> ApiResult<(StatusCode, Json<Value>)> {
     let key = q.get("container").cloned().unwrap_or_default();
-    let reference = q.get("repo").filter(|r| !r.is_empty()).map(|r| {
-        match q.get("tag").filter(|t| !t.is_empty()) {
-            Some(t) => format!("{r}:{t}"),
-            None => r.clone(),
-        }
-    });
+    let reference = reference(&q);
     if q.get("changes").is_some_and(|c| !c.is_empty()) {
         return Err(ApiError::bad_request(
             "netctl's commit takes no Dockerfile changes (--change) yet",
@@ -201,12 +189,7 @@ async fn pull(State(d): State<Daemon>, q: super::Query, body: Body) -> ApiResult
             "netctl's import takes no Dockerfile changes yet",
         ));
     }
-    let reference = q.get("repo").filter(|r| !r.is_empty()).map(|r| {
-        match q.get("tag").filter(|t| !t.is_empty()) {
-            Some(t) => format!("{r}:{t}"),
-            None => r.clone(),
-        }
-    });
+    let reference = reference(&q);
     let tar = stream::spool(body, &d.engine.run_dir().join("spool")).await?;
     d.run(move |engine| {
         let img = netctl_engine::image::import(engine, tar.path(), reference.as_deref())?;
@@ -264,11 +247,7 @@ async fn tag(
             "POST /images/{path} is not supported by netctl"
         )));
     }
-    let repo = q.get("repo").cloned().unwrap_or_default();
-    let target = match q.get("tag").filter(|t| !t.is_empty()) {
-        Some(t) => format!("{repo}:{t}"),
-        None => repo,
-    };
+    let target = reference(&q).unwrap_or_default();
     let name = name.to_string();
     d.run(move |engine| {
         netctl_engine::image::tag(engine, &name, &target)?;
@@ -280,16 +259,30 @@ async fn tag(
 /// `DELETE /images/NAME`: Docker's `[{"Untagged": ...}, {"Deleted": ...}]`.
 async fn remove(State(d): State<Daemon>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
     d.run(move |engine| {
-        let rows: Vec<Value> = netctl_engine::image::remove(engine, &name)?
-            .into_iter()
-            .filter_map(|line| {
-                let (what, of) = line.split_once(": ")?;
-                Some(json!({ what: of }))
-            })
-            .collect();
+        let rows = removal_rows(&netctl_engine::image::remove(engine, &name)?);
         Ok(Json(Value::Array(rows)))
     })
     .await
+}
+
+/// `REPO[:TAG]` from the `repo` and `tag` queries (none without a repo).
+fn reference(q: &super::Query) -> Option<String> {
+    let repo = q.get("repo").filter(|r| !r.is_empty())?;
+    Some(match q.get("tag").filter(|t| !t.is_empty()) {
+        Some(t) => format!("{repo}:{t}"),
+        None => repo.clone(),
+    })
+}
+
+/// The engine's `Untagged: X` / `Deleted: X` lines as Docker's `[{"Untagged": X}, ...]`.
+fn removal_rows(lines: &[String]) -> Vec<Value> {
+    lines
+        .iter()
+        .filter_map(|line| {
+            let (what, of) = line.split_once(": ")?;
+            Some(json!({ what: of }))
+        })
+        .collect()
 }
 
 /// `busybox:latest/json` as (`busybox:latest`, `json`).

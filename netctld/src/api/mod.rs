@@ -110,6 +110,29 @@ pub fn filters(q: &BTreeMap<String, String>) -> ApiResult<Vec<String>> {
     Ok(out)
 }
 
+/// A JSON body, read as `T` as Go reads one into a struct: unknown fields are ignored and
+/// `null` is the zero value; wrong types are a 400.
+pub fn body<T: serde::de::DeserializeOwned + Default>(bytes: &axum::body::Bytes) -> ApiResult<T> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let mut v: serde_json::Value = serde_json::from_slice(bytes)?;
+    drop_nulls(&mut v);
+    Ok(serde_json::from_value(v)?)
+}
+
+/// Removes every `null` member of every object, so each reads as its field's default.
+fn drop_nulls(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            m.retain(|_, x| !x.is_null());
+            m.values_mut().for_each(drop_nulls);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
+}
+
 /// Every route, served bare and under `/v{X.Y}/`.
 pub fn app(daemon: Daemon) -> Router {
     Router::new()

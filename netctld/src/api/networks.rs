@@ -14,7 +14,7 @@ use netctl_engine::network::{parse_subnet, CreateRequest, Driver};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{filters, status, ApiError, ApiResult, Daemon, Query};
+use super::{body, filters, status, ApiError, ApiResult, Daemon, Query};
 
 /// The routes.
 pub fn routes() -> Router<Daemon> {
@@ -25,29 +25,6 @@ pub fn routes() -> Router<Daemon> {
         .route("/networks/{id}", get(inspect).delete(remove))
         .route("/networks/{id}/connect", post(connect))
         .route("/networks/{id}/disconnect", post(disconnect))
-}
-
-/// A JSON body, read as `T` as Go reads one into a struct: unknown fields are ignored and
-/// `null` is the zero value; wrong types are a 400.
-pub fn body<T: serde::de::DeserializeOwned + Default>(bytes: &Bytes) -> ApiResult<T> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    let mut v: Value = serde_json::from_slice(bytes)?;
-    drop_nulls(&mut v);
-    Ok(serde_json::from_value(v)?)
-}
-
-/// Removes every `null` member of every object, so each reads as its field's default.
-fn drop_nulls(v: &mut Value) {
-    match v {
-        Value::Object(m) => {
-            m.retain(|_, x| !x.is_null());
-            m.values_mut().for_each(drop_nulls);
-        }
-        Value::Array(a) => a.iter_mut().for_each(drop_nulls),
-        _ => {}
-    }
 }
 
 async fn list(State(d): State<Daemon>, q: Query) -> ApiResult<Json<Vec<Value>>> {

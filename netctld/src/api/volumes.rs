@@ -12,8 +12,7 @@ use netctl_engine::volume::VolumeStore;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::networks::body;
-use super::{filters, flag, status, ApiError, ApiResult, ApiVersion, Daemon, Query};
+use super::{body, filters, flag, status, ApiError, ApiResult, ApiVersion, Daemon, Query};
 
 /// The routes.
 pub fn routes() -> Router<Daemon> {
