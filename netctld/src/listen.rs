@@ -1,29 +1,39 @@
-//! Where the daemon listens: unix sockets (mode 0660, owned by `--group` when given), and
-//! why plain TCP is refused.
+//! Where the daemon listens: unix sockets (mode 0660, owned by `--group` when given), TCP
+//! with TLS and client certificates, and why plain TCP is refused.
 
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context};
-use axum::ServiceExt;
 use netctl_engine::Engine;
-use tokio::net::UnixListener;
-use tower_layer::Layer;
+use tokio::net::{TcpListener, UnixListener};
 
 use crate::api::{self, Daemon};
+use crate::serve::Server;
 use crate::Args;
+
+/// The port dockerd listens on with TLS when `-H tcp://HOST` names none.
+const TLS_PORT: u16 = 2376;
 
 /// One `-H` address.
 #[derive(Debug)]
 pub enum Endpoint {
     /// `unix:///PATH`.
     Unix(PathBuf),
+    /// `tcp://HOST:PORT`, with TLS and client certificates.
+    Tls {
+        /// Where to listen.
+        addr: SocketAddr,
+        /// The server's certificate and the CA its clients' certificates must come from.
+        config: Arc<rustls::ServerConfig>,
+    },
 }
 
 impl Endpoint {
-    /// Reads `-H`: `unix:///PATH` (or a bare path); `tcp://` only with TLS and client
-    /// certificates.
+    /// Reads `-H`: `unix:///PATH` (or a bare path); `tcp://HOST[:PORT]` only with
+    /// `--tlsverify` and its three files.
     pub fn parse(host: &str, args: &Args) -> anyhow::Result<Self> {
         if let Some(path) = host.strip_prefix("unix://") {
             return Ok(Endpoint::Unix(PathBuf::from(path)));
@@ -31,20 +41,39 @@ impl Endpoint {
         if host.starts_with('/') {
             return Ok(Endpoint::Unix(PathBuf::from(host)));
         }
-        if host.starts_with("tcp://") || host.starts_with("fd://") {
-            let tls = args.tlsverify
-                && args.tlscacert.is_some()
-                && args.tlscert.is_some()
-                && args.tlskey.is_some();
-            if !tls {
+        if let Some(addr) = host.strip_prefix("tcp://") {
+            let (Some(ca), Some(cert), Some(key), true) =
+                (&args.tlscacert, &args.tlscert, &args.tlskey, args.tlsverify)
+            else {
                 bail!("{host}: the API over plain TCP gives anyone who reaches the port root on this host; listen on a unix socket, or give --tlsverify --tlscacert --tlscert --tlskey");
-            }
-            bail!("{host}: TCP with TLS is not served by this netctld yet; listen on a unix socket (-H unix:///PATH)");
+            };
+            return Ok(Endpoint::Tls {
+                addr: tcp_address(addr).with_context(|| format!("-H {host}"))?,
+                config: crate::tls::server_config(ca, cert, key)?,
+            });
+        }
+        if host.starts_with("fd://") {
+            bail!("{host}: socket activation is not supported by netctld; use unix:///PATH");
         }
         Err(anyhow!(
-            "{host}: not an address netctld listens on; use unix:///PATH"
+            "{host}: not an address netctld listens on; use unix:///PATH or tcp://HOST:PORT"
         ))
     }
+}
+
+/// `HOST:PORT`, `HOST` (port 2376) or `:PORT` (every address) as one socket address.
+fn tcp_address(addr: &str) -> anyhow::Result<SocketAddr> {
+    let addr = addr.trim_end_matches('/');
+    let candidates = match addr.strip_prefix(':') {
+        Some(port) => vec![format!("0.0.0.0:{port}")],
+        None => vec![addr.to_string(), format!("{addr}:{TLS_PORT}")],
+    };
+    candidates
+        .iter()
+        .find_map(|c| c.to_socket_addrs().ok()?.next())
+        .ok_or_else(|| {
+            anyhow!("{addr}: not HOST:PORT (an IPv6 address goes in brackets, [ADDR]:PORT)")
+        })
 }
 
 /// Binds every endpoint, says it is ready, and serves until the process ends.
@@ -62,19 +91,24 @@ pub async fn serve(
                 .ok_or_else(|| anyhow!("--group {g}: no such group"))
         })
         .transpose()?;
-    let daemon = Daemon::new(engine);
-    let mut servers = Vec::new();
-    for Endpoint::Unix(path) in endpoints {
-        let listener = bind(&path, gid)?;
-        let app = axum::middleware::from_fn(api::versioned).layer(api::app(daemon.clone()));
-        servers.push(tokio::spawn(async move {
-            axum::serve(listener, app.into_make_service()).await
-        }));
+    let server = Server::new(api::service(Daemon::new(engine)));
+    let mut servers = tokio::task::JoinSet::new();
+    for endpoint in endpoints {
+        match endpoint {
+            Endpoint::Unix(path) => {
+                servers.spawn(server.clone().unix(bind(&path, gid)?));
+            }
+            Endpoint::Tls { addr, config } => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("listen on {addr}"))?;
+                let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                servers.spawn(server.clone().tls(listener, acceptor));
+            }
+        }
     }
     notify_ready();
-    for s in servers {
-        s.await??;
-    }
+    while servers.join_next().await.is_some() {}
     Ok(())
 }
 

@@ -5,6 +5,8 @@
 
 mod api;
 mod listen;
+mod serve;
+mod tls;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -52,9 +52,34 @@ pub fn spawn(on: OnUpgrade, relay: impl FnOnce(Input, Output) + Send + 'static) 
             return;
         };
         let (reader, writer) = tokio::io::split(TokioIo::new(upgraded));
-        let (reader, writer) = (SyncIoBridge::new(reader), SyncIoBridge::new(writer));
+        let (reader, writer) = (
+            SyncIoBridge::new(reader),
+            Closing(SyncIoBridge::new(writer)),
+        );
         tokio::task::spawn_blocking(move || relay(Box::new(reader), Box::new(writer)));
     });
+}
+
+/// The writing half of a hijacked connection, ended properly when the relay drops it: what
+/// is buffered is sent, then the end (TLS's close_notify, TCP's FIN), so the client reads all
+/// of the output and then its end instead of a reset.
+struct Closing<W: tokio::io::AsyncWrite + Unpin>(SyncIoBridge<W>);
+
+impl<W: tokio::io::AsyncWrite + Unpin> Write for Closing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl<W: tokio::io::AsyncWrite + Unpin> Drop for Closing<W> {
+    fn drop(&mut self) {
+        // A client already gone has nothing left to tell.
+        let _ = self.0.shutdown();
+    }
 }
 
 /// One chunk of output as the API frames it: raw for a terminal, else Docker's 8-byte

@@ -133,8 +133,18 @@ fn drop_nulls(v: &mut serde_json::Value) {
     }
 }
 
+/// The API as the server calls it: the version prefix is read first (it decides the route),
+/// then the routes.
+pub fn service(daemon: Daemon) -> crate::serve::App {
+    use tower::{Layer, ServiceExt};
+    let app = axum::middleware::from_fn(versioned).layer(app(daemon));
+    tower::util::BoxCloneSyncService::new(
+        app.map_request(|r: Request<hyper::body::Incoming>| r.map(axum::body::Body::new)),
+    )
+}
+
 /// Every route, served bare and under `/v{X.Y}/`.
-pub fn app(daemon: Daemon) -> Router {
+fn app(daemon: Daemon) -> Router {
     Router::new()
         .route("/_ping", get(system::ping).head(system::ping))
         .route("/version", get(system::version))
@@ -243,7 +253,35 @@ pub async fn versioned(mut req: Request, next: Next) -> Response {
         }
     }
     req.extensions_mut().insert(version);
-    with_headers(next.run(req).await)
+    with_headers(json_error(next.run(req).await).await)
+}
+
+/// An error answered without Docker's JSON (a malformed query or path, a body over the
+/// limit, a method a route lacks) rewritten as `{"message": ...}` with its status, so every
+/// client reads every error the same way.
+async fn json_error(r: Response) -> Response {
+    let failed = r.status().is_client_error() || r.status().is_server_error();
+    let json = r
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
+    if !failed || json {
+        return r;
+    }
+    let (parts, body) = r.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let message = match text.trim() {
+        "" => parts
+            .status
+            .canonical_reason()
+            .unwrap_or("request failed")
+            .to_string(),
+        t => t.to_string(),
+    };
+    ApiError::new(parts.status, message).into_response()
 }
 
 /// `/v1.41/containers/json` as (1.41, `/containers/json`).

@@ -24,28 +24,27 @@ pub struct Lab {
     pub pki: Option<Pki>,
 }
 
-/// The lab's certificates, made with openssl: `ca.crt`, and `mN.crt` + `mN.key` for each
-/// machine (its underlay address as subject alternative name; server and client use).
+/// Certificates made with openssl: `ca.crt`, and `NAME.crt` + `NAME.key` for each named
+/// holder (its address as subject alternative name; server and client use).
 pub struct Pki {
     /// Where the files are.
     pub dir: PathBuf,
 }
 
 impl Pki {
-    fn make(dir: PathBuf, machines: &[Machine]) -> Pki {
+    /// A CA in `dir` and a certificate from it for each `(name, address)`.
+    pub fn make(dir: PathBuf, holders: &[(&str, &str)]) -> Pki {
         std::fs::create_dir_all(&dir).expect("pki folder");
         let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
         let mut script = format!(
             "set -e; cd {d}; openssl req -x509 {ec} -keyout ca.key -out ca.crt -days 2 -subj /CN=netctl-lab-ca 2>/dev/null\n",
             d = dir.display()
         );
-        for m in machines {
-            let n = &m.name;
+        for (n, addr) in holders {
             script += &format!(
                 "openssl req {ec} -keyout {n}.key -out {n}.csr -subj /CN={n} 2>/dev/null\n\
                  printf 'subjectAltName=IP:{addr}\\nextendedKeyUsage=serverAuth,clientAuth\\n' > {n}.ext\n\
-                 openssl x509 -req -in {n}.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile {n}.ext -out {n}.crt 2>/dev/null\n",
-                addr = m.addr
+                 openssl x509 -req -in {n}.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile {n}.ext -out {n}.crt 2>/dev/null\n"
             );
         }
         let out = Command::new("sh")
@@ -95,7 +94,11 @@ impl Lab {
         let host = TestHost::new();
         host.sh("ip link add underlay type bridge && ip link set underlay up");
         let machines: Vec<Machine> = (1..=count).map(|i| Machine::start(&host, i)).collect();
-        let pki = tls.then(|| Pki::make(host.dir().join("pki"), &machines));
+        let holders: Vec<(&str, &str)> = machines
+            .iter()
+            .map(|m| (m.name.as_str(), m.addr.as_str()))
+            .collect();
+        let pki = tls.then(|| Pki::make(host.dir().join("pki"), &holders));
         let lab = Lab {
             host,
             machines,

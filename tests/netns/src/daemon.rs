@@ -14,9 +14,15 @@ pub struct Netctld {
 impl Netctld {
     /// Starts netctld and waits until `/_ping` answers through the docker CLI.
     pub fn start(host: &mut TestHost) -> Netctld {
+        Netctld::start_with(host, "")
+    }
+
+    /// Starts netctld with more arguments after its unix socket (`-H tcp://...` ...), and
+    /// waits until `/_ping` answers on that socket.
+    pub fn start_with(host: &mut TestHost, args: &str) -> Netctld {
         let dir = host.dir().display().to_string();
         host.spawn(&format!(
-            "exec {} -H unix://{dir}/netctld.sock > {dir}/netctld.log 2>&1",
+            "exec {} -H unix://{dir}/netctld.sock {args} > {dir}/netctld.log 2>&1",
             binary("netctld").display()
         ));
         let daemon = Netctld {
@@ -76,5 +82,10 @@ impl Netctld {
     /// The socket, as `DOCKER_HOST` names it.
     pub fn host(&self) -> &str {
         &self.sock
+    }
+
+    /// The socket's path.
+    pub fn socket(&self) -> &std::path::Path {
+        std::path::Path::new(self.sock.trim_start_matches("unix://"))
     }
 }
