@@ -6,8 +6,16 @@ use crate::error::{Error, ErrorCode};
 /// The longest interface name the kernel accepts (IFNAMSIZ - 1).
 pub const MAX_IFNAME_LEN: usize = 15;
 
-/// `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, the spec's pattern for IDs and network names.
+/// The longest name of a network, container or volume: each becomes a file or folder name
+/// (255 bytes at most on Linux) with a suffix.
+pub const MAX_NAME_LEN: usize = 128;
+
+/// `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, the spec's pattern for IDs and network names, at most
+/// [`MAX_NAME_LEN`] characters.
 fn is_cni_name(s: &str) -> bool {
+    if s.len() > MAX_NAME_LEN {
+        return false;
+    }
     let mut chars = s.chars();
     match chars.next() {
         Some(c) if c.is_ascii_alphanumeric() => {}
@@ -33,8 +41,9 @@ pub fn container_id(id: &str) -> Result<(), Error> {
     }
     if !is_cni_name(id) {
         return Err(
-            Error::invalid_env("invalid characters in container ID (CNI_CONTAINERID)")
-                .with_details(format!("{id:?} must match [a-zA-Z0-9][a-zA-Z0-9_.-]*")),
+            Error::invalid_env("invalid container ID (CNI_CONTAINERID)").with_details(format!(
+            "{id:?} must match [a-zA-Z0-9][a-zA-Z0-9_.-]* and be at most {MAX_NAME_LEN} characters"
+        )),
         );
     }
     Ok(())
@@ -44,6 +53,11 @@ pub fn container_id(id: &str) -> Result<(), Error> {
 pub fn network_name(name: &str) -> Result<(), Error> {
     if name.is_empty() {
         return Err(Error::invalid_config("missing network name (\"name\")"));
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(Error::invalid_config(format!(
+            "network name longer than {MAX_NAME_LEN} characters"
+        )));
     }
     if !is_cni_name(name) {
         return Err(Error::invalid_config("invalid characters in network name")
@@ -137,6 +151,9 @@ mod tests {
     fn network_names_and_plugin_types_are_plain_names() {
         assert!(network_name("my-net.1").is_ok());
         assert!(network_name("../net").is_err());
+        assert!(network_name(&"n".repeat(MAX_NAME_LEN)).is_ok());
+        assert!(network_name(&"n".repeat(MAX_NAME_LEN + 1)).is_err());
+        assert!(!is_object_name(&"n".repeat(MAX_NAME_LEN + 1)));
         assert!(network_name("").is_err());
         assert!(plugin_type("netctl-bridge").is_ok());
         assert!(plugin_type("../sh").is_err());

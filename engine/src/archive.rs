@@ -42,6 +42,21 @@ impl Members {
     }
 }
 
+/// A failed read or [`unpack`] of an archive as the engine's error: an archive that is malformed (not tar, cut
+/// short) or refused (a member that leads out) is the sender's mistake, a 400 for the API;
+/// anything else (a full disk) is the host's.
+pub(crate) fn archive_error(e: io::Error, what: impl FnOnce() -> String) -> crate::Error {
+    match e.kind() {
+        io::ErrorKind::InvalidData
+        | io::ErrorKind::UnexpectedEof
+        | io::ErrorKind::InvalidInput
+        | io::ErrorKind::Other => {
+            crate::Error::Invalid(format!("{}: not a usable tar archive: {e}", what()))
+        }
+        _ => crate::Error::io(what(), e),
+    }
+}
+
 fn refused(what: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.to_string())
 }

@@ -80,7 +80,12 @@ fn layer_of(store: &ImageStore, upper: &Path) -> Result<String> {
             skip: Some(&skip),
             ..Tree::default()
         };
-        let mut entries = std::fs::read_dir(&upper)?.collect::<std::io::Result<Vec<_>>>()?;
+        // A container that never started has no writable layer yet: its diff is empty.
+        let mut entries = match std::fs::read_dir(&upper) {
+            Ok(dir) => dir.collect::<std::io::Result<Vec<_>>>()?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
         entries.sort_by_key(std::fs::DirEntry::file_name);
         for e in entries {
             append_tree(&mut b, &e.path(), Path::new(&e.file_name()), &opts)?;

@@ -41,6 +41,12 @@ pub fn check_name(kind: Kind, name: &str) -> Result<()> {
     if valid_name(name) {
         return Ok(());
     }
+    let most = netctl_cni::validate::MAX_NAME_LEN;
+    if name.len() > most {
+        return Err(Error::Invalid(format!(
+            "Invalid {kind} name: longer than {most} characters"
+        )));
+    }
     Err(Error::Invalid(format!(
         "Invalid {kind} name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
     )))

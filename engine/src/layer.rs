@@ -85,11 +85,12 @@ impl LayerStore {
     fn unpack_into(&self, tar: impl Read, dest: &Path) -> Result<String> {
         fs::create_dir(dest).ctx(|| format!("create {}", dest.display()))?;
         let mut hashing = Hashing {
-            inner: decompressed(tar).ctx(|| "read the layer".into())?,
+            inner: decompressed(tar)
+                .map_err(|e| crate::archive::archive_error(e, || "the layer".into()))?,
             hash: Sha256::new(),
         };
         crate::archive::unpack(&mut hashing, dest, crate::archive::Members::Layer)
-            .ctx(|| "unpack the layer".into())?;
+            .map_err(|e| crate::archive::archive_error(e, || "the layer".into()))?;
         io::copy(&mut hashing, &mut io::sink()).ctx(|| "read the end of the layer".into())?;
         Ok(crate::ids::hex(&hashing.hash.finalize()))
     }

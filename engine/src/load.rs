@@ -78,9 +78,10 @@ pub fn load(store: &ImageStore, archive: &Path) -> Result<Vec<Image>> {
     let _adding = store.lock(false)?;
     let scratch = store.scratch()?;
     let file = fs::File::open(archive).ctx(|| format!("open {}", archive.display()))?;
-    let reader = decompressed(file).ctx(|| format!("read {}", archive.display()))?;
+    let reader = decompressed(file)
+        .map_err(|e| crate::archive::archive_error(e, || "the image archive".into()))?;
     crate::archive::unpack(reader, scratch.path(), Members::Data)
-        .ctx(|| format!("unpack {}", archive.display()))?;
+        .map_err(|e| crate::archive::archive_error(e, || "the image archive".into()))?;
     let dir = Beneath::open(scratch.path()).ctx(|| "open the unpacked archive".into())?;
     let mut loading = Loading {
         store,

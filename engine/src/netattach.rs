@@ -424,7 +424,10 @@ pub fn disconnect(engine: &Engine, network: &str, key: &str, force: bool) -> Res
         c.state.endpoints.retain(|e| &e.ifname != ifname);
         c.save_state()?;
     }
-    if !attached.is_empty() {
+    // A container that stopped while a DEL failed keeps the endpoint (pending) but has no
+    // namespace left: there are no routes to settle, its next start makes them.
+    let live = engine.netns_path(&c.config.id).exists();
+    if !attached.is_empty() && live {
         if c.config.net_mode == NetMode::None {
             // The none plugin's DEL took loopback down; the namespace keeps it, as Docker's.
             engine.sys.loopback_up(&engine.netns_path(&c.config.id))?;

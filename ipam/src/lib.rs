@@ -16,6 +16,6 @@ mod store;
 
 pub use allocator::{Allocator, Lease};
 pub use config::{AllocationOrder, IpamConfig, RangeConfig};
-pub use error::IpamError;
+pub use error::{IpamError, CODE_ADDRESS_IN_USE, CODE_EXHAUSTED};
 pub use range::{Range, RangeSet};
 pub use store::{FileStore, Owner, Store, Txn};

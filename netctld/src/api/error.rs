@@ -3,7 +3,9 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use netctl_cni::ErrorCode;
 use netctl_engine::{Error, Kind};
+use netctl_ipam::{CODE_ADDRESS_IN_USE, CODE_EXHAUSTED};
 
 /// A failed request: its status and Docker's message.
 #[derive(Debug)]
@@ -46,6 +48,7 @@ impl From<Error> for ApiError {
             Error::Ambiguous { .. } | Error::Invalid(_) => StatusCode::BAD_REQUEST,
             Error::CommandNotFound(_) | Error::CommandNotRunnable { .. } => StatusCode::BAD_REQUEST,
             Error::Conflict(_) | Error::State(_) => StatusCode::CONFLICT,
+            Error::Cni { source, .. } => cni_status(source.code),
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let message = match e.root() {
@@ -53,6 +56,22 @@ impl From<Error> for ApiError {
             _ => e.report(),
         };
         ApiError { status, message }
+    }
+}
+
+/// A plugin's failure as Docker's status for the same failure: a request the plugin found
+/// wrong is the client's (400), an address taken 403 and an exhausted pool 503 (as
+/// libnetwork's IPAM answers), anything else the daemon's.
+fn cni_status(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::IncompatibleVersion
+        | ErrorCode::UnsupportedField
+        | ErrorCode::InvalidEnvironment
+        | ErrorCode::Decoding
+        | ErrorCode::InvalidConfig => StatusCode::BAD_REQUEST,
+        ErrorCode::Plugin(CODE_ADDRESS_IN_USE) => StatusCode::FORBIDDEN,
+        ErrorCode::Plugin(CODE_EXHAUSTED) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -100,5 +119,24 @@ mod tests {
             ApiError::from(Error::Invalid("bad".into())).status,
             StatusCode::BAD_REQUEST
         );
+    }
+
+    #[test]
+    fn a_plugin_refusing_the_request_is_the_clients_mistake() {
+        let cni = |code| Error::Cni {
+            network: "app".into(),
+            source: netctl_cni::Error::new(code, "refused"),
+        };
+        let status = |code| ApiError::from(cni(code)).status;
+        assert_eq!(status(ErrorCode::InvalidConfig), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            status(ErrorCode::Plugin(CODE_ADDRESS_IN_USE)),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            status(ErrorCode::Plugin(CODE_EXHAUSTED)),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(status(ErrorCode::Io), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

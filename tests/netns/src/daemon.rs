@@ -79,6 +79,27 @@ impl Netctld {
         });
     }
 
+    /// The daemon's process ID.
+    pub fn pid(&self) -> u32 {
+        let pattern = format!("netctld -H {}", self.sock);
+        let out = std::process::Command::new("pgrep")
+            .args(["-f", &pattern])
+            .output()
+            .expect("run pgrep");
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no netctld matches {pattern}"))
+    }
+
+    /// How many files the daemon holds open.
+    pub fn open_files(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
     /// The socket, as `DOCKER_HOST` names it.
     pub fn host(&self) -> &str {
         &self.sock

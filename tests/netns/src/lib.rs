@@ -5,6 +5,7 @@
 //! drops whatever is left when that thread ends. Nothing touches the machine's namespace.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod apifuzz;
 pub mod cluster;
 pub mod daemon;
 pub mod docker;
