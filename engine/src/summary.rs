@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::container::{Container, Status};
 use crate::engine::Engine;
 use crate::health::HealthStatus;
-use crate::view::state_name;
+use crate::view::{mount_views, network_mode, network_views, state_name, Lookup};
 
 /// "3 seconds", "About a minute", "2 hours" — Docker's human durations.
 pub fn human_duration(d: Duration) -> String {
@@ -44,28 +44,32 @@ pub fn status_text(c: &Container) -> String {
     match c.state.status {
         Status::Created => "Created".into(),
         Status::Dead => "Dead".into(),
-        Status::Running if c.is_running() && c.state.restarting => format!(
-            "Restarting ({}) {}",
-            c.state.exit_code,
-            ago(&c.state.finished_at)
-        ),
-        Status::Running if c.is_running() => {
-            let up = format!("Up {}", ago(&c.state.started_at).trim_end_matches(" ago"));
-            if c.state.paused {
-                up + " (Paused)"
-            } else {
-                match c.state.health.as_ref().map(|h| h.status) {
-                    Some(HealthStatus::Starting) => up + " (health: starting)",
-                    Some(s) => format!("{up} ({})", s.as_str()),
-                    None => up,
-                }
-            }
-        }
+        Status::Running if c.is_running() => running_text(c),
         _ => format!(
             "Exited ({}) {}",
             c.state.exit_code,
             ago(&c.state.finished_at)
         ),
+    }
+}
+
+/// "Up 3 seconds (Paused)", "Restarting (1) 2 seconds ago" ...: a running container's status.
+fn running_text(c: &Container) -> String {
+    if c.state.restarting {
+        return format!(
+            "Restarting ({}) {}",
+            c.state.exit_code,
+            ago(&c.state.finished_at)
+        );
+    }
+    let up = format!("Up {}", ago(&c.state.started_at).trim_end_matches(" ago"));
+    if c.state.paused {
+        return up + " (Paused)";
+    }
+    match c.state.health.as_ref().map(|h| h.status) {
+        Some(HealthStatus::Starting) => up + " (health: starting)",
+        Some(s) => format!("{up} ({})", s.as_str()),
+        None => up,
     }
 }
 
@@ -126,8 +130,7 @@ pub struct ContainerSummary {
 }
 
 /// Container `c` as `/containers/json` lists it; `image_size` (with `size`) adds the sizes.
-pub fn summary(engine: &Engine, c: &Container, image_size: Option<u64>) -> ContainerSummary {
-    let inspect = serde_json::to_value(crate::view::inspect(engine, c)).unwrap_or_default();
+pub fn summary(c: &Container, lookup: &Lookup, image_size: Option<u64>) -> ContainerSummary {
     let mut ports: Vec<PortSummary> = c
         .published()
         .iter()
@@ -169,9 +172,9 @@ pub fn summary(engine: &Engine, c: &Container, image_size: Option<u64>) -> Conta
         labels: c.config.labels.clone(),
         state: state_name(c),
         status: status_text(c),
-        host_config: serde_json::json!({"NetworkMode": inspect["HostConfig"]["NetworkMode"]}),
-        network_settings: serde_json::json!({"Networks": inspect["NetworkSettings"]["Networks"]}),
-        mounts: inspect["Mounts"].clone(),
+        host_config: serde_json::json!({"NetworkMode": network_mode(c)}),
+        network_settings: serde_json::json!({"Networks": network_views(c, lookup)}),
+        mounts: serde_json::to_value(mount_views(c, lookup)).unwrap_or_default(),
         size_rw: rw,
         size_root_fs: rw.zip(image_size).map(|(a, b)| a + b),
     }

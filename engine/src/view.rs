@@ -21,9 +21,11 @@ pub fn state_name(c: &Container) -> &'static str {
     match c.state.status {
         Status::Created => "created",
         Status::Dead => "dead",
-        Status::Running if c.is_running() && c.state.restarting => "restarting",
-        Status::Running if c.is_running() && c.state.paused => "paused",
-        Status::Running if c.is_running() => "running",
+        Status::Running if c.is_running() => match (c.state.restarting, c.state.paused) {
+            (true, _) => "restarting",
+            (_, true) => "paused",
+            _ => "running",
+        },
         _ => "exited",
     }
 }
@@ -438,27 +440,43 @@ fn endpoints(c: &Container) -> BTreeMap<String, EndpointView> {
 
 /// `inspect` of a container.
 pub fn inspect(engine: &Engine, c: &Container) -> ContainerInspect {
-    let running = c.is_running();
-    let mut networks = endpoints(c);
-    // One read of the network store for every endpoint (a listing inspects each container).
-    if let Ok(all) = engine.networks().and_then(|s| s.all()) {
-        for (name, view) in &mut networks {
-            view.network_id = all
-                .iter()
-                .find(|n| &n.name == name)
-                .map(|n| n.id.clone())
-                .unwrap_or_default();
+    inspect_with(engine, c, &Lookup::read(engine))
+}
+
+/// What a container's views look up beyond its own files: the networks (for their IDs) and
+/// the volume store (for volume paths). Read once for a whole listing.
+pub struct Lookup {
+    networks: Vec<crate::network::Network>,
+    volumes: Option<VolumeStore>,
+}
+
+impl Lookup {
+    /// Reads the network store once (an unreadable one leaves network IDs empty).
+    pub fn read(engine: &Engine) -> Lookup {
+        Lookup {
+            networks: engine.networks().and_then(|s| s.all()).unwrap_or_default(),
+            volumes: VolumeStore::open(engine.root()).ok(),
         }
     }
-    let first = c
-        .config
-        .networks
-        .first()
-        .and_then(|n| networks.get(&n.name))
-        .cloned()
-        .unwrap_or_default();
-    let volumes = VolumeStore::open(engine.root()).ok();
-    let net_mode = match &c.config.net_mode {
+}
+
+/// The container's endpoints as `NetworkSettings.Networks` shows them.
+pub fn network_views(c: &Container, lookup: &Lookup) -> BTreeMap<String, EndpointView> {
+    let mut networks = endpoints(c);
+    for (name, view) in &mut networks {
+        view.network_id = lookup
+            .networks
+            .iter()
+            .find(|n| &n.name == name)
+            .map(|n| n.id.clone())
+            .unwrap_or_default();
+    }
+    networks
+}
+
+/// `HostConfig.NetworkMode`: host, none, container:ID, or the first network's name.
+pub fn network_mode(c: &Container) -> String {
+    match &c.config.net_mode {
         NetMode::Host => "host".to_string(),
         NetMode::None => "none".to_string(),
         NetMode::Container(id) => format!("container:{id}"),
@@ -468,7 +486,45 @@ pub fn inspect(engine: &Engine, c: &Container) -> ContainerInspect {
             .first()
             .map(|n| n.name.clone())
             .unwrap_or_default(),
-    };
+    }
+}
+
+/// The container's mounts as `Mounts` shows them.
+pub fn mount_views(c: &Container, lookup: &Lookup) -> Vec<MountView> {
+    c.config
+        .mounts
+        .iter()
+        .map(|m| {
+            let volume = m.kind == MountKind::Volume;
+            MountView {
+                kind: m.kind.clone(),
+                name: if volume {
+                    m.source.clone()
+                } else {
+                    String::new()
+                },
+                source: match (&lookup.volumes, volume) {
+                    (Some(v), true) => v.data(&m.source).display().to_string(),
+                    _ => m.source.clone(),
+                },
+                destination: m.target.clone(),
+                rw: !m.readonly,
+            }
+        })
+        .collect()
+}
+
+/// [`inspect`] with the lookups already read.
+pub fn inspect_with(engine: &Engine, c: &Container, lookup: &Lookup) -> ContainerInspect {
+    let running = c.is_running();
+    let networks = network_views(c, lookup);
+    let first = c
+        .config
+        .networks
+        .first()
+        .and_then(|n| networks.get(&n.name))
+        .cloned()
+        .unwrap_or_default();
     ContainerInspect {
         id: c.config.id.clone(),
         created: c.config.created.clone(),
@@ -495,30 +551,9 @@ pub fn inspect(engine: &Engine, c: &Container) -> ContainerInspect {
         log_path: c.log_path(),
         name: format!("/{}", c.config.name),
         driver: "overlay2",
-        mounts: c
-            .config
-            .mounts
-            .iter()
-            .map(|m| {
-                let volume = m.kind == MountKind::Volume;
-                MountView {
-                    kind: m.kind.clone(),
-                    name: if volume {
-                        m.source.clone()
-                    } else {
-                        String::new()
-                    },
-                    source: match (&volumes, volume) {
-                        (Some(v), true) => v.data(&m.source).display().to_string(),
-                        _ => m.source.clone(),
-                    },
-                    destination: m.target.clone(),
-                    rw: !m.readonly,
-                }
-            })
-            .collect(),
+        mounts: mount_views(c, lookup),
         host_config: HostConfigView {
-            network_mode: net_mode,
+            network_mode: network_mode(c),
             auto_remove: c.config.auto_remove,
             port_bindings: ports(&c.config.ports, false),
             dns: c.config.dns.clone(),

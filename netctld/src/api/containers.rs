@@ -56,11 +56,12 @@ async fn list(State(d): State<Daemon>, q: Query) -> ApiResult<Json<Vec<Value>>> 
     let size = flag(&q, "size");
     d.run(move |engine| {
         let images = netctl_engine::image::ImageStore::open(engine.root())?;
+        let lookup = netctl_engine::view::Lookup::read(engine);
         let mut out = Vec::new();
         for c in netctl_engine::summary::list(engine, &opts)? {
             let image_size = size.then(|| images.find(&c.config.image).map_or(0, |i| i.size));
             out.push(serde_json::to_value(netctl_engine::summary::summary(
-                engine, &c, image_size,
+                &c, &lookup, image_size,
             ))?);
         }
         Ok(Json(out))
