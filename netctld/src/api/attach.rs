@@ -89,7 +89,16 @@ fn relay(
     if streams.stdin && c.config.interactive {
         if let Ok(to) = conn.input() {
             let keys = streams.keys.clone();
-            std::thread::spawn(move || hijack::pump_input(input, to, keys));
+            std::thread::spawn(move || {
+                let (mut input, mut to) = (input, to);
+                // Detached, the attachment ends (and with it the connection); closed, the
+                // container reads end of file.
+                let how = match hijack::pump_input(&mut input, &mut to, keys) {
+                    hijack::InputEnd::Detached => std::net::Shutdown::Both,
+                    hijack::InputEnd::Closed => std::net::Shutdown::Write,
+                };
+                let _ = to.shutdown(how);
+            });
         }
     }
     let tty = c.config.tty;

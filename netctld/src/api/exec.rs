@@ -13,6 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use netctl_engine::container::Container;
+use netctl_engine::runtime::attach::DetachKeys;
 use netctl_engine::runtime::exec::ExecRequest;
 use netctl_engine::Engine;
 use serde::Deserialize;
@@ -44,6 +45,9 @@ pub struct ExecRecord {
     exit_code: Option<i32>,
     pid: u32,
     made: u64,
+    /// What ends an attached stdin without ending the command, and as it was given.
+    keys: DetachKeys,
+    detach_keys: String,
 }
 
 /// `POST /containers/{id}/exec`'s body.
@@ -59,6 +63,9 @@ struct CreateBody {
     user: String,
     working_dir: String,
     privileged: bool,
+    /// docker-py spells it `detachKeys` (Go matches JSON names without regard to case).
+    #[serde(alias = "detachKeys")]
+    detach_keys: String,
 }
 
 fn lock(execs: &Execs) -> ApiResult<std::sync::MutexGuard<'_, HashMap<String, ExecRecord>>> {
@@ -74,6 +81,10 @@ pub async fn create(
     bytes: Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let req = body::<CreateBody>(&bytes)?;
+    let keys = match req.detach_keys.as_str() {
+        "" => DetachKeys::default(),
+        k => DetachKeys::parse(k)?,
+    };
     let cmd = req.cmd.unwrap_or_default();
     if cmd.is_empty() {
         return Err(ApiError::bad_request("No exec command specified"));
@@ -111,6 +122,8 @@ pub async fn create(
         stdout: req.attach_stdout,
         stderr: req.attach_stderr,
         made: netctl_engine::when::now().as_secs(),
+        keys,
+        detach_keys: req.detach_keys,
         ..ExecRecord::default()
     };
     let mut all = lock(&d.execs)?;
@@ -133,6 +146,9 @@ pub async fn create(
 #[serde(rename_all = "PascalCase", default)]
 struct StartBody {
     detach: bool,
+    /// Whether the client reads the output raw (a terminal) or in Docker's frames: the
+    /// start's choice, not the instance's (docker-py reads a terminal's output framed).
+    tty: bool,
     console_size: Option<Vec<u16>>,
 }
 
@@ -180,8 +196,14 @@ pub async fn start(
         .await
     } else {
         let (response, on) = hijack::upgrade(&mut req)?;
+        let raw = opts.tty;
         hijack::spawn(on, move |input, output| {
-            relay(&engine, &execs, &id, &record, size, input, output);
+            let client = Client {
+                input,
+                output: Arc::new(Mutex::new(Some(output))),
+                raw,
+            };
+            relay(&engine, &execs, &id, &record, size, client);
         });
         Ok(response.into_response())
     }
@@ -224,23 +246,31 @@ fn ended(execs: &Execs, id: &str, code: Option<i32>) {
     }
 }
 
+/// The client's side of a started instance: its input, its output (gone once it
+/// detached), and whether the output goes raw or framed.
+struct Client {
+    input: Input,
+    output: Arc<Mutex<Option<Output>>>,
+    raw: bool,
+}
+
 /// Runs the command with its stdio on the hijacked connection; the exit code is recorded
-/// before the connection closes (the docker CLI reads it right after).
+/// before the connection closes (the docker CLI reads it right after). Detach keys on stdin
+/// end the connection; the command runs on and its exit code is recorded when it ends.
 fn relay(
     engine: &Engine,
     execs: &Execs,
     id: &str,
     r: &ExecRecord,
     size: (u16, u16),
-    input: Input,
-    output: Output,
+    client: Client,
 ) {
     let stdin = if r.stdin {
         Stdio::piped()
     } else {
         Stdio::null()
     };
-    let output = Arc::new(Mutex::new(output));
+    let Client { input, output, raw } = client;
     let started = engine.containers.find(&r.container).and_then(|c| {
         Ok((
             spawn(engine, &c, r, size, (stdin, Stdio::piped(), Stdio::piped()))?,
@@ -254,16 +284,23 @@ fn relay(
             ended(execs, id, Some(if missing { 127 } else { 126 }));
             let text = format!("OCI runtime exec failed: {}\r\n", e.report());
             if let Ok(mut out) = output.lock() {
-                let _ = out.write_all(&hijack::frame(r.tty, false, text.as_bytes()));
+                if let Some(out) = out.as_mut() {
+                    let _ = out.write_all(&hijack::frame(raw, false, text.as_bytes()));
+                }
             }
             return;
         }
     };
     track(execs, id, child.id());
     if let Some(mut to) = child.stdin.take() {
-        let mut input = input;
+        let (mut input, keys, out) = (input, r.keys.clone(), output.clone());
         std::thread::spawn(move || {
-            let _ = std::io::copy(&mut input, &mut to);
+            if hijack::pump_input(&mut input, &mut to, keys) == hijack::InputEnd::Detached {
+                // The connection ends with both halves: the output here, the input below.
+                if let Ok(mut o) = out.lock() {
+                    o.take();
+                }
+            }
         });
     }
     let copiers: Vec<_> = [
@@ -279,8 +316,8 @@ fn relay(
     .into_iter()
     .flatten()
     .map(|(from, err, wanted)| {
-        let (out, tty) = (output.clone(), r.tty);
-        std::thread::spawn(move || copy_framed(from, &out, tty, err, wanted))
+        let out = output.clone();
+        std::thread::spawn(move || copy_framed(from, &out, raw, err, wanted))
     })
     .collect();
     for c in copiers {
@@ -288,15 +325,18 @@ fn relay(
     }
     let code = netctl_engine::runtime::exec::finish(engine, &c, child).ok();
     ended(execs, id, code);
-    let flushed = output.lock().map(|mut out| out.flush());
-    drop(flushed);
+    // The output ends here, though the input's pump still holds the shared slot: the
+    // client reads the end of the stream once the command has ended.
+    let last = output.lock().map(|mut out| out.take());
+    drop(last);
 }
 
-/// Copies one of the command's outputs to the client, framed (dropped when not wanted).
+/// Copies one of the command's outputs to the client, framed (dropped when not wanted, or
+/// once the client detached: the command must not block on a full pipe).
 fn copy_framed(
     mut from: Box<dyn Read + Send>,
-    out: &Mutex<Output>,
-    tty: bool,
+    out: &Mutex<Option<Output>>,
+    raw: bool,
     err: bool,
     wanted: bool,
 ) {
@@ -310,8 +350,9 @@ fn copy_framed(
             continue;
         }
         let Ok(mut o) = out.lock() else { return };
+        let Some(o) = o.as_mut() else { continue };
         let chunk = buf.get(..n).unwrap_or_default();
-        if o.write_all(&hijack::frame(tty, err, chunk))
+        if o.write_all(&hijack::frame(raw, err, chunk))
             .and_then(|()| o.flush())
             .is_err()
         {
@@ -333,7 +374,7 @@ pub async fn inspect(State(d): State<Daemon>, Path(id): Path<String>) -> ApiResu
     Ok(Json(json!({
         "ID": id, "ContainerID": r.container, "Running": r.running, "ExitCode": r.exit_code,
         "Pid": r.pid, "OpenStdin": r.stdin, "OpenStdout": r.stdout, "OpenStderr": r.stderr,
-        "CanRemove": false, "DetachKeys": "",
+        "CanRemove": false, "DetachKeys": r.detach_keys,
         "ProcessConfig": {"entrypoint": entry, "arguments": args, "tty": r.tty,
                           "privileged": false, "user": r.user}
     })))

@@ -96,14 +96,22 @@ pub fn frame(tty: bool, stderr: bool, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Copies the client's bytes to `to` until the client ends its input (then the container
-/// sees end of file on its stdin) or types the detach keys (then the attachment ends, and
-/// with it the connection; the container runs on).
-pub fn pump_input(mut from: Input, mut to: std::os::unix::net::UnixStream, mut keys: DetachKeys) {
+/// How the client's input ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum InputEnd {
+    /// The client closed its side (or went away): the command sees end of file.
+    Closed,
+    /// The client typed the detach keys: the attachment ends, the command runs on.
+    Detached,
+}
+
+/// Copies the client's bytes to `to` until the client ends its input or types the detach
+/// keys (which are not passed on), or `to` stops taking them.
+pub fn pump_input(from: &mut Input, to: &mut impl Write, mut keys: DetachKeys) -> InputEnd {
     let mut buf = [0u8; 4096];
     loop {
         let n = match from.read(&mut buf) {
-            Ok(0) | Err(_) => break,
+            Ok(0) | Err(_) => return InputEnd::Closed,
             Ok(n) => n,
         };
         let mut out = Vec::with_capacity(n);
@@ -112,16 +120,14 @@ pub fn pump_input(mut from: Input, mut to: std::os::unix::net::UnixStream, mut k
                 Some(bytes) => out.extend(bytes),
                 None => {
                     let _ = to.write_all(&out);
-                    let _ = to.shutdown(std::net::Shutdown::Both);
-                    return;
+                    return InputEnd::Detached;
                 }
             }
         }
         if to.write_all(&out).is_err() {
-            return;
+            return InputEnd::Closed;
         }
     }
-    let _ = to.shutdown(std::net::Shutdown::Write);
 }
 
 #[cfg(test)]

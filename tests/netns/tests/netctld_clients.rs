@@ -214,3 +214,87 @@ fn the_api_over_tcp_answers_only_clients_with_a_certificate_from_its_ca() {
     assert!(!ok && out.contains("TLS"), "{out}");
     assert!(daemon.docker_ok(&["ps", "-aq"]).is_empty());
 }
+
+/// Starts exec instance `id` on a hijacked connection (`tty` as the start body asks) and
+/// returns the connection after the 101 answer's head.
+fn exec_start(sock: &Path, id: &str, tty: bool) -> UnixStream {
+    let body = format!(r#"{{"Detach": false, "Tty": {tty}}}"#);
+    let mut s = UnixStream::connect(sock).expect("connect to netctld");
+    let head = format!(
+        "POST /v1.41/exec/{id}/start HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).expect("send the start");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            s.read(&mut byte).expect("read the answer"),
+            1,
+            "closed: {got:?}"
+        );
+        got.push(byte[0]);
+    }
+    assert!(
+        got.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    s
+}
+
+/// An exec made with `DetachKeys` (docker-py's `detachKeys`) and a terminal, as docker-py
+/// drives one: started without `Tty` its output comes in Docker's frames; the detach keys on
+/// its stdin end the connection while the command runs on.
+#[test]
+fn an_exec_is_framed_as_its_start_asks_and_detaches_on_its_keys() {
+    let mut host = TestHost::new();
+    host.busybox_image();
+    let daemon = Netctld::start(&mut host);
+    let sock = daemon.socket();
+    daemon.docker_ok(&["run", "-d", "--name", "c1", "busybox", "sleep", "100"]);
+    let make = |cmd: &str, keys: &str| {
+        let answer = request(
+            sock,
+            "POST",
+            "/v1.41/containers/c1/exec",
+            &format!(
+                r#"{{"AttachStdin": true, "AttachStdout": true, "Tty": true, "Cmd": {cmd}, "detachKeys": "{keys}"}}"#
+            ),
+        );
+        let body = answer.split("\r\n\r\n").nth(1).expect("a body");
+        let v: serde_json::Value = serde_json::from_str(body).expect("JSON");
+        v["Id"].as_str().expect("an ID").to_string()
+    };
+
+    let id = make(r#"["printf", "yay"]"#, "ctrl-p");
+    let mut s = exec_start(sock, &id, false);
+    let start = Instant::now();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    assert_eq!(out, b"\x01\x00\x00\x00\x00\x00\x00\x03yay", "framed output");
+    // The stream ends with the command, though the client's input is still open.
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+
+    let id = make(r#"["cat"]"#, "ctrl-x");
+    let mut s = exec_start(sock, &id, true);
+    s.write_all(b"echo\n").expect("type a line");
+    let mut echoed = [0u8; 64];
+    let n = s.read(&mut echoed).expect("the terminal echoes");
+    assert!(n > 0);
+    s.write_all(b"\x18").expect("the detach key");
+    let mut rest = Vec::new();
+    let ended = s.read_to_end(&mut rest);
+    assert!(
+        ended.is_ok(),
+        "the connection stays open after the detach key"
+    );
+    let inspect = request(sock, "GET", &format!("/v1.41/exec/{id}/json"), "");
+    assert!(inspect.contains("\"Running\":true"), "{inspect}");
+}
