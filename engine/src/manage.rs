@@ -6,9 +6,11 @@ use std::ops::ControlFlow;
 
 use crate::container::{Container, PortBinding};
 use crate::engine::Engine;
-use crate::error::{state, Context, Kind, Result};
+use crate::error::{invalid, state, Context, Kind, Result};
 use crate::events::{EventFilter, EventOptions};
+use crate::restart::{RestartPolicy, RestartRequest};
 use crate::runtime::cgroup::{self, Cgroup};
+use crate::runtime::resources::{self, Resources};
 use crate::watch::Cancel;
 
 /// `pause` / `unpause`: freezes or thaws every process of the container.
@@ -32,6 +34,50 @@ pub fn pause(engine: &Engine, c: &Container, frozen: bool) -> Result<()> {
     let action = if frozen { "pause" } else { "unpause" };
     crate::events::container(engine, &c, action, &[]);
     Ok(())
+}
+
+/// What `update` changes; what is not given stays as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UpdateRequest {
+    /// The limits to change (those that are `Some`).
+    pub resources: Resources,
+    /// A new restart policy.
+    pub restart: Option<RestartRequest>,
+}
+
+/// Changes a container's limits and restart policy (Docker's `update`): checked as at
+/// create, applied at once to a running container's cgroups, then saved (the monitor reads
+/// the policy at the next exit). Returns Docker's warnings.
+pub fn update(engine: &Engine, c: &Container, req: &UpdateRequest) -> Result<Vec<String>> {
+    let _lock = engine.containers.lock_one(c)?;
+    let mut c = c.clone();
+    c.reload_all()?;
+    if let Some(r) = &req.restart {
+        let policy = r.policy()?;
+        if c.config.auto_remove && policy != RestartPolicy::No {
+            invalid!(
+                "Restart policy cannot be updated because AutoRemove is enabled for the container"
+            );
+        }
+        c.config.restart = policy;
+    }
+    let old = &c.config.resources;
+    let new = &req.resources;
+    let merged = Resources {
+        memory: new.memory.or(old.memory),
+        memory_swap: new.memory_swap.or(old.memory_swap),
+        nano_cpus: new.nano_cpus.or(old.nano_cpus),
+        cpu_shares: new.cpu_shares.or(old.cpu_shares),
+        pids_limit: new.pids_limit.or(old.pids_limit),
+    }
+    .checked()?;
+    if c.is_running() && merged != c.config.resources {
+        resources::apply(&c.config.id, &merged, || pids(&c))?;
+    }
+    c.config.resources = merged;
+    c.save_config()?;
+    crate::events::container(engine, &c, "update", &[]);
+    Ok(resources::warnings(&c.config.resources))
 }
 
 /// Host PIDs of the container's processes: those in its PID namespace.

@@ -36,28 +36,9 @@ impl Cgroup {
             })
     }
 
-    /// Makes the cgroup and moves every process `pids` lists into it, until a listing finds
-    /// none outside (a process forked meanwhile is caught by the next listing; one forked
-    /// by a process already inside starts inside).
+    /// Makes the cgroup and moves every process `pids` lists into it.
     pub fn adopt(&self, pids: impl Fn() -> Vec<u32>) -> Result<()> {
-        fs::create_dir_all(&self.dir).ctx(|| format!("create {}", self.dir.display()))?;
-        let procs = self.dir.join("cgroup.procs");
-        for _ in 0..100 {
-            let inside = fs::read_to_string(&procs).unwrap_or_default();
-            let inside: Vec<&str> = inside.lines().collect();
-            let outside: Vec<u32> = pids()
-                .into_iter()
-                .filter(|p| !inside.contains(&p.to_string().as_str()))
-                .collect();
-            if outside.is_empty() {
-                return Ok(());
-            }
-            for p in outside {
-                // A process that ended meanwhile cannot move: that is fine.
-                let _ = fs::write(&procs, p.to_string());
-            }
-        }
-        state!("the container's processes keep forking; try pause again")
+        adopt(&self.dir, pids)
     }
 
     /// Freezes (pause) or thaws (unpause) every process of the container.
@@ -118,4 +99,28 @@ pub fn missing() -> Error {
     Error::State(format!(
         "pause needs the cgroup freezer: neither cgroup v2 ({V2_ROOT}/cgroup.controllers) nor cgroup v1's freezer ({V1_FREEZER}) is mounted"
     ))
+}
+
+/// Makes cgroup `dir` and moves every process `pids` lists into it, until a listing finds
+/// none outside (a process forked meanwhile is caught by the next listing; one forked by a
+/// process already inside starts inside).
+pub(crate) fn adopt(dir: &Path, pids: impl Fn() -> Vec<u32>) -> Result<()> {
+    fs::create_dir_all(dir).ctx(|| format!("create {}", dir.display()))?;
+    let procs = dir.join("cgroup.procs");
+    for _ in 0..100 {
+        let inside = fs::read_to_string(&procs).unwrap_or_default();
+        let inside: Vec<&str> = inside.lines().collect();
+        let outside: Vec<u32> = pids()
+            .into_iter()
+            .filter(|p| !inside.contains(&p.to_string().as_str()))
+            .collect();
+        if outside.is_empty() {
+            return Ok(());
+        }
+        for p in outside {
+            // A process that ended meanwhile cannot move: that is fine.
+            let _ = fs::write(&procs, p.to_string());
+        }
+    }
+    state!("the container's processes keep forking; try again")
 }

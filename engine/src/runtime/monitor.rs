@@ -350,13 +350,16 @@ impl Restart<'_> {
 
     /// Under the container's lock: whether to restart, recorded as Docker shows it.
     fn decide(&self, c: &mut Container, code: i32, diag: &mut Diag) -> bool {
-        let policy = c.config.restart;
-        if policy == RestartPolicy::No || self.control.stopping() {
+        if self.control.stopping() {
             return false;
         }
         let recorded = self.engine.containers.lock_one(c).and_then(|_lock| {
+            // The policy as it is now: `update` may have changed it since the start.
             c.reload_all()?;
-            if !policy.restarts_after(code, c.state.stopped_by_hand, c.state.restart_count) {
+            let policy = c.config.restart;
+            if policy == RestartPolicy::No
+                || !policy.restarts_after(code, c.state.stopped_by_hand, c.state.restart_count)
+            {
                 return Ok(false);
             }
             c.state.restarting = true;

@@ -206,6 +206,27 @@ pub fn enter(id: &str, limits: &Resources) -> Result<()> {
     if limits.is_empty() {
         return Ok(());
     }
+    for dir in set(id, limits)? {
+        fs::write(dir.join("cgroup.procs"), "0")
+            .ctx(|| format!("join the cgroup {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Sets `limits` on a running container's cgroups and moves its processes (`pids` lists
+/// them) into them: `update`. A container that started without limits has none yet.
+pub fn apply(id: &str, limits: &Resources, pids: impl Fn() -> Vec<u32>) -> Result<()> {
+    if limits.is_empty() {
+        return Ok(());
+    }
+    for dir in set(id, limits)? {
+        super::cgroup::adopt(&dir, &pids)?;
+    }
+    Ok(())
+}
+
+/// Makes the container's cgroups for `limits` and writes the limits; the groups made.
+fn set(id: &str, limits: &Resources) -> Result<Vec<PathBuf>> {
     let v2 = unified();
     let settings = limits.settings(v2);
     let mut controllers: Vec<&str> = settings.iter().map(|(c, _, _)| *c).collect();
@@ -213,25 +234,31 @@ pub fn enter(id: &str, limits: &Resources) -> Result<()> {
     if v2 {
         enable_v2_controllers(&controllers)?;
     }
-    let dirs = groups(id, &controllers, v2);
+    let mut dirs = groups(id, &controllers, v2);
+    let mut writes = Vec::new();
     for (controller, dir) in &dirs {
         fs::create_dir_all(dir).ctx(|| format!("create the cgroup {}", dir.display()))?;
         for (c, file, value) in &settings {
-            if c != controller {
-                continue;
-            }
             let path = dir.join(file);
-            if (file.contains("swap") || file.contains("memsw")) && !path.exists() {
-                continue; // no swap accounting here (Docker's warning said so)
+            // No swap accounting here: skipped, as Docker's warning said.
+            let unaccounted = (file.contains("swap") || file.contains("memsw")) && !path.exists();
+            if c == controller && !unaccounted {
+                writes.push((path, value));
             }
-            fs::write(&path, value).ctx(|| format!("set {} to {value}", path.display()))?;
         }
     }
-    for (_, dir) in &dirs {
-        fs::write(dir.join("cgroup.procs"), "0")
-            .ctx(|| format!("join the cgroup {}", dir.display()))?;
+    // A limit may only be written once another allows it (cgroup v1's memory limit above
+    // the old memory+swap limit): what fails is written again after the others.
+    let failed: Vec<_> = writes
+        .into_iter()
+        .filter(|(path, value)| fs::write(path, value).is_err())
+        .collect();
+    for (path, value) in failed {
+        fs::write(&path, value).ctx(|| format!("set {} to {value}", path.display()))?;
     }
-    Ok(())
+    // cgroup v2 has one group for every controller.
+    dirs.dedup_by(|a, b| a.1 == b.1);
+    Ok(dirs.into_iter().map(|(_, d)| d).collect())
 }
 
 /// cgroup v2 hands a controller to a group only when every parent enables it for its

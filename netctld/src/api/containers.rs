@@ -1,5 +1,5 @@
 //! `/containers`: create, start, stop, restart, kill, pause, unpause, wait, inspect, list,
-//! logs, top, rename, prune, remove.
+//! logs, top, rename, update, prune, remove.
 
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use netctl_engine::summary::ListOptions;
 use netctl_engine::Engine;
 use serde_json::{json, Value};
 
-use super::create::CreateBody;
+use super::create::{CreateBody, ResourcesBody, RestartPolicy};
 use super::{body, filters, flag, status, stream, ApiError, ApiResult, Daemon, Query};
 
 /// The routes.
@@ -35,6 +35,7 @@ pub fn routes() -> Router<Daemon> {
         .route("/containers/{id}/unpause", post(unpause))
         .route("/containers/{id}/wait", post(wait))
         .route("/containers/{id}/rename", post(rename))
+        .route("/containers/{id}/update", post(update))
         .route("/containers/{id}/top", get(top))
         .route("/containers/{id}/logs", get(logs))
 }
@@ -247,6 +248,33 @@ async fn rename(State(d): State<Daemon>, Path(id): Path<String>, q: Query) -> Ap
         let c = find(engine, &id)?;
         netctl_engine::manage::rename(engine, &c, name.trim_start_matches('/'))?;
         Ok(status(StatusCode::NO_CONTENT))
+    })
+    .await
+}
+
+/// `POST /containers/{id}/update`'s body: limits and a restart policy.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct UpdateBody {
+    #[serde(flatten)]
+    resources: ResourcesBody,
+    restart_policy: Option<RestartPolicy>,
+}
+
+async fn update(
+    State(d): State<Daemon>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> ApiResult<Json<Value>> {
+    let req = body::<UpdateBody>(&bytes)?;
+    let update = netctl_engine::manage::UpdateRequest {
+        resources: req.resources.resources()?,
+        restart: req.restart_policy.map(RestartPolicy::request),
+    };
+    d.run(move |engine| {
+        let c = find(engine, &id)?;
+        let warnings = netctl_engine::manage::update(engine, &c, &update)?;
+        Ok(Json(json!({ "Warnings": warnings })))
     })
     .await
 }

@@ -105,11 +105,8 @@ struct HostConfig {
     shm_size: i64,
     sysctls: Option<BTreeMap<String, String>>,
     init: Option<bool>,
-    memory: i64,
-    memory_swap: i64,
-    nano_cpus: i64,
-    cpu_shares: i64,
-    pids_limit: Option<i64>,
+    #[serde(flatten)]
+    resources: ResourcesBody,
     ulimits: Option<Vec<UlimitBody>>,
     devices: Option<Vec<DeviceBody>>,
     log_config: Option<LogConfig>,
@@ -122,11 +119,63 @@ struct HostPort {
     host_port: String,
 }
 
+/// `HostConfig.RestartPolicy`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
-struct RestartPolicy {
+pub struct RestartPolicy {
     name: String,
     maximum_retry_count: i64,
+}
+
+impl RestartPolicy {
+    /// The engine's request (checked by the engine).
+    pub fn request(self) -> RestartRequest {
+        RestartRequest {
+            name: self.name,
+            max_retries: self.maximum_retry_count,
+        }
+    }
+}
+
+/// The limits of `HostConfig`, and of an update's body (Docker's `Resources`): zero is
+/// "not given".
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ResourcesBody {
+    memory: i64,
+    memory_swap: i64,
+    nano_cpus: i64,
+    cpu_shares: i64,
+    cpu_quota: i64,
+    cpu_period: i64,
+    pids_limit: Option<i64>,
+}
+
+impl ResourcesBody {
+    /// The engine's limits; `CpuQuota` over `CpuPeriod` (100 ms unless given) is a share
+    /// of CPUs, as `NanoCpus` is (the two may not be mixed, as Docker says).
+    pub fn resources(&self) -> ApiResult<Resources> {
+        if self.nano_cpus > 0 && (self.cpu_quota > 0 || self.cpu_period > 0) {
+            return Err(ApiError::bad_request(
+                "Conflicting options: Nano CPUs and CPU Period/Quota cannot both be set",
+            ));
+        }
+        let period = if self.cpu_period > 0 {
+            self.cpu_period
+        } else {
+            100_000
+        };
+        let quota_cpus = (self.cpu_quota > 0)
+            .then(|| u64::try_from(self.cpu_quota.saturating_mul(1_000_000_000) / period).ok())
+            .flatten();
+        Ok(Resources {
+            memory: positive(self.memory),
+            memory_swap: (self.memory_swap != 0).then_some(self.memory_swap),
+            nano_cpus: positive(self.nano_cpus).or(quota_cpus),
+            cpu_shares: positive(self.cpu_shares),
+            pids_limit: self.pids_limit.filter(|&n| n != 0),
+        })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -222,7 +271,7 @@ impl CreateBody {
         for port in self.exposed_ports.iter().flat_map(BTreeMap::keys) {
             expose.extend(spec::parse_expose(port)?);
         }
-        let restart = host.restart_policy.unwrap_or_default();
+        let restart = host.restart_policy.unwrap_or_default().request();
         let log = host.log_config.unwrap_or_default();
         Ok(ContainerSpec {
             image: self.image,
@@ -287,10 +336,7 @@ impl CreateBody {
                 cap_drop: host.cap_drop.unwrap_or_default(),
                 privileged: host.privileged,
             },
-            restart: RestartRequest {
-                name: restart.name,
-                max_retries: restart.maximum_retry_count,
-            },
+            restart,
             labels: self
                 .labels
                 .unwrap_or_default()
@@ -302,13 +348,7 @@ impl CreateBody {
             stop_timeout: self.stop_timeout,
             domainname: some(&self.domainname),
             init: host.init.unwrap_or(false),
-            resources: Resources {
-                memory: positive(host.memory),
-                memory_swap: (host.memory_swap != 0).then_some(host.memory_swap),
-                nano_cpus: positive(host.nano_cpus),
-                cpu_shares: positive(host.cpu_shares),
-                pids_limit: host.pids_limit.filter(|&n| n != 0),
-            },
+            resources: host.resources.resources()?,
             pid_mode: Sharing::parse(&host.pid_mode, false)?,
             ipc_mode: Sharing::parse(ipc(&host.ipc_mode), true)?,
             shm_size: positive(host.shm_size),

@@ -205,6 +205,64 @@ fn containers_volumes_and_logs_through_netctld() {
     assert_eq!(host.netctl_ok(&["ps", "-aq"]), "");
 }
 
+/// `docker update` of a running container: its new memory limit is in force in the cgroup
+/// its processes are in, a restart policy given afterwards restarts it when it exits, and
+/// a bad value is refused with nothing changed.
+#[test]
+fn docker_update_changes_the_limits_and_restart_policy_of_a_running_container() {
+    let (host, d) = started();
+    let id = d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "c1",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 2; exit 3",
+    ]);
+    let id = id.trim();
+    d.docker_ok(&[
+        "update",
+        "--memory",
+        "300m",
+        "--restart",
+        "on-failure:5",
+        "c1",
+    ]);
+    let shown = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.Memory}} {{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}",
+        "c1",
+    ]);
+    assert_eq!(shown.trim(), "314572800 on-failure:5");
+    let pid = d.docker_ok(&["inspect", "-f", "{{.State.Pid}}", "c1"]);
+    let limit = host.sh(&format!(
+        "g=$(awk -F: '$2 ~ /memory/ || $2 == \"\" {{print $3; exit}}' /proc/{}/cgroup); \
+         cat /sys/fs/cgroup/memory$g/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup$g/memory.max",
+        pid.trim()
+    ));
+    assert_eq!(limit.trim(), "314572800", "the limit in force for {id}");
+    eventually(
+        "c1 restarts after exiting 3",
+        Duration::from_secs(20),
+        || match d
+            .docker_ok(&["inspect", "-f", "{{.RestartCount}}", "c1"])
+            .trim()
+        {
+            "0" => Err("not restarted yet".to_string()),
+            n => Ok(n.to_string()),
+        },
+    );
+    let (code, _, err) = d.docker(&["update", "--memory", "1k", "c1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("Minimum memory limit allowed is 6MB"), "{err}");
+    let memory = d.docker_ok(&["inspect", "-f", "{{.HostConfig.Memory}}", "c1"]);
+    assert_eq!(memory.trim(), "314572800");
+    d.docker_ok(&["rm", "-f", "c1"]);
+}
+
 /// `docker run` attached, `-i` with piped input, `--rm`, and `docker exec`: the output,
 /// the exit codes and the stdin a user sees with Docker.
 #[test]
