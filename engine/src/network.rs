@@ -447,21 +447,15 @@ pub struct CreateRequest {
     pub options: BTreeMap<String, String>,
 }
 
-/// Parses a subnet or range: a CIDR without host bits.
+/// Parses a subnet or range as Docker takes one: a CIDR, whose host bits (`172.73.1.0/16`)
+/// are dropped (Docker accepts it and occupies 172.73.0.0/16).
 pub fn parse_subnet(s: &str) -> Result<IpNet> {
     let net: IpNet = s.parse().map_err(|_| {
         Error::Invalid(format!(
             "invalid subnet {s:?}: expected a CIDR such as 172.20.0.0/16"
         ))
     })?;
-    if net.addr() != net.network() {
-        invalid!(
-            "invalid subnet {s}: it has host bits set; did you mean {}/{}?",
-            net.network(),
-            net.prefix_len()
-        );
-    }
-    Ok(net)
+    Ok(net.trunc())
 }
 
 /// Address pools for networks created without `--subnet`: Docker's (172.17-31.0.0/16, then
@@ -760,10 +754,16 @@ mod tests {
     }
 
     #[test]
-    fn subnets_with_host_bits_say_what_was_meant() {
-        let e = parse_subnet("10.1.2.3/16").unwrap_err().to_string();
-        assert!(e.contains("did you mean 10.1.0.0/16?"), "{e}");
-        assert!(parse_subnet("10.1.0.0/16").is_ok() && parse_subnet("x").is_err());
+    fn a_subnet_with_host_bits_is_the_network_it_lies_in() {
+        assert_eq!(
+            parse_subnet("10.1.2.3/16").unwrap().to_string(),
+            "10.1.0.0/16"
+        );
+        assert_eq!(
+            parse_subnet("2001:389::1/64").unwrap().to_string(),
+            "2001:389::/64"
+        );
+        assert!(parse_subnet("x").is_err());
     }
 
     #[test]

@@ -610,7 +610,7 @@ pub fn inspect_with(engine: &Engine, c: &Container, lookup: &Lookup) -> Containe
                     .mounts
                     .iter()
                     .filter(|m| m.kind == crate::volume::MountKind::Tmpfs)
-                    .map(|m| (m.target.clone(), String::new()))
+                    .map(|m| (m.target.clone(), m.options.clone()))
                     .collect();
                 (!t.is_empty()).then_some(t)
             },
@@ -854,8 +854,8 @@ pub struct NetworkInspect {
 pub struct IpamView {
     /// Always default.
     pub driver: &'static str,
-    /// None.
-    pub options: BTreeMap<String, String>,
+    /// None (Docker's null: no IPAM driver options are taken).
+    pub options: Option<BTreeMap<String, String>>,
     /// One entry per range.
     pub config: Vec<IpamRangeView>,
 }
@@ -902,7 +902,7 @@ pub fn inspect_network(engine: &Engine, n: &Network) -> NetworkInspect {
         enable_ipv6: n.meta.enable_ipv6,
         ipam: IpamView {
             driver: "default",
-            options: BTreeMap::new(),
+            options: None,
             config,
         },
         internal: n.meta.internal,

@@ -36,6 +36,9 @@ pub struct MountSpec {
     pub target: String,
     /// Mounted read-only.
     pub readonly: bool,
+    /// A tmpfs's options (`size=64m,noexec`), as given.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub options: String,
 }
 
 /// The volumes under `<root>/volumes`.
@@ -183,13 +186,30 @@ pub fn parse_volume(spec: &str) -> Result<MountSpec> {
         source: source.into(),
         target: target.into(),
         readonly,
+        options: String::new(),
     })
 }
 
-/// `--mount type=bind|volume|tmpfs,source=...,target=...[,readonly]`.
+/// `--tmpfs PATH[:OPTIONS]` (`/run:size=64m,noexec`).
+pub fn parse_tmpfs(spec: &str) -> Result<MountSpec> {
+    let (target, options) = spec.split_once(':').unwrap_or((spec, ""));
+    check_target(target, spec)?;
+    crate::runtime::init::tmpfs_options(options)?;
+    Ok(MountSpec {
+        kind: MountKind::Tmpfs,
+        source: String::new(),
+        target: target.to_string(),
+        readonly: options.split(',').any(|o| o.trim() == "ro"),
+        options: options.to_string(),
+    })
+}
+
+/// `--mount type=bind|volume|tmpfs,source=...,target=...[,readonly][,tmpfs-size=...]
+/// [,tmpfs-mode=...]`.
 pub fn parse_mount(spec: &str) -> Result<MountSpec> {
     let mut kind = MountKind::Volume;
     let (mut source, mut target, mut readonly) = (String::new(), String::new(), false);
+    let mut options = Vec::new();
     for field in spec.split(',').map(str::trim) {
         let (k, v) = field.split_once('=').unwrap_or((field, ""));
         let (k, v) = (k.trim(), v.trim());
@@ -205,6 +225,8 @@ pub fn parse_mount(spec: &str) -> Result<MountSpec> {
             "source" | "src" => source = v.into(),
             "target" | "destination" | "dst" => target = v.into(),
             "readonly" | "ro" => readonly = v.is_empty() || v == "true" || v == "1",
+            "tmpfs-size" => options.push(format!("size={v}")),
+            "tmpfs-mode" => options.push(format!("mode={v}")),
             _ => invalid!("unexpected key {k:?} in --mount {spec:?}"),
         }
     }
@@ -220,11 +242,17 @@ pub fn parse_mount(spec: &str) -> Result<MountSpec> {
             "invalid mount config for type \"bind\": bind source path does not exist: {source}"
         );
     }
+    if !options.is_empty() && kind != MountKind::Tmpfs {
+        invalid!("invalid --mount {spec:?}: tmpfs options on a {kind:?} mount");
+    }
+    let options = options.join(",");
+    crate::runtime::init::tmpfs_options(&options)?;
     Ok(MountSpec {
         kind,
         source,
         target,
         readonly,
+        options,
     })
 }
 

@@ -315,10 +315,10 @@ pub struct CreateArgs {
     /// Bind mount or volume: /HOST:/CTR[:ro], NAME:/CTR[:ro], /CTR (anonymous).
     #[arg(short = 'v', long = "volume")]
     pub volume: Vec<String>,
-    /// type=bind|volume|tmpfs,source=...,target=...[,readonly].
+    /// type=bind|volume|tmpfs,source=...,target=...[,readonly][,tmpfs-size=...][,tmpfs-mode=...].
     #[arg(long)]
     pub mount: Vec<String>,
-    /// A tmpfs at this path.
+    /// A tmpfs at PATH[:OPTIONS] (size=64m,mode=1770,noexec ...).
     #[arg(long)]
     pub tmpfs: Vec<String>,
     /// Every mount of another container: NAME[:ro|rw].

@@ -58,9 +58,7 @@ pub(super) fn spec_of(a: &CreateArgs) -> Result<ContainerSpec, Error> {
         mounts.push(netctl_engine::volume::parse_mount(m)?);
     }
     for t in &a.tmpfs {
-        mounts.push(netctl_engine::volume::parse_mount(&format!(
-            "type=tmpfs,target={t}"
-        ))?);
+        mounts.push(netctl_engine::volume::parse_tmpfs(t)?);
     }
     Ok(ContainerSpec {
         image: a.image().to_string(),

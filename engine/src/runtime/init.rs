@@ -134,6 +134,55 @@ pub struct Mount {
     pub readonly: bool,
     /// An empty volume: fill it with what the image has at `target` first.
     pub copy_up: bool,
+    /// A tmpfs's options (`size=64m,noexec`), as [`tmpfs_options`] reads them.
+    #[serde(default)]
+    pub options: String,
+}
+
+/// A tmpfs's options as Docker takes them (`--tmpfs /run:size=64m,mode=1770,noexec`): mount
+/// flags (ro, noexec, nosuid, nodev and their opposites, atime and sync choices) and
+/// tmpfs's own settings (size, mode, uid, gid, nr_inodes, nr_blocks), over Docker's
+/// defaults (nosuid, nodev, mode 1777). Anything else is refused.
+pub fn tmpfs_options(options: &str) -> Result<(MsFlags, String)> {
+    let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    let mut data: Vec<(String, String)> = vec![("mode".into(), "1777".into())];
+    for o in options.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        let (set, clear) = match o {
+            "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
+            "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
+            "noexec" => (MsFlags::MS_NOEXEC, MsFlags::empty()),
+            "exec" => (MsFlags::empty(), MsFlags::MS_NOEXEC),
+            "nosuid" => (MsFlags::MS_NOSUID, MsFlags::empty()),
+            "suid" => (MsFlags::empty(), MsFlags::MS_NOSUID),
+            "nodev" => (MsFlags::MS_NODEV, MsFlags::empty()),
+            "dev" => (MsFlags::empty(), MsFlags::MS_NODEV),
+            "sync" => (MsFlags::MS_SYNCHRONOUS, MsFlags::empty()),
+            "async" => (MsFlags::empty(), MsFlags::MS_SYNCHRONOUS),
+            "dirsync" => (MsFlags::MS_DIRSYNC, MsFlags::empty()),
+            "noatime" => (MsFlags::MS_NOATIME, MsFlags::empty()),
+            "atime" => (MsFlags::empty(), MsFlags::MS_NOATIME),
+            "relatime" => (MsFlags::MS_RELATIME, MsFlags::empty()),
+            "strictatime" => (MsFlags::MS_STRICTATIME, MsFlags::empty()),
+            _ => {
+                let (k, v) = o.split_once('=').unwrap_or((o, ""));
+                let known = ["size", "mode", "uid", "gid", "nr_inodes", "nr_blocks"];
+                let plain = !v.is_empty()
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'%' || b == b'.');
+                if !known.contains(&k) || !plain {
+                    return Err(Error::Invalid(format!(
+                        "invalid tmpfs option {o:?}: use size=, mode=, uid=, gid=, nr_inodes=, nr_blocks= or a mount flag (ro, noexec, nosuid, nodev ...)"
+                    )));
+                }
+                data.retain(|(key, _)| key != k);
+                data.push((k.to_string(), v.to_string()));
+                continue;
+            }
+        };
+        flags = (flags | set) & !clear;
+    }
+    let data: Vec<String> = data.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+    Ok((flags, data.join(",")))
 }
 
 fn read_spec(path: &Path) -> Result<InitSpec> {
@@ -253,14 +302,14 @@ fn prepare(spec: &InitSpec) -> Result<()> {
 fn user_mount(root: &Rootfs, m: &Mount) -> Result<()> {
     let Some(source) = &m.source else {
         let target = root.resolve(&m.target, Want::Dir, Links::Follow)?;
-        let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+        let (flags, data) = tmpfs_options(&m.options)?;
         return mnt(
             Some("tmpfs"),
             &target,
             &m.target,
             Some("tmpfs"),
             flags,
-            Some("mode=1777"),
+            Some(data.as_str()),
         );
     };
     let want = if source.is_dir() {

@@ -656,6 +656,7 @@ pub(crate) fn init_mounts(
                 target: m.target.clone(),
                 readonly: m.readonly,
                 copy_up,
+                options: m.options.clone(),
             })
         })
         .collect()

@@ -12,7 +12,7 @@ use netctl_engine::runtime::privileges::Privileges;
 use netctl_engine::runtime::resources::Resources;
 use netctl_engine::runtime::seccomp::Seccomp;
 use netctl_engine::spec::{self, ContainerSpec};
-use netctl_engine::volume::{parse_mount, parse_volume};
+use netctl_engine::volume::{parse_mount, parse_tmpfs, parse_volume};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -253,8 +253,8 @@ impl CreateBody {
             }
             mounts.push(parse_mount(&spec)?);
         }
-        for target in host.tmpfs.iter().flat_map(BTreeMap::keys) {
-            mounts.push(parse_mount(&format!("type=tmpfs,target={target}"))?);
+        for (target, options) in host.tmpfs.iter().flatten() {
+            mounts.push(parse_tmpfs(&format!("{target}:{options}"))?);
         }
         // `Volumes` asks for anonymous volumes where no bind or mount goes already.
         for path in self.volumes.iter().flat_map(BTreeMap::keys) {

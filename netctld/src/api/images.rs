@@ -29,7 +29,20 @@ pub fn routes() -> Router<Daemon> {
 async fn load(State(d): State<Daemon>, body: Body) -> ApiResult<Response> {
     let archive = stream::spool(body, &d.engine.run_dir().join("spool")).await?;
     d.run(move |engine| {
-        let loaded = netctl_engine::image::load(engine, archive.path())?;
+        // As Docker's: the answer is a 200 stream whatever happens, and a failure its last
+        // line (docker-py raises ImageLoadError from it, the docker CLI prints it).
+        let loaded = match netctl_engine::image::load(engine, archive.path()) {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                let message = super::ApiError::from(e).message;
+                let line = json!({"errorDetail": {"message": message}, "error": message});
+                return Ok((
+                    [(header::CONTENT_TYPE, "application/json")],
+                    format!("{line}\n"),
+                )
+                    .into_response());
+            }
+        };
         let mut out = String::new();
         for img in loaded {
             let line = match img.tags.first() {

@@ -116,6 +116,23 @@ fn a_read_only_root_refuses_writes_as_dockers_does() {
         &docker,
         &run(&["--tmpfs", "/tmp", "busybox", "touch", "/tmp/x"]),
     );
+    // A tmpfs's options are in force: its size, mode and flags as the mount table shows.
+    let shown = same(
+        &host,
+        &docker,
+        &run(&[
+            "--tmpfs",
+            "/t:size=1m,mode=1770,noexec",
+            "busybox",
+            "sh",
+            "-c",
+            "grep ' /t ' /proc/mounts; stat -c %a /t",
+        ]),
+    );
+    assert!(
+        shown.contains("size=1024k") && shown.contains("1770"),
+        "{shown}"
+    );
     same(
         &host,
         &docker,
