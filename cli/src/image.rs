@@ -15,6 +15,10 @@ use crate::output::{ago, human_size};
 pub enum ImageCommand {
     /// Import a rootfs tarball or folder as a one-layer image.
     Import {
+        /// Apply a Dockerfile instruction to the image (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL,
+        /// ONBUILD, USER, VOLUME, WORKDIR).
+        #[arg(short = 'c', long = "change")]
+        changes: Vec<String>,
         /// Tarball (plain or gzip) or folder.
         file: PathBuf,
         /// NAME[:TAG].
@@ -117,8 +121,12 @@ pub struct ImagesArgs {
 pub fn run(engine: &Engine, cmd: ImageCommand) -> Outcome {
     let store = ImageStore::open(engine.root())?;
     match cmd {
-        ImageCommand::Import { file, reference } => {
-            let img = netctl_engine::image::import(engine, &file, reference.as_deref())?;
+        ImageCommand::Import {
+            changes,
+            file,
+            reference,
+        } => {
+            let img = netctl_engine::image::import(engine, &file, reference.as_deref(), &changes)?;
             println!("sha256:{}", img.id);
         }
         ImageCommand::Load(a) => {

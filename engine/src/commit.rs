@@ -25,10 +25,14 @@ pub struct CommitRequest {
     pub author: String,
     /// `-p`: freeze a running container while its layer is read (Docker's default).
     pub pause: bool,
+    /// `-c`: Dockerfile instructions applied to the new image's config.
+    pub changes: Vec<String>,
 }
 
 /// Makes the image; the container keeps running (frozen meanwhile with `pause`).
 pub fn commit(engine: &Engine, c: &Container, req: &CommitRequest) -> Result<Image> {
+    // Bad instructions are refused before any layer is made.
+    crate::instructions::apply(&mut json!({}), &req.changes)?;
     let store = ImageStore::open(engine.root())?;
     let _adding = store.lock(false)?;
     let base = store.find(&c.config.image)?;
@@ -142,6 +146,7 @@ fn document(
     if let Some(h) = &c.config.healthcheck {
         config["Healthcheck"] = serde_json::to_value(h).ctx(|| "encode the healthcheck".into())?;
     }
+    crate::instructions::apply(config, &req.changes)?;
     doc["created"] = json!(created);
     doc["container"] = json!(c.config.id);
     if !req.author.is_empty() {

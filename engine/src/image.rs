@@ -386,7 +386,10 @@ impl ImageStore {
     }
 
     /// `image import`: a rootfs folder or tarball (plain or gzip) as a one-layer image.
-    pub fn import(&self, source: &Path, tag: Option<&str>) -> Result<Image> {
+    pub fn import(&self, source: &Path, tag: Option<&str>, changes: &[String]) -> Result<Image> {
+        // Bad instructions are refused before any layer is stored.
+        let mut config = serde_json::json!({"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]});
+        crate::instructions::apply(&mut config, changes)?;
         let _adding = self.lock(false)?;
         let open = |p: &Path| {
             fs::File::open(p)
@@ -403,7 +406,7 @@ impl ImageStore {
         let created = now_rfc3339();
         let config = serde_json::json!({
             "architecture": "amd64", "os": "linux", "created": created,
-            "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
+            "config": config,
             "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{diff}")]},
             "history": [{"created": created, "comment": "Imported from -"}],
             "comment": "Imported from -",
@@ -428,8 +431,13 @@ fn read_image(path: &Path) -> Result<Image> {
 }
 
 /// `image import` through the engine: the image, and its `import` event.
-pub fn import(engine: &crate::Engine, source: &Path, tag: Option<&str>) -> Result<Image> {
-    let img = ImageStore::open(engine.root())?.import(source, tag)?;
+pub fn import(
+    engine: &crate::Engine,
+    source: &Path,
+    tag: Option<&str>,
+    changes: &[String],
+) -> Result<Image> {
+    let img = ImageStore::open(engine.root())?.import(source, tag, changes)?;
     image_event(engine, "import", &img, &img.display_name());
     Ok(img)
 }

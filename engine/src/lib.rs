@@ -23,6 +23,7 @@ pub mod filter;
 pub mod health;
 pub mod ids;
 pub mod image;
+pub mod instructions;
 pub mod internal;
 pub mod layer;
 pub mod lifecycle;

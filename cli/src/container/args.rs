@@ -135,6 +135,10 @@ pub enum Verb {
         /// Pause the container during the commit.
         #[arg(short = 'p', long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
         pause: bool,
+        /// Apply a Dockerfile instruction to the image (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL,
+        /// ONBUILD, USER, VOLUME, WORKDIR).
+        #[arg(short = 'c', long = "change")]
+        changes: Vec<String>,
         /// The container.
         container: String,
         /// REPOSITORY[:TAG] for the new image.

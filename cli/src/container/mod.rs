@@ -125,6 +125,7 @@ fn verb(engine: &Engine, cmd: Verb) -> Outcome {
             author,
             message,
             pause,
+            changes,
             container,
             reference,
         } => {
@@ -134,6 +135,7 @@ fn verb(engine: &Engine, cmd: Verb) -> Outcome {
                 comment: message.unwrap_or_default(),
                 author: author.unwrap_or_default(),
                 pause,
+                changes,
             };
             let image = netctl_engine::commit::commit(engine, &c, &req)?;
             println!("sha256:{}", image.id);

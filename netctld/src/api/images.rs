@@ -62,13 +62,18 @@ async fn save_many(
     State(d): State<Daemon>,
     axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> ApiResult<Response> {
-    let names: Vec<String> = raw
-        .unwrap_or_default()
+    save(&d, values(raw.as_deref(), "names")).await
+}
+
+/// Every value of a repeated query parameter (`changes=...&changes=...`), decoded.
+fn values(raw: Option<&str>, name: &str) -> Vec<String> {
+    let prefix = format!("{name}=");
+    raw.unwrap_or_default()
         .split('&')
-        .filter_map(|kv| kv.strip_prefix("names="))
+        .filter_map(|kv| kv.strip_prefix(prefix.as_str()))
         .map(decode)
-        .collect();
-    save(&d, names).await
+        .filter(|v| !v.is_empty())
+        .collect()
 }
 
 /// `%2F` and `+` in a query value.
@@ -133,15 +138,15 @@ async fn prune(State(d): State<Daemon>, q: super::Query) -> ApiResult<Json<Value
 }
 
 /// `POST /commit?container=&repo=&tag=&comment=&author=&pause=`.
-async fn commit(State(d): State<Daemon>, q: super::Query) -> ApiResult<(StatusCode, Json<Value>)> {
+async fn commit(
+    State(d): State<Daemon>,
+    q: super::Query,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let key = q.get("container").cloned().unwrap_or_default();
     let reference = reference(&q);
-    if q.get("changes").is_some_and(|c| !c.is_empty()) {
-        return Err(ApiError::bad_request(
-            "netctl's commit takes no Dockerfile changes (--change) yet",
-        ));
-    }
     let req = netctl_engine::commit::CommitRequest {
+        changes: values(raw.as_deref(), "changes"),
         reference,
         comment: q.get("comment").cloned().unwrap_or_default(),
         author: q.get("author").cloned().unwrap_or_default(),
@@ -182,7 +187,12 @@ pub fn summaries(engine: &netctl_engine::Engine) -> ApiResult<Vec<Value>> {
 
 /// `POST /images/create`: `fromSrc=-` imports the tar body as a one-layer image (`docker
 /// import`); pulling from a registry is not there yet.
-async fn pull(State(d): State<Daemon>, q: super::Query, body: Body) -> ApiResult<Response> {
+async fn pull(
+    State(d): State<Daemon>,
+    q: super::Query,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+    body: Body,
+) -> ApiResult<Response> {
     match q.get("fromSrc").map(String::as_str) {
         Some("-") => {}
         Some(src) => {
@@ -197,15 +207,11 @@ async fn pull(State(d): State<Daemon>, q: super::Query, body: Body) -> ApiResult
             )));
         }
     }
-    if q.get("changes").is_some_and(|c| !c.is_empty()) {
-        return Err(ApiError::bad_request(
-            "netctl's import takes no Dockerfile changes yet",
-        ));
-    }
+    let changes = values(raw.as_deref(), "changes");
     let reference = reference(&q);
     let tar = stream::spool(body, &d.engine.run_dir().join("spool")).await?;
     d.run(move |engine| {
-        let img = netctl_engine::image::import(engine, tar.path(), reference.as_deref())?;
+        let img = netctl_engine::image::import(engine, tar.path(), reference.as_deref(), &changes)?;
         let line = json!({ "status": format!("sha256:{}", img.id) }).to_string() + "\n";
         Ok(([(header::CONTENT_TYPE, "application/json")], line).into_response())
     })

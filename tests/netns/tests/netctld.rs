@@ -500,3 +500,58 @@ fn files_images_and_stats_through_netctld() {
     );
     d.docker_ok(&["rm", "-f", "box"]);
 }
+
+/// `docker commit --change` and `docker import --change`: the instructions are in the new
+/// image's config; an instruction Docker does not take is refused and no image is made.
+#[test]
+fn commit_and_import_apply_dockerfile_changes() {
+    let (host, d) = started();
+    d.docker_ok(&["run", "--name", "c1", "busybox", "touch", "/made"]);
+    d.docker_ok(&[
+        "commit",
+        "-c",
+        "EXPOSE 8000",
+        "-c",
+        "CMD [\"sh\"]",
+        "-c",
+        "ENV A=1",
+        "c1",
+        "committed",
+    ]);
+    let config = d.docker_ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{json .Config.ExposedPorts}} {{json .Config.Cmd}} {{json .Config.Env}}",
+        "committed",
+    ]);
+    assert!(
+        config.starts_with(r#"{"8000/tcp":{}} ["sh"] ["#) && config.trim().ends_with(r#","A=1"]"#),
+        "{config}"
+    );
+    let images = d.docker_ok(&["images", "-q"]);
+    let (code, _, err) = d.docker(&["commit", "-c", "RUN rm -rf /", "c1", "refused"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("RUN is not a valid change command"), "{err}");
+    assert_eq!(d.docker_ok(&["images", "-q"]), images, "no image was made");
+
+    let tar = host.dir().join("rootfs.tar");
+    d.docker_ok(&["export", "-o", &tar.display().to_string(), "c1"]);
+    d.docker_ok(&[
+        "import",
+        "-c",
+        "WORKDIR /srv",
+        "-c",
+        "USER nobody",
+        &tar.display().to_string(),
+        "imported",
+    ]);
+    let config = d.docker_ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{.Config.WorkingDir}} {{.Config.User}}",
+        "imported",
+    ]);
+    assert_eq!(config.trim(), "/srv nobody");
+}
