@@ -607,11 +607,11 @@ mod tests {
         fs::create_dir_all(rootfs.join("bin")).unwrap();
         fs::write(rootfs.join("bin/hello"), "v1").unwrap();
         let store = ImageStore::open(&dir.path().join("root")).unwrap();
-        let a = store.import(&rootfs, Some("hello")).unwrap();
+        let a = store.import(&rootfs, Some("hello"), &[]).unwrap();
         assert_eq!(store.find("hello:latest").unwrap().id, a.id);
         assert_eq!(store.find(&a.id[..12]).unwrap().id, a.id);
         fs::write(rootfs.join("bin/hello"), "v2").unwrap();
-        let b = store.import(&rootfs, Some("hello")).unwrap();
+        let b = store.import(&rootfs, Some("hello"), &[]).unwrap();
         assert_ne!(a.id, b.id);
         assert_eq!(store.find("hello").unwrap().id, b.id);
         assert!(store.find(&a.id).unwrap().tags.is_empty());
@@ -625,7 +625,7 @@ mod tests {
         fs::create_dir_all(&rootfs).unwrap();
         fs::write(rootfs.join("f"), "x").unwrap();
         let store = ImageStore::open(&dir.path().join("root")).unwrap();
-        store.import(&rootfs, Some("x")).unwrap();
+        store.import(&rootfs, Some("x"), &[]).unwrap();
         assert!(store.remove("x", |_| true).is_err());
         let out = store.remove("x", |_| false).unwrap();
         assert_eq!(out[0], "Untagged: x:latest");
