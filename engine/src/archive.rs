@@ -344,16 +344,49 @@ pub fn append_tree(
 /// Unpacks `r` beneath `dest`: every member lands inside it or the whole unpack fails
 /// (the caller removes what was made).
 pub fn unpack(r: impl Read, dest: &Path, members: Members) -> io::Result<()> {
+    unpack_observed(r, dest, members, |_, _| {})
+}
+
+/// [`unpack`], telling `observe` of each member before its content is read: where beneath
+/// `dest` a regular file's content lands (None for any other member), and the member's
+/// size in the archive.
+pub fn unpack_observed(
+    r: impl Read,
+    dest: &Path,
+    members: Members,
+    mut observe: impl FnMut(Option<&str>, u64),
+) -> io::Result<()> {
     let root = Beneath::open(dest)?;
     let mut archive = tar::Archive::new(r);
     for entry in archive.entries()? {
         let mut entry = entry?;
         let name = entry.path()?.into_owned();
+        let stored = entry
+            .header()
+            .entry_type()
+            .is_file()
+            .then(|| stored_path(&name))
+            .flatten();
+        observe(stored.as_deref(), entry.size());
         add(&root, &mut entry, &name, members).map_err(|e| {
             io::Error::new(e.kind(), format!("archive member {}: {e}", name.display()))
         })?;
     }
     Ok(())
+}
+
+/// Where a regular file member's content lands: its components joined (a whiteout's does
+/// not land anywhere; a name that is not UTF-8 is not looked up again).
+fn stored_path(name: &Path) -> Option<String> {
+    let comps = components(name).ok()?;
+    if comps.last()?.as_encoded_bytes().starts_with(b".wh.") {
+        return None;
+    }
+    let parts = comps
+        .iter()
+        .map(|c| c.to_str())
+        .collect::<Option<Vec<_>>>()?;
+    Some(parts.join("/"))
 }
 
 fn add(

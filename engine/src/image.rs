@@ -632,5 +632,7 @@ mod tests {
         assert!(store.all().unwrap().is_empty());
         let layers = dir.path().join("root/image/layers");
         assert_eq!(fs::read_dir(layers).unwrap().count(), 0);
+        let records = dir.path().join("root/image/layers-records");
+        assert_eq!(fs::read_dir(records).unwrap().count(), 0);
     }
 }

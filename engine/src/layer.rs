@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Context, Result};
+use crate::tarsplit::{Recorder, Recording};
 
 /// Reads through `inner`, hashing every byte.
 struct Hashing<R> {
@@ -52,23 +53,46 @@ impl LayerStore {
         self.dir.join(hex)
     }
 
+    /// The folder of the layers' records, beside the layers (`layers-records`): the layers
+    /// folder holds layers only.
+    fn records(&self) -> PathBuf {
+        let mut name = self.dir.clone().into_os_string();
+        name.push("-records");
+        PathBuf::from(name)
+    }
+
+    /// The record of a layer's tar as it came ([`crate::tarsplit`]), by its hex digest.
+    pub fn record_path(&self, hex: &str) -> PathBuf {
+        self.records().join(hex)
+    }
+
     /// Unpacks a tar stream (plain or gzip) and returns its diff ID (hex), and whether this
     /// call stored it. A layer already stored is kept as it is: layers never change once
     /// written.
     pub fn add(&self, tar: impl Read) -> Result<(String, bool)> {
-        let tmp = self.dir.join(format!(".tmp-{}", crate::ids::random_id()?));
-        let result = self.unpack_into(tar, &tmp);
+        let id = crate::ids::random_id()?;
+        let tmp = self.dir.join(format!(".tmp-{id}"));
+        let records = self.records();
+        fs::create_dir_all(&records).ctx(|| format!("create {}", records.display()))?;
+        let record = records.join(format!(".tmp-{id}"));
+        let result = self.unpack_into(tar, &tmp, &record);
         let hex = match result {
             Ok(hex) => hex,
             Err(e) => {
                 let _ = fs::remove_dir_all(&tmp);
+                let _ = fs::remove_file(&record);
                 return Err(e);
             }
         };
         let dest = self.path(&hex);
         if dest.exists() {
+            let _ = fs::remove_file(&record);
             fs::remove_dir_all(&tmp).ctx(|| format!("remove {}", tmp.display()))?;
             return Ok((hex, false));
+        }
+        // Without its record a layer is still whole: `save` then writes it anew.
+        if fs::rename(&record, self.record_path(&hex)).is_err() {
+            let _ = fs::remove_file(&record);
         }
         fs::rename(&tmp, &dest).ctx(|| format!("store layer {hex}"))?;
         Ok((hex, true))
@@ -79,20 +103,35 @@ impl LayerStore {
     pub fn forget(&self, added: &[String], used: &[String]) {
         for hex in added.iter().filter(|h| !used.contains(h)) {
             let _ = fs::remove_dir_all(self.path(hex));
+            let _ = fs::remove_file(self.record_path(hex));
         }
     }
 
-    fn unpack_into(&self, tar: impl Read, dest: &Path) -> Result<String> {
+    /// Unpacks the tar into `dest`, recording it at `record` ([`crate::tarsplit`]); its
+    /// diff ID.
+    fn unpack_into(&self, tar: impl Read, dest: &Path, record: &Path) -> Result<String> {
         fs::create_dir(dest).ctx(|| format!("create {}", dest.display()))?;
-        let mut hashing = Hashing {
+        let hashing = Hashing {
             inner: decompressed(tar)
                 .map_err(|e| crate::archive::archive_error(e, || "the layer".into()))?,
             hash: Sha256::new(),
         };
-        crate::archive::unpack(&mut hashing, dest, crate::archive::Members::Layer)
-            .map_err(|e| crate::archive::archive_error(e, || "the layer".into()))?;
-        io::copy(&mut hashing, &mut io::sink()).ctx(|| "read the end of the layer".into())?;
-        Ok(crate::ids::hex(&hashing.hash.finalize()))
+        let recorder = Recorder::create(record).ctx(|| format!("create {}", record.display()))?;
+        let mut reading = Recording::new(hashing, recorder.clone());
+        let observe = |path: Option<&str>, size| recorder.borrow_mut().member(path, size);
+        crate::archive::unpack_observed(
+            &mut reading,
+            dest,
+            crate::archive::Members::Layer,
+            observe,
+        )
+        .map_err(|e| crate::archive::archive_error(e, || "the layer".into()))?;
+        io::copy(&mut reading, &mut io::sink()).ctx(|| "read the end of the layer".into())?;
+        recorder
+            .borrow_mut()
+            .finish()
+            .ctx(|| format!("write {}", record.display()))?;
+        Ok(crate::ids::hex(&reading.into_inner().hash.finalize()))
     }
 
     /// Removes layers no image in `used` refers to; the diff IDs removed.
@@ -104,6 +143,7 @@ impl LayerStore {
             if !used.contains(&name) && !name.starts_with('.') {
                 let p = self.path(&name);
                 fs::remove_dir_all(&p).ctx(|| format!("remove {}", p.display()))?;
+                let _ = fs::remove_file(self.record_path(&name));
                 removed.push(name);
             }
         }
@@ -190,8 +230,47 @@ mod tests {
         assert!(new);
         assert_eq!(id, sha256_hex(&tar));
         assert_eq!(fs::read(store.path(&id).join("etc/motd")).unwrap(), b"hi\n");
-        assert_eq!(store.add(&tar[..]).unwrap(), (id, false));
+        assert_eq!(store.add(&tar[..]).unwrap(), (id.clone(), false));
         assert_eq!(fs::read_dir(dir.path().join("layers")).unwrap().count(), 1);
+        assert!(store.record_path(&id).is_file());
+    }
+
+    #[test]
+    fn a_layer_is_written_back_byte_for_byte_as_it_came() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LayerStore::open(dir.path().join("layers")).unwrap();
+        // Unsorted members, a name too long for the old header, a folder, a link, an empty
+        // file, and more end padding than tar needs.
+        let long = format!("deep/{}/file", "d".repeat(120));
+        let mut tar = tar_of(&[
+            ("z-last", b"zzz"),
+            (&long, b"long"),
+            ("a-first", b""),
+            ("m", &[7u8; 1500]),
+        ]);
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        b.append_link(&mut h, "link", "z-last").unwrap();
+        let links = b.into_inner().unwrap();
+        tar.truncate(tar.len() - 1024);
+        tar.extend_from_slice(&links);
+        tar.extend_from_slice(&[0u8; 4096]);
+        let (id, _) = store.add(&tar[..]).unwrap();
+        let mut out = Vec::new();
+        crate::tarsplit::rebuild(&store.record_path(&id), &store.path(&id), &mut out).unwrap();
+        assert_eq!(out.len(), tar.len());
+        assert!(out == tar, "the rebuilt tar differs");
+        // A stored file that changed is found out, not written silently.
+        fs::write(store.path(&id).join("z-last"), b"zz").unwrap();
+        let mut out = Vec::new();
+        let rebuilt = crate::tarsplit::rebuild(&store.record_path(&id), &store.path(&id), &mut out);
+        assert!(rebuilt.is_err());
     }
 
     #[test]
@@ -211,10 +290,12 @@ mod tests {
     #[test]
     fn a_broken_archive_is_an_error_and_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let store = LayerStore::open(dir.path().to_path_buf()).unwrap();
+        let store = LayerStore::open(dir.path().join("layers")).unwrap();
         let mut tar = tar_of(&[("a", &[7u8; 2000])]);
         tar.truncate(1000);
         assert!(store.add(&tar[..]).is_err());
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+        assert_eq!(fs::read_dir(dir.path().join("layers")).unwrap().count(), 0);
+        let records = fs::read_dir(dir.path().join("layers-records"));
+        assert_eq!(records.map(|r| r.count()).unwrap_or(0), 0);
     }
 }

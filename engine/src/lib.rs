@@ -45,6 +45,7 @@ pub mod spec;
 pub mod stats;
 pub mod summary;
 pub mod system;
+pub mod tarsplit;
 pub mod view;
 pub mod volume;
 pub mod watch;

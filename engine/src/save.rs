@@ -1,9 +1,10 @@
 //! `save`: images as Docker's archive (`docker load` and `netctl load` read it):
 //! `manifest.json`, each image's config document, `repositories`, and each layer as
-//! `<diff ID>/layer.tar`, the stored layer written back as a tar (overlay whiteouts as
-//! `.wh.` members). Where a layer's tar is not byte for byte the one it was made from, the
-//! config document names the new tar's digest, so the archive is consistent (the image gets
-//! a new ID there).
+//! `<diff ID>/layer.tar`: byte for byte the tar the layer came as (from its record,
+//! [`crate::tarsplit`]), so the image keeps its ID through `save | load`. A layer without a
+//! usable record is written anew from its files (overlay whiteouts as `.wh.` members) and
+//! the config document names the new tar's digest, so the archive is consistent (the image
+//! gets a new ID there).
 
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, Write};
@@ -53,7 +54,7 @@ pub fn save(store: &ImageStore, images: &[(Image, Vec<String>)], out: impl Write
             let digest = match written.get(diff) {
                 Some(d) => d.clone(),
                 None => {
-                    let d = add_layer(&mut archive, &store.layers.path(diff))?;
+                    let d = add_layer(&mut archive, store, diff)?;
                     written.insert(diff.clone(), d.clone());
                     d
                 }
@@ -101,26 +102,54 @@ fn config_for(store: &ImageStore, img: &Image, digests: &[String]) -> Result<Vec
 }
 
 /// Writes a stored layer as `<digest>/layer.tar` (built in a scratch file first, for its
-/// digest and size); the digest.
-fn add_layer(archive: &mut tar::Builder<impl Write>, dir: &Path) -> Result<String> {
+/// digest and size): byte for byte the tar it came as, from its record, or else written
+/// anew from its files; the digest.
+fn add_layer(
+    archive: &mut tar::Builder<impl Write>,
+    store: &ImageStore,
+    diff: &str,
+) -> Result<String> {
+    let dir = store.layers.path(diff);
     let mut scratch = tempfile::tempfile().ctx(|| "make a scratch file for a layer".into())?;
-    {
-        let mut b = tar::Builder::new(&mut scratch);
-        let opts = Tree {
-            overlay: true,
-            ..Tree::default()
-        };
-        let mut entries = std::fs::read_dir(dir)
-            .ctx(|| format!("list {}", dir.display()))?
-            .collect::<std::io::Result<Vec<_>>>()
-            .ctx(|| format!("list {}", dir.display()))?;
-        entries.sort_by_key(std::fs::DirEntry::file_name);
-        for e in entries {
-            append_tree(&mut b, &e.path(), Path::new(&e.file_name()), &opts)
-                .ctx(|| format!("archive {}", e.path().display()))?;
-        }
-        b.into_inner().ctx(|| "finish a layer".into())?;
+    let rebuilt = crate::tarsplit::rebuild(&store.layers.record_path(diff), &dir, &mut scratch);
+    if !(rebuilt.is_ok() && digest(&mut scratch)?.0 == diff) {
+        scratch = tempfile::tempfile().ctx(|| "make a scratch file for a layer".into())?;
+        write_tree(&mut scratch, &dir)?;
     }
+    let (digest, size) = digest(&mut scratch)?;
+    let mut h = tar::Header::new_gnu();
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_entry_type(tar::EntryType::Regular);
+    archive
+        .append_data(&mut h, format!("{digest}/layer.tar"), scratch)
+        .ctx(|| "write a layer".into())?;
+    add_file(archive, &format!("{digest}/VERSION"), b"1.0")?;
+    Ok(digest)
+}
+
+/// A layer written anew from its files, overlay whiteouts as `.wh.` members.
+fn write_tree(out: &mut std::fs::File, dir: &Path) -> Result<()> {
+    let mut b = tar::Builder::new(out);
+    let opts = Tree {
+        overlay: true,
+        ..Tree::default()
+    };
+    let mut entries = std::fs::read_dir(dir)
+        .ctx(|| format!("list {}", dir.display()))?
+        .collect::<std::io::Result<Vec<_>>>()
+        .ctx(|| format!("list {}", dir.display()))?;
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for e in entries {
+        append_tree(&mut b, &e.path(), Path::new(&e.file_name()), &opts)
+            .ctx(|| format!("archive {}", e.path().display()))?;
+    }
+    b.into_inner().ctx(|| "finish a layer".into())?;
+    Ok(())
+}
+
+/// The SHA-256 (hex) and size of a scratch file, which is left rewound.
+fn digest(scratch: &mut std::fs::File) -> Result<(String, u64)> {
     scratch.rewind().ctx(|| "read a layer back".into())?;
     let mut hash = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
@@ -133,17 +162,8 @@ fn add_layer(archive: &mut tar::Builder<impl Write>, dir: &Path) -> Result<Strin
         hash.update(&buf[..n]);
         size += n as u64;
     }
-    let digest = crate::ids::hex(&hash.finalize());
     scratch.rewind().ctx(|| "read a layer back".into())?;
-    let mut h = tar::Header::new_gnu();
-    h.set_size(size);
-    h.set_mode(0o644);
-    h.set_entry_type(tar::EntryType::Regular);
-    archive
-        .append_data(&mut h, format!("{digest}/layer.tar"), scratch)
-        .ctx(|| "write a layer".into())?;
-    add_file(archive, &format!("{digest}/VERSION"), b"1.0")?;
-    Ok(digest)
+    Ok((crate::ids::hex(&hash.finalize()), size))
 }
 
 fn add_file(archive: &mut tar::Builder<impl Write>, name: &str, bytes: &[u8]) -> Result<()> {

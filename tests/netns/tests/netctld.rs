@@ -493,6 +493,9 @@ fn files_images_and_stats_through_netctld() {
     ));
     let loaded = d.docker_ok(&["load", "-i", &format!("{dir}/snap.tar")]);
     assert_eq!(loaded.trim(), "Loaded image: snap:1");
+    // Byte for byte the layers it was saved with: the same image ID after the round trip.
+    let again = d.docker_ok(&["image", "inspect", "-f", "{{.Id}}", "snap:1"]);
+    assert_eq!(again.trim(), id.trim(), "the image ID after save | load");
     let df = d.docker_ok(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"]);
     assert!(
         df.contains("Images 3") && df.contains("Containers 1"),
