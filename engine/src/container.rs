@@ -179,6 +179,18 @@ pub struct Config {
     /// `--init`: a reaper runs as PID 1 and the command as its child.
     #[serde(default)]
     pub init: bool,
+    /// `--volumes-from` as given (`NAME[:ro|rw]`); their mounts are among `mounts`.
+    #[serde(default)]
+    pub volumes_from: Vec<String>,
+    /// `--uts host`: the host's UTS namespace (its hostname and domain name), not its own.
+    #[serde(default)]
+    pub host_uts: bool,
+    /// `--isolation` as given (Linux has only `default`).
+    #[serde(default)]
+    pub isolation: String,
+    /// `--runtime` as given (`runc`, Docker's name for the default runtime, is the only one).
+    #[serde(default)]
+    pub runtime: String,
     /// `-m`, `--memory-swap`, `--cpus`, `--cpu-shares`, `--pids-limit`.
     #[serde(default)]
     pub resources: crate::runtime::resources::Resources,
@@ -258,6 +270,11 @@ impl Sharing {
 }
 
 impl Config {
+    /// Whether it keeps the host's hostname and domain name (`--net host`, `--uts host`).
+    pub fn keeps_host_name(&self) -> bool {
+        self.host_uts || self.net_mode == NetMode::Host
+    }
+
     /// The 12-hex short ID.
     pub fn short_id(&self) -> &str {
         crate::ids::short_id(&self.id)

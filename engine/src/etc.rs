@@ -10,7 +10,7 @@ use crate::error::{Context, Result};
 
 /// Writes /etc/hosts, /etc/hostname and /etc/resolv.conf for the container.
 pub fn write(engine: &Engine, c: &Container) -> Result<()> {
-    let hostname = if c.config.net_mode == NetMode::Host {
+    let hostname = if c.config.keeps_host_name() {
         host_hostname()
     } else {
         c.config.hostname.clone()

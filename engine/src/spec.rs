@@ -92,6 +92,12 @@ pub struct ContainerSpec {
     pub pid_mode: crate::container::Sharing,
     /// `--ipc` (a container named by name or ID).
     pub ipc_mode: crate::container::Sharing,
+    /// `--uts host`.
+    pub host_uts: bool,
+    /// `--isolation`: empty or `default` (Linux has no other).
+    pub isolation: String,
+    /// `--runtime`: empty or `runc` (Docker's name for the default runtime).
+    pub runtime: String,
     /// `--shm-size` in bytes.
     pub shm_size: Option<u64>,
     /// `--ulimit`.
@@ -277,6 +283,10 @@ pub fn plan(engine: &Engine, spec: &ContainerSpec) -> Result<Planned> {
     let id = random_id()?;
     let (entrypoint, command) = command(spec, &image)?;
     let (net_mode, networks) = networks(engine, spec)?;
+    check_isolation_and_runtime(spec)?;
+    if spec.host_uts && spec.hostname.is_some() {
+        invalid!("conflicting options: hostname and the UTS mode");
+    }
     let hostname = match &net_mode {
         NetMode::Container(other) => {
             shares_the_targets_files(spec)?;
@@ -329,6 +339,14 @@ pub fn plan(engine: &Engine, spec: &ContainerSpec) -> Result<Planned> {
         _ => {}
     }
     let config = Config {
+        host_uts: spec.host_uts,
+        isolation: spec.isolation.clone(),
+        runtime: spec.runtime.clone(),
+        volumes_from: spec
+            .volumes_from
+            .iter()
+            .map(|(c, ro)| if *ro { format!("{c}:ro") } else { c.clone() })
+            .collect(),
         id,
         name,
         created: now_rfc3339(),
@@ -499,6 +517,20 @@ fn links(engine: &Engine, spec: &ContainerSpec) -> Result<Vec<(String, String)>>
             Ok((target.config.name, alias.clone()))
         })
         .collect()
+}
+
+/// `--isolation` and `--runtime` as Docker on Linux takes them: nothing or the default.
+fn check_isolation_and_runtime(spec: &ContainerSpec) -> Result<()> {
+    if !matches!(spec.isolation.as_str(), "" | "default") {
+        invalid!(
+            "Invalid isolation: {:?} - linux only supports 'default'",
+            spec.isolation
+        );
+    }
+    if !matches!(spec.runtime.as_str(), "" | "runc") {
+        invalid!("Unknown runtime specified {}", spec.runtime);
+    }
+    Ok(())
 }
 
 /// `--net container:NAME` shares the target's hostname, /etc/hosts and resolv.conf, so

@@ -136,6 +136,8 @@ pub struct HostConfigView {
     pub extra_hosts: Vec<String>,
     /// `--link`.
     pub links: Vec<String>,
+    /// `--volumes-from` as given (null when none).
+    pub volumes_from: Option<Vec<String>>,
     /// `--dns-search`.
     pub dns_search: Vec<String>,
     /// `--dns-option`.
@@ -184,9 +186,13 @@ pub struct HostConfigView {
     pub devices: Vec<crate::runtime::kernel::DeviceMapping>,
     /// `--tmpfs` mounts, by target (null when none).
     pub tmpfs: Option<BTreeMap<String, String>>,
-    /// `--uts`: always the container's own.
+    /// `host` with `--uts host`, else empty.
     #[serde(rename = "UTSMode")]
     pub uts_mode: &'static str,
+    /// `--isolation` as given.
+    pub isolation: String,
+    /// The OCI runtime's name, `runc` as Docker's default.
+    pub runtime: String,
     /// Swappiness: the kernel's.
     pub memory_swappiness: Option<i64>,
     /// Device cgroup rules: none (netctl has no device cgroup).
@@ -569,6 +575,7 @@ pub fn inspect_with(engine: &Engine, c: &Container, lookup: &Lookup) -> Containe
                 .iter()
                 .map(|(n, a)| format!("{n}:{a}"))
                 .collect(),
+            volumes_from: non_empty(&c.config.volumes_from),
             dns_search: c.config.dns_search.clone(),
             dns_options: c.config.dns_options.clone(),
             log_config: LogConfigView {
@@ -614,7 +621,12 @@ pub fn inspect_with(engine: &Engine, c: &Container, lookup: &Lookup) -> Containe
                     .collect();
                 (!t.is_empty()).then_some(t)
             },
-            uts_mode: "",
+            uts_mode: if c.config.host_uts { "host" } else { "" },
+            isolation: c.config.isolation.clone(),
+            runtime: match c.config.runtime.as_str() {
+                "" => "runc".into(),
+                r => r.into(),
+            },
             memory_swappiness: None,
             device_cgroup_rules: None,
         },

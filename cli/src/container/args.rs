@@ -389,6 +389,15 @@ pub struct CreateArgs {
     /// IPC namespace: private, shareable, host or container:NAME.
     #[arg(long)]
     pub ipc: Option<String>,
+    /// UTS namespace: host (the host's hostname), or the container's own.
+    #[arg(long)]
+    pub uts: Option<String>,
+    /// Container isolation technology: default (Linux has no other).
+    #[arg(long)]
+    pub isolation: Option<String>,
+    /// The OCI runtime: runc (the default runtime).
+    #[arg(long)]
+    pub runtime: Option<String>,
     /// Size of /dev/shm (64m by default).
     #[arg(long = "shm-size")]
     pub shm_size: Option<String>,

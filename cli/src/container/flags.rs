@@ -123,6 +123,17 @@ pub(super) fn spec_of(a: &CreateArgs) -> Result<ContainerSpec, Error> {
         resources: resources_of(a)?,
         pid_mode: Sharing::parse(a.pid.as_deref().unwrap_or(""), false)?,
         ipc_mode: Sharing::parse(a.ipc.as_deref().unwrap_or(""), true)?,
+        host_uts: match a.uts.as_deref() {
+            None | Some("") => false,
+            Some("host") => true,
+            Some(other) => {
+                return Err(netctl_engine::Error::Invalid(format!(
+                    "--uts: invalid UTS mode {other:?}: use host"
+                )))
+            }
+        },
+        isolation: a.isolation.clone().unwrap_or_default(),
+        runtime: a.runtime.clone().unwrap_or_default(),
         shm_size: flag(&a.shm_size, "--shm-size", parse_bytes)?,
         ulimits: each_flag(&a.ulimit, "--ulimit", kernel::parse_ulimit)?,
         sysctls: each_flag(&a.sysctl, "--sysctl", kernel::parse_sysctl)?,

@@ -74,6 +74,9 @@ pub struct InitSpec {
     /// The domain name to set (`--domainname`).
     #[serde(default)]
     pub domainname: Option<String>,
+    /// Stay in the host's UTS namespace (`--uts host`).
+    #[serde(default)]
+    pub host_uts: bool,
     /// Stage 2 stays as PID 1, reaping orphans and passing signals on, and the command
     /// runs as its child (`--init`).
     #[serde(default)]
@@ -232,7 +235,10 @@ pub fn stage1(spec_path: &Path) -> i32 {
 /// Namespaces and mounts, all but /proc (which must be mounted from inside the new PID
 /// namespace). Every target inside the container is resolved inside its root.
 fn prepare(spec: &InitSpec) -> Result<()> {
-    let mut flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS;
+    let mut flags = CloneFlags::CLONE_NEWNS;
+    if !spec.host_uts {
+        flags |= CloneFlags::CLONE_NEWUTS;
+    }
     if spec.ipc_ns == Namespace::Own {
         flags |= CloneFlags::CLONE_NEWIPC;
     }

@@ -748,7 +748,7 @@ fn spawn(engine: &Engine, c: &Container, tty_size: Option<(u16, u16)>) -> Result
         upper: c.dir.join("upper"),
         work: c.dir.join("work"),
         netns: netns_of(engine, c)?,
-        hostname: (c.config.net_mode != NetMode::Host).then(|| c.config.hostname.clone()),
+        hostname: (!c.config.keeps_host_name()).then(|| c.config.hostname.clone()),
         etc: etc_dir(engine, c)?,
         stderr: io.stderr_path,
         command: c.config.command.clone(),
@@ -761,8 +761,9 @@ fn spawn(engine: &Engine, c: &Container, tty_size: Option<(u16, u16)>) -> Result
         seccomp: c.config.seccomp.clone(),
         privileges: c.config.privileges.clone(),
         read_only: c.config.read_only,
-        domainname: (c.config.net_mode != NetMode::Host && !c.config.domainname.is_empty())
+        domainname: (!c.config.keeps_host_name() && !c.config.domainname.is_empty())
             .then(|| c.config.domainname.clone()),
+        host_uts: c.config.host_uts,
         init: c.config.init,
         id: c.config.id.clone(),
         resources: c.config.resources.clone(),

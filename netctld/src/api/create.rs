@@ -96,6 +96,10 @@ struct HostConfig {
     group_add: Option<Vec<String>>,
     ipc_mode: String,
     pid_mode: String,
+    #[serde(rename = "UTSMode")]
+    uts_mode: String,
+    isolation: String,
+    runtime: String,
     links: Option<Vec<String>>,
     privileged: bool,
     publish_all_ports: bool,
@@ -351,6 +355,13 @@ impl CreateBody {
             resources: host.resources.resources()?,
             pid_mode: Sharing::parse(&host.pid_mode, false)?,
             ipc_mode: Sharing::parse(ipc(&host.ipc_mode), true)?,
+            host_uts: match host.uts_mode.as_str() {
+                "" => false,
+                "host" => true,
+                other => return Err(ApiError::bad_request(format!("invalid UTS mode: {other}"))),
+            },
+            isolation: host.isolation.clone(),
+            runtime: host.runtime.clone(),
             shm_size: positive(host.shm_size),
             ulimits: host
                 .ulimits

@@ -423,3 +423,61 @@ fn flags_end_at_the_image_and_bad_ones_exit_125_as_dockers_do() {
         ],
     );
 }
+
+/// `--uts host` keeps the host's hostname (and refuses `--hostname` with it), `--isolation
+/// default` and `--runtime runc` are Docker's defaults on Linux and show in inspect, and
+/// any other isolation or runtime is refused, all as Docker does.
+#[test]
+fn uts_isolation_and_runtime_are_taken_as_docker_takes_them() {
+    let (host, docker) = started();
+    let hostname = host.sh("hostname");
+    let shown = same(
+        &host,
+        &docker,
+        &[
+            "run", "--rm", "--net", "none", "--uts", "host", "busybox", "hostname",
+        ],
+    );
+    assert_eq!(shown, hostname);
+    same(
+        &host,
+        &docker,
+        &[
+            "run",
+            "--rm",
+            "--uts",
+            "host",
+            "--hostname",
+            "x1",
+            "busybox",
+            "true",
+        ],
+    );
+    same(
+        &host,
+        &docker,
+        &["create", "--isolation", "hyperv", "busybox", "true"],
+    );
+    same(
+        &host,
+        &docker,
+        &["create", "--runtime", "kata", "busybox", "true"],
+    );
+    let args = [
+        "create",
+        "--name",
+        "iso",
+        "--uts",
+        "host",
+        "--isolation",
+        "default",
+        "--runtime",
+        "runc",
+        "busybox",
+        "true",
+    ];
+    same(&host, &docker, &args);
+    let format = "{{.HostConfig.UTSMode}} {{.HostConfig.Isolation}} {{.HostConfig.Runtime}}";
+    let shown = same(&host, &docker, &["inspect", "-f", format, "iso"]);
+    assert_eq!(shown.trim(), "host default runc");
+}
