@@ -69,6 +69,7 @@ pub fn update(engine: &Engine, c: &Container, req: &UpdateRequest) -> Result<Vec
         nano_cpus: new.nano_cpus.or(old.nano_cpus),
         cpu_shares: new.cpu_shares.or(old.cpu_shares),
         pids_limit: new.pids_limit.or(old.pids_limit),
+        cpuset_cpus: new.cpuset_cpus.clone().or(old.cpuset_cpus.clone()),
     }
     .checked()?;
     if c.is_running() && merged != c.config.resources {

@@ -169,6 +169,8 @@ pub struct HostConfigView {
     pub nano_cpus: u64,
     /// `--cpu-shares` (0: the default).
     pub cpu_shares: u64,
+    /// `--cpuset-cpus`.
+    pub cpuset_cpus: String,
     /// `--pids-limit` (null when not asked for).
     pub pids_limit: Option<i64>,
     /// `--pid`: "", host or container:ID.
@@ -601,6 +603,7 @@ pub fn inspect_with(engine: &Engine, c: &Container, lookup: &Lookup) -> Containe
             memory_swap: c.config.resources.memory_swap.unwrap_or(0),
             nano_cpus: c.config.resources.nano_cpus.unwrap_or(0),
             cpu_shares: c.config.resources.cpu_shares.unwrap_or(0),
+            cpuset_cpus: c.config.resources.cpuset_cpus.clone().unwrap_or_default(),
             pids_limit: c.config.resources.pids_limit,
             pid_mode: c.config.pid_mode.text(false),
             ipc_mode: c.config.ipc_mode.text(true),

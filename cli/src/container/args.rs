@@ -380,6 +380,9 @@ pub struct CreateArgs {
     /// CPU shares (relative weight).
     #[arg(short = 'c', long = "cpu-shares")]
     pub cpu_shares: Option<u64>,
+    /// CPUs in which to allow execution (0-3, 0,1).
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
     /// Tune the container's pids limit (-1 for unlimited).
     #[arg(long = "pids-limit", allow_negative_numbers = true)]
     pub pids_limit: Option<i64>,

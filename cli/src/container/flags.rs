@@ -227,6 +227,7 @@ pub(super) fn resources_of(a: &CreateArgs) -> Result<Resources, Error> {
         nano_cpus: flag(&a.cpus, "--cpus", parse_cpus)?,
         cpu_shares: a.cpu_shares,
         pids_limit: a.pids_limit,
+        cpuset_cpus: a.cpuset_cpus.clone(),
     })
 }
 

@@ -34,6 +34,9 @@ pub struct Resources {
     /// `--pids-limit`: at most this many processes (0 or less: unlimited).
     #[serde(default)]
     pub pids_limit: Option<i64>,
+    /// `--cpuset-cpus`: the CPUs it may run on (`0-2,4`).
+    #[serde(default)]
+    pub cpuset_cpus: Option<String>,
 }
 
 /// Parses a size as Docker's `RAMInBytes`: a number with an optional unit b, k, m, g, t
@@ -70,6 +73,27 @@ pub fn parse_swap(s: &str) -> Result<i64> {
     i64::try_from(parse_bytes(s)?).map_err(|_| Error::Invalid(format!("invalid size: '{s}'")))
 }
 
+/// `--cpuset-cpus`: CPU numbers and ranges (`0-2,4`), as the kernel's list format; the
+/// CPUs named.
+pub fn parse_cpu_list(s: &str) -> Result<Vec<u64>> {
+    let bad = || {
+        Error::Invalid(format!("Invalid value {s} for cpuset cpus: invalid format: {s} (use numbers and ranges such as 0-2,4)"))
+    };
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let (a, b): (u64, u64) = (
+            a.trim().parse().map_err(|_| bad())?,
+            b.trim().parse().map_err(|_| bad())?,
+        );
+        if a > b || b > 4095 {
+            return Err(bad());
+        }
+        out.extend(a..=b);
+    }
+    Ok(out)
+}
+
 /// `--cpus`: a decimal number of CPUs, in billionths.
 pub fn parse_cpus(s: &str) -> Result<u64> {
     let n: f64 = s
@@ -90,6 +114,7 @@ impl Resources {
             && self.nano_cpus.is_none()
             && self.cpu_shares.is_none()
             && self.pids_limit.is_none_or(|p| p <= 0)
+            && self.cpuset_cpus.is_none()
     }
 
     /// Docker's checks, in its words; Docker's default swap (twice the memory) filled in.
@@ -118,6 +143,13 @@ impl Resources {
         }
         if self.nano_cpus == Some(0) {
             self.nano_cpus = None;
+        }
+        if let Some(set) = &self.cpuset_cpus {
+            let wanted = parse_cpu_list(set)?;
+            if let Some(missing) = wanted.iter().find(|&&c| c >= cpus) {
+                let last = cpus.saturating_sub(1);
+                invalid!("Requested CPUs are not available - requested {set}, available: 0-{last} (CPU {missing} is not)");
+            }
         }
         Ok(self)
     }
@@ -165,6 +197,9 @@ impl Resources {
         }
         if let Some(p) = self.pids_limit.filter(|&p| p > 0) {
             out.push(("pids", "pids.max", p.to_string()));
+        }
+        if let Some(set) = &self.cpuset_cpus {
+            out.push(("cpuset", "cpuset.cpus", set.clone()));
         }
         out
     }
@@ -237,6 +272,9 @@ fn set(id: &str, limits: &Resources) -> Result<Vec<PathBuf>> {
     let mut dirs = groups(id, &controllers, v2);
     let mut writes = Vec::new();
     for (controller, dir) in &dirs {
+        if !v2 && *controller == "cpuset" {
+            v1_cpuset_ancestry(dir)?;
+        }
         fs::create_dir_all(dir).ctx(|| format!("create the cgroup {}", dir.display()))?;
         for (c, file, value) in &settings {
             let path = dir.join(file);
@@ -259,6 +297,30 @@ fn set(id: &str, limits: &Resources) -> Result<Vec<PathBuf>> {
     // cgroup v2 has one group for every controller.
     dirs.dedup_by(|a, b| a.1 == b.1);
     Ok(dirs.into_iter().map(|(_, d)| d).collect())
+}
+
+/// cgroup v1's cpuset groups start with no CPUs and no memory nodes, and a process cannot
+/// join one until both are set: the `netctl` parent gets the root's, the container's group
+/// the parent's memory nodes (its CPUs are the limit written next).
+fn v1_cpuset_ancestry(dir: &Path) -> Result<()> {
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
+    let root = Path::new(V1_ROOT).join("cpuset");
+    let copy = |from: &Path, to: &Path, file: &str| -> Result<()> {
+        let now = fs::read_to_string(to.join(file)).unwrap_or_default();
+        if !now.trim().is_empty() {
+            return Ok(());
+        }
+        let value = fs::read_to_string(from.join(file))
+            .ctx(|| format!("read {}", from.join(file).display()))?;
+        fs::write(to.join(file), value.trim()).ctx(|| format!("set {}", to.join(file).display()))
+    };
+    fs::create_dir_all(parent).ctx(|| format!("create the cgroup {}", parent.display()))?;
+    copy(&root, parent, "cpuset.cpus")?;
+    copy(&root, parent, "cpuset.mems")?;
+    fs::create_dir_all(dir).ctx(|| format!("create the cgroup {}", dir.display()))?;
+    copy(parent, dir, "cpuset.mems")
 }
 
 /// cgroup v2 hands a controller to a group only when every parent enables it for its
@@ -298,7 +360,7 @@ pub fn warnings(limits: &Resources) -> Vec<String> {
 /// Removes the container's limit cgroups once its processes are gone.
 pub fn remove(id: &str) {
     let v2 = unified();
-    for (_, dir) in groups(id, &["memory", "cpu", "pids"], v2) {
+    for (_, dir) in groups(id, &["memory", "cpu", "pids", "cpuset"], v2) {
         for _ in 0..300 {
             if !dir.exists() || fs::remove_dir(&dir).is_ok() {
                 break;

@@ -153,6 +153,7 @@ pub struct ResourcesBody {
     cpu_quota: i64,
     cpu_period: i64,
     pids_limit: Option<i64>,
+    cpuset_cpus: String,
 }
 
 impl ResourcesBody {
@@ -178,6 +179,7 @@ impl ResourcesBody {
             nano_cpus: positive(self.nano_cpus).or(quota_cpus),
             cpu_shares: positive(self.cpu_shares),
             pids_limit: self.pids_limit.filter(|&n| n != 0),
+            cpuset_cpus: (!self.cpuset_cpus.is_empty()).then(|| self.cpuset_cpus.clone()),
         })
     }
 }

@@ -24,7 +24,7 @@ fn docker_said(out: &str) -> String {
 #[test]
 fn limits_are_shown_and_checked_as_docker_does() {
     let (host, docker) = started();
-    let shown = "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.NanoCpus}} {{.HostConfig.CpuShares}} {{json .HostConfig.PidsLimit}}";
+    let shown = "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.NanoCpus}} {{.HostConfig.CpuShares}} {{json .HostConfig.PidsLimit}} {{.HostConfig.CpusetCpus}}";
     for (name, limits) in [
         (
             "capped",
@@ -40,6 +40,7 @@ fn limits_are_shown_and_checked_as_docker_does() {
             ][..],
         ),
         ("swapless", &["-m", "32m", "--memory-swap", "-1"]),
+        ("pinned", &["--cpuset-cpus", "0"]),
         ("plain", &[]),
     ] {
         let mut args = vec!["create", "--net", "none", "--name", name];
@@ -57,6 +58,8 @@ fn limits_are_shown_and_checked_as_docker_does() {
         &["--cpus", "1000"],
         &["-m", "12q"],
         &["--cpus", "lots"],
+        &["--cpuset-cpus", "99"],
+        &["--cpuset-cpus", "1-0"],
     ] {
         let mut args = vec!["run", "--rm", "--net", "none"];
         args.extend_from_slice(limits);
@@ -72,7 +75,7 @@ fn limits_are_shown_and_checked_as_docker_does() {
     }
     assert_eq!(
         host.netctl_ok(&["ps", "-aq"]).lines().count(),
-        3,
+        4,
         "nothing more was made"
     );
 }
@@ -122,6 +125,24 @@ fn limits_bite_as_dockers_do() {
     );
     assert_eq!(n.0, d.0, "the hog ends the same way: {n:?} / {d:?}");
     assert_ne!(n.0, 0, "the hog did not get its 64 MB");
+    let (n, d) = both(
+        &host,
+        &docker,
+        &[
+            "run",
+            "--rm",
+            "--net",
+            "none",
+            "--cpuset-cpus",
+            "0",
+            "busybox",
+            "grep",
+            "Cpus_allowed_list",
+            "/proc/self/status",
+        ],
+    );
+    assert_eq!(n, d, "pinned to CPU 0");
+    assert!(n.1.trim().ends_with("\t0"), "{n:?}");
 }
 
 /// The cgroups hold what was asked while the container runs, and are gone with it.
