@@ -453,6 +453,7 @@ mod tests {
             nano_cpus: Some(500_000_000),
             cpu_shares: Some(512),
             pids_limit: Some(20),
+            cpuset_cpus: Some("0".into()),
         };
         let v1: Vec<String> = r
             .settings(false)
@@ -467,7 +468,8 @@ mod tests {
                 "cpu.cfs_period_us=100000",
                 "cpu.cfs_quota_us=50000",
                 "cpu.shares=512",
-                "pids.max=20"
+                "pids.max=20",
+                "cpuset.cpus=0"
             ]
         );
         let v2: Vec<String> = r
@@ -482,8 +484,18 @@ mod tests {
                 "memory.swap.max=max",
                 "cpu.max=50000 100000",
                 "cpu.weight=20",
-                "pids.max=20"
+                "pids.max=20",
+                "cpuset.cpus=0"
             ]
         );
+    }
+
+    #[test]
+    fn cpu_lists_read_as_the_kernel_writes_them() {
+        assert_eq!(parse_cpu_list("0-2,4").unwrap(), [0, 1, 2, 4]);
+        assert_eq!(parse_cpu_list("1").unwrap(), [1]);
+        for bad in ["", "1-0", "a", "0-", "0,,1", "0-99999"] {
+            assert!(parse_cpu_list(bad).is_err(), "{bad}");
+        }
     }
 }
