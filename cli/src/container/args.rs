@@ -159,6 +159,18 @@ pub enum Verb {
     },
     /// Display containers' resource usage (CPU, memory, network and block I/O, PIDs).
     Stats(crate::stats::StatsArgs),
+    /// Update the resource limits and restart policy of containers.
+    Update {
+        /// Resource limits to change.
+        #[command(flatten)]
+        limits: LimitArgs,
+        /// Restart policy: no, always, on-failure[:N], unless-stopped.
+        #[arg(long, value_name = "POLICY")]
+        restart: Option<String>,
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
     /// Rename a container.
     Rename {
         /// The container.
@@ -368,24 +380,9 @@ pub struct CreateArgs {
     /// Write the container ID to the file.
     #[arg(long)]
     pub cidfile: Option<PathBuf>,
-    /// Memory limit (512m, 1g ...).
-    #[arg(short = 'm', long)]
-    pub memory: Option<String>,
-    /// Memory plus swap limit: a size, or -1 for unlimited swap.
-    #[arg(long = "memory-swap", allow_negative_numbers = true)]
-    pub memory_swap: Option<String>,
-    /// Number of CPUs (1.5 ...).
-    #[arg(long)]
-    pub cpus: Option<String>,
-    /// CPU shares (relative weight).
-    #[arg(short = 'c', long = "cpu-shares")]
-    pub cpu_shares: Option<u64>,
-    /// CPUs in which to allow execution (0-3, 0,1).
-    #[arg(long = "cpuset-cpus")]
-    pub cpuset_cpus: Option<String>,
-    /// Tune the container's pids limit (-1 for unlimited).
-    #[arg(long = "pids-limit", allow_negative_numbers = true)]
-    pub pids_limit: Option<i64>,
+    /// Resource limits.
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// PID namespace: host or container:NAME (default: its own).
     #[arg(long)]
     pub pid: Option<String>,
@@ -542,4 +539,27 @@ pub struct ExecArgs {
     /// Command and arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     pub command: Vec<String>,
+}
+
+/// The resource limits of `run`, `create` and `update`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct LimitArgs {
+    /// Memory limit (512m, 1g ...).
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    /// Memory plus swap limit: a size, or -1 for unlimited swap.
+    #[arg(long = "memory-swap", allow_negative_numbers = true)]
+    pub memory_swap: Option<String>,
+    /// Number of CPUs (1.5 ...).
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// CPU shares (relative weight).
+    #[arg(short = 'c', long = "cpu-shares")]
+    pub cpu_shares: Option<u64>,
+    /// CPUs in which to allow execution (0-3, 0,1).
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// Tune the container's pids limit (-1 for unlimited).
+    #[arg(long = "pids-limit", allow_negative_numbers = true)]
+    pub pids_limit: Option<i64>,
 }

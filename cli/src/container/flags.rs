@@ -9,7 +9,7 @@ use netctl_engine::runtime::seccomp::Seccomp;
 use netctl_engine::spec::{self, ContainerSpec};
 use netctl_engine::Error;
 
-use super::args::CreateArgs;
+use super::args::{CreateArgs, LimitArgs};
 
 /// `KEY` alone takes the value from this process's environment, as Docker does.
 pub(super) fn expand_env(e: &str) -> String {
@@ -120,7 +120,7 @@ pub(super) fn spec_of(a: &CreateArgs) -> Result<ContainerSpec, Error> {
         stop_timeout: a.stop_timeout,
         domainname: a.domainname.clone(),
         init: a.init,
-        resources: resources_of(a)?,
+        resources: resources_of(&a.limits)?,
         pid_mode: Sharing::parse(a.pid.as_deref().unwrap_or(""), false)?,
         ipc_mode: Sharing::parse(a.ipc.as_deref().unwrap_or(""), true)?,
         host_uts: match a.uts.as_deref() {
@@ -218,9 +218,9 @@ fn networks_of(a: &CreateArgs) -> Result<Vec<NetworkRequest>, Error> {
     Ok(reqs)
 }
 
-/// `-m`, `--memory-swap`, `--cpus`, `--cpu-shares`, `--pids-limit`, through the engine's
-/// parsers.
-pub(super) fn resources_of(a: &CreateArgs) -> Result<Resources, Error> {
+/// `-m`, `--memory-swap`, `--cpus`, `--cpu-shares`, `--cpuset-cpus`, `--pids-limit`,
+/// through the engine's parsers.
+pub(super) fn resources_of(a: &LimitArgs) -> Result<Resources, Error> {
     Ok(Resources {
         memory: flag(&a.memory, "-m, --memory", parse_bytes)?,
         memory_swap: flag(&a.memory_swap, "--memory-swap", parse_swap)?,

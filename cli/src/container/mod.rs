@@ -153,6 +153,26 @@ fn verb(engine: &Engine, cmd: Verb) -> Outcome {
             export(engine, &c, output.as_deref())
         }
         C::Stats(a) => crate::stats::run(engine, &a),
+        C::Update {
+            limits,
+            restart,
+            containers,
+        } => {
+            let req = netctl_engine::manage::UpdateRequest {
+                resources: flags::resources_of(&limits)?,
+                restart: restart
+                    .map(|r| netctl_engine::restart::RestartRequest::parse(&r))
+                    .transpose()?,
+            };
+            for key in &containers {
+                let c = engine.containers.find(key)?;
+                for w in netctl_engine::manage::update(engine, &c, &req)? {
+                    eprintln!("WARNING: {w}");
+                }
+                println!("{key}");
+            }
+            Ok(0)
+        }
         C::Rename { container, name } => {
             netctl_engine::manage::rename(engine, &engine.containers.find(&container)?, &name)?;
             Ok(0)

@@ -210,3 +210,55 @@ fn the_cgroups_hold_the_limits_and_go_with_the_container() {
         assert!(!dir.exists(), "{} is gone", dir.display());
     }
 }
+
+/// `update` of a running container, as Docker's: the new limits and restart policy show in
+/// inspect alike, the memory limit holds in the cgroup its processes are in (one made for a
+/// container that started without limits), and a bad limit is refused in Docker's words with
+/// nothing changed.
+#[test]
+fn update_changes_a_running_containers_limits_as_dockers_does() {
+    let (host, docker) = started();
+    let run = [
+        "run", "-d", "--name", "up", "--net", "none", "busybox", "sleep", "100",
+    ];
+    let ((ncode, _), (dcode, dout)) = both(&host, &docker, &run);
+    assert_eq!((ncode, dcode), (0, 0), "{dout}");
+    let update = [
+        "update",
+        "--memory",
+        "32m",
+        "--memory-swap",
+        "64m",
+        "--cpus",
+        "0.5",
+        "--restart",
+        "on-failure:2",
+        "up",
+    ];
+    let (n, d) = both(&host, &docker, &update);
+    assert_eq!(n, d, "update prints the container");
+    let shown = "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.NanoCpus}} {{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}";
+    let (n, d) = both(&host, &docker, &["inspect", "-f", shown, "up"]);
+    assert_eq!(n, d);
+    assert_eq!(n.1.trim(), "33554432 67108864 500000000 on-failure:2");
+    let pid = host.netctl_ok(&["inspect", "-f", "{{.State.Pid}}", "up"]);
+    let limit = host.sh(&format!(
+        "g=$(awk -F: '$2 ~ /memory/ || $2 == \"\" {{print $3; exit}}' /proc/{}/cgroup); \
+         cat /sys/fs/cgroup/memory$g/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup$g/memory.max",
+        pid.trim()
+    ));
+    assert_eq!(limit.trim(), "33554432");
+    let ((ncode, nout), (dcode, dout)) = both(&host, &docker, &["update", "--memory", "1k", "up"]);
+    assert_eq!(ncode, dcode, "docker {dout:?}, netctl {nout:?}");
+    let said = docker_said(&dout);
+    assert!(
+        nout.contains(said.split(':').next().unwrap_or_default()),
+        "docker said {said:?}, netctl {nout:?}"
+    );
+    let (n, _) = both(
+        &host,
+        &docker,
+        &["inspect", "-f", "{{.HostConfig.Memory}}", "up"],
+    );
+    assert_eq!(n.1.trim(), "33554432");
+}
