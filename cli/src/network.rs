@@ -49,6 +49,9 @@ pub enum NetworkCommand {
         /// IPv6 address.
         #[arg(long)]
         ip6: Option<std::net::IpAddr>,
+        /// An endpoint driver option, KEY=VALUE; repeatable.
+        #[arg(long = "driver-opt")]
+        driver_opt: Vec<String>,
         /// The network.
         network: String,
         /// The container.
@@ -189,11 +192,25 @@ pub fn run(engine: &Engine, cmd: NetworkCommand) -> Outcome {
             alias,
             ip,
             ip6,
+            driver_opt,
             network,
             container,
         } => {
-            let ips: Vec<std::net::IpAddr> = ip.into_iter().chain(ip6).collect();
-            netctl_engine::netattach::connect(engine, &network, &container, &alias, &ips)?;
+            let driver_opts = driver_opt
+                .iter()
+                .map(|o| match o.split_once('=') {
+                    Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+                    _ => Err(netctl_engine::Error::Invalid(format!(
+                        "invalid key/value pair format in driver options: {o}"
+                    ))),
+                })
+                .collect::<Result<_, _>>()?;
+            let asked = netctl_engine::netattach::ConnectRequest {
+                aliases: alias,
+                ips: ip.into_iter().chain(ip6).collect(),
+                driver_opts,
+            };
+            netctl_engine::netattach::connect(engine, &network, &container, &asked)?;
         }
         NetworkCommand::Disconnect {
             force,

@@ -31,6 +31,10 @@ pub struct NetworkRequest {
     /// `--mac-address`.
     #[serde(default)]
     pub mac: Option<String>,
+    /// The endpoint's driver options (`EndpointConfig.DriverOpts`), kept as given: the
+    /// bridge driver takes none of its own, as Docker's.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub driver_opts: std::collections::BTreeMap<String, String>,
 }
 
 impl NetworkRequest {
@@ -41,6 +45,7 @@ impl NetworkRequest {
             aliases: Vec::new(),
             ips: Vec::new(),
             mac: None,
+            driver_opts: Default::default(),
         }
     }
 }

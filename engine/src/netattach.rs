@@ -331,15 +331,21 @@ pub fn request_of(c: &Container, network: &str) -> NetworkRequest {
         .unwrap_or_else(|| NetworkRequest::plain(network))
 }
 
+/// What `connect` asks of the new endpoint.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectRequest {
+    /// Network-scoped aliases (`--alias`).
+    pub aliases: Vec<String>,
+    /// Addresses (`--ip`, `--ip6`).
+    pub ips: Vec<IpAddr>,
+    /// The endpoint's driver options, kept as given.
+    pub driver_opts: std::collections::BTreeMap<String, String>,
+}
+
 /// `network connect`: the next interface of a running container at once, and the network
 /// for every later start.
-pub fn connect(
-    engine: &Engine,
-    network: &str,
-    key: &str,
-    aliases: &[String],
-    ips: &[IpAddr],
-) -> Result<()> {
+pub fn connect(engine: &Engine, network: &str, key: &str, asked: &ConnectRequest) -> Result<()> {
+    let (aliases, ips) = (&asked.aliases[..], &asked.ips[..]);
     let net = engine.networks()?.find(network)?;
     let c = engine.containers.find(key)?;
     let lock = engine.containers.lock_one(&c)?;
@@ -371,6 +377,7 @@ pub fn connect(
         aliases: aliases.to_vec(),
         ips: ips.to_vec(),
         mac: None,
+        driver_opts: asked.driver_opts.clone(),
     };
     if c.is_running() {
         let ifname = (0..)

@@ -331,7 +331,7 @@ pub struct EndpointView {
     /// Names it answers to in DNS.
     #[serde(rename = "DNSNames")]
     pub dns_names: Vec<String>,
-    /// Driver options of the endpoint: none.
+    /// Driver options of the endpoint as asked (null when none).
     pub driver_opts: Option<BTreeMap<String, String>>,
 }
 
@@ -417,6 +417,7 @@ fn endpoints(c: &Container) -> BTreeMap<String, EndpointView> {
         dns_names.extend(started_aliases(c, &req.aliases));
         let view = EndpointView {
             ipam_config: EndpointIpamView::of(&req.ips),
+            driver_opts: (!req.driver_opts.is_empty()).then(|| req.driver_opts.clone()),
             aliases,
             dns_names,
             ..EndpointView::default()

@@ -469,6 +469,7 @@ fn networks(
             ips: ep.ips()?,
             aliases: ep.aliases.unwrap_or_default(),
             mac,
+            driver_opts: ep.driver_opts.unwrap_or_default(),
             name,
         });
     }

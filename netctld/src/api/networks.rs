@@ -207,6 +207,8 @@ pub struct EndpointConfig {
     pub aliases: Option<Vec<String>>,
     /// A MAC address (API 1.44 places it here).
     pub mac_address: String,
+    /// The endpoint's driver options, kept as given.
+    pub driver_opts: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// `EndpointConfig.IPAMConfig`.
@@ -245,10 +247,13 @@ async fn connect(
 ) -> ApiResult<Response> {
     let req = body::<ConnectBody>(&bytes)?;
     let ep = req.endpoint_config.unwrap_or_default();
-    let ips = ep.ips()?;
-    let aliases = ep.aliases.unwrap_or_default();
+    let asked = netctl_engine::netattach::ConnectRequest {
+        ips: ep.ips()?,
+        aliases: ep.aliases.unwrap_or_default(),
+        driver_opts: ep.driver_opts.unwrap_or_default(),
+    };
     d.run(move |engine| {
-        netctl_engine::netattach::connect(engine, &id, &req.container, &aliases, &ips)?;
+        netctl_engine::netattach::connect(engine, &id, &req.container, &asked)?;
         Ok(status(StatusCode::OK))
     })
     .await

@@ -98,9 +98,25 @@ fn the_docker_cli_builds_networks_and_containers_through_netctld() {
     d.docker_ok(&["network", "disconnect", "app", "web2"]);
     let (code, _, _) = host.netctl(&["exec", "web1", "nslookup", "web2"]);
     assert_ne!(code, 0, "web2 left the network's DNS");
-    d.docker_ok(&["network", "connect", "--alias", "api", "app", "web2"]);
+    d.docker_ok(&[
+        "network",
+        "connect",
+        "--alias",
+        "api",
+        "--driver-opt",
+        "com.example.setting=on",
+        "app",
+        "web2",
+    ]);
     let answer = host.netctl_ok(&["exec", "web1", "nslookup", "api"]);
     assert!(answer.contains("172.72.0."), "{answer}");
+    let opts = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{json .NetworkSettings.Networks.app.DriverOpts}}",
+        "web2",
+    ]);
+    assert_eq!(opts.trim(), r#"{"com.example.setting":"on"}"#);
 
     d.docker_ok(&["rm", "-f", "web1", "web2"]);
     d.docker_ok(&["network", "rm", "app"]);
