@@ -150,6 +150,9 @@ pub fn top(c: &Container, ps_args: &[String]) -> Result<Top> {
     } else {
         ps_args.to_vec()
     };
+    if let Some(bad) = args.iter().find(|a| a.contains('\0')) {
+        crate::error::invalid!("ps: invalid argument {bad:?}: it holds a NUL byte");
+    }
     let out = std::process::Command::new("ps")
         .args(&args)
         .output()
