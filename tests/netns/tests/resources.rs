@@ -85,7 +85,10 @@ fn limits_are_shown_and_checked_as_docker_does() {
 #[test]
 fn limits_bite_as_dockers_do() {
     let (host, docker) = started();
-    let forks = "i=0; while [ $i -lt 30 ]; do sleep 3 & i=$((i+1)); done 2>&1 | grep -c fork; true";
+    // The loop runs in the shell itself (no pipeline whose reader would race the loop for
+    // the last free PIDs): nine sleeps start, the other forks fail, and once the sleeps are
+    // gone grep counts the failures.
+    let forks = "i=0; while [ $i -lt 30 ]; do sleep 3 & i=$((i+1)); done 2>/tmp/forks; wait; grep -c fork /tmp/forks; true";
     let (n, d) = both(
         &host,
         &docker,
