@@ -28,6 +28,59 @@ pub fn write(engine: &Engine, c: &Container) -> Result<()> {
     write_file(&c.dir.join("resolv.conf"), &resolv_file(c, &host_resolv))
 }
 
+/// The container's environment with Docker's legacy link variables first (`--link
+/// NAME:ALIAS`, for each target that runs): `ALIAS_NAME=/<this>/<alias>`; for each port the
+/// target exposes `ALIAS_PORT_<P>_<PROTO>` (a URL) with its `_ADDR`, `_PORT` and `_PROTO`,
+/// the lowest port also as `ALIAS_PORT`; and `ALIAS_ENV_<K>` for the target's own variables
+/// (but HOME, PATH and HOSTNAME). The container's own variables win over these.
+pub fn environment(engine: &Engine, c: &Container) -> Vec<String> {
+    let mut env = Vec::new();
+    for (name, alias) in &c.config.links {
+        let Ok(target) = engine.containers.find(name) else {
+            continue;
+        };
+        env.extend(link_variables(c, &target, alias));
+    }
+    let key = |e: &str| e.split_once('=').map_or(e, |(k, _)| k).to_string();
+    env.retain(|e| !c.config.env.iter().any(|own| key(own) == key(e)));
+    env.extend(c.config.env.iter().cloned());
+    env
+}
+
+fn link_variables(c: &Container, target: &Container, alias: &str) -> Vec<String> {
+    let prefix = alias.to_uppercase().replace('-', "_");
+    let mut out = vec![format!("{prefix}_NAME=/{}/{alias}", c.config.name)];
+    let ip = target
+        .state
+        .endpoints
+        .iter()
+        .find_map(|e| e.address(true))
+        .map(|a| a.net.addr().to_string());
+    if let Some(ip) = ip {
+        let mut ports = target.config.exposed.clone();
+        ports.sort_by_key(|(port, proto)| (*port, proto.to_string()));
+        for (i, (port, proto)) in ports.iter().enumerate() {
+            let url = format!("{proto}://{ip}:{port}");
+            if i == 0 {
+                out.push(format!("{prefix}_PORT={url}"));
+            }
+            let p = format!("{prefix}_PORT_{port}_{}", proto.to_string().to_uppercase());
+            out.push(format!("{p}={url}"));
+            out.push(format!("{p}_ADDR={ip}"));
+            out.push(format!("{p}_PORT={port}"));
+            out.push(format!("{p}_PROTO={proto}"));
+        }
+    }
+    for e in &target.config.env {
+        if let Some((k, v)) = e.split_once('=') {
+            if !matches!(k, "HOME" | "PATH" | "HOSTNAME") {
+                out.push(format!("{prefix}_ENV_{k}={v}"));
+            }
+        }
+    }
+    out
+}
+
 /// Written in place, not renamed over: a running container has these files bind-mounted,
 /// and sees the new text only if the same file changes.
 fn write_file(path: &Path, text: &str) -> Result<()> {

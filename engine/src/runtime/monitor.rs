@@ -752,7 +752,7 @@ fn spawn(engine: &Engine, c: &Container, tty_size: Option<(u16, u16)>) -> Result
         etc: etc_dir(engine, c)?,
         stderr: io.stderr_path,
         command: c.config.command.clone(),
-        env: c.config.env.clone(),
+        env: crate::etc::environment(engine, c),
         workdir: c.config.workdir.clone(),
         tty: c.config.tty,
         console_socket: c.config.tty.then(|| console_path(engine, c)),

@@ -481,3 +481,38 @@ fn uts_isolation_and_runtime_are_taken_as_docker_takes_them() {
     let shown = same(&host, &docker, &["inspect", "-f", format, "iso"]);
     assert_eq!(shown.trim(), "host default runc");
 }
+
+/// A legacy `--link NAME:ALIAS` gives the container Docker's variables for it: the link's
+/// name, the target's exposed ports (URL, address, port, protocol) and its own variables.
+#[test]
+fn a_legacy_link_gives_dockers_variables() {
+    let (host, docker) = started();
+    same(
+        &host,
+        &docker,
+        &[
+            "run", "-d", "--name", "db", "-e", "FOO=1", "--expose", "5432", "--expose", "53/udp",
+            "busybox", "sleep", "100",
+        ],
+    );
+    let shown = same(
+        &host,
+        &docker,
+        &[
+            "run",
+            "--rm",
+            "--name",
+            "app",
+            "--link",
+            "db:my-db",
+            "busybox",
+            "sh",
+            "-c",
+            "env | grep ^MY_DB | sed 's/172\\.17\\.0\\.[0-9]*/IP/' | sort",
+        ],
+    );
+    assert!(
+        shown.contains("MY_DB_ENV_FOO=1") && shown.contains("MY_DB_PORT_5432_TCP_ADDR=IP"),
+        "{shown}"
+    );
+}
