@@ -56,6 +56,7 @@ pub fn commit(engine: &Engine, c: &Container, req: &CommitRequest) -> Result<Ima
         config: serde_json::to_vec(&doc).ctx(|| "encode the image config".into())?,
         layers,
         tags: tags.into_iter().collect(),
+        parent: base.id.clone(),
     })?;
     let id = format!("sha256:{}", image.id);
     let reference = image.display_name();
@@ -146,7 +147,13 @@ fn document(
     if let Some(h) = &c.config.healthcheck {
         config["Healthcheck"] = serde_json::to_value(h).ctx(|| "encode the healthcheck".into())?;
     }
+    // The container's config as it was (Docker's ContainerConfig), naming the image it was
+    // made from, before the instructions.
+    let mut container_config = config.clone();
+    container_config["Image"] = json!(c.config.image_name);
+    container_config["Hostname"] = json!(c.config.hostname);
     crate::instructions::apply(config, &req.changes)?;
+    doc["container_config"] = container_config;
     doc["created"] = json!(created);
     doc["container"] = json!(c.config.id);
     if !req.author.is_empty() {

@@ -98,6 +98,12 @@ pub struct Image {
     /// The container it was committed from.
     #[serde(default)]
     pub container: String,
+    /// The config of that container when it was committed (`ContainerConfig`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_config: Option<serde_json::Value>,
+    /// The image it was committed over (its ID), as Docker keeps it beside the image.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub parent: String,
 }
 
 /// `sha256:<hex>` on disk, the hex in memory.
@@ -171,6 +177,8 @@ struct ConfigDoc {
     comment: Option<String>,
     #[serde(default)]
     container: Option<String>,
+    #[serde(default)]
+    container_config: Option<serde_json::Value>,
 }
 
 /// What a new image is made of.
@@ -181,6 +189,8 @@ pub struct NewImage {
     pub layers: Vec<String>,
     /// References to point at it.
     pub tags: Vec<String>,
+    /// The image it was committed over (ID), if any.
+    pub parent: String,
 }
 
 impl ImageStore {
@@ -309,6 +319,8 @@ impl ImageStore {
             author: doc.author.unwrap_or_default(),
             comment: doc.comment.unwrap_or_default(),
             container: doc.container.unwrap_or_default(),
+            container_config: doc.container_config,
+            parent: new.parent,
         };
         self.write(&image)?;
         Ok(image)
@@ -416,6 +428,7 @@ impl ImageStore {
             config: serde_json::to_vec(&config).ctx(|| "encode the image config".into())?,
             layers: vec![diff],
             tags,
+            parent: String::new(),
         })
     }
 }

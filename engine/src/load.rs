@@ -240,6 +240,7 @@ fn finish(
         config,
         layers,
         tags,
+        parent: String::new(),
     })
 }
 

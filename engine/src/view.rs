@@ -696,9 +696,11 @@ pub struct ImageInspect<'a> {
     pub os: &'a str,
     /// The runtime config.
     pub config: &'a ImageConfig,
-    /// The config of the container it was made from, as Docker 20.10 shows it (its own
-    /// config here).
-    pub container_config: &'a ImageConfig,
+    /// The config of the container it was committed from (its own config for an image
+    /// that was not committed), as Docker 20.10 shows it.
+    pub container_config: Value,
+    /// The image it was committed over (`sha256:...`), or empty.
+    pub parent: String,
     /// Its layers.
     #[serde(rename = "RootFS")]
     pub root_fs: Value,
@@ -721,7 +723,14 @@ pub fn inspect_image(i: &Image) -> ImageInspect<'_> {
         architecture: &i.architecture,
         os: &i.os,
         config: &i.config,
-        container_config: &i.config,
+        container_config: match &i.container_config {
+            Some(c) => c.clone(),
+            None => serde_json::to_value(&i.config).unwrap_or_default(),
+        },
+        parent: match i.parent.as_str() {
+            "" => String::new(),
+            p => format!("sha256:{p}"),
+        },
         root_fs: serde_json::json!({"Type": "layers", "Layers": layers}),
         author: &i.author,
         comment: &i.comment,

@@ -548,6 +548,19 @@ fn commit_and_import_apply_dockerfile_changes() {
         config.starts_with(r#"{"8000/tcp":{}} ["sh"] ["#) && config.trim().ends_with(r#","A=1"]"#),
         "{config}"
     );
+    // As Docker's: the image it was made over, and the container's config as it was.
+    let base = d.docker_ok(&["image", "inspect", "-f", "{{.Id}}", "busybox"]);
+    let made = d.docker_ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{.Parent}} {{.ContainerConfig.Image}} {{json .ContainerConfig.Cmd}}",
+        "committed",
+    ]);
+    assert_eq!(
+        made.trim(),
+        format!("{} busybox [\"touch\",\"/made\"]", base.trim())
+    );
     let images = d.docker_ok(&["images", "-q"]);
     let (code, _, err) = d.docker(&["commit", "-c", "RUN rm -rf /", "c1", "refused"]);
     assert_eq!(code, 1);
