@@ -333,6 +333,7 @@ fn wait(stop: &(Mutex<bool>, Condvar), interval: Duration) -> bool {
 fn probe(engine: &Engine, id: &str, command: &[String], timeout: Duration) -> Probe {
     let start = now_rfc3339();
     let req = crate::runtime::exec::ExecRequest {
+        resize: None,
         command,
         env: &[],
         workdir: None,

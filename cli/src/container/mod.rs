@@ -527,6 +527,7 @@ fn exec(engine: &Engine, a: &ExecArgs) -> Outcome {
         interactive: a.interactive,
         user: a.user.as_deref(),
         tty: tty.then(|| crate::attach::terminal_size().unwrap_or((24, 80))),
+        resize: None,
     };
     // Our terminal passes keys through raw while the command has its own.
     let _raw = (tty && a.interactive)

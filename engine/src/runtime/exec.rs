@@ -12,7 +12,7 @@ use std::fs::File;
 use std::io::Read;
 use std::os::fd::AsFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -41,6 +41,8 @@ pub struct ExecRequest<'a> {
     /// `-t`: a terminal of these rows and columns in the container's own devpts, between
     /// our stdio and the command.
     pub tty: Option<(u16, u16)>,
+    /// Where later sizes of that terminal come from ([`Resizer`]).
+    pub resize: Option<&'a Path>,
 }
 
 /// What the helper is asked to run, as it travels in its argument.
@@ -63,6 +65,56 @@ pub struct ExecSpec {
     /// `-t`: a terminal of these rows and columns.
     #[serde(default)]
     pub tty: Option<(u16, u16)>,
+    /// A FIFO the terminal's later sizes come through, `ROWS COLS` lines ([`Resizer`]).
+    #[serde(default)]
+    pub resize: Option<PathBuf>,
+}
+
+/// The way to resize an exec's terminal after it starts (`exec resize`): a FIFO beside the
+/// engine's run state that the helper reads `ROWS COLS` lines from; removed when dropped.
+#[derive(Debug)]
+pub struct Resizer {
+    path: PathBuf,
+}
+
+impl Resizer {
+    /// A new channel for exec instance `id`.
+    pub fn create(engine: &Engine, id: &str) -> Result<Resizer> {
+        let dir = engine.run_dir().join("exec");
+        std::fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
+        let path = dir.join(format!("{id}.resize"));
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .ctx(|| format!("make {}", path.display()))?;
+        Ok(Resizer { path })
+    }
+
+    /// Where the helper reads from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Gives the terminal a new size; a conflict once the command has ended.
+    pub fn resize(&self, rows: u16, cols: u16) -> Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        if rows == 0 || cols == 0 {
+            invalid!("a terminal needs at least one row and one column");
+        }
+        // Without a reader (the command ended) the open fails at once instead of waiting.
+        let mut fifo = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+            .open(&self.path)
+            .map_err(|_| Error::State("the exec's command is not running".into()))?;
+        fifo.write_all(format!("{rows} {cols}\n").as_bytes())
+            .ctx(|| "send the terminal's size".into())
+    }
+}
+
+impl Drop for Resizer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 /// Runs the command inside the container, with our stdout and stderr (and stdin with
@@ -232,6 +284,10 @@ fn spec_of(c: &Container, req: &ExecRequest) -> Result<ExecSpec> {
         privileges,
         seccomp: c.config.seccomp.clone(),
         tty: req.tty,
+        resize: req
+            .resize
+            .filter(|_| req.tty.is_some())
+            .map(Path::to_path_buf),
     })
 }
 
@@ -243,13 +299,15 @@ pub fn helper(spec_json: &str) -> i32 {
         .ctx(|| "parse the exec spec".into())
         .and_then(|spec| {
             super::sealed::reexec_read_only()?;
-            enter_and_spawn(&spec)
+            // Opened on the host's side, before the container's mounts are joined.
+            let sizes = spec.resize.as_deref().map(open_sizes).transpose()?;
+            Ok((enter_and_spawn(&spec)?, sizes))
         });
     match child {
-        Ok((mut child, master)) => {
+        Ok(((mut child, master), sizes)) => {
             drop(status);
             if let Some(master) = master {
-                relay_terminal(master);
+                relay_terminal(master, sizes);
             }
             child.wait().map_or(127, exit_code)
         }
@@ -264,10 +322,41 @@ pub fn helper(spec_json: &str) -> i32 {
     }
 }
 
+/// The resize FIFO, for reading, and a writer of our own that keeps it from reporting
+/// hang-up while no one else has it open.
+fn open_sizes(path: &Path) -> Result<(File, File)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let nonblock = rustix::fs::OFlags::NONBLOCK.bits() as i32;
+    let open = |write: bool| {
+        std::fs::OpenOptions::new()
+            .read(!write)
+            .write(write)
+            .custom_flags(nonblock)
+            .open(path)
+            .ctx(|| format!("open {}", path.display()))
+    };
+    let reader = open(false)?;
+    Ok((reader, open(true)?))
+}
+
+/// Applies each `ROWS COLS` line read from `sizes` to the terminal.
+fn apply_sizes(sizes: &mut File, master: &File) {
+    let mut buf = [0u8; 512];
+    let Ok(n @ 1..) = sizes.read(&mut buf) else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&buf[..n]).lines() {
+        let mut it = line.split_whitespace().map(str::parse::<u16>);
+        if let (Some(Ok(rows)), Some(Ok(cols))) = (it.next(), it.next()) {
+            let _ = rustix::termios::tcsetwinsize(master, super::attach::winsize(rows, cols));
+        }
+    }
+}
+
 /// Copies our stdin to the terminal's master and the master to our stdout until the
-/// command's side is closed — in this one thread (a process that joined a PID namespace
-/// cannot start threads).
-fn relay_terminal(mut master: File) {
+/// command's side is closed, and applies new sizes from `sizes` — in this one thread (a
+/// process that joined a PID namespace cannot start threads).
+fn relay_terminal(mut master: File, mut sizes: Option<(File, File)>) {
     use rustix::event::{poll, PollFd, PollFlags};
     use std::io::Write;
     let stdin = std::io::stdin();
@@ -277,6 +366,9 @@ fn relay_terminal(mut master: File) {
     loop {
         let stdin_fd = stdin.as_fd();
         let mut fds = vec![PollFd::new(&master, PollFlags::IN)];
+        if let Some((reader, _)) = &sizes {
+            fds.push(PollFd::new(reader, PollFlags::IN));
+        }
         if input_open {
             fds.push(PollFd::new(&stdin_fd, PollFlags::IN));
         }
@@ -286,7 +378,14 @@ fn relay_terminal(mut master: File) {
             Err(_) => return,
         }
         let from_master = fds[0].revents();
-        let from_input = fds.get(1).map(PollFd::revents);
+        let resized = sizes.is_some() && !fds[1].revents().is_empty();
+        let from_input = input_open.then(|| fds[fds.len() - 1].revents());
+        drop(fds);
+        if resized {
+            if let Some((reader, _)) = sizes.as_mut() {
+                apply_sizes(reader, &master);
+            }
+        }
         if !from_master.is_empty() {
             // EIO once the last holder of the slave end is gone.
             match master.read(&mut buf) {

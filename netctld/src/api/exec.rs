@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use netctl_engine::container::Container;
 use netctl_engine::runtime::attach::DetachKeys;
-use netctl_engine::runtime::exec::ExecRequest;
+use netctl_engine::runtime::exec::{ExecRequest, Resizer};
 use netctl_engine::Engine;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -48,6 +48,8 @@ pub struct ExecRecord {
     /// What ends an attached stdin without ending the command, and as it was given.
     keys: DetachKeys,
     detach_keys: String,
+    /// How its terminal is resized while its command runs.
+    resizer: Option<Arc<Resizer>>,
 }
 
 /// `POST /containers/{id}/exec`'s body.
@@ -185,8 +187,8 @@ pub async fn start(
         d.run(move |e| {
             let c = e.containers.find(&record.container)?;
             let null = (Stdio::null(), Stdio::null(), Stdio::null());
-            let child = spawn(e, &c, &record, size, null)?;
-            track(&execs, &id, child.id());
+            let (child, resizer) = spawn(e, &c, (&id, &record), size, null)?;
+            track(&execs, &id, (child.id(), resizer));
             std::thread::spawn(move || {
                 let code = netctl_engine::runtime::exec::finish(&engine, &c, child).ok();
                 ended(&execs, &id, code);
@@ -209,14 +211,23 @@ pub async fn start(
     }
 }
 
-/// Starts the instance's command through the engine's helper.
+/// A started command and the way to resize its terminal.
+type Started = (std::process::Child, Option<Arc<Resizer>>);
+
+/// Starts instance `id`'s command through the engine's helper (with a terminal, the way to
+/// resize it).
 fn spawn(
     engine: &Engine,
     c: &Container,
-    r: &ExecRecord,
+    (id, r): (&str, &ExecRecord),
     size: (u16, u16),
     stdio: (Stdio, Stdio, Stdio),
-) -> netctl_engine::Result<std::process::Child> {
+) -> netctl_engine::Result<Started> {
+    let resizer = r
+        .tty
+        .then(|| Resizer::create(engine, id))
+        .transpose()?
+        .map(Arc::new);
     let req = ExecRequest {
         command: &r.cmd,
         env: &r.env,
@@ -224,15 +235,18 @@ fn spawn(
         interactive: r.stdin,
         user: Some(r.user.as_str()).filter(|u| !u.is_empty()),
         tty: r.tty.then_some(size),
+        resize: resizer.as_deref().map(Resizer::path),
     };
-    netctl_engine::runtime::exec::spawn(engine, c, &req, stdio)
+    let child = netctl_engine::runtime::exec::spawn(engine, c, &req, stdio)?;
+    Ok((child, resizer))
 }
 
-fn track(execs: &Execs, id: &str, pid: u32) {
+fn track(execs: &Execs, id: &str, (pid, resizer): (u32, Option<Arc<Resizer>>)) {
     if let Ok(mut all) = execs.lock() {
         if let Some(r) = all.get_mut(id) {
             r.running = true;
             r.pid = pid;
+            r.resizer = resizer;
         }
     }
 }
@@ -242,6 +256,7 @@ fn ended(execs: &Execs, id: &str, code: Option<i32>) {
         if let Some(r) = all.get_mut(id) {
             r.running = false;
             r.exit_code = Some(code.unwrap_or(126));
+            r.resizer = None;
         }
     }
 }
@@ -273,12 +288,18 @@ fn relay(
     let Client { input, output, raw } = client;
     let started = engine.containers.find(&r.container).and_then(|c| {
         Ok((
-            spawn(engine, &c, r, size, (stdin, Stdio::piped(), Stdio::piped()))?,
+            spawn(
+                engine,
+                &c,
+                (id, r),
+                size,
+                (stdin, Stdio::piped(), Stdio::piped()),
+            )?,
             c,
         ))
     });
-    let (mut child, c) = match started {
-        Ok(child) => child,
+    let ((mut child, resizer), c) = match started {
+        Ok(started) => started,
         Err(e) => {
             let missing = matches!(e.root(), netctl_engine::Error::CommandNotFound(_));
             ended(execs, id, Some(if missing { 127 } else { 126 }));
@@ -291,7 +312,7 @@ fn relay(
             return;
         }
     };
-    track(execs, id, child.id());
+    track(execs, id, (child.id(), resizer));
     if let Some(mut to) = child.stdin.take() {
         let (mut input, keys, out) = (input, r.keys.clone(), output.clone());
         std::thread::spawn(move || {
@@ -380,12 +401,38 @@ pub async fn inspect(State(d): State<Daemon>, Path(id): Path<String>) -> ApiResu
     })))
 }
 
-/// `POST /exec/{id}/resize`: an exec's terminal keeps the size it started with.
-pub async fn resize(State(d): State<Daemon>, Path(id): Path<String>) -> ApiResult<Response> {
-    if !lock(&d.execs)?.contains_key(&id) {
-        return Err(ApiError::not_found(format!("No such exec instance: {id}")));
-    }
-    Err(ApiError::bad_request(
-        "netctl cannot resize an exec's terminal after it starts; give the size at start (ConsoleSize)",
-    ))
+/// `POST /exec/{id}/resize?h=&w=`: the terminal of a running instance takes the new size.
+pub async fn resize(
+    State(d): State<Daemon>,
+    Path(id): Path<String>,
+    q: super::Query,
+) -> ApiResult<Response> {
+    let size = |k: &str| {
+        q.get(k)
+            .and_then(|v| v.parse::<u16>().ok())
+            .ok_or_else(|| ApiError::bad_request(format!("{k}: give a number of 1 to 65535")))
+    };
+    let (rows, cols) = (size("h")?, size("w")?);
+    let resizer = {
+        let all = lock(&d.execs)?;
+        let r = all
+            .get(&id)
+            .ok_or_else(|| ApiError::not_found(format!("No such exec instance: {id}")))?;
+        match (&r.resizer, r.tty) {
+            (Some(resizer), _) => resizer.clone(),
+            (None, false) => {
+                return Err(ApiError::bad_request(format!(
+                    "exec instance {id} has no terminal to resize"
+                )))
+            }
+            (None, true) => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    format!("exec instance {id} is not running"),
+                ))
+            }
+        }
+    };
+    d.run(move |_| Ok(resizer.resize(rows, cols)?)).await?;
+    Ok(status(StatusCode::OK))
 }

@@ -298,3 +298,53 @@ fn an_exec_is_framed_as_its_start_asks_and_detaches_on_its_keys() {
     let inspect = request(sock, "GET", &format!("/v1.41/exec/{id}/json"), "");
     assert!(inspect.contains("\"Running\":true"), "{inspect}");
 }
+
+/// A client resizes an exec's terminal while its command runs, as `docker exec -it` does
+/// when its window changes: the command sees the new size.
+#[test]
+fn an_exec_terminal_takes_a_new_size_while_it_runs() {
+    let mut host = TestHost::new();
+    host.busybox_image();
+    let daemon = Netctld::start(&mut host);
+    let sock = daemon.socket();
+    daemon.docker_ok(&["run", "-d", "--name", "c1", "busybox", "sleep", "100"]);
+    let answer = request(
+        sock,
+        "POST",
+        "/v1.41/containers/c1/exec",
+        r#"{"AttachStdin": true, "AttachStdout": true, "Tty": true, "Cmd": ["sh", "-c", "stty size; read x; stty size"]}"#,
+    );
+    let body = answer.split("\r\n\r\n").nth(1).expect("a body");
+    let v: serde_json::Value = serde_json::from_str(body).expect("JSON");
+    let id = v["Id"].as_str().expect("an ID").to_string();
+    let mut s = exec_start(sock, &id, true);
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while !String::from_utf8_lossy(&seen).contains("24 80") {
+        let n = s.read(&mut buf).expect("the first size");
+        assert!(n > 0, "closed: {:?}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let resized = request(
+        sock,
+        "POST",
+        &format!("/v1.41/exec/{id}/resize?h=30&w=100"),
+        "",
+    );
+    assert!(resized.starts_with("HTTP/1.1 200"), "{resized}");
+    s.write_all(b"\n").expect("go on");
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    assert!(
+        String::from_utf8_lossy(&rest).contains("30 100"),
+        "{:?}",
+        String::from_utf8_lossy(&rest)
+    );
+    let gone = request(
+        sock,
+        "POST",
+        &format!("/v1.41/exec/{id}/resize?h=30&w=100"),
+        "",
+    );
+    assert!(gone.starts_with("HTTP/1.1 409"), "{gone}");
+}
