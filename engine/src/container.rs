@@ -729,4 +729,16 @@ mod tests {
         assert!(!pid_alive(sleeper.id()) && !pid_alive(quick.id()));
         assert!(!pid_alive(0));
     }
+
+    #[test]
+    fn signalling_a_process_that_has_exited_is_a_state_not_a_failure() {
+        use crate::seam::Syscalls;
+        let mut gone = std::process::Command::new("true").spawn().unwrap();
+        let pid = gone.id();
+        gone.wait().unwrap();
+        let e = crate::seam::LinuxSyscalls
+            .kill(pid, nix::sys::signal::Signal::SIGTERM)
+            .unwrap_err();
+        assert!(matches!(e, Error::State(_)), "{e:?}");
+    }
 }

@@ -126,8 +126,14 @@ impl Syscalls for LinuxSyscalls {
 
     fn kill(&self, pid: u32, sig: Signal) -> Result<()> {
         let pid = i32::try_from(pid).map_err(|_| Error::State(format!("no process {pid}")))?;
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig)
-            .ctx(|| format!("signal process {pid}"))
+        // Gone between the look and the signal (it exited a moment ago): not running, a
+        // state, not a failure of the host's.
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).map_err(|e| match e {
+            nix::errno::Errno::ESRCH => {
+                Error::State(format!("its process {pid} has exited: it is not running"))
+            }
+            e => Error::io(format!("signal process {pid}"), e.into()),
+        })
     }
 
     /// Sleeps on a pidfd of the process (never polling); without one, looks once.

@@ -131,7 +131,7 @@ impl Resources {
                 invalid!("Minimum memoryswap limit should be larger than memory limit, see usage")
             }
             Some(0) | None if memory > 0 => {
-                self.memory_swap = Some(memory.saturating_mul(2) as i64)
+                self.memory_swap = Some(i64::try_from(memory.saturating_mul(2)).unwrap_or(i64::MAX))
             }
             _ => {}
         }
@@ -488,6 +488,17 @@ mod tests {
                 "cpuset.cpus=0"
             ]
         );
+    }
+
+    #[test]
+    fn the_default_swap_of_a_huge_limit_does_not_wrap() {
+        let huge = Resources {
+            memory: Some(i64::MAX as u64),
+            ..Resources::default()
+        }
+        .checked()
+        .unwrap();
+        assert_eq!(huge.memory_swap, Some(i64::MAX));
     }
 
     #[test]
