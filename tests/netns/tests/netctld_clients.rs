@@ -215,6 +215,23 @@ fn the_api_over_tcp_answers_only_clients_with_a_certificate_from_its_ca() {
     assert!(daemon.docker_ok(&["ps", "-aq"]).is_empty());
 }
 
+/// Makes an exec instance of `cmd` (a JSON list) in `container` with stdin, stdout and a
+/// terminal, and `more` body members; its ID.
+fn exec_create(sock: &Path, container: &str, cmd: &str, more: &str) -> String {
+    let body = format!(
+        r#"{{"AttachStdin": true, "AttachStdout": true, "Tty": true, "Cmd": {cmd}, {more}}}"#
+    );
+    let answer = request(
+        sock,
+        "POST",
+        &format!("/v1.41/containers/{container}/exec"),
+        &body,
+    );
+    let body = answer.split("\r\n\r\n").nth(1).expect("a body");
+    let v: serde_json::Value = serde_json::from_str(body).expect("JSON");
+    v["Id"].as_str().expect("an ID").to_string()
+}
+
 /// Starts exec instance `id` on a hijacked connection (`tty` as the start body asks) and
 /// returns the connection after the 101 answer's head.
 fn exec_start(sock: &Path, id: &str, tty: bool) -> UnixStream {
@@ -255,19 +272,8 @@ fn an_exec_is_framed_as_its_start_asks_and_detaches_on_its_keys() {
     let daemon = Netctld::start(&mut host);
     let sock = daemon.socket();
     daemon.docker_ok(&["run", "-d", "--name", "c1", "busybox", "sleep", "100"]);
-    let make = |cmd: &str, keys: &str| {
-        let answer = request(
-            sock,
-            "POST",
-            "/v1.41/containers/c1/exec",
-            &format!(
-                r#"{{"AttachStdin": true, "AttachStdout": true, "Tty": true, "Cmd": {cmd}, "detachKeys": "{keys}"}}"#
-            ),
-        );
-        let body = answer.split("\r\n\r\n").nth(1).expect("a body");
-        let v: serde_json::Value = serde_json::from_str(body).expect("JSON");
-        v["Id"].as_str().expect("an ID").to_string()
-    };
+    let make =
+        |cmd: &str, keys: &str| exec_create(sock, "c1", cmd, &format!(r#""detachKeys": "{keys}""#));
 
     let id = make(r#"["printf", "yay"]"#, "ctrl-p");
     let mut s = exec_start(sock, &id, false);
@@ -308,15 +314,8 @@ fn an_exec_terminal_takes_a_new_size_while_it_runs() {
     let daemon = Netctld::start(&mut host);
     let sock = daemon.socket();
     daemon.docker_ok(&["run", "-d", "--name", "c1", "busybox", "sleep", "100"]);
-    let answer = request(
-        sock,
-        "POST",
-        "/v1.41/containers/c1/exec",
-        r#"{"AttachStdin": true, "AttachStdout": true, "Tty": true, "Cmd": ["sh", "-c", "stty size; read x; stty size"]}"#,
-    );
-    let body = answer.split("\r\n\r\n").nth(1).expect("a body");
-    let v: serde_json::Value = serde_json::from_str(body).expect("JSON");
-    let id = v["Id"].as_str().expect("an ID").to_string();
+    let cmd = r#"["sh", "-c", "stty size; read x; stty size"]"#;
+    let id = exec_create(sock, "c1", cmd, r#""DetachKeys": """#);
     let mut s = exec_start(sock, &id, true);
     let mut seen = Vec::new();
     let mut buf = [0u8; 256];
