@@ -70,6 +70,7 @@ pub fn update(engine: &Engine, c: &Container, req: &UpdateRequest) -> Result<Vec
         cpu_shares: new.cpu_shares.or(old.cpu_shares),
         pids_limit: new.pids_limit.or(old.pids_limit),
         cpuset_cpus: new.cpuset_cpus.clone().or(old.cpuset_cpus.clone()),
+        memory_reservation: new.memory_reservation.or(old.memory_reservation),
     }
     .checked()?;
     if c.is_running() && merged != c.config.resources {

@@ -171,6 +171,8 @@ pub struct HostConfigView {
     pub cpu_shares: u64,
     /// `--cpuset-cpus`.
     pub cpuset_cpus: String,
+    /// `--memory-reservation` in bytes (0: none).
+    pub memory_reservation: u64,
     /// `--pids-limit` (null when not asked for).
     pub pids_limit: Option<i64>,
     /// `--pid`: "", host or container:ID.
@@ -605,6 +607,7 @@ pub fn inspect_with(engine: &Engine, c: &Container, lookup: &Lookup) -> Containe
             nano_cpus: c.config.resources.nano_cpus.unwrap_or(0),
             cpu_shares: c.config.resources.cpu_shares.unwrap_or(0),
             cpuset_cpus: c.config.resources.cpuset_cpus.clone().unwrap_or_default(),
+            memory_reservation: c.config.resources.memory_reservation.unwrap_or(0),
             pids_limit: c.config.resources.pids_limit,
             pid_mode: c.config.pid_mode.text(false),
             ipc_mode: c.config.ipc_mode.text(true),

@@ -550,6 +550,9 @@ pub struct LimitArgs {
     /// Memory plus swap limit: a size, or -1 for unlimited swap.
     #[arg(long = "memory-swap", allow_negative_numbers = true)]
     pub memory_swap: Option<String>,
+    /// Memory soft limit (what the kernel reclaims down to under pressure).
+    #[arg(long = "memory-reservation")]
+    pub memory_reservation: Option<String>,
     /// Number of CPUs (1.5 ...).
     #[arg(long)]
     pub cpus: Option<String>,

@@ -228,6 +228,7 @@ pub(super) fn resources_of(a: &LimitArgs) -> Result<Resources, Error> {
         cpu_shares: a.cpu_shares,
         pids_limit: a.pids_limit,
         cpuset_cpus: a.cpuset_cpus.clone(),
+        memory_reservation: flag(&a.memory_reservation, "--memory-reservation", parse_bytes)?,
     })
 }
 

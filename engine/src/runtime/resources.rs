@@ -37,6 +37,9 @@ pub struct Resources {
     /// `--cpuset-cpus`: the CPUs it may run on (`0-2,4`).
     #[serde(default)]
     pub cpuset_cpus: Option<String>,
+    /// `--memory-reservation`: the soft limit the kernel reclaims down to under pressure.
+    #[serde(default)]
+    pub memory_reservation: Option<u64>,
 }
 
 /// Parses a size as Docker's `RAMInBytes`: a number with an optional unit b, k, m, g, t
@@ -115,6 +118,7 @@ impl Resources {
             && self.cpu_shares.is_none()
             && self.pids_limit.is_none_or(|p| p <= 0)
             && self.cpuset_cpus.is_none()
+            && self.memory_reservation.is_none()
     }
 
     /// Docker's checks, in its words; Docker's default swap (twice the memory) filled in.
@@ -122,6 +126,16 @@ impl Resources {
         let memory = self.memory.unwrap_or(0);
         if memory != 0 && memory < MIN_MEMORY {
             invalid!("Minimum memory limit allowed is 6MB");
+        }
+        if let Some(soft) = self.memory_reservation {
+            if soft < MIN_MEMORY {
+                invalid!("Minimum memory reservation allowed is 6MB");
+            }
+            if memory != 0 && memory < soft {
+                invalid!(
+                    "Minimum memory limit can not be less than memory reservation limit, see usage"
+                );
+            }
         }
         match self.memory_swap {
             Some(swap) if swap > 0 && memory == 0 => invalid!(
@@ -200,6 +214,14 @@ impl Resources {
         }
         if let Some(set) = &self.cpuset_cpus {
             out.push(("cpuset", "cpuset.cpus", set.clone()));
+        }
+        if let Some(soft) = self.memory_reservation {
+            let file = if v2 {
+                "memory.low"
+            } else {
+                "memory.soft_limit_in_bytes"
+            };
+            out.push(("memory", file, soft.to_string()));
         }
         out
     }
@@ -454,6 +476,7 @@ mod tests {
             cpu_shares: Some(512),
             pids_limit: Some(20),
             cpuset_cpus: Some("0".into()),
+            memory_reservation: Some(32 << 20),
         };
         let v1: Vec<String> = r
             .settings(false)
@@ -469,7 +492,8 @@ mod tests {
                 "cpu.cfs_quota_us=50000",
                 "cpu.shares=512",
                 "pids.max=20",
-                "cpuset.cpus=0"
+                "cpuset.cpus=0",
+                "memory.soft_limit_in_bytes=33554432"
             ]
         );
         let v2: Vec<String> = r
@@ -485,7 +509,8 @@ mod tests {
                 "cpu.max=50000 100000",
                 "cpu.weight=20",
                 "pids.max=20",
-                "cpuset.cpus=0"
+                "cpuset.cpus=0",
+                "memory.low=33554432"
             ]
         );
     }

@@ -154,6 +154,7 @@ pub struct ResourcesBody {
     cpu_period: i64,
     pids_limit: Option<i64>,
     cpuset_cpus: String,
+    memory_reservation: i64,
 }
 
 impl ResourcesBody {
@@ -180,6 +181,7 @@ impl ResourcesBody {
             cpu_shares: positive(self.cpu_shares),
             pids_limit: self.pids_limit.filter(|&n| n != 0),
             cpuset_cpus: (!self.cpuset_cpus.is_empty()).then(|| self.cpuset_cpus.clone()),
+            memory_reservation: positive(self.memory_reservation),
         })
     }
 }

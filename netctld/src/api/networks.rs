@@ -85,6 +85,8 @@ struct IpamConfig {
     #[serde(rename = "IPRange")]
     ip_range: String,
     gateway: String,
+    #[serde(rename = "AuxiliaryAddresses")]
+    aux_addresses: Option<BTreeMap<String, String>>,
 }
 
 impl CreateBody {
@@ -104,6 +106,16 @@ impl CreateBody {
             )));
         }
         let config = ipam.config.unwrap_or_default();
+        // Addresses Docker would keep from containers: refused rather than silently handed
+        // out by an allocator that does not know them.
+        if config
+            .iter()
+            .any(|c| c.aux_addresses.as_ref().is_some_and(|a| !a.is_empty()))
+        {
+            return Err(ApiError::bad_request(
+                "netctl does not reserve auxiliary addresses (IPAM AuxiliaryAddresses); give the network an --ip-range that leaves them out",
+            ));
+        }
         let one = |what: &str, pick: fn(&IpamConfig) -> &str| -> ApiResult<Option<String>> {
             let given: Vec<&str> = config.iter().map(pick).filter(|v| !v.is_empty()).collect();
             match given.as_slice() {

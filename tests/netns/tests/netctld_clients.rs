@@ -69,7 +69,7 @@ fn malformed_requests_get_dockers_json_errors() {
     let mut host = TestHost::new();
     let daemon = Netctld::start(&mut host);
     let sock = daemon.socket();
-    let cases: [(&str, &str, String, u16, &str); 5] = [
+    let cases: [(&str, &str, String, u16, &str); 6] = [
         (
             "GET",
             "/containers/json?filters=%7B",
@@ -92,6 +92,13 @@ fn malformed_requests_get_dockers_json_errors() {
             "invalid type",
         ),
         ("PUT", "/containers/json", String::new(), 405, "Not Allowed"),
+        (
+            "POST",
+            "/networks/create",
+            r#"{"Name": "aux", "IPAM": {"Config": [{"Subnet": "172.28.0.0/16", "AuxiliaryAddresses": {"a": "172.28.1.5"}}]}}"#.into(),
+            400,
+            "auxiliary addresses",
+        ),
         (
             "POST",
             "/networks/create",

@@ -24,7 +24,7 @@ fn docker_said(out: &str) -> String {
 #[test]
 fn limits_are_shown_and_checked_as_docker_does() {
     let (host, docker) = started();
-    let shown = "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.NanoCpus}} {{.HostConfig.CpuShares}} {{json .HostConfig.PidsLimit}} {{.HostConfig.CpusetCpus}}";
+    let shown = "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.NanoCpus}} {{.HostConfig.CpuShares}} {{json .HostConfig.PidsLimit}} {{.HostConfig.CpusetCpus}} {{.HostConfig.MemoryReservation}}";
     for (name, limits) in [
         (
             "capped",
@@ -41,6 +41,7 @@ fn limits_are_shown_and_checked_as_docker_does() {
         ),
         ("swapless", &["-m", "32m", "--memory-swap", "-1"]),
         ("pinned", &["--cpuset-cpus", "0"]),
+        ("soft", &["-m", "64m", "--memory-reservation", "32m"]),
         ("plain", &[]),
     ] {
         let mut args = vec!["create", "--net", "none", "--name", name];
@@ -60,6 +61,8 @@ fn limits_are_shown_and_checked_as_docker_does() {
         &["--cpus", "lots"],
         &["--cpuset-cpus", "99"],
         &["--cpuset-cpus", "1-0"],
+        &["--memory-reservation", "1m"],
+        &["-m", "32m", "--memory-reservation", "64m"],
     ] {
         let mut args = vec!["run", "--rm", "--net", "none"];
         args.extend_from_slice(limits);
@@ -75,7 +78,7 @@ fn limits_are_shown_and_checked_as_docker_does() {
     }
     assert_eq!(
         host.netctl_ok(&["ps", "-aq"]).lines().count(),
-        4,
+        5,
         "nothing more was made"
     );
 }
@@ -161,6 +164,8 @@ fn the_cgroups_hold_the_limits_and_go_with_the_container() {
             "none",
             "-m",
             "64m",
+            "--memory-reservation",
+            "32m",
             "--cpus",
             "0.5",
             "--pids-limit",
@@ -176,6 +181,7 @@ fn the_cgroups_hold_the_limits_and_go_with_the_container() {
         let d = format!("/sys/fs/cgroup/netctl/{id}");
         vec![
             (format!("{d}/memory.max"), "67108864"),
+            (format!("{d}/memory.low"), "33554432"),
             (format!("{d}/cpu.max"), "50000 100000"),
             (format!("{d}/pids.max"), "20"),
         ]
@@ -184,6 +190,10 @@ fn the_cgroups_hold_the_limits_and_go_with_the_container() {
             (
                 format!("/sys/fs/cgroup/memory/netctl/{id}/memory.limit_in_bytes"),
                 "67108864",
+            ),
+            (
+                format!("/sys/fs/cgroup/memory/netctl/{id}/memory.soft_limit_in_bytes"),
+                "33554432",
             ),
             (
                 format!("/sys/fs/cgroup/cpu/netctl/{id}/cpu.cfs_quota_us"),
