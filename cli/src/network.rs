@@ -95,6 +95,9 @@ pub struct CreateArgs {
     /// Hand out container addresses from this sub-range (CIDR inside --subnet).
     #[arg(long = "ip-range")]
     ip_range: Option<String>,
+    /// An address of the subnet never handed out to containers, NAME=IP; repeatable.
+    #[arg(long = "aux-address")]
+    aux_address: Vec<String>,
     /// The gateway (default: the first address of the subnet).
     #[arg(long)]
     gateway: Option<String>,
@@ -162,6 +165,17 @@ pub fn run(engine: &Engine, cmd: NetworkCommand) -> Outcome {
                 internal: a.internal,
                 labels: options(&a.label),
                 options: options(&a.opt),
+                aux_addresses: a
+                    .aux_address
+                    .iter()
+                    .map(|kv| {
+                        kv.split_once('=')
+                            .and_then(|(n, ip)| Some((n.to_string(), ip.parse().ok()?)))
+                            .ok_or_else(|| {
+                                anyhow::anyhow!("invalid --aux-address {kv:?}: give NAME=IP")
+                            })
+                    })
+                    .collect::<Result<_, _>>()?,
             };
             println!("{}", create(engine, &req)?.id);
         }

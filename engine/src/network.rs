@@ -445,6 +445,8 @@ pub struct CreateRequest {
     pub labels: BTreeMap<String, String>,
     /// `-o K=V`.
     pub options: BTreeMap<String, String>,
+    /// `--aux-address NAME=IP`: addresses of a subnet that are never handed out.
+    pub aux_addresses: BTreeMap<String, IpAddr>,
 }
 
 /// Parses a subnet or range as Docker takes one: a CIDR, whose host bits (`172.73.1.0/16`)
@@ -715,6 +717,13 @@ fn range_sets(req: &CreateRequest, subnets: &[IpNet]) -> Result<Vec<Vec<RangeCon
     {
         invalid!("--gateway {g} is not inside any --subnet");
     }
+    if let Some((_, ip)) = req
+        .aux_addresses
+        .iter()
+        .find(|(_, ip)| !subnets.iter().any(|s| s.contains(*ip)))
+    {
+        invalid!("no matching subnet for aux-address {ip}");
+    }
     let mut sets = Vec::new();
     for s in subnets {
         let cfg = RangeConfig {
@@ -724,6 +733,12 @@ fn range_sets(req: &CreateRequest, subnets: &[IpNet]) -> Result<Vec<Vec<RangeCon
                 .filter(|r| s.contains(r))
                 .map(|r| r.to_string()),
             gateway: req.gateway.filter(|g| s.contains(g)),
+            auxiliary_addresses: req
+                .aux_addresses
+                .iter()
+                .filter(|(_, ip)| s.contains(*ip))
+                .map(|(n, ip)| (n.clone(), *ip))
+                .collect(),
             ..Default::default()
         };
         netctl_ipam::Range::new(&cfg).map_err(|e| {

@@ -899,6 +899,9 @@ pub struct IpamRangeView {
     /// `--ip-range`.
     #[serde(rename = "IPRange", skip_serializing_if = "Option::is_none")]
     pub ip_range: Option<String>,
+    /// `--aux-address`es, by name.
+    #[serde(rename = "AuxiliaryAddresses", skip_serializing_if = "Option::is_none")]
+    pub aux_addresses: Option<BTreeMap<String, String>>,
 }
 
 /// `network inspect` of one network.
@@ -918,6 +921,12 @@ pub fn inspect_network(engine: &Engine, n: &Network) -> NetworkInspect {
                 ip_range: raw
                     .and_then(|c| c.ip_range.clone())
                     .or_else(|| ipam.ip_range.clone()),
+                aux_addresses: raw.filter(|c| !c.auxiliary_addresses.is_empty()).map(|c| {
+                    c.auxiliary_addresses
+                        .iter()
+                        .map(|(n, ip)| (n.clone(), ip.to_string()))
+                        .collect()
+                }),
             });
         }
     }

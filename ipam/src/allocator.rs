@@ -228,7 +228,7 @@ impl<S: Store> Allocator<S> {
             let ip = ranges[r].nth(offset);
             offset += 1;
             seen += 1;
-            if ip != ranges[r].gateway() && txn.owner_of(ip)?.is_none() {
+            if !ranges[r].is_reserved(ip) && txn.owner_of(ip)?.is_none() {
                 return Ok(ip);
             }
         }
@@ -294,6 +294,21 @@ mod tests {
         assert_eq!(first(&a, "c"), "172.72.0.4/16");
         let lease = a.leases_of(&owner("a")).unwrap().unwrap();
         assert_eq!(lease[0].gateway, ip("172.72.0.1"));
+    }
+
+    #[test]
+    fn auxiliary_addresses_are_never_handed_out_nor_taken_on_request() {
+        let a = alloc(serde_json::json!({"ranges": [[{"subnet": "10.0.0.0/24",
+            "auxiliaryAddresses": {"router": "10.0.0.2", "printer": "10.0.0.3"}}]]}));
+        assert_eq!(first(&a, "a"), "10.0.0.4/24");
+        let e = a
+            .allocate(&owner("b"), &[ip("10.0.0.3")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("auxiliary address"), "{e}");
+        let outside: Result<IpamConfig, _> = serde_json::from_value(serde_json::json!({"ranges":
+            [[{"subnet": "10.0.0.0/24", "auxiliaryAddresses": {"x": "10.9.0.3"}}]]}));
+        assert!(outside.unwrap().range_sets().is_err());
     }
 
     #[test]

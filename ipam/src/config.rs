@@ -43,6 +43,9 @@ pub struct RangeConfig {
     /// Docker's `--ip-range`: a CIDR inside the subnet that containers get addresses from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip_range: Option<String>,
+    /// Docker's `--aux-address NAME=IP`: addresses of the subnet never handed out.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub auxiliary_addresses: std::collections::BTreeMap<String, IpAddr>,
 }
 
 /// The `ipam` section.
@@ -92,6 +95,7 @@ impl IpamConfig {
                 range_end: self.range_end,
                 gateway: self.gateway,
                 ip_range: self.ip_range.clone(),
+                auxiliary_addresses: Default::default(),
             }]);
         } else if self.ip_range.is_some() || self.gateway.is_some() {
             return Err(IpamError::InvalidConfig(

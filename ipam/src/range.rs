@@ -32,6 +32,8 @@ pub struct Range {
     start: IpAddr,
     end: IpAddr,
     gateway: IpAddr,
+    /// Auxiliary addresses: never handed out.
+    reserved: Vec<IpAddr>,
 }
 
 fn bad(msg: String) -> IpamError {
@@ -97,11 +99,15 @@ impl Range {
                 "range {start}-{end} of {subnet} holds only the gateway: no address is left for containers"
             )));
         }
+        for (name, ip) in &cfg.auxiliary_addresses {
+            check_host(&subnet, *ip, &format!("auxiliary address {name}"))?;
+        }
         Ok(Range {
             subnet,
             start,
             end,
             gateway,
+            reserved: cfg.auxiliary_addresses.values().copied().collect(),
         })
     }
 
@@ -141,13 +147,21 @@ impl Range {
     }
 
     /// Whether `ip` may be requested explicitly: inside the subnet, not its network or
-    /// broadcast address, not the gateway.
+    /// broadcast address, not the gateway, not an auxiliary address.
     pub(crate) fn check_requested(&self, ip: IpAddr) -> Result<(), String> {
         check_host(&self.subnet, ip, "address").map_err(|e| e.to_string())?;
         if ip == self.gateway {
             return Err(format!("it is the gateway of {}", self.subnet));
         }
+        if self.reserved.contains(&ip) {
+            return Err(format!("it is an auxiliary address of {}", self.subnet));
+        }
         Ok(())
+    }
+
+    /// Whether `ip` is never handed out: the gateway or an auxiliary address.
+    pub(crate) fn is_reserved(&self, ip: IpAddr) -> bool {
+        ip == self.gateway || self.reserved.contains(&ip)
     }
 
     fn overlaps(&self, other: &Range) -> bool {

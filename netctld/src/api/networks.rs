@@ -106,15 +106,12 @@ impl CreateBody {
             )));
         }
         let config = ipam.config.unwrap_or_default();
-        // Addresses Docker would keep from containers: refused rather than silently handed
-        // out by an allocator that does not know them.
-        if config
-            .iter()
-            .any(|c| c.aux_addresses.as_ref().is_some_and(|a| !a.is_empty()))
-        {
-            return Err(ApiError::bad_request(
-                "netctl does not reserve auxiliary addresses (IPAM AuxiliaryAddresses); give the network an --ip-range that leaves them out",
-            ));
+        let mut aux_addresses = BTreeMap::new();
+        for (name, ip) in config.iter().flat_map(|c| c.aux_addresses.iter().flatten()) {
+            let ip = ip
+                .parse::<IpAddr>()
+                .map_err(|_| ApiError::bad_request(format!("invalid aux-address {name}={ip}")))?;
+            aux_addresses.insert(name.clone(), ip);
         }
         let one = |what: &str, pick: fn(&IpamConfig) -> &str| -> ApiResult<Option<String>> {
             let given: Vec<&str> = config.iter().map(pick).filter(|v| !v.is_empty()).collect();
@@ -148,6 +145,7 @@ impl CreateBody {
             internal: self.internal,
             labels: self.labels.unwrap_or_default(),
             options: self.options.unwrap_or_default(),
+            aux_addresses,
         })
     }
 }

@@ -95,9 +95,9 @@ fn malformed_requests_get_dockers_json_errors() {
         (
             "POST",
             "/networks/create",
-            r#"{"Name": "aux", "IPAM": {"Config": [{"Subnet": "172.28.0.0/16", "AuxiliaryAddresses": {"a": "172.28.1.5"}}]}}"#.into(),
+            r#"{"Name": "aux", "IPAM": {"Config": [{"Subnet": "172.28.0.0/16", "AuxiliaryAddresses": {"a": "172.29.1.5"}}]}}"#.into(),
             400,
-            "auxiliary addresses",
+            "no matching subnet for aux-address",
         ),
         (
             "POST",

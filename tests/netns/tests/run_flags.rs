@@ -516,3 +516,69 @@ fn a_legacy_link_gives_dockers_variables() {
         "{shown}"
     );
 }
+
+/// `network create --aux-address`: the addresses named are kept from containers (the first
+/// container gets the next one) and shown in the network's IPAM config, as Docker does; one
+/// outside every subnet is refused in Docker's words.
+#[test]
+fn aux_addresses_are_kept_from_containers_as_dockers_are() {
+    let (host, docker) = started();
+    same(
+        &host,
+        &docker,
+        &[
+            "network",
+            "create",
+            "--subnet",
+            "172.29.0.0/24",
+            "--aux-address",
+            "router=172.29.0.2",
+            "--aux-address",
+            "printer=172.29.0.3",
+            "auxnet",
+        ],
+    );
+    let addr = same(
+        &host,
+        &docker,
+        &[
+            "run",
+            "--rm",
+            "--net",
+            "auxnet",
+            "busybox",
+            "sh",
+            "-c",
+            "ip -o -4 addr show eth0 | awk '{print $4}'",
+        ],
+    );
+    assert_eq!(addr.trim(), "172.29.0.4/24");
+    let shown = same(
+        &host,
+        &docker,
+        &[
+            "network",
+            "inspect",
+            "-f",
+            "{{json (index .IPAM.Config 0).AuxiliaryAddresses}}",
+            "auxnet",
+        ],
+    );
+    assert_eq!(
+        shown.trim(),
+        r#"{"printer":"172.29.0.3","router":"172.29.0.2"}"#
+    );
+    same(
+        &host,
+        &docker,
+        &[
+            "network",
+            "create",
+            "--subnet",
+            "172.30.0.0/24",
+            "--aux-address",
+            "x=10.9.9.9",
+            "badaux",
+        ],
+    );
+}
