@@ -1,4 +1,5 @@
-//! Shared pieces of the benchmarks: running a CNI plugin once and timing it, and medians.
+//! Shared pieces of the benchmarks: running a CNI plugin or any command once and timing it,
+//! shell steps, a process's memory, and medians.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::Write;
@@ -61,6 +62,43 @@ pub fn run_plugin_with_args(
         String::from_utf8_lossy(&out.stderr)
     );
     (took, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs `cmd` and returns how long it took and its stdout (trimmed); panics with its output,
+/// named `what`, if it fails, so a benchmark never times errors.
+pub fn timed(cmd: &mut Command, what: &str) -> (Duration, String) {
+    let start = Instant::now();
+    let out = cmd.output().expect("start the command");
+    let took = start.elapsed();
+    assert!(
+        out.status.success(),
+        "{what} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        took,
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+    )
+}
+
+/// Runs a shell script (`sh -e`); panics if it fails.
+pub fn sh(script: &str) {
+    let ok = Command::new("sh")
+        .args(["-ec", script])
+        .status()
+        .expect("sh");
+    assert!(ok.success(), "{script}");
+}
+
+/// A number field of /proc/PID/status (`VmRSS:`, `VmHWM:`, in KiB); 0 when unreadable.
+pub fn status_field(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The median of some durations.

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use netctl_bench::{enter_private_namespaces, median, ms};
+use netctl_bench::{enter_private_namespaces, median, ms, sh, status_field, timed};
 
 /// One daemon under test, as the docker CLI reaches it.
 struct Daemon {
@@ -24,24 +24,9 @@ struct Daemon {
 
 impl Daemon {
     fn docker(&self, args: &[&str]) -> (Duration, String) {
-        let start = Instant::now();
-        let out = Command::new("/usr/bin/docker")
-            .env("DOCKER_HOST", &self.host)
-            .args(args)
-            .output()
-            .expect("run docker");
-        let took = start.elapsed();
-        assert!(
-            out.status.success(),
-            "{}: docker {args:?} failed: {}{}",
-            self.name,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (
-            took,
-            String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        )
+        let mut cmd = Command::new("/usr/bin/docker");
+        cmd.env("DOCKER_HOST", &self.host).args(args);
+        timed(&mut cmd, &format!("{}: docker {args:?}", self.name))
     }
 
     fn compose(&self, dir: &Path, args: &str) -> Duration {
@@ -68,12 +53,7 @@ impl Daemon {
 }
 
 fn rss_of(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+    status_field(pid, "VmRSS:")
 }
 
 /// The mean RSS (KiB) of the processes whose command line contains `pattern`.
@@ -90,14 +70,6 @@ fn mean_rss(pattern: &str) -> u64 {
         return 0;
     }
     pids.iter().map(|p| rss_of(*p)).sum::<u64>() / pids.len() as u64
-}
-
-fn sh(script: &str) {
-    let ok = Command::new("sh")
-        .args(["-ec", script])
-        .status()
-        .expect("sh");
-    assert!(ok.success(), "{script}");
 }
 
 fn wait_for(host: &str) {

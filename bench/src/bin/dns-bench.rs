@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use netctl_bench::status_field;
 use netctl_dnsrecords::{DnsPaths, Record};
 use netctl_net::NetNs;
 
@@ -200,15 +201,6 @@ fn cpu_ticks(pid: u32) -> u64 {
 }
 
 /// A number from `/proc/<pid>/status` (`key` with its colon), 0 if absent.
-fn status_field(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 fn rss_kib(pid: u32) -> u64 {
     status_field(pid, "VmRSS:")
 }

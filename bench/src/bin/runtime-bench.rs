@@ -10,9 +10,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use netctl_bench::{enter_private_namespaces, median, ms};
+use netctl_bench::{enter_private_namespaces, median, ms, sh, timed};
 
 /// One engine under test: its command line and environment.
 struct Engine {
@@ -26,33 +26,10 @@ struct Engine {
 
 impl Engine {
     fn run(&self, args: &[&str]) -> (Duration, String) {
-        let start = Instant::now();
-        let out = Command::new(&self.bin)
-            .args(args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .output()
-            .expect("start the engine");
-        let took = start.elapsed();
-        assert!(
-            out.status.success(),
-            "{} {args:?} failed: {}{}",
-            self.name,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (
-            took,
-            String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        )
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(args).envs(self.env.iter().map(|(k, v)| (k, v)));
+        timed(&mut cmd, &format!("{} {args:?}", self.name))
     }
-}
-
-fn sh(script: &str) {
-    let ok = Command::new("sh")
-        .args(["-ec", script])
-        .status()
-        .expect("sh");
-    assert!(ok.success(), "{script}");
 }
 
 /// Private state for both engines, a busybox rootfs tarball, podman's configuration.
