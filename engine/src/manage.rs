@@ -61,18 +61,7 @@ pub fn update(engine: &Engine, c: &Container, req: &UpdateRequest) -> Result<Vec
         }
         c.config.restart = policy;
     }
-    let old = &c.config.resources;
-    let new = &req.resources;
-    let merged = Resources {
-        memory: new.memory.or(old.memory),
-        memory_swap: new.memory_swap.or(old.memory_swap),
-        nano_cpus: new.nano_cpus.or(old.nano_cpus),
-        cpu_shares: new.cpu_shares.or(old.cpu_shares),
-        pids_limit: new.pids_limit.or(old.pids_limit),
-        cpuset_cpus: new.cpuset_cpus.clone().or(old.cpuset_cpus.clone()),
-        memory_reservation: new.memory_reservation.or(old.memory_reservation),
-    }
-    .checked()?;
+    let merged = c.config.resources.updated_by(&req.resources).checked()?;
     if c.is_running() && merged != c.config.resources {
         resources::apply(&c.config.id, &merged, || pids(&c))?;
     }

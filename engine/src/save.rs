@@ -110,13 +110,21 @@ fn add_layer(
     diff: &str,
 ) -> Result<String> {
     let dir = store.layers.path(diff);
-    let mut scratch = tempfile::tempfile().ctx(|| "make a scratch file for a layer".into())?;
-    let rebuilt = crate::tarsplit::rebuild(&store.layers.record_path(diff), &dir, &mut scratch);
-    if !(rebuilt.is_ok() && digest(&mut scratch)?.0 == diff) {
-        scratch = tempfile::tempfile().ctx(|| "make a scratch file for a layer".into())?;
-        write_tree(&mut scratch, &dir)?;
-    }
-    let (digest, size) = digest(&mut scratch)?;
+    let scratch_file = || tempfile::tempfile().ctx(|| "make a scratch file for a layer".into());
+    let mut scratch = scratch_file()?;
+    let exact = match crate::tarsplit::rebuild(&store.layers.record_path(diff), &dir, &mut scratch)
+    {
+        Ok(()) => Some(digest(&mut scratch)?).filter(|(d, _)| d == diff),
+        Err(_) => None,
+    };
+    let (digest, size) = match exact {
+        Some(found) => found,
+        None => {
+            scratch = scratch_file()?;
+            write_tree(&mut scratch, &dir)?;
+            digest(&mut scratch)?
+        }
+    };
     let mut h = tar::Header::new_gnu();
     h.set_size(size);
     h.set_mode(0o644);

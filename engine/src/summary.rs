@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::container::{Container, Status};
 use crate::engine::Engine;
 use crate::health::HealthStatus;
-use crate::view::{mount_views, network_mode, network_views, state_name, Lookup};
+use crate::view::{mount_views, network_mode, network_views, state_name_of, Lookup};
 
 /// "3 seconds", "About a minute", "2 hours" — Docker's human durations.
 pub fn human_duration(d: Duration) -> String {
@@ -41,10 +41,15 @@ pub fn ago(ts: &str) -> String {
 
 /// "Up 3 seconds", "Exited (0) 2 minutes ago", "Created".
 pub fn status_text(c: &Container) -> String {
+    status_text_of(c, c.is_running())
+}
+
+/// [`status_text`] of a container whose liveness is known.
+fn status_text_of(c: &Container, running: bool) -> String {
     match c.state.status {
         Status::Created => "Created".into(),
         Status::Dead => "Dead".into(),
-        Status::Running if c.is_running() => running_text(c),
+        Status::Running if running => running_text(c),
         _ => format!(
             "Exited ({}) {}",
             c.state.exit_code,
@@ -144,7 +149,9 @@ pub fn summary(c: &Container, lookup: &Lookup, image_size: Option<u64>) -> Conta
             kind: p.protocol.to_string(),
         })
         .collect();
-    if c.is_running() {
+    // Asked once: each ask opens a descriptor of the container's monitor.
+    let running = c.is_running();
+    if running {
         for (port, proto) in &c.config.exposed {
             let proto = proto.to_string();
             if !ports
@@ -170,8 +177,8 @@ pub fn summary(c: &Container, lookup: &Lookup, image_size: Option<u64>) -> Conta
         created: crate::clock::epoch(&c.config.created).unwrap_or(0),
         ports,
         labels: c.config.labels.clone(),
-        state: state_name(c),
-        status: status_text(c),
+        state: state_name_of(c, running),
+        status: status_text_of(c, running),
         host_config: serde_json::json!({"NetworkMode": network_mode(c)}),
         network_settings: serde_json::json!({"Networks": network_views(c, lookup)}),
         mounts: serde_json::to_value(mount_views(c, lookup)).unwrap_or_default(),

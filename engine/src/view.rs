@@ -18,10 +18,15 @@ use crate::volume::{MountKind, Volume, VolumeStore};
 
 /// Docker's State.Status of a container.
 pub fn state_name(c: &Container) -> &'static str {
+    state_name_of(c, c.is_running())
+}
+
+/// [`state_name`] of a container whose liveness is known (`running`: [`Container::is_running`]).
+pub(crate) fn state_name_of(c: &Container, running: bool) -> &'static str {
     match c.state.status {
         Status::Created => "created",
         Status::Dead => "dead",
-        Status::Running if c.is_running() => match (c.state.restarting, c.state.paused) {
+        Status::Running if running => match (c.state.restarting, c.state.paused) {
             (true, _) => "restarting",
             (_, true) => "paused",
             _ => "running",
@@ -542,7 +547,7 @@ pub fn inspect_with(engine: &Engine, c: &Container, lookup: &Lookup) -> Containe
         path: c.config.command.first().cloned(),
         args: c.config.command.iter().skip(1).cloned().collect(),
         state: StateView {
-            status: state_name(c),
+            status: state_name_of(c, running),
             running,
             paused: running && c.state.paused,
             restarting: running && c.state.restarting,

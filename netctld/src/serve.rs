@@ -48,8 +48,8 @@ impl Server {
 
     /// Serves every connection to `listener` until the process ends.
     pub async fn unix(self, listener: UnixListener) {
-        loop {
-            let permit = self.permit().await;
+        // The permits are never closed: the loop ends with the process.
+        while let Ok(permit) = self.permits.clone().acquire_owned().await {
             match listener.accept().await {
                 Ok((stream, _)) => {
                     tokio::spawn(self.clone().connection(stream, permit));
@@ -62,8 +62,7 @@ impl Server {
     /// Serves every TLS connection to `listener` whose client shows a certificate
     /// `acceptor` trusts; others are closed after the handshake fails.
     pub async fn tls(self, listener: TcpListener, acceptor: TlsAcceptor) {
-        loop {
-            let permit = self.permit().await;
+        while let Ok(permit) = self.permits.clone().acquire_owned().await {
             match listener.accept().await {
                 Ok((stream, _)) => {
                     let server = self.clone();
@@ -77,15 +76,6 @@ impl Server {
                     });
                 }
                 Err(e) => accept_failed(&e).await,
-            }
-        }
-    }
-
-    async fn permit(&self) -> OwnedSemaphorePermit {
-        loop {
-            // The semaphore is never closed; should it be, waiting again is all there is.
-            if let Ok(p) = self.permits.clone().acquire_owned().await {
-                return p;
             }
         }
     }

@@ -121,6 +121,19 @@ impl Resources {
             && self.memory_reservation.is_none()
     }
 
+    /// These limits with the ones `new` gives in their place (`update`).
+    pub fn updated_by(&self, new: &Resources) -> Resources {
+        Resources {
+            memory: new.memory.or(self.memory),
+            memory_swap: new.memory_swap.or(self.memory_swap),
+            nano_cpus: new.nano_cpus.or(self.nano_cpus),
+            cpu_shares: new.cpu_shares.or(self.cpu_shares),
+            pids_limit: new.pids_limit.or(self.pids_limit),
+            cpuset_cpus: new.cpuset_cpus.clone().or_else(|| self.cpuset_cpus.clone()),
+            memory_reservation: new.memory_reservation.or(self.memory_reservation),
+        }
+    }
+
     /// Docker's checks, in its words; Docker's default swap (twice the memory) filled in.
     pub fn checked(mut self) -> Result<Self> {
         let memory = self.memory.unwrap_or(0);
