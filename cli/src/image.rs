@@ -55,6 +55,10 @@ pub enum ImageCommand {
     History(HistoryArgs),
     /// Save images to a tar archive (Docker's format, for `load` and `docker load`).
     Save(SaveArgs),
+    /// Download an image from a registry.
+    Pull(crate::registry::PullArgs),
+    /// Upload an image to a registry.
+    Push(crate::registry::PushArgs),
     /// Show images as JSON.
     Inspect {
         /// Go template over each image: `{{.Id}}`, `{{json .Config}}`.
@@ -113,6 +117,9 @@ pub struct ImagesArgs {
     /// Go template: `{{.Repository}}:{{.Tag}}`, `table ...`.
     #[arg(long)]
     pub format: Option<String>,
+    /// Show the registry digests.
+    #[arg(long)]
+    pub digests: bool,
     /// Only images of this repository (and tag): REPOSITORY[:TAG].
     pub reference: Option<String>,
 }
@@ -138,6 +145,8 @@ pub fn run(engine: &Engine, cmd: ImageCommand) -> Outcome {
             }
         }
         ImageCommand::Ls(a) => images(&store, &a)?,
+        ImageCommand::Pull(a) => return crate::registry::pull(engine, &a),
+        ImageCommand::Push(a) => return crate::registry::push(engine, &a),
         ImageCommand::Rm { images } => {
             for key in images {
                 for line in netctl_engine::image::remove(engine, &key)? {
@@ -203,7 +212,10 @@ fn images(store: &ImageStore, a: &ImagesArgs) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for i in &all {
         let tags: Vec<(&str, &str)> = if i.tags.is_empty() {
-            vec![("<none>", "<none>")]
+            match i.repo_digests.first().and_then(|d| d.split_once('@')) {
+                Some((repo, _)) => vec![(repo, "<none>")],
+                None => vec![("<none>", "<none>")],
+            }
         } else {
             i.tags
                 .iter()
@@ -225,7 +237,7 @@ fn images(store: &ImageStore, a: &ImagesArgs) -> anyhow::Result<()> {
                 ("CreatedSince", ago(&i.created)),
                 ("CreatedAt", i.created.clone()),
                 ("Size", human_size(i.size)),
-                ("Digest", "<none>".to_string()),
+                ("Digest", repo_digest(i, repo)),
             ]));
         }
     }
@@ -238,12 +250,24 @@ fn images(store: &ImageStore, a: &ImagesArgs) -> anyhow::Result<()> {
         ("Size", "SIZE"),
         ("Digest", "DIGEST"),
     ];
-    let shown = ["Repository", "Tag", "ID", "CreatedSince", "Size"];
+    let shown: &[&str] = if a.digests {
+        &["Repository", "Tag", "Digest", "ID", "CreatedSince", "Size"]
+    } else {
+        &["Repository", "Tag", "ID", "CreatedSince", "Size"]
+    };
     print!(
         "{}",
-        crate::output::listing(&rows, &columns, &shown, a.format.as_deref())?
+        crate::output::listing(&rows, &columns, shown, a.format.as_deref())?
     );
     Ok(())
+}
+
+/// The digest the image has in `repo`'s registry, or `<none>`.
+fn repo_digest(i: &netctl_engine::image::Image, repo: &str) -> String {
+    i.repo_digests
+        .iter()
+        .find_map(|d| d.split_once('@').filter(|(r, _)| *r == repo).map(|(_, d)| d.to_string()))
+        .unwrap_or_else(|| "<none>".into())
 }
 
 /// `history`: Docker's table (or template) of the image's steps, newest first.

@@ -14,6 +14,7 @@ mod input;
 mod network;
 mod outcome;
 mod output;
+mod registry;
 mod stats;
 mod system;
 mod template;
@@ -64,6 +65,15 @@ struct Cli {
         value_delimiter = ','
     )]
     address_pools: Vec<netctl_engine::AddressPool>,
+    /// Registries (`host[:port]`) that may answer plain HTTP or unverified HTTPS, besides
+    /// loopback ones and the `insecure-registries` of /etc/netctl/daemon.json.
+    #[arg(
+        long = "insecure-registry",
+        global = true,
+        env = "NETCTL_INSECURE_REGISTRIES",
+        value_delimiter = ','
+    )]
+    insecure_registries: Vec<String>,
     #[command(subcommand)]
     command: Commands,
 }
@@ -99,6 +109,17 @@ enum Commands {
     History(image::HistoryArgs),
     /// Save images to a tar archive (Docker's format).
     Save(image::SaveArgs),
+    /// Log in to a registry.
+    Login(registry::LoginArgs),
+    /// Log out from a registry.
+    Logout {
+        /// The registry (Docker Hub when left out).
+        server: Option<String>,
+    },
+    /// Download an image from a registry.
+    Pull(registry::PullArgs),
+    /// Upload an image to a registry.
+    Push(registry::PushArgs),
     /// Give an image another name.
     Tag {
         /// The image.
@@ -122,13 +143,17 @@ impl Cli {
     fn engine_config(&self) -> anyhow::Result<EngineConfig> {
         let helper = std::env::current_exe()
             .map_err(|e| anyhow::anyhow!("find the running executable: {e}"))?;
-        Ok(
-            EngineConfig::new(&self.root, &self.run_dir, &helper).with_options(
-                &self.cni_path,
-                std::time::Duration::from_secs(self.plugin_deadline),
-                &self.address_pools,
-            ),
-        )
+        let mut config = EngineConfig::new(&self.root, &self.run_dir, &helper).with_options(
+            &self.cni_path,
+            std::time::Duration::from_secs(self.plugin_deadline),
+            &self.address_pools,
+        );
+        config.registry.insecure = self.insecure_registries.clone();
+        config
+            .registry
+            .insecure
+            .extend(netctl_engine::engine::configured_insecure_registries()?);
+        Ok(config)
     }
 }
 
@@ -149,6 +174,10 @@ fn dispatch(cli: Cli) -> Outcome {
         Commands::Rmi { images } => image::run(&engine()?, image::ImageCommand::Rm { images }),
         Commands::History(a) => image::run(&engine()?, image::ImageCommand::History(a)),
         Commands::Save(a) => image::run(&engine()?, image::ImageCommand::Save(a)),
+        Commands::Login(a) => registry::login(&engine()?, &a),
+        Commands::Logout { server } => registry::logout(server.as_deref()),
+        Commands::Pull(a) => registry::pull(&engine()?, &a),
+        Commands::Push(a) => registry::push(&engine()?, &a),
         Commands::Tag { source, target } => {
             image::run(&engine()?, image::ImageCommand::Tag { source, target })
         }

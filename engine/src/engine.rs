@@ -36,6 +36,9 @@ pub struct EngineConfig {
     pub address_pools: Vec<AddressPool>,
     /// The netctl binary, run as each container's monitor, init and exec helper.
     pub helper: PathBuf,
+    /// How registries are reached (insecure ones, certificates, deadlines).
+    #[serde(skip)]
+    pub registry: netctl_registry::Options,
 }
 
 impl EngineConfig {
@@ -49,7 +52,27 @@ impl EngineConfig {
             plugin_deadline: DEFAULT_PLUGIN_DEADLINE,
             address_pools: Vec::new(),
             helper: helper.to_path_buf(),
+            registry: netctl_registry::Options::default(),
         }
+    }
+}
+
+/// The settings file both front ends read (Docker's `daemon.json` keys).
+pub const DAEMON_CONFIG: &str = "/etc/netctl/daemon.json";
+
+/// The `insecure-registries` of [`DAEMON_CONFIG`], none when it does not exist.
+pub fn configured_insecure_registries() -> Result<Vec<String>> {
+    #[derive(Deserialize, Default)]
+    struct DaemonConfig {
+        #[serde(default, rename = "insecure-registries")]
+        insecure_registries: Vec<String>,
+    }
+    match std::fs::read(DAEMON_CONFIG) {
+        Ok(bytes) => serde_json::from_slice::<DaemonConfig>(&bytes)
+            .map(|c| c.insecure_registries)
+            .map_err(|e| Error::Invalid(format!("{DAEMON_CONFIG}: {e}; fix or remove it"))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(Error::io(format!("read {DAEMON_CONFIG}"), e)),
     }
 }
 

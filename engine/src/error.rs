@@ -108,6 +108,9 @@ pub enum Error {
     /// A DNS record could not be written.
     #[error(transparent)]
     Dns(#[from] netctl_dnsrecords::DnsError),
+    /// A registry refused, failed or sent something wrong; or a reference is malformed.
+    #[error(transparent)]
+    Registry(#[from] netctl_registry::Error),
     /// Another failure, with what was being done when it happened.
     #[error("{what}")]
     Context {

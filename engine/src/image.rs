@@ -101,6 +101,9 @@ pub struct Image {
     /// The config of that container when it was committed (`ContainerConfig`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_config: Option<serde_json::Value>,
+    /// `name@sha256:...` of the manifests it was pulled or pushed as.
+    #[serde(rename = "RepoDigests", default, skip_serializing_if = "Vec::is_empty")]
+    pub repo_digests: Vec<String>,
     /// The image it was committed over (its ID), as Docker keeps it beside the image.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub parent: String,
@@ -130,27 +133,10 @@ impl Image {
     }
 }
 
-/// `docker.io/library/busybox` -> `busybox`, a missing tag -> `:latest`.
+/// A reference as Docker shows it, with `latest` when it names no tag or digest:
+/// `docker.io/library/busybox` -> `busybox:latest`.
 pub fn normalize(reference: &str) -> Result<String> {
-    let r = reference
-        .strip_prefix("docker.io/library/")
-        .or_else(|| reference.strip_prefix("docker.io/"))
-        .unwrap_or(reference);
-    let valid = !r.is_empty()
-        && r.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c))
-        && !r.starts_with(['/', ':', '.', '-']);
-    if !valid || r.chars().any(|c| c.is_ascii_uppercase()) {
-        invalid!(
-            "invalid reference format: {reference:?} (use [registry/][repo/]name[:tag], lowercase)"
-        );
-    }
-    let name_end = r.rfind('/').map_or(0, |i| i + 1);
-    Ok(if r[name_end..].contains(':') {
-        r.to_string()
-    } else {
-        format!("{r}:latest")
-    })
+    Ok(crate::pull::reference(reference)?.familiar())
 }
 
 /// Images and layers under `<root>/image`.
@@ -230,6 +216,23 @@ impl ImageStore {
             .ctx(|| "create a scratch folder".into())
     }
 
+    /// The store's folder.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Notes that the image is in a registry as `name@digest` (one digest per repository).
+    pub fn add_repo_digest(&self, id: &str, repo_digest: &str) -> Result<Image> {
+        let _records = self.records_lock()?;
+        let mut img = read_image(&self.record_path(id))?;
+        let repo = repo_digest.split('@').next().unwrap_or(repo_digest);
+        img.repo_digests
+            .retain(|d| d.split('@').next() != Some(repo));
+        img.repo_digests.push(repo_digest.to_string());
+        self.write(&img)?;
+        Ok(img)
+    }
+
     fn record_path(&self, id: &str) -> PathBuf {
         self.dir.join("images").join(format!("{id}.json"))
     }
@@ -270,7 +273,10 @@ impl ImageStore {
     pub fn find(&self, key: &str) -> Result<Image> {
         let all = self.all()?;
         if let Ok(tag) = normalize(key) {
-            if let Some(i) = all.iter().find(|i| i.tags.contains(&tag)) {
+            if let Some(i) = all
+                .iter()
+                .find(|i| i.tags.contains(&tag) || i.repo_digests.contains(&tag))
+            {
                 return Ok(i.clone());
             }
         }
@@ -291,7 +297,9 @@ impl ImageStore {
         let id = layer::sha256_hex(&new.config);
         let _records = self.records_lock()?;
         let mut tags = new.tags;
+        let mut repo_digests = Vec::new();
         if let Ok(existing) = read_image(&self.record_path(&id)) {
+            repo_digests = existing.repo_digests;
             tags.extend(
                 existing
                     .tags
@@ -321,6 +329,7 @@ impl ImageStore {
             container: doc.container.unwrap_or_default(),
             container_config: doc.container_config,
             parent: new.parent,
+            repo_digests,
         };
         self.write(&image)?;
         Ok(image)
@@ -462,6 +471,32 @@ pub fn load(engine: &crate::Engine, archive: &Path) -> Result<Vec<Image>> {
         image_event(engine, "load", img, &img.display_name());
     }
     Ok(images)
+}
+
+/// `pull` through the engine, with its `pull` event.
+pub fn pull(
+    engine: &crate::Engine,
+    req: &crate::pull::PullRequest,
+    progress: &(dyn Fn(crate::pull::Progress) + Sync),
+) -> Result<crate::pull::Pulled> {
+    let store = ImageStore::open(engine.root())?;
+    let pulled = crate::pull::pull(&store, &engine.config.registry, req, progress)?;
+    image_event(engine, "pull", &pulled.image, &pulled.reference);
+    Ok(pulled)
+}
+
+/// `push` through the engine, with its `push` event.
+pub fn push(
+    engine: &crate::Engine,
+    req: &crate::push::PushRequest,
+    progress: &(dyn Fn(crate::pull::Progress) + Sync),
+) -> Result<crate::push::Pushed> {
+    let store = ImageStore::open(engine.root())?;
+    let pushed = crate::push::push(&store, &engine.config.registry, req, progress)?;
+    if let Ok(img) = store.find(&req.reference) {
+        image_event(engine, "push", &img, &normalize(&req.reference)?);
+    }
+    Ok(pushed)
 }
 
 /// `tag` through the engine, with its `tag` event.

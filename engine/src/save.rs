@@ -89,7 +89,7 @@ pub fn save(store: &ImageStore, images: &[(Image, Vec<String>)], out: impl Write
 }
 
 /// The image's config document, naming `digests` as its layers' diff IDs.
-fn config_for(store: &ImageStore, img: &Image, digests: &[String]) -> Result<Vec<u8>> {
+pub(crate) fn config_for(store: &ImageStore, img: &Image, digests: &[String]) -> Result<Vec<u8>> {
     let original = store.config_document(img)?;
     if digests == img.layers.as_slice() {
         return Ok(original);
@@ -102,13 +102,27 @@ fn config_for(store: &ImageStore, img: &Image, digests: &[String]) -> Result<Vec
 }
 
 /// Writes a stored layer as `<digest>/layer.tar` (built in a scratch file first, for its
-/// digest and size): byte for byte the tar it came as, from its record, or else written
-/// anew from its files; the digest.
+/// digest and size); the digest.
 fn add_layer(
     archive: &mut tar::Builder<impl Write>,
     store: &ImageStore,
     diff: &str,
 ) -> Result<String> {
+    let (scratch, digest, size) = layer_tar(store, diff)?;
+    let mut h = tar::Header::new_gnu();
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_entry_type(tar::EntryType::Regular);
+    archive
+        .append_data(&mut h, format!("{digest}/layer.tar"), scratch)
+        .ctx(|| "write a layer".into())?;
+    add_file(archive, &format!("{digest}/VERSION"), b"1.0")?;
+    Ok(digest)
+}
+
+/// A stored layer as a tar in a rewound scratch file, with its digest and size: byte for
+/// byte the tar it came as, from its record, or else written anew from its files.
+pub(crate) fn layer_tar(store: &ImageStore, diff: &str) -> Result<(std::fs::File, String, u64)> {
     let dir = store.layers.path(diff);
     let scratch_file = || tempfile::tempfile().ctx(|| "make a scratch file for a layer".into());
     let mut scratch = scratch_file()?;
@@ -125,15 +139,7 @@ fn add_layer(
             digest(&mut scratch)?
         }
     };
-    let mut h = tar::Header::new_gnu();
-    h.set_size(size);
-    h.set_mode(0o644);
-    h.set_entry_type(tar::EntryType::Regular);
-    archive
-        .append_data(&mut h, format!("{digest}/layer.tar"), scratch)
-        .ctx(|| "write a layer".into())?;
-    add_file(archive, &format!("{digest}/VERSION"), b"1.0")?;
-    Ok(digest)
+    Ok((scratch, digest, size))
 }
 
 /// A layer written anew from its files, overlay whiteouts as `.wh.` members.

@@ -245,6 +245,12 @@ pub enum ObjectKind {
 /// Flags shared by `create` and `run`.
 #[derive(Args, Debug, Clone)]
 pub struct CreateArgs {
+    /// Pull the image before creating: missing, always, never.
+    #[arg(long, value_enum, default_value_t = crate::registry::PullPolicy::Missing)]
+    pub pull: crate::registry::PullPolicy,
+    /// `os/arch[/variant]` of the image to pull.
+    #[arg(long)]
+    pub platform: Option<String>,
     /// Assign a name to the container.
     #[arg(long)]
     pub name: Option<String>,

@@ -224,6 +224,7 @@ fn exit_code(code: i32) -> u8 {
 
 /// `create`: the container's record, not started.
 fn create(engine: &Engine, a: &CreateArgs) -> Result<Container, Error> {
+    crate::registry::ensure_image(engine, a.image(), a.pull, a.platform.as_deref())?;
     let (c, warnings) = lifecycle::create(engine, &spec_of(a)?)?;
     for w in warnings {
         eprintln!("WARNING: {w}");

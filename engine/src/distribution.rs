@@ -1,0 +1,92 @@
+//! What the image store knows of layers in registries: for each stored layer (by diff ID)
+//! the compressed blobs it was pulled as or pushed as, so a pull never fetches a layer it
+//! has and a push skips the blobs a registry has (`<root>/image/distribution/<diff>.json`).
+
+use std::fs;
+use std::path::PathBuf;
+
+use netctl_cni::fsutil;
+use netctl_registry::Digest;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Context, Result};
+
+/// A compressed blob of a layer in a registry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Blob {
+    /// Its digest.
+    pub digest: Digest,
+    /// Its size.
+    pub size: u64,
+    /// Its media type.
+    pub media_type: String,
+    /// The repositories (`registry/path`) known to hold it.
+    #[serde(default)]
+    pub repositories: Vec<String>,
+}
+
+/// The blobs of every layer.
+pub struct Distribution {
+    dir: PathBuf,
+}
+
+impl Distribution {
+    /// The records beside the image store's layers.
+    pub fn open(store: &crate::image::ImageStore) -> Self {
+        Self {
+            dir: store.dir().join("distribution"),
+        }
+    }
+
+    /// The blobs known for a layer.
+    pub fn blobs(&self, diff: &str) -> Vec<Blob> {
+        fs::read(self.dir.join(format!("{diff}.json")))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// The layer a blob was stored as, when one was.
+    pub fn diff_of(&self, digest: &Digest) -> Option<String> {
+        let entries = fs::read_dir(&self.dir).ok()?;
+        entries.flatten().find_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let diff = name.strip_suffix(".json")?.to_string();
+            self.blobs(&diff)
+                .iter()
+                .any(|b| &b.digest == digest)
+                .then_some(diff)
+        })
+    }
+
+    /// Notes that `repository` holds the layer as `blob`.
+    pub fn remember(&self, diff: &str, blob: &Blob, repository: &str) -> Result<()> {
+        fs::create_dir_all(&self.dir).ctx(|| format!("create {}", self.dir.display()))?;
+        let mut blobs = self.blobs(diff);
+        let entry = match blobs.iter_mut().find(|b| b.digest == blob.digest) {
+            Some(b) => b,
+            None => {
+                blobs.push(Blob {
+                    repositories: Vec::new(),
+                    ..blob.clone()
+                });
+                let last = blobs.len() - 1;
+                &mut blobs[last]
+            }
+        };
+        if !entry.repositories.iter().any(|r| r == repository) {
+            entry.repositories.push(repository.to_string());
+        }
+        let path = self.dir.join(format!("{diff}.json"));
+        let bytes = serde_json::to_vec(&blobs).ctx(|| "encode a layer's blobs".into())?;
+        fsutil::write_atomic(&path, &bytes).ctx(|| format!("write {}", path.display()))
+    }
+
+    /// Forgets the layers no longer stored.
+    pub fn forget(&self, diffs: &[String]) {
+        for d in diffs {
+            let _ = fs::remove_file(self.dir.join(format!("{d}.json")));
+        }
+    }
+}
