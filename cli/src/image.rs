@@ -266,7 +266,11 @@ fn images(store: &ImageStore, a: &ImagesArgs) -> anyhow::Result<()> {
 fn repo_digest(i: &netctl_engine::image::Image, repo: &str) -> String {
     i.repo_digests
         .iter()
-        .find_map(|d| d.split_once('@').filter(|(r, _)| *r == repo).map(|(_, d)| d.to_string()))
+        .find_map(|d| {
+            d.split_once('@')
+                .filter(|(r, _)| *r == repo)
+                .map(|(_, d)| d.to_string())
+        })
         .unwrap_or_else(|| "<none>".into())
 }
 

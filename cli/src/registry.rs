@@ -74,7 +74,9 @@ fn server_domain(server: Option<&str>) -> String {
         .unwrap_or(s);
     let host = s.split('/').next().unwrap_or(s);
     match host {
-        "index.docker.io" | "registry-1.docker.io" => netctl_registry::reference::DEFAULT_DOMAIN.into(),
+        "index.docker.io" | "registry-1.docker.io" => {
+            netctl_registry::reference::DEFAULT_DOMAIN.into()
+        }
         h => h.into(),
     }
 }
@@ -96,7 +98,9 @@ pub fn login(engine: &Engine, a: &LoginArgs) -> Outcome {
     };
     let password = match (&a.password, a.password_stdin) {
         (Some(_), true) => {
-            return Err(anyhow::anyhow!("--password and --password-stdin are mutually exclusive").into())
+            return Err(
+                anyhow::anyhow!("--password and --password-stdin are mutually exclusive").into(),
+            )
         }
         (Some(p), false) => {
             eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
@@ -104,7 +108,10 @@ pub fn login(engine: &Engine, a: &LoginArgs) -> Outcome {
         }
         (None, true) => {
             let mut line = String::new();
-            stdin.lock().read_line(&mut line).map_err(|e| anyhow::anyhow!("read the password: {e}"))?;
+            stdin
+                .lock()
+                .read_line(&mut line)
+                .map_err(|e| anyhow::anyhow!("read the password: {e}"))?;
             line.trim_end_matches(['\n', '\r']).to_string()
         }
         (None, false) => prompt_hidden("Password: ")?,
@@ -116,9 +123,15 @@ pub fn login(engine: &Engine, a: &LoginArgs) -> Outcome {
         return Err(anyhow::anyhow!("Error: Non-null Password Required").into());
     }
     let creds = Credentials { username, password };
-    let registry = Registry::connect(&engine.config.registry, &api_host(&domain), Some(creds.clone()))
+    let registry = Registry::connect(
+        &engine.config.registry,
+        &api_host(&domain),
+        Some(creds.clone()),
+    )
+    .map_err(|e| anyhow::anyhow!("Error response from daemon: {e}"))?;
+    registry
+        .login()
         .map_err(|e| anyhow::anyhow!("Error response from daemon: {e}"))?;
-    registry.login().map_err(|e| anyhow::anyhow!("Error response from daemon: {e}"))?;
     let store = CredentialStore::at(CredentialStore::default_path());
     store.store(&domain, &creds)?;
     println!("Login Succeeded");
@@ -174,8 +187,10 @@ fn credentials_for(reference: &str) -> anyhow::Result<Option<Credentials>> {
 
 /// `pull`: progress on stdout, then Docker's closing lines.
 pub fn pull(engine: &Engine, a: &PullArgs) -> Outcome {
-    let lines = Lines::new(std::io::stdout().is_terminal(), a.quiet, false);
-    if Reference::parse(&a.reference).is_ok_and(|r| r.tag().is_none() && r.digest().is_none()) && !a.quiet {
+    let lines = Lines::new(std::io::stdout().is_terminal(), a.quiet);
+    if Reference::parse(&a.reference).is_ok_and(|r| r.tag().is_none() && r.digest().is_none())
+        && !a.quiet
+    {
         println!("Using default tag: latest");
     }
     let pulled = pull_image(engine, &a.reference, a.platform.as_deref(), &lines)?;
@@ -183,7 +198,11 @@ pub fn pull(engine: &Engine, a: &PullArgs) -> Outcome {
         println!("Digest: {}", pulled.digest);
         println!(
             "Status: {} for {}",
-            if pulled.fresh { "Downloaded newer image" } else { "Image is up to date" },
+            if pulled.fresh {
+                "Downloaded newer image"
+            } else {
+                "Image is up to date"
+            },
             pulled.reference
         );
     }
@@ -200,7 +219,8 @@ fn pull_image(
     let req = PullRequest {
         reference: reference.to_string(),
         platform: platform.map(str::to_string),
-        credentials: credentials_for(reference).map_err(|e| netctl_engine::Error::Invalid(e.to_string()))?,
+        credentials: credentials_for(reference)
+            .map_err(|e| netctl_engine::Error::Invalid(e.to_string()))?,
     };
     netctl_engine::image::pull(engine, &req, &|p| lines.show(&p))
 }
@@ -212,16 +232,15 @@ fn full_name(familiar: &str) -> String {
 
 /// `push`.
 pub fn push(engine: &Engine, a: &PushArgs) -> Outcome {
-    let lines = Lines::new(std::io::stdout().is_terminal(), a.quiet, true);
+    let lines = Lines::new(std::io::stdout().is_terminal(), a.quiet);
     let req = PushRequest {
         reference: a.reference.clone(),
         credentials: credentials_for(&a.reference)?,
     };
-    let pushed = netctl_engine::image::push(engine, &req, &|p| lines.show(&p))?;
+    netctl_engine::image::push(engine, &req, &|p| lines.show(&p))?;
     if a.quiet {
         println!("{}", full_name(&a.reference));
     }
-    let _ = pushed;
     Ok(0)
 }
 
@@ -238,19 +257,26 @@ pub fn ensure_image(
         (PullPolicy::Always, _) => true,
         (PullPolicy::Missing, Err(netctl_engine::Error::NotFound { .. })) => {
             Reference::parse(image).is_ok() && {
-                eprintln!("Unable to find image '{}' locally", netctl_engine::image::normalize(image)?);
+                eprintln!(
+                    "Unable to find image '{}' locally",
+                    netctl_engine::image::normalize(image)?
+                );
                 true
             }
         }
         _ => false,
     };
     if pull {
-        let lines = Lines::new(false, false, false).to_stderr();
+        let lines = Lines::new(false, false).on_stderr();
         let pulled = pull_image(engine, image, platform, &lines)?;
         eprintln!("Digest: {}", pulled.digest);
         eprintln!(
             "Status: {} for {}",
-            if pulled.fresh { "Downloaded newer image" } else { "Image is up to date" },
+            if pulled.fresh {
+                "Downloaded newer image"
+            } else {
+                "Image is up to date"
+            },
             pulled.reference
         );
     }
@@ -263,22 +289,20 @@ pub struct Lines {
     terminal: bool,
     quiet: bool,
     stderr: bool,
-    push: bool,
     shown: Mutex<Vec<(String, String)>>,
 }
 
 impl Lines {
-    fn new(terminal: bool, quiet: bool, push: bool) -> Self {
+    fn new(terminal: bool, quiet: bool) -> Self {
         Self {
             terminal,
             quiet,
             stderr: false,
-            push,
             shown: Mutex::new(Vec::new()),
         }
     }
 
-    fn to_stderr(mut self) -> Self {
+    fn on_stderr(mut self) -> Self {
         self.stderr = true;
         self
     }
@@ -291,7 +315,11 @@ impl Lines {
             Some((done, total)) => format!("{} {}", p.status, bar(done, total)),
             None => p.status.clone(),
         };
-        let line = if p.id.is_empty() { text.clone() } else { format!("{}: {text}", p.id) };
+        let line = if p.id.is_empty() {
+            text.clone()
+        } else {
+            format!("{}: {text}", p.id)
+        };
         let Ok(mut shown) = self.shown.lock() else {
             return;
         };
@@ -300,7 +328,7 @@ impl Lines {
         } else {
             Box::new(std::io::stdout().lock())
         };
-        let layer = !p.id.is_empty() && !(self.push && p.status.contains("digest:"));
+        let layer = !p.id.is_empty();
         match shown.iter().position(|(id, _)| layer && *id == p.id) {
             Some(i) if self.terminal => {
                 let up = shown.len() - i;
@@ -340,14 +368,20 @@ mod tests {
     #[test]
     fn bars_fill_with_the_bytes_done() {
         assert_eq!(bar(0, 100), format!("[{}]  0B/100B", " ".repeat(50)));
-        assert_eq!(bar(50, 100), format!("[{}>{}]  50B/100B", "=".repeat(24), " ".repeat(25)));
+        assert_eq!(
+            bar(50, 100),
+            format!("[{}>{}]  50B/100B", "=".repeat(24), " ".repeat(25))
+        );
         assert_eq!(bar(7, 0), format!("[{}]  7B/0B", " ".repeat(50)));
     }
 
     #[test]
     fn login_servers_are_hosts_and_docker_hub_is_one_name() {
         assert_eq!(server_domain(None), "docker.io");
-        assert_eq!(server_domain(Some("https://index.docker.io/v1/")), "docker.io");
+        assert_eq!(
+            server_domain(Some("https://index.docker.io/v1/")),
+            "docker.io"
+        );
         assert_eq!(server_domain(Some("reg.example:5000")), "reg.example:5000");
         assert_eq!(api_host("reg.example:5000"), "reg.example:5000");
         assert_eq!(api_host("docker.io"), "registry-1.docker.io");

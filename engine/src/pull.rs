@@ -86,7 +86,12 @@ pub fn pull(
         bytes: None,
     });
     let config = registry
-        .blob_bytes(r.path(), &manifest.config.digest, manifest.config.size, MAX_CONFIG)
+        .blob_bytes(
+            r.path(),
+            &manifest.config.digest,
+            manifest.config.size,
+            MAX_CONFIG,
+        )
         .map_err(denied)?;
     let diff_ids = diff_ids(&config, &manifest)?;
     let _adding = store.lock(false)?;
@@ -147,7 +152,12 @@ fn diff_ids(config: &[u8], manifest: &ImageManifest) -> Result<Vec<String>> {
     }
     let c: Config =
         serde_json::from_slice(config).ctx(|| "parse the image config from the registry".into())?;
-    let ids: Vec<String> = c.rootfs.diff_ids.iter().map(|d| d.hex().to_string()).collect();
+    let ids: Vec<String> = c
+        .rootfs
+        .diff_ids
+        .iter()
+        .map(|d| d.hex().to_string())
+        .collect();
     if ids.len() != manifest.layers.len() || ids.len() > MAX_LAYERS {
         return Err(Error::Invalid(format!(
             "the image's config names {} layers and its manifest {} (at most {MAX_LAYERS}): refusing it",
@@ -170,7 +180,11 @@ fn fetch_layers(
 ) -> Result<bool> {
     let work: Vec<(&Descriptor, &String)> = manifest.layers.iter().zip(diff_ids).collect();
     for (d, diff) in &work {
-        let status = if store.layers.path(diff).exists() { "Already exists" } else { "Pulling fs layer" };
+        let status = if store.layers.path(diff).exists() {
+            "Already exists"
+        } else {
+            "Pulling fs layer"
+        };
         progress(line(d, status, None));
     }
     let next = AtomicUsize::new(0);
@@ -241,9 +255,7 @@ fn fetch_layer(
         };
         store.layers.add(tar)
     };
-    let verified = body
-        .finish()
-        .map_err(|e| Error::Invalid(e.to_string()));
+    let verified = body.finish().map_err(|e| Error::Invalid(e.to_string()));
     let (hex, added) = match (stored, verified) {
         (Ok(s), Ok(())) => s,
         (Ok((hex, true)), Err(e)) => {
@@ -254,7 +266,7 @@ fn fetch_layer(
     };
     if hex != diff {
         if added {
-            store.layers.forget(&[hex.clone()], &[]);
+            store.layers.forget(std::slice::from_ref(&hex), &[]);
         }
         return Err(Error::Invalid(format!(
             "layer {} unpacks to diff ID sha256:{hex}, not the sha256:{diff} its image config names: refusing the image",

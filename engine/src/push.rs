@@ -7,13 +7,18 @@ use std::io::{Read, Seek};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use netctl_registry::manifest::{Descriptor, ImageManifest, DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST};
+use netctl_registry::manifest::{
+    Descriptor, ImageManifest, DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST,
+};
 use netctl_registry::{Credentials, Digest, Options, Registry};
 
 use crate::distribution::{Blob, Distribution};
 use crate::error::{Context, Error, Result};
 use crate::image::ImageStore;
 use crate::pull::{reference, Progress};
+
+/// A pushed layer: its diff ID and its blob.
+type PushedLayer = (String, Descriptor);
 
 /// How many layers upload at once (Docker's `max-concurrent-uploads`).
 const CONCURRENT: usize = 5;
@@ -61,17 +66,33 @@ pub fn push(
     })?;
     progress(Progress {
         id: String::new(),
-        status: format!("The push refers to repository [{}/{}]", r.domain(), r.path()),
+        status: format!(
+            "The push refers to repository [{}/{}]",
+            r.domain(),
+            r.path()
+        ),
         bytes: None,
     });
     let registry = Registry::connect(options, r.registry_host(), req.credentials.clone())?;
     let repository = format!("{}/{}", r.domain(), r.path());
-    let layers = push_layers(store, &registry, r.path(), &repository, &img.layers, progress)?;
+    let layers = push_layers(
+        store,
+        &registry,
+        r.path(),
+        &repository,
+        &img.layers,
+        progress,
+    )?;
     let diffs: Vec<String> = layers.iter().map(|(diff, _)| diff.clone()).collect();
     let config = crate::save::config_for(store, &img, &diffs)?;
     let config_digest = Digest::sha256_of(&config);
     if !registry.has_blob(r.path(), &config_digest)? {
-        registry.upload_blob(r.path(), &config_digest, &mut config.as_slice(), config.len() as u64)?;
+        registry.upload_blob(
+            r.path(),
+            &config_digest,
+            &mut config.as_slice(),
+            config.len() as u64,
+        )?;
     }
     let manifest = ImageManifest {
         schema_version: 2,
@@ -110,10 +131,14 @@ fn push_layers(
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<Vec<(String, Descriptor)>> {
     for diff in diffs.iter().rev() {
-        progress(Progress { id: diff.chars().take(12).collect(), status: "Preparing".into(), bytes: None });
+        progress(Progress {
+            id: diff.chars().take(12).collect(),
+            status: "Preparing".into(),
+            bytes: None,
+        });
     }
     let next = AtomicUsize::new(0);
-    let done: Mutex<Vec<Option<Result<(String, Descriptor)>>>> =
+    let done: Mutex<Vec<Option<Result<PushedLayer>>>> =
         Mutex::new(diffs.iter().map(|_| None).collect());
     std::thread::scope(|s| {
         for _ in 0..CONCURRENT.min(diffs.len()) {
@@ -147,16 +172,29 @@ fn push_layer(
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<(String, Descriptor)> {
     let id: String = diff.chars().take(12).collect();
-    let say = |status: String, bytes| progress(Progress { id: id.clone(), status, bytes });
+    let say = |status: String, bytes| {
+        progress(Progress {
+            id: id.clone(),
+            status,
+            bytes,
+        })
+    };
     let dist = Distribution::open(store);
     let domain = repository.split('/').next().unwrap_or("");
-    for blob in dist.blobs(diff).iter().filter(|b| b.media_type == DOCKER_LAYER_GZIP || b.media_type.ends_with("tar+gzip")) {
+    for blob in dist
+        .blobs(diff)
+        .iter()
+        .filter(|b| b.media_type == DOCKER_LAYER_GZIP || b.media_type.ends_with("tar+gzip"))
+    {
         if registry.has_blob(repo, &blob.digest)? {
             dist.remember(diff, blob, repository)?;
             say("Layer already exists".into(), None);
             return Ok((diff.to_string(), descriptor(blob)));
         }
-        let from = blob.repositories.iter().find_map(|r| r.strip_prefix(&format!("{domain}/")));
+        let from = blob
+            .repositories
+            .iter()
+            .find_map(|r| r.strip_prefix(&format!("{domain}/")));
         if let Some(from) = from {
             if registry.mount_blob(repo, &blob.digest, from)? {
                 dist.remember(diff, blob, repository)?;
@@ -167,11 +205,21 @@ fn push_layer(
     }
     let (tar, tar_digest, _) = crate::save::layer_tar(store, diff)?;
     let (mut gz, digest, size) = gzip(tar)?;
-    let blob = Blob { digest, size, media_type: DOCKER_LAYER_GZIP.into(), repositories: Vec::new() };
+    let blob = Blob {
+        digest,
+        size,
+        media_type: DOCKER_LAYER_GZIP.into(),
+        repositories: Vec::new(),
+    };
     if registry.has_blob(repo, &blob.digest)? {
         say("Layer already exists".into(), None);
     } else {
-        let mut counting = Counting { inner: &mut gz, done: 0, size, say: &say };
+        let mut counting = Counting {
+            inner: &mut gz,
+            done: 0,
+            size,
+            say: &say,
+        };
         registry.upload_blob(repo, &blob.digest, &mut counting, size)?;
         say("Pushed".into(), None);
     }
@@ -182,7 +230,12 @@ fn push_layer(
 }
 
 fn descriptor(b: &Blob) -> Descriptor {
-    Descriptor { media_type: b.media_type.clone(), digest: b.digest.clone(), size: b.size, platform: None }
+    Descriptor {
+        media_type: b.media_type.clone(),
+        digest: b.digest.clone(),
+        size: b.size,
+        platform: None,
+    }
 }
 
 /// The tar gzipped into a rewound scratch file, with the blob's digest and size.

@@ -90,7 +90,11 @@ pub enum Payload<'a> {
 impl Registry {
     /// Reaches the registry at `host` and learns how it wants to be authenticated (Docker's
     /// ping of `/v2/`): HTTPS first; plain HTTP when the registry is insecure.
-    pub fn connect(options: &Options, host: &str, credentials: Option<Credentials>) -> Result<Self> {
+    pub fn connect(
+        options: &Options,
+        host: &str,
+        credentials: Option<Credentials>,
+    ) -> Result<Self> {
         let insecure = options.is_insecure(host);
         let agent = agent(options, host, insecure)?;
         let mut schemes = vec!["https"];
@@ -127,7 +131,9 @@ impl Registry {
     pub fn login(&self) -> Result<()> {
         let url = format!("{}/v2/", self.base);
         let fail = |status: StatusCode| {
-            Error::Unauthorized(format!("login attempt to {url} failed with status: {status}"))
+            Error::Unauthorized(format!(
+                "login attempt to {url} failed with status: {status}"
+            ))
         };
         let resp = match &self.challenge {
             Challenge::None => return Ok(()),
@@ -147,7 +153,14 @@ impl Registry {
     /// digest, checked against `reference` when that is a digest.
     pub fn manifest(&self, repo: &str, reference: &str) -> Result<(Manifest, Vec<u8>, Digest)> {
         let url = format!("{}/v2/{repo}/manifests/{reference}", self.base);
-        let mut resp = self.checked(Method::GET, &url, repo, false, &[("Accept", ACCEPT)], Payload::Empty)?;
+        let mut resp = self.checked(
+            Method::GET,
+            &url,
+            repo,
+            false,
+            &[("Accept", ACCEPT)],
+            Payload::Empty,
+        )?;
         let media_type = header(&resp, "content-type");
         let bytes = read_bounded(&mut resp, MAX_MANIFEST, "manifest")?;
         let digest = Digest::sha256_of(&bytes);
@@ -162,9 +175,17 @@ impl Registry {
     }
 
     /// A blob small enough to hold (an image config), verified.
-    pub fn blob_bytes(&self, repo: &str, digest: &Digest, size: u64, bound: u64) -> Result<Vec<u8>> {
+    pub fn blob_bytes(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        size: u64,
+        bound: u64,
+    ) -> Result<Vec<u8>> {
         if size > bound {
-            return Err(Error::Refused(format!("blob {digest} is {size} bytes, over the bound of {bound}")));
+            return Err(Error::Refused(format!(
+                "blob {digest} is {size} bytes, over the bound of {bound}"
+            )));
         }
         let mut bytes = Vec::new();
         self.blob(repo, digest, size)?
@@ -190,19 +211,35 @@ impl Registry {
     /// Whether the repository has the blob.
     pub fn has_blob(&self, repo: &str, digest: &Digest) -> Result<bool> {
         let url = format!("{}/v2/{repo}/blobs/{digest}", self.base);
-        let resp = self.request(Method::HEAD, &url, Some(&push_scope(repo)), &[], Payload::Empty)?;
+        let resp = self.request(
+            Method::HEAD,
+            &url,
+            Some(&push_scope(repo)),
+            &[],
+            Payload::Empty,
+        )?;
         match resp.status().as_u16() {
             200..=299 => Ok(true),
             404 => Ok(false),
-            _ => Err(status_error(&url, resp)),
+            _ => Err(self.refusal(&url, resp)),
         }
     }
 
     /// Asks the registry to link a blob of another repository (`from`) into `repo`;
     /// whether it did (otherwise the blob must be uploaded).
     pub fn mount_blob(&self, repo: &str, digest: &Digest, from: &str) -> Result<bool> {
-        let url = format!("{}/v2/{repo}/blobs/uploads/?mount={digest}&from={from}", self.base);
-        let resp = self.checked(Method::POST, &url, repo, true, &[("Content-Length", "0")], Payload::Empty)?;
+        let url = format!(
+            "{}/v2/{repo}/blobs/uploads/?mount={digest}&from={from}",
+            self.base
+        );
+        let resp = self.checked(
+            Method::POST,
+            &url,
+            repo,
+            true,
+            &[("Content-Length", "0")],
+            Payload::Empty,
+        )?;
         if resp.status() == StatusCode::ACCEPTED {
             // An upload was started instead; leave it to expire on the registry.
             return Ok(false);
@@ -211,12 +248,27 @@ impl Registry {
     }
 
     /// Uploads a blob in one request (start an upload, then PUT it whole).
-    pub fn upload_blob(&self, repo: &str, digest: &Digest, body: &mut dyn Read, size: u64) -> Result<()> {
+    pub fn upload_blob(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        body: &mut dyn Read,
+        size: u64,
+    ) -> Result<()> {
         let start = format!("{}/v2/{repo}/blobs/uploads/", self.base);
-        let resp = self.checked(Method::POST, &start, repo, true, &[("Content-Length", "0")], Payload::Empty)?;
+        let resp = self.checked(
+            Method::POST,
+            &start,
+            repo,
+            true,
+            &[("Content-Length", "0")],
+            Payload::Empty,
+        )?;
         let location = header(&resp, "location");
         if location.is_empty() {
-            return Err(Error::Refused(format!("{start} started an upload without a Location")));
+            return Err(Error::Refused(format!(
+                "{start} started an upload without a Location"
+            )));
         }
         let mut url = self.absolute(&location);
         url.push(if url.contains('?') { '&' } else { '?' });
@@ -233,9 +285,22 @@ impl Registry {
     }
 
     /// Puts a manifest under `reference` (a tag); the digest the registry files it under.
-    pub fn put_manifest(&self, repo: &str, reference: &str, media_type: &str, bytes: &[u8]) -> Result<Digest> {
+    pub fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<Digest> {
         let url = format!("{}/v2/{repo}/manifests/{reference}", self.base);
-        self.checked(Method::PUT, &url, repo, true, &[("Content-Type", media_type)], Payload::Bytes(bytes))?;
+        self.checked(
+            Method::PUT,
+            &url,
+            repo,
+            true,
+            &[("Content-Type", media_type)],
+            Payload::Bytes(bytes),
+        )?;
         Ok(Digest::sha256_of(bytes))
     }
 
@@ -258,13 +323,29 @@ impl Registry {
         headers: &[(&str, &str)],
         body: Payload,
     ) -> Result<Response<Body>> {
-        let scope = if push { push_scope(repo) } else { format!("repository:{repo}:pull") };
+        let scope = if push {
+            push_scope(repo)
+        } else {
+            format!("repository:{repo}:pull")
+        };
         let resp = self.request(method, url, Some(&scope), headers, body)?;
         if resp.status().is_success() {
             Ok(resp)
         } else {
-            Err(status_error(url, resp))
+            Err(self.refusal(url, resp))
         }
+    }
+
+    /// The error for an unsuccessful answer; Docker's words for a basic challenge answered
+    /// without credentials.
+    fn refusal(&self, url: &str, resp: Response<Body>) -> Error {
+        if resp.status() == StatusCode::UNAUTHORIZED
+            && matches!(self.challenge, Challenge::Basic)
+            && self.credentials.is_none()
+        {
+            return Error::Unauthorized("no basic auth credentials".into());
+        }
+        status_error(url, resp)
     }
 
     /// Sends a request with the credentials the registry asked for, answering a 401 once.
@@ -340,7 +421,9 @@ impl Registry {
             req = req.query("scope", scope);
         }
         if let Some(c) = &self.credentials {
-            req = req.query("account", &c.username).header("Authorization", basic(c));
+            req = req
+                .query("account", &c.username)
+                .header("Authorization", basic(c));
         }
         let mut resp = req.call().map_err(|e| unreachable(realm, e))?;
         if resp.status() == StatusCode::UNAUTHORIZED {
@@ -362,9 +445,15 @@ impl Registry {
         let bytes = read_bounded(&mut resp, 1 << 20, "token")?;
         let t: TokenResponse = serde_json::from_slice(&bytes)
             .map_err(|e| Error::Refused(format!("the token server {realm} answered: {e}")))?;
-        let token = if t.token.is_empty() { t.access_token } else { t.token };
+        let token = if t.token.is_empty() {
+            t.access_token
+        } else {
+            t.token
+        };
         if token.is_empty() {
-            return Err(Error::Refused(format!("the token server {realm} gave no token")));
+            return Err(Error::Refused(format!(
+                "the token server {realm} gave no token"
+            )));
         }
         if let Ok(mut tokens) = self.tokens.lock() {
             tokens.insert(scope.to_string(), token.clone());
@@ -379,7 +468,10 @@ fn push_scope(repo: &str) -> String {
 
 fn basic(c: &Credentials) -> String {
     let raw = format!("{}:{}", c.username, c.password);
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
 }
 
 fn header(resp: &Response<Body>, name: &str) -> String {
@@ -397,9 +489,9 @@ fn read_bounded(resp: &mut Response<Body>, bound: u64, what: &str) -> Result<Vec
         .limit(bound)
         .read_to_vec()
         .map_err(|e| match e {
-            ureq::Error::BodyExceedsLimit(_) => {
-                Error::Refused(format!("the registry's {what} is over the bound of {bound} bytes"))
-            }
+            ureq::Error::BodyExceedsLimit(_) => Error::Refused(format!(
+                "the registry's {what} is over the bound of {bound} bytes"
+            )),
             e => Error::Unreachable(format!("reading the registry's {what}: {e}")),
         })
 }
@@ -417,14 +509,18 @@ fn challenge_of(resp: &Response<Body>) -> Result<Challenge> {
         "bearer" => {
             let realm = params.get("realm").cloned().unwrap_or_default();
             if !(realm.starts_with("https://") || realm.starts_with("http://")) {
-                return Err(Error::Refused(format!("the registry's token realm {realm:?} is not an http(s) URL")));
+                return Err(Error::Refused(format!(
+                    "the registry's token realm {realm:?} is not an http(s) URL"
+                )));
             }
             Ok(Challenge::Bearer {
                 realm,
                 service: params.get("service").cloned().unwrap_or_default(),
             })
         }
-        _ => Err(Error::Refused(format!("the registry asks for an unsupported authentication: {value:?}"))),
+        _ => Err(Error::Refused(format!(
+            "the registry asks for an unsupported authentication: {value:?}"
+        ))),
     }
 }
 
@@ -483,7 +579,10 @@ fn status_error(url: &str, mut resp: Response<Body>) -> Error {
                 .join(", ")
         })
         .filter(|t| !t.is_empty())
-        .unwrap_or_else(|| format!("{url}: {status}"));
+        .unwrap_or_else(|| match status.as_u16() {
+            401 => "unauthorized: authentication required".into(),
+            _ => format!("{url}: {status}"),
+        });
     match status.as_u16() {
         401 | 403 => Error::Unauthorized(text),
         404 => Error::NotFound(text),
@@ -550,10 +649,14 @@ fn certs_d(dir: &Path) -> Result<(Vec<Certificate<'static>>, Option<ClientCert>)
             Some("crt") => cas.extend(read_certs(&path).unwrap_or_default()),
             Some("cert") => {
                 let key_path = path.with_extension("key");
-                let bad = |why: String| Error::Refused(format!("client certificate {}: {why}", path.display()));
+                let bad = |why: String| {
+                    Error::Refused(format!("client certificate {}: {why}", path.display()))
+                };
                 let chain = read_certs(&path).ok_or_else(|| bad("cannot be read".into()))?;
-                let key_pem = std::fs::read(&key_path).map_err(|e| bad(format!("missing key {}: {e}", key_path.display())))?;
-                let key = ureq::tls::PrivateKey::from_pem(&key_pem).map_err(|e| bad(e.to_string()))?;
+                let key_pem = std::fs::read(&key_path)
+                    .map_err(|e| bad(format!("missing key {}: {e}", key_path.display())))?;
+                let key =
+                    ureq::tls::PrivateKey::from_pem(&key_pem).map_err(|e| bad(e.to_string()))?;
                 client = Some(ClientCert::new_with_certs(&chain, key));
             }
             _ => {}
@@ -594,7 +697,10 @@ impl Read for VerifiedBlob {
         if self.read > self.size {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("blob {} is longer than the {} bytes its manifest gives", self.want, self.size),
+                format!(
+                    "blob {} is longer than the {} bytes its manifest gives",
+                    self.want, self.size
+                ),
             ));
         }
         verifier.update(&buf[..n]);
@@ -622,7 +728,9 @@ mod tests {
 
     #[test]
     fn challenges_parse_quoted_and_bare_values() {
-        let p = parse_params(r#"realm="https://auth.example/token",service="reg \"x\"", scope=repository:a:pull"#);
+        let p = parse_params(
+            r#"realm="https://auth.example/token",service="reg \"x\"", scope=repository:a:pull"#,
+        );
         assert_eq!(p["realm"], "https://auth.example/token");
         assert_eq!(p["service"], "reg \"x\"");
         assert_eq!(p["scope"], "repository:a:pull");
@@ -632,8 +740,17 @@ mod tests {
 
     #[test]
     fn loopback_and_named_registries_are_insecure() {
-        let o = Options { insecure: vec!["reg.example:5000".into(), "plain.example".into()], ..Options::default() };
-        for h in ["localhost:5000", "127.0.0.1:5000", "[::1]:5000", "reg.example:5000", "plain.example:443"] {
+        let o = Options {
+            insecure: vec!["reg.example:5000".into(), "plain.example".into()],
+            ..Options::default()
+        };
+        for h in [
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "[::1]:5000",
+            "reg.example:5000",
+            "plain.example:443",
+        ] {
             assert!(o.is_insecure(h), "{h}");
         }
         assert!(!o.is_insecure("reg.example:5001"));

@@ -74,7 +74,10 @@ impl CredentialStore {
         match fs::read(&self.path) {
             Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Ok(Map::new()),
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                Error::Refused(format!("{} is not a Docker config file: {e}", self.path.display()))
+                Error::Refused(format!(
+                    "{} is not a Docker config file: {e}",
+                    self.path.display()
+                ))
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Map::new()),
             Err(e) => Err(io(format!("read {}", self.path.display()))(e)),
@@ -88,7 +91,11 @@ impl CredentialStore {
             return Ok(None);
         };
         let want = host_of(&server_key(domain)).to_string();
-        let Some(entry) = auths.iter().find(|(k, _)| host_of(k) == want).map(|(_, v)| v) else {
+        let Some(entry) = auths
+            .iter()
+            .find(|(k, _)| host_of(k) == want)
+            .map(|(_, v)| v)
+        else {
             return Ok(None);
         };
         let Some(auth) = entry.get("auth").and_then(Value::as_str) else {
@@ -179,9 +186,16 @@ mod tests {
     fn stored_credentials_are_read_back_and_other_keys_kept() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.json");
-        fs::write(&path, r#"{"auths":{"https://other.example/v1/":{"auth":"eDp5"}},"psFormat":"table"}"#).unwrap();
+        fs::write(
+            &path,
+            r#"{"auths":{"https://other.example/v1/":{"auth":"eDp5"}},"psFormat":"table"}"#,
+        )
+        .unwrap();
         let store = CredentialStore::at(&path);
-        let alice = Credentials { username: "alice".into(), password: "s:cret".into() };
+        let alice = Credentials {
+            username: "alice".into(),
+            password: "s:cret".into(),
+        };
         store.store("reg.example:5000", &alice).unwrap();
         store.store("docker.io", &alice).unwrap();
         assert_eq!(store.get("reg.example:5000").unwrap(), Some(alice.clone()));
@@ -190,7 +204,10 @@ mod tests {
         assert_eq!(doc["psFormat"], "table");
         assert_eq!(doc["auths"][HUB_KEY]["auth"], "YWxpY2U6czpjcmV0");
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert!(store.erase("reg.example:5000").unwrap());
         assert!(!store.erase("reg.example:5000").unwrap());
         assert_eq!(store.get("reg.example:5000").unwrap(), None);

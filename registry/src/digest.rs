@@ -58,7 +58,11 @@ impl Digest {
         let algorithm = match alg {
             "sha256" => Algorithm::Sha256,
             "sha512" => Algorithm::Sha512,
-            _ => return Err(Error::Digest(format!("unsupported digest algorithm in {s:?}"))),
+            _ => {
+                return Err(Error::Digest(format!(
+                    "unsupported digest algorithm in {s:?}"
+                )))
+            }
         };
         if hex.len() != algorithm.hex_len() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(bad());
@@ -155,7 +159,10 @@ mod tests {
             d.to_string(),
             "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
-        assert_eq!(Digest::parse(&d.to_string().to_uppercase().replacen("SHA", "sha", 1)).unwrap(), d);
+        assert_eq!(
+            Digest::parse(&d.to_string().to_uppercase().replacen("SHA", "sha", 1)).unwrap(),
+            d
+        );
         assert!(Digest::parse("sha256:abc").is_err());
         assert!(Digest::parse("md5:d41d8cd98f00b204e9800998ecf8427e").is_err());
         assert!(Digest::parse(&format!("sha512:{}", "a".repeat(128))).is_ok());

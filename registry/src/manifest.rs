@@ -99,7 +99,9 @@ impl Platform {
     fn accepts(&self, other: &Platform) -> bool {
         self.os == other.os
             && self.architecture == other.architecture
-            && (self.variant.is_empty() || other.variant.is_empty() || self.variant == other.variant)
+            && (self.variant.is_empty()
+                || other.variant.is_empty()
+                || self.variant == other.variant)
     }
 }
 
@@ -168,7 +170,9 @@ impl Manifest {
             #[serde(default)]
             manifests: Option<serde_json::Value>,
         }
-        let bad = |e: serde_json::Error| Error::Refused(format!("the registry sent a malformed manifest: {e}"));
+        let bad = |e: serde_json::Error| {
+            Error::Refused(format!("the registry sent a malformed manifest: {e}"))
+        };
         let probe: Probe = serde_json::from_slice(bytes).map_err(bad)?;
         let kind = match media_type.split(';').next().map(str::trim) {
             Some(t) if !t.is_empty() && t != "application/json" => t.to_string(),
@@ -180,11 +184,19 @@ impl Manifest {
             ));
         }
         match kind.as_str() {
-            DOCKER_LIST | OCI_INDEX => Ok(Manifest::Index(serde_json::from_slice(bytes).map_err(bad)?)),
-            DOCKER_MANIFEST | OCI_MANIFEST => Ok(Manifest::Image(serde_json::from_slice(bytes).map_err(bad)?)),
-            "" if probe.manifests.is_some() => Ok(Manifest::Index(serde_json::from_slice(bytes).map_err(bad)?)),
+            DOCKER_LIST | OCI_INDEX => {
+                Ok(Manifest::Index(serde_json::from_slice(bytes).map_err(bad)?))
+            }
+            DOCKER_MANIFEST | OCI_MANIFEST => {
+                Ok(Manifest::Image(serde_json::from_slice(bytes).map_err(bad)?))
+            }
+            "" if probe.manifests.is_some() => {
+                Ok(Manifest::Index(serde_json::from_slice(bytes).map_err(bad)?))
+            }
             "" => Ok(Manifest::Image(serde_json::from_slice(bytes).map_err(bad)?)),
-            other => Err(Error::Refused(format!("unsupported manifest media type {other:?}"))),
+            other => Err(Error::Refused(format!(
+                "unsupported manifest media type {other:?}"
+            ))),
         }
     }
 }
@@ -214,7 +226,9 @@ impl Descriptor {
         } else if t.ends_with(".tar") || t.ends_with("diff.tar") {
             Ok(Compression::None)
         } else {
-            Err(Error::Refused(format!("unsupported layer media type {t:?}")))
+            Err(Error::Refused(format!(
+                "unsupported layer media type {t:?}"
+            )))
         }
     }
 }
@@ -241,9 +255,20 @@ mod tests {
         };
         let amd = Platform::parse("linux/amd64").unwrap();
         assert_eq!(index.select(&amd).unwrap().size, 2);
-        assert_eq!(index.select(&Platform::parse("linux/arm64").unwrap()).unwrap().size, 1);
-        let err = index.select(&Platform::parse("linux/s390x").unwrap()).unwrap_err();
-        assert_eq!(err.to_string(), "no matching manifest for linux/s390x in the manifest list entries");
+        assert_eq!(
+            index
+                .select(&Platform::parse("linux/arm64").unwrap())
+                .unwrap()
+                .size,
+            1
+        );
+        let err = index
+            .select(&Platform::parse("linux/s390x").unwrap())
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no matching manifest for linux/s390x in the manifest list entries"
+        );
     }
 
     #[test]
@@ -251,7 +276,10 @@ mod tests {
         let e = Manifest::parse("", br#"{"schemaVersion":1,"name":"x"}"#).unwrap_err();
         assert!(e.to_string().contains("schema 1"), "{e}");
         let e = Manifest::parse("text/html", b"{}").unwrap_err();
-        assert!(e.to_string().contains("unsupported manifest media type"), "{e}");
+        assert!(
+            e.to_string().contains("unsupported manifest media type"),
+            "{e}"
+        );
         assert!(Manifest::parse(DOCKER_MANIFEST, b"[").is_err());
     }
 
@@ -263,9 +291,22 @@ mod tests {
             size: 0,
             platform: None,
         };
-        assert_eq!(d(DOCKER_LAYER_GZIP).compression().unwrap(), Compression::Gzip);
-        assert_eq!(d("application/vnd.oci.image.layer.v1.tar+zstd").compression().unwrap(), Compression::Zstd);
-        assert_eq!(d("application/vnd.oci.image.layer.v1.tar").compression().unwrap(), Compression::None);
+        assert_eq!(
+            d(DOCKER_LAYER_GZIP).compression().unwrap(),
+            Compression::Gzip
+        );
+        assert_eq!(
+            d("application/vnd.oci.image.layer.v1.tar+zstd")
+                .compression()
+                .unwrap(),
+            Compression::Zstd
+        );
+        assert_eq!(
+            d("application/vnd.oci.image.layer.v1.tar")
+                .compression()
+                .unwrap(),
+            Compression::None
+        );
         assert!(d("application/x-foreign").compression().is_err());
     }
 }

@@ -183,9 +183,7 @@ impl fmt::Display for Reference {
 /// `.` or `:`, is `localhost`, or has capitals; official images get `library/`.
 fn split_domain(s: &str) -> (String, String) {
     let (domain, rest) = match s.split_once('/') {
-        Some((d, r))
-            if d.contains(['.', ':']) || d == "localhost" || d.to_lowercase() != d =>
-        {
+        Some((d, r)) if d.contains(['.', ':']) || d == "localhost" || d.to_lowercase() != d => {
             (d, r)
         }
         _ => (DEFAULT_DOMAIN, s),
@@ -281,15 +279,27 @@ mod tests {
     #[test]
     fn names_without_registry_are_docker_hub_and_official_images_are_library() {
         assert_eq!(full("busybox"), "docker.io/library/busybox");
-        assert_eq!(full("kwj1270/imagename:1.0.1"), "docker.io/kwj1270/imagename:1.0.1");
-        assert_eq!(full("index.docker.io/busybox:1"), "docker.io/library/busybox:1");
-        assert_eq!(full("docker.io/library/busybox"), "docker.io/library/busybox");
+        assert_eq!(
+            full("kwj1270/imagename:1.0.1"),
+            "docker.io/kwj1270/imagename:1.0.1"
+        );
+        assert_eq!(
+            full("index.docker.io/busybox:1"),
+            "docker.io/library/busybox:1"
+        );
+        assert_eq!(
+            full("docker.io/library/busybox"),
+            "docker.io/library/busybox"
+        );
     }
 
     #[test]
     fn registries_are_recognised_by_a_dot_a_port_or_localhost() {
         assert_eq!(full("localhost/web"), "localhost/web");
-        assert_eq!(full("localhost:5000/team/web:1.2"), "localhost:5000/team/web:1.2");
+        assert_eq!(
+            full("localhost:5000/team/web:1.2"),
+            "localhost:5000/team/web:1.2"
+        );
         assert_eq!(full("registry.example/web"), "registry.example/web");
         assert_eq!(full("[::1]:5000/web:v1"), "[::1]:5000/web:v1");
         // Without a slash the port is a tag, as Docker reads it.
@@ -298,14 +308,19 @@ mod tests {
 
     #[test]
     fn familiar_forms_drop_docker_hub_and_library() {
-        let r = Reference::parse("docker.io/library/busybox").unwrap().with_default_tag();
+        let r = Reference::parse("docker.io/library/busybox")
+            .unwrap()
+            .with_default_tag();
         assert_eq!(r.familiar(), "busybox:latest");
         let r = Reference::parse("alice/web:2").unwrap();
         assert_eq!(r.familiar(), "alice/web:2");
         let r = Reference::parse("reg.example:5000/library/web").unwrap();
         assert_eq!(r.familiar(), "reg.example:5000/library/web");
         assert_eq!(r.registry_host(), "reg.example:5000");
-        assert_eq!(Reference::parse("busybox").unwrap().registry_host(), DEFAULT_REGISTRY_HOST);
+        assert_eq!(
+            Reference::parse("busybox").unwrap().registry_host(),
+            DEFAULT_REGISTRY_HOST
+        );
     }
 
     #[test]
@@ -315,13 +330,25 @@ mod tests {
         assert_eq!(r.tag(), Some("1"));
         assert_eq!(r.manifest_reference(), d);
         assert_eq!(r.familiar(), format!("web:1@{d}"));
-        assert_eq!(Reference::parse("web").unwrap().with_default_tag().tag(), Some("latest"));
-        assert_eq!(Reference::parse(&format!("web@{d}")).unwrap().with_default_tag().tag(), None);
+        assert_eq!(
+            Reference::parse("web").unwrap().with_default_tag().tag(),
+            Some("latest")
+        );
+        assert_eq!(
+            Reference::parse(&format!("web@{d}"))
+                .unwrap()
+                .with_default_tag()
+                .tag(),
+            None
+        );
     }
 
     #[test]
     fn bad_references_get_dockers_errors() {
-        assert_eq!(full("Busybox"), "invalid reference format: repository name must be lowercase");
+        assert_eq!(
+            full("Busybox"),
+            "invalid reference format: repository name must be lowercase"
+        );
         assert_eq!(full("a b"), "invalid reference format");
         assert_eq!(full(""), "invalid reference format");
         assert_eq!(full("web:"), "invalid reference format");
@@ -329,7 +356,10 @@ mod tests {
         assert_eq!(full("-web"), "invalid reference format");
         assert_eq!(full("web..x"), "invalid reference format");
         assert_eq!(full("reg-.example/web"), "invalid reference format");
-        assert_eq!(full(&format!("web:{}", "t".repeat(129))), "invalid reference format");
+        assert_eq!(
+            full(&format!("web:{}", "t".repeat(129))),
+            "invalid reference format"
+        );
         assert_eq!(
             full(&"a".repeat(300)),
             "invalid reference format: repository name must not be more than 255 characters"

@@ -1,0 +1,423 @@
+//! netctl against a real registry: Debian's CNCF distribution registry (2.8) run in the
+//! test's namespace, once with TLS from a CA the test makes and htpasswd basic auth, once
+//! plain on loopback. A user logs in, pushes an image netctl built, pulls it on a fresh
+//! root and runs it; a careless or hostile registry (a changed blob, an untrusted
+//! certificate) gets a clear refusal and leaves nothing stored; skopeo reads what netctl
+//! pushed and netctl pulls what skopeo copied (OCI manifests, zstd layers).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use netctl_netns_tests::cluster::Pki;
+use netctl_netns_tests::{binary, busybox_rootfs, eventually, exit_and_streams, TestHost};
+
+/// The address the TLS registry listens on: not loopback, so TLS is verified.
+const TLS_ADDR: &str = "10.77.0.1";
+
+/// A registry running in the test host.
+struct Registry {
+    /// Where it keeps blobs and manifests.
+    data: PathBuf,
+    /// `host:port`.
+    host: String,
+}
+
+/// Starts a registry on `addr:port`; with `pki`, TLS with `registry.crt` and htpasswd auth
+/// for alice / wonderland.
+fn start_registry(host: &mut TestHost, addr: &str, port: u16, pki: Option<&Pki>) -> Registry {
+    let dir = host.dir().join(format!("registry-{port}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = dir.join("data");
+    let mut config = format!(
+        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}:{port}\n",
+        data.display()
+    );
+    let scheme = match pki {
+        Some(pki) => {
+            host.sh(&format!(
+                "htpasswd -Bbn alice wonderland > {}",
+                dir.join("htpasswd").display()
+            ));
+            config += &format!(
+                "  tls:\n    certificate: {}\n    key: {}\nauth:\n  htpasswd:\n    realm: test-realm\n    path: {}\n",
+                pki.file("registry.crt"),
+                pki.file("registry.key"),
+                dir.join("htpasswd").display()
+            );
+            "https"
+        }
+        None => "http",
+    };
+    let config_path = dir.join("config.yml");
+    std::fs::write(&config_path, config).unwrap();
+    host.spawn(&format!(
+        "exec docker-registry serve {} > {} 2>&1",
+        config_path.display(),
+        dir.join("log").display()
+    ));
+    eventually(
+        "the registry answers",
+        Duration::from_secs(20),
+        || match host.try_sh(&format!(
+            "curl -sk -o /dev/null -w '%{{http_code}}' {scheme}://{addr}:{port}/v2/"
+        )) {
+            (true, code) if code == "200" || code == "401" => Ok(()),
+            (_, out) => Err(out),
+        },
+    );
+    Registry {
+        data,
+        host: format!("{addr}:{port}"),
+    }
+}
+
+/// A test host whose /etc/docker (certs.d) and /etc/netctl are its own, with an address
+/// for the TLS registry and a CA that signed it.
+fn host_with_pki() -> (TestHost, Pki) {
+    let host = TestHost::new();
+    for d in ["/etc/docker", "/etc/netctl"] {
+        host.sh(&format!("mkdir -p {d} && mount -t tmpfs tmpfs {d}"));
+    }
+    host.sh(&format!("ip addr add {TLS_ADDR}/32 dev lo"));
+    let pki = Pki::make(host.dir().join("pki"), &[("registry", TLS_ADDR)]);
+    (host, pki)
+}
+
+/// Trusts the test's CA for `registry` as Docker reads it (`certs.d/<host:port>/ca.crt`).
+fn trust(pki: &Pki, registry: &Registry) {
+    let dir = Path::new("/etc/docker/certs.d").join(&registry.host);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(pki.dir.join("ca.crt"), dir.join("ca.crt")).unwrap();
+}
+
+/// Runs netctl with `root` as its state and `config` as the user's Docker config folder.
+fn netctl(host: &TestHost, root: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(binary("netctl"))
+        .arg("--root")
+        .arg(host.dir().join(root))
+        .args(args)
+        .env("DOCKER_CONFIG", host.dir().join("docker-config"))
+        .env_remove("NETCTL_ROOT")
+        .env_remove("NETCTL_RUN")
+        .output()
+        .expect("run netctl");
+    exit_and_streams(&out)
+}
+
+fn netctl_ok(host: &TestHost, root: &str, args: &[&str]) -> String {
+    let (code, out, err) = netctl(host, root, args);
+    assert_eq!(code, 0, "netctl {args:?} failed: {out}{err}");
+    out
+}
+
+/// Imports the busybox rootfs as `reference` into `root`.
+fn import(host: &TestHost, root: &str, reference: &str) {
+    let rootfs = busybox_rootfs(host.dir());
+    netctl_ok(
+        host,
+        root,
+        &["image", "import", &rootfs.display().to_string(), reference],
+    );
+}
+
+fn image_id(host: &TestHost, root: &str, reference: &str) -> String {
+    netctl_ok(
+        host,
+        root,
+        &["image", "inspect", "-f", "{{.Id}}", reference],
+    )
+    .trim()
+    .to_string()
+}
+
+/// What is stored in a root's image store: its image records and layers.
+fn stored(host: &TestHost, root: &str) -> Vec<String> {
+    let dir = host.dir().join(root).join("image");
+    ["images", "layers"]
+        .iter()
+        .flat_map(|d| {
+            std::fs::read_dir(dir.join(d))
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .map(|e| e.path().display().to_string())
+        .collect()
+}
+
+/// A user logs in to a TLS registry with basic auth, pushes an image netctl built, pulls it
+/// on a fresh root (by tag, then by digest) and runs it; before the login, and with a wrong
+/// password, they get Docker's refusals and nothing is stored.
+#[test]
+fn a_pushed_image_pulls_on_a_fresh_root_and_runs_through_tls_and_basic_auth() {
+    let (mut host, pki) = host_with_pki();
+    let reg = start_registry(&mut host, TLS_ADDR, 5443, Some(&pki));
+    trust(&pki, &reg);
+    let web = format!("{}/team/web:1.2", reg.host);
+    import(&host, "a", &web);
+
+    let (code, _, err) = netctl(&host, "a", &["push", &web]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("no basic auth credentials"),
+        "push without login: {err}"
+    );
+
+    let (code, _, err) = netctl(
+        &host,
+        "a",
+        &["login", &reg.host, "-u", "alice", "-p", "queen"],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains(&format!(
+            "login attempt to https://{}/v2/ failed with status: 401 Unauthorized",
+            reg.host
+        )),
+        "{err}"
+    );
+    assert!(
+        !host.dir().join("docker-config/config.json").exists(),
+        "a failed login stored credentials"
+    );
+
+    let out = Command::new(binary("netctl"))
+        .args(["login", &reg.host, "-u", "alice", "--password-stdin"])
+        .env("DOCKER_CONFIG", host.dir().join("docker-config"))
+        .stdin(std::fs::File::open(write(&host, "pw", "wonderland\n")).unwrap())
+        .output()
+        .unwrap();
+    let (code, out, err) = exit_and_streams(&out);
+    assert_eq!((code, out.as_str()), (0, "Login Succeeded\n"), "{err}");
+    let config = std::fs::read_to_string(host.dir().join("docker-config/config.json")).unwrap();
+    assert!(
+        config.contains(&reg.host) && config.contains("YWxpY2U6d29uZGVybGFuZA=="),
+        "{config}"
+    );
+
+    let pushed = netctl_ok(&host, "a", &["push", &web]);
+    assert!(
+        pushed.starts_with(&format!(
+            "The push refers to repository [{}/team/web]",
+            reg.host
+        )),
+        "{pushed}"
+    );
+    assert!(pushed.contains(": Pushed\n"), "{pushed}");
+    let digest = pushed
+        .lines()
+        .find_map(|l| l.strip_prefix("1.2: digest: "))
+        .and_then(|l| l.split(' ').next())
+        .unwrap_or_else(|| panic!("no digest line in {pushed}"))
+        .to_string();
+    let again = netctl_ok(&host, "a", &["push", &web]);
+    assert!(
+        again.contains(": Layer already exists\n") && again.contains(&digest),
+        "{again}"
+    );
+
+    let pulled = netctl_ok(&host, "b", &["pull", &web]);
+    assert!(pulled.contains("1.2: Pulling from team/web\n"), "{pulled}");
+    assert!(pulled.contains(": Pull complete\n"), "{pulled}");
+    assert!(
+        pulled.contains(&format!(
+            "Digest: {digest}\nStatus: Downloaded newer image for {web}\n{web}\n"
+        )),
+        "{pulled}"
+    );
+    assert_eq!(
+        image_id(&host, "b", &web),
+        image_id(&host, "a", &web),
+        "the image keeps its ID"
+    );
+    let again = netctl_ok(&host, "b", &["pull", &web]);
+    assert!(
+        again.contains(": Already exists\n") && again.contains("Status: Image is up to date"),
+        "{again}"
+    );
+
+    let ran = netctl_ok(
+        &host,
+        "b",
+        &[
+            "run",
+            "--rm",
+            "--net",
+            "none",
+            &web,
+            "echo",
+            "ran the pulled image",
+        ],
+    );
+    assert_eq!(ran, "ran the pulled image\n");
+
+    let by_digest = format!("{}/team/web@{digest}", reg.host);
+    let pulled = netctl_ok(&host, "c", &["pull", &by_digest]);
+    assert!(pulled.ends_with(&format!("{by_digest}\n")), "{pulled}");
+    let listed = netctl_ok(
+        &host,
+        "c",
+        &[
+            "images",
+            "--digests",
+            "--format",
+            "{{.Repository}} {{.Tag}} {{.Digest}}",
+        ],
+    );
+    assert_eq!(listed, format!("{}/team/web <none> {digest}\n", reg.host));
+    assert_eq!(image_id(&host, "c", &by_digest), image_id(&host, "a", &web));
+
+    let out = netctl_ok(&host, "a", &["logout", &reg.host]);
+    assert_eq!(
+        out,
+        format!("Removing login credentials for {}\n", reg.host)
+    );
+    let (code, _, err) = netctl(&host, "d", &["pull", &web]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("pull access denied for") && err.contains("may require 'docker login'"),
+        "{err}"
+    );
+    assert_eq!(stored(&host, "d"), Vec::<String>::new());
+}
+
+fn write(host: &TestHost, name: &str, text: &str) -> PathBuf {
+    let p = host.dir().join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// A registry whose certificate comes from a CA nobody trusted: the pull is refused with
+/// the certificate error and nothing is stored (TLS is never skipped for it).
+#[test]
+fn a_registry_with_an_untrusted_certificate_is_refused() {
+    let (mut host, pki) = host_with_pki();
+    let reg = start_registry(&mut host, TLS_ADDR, 5443, Some(&pki));
+    let (code, _, err) = netctl(&host, "a", &["pull", &format!("{}/team/web:1.2", reg.host)]);
+    assert_ne!(code, 0);
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    assert_eq!(stored(&host, "a"), Vec::<String>::new());
+}
+
+/// A registry serves a layer whose bytes were changed on its disk: the pull fails on the
+/// digest, and the puller keeps no image and no layer; once the blob is whole again the
+/// pull works.
+#[test]
+fn a_blob_changed_in_the_registry_is_refused_and_nothing_is_stored() {
+    let mut host = TestHost::new();
+    let reg = start_registry(&mut host, "127.0.0.1", 5000, None);
+    let web = format!("{}/team/web:1", reg.host);
+    import(&host, "a", &web);
+    netctl_ok(&host, "a", &["push", &web]);
+    let blobs = reg.data.join("docker/registry/v2/blobs/sha256");
+    // The largest blob is the layer.
+    let layer = host.sh(&format!(
+        "ls -S $(find {} -name data) | head -1",
+        blobs.display()
+    ));
+    let layer = layer.trim();
+    host.sh(&format!("cp {layer} {layer}.orig && printf 'X' | dd of={layer} bs=1 seek=100 conv=notrunc 2>/dev/null"));
+    let (code, _, err) = netctl(&host, "b", &["pull", &web]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("verification failed for digest sha256:"),
+        "{err}"
+    );
+    assert_eq!(stored(&host, "b"), Vec::<String>::new());
+    host.sh(&format!("mv {layer}.orig {layer}"));
+    netctl_ok(&host, "b", &["pull", &web]);
+    assert_eq!(image_id(&host, "b", &web), image_id(&host, "a", &web));
+}
+
+/// A multi-platform index (made with the registry API, as `docker manifest push` would):
+/// pull picks the host's platform, `--platform` another, and a platform it lacks is refused
+/// in Docker's words.
+#[test]
+fn an_index_picks_the_hosts_platform_unless_told_otherwise() {
+    let mut host = TestHost::new();
+    let reg = start_registry(&mut host, "127.0.0.1", 5000, None);
+    let amd = format!("{}/multi:amd64", reg.host);
+    let arm = format!("{}/multi:arm64", reg.host);
+    import(&host, "a", &amd);
+    netctl_ok(
+        &host,
+        "a",
+        &[
+            "image",
+            "import",
+            "-c",
+            "ENV ARCH=arm64",
+            &busybox_rootfs(host.dir()).display().to_string(),
+            &arm,
+        ],
+    );
+    let digest_of = |pushed: String| -> (String, usize) {
+        let line = pushed
+            .lines()
+            .find(|l| l.contains(": digest: "))
+            .unwrap()
+            .to_string();
+        let mut words = line.split(' ').skip(2);
+        let d = words.next().unwrap().to_string();
+        let size = words.nth(1).unwrap().parse().unwrap();
+        (d, size)
+    };
+    let (amd_digest, amd_size) = digest_of(netctl_ok(&host, "a", &["push", &amd]));
+    let (arm_digest, arm_size) = digest_of(netctl_ok(&host, "a", &["push", &arm]));
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[
+        {{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"{arm_digest}","size":{arm_size},"platform":{{"architecture":"arm64","os":"linux","variant":"v8"}}}},
+        {{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"{amd_digest}","size":{amd_size},"platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#
+    );
+    let index_file = write(&host, "index.json", &index);
+    host.sh(&format!(
+        "curl -sf -X PUT -H 'Content-Type: application/vnd.docker.distribution.manifest.list.v2+json' --data-binary @{} http://{}/v2/multi/manifests/both",
+        index_file.display(),
+        reg.host
+    ));
+    let both = format!("{}/multi:both", reg.host);
+    netctl_ok(&host, "b", &["pull", &both]);
+    assert_eq!(image_id(&host, "b", &both), image_id(&host, "a", &amd));
+    netctl_ok(&host, "c", &["pull", "--platform", "linux/arm64", &both]);
+    assert_eq!(image_id(&host, "c", &both), image_id(&host, "a", &arm));
+    let (code, _, err) = netctl(&host, "d", &["pull", "--platform", "linux/s390x", &both]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("no matching manifest for linux/s390x in the manifest list entries"),
+        "{err}"
+    );
+}
+
+/// skopeo reads what netctl pushed; netctl pulls what skopeo wrote (an OCI manifest with
+/// zstd layers, and one with gzip) and runs it.
+#[test]
+fn skopeo_and_netctl_read_each_others_images() {
+    let mut host = TestHost::new();
+    let reg = start_registry(&mut host, "127.0.0.1", 5000, None);
+    let web = format!("{}/team/web:1", reg.host);
+    import(&host, "a", &web);
+    netctl_ok(&host, "a", &["push", &web]);
+    let copy = host.dir().join("copy");
+    host.sh(&format!(
+        "skopeo copy -q --src-tls-verify=false docker://{web} dir:{}",
+        copy.display()
+    ));
+    for (tag, compression) in [("oci-zstd", "zstd"), ("oci-gzip", "gzip")] {
+        host.sh(&format!(
+            "skopeo copy -q --format oci --dest-compress-format {compression} --dest-tls-verify=false dir:{} docker://{}/copied:{tag}",
+            copy.display(),
+            reg.host
+        ));
+        let copied = format!("{}/copied:{tag}", reg.host);
+        netctl_ok(&host, &format!("b-{tag}"), &["pull", &copied]);
+        let ran = netctl_ok(
+            &host,
+            &format!("b-{tag}"),
+            &["run", "--rm", "--net", "none", &copied, "echo", tag],
+        );
+        assert_eq!(ran, format!("{tag}\n"));
+    }
+}
