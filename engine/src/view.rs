@@ -694,6 +694,8 @@ pub struct ImageInspect<'a> {
     pub id: String,
     /// Its tags.
     pub repo_tags: &'a [String],
+    /// `name@sha256:...` of the manifests it was pulled or pushed as.
+    pub repo_digests: &'a [String],
     /// RFC 3339.
     pub created: &'a str,
     /// Bytes.
@@ -726,6 +728,7 @@ pub fn inspect_image(i: &Image) -> ImageInspect<'_> {
     ImageInspect {
         id: format!("sha256:{}", i.id),
         repo_tags: &i.tags,
+        repo_digests: &i.repo_digests,
         created: &i.created,
         size: i.size,
         architecture: &i.architecture,

@@ -53,6 +53,10 @@ struct Args {
         value_delimiter = ','
     )]
     address_pools: Vec<netctl_engine::AddressPool>,
+    /// A registry (`host[:port]`) that may answer plain HTTP or unverified HTTPS,
+    /// repeatable (besides loopback ones and /etc/netctl/daemon.json's).
+    #[arg(long = "insecure-registry")]
+    insecure_registries: Vec<String>,
     /// Use TLS and verify the remote (for tcp:// hosts).
     #[arg(long)]
     tlsverify: bool,
@@ -72,13 +76,17 @@ impl Args {
     fn engine_config(&self) -> anyhow::Result<EngineConfig> {
         let helper = std::env::current_exe()
             .map_err(|e| anyhow::anyhow!("find the running executable: {e}"))?;
-        Ok(
-            EngineConfig::new(&self.root, &self.run_dir, &helper).with_options(
-                &self.cni_path,
-                std::time::Duration::from_secs(self.plugin_deadline),
-                &self.address_pools,
-            ),
-        )
+        let mut config = EngineConfig::new(&self.root, &self.run_dir, &helper).with_options(
+            &self.cni_path,
+            std::time::Duration::from_secs(self.plugin_deadline),
+            &self.address_pools,
+        );
+        config.registry.insecure = self.insecure_registries.clone();
+        config
+            .registry
+            .insecure
+            .extend(netctl_engine::engine::configured_insecure_registries()?);
+        Ok(config)
     }
 }
 

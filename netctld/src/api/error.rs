@@ -49,6 +49,7 @@ impl From<Error> for ApiError {
             Error::CommandNotFound(_) | Error::CommandNotRunnable { .. } => StatusCode::BAD_REQUEST,
             Error::Conflict(_) | Error::State(_) => StatusCode::CONFLICT,
             Error::Cni { source, .. } => cni_status(source.code),
+            Error::Registry(r) => registry_status(r),
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let message = match e.root() {
@@ -56,6 +57,18 @@ impl From<Error> for ApiError {
             _ => e.report(),
         };
         ApiError { status, message }
+    }
+}
+
+/// A registry failure as Docker's status: a bad reference is the client's, a missing
+/// repository or manifest 404, refused credentials 401.
+fn registry_status(e: &netctl_registry::Error) -> StatusCode {
+    use netctl_registry::Error as R;
+    match e {
+        R::Reference(_) | R::Digest(_) => StatusCode::BAD_REQUEST,
+        R::NotFound(_) => StatusCode::NOT_FOUND,
+        R::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

@@ -1,4 +1,5 @@
-//! `/images`: list, inspect, history, tag, remove; pulling waits for registry support.
+//! `/images`: list, inspect, history, tag, remove, load, save, import; pull and push in
+//! [`super::distribution`].
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -177,7 +178,7 @@ pub fn summaries(engine: &netctl_engine::Engine) -> ApiResult<Vec<Value>> {
         let used = containers.iter().filter(|c| c.config.image == i.id).count();
         out.push(json!({
             "Id": format!("sha256:{}", i.id), "ParentId": "", "RepoTags": i.tags,
-            "RepoDigests": [], "Created": netctl_engine::clock::epoch(&i.created).unwrap_or(0),
+            "RepoDigests": i.repo_digests, "Created": netctl_engine::clock::epoch(&i.created).unwrap_or(0),
             "Size": i.size, "VirtualSize": i.size, "SharedSize": -1,
             "Labels": i.config.labels, "Containers": used
         }));
@@ -185,11 +186,12 @@ pub fn summaries(engine: &netctl_engine::Engine) -> ApiResult<Vec<Value>> {
     Ok(out)
 }
 
-/// `POST /images/create`: `fromSrc=-` imports the tar body as a one-layer image (`docker
-/// import`); pulling from a registry is not there yet.
+/// `POST /images/create`: `fromImage` pulls from a registry; `fromSrc=-` imports the tar
+/// body as a one-layer image (`docker import`).
 async fn pull(
     State(d): State<Daemon>,
     q: super::Query,
+    headers: axum::http::HeaderMap,
     axum::extract::RawQuery(raw): axum::extract::RawQuery,
     body: Body,
 ) -> ApiResult<Response> {
@@ -200,12 +202,7 @@ async fn pull(
                 "netctl imports from the request body only (fromSrc=-), not from {src}"
             )))
         }
-        None => {
-            let name = q.get("fromImage").cloned().unwrap_or_default();
-            return Err(ApiError::not_found(format!(
-                "pull access denied for {name}: netctl does not pull from registries yet; load the image with `docker load` or `netctl load`"
-            )));
-        }
+        None => return super::distribution::pull(&d, &q, &headers, body).await,
     }
     let changes = values(raw.as_deref(), "changes");
     let reference = reference(&q);
@@ -259,8 +256,12 @@ async fn tag(
     State(d): State<Daemon>,
     Path(path): Path<String>,
     q: super::Query,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+    headers: axum::http::HeaderMap,
+) -> ApiResult<Response> {
     let (name, action) = split(&path);
+    if action == "push" {
+        return super::distribution::push(&d, name, &q, &headers).await;
+    }
     if action != "tag" {
         return Err(ApiError::not_found(format!(
             "POST /images/{path} is not supported by netctl"
@@ -270,7 +271,7 @@ async fn tag(
     let name = name.to_string();
     d.run(move |engine| {
         netctl_engine::image::tag(engine, &name, &target)?;
-        Ok((StatusCode::CREATED, Json(json!({}))))
+        Ok((StatusCode::CREATED, Json(json!({}))).into_response())
     })
     .await
 }

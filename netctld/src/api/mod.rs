@@ -4,6 +4,7 @@
 mod attach;
 mod containers;
 mod create;
+mod distribution;
 mod error;
 mod exec;
 mod files;
@@ -148,6 +149,7 @@ fn app(daemon: Daemon) -> Router {
     Router::new()
         .route("/_ping", get(system::ping).head(system::ping))
         .route("/version", get(system::version))
+        .route("/auth", axum::routing::post(distribution::auth))
         .route("/info", get(system::info))
         .route("/events", get(system::events))
         .merge(networks::routes())

@@ -12,6 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use netctl_netns_tests::cluster::Pki;
+use netctl_netns_tests::daemon::Netctld;
 use netctl_netns_tests::{binary, busybox_rootfs, eventually, exit_and_streams, TestHost};
 
 /// The address the TLS registry listens on: not loopback, so TLS is verified.
@@ -420,4 +421,103 @@ fn skopeo_and_netctl_read_each_others_images() {
         );
         assert_eq!(ran, format!("{tag}\n"));
     }
+}
+
+/// `docker ARGS` against netctld, with the test's own Docker config folder.
+fn docker(
+    daemon: &Netctld,
+    host: &TestHost,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (i32, String, String) {
+    let mut cmd = Command::new("/usr/bin/docker");
+    cmd.env("DOCKER_HOST", daemon.host())
+        .env("DOCKER_CONFIG", host.dir().join("docker-cli-config"))
+        .env_remove("DOCKER_API_VERSION")
+        .args(args);
+    if let Some(text) = stdin {
+        cmd.stdin(std::fs::File::open(write(host, "stdin", text)).unwrap());
+    }
+    exit_and_streams(&cmd.output().expect("run docker"))
+}
+
+/// A Docker user logs in with the docker CLI through netctld, pushes an image, removes it,
+/// pulls it back and runs it: the lines and errors are Docker's.
+#[test]
+fn the_docker_cli_logs_in_pushes_and_pulls_through_netctld() {
+    let (mut host, pki) = host_with_pki();
+    let reg = start_registry(&mut host, TLS_ADDR, 5443, Some(&pki));
+    trust(&pki, &reg);
+    let daemon = Netctld::start(&mut host);
+    host.busybox_image();
+    let web = format!("{}/team/web:2", reg.host);
+    let ok = |args: &[&str]| {
+        let (code, out, err) = docker(&daemon, &host, args, None);
+        assert_eq!(code, 0, "docker {args:?}: {out}{err}");
+        out
+    };
+    ok(&["tag", "busybox", &web]);
+    let (code, out, err) = docker(&daemon, &host, &["push", &web], None);
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("no basic auth credentials"), "{out}{err}");
+
+    let (code, out, err) = docker(
+        &daemon,
+        &host,
+        &["login", &reg.host, "-u", "alice", "--password-stdin"],
+        Some("queen\n"),
+    );
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("401 Unauthorized"), "{err}");
+    let (code, out, err) = docker(
+        &daemon,
+        &host,
+        &["login", &reg.host, "-u", "alice", "--password-stdin"],
+        Some("wonderland\n"),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Login Succeeded"), "{out}");
+
+    let pushed = ok(&["push", &web]);
+    assert!(pushed.contains(": Pushed\n"), "{pushed}");
+    let digest = pushed
+        .lines()
+        .find_map(|l| l.strip_prefix("2: digest: "))
+        .and_then(|l| l.split(' ').next())
+        .unwrap_or_else(|| panic!("no digest in {pushed}"))
+        .to_string();
+    ok(&["rmi", &web, "busybox"]);
+    let pulled = ok(&["pull", &web]);
+    assert!(
+        pulled.contains(&format!(
+            "Digest: {digest}\nStatus: Downloaded newer image for {web}\n"
+        )),
+        "{pulled}"
+    );
+    let listed = ok(&[
+        "images",
+        "--digests",
+        "--format",
+        "{{.Repository}}:{{.Tag}} {{.Digest}}",
+    ]);
+    assert_eq!(listed, format!("{}/team/web:2 {digest}\n", reg.host));
+    assert_eq!(
+        ok(&["run", "--rm", "--net", "none", &web, "echo", "via netctld"]),
+        "via netctld\n"
+    );
+
+    let (code, _, err) = docker(
+        &daemon,
+        &host,
+        &["pull", &format!("{}/team/nosuch", reg.host)],
+        None,
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains(&format!(
+            "Error response from daemon: manifest for {}/team/nosuch:latest not found",
+            reg.host
+        )),
+        "{err}"
+    );
 }
