@@ -521,3 +521,141 @@ fn the_docker_cli_logs_in_pushes_and_pulls_through_netctld() {
         "{err}"
     );
 }
+
+/// A hostile registry on loopback: answers each request with what `answer` gives for its
+/// method and path (status, headers, body); the requests it saw.
+fn hostile_registry(
+    answer: impl Fn(&str, &str, u16) -> (u16, Vec<(String, String)>, Vec<u8>) + Send + Sync + 'static,
+) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut first = String::new();
+            if reader.read_line(&mut first).is_err() {
+                continue;
+            }
+            loop {
+                let mut l = String::new();
+                if reader.read_line(&mut l).unwrap_or(0) == 0 || l == "\r\n" {
+                    break;
+                }
+            }
+            let mut words = first.split(' ');
+            let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+            log.lock().unwrap().push(format!("{method} {path}"));
+            let (status, headers, body) = answer(method, path, port);
+            let mut head = format!(
+                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+                body.len()
+            );
+            for (k, v) in headers {
+                head += &format!("{k}: {v}\r\n");
+            }
+            head += "\r\n";
+            let _ = conn
+                .write_all(head.as_bytes())
+                .and_then(|()| conn.write_all(&body));
+        }
+    });
+    (port, seen)
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha256:{:x}", sha2::Sha256::digest(bytes))
+}
+
+/// A registry that answers with a manifest over the bound, endless redirects, a 401 for
+/// every token it hands out, or a layer whose tar climbs out of its folder: each pull fails
+/// at once with a clear error, asks a bounded number of times, and stores nothing.
+#[test]
+fn a_hostile_registry_gets_a_clear_refusal_and_nothing_is_stored() {
+    let host = TestHost::new();
+    // A layer whose member climbs out, and an image that names it honestly.
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(5);
+    h.set_mode(0o644);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.as_gnu_mut().unwrap().name[..12].copy_from_slice(b"../../escape");
+    h.set_cksum();
+    tar.append(&h, &b"owned"[..]).unwrap();
+    let layer = tar.into_inner().unwrap();
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
+        sha256(&layer)
+    )
+    .into_bytes();
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"{}","size":{}}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar","digest":"{}","size":{}}}]}}"#,
+        sha256(&config),
+        config.len(),
+        sha256(&layer),
+        layer.len()
+    );
+    let (layer_d, config_d) = (sha256(&layer), sha256(&config));
+    let mt = || {
+        vec![(
+            "Content-Type".to_string(),
+            "application/vnd.docker.distribution.manifest.v2+json".to_string(),
+        )]
+    };
+    let (port, seen) = hostile_registry(move |_, path, port| match path {
+        "/v2/" => (200, vec![], vec![]),
+        "/v2/big/manifests/1" => (200, mt(), vec![b' '; 5 << 20]),
+        "/v2/loop/manifests/1" => (
+            302,
+            vec![("Location".into(), "/v2/loop/manifests/1".into())],
+            vec![],
+        ),
+        "/v2/evil/manifests/1" => (200, mt(), manifest.clone().into_bytes()),
+        p if p == format!("/v2/evil/blobs/{config_d}") => (200, vec![], config.clone()),
+        p if p == format!("/v2/evil/blobs/{layer_d}") => (200, vec![], layer.clone()),
+        _ => (404, vec![], format!("not here on {port}").into_bytes()),
+    });
+    let (auth_port, auth_seen) = hostile_registry(|_, path, port| {
+        let challenge = format!("Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"loop\"");
+        match path.split('?').next().unwrap_or("") {
+            "/token" => (200, vec![], br#"{"token":"never-good"}"#.to_vec()),
+            _ => (401, vec![("WWW-Authenticate".into(), challenge)], vec![]),
+        }
+    });
+    let cases = [
+        (format!("127.0.0.1:{port}/big:1"), "over the bound"),
+        (format!("127.0.0.1:{port}/loop:1"), "too many redirects"),
+        (
+            format!("127.0.0.1:{auth_port}/deny:1"),
+            "pull access denied",
+        ),
+        (format!("127.0.0.1:{port}/evil:1"), "escape"),
+    ];
+    for (reference, words) in cases {
+        let started = std::time::Instant::now();
+        let (code, _, err) = netctl(&host, "a", &["pull", &reference]);
+        assert_ne!(code, 0, "{reference}");
+        assert!(err.contains(words), "{reference}: {err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{reference} took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(stored(&host, "a"), Vec::<String>::new(), "{reference}");
+    }
+    assert!(!host.dir().join("escape").exists() && !Path::new("/escape").exists());
+    assert!(
+        seen.lock().unwrap().len() < 40,
+        "{:?}",
+        seen.lock().unwrap()
+    );
+    assert!(
+        auth_seen.lock().unwrap().len() < 10,
+        "{:?}",
+        auth_seen.lock().unwrap()
+    );
+}
