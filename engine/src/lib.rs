@@ -21,6 +21,7 @@ pub mod error;
 pub mod etc;
 pub mod events;
 pub mod filter;
+pub mod gzip;
 pub mod health;
 pub mod ids;
 pub mod image;

@@ -3,10 +3,11 @@
 //! is mounted, the rest uploaded, several at once. The manifest is put by tag and its
 //! digest recorded on the image, as Docker prints it.
 
-use std::io::{Read, Seek};
+use std::io::{Read, Seek, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use netctl_registry::digest::{Algorithm, Verifier};
 use netctl_registry::manifest::{
     Descriptor, ImageManifest, DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST,
 };
@@ -14,6 +15,7 @@ use netctl_registry::{Credentials, Digest, Options, Registry};
 
 use crate::distribution::{Blob, Distribution};
 use crate::error::{Context, Error, Result};
+use crate::gzip::Gzip;
 use crate::image::ImageStore;
 use crate::pull::{reference, Progress};
 
@@ -203,8 +205,12 @@ fn push_layer(
             }
         }
     }
-    let (tar, tar_digest, _) = crate::save::layer_tar(store, diff)?;
-    let (mut gz, digest, size) = gzip(tar)?;
+    if let Some(blob) = stream_layer(store, registry, repo, diff, &say)? {
+        dist.remember(diff, &blob, repository)?;
+        say("Pushed".into(), None);
+        return Ok((diff.to_string(), descriptor(&blob)));
+    }
+    let (mut gz, tar_digest, digest, size) = gzip_layer(store, diff)?;
     let blob = Blob {
         digest,
         size,
@@ -238,26 +244,170 @@ fn descriptor(b: &Blob) -> Descriptor {
     }
 }
 
-/// The tar gzipped into a rewound scratch file, with the blob's digest and size.
-fn gzip(mut tar: std::fs::File) -> Result<(std::fs::File, Digest, u64)> {
-    let scratch = tempfile::tempfile().ctx(|| "make a scratch file for a layer".into())?;
-    let mut enc = flate2::write::GzEncoder::new(scratch, flate2::Compression::default());
-    std::io::copy(&mut tar, &mut enc).ctx(|| "compress a layer".into())?;
-    let mut out = enc.finish().ctx(|| "compress a layer".into())?;
-    out.rewind().ctx(|| "read a layer back".into())?;
-    let mut v = netctl_registry::digest::Verifier::new(netctl_registry::digest::Algorithm::Sha256);
-    let mut buf = vec![0u8; 64 << 10];
-    let mut size = 0u64;
-    loop {
-        let n = out.read(&mut buf).ctx(|| "read a layer back".into())?;
-        if n == 0 {
-            break;
-        }
-        v.update(buf.get(..n).unwrap_or_default());
-        size += n as u64;
+/// Streams the layer to the registry as it is rebuilt from its record and gzipped, in one
+/// pass; the blob, or none when the record does not rebuild the layer exactly (then nothing
+/// was stored: the upload is left unfinished).
+fn stream_layer(
+    store: &ImageStore,
+    registry: &Registry,
+    repo: &str,
+    diff: &str,
+    say: &dyn Fn(String, Option<(u64, u64)>),
+) -> Result<Option<Blob>> {
+    let record = store.layers.record_path(diff);
+    if !record.is_file() {
+        return Ok(None);
     }
-    out.rewind().ctx(|| "read a layer back".into())?;
-    Ok((out, v.finish(), size))
+    let layer = store.layers.path(diff);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
+    std::thread::scope(|s| {
+        let producer = s.spawn(move || -> Option<(Digest, Digest, u64)> {
+            let out = Hashing::new(ChannelWriter(tx));
+            let mut tar = Hashing::new(Gzip::new(out).ok()?);
+            crate::tarsplit::rebuild(&record, &layer, &mut tar).ok()?;
+            let tar_digest = tar.digest();
+            let mut out = tar.inner.finish().ok()?;
+            Some((tar_digest, out.digest(), out.count))
+        });
+        let mut reader = ChannelReader {
+            rx,
+            chunk: Vec::new(),
+            at: 0,
+        };
+        let mut counting = Counting {
+            inner: &mut reader,
+            done: 0,
+            size: store.layers.size(diff),
+            say,
+        };
+        let mut made = None;
+        let uploaded = registry.upload_streaming(repo, &mut counting, || {
+            made = producer
+                .join()
+                .ok()
+                .flatten()
+                .filter(|(t, _, _)| t.hex() == diff);
+            made.as_ref().map(|(_, d, _)| d.clone())
+        });
+        // A failed upload stops the producer: its next send finds no reader.
+        drop(reader);
+        match (uploaded?, made) {
+            (Some(digest), Some((_, _, size))) => Ok(Some(Blob {
+                digest,
+                size,
+                media_type: DOCKER_LAYER_GZIP.into(),
+                repositories: Vec::new(),
+            })),
+            _ => Ok(None),
+        }
+    })
+}
+
+/// The sending half of an in-process byte stream (no pipe, so no SIGPIPE).
+struct ChannelWriter(std::sync::mpsc::SyncSender<Vec<u8>>);
+
+impl Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .send(buf.to_vec())
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the upload ended"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The receiving half: reads the chunks in order, EOF when the writer is gone.
+struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at >= self.chunk.len() {
+            match self.rx.recv() {
+                Ok(c) => {
+                    self.chunk = c;
+                    self.at = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let rest = self.chunk.get(self.at..).unwrap_or_default();
+        let n = rest.len().min(buf.len());
+        buf.get_mut(..n)
+            .unwrap_or_default()
+            .copy_from_slice(rest.get(..n).unwrap_or_default());
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// The layer as a gzip blob in a rewound scratch file, from [`crate::save::layer_tar`]
+/// (which writes it anew when its record does not rebuild it): the tar's digest, the blob's
+/// digest and size.
+fn gzip_layer(store: &ImageStore, diff: &str) -> Result<(std::fs::File, String, Digest, u64)> {
+    let (mut file, tar_digest, _) = crate::save::layer_tar(store, diff)?;
+    let mut gz = gzip_writer()?;
+    std::io::copy(&mut file, &mut gz).ctx(|| "compress a layer".into())?;
+    let (file, digest, size) = finish(gz)?;
+    Ok((file, tar_digest, digest, size))
+}
+
+type GzipFile = Gzip<Hashing<std::fs::File>>;
+
+/// A gzip writer into a scratch file that hashes what it writes.
+fn gzip_writer() -> Result<GzipFile> {
+    let scratch = tempfile::tempfile().ctx(|| "make a scratch file for a layer".into())?;
+    Gzip::new(Hashing::new(scratch)).ctx(|| "compress a layer".into())
+}
+
+/// Ends the gzip stream; the rewound file, the blob's digest and size.
+fn finish(gz: GzipFile) -> Result<(std::fs::File, Digest, u64)> {
+    let mut hashed = gz.finish().ctx(|| "compress a layer".into())?;
+    let digest = hashed.digest();
+    let mut file = hashed.inner;
+    let size = file.stream_position().ctx(|| "read a layer back".into())?;
+    file.rewind().ctx(|| "read a layer back".into())?;
+    Ok((file, digest, size))
+}
+
+/// A writer that hashes what passes through it.
+struct Hashing<W> {
+    inner: W,
+    hash: Verifier,
+    count: u64,
+}
+
+impl<W> Hashing<W> {
+    fn new(inner: W) -> Self {
+        Self {
+            inner,
+            hash: Verifier::new(Algorithm::Sha256),
+            count: 0,
+        }
+    }
+
+    fn digest(&mut self) -> Digest {
+        std::mem::replace(&mut self.hash, Verifier::new(Algorithm::Sha256)).finish()
+    }
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(buf.get(..n).unwrap_or_default());
+        self.count += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Reports upload progress every 512 KiB.

@@ -261,7 +261,7 @@ pub fn plan(engine: &Engine, spec: &ContainerSpec) -> Result<Planned> {
         .find(&spec.image)
         .map_err(|e| match e {
             Error::NotFound { .. } => e.context(format!(
-                "Unable to find image '{}' locally (import one with `netctl image import` or `netctl load`)",
+                "Unable to find image '{}' locally (pull it with `netctl pull`, or import one with `netctl image import` or `netctl load`)",
                 spec.image
             )),
             other => other,

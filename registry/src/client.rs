@@ -85,6 +85,8 @@ pub enum Payload<'a> {
     Bytes(&'a [u8]),
     /// A stream of a known length.
     Stream(&'a mut dyn Read, u64),
+    /// A stream of unknown length, sent chunked.
+    Chunked(&'a mut dyn Read),
 }
 
 impl Registry {
@@ -264,13 +266,7 @@ impl Registry {
             &[("Content-Length", "0")],
             Payload::Empty,
         )?;
-        let location = header(&resp, "location");
-        if location.is_empty() {
-            return Err(Error::Refused(format!(
-                "{start} started an upload without a Location"
-            )));
-        }
-        let mut url = self.absolute(&location);
+        let mut url = self.location(&start, &resp)?;
         url.push(if url.contains('?') { '&' } else { '?' });
         url.push_str(&format!("digest={digest}"));
         self.checked(
@@ -282,6 +278,62 @@ impl Registry {
             Payload::Stream(body, size),
         )?;
         Ok(())
+    }
+
+    /// Uploads a blob whose digest is known only once it is all written: its bytes go in
+    /// one chunked PATCH as they are made, then `digest` (called after the stream ended)
+    /// closes the upload. When `digest` gives none (whoever made the bytes failed) the
+    /// upload is left unfinished, for the registry to expire, and none is returned.
+    pub fn upload_streaming(
+        &self,
+        repo: &str,
+        body: &mut dyn Read,
+        digest: impl FnOnce() -> Option<Digest>,
+    ) -> Result<Option<Digest>> {
+        let start = format!("{}/v2/{repo}/blobs/uploads/", self.base);
+        let resp = self.checked(
+            Method::POST,
+            &start,
+            repo,
+            true,
+            &[("Content-Length", "0")],
+            Payload::Empty,
+        )?;
+        let location = self.location(&start, &resp)?;
+        let resp = self.checked(
+            Method::PATCH,
+            &location,
+            repo,
+            true,
+            &[("Content-Type", "application/octet-stream")],
+            Payload::Chunked(body),
+        )?;
+        let location = self.location(&location, &resp)?;
+        let Some(digest) = digest() else {
+            return Ok(None);
+        };
+        let mut url = location;
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(&format!("digest={digest}"));
+        self.checked(
+            Method::PUT,
+            &url,
+            repo,
+            true,
+            &[("Content-Length", "0")],
+            Payload::Empty,
+        )?;
+        Ok(Some(digest))
+    }
+
+    /// The upload's next URL, from the answer's `Location`.
+    fn location(&self, url: &str, resp: &Response<Body>) -> Result<String> {
+        match header(resp, "location") {
+            l if l.is_empty() => Err(Error::Refused(format!(
+                "{url} answered an upload step without a Location"
+            ))),
+            l => Ok(self.absolute(&l)),
+        }
     }
 
     /// Puts a manifest under `reference` (a tag); the digest the registry files it under.
@@ -380,13 +432,16 @@ impl Registry {
                     .header("Content-Length", size.to_string())
                     .body(SendBody::from_reader(*r))
                     .map(|q| self.agent.run(q)),
+                Payload::Chunked(r) => req
+                    .body(SendBody::from_reader(*r))
+                    .map(|q| self.agent.run(q)),
             };
             let resp = sent
                 .map_err(|e| Error::Refused(format!("bad request to {url}: {e}")))?
                 .map_err(|e| unreachable(url, e))?;
             let retry = resp.status() == StatusCode::UNAUTHORIZED
                 && !fresh
-                && !matches!(body, Payload::Stream(..))
+                && !matches!(body, Payload::Stream(..) | Payload::Chunked(_))
                 && !matches!(self.challenge, Challenge::None);
             if !retry {
                 return Ok(resp);

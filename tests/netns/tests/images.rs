@@ -120,7 +120,7 @@ fn image_rm_waits_for_containers_and_removes_layers_last() {
     let (code, _, err) = host.netctl(&["run", "busybox", "true"]);
     assert_eq!(code, 125);
     assert!(
-        err.contains("Unable to find image 'busybox' locally"),
+        err.contains("Unable to find image 'busybox:latest' locally"),
         "{err}"
     );
 }

@@ -255,6 +255,35 @@ fn a_pushed_image_pulls_on_a_fresh_root_and_runs_through_tls_and_basic_auth() {
     );
     assert_eq!(ran, "ran the pulled image\n");
 
+    // `run` pulls what is missing, unless told never to.
+    let (code, _, err) = netctl(
+        &host,
+        "fresh",
+        &["run", "--pull", "never", "--net", "none", &web, "true"],
+    );
+    assert_eq!(code, 125);
+    assert!(err.contains("Unable to find image"), "{err}");
+    assert_eq!(stored(&host, "fresh"), Vec::<String>::new());
+    let (code, out, err) = netctl(
+        &host,
+        "fresh",
+        &[
+            "run",
+            "--rm",
+            "--net",
+            "none",
+            &web,
+            "echo",
+            "pulled by run",
+        ],
+    );
+    assert_eq!((code, out.as_str()), (0, "pulled by run\n"), "{err}");
+    assert!(
+        err.contains(&format!("Unable to find image '{web}' locally"))
+            && err.contains("Status: Downloaded newer image"),
+        "{err}"
+    );
+
     let by_digest = format!("{}/team/web@{digest}", reg.host);
     let pulled = netctl_ok(&host, "c", &["pull", &by_digest]);
     assert!(pulled.ends_with(&format!("{by_digest}\n")), "{pulled}");

@@ -322,7 +322,10 @@ fn bad_input_is_refused_and_leaves_nothing() {
             &["run", "--ip", "172.17.0.9", "busybox", "true"],
             "only on user defined networks",
         ),
-        (&["run", "nosuch"], "Unable to find image 'nosuch' locally"),
+        (
+            &["run", "nosuch"],
+            "Unable to find image 'nosuch:latest' locally",
+        ),
         (
             &["run", "--name", "taken", "busybox", "true"],
             "already in use",
