@@ -195,16 +195,7 @@ pub fn pull(engine: &Engine, a: &PullArgs) -> Outcome {
     }
     let pulled = pull_image(engine, &a.reference, a.platform.as_deref(), &lines)?;
     if !a.quiet {
-        println!("Digest: {}", pulled.digest);
-        println!(
-            "Status: {} for {}",
-            if pulled.fresh {
-                "Downloaded newer image"
-            } else {
-                "Image is up to date"
-            },
-            pulled.reference
-        );
+        println!("Digest: {}\nStatus: {}", pulled.digest, pulled.status());
     }
     println!("{}", full_name(&pulled.reference));
     Ok(0)
@@ -269,16 +260,7 @@ pub fn ensure_image(
     if pull {
         let lines = Lines::new(false, false).on_stderr();
         let pulled = pull_image(engine, image, platform, &lines)?;
-        eprintln!("Digest: {}", pulled.digest);
-        eprintln!(
-            "Status: {} for {}",
-            if pulled.fresh {
-                "Downloaded newer image"
-            } else {
-                "Image is up to date"
-            },
-            pulled.reference
-        );
+        eprintln!("Digest: {}\nStatus: {}", pulled.digest, pulled.status());
     }
     Ok(())
 }

@@ -47,19 +47,6 @@ impl Distribution {
             .unwrap_or_default()
     }
 
-    /// The layer a blob was stored as, when one was.
-    pub fn diff_of(&self, digest: &Digest) -> Option<String> {
-        let entries = fs::read_dir(&self.dir).ok()?;
-        entries.flatten().find_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let diff = name.strip_suffix(".json")?.to_string();
-            self.blobs(&diff)
-                .iter()
-                .any(|b| &b.digest == digest)
-                .then_some(diff)
-        })
-    }
-
     /// Notes that `repository` holds the layer as `blob`.
     pub fn remember(&self, diff: &str, blob: &Blob, repository: &str) -> Result<()> {
         fs::create_dir_all(&self.dir).ctx(|| format!("create {}", self.dir.display()))?;

@@ -93,6 +93,16 @@ impl EngineConfig {
         self
     }
 
+    /// This configuration with registries that may answer plain HTTP or unverified TLS:
+    /// `named` and the `insecure-registries` of [`DAEMON_CONFIG`].
+    pub fn with_insecure_registries(mut self, named: &[String]) -> Result<Self> {
+        self.registry.insecure = named.to_vec();
+        self.registry
+            .insecure
+            .extend(configured_insecure_registries()?);
+        Ok(self)
+    }
+
     /// The CNI client this configuration describes: plugins from the CNI path, results
     /// cached under the root, every plugin call under the deadline.
     pub fn cni_client(&self) -> CniConfig {

@@ -396,6 +396,7 @@ impl ImageStore {
         out.push(format!("Deleted: sha256:{}", img.id));
         let used: Vec<String> = self.all()?.into_iter().flat_map(|i| i.layers).collect();
         let removed = self.layers.prune(&used)?;
+        crate::distribution::Distribution::open(self).forget(&removed);
         // Docker names the layers that went by their chain IDs, top first.
         let chains = crate::layer::chain_ids(&img.layers);
         for (diff, chain) in img.layers.iter().zip(&chains).rev() {

@@ -59,6 +59,19 @@ pub struct Pulled {
     pub fresh: bool,
 }
 
+impl Pulled {
+    /// Docker's closing status: `Downloaded newer image for X` or `Image is up to date
+    /// for X`.
+    pub fn status(&self) -> String {
+        let what = if self.fresh {
+            "Downloaded newer image"
+        } else {
+            "Image is up to date"
+        };
+        format!("{what} for {}", self.reference)
+    }
+}
+
 /// Parses a reference and adds `latest` when it names no tag or digest.
 pub fn reference(s: &str) -> Result<Reference> {
     Ok(Reference::parse(s)?.with_default_tag())
@@ -73,7 +86,9 @@ pub fn pull(
 ) -> Result<Pulled> {
     let r = reference(&req.reference)?;
     let platform = match &req.platform {
-        Some(p) if !p.is_empty() => Platform::parse(p)?,
+        Some(p) if !p.is_empty() => {
+            Platform::parse(p).map_err(|e| Error::Invalid(e.to_string()))?
+        }
         _ => Platform::host(),
     };
     let denied = |e: netctl_registry::Error| pull_error(&r, e);
@@ -293,7 +308,7 @@ fn line(d: &Descriptor, status: &str, bytes: Option<(u64, u64)>) -> Progress {
 }
 
 /// The 12 hex digits Docker shows for a blob.
-pub fn short(d: &Digest) -> String {
+fn short(d: &Digest) -> String {
     d.hex().chars().take(12).collect()
 }
 

@@ -76,17 +76,12 @@ impl Args {
     fn engine_config(&self) -> anyhow::Result<EngineConfig> {
         let helper = std::env::current_exe()
             .map_err(|e| anyhow::anyhow!("find the running executable: {e}"))?;
-        let mut config = EngineConfig::new(&self.root, &self.run_dir, &helper).with_options(
+        let config = EngineConfig::new(&self.root, &self.run_dir, &helper).with_options(
             &self.cni_path,
             std::time::Duration::from_secs(self.plugin_deadline),
             &self.address_pools,
         );
-        config.registry.insecure = self.insecure_registries.clone();
-        config
-            .registry
-            .insecure
-            .extend(netctl_engine::engine::configured_insecure_registries()?);
-        Ok(config)
+        Ok(config.with_insecure_registries(&self.insecure_registries)?)
     }
 }
 

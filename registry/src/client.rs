@@ -257,18 +257,7 @@ impl Registry {
         body: &mut dyn Read,
         size: u64,
     ) -> Result<()> {
-        let start = format!("{}/v2/{repo}/blobs/uploads/", self.base);
-        let resp = self.checked(
-            Method::POST,
-            &start,
-            repo,
-            true,
-            &[("Content-Length", "0")],
-            Payload::Empty,
-        )?;
-        let mut url = self.location(&start, &resp)?;
-        url.push(if url.contains('?') { '&' } else { '?' });
-        url.push_str(&format!("digest={digest}"));
+        let url = with_digest(self.start_upload(repo)?, digest);
         self.checked(
             Method::PUT,
             &url,
@@ -290,16 +279,7 @@ impl Registry {
         body: &mut dyn Read,
         digest: impl FnOnce() -> Option<Digest>,
     ) -> Result<Option<Digest>> {
-        let start = format!("{}/v2/{repo}/blobs/uploads/", self.base);
-        let resp = self.checked(
-            Method::POST,
-            &start,
-            repo,
-            true,
-            &[("Content-Length", "0")],
-            Payload::Empty,
-        )?;
-        let location = self.location(&start, &resp)?;
+        let location = self.start_upload(repo)?;
         let resp = self.checked(
             Method::PATCH,
             &location,
@@ -312,9 +292,7 @@ impl Registry {
         let Some(digest) = digest() else {
             return Ok(None);
         };
-        let mut url = location;
-        url.push(if url.contains('?') { '&' } else { '?' });
-        url.push_str(&format!("digest={digest}"));
+        let url = with_digest(location, &digest);
         self.checked(
             Method::PUT,
             &url,
@@ -324,6 +302,20 @@ impl Registry {
             Payload::Empty,
         )?;
         Ok(Some(digest))
+    }
+
+    /// Starts a blob upload; the URL to send it to.
+    fn start_upload(&self, repo: &str) -> Result<String> {
+        let start = format!("{}/v2/{repo}/blobs/uploads/", self.base);
+        let resp = self.checked(
+            Method::POST,
+            &start,
+            repo,
+            true,
+            &[("Content-Length", "0")],
+            Payload::Empty,
+        )?;
+        self.location(&start, &resp)
     }
 
     /// The upload's next URL, from the answer's `Location`.
@@ -515,6 +507,13 @@ impl Registry {
         }
         Ok(token)
     }
+}
+
+/// An upload URL with the `digest` that closes it.
+fn with_digest(mut url: String, digest: &Digest) -> String {
+    url.push(if url.contains('?') { '&' } else { '?' });
+    url.push_str(&format!("digest={digest}"));
+    url
 }
 
 fn push_scope(repo: &str) -> String {
@@ -734,11 +733,6 @@ impl VerifiedBlob {
     /// Reads what is left and checks it: the blob is whole and matches its digest.
     pub fn finish(&mut self) -> io::Result<()> {
         io::copy(self, &mut io::sink()).map(drop)
-    }
-
-    /// Bytes read so far.
-    pub fn read_so_far(&self) -> u64 {
-        self.read
     }
 }
 

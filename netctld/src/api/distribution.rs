@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine as _;
@@ -151,14 +151,9 @@ pub async fn pull(
     };
     progress_stream(d, move |engine, say| {
         let pulled = netctl_engine::image::pull(engine, &req, say)?;
-        let status = if pulled.fresh {
-            "Downloaded newer image"
-        } else {
-            "Image is up to date"
-        };
         Ok(vec![
             json!({"status": format!("Digest: {}", pulled.digest)}),
-            json!({"status": format!("Status: {status} for {}", pulled.reference)}),
+            json!({"status": format!("Status: {}", pulled.status())}),
         ])
     })
     .await
@@ -197,9 +192,7 @@ pub async fn auth(State(d): State<Daemon>, body: axum::body::Bytes) -> ApiResult
     d.run(move |engine| {
         let registry = Registry::connect(&engine.config.registry, &server, Some(creds))
             .map_err(netctl_engine::Error::from)?;
-        registry
-            .login()
-            .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()))?;
+        registry.login().map_err(netctl_engine::Error::from)?;
         Ok(Json(
             json!({"Status": "Login Succeeded", "IdentityToken": ""}),
         ))
@@ -227,6 +220,7 @@ fn server_host(address: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::StatusCode;
 
     #[test]
     fn registry_auth_headers_decode_as_docker_sends_them() {

@@ -61,13 +61,15 @@ impl From<Error> for ApiError {
 }
 
 /// A registry failure as Docker's status: a bad reference is the client's, a missing
-/// repository or manifest 404, refused credentials 401.
+/// repository or manifest 404, refused credentials 401; a registry that cannot be reached
+/// 502, the gateway's error (the docker CLI prints the message whatever the status).
 fn registry_status(e: &netctl_registry::Error) -> StatusCode {
     use netctl_registry::Error as R;
     match e {
         R::Reference(_) | R::Digest(_) => StatusCode::BAD_REQUEST,
         R::NotFound(_) => StatusCode::NOT_FOUND,
         R::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+        R::Unreachable(_) => StatusCode::BAD_GATEWAY,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -27,8 +27,15 @@ struct Registry {
 }
 
 /// Starts a registry on `addr:port`; with `pki`, TLS with `registry.crt` and htpasswd auth
-/// for alice / wonderland.
-fn start_registry(host: &mut TestHost, addr: &str, port: u16, pki: Option<&Pki>) -> Registry {
+/// for alice / wonderland, and with `client_certs` only for clients with a certificate
+/// from the PKI's CA.
+fn start_registry(
+    host: &mut TestHost,
+    addr: &str,
+    port: u16,
+    pki: Option<&Pki>,
+    client_certs: bool,
+) -> Registry {
     let dir = host.dir().join(format!("registry-{port}"));
     std::fs::create_dir_all(&dir).unwrap();
     let data = dir.join("data");
@@ -42,8 +49,13 @@ fn start_registry(host: &mut TestHost, addr: &str, port: u16, pki: Option<&Pki>)
                 "htpasswd -Bbn alice wonderland > {}",
                 dir.join("htpasswd").display()
             ));
+            if client_certs {
+                config += &format!("  tls:\n    clientcas:\n      - {}\n", pki.file("ca.crt"));
+            } else {
+                config += "  tls:\n";
+            }
             config += &format!(
-                "  tls:\n    certificate: {}\n    key: {}\nauth:\n  htpasswd:\n    realm: test-realm\n    path: {}\n",
+                "    certificate: {}\n    key: {}\nauth:\n  htpasswd:\n    realm: test-realm\n    path: {}\n",
                 pki.file("registry.crt"),
                 pki.file("registry.key"),
                 dir.join("htpasswd").display()
@@ -59,11 +71,19 @@ fn start_registry(host: &mut TestHost, addr: &str, port: u16, pki: Option<&Pki>)
         config_path.display(),
         dir.join("log").display()
     ));
+    let client = match pki {
+        Some(pki) if client_certs => format!(
+            "--cert {} --key {}",
+            pki.file("client.crt"),
+            pki.file("client.key")
+        ),
+        _ => String::new(),
+    };
     eventually(
         "the registry answers",
         Duration::from_secs(20),
         || match host.try_sh(&format!(
-            "curl -sk -o /dev/null -w '%{{http_code}}' {scheme}://{addr}:{port}/v2/"
+            "curl -sk {client} -o /dev/null -w '%{{http_code}}' {scheme}://{addr}:{port}/v2/"
         )) {
             (true, code) if code == "200" || code == "401" => Ok(()),
             (_, out) => Err(out),
@@ -83,7 +103,10 @@ fn host_with_pki() -> (TestHost, Pki) {
         host.sh(&format!("mkdir -p {d} && mount -t tmpfs tmpfs {d}"));
     }
     host.sh(&format!("ip addr add {TLS_ADDR}/32 dev lo"));
-    let pki = Pki::make(host.dir().join("pki"), &[("registry", TLS_ADDR)]);
+    let pki = Pki::make(
+        host.dir().join("pki"),
+        &[("registry", TLS_ADDR), ("client", "127.0.0.1")],
+    );
     (host, pki)
 }
 
@@ -155,7 +178,7 @@ fn stored(host: &TestHost, root: &str) -> Vec<String> {
 #[test]
 fn a_pushed_image_pulls_on_a_fresh_root_and_runs_through_tls_and_basic_auth() {
     let (mut host, pki) = host_with_pki();
-    let reg = start_registry(&mut host, TLS_ADDR, 5443, Some(&pki));
+    let reg = start_registry(&mut host, TLS_ADDR, 5443, Some(&pki), false);
     trust(&pki, &reg);
     let web = format!("{}/team/web:1.2", reg.host);
     import(&host, "a", &web);
@@ -219,6 +242,11 @@ fn a_pushed_image_pulls_on_a_fresh_root_and_runs_through_tls_and_basic_auth() {
         again.contains(": Layer already exists\n") && again.contains(&digest),
         "{again}"
     );
+    // Another repository of the registry gets the layer mounted, not uploaded again.
+    let other = format!("{}/team/other:1", reg.host);
+    netctl_ok(&host, "a", &["tag", &web, &other]);
+    let mounted = netctl_ok(&host, "a", &["push", &other]);
+    assert!(mounted.contains(": Mounted from team/web\n"), "{mounted}");
 
     let pulled = netctl_ok(&host, "b", &["pull", &web]);
     assert!(pulled.contains("1.2: Pulling from team/web\n"), "{pulled}");
@@ -284,6 +312,12 @@ fn a_pushed_image_pulls_on_a_fresh_root_and_runs_through_tls_and_basic_auth() {
         "{err}"
     );
 
+    // A pulled image saves and loads with its ID.
+    let archive = host.dir().join("pulled.tar").display().to_string();
+    netctl_ok(&host, "b", &["save", "-o", &archive, &web]);
+    netctl_ok(&host, "e", &["load", "-i", &archive]);
+    assert_eq!(image_id(&host, "e", &web), image_id(&host, "a", &web));
+
     let by_digest = format!("{}/team/web@{digest}", reg.host);
     let pulled = netctl_ok(&host, "c", &["pull", &by_digest]);
     assert!(pulled.ends_with(&format!("{by_digest}\n")), "{pulled}");
@@ -325,11 +359,65 @@ fn write(host: &TestHost, name: &str, text: &str) -> PathBuf {
 #[test]
 fn a_registry_with_an_untrusted_certificate_is_refused() {
     let (mut host, pki) = host_with_pki();
-    let reg = start_registry(&mut host, TLS_ADDR, 5443, Some(&pki));
+    let reg = start_registry(&mut host, TLS_ADDR, 5443, Some(&pki), false);
     let (code, _, err) = netctl(&host, "a", &["pull", &format!("{}/team/web:1.2", reg.host)]);
     assert_ne!(code, 0);
     assert!(err.to_lowercase().contains("certificate"), "{err}");
     assert_eq!(stored(&host, "a"), Vec::<String>::new());
+}
+
+/// A registry that takes only clients with a certificate from its CA: netctl presents the
+/// one in `certs.d/<host:port>/client.cert` + `client.key`, as Docker does, and without it
+/// the handshake is refused.
+#[test]
+fn client_certificates_in_certs_d_are_presented() {
+    let (mut host, pki) = host_with_pki();
+    let reg = start_registry(&mut host, TLS_ADDR, 5443, Some(&pki), true);
+    trust(&pki, &reg);
+    let web = format!("{}/team/web:1", reg.host);
+    import(&host, "a", &web);
+    let login = [
+        "login",
+        reg.host.as_str(),
+        "-u",
+        "alice",
+        "-p",
+        "wonderland",
+    ];
+    let (code, _, err) = netctl(&host, "a", &login);
+    assert_ne!(code, 0, "a client without a certificate was let in");
+    assert!(
+        err.to_lowercase().contains("certificate") || err.contains("handshake"),
+        "{err}"
+    );
+    let dir = Path::new("/etc/docker/certs.d").join(&reg.host);
+    std::fs::copy(pki.dir.join("client.crt"), dir.join("client.cert")).unwrap();
+    std::fs::copy(pki.dir.join("client.key"), dir.join("client.key")).unwrap();
+    netctl_ok(&host, "a", &login);
+    netctl_ok(&host, "a", &["push", &web]);
+    netctl_ok(&host, "b", &["pull", &web]);
+    assert_eq!(image_id(&host, "b", &web), image_id(&host, "a", &web));
+}
+
+/// A registry that speaks plain HTTP on a non-loopback address is refused until the user
+/// names it insecure in /etc/netctl/daemon.json (Docker's `insecure-registries`).
+#[test]
+fn a_plain_registry_is_used_only_once_named_insecure() {
+    let (mut host, _pki) = host_with_pki();
+    let reg = start_registry(&mut host, TLS_ADDR, 5001, None, false);
+    let web = format!("{}/team/web:1", reg.host);
+    import(&host, "a", &web);
+    let (code, _, err) = netctl(&host, "a", &["push", &web]);
+    assert_ne!(code, 0);
+    assert!(err.contains(&format!("https://{}/v2/", reg.host)), "{err}");
+    std::fs::write(
+        "/etc/netctl/daemon.json",
+        format!(r#"{{"insecure-registries": ["{}"]}}"#, reg.host),
+    )
+    .unwrap();
+    netctl_ok(&host, "a", &["push", &web]);
+    netctl_ok(&host, "b", &["pull", &web]);
+    assert_eq!(image_id(&host, "b", &web), image_id(&host, "a", &web));
 }
 
 /// A registry serves a layer whose bytes were changed on its disk: the pull fails on the
@@ -338,7 +426,7 @@ fn a_registry_with_an_untrusted_certificate_is_refused() {
 #[test]
 fn a_blob_changed_in_the_registry_is_refused_and_nothing_is_stored() {
     let mut host = TestHost::new();
-    let reg = start_registry(&mut host, "127.0.0.1", 5000, None);
+    let reg = start_registry(&mut host, "127.0.0.1", 5000, None, false);
     let web = format!("{}/team/web:1", reg.host);
     import(&host, "a", &web);
     netctl_ok(&host, "a", &["push", &web]);
@@ -368,7 +456,7 @@ fn a_blob_changed_in_the_registry_is_refused_and_nothing_is_stored() {
 #[test]
 fn an_index_picks_the_hosts_platform_unless_told_otherwise() {
     let mut host = TestHost::new();
-    let reg = start_registry(&mut host, "127.0.0.1", 5000, None);
+    let reg = start_registry(&mut host, "127.0.0.1", 5000, None, false);
     let amd = format!("{}/multi:amd64", reg.host);
     let arm = format!("{}/multi:arm64", reg.host);
     import(&host, "a", &amd);
@@ -426,7 +514,7 @@ fn an_index_picks_the_hosts_platform_unless_told_otherwise() {
 #[test]
 fn skopeo_and_netctl_read_each_others_images() {
     let mut host = TestHost::new();
-    let reg = start_registry(&mut host, "127.0.0.1", 5000, None);
+    let reg = start_registry(&mut host, "127.0.0.1", 5000, None, false);
     let web = format!("{}/team/web:1", reg.host);
     import(&host, "a", &web);
     netctl_ok(&host, "a", &["push", &web]);
@@ -475,7 +563,7 @@ fn docker(
 #[test]
 fn the_docker_cli_logs_in_pushes_and_pulls_through_netctld() {
     let (mut host, pki) = host_with_pki();
-    let reg = start_registry(&mut host, TLS_ADDR, 5443, Some(&pki));
+    let reg = start_registry(&mut host, TLS_ADDR, 5443, Some(&pki), false);
     trust(&pki, &reg);
     let daemon = Netctld::start(&mut host);
     host.busybox_image();
@@ -534,6 +622,27 @@ fn the_docker_cli_logs_in_pushes_and_pulls_through_netctld() {
         ok(&["run", "--rm", "--net", "none", &web, "echo", "via netctld"]),
         "via netctld\n"
     );
+    // `docker run` of an image netctld lacks pulls it first, as with dockerd.
+    ok(&["rmi", &web]);
+    let (code, out, err) = docker(
+        &daemon,
+        &host,
+        &[
+            "run",
+            "--rm",
+            "--net",
+            "none",
+            &web,
+            "echo",
+            "pulled by run",
+        ],
+        None,
+    );
+    assert_eq!((code, out.as_str()), (0, "pulled by run\n"), "{err}");
+    assert!(
+        err.contains(&format!("Unable to find image '{web}' locally")),
+        "{err}"
+    );
 
     let (code, _, err) = docker(
         &daemon,
@@ -551,10 +660,13 @@ fn the_docker_cli_logs_in_pushes_and_pulls_through_netctld() {
     );
 }
 
-/// A hostile registry on loopback: answers each request with what `answer` gives for its
-/// method and path (status, headers, body); the requests it saw.
+/// What a fake registry answers: status, headers, body.
+type Answer = (u16, Vec<(String, String)>, Vec<u8>);
+
+/// A fake registry on loopback: answers each request with what `answer` gives for its
+/// method, path and Authorization header; the requests it saw.
 fn hostile_registry(
-    answer: impl Fn(&str, &str, u16) -> (u16, Vec<(String, String)>, Vec<u8>) + Send + Sync + 'static,
+    answer: impl Fn(&str, &str, &str, u16) -> Answer + Send + Sync + 'static,
 ) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     use std::io::{BufRead, BufReader, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -569,16 +681,22 @@ fn hostile_registry(
             if reader.read_line(&mut first).is_err() {
                 continue;
             }
+            let mut auth = String::new();
             loop {
                 let mut l = String::new();
                 if reader.read_line(&mut l).unwrap_or(0) == 0 || l == "\r\n" {
                     break;
                 }
+                if let Some((k, v)) = l.split_once(':') {
+                    if k.eq_ignore_ascii_case("authorization") {
+                        auth = v.trim().to_string();
+                    }
+                }
             }
             let mut words = first.split(' ');
             let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
             log.lock().unwrap().push(format!("{method} {path}"));
-            let (status, headers, body) = answer(method, path, port);
+            let (status, headers, body) = answer(method, path, &auth, port);
             let mut head = format!(
                 "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
                 body.len()
@@ -635,7 +753,7 @@ fn a_hostile_registry_gets_a_clear_refusal_and_nothing_is_stored() {
             "application/vnd.docker.distribution.manifest.v2+json".to_string(),
         )]
     };
-    let (port, seen) = hostile_registry(move |_, path, port| match path {
+    let (port, seen) = hostile_registry(move |_, path, _, port| match path {
         "/v2/" => (200, vec![], vec![]),
         "/v2/big/manifests/1" => (200, mt(), vec![b' '; 5 << 20]),
         "/v2/loop/manifests/1" => (
@@ -648,7 +766,7 @@ fn a_hostile_registry_gets_a_clear_refusal_and_nothing_is_stored() {
         p if p == format!("/v2/evil/blobs/{layer_d}") => (200, vec![], layer.clone()),
         _ => (404, vec![], format!("not here on {port}").into_bytes()),
     });
-    let (auth_port, auth_seen) = hostile_registry(|_, path, port| {
+    let (auth_port, auth_seen) = hostile_registry(|_, path, _, port| {
         let challenge = format!("Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"loop\"");
         match path.split('?').next().unwrap_or("") {
             "/token" => (200, vec![], br#"{"token":"never-good"}"#.to_vec()),
@@ -686,5 +804,134 @@ fn a_hostile_registry_gets_a_clear_refusal_and_nothing_is_stored() {
         auth_seen.lock().unwrap().len() < 10,
         "{:?}",
         auth_seen.lock().unwrap()
+    );
+}
+
+/// A registry behind a token server (the `WWW-Authenticate: Bearer` flow of Docker Hub and
+/// most registries): `login` gets a token with the user's password, a pull asks a token for
+/// the repository's scope and sends it; without credentials the pull is denied.
+#[test]
+fn bearer_tokens_are_fetched_with_the_stored_credentials() {
+    let host = TestHost::new();
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(6);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_path("hello").unwrap();
+    h.set_cksum();
+    tar.append(&h, &b"hello\n"[..]).unwrap();
+    let layer = tar.into_inner().unwrap();
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","config":{{"Cmd":["/hello"]}},"rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
+        sha256(&layer)
+    )
+    .into_bytes();
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{}","size":{}}}]}}"#,
+        sha256(&config),
+        config.len(),
+        sha256(&layer),
+        layer.len()
+    );
+    let (layer_d, config_d) = (sha256(&layer), sha256(&config));
+    // base64("alice:wonderland")
+    let basic = "Basic YWxpY2U6d29uZGVybGFuZA==";
+    let (port, seen) = hostile_registry(move |_, path, auth, port| {
+        let challenge = vec![(
+            "WWW-Authenticate".to_string(),
+            format!("Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"fake\""),
+        )];
+        let (route, query) = path.split_once('?').unwrap_or((path, ""));
+        if route == "/token" {
+            return if auth == basic
+                && (!query.contains("scope=")
+                    || query.contains("scope=repository%3Ateam%2Fweb%3Apull")
+                    || query.contains("scope=repository:team/web:pull"))
+            {
+                (200, vec![], br#"{"access_token":"tok-for-alice"}"#.to_vec())
+            } else {
+                (401, vec![], vec![])
+            };
+        }
+        if auth != "Bearer tok-for-alice" {
+            return (
+                401,
+                challenge,
+                br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#
+                    .to_vec(),
+            );
+        }
+        match route {
+            "/v2/" => (200, vec![], vec![]),
+            "/v2/team/web/manifests/1" => (
+                200,
+                vec![(
+                    "Content-Type".into(),
+                    "application/vnd.oci.image.manifest.v1+json".into(),
+                )],
+                manifest.clone().into_bytes(),
+            ),
+            p if p == format!("/v2/team/web/blobs/{config_d}") => (200, vec![], config.clone()),
+            p if p == format!("/v2/team/web/blobs/{layer_d}") => (200, vec![], layer.clone()),
+            _ => (404, vec![], vec![]),
+        }
+    });
+    let web = format!("127.0.0.1:{port}/team/web:1");
+    let (code, _, err) = netctl(&host, "a", &["pull", &web]);
+    assert_ne!(code, 0);
+    assert!(err.contains("pull access denied for 127.0.0.1"), "{err}");
+    let (code, _, err) = netctl(
+        &host,
+        "a",
+        &[
+            "login",
+            &format!("127.0.0.1:{port}"),
+            "-u",
+            "alice",
+            "-p",
+            "queen",
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("401 Unauthorized"), "{err}");
+    netctl_ok(
+        &host,
+        "a",
+        &[
+            "login",
+            &format!("127.0.0.1:{port}"),
+            "-u",
+            "alice",
+            "-p",
+            "wonderland",
+        ],
+    );
+    let pulled = netctl_ok(&host, "a", &["pull", &web]);
+    assert!(
+        pulled.contains("Status: Downloaded newer image"),
+        "{pulled}"
+    );
+    assert_eq!(
+        netctl_ok(
+            &host,
+            "a",
+            &["image", "inspect", "-f", "{{json .Config.Cmd}}", &web]
+        ),
+        "[\"/hello\"]\n"
+    );
+    let asked: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.starts_with("GET /token"))
+        .cloned()
+        .collect();
+    assert!(
+        asked.iter().any(|r| r.contains("scope=repository")),
+        "{asked:?}"
     );
 }
