@@ -145,7 +145,7 @@ pub struct Config {
     #[serde(default)]
     pub exposed: Vec<(u16, Protocol)>,
     /// `--add-host NAME:IP` entries for /etc/hosts.
-    pub extra_hosts: Vec<(String, IpAddr)>,
+    pub extra_hosts: Vec<(String, HostAddr)>,
     /// `--dns` servers.
     pub dns: Vec<IpAddr>,
     /// `--dns-search` domains (instead of the host's).
@@ -321,6 +321,52 @@ pub enum Status {
     /// Its removal failed half-way (a network would not detach): only `rm` (which finishes
     /// it) and repair touch it; it never starts again.
     Dead,
+}
+
+/// The address of an `--add-host` entry: an IP, or `host-gateway`, the host as the
+/// container's first network reaches it (that network's gateway).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostAddr {
+    /// This address.
+    Ip(IpAddr),
+    /// The gateway of the container's first network with one.
+    HostGateway,
+}
+
+impl std::fmt::Display for HostAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostAddr::Ip(ip) => ip.fmt(f),
+            HostAddr::HostGateway => f.write_str(HOST_GATEWAY),
+        }
+    }
+}
+
+/// Docker's word for the host's address in `--add-host`.
+pub const HOST_GATEWAY: &str = "host-gateway";
+
+impl std::str::FromStr for HostAddr {
+    type Err = std::net::AddrParseError;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            HOST_GATEWAY => Ok(HostAddr::HostGateway),
+            ip => ip.parse().map(HostAddr::Ip),
+        }
+    }
+}
+
+impl Serialize for HostAddr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for HostAddr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// One address of an interface, with its network's gateway.

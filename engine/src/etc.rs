@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use crate::container::{Container, NetMode};
+use crate::container::{Container, HostAddr, NetMode};
 use crate::engine::Engine;
 use crate::error::{Context, Result};
 
@@ -108,14 +108,43 @@ fn own_names(hostname: &str, domainname: &str) -> String {
     }
 }
 
-/// `/etc/hosts`: localhost, `--add-host` entries, the container's own addresses.
+/// The names podman 5 gives the host in every container's /etc/hosts (Docker's users add
+/// the first with `--add-host host.docker.internal:host-gateway`).
+const HOST_NAMES: [&str; 2] = ["host.containers.internal", "host.docker.internal"];
+
+/// The host as the container reaches it: the gateway of its first network that has one.
+fn host_gateway(c: &Container) -> Option<std::net::IpAddr> {
+    c.state
+        .endpoints
+        .iter()
+        .flat_map(|e| &e.addresses)
+        .find_map(|a| a.gateway)
+}
+
+/// `/etc/hosts`: localhost, `--add-host` entries (`host-gateway` as the host's address on
+/// the container's first network), the host's names when no entry takes them, the
+/// container's own addresses.
 pub fn hosts_file(c: &Container, hostname: &str) -> String {
     let names = own_names(hostname, &c.config.domainname);
     let mut s = String::from(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
     );
-    for (name, ip) in &c.config.extra_hosts {
-        s.push_str(&format!("{ip}\t{name}\n"));
+    let gateway = host_gateway(c);
+    for (name, addr) in &c.config.extra_hosts {
+        let ip = match addr {
+            HostAddr::Ip(ip) => Some(*ip),
+            HostAddr::HostGateway => gateway,
+        };
+        if let Some(ip) = ip {
+            s.push_str(&format!("{ip}\t{name}\n"));
+        }
+    }
+    let taken = |n: &str| c.config.extra_hosts.iter().any(|(name, _)| name == n);
+    if let Some(gw) = gateway {
+        let free: Vec<&str> = HOST_NAMES.into_iter().filter(|n| !taken(n)).collect();
+        if !free.is_empty() {
+            s.push_str(&format!("{gw}\t{}\n", free.join(" ")));
+        }
     }
     for ep in &c.state.endpoints {
         for a in &ep.addresses {
@@ -255,7 +284,7 @@ mod tests {
                 workdir: "/".into(),
                 hostname: "web".into(),
                 net_mode,
-                extra_hosts: vec![("db".into(), "10.0.0.5".parse().unwrap())],
+                extra_hosts: vec![("db".into(), HostAddr::Ip("10.0.0.5".parse().unwrap()))],
                 dns: dns.iter().map(|d| d.parse().unwrap()).collect(),
                 ..Default::default()
             },

@@ -10,7 +10,7 @@ use netctl_cni::types::Protocol;
 
 use crate::clock::now_rfc3339;
 use crate::container::{
-    check_name_free, Config, LogDriver, NetMode, NetworkRequest, PortBinding, Sharing,
+    check_name_free, Config, HostAddr, LogDriver, NetMode, NetworkRequest, PortBinding, Sharing,
 };
 use crate::engine::Engine;
 use crate::error::{invalid, Error, Kind, Result};
@@ -49,7 +49,7 @@ pub struct ContainerSpec {
     /// `--link NAME[:ALIAS]`.
     pub links: Vec<(String, String)>,
     /// `--add-host NAME:IP`.
-    pub add_hosts: Vec<(String, IpAddr)>,
+    pub add_hosts: Vec<(String, HostAddr)>,
     /// `--dns`.
     pub dns: Vec<IpAddr>,
     /// `--dns-search`.
@@ -233,12 +233,15 @@ pub fn parse_link(spec: &str) -> (String, String) {
     (name.to_string(), alias.to_string())
 }
 
-/// Parses `--add-host NAME:IP`.
-pub fn parse_add_host(spec: &str) -> Result<(String, IpAddr)> {
+/// Parses `--add-host NAME:IP` (or `NAME:host-gateway`; an IPv6 address may follow the
+/// first colon).
+pub fn parse_add_host(spec: &str) -> Result<(String, HostAddr)> {
     let Some((name, ip)) = spec.split_once(':') else {
-        invalid!("invalid argument {spec:?} for --add-host: use NAME:IP");
+        invalid!("invalid argument {spec:?} for --add-host: use NAME:IP or NAME:host-gateway");
     };
     let ip = ip
+        .trim_start_matches('[')
+        .trim_end_matches(']')
         .parse()
         .map_err(|_| Error::Invalid(format!("invalid IP address in add-host: {ip:?}")))?;
     Ok((name.to_string(), ip))

@@ -882,6 +882,10 @@ pub struct NetworkInspect {
     pub options: BTreeMap<String, String>,
     /// `--label`.
     pub labels: BTreeMap<String, String>,
+    /// How its subnets' addresses are used (Docker 29's `Status.IPAM.Subnets`); none for a
+    /// network whose addresses netctl's IPAM does not hand out here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<serde_json::Value>,
 }
 
 /// A network's IPAM as Docker shows it.
@@ -910,6 +914,22 @@ pub struct IpamRangeView {
     /// `--aux-address`es, by name.
     #[serde(rename = "AuxiliaryAddresses", skip_serializing_if = "Option::is_none")]
     pub aux_addresses: Option<BTreeMap<String, String>>,
+}
+
+/// `Status.IPAM.Subnets` of a network whose addresses the local IPAM hands out.
+fn ipam_status(n: &Network) -> Option<serde_json::Value> {
+    let ipam = n.ipam().filter(|c| c.plugin_type == "netctl-ipam")?;
+    let usage = netctl_ipam::Allocator::from_config(&n.name, ipam)
+        .and_then(|a| a.stored_usage())
+        .ok()?;
+    let subnets: serde_json::Map<String, serde_json::Value> = usage
+        .iter()
+        .map(|u| {
+            let v = serde_json::json!({"IPsInUse": u.in_use, "DynamicIPsAvailable": u.dynamic_available});
+            (u.subnet.to_string(), v)
+        })
+        .collect();
+    Some(serde_json::json!({"IPAM": {"Subnets": subnets}}))
 }
 
 /// `network inspect` of one network.
@@ -958,6 +978,7 @@ pub fn inspect_network(engine: &Engine, n: &Network) -> NetworkInspect {
         containers: network_endpoints(engine, n),
         options: n.meta.options.clone(),
         labels: n.meta.labels.clone(),
+        status: ipam_status(n),
     }
 }
 

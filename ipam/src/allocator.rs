@@ -36,6 +36,20 @@ impl Allocator<FileStore> {
         Ok(Allocator::new(network, sets, cfg.allocation, store))
     }
 
+    /// How each subnet's addresses are used; a network whose store was never made has
+    /// nothing allocated (and reading does not make one).
+    pub fn stored_usage(&self) -> Result<Vec<crate::range::SubnetUsage>, IpamError> {
+        if self.store.dir().exists() {
+            return self.usage();
+        }
+        Ok(self
+            .sets
+            .iter()
+            .flat_map(|s| s.ranges())
+            .map(|r| r.usage(&[]))
+            .collect())
+    }
+
     /// Removes the network's store (when the network itself is removed), under its lock
     /// and only when it holds no allocation; a store already gone is fine.
     pub fn remove_store(&self) -> Result<(), IpamError> {
@@ -130,6 +144,21 @@ impl<S: Store> Allocator<S> {
         txn.remove_orphans()?;
         txn.commit()?;
         Ok(stale)
+    }
+
+    /// How each subnet's addresses are used, read under the store's lock.
+    pub fn usage(&self) -> Result<Vec<crate::range::SubnetUsage>, IpamError> {
+        let txn = self.store.lock()?;
+        let mut allocated = Vec::new();
+        for owner in txn.owners()? {
+            allocated.extend(txn.lease_of(&owner)?.unwrap_or_default());
+        }
+        Ok(self
+            .sets
+            .iter()
+            .flat_map(|s| s.ranges())
+            .map(|r| r.usage(&allocated))
+            .collect())
     }
 
     /// Whether every range set still has a free address.

@@ -17,5 +17,5 @@ mod store;
 pub use allocator::{Allocator, Lease};
 pub use config::{AllocationOrder, IpamConfig, RangeConfig};
 pub use error::{IpamError, CODE_ADDRESS_IN_USE, CODE_EXHAUSTED};
-pub use range::{Range, RangeSet};
+pub use range::{Range, RangeSet, SubnetUsage};
 pub use store::{FileStore, Owner, Store, Txn};

@@ -131,6 +131,34 @@ impl Range {
         self.end
     }
 
+    /// How its subnet's addresses are used, given every address allocated on the network
+    /// (Docker's `Status.IPAM.Subnets`): reserved (network, broadcast, gateway, auxiliary)
+    /// or allocated ones are in use; what `start..=end` still holds is available.
+    pub fn usage(&self, allocated: &[IpAddr]) -> SubnetUsage {
+        let mut used: std::collections::BTreeSet<IpAddr> = allocated
+            .iter()
+            .copied()
+            .filter(|ip| self.subnet.contains(ip))
+            .collect();
+        used.insert(self.subnet.network());
+        if self.subnet.addr().is_ipv4() && self.subnet.prefix_len() < 31 {
+            used.insert(self.subnet.broadcast());
+        }
+        used.insert(self.gateway);
+        used.extend(self.reserved.iter().copied());
+        let (lo, hi) = (to_u128(self.start), to_u128(self.end));
+        let in_range = used
+            .iter()
+            .filter(|ip| (lo..=hi).contains(&to_u128(**ip)))
+            .count() as u128;
+        SubnetUsage {
+            subnet: self.subnet,
+            in_use: used.len() as u64,
+            dynamic_available: u64::try_from(self.len().saturating_sub(in_range))
+                .unwrap_or(u64::MAX),
+        }
+    }
+
     /// How many addresses `start..=end` spans (gateway included).
     pub(crate) fn len(&self) -> u128 {
         (to_u128(self.end) - to_u128(self.start)).saturating_add(1)
@@ -232,6 +260,17 @@ fn check_host(subnet: &IpNet, ip: IpAddr, what: &str) -> Result<(), IpamError> {
     Ok(())
 }
 
+/// How one subnet's addresses are used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubnetUsage {
+    /// The subnet.
+    pub subnet: IpNet,
+    /// Addresses reserved or allocated.
+    pub in_use: u64,
+    /// Addresses of the dynamic range (`--ip-range`, else the subnet) still free.
+    pub dynamic_available: u64,
+}
+
 /// The ranges one address comes from (one address family); the allocator walks them in
 /// order, wrapping around.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -301,6 +340,22 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn usage_counts_reserved_and_allocated_addresses_as_docker_29_does() {
+        let r = Range::new(&cfg("172.16.0.0/16")).unwrap();
+        let u = r.usage(&[]);
+        assert_eq!((u.in_use, u.dynamic_available), (3, 65533));
+        let u = r.usage(&[ip("172.16.0.2"), ip("172.16.0.3"), ip("10.0.0.1")]);
+        assert_eq!((u.in_use, u.dynamic_available), (5, 65531));
+        let mut aux = cfg("10.1.0.0/24");
+        aux.auxiliary_addresses
+            .insert("router".into(), ip("10.1.0.9"));
+        let u = Range::new(&aux).unwrap().usage(&[]);
+        assert_eq!((u.in_use, u.dynamic_available), (4, 252));
+        let u = Range::new(&cfg("fd00::/120")).unwrap().usage(&[]);
+        assert_eq!(u.in_use, 2, "IPv6 has no broadcast address");
     }
 
     #[test]

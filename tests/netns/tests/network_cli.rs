@@ -493,3 +493,49 @@ fn a_bridge_network_has_its_bridge_and_gateway_from_create_on() {
     host.netctl_ok(&["rmi", "busybox"]);
     assert_eq!(host.sh(listing), before, "nothing of the network is left");
 }
+
+/// `network inspect` shows how each subnet's addresses are used, as Docker 29 does
+/// (`Status.IPAM.Subnets`): the network, broadcast and gateway addresses and each container's
+/// are in use; what is left of the `--ip-range` is available; removing a container gives
+/// its address back.
+#[test]
+fn inspect_shows_each_subnets_address_usage() {
+    let host = TestHost::new();
+    host.busybox_image();
+    host.netctl_ok(&["network", "create", "--subnet", "172.16.0.0/16", "big"]);
+    host.netctl_ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.77.0.0/24",
+        "--ip-range",
+        "10.77.0.128/25",
+        "app",
+    ]);
+    let usage = |net: &str| inspect(&host, net)["Status"]["IPAM"]["Subnets"].clone();
+    assert_eq!(
+        usage("big"),
+        json!({"172.16.0.0/16": {"IPsInUse": 3, "DynamicIPsAvailable": 65533}})
+    );
+    let before = usage("app")["10.77.0.0/24"].clone();
+    for name in ["one", "two"] {
+        host.netctl_ok(&[
+            "run", "-d", "--name", name, "--net", "app", "busybox", "sleep", "60",
+        ]);
+    }
+    let during = usage("app")["10.77.0.0/24"].clone();
+    assert_eq!(
+        during["IPsInUse"],
+        json!(before["IPsInUse"].as_u64().unwrap() + 2)
+    );
+    assert_eq!(
+        during["DynamicIPsAvailable"],
+        json!(before["DynamicIPsAvailable"].as_u64().unwrap() - 2)
+    );
+    host.netctl_ok(&["rm", "-f", "one"]);
+    assert_eq!(
+        usage("app")["10.77.0.0/24"]["IPsInUse"],
+        json!(before["IPsInUse"].as_u64().unwrap() + 1)
+    );
+    host.netctl_ok(&["rm", "-f", "two"]);
+}

@@ -715,3 +715,44 @@ fn a_container_whose_log_cannot_be_opened_still_runs_to_its_end() {
     let _ = child.wait();
     host.netctl_ok(&["rm", "-f", "loud2"]);
 }
+
+/// A container reaches a server on its host by `--add-host NAME:host-gateway` and by the
+/// names podman gives the host (`host.containers.internal`, `host.docker.internal`): all are
+/// the gateway of the container's network, the host's own address there.
+#[test]
+fn host_gateway_names_reach_a_server_on_the_host() {
+    let mut host = TestHost::new();
+    host.busybox_image();
+    host.netctl_ok(&["network", "create", "--subnet", "10.66.0.0/24", "app"]);
+    let www = host.dir().join("host-www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("hello.txt"), "hello from the host\n").unwrap();
+    host.spawn(&format!(
+        "exec busybox httpd -f -p 10.66.0.1:8099 -h {}",
+        www.display()
+    ));
+    let out = host.netctl_ok(&[
+        "run",
+        "--rm",
+        "--net",
+        "app",
+        "--add-host",
+        "gw:host-gateway",
+        "busybox",
+        "sh",
+        "-c",
+        "grep -E 'gw|internal' /etc/hosts; for n in gw host.docker.internal host.containers.internal; do wget -qO- http://$n:8099/hello.txt; done",
+    ]);
+    assert_eq!(
+        out,
+        "10.66.0.1\tgw\n10.66.0.1\thost.containers.internal host.docker.internal\n".to_string()
+            + &"hello from the host\n".repeat(3)
+    );
+    let (code, _, err) =
+        host.netctl(&["run", "--rm", "--add-host", "x:gateway", "busybox", "true"]);
+    assert_eq!(code, 125);
+    assert!(
+        err.contains("invalid IP address in add-host: \"gateway\""),
+        "{err}"
+    );
+}
