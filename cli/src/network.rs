@@ -52,6 +52,13 @@ pub enum NetworkCommand {
         /// An endpoint driver option, KEY=VALUE; repeatable.
         #[arg(long = "driver-opt")]
         driver_opt: Vec<String>,
+        /// The network with the highest priority carries the default route (Docker 28).
+        #[arg(
+            long = "gw-priority",
+            default_value_t = 0,
+            allow_negative_numbers = true
+        )]
+        gw_priority: i64,
         /// The network.
         network: String,
         /// The container.
@@ -207,6 +214,7 @@ pub fn run(engine: &Engine, cmd: NetworkCommand) -> Outcome {
             ip,
             ip6,
             driver_opt,
+            gw_priority,
             network,
             container,
         } => {
@@ -223,6 +231,7 @@ pub fn run(engine: &Engine, cmd: NetworkCommand) -> Outcome {
                 aliases: alias,
                 ips: ip.into_iter().chain(ip6).collect(),
                 driver_opts,
+                gw_priority,
             };
             netctl_engine::netattach::connect(engine, &network, &container, &asked)?;
         }

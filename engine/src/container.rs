@@ -35,6 +35,13 @@ pub struct NetworkRequest {
     /// bridge driver takes none of its own, as Docker's.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub driver_opts: std::collections::BTreeMap<String, String>,
+    /// `--gw-priority`: the attached network with the highest carries the default route.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub gw_priority: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 impl NetworkRequest {
@@ -46,6 +53,7 @@ impl NetworkRequest {
             ips: Vec::new(),
             mac: None,
             driver_opts: Default::default(),
+            gw_priority: 0,
         }
     }
 }
@@ -409,6 +417,9 @@ pub struct Endpoint {
     /// attach that was killed half-way is known and repaired (DEL) by the next command.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pending: bool,
+    /// The `--gw-priority` it was attached with.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub gw_priority: i64,
 }
 
 impl Endpoint {

@@ -148,6 +148,7 @@ pub fn attach(
     })?;
     let mut ep = endpoint(&req.name, ifname, &result);
     ep.dns_upstreams = declares(list, "dns");
+    ep.gw_priority = req.gw_priority;
     network_event(engine, "connect", &net, c);
     Ok(ep)
 }
@@ -340,6 +341,8 @@ pub struct ConnectRequest {
     pub ips: Vec<IpAddr>,
     /// The endpoint's driver options, kept as given.
     pub driver_opts: std::collections::BTreeMap<String, String>,
+    /// `--gw-priority`.
+    pub gw_priority: i64,
 }
 
 /// `network connect`: the next interface of a running container at once, and the network
@@ -378,6 +381,7 @@ pub fn connect(engine: &Engine, network: &str, key: &str, asked: &ConnectRequest
         ips: ips.to_vec(),
         mac: None,
         driver_opts: asked.driver_opts.clone(),
+        gw_priority: asked.gw_priority,
     };
     if c.is_running() {
         let ifname = (0..)
@@ -491,6 +495,7 @@ fn endpoint(network: &str, ifname: &str, r: &Success) -> Endpoint {
         search: r.dns.search.clone(),
         dns_upstreams: false,
         pending: false,
+        gw_priority: 0,
     }
 }
 

@@ -1,6 +1,6 @@
 //! The container's default route, as Docker keeps it: one per address family, via the
-//! attached network whose name sorts first among those that give one (internal networks
-//! give none). Each ADD installs its network's default route over the last one, and a DEL
+//! attached network with the highest `--gw-priority` (Docker 28), ties to the name that
+//! sorts first, among those that give one (internal networks give none). Each ADD installs its network's default route over the last one, and a DEL
 //! takes its route away with the interface, so the engine settles the routes after every
 //! attach and detach.
 
@@ -16,7 +16,11 @@ use crate::error::{Context, Error, Result};
 /// The endpoint and gateway that carry the default route of one family, if any does.
 pub fn default_route_for(endpoints: &[Endpoint], v4: bool) -> Option<(&Endpoint, IpAddr)> {
     let mut eps: Vec<&Endpoint> = endpoints.iter().filter(|e| !e.pending).collect();
-    eps.sort_by(|a, b| a.network.cmp(&b.network));
+    eps.sort_by(|a, b| {
+        b.gw_priority
+            .cmp(&a.gw_priority)
+            .then_with(|| a.network.cmp(&b.network))
+    });
     eps.into_iter().find_map(|e| {
         e.default_via
             .iter()
@@ -101,6 +105,17 @@ mod tests {
             pending,
             ..Endpoint::default()
         }
+    }
+
+    #[test]
+    fn the_highest_gw_priority_wins_before_names() {
+        let mut web = ep("web", &["172.18.0.1"], false);
+        web.gw_priority = 10;
+        let mut low = ep("aaa", &["172.20.0.1"], false);
+        low.gw_priority = -1;
+        let eps = [low, ep("app", &["172.19.0.1"], false), web];
+        assert_eq!(default_route_for(&eps, true).unwrap().0.network, "web");
+        assert_eq!(default_route_for(&eps[..2], true).unwrap().0.network, "app");
     }
 
     #[test]

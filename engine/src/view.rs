@@ -340,6 +340,8 @@ pub struct EndpointView {
     pub dns_names: Vec<String>,
     /// Driver options of the endpoint as asked (null when none).
     pub driver_opts: Option<BTreeMap<String, String>>,
+    /// `--gw-priority` (Docker 28).
+    pub gw_priority: i64,
 }
 
 /// The addresses an endpoint asked for.
@@ -425,6 +427,7 @@ fn endpoints(c: &Container) -> BTreeMap<String, EndpointView> {
         let view = EndpointView {
             ipam_config: EndpointIpamView::of(&req.ips),
             driver_opts: (!req.driver_opts.is_empty()).then(|| req.driver_opts.clone()),
+            gw_priority: req.gw_priority,
             aliases,
             dns_names,
             ..EndpointView::default()

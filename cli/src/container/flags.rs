@@ -203,19 +203,57 @@ fn networks_of(a: &CreateArgs) -> Result<Vec<NetworkRequest>, Error> {
             .chain(&a.ip6)
             .map(|s| ip(s))
             .collect::<Result<_, _>>()?;
-    let mut reqs: Vec<NetworkRequest> =
-        a.network.iter().map(|n| NetworkRequest::plain(n)).collect();
+    let mut reqs: Vec<NetworkRequest> = a
+        .network
+        .iter()
+        .map(|n| network_request(n))
+        .collect::<Result<_, _>>()?;
     if reqs.is_empty() && (!a.aliases.is_empty() || !ips.is_empty() || a.mac.is_some()) {
         reqs.push(NetworkRequest::plain("bridge"));
     }
     for r in &mut reqs {
-        r.aliases.clone_from(&a.aliases);
+        r.aliases.extend(a.aliases.iter().cloned());
     }
     if let Some(first) = reqs.first_mut() {
-        first.ips = ips;
-        first.mac.clone_from(&a.mac);
+        first.ips.extend(ips);
+        if a.mac.is_some() {
+            first.mac.clone_from(&a.mac);
+        }
     }
     Ok(reqs)
+}
+
+/// One `--network`: a name, or Docker's long form
+/// `name=NET[,alias=A][,ip=IP][,ip6=IP][,mac-address=MAC][,driver-opt=K=V][,gw-priority=N]`.
+fn network_request(spec: &str) -> Result<NetworkRequest, Error> {
+    if !spec.contains('=') {
+        return Ok(NetworkRequest::plain(spec));
+    }
+    let mut req = NetworkRequest::plain("");
+    for field in spec.split(',') {
+        let bad = || {
+            Error::Invalid(format!("invalid --network field {field:?}: use name=NET[,alias=A][,ip=IP][,ip6=IP][,mac-address=MAC][,driver-opt=K=V][,gw-priority=N]"))
+        };
+        let (key, value) = field.split_once('=').ok_or_else(bad)?;
+        match key {
+            "name" => req.name = value.to_string(),
+            "alias" => req.aliases.push(value.to_string()),
+            "ip" | "ip6" => req.ips.push(ip(value)?),
+            "mac-address" => req.mac = Some(value.to_string()),
+            "driver-opt" => {
+                let (k, v) = value.split_once('=').ok_or_else(bad)?;
+                req.driver_opts.insert(k.to_string(), v.to_string());
+            }
+            "gw-priority" => req.gw_priority = value.parse().map_err(|_| bad())?,
+            _ => return Err(bad()),
+        }
+    }
+    if req.name.is_empty() {
+        return Err(Error::Invalid(format!(
+            "--network {spec:?} names no network: add name=NET"
+        )));
+    }
+    Ok(req)
 }
 
 /// `-m`, `--memory-swap`, `--cpus`, `--cpu-shares`, `--cpuset-cpus`, `--pids-limit`,

@@ -472,6 +472,7 @@ fn networks(
             aliases: ep.aliases.unwrap_or_default(),
             mac,
             driver_opts: ep.driver_opts.unwrap_or_default(),
+            gw_priority: ep.gw_priority,
             name,
         });
     }

@@ -219,6 +219,8 @@ pub struct EndpointConfig {
     pub mac_address: String,
     /// The endpoint's driver options, kept as given.
     pub driver_opts: Option<std::collections::BTreeMap<String, String>>,
+    /// Docker 28's `GwPriority`: the network with the highest carries the default route.
+    pub gw_priority: i64,
 }
 
 /// `EndpointConfig.IPAMConfig`.
@@ -261,6 +263,7 @@ async fn connect(
         ips: ep.ips()?,
         aliases: ep.aliases.unwrap_or_default(),
         driver_opts: ep.driver_opts.unwrap_or_default(),
+        gw_priority: ep.gw_priority,
     };
     d.run(move |engine| {
         netctl_engine::netattach::connect(engine, &id, &req.container, &asked)?;

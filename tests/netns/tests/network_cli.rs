@@ -539,3 +539,60 @@ fn inspect_shows_each_subnets_address_usage() {
     );
     host.netctl_ok(&["rm", "-f", "two"]);
 }
+
+/// `--gw-priority` (Docker 28): the attached network with the highest priority carries the
+/// default route, whatever the names; a later `network connect --gw-priority` with a higher
+/// one takes it over at once, and inspect shows each network's priority.
+#[test]
+fn the_highest_gw_priority_carries_the_default_route() {
+    let host = TestHost::new();
+    host.busybox_image();
+    for (name, subnet) in [
+        ("aaa", "10.81.0.0/24"),
+        ("zzz", "10.82.0.0/24"),
+        ("mid", "10.83.0.0/24"),
+    ] {
+        host.netctl_ok(&["network", "create", "--subnet", subnet, name]);
+    }
+    host.netctl_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "multi",
+        "--network",
+        "name=zzz,gw-priority=5,alias=front",
+        "--network",
+        "aaa",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let route = || host.netctl_ok(&["exec", "multi", "ip", "route", "show", "default"]);
+    assert!(route().starts_with("default via 10.82.0.1 "), "{}", route());
+    host.netctl_ok(&["network", "connect", "--gw-priority", "10", "mid", "multi"]);
+    assert!(route().starts_with("default via 10.83.0.1 "), "{}", route());
+    let v: Value = serde_json::from_str(&host.netctl_ok(&["inspect", "multi"])).unwrap();
+    let nets = &v[0]["NetworkSettings"]["Networks"];
+    assert_eq!(
+        (
+            nets["zzz"]["GwPriority"].clone(),
+            nets["aaa"]["GwPriority"].clone(),
+            nets["mid"]["GwPriority"].clone()
+        ),
+        (json!(5), json!(0), json!(10))
+    );
+    assert_eq!(nets["zzz"]["Aliases"][0], "front");
+    host.netctl_ok(&["network", "disconnect", "mid", "multi"]);
+    assert!(route().starts_with("default via 10.82.0.1 "), "{}", route());
+    let (code, _, err) = host.netctl(&[
+        "run",
+        "--rm",
+        "--network",
+        "gw-priority=1",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(code, 125);
+    assert!(err.contains("names no network"), "{err}");
+    host.netctl_ok(&["rm", "-f", "multi"]);
+}
