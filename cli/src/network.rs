@@ -105,6 +105,10 @@ pub struct CreateArgs {
     /// An address of the subnet never handed out to containers, NAME=IP; repeatable.
     #[arg(long = "aux-address")]
     aux_address: Vec<String>,
+    /// A static route every container gets, DESTINATION/PREFIX,GATEWAY[,METRIC]
+    /// (podman's); repeatable.
+    #[arg(long = "route")]
+    route: Vec<String>,
     /// The gateway (default: the first address of the subnet).
     #[arg(long)]
     gateway: Option<String>,
@@ -182,6 +186,11 @@ pub fn run(engine: &Engine, cmd: NetworkCommand) -> Outcome {
                                 anyhow::anyhow!("invalid --aux-address {kv:?}: give NAME=IP")
                             })
                     })
+                    .collect::<Result<_, _>>()?,
+                routes: a
+                    .route
+                    .iter()
+                    .map(|r| netctl_engine::network::parse_route(r))
                     .collect::<Result<_, _>>()?,
             };
             println!("{}", create(engine, &req)?.id);

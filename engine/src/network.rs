@@ -447,6 +447,39 @@ pub struct CreateRequest {
     pub options: BTreeMap<String, String>,
     /// `--aux-address NAME=IP`: addresses of a subnet that are never handed out.
     pub aux_addresses: BTreeMap<String, IpAddr>,
+    /// `--route DEST,GW[,METRIC]` (podman): static routes every container gets.
+    pub routes: Vec<netctl_cni::types::Route>,
+}
+
+/// Parses podman's `--route DEST,GW[,METRIC]`.
+pub fn parse_route(s: &str) -> Result<netctl_cni::types::Route> {
+    let bad = || {
+        Error::Invalid(format!(
+            "invalid route {s:?}: use DESTINATION/PREFIX,GATEWAY[,METRIC]"
+        ))
+    };
+    let mut parts = s.split(',');
+    let dst = parse_subnet(parts.next().ok_or_else(bad)?).map_err(|_| bad())?;
+    let gw: IpAddr = parts.next().ok_or_else(bad)?.parse().map_err(|_| bad())?;
+    let metric = parts
+        .next()
+        .map(|m| m.parse::<u32>().map_err(|_| bad()))
+        .transpose()?;
+    if parts.next().is_some() || dst.addr().is_ipv4() != gw.is_ipv4() {
+        return Err(bad());
+    }
+    let mut route = netctl_cni::types::Route::new(dst, Some(gw));
+    route.priority = metric;
+    Ok(route)
+}
+
+/// A boolean `-o` option (`true`/`1`, `false`/`0`); false when absent.
+fn bool_option(req: &CreateRequest, key: &str) -> Result<bool> {
+    match req.options.get(key).map(String::as_str) {
+        None | Some("false" | "0") => Ok(false),
+        Some("true" | "1") => Ok(true),
+        Some(v) => Err(Error::Invalid(format!("-o {key}={v}: use true or false"))),
+    }
 }
 
 /// Parses a subnet or range as Docker takes one: a CIDR, whose host bits (`172.73.1.0/16`)
@@ -611,8 +644,23 @@ fn create_checked(engine: &Engine, req: &CreateRequest) -> Result<Network> {
             )?,
         );
     }
+    for r in &req.routes {
+        if let Some(gw) = r.gw.filter(|gw| !subnets.iter().any(|s| s.contains(gw))) {
+            invalid!(
+                "route to {}: gateway {gw} is not in any subnet of the network",
+                r.dst
+            );
+        }
+    }
     let dirs = Dirs::of(engine.root(), engine.run_dir());
-    let ipam = json!({"type": "netctl-ipam", "ranges": range_sets(req, &subnets)?, "allocation": "lowest", "dataDir": dirs.data});
+    let mut ipam = json!({"type": "netctl-ipam", "ranges": range_sets(req, &subnets)?, "allocation": "lowest", "dataDir": dirs.data});
+    if !req.routes.is_empty() {
+        ipam["routes"] = serde_json::to_value(&req.routes).ctx(|| "encode the routes".into())?;
+    }
+    let default_route = !bool_option(req, "no_default_route")?;
+    if !default_route && req.driver != Driver::Bridge {
+        invalid!("-o no_default_route is an option of bridge networks");
+    }
     let id = random_id()?;
     let driver_plugin = match req.driver {
         Driver::Bridge => {
@@ -624,7 +672,12 @@ fn create_checked(engine: &Engine, req: &CreateRequest) -> Result<Network> {
                 .unwrap_or_else(|| format!("br-{}", short_id(&id)));
             netctl_cni::validate::ifname(&bridge)
                 .map_err(|e| Error::Invalid(format!("bridge name {bridge:?}: {}", e.msg)))?;
-            bridge_plugin(&bridge, req.internal, firewall_option(req)?, ipam, &dirs)
+            let mut plugin =
+                bridge_plugin(&bridge, req.internal, firewall_option(req)?, ipam, &dirs);
+            if !default_route {
+                plugin["isDefaultGateway"] = json!(false);
+            }
+            plugin
         }
         Driver::Macvlan => macvlan_plugin(req, &existing, ipam)?,
         Driver::Overlay => return create_overlay(engine, req),

@@ -146,6 +146,7 @@ impl CreateBody {
             labels: self.labels.unwrap_or_default(),
             options: self.options.unwrap_or_default(),
             aux_addresses,
+            routes: Vec::new(),
         })
     }
 }

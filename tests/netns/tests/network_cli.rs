@@ -596,3 +596,73 @@ fn the_highest_gw_priority_carries_the_default_route() {
     assert!(err.contains("names no network"), "{err}");
     host.netctl_ok(&["rm", "-f", "multi"]);
 }
+
+/// podman's `--route DEST,GW[,METRIC]` and `-o no_default_route=true`: every container of
+/// the network gets the static route, and no default route through it (so another network
+/// carries that, though this one's name sorts first); a route through a gateway outside the
+/// network is refused and nothing is made.
+#[test]
+fn static_routes_and_no_default_route_shape_the_containers_routes() {
+    let host = TestHost::new();
+    host.busybox_image();
+    host.netctl_ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.91.0.0/24",
+        "--route",
+        "192.0.2.0/24,10.91.0.254",
+        "-o",
+        "no_default_route=true",
+        "aside",
+    ]);
+    host.netctl_ok(&["network", "create", "--subnet", "10.92.0.0/24", "main"]);
+    let routes = host.netctl_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "aside",
+        "--network",
+        "main",
+        "busybox",
+        "ip",
+        "route",
+    ]);
+    assert!(routes.contains("default via 10.92.0.1 "), "{routes}");
+    assert!(routes.contains("192.0.2.0/24 via 10.91.0.254 "), "{routes}");
+    let alone = host.netctl_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "aside",
+        "busybox",
+        "ip",
+        "route",
+    ]);
+    assert!(!alone.contains("default"), "{alone}");
+    let before = host.netctl_ok(&["network", "ls", "-q"]);
+    for (args, says) in [
+        (
+            vec![
+                "--subnet",
+                "10.93.0.0/24",
+                "--route",
+                "192.0.2.0/24,10.99.0.1",
+            ],
+            "not in any subnet",
+        ),
+        (
+            vec!["--subnet", "10.93.0.0/24", "--route", "192.0.2.0/24"],
+            "invalid route",
+        ),
+        (vec!["-o", "no_default_route=maybe"], "use true or false"),
+    ] {
+        let mut cmd = vec!["network", "create"];
+        cmd.extend(args);
+        cmd.push("bad");
+        let (code, _, err) = host.netctl(&cmd);
+        assert_ne!(code, 0, "{cmd:?}");
+        assert!(err.contains(says), "{cmd:?}: {err}");
+    }
+    assert_eq!(host.netctl_ok(&["network", "ls", "-q"]), before);
+}
