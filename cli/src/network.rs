@@ -115,6 +115,9 @@ pub struct CreateArgs {
     /// Give the network an IPv6 subnet too.
     #[arg(long)]
     ipv6: bool,
+    /// `--ipv4=false` with --ipv6: an IPv6-only network (Docker 28).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    ipv4: bool,
     /// No access to or from outside the network.
     #[arg(long)]
     internal: bool,
@@ -173,6 +176,7 @@ pub fn run(engine: &Engine, cmd: NetworkCommand) -> Outcome {
                     })
                     .transpose()?,
                 ipv6: a.ipv6,
+                no_ipv4: !a.ipv4,
                 internal: a.internal,
                 labels: options(&a.label),
                 options: options(&a.opt),

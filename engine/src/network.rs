@@ -57,6 +57,13 @@ pub struct NetworkMeta {
     /// `--ipv6`.
     #[serde(default, rename = "enableIPv6")]
     pub enable_ipv6: bool,
+    /// `--ipv4=false` (Docker 28): an IPv6-only network.
+    #[serde(
+        default,
+        rename = "disableIPv4",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub disable_ipv4: bool,
     /// `-o K=V`.
     #[serde(default)]
     pub options: BTreeMap<String, String>,
@@ -439,6 +446,8 @@ pub struct CreateRequest {
     pub gateway: Option<IpAddr>,
     /// `--ipv6`.
     pub ipv6: bool,
+    /// `--ipv4=false`: no IPv4 subnet (with `--ipv6`, an IPv6-only network).
+    pub no_ipv4: bool,
     /// `--internal`.
     pub internal: bool,
     /// `--label K=V`.
@@ -624,9 +633,19 @@ fn create_checked(engine: &Engine, req: &CreateRequest) -> Result<Network> {
             );
         }
     }
+    if req.no_ipv4 && !req.ipv6 {
+        invalid!("IPv4 or IPv6 must be enabled: add --ipv6 to an --ipv4=false network");
+    }
+    if let Some(s) = req
+        .subnets
+        .iter()
+        .find(|s| req.no_ipv4 && s.addr().is_ipv4())
+    {
+        invalid!("--subnet {s} is IPv4, but the network has --ipv4=false");
+    }
     let mut subnets = req.subnets.clone();
     let taken = taken(&store)?;
-    if subnets.is_empty() {
+    if subnets.is_empty() && !req.no_ipv4 {
         subnets.push(
             next_free(&pools(&engine.config.address_pools, false)?, &taken, true).ok_or_else(
                 || {
@@ -692,6 +711,7 @@ fn create_checked(engine: &Engine, req: &CreateRequest) -> Result<Network> {
         }),
         internal: req.internal,
         enable_ipv6: req.ipv6,
+        disable_ipv4: req.no_ipv4,
         options: req.options.clone(),
         labels: req.labels.clone(),
     };

@@ -866,6 +866,9 @@ pub struct NetworkInspect {
     /// `--ipv6`.
     #[serde(rename = "EnableIPv6")]
     pub enable_ipv6: bool,
+    /// Not `--ipv4=false` (Docker 28).
+    #[serde(rename = "EnableIPv4")]
+    pub enable_ipv4: bool,
     /// Its address ranges.
     #[serde(rename = "IPAM")]
     pub ipam: IpamView,
@@ -968,6 +971,7 @@ pub fn inspect_network(engine: &Engine, n: &Network) -> NetworkInspect {
         scope: n.scope(),
         driver: n.driver(),
         enable_ipv6: n.meta.enable_ipv6,
+        enable_ipv4: !n.meta.disable_ipv4,
         ipam: IpamView {
             driver: "default",
             options: None,

@@ -65,6 +65,8 @@ struct CreateBody {
     internal: bool,
     #[serde(rename = "EnableIPv6")]
     enable_ipv6: bool,
+    #[serde(rename = "EnableIPv4")]
+    enable_ipv4: Option<bool>,
     #[serde(rename = "IPAM")]
     ipam: Option<Ipam>,
     options: Option<BTreeMap<String, String>>,
@@ -142,6 +144,7 @@ impl CreateBody {
                 .transpose()?,
             gateway,
             ipv6: self.enable_ipv6,
+            no_ipv4: self.enable_ipv4 == Some(false),
             internal: self.internal,
             labels: self.labels.unwrap_or_default(),
             options: self.options.unwrap_or_default(),

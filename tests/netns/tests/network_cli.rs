@@ -666,3 +666,70 @@ fn static_routes_and_no_default_route_shape_the_containers_routes() {
     }
     assert_eq!(host.netctl_ok(&["network", "ls", "-q"]), before);
 }
+
+/// `network create --ipv4=false --ipv6` (Docker 28): an IPv6-only network with a ULA subnet
+/// of its own; its containers get no IPv4 address, names answer AAAA, and a published port
+/// answers a machine on the LAN over IPv6. `--ipv4=false` alone, or with an IPv4 subnet, is
+/// refused.
+#[test]
+fn an_ipv6_only_network_gives_no_ipv4_and_publishes_over_ipv6() {
+    let mut host = TestHost::new();
+    host.busybox_image();
+    host.netctl_ok(&["network", "create", "--ipv4=false", "--ipv6", "v6only"]);
+    let v = inspect(&host, "v6only");
+    assert_eq!(
+        (v["EnableIPv4"].clone(), v["EnableIPv6"].clone()),
+        (json!(false), json!(true))
+    );
+    let subnets: Vec<&str> = v["IPAM"]["Config"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["Subnet"].as_str().unwrap())
+        .collect();
+    assert!(
+        subnets.len() == 1 && subnets[0].starts_with("fd"),
+        "{subnets:?}"
+    );
+    host.netctl_ok(&[
+        "run", "-d", "--name", "web", "--net", "v6only", "-p", "8080:80", "busybox", "httpd", "-f",
+        "-p", "80", "-h", "/etc",
+    ]);
+    let seen = host.netctl_ok(&[
+        "run",
+        "--rm",
+        "--net",
+        "v6only",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -4 addr show eth0 | grep -c inet; nslookup -type=AAAA web | grep -c 'Address: fd'",
+    ]);
+    assert_eq!(seen, "0\n1\n");
+    let lan = host.container("lan");
+    host.sh(&format!(
+        "ip link add uplink type veth peer name eth0 netns {lan} && ip addr add fd99::1/64 dev uplink nodad && ip link set uplink up && sysctl -qw net.ipv6.conf.all.forwarding=1",
+        lan = lan.display()
+    ));
+    host.sh_in(
+        &lan,
+        "ip link set lo up; ip addr add fd99::2/64 dev eth0 nodad; ip link set eth0 up; ip -6 route add default via fd99::1",
+    );
+    let page = host.sh_in(&lan, "curl -sS -m 5 'http://[fd99::1]:8080/passwd'");
+    assert!(page.starts_with("root:"), "{page}");
+    for (args, says) in [
+        (vec!["--ipv4=false"], "IPv4 or IPv6 must be enabled"),
+        (
+            vec!["--ipv4=false", "--ipv6", "--subnet", "10.5.0.0/24"],
+            "is IPv4",
+        ),
+    ] {
+        let mut cmd = vec!["network", "create"];
+        cmd.extend(args);
+        cmd.push("bad");
+        let (code, _, err) = host.netctl(&cmd);
+        assert_ne!(code, 0);
+        assert!(err.contains(says), "{cmd:?}: {err}");
+    }
+    host.netctl_ok(&["rm", "-f", "web"]);
+}
