@@ -64,6 +64,17 @@ pub enum NetworkCommand {
         /// The container.
         container: String,
     },
+    /// Change a network's own resolvers (podman's); running containers use them at once.
+    Update {
+        /// Add a resolver; repeatable.
+        #[arg(long = "dns-add")]
+        dns_add: Vec<std::net::IpAddr>,
+        /// Remove a resolver; repeatable.
+        #[arg(long = "dns-drop")]
+        dns_drop: Vec<std::net::IpAddr>,
+        /// The network.
+        network: String,
+    },
     /// Disconnect a container from a network.
     Disconnect {
         /// Also when it is not connected.
@@ -109,6 +120,9 @@ pub struct CreateArgs {
     /// (podman's); repeatable.
     #[arg(long = "route")]
     route: Vec<String>,
+    /// A resolver of the network's own (podman's), for names it does not know; repeatable.
+    #[arg(long = "dns")]
+    dns: Vec<std::net::IpAddr>,
     /// The gateway (default: the first address of the subnet).
     #[arg(long)]
     gateway: Option<String>,
@@ -196,6 +210,7 @@ pub fn run(engine: &Engine, cmd: NetworkCommand) -> Outcome {
                     .iter()
                     .map(|r| netctl_engine::network::parse_route(r))
                     .collect::<Result<_, _>>()?,
+                dns_servers: a.dns.clone(),
             };
             println!("{}", create(engine, &req)?.id);
         }
@@ -247,6 +262,14 @@ pub fn run(engine: &Engine, cmd: NetworkCommand) -> Outcome {
                 gw_priority,
             };
             netctl_engine::netattach::connect(engine, &network, &container, &asked)?;
+        }
+        NetworkCommand::Update {
+            dns_add,
+            dns_drop,
+            network,
+        } => {
+            let n = netctl_engine::network::update_dns(engine, &network, &dns_add, &dns_drop)?;
+            println!("{}", n.name);
         }
         NetworkCommand::Disconnect {
             force,

@@ -87,6 +87,9 @@ pub struct Record {
     /// this container asks that no network knows go there instead of the host's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub upstreams: Vec<IpAddr>,
+    /// Whether the upstreams are the container's own (`--dns`), not its network's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub own_upstreams: bool,
 }
 
 impl Record {

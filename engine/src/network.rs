@@ -91,6 +91,9 @@ pub struct PluginHead {
     /// Its IPAM section.
     #[serde(default)]
     pub ipam: Option<IpamConfig>,
+    /// A DNS plugin's network resolvers.
+    #[serde(default)]
+    pub servers: Vec<IpAddr>,
 }
 
 /// One network as the store knows it.
@@ -458,6 +461,8 @@ pub struct CreateRequest {
     pub aux_addresses: BTreeMap<String, IpAddr>,
     /// `--route DEST,GW[,METRIC]` (podman): static routes every container gets.
     pub routes: Vec<netctl_cni::types::Route>,
+    /// `--dns` (podman): the network's own resolvers.
+    pub dns_servers: Vec<IpAddr>,
 }
 
 /// Parses podman's `--route DEST,GW[,METRIC]`.
@@ -677,6 +682,9 @@ fn create_checked(engine: &Engine, req: &CreateRequest) -> Result<Network> {
         ipam["routes"] = serde_json::to_value(&req.routes).ctx(|| "encode the routes".into())?;
     }
     let default_route = !bool_option(req, "no_default_route")?;
+    if req.internal && !req.dns_servers.is_empty() {
+        invalid!("--dns: an internal network forwards no names, so it takes no resolvers");
+    }
     if !default_route && req.driver != Driver::Bridge {
         invalid!("-o no_default_route is an option of bridge networks");
     }
@@ -721,11 +729,73 @@ fn create_checked(engine: &Engine, req: &CreateRequest) -> Result<Network> {
         "name": req.name,
         "netctl": meta,
         "plugins": [driver_plugin, {"type": "netctl-dns", "internal": req.internal, "runDir": dirs.run,
-                    "capabilities": {"aliases": true, "dns": true}}]
+                    "servers": req.dns_servers, "capabilities": {"aliases": true, "dns": true}}]
     }))?;
     store.write(&list)?;
     crate::cluster::local_networks_changed(engine);
     store.find(&req.name)
+}
+
+/// `network update --dns-add/--dns-drop` (podman's): the network's own resolvers change,
+/// and each running container that forwards to them (one without `--dns` of its own)
+/// forwards to the new ones at once, without a restart.
+pub fn update_dns(engine: &Engine, key: &str, add: &[IpAddr], drop: &[IpAddr]) -> Result<Network> {
+    let store = engine.networks()?;
+    let _lock = store.lock()?;
+    // No attachment is recorded with the old resolvers while they change.
+    let _attaching = engine.containers.attach_lock(true)?;
+    let n = store.find(key)?;
+    let Some((i, dns)) = n
+        .plugins
+        .iter()
+        .enumerate()
+        .find(|(_, p)| p.plugin_type == "netctl-dns")
+    else {
+        invalid!(
+            "network {} has no DNS server, so it takes no resolvers",
+            n.name
+        );
+    };
+    if n.meta.internal && !add.is_empty() {
+        invalid!(
+            "network {} is internal: it forwards no names, so it takes no resolvers",
+            n.name
+        );
+    }
+    if let Some(d) = drop.iter().find(|d| !dns.servers.contains(d)) {
+        invalid!("{d} is not a DNS server of network {}", n.name);
+    }
+    let old = dns.servers.clone();
+    let mut servers: Vec<IpAddr> = old.iter().filter(|s| !drop.contains(s)).copied().collect();
+    for a in add {
+        if !servers.contains(a) {
+            servers.push(*a);
+        }
+    }
+    let mut list = n.list.clone();
+    if let Some(p) = list.plugins.get_mut(i) {
+        p.insert(
+            "servers".into(),
+            serde_json::to_value(&servers).ctx(|| "encode the resolvers".into())?,
+        );
+    }
+    store.write(&list)?;
+    let paths = netctl_dnsrecords::DnsPaths::new(&StateDir::or_default(
+        &dns.run_dir,
+        netctl_net::DEFAULT_RUN_DIR,
+    ));
+    for path in paths.record_files(Some(&n.name)) {
+        let Ok(Some(mut r)) = netctl_dnsrecords::DnsPaths::read(&path) else {
+            continue;
+        };
+        if !r.own_upstreams && r.upstreams == old {
+            r.upstreams.clone_from(&servers);
+            paths.write(&r)?;
+            // A server that is not running reads the record when it starts.
+            let _ = paths.notify(&path);
+        }
+    }
+    store.find(&n.name)
 }
 
 /// Checks `-o parent=` as Docker does at create (not at the first `run`): it must name a

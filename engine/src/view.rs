@@ -888,6 +888,9 @@ pub struct NetworkInspect {
     pub options: BTreeMap<String, String>,
     /// `--label`.
     pub labels: BTreeMap<String, String>,
+    /// The network's own resolvers (podman's `network_dns_servers`).
+    #[serde(rename = "NetworkDNSServers", skip_serializing_if = "Vec::is_empty")]
+    pub dns_servers: Vec<std::net::IpAddr>,
     /// How its subnets' addresses are used (Docker 29's `Status.IPAM.Subnets`); none for a
     /// network whose addresses netctl's IPAM does not hand out here.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -986,6 +989,11 @@ pub fn inspect_network(engine: &Engine, n: &Network) -> NetworkInspect {
         options: n.meta.options.clone(),
         labels: n.meta.labels.clone(),
         status: ipam_status(n),
+        dns_servers: n
+            .plugins
+            .iter()
+            .flat_map(|p| p.servers.iter().copied())
+            .collect(),
     }
 }
 

@@ -150,6 +150,7 @@ impl CreateBody {
             options: self.options.unwrap_or_default(),
             aux_addresses,
             routes: Vec::new(),
+            dns_servers: Vec::new(),
         })
     }
 }

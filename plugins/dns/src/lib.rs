@@ -34,6 +34,10 @@ pub struct DnsConfig {
     /// The resolv.conf whose resolvers the server forwards to (when this call starts it).
     #[serde(default)]
     pub upstream_resolv_conf: Option<PathBuf>,
+    /// The network's own resolvers (podman's `network create --dns`): names it does not
+    /// know, of a container without resolvers of its own, go there instead of the host's.
+    #[serde(default)]
+    pub servers: Vec<std::net::IpAddr>,
 }
 
 impl DnsConfig {
@@ -93,7 +97,13 @@ fn record(ctx: &Ctx, conf: &DnsConfig, prev: &Success) -> Result<Record, Error> 
         })
         .collect::<Vec<_>>();
     let (name, aliases) = netctl_dnsrecords::identity(ctx);
-    let upstreams = upstreams(ctx)?;
+    let own = upstreams(ctx)?;
+    let own_upstreams = !own.is_empty();
+    let upstreams = if own_upstreams {
+        own
+    } else {
+        conf.servers.clone()
+    };
     Ok(Record {
         network: ctx.conf.name.clone(),
         container_id: ctx.args.container_id.clone(),
@@ -105,6 +115,7 @@ fn record(ctx: &Ctx, conf: &DnsConfig, prev: &Success) -> Result<Record, Error> 
         gateways: ips.iter().filter_map(|ip| ip.gateway).collect(),
         internal: conf.internal,
         upstreams,
+        own_upstreams,
     })
 }
 

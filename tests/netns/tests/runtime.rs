@@ -756,3 +756,87 @@ fn host_gateway_names_reach_a_server_on_the_host() {
         "{err}"
     );
 }
+
+/// podman's network resolvers: `network create --dns` sends the names no network knows,
+/// from containers without `--dns` of their own, to the network's resolver; `network update
+/// --dns-drop/--dns-add` switches running containers to another at once, and a container
+/// with its own `--dns` keeps it.
+#[test]
+fn network_resolvers_change_for_running_containers() {
+    let mut host = TestHost::new();
+    host.busybox_image();
+    let upstream = host.outside("resolvers", "10.254.0.1/24", "10.254.0.53/24");
+    host.sh_in(&upstream, "ip addr add 10.254.0.54/24 dev eth0");
+    for (ip, answer) in [("10.254.0.53", "192.0.2.1"), ("10.254.0.54", "192.0.2.2")] {
+        host.spawn_in(&upstream, &format!("dnsmasq --no-daemon --no-resolv --no-hosts --listen-address={ip} --bind-interfaces --address=/corp.test/{answer}"));
+    }
+    host.netctl_ok(&["network", "create", "--dns", "10.254.0.53", "app"]);
+    host.netctl_ok(&[
+        "run", "-d", "--name", "plain", "--net", "app", "busybox", "sleep", "1000",
+    ]);
+    host.netctl_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "own",
+        "--net",
+        "app",
+        "--dns",
+        "10.254.0.53",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    let answer = |c: &str, want: &str| {
+        eventually(
+            &format!("{c} resolves corp.test to {want}"),
+            std::time::Duration::from_secs(10),
+            || {
+                let (_, out, _) = host.netctl(&["exec", c, "nslookup", "corp.test"]);
+                if out.contains(&format!("Address: {want}")) {
+                    Ok(())
+                } else {
+                    Err(out)
+                }
+            },
+        )
+    };
+    answer("plain", "192.0.2.1");
+    let out = host.netctl_ok(&[
+        "network",
+        "update",
+        "--dns-drop",
+        "10.254.0.53",
+        "--dns-add",
+        "10.254.0.54",
+        "app",
+    ]);
+    assert_eq!(out, "app\n");
+    answer("plain", "192.0.2.2");
+    answer("own", "192.0.2.1");
+    let servers = host.netctl_ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{json .NetworkDNSServers}}",
+        "app",
+    ]);
+    assert_eq!(servers, "[\"10.254.0.54\"]\n");
+    let (code, _, err) = host.netctl(&["network", "update", "--dns-drop", "10.9.9.9", "app"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("10.9.9.9 is not a DNS server of network app"),
+        "{err}"
+    );
+    let (code, _, err) = host.netctl(&[
+        "network",
+        "create",
+        "--internal",
+        "--dns",
+        "10.254.0.53",
+        "closed",
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("forwards no names"), "{err}");
+    host.netctl_ok(&["rm", "-f", "plain", "own"]);
+}
