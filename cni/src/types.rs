@@ -150,17 +150,19 @@ pub struct RuntimeConfig {
     pub extra: Map<String, Value>,
 }
 
-/// The `dns` capability argument.
+/// The `dns` capability argument. Runtimes written in Go (containerd's CRI, through go-cni)
+/// send Go's field names (`Servers`), which Go's own plugins read case-insensitively; those
+/// names are taken too.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DnsCapability {
     /// Name servers.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, alias = "Servers", skip_serializing_if = "Vec::is_empty")]
     pub servers: Vec<String>,
     /// Search domains.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, alias = "Searches", skip_serializing_if = "Vec::is_empty")]
     pub searches: Vec<String>,
     /// Resolver options.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, alias = "Options", skip_serializing_if = "Vec::is_empty")]
     pub options: Vec<String>,
 }
 
@@ -170,10 +172,13 @@ pub struct DnsCapability {
 pub enum Protocol {
     /// TCP (the default).
     #[default]
+    #[serde(alias = "TCP")]
     Tcp,
     /// UDP.
+    #[serde(alias = "UDP")]
     Udp,
     /// SCTP.
+    #[serde(alias = "SCTP")]
     Sctp,
 }
 
@@ -194,19 +199,27 @@ impl std::fmt::Display for Protocol {
     }
 }
 
-/// One published port (`portMappings` capability).
+/// One published port (`portMappings` capability); Go's field names (`HostPort`, what
+/// go-cni sends) are taken too.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PortMapping {
     /// The port on the host.
+    #[serde(alias = "HostPort")]
     pub host_port: u16,
     /// The port in the container.
+    #[serde(alias = "ContainerPort")]
     pub container_port: u16,
     /// tcp, udp or sctp.
-    #[serde(default)]
+    #[serde(default, alias = "Protocol")]
     pub protocol: Protocol,
     /// The host address to bind to; all addresses when absent.
-    #[serde(rename = "hostIP", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "hostIP",
+        alias = "HostIP",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub host_ip: Option<String>,
 }
 
@@ -516,6 +529,27 @@ fn check_ip_versions(value: &Value, ips: &[IpConfig]) -> Result<(), Error> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn go_runtimes_capability_names_are_read_as_gos_plugins_read_them() {
+        // What containerd's CRI sends through go-cni, whose structs have no JSON tags.
+        let rc: RuntimeConfig = serde_json::from_str(
+            r#"{"portMappings":[{"HostPort":8081,"ContainerPort":80,"Protocol":"TCP","HostIP":""}],
+                "dns":{"Servers":["10.0.0.10"],"Searches":["svc.local"],"Options":["ndots:5"]}}"#,
+        )
+        .unwrap();
+        let p = &rc.port_mappings[0];
+        assert_eq!(
+            (p.host_port, p.container_port, p.protocol),
+            (8081, 80, Protocol::Tcp)
+        );
+        assert_eq!(p.host_ip.as_deref(), Some(""));
+        let dns = rc.dns.unwrap();
+        assert_eq!(
+            (dns.servers, dns.options),
+            (vec!["10.0.0.10".to_string()], vec!["ndots:5".to_string()])
+        );
+    }
     use super::*;
     use serde_json::json;
 
