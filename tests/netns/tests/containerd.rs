@@ -36,6 +36,11 @@ fn cni_dirs_with_netctl(host: &TestHost, network: &str) {
 /// plugins and `network`, answering `ctr version`.
 fn containerd_started(host: &mut TestHost, network: &str, config: &std::path::Path) {
     cni_dirs_with_netctl(host, network);
+    start_containerd(host, config);
+}
+
+/// Starts containerd (`config`, or its defaults when empty) and waits for `ctr version`.
+fn start_containerd(host: &mut TestHost, config: &std::path::Path) {
     let log = host.dir().join("containerd.log");
     let args = if config.as_os_str().is_empty() {
         String::new()
@@ -158,7 +163,9 @@ async fn cri_client(socket: std::path::PathBuf) -> RuntimeServiceClient<tonic::t
 /// conflist; it does not ask the plugins' STATUS, which containerd 2 does), RunPodSandbox
 /// attaches the pod with `K8S_POD_*` CNI_ARGS and the port mapping, PodSandboxStatus shows
 /// the pod IP, the pod's name resolves through netctl's DNS server, the host port answers,
-/// and StopPodSandbox takes it all back.
+/// the pod's ingress-bandwidth annotation is shaped by the reference bandwidth plugin
+/// chained after netctl's (it finds the host port in netctl's result), and StopPodSandbox
+/// takes it all back.
 #[test]
 fn a_kubelet_runs_a_pod_through_containerds_cri() {
     let mut host = TestHost::new();
@@ -190,7 +197,18 @@ fn a_kubelet_runs_a_pod_through_containerds_cri() {
         ),
     )
     .unwrap();
-    containerd_started(&mut host, "podnet", &state.join("config.toml"));
+    cni_dirs_with_netctl(&host, "podnet");
+    // The reference bandwidth plugin chained after netctl's, as kubelet nodes shape pods.
+    std::fs::copy("/usr/lib/cni/bandwidth", "/opt/cni/bin/bandwidth").unwrap();
+    let conflist = "/etc/cni/net.d/10-podnet.conflist";
+    let mut list: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(conflist).unwrap()).unwrap();
+    list["plugins"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"type": "bandwidth", "capabilities": {"bandwidth": true}}));
+    std::fs::write(conflist, serde_json::to_vec(&list).unwrap()).unwrap();
+    start_containerd(&mut host, &state.join("config.toml"));
     let ctr = format!("ctr -a {}", socket.display());
     host.sh(&format!("{ctr} -n k8s.io images import {archive} >/dev/null && {ctr} images import {archive} >/dev/null"));
 
@@ -232,6 +250,11 @@ fn a_kubelet_runs_a_pod_through_containerds_cri() {
             host_port: 8081,
             host_ip: String::new(),
         }],
+        annotations: [(
+            "kubernetes.io/ingress-bandwidth".to_string(),
+            "10M".to_string(),
+        )]
+        .into(),
         ..Default::default()
     };
     let id = rt
@@ -265,6 +288,11 @@ fn a_kubelet_runs_a_pod_through_containerds_cri() {
         "{ctr} run --cni --rm docker.io/library/busybox:latest asker nslookup web 127.0.0.11 | grep ^Address: | tail -1"
     ));
     assert_eq!(asked, format!("Address: {ip}\n"));
+    let shaped = host.sh("tc qdisc show | grep -c ' tbf ' || true");
+    assert_eq!(
+        shaped, "1\n",
+        "the pod's ingress rate is not shaped on its host port"
+    );
     let page = host.sh("curl -sS -m 5 http://10.61.0.1:8081/passwd | head -1");
     assert_eq!(page, "root:x:0:0:root:/root:/bin/sh\n");
 

@@ -66,7 +66,10 @@ fn send_rogue_ra(ns: &Path) {
 /// What a victim learned from the rogue router advertisements: addresses in the rogue
 /// prefix, and routes via the attacker.
 fn learned(host: &TestHost, ns: &Path) -> String {
-    let (_, addrs) = host.try_sh_in(ns, "ip -6 addr show dev eth0 2>/dev/null | grep 2001:db8:66");
+    let (_, addrs) = host.try_sh_in(
+        ns,
+        "ip -6 addr show dev eth0 2>/dev/null | grep 2001:db8:66",
+    );
     let (_, routes) = host.try_sh_in(ns, "ip -6 route 2>/dev/null | grep fe80::66");
     format!("{}{}", addrs.trim(), routes.trim())
 }
