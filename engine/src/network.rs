@@ -365,20 +365,103 @@ impl Dirs {
     }
 }
 
+/// How a bridge network reaches beyond its bridge (Docker 28's gateway modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GatewayMode {
+    /// Masquerade out; in only through published ports (the default).
+    Nat,
+    /// Masquerade out; in to the containers' addresses directly too.
+    NatUnprotected,
+    /// No address on the bridge, no way in or out: containers reach each other only.
+    Isolated,
+}
+
+/// What shapes a bridge network's plugin beyond its name.
+#[derive(Debug, Clone)]
+struct BridgeShape {
+    internal: bool,
+    mode: GatewayMode,
+    default_route: bool,
+    trusted: Vec<String>,
+}
+
+impl BridgeShape {
+    /// `--internal`, or an isolated gateway: nothing in or out of the bridge.
+    fn closed(&self) -> bool {
+        self.internal || self.mode == GatewayMode::Isolated
+    }
+}
+
+/// Reads the gateway mode (`com.docker.network.bridge.gateway_mode_ipv4`/`_ipv6`, one for
+/// both families), `com.docker.network.bridge.trusted_host_interfaces` (a colon-separated
+/// list) and `no_default_route`.
+fn bridge_shape(req: &CreateRequest, default_route: bool) -> Result<BridgeShape> {
+    let modes: Vec<&str> = ["ipv4", "ipv6"]
+        .iter()
+        .filter_map(|f| {
+            req.options
+                .get(&format!("com.docker.network.bridge.gateway_mode_{f}"))
+        })
+        .map(String::as_str)
+        .collect();
+    if modes.windows(2).any(|w| w.first() != w.last()) {
+        invalid!("netctl gives both address families one gateway mode: set gateway_mode_ipv4 and gateway_mode_ipv6 alike");
+    }
+    let mode = match modes.first().copied() {
+        None | Some("nat") => GatewayMode::Nat,
+        Some("nat-unprotected") => GatewayMode::NatUnprotected,
+        Some("isolated") => GatewayMode::Isolated,
+        Some("routed") => invalid!("gateway mode routed is not supported by netctl yet: use nat, nat-unprotected or isolated"),
+        Some(m) => invalid!("invalid gateway mode {m:?}: use nat, nat-unprotected or isolated"),
+    };
+    let trusted = match req
+        .options
+        .get("com.docker.network.bridge.trusted_host_interfaces")
+    {
+        None => Vec::new(),
+        Some(list) => list
+            .split(':')
+            .filter(|i| !i.is_empty())
+            .map(|i| {
+                netctl_cni::validate::ifname(i)
+                    .map(|()| i.to_string())
+                    .map_err(|e| Error::Invalid(format!("trusted host interface {i:?}: {}", e.msg)))
+            })
+            .collect::<Result<_>>()?,
+    };
+    Ok(BridgeShape {
+        internal: req.internal,
+        mode,
+        default_route,
+        trusted,
+    })
+}
+
 fn bridge_plugin(
     bridge: &str,
-    internal: bool,
+    shape: &BridgeShape,
     firewall: netctl_firewall::Backend,
     ipam: Value,
     dirs: &Dirs,
 ) -> Value {
-    json!({
-        "type": "netctl-bridge", "bridge": bridge, "isGateway": true,
-        "isDefaultGateway": !internal, "ipMasq": !internal, "hairpinMode": true, "internal": internal,
-        "firewallBackend": firewall, "runDir": dirs.run,
+    let closed = shape.closed();
+    let mut plugin = json!({
+        "type": "netctl-bridge", "bridge": bridge, "isGateway": shape.mode != GatewayMode::Isolated,
+        "isDefaultGateway": !closed && shape.default_route, "ipMasq": !closed, "hairpinMode": true,
+        "internal": closed, "firewallBackend": firewall, "runDir": dirs.run,
         "capabilities": {"portMappings": true, "ips": true, "mac": true},
         "ipam": ipam
-    })
+    });
+    // Only what differs from the defaults, so that other networks' conflists stay as they were.
+    if let Value::Object(m) = &mut plugin {
+        if shape.mode == GatewayMode::NatUnprotected {
+            m.insert("unprotected".into(), json!(true));
+        }
+        if !shape.trusted.is_empty() {
+            m.insert("trustedHostInterfaces".into(), json!(shape.trusted));
+        }
+    }
+    plugin
 }
 
 /// `--opt firewall=auto|nftables|iptables|none`.
@@ -412,7 +495,12 @@ fn predefined(name: &str, id: &str, dirs: &Dirs) -> NetConfList {
     let plugins = match name {
         "bridge" => vec![bridge_plugin(
             DEFAULT_BRIDGE.0,
-            false,
+            &BridgeShape {
+                internal: false,
+                mode: GatewayMode::Nat,
+                default_route: true,
+                trusted: Vec::new(),
+            },
             netctl_firewall::Backend::Auto,
             json!({"type": "netctl-ipam", "subnet": DEFAULT_BRIDGE.1, "allocation": "lowest", "dataDir": dirs.data}),
             dirs,
@@ -688,6 +776,7 @@ fn create_checked(engine: &Engine, req: &CreateRequest) -> Result<Network> {
     if !default_route && req.driver != Driver::Bridge {
         invalid!("-o no_default_route is an option of bridge networks");
     }
+    let shape = bridge_shape(req, default_route)?;
     let id = random_id()?;
     let driver_plugin = match req.driver {
         Driver::Bridge => {
@@ -699,12 +788,7 @@ fn create_checked(engine: &Engine, req: &CreateRequest) -> Result<Network> {
                 .unwrap_or_else(|| format!("br-{}", short_id(&id)));
             netctl_cni::validate::ifname(&bridge)
                 .map_err(|e| Error::Invalid(format!("bridge name {bridge:?}: {}", e.msg)))?;
-            let mut plugin =
-                bridge_plugin(&bridge, req.internal, firewall_option(req)?, ipam, &dirs);
-            if !default_route {
-                plugin["isDefaultGateway"] = json!(false);
-            }
-            plugin
+            bridge_plugin(&bridge, &shape, firewall_option(req)?, ipam, &dirs)
         }
         Driver::Macvlan => macvlan_plugin(req, &existing, ipam)?,
         Driver::Overlay => return create_overlay(engine, req),
@@ -728,7 +812,7 @@ fn create_checked(engine: &Engine, req: &CreateRequest) -> Result<Network> {
         "cniVersions": ["1.0.0", "1.1.0"],
         "name": req.name,
         "netctl": meta,
-        "plugins": [driver_plugin, {"type": "netctl-dns", "internal": req.internal, "runDir": dirs.run,
+        "plugins": [driver_plugin, {"type": "netctl-dns", "internal": shape.closed(), "runDir": dirs.run,
                     "servers": req.dns_servers, "capabilities": {"aliases": true, "dns": true}}]
     }))?;
     store.write(&list)?;

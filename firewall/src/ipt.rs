@@ -164,6 +164,16 @@ fn network_script(n: &NetworkRules, v4: bool, saved_filter: &str, saved_nat: &st
         f += &format!("-A {fw} -i {br} -j DROP\n-A {fw} -o {br} -j DROP\n");
     }
     f += &format!("-A {fw} -o {br} -m conntrack --ctstate DNAT -j ACCEPT\n");
+    for t in &n.trusted {
+        f += &format!("-A {fw} -i {t} -o {br} -j ACCEPT\n");
+    }
+    if n.unprotected && !n.internal {
+        // Not from another network's bridge: those stay apart.
+        for other in other_bridges(br) {
+            f += &format!("-A {fw} -i {other} -o {br} -j DROP\n");
+        }
+        f += &format!("-A {fw} -o {br} -j ACCEPT\n");
+    }
     f += &format!("-A {fw} -o {br} -j DROP\n");
     f += &format!("-A {fw} -i {br} -m conntrack --ctstate DNAT -j ACCEPT\n");
     f += &format!("-A {fw} -i {br} -j {}\n", c.isolate);
@@ -528,7 +538,39 @@ mod tests {
             ],
             masquerade: true,
             internal,
+            unprotected: false,
+            trusted: Vec::new(),
         }
+    }
+
+    #[test]
+    fn trusted_interfaces_and_unprotected_networks_let_traffic_in_before_the_drop() {
+        let n = NetworkRules {
+            unprotected: true,
+            trusted: vec!["uplink".parse().unwrap()],
+            ..net(false)
+        };
+        let s = network_script(&n, true, "", "");
+        let fw = chain_for("NETCTL-F-", "br-0123");
+        let trusted = s
+            .find(&format!("-A {fw} -i uplink -o br-0123 -j ACCEPT\n"))
+            .unwrap();
+        let open = s.find(&format!("-A {fw} -o br-0123 -j ACCEPT\n")).unwrap();
+        let drop = s.find(&format!("-A {fw} -o br-0123 -j DROP\n")).unwrap();
+        assert!(trusted < open && open < drop, "{s}");
+        let closed = network_script(
+            &NetworkRules {
+                internal: true,
+                ..n
+            },
+            true,
+            "",
+            "",
+        );
+        assert!(
+            !closed.contains(&format!("-A {fw} -o br-0123 -j ACCEPT\n")),
+            "{closed}"
+        );
     }
 
     #[test]

@@ -293,8 +293,17 @@ pub fn network_script(n: &NetworkRules) -> String {
     s += &format!("add rule {TABLE} {from} oifname @bridges drop\n");
     // Other engines' bridges (docker0, virbr0 ...) are networks too, not the outside.
     s += &format!("add rule {TABLE} {from} meta oifkind \"bridge\" drop\n");
-    // Entering the bridge from elsewhere: only through a published port.
+    // Entering the bridge from elsewhere: only through a published port, or from a trusted
+    // host interface, or anything when the network is unprotected.
     s += &format!("add rule {TABLE} {to} ct status dnat accept\n");
+    for t in &n.trusted {
+        s += &format!("add rule {TABLE} {to} iifname \"{t}\" accept\n");
+    }
+    if n.unprotected && !n.internal {
+        s += &format!("add rule {TABLE} {to} iifname @bridges drop\n");
+        s += &format!("add rule {TABLE} {to} meta iifkind \"bridge\" drop\n");
+        s += &format!("add rule {TABLE} {to} accept\n");
+    }
     s += &format!("add rule {TABLE} {to} drop\n");
     // Source NAT: hairpin through a published port; everything leaving the host.
     s += &format!("add rule {TABLE} {nat} oifname \"{br}\" ct status dnat masquerade\n");
@@ -710,6 +719,8 @@ mod tests {
             ],
             masquerade: true,
             internal,
+            unprotected: false,
+            trusted: Vec::new(),
         }
     }
 
@@ -717,6 +728,26 @@ mod tests {
     fn nothing_from_a_bridge_reaches_the_hosts_loopback() {
         assert!(base_script()
             .contains("add rule inet netctl input iifname @bridges ip daddr 127.0.0.0/8 drop"));
+    }
+
+    #[test]
+    fn trusted_interfaces_and_unprotected_networks_let_traffic_in_but_not_other_bridges() {
+        let n = NetworkRules {
+            unprotected: true,
+            trusted: vec!["uplink".parse().unwrap()],
+            ..net(false)
+        };
+        let s = network_script(&n);
+        let tag = n.tag();
+        let at = |rule: &str| {
+            s.find(&format!("add rule inet netctl to_{tag} {rule}\n"))
+                .unwrap_or_else(|| panic!("{rule} missing in {s}"))
+        };
+        assert!(at("iifname \"uplink\" accept") < at("iifname @bridges drop"));
+        assert!(at("iifname @bridges drop") < at("accept"));
+        assert!(at("accept") < at("drop"));
+        let plain = network_script(&net(false));
+        assert!(!plain.contains(&format!("to_{tag} accept")), "{plain}");
     }
 
     #[test]

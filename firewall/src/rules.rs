@@ -18,6 +18,14 @@ pub struct NetworkRules {
     pub masquerade: bool,
     /// No traffic in or out of the bridge at all (Docker's `--internal`).
     pub internal: bool,
+    /// Traffic from elsewhere may reach the containers' addresses directly, not only
+    /// through published ports (Docker 28's `nat-unprotected` gateway mode).
+    #[serde(default)]
+    pub unprotected: bool,
+    /// Host interfaces whose traffic may reach the containers' addresses directly (Docker
+    /// 28's `trusted_host_interfaces`).
+    #[serde(default)]
+    pub trusted: Vec<IfName>,
 }
 
 impl NetworkRules {

@@ -69,6 +69,14 @@ pub struct BridgeConfig {
     /// Docker's `--internal`: no route out and no traffic in or out of the bridge.
     #[serde(default)]
     pub internal: bool,
+    /// Traffic from elsewhere may reach containers' addresses directly (Docker 28's
+    /// `nat-unprotected` gateway mode).
+    #[serde(default)]
+    pub unprotected: bool,
+    /// Host interfaces whose traffic may reach containers' addresses directly (Docker 28's
+    /// `trusted_host_interfaces`).
+    #[serde(default)]
+    pub trusted_host_interfaces: Vec<String>,
     /// Where per-network state (firewall) is kept.
     #[serde(default)]
     pub run_dir: Option<StateDir>,

@@ -91,6 +91,12 @@ fn rules(conf: &BridgeConfig, ips: &[IpConfig]) -> Result<NetworkRules, Error> {
         subnets: subnets(conf, ips),
         masquerade: conf.ip_masq,
         internal: conf.internal,
+        unprotected: conf.unprotected,
+        trusted: conf
+            .trusted_host_interfaces
+            .iter()
+            .map(|i| ifname(i))
+            .collect::<Result<_, _>>()?,
     })
 }
 

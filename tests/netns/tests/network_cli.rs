@@ -733,3 +733,103 @@ fn an_ipv6_only_network_gives_no_ipv4_and_publishes_over_ipv6() {
     }
     host.netctl_ok(&["rm", "-f", "web"]);
 }
+
+/// Docker 28's gateway modes and trusted host interfaces, as a machine on the LAN (with a
+/// route to the containers' subnets through the host) sees them, with each firewall
+/// backend: a `nat` network answers it on no unpublished port, a `nat-unprotected` one on
+/// every port, a network that trusts the LAN's host interface answers it too, and an
+/// `isolated` one has no address on its bridge, gives its containers no default route and
+/// answers nobody but its own containers. `routed` is refused in words, as are bad names.
+#[test]
+fn gateway_modes_and_trusted_interfaces_decide_who_reaches_containers() {
+    let mut host = TestHost::new();
+    host.busybox_image();
+    let lan = host.outside("lan", "10.250.0.1/24", "10.250.0.2/24");
+    host.sh_in(&lan, "ip route add 10.71.0.0/16 via 10.250.0.1");
+    let mode = "com.docker.network.bridge.gateway_mode_ipv4";
+    let trusted = "com.docker.network.bridge.trusted_host_interfaces=uplink";
+    let cases: [(&str, &str, Option<String>, bool); 6] = [
+        ("natnet", "auto", None, false),
+        (
+            "unprot",
+            "auto",
+            Some(format!("{mode}=nat-unprotected")),
+            true,
+        ),
+        ("trust", "auto", Some(trusted.to_string()), true),
+        (
+            "unprotipt",
+            "iptables",
+            Some(format!("{mode}=nat-unprotected")),
+            true,
+        ),
+        ("trustipt", "iptables", Some(trusted.to_string()), true),
+        ("iso", "auto", Some(format!("{mode}=isolated")), false),
+    ];
+    for (i, (name, firewall, opt, _)) in cases.iter().enumerate() {
+        let subnet = format!("10.71.{}.0/24", i + 1);
+        let fw = format!("firewall={firewall}");
+        let mut args = vec!["network", "create", "--subnet", &subnet, "-o", &fw];
+        if let Some(o) = opt {
+            args.extend(["-o", o.as_str()]);
+        }
+        args.push(name);
+        host.netctl_ok(&args);
+        host.netctl_ok(&[
+            "run",
+            "-d",
+            "--name",
+            &format!("web-{name}"),
+            "--net",
+            name,
+            "busybox",
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/www",
+        ]);
+    }
+    for (i, (name, _, _, reachable)) in cases.iter().enumerate() {
+        let ip = format!("10.71.{}.2", i + 1);
+        let (ok, out) = host.try_sh_in(&lan, &format!("curl -sS -m 3 http://{ip}/"));
+        assert_eq!(ok, *reachable, "{name}: the LAN reaching {ip}: {out}");
+    }
+    let iso = host.netctl_ok(&[
+        "run",
+        "--rm",
+        "--net",
+        "iso",
+        "busybox",
+        "sh",
+        "-c",
+        "ip route | grep -c default; wget -qO- http://10.71.6.2/",
+    ]);
+    assert_eq!(iso, "0\nhello from busybox httpd\n");
+    let (ok, _) = host.try_sh("curl -sS -m 2 http://10.71.6.2/");
+    assert!(!ok, "the host reached a container of an isolated network");
+    let bridges = host.sh("ip -4 -o addr show | grep -c ' inet 10.71.6.' || true");
+    assert_eq!(
+        bridges, "0\n",
+        "an isolated network's bridge has an address"
+    );
+    for (opt, says) in [
+        (
+            format!("{mode}=routed"),
+            "routed is not supported by netctl yet",
+        ),
+        (format!("{mode}=open"), "invalid gateway mode"),
+        (
+            "com.docker.network.bridge.trusted_host_interfaces=bad/name".to_string(),
+            "trusted host interface",
+        ),
+    ] {
+        let (code, _, err) = host.netctl(&["network", "create", "-o", &opt, "bad"]);
+        assert_ne!(code, 0);
+        assert!(err.contains(says), "{opt}: {err}");
+    }
+    for (name, ..) in cases {
+        host.netctl_ok(&["rm", "-f", &format!("web-{name}")]);
+    }
+}
