@@ -383,6 +383,7 @@ struct BridgeShape {
     mode: GatewayMode,
     default_route: bool,
     trusted: Vec<String>,
+    strict: bool,
 }
 
 impl BridgeShape {
@@ -429,11 +430,20 @@ fn bridge_shape(req: &CreateRequest, default_route: bool) -> Result<BridgeShape>
             })
             .collect::<Result<_>>()?,
     };
+    let strict = match req.options.get("isolate").map(String::as_str) {
+        None | Some("true") => false,
+        Some("strict") if req.options.get("firewall").map(String::as_str) == Some("iptables") => {
+            invalid!("-o isolate=strict needs the nftables firewall: leave -o firewall=iptables out")
+        }
+        Some("strict") => true,
+        Some(v) => invalid!("-o isolate={v}: use true (networks apart, as always) or strict (not even through published ports)"),
+    };
     Ok(BridgeShape {
         internal: req.internal,
         mode,
         default_route,
         trusted,
+        strict,
     })
 }
 
@@ -459,6 +469,9 @@ fn bridge_plugin(
         }
         if !shape.trusted.is_empty() {
             m.insert("trustedHostInterfaces".into(), json!(shape.trusted));
+        }
+        if shape.strict {
+            m.insert("isolateStrict".into(), json!(true));
         }
     }
     plugin
@@ -500,6 +513,7 @@ fn predefined(name: &str, id: &str, dirs: &Dirs) -> NetConfList {
                 mode: GatewayMode::Nat,
                 default_route: true,
                 trusted: Vec::new(),
+                strict: false,
             },
             netctl_firewall::Backend::Auto,
             json!({"type": "netctl-ipam", "subnet": DEFAULT_BRIDGE.1, "allocation": "lowest", "dataDir": dirs.data}),

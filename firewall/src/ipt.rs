@@ -359,6 +359,13 @@ impl Firewall for Iptables {
     }
 
     fn setup_network(&self, n: &NetworkRules) -> Result<(), FirewallError> {
+        if n.strict {
+            // Each network's chain runs in turn, newest first: a newer network's accepting
+            // of published ports would come before this one's refusal.
+            return Err(FirewallError::Unsupported(
+                "isolate=strict needs the nftables backend: create the network with -o firewall=nftables".into(),
+            ));
+        }
         for v4 in [true, false] {
             let x = self.family(v4);
             let script = network_script(n, v4, &x.save("filter")?, &x.save("nat")?);
@@ -540,6 +547,7 @@ mod tests {
             internal,
             unprotected: false,
             trusted: Vec::new(),
+            strict: false,
         }
     }
 

@@ -63,6 +63,9 @@ pub enum FirewallError {
     /// A value that cannot go into a firewall rule.
     #[error("invalid firewall value: {0}")]
     BadValue(String),
+    /// This backend cannot do what the network asks.
+    #[error("{0}")]
+    Unsupported(String),
     /// No backend can run on this host.
     #[error("no firewall backend works here: {0}")]
     Unavailable(String),

@@ -226,6 +226,8 @@ pub fn base_script() -> String {
     s += &format!("add map {TABLE} from_bridge {{ type ifname : verdict; }}\n");
     s += &format!("add map {TABLE} to_bridge {{ type ifname : verdict; }}\n");
     s += &format!("add map {TABLE} nat_from_bridge {{ type ifname : verdict; }}\n");
+    s += &format!("add map {TABLE} strict_to {{ type ifname : verdict; }}\n");
+    s += &format!("add map {TABLE} strict_from {{ type ifname : verdict; }}\n");
     // Bridges route 127.0.0.0/8 (route_localnet, for ports published on the host's
     // loopback), so a container could otherwise send to the host's loopback services. Only
     // replies of connections the host made (to a port published on 127.0.0.1) get in;
@@ -239,6 +241,10 @@ pub fn base_script() -> String {
         s += &format!("add rule {TABLE} input iifname @bridges {p} dport {port} drop\n");
     }
     s += &format!("add rule {TABLE} forward ct state established,related accept\n");
+    // Strictly isolated networks first: another network's chain would accept a published
+    // port's traffic before theirs were asked.
+    s += &format!("add rule {TABLE} forward oifname vmap @strict_to\n");
+    s += &format!("add rule {TABLE} forward iifname vmap @strict_from\n");
     s += &format!("add rule {TABLE} forward iifname vmap @from_bridge\n");
     s += &format!("add rule {TABLE} forward oifname vmap @to_bridge\n");
     s +=
@@ -320,6 +326,29 @@ pub fn network_script(n: &NetworkRules) -> String {
     s += &format!("add element {TABLE} from_bridge {{ \"{br}\" : jump {from} }}\n");
     s += &format!("add element {TABLE} to_bridge {{ \"{br}\" : jump {to} }}\n");
     s += &format!("add element {TABLE} nat_from_bridge {{ \"{br}\" : jump {nat} }}\n");
+    if n.strict {
+        s += &strict_script(n);
+    }
+    s
+}
+
+/// podman's `isolate=strict`: nothing between this bridge and another, not even through a
+/// published port (each chain returns for its own bridge's traffic).
+fn strict_script(n: &NetworkRules) -> String {
+    let (tag, br) = (n.tag(), &n.bridge);
+    let (sto, sfrom) = (format!("sto_{tag}"), format!("sfrom_{tag}"));
+    let mut s = String::new();
+    for c in [&sto, &sfrom] {
+        s += &format!("add chain {TABLE} {c}\nflush chain {TABLE} {c}\n");
+    }
+    s += &format!("add rule {TABLE} {sto} iifname \"{br}\" return\n");
+    s += &format!("add rule {TABLE} {sto} iifname @bridges drop\n");
+    s += &format!("add rule {TABLE} {sto} meta iifkind \"bridge\" drop\n");
+    s += &format!("add rule {TABLE} {sfrom} oifname \"{br}\" return\n");
+    s += &format!("add rule {TABLE} {sfrom} oifname @bridges drop\n");
+    s += &format!("add rule {TABLE} {sfrom} meta oifkind \"bridge\" drop\n");
+    s += &format!("add element {TABLE} strict_to {{ \"{br}\" : jump {sto} }}\n");
+    s += &format!("add element {TABLE} strict_from {{ \"{br}\" : jump {sfrom} }}\n");
     s
 }
 
@@ -334,6 +363,14 @@ pub fn teardown_script(n: &NetworkRules) -> String {
     }
     for c in ["from", "to", "nat"] {
         s += &format!("delete chain {TABLE} {c}_{tag}\n");
+    }
+    if n.strict {
+        for map in ["strict_to", "strict_from"] {
+            s += &format!("delete element {TABLE} {map} {{ \"{br}\" }}\n");
+        }
+        for c in ["sto", "sfrom"] {
+            s += &format!("delete chain {TABLE} {c}_{tag}\n");
+        }
     }
     s
 }
@@ -698,6 +735,14 @@ mod tests {
             scripts.push(base_script() + &network_script(&net(internal)));
             scripts.push(teardown_script(&net(internal)));
         }
+        let shaped = NetworkRules {
+            unprotected: true,
+            trusted: vec!["uplink".parse().unwrap()],
+            strict: true,
+            ..net(false)
+        };
+        scripts.push(base_script() + &network_script(&shaped));
+        scripts.push(teardown_script(&shaped));
         for (i, s) in scripts.iter().enumerate() {
             let full = if s.starts_with("add table") || s.contains("bridge netctl") {
                 s.clone()
@@ -721,6 +766,7 @@ mod tests {
             internal,
             unprotected: false,
             trusted: Vec::new(),
+            strict: false,
         }
     }
 

@@ -26,6 +26,9 @@ pub struct NetworkRules {
     /// 28's `trusted_host_interfaces`).
     #[serde(default)]
     pub trusted: Vec<IfName>,
+    /// Not even published ports join it with other networks (podman's `isolate=strict`).
+    #[serde(default)]
+    pub strict: bool,
 }
 
 impl NetworkRules {

@@ -77,6 +77,9 @@ pub struct BridgeConfig {
     /// `trusted_host_interfaces`).
     #[serde(default)]
     pub trusted_host_interfaces: Vec<String>,
+    /// Not even published ports join the network with others (podman's `isolate=strict`).
+    #[serde(default)]
+    pub isolate_strict: bool,
     /// Where per-network state (firewall) is kept.
     #[serde(default)]
     pub run_dir: Option<StateDir>,

@@ -97,6 +97,7 @@ fn rules(conf: &BridgeConfig, ips: &[IpConfig]) -> Result<NetworkRules, Error> {
             .iter()
             .map(|i| ifname(i))
             .collect::<Result<_, _>>()?,
+        strict: conf.isolate_strict,
     })
 }
 

@@ -833,3 +833,87 @@ fn gateway_modes_and_trusted_interfaces_decide_who_reaches_containers() {
         host.netctl_ok(&["rm", "-f", &format!("web-{name}")]);
     }
 }
+
+/// podman's `-o isolate=strict`: a strict network's published port answers the LAN and
+/// the host, but not containers of other networks (which reach an ordinary network's
+/// published port through the host), and its own containers reach no other network's
+/// published port either. With the iptables backend it is refused in words.
+#[test]
+fn a_strictly_isolated_network_is_not_joined_even_by_published_ports() {
+    let host = TestHost::new();
+    host.busybox_image();
+    host.netctl_ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.72.1.0/24",
+        "-o",
+        "isolate=strict",
+        "strict",
+    ]);
+    host.netctl_ok(&["network", "create", "--subnet", "10.72.2.0/24", "open"]);
+    host.netctl_ok(&["network", "create", "--subnet", "10.72.3.0/24", "other"]);
+    for (name, net, port) in [("s-web", "strict", "8091"), ("o-web", "open", "8092")] {
+        host.netctl_ok(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--net",
+            net,
+            "-p",
+            &format!("{port}:80"),
+            "busybox",
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/www",
+        ]);
+    }
+    // Each client asks the host's address on its own network, as a container reaches a
+    // published port of the host.
+    let ask = |net: &str, gw: &str, port: &str| -> bool {
+        let (code, out, _) = host.netctl(&[
+            "run",
+            "--rm",
+            "--net",
+            net,
+            "busybox",
+            "sh",
+            "-c",
+            &format!("nc -w 2 {gw} {port} </dev/null >/dev/null && echo reached"),
+        ]);
+        code == 0 && out == "reached\n"
+    };
+    assert!(
+        ask("other", "10.72.3.1", "8092"),
+        "an ordinary network's published port"
+    );
+    assert!(
+        !ask("other", "10.72.3.1", "8091"),
+        "another network reached the strict network's port"
+    );
+    assert!(
+        !ask("strict", "10.72.1.1", "8092"),
+        "the strict network reached another network's port"
+    );
+    let (ok, out) = host.try_sh("curl -sS -m 3 http://127.0.0.1:8091/");
+    assert!(ok && out.contains("hello"), "the host: {out}");
+    for (opts, says) in [
+        (
+            vec!["-o", "isolate=strict", "-o", "firewall=iptables"],
+            "needs the nftables firewall",
+        ),
+        (vec!["-o", "isolate=maybe"], "use true"),
+    ] {
+        let mut cmd = vec!["network", "create"];
+        cmd.extend(opts);
+        cmd.push("bad");
+        let (code, _, err) = host.netctl(&cmd);
+        assert_ne!(code, 0);
+        assert!(err.contains(says), "{cmd:?}: {err}");
+    }
+    host.netctl_ok(&["rm", "-f", "s-web", "o-web"]);
+}
