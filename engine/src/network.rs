@@ -374,6 +374,8 @@ enum GatewayMode {
     NatUnprotected,
     /// No address on the bridge, no way in or out: containers reach each other only.
     Isolated,
+    /// No masquerade; in to the containers' addresses on their published ports only.
+    Routed,
 }
 
 /// What shapes a bridge network's plugin beyond its name.
@@ -412,8 +414,10 @@ fn bridge_shape(req: &CreateRequest, default_route: bool) -> Result<BridgeShape>
         None | Some("nat") => GatewayMode::Nat,
         Some("nat-unprotected") => GatewayMode::NatUnprotected,
         Some("isolated") => GatewayMode::Isolated,
-        Some("routed") => invalid!("gateway mode routed is not supported by netctl yet: use nat, nat-unprotected or isolated"),
-        Some(m) => invalid!("invalid gateway mode {m:?}: use nat, nat-unprotected or isolated"),
+        Some("routed") => GatewayMode::Routed,
+        Some(m) => {
+            invalid!("invalid gateway mode {m:?}: use nat, nat-unprotected, routed or isolated")
+        }
     };
     let trusted = match req
         .options
@@ -430,9 +434,13 @@ fn bridge_shape(req: &CreateRequest, default_route: bool) -> Result<BridgeShape>
             })
             .collect::<Result<_>>()?,
     };
+    let iptables = req.options.get("firewall").map(String::as_str) == Some("iptables");
+    if mode == GatewayMode::Routed && iptables {
+        invalid!("gateway mode routed needs the nftables firewall: leave -o firewall=iptables out");
+    }
     let strict = match req.options.get("isolate").map(String::as_str) {
         None | Some("true") => false,
-        Some("strict") if req.options.get("firewall").map(String::as_str) == Some("iptables") => {
+        Some("strict") if iptables => {
             invalid!("-o isolate=strict needs the nftables firewall: leave -o firewall=iptables out")
         }
         Some("strict") => true,
@@ -457,7 +465,8 @@ fn bridge_plugin(
     let closed = shape.closed();
     let mut plugin = json!({
         "type": "netctl-bridge", "bridge": bridge, "isGateway": shape.mode != GatewayMode::Isolated,
-        "isDefaultGateway": !closed && shape.default_route, "ipMasq": !closed, "hairpinMode": true,
+        "isDefaultGateway": !closed && shape.default_route,
+        "ipMasq": !closed && shape.mode != GatewayMode::Routed, "hairpinMode": true,
         "internal": closed, "firewallBackend": firewall, "runDir": dirs.run,
         "capabilities": {"portMappings": true, "ips": true, "mac": true},
         "ipam": ipam
@@ -472,6 +481,9 @@ fn bridge_plugin(
         }
         if shape.strict {
             m.insert("isolateStrict".into(), json!(true));
+        }
+        if shape.mode == GatewayMode::Routed {
+            m.insert("routed".into(), json!(true));
         }
     }
     plugin

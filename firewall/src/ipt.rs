@@ -366,6 +366,11 @@ impl Firewall for Iptables {
                 "isolate=strict needs the nftables backend: create the network with -o firewall=nftables".into(),
             ));
         }
+        if n.routed {
+            return Err(FirewallError::Unsupported(
+                "gateway mode routed needs the nftables backend: create the network with -o firewall=nftables".into(),
+            ));
+        }
         for v4 in [true, false] {
             let x = self.family(v4);
             let script = network_script(n, v4, &x.save("filter")?, &x.save("nat")?);
@@ -548,6 +553,7 @@ mod tests {
             unprotected: false,
             trusted: Vec::new(),
             strict: false,
+            routed: false,
         }
     }
 

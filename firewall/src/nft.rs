@@ -227,6 +227,9 @@ pub fn base_script() -> String {
     s += &format!("add map {TABLE} to_bridge {{ type ifname : verdict; }}\n");
     s += &format!("add map {TABLE} nat_from_bridge {{ type ifname : verdict; }}\n");
     s += &format!("add map {TABLE} strict_to {{ type ifname : verdict; }}\n");
+    // Every published container port, for routed networks to let in directly.
+    s += &format!("add set {TABLE} routed4 {{ type ipv4_addr . inet_proto . inet_service; }}\n");
+    s += &format!("add set {TABLE} routed6 {{ type ipv6_addr . inet_proto . inet_service; }}\n");
     s += &format!("add map {TABLE} strict_from {{ type ifname : verdict; }}\n");
     // Bridges route 127.0.0.0/8 (route_localnet, for ports published on the host's
     // loopback), so a container could otherwise send to the host's loopback services. Only
@@ -304,6 +307,14 @@ pub fn network_script(n: &NetworkRules) -> String {
     s += &format!("add rule {TABLE} {to} ct status dnat accept\n");
     for t in &n.trusted {
         s += &format!("add rule {TABLE} {to} iifname \"{t}\" accept\n");
+    }
+    if n.routed && !n.internal {
+        for (fam, set) in [("ip", "routed4"), ("ip6", "routed6")] {
+            s += &format!(
+                "add rule {TABLE} {to} {fam} daddr . meta l4proto . th dport @{set} accept\n"
+            );
+        }
+        s += &format!("add rule {TABLE} {to} meta l4proto {{ icmp, ipv6-icmp }} accept\n");
     }
     if n.unprotected && !n.internal {
         s += &format!("add rule {TABLE} {to} iifname @bridges drop\n");
@@ -435,28 +446,62 @@ fn source_guard_elements(g: &SourceGuard, verb: &str) -> String {
     s + &format!("{verb} element {t} ports {{ {i} }}\n")
 }
 
-/// Adds the ports' map elements.
+/// Adds the ports' map elements, and their container ports to the routed sets.
 pub fn add_ports_script(ports: &[PortForward]) -> String {
-    ports
+    let mut s: String = ports
         .iter()
         .filter_map(port_element)
         .map(|(map, el)| format!("add element {TABLE} {map} {{ {el} }}\n"))
-        .collect()
+        .collect();
+    for (set, el) in ports.iter().filter_map(routed_element) {
+        s += &format!("add element {TABLE} {set} {{ {el} }}\n");
+    }
+    s
+}
+
+/// A published port's element of the routed sets: container address, protocol, port.
+/// None for a mapping that is not published (a host address of the other family).
+fn routed_element(p: &PortForward) -> Option<(&'static str, String)> {
+    port_element(p)?;
+    let set = if p.container_ip.is_ipv4() {
+        "routed4"
+    } else {
+        "routed6"
+    };
+    Some((
+        set,
+        format!(
+            "{} . {} . {}",
+            p.container_ip,
+            p.proto.as_str(),
+            p.container_port
+        ),
+    ))
 }
 
 /// Removes the ports' map elements (added first, so a missing one is no error; one that
 /// points at another container makes the add fail and nothing is removed).
 pub fn del_ports_script(ports: &[PortForward]) -> String {
-    ports
+    let routed: String = ports
         .iter()
-        .filter_map(port_element)
-        .map(|(map, el)| {
-            let key = el.split(" : ").next().unwrap_or_default().to_string();
+        .filter_map(routed_element)
+        .map(|(set, el)| {
             format!(
-                "add element {TABLE} {map} {{ {el} }}\ndelete element {TABLE} {map} {{ {key} }}\n"
+                "add element {TABLE} {set} {{ {el} }}\ndelete element {TABLE} {set} {{ {el} }}\n"
             )
         })
-        .collect()
+        .collect();
+    routed
+        + &ports
+            .iter()
+            .filter_map(port_element)
+            .map(|(map, el)| {
+                let key = el.split(" : ").next().unwrap_or_default().to_string();
+                format!(
+                "add element {TABLE} {map} {{ {el} }}\ndelete element {TABLE} {map} {{ {key} }}\n"
+            )
+            })
+            .collect::<String>()
 }
 
 impl Firewall for Nftables {
@@ -736,6 +781,7 @@ mod tests {
             scripts.push(teardown_script(&net(internal)));
         }
         let shaped = NetworkRules {
+            routed: true,
             unprotected: true,
             trusted: vec!["uplink".parse().unwrap()],
             strict: true,
@@ -767,6 +813,7 @@ mod tests {
             unprotected: false,
             trusted: Vec::new(),
             strict: false,
+            routed: false,
         }
     }
 
@@ -850,7 +897,7 @@ mod tests {
         };
         assert_eq!(
             add_ports_script(&[p]),
-            "add element inet netctl portmap_tcp4 { 8080 : 172.18.0.2 . 80 }\n"
+            "add element inet netctl portmap_tcp4 { 8080 : 172.18.0.2 . 80 }\nadd element inet netctl routed4 { 172.18.0.2 . tcp . 80 }\n"
         );
         let local = PortForward {
             host_ip: Some("127.0.0.1".parse().unwrap()),
@@ -859,7 +906,7 @@ mod tests {
         };
         assert_eq!(
             add_ports_script(&[local]),
-            "add element inet netctl portmap_udp4_ip { 127.0.0.1 . 8080 : 172.18.0.2 . 80 }\n"
+            "add element inet netctl portmap_udp4_ip { 127.0.0.1 . 8080 : 172.18.0.2 . 80 }\nadd element inet netctl routed4 { 172.18.0.2 . udp . 80 }\n"
         );
         let mixed = PortForward {
             host_ip: Some("::1".parse().unwrap()),

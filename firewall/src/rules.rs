@@ -29,6 +29,10 @@ pub struct NetworkRules {
     /// Not even published ports join it with other networks (podman's `isolate=strict`).
     #[serde(default)]
     pub strict: bool,
+    /// Docker 28's `routed` gateway mode: containers' published ports are reachable at
+    /// the containers' own addresses (and ICMP), nothing else from elsewhere.
+    #[serde(default)]
+    pub routed: bool,
 }
 
 impl NetworkRules {

@@ -80,6 +80,10 @@ pub struct BridgeConfig {
     /// Not even published ports join the network with others (podman's `isolate=strict`).
     #[serde(default)]
     pub isolate_strict: bool,
+    /// Docker 28's `routed` gateway mode: published ports reachable at the containers' own
+    /// addresses, no masquerade.
+    #[serde(default)]
+    pub routed: bool,
     /// Where per-network state (firewall) is kept.
     #[serde(default)]
     pub run_dir: Option<StateDir>,

@@ -98,6 +98,7 @@ fn rules(conf: &BridgeConfig, ips: &[IpConfig]) -> Result<NetworkRules, Error> {
             .map(|i| ifname(i))
             .collect::<Result<_, _>>()?,
         strict: conf.isolate_strict,
+        routed: conf.routed,
     })
 }
 

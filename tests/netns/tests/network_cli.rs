@@ -739,7 +739,8 @@ fn an_ipv6_only_network_gives_no_ipv4_and_publishes_over_ipv6() {
 /// backend: a `nat` network answers it on no unpublished port, a `nat-unprotected` one on
 /// every port, a network that trusts the LAN's host interface answers it too, and an
 /// `isolated` one has no address on its bridge, gives its containers no default route and
-/// answers nobody but its own containers. `routed` is refused in words, as are bad names.
+/// answers nobody but its own containers, and a `routed` one answers on published ports at
+/// the containers' addresses and masquerades nothing. Bad modes and names are refused.
 #[test]
 fn gateway_modes_and_trusted_interfaces_decide_who_reaches_containers() {
     let mut host = TestHost::new();
@@ -814,11 +815,61 @@ fn gateway_modes_and_trusted_interfaces_decide_who_reaches_containers() {
         bridges, "0\n",
         "an isolated network's bridge has an address"
     );
-    for (opt, says) in [
-        (
-            format!("{mode}=routed"),
-            "routed is not supported by netctl yet",
+    // routed: the LAN reaches a published container port at the container's own address,
+    // not an unpublished one; what containers send out is not masqueraded, so the LAN's
+    // route back is what answers them.
+    host.netctl_ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.71.9.0/24",
+        "-o",
+        &format!("{mode}=routed"),
+        "routed",
+    ]);
+    host.netctl_ok(&[
+        "run", "-d", "--name", "pub", "--net", "routed", "-p", "8094:80", "busybox", "httpd", "-f",
+        "-p", "80", "-h", "/www",
+    ]);
+    host.netctl_ok(&[
+        "run", "-d", "--name", "unpub", "--net", "routed", "busybox", "httpd", "-f", "-p", "80",
+        "-h", "/www",
+    ]);
+    let (ok, out) = host.try_sh_in(&lan, "curl -sS -m 3 http://10.71.9.2/");
+    assert!(ok && out.contains("hello"), "routed, published: {out}");
+    let (ok, _) = host.try_sh_in(&lan, "curl -sS -m 3 http://10.71.9.3/");
+    assert!(!ok, "routed: the LAN reached an unpublished port");
+    let www = host.dir().join("lan-www");
+    std::fs::create_dir_all(&www).unwrap();
+    host.spawn_in(
+        &lan,
+        &format!(
+            "exec busybox httpd -f -p 10.250.0.2:80 -h {}",
+            www.display()
         ),
+    );
+    let reaches_lan = |net: &str| {
+        let (code, out, _) = host.netctl(&[
+            "run",
+            "--rm",
+            "--net",
+            net,
+            "busybox",
+            "sh",
+            "-c",
+            "nc -w 2 10.250.0.2 80 </dev/null && echo reached",
+        ]);
+        code == 0 && out == "reached\n"
+    };
+    assert!(reaches_lan("routed") && reaches_lan("natnet"));
+    host.sh_in(
+        &lan,
+        "ip route del 10.71.0.0/16 via 10.250.0.1; ip route del default",
+    );
+    assert!(reaches_lan("natnet"), "a nat network is masqueraded");
+    assert!(!reaches_lan("routed"), "a routed network was masqueraded");
+    host.netctl_ok(&["rm", "-f", "pub", "unpub"]);
+    for (opt, says) in [
         (format!("{mode}=open"), "invalid gateway mode"),
         (
             "com.docker.network.bridge.trusted_host_interfaces=bad/name".to_string(),
@@ -907,6 +958,15 @@ fn a_strictly_isolated_network_is_not_joined_even_by_published_ports() {
             "needs the nftables firewall",
         ),
         (vec!["-o", "isolate=maybe"], "use true"),
+        (
+            vec![
+                "-o",
+                "com.docker.network.bridge.gateway_mode_ipv4=routed",
+                "-o",
+                "firewall=iptables",
+            ],
+            "routed needs the nftables firewall",
+        ),
     ] {
         let mut cmd = vec!["network", "create"];
         cmd.extend(opts);
