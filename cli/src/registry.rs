@@ -65,27 +65,9 @@ pub enum PullPolicy {
     Never,
 }
 
-/// The registry of a `login`/`logout` argument (`host:port`, or a URL as Docker takes it).
+/// The registry of a `login`/`logout` argument (Docker Hub when none).
 fn server_domain(server: Option<&str>) -> String {
-    let s = server.unwrap_or(netctl_registry::reference::DEFAULT_DOMAIN);
-    let s = s
-        .strip_prefix("https://")
-        .or_else(|| s.strip_prefix("http://"))
-        .unwrap_or(s);
-    let host = s.split('/').next().unwrap_or(s);
-    match host {
-        "index.docker.io" | "registry-1.docker.io" => {
-            netctl_registry::reference::DEFAULT_DOMAIN.into()
-        }
-        h => h.into(),
-    }
-}
-
-/// The registry API host of a domain.
-fn api_host(domain: &str) -> String {
-    Reference::parse(&format!("{domain}/x"))
-        .map(|r| r.registry_host().to_string())
-        .unwrap_or_else(|_| domain.to_string())
+    netctl_registry::credentials::server_domain(server.unwrap_or(""))
 }
 
 /// `login`: checks the credentials with the registry, then stores them.
@@ -125,7 +107,7 @@ pub fn login(engine: &Engine, a: &LoginArgs) -> Outcome {
     let creds = Credentials { username, password };
     let registry = Registry::connect(
         &engine.config.registry,
-        &api_host(&domain),
+        netctl_registry::reference::registry_host(&domain),
         Some(creds.clone()),
     )
     .map_err(|e| anyhow::anyhow!("Error response from daemon: {e}"))?;
@@ -355,17 +337,5 @@ mod tests {
             format!("[{}>{}]  50B/100B", "=".repeat(24), " ".repeat(25))
         );
         assert_eq!(bar(7, 0), format!("[{}]  7B/0B", " ".repeat(50)));
-    }
-
-    #[test]
-    fn login_servers_are_hosts_and_docker_hub_is_one_name() {
-        assert_eq!(server_domain(None), "docker.io");
-        assert_eq!(
-            server_domain(Some("https://index.docker.io/v1/")),
-            "docker.io"
-        );
-        assert_eq!(server_domain(Some("reg.example:5000")), "reg.example:5000");
-        assert_eq!(api_host("reg.example:5000"), "reg.example:5000");
-        assert_eq!(api_host("docker.io"), "registry-1.docker.io");
     }
 }

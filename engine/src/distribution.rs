@@ -51,19 +51,16 @@ impl Distribution {
     pub fn remember(&self, diff: &str, blob: &Blob, repository: &str) -> Result<()> {
         fs::create_dir_all(&self.dir).ctx(|| format!("create {}", self.dir.display()))?;
         let mut blobs = self.blobs(diff);
-        let entry = match blobs.iter_mut().find(|b| b.digest == blob.digest) {
-            Some(b) => b,
-            None => {
-                blobs.push(Blob {
-                    repositories: Vec::new(),
-                    ..blob.clone()
-                });
-                let last = blobs.len() - 1;
-                &mut blobs[last]
+        if !blobs.iter().any(|b| b.digest == blob.digest) {
+            blobs.push(Blob {
+                repositories: Vec::new(),
+                ..blob.clone()
+            });
+        }
+        for entry in blobs.iter_mut().filter(|b| b.digest == blob.digest) {
+            if !entry.repositories.iter().any(|r| r == repository) {
+                entry.repositories.push(repository.to_string());
             }
-        };
-        if !entry.repositories.iter().any(|r| r == repository) {
-            entry.repositories.push(repository.to_string());
         }
         let path = self.dir.join(format!("{diff}.json"));
         let bytes = serde_json::to_vec(&blobs).ctx(|| "encode a layer's blobs".into())?;

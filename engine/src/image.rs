@@ -216,6 +216,11 @@ impl ImageStore {
             .ctx(|| "create a scratch folder".into())
     }
 
+    /// Whether an image with this ID (64 hex) is stored.
+    pub fn contains(&self, id: &str) -> bool {
+        self.record_path(id).is_file()
+    }
+
     /// The store's folder.
     pub(crate) fn dir(&self) -> &Path {
         &self.dir

@@ -112,7 +112,7 @@ pub fn pull(
     let _adding = store.lock(false)?;
     let fresh = fetch_layers(store, &registry, &r, &manifest, &diff_ids, progress)?;
     let image_id = crate::layer::sha256_hex(&config);
-    let had = store.all()?.iter().any(|i| i.id == image_id);
+    let had = store.contains(&image_id);
     let tags = r.tag().map(|_| vec![r.familiar()]).unwrap_or_default();
     let mut image = store.add(NewImage {
         config,
@@ -254,13 +254,8 @@ fn fetch_layer(
     let compression = d.compression()?;
     let mut body = registry.blob(repo, &d.digest, d.size)?;
     let stored = {
-        let counting = Counting {
-            inner: &mut body,
-            done: 0,
-            total: d.size,
-            last: 0,
-            report: &|done, total| progress(line(d, "Downloading", Some((done, total)))),
-        };
+        let report = |done, total| progress(line(d, "Downloading", Some((done, total))));
+        let counting = Counting::new(&mut body, d.size, &report);
         let tar: Box<dyn Read> = match compression {
             Compression::Zstd => Box::new(
                 ruzstd::decoding::StreamingDecoder::new(counting)
@@ -312,13 +307,26 @@ fn short(d: &Digest) -> String {
     d.hex().chars().take(12).collect()
 }
 
-/// Counts bytes as they pass and reports every 512 KiB.
-struct Counting<'a, R> {
+/// Counts bytes as they pass (of a pull or a push) and reports every 512 KiB, and at the end.
+pub(crate) struct Counting<'a, R> {
     inner: R,
     done: u64,
     total: u64,
     last: u64,
-    report: &'a (dyn Fn(u64, u64) + Sync),
+    report: &'a dyn Fn(u64, u64),
+}
+
+impl<'a, R> Counting<'a, R> {
+    /// Counts `inner`, whose whole is `total` bytes, telling `report` (done, total).
+    pub(crate) fn new(inner: R, total: u64, report: &'a dyn Fn(u64, u64)) -> Self {
+        Self {
+            inner,
+            done: 0,
+            total,
+            last: 0,
+            report,
+        }
+    }
 }
 
 impl<R: Read> Read for Counting<'_, R> {

@@ -17,7 +17,7 @@ use crate::distribution::{Blob, Distribution};
 use crate::error::{Context, Error, Result};
 use crate::gzip::Gzip;
 use crate::image::ImageStore;
-use crate::pull::{reference, Progress};
+use crate::pull::{reference, Counting, Progress};
 
 /// A pushed layer: its diff ID and its blob.
 type PushedLayer = (String, Descriptor);
@@ -220,12 +220,8 @@ fn push_layer(
     if registry.has_blob(repo, &blob.digest)? {
         say("Layer already exists".into(), None);
     } else {
-        let mut counting = Counting {
-            inner: &mut gz,
-            done: 0,
-            size,
-            say: &say,
-        };
+        let report = |done, total| say("Pushing".into(), Some((done, total)));
+        let mut counting = Counting::new(&mut gz, size, &report);
         registry.upload_blob(repo, &blob.digest, &mut counting, size)?;
         say("Pushed".into(), None);
     }
@@ -274,12 +270,8 @@ fn stream_layer(
             chunk: Vec::new(),
             at: 0,
         };
-        let mut counting = Counting {
-            inner: &mut reader,
-            done: 0,
-            size: store.layers.size(diff),
-            say,
-        };
+        let report = |done, total| say("Pushing".into(), Some((done, total)));
+        let mut counting = Counting::new(&mut reader, store.layers.size(diff), &report);
         let mut made = None;
         let uploaded = registry.upload_streaming(repo, &mut counting, || {
             made = producer
@@ -407,25 +399,5 @@ impl<W: Write> Write for Hashing<W> {
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
-    }
-}
-
-/// Reports upload progress every 512 KiB.
-struct Counting<'a, R> {
-    inner: R,
-    done: u64,
-    size: u64,
-    say: &'a dyn Fn(String, Option<(u64, u64)>),
-}
-
-impl<R: Read> Read for Counting<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        let before = self.done;
-        self.done += n as u64;
-        if before / (512 << 10) != self.done / (512 << 10) {
-            (self.say)("Pushing".into(), Some((self.done, self.size)));
-        }
-        Ok(n)
     }
 }

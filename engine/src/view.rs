@@ -941,8 +941,18 @@ fn ipam_status(n: &Network) -> Option<serde_json::Value> {
     Some(serde_json::json!({"IPAM": {"Subnets": subnets}}))
 }
 
-/// `network inspect` of one network.
+/// `network inspect` of one network: its endpoints and address usage too.
 pub fn inspect_network(engine: &Engine, n: &Network) -> NetworkInspect {
+    NetworkInspect {
+        containers: network_endpoints(engine, n),
+        status: ipam_status(n),
+        ..network_summary(n)
+    }
+}
+
+/// A network as lists show it (`GET /networks`): no endpoints, no address usage (which
+/// would read every network's allocations under their locks).
+pub fn network_summary(n: &Network) -> NetworkInspect {
     let mut config = Vec::new();
     if let Some(ipam) = n.ipam() {
         let raw = ipam.ranges.iter().flatten();
@@ -985,10 +995,10 @@ pub fn inspect_network(engine: &Engine, n: &Network) -> NetworkInspect {
         ingress: false,
         config_from: [("Network".to_string(), String::new())].into(),
         config_only: false,
-        containers: network_endpoints(engine, n),
+        containers: BTreeMap::new(),
         options: n.meta.options.clone(),
         labels: n.meta.labels.clone(),
-        status: ipam_status(n),
+        status: None,
         dns_servers: n
             .plugins
             .iter()

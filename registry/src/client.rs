@@ -71,14 +71,13 @@ enum Challenge {
 pub struct Registry {
     agent: Agent,
     base: String,
-    host: String,
     credentials: Option<Credentials>,
     challenge: Challenge,
     tokens: Mutex<HashMap<String, String>>,
 }
 
 /// A request body: none, bytes (which can be sent again after a challenge), or a stream.
-pub enum Payload<'a> {
+enum Payload<'a> {
     /// No body.
     Empty,
     /// Bytes.
@@ -112,7 +111,6 @@ impl Registry {
                     return Ok(Self {
                         agent,
                         base,
-                        host: host.into(),
                         credentials,
                         challenge,
                         tokens: Mutex::new(HashMap::new()),
@@ -122,11 +120,6 @@ impl Registry {
             }
         }
         Err(last.unwrap_or_else(|| Error::Unreachable(format!("cannot reach {host}"))))
-    }
-
-    /// `host[:port]`.
-    pub fn host(&self) -> &str {
-        &self.host
     }
 
     /// Checks the credentials as `docker login` does: `/v2/` answers 200 with them.

@@ -36,6 +36,15 @@ pub fn server_key(domain: &str) -> String {
     }
 }
 
+/// The registry a login names (`docker login SERVER`: a URL or `host[:port]`), Docker Hub's
+/// names and none being `docker.io`.
+pub fn server_domain(server: &str) -> String {
+    match host_of(server) {
+        "" | "index.docker.io" | "registry-1.docker.io" => crate::reference::DEFAULT_DOMAIN.into(),
+        h => h.into(),
+    }
+}
+
 /// `https://host:port/path` or `host:port` -> `host:port` (how stored keys are matched).
 fn host_of(key: &str) -> &str {
     let k = key
@@ -63,11 +72,6 @@ impl CredentialStore {
     /// The store in `path`.
     pub fn at(path: impl Into<PathBuf>) -> Self {
         Self { path: path.into() }
-    }
-
-    /// The file.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     fn read(&self) -> Result<Map<String, Value>> {
@@ -181,6 +185,21 @@ pub fn decode_auth(auth: &str) -> std::result::Result<Credentials, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn login_servers_are_registries_and_docker_hub_has_one_name() {
+        assert_eq!(server_domain(""), "docker.io");
+        assert_eq!(server_domain("https://index.docker.io/v1/"), "docker.io");
+        assert_eq!(server_domain("reg.example:5000"), "reg.example:5000");
+        assert_eq!(
+            server_domain("https://reg.example:5000/v2/"),
+            "reg.example:5000"
+        );
+        assert_eq!(
+            crate::reference::registry_host("docker.io"),
+            "registry-1.docker.io"
+        );
+    }
 
     #[test]
     fn stored_credentials_are_read_back_and_other_keys_kept() {

@@ -80,27 +80,6 @@ impl Reference {
         self
     }
 
-    /// The same repository with another tag and no digest.
-    pub fn with_tag(&self, tag: &str) -> Result<Self> {
-        if !valid_tag(tag) {
-            return Err(bad(""));
-        }
-        Ok(Self {
-            tag: Some(tag.into()),
-            digest: None,
-            ..self.clone()
-        })
-    }
-
-    /// The same repository by digest, without a tag.
-    pub fn with_digest(&self, digest: Digest) -> Self {
-        Self {
-            tag: None,
-            digest: Some(digest),
-            ..self.clone()
-        }
-    }
-
     /// `docker.io`, `registry.example:5000`, `[::1]:5000`.
     pub fn domain(&self) -> &str {
         &self.domain
@@ -123,11 +102,7 @@ impl Reference {
 
     /// The host and port the registry API answers at.
     pub fn registry_host(&self) -> &str {
-        if self.domain == DEFAULT_DOMAIN {
-            DEFAULT_REGISTRY_HOST
-        } else {
-            &self.domain
-        }
+        registry_host(&self.domain)
     }
 
     /// The repository as Docker shows it: `busybox`, `alice/web`, `registry.example:5000/web`.
@@ -176,6 +151,15 @@ impl fmt::Display for Reference {
             write!(f, "@{d}")?;
         }
         Ok(())
+    }
+}
+
+/// The host and port the registry API of `domain` answers at (Docker Hub's differs).
+pub fn registry_host(domain: &str) -> &str {
+    if domain == DEFAULT_DOMAIN {
+        DEFAULT_REGISTRY_HOST
+    } else {
+        domain
     }
 }
 

@@ -12,7 +12,7 @@ use axum::Json;
 use base64::Engine as _;
 use netctl_engine::pull::{Progress, PullRequest};
 use netctl_engine::push::PushRequest;
-use netctl_registry::{Credentials, Reference, Registry};
+use netctl_registry::{Credentials, Registry};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -188,33 +188,20 @@ pub async fn auth(State(d): State<Daemon>, body: axum::body::Bytes) -> ApiResult
     let creds = config
         .credentials()
         .ok_or_else(|| ApiError::bad_request("a login needs a username and password"))?;
-    let server = server_host(&config.serveraddress);
+    let domain = netctl_registry::credentials::server_domain(&config.serveraddress);
     d.run(move |engine| {
-        let registry = Registry::connect(&engine.config.registry, &server, Some(creds))
-            .map_err(netctl_engine::Error::from)?;
+        let registry = Registry::connect(
+            &engine.config.registry,
+            netctl_registry::reference::registry_host(&domain),
+            Some(creds),
+        )
+        .map_err(netctl_engine::Error::from)?;
         registry.login().map_err(netctl_engine::Error::from)?;
         Ok(Json(
             json!({"Status": "Login Succeeded", "IdentityToken": ""}),
         ))
     })
     .await
-}
-
-/// The registry API host of a login's `serveraddress` (a URL or `host:port`; Docker Hub
-/// when empty).
-fn server_host(address: &str) -> String {
-    let a = address
-        .strip_prefix("https://")
-        .or_else(|| address.strip_prefix("http://"))
-        .unwrap_or(address);
-    let host = a.split('/').next().unwrap_or(a);
-    let domain = match host {
-        "" | "index.docker.io" | "docker.io" => netctl_registry::reference::DEFAULT_DOMAIN,
-        h => h,
-    };
-    Reference::parse(&format!("{domain}/x"))
-        .map(|r| r.registry_host().to_string())
-        .unwrap_or_else(|_| domain.to_string())
 }
 
 #[cfg(test)]
@@ -237,15 +224,5 @@ mod tests {
             registry_auth(&h).unwrap_err().status,
             StatusCode::BAD_REQUEST
         );
-    }
-
-    #[test]
-    fn login_servers_map_to_registry_hosts() {
-        assert_eq!(server_host(""), "registry-1.docker.io");
-        assert_eq!(
-            server_host("https://index.docker.io/v1/"),
-            "registry-1.docker.io"
-        );
-        assert_eq!(server_host("reg.example:5000"), "reg.example:5000");
     }
 }

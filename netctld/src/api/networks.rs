@@ -37,9 +37,9 @@ async fn list(State(d): State<Daemon>, q: Query) -> ApiResult<Json<Vec<Value>>> 
             .iter()
             .filter(|n| filter.matches(n, || !n.attachments(engine).is_empty()))
         {
-            let mut v = serde_json::to_value(netctl_engine::view::inspect_network(engine, n))?;
-            v["Containers"] = json!({});
-            out.push(v);
+            out.push(serde_json::to_value(netctl_engine::view::network_summary(
+                n,
+            ))?);
         }
         Ok(Json(out))
     })

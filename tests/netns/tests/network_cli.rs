@@ -6,6 +6,16 @@
 use netctl_netns_tests::{attachment, TestHost};
 use serde_json::{json, Value};
 
+/// `network create OPTIONS bad` fails and says `says`.
+fn create_refused(host: &TestHost, options: &[&str], says: &str) {
+    let mut cmd = vec!["network", "create"];
+    cmd.extend(options);
+    cmd.push("bad");
+    let (code, _, err) = host.netctl(&cmd);
+    assert_ne!(code, 0, "{cmd:?}");
+    assert!(err.contains(says), "{cmd:?}: {err}");
+}
+
 fn inspect(host: &TestHost, net: &str) -> Value {
     let v: Value = serde_json::from_str(&host.netctl_ok(&["network", "inspect", net])).unwrap();
     v[0].clone()
@@ -657,12 +667,7 @@ fn static_routes_and_no_default_route_shape_the_containers_routes() {
         ),
         (vec!["-o", "no_default_route=maybe"], "use true or false"),
     ] {
-        let mut cmd = vec!["network", "create"];
-        cmd.extend(args);
-        cmd.push("bad");
-        let (code, _, err) = host.netctl(&cmd);
-        assert_ne!(code, 0, "{cmd:?}");
-        assert!(err.contains(says), "{cmd:?}: {err}");
+        create_refused(&host, &args, says);
     }
     assert_eq!(host.netctl_ok(&["network", "ls", "-q"]), before);
 }
@@ -724,12 +729,7 @@ fn an_ipv6_only_network_gives_no_ipv4_and_publishes_over_ipv6() {
             "is IPv4",
         ),
     ] {
-        let mut cmd = vec!["network", "create"];
-        cmd.extend(args);
-        cmd.push("bad");
-        let (code, _, err) = host.netctl(&cmd);
-        assert_ne!(code, 0);
-        assert!(err.contains(says), "{cmd:?}: {err}");
+        create_refused(&host, &args, says);
     }
     host.netctl_ok(&["rm", "-f", "web"]);
 }
@@ -876,9 +876,7 @@ fn gateway_modes_and_trusted_interfaces_decide_who_reaches_containers() {
             "trusted host interface",
         ),
     ] {
-        let (code, _, err) = host.netctl(&["network", "create", "-o", &opt, "bad"]);
-        assert_ne!(code, 0);
-        assert!(err.contains(says), "{opt}: {err}");
+        create_refused(&host, &["-o", &opt], says);
     }
     for (name, ..) in cases {
         host.netctl_ok(&["rm", "-f", &format!("web-{name}")]);
@@ -968,12 +966,7 @@ fn a_strictly_isolated_network_is_not_joined_even_by_published_ports() {
             "routed needs the nftables firewall",
         ),
     ] {
-        let mut cmd = vec!["network", "create"];
-        cmd.extend(opts);
-        cmd.push("bad");
-        let (code, _, err) = host.netctl(&cmd);
-        assert_ne!(code, 0);
-        assert!(err.contains(says), "{cmd:?}: {err}");
+        create_refused(&host, &opts, says);
     }
     host.netctl_ok(&["rm", "-f", "s-web", "o-web"]);
 }

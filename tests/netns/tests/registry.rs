@@ -713,6 +713,65 @@ fn hostile_registry(
     (port, seen)
 }
 
+/// An image of one layer holding one file, as a registry serves it.
+struct FakeImage {
+    layer: Vec<u8>,
+    config: Vec<u8>,
+    manifest: String,
+    layer_d: String,
+    config_d: String,
+}
+
+/// A one-file layer (its name written raw, so a hostile one stays as given), its config
+/// (`Cmd` the file) and a Docker schema 2 or OCI manifest naming both.
+fn fake_image(name: &[u8], body: &[u8], oci: bool) -> FakeImage {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(body.len() as u64);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name);
+    h.set_cksum();
+    tar.append(&h, body).unwrap();
+    let layer = tar.into_inner().unwrap();
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","config":{{"Cmd":["/{}"]}},"rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
+        String::from_utf8_lossy(name),
+        sha256(&layer)
+    )
+    .into_bytes();
+    let (manifest_type, config_type, layer_type) = if oci {
+        (
+            "application/vnd.oci.image.manifest.v1+json",
+            "application/vnd.oci.image.config.v1+json",
+            "application/vnd.oci.image.layer.v1.tar",
+        )
+    } else {
+        (
+            "application/vnd.docker.distribution.manifest.v2+json",
+            "application/vnd.docker.container.image.v1+json",
+            "application/vnd.docker.image.rootfs.diff.tar",
+        )
+    };
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{manifest_type}","config":{{"mediaType":"{config_type}","digest":"{}","size":{}}},"layers":[{{"mediaType":"{layer_type}","digest":"{}","size":{}}}]}}"#,
+        sha256(&config),
+        config.len(),
+        sha256(&layer),
+        layer.len()
+    );
+    FakeImage {
+        layer_d: sha256(&layer),
+        config_d: sha256(&config),
+        layer,
+        config,
+        manifest,
+    }
+}
+
 fn sha256(bytes: &[u8]) -> String {
     use sha2::Digest;
     format!("sha256:{:x}", sha2::Sha256::digest(bytes))
@@ -725,28 +784,13 @@ fn sha256(bytes: &[u8]) -> String {
 fn a_hostile_registry_gets_a_clear_refusal_and_nothing_is_stored() {
     let host = TestHost::new();
     // A layer whose member climbs out, and an image that names it honestly.
-    let mut tar = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_gnu();
-    h.set_size(5);
-    h.set_mode(0o644);
-    h.set_entry_type(tar::EntryType::Regular);
-    h.as_gnu_mut().unwrap().name[..12].copy_from_slice(b"../../escape");
-    h.set_cksum();
-    tar.append(&h, &b"owned"[..]).unwrap();
-    let layer = tar.into_inner().unwrap();
-    let config = format!(
-        r#"{{"architecture":"amd64","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
-        sha256(&layer)
-    )
-    .into_bytes();
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"{}","size":{}}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar","digest":"{}","size":{}}}]}}"#,
-        sha256(&config),
-        config.len(),
-        sha256(&layer),
-        layer.len()
-    );
-    let (layer_d, config_d) = (sha256(&layer), sha256(&config));
+    let FakeImage {
+        layer,
+        config,
+        manifest,
+        layer_d,
+        config_d,
+    } = fake_image(b"../../escape", b"owned", false);
     let mt = || {
         vec![(
             "Content-Type".to_string(),
@@ -813,31 +857,13 @@ fn a_hostile_registry_gets_a_clear_refusal_and_nothing_is_stored() {
 #[test]
 fn bearer_tokens_are_fetched_with_the_stored_credentials() {
     let host = TestHost::new();
-    let mut tar = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_gnu();
-    h.set_size(6);
-    h.set_mode(0o644);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(0);
-    h.set_entry_type(tar::EntryType::Regular);
-    h.set_path("hello").unwrap();
-    h.set_cksum();
-    tar.append(&h, &b"hello\n"[..]).unwrap();
-    let layer = tar.into_inner().unwrap();
-    let config = format!(
-        r#"{{"architecture":"amd64","os":"linux","config":{{"Cmd":["/hello"]}},"rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
-        sha256(&layer)
-    )
-    .into_bytes();
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{}","size":{}}}]}}"#,
-        sha256(&config),
-        config.len(),
-        sha256(&layer),
-        layer.len()
-    );
-    let (layer_d, config_d) = (sha256(&layer), sha256(&config));
+    let FakeImage {
+        layer,
+        config,
+        manifest,
+        layer_d,
+        config_d,
+    } = fake_image(b"hello", b"hello\n", true);
     // base64("alice:wonderland")
     let basic = "Basic YWxpY2U6d29uZGVybGFuZA==";
     let (port, seen) = hostile_registry(move |_, path, auth, port| {
