@@ -221,7 +221,7 @@ impl Lab {
 
     /// The machine (1-based) whose etcd member leads the cluster.
     pub fn etcd_leader(&self) -> usize {
-        let out = self.m(1).sh(&self.etcdctl(
+        let out = self.m(1).stdout_of(&self.etcdctl(
             1,
             &format!("--endpoints={} endpoint status -w json", self.endpoints()),
         ));
@@ -242,9 +242,10 @@ impl Lab {
             + 1
     }
 
-    /// The keys under `prefix` in etcd, read through machine `from`.
+    /// The keys under `prefix` in etcd, read through machine `from` (etcdctl's stdout
+    /// alone: the warnings it logs on a slow answer are not keys).
     pub fn keys(&self, from: usize, prefix: &str) -> String {
-        self.m(from).sh(&self.etcdctl(
+        self.m(from).stdout_of(&self.etcdctl(
             from,
             &format!(
                 "--endpoints={}://{}:2379 get --prefix --keys-only {prefix}",
@@ -361,6 +362,31 @@ impl Machine {
             .output()
             .expect("run nsenter");
         (out.status.success(), crate::output_text(&out))
+    }
+
+    /// Runs a shell command in this machine; its stdout, or a panic with its output when it
+    /// fails.
+    pub fn stdout_of(&self, script: &str) -> String {
+        let out = Command::new("nsenter")
+            .args([
+                "-t",
+                &self.pid().to_string(),
+                "-n",
+                "-m",
+                "sh",
+                "-c",
+                script,
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run nsenter");
+        assert!(
+            out.status.success(),
+            "{}: `{script}` failed: {}",
+            self.name,
+            crate::output_text(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Runs a shell command in this machine; panics with its output when it fails.

@@ -213,7 +213,7 @@ fn devices_are_added_as_dockers_are() {
     same(
         &host,
         &docker,
-        &["inspect", "-f", "{{json .HostConfig.Devices}}", "dd"],
+        &["inspect", "-f", "{{json .HostConfig.Devices}}", "d"],
     );
 }
 

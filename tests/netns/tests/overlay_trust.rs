@@ -559,7 +559,7 @@ fn encrypted_traffic_goes_on_across_a_key_rotation() {
     let listener = listen_in(&ns_of(m2, &b), 7777);
     deliver(m1, &a, &ab, &listener, b"before the rotation");
     let key = || {
-        let out = m1.sh(&lab.etcdctl(
+        let out = m1.stdout_of(&lab.etcdctl(
             1,
             "--endpoints=https://10.99.0.1:2379 get --print-value-only /netctl/v1/hosts/m1",
         ));
