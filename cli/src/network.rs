@@ -135,6 +135,10 @@ pub struct CreateArgs {
     /// No access to or from outside the network.
     #[arg(long)]
     internal: bool,
+    /// local, or swarm (also global): a macvlan network of the whole cluster, its
+    /// addresses from the cluster's IPAM (`netctl cluster join` first).
+    #[arg(long)]
+    scope: Option<String>,
     /// KEY=VALUE metadata; repeatable.
     #[arg(long)]
     label: Vec<String>,
@@ -211,6 +215,7 @@ pub fn run(engine: &Engine, cmd: NetworkCommand) -> Outcome {
                     .map(|r| netctl_engine::network::parse_route(r))
                     .collect::<Result<_, _>>()?,
                 dns_servers: a.dns.clone(),
+                scope: a.scope.clone(),
             };
             println!("{}", create(engine, &req)?.id);
         }

@@ -243,14 +243,15 @@ fn feed(
 }
 
 /// netctl's plugins that attach containers, never an IPAM plugin a driver delegates to.
-pub const MAIN_PLUGINS: [&str; 7] = [
+/// (`netctl-overlay` is both: asked as a delegate, it is the cluster's IPAM, and as a
+/// delegate it delegates to nothing.)
+pub const MAIN_PLUGINS: [&str; 6] = [
     "netctl-bridge",
     "netctl-macvlan",
     "netctl-host",
     "netctl-none",
     "netctl-container",
     "netctl-dns",
-    "netctl-overlay",
 ];
 
 /// Refuses a delegation that would run plugins in a loop: to the calling plugin itself, to

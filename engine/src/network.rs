@@ -70,6 +70,9 @@ pub struct NetworkMeta {
     /// `--label K=V`.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// `swarm` for a macvlan network of the cluster (the agent writes it); else unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 /// What netctl reads of a plugin's configuration.
@@ -164,13 +167,21 @@ impl Network {
     }
 
     /// Where the network is known: `global` for an overlay network (every host of the cluster
-    /// has it, as Docker's cluster-store networks showed), `local` otherwise.
+    /// has it, as Docker's cluster-store networks showed), `swarm` for a macvlan network of
+    /// the cluster, `local` otherwise.
     pub fn scope(&self) -> &'static str {
         if self.driver() == "overlay" {
             "global"
+        } else if self.meta.scope.as_deref() == Some("swarm") {
+            "swarm"
         } else {
             "local"
         }
+    }
+
+    /// Whether the cluster's agent keeps it (on every host), not this host alone.
+    pub fn in_cluster(&self) -> bool {
+        self.scope() != "local"
     }
 
     /// The first plugin's IPAM section, if any.
@@ -306,7 +317,7 @@ impl NetworkStore {
                 n.id
             );
         }
-        if n.driver() == "overlay" {
+        if n.in_cluster() {
             // The agent asks every host's plugins, and takes the conflists away.
             crate::cluster::remove_network(engine, &n.name)?;
         } else {
@@ -577,6 +588,8 @@ pub struct CreateRequest {
     pub routes: Vec<netctl_cni::types::Route>,
     /// `--dns` (podman): the network's own resolvers.
     pub dns_servers: Vec<IpAddr>,
+    /// `--scope`: local, or swarm/global for a network of the cluster.
+    pub scope: Option<String>,
 }
 
 /// Parses podman's `--route DEST,GW[,METRIC]`.
@@ -683,10 +696,44 @@ fn next_free(pool: &[IpNet], taken: &[IpNet], skip_default: bool) -> Option<IpNe
 
 /// An overlay network: made in the cluster by the agent, which writes its conflist on every
 /// host; IPv6 and internal overlays are not there yet.
-fn create_overlay(engine: &Engine, req: &CreateRequest) -> Result<Network> {
-    if req.subnets.len() > 1 || req.ipv6 || req.internal {
-        invalid!("overlay networks take one IPv4 --subnet, and no --ipv6 or --internal yet");
+/// Whether `--scope` asks for a network of the cluster: overlays always are; a macvlan
+/// network is with `swarm` or `global`; nothing else can be.
+fn in_cluster(req: &CreateRequest) -> Result<bool> {
+    match (req.driver, req.scope.as_deref()) {
+        (Driver::Overlay, None | Some("swarm" | "global")) => Ok(true),
+        (Driver::Macvlan, Some("swarm" | "global")) => Ok(true),
+        (_, None | Some("local")) => Ok(false),
+        (Driver::Overlay, Some(s)) => {
+            invalid!("overlay networks are of the cluster: --scope {s} cannot be")
+        }
+        (Driver::Bridge, Some("swarm" | "global")) => {
+            invalid!("a bridge network is of one host: only overlay and macvlan networks can be of the cluster (--scope swarm)")
+        }
+        (_, Some(s)) => invalid!("invalid scope {s:?}: use local, swarm or global"),
     }
+}
+
+/// An overlay network, or a macvlan network of the cluster: the agent puts it in etcd and
+/// every host's agent writes its conflist.
+fn create_in_cluster(engine: &Engine, req: &CreateRequest) -> Result<Network> {
+    if req.subnets.len() > 1 || req.ipv6 || req.internal {
+        invalid!("networks of the cluster take one IPv4 --subnet, and no --ipv6 or --internal yet");
+    }
+    let macvlan = match req.driver {
+        Driver::Macvlan => {
+            let parent = req.options.get("parent").ok_or_else(|| {
+                Error::Invalid(
+                    "a macvlan network of the cluster needs -o parent=LINK, a link every host has by that name".into(),
+                )
+            })?;
+            check_parent(parent, &engine.networks()?.all()?)?;
+            Some(netctl_overlay_api::MacvlanSpec {
+                parent: parent.clone(),
+                mode: macvlan_mode(req)?.into(),
+            })
+        }
+        _ => None,
+    };
     let spec = crate::cluster::create_network(
         engine,
         netctl_overlay_api::CreateNetwork {
@@ -696,6 +743,7 @@ fn create_overlay(engine: &Engine, req: &CreateRequest) -> Result<Network> {
             ip_range: req.ip_range,
             // Docker's `--opt encrypted`: asked for by the option being there.
             encrypted: req.options.contains_key("encrypted"),
+            macvlan,
         },
     )?;
     engine.networks()?.find(&spec.name)
@@ -722,11 +770,11 @@ pub fn create(engine: &Engine, req: &CreateRequest) -> Result<Network> {
 }
 
 fn create_checked(engine: &Engine, req: &CreateRequest) -> Result<Network> {
-    if req.driver == Driver::Overlay {
+    if in_cluster(req)? {
         netctl_cni::validate::network_name(&req.name).map_err(|e| {
             Error::Invalid(format!("invalid network name {:?}: {}", req.name, e.msg))
         })?;
-        return create_overlay(engine, req);
+        return create_in_cluster(engine, req);
     }
     let store = engine.networks()?;
     netctl_cni::validate::network_name(&req.name)
@@ -817,7 +865,7 @@ fn create_checked(engine: &Engine, req: &CreateRequest) -> Result<Network> {
             bridge_plugin(&bridge, &shape, firewall_option(req)?, ipam, &dirs)
         }
         Driver::Macvlan => macvlan_plugin(req, &existing, ipam)?,
-        Driver::Overlay => return create_overlay(engine, req),
+        Driver::Overlay => return create_in_cluster(engine, req),
     };
     let meta = NetworkMeta {
         id,
@@ -832,6 +880,7 @@ fn create_checked(engine: &Engine, req: &CreateRequest) -> Result<Network> {
         disable_ipv4: req.no_ipv4,
         options: req.options.clone(),
         labels: req.labels.clone(),
+        scope: None,
     };
     let list = conflist(json!({
         "cniVersion": "1.0.0",
@@ -939,7 +988,8 @@ fn check_parent(parent: &str, existing: &[Network]) -> Result<()> {
     Ok(())
 }
 
-fn macvlan_plugin(req: &CreateRequest, existing: &[Network], ipam: Value) -> Result<Value> {
+/// `-o macvlan_mode=`, bridge unless asked.
+fn macvlan_mode(req: &CreateRequest) -> Result<&str> {
     let mode = req
         .options
         .get("macvlan_mode")
@@ -947,6 +997,11 @@ fn macvlan_plugin(req: &CreateRequest, existing: &[Network], ipam: Value) -> Res
     if !["bridge", "vepa", "private", "passthru"].contains(&mode) {
         invalid!("macvlan_mode {mode:?}: use bridge, vepa, private or passthru");
     }
+    Ok(mode)
+}
+
+fn macvlan_plugin(req: &CreateRequest, existing: &[Network], ipam: Value) -> Result<Value> {
+    let mode = macvlan_mode(req)?;
     let mut p = json!({"type": "netctl-macvlan", "mode": mode, "capabilities": {"ips": true, "mac": true}, "ipam": ipam});
     if let Some(parent) = req.options.get("parent") {
         check_parent(parent, existing)?;

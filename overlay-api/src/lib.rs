@@ -210,6 +210,20 @@ pub struct NetworkSpec {
     /// `-o encrypted`: its traffic between hosts goes through the hosts' encrypted tunnels.
     #[serde(default)]
     pub encrypted: bool,
+    /// Set for a macvlan network of the cluster (`network create -d macvlan --scope swarm`):
+    /// each host's containers are macvlan children of its parent link, with addresses from
+    /// the cluster's IPAM; such a network has no VNI, bridge or VXLAN device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub macvlan: Option<MacvlanSpec>,
+}
+
+/// The macvlan side of a cluster network: the same on every host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MacvlanSpec {
+    /// The parent link (`-o parent=`), by the same name on every host.
+    pub parent: String,
+    /// `-o macvlan_mode=`: bridge, vepa, private or passthru.
+    pub mode: String,
 }
 
 /// The bridge of the network with VNI `vni` on each host.
@@ -226,6 +240,11 @@ impl NetworkSpec {
     /// The network's VXLAN device on each host.
     pub fn vxlan(&self) -> String {
         format!("vx-{:x}", self.vni)
+    }
+
+    /// Whether it is an overlay (VXLAN between the hosts' bridges), not a cluster macvlan.
+    pub fn is_overlay(&self) -> bool {
+        self.macvlan.is_none()
     }
 }
 
@@ -263,7 +282,7 @@ pub struct LeasedAddress {
     pub gateway: Option<IpAddr>,
 }
 
-/// What `netctl network create -d overlay` asks for.
+/// What `netctl network create -d overlay` (or `-d macvlan --scope swarm`) asks for.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CreateNetwork {
     /// The name.
@@ -277,6 +296,9 @@ pub struct CreateNetwork {
     /// `-o encrypted`.
     #[serde(default)]
     pub encrypted: bool,
+    /// `-d macvlan --scope swarm`: a cluster macvlan network instead of an overlay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub macvlan: Option<MacvlanSpec>,
 }
 
 /// A host as `netctl cluster ls` shows it.

@@ -359,15 +359,16 @@ impl Agent {
                 format!("no overlay network {network} in the cluster"),
             );
         };
+        let local = self.cfg.advertise;
+        if !spec.is_overlay() {
+            return Reply::Network { spec, local };
+        }
         let vtep = match self.vtep_for(&spec) {
             Ok(v) => v,
             Err(e) => return failure(false, format!("{e:#}")),
         };
         match local::ensure_vxlan(&spec, vtep, self.mtu) {
-            Ok(_) => Reply::Network {
-                spec,
-                local: self.cfg.advertise,
-            },
+            Ok(_) => Reply::Network { spec, local },
             Err(e) => failure(false, format!("{e:#}")),
         }
     }
@@ -523,6 +524,7 @@ impl Agent {
         }
         local::check_name_free(&self.cfg, &c.name)?;
         self.check_no_host_has(&c.name).await?;
+        check_macvlan(&c)?;
         if c.encrypted && self.tunnel.is_none() {
             return Err(anyhow!(
                 "this host cannot carry encrypted networks: {}",
@@ -538,7 +540,7 @@ impl Agent {
             .find(|s| s.subnet.contains(&subnet.network()) || subnet.contains(&s.subnet.network()))
         {
             return Err(anyhow!(
-                "subnet {subnet} overlaps with overlay network {} ({})",
+                "subnet {subnet} overlaps with cluster network {} ({})",
                 t.name,
                 t.subnet
             ));
@@ -549,50 +551,77 @@ impl Agent {
             ip_range: c.ip_range.map(|r| r.to_string()),
             ..RangeConfig::default()
         })?;
-        let mut vni = specs
+        let mut spec = NetworkSpec {
+            name: c.name.clone(),
+            id: random_id()?,
+            vni: 0,
+            subnet,
+            gateway: Some(range.gateway()),
+            ip_range: c.ip_range,
+            mtu: self.hosts_mtu().await?
+                - VXLAN_OVERHEAD
+                - if c.encrypted { TUNNEL_OVERHEAD } else { 0 },
+            created: netctl_cni::clock::now_rfc3339(),
+            encrypted: c.encrypted,
+            macvlan: c.macvlan,
+        };
+        if spec.is_overlay() {
+            self.put_overlay(&mut spec, &specs).await?;
+        } else {
+            self.put_network(&spec, Vec::new()).await?;
+        }
+        local::write_conflist(&self.cfg, &spec)?;
+        self.view
+            .lock()
+            .await
+            .networks
+            .insert(spec.name.clone(), spec.clone());
+        self.cluster_changed.notify_one();
+        Ok(spec)
+    }
+
+    /// Puts an overlay network with the first VNI no other network has.
+    async fn put_overlay(&self, spec: &mut NetworkSpec, specs: &[NetworkSpec]) -> Result<()> {
+        spec.vni = specs
             .iter()
             .map(|s| s.vni + 1)
             .max()
             .unwrap_or(FIRST_VNI)
             .max(FIRST_VNI);
         loop {
-            let spec = NetworkSpec {
-                name: c.name.clone(),
-                id: random_id()?,
-                vni,
-                subnet,
-                gateway: Some(range.gateway()),
-                ip_range: c.ip_range,
-                mtu: self.hosts_mtu().await?
-                    - VXLAN_OVERHEAD
-                    - if c.encrypted { TUNNEL_OVERHEAD } else { 0 },
-                created: netctl_cni::clock::now_rfc3339(),
-                encrypted: c.encrypted,
-            };
-            let txn = Txn::new()
-                .when(vec![
-                    Compare::version(keys::network(&c.name), CompareOp::Equal, 0),
-                    Compare::version(keys::vni(vni), CompareOp::Equal, 0),
-                ])
-                .and_then(vec![
-                    TxnOp::put(keys::network(&c.name), serde_json::to_vec(&spec)?, None),
-                    TxnOp::put(keys::vni(vni), c.name.clone(), None),
-                ]);
-            if etcd.txn(txn).await?.succeeded() {
-                local::write_conflist(&self.cfg, &spec)?;
-                self.view
-                    .lock()
-                    .await
-                    .networks
-                    .insert(spec.name.clone(), spec.clone());
-                self.cluster_changed.notify_one();
-                return Ok(spec);
+            let free = Compare::version(keys::vni(spec.vni), CompareOp::Equal, 0);
+            let take = TxnOp::put(keys::vni(spec.vni), spec.name.clone(), None);
+            if self.put_network(spec, vec![(free, take)]).await? {
+                return Ok(());
             }
-            if etcd.get(keys::network(&c.name), None).await?.count() > 0 {
-                return Err(anyhow!("network with name {} already exists", c.name));
-            }
-            vni += 1; // another network took this VNI meanwhile
+            spec.vni += 1; // another network took this VNI meanwhile
         }
+    }
+
+    /// Puts `spec`, and `also`'s puts when their conditions hold, unless a network of its
+    /// name exists (an error); false when one of `also`'s conditions failed.
+    async fn put_network(&self, spec: &NetworkSpec, also: Vec<(Compare, TxnOp)>) -> Result<bool> {
+        let mut etcd = self.etcd.clone();
+        let name = keys::network(&spec.name);
+        let (mut when, mut then) = (
+            vec![Compare::version(name.as_str(), CompareOp::Equal, 0)],
+            vec![TxnOp::put(name.as_str(), serde_json::to_vec(spec)?, None)],
+        );
+        for (c, op) in also {
+            when.push(c);
+            then.push(op);
+        }
+        if etcd
+            .txn(Txn::new().when(when).and_then(then))
+            .await?
+            .succeeded()
+        {
+            return Ok(true);
+        }
+        if etcd.get(name, None).await?.count() > 0 {
+            return Err(anyhow!("network with name {} already exists", spec.name));
+        }
+        Ok(false)
     }
 
     /// Refused when any host has a network of its own named `name` (what the hosts put
@@ -646,14 +675,17 @@ impl Agent {
         }
         let (cfg, s) = (self.cfg.clone(), spec.clone());
         tokio::task::spawn_blocking(move || local::remove_network(&cfg, &s)).await??;
-        let txn = Txn::new().and_then(vec![
+        let mut ops = vec![
             TxnOp::delete(keys::network(name), None),
-            TxnOp::delete(keys::vni(spec.vni), None),
             TxnOp::delete(
                 keys::ipam(name),
                 Some(etcd_client::DeleteOptions::new().with_prefix()),
             ),
-        ]);
+        ];
+        if spec.is_overlay() {
+            ops.push(TxnOp::delete(keys::vni(spec.vni), None));
+        }
+        let txn = Txn::new().and_then(ops);
         etcd.txn(txn).await?;
         self.view.lock().await.networks.remove(name);
         Ok(())
@@ -913,6 +945,23 @@ async fn tenure_lease(etcd: &mut Client, cfg: &ClusterConfig) -> Result<i64> {
 }
 
 /// The first /24 of 10.200.0.0/16 no overlay network uses.
+/// A cluster macvlan network: no encryption, its LAN's subnet given, a parent and mode
+/// every host can use.
+fn check_macvlan(c: &CreateNetwork) -> Result<()> {
+    let Some(m) = &c.macvlan else {
+        return Ok(());
+    };
+    if c.encrypted {
+        return Err(anyhow!("-o encrypted is an option of overlay networks"));
+    }
+    if c.subnet.is_none() {
+        return Err(anyhow!(
+            "a macvlan network of the cluster needs its LAN's --subnet (and --gateway, the LAN's router, unless it is the subnet's first address)"
+        ));
+    }
+    crate::trust::macvlan(m).map_err(|why| anyhow!(why))
+}
+
 fn free_subnet(specs: &[NetworkSpec]) -> Result<IpNet> {
     for third in 0..=255u8 {
         let net: IpNet = format!("10.200.{third}.0/24").parse()?;

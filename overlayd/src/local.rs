@@ -87,6 +87,9 @@ fn mac_of(e: &EndpointRecord) -> Result<[u8; 6]> {
 /// Points the endpoint's MAC at its host (`dst`: the host's underlay address, or its tunnel
 /// address on an encrypted network) and answers its addresses from the neighbour table.
 pub fn program(spec: &NetworkSpec, e: &EndpointRecord, dst: IpAddr) -> Result<()> {
+    if !spec.is_overlay() {
+        return Ok(()); // a macvlan network's frames cross the LAN itself
+    }
     let mut nl = Netlink::new()?;
     let Some(vx) = nl.link_by_name(&spec.vxlan())? else {
         return Ok(()); // not joined here (underlay too small): nothing to point
@@ -107,6 +110,9 @@ pub fn unprogram(
     dst: IpAddr,
     others: &[&EndpointRecord],
 ) -> Result<()> {
+    if !spec.is_overlay() {
+        return Ok(());
+    }
     let mut nl = Netlink::new()?;
     let Some(vx) = nl.link_by_name(&spec.vxlan())? else {
         return Ok(());
@@ -189,6 +195,8 @@ struct Facts {
     id: String,
     #[serde(default)]
     driver: Option<String>,
+    #[serde(default)]
+    scope: Option<String>,
 }
 
 /// The part of a conflist that says whose it is.
@@ -200,10 +208,14 @@ struct Head {
 }
 
 impl Head {
-    fn overlay_id(&self) -> Option<&str> {
+    /// The ID of the cluster's network this conflist is (an overlay, or a macvlan network
+    /// of swarm scope); None for a network of this host's own.
+    fn cluster_id(&self) -> Option<&str> {
         self.netctl
             .as_ref()
-            .filter(|f| f.driver.as_deref() == Some("overlay"))
+            .filter(|f| {
+                f.driver.as_deref() == Some("overlay") || f.scope.as_deref() == Some("swarm")
+            })
             .map(|f| f.id.as_str())
     }
 }
@@ -223,7 +235,7 @@ pub fn local_network_names(cfg: &ClusterConfig) -> Vec<String> {
     let mut names: Vec<String> = netctl_cni::fsutil::written_files(&cfg.root.join("networks"))
         .filter(|(n, _)| n.ends_with(".conflist"))
         .filter_map(|(_, p)| head(&p))
-        .filter(|h| h.overlay_id().is_none() && !h.name.is_empty())
+        .filter(|h| h.cluster_id().is_none() && !h.name.is_empty())
         .map(|h| h.name)
         .collect();
     names.sort();
@@ -234,7 +246,7 @@ pub fn local_network_names(cfg: &ClusterConfig) -> Vec<String> {
 /// never an overlay's to overwrite (or remove).
 pub fn check_name_free(cfg: &ClusterConfig, name: &str) -> Result<()> {
     match head(&conflist_path(cfg, name)) {
-        Some(h) if h.overlay_id().is_none() => Err(anyhow!(
+        Some(h) if h.cluster_id().is_none() => Err(anyhow!(
             "network with name {name} already exists on host {} (a network of that host alone)",
             cfg.host
         )),
@@ -262,18 +274,38 @@ pub fn write_conflist(cfg: &ClusterConfig, spec: &NetworkSpec) -> Result<()> {
     if let Some(r) = spec.ip_range {
         ipam["ipRange"] = json!(r.to_string());
     }
-    let list = json!({
-        "cniVersion": "1.0.0", "cniVersions": ["1.0.0", "1.1.0"], "name": spec.name,
-        "netctl": {"id": spec.id, "created": spec.created, "driver": "overlay",
-                   "options": options(spec)},
-        "plugins": [
-            {"type": "netctl-overlay", "runDir": cfg.run_dir,
-             "clusterConfig": ClusterConfig::path(&cfg.root), "vni": spec.vni, "mtu": spec.mtu,
-             "capabilities": {"portMappings": true, "ips": true, "aliases": true}, "ipam": ipam},
-            {"type": "netctl-dns", "runDir": cfg.run_dir,
-             "capabilities": {"aliases": true, "dns": true}}
-        ]
-    });
+    let dns = json!({"type": "netctl-dns", "runDir": cfg.run_dir,
+                     "capabilities": {"aliases": true, "dns": true}});
+    let list = match &spec.macvlan {
+        None => json!({
+            "cniVersion": "1.0.0", "cniVersions": ["1.0.0", "1.1.0"], "name": spec.name,
+            "netctl": {"id": spec.id, "created": spec.created, "driver": "overlay",
+                       "options": options(spec)},
+            "plugins": [
+                {"type": "netctl-overlay", "runDir": cfg.run_dir,
+                 "clusterConfig": ClusterConfig::path(&cfg.root), "vni": spec.vni, "mtu": spec.mtu,
+                 "capabilities": {"portMappings": true, "ips": true, "aliases": true}, "ipam": ipam},
+                dns
+            ]
+        }),
+        Some(m) => {
+            // The cluster's IPAM is the overlay plugin asked as an IPAM plugin: it leases
+            // from etcd and announces the endpoint (its names) to every host.
+            ipam["runDir"] = json!(cfg.run_dir);
+            ipam["clusterConfig"] = json!(ClusterConfig::path(&cfg.root));
+            json!({
+                "cniVersion": "1.0.0", "cniVersions": ["1.0.0", "1.1.0"], "name": spec.name,
+                "netctl": {"id": spec.id, "created": spec.created, "driver": "macvlan",
+                           "scope": "swarm",
+                           "options": {"parent": m.parent, "macvlan_mode": m.mode}},
+                "plugins": [
+                    {"type": "netctl-macvlan", "master": m.parent, "mode": m.mode,
+                     "capabilities": {"ips": true, "mac": true, "aliases": true}, "ipam": ipam},
+                    dns
+                ]
+            })
+        }
+    };
     let path = conflist_path(cfg, &spec.name);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
@@ -290,10 +322,12 @@ pub fn write_conflist(cfg: &ClusterConfig, spec: &NetworkSpec) -> Result<()> {
 /// once it has none), then its bridge and rules through its plugins (a CNI GC with netctl's
 /// remove-network extension), then its conflist.
 pub fn remove_network(cfg: &ClusterConfig, spec: &NetworkSpec) -> Result<()> {
-    remove_vxlan(spec)?;
+    if spec.is_overlay() {
+        remove_vxlan(spec)?;
+    }
     let path = conflist_path(cfg, &spec.name);
     // Only the overlay's own conflist: a local network of that name is not this one's.
-    if head(&path).is_some_and(|h| h.overlay_id() != Some(spec.id.as_str())) {
+    if head(&path).is_some_and(|h| h.cluster_id() != Some(spec.id.as_str())) {
         return Ok(());
     }
     if let Ok(bytes) = std::fs::read(&path) {

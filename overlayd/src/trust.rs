@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use netctl_cni::validate::{container_id, ifname, is_object_name};
 use netctl_ipam::{Range, RangeConfig};
-use netctl_overlay_api::{EndpointRecord, HostRecord, NetworkSpec, Request};
+use netctl_overlay_api::{EndpointRecord, HostRecord, MacvlanSpec, NetworkSpec, Request};
 
 /// Addresses one endpoint may have.
 pub const MAX_IPS: usize = 16;
@@ -65,6 +65,21 @@ pub fn host(key_host: &str, h: &HostRecord) -> Result<(), String> {
     Ok(())
 }
 
+/// The macvlan side of a cluster network: a parent that names a link, a mode the kernel has.
+pub fn macvlan(m: &MacvlanSpec) -> Result<(), String> {
+    ifname(&m.parent).map_err(|e| format!("-o parent={:?}: {}", m.parent, e.msg))?;
+    if !MACVLAN_MODES.contains(&m.mode.as_str()) {
+        return Err(format!(
+            "macvlan_mode {:?}: use bridge, vepa, private or passthru",
+            m.mode
+        ));
+    }
+    Ok(())
+}
+
+/// The macvlan modes.
+const MACVLAN_MODES: [&str; 4] = ["bridge", "vepa", "private", "passthru"];
+
 /// A network's spec, found under `networks/<key_name>`.
 pub fn network(key_name: &str, s: &NetworkSpec) -> Result<(), String> {
     name("network", &s.name)?;
@@ -81,11 +96,21 @@ pub fn network(key_name: &str, s: &NetworkSpec) -> Result<(), String> {
             s.name
         ));
     }
-    if s.vni == 0 || s.vni > MAX_VNI {
-        return Err(format!(
-            "network {} has VNI {}, outside 1-{MAX_VNI}",
-            s.name, s.vni
-        ));
+    match &s.macvlan {
+        None if s.vni == 0 || s.vni > MAX_VNI => {
+            return Err(format!(
+                "network {} has VNI {}, outside 1-{MAX_VNI}",
+                s.name, s.vni
+            ))
+        }
+        Some(_) if s.vni != 0 || s.encrypted => {
+            return Err(format!(
+                "macvlan network {} has a VNI or is encrypted, as only overlays are",
+                s.name
+            ))
+        }
+        Some(m) => macvlan(m).map_err(|why| format!("network {}: {why}", s.name))?,
+        None => {}
     }
     if !MTU_RANGE.contains(&s.mtu) {
         return Err(format!(
@@ -149,6 +174,9 @@ pub fn endpoint(
     }
     match netctl_net::parse_mac(&e.mac) {
         Some(mac) if mac[0] & 1 == 0 && mac != [0; 6] => {}
+        // A macvlan endpoint is announced by its IPAM step, before its link has a MAC; no
+        // forwarding entry is made from it.
+        None if e.mac.is_empty() && !spec.is_overlay() => {}
         _ => return Err(format!("{who} has {:?}, which is no unicast MAC", e.mac)),
     }
     if e.ips.is_empty() || e.ips.len() > MAX_IPS {
@@ -246,6 +274,54 @@ mod tests {
             mtu: 1450,
             created: "2026-12-06T00:00:00Z".into(),
             encrypted: false,
+            macvlan: None,
+        }
+    }
+
+    fn lan() -> NetworkSpec {
+        NetworkSpec {
+            vni: 0,
+            macvlan: Some(MacvlanSpec {
+                parent: "eth0".into(),
+                mode: "bridge".into(),
+            }),
+            ..spec()
+        }
+    }
+
+    /// A cluster macvlan network has no VNI; its endpoints are announced before their link
+    /// has a MAC. A record that mixes the kinds, or names no link, is refused.
+    #[test]
+    fn macvlan_networks_have_no_vni_and_endpoints_without_a_mac() {
+        assert_eq!(network("web", &lan()), Ok(()));
+        let no_mac = EndpointRecord {
+            mac: String::new(),
+            ..ep()
+        };
+        assert_eq!(endpoint(&KEY, &no_mac, &lan(), &owner()), Ok(()));
+        assert!(endpoint(&KEY, &no_mac, &spec(), &owner()).is_err());
+        for bad in [
+            NetworkSpec { vni: 4096, ..lan() },
+            NetworkSpec {
+                encrypted: true,
+                ..lan()
+            },
+            NetworkSpec {
+                macvlan: Some(MacvlanSpec {
+                    parent: "../../etc".into(),
+                    mode: "bridge".into(),
+                }),
+                ..lan()
+            },
+            NetworkSpec {
+                macvlan: Some(MacvlanSpec {
+                    parent: "eth0".into(),
+                    mode: "loud".into(),
+                }),
+                ..lan()
+            },
+        ] {
+            assert!(network("web", &bad).is_err(), "{bad:?}");
         }
     }
 

@@ -345,6 +345,9 @@ fn network_put(agent: &Arc<Agent>, s: &NetworkSpec) {
         &format!("write the conflist of {}", s.name),
         local::write_conflist(&agent.cfg, s),
     );
+    if !s.is_overlay() {
+        return;
+    }
     report(
         &format!("make the VXLAN device of {}", s.name),
         agent

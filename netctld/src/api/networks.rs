@@ -71,6 +71,7 @@ struct CreateBody {
     ipam: Option<Ipam>,
     options: Option<BTreeMap<String, String>>,
     labels: Option<BTreeMap<String, String>>,
+    scope: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -151,6 +152,7 @@ impl CreateBody {
             aux_addresses,
             routes: Vec::new(),
             dns_servers: Vec::new(),
+            scope: Some(self.scope).filter(|s| !s.is_empty()),
         })
     }
 }

@@ -11,6 +11,9 @@
 //!
 //! When the agent cannot be reached (or cannot reach etcd), ADD fails with CNI error 11 (try
 //! again later); endpoints already made keep working.
+//!
+//! Named as the IPAM of another plugin (`netctl-macvlan` on a macvlan network of the
+//! cluster), it leases from the cluster's IPAM and announces the endpoint's names.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -225,10 +228,66 @@ fn add_steps(
     Ok(result)
 }
 
+/// Asked as an IPAM plugin (by `netctl-macvlan` on a macvlan network of the cluster): the
+/// configuration is the IPAM section of the driver's.
+fn as_ipam(ctx: &Ctx) -> Result<Option<OverlayConfig>, Error> {
+    if ctx.conf.plugin_type == "netctl-overlay" {
+        return Ok(None);
+    }
+    let ipam =
+        ctx.conf.ipam.as_ref().ok_or_else(|| {
+            Error::invalid_config("netctl-overlay as IPAM needs an \"ipam\" section")
+        })?;
+    serde_json::from_value(serde_json::Value::Object(ipam.extra.clone()))
+        .map(Some)
+        .map_err(|e| Error::invalid_config(format!("ipam section: {e}")))
+}
+
+/// IPAM ADD: addresses from the cluster, and the endpoint (its names) announced to every
+/// host; the addresses go back when the announcement fails.
+fn ipam_add(ctx: &Ctx, conf: &OverlayConfig) -> Result<Success, Error> {
+    let mut client = client(conf)?;
+    join(&mut client, &ctx.conf.name)?;
+    let lease = allocate(&mut client, ctx)?;
+    let announced = call(
+        &mut client,
+        &Request::Register {
+            endpoint: endpoint(ctx, &lease),
+        },
+    );
+    if let Err(e) = announced {
+        let _ = release(&mut client, ctx);
+        return Err(e);
+    }
+    Ok(lease)
+}
+
+/// IPAM DEL: the endpoint withdrawn everywhere, its addresses freed.
+fn ipam_del(ctx: &Ctx, conf: &OverlayConfig) -> Result<(), Error> {
+    let mut client = client(conf)?;
+    unregister(&mut client, ctx)?;
+    release(&mut client, ctx)
+}
+
+fn unregister(client: &mut Client, ctx: &Ctx) -> Result<(), Error> {
+    call(
+        client,
+        &Request::Unregister {
+            network: ctx.conf.name.clone(),
+            container_id: ctx.args.container_id.clone(),
+            ifname: ctx.args.ifname.clone(),
+        },
+    )
+    .map(drop)
+}
+
 impl Plugin for OverlayPlugin {
     type Config = OverlayConfig;
 
     fn add(&self, ctx: &Ctx, conf: OverlayConfig) -> Result<Success, Error> {
+        if let Some(ipam) = as_ipam(ctx)? {
+            return ipam_add(ctx, &ipam);
+        }
         let mut client = client(&conf)?;
         let spec = join(&mut client, &ctx.conf.name)?;
         let bconf = bridge_config(&conf, &spec)?;
@@ -242,15 +301,11 @@ impl Plugin for OverlayPlugin {
     /// addresses; whatever is already gone is fine. Without the agent: error 11, so the
     /// runtime tries again (the endpoint's liveness lease keeps the cluster right meanwhile).
     fn del(&self, ctx: &Ctx, conf: OverlayConfig) -> Result<(), Error> {
+        if let Some(ipam) = as_ipam(ctx)? {
+            return ipam_del(ctx, &ipam);
+        }
         let mut client = client(&conf)?;
-        call(
-            &mut client,
-            &Request::Unregister {
-                network: ctx.conf.name.clone(),
-                container_id: ctx.args.container_id.clone(),
-                ifname: ctx.args.ifname.clone(),
-            },
-        )?;
+        unregister(&mut client, ctx)?;
         let bconf = match bridge_from_conf(&conf)? {
             Some(b) => Some(b),
             None => match join(&mut client, &ctx.conf.name) {
@@ -265,6 +320,7 @@ impl Plugin for OverlayPlugin {
     }
 
     fn check(&self, ctx: &Ctx, conf: OverlayConfig) -> Result<(), Error> {
+        let conf = as_ipam(ctx)?.unwrap_or(conf);
         let mut client = client(&conf)?;
         join(&mut client, &ctx.conf.name).map(drop)
     }
@@ -272,6 +328,9 @@ impl Plugin for OverlayPlugin {
     /// The bridge path's GC (published ports of gone attachments; with netctl's
     /// remove-network extension, the bridge and its rules too).
     fn gc(&self, ctx: &Ctx, conf: OverlayConfig, valid: &[Attachment]) -> Result<(), Error> {
+        if as_ipam(ctx)?.is_some() {
+            return Ok(()); // the cluster's leases ride on the hosts' tenure
+        }
         match bridge_from_conf(&conf)? {
             Some(b) => BridgePlugin.gc(ctx, b, valid),
             None => Ok(()),
@@ -279,6 +338,10 @@ impl Plugin for OverlayPlugin {
     }
 
     fn status(&self, ctx: &Ctx, conf: OverlayConfig) -> Result<(), Error> {
+        if let Some(ipam) = as_ipam(ctx)? {
+            let mut client = client(&ipam)?;
+            return join(&mut client, &ctx.conf.name).map(drop);
+        }
         let mut client = client(&conf)?;
         call(&mut client, &Request::Ping)?;
         let spec = join(&mut client, &ctx.conf.name)?;
