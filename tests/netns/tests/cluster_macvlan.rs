@@ -136,6 +136,24 @@ fn twenty_containers_on_two_servers_get_twenty_addresses_and_reach_each_other() 
             r => Err(format!("{r:?}")),
         },
     );
+    // What a Docker user types: `run --net lan` with an alias, on the other server.
+    let rootfs = netctl_netns_tests::busybox_rootfs(lab.host.dir());
+    m2.netctl_ok(&["image", "import", &rootfs.display().to_string(), "busybox"]);
+    let (code, out, err) = m2.netctl(&[
+        "run",
+        "--rm",
+        "--name",
+        "web",
+        "--net",
+        "lan",
+        "--net-alias",
+        "app",
+        "busybox",
+        "sh",
+        "-c",
+        &format!("ping -c1 -W2 {} >/dev/null && echo reached", a.0),
+    ]);
+    assert_eq!((code, out.trim()), (0, "reached"), "{err}");
 
     let (code, _, err) = m2.netctl(&["network", "rm", "lan"]);
     assert_ne!(code, 0);
