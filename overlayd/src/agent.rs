@@ -654,27 +654,6 @@ impl Agent {
             .spec(name)
             .await
             .ok_or_else(|| anyhow!("no overlay network {name}"))?;
-        let eps = etcd
-            .get(
-                keys::endpoints_of(name),
-                Some(GetOptions::new().with_prefix()),
-            )
-            .await?;
-        if eps.count() > 0 {
-            let mut hosts: Vec<String> = eps
-                .kvs()
-                .iter()
-                .filter_map(|kv| serde_json::from_slice::<EndpointRecord>(kv.value()).ok())
-                .map(|e| e.host)
-                .collect();
-            hosts.dedup();
-            return Err(anyhow!(
-                "error while removing network: network {name} has active endpoints on {}",
-                hosts.join(", ")
-            ));
-        }
-        let (cfg, s) = (self.cfg.clone(), spec.clone());
-        tokio::task::spawn_blocking(move || local::remove_network(&cfg, &s)).await??;
         let mut ops = vec![
             TxnOp::delete(keys::network(name), None),
             TxnOp::delete(
@@ -685,10 +664,40 @@ impl Agent {
         if spec.is_overlay() {
             ops.push(TxnOp::delete(keys::vni(spec.vni), None));
         }
-        let txn = Txn::new().and_then(ops);
-        etcd.txn(txn).await?;
+        // Only while no host has an endpoint on it, in the same transaction: an endpoint
+        // registered since any earlier look keeps the network.
+        let none = Compare::version(keys::endpoints_of(name), CompareOp::Equal, 0).with_prefix();
+        if !etcd.txn(Txn::new().when(vec![none]).and_then(ops)).await?.succeeded() {
+            return Err(self.active_endpoints(name).await);
+        }
         self.view.lock().await.networks.remove(name);
+        let cfg = self.cfg.clone();
+        tokio::task::spawn_blocking(move || local::remove_network(&cfg, &spec)).await??;
         Ok(())
+    }
+
+    /// Why a network with endpoints is not removed: the hosts that have them.
+    async fn active_endpoints(&self, name: &str) -> anyhow::Error {
+        let eps = self
+            .etcd
+            .clone()
+            .get(
+                keys::endpoints_of(name),
+                Some(GetOptions::new().with_prefix()),
+            )
+            .await;
+        let mut hosts: Vec<String> = eps
+            .iter()
+            .flat_map(|r| r.kvs())
+            .filter_map(|kv| serde_json::from_slice::<EndpointRecord>(kv.value()).ok())
+            .map(|e| e.host)
+            .collect();
+        hosts.sort();
+        hosts.dedup();
+        anyhow!(
+            "error while removing network: network {name} has active endpoints on {}",
+            hosts.join(", ")
+        )
     }
 
     async fn hosts(&self) -> Result<Vec<HostStatus>> {
