@@ -163,9 +163,9 @@ async fn cri_client(socket: std::path::PathBuf) -> RuntimeServiceClient<tonic::t
 /// conflist; it does not ask the plugins' STATUS, which containerd 2 does), RunPodSandbox
 /// attaches the pod with `K8S_POD_*` CNI_ARGS and the port mapping, PodSandboxStatus shows
 /// the pod IP, the pod's name resolves through netctl's DNS server, the host port answers,
-/// the pod's ingress-bandwidth annotation is shaped by the reference bandwidth plugin
-/// chained after netctl's (it finds the host port in netctl's result), and StopPodSandbox
-/// takes it all back.
+/// the pod's ingress- and egress-bandwidth annotations are shaped by the reference bandwidth
+/// plugin chained after netctl's (it finds the host veth in netctl's result; egress through
+/// an ifb device), and StopPodSandbox takes it all back.
 #[test]
 fn a_kubelet_runs_a_pod_through_containerds_cri() {
     let mut host = TestHost::new();
@@ -250,10 +250,11 @@ fn a_kubelet_runs_a_pod_through_containerds_cri() {
             host_port: 8081,
             host_ip: String::new(),
         }],
-        annotations: [(
-            "kubernetes.io/ingress-bandwidth".to_string(),
-            "10M".to_string(),
-        )]
+        annotations: [
+            ("kubernetes.io/ingress-bandwidth", "10M"),
+            ("kubernetes.io/egress-bandwidth", "5M"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
         .into(),
         ..Default::default()
     };
@@ -288,11 +289,15 @@ fn a_kubelet_runs_a_pod_through_containerds_cri() {
         "{ctr} run --cni --rm docker.io/library/busybox:latest asker nslookup web 127.0.0.11 | grep ^Address: | tail -1"
     ));
     assert_eq!(asked, format!("Address: {ip}\n"));
-    let shaped = host.sh("tc qdisc show | grep -c ' tbf ' || true");
+    // Ingress: a tbf on the pod's host veth; egress: the veth's ingress redirected to an
+    // ifb device with a tbf of its own (the reference plugin's way).
+    let shaped = host.sh("tc qdisc show | grep ' tbf ' | grep -o 'rate [^ ]*' | sort");
     assert_eq!(
-        shaped, "1\n",
-        "the pod's ingress rate is not shaped on its host port"
+        shaped, "rate 10Mbit\nrate 5Mbit\n",
+        "the pod's ingress and egress rates are not shaped on its host side"
     );
+    let ifb = host.sh("ip -o link show type ifb | cut -d: -f2");
+    assert!(ifb.trim().starts_with("bwp"), "an ifb device for egress: {ifb}");
     let page = host.sh("curl -sS -m 5 http://10.61.0.1:8081/passwd | head -1");
     assert_eq!(page, "root:x:0:0:root:/root:/bin/sh\n");
 
@@ -305,6 +310,8 @@ fn a_kubelet_runs_a_pod_through_containerds_cri() {
         (Vec::new(), Vec::new()),
         "StopPodSandbox left the pod's record or address"
     );
+    let ifb = host.sh("ip -o link show type ifb");
+    assert!(ifb.is_empty(), "StopPodSandbox left the egress ifb device: {ifb}");
     let (gone, _) = host.try_sh("curl -sS -m 2 http://10.61.0.1:8081/passwd");
     assert!(!gone, "the pod's host port still answers");
     rt.block_on(client.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: id }))
