@@ -142,7 +142,14 @@ pub struct CreateArgs {
     /// KEY=VALUE metadata; repeatable.
     #[arg(long)]
     label: Vec<String>,
-    /// Driver options KEY=VALUE: com.docker.network.bridge.name (or bridge), parent, macvlan_mode.
+    /// Driver options KEY=VALUE; repeatable.
+    ///
+    /// bridge: com.docker.network.bridge.name (or bridge);
+    /// com.docker.network.bridge.gateway_mode_ipv4 and _ipv6 (nat, nat-unprotected, routed,
+    /// isolated; each family its own); com.docker.network.bridge.trusted_host_interfaces
+    /// (IF:IF...); isolate=strict (podman); no_default_route=true (podman);
+    /// firewall=auto|nftables|iptables|none. macvlan: parent, macvlan_mode (bridge, vepa,
+    /// private, passthru). overlay: encrypted.
     #[arg(short = 'o', long = "opt")]
     opt: Vec<String>,
     /// The network's name.

@@ -389,11 +389,38 @@ enum GatewayMode {
     Routed,
 }
 
+impl GatewayMode {
+    /// Docker's option value.
+    fn parse(m: &str) -> Result<Self> {
+        Ok(match m {
+            "nat" => GatewayMode::Nat,
+            "nat-unprotected" => GatewayMode::NatUnprotected,
+            "isolated" => GatewayMode::Isolated,
+            "routed" => GatewayMode::Routed,
+            m => {
+                invalid!("invalid gateway mode {m:?}: use nat, nat-unprotected, routed or isolated")
+            }
+        })
+    }
+
+    /// What the mode means to one family's firewall rules.
+    fn policy(self) -> netctl_firewall::FamilyPolicy {
+        netctl_firewall::FamilyPolicy {
+            masquerade: matches!(self, GatewayMode::Nat | GatewayMode::NatUnprotected),
+            unprotected: self == GatewayMode::NatUnprotected,
+            routed: self == GatewayMode::Routed,
+        }
+    }
+}
+
 /// What shapes a bridge network's plugin beyond its name.
 #[derive(Debug, Clone)]
 struct BridgeShape {
     internal: bool,
+    /// IPv4's gateway mode, IPv6's too unless `mode6` differs.
     mode: GatewayMode,
+    /// IPv6's gateway mode.
+    mode6: GatewayMode,
     default_route: bool,
     trusted: Vec<String>,
     strict: bool,
@@ -406,30 +433,26 @@ impl BridgeShape {
     }
 }
 
-/// Reads the gateway mode (`com.docker.network.bridge.gateway_mode_ipv4`/`_ipv6`, one for
-/// both families), `com.docker.network.bridge.trusted_host_interfaces` (a colon-separated
-/// list) and `no_default_route`.
+/// Reads the gateway modes (`com.docker.network.bridge.gateway_mode_ipv4` and `_ipv6`, each
+/// `nat` unless given, of the families the network has; `isolated` only for both alike),
+/// `com.docker.network.bridge.trusted_host_interfaces` (a colon-separated list) and
+/// `no_default_route`.
 fn bridge_shape(req: &CreateRequest, default_route: bool) -> Result<BridgeShape> {
-    let modes: Vec<&str> = ["ipv4", "ipv6"]
-        .iter()
-        .filter_map(|f| {
-            req.options
-                .get(&format!("com.docker.network.bridge.gateway_mode_{f}"))
-        })
-        .map(String::as_str)
-        .collect();
-    if modes.windows(2).any(|w| w.first() != w.last()) {
-        invalid!("netctl gives both address families one gateway mode: set gateway_mode_ipv4 and gateway_mode_ipv6 alike");
-    }
-    let mode = match modes.first().copied() {
-        None | Some("nat") => GatewayMode::Nat,
-        Some("nat-unprotected") => GatewayMode::NatUnprotected,
-        Some("isolated") => GatewayMode::Isolated,
-        Some("routed") => GatewayMode::Routed,
-        Some(m) => {
-            invalid!("invalid gateway mode {m:?}: use nat, nat-unprotected, routed or isolated")
-        }
+    let mode_of = |f: &str| {
+        req.options
+            .get(&format!("com.docker.network.bridge.gateway_mode_{f}"))
+            .map_or(Ok(GatewayMode::Nat), |m| GatewayMode::parse(m))
     };
+    // A family the network lacks has no say.
+    let (mode, mode6) = match (mode_of("ipv4")?, mode_of("ipv6")?) {
+        (_, m6) if req.no_ipv4 => (m6, m6),
+        (m4, _) if !req.ipv6 => (m4, m4),
+        modes => modes,
+    };
+    let isolated = [mode, mode6].contains(&GatewayMode::Isolated);
+    if mode != mode6 && isolated {
+        invalid!("gateway mode isolated takes the bridge's addresses away for both families: set gateway_mode_ipv4 and gateway_mode_ipv6 both to isolated");
+    }
     let trusted = match req
         .options
         .get("com.docker.network.bridge.trusted_host_interfaces")
@@ -446,7 +469,7 @@ fn bridge_shape(req: &CreateRequest, default_route: bool) -> Result<BridgeShape>
             .collect::<Result<_>>()?,
     };
     let iptables = req.options.get("firewall").map(String::as_str) == Some("iptables");
-    if mode == GatewayMode::Routed && iptables {
+    if (mode == GatewayMode::Routed || mode6 == GatewayMode::Routed) && iptables {
         invalid!("gateway mode routed needs the nftables firewall: leave -o firewall=iptables out");
     }
     let strict = match req.options.get("isolate").map(String::as_str) {
@@ -460,6 +483,7 @@ fn bridge_shape(req: &CreateRequest, default_route: bool) -> Result<BridgeShape>
     Ok(BridgeShape {
         internal: req.internal,
         mode,
+        mode6,
         default_route,
         trusted,
         strict,
@@ -495,6 +519,9 @@ fn bridge_plugin(
         }
         if shape.mode == GatewayMode::Routed {
             m.insert("routed".into(), json!(true));
+        }
+        if shape.mode6 != shape.mode {
+            m.insert("ipv6Policy".into(), json!(shape.mode6.policy()));
         }
     }
     plugin
@@ -534,6 +561,7 @@ fn predefined(name: &str, id: &str, dirs: &Dirs) -> NetConfList {
             &BridgeShape {
                 internal: false,
                 mode: GatewayMode::Nat,
+                mode6: GatewayMode::Nat,
                 default_route: true,
                 trusted: Vec::new(),
                 strict: false,

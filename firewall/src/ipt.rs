@@ -167,7 +167,8 @@ fn network_script(n: &NetworkRules, v4: bool, saved_filter: &str, saved_nat: &st
     for t in &n.trusted {
         f += &format!("-A {fw} -i {t} -o {br} -j ACCEPT\n");
     }
-    if n.unprotected && !n.internal {
+    let policy = n.policy(v4);
+    if policy.unprotected && !n.internal {
         // Not from another network's bridge: those stay apart.
         for other in other_bridges(br) {
             f += &format!("-A {fw} -i {other} -o {br} -j DROP\n");
@@ -206,7 +207,7 @@ fn network_script(n: &NetworkRules, v4: bool, saved_filter: &str, saved_nat: &st
     let mut t = format!("*nat\n:{nat} - [0:0]\n");
     for s in &subnets {
         t += &format!("-A {nat} -s {s} -o {br} -m conntrack --ctstate DNAT -j MASQUERADE\n");
-        if n.masquerade && !n.internal {
+        if policy.masquerade && !n.internal {
             t += &format!("-A {nat} -s {s} ! -o {br} -j MASQUERADE\n");
         }
     }
@@ -366,7 +367,7 @@ impl Firewall for Iptables {
                 "isolate=strict needs the nftables backend: create the network with -o firewall=nftables".into(),
             ));
         }
-        if n.routed {
+        if n.any_routed() {
             return Err(FirewallError::Unsupported(
                 "gateway mode routed needs the nftables backend: create the network with -o firewall=nftables".into(),
             ));
@@ -554,6 +555,7 @@ mod tests {
             trusted: Vec::new(),
             strict: false,
             routed: false,
+            ipv6: None,
         }
     }
 

@@ -27,7 +27,7 @@ pub use hostfw::HostChains;
 pub use ipt::Iptables;
 pub use names::{IfName, MacAddr};
 pub use nft::Nftables;
-pub use rules::{NetworkRules, PortForward, Proto, SourceGuard, GUARDED_HOST_PORTS};
+pub use rules::{FamilyPolicy, NetworkRules, PortForward, Proto, SourceGuard, GUARDED_HOST_PORTS};
 pub use xtables::{Family, Flavour};
 
 use std::path::PathBuf;

@@ -308,24 +308,37 @@ pub fn network_script(n: &NetworkRules) -> String {
     for t in &n.trusted {
         s += &format!("add rule {TABLE} {to} iifname \"{t}\" accept\n");
     }
-    if n.routed && !n.internal {
-        for (fam, set) in [("ip", "routed4"), ("ip6", "routed6")] {
+    let families = [
+        (true, "ip", "routed4", "icmp"),
+        (false, "ip6", "routed6", "ipv6-icmp"),
+    ];
+    for (v4, fam, set, icmp) in families {
+        if n.policy(v4).routed && !n.internal {
             s += &format!(
                 "add rule {TABLE} {to} {fam} daddr . meta l4proto . th dport @{set} accept\n"
             );
+            s += &format!("add rule {TABLE} {to} meta l4proto {icmp} accept\n");
         }
-        s += &format!("add rule {TABLE} {to} meta l4proto {{ icmp, ipv6-icmp }} accept\n");
     }
-    if n.unprotected && !n.internal {
+    let open = [true, false].map(|v4| n.policy(v4).unprotected && !n.internal);
+    if open.contains(&true) {
         s += &format!("add rule {TABLE} {to} iifname @bridges drop\n");
         s += &format!("add rule {TABLE} {to} meta iifkind \"bridge\" drop\n");
-        s += &format!("add rule {TABLE} {to} accept\n");
+        s += &match open {
+            [true, true] => format!("add rule {TABLE} {to} accept\n"),
+            [true, false] => format!("add rule {TABLE} {to} meta nfproto ipv4 accept\n"),
+            _ => format!("add rule {TABLE} {to} meta nfproto ipv6 accept\n"),
+        };
     }
     s += &format!("add rule {TABLE} {to} drop\n");
     // Source NAT: hairpin through a published port; everything leaving the host.
     s += &format!("add rule {TABLE} {nat} oifname \"{br}\" ct status dnat masquerade\n");
-    if n.masquerade && !n.internal {
-        for net in &n.subnets {
+    if !n.internal {
+        for net in n
+            .subnets
+            .iter()
+            .filter(|s| n.policy(s.addr().is_ipv4()).masquerade)
+        {
             let fam = if net.addr().is_ipv4() { "ip" } else { "ip6" };
             s += &format!(
                 "add rule {TABLE} {nat} {fam} saddr {} oifname != \"{br}\" masquerade\n",
@@ -814,6 +827,7 @@ mod tests {
             trusted: Vec::new(),
             strict: false,
             routed: false,
+            ipv6: None,
         }
     }
 
@@ -863,6 +877,46 @@ mod tests {
         assert!(s.contains(&format!(
             "add element inet netctl nat_from_bridge {{ \"br-0123\" : jump nat_{tag} }}"
         )));
+    }
+
+    /// Docker 28's `gateway_mode_ipv4=nat` with `gateway_mode_ipv6=routed`: IPv4 leaves
+    /// masqueraded and comes in through published ports only; IPv6 is not masqueraded and
+    /// reaches the containers' published ports (and ICMPv6) at their own addresses.
+    #[test]
+    fn each_family_follows_its_own_gateway_mode() {
+        let n = NetworkRules {
+            ipv6: Some(crate::FamilyPolicy {
+                masquerade: false,
+                unprotected: false,
+                routed: true,
+            }),
+            ..net(false)
+        };
+        let (s, tag) = (network_script(&n), n.tag());
+        assert!(s.contains(&format!("nat_{tag} ip saddr 172.18.0.0/16 oifname")));
+        assert!(!s.contains(&format!("nat_{tag} ip6 saddr")), "{s}");
+        assert!(s.contains(&format!(
+            "to_{tag} ip6 daddr . meta l4proto . th dport @routed6 accept"
+        )));
+        assert!(s.contains(&format!("to_{tag} meta l4proto ipv6-icmp accept")));
+        assert!(
+            !s.contains("@routed4") && !s.contains("l4proto icmp accept"),
+            "{s}"
+        );
+        let open_v4 = NetworkRules {
+            unprotected: true,
+            ipv6: Some(crate::FamilyPolicy {
+                masquerade: true,
+                ..Default::default()
+            }),
+            ..net(false)
+        };
+        let s = network_script(&open_v4);
+        assert!(
+            s.contains(&format!("to_{tag} meta nfproto ipv4 accept")),
+            "{s}"
+        );
+        assert!(!s.contains(&format!("to_{tag} accept")), "{s}");
     }
 
     #[test]

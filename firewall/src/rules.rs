@@ -33,9 +33,46 @@ pub struct NetworkRules {
     /// the containers' own addresses (and ICMP), nothing else from elsewhere.
     #[serde(default)]
     pub routed: bool,
+    /// IPv6's own gateway mode, when it differs from the one the fields above give both
+    /// families (Docker 28's `gateway_mode_ipv6` beside `gateway_mode_ipv4`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<FamilyPolicy>,
+}
+
+/// How one address family of a network meets the outside: what its gateway mode means to
+/// the firewall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FamilyPolicy {
+    /// Rewrite the source of traffic leaving the host.
+    #[serde(default)]
+    pub masquerade: bool,
+    /// Traffic from elsewhere may reach the containers' addresses directly.
+    #[serde(default)]
+    pub unprotected: bool,
+    /// Published ports reachable at the containers' own addresses (and ICMP).
+    #[serde(default)]
+    pub routed: bool,
 }
 
 impl NetworkRules {
+    /// The policy of IPv4 (`v4`) or of IPv6: the network's own, or IPv6's where it has one.
+    pub fn policy(&self, v4: bool) -> FamilyPolicy {
+        let both = FamilyPolicy {
+            masquerade: self.masquerade,
+            unprotected: self.unprotected,
+            routed: self.routed,
+        };
+        match self.ipv6 {
+            Some(p) if !v4 => p,
+            _ => both,
+        }
+    }
+
+    /// Whether either family is in `routed` mode.
+    pub fn any_routed(&self) -> bool {
+        self.policy(true).routed || self.policy(false).routed
+    }
+
     /// A name for the network's chains: the bridge name with only `[a-z0-9_]`, plus a short
     /// hash of the real name so that `br-x` and `br_x` never share chains.
     pub fn tag(&self) -> String {

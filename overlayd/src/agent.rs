@@ -667,7 +667,11 @@ impl Agent {
         // Only while no host has an endpoint on it, in the same transaction: an endpoint
         // registered since any earlier look keeps the network.
         let none = Compare::version(keys::endpoints_of(name), CompareOp::Equal, 0).with_prefix();
-        if !etcd.txn(Txn::new().when(vec![none]).and_then(ops)).await?.succeeded() {
+        if !etcd
+            .txn(Txn::new().when(vec![none]).and_then(ops))
+            .await?
+            .succeeded()
+        {
             return Err(self.active_endpoints(name).await);
         }
         self.view.lock().await.networks.remove(name);

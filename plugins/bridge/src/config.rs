@@ -84,6 +84,10 @@ pub struct BridgeConfig {
     /// addresses, no masquerade.
     #[serde(default)]
     pub routed: bool,
+    /// IPv6's own gateway mode where it differs from IPv4's (which `ipMasq`, `unprotected`
+    /// and `routed` give): Docker 28's `gateway_mode_ipv6`.
+    #[serde(default)]
+    pub ipv6_policy: Option<netctl_firewall::FamilyPolicy>,
     /// Where per-network state (firewall) is kept.
     #[serde(default)]
     pub run_dir: Option<StateDir>,

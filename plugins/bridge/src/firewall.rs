@@ -99,6 +99,7 @@ fn rules(conf: &BridgeConfig, ips: &[IpConfig]) -> Result<NetworkRules, Error> {
             .collect::<Result<_, _>>()?,
         strict: conf.isolate_strict,
         routed: conf.routed,
+        ipv6: conf.ipv6_policy,
     })
 }
 

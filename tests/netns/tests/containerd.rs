@@ -297,7 +297,10 @@ fn a_kubelet_runs_a_pod_through_containerds_cri() {
         "the pod's ingress and egress rates are not shaped on its host side"
     );
     let ifb = host.sh("ip -o link show type ifb | cut -d: -f2");
-    assert!(ifb.trim().starts_with("bwp"), "an ifb device for egress: {ifb}");
+    assert!(
+        ifb.trim().starts_with("bwp"),
+        "an ifb device for egress: {ifb}"
+    );
     let page = host.sh("curl -sS -m 5 http://10.61.0.1:8081/passwd | head -1");
     assert_eq!(page, "root:x:0:0:root:/root:/bin/sh\n");
 
@@ -311,7 +314,10 @@ fn a_kubelet_runs_a_pod_through_containerds_cri() {
         "StopPodSandbox left the pod's record or address"
     );
     let ifb = host.sh("ip -o link show type ifb");
-    assert!(ifb.is_empty(), "StopPodSandbox left the egress ifb device: {ifb}");
+    assert!(
+        ifb.is_empty(),
+        "StopPodSandbox left the egress ifb device: {ifb}"
+    );
     let (gone, _) = host.try_sh("curl -sS -m 2 http://10.61.0.1:8081/passwd");
     assert!(!gone, "the pod's host port still answers");
     rt.block_on(client.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: id }))

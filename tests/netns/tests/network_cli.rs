@@ -3,8 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use netctl_netns_tests::{attachment, TestHost};
+use netctl_netns_tests::{attachment, eventually, TestHost};
 use serde_json::{json, Value};
+use std::time::Duration;
 
 /// `network create OPTIONS bad` fails and says `says`.
 fn create_refused(host: &TestHost, options: &[&str], says: &str) {
@@ -881,6 +882,91 @@ fn gateway_modes_and_trusted_interfaces_decide_who_reaches_containers() {
     for (name, ..) in cases {
         host.netctl_ok(&["rm", "-f", &format!("web-{name}")]);
     }
+}
+
+/// Docker 28's most common split: `gateway_mode_ipv4=nat` with `gateway_mode_ipv6=routed`
+/// on a dual-stack network. A LAN machine with routes to both subnets reaches a published
+/// port at the container's own IPv6 address but not at its IPv4 one (only through the
+/// host's); what the container sends out leaves masqueraded over IPv4 and with its own
+/// address over IPv6. `isolated` for one family alone is refused in words.
+#[test]
+fn each_address_family_follows_its_own_gateway_mode() {
+    let mut host = TestHost::new();
+    host.busybox_image();
+    let lan = host.outside("lan", "10.250.0.1/24", "10.250.0.2/24");
+    host.sh("ip addr add fd98::1/64 dev uplink nodad && sysctl -qw net.ipv6.conf.all.forwarding=1");
+    host.sh_in(
+        &lan,
+        "ip addr add fd98::2/64 dev eth0 nodad; ip route add 10.74.0.0/24 via 10.250.0.1; ip -6 route add fd74::/64 via fd98::1",
+    );
+    let gw = "com.docker.network.bridge.gateway_mode_ipv";
+    host.netctl_ok(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "10.74.0.0/24",
+        "--subnet",
+        "fd74::/64",
+        "-o",
+        &format!("{gw}4=nat"),
+        "-o",
+        &format!("{gw}6=routed"),
+        "split",
+    ]);
+    host.netctl_ok(&[
+        "run", "-d", "--name", "web", "--net", "split", "-p", "8095:80", "busybox", "httpd", "-f",
+        "-p", "80", "-h", "/www",
+    ]);
+    let (ok, out) = host.try_sh_in(&lan, "curl -sS -m 3 'http://[fd74::2]/'");
+    assert!(ok && out.contains("hello"), "IPv6 routed, published: {out}");
+    let (ok, _) = host.try_sh_in(&lan, "curl -sS -m 3 http://10.74.0.2/");
+    assert!(!ok, "IPv4 nat: the LAN reached the container's own address");
+    let (ok, out) = host.try_sh_in(&lan, "curl -sS -m 3 http://10.250.0.1:8095/");
+    assert!(
+        ok && out.contains("hello"),
+        "IPv4 nat, through the host: {out}"
+    );
+
+    // Who the LAN sees calling: with its routes back to the subnets gone, only what was
+    // masqueraded (IPv4, from the host's address) is answered; IPv6 came from the
+    // container's own address.
+    let www = host.dir().join("lan-www");
+    std::fs::create_dir_all(&www).unwrap();
+    host.spawn_in(
+        &lan,
+        &format!("exec busybox httpd -f -p 80 -h {}", www.display()),
+    );
+    let reaches = |addr: &str| {
+        let (code, out, _) = host.netctl(&[
+            "run",
+            "--rm",
+            "--net",
+            "split",
+            "busybox",
+            "sh",
+            "-c",
+            &format!("nc -w 2 {addr} 80 </dev/null && echo reached"),
+        ]);
+        code == 0 && out == "reached\n"
+    };
+    eventually(
+        "the LAN's server listens",
+        Duration::from_secs(3),
+        || match reaches("10.250.0.2") && reaches("fd98::2") {
+            true => Ok(()),
+            false => Err("not reached".into()),
+        },
+    );
+    host.sh_in(&lan, "ip route del 10.74.0.0/24; ip -6 route del fd74::/64");
+    assert!(reaches("10.250.0.2"), "IPv4 nat is masqueraded");
+    assert!(!reaches("fd98::2"), "IPv6 routed was masqueraded");
+    host.netctl_ok(&["rm", "-f", "web"]);
+    create_refused(
+        &host,
+        &["--ipv6", "-o", &format!("{gw}6=isolated")],
+        "set gateway_mode_ipv4 and gateway_mode_ipv6 both to isolated",
+    );
 }
 
 /// podman's `-o isolate=strict`: a strict network's published port answers the LAN and
