@@ -43,6 +43,9 @@ pub struct Agent {
     pub cluster_changed: tokio::sync::Notify,
     /// What [`Agent::publish_local_networks`] last put, and on which lease.
     published_local: Mutex<Option<(i64, Vec<u8>)>>,
+    /// Held while a network is taken from this host ([`Agent::remove_locally`]): `network
+    /// rm` here and the watch seeing the network go must not run its plugins at once.
+    removing: Mutex<()>,
     /// This host's end of the encrypted tunnels; None where it could not be made (no
     /// /dev/net/tun): encrypted networks are then refused here, saying why.
     pub tunnel: Option<Arc<crate::crypt::Tunnel>>,
@@ -119,6 +122,7 @@ impl Agent {
             view: Mutex::new(View::default()),
             leaving: tokio::sync::Notify::new(),
             cluster_changed: tokio::sync::Notify::new(),
+            removing: Mutex::new(()),
             published_local: Mutex::new(None),
             tunnel,
             tunnel_missing,
@@ -675,9 +679,15 @@ impl Agent {
             return Err(self.active_endpoints(name).await);
         }
         self.view.lock().await.networks.remove(name);
+        self.remove_locally(spec).await
+    }
+
+    /// Takes a network from this host (its devices, its plugins' state, its conflist), one
+    /// removal at a time: what a removal before found gone, it leaves.
+    pub async fn remove_locally(&self, spec: NetworkSpec) -> Result<()> {
+        let _one = self.removing.lock().await;
         let cfg = self.cfg.clone();
-        tokio::task::spawn_blocking(move || local::remove_network(&cfg, &spec)).await??;
-        Ok(())
+        tokio::task::spawn_blocking(move || local::remove_network(&cfg, &spec)).await?
     }
 
     /// Why a network with endpoints is not removed: the hosts that have them.

@@ -278,12 +278,10 @@ async fn watch_from(agent: &Arc<Agent>, revision: i64) -> Result<()> {
 
 async fn remove_locally(agent: &Arc<Agent>, specs: Vec<NetworkSpec>) {
     for s in specs {
-        let cfg = agent.cfg.clone();
         let name = s.name.clone();
-        let done = tokio::task::spawn_blocking(move || local::remove_network(&cfg, &s)).await;
         report(
             &format!("remove network {name} from this host"),
-            done.map_err(anyhow::Error::from).and_then(|r| r),
+            agent.remove_locally(s).await,
         );
     }
 }
