@@ -115,6 +115,7 @@ impl Attach {
             ips: &self.ips,
             mac: None,
             dns: &[],
+            links: &[],
         }))
     }
 }

@@ -52,6 +52,10 @@ pub enum NetworkCommand {
         /// An endpoint driver option, KEY=VALUE; repeatable.
         #[arg(long = "driver-opt")]
         driver_opt: Vec<String>,
+        /// NAME:ALIAS: ALIAS answers as container NAME for this container on the network;
+        /// repeatable.
+        #[arg(long)]
+        link: Vec<String>,
         /// The network with the highest priority carries the default route (Docker 28).
         #[arg(
             long = "gw-priority",
@@ -254,6 +258,7 @@ pub fn run(engine: &Engine, cmd: NetworkCommand) -> Outcome {
             ip,
             ip6,
             driver_opt,
+            link,
             gw_priority,
             network,
             container,
@@ -272,6 +277,10 @@ pub fn run(engine: &Engine, cmd: NetworkCommand) -> Outcome {
                 ips: ip.into_iter().chain(ip6).collect(),
                 driver_opts,
                 gw_priority,
+                links: link
+                    .iter()
+                    .map(|l| netctl_engine::spec::parse_endpoint_link(l))
+                    .collect::<Result<_, _>>()?,
             };
             netctl_engine::netattach::connect(engine, &network, &container, &asked)?;
         }

@@ -90,6 +90,62 @@ pub struct Record {
     /// Whether the upstreams are the container's own (`--dns`), not its network's.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub own_upstreams: bool,
+    /// The container's links on this network (`--link NAME:ALIAS` on a user network):
+    /// each alias answers as its container, for this container alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<Link>,
+}
+
+/// A link on a user network: `alias`, asked by the linking container, answers as the
+/// container called `name` on the same network (Docker's links beside its embedded DNS).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    /// The linked container's name.
+    pub name: String,
+    /// The name the linking container uses for it.
+    pub alias: String,
+}
+
+/// The `CNI_ARGS` key that carries an attachment's links: `NAME:ALIAS,NAME:ALIAS`.
+pub const LINKS_ARG: &str = "NETCTL_LINKS";
+
+impl Link {
+    /// Links as the value of [`LINKS_ARG`].
+    pub fn list_arg(links: &[Link]) -> String {
+        links
+            .iter()
+            .map(|l| format!("{}:{}", l.name, l.alias))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The links of a [`LINKS_ARG`] value; each name and alias must be a container name.
+    pub fn parse_list(value: &str) -> Result<Vec<Link>, netctl_cni::Error> {
+        value
+            .split(',')
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let (name, alias) = l.split_once(':').unwrap_or((l, l));
+                for n in [name, alias] {
+                    if !netctl_cni::validate::is_object_name(n) {
+                        return Err(netctl_cni::Error::invalid_config(format!(
+                            "{LINKS_ARG}: {n:?} in {l:?} is no container name"
+                        )));
+                    }
+                }
+                Ok(Link {
+                    name: name.into(),
+                    alias: alias.into(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// The attachment's links, from `CNI_ARGS` ([`LINKS_ARG`]).
+pub fn links(ctx: &netctl_cni::Ctx) -> Result<Vec<Link>, netctl_cni::Error> {
+    ctx.cni_arg(LINKS_ARG)
+        .map_or(Ok(Vec::new()), Link::parse_list)
 }
 
 impl Record {

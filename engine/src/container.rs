@@ -38,6 +38,10 @@ pub struct NetworkRequest {
     /// `--gw-priority`: the attached network with the highest carries the default route.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub gw_priority: i64,
+    /// `--link NAME:ALIAS` on a user network (`EndpointSettings.Links`): ALIAS answers as
+    /// NAME for this container alone; NAME need not exist yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<netctl_dnsrecords::Link>,
 }
 
 fn is_zero(n: &i64) -> bool {
@@ -54,6 +58,7 @@ impl NetworkRequest {
             mac: None,
             driver_opts: Default::default(),
             gw_priority: 0,
+            links: Vec::new(),
         }
     }
 }

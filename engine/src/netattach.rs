@@ -41,6 +41,8 @@ pub struct AttachRequest<'a> {
     pub mac: Option<&'a str>,
     /// The container's own upstream resolvers (`dns`).
     pub dns: &'a [IpAddr],
+    /// Its links on this network (`NETCTL_LINKS` in `CNI_ARGS`, for the DNS plugin).
+    pub links: &'a [netctl_dnsrecords::Link],
 }
 
 /// The CNI runtime configuration of an attachment: `CNI_*` and the capability arguments.
@@ -68,6 +70,12 @@ pub fn runtime_conf(r: &AttachRequest) -> RuntimeConf {
     let mut args = vec![("IgnoreUnknown".to_string(), "1".to_string())];
     if let Some(n) = r.name {
         args.push(("K8S_POD_NAME".into(), n.to_string()));
+    }
+    if !r.links.is_empty() {
+        args.push((
+            netctl_dnsrecords::LINKS_ARG.into(),
+            netctl_dnsrecords::Link::list_arg(r.links),
+        ));
     }
     RuntimeConf {
         container_id: r.container_id.to_string(),
@@ -106,6 +114,7 @@ fn container_conf(
         ips: &req.ips,
         mac: req.mac.as_deref(),
         dns: &c.config.dns,
+        links: &req.links,
     })
 }
 
@@ -343,6 +352,8 @@ pub struct ConnectRequest {
     pub driver_opts: std::collections::BTreeMap<String, String>,
     /// `--gw-priority`.
     pub gw_priority: i64,
+    /// `--link NAME:ALIAS` (user networks).
+    pub links: Vec<netctl_dnsrecords::Link>,
 }
 
 /// `network connect`: the next interface of a running container at once, and the network
@@ -382,6 +393,7 @@ pub fn connect(engine: &Engine, network: &str, key: &str, asked: &ConnectRequest
         mac: None,
         driver_opts: asked.driver_opts.clone(),
         gw_priority: asked.gw_priority,
+        links: asked.links.clone(),
     };
     if c.is_running() {
         let ifname = (0..)

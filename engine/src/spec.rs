@@ -227,10 +227,32 @@ fn port_range(s: &str) -> Option<(u16, u16)> {
     (a <= b).then_some((a, b))
 }
 
-/// Parses `--link NAME[:ALIAS]`.
+/// Parses `--link NAME[:ALIAS]`, also as Docker shows it (`/NAME:/CONTAINER/ALIAS`).
 pub fn parse_link(spec: &str) -> (String, String) {
+    let spec = spec.trim_start_matches('/');
     let (name, alias) = spec.split_once(':').unwrap_or((spec, spec));
+    let alias = alias.rsplit('/').next().unwrap_or_default();
     (name.to_string(), alias.to_string())
+}
+
+/// Parses a user network's `--link NAME[:ALIAS]` (`EndpointSettings.Links`); both must be
+/// container names.
+pub fn parse_endpoint_link(spec: &str) -> Result<netctl_dnsrecords::Link> {
+    let (name, alias) = parse_link(spec);
+    endpoint_link(&name, &alias)
+}
+
+/// A user network's link from its parts, both container names.
+fn endpoint_link(name: &str, alias: &str) -> Result<netctl_dnsrecords::Link> {
+    for n in [name, alias] {
+        if !netctl_cni::validate::is_object_name(n) {
+            invalid!("invalid link {name}:{alias}: use NAME:ALIAS, both container names");
+        }
+    }
+    Ok(netctl_dnsrecords::Link {
+        name: name.into(),
+        alias: alias.into(),
+    })
 }
 
 /// Parses `--add-host NAME:IP` (or `NAME:host-gateway`; an IPv6 address may follow the
@@ -285,7 +307,24 @@ pub fn plan(engine: &Engine, spec: &ContainerSpec) -> Result<Planned> {
     };
     let id = random_id()?;
     let (entrypoint, command) = command(spec, &image)?;
-    let (net_mode, networks) = networks(engine, spec)?;
+    let (net_mode, mut networks) = networks(engine, spec)?;
+    // On a user network, `--link` is that network's per-container link (as the docker CLI
+    // sends it), not a legacy link: no variables, no /etc/hosts line, the target may come
+    // later.
+    let legacy_links = match networks.first_mut() {
+        Some(first)
+            if net_mode == NetMode::Private && !PREDEFINED.contains(&first.name.as_str()) =>
+        {
+            for (name, alias) in &spec.links {
+                let link = endpoint_link(name, alias)?;
+                if !first.links.iter().any(|l| l.alias == link.alias) {
+                    first.links.push(link);
+                }
+            }
+            Vec::new()
+        }
+        _ => links(engine, spec)?,
+    };
     check_isolation_and_runtime(spec)?;
     if spec.host_uts && spec.hostname.is_some() {
         invalid!("conflicting options: hostname and the UTS mode");
@@ -378,7 +417,7 @@ pub fn plan(engine: &Engine, spec: &ContainerSpec) -> Result<Planned> {
         dns: spec.dns.clone(),
         dns_search: spec.dns_search.clone(),
         dns_options: spec.dns_options.clone(),
-        links: links(engine, spec)?,
+        links: legacy_links,
         mounts: mounts(engine, spec)?,
         log_driver: spec.log_driver,
         restart,
@@ -727,6 +766,7 @@ mod tests {
     fn small_specs_parse_or_say_why() {
         assert_eq!(parse_link("db:data"), ("db".into(), "data".into()));
         assert_eq!(parse_link("db"), ("db".into(), "db".into()));
+        assert_eq!(parse_link("/db:/app/data"), ("db".into(), "data".into()));
         assert_eq!(
             parse_add_host("h:10.0.0.1").unwrap().1.to_string(),
             "10.0.0.1"

@@ -139,8 +139,9 @@ pub struct HostConfigView {
     pub dns: Vec<IpAddr>,
     /// `--add-host`.
     pub extra_hosts: Vec<String>,
-    /// `--link`.
-    pub links: Vec<String>,
+    /// Legacy `--link`s (the default bridge), as Docker shows them:
+    /// `/NAME:/CONTAINER/ALIAS`; null when none.
+    pub links: Option<Vec<String>>,
     /// `--volumes-from` as given (null when none).
     pub volumes_from: Option<Vec<String>>,
     /// `--dns-search`.
@@ -306,7 +307,7 @@ pub struct EndpointView {
     /// The addresses asked for (`--ip`, `--ip6`), none when none was.
     #[serde(rename = "IPAMConfig")]
     pub ipam_config: Option<EndpointIpamView>,
-    /// Per-network links: netctl's links are the container's (`HostConfig.Links`).
+    /// The container's links on this network (user networks), `NAME:ALIAS`.
     pub links: Option<Vec<String>>,
     /// `--net-alias`.
     pub aliases: Vec<String>,
@@ -426,6 +427,12 @@ fn endpoints(c: &Container) -> BTreeMap<String, EndpointView> {
         dns_names.extend(started_aliases(c, &req.aliases));
         let view = EndpointView {
             ipam_config: EndpointIpamView::of(&req.ips),
+            links: (!req.links.is_empty()).then(|| {
+                req.links
+                    .iter()
+                    .map(|l| format!("{}:{}", l.name, l.alias))
+                    .collect()
+            }),
             driver_opts: (!req.driver_opts.is_empty()).then(|| req.driver_opts.clone()),
             gw_priority: req.gw_priority,
             aliases,
@@ -582,12 +589,13 @@ pub fn inspect_with(engine: &Engine, c: &Container, lookup: &Lookup) -> Containe
                 .iter()
                 .map(|(n, i)| format!("{n}:{i}"))
                 .collect(),
-            links: c
-                .config
-                .links
-                .iter()
-                .map(|(n, a)| format!("{n}:{a}"))
-                .collect(),
+            links: (!c.config.links.is_empty()).then(|| {
+                c.config
+                    .links
+                    .iter()
+                    .map(|(n, a)| format!("/{n}:/{}/{a}", c.config.name))
+                    .collect()
+            }),
             volumes_from: non_empty(&c.config.volumes_from),
             dns_search: c.config.dns_search.clone(),
             dns_options: c.config.dns_options.clone(),
@@ -1071,7 +1079,7 @@ mod tests {
                    "53/udp": [{"HostIp": "127.0.0.1", "HostPort": "5353"}]})
         );
         assert_eq!(v["HostConfig"]["ExtraHosts"], json!(["extra:10.1.2.3"]));
-        assert_eq!(v["HostConfig"]["Links"], json!(["web:w"]));
+        assert_eq!(v["HostConfig"]["Links"], json!(["/web:/db/w"]));
         assert_eq!(v["NetworkSettings"]["Ports"], json!({}));
     }
 

@@ -297,7 +297,7 @@ impl CreateBody {
                 .links
                 .iter()
                 .flatten()
-                .map(|l| spec::parse_link(l.trim_start_matches('/')))
+                .map(|l| spec::parse_link(l))
                 .collect(),
             add_hosts: host
                 .extra_hosts
@@ -468,6 +468,7 @@ fn networks(
         let ep = endpoints.get(&name).cloned().flatten().unwrap_or_default();
         let mac = some(&ep.mac_address).or_else(|| (i == 0).then(|| some(mac)).flatten());
         out.push(NetworkRequest {
+            links: ep.links()?,
             ips: ep.ips()?,
             aliases: ep.aliases.unwrap_or_default(),
             mac,

@@ -228,6 +228,8 @@ pub struct EndpointConfig {
     pub driver_opts: Option<std::collections::BTreeMap<String, String>>,
     /// Docker 28's `GwPriority`: the network with the highest carries the default route.
     pub gw_priority: i64,
+    /// `NAME:ALIAS` links on a user network.
+    pub links: Option<Vec<String>>,
 }
 
 /// `EndpointConfig.IPAMConfig`.
@@ -243,6 +245,18 @@ pub struct EndpointIpam {
 }
 
 impl EndpointConfig {
+    /// The links asked for.
+    pub fn links(&self) -> ApiResult<Vec<netctl_dnsrecords::Link>> {
+        self.links
+            .iter()
+            .flatten()
+            .map(|l| {
+                netctl_engine::spec::parse_endpoint_link(l)
+                    .map_err(|e| ApiError::bad_request(e.to_string()))
+            })
+            .collect()
+    }
+
     /// The addresses asked for.
     pub fn ips(&self) -> ApiResult<Vec<IpAddr>> {
         let Some(ipam) = &self.ipam_config else {
@@ -268,6 +282,7 @@ async fn connect(
     let ep = req.endpoint_config.unwrap_or_default();
     let asked = netctl_engine::netattach::ConnectRequest {
         ips: ep.ips()?,
+        links: ep.links()?,
         aliases: ep.aliases.unwrap_or_default(),
         driver_opts: ep.driver_opts.unwrap_or_default(),
         gw_priority: ep.gw_priority,

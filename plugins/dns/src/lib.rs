@@ -116,6 +116,7 @@ fn record(ctx: &Ctx, conf: &DnsConfig, prev: &Success) -> Result<Record, Error> 
         internal: conf.internal,
         upstreams,
         own_upstreams,
+        links: netctl_dnsrecords::links(ctx)?,
     })
 }
 

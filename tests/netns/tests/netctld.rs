@@ -117,8 +117,26 @@ fn the_docker_cli_builds_networks_and_containers_through_netctld() {
         "web2",
     ]);
     assert_eq!(opts.trim(), r#"{"com.example.setting":"on"}"#);
+    // `--link` on a user network: a name for the linking container alone.
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "client",
+        "--net",
+        "app",
+        "--link",
+        "web1:backend",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let answer = d.docker_ok(&["exec", "client", "nslookup", "backend"]);
+    assert!(answer.contains(ip.trim()), "backend is web1: {answer}");
+    let (code, _, _) = d.docker(&["exec", "web2", "nslookup", "backend"]);
+    assert_ne!(code, 0, "only the linking container knows backend");
 
-    d.docker_ok(&["rm", "-f", "web1", "web2"]);
+    d.docker_ok(&["rm", "-f", "web1", "web2", "client"]);
     d.docker_ok(&["network", "rm", "app"]);
     assert_eq!(d.docker_ok(&["ps", "-aq"]), "");
     let names = d.docker_ok(&["network", "ls", "--format", "{{.Name}}"]);

@@ -582,3 +582,70 @@ fn aux_addresses_are_kept_from_containers_as_dockers_are() {
         ],
     );
 }
+
+/// `--link` on a user network, as the docker CLI sends it, and `network connect --link`:
+/// the alias answers as the linked container for the linking container alone, also when
+/// the linked one comes later; no legacy variables and no /etc/hosts line; the links are
+/// shown under the network's `Links`.
+#[test]
+fn links_on_a_user_network_are_names_for_the_linking_container_alone() {
+    let (host, docker) = started();
+    for (name, subnet) in [("app", "172.73.0.0/24"), ("app2", "172.73.1.0/24")] {
+        same(
+            &host,
+            &docker,
+            &["network", "create", "--subnet", subnet, name],
+        );
+    }
+    let sleeper = |name: &'static str, net: &'static str, extra: &[&'static str]| {
+        let mut args = vec!["run", "-d", "--name", name, "--net", net];
+        args.extend_from_slice(extra);
+        args.extend(["busybox", "sleep", "300"]);
+        same(&host, &docker, &args);
+    };
+    sleeper("linker", "app", &["--link", "up:bar"]);
+    sleeper("other", "app", &[]);
+    sleeper("up", "app", &["--ip", "172.73.0.50"]);
+    sleeper("late", "app2", &[]);
+    same(
+        &host,
+        &docker,
+        &["network", "connect", "--link", "up:baz", "app", "late"],
+    );
+    for (who, name) in [
+        ("linker", "bar"),
+        ("other", "bar"),
+        ("late", "baz"),
+        ("late", "bar"),
+    ] {
+        let ask = format!("nslookup {name} 2>&1 | grep -c 172.73.0.50");
+        same(&host, &docker, &["exec", who, "sh", "-c", &ask]);
+    }
+    same(
+        &host,
+        &docker,
+        &[
+            "exec",
+            "linker",
+            "sh",
+            "-c",
+            "grep -c bar /etc/hosts; env | grep -c ^BAR_",
+        ],
+    );
+    same(
+        &host,
+        &docker,
+        &[
+            "inspect",
+            "-f",
+            "{{json .NetworkSettings.Networks.app.Links}} {{json .HostConfig.Links}}",
+            "linker",
+            "late",
+        ],
+    );
+    same(
+        &host,
+        &docker,
+        &["rm", "-f", "linker", "other", "late", "up"],
+    );
+}

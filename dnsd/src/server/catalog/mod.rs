@@ -171,7 +171,29 @@ pub struct Catalog {
     by_cid: HashTable<u32>,
     /// Namespace path to the container registered in it last.
     by_netns: HashTable<u32>,
+    /// Record to its links, for the few that have any.
+    links: HashMap<u32, Links, RandomState>,
     host: HashSet<IpAddr>,
+}
+
+/// A record's links as the catalog keeps them: (alias, linked name), lowercase.
+type Links = Box<[(Box<[u8]>, Box<[u8]>)]>;
+
+/// [`Links`] of a record.
+fn links_of(r: &Record) -> Result<Links, CatalogError> {
+    if r.links.len() > MAX_PER_RECORD {
+        return Err(CatalogError::TooMany("links", r.links.len()));
+    }
+    let lower = |n: &str| {
+        n.trim_end_matches('.')
+            .to_ascii_lowercase()
+            .into_bytes()
+            .into()
+    };
+    Ok(r.links
+        .iter()
+        .map(|l| (lower(&l.alias), lower(&l.name)))
+        .collect())
 }
 
 fn key_hash(h: &RandomState, e: &Entry) -> u64 {
@@ -218,6 +240,7 @@ impl Catalog {
     /// Returns the places whose listeners may have to open or close.
     pub fn insert(&mut self, r: &Record) -> Result<Vec<Place>, CatalogError> {
         let mut e = entry(r)?;
+        let links = links_of(r)?;
         if self.len() >= MAX_RECORDS {
             return Err(CatalogError::Full(self.len()));
         }
@@ -230,6 +253,9 @@ impl Catalog {
         e.sibling = head;
         let id = self.records.add(e).ok_or(full)?;
         self.index(id);
+        if !links.is_empty() {
+            self.links.insert(id, links);
+        }
         if let Some(c) = self.containers.get_mut(container.unwrap_or(NONE)) {
             c.head = id;
         }
@@ -391,6 +417,7 @@ impl Catalog {
         };
         self.unindex(id);
         self.unlink_cid(cid.as_bytes());
+        self.links.remove(&id);
         let Some(e) = self.records.take(id) else {
             return Vec::new();
         };
@@ -558,8 +585,14 @@ impl Catalog {
 
     /// The records of container `c`.
     fn chain(&self, c: u32) -> impl Iterator<Item = &Entry> + '_ {
+        self.chain_ids(c).map(|(_, e)| e)
+    }
+
+    /// [`Self::chain`] with each record's index.
+    fn chain_ids(&self, c: u32) -> impl Iterator<Item = (u32, &Entry)> + '_ {
         let head = self.containers.get(c).map_or(NONE, |c| c.head);
-        std::iter::successors(self.records.get(head), move |e| self.records.get(e.sibling))
+        let at = |i: u32| self.records.get(i).map(|e| (i, e));
+        std::iter::successors(at(head), move |(_, e)| at(e.sibling))
     }
 }
 
@@ -642,6 +675,40 @@ mod tests {
         let first = f.turn.unwrap();
         view.lookup("web", false, &mut f);
         assert_eq!(f.turn, Some(first + 1));
+    }
+
+    /// `--link up:bar` of container a on network app: a asks `bar` (or `bar.app`) and gets
+    /// up's address, before a container really called bar; nobody else sees the alias;
+    /// a link to a container not there yet answers as soon as it comes, and goes with a's
+    /// record.
+    #[test]
+    fn a_link_alias_answers_for_the_linking_container_alone() {
+        let mut a = rec("app", "a", "a1", "a1", "10.0.0.5");
+        a.links = vec![netctl_dnsrecords::Link {
+            name: "up".into(),
+            alias: "Bar".into(),
+        }];
+        let mut c = catalog(&[
+            a.clone(),
+            rec("app", "b", "b1", "b1", "10.0.0.6"),
+            rec("app", "x", "bar", "bar", "10.0.0.9"),
+        ]);
+        let addr = |s: &str| vec![s.parse::<IpAddr>().unwrap()];
+        assert_eq!(ask(&c, "b", "bar"), Some(addr("10.0.0.9")));
+        assert_eq!(
+            ask(&c, "a", "bar"),
+            Some(addr("10.0.0.9")),
+            "up is not there yet"
+        );
+        c.insert(&rec("app", "u", "up", "up", "10.0.0.2")).unwrap();
+        assert_eq!(ask(&c, "a", "bar"), Some(addr("10.0.0.2")));
+        assert_eq!(ask(&c, "a", "bar.app"), Some(addr("10.0.0.2")));
+        assert_eq!(ask(&c, "b", "bar"), Some(addr("10.0.0.9")));
+        c.remove("app", "a", "eth0");
+        assert!(c.links.is_empty());
+        a.links.clear();
+        c.insert(&a).unwrap();
+        assert_eq!(ask(&c, "a", "bar"), Some(addr("10.0.0.9")));
     }
 
     #[test]

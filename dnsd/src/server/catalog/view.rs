@@ -72,6 +72,9 @@ impl<'a> View<'a> {
     pub fn lookup(&self, name: &str, v6: bool, found: &mut Found) -> bool {
         found.addrs.clear();
         found.turn = None;
+        if self.linked(name, v6, found) {
+            return true;
+        }
         let mut known = false;
         for (id, net) in self.networks() {
             known |= self.gather(id, name.as_bytes(), v6, found);
@@ -81,6 +84,37 @@ impl<'a> View<'a> {
                 .filter(|p| !p.is_empty());
             if let Some(plain) = plain {
                 known |= self.gather(id, plain.as_bytes(), v6, found);
+            }
+        }
+        if found.addrs.len() > 1 {
+            found.addrs.sort_unstable();
+            found.addrs.dedup();
+        }
+        known
+    }
+
+    /// A container's own links come first (as in Docker's resolver): an alias of one of
+    /// its links on a network (`alias` or `alias.network`) answers as the linked container
+    /// there. Whether a linked container had the name.
+    fn linked(&self, name: &str, v6: bool, found: &mut Found) -> bool {
+        let Who::Container(c) = self.who else {
+            return false;
+        };
+        let cat = self.catalog;
+        let mut known = false;
+        for (id, e) in cat.chain_ids(c) {
+            let (Some(links), Some(net)) = (cat.links.get(&id), cat.networks.get(e.network)) else {
+                continue;
+            };
+            let plain = name
+                .strip_suffix(&*net.lower)
+                .and_then(|p| p.strip_suffix('.'))
+                .unwrap_or(name);
+            for (_, target) in links
+                .iter()
+                .filter(|(alias, _)| **alias == *plain.as_bytes())
+            {
+                known |= self.gather(e.network, target, v6, found);
             }
         }
         if found.addrs.len() > 1 {
