@@ -56,6 +56,9 @@ pub enum NetworkCommand {
         /// repeatable.
         #[arg(long)]
         link: Vec<String>,
+        /// A link-local address more on the new interface; repeatable.
+        #[arg(long = "link-local-ip")]
+        link_local_ip: Vec<std::net::IpAddr>,
         /// The network with the highest priority carries the default route (Docker 28).
         #[arg(
             long = "gw-priority",
@@ -259,6 +262,7 @@ pub fn run(engine: &Engine, cmd: NetworkCommand) -> Outcome {
             ip6,
             driver_opt,
             link,
+            link_local_ip,
             gw_priority,
             network,
             container,
@@ -281,6 +285,7 @@ pub fn run(engine: &Engine, cmd: NetworkCommand) -> Outcome {
                     .iter()
                     .map(|l| netctl_engine::spec::parse_endpoint_link(l))
                     .collect::<Result<_, _>>()?,
+                link_local_ips: link_local_ip,
             };
             netctl_engine::netattach::connect(engine, &network, &container, &asked)?;
         }

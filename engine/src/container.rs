@@ -42,6 +42,10 @@ pub struct NetworkRequest {
     /// NAME for this container alone; NAME need not exist yet.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<netctl_dnsrecords::Link>,
+    /// `--link-local-ip`: more addresses on the container's interface (IPv4 with /16,
+    /// IPv6 with /64, as Docker adds them), beside what the network hands out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub link_local_ips: Vec<IpAddr>,
 }
 
 fn is_zero(n: &i64) -> bool {
@@ -59,6 +63,7 @@ impl NetworkRequest {
             driver_opts: Default::default(),
             gw_priority: 0,
             links: Vec::new(),
+            link_local_ips: Vec::new(),
         }
     }
 }

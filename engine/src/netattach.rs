@@ -15,7 +15,7 @@ use crate::container::{
     Address, Container, Endpoint, NetMode, NetworkRequest, PortBinding, StoreLock,
 };
 use crate::engine::Engine;
-use crate::error::{conflict, invalid, state, Error, Result};
+use crate::error::{conflict, invalid, state, Context, Error, Result};
 use crate::network::PREDEFINED;
 
 /// What one attachment asks of a network's plugins.
@@ -155,11 +155,35 @@ pub fn attach(
         network: req.name.clone(),
         source,
     })?;
+    if let Some(netns) = rt
+        .netns
+        .as_deref()
+        .filter(|_| !req.link_local_ips.is_empty())
+    {
+        // A failure here fails the attachment, whose DEL takes the interface away.
+        engine
+            .sys
+            .add_addresses(netns, ifname, &link_local_nets(&req.link_local_ips))
+            .ctx(|| {
+                format!(
+                    "add the link-local addresses of {} on {}",
+                    c.config.name, req.name
+                )
+            })?;
+    }
     let mut ep = endpoint(&req.name, ifname, &result);
     ep.dns_upstreams = declares(list, "dns");
     ep.gw_priority = req.gw_priority;
     network_event(engine, "connect", &net, c);
     Ok(ep)
+}
+
+/// `--link-local-ip` addresses as Docker puts them on the interface: IPv4 with /16, IPv6
+/// with /64.
+fn link_local_nets(ips: &[IpAddr]) -> Vec<ipnet::IpNet> {
+    ips.iter()
+        .filter_map(|ip| ipnet::IpNet::new(*ip, if ip.is_ipv4() { 16 } else { 64 }).ok())
+        .collect()
 }
 
 /// A network's `connect` or `disconnect` event for container `c`.
@@ -354,6 +378,8 @@ pub struct ConnectRequest {
     pub gw_priority: i64,
     /// `--link NAME:ALIAS` (user networks).
     pub links: Vec<netctl_dnsrecords::Link>,
+    /// `--link-local-ip`.
+    pub link_local_ips: Vec<IpAddr>,
 }
 
 /// `network connect`: the next interface of a running container at once, and the network
@@ -394,6 +420,7 @@ pub fn connect(engine: &Engine, network: &str, key: &str, asked: &ConnectRequest
         driver_opts: asked.driver_opts.clone(),
         gw_priority: asked.gw_priority,
         links: asked.links.clone(),
+        link_local_ips: asked.link_local_ips.clone(),
     };
     if c.is_running() {
         let ifname = (0..)

@@ -7,6 +7,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use ipnet::IpNet;
+
 use netctl_cni::invoke::{CniConfig, RuntimeConf};
 use netctl_cni::{Attachment, NetConfList, Success};
 use netctl_net::{NetNs, Netlink};
@@ -81,6 +83,9 @@ pub trait Syscalls: Send + Sync {
     fn loopback_up(&self, path: &Path) -> Result<()>;
     /// Makes `routes` the namespace's default routes, removing any other of their family.
     fn set_default_routes(&self, path: &Path, routes: &[DefaultRoute]) -> Result<()>;
+    /// Adds `addrs` to interface `ifname` in the namespace at `path` (one there already is
+    /// fine).
+    fn add_addresses(&self, path: &Path, ifname: &str, addrs: &[IpNet]) -> Result<()>;
     /// Sends `sig` to process `pid`.
     fn kill(&self, pid: u32, sig: Signal) -> Result<()>;
     /// Waits up to `timeout` for process `pid` to end; whether it did.
@@ -122,6 +127,22 @@ impl Syscalls for LinuxSyscalls {
     fn set_default_routes(&self, path: &Path, routes: &[DefaultRoute]) -> Result<()> {
         let routes = routes.to_vec();
         NetNs::open(path)?.run(move || crate::routes::apply_here(&routes))?
+    }
+
+    fn add_addresses(&self, path: &Path, ifname: &str, addrs: &[IpNet]) -> Result<()> {
+        let (ifname, addrs) = (ifname.to_string(), addrs.to_vec());
+        NetNs::open(path)?.run(move || {
+            let mut nl = Netlink::new()?;
+            let link = nl
+                .link_by_name(&ifname)?
+                .ok_or_else(|| netctl_net::NetError::LinkNotFound(ifname.clone()))?;
+            let have = nl.addresses(Some(link.index))?;
+            for net in addrs.iter().filter(|n| !have.iter().any(|a| a.net == **n)) {
+                nl.add_address(link.index, *net, true)?;
+            }
+            Ok::<(), netctl_net::NetError>(())
+        })??;
+        Ok(())
     }
 
     fn kill(&self, pid: u32, sig: Signal) -> Result<()> {

@@ -118,6 +118,11 @@ impl Syscalls for FakeSyscalls {
         self.0.note(format!("ROUTES {}", r.join(",")));
         Ok(())
     }
+    fn add_addresses(&self, _: &Path, ifname: &str, addrs: &[ipnet::IpNet]) -> crate::Result<()> {
+        let a: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+        self.0.note(format!("ADDRS {ifname} {}", a.join(",")));
+        Ok(())
+    }
     fn kill(&self, pid: u32, sig: Signal) -> crate::Result<()> {
         self.0.note(format!("KILL {pid} {sig}"));
         Ok(())

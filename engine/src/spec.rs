@@ -604,8 +604,12 @@ fn networks(engine: &Engine, spec: &ContainerSpec) -> Result<(NetMode, Vec<Netwo
                 "conflicting options: {first} network mode cannot be combined with other networks"
             );
         }
-        if spec.networks.iter().any(asked) {
-            invalid!("conflicting options: --ip and --network-alias need a network of their own, not {first}");
+        if spec
+            .networks
+            .iter()
+            .any(|r| asked(r) || !r.link_local_ips.is_empty())
+        {
+            invalid!("conflicting options: --ip, --link-local-ip and --network-alias need a network of their own, not {first}");
         }
         Ok(m)
     };

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::container::{Container, NetMode, PortBinding, Status};
+use crate::container::{Container, NetMode, NetworkRequest, PortBinding, Status};
 use crate::engine::Engine;
 use crate::ids::derived_id;
 use crate::image::{Image, ImageConfig};
@@ -354,20 +354,25 @@ pub struct EndpointIpamView {
     /// `--ip6`.
     #[serde(rename = "IPv6Address", skip_serializing_if = "String::is_empty")]
     pub ipv6_address: String,
+    /// `--link-local-ip`.
+    #[serde(rename = "LinkLocalIPs", skip_serializing_if = "Vec::is_empty")]
+    pub link_local_ips: Vec<String>,
 }
 
 impl EndpointIpamView {
     /// The view of the addresses a request names; None when it names none.
-    fn of(ips: &[std::net::IpAddr]) -> Option<Self> {
+    fn of(req: &NetworkRequest) -> Option<Self> {
+        let (ips, link_local) = (&req.ips, &req.link_local_ips);
         let pick = |v4: bool| {
             ips.iter()
                 .find(|ip| ip.is_ipv4() == v4)
                 .map(ToString::to_string)
                 .unwrap_or_default()
         };
-        (!ips.is_empty()).then(|| EndpointIpamView {
+        (!ips.is_empty() || !link_local.is_empty()).then(|| EndpointIpamView {
             ipv4_address: pick(true),
             ipv6_address: pick(false),
+            link_local_ips: link_local.iter().map(ToString::to_string).collect(),
         })
     }
 }
@@ -426,7 +431,7 @@ fn endpoints(c: &Container) -> BTreeMap<String, EndpointView> {
         let mut dns_names = vec![c.config.name.clone()];
         dns_names.extend(started_aliases(c, &req.aliases));
         let view = EndpointView {
-            ipam_config: EndpointIpamView::of(&req.ips),
+            ipam_config: EndpointIpamView::of(req),
             links: (!req.links.is_empty()).then(|| {
                 req.links
                     .iter()

@@ -281,6 +281,9 @@ pub struct CreateArgs {
     /// IPv6 address on the (first) network.
     #[arg(long)]
     pub ip6: Option<String>,
+    /// A link-local address more on the (first) network's interface; repeatable.
+    #[arg(long = "link-local-ip")]
+    pub link_local_ip: Vec<String>,
     /// MAC address on the (first) network.
     #[arg(long = "mac-address")]
     pub mac: Option<String>,

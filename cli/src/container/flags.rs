@@ -208,7 +208,20 @@ fn networks_of(a: &CreateArgs) -> Result<Vec<NetworkRequest>, Error> {
         .iter()
         .map(|n| network_request(n))
         .collect::<Result<_, _>>()?;
-    if reqs.is_empty() && (!a.aliases.is_empty() || !ips.is_empty() || a.mac.is_some()) {
+    let link_local: Vec<std::net::IpAddr> = a
+        .link_local_ip
+        .iter()
+        .map(|s| {
+            s.parse().map_err(|_| {
+                Error::Invalid(format!(
+                    "Invalid link-local IP address: [{}]",
+                    a.link_local_ip.join(" ")
+                ))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let asked = !a.aliases.is_empty() || !ips.is_empty() || !link_local.is_empty();
+    if reqs.is_empty() && (asked || a.mac.is_some()) {
         reqs.push(NetworkRequest::plain("bridge"));
     }
     for r in &mut reqs {
@@ -216,6 +229,7 @@ fn networks_of(a: &CreateArgs) -> Result<Vec<NetworkRequest>, Error> {
     }
     if let Some(first) = reqs.first_mut() {
         first.ips.extend(ips);
+        first.link_local_ips.extend(link_local);
         if a.mac.is_some() {
             first.mac.clone_from(&a.mac);
         }
@@ -224,7 +238,7 @@ fn networks_of(a: &CreateArgs) -> Result<Vec<NetworkRequest>, Error> {
 }
 
 /// One `--network`: a name, or Docker's long form
-/// `name=NET[,alias=A][,ip=IP][,ip6=IP][,mac-address=MAC][,driver-opt=K=V][,gw-priority=N]`.
+/// `name=NET[,alias=A][,ip=IP][,ip6=IP][,link-local-ip=IP][,mac-address=MAC][,driver-opt=K=V][,gw-priority=N]`.
 fn network_request(spec: &str) -> Result<NetworkRequest, Error> {
     if !spec.contains('=') {
         return Ok(NetworkRequest::plain(spec));
@@ -232,13 +246,14 @@ fn network_request(spec: &str) -> Result<NetworkRequest, Error> {
     let mut req = NetworkRequest::plain("");
     for field in spec.split(',') {
         let bad = || {
-            Error::Invalid(format!("invalid --network field {field:?}: use name=NET[,alias=A][,ip=IP][,ip6=IP][,mac-address=MAC][,driver-opt=K=V][,gw-priority=N]"))
+            Error::Invalid(format!("invalid --network field {field:?}: use name=NET[,alias=A][,ip=IP][,ip6=IP][,link-local-ip=IP][,mac-address=MAC][,driver-opt=K=V][,gw-priority=N]"))
         };
         let (key, value) = field.split_once('=').ok_or_else(bad)?;
         match key {
             "name" => req.name = value.to_string(),
             "alias" => req.aliases.push(value.to_string()),
             "ip" | "ip6" => req.ips.push(ip(value)?),
+            "link-local-ip" => req.link_local_ips.push(ip(value)?),
             "mac-address" => req.mac = Some(value.to_string()),
             "driver-opt" => {
                 let (k, v) = value.split_once('=').ok_or_else(bad)?;

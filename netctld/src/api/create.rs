@@ -469,6 +469,7 @@ fn networks(
         let mac = some(&ep.mac_address).or_else(|| (i == 0).then(|| some(mac)).flatten());
         out.push(NetworkRequest {
             links: ep.links()?,
+            link_local_ips: ep.link_local_ips()?,
             ips: ep.ips()?,
             aliases: ep.aliases.unwrap_or_default(),
             mac,

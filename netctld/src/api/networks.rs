@@ -242,6 +242,9 @@ pub struct EndpointIpam {
     /// `--ip6`.
     #[serde(rename = "IPv6Address")]
     pub ipv6_address: String,
+    /// `--link-local-ip`.
+    #[serde(rename = "LinkLocalIPs")]
+    pub link_local_ips: Option<Vec<String>>,
 }
 
 impl EndpointConfig {
@@ -253,6 +256,25 @@ impl EndpointConfig {
             .map(|l| {
                 netctl_engine::spec::parse_endpoint_link(l)
                     .map_err(|e| ApiError::bad_request(e.to_string()))
+            })
+            .collect()
+    }
+
+    /// The link-local addresses asked for.
+    pub fn link_local_ips(&self) -> ApiResult<Vec<IpAddr>> {
+        let Some(all) = self
+            .ipam_config
+            .as_ref()
+            .and_then(|i| i.link_local_ips.as_ref())
+        else {
+            return Ok(Vec::new());
+        };
+        all.iter()
+            .filter(|a| !a.is_empty())
+            .map(|a| {
+                a.parse().map_err(|_| {
+                    ApiError::bad_request(format!("Invalid link-local IP address: {all:?}"))
+                })
             })
             .collect()
     }
@@ -283,6 +305,7 @@ async fn connect(
     let asked = netctl_engine::netattach::ConnectRequest {
         ips: ep.ips()?,
         links: ep.links()?,
+        link_local_ips: ep.link_local_ips()?,
         aliases: ep.aliases.unwrap_or_default(),
         driver_opts: ep.driver_opts.unwrap_or_default(),
         gw_priority: ep.gw_priority,
