@@ -163,15 +163,27 @@ pub const PS_FIELDS: [&str; 12] = [
 /// How a `ps` row is shown: full IDs and commands (`--no-trunc`), and the size of each
 /// container with the size of its image (`-s`).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct PsShow {
+pub struct PsShow<'a> {
     /// `--no-trunc`.
     pub full: bool,
     /// `-s`: the image's size, for "virtual".
     pub image_size: Option<u64>,
+    /// Every name of the container (`/NAME`, and `/PARENT/ALIAS` of legacy links to it):
+    /// `--no-trunc` shows them all, as Docker's does.
+    pub names: &'a [String],
 }
 
 /// One `ps` row: the values of [`PS_FIELDS`].
 pub fn ps_fields(c: &Container, show: PsShow) -> Vec<(&'static str, String)> {
+    let names = if show.full && !show.names.is_empty() {
+        show.names
+            .iter()
+            .map(|n| n.trim_start_matches('/'))
+            .collect::<Vec<_>>()
+            .join(",")
+    } else {
+        c.config.name.clone()
+    };
     let networks: Vec<&str> = c.config.networks.iter().map(|n| n.name.as_str()).collect();
     let size = show.image_size.map_or_else(String::new, |image| {
         let rw = c.size_rw();
@@ -189,7 +201,7 @@ pub fn ps_fields(c: &Container, show: PsShow) -> Vec<(&'static str, String)> {
         ago(&c.config.created),
         status_text(c),
         ports_text(c),
-        c.config.name.clone(),
+        names,
         state_name(c).to_string(),
         networks.join(","),
         c.config

@@ -6,7 +6,7 @@ use std::ops::ControlFlow;
 
 use crate::container::{Container, PortBinding};
 use crate::engine::Engine;
-use crate::error::{invalid, state, Context, Kind, Result};
+use crate::error::{conflict, invalid, state, Context, Error, Kind, Result};
 use crate::events::{EventFilter, EventOptions};
 use crate::restart::{RestartPolicy, RestartRequest};
 use crate::runtime::cgroup::{self, Cgroup};
@@ -233,6 +233,31 @@ pub fn rename(engine: &Engine, c: &Container, new: &str) -> Result<()> {
     }
     let old = format!("/{old}");
     crate::events::container(engine, &c, "rename", &[("oldName", &old)]);
+    Ok(())
+}
+
+/// `rm --link PARENT/ALIAS`: container PARENT's legacy link ALIAS goes (both containers
+/// stay); a running PARENT gets its /etc/hosts again without it.
+pub fn remove_link(engine: &Engine, name: &str) -> Result<()> {
+    let not_found = || Error::NotFound {
+        kind: Kind::Container,
+        key: name.to_string(),
+    };
+    let Some((parent, alias)) = name.trim_start_matches('/').rsplit_once('/') else {
+        conflict!("Conflict, cannot remove the default link name of the container");
+    };
+    let p = engine.containers.find(parent).map_err(|_| not_found())?;
+    let _lock = engine.containers.lock_one(&p)?;
+    let mut p = p;
+    p.reload()?;
+    if !p.config.links.iter().any(|(_, a)| a == alias) {
+        return Err(not_found());
+    }
+    p.config.links.retain(|(_, a)| a != alias);
+    p.save_config()?;
+    if p.is_running() {
+        crate::etc::write(engine, &p)?;
+    }
     Ok(())
 }
 

@@ -134,8 +134,43 @@ pub struct ContainerSummary {
     pub size_root_fs: Option<u64>,
 }
 
-/// Container `c` as `/containers/json` lists it; `image_size` (with `size`) adds the sizes.
-pub fn summary(c: &Container, lookup: &Lookup, image_size: Option<u64>) -> ContainerSummary {
+/// The names legacy links give containers: `/PARENT/ALIAS` for each `--link NAME:ALIAS`
+/// of PARENT, by the linked container's name.
+#[derive(Debug, Default)]
+pub struct LinkNames(BTreeMap<String, Vec<String>>);
+
+impl LinkNames {
+    /// The link names of every container in `all`.
+    pub fn of(all: &[Container]) -> Self {
+        let mut by_target: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for p in all {
+            for (target, alias) in &p.config.links {
+                by_target
+                    .entry(target.clone())
+                    .or_default()
+                    .push(format!("/{}/{alias}", p.config.name));
+            }
+        }
+        LinkNames(by_target)
+    }
+
+    /// Every name of `c` as Docker lists them, sorted: `/NAME` and its link names.
+    pub fn names(&self, c: &Container) -> Vec<String> {
+        let mut names = vec![format!("/{}", c.config.name)];
+        names.extend(self.0.get(&c.config.name).into_iter().flatten().cloned());
+        names.sort();
+        names
+    }
+}
+
+/// Container `c` as `/containers/json` lists it, with its `names`; `image_size` (with
+/// `size`) adds the sizes.
+pub fn summary(
+    c: &Container,
+    names: Vec<String>,
+    lookup: &Lookup,
+    image_size: Option<u64>,
+) -> ContainerSummary {
     let mut ports: Vec<PortSummary> = c
         .published()
         .iter()
@@ -170,7 +205,7 @@ pub fn summary(c: &Container, lookup: &Lookup, image_size: Option<u64>) -> Conta
     let rw = image_size.map(|_| c.size_rw());
     ContainerSummary {
         id: c.config.id.clone(),
-        names: vec![format!("/{}", c.config.name)],
+        names,
         image: c.config.image_name.clone(),
         image_id: format!("sha256:{}", c.config.image),
         command: c.config.command.join(" "),
@@ -200,26 +235,36 @@ pub struct ListOptions {
 }
 
 /// The containers a listing shows, in the store's order (newest first).
-pub fn list(engine: &Engine, opts: &ListOptions) -> crate::Result<Vec<Container>> {
+pub fn list(engine: &Engine, opts: &ListOptions) -> crate::Result<Listing> {
     let filter = crate::filter::ContainerFilter::parse(&opts.filters)?;
     // Read once for the whole listing: each container's image names, for `ancestor`.
     let images = crate::image::ImageStore::open(engine.root())?.all()?;
     let all = opts.all || opts.limit.is_some() || filter.names_a_status();
-    Ok(engine
-        .containers
-        .all()?
+    let every = engine.containers.all()?;
+    let names = LinkNames::of(&every);
+    let shown = every
         .into_iter()
         .take(opts.limit.unwrap_or(usize::MAX))
         .filter(|c| all || c.is_running())
         .filter(|c| {
-            let names = images
+            let tags = images
                 .iter()
                 .find(|i| i.id == c.config.image)
                 .map(|i| i.tags.as_slice())
                 .unwrap_or_default();
-            filter.matches(c, names)
+            filter.matches(c, tags)
         })
-        .collect())
+        .collect();
+    Ok(Listing { shown, names })
+}
+
+/// What a listing shows, and the names of its containers.
+#[derive(Debug)]
+pub struct Listing {
+    /// The containers listed, newest first.
+    pub shown: Vec<Container>,
+    /// Every container's link names.
+    pub names: LinkNames,
 }
 
 #[cfg(test)]

@@ -82,6 +82,9 @@ pub enum Verb {
         /// Remove anonymous volumes too.
         #[arg(short = 'v', long)]
         volumes: bool,
+        /// Remove the legacy link PARENT/ALIAS, not a container.
+        #[arg(short = 'l', long)]
+        link: bool,
         /// Containers.
         #[arg(required = true)]
         containers: Vec<String>,

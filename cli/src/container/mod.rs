@@ -70,8 +70,14 @@ fn verb(engine: &Engine, cmd: Verb) -> Outcome {
             each(engine, &containers, |e, c| lifecycle::kill(e, c, sig))
         }
         C::Rm {
+            link: true,
+            containers,
+            ..
+        } => remove_links(engine, &containers),
+        C::Rm {
             force,
             volumes,
+            link: false,
             containers,
         } => each_of(engine, &containers, force, |e, c| {
             lifecycle::remove(e, c, force, volumes)
@@ -343,11 +349,30 @@ fn each_of(
     Ok(u8::from(failed))
 }
 
+/// `rm --link PARENT/ALIAS...`: each link removed is printed, each failure said.
+fn remove_links(engine: &Engine, names: &[String]) -> Outcome {
+    let mut failed = false;
+    for name in names {
+        match netctl_engine::manage::remove_link(engine, name) {
+            Ok(()) => println!("{name}"),
+            Err(e @ Error::NotFound { .. }) => {
+                eprintln!("Error: {e}");
+                failed = true;
+            }
+            Err(e) => {
+                eprintln!("Error response from daemon: {}", e.report());
+                failed = true;
+            }
+        }
+    }
+    Ok(u8::from(failed))
+}
+
 /// `ps`.
 fn ps(engine: &Engine, a: &PsArgs) -> Outcome {
     output::repair(engine);
     let images = netctl_engine::image::ImageStore::open(engine.root())?;
-    let shown = netctl_engine::summary::list(
+    let listing = netctl_engine::summary::list(
         engine,
         &netctl_engine::summary::ListOptions {
             all: a.all,
@@ -355,10 +380,8 @@ fn ps(engine: &Engine, a: &PsArgs) -> Outcome {
             filters: a.filter.clone(),
         },
     )?;
-    let show = output::PsShow {
-        full: a.no_trunc,
-        image_size: None,
-    };
+    let shown = &listing.shown;
+    let names: Vec<Vec<String>> = shown.iter().map(|c| listing.names.names(c)).collect();
     if a.quiet {
         shown.iter().for_each(|c| {
             println!(
@@ -372,16 +395,18 @@ fn ps(engine: &Engine, a: &PsArgs) -> Outcome {
         });
         return Ok(0);
     }
-    let show_of = |c: &Container| output::PsShow {
+    let show_of = |i: usize, c: &Container| output::PsShow {
+        full: a.no_trunc,
         image_size: a
             .size
             .then(|| images.find(&c.config.image).map_or(0, |i| i.size)),
-        ..show
+        names: names.get(i).map_or(&[], Vec::as_slice),
     };
     if let Some(tpl) = a.format.as_deref() {
         let rows: Vec<_> = shown
             .iter()
-            .map(|c| output::ps_map(c, show_of(c)))
+            .enumerate()
+            .map(|(i, c)| output::ps_map(c, show_of(i, c)))
             .collect();
         print!(
             "{}",
@@ -413,8 +438,9 @@ fn ps(engine: &Engine, a: &PsArgs) -> Outcome {
     }
     let rows: Vec<Vec<String>> = shown
         .iter()
-        .map(|c| {
-            let fields = output::ps_map(c, show_of(c));
+        .enumerate()
+        .map(|(i, c)| {
+            let fields = output::ps_map(c, show_of(i, c));
             shown_fields.iter().map(|k| fields[k].clone()).collect()
         })
         .collect();

@@ -26,6 +26,10 @@ pub fn routes() -> Router<Daemon> {
         .route("/containers/create", post(create))
         .route("/containers/prune", post(prune))
         .route("/containers/{id}", axum::routing::delete(remove))
+        .route(
+            "/containers/{id}/{alias}",
+            axum::routing::delete(remove_parents_link),
+        )
         .route("/containers/{id}/json", get(inspect))
         .route("/containers/{id}/start", post(start))
         .route("/containers/{id}/stop", post(stop))
@@ -59,10 +63,14 @@ async fn list(State(d): State<Daemon>, q: Query) -> ApiResult<Json<Vec<Value>>> 
         let images = netctl_engine::image::ImageStore::open(engine.root())?;
         let lookup = netctl_engine::view::Lookup::read(engine);
         let mut out = Vec::new();
-        for c in netctl_engine::summary::list(engine, &opts)? {
+        let listing = netctl_engine::summary::list(engine, &opts)?;
+        for c in &listing.shown {
             let image_size = size.then(|| images.find(&c.config.image).map_or(0, |i| i.size));
             out.push(serde_json::to_value(netctl_engine::summary::summary(
-                &c, &lookup, image_size,
+                c,
+                listing.names.names(c),
+                &lookup,
+                image_size,
             ))?);
         }
         Ok(Json(out))
@@ -232,11 +240,33 @@ async fn wait(State(d): State<Daemon>, Path(id): Path<String>, q: Query) -> ApiR
 async fn remove(State(d): State<Daemon>, Path(id): Path<String>, q: Query) -> ApiResult<Response> {
     let (force, volumes) = (flag(&q, "force"), flag(&q, "v"));
     if flag(&q, "link") {
-        return Err(ApiError::bad_request("netctl keeps no links to remove"));
+        return remove_link(d, id).await;
     }
     d.run(move |engine| {
         let c = find(engine, &id)?;
         netctl_engine::lifecycle::remove(engine, &c, force, volumes)?;
+        Ok(status(StatusCode::NO_CONTENT))
+    })
+    .await
+}
+
+/// `DELETE /containers/{parent}/{alias}?link=1`: a legacy link (its name has a slash).
+async fn remove_parents_link(
+    State(d): State<Daemon>,
+    Path((parent, alias)): Path<(String, String)>,
+    q: Query,
+) -> ApiResult<Response> {
+    if !flag(&q, "link") {
+        return Err(ApiError::not_found(format!(
+            "No such container: {parent}/{alias}"
+        )));
+    }
+    remove_link(d, format!("{parent}/{alias}")).await
+}
+
+async fn remove_link(d: Daemon, name: String) -> ApiResult<Response> {
+    d.run(move |engine| {
+        netctl_engine::manage::remove_link(engine, &name)?;
         Ok(status(StatusCode::NO_CONTENT))
     })
     .await

@@ -115,11 +115,15 @@ pub async fn df(State(d): State<Daemon>) -> ApiResult<Json<Value>> {
         let store = netctl_engine::image::ImageStore::open(engine.root())?;
         let all = engine.containers.all()?;
         let lookup = netctl_engine::view::Lookup::read(engine);
+        let names = netctl_engine::summary::LinkNames::of(&all);
         let mut containers = Vec::new();
         for c in &all {
             let size = Some(store.find(&c.config.image).map_or(0, |i| i.size));
             containers.push(serde_json::to_value(netctl_engine::summary::summary(
-                c, &lookup, size,
+                c,
+                names.names(c),
+                &lookup,
+                size,
             ))?);
         }
         let vstore = netctl_engine::volume::VolumeStore::open(engine.root())?;

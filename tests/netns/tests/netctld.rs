@@ -136,7 +136,24 @@ fn the_docker_cli_builds_networks_and_containers_through_netctld() {
     let (code, _, _) = d.docker(&["exec", "web2", "nslookup", "backend"]);
     assert_ne!(code, 0, "only the linking container knows backend");
 
-    d.docker_ok(&["rm", "-f", "web1", "web2", "client"]);
+    // A legacy link on the default bridge: among its target's names, and removable.
+    d.docker_ok(&["run", "-d", "--name", "src", "busybox", "sleep", "300"]);
+    d.docker_ok(&[
+        "run", "-d", "--name", "dst", "--link", "src:al", "busybox", "sleep", "300",
+    ]);
+    let names = [
+        "ps",
+        "--no-trunc",
+        "--format",
+        "{{.Names}}",
+        "-f",
+        "name=src",
+    ];
+    assert_eq!(d.docker_ok(&names), "dst/al,src\n");
+    assert_eq!(d.docker_ok(&["rm", "--link", "dst/al"]), "dst/al\n");
+    assert_eq!(d.docker_ok(&names), "src\n");
+
+    d.docker_ok(&["rm", "-f", "web1", "web2", "client", "src", "dst"]);
     d.docker_ok(&["network", "rm", "app"]);
     assert_eq!(d.docker_ok(&["ps", "-aq"]), "");
     let names = d.docker_ok(&["network", "ls", "--format", "{{.Name}}"]);

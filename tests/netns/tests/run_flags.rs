@@ -748,3 +748,52 @@ fn link_local_addresses_are_added_as_dockers_are() {
     );
     same(&host, &docker, &["rm", "-f", "ll", "llc"]);
 }
+
+/// A legacy link (`--link` on the default bridge) is listed among its target's names and
+/// goes with `rm --link PARENT/ALIAS`, both containers staying; the default name and a
+/// link that is not there are refused in Docker's words.
+#[test]
+fn a_legacy_link_is_named_and_removed_as_dockers_is() {
+    let (host, docker) = started();
+    for (name, extra) in [("lsrc", None), ("ldst", Some("lsrc:mylink"))] {
+        let mut args = vec!["run", "-d", "--name", name];
+        if let Some(l) = extra {
+            args.extend(["--link", l]);
+        }
+        args.extend(["busybox", "sleep", "300"]);
+        same(&host, &docker, &args);
+    }
+    let names = [
+        "ps",
+        "--no-trunc",
+        "--format",
+        "{{.Names}}",
+        "-f",
+        "name=lsrc",
+    ];
+    same(&host, &docker, &names);
+    same(&host, &docker, &["rm", "--link", "ldst/mylink"]);
+    same(&host, &docker, &names);
+    same(
+        &host,
+        &docker,
+        &["inspect", "-f", "{{json .HostConfig.Links}}", "ldst"],
+    );
+    same(
+        &host,
+        &docker,
+        &[
+            "ps",
+            "--format",
+            "{{.Names}}",
+            "-f",
+            "name=ldst",
+            "-f",
+            "name=lsrc",
+        ],
+    );
+    for bad in ["lsrc", "ldst/nothere"] {
+        same(&host, &docker, &["rm", "--link", bad]);
+    }
+    same(&host, &docker, &["rm", "-f", "lsrc", "ldst"]);
+}
