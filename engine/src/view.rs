@@ -179,6 +179,10 @@ pub struct HostConfigView {
     pub cpuset_cpus: String,
     /// `--memory-reservation` in bytes (0: none).
     pub memory_reservation: u64,
+    /// `--cpu-rt-period` in microseconds (0: none).
+    pub cpu_realtime_period: u64,
+    /// `--cpu-rt-runtime` in microseconds (0: none).
+    pub cpu_realtime_runtime: u64,
     /// `--pids-limit` (null when not asked for).
     pub pids_limit: Option<i64>,
     /// `--pid`: "", host or container:ID.
@@ -629,6 +633,8 @@ pub fn inspect_with(engine: &Engine, c: &Container, lookup: &Lookup) -> Containe
             cpu_shares: c.config.resources.cpu_shares.unwrap_or(0),
             cpuset_cpus: c.config.resources.cpuset_cpus.clone().unwrap_or_default(),
             memory_reservation: c.config.resources.memory_reservation.unwrap_or(0),
+            cpu_realtime_period: c.config.resources.cpu_rt_period.unwrap_or(0),
+            cpu_realtime_runtime: c.config.resources.cpu_rt_runtime.unwrap_or(0),
             pids_limit: c.config.resources.pids_limit,
             pid_mode: c.config.pid_mode.text(false),
             ipc_mode: c.config.ipc_mode.text(true),

@@ -574,6 +574,12 @@ pub struct LimitArgs {
     /// CPUs in which to allow execution (0-3, 0,1).
     #[arg(long = "cpuset-cpus")]
     pub cpuset_cpus: Option<String>,
+    /// The real-time period in microseconds (cgroup v1 with real-time groups).
+    #[arg(long = "cpu-rt-period")]
+    pub cpu_rt_period: Option<u64>,
+    /// The real-time runtime in microseconds per period.
+    #[arg(long = "cpu-rt-runtime")]
+    pub cpu_rt_runtime: Option<u64>,
     /// Tune the container's pids limit (-1 for unlimited).
     #[arg(long = "pids-limit", allow_negative_numbers = true)]
     pub pids_limit: Option<i64>,

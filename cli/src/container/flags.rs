@@ -282,6 +282,8 @@ pub(super) fn resources_of(a: &LimitArgs) -> Result<Resources, Error> {
         pids_limit: a.pids_limit,
         cpuset_cpus: a.cpuset_cpus.clone(),
         memory_reservation: flag(&a.memory_reservation, "--memory-reservation", parse_bytes)?,
+        cpu_rt_period: a.cpu_rt_period,
+        cpu_rt_runtime: a.cpu_rt_runtime,
     })
 }
 

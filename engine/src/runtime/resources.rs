@@ -40,6 +40,12 @@ pub struct Resources {
     /// `--memory-reservation`: the soft limit the kernel reclaims down to under pressure.
     #[serde(default)]
     pub memory_reservation: Option<u64>,
+    /// `--cpu-rt-period`: microseconds of the real-time scheduling period (cgroup v1).
+    #[serde(default)]
+    pub cpu_rt_period: Option<u64>,
+    /// `--cpu-rt-runtime`: microseconds of each period real-time tasks may run.
+    #[serde(default)]
+    pub cpu_rt_runtime: Option<u64>,
 }
 
 /// Parses a size as Docker's `RAMInBytes`: a number with an optional unit b, k, m, g, t
@@ -119,6 +125,8 @@ impl Resources {
             && self.pids_limit.is_none_or(|p| p <= 0)
             && self.cpuset_cpus.is_none()
             && self.memory_reservation.is_none()
+            && self.cpu_rt_period.is_none()
+            && self.cpu_rt_runtime.is_none()
     }
 
     /// These limits with the ones `new` gives in their place (`update`).
@@ -131,6 +139,8 @@ impl Resources {
             pids_limit: new.pids_limit.or(self.pids_limit),
             cpuset_cpus: new.cpuset_cpus.clone().or_else(|| self.cpuset_cpus.clone()),
             memory_reservation: new.memory_reservation.or(self.memory_reservation),
+            cpu_rt_period: new.cpu_rt_period.or(self.cpu_rt_period),
+            cpu_rt_runtime: new.cpu_rt_runtime.or(self.cpu_rt_runtime),
         }
     }
 
@@ -170,6 +180,20 @@ impl Resources {
         }
         if self.nano_cpus == Some(0) {
             self.nano_cpus = None;
+        }
+        if self.cpu_rt_period == Some(0) {
+            self.cpu_rt_period = None;
+        }
+        if self.cpu_rt_runtime == Some(0) {
+            self.cpu_rt_runtime = None;
+        }
+        if (self.cpu_rt_period.is_some() || self.cpu_rt_runtime.is_some()) && !realtime_groups() {
+            invalid!("Your kernel does not support CPU real-time scheduler");
+        }
+        if let (Some(period), Some(runtime)) = (self.cpu_rt_period, self.cpu_rt_runtime) {
+            if runtime > period {
+                invalid!("cpu-rt-runtime cannot be higher than cpu-rt-period");
+            }
         }
         if let Some(set) = &self.cpuset_cpus {
             let wanted = parse_cpu_list(set)?;
@@ -220,6 +244,16 @@ impl Resources {
                 out.push(("cpu", "cpu.weight", weight.to_string()));
             } else {
                 out.push(("cpu", "cpu.shares", shares.to_string()));
+            }
+        }
+        // Real-time groups exist on cgroup v1 only ([`Resources::checked`] refuses them
+        // elsewhere); the period first, so that a runtime up to it is allowed.
+        if !v2 {
+            if let Some(period) = self.cpu_rt_period {
+                out.push(("cpu", "cpu.rt_period_us", period.to_string()));
+            }
+            if let Some(runtime) = self.cpu_rt_runtime {
+                out.push(("cpu", "cpu.rt_runtime_us", runtime.to_string()));
             }
         }
         if let Some(p) = self.pids_limit.filter(|&p| p > 0) {
@@ -310,6 +344,9 @@ fn set(id: &str, limits: &Resources) -> Result<Vec<PathBuf>> {
         if !v2 && *controller == "cpuset" {
             v1_cpuset_ancestry(dir)?;
         }
+        if let (false, "cpu", Some(runtime)) = (v2, controller.as_str(), limits.cpu_rt_runtime) {
+            v1_realtime_budget(dir, runtime, limits.cpu_rt_period)?;
+        }
         fs::create_dir_all(dir).ctx(|| format!("create the cgroup {}", dir.display()))?;
         for (c, file, value) in &settings {
             let path = dir.join(file);
@@ -358,6 +395,88 @@ fn v1_cpuset_ancestry(dir: &Path) -> Result<()> {
     copy(parent, dir, "cpuset.mems")
 }
 
+/// Whether this machine has real-time CPU groups (cgroup v1's `cpu.rt_runtime_us`).
+fn realtime_groups() -> bool {
+    !unified() && Path::new(V1_ROOT).join("cpu/cpu.rt_runtime_us").exists()
+}
+
+/// A cgroup v1 group gets real-time time only out of its parent's share (runtime over
+/// period), and new groups have none: the `netctl` parent is given the shares its
+/// containers' groups ask (this one's `runtime` per `period` with the others'), within the
+/// root's; past that the start fails, saying so.
+fn v1_realtime_budget(dir: &Path, runtime: u64, period: Option<u64>) -> Result<()> {
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
+    fs::create_dir_all(parent).ctx(|| format!("create the cgroup {}", parent.display()))?;
+    let ours = (runtime, period.unwrap_or(DEFAULT_RT_PERIOD));
+    let needed = realtime_needed(parent, Some((dir, ours)));
+    if rt_read(parent, "cpu.rt_runtime_us") >= needed {
+        return Ok(());
+    }
+    let root = Path::new(V1_ROOT).join("cpu");
+    let (root_runtime, root_period) = (
+        rt_read(&root, "cpu.rt_runtime_us"),
+        rt_read(&root, "cpu.rt_period_us"),
+    );
+    let parent_period = rt_read(parent, "cpu.rt_period_us");
+    fs::write(parent.join("cpu.rt_runtime_us"), needed.to_string()).ctx(|| {
+        format!("give the containers {needed} µs of real-time CPU per {parent_period} µs (the host's root group has {root_runtime} per {root_period}, shared with its other groups)")
+    })
+}
+
+/// Gives back the real-time time of the `netctl` parent (`parent`) that its remaining
+/// groups no longer ask, so that the host's root keeps what no container uses.
+fn v1_realtime_release(parent: &Path) {
+    let needed = realtime_needed(parent, None);
+    if rt_read(parent, "cpu.rt_runtime_us") <= needed {
+        return;
+    }
+    // A group just removed still holds its time until the kernel frees it (after an RCU
+    // grace period): the parent refuses to shrink (EBUSY) until then.
+    for _ in 0..100 {
+        if fs::write(parent.join("cpu.rt_runtime_us"), needed.to_string()).is_ok() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// The real-time runtime `parent` needs for its groups' shares (runtime over period), in
+/// its own period, rounded up; `new` (a group and the runtime and period it will have) in
+/// place of what that group has now.
+fn realtime_needed(parent: &Path, new: Option<(&Path, (u64, u64))>) -> u64 {
+    let parent_period = u128::from(rt_read(parent, "cpu.rt_period_us").max(1));
+    let of_parent =
+        |(r, p): (u64, u64)| (u128::from(r) * parent_period).div_ceil(u128::from(p.max(1)));
+    let others: u128 = fs::read_dir(parent)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && new.is_none_or(|(dir, _)| p.as_path() != dir))
+        .map(|p| {
+            of_parent((
+                rt_read(&p, "cpu.rt_runtime_us"),
+                rt_read(&p, "cpu.rt_period_us"),
+            ))
+        })
+        .sum();
+    let ours = new.map_or(0, |(_, share)| of_parent(share));
+    u64::try_from(others + ours).unwrap_or(u64::MAX)
+}
+
+/// A number a cgroup v1 file holds (0 when it cannot be read).
+fn rt_read(dir: &Path, file: &str) -> u64 {
+    fs::read_to_string(dir.join(file))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The real-time period of a new cgroup v1 group, in microseconds.
+const DEFAULT_RT_PERIOD: u64 = 1_000_000;
+
 /// cgroup v2 hands a controller to a group only when every parent enables it for its
 /// children.
 fn enable_v2_controllers(controllers: &[&str]) -> Result<()> {
@@ -392,15 +511,19 @@ pub fn warnings(limits: &Resources) -> Vec<String> {
     out
 }
 
-/// Removes the container's limit cgroups once its processes are gone.
+/// Removes the container's limit cgroups once its processes are gone (real-time time it
+/// held goes back to the host).
 pub fn remove(id: &str) {
     let v2 = unified();
-    for (_, dir) in groups(id, &["memory", "cpu", "pids", "cpuset"], v2) {
+    for (controller, dir) in groups(id, &["memory", "cpu", "pids", "cpuset"], v2) {
         for _ in 0..300 {
             if !dir.exists() || fs::remove_dir(&dir).is_ok() {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        if let (false, "cpu", Some(parent)) = (v2, controller.as_str(), dir.parent()) {
+            v1_realtime_release(parent);
         }
     }
 }
@@ -490,6 +613,8 @@ mod tests {
             pids_limit: Some(20),
             cpuset_cpus: Some("0".into()),
             memory_reservation: Some(32 << 20),
+            cpu_rt_period: Some(1000),
+            cpu_rt_runtime: Some(500),
         };
         let v1: Vec<String> = r
             .settings(false)
@@ -504,6 +629,8 @@ mod tests {
                 "cpu.cfs_period_us=100000",
                 "cpu.cfs_quota_us=50000",
                 "cpu.shares=512",
+                "cpu.rt_period_us=1000",
+                "cpu.rt_runtime_us=500",
                 "pids.max=20",
                 "cpuset.cpus=0",
                 "memory.soft_limit_in_bytes=33554432"

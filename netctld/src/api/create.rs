@@ -155,6 +155,8 @@ pub struct ResourcesBody {
     pids_limit: Option<i64>,
     cpuset_cpus: String,
     memory_reservation: i64,
+    cpu_realtime_period: i64,
+    cpu_realtime_runtime: i64,
 }
 
 impl ResourcesBody {
@@ -182,6 +184,8 @@ impl ResourcesBody {
             pids_limit: self.pids_limit.filter(|&n| n != 0),
             cpuset_cpus: (!self.cpuset_cpus.is_empty()).then(|| self.cpuset_cpus.clone()),
             memory_reservation: positive(self.memory_reservation),
+            cpu_rt_period: positive(self.cpu_realtime_period),
+            cpu_rt_runtime: positive(self.cpu_realtime_runtime),
         })
     }
 }
