@@ -346,9 +346,9 @@ impl Machine {
         ));
     }
 
-    /// Runs a shell command in this machine; returns whether it succeeded and its output.
-    pub fn try_sh(&self, script: &str) -> (bool, String) {
-        let out = Command::new("nsenter")
+    /// Runs a shell command in this machine.
+    fn shell(&self, script: &str) -> std::process::Output {
+        Command::new("nsenter")
             .args([
                 "-t",
                 &self.pid().to_string(),
@@ -360,26 +360,19 @@ impl Machine {
             ])
             .stdin(Stdio::null())
             .output()
-            .expect("run nsenter");
+            .expect("run nsenter")
+    }
+
+    /// Runs a shell command in this machine; returns whether it succeeded and its output.
+    pub fn try_sh(&self, script: &str) -> (bool, String) {
+        let out = self.shell(script);
         (out.status.success(), crate::output_text(&out))
     }
 
     /// Runs a shell command in this machine; its stdout, or a panic with its output when it
     /// fails.
     pub fn stdout_of(&self, script: &str) -> String {
-        let out = Command::new("nsenter")
-            .args([
-                "-t",
-                &self.pid().to_string(),
-                "-n",
-                "-m",
-                "sh",
-                "-c",
-                script,
-            ])
-            .stdin(Stdio::null())
-            .output()
-            .expect("run nsenter");
+        let out = self.shell(script);
         assert!(
             out.status.success(),
             "{}: `{script}` failed: {}",
