@@ -209,7 +209,7 @@ pub struct HostConfigView {
     pub runtime: String,
     /// Swappiness: the kernel's.
     pub memory_swappiness: Option<i64>,
-    /// Device cgroup rules: none (netctl has no device cgroup).
+    /// `--device-cgroup-rule`s (null when none).
     pub device_cgroup_rules: Option<Vec<String>>,
 }
 
@@ -662,7 +662,7 @@ pub fn inspect_with(engine: &Engine, c: &Container, lookup: &Lookup) -> Containe
                 r => r.into(),
             },
             memory_swappiness: None,
-            device_cgroup_rules: None,
+            device_cgroup_rules: non_empty(&c.config.resources.device_cgroup_rules),
         },
         config: ConfigView {
             hostname: c.config.hostname.clone(),

@@ -422,6 +422,11 @@ pub struct CreateArgs {
     /// Add a host device: HOST[:CONTAINER][:rwm].
     #[arg(long)]
     pub device: Vec<String>,
+    /// A rule of the container's device group, `TYPE MAJOR:MINOR ACCESS` (`c 7:128 rwm`):
+    /// with any, only Docker's default devices, `--device`s and these are allowed (cgroup
+    /// v1); repeatable.
+    #[arg(long = "device-cgroup-rule")]
+    pub device_cgroup_rule: Vec<String>,
     /// Command to run to check health (through /bin/sh -c).
     #[arg(long = "health-cmd")]
     pub health_cmd: Option<String>,

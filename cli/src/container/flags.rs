@@ -4,7 +4,9 @@
 use netctl_engine::container::{NetworkRequest, Sharing};
 use netctl_engine::runtime::kernel;
 use netctl_engine::runtime::privileges::Privileges;
-use netctl_engine::runtime::resources::{parse_bytes, parse_cpus, parse_swap, Resources};
+use netctl_engine::runtime::resources::{
+    check_device_rule, parse_bytes, parse_cpus, parse_swap, Resources,
+};
 use netctl_engine::runtime::seccomp::Seccomp;
 use netctl_engine::spec::{self, ContainerSpec};
 use netctl_engine::Error;
@@ -120,7 +122,12 @@ pub(super) fn spec_of(a: &CreateArgs) -> Result<ContainerSpec, Error> {
         stop_timeout: a.stop_timeout,
         domainname: a.domainname.clone(),
         init: a.init,
-        resources: resources_of(&a.limits)?,
+        resources: Resources {
+            device_cgroup_rules: each_flag(&a.device_cgroup_rule, "--device-cgroup-rule", |r| {
+                check_device_rule(r).map(|()| r.to_string())
+            })?,
+            ..resources_of(&a.limits)?
+        },
         pid_mode: Sharing::parse(a.pid.as_deref().unwrap_or(""), false)?,
         ipc_mode: Sharing::parse(a.ipc.as_deref().unwrap_or(""), true)?,
         host_uts: match a.uts.as_deref() {
@@ -284,6 +291,7 @@ pub(super) fn resources_of(a: &LimitArgs) -> Result<Resources, Error> {
         memory_reservation: flag(&a.memory_reservation, "--memory-reservation", parse_bytes)?,
         cpu_rt_period: a.cpu_rt_period,
         cpu_rt_runtime: a.cpu_rt_runtime,
+        ..Resources::default()
     })
 }
 

@@ -281,6 +281,9 @@ fn prepare(spec: &InitSpec) -> Result<()> {
         sys_flags |= MsFlags::MS_RDONLY;
     }
     mnt(Some("sysfs"), &sys, "/sys", Some("sysfs"), sys_flags, None)?;
+    if let Some(group) = super::resources::device_group(&spec.id, &spec.resources)? {
+        show_device_group(&root, &group)?;
+    }
     // /etc/mtab as Docker's init layer makes it, where the image has none.
     if root.find("/etc/mtab")?.is_none() {
         let etc =
@@ -301,6 +304,39 @@ fn prepare(spec: &InitSpec) -> Result<()> {
     }
     for m in &spec.mounts {
         user_mount(&root, m)?;
+    }
+    Ok(())
+}
+
+/// The container's device group, read-only at /sys/fs/cgroup/devices (on a tmpfs made
+/// read-only after), as Docker shows a container its cgroups.
+fn show_device_group(root: &Rootfs, group: &Path) -> Result<()> {
+    let cgroup = root.resolve("/sys/fs/cgroup", Want::Dir, Links::Refuse)?;
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mnt(
+        Some("tmpfs"),
+        &cgroup,
+        "/sys/fs/cgroup",
+        Some("tmpfs"),
+        flags,
+        Some("mode=755"),
+    )?;
+    let devices = root.resolve("/sys/fs/cgroup/devices", Want::Dir, Links::Refuse)?;
+    mnt(
+        Some(group),
+        &devices,
+        "/sys/fs/cgroup/devices",
+        None,
+        MsFlags::MS_BIND,
+        None,
+    )?;
+    for (path, bind) in [("/sys/fs/cgroup/devices", true), ("/sys/fs/cgroup", false)] {
+        let target = root.resolve(path, Want::Dir, Links::Refuse)?;
+        let mut ro = flags | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+        if bind {
+            ro |= MsFlags::MS_BIND;
+        }
+        mnt(None::<&Path>, &target, path, None, ro, None)?;
     }
     Ok(())
 }

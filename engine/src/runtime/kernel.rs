@@ -161,8 +161,28 @@ pub struct DeviceMapping {
     pub path_on_host: String,
     /// Where it appears in the container (under /dev).
     pub path_in_container: String,
-    /// r, w and m, as given (netctl has no device cgroup to narrow them).
+    /// r, w and m, as given (what a device group, when the container has one, allows).
     pub cgroup_permissions: String,
+}
+
+impl DeviceMapping {
+    /// The device group rule that allows this node (`c 1:3 rwm`); None when the host path
+    /// is no device node (the start then says so).
+    pub fn cgroup_rule(&self) -> Option<String> {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let meta = std::fs::metadata(&self.path_on_host).ok()?;
+        let kind = match meta.file_type() {
+            t if t.is_char_device() => 'c',
+            t if t.is_block_device() => 'b',
+            _ => return None,
+        };
+        let rdev = meta.rdev();
+        let (major, minor) = (rustix::fs::major(rdev), rustix::fs::minor(rdev));
+        Some(format!(
+            "{kind} {major}:{minor} {}",
+            self.cgroup_permissions
+        ))
+    }
 }
 
 /// Parses `--device` as Docker does.

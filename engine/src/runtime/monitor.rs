@@ -691,6 +691,16 @@ fn netns_of(engine: &Engine, c: &Container) -> Result<Option<PathBuf>> {
 
 /// The PID or IPC namespace the container's process gets: its own, the host's, or a
 /// running container's (whose IPC namespace must be shareable, as Docker requires).
+/// Whether the container gets a device group: it asked for device rules, or it may make
+/// device nodes (CAP_MKNOD); a privileged one may use every device, as Docker's.
+fn device_group(c: &Container) -> bool {
+    let p = &c.config.privileges;
+    let mknod = p
+        .capabilities()
+        .is_ok_and(|caps| caps.contains(rustix::thread::CapabilitySet::MKNOD));
+    !p.privileged && (mknod || !c.config.resources.device_cgroup_rules.is_empty())
+}
+
 fn namespace_of(engine: &Engine, mode: &Sharing, ipc: bool) -> Result<Namespace> {
     let what = if ipc { "IPC" } else { "PID" };
     Ok(match mode {
@@ -766,7 +776,16 @@ fn spawn(engine: &Engine, c: &Container, tty_size: Option<(u16, u16)>) -> Result
         host_uts: c.config.host_uts,
         init: c.config.init,
         id: c.config.id.clone(),
-        resources: c.config.resources.clone(),
+        resources: crate::runtime::resources::Resources {
+            device_group: device_group(c),
+            device_nodes: c
+                .config
+                .devices
+                .iter()
+                .filter_map(crate::runtime::kernel::DeviceMapping::cgroup_rule)
+                .collect(),
+            ..c.config.resources.clone()
+        },
         pid_ns: namespace_of(engine, &c.config.pid_mode, false)?,
         ipc_ns: namespace_of(engine, &c.config.ipc_mode, true)?,
         shm_size: c

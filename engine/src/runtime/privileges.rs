@@ -30,9 +30,10 @@ pub struct Privileges {
 }
 
 /// Docker's default capabilities but CAP_MKNOD: Docker lets a container make device nodes
-/// because its device cgroup then refuses to open any but the usual few; netctl has no
-/// device cgroup (joining one costs an RCU grace period, ~10 ms, on every start), so a
-/// container that could mknod could open the host's disks. `--cap-add MKNOD` gives it.
+/// because its device cgroup then refuses to open any but the usual few; netctl makes a
+/// device group only for a container that can mknod or asks for device rules (joining one
+/// costs an RCU grace period, ~10 ms, at its start), so CAP_MKNOD stays out unless
+/// `--cap-add MKNOD` asks, and then the device group comes with it.
 pub const DEFAULT_CAPS: CapabilitySet = CapabilitySet::CHOWN
     .union(CapabilitySet::DAC_OVERRIDE)
     .union(CapabilitySet::FSETID)

@@ -46,6 +46,56 @@ pub struct Resources {
     /// `--cpu-rt-runtime`: microseconds of each period real-time tasks may run.
     #[serde(default)]
     pub cpu_rt_runtime: Option<u64>,
+    /// `--device-cgroup-rule`s (`c 7:128 rwm`): with any, the container gets a device group
+    /// (cgroup v1) that allows Docker's default nodes, its `--device`s and these, nothing
+    /// else.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_cgroup_rules: Vec<String>,
+    /// The container's `--device` nodes as device group rules; set at each start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_nodes: Vec<String>,
+    /// Whether the container gets a device group (set at each start): with device rules, or
+    /// with CAP_MKNOD (nodes it makes open only as Docker's defaults allow), unless
+    /// privileged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub device_group: bool,
+}
+
+/// What Docker's device group allows every container (runc's defaults and Docker's).
+const DEFAULT_DEVICE_RULES: [&str; 12] = [
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",
+    "c 1:5 rwm",
+    "c 1:7 rwm",
+    "c 1:8 rwm",
+    "c 1:9 rwm",
+    "c 5:0 rwm",
+    "c 5:1 rwm",
+    "c 5:2 rwm",
+    "c 136:* rwm",
+    "c 10:200 rwm",
+];
+
+/// Checks a device group rule as Docker does: `TYPE MAJOR:MINOR ACCESS`, TYPE `a`, `b` or
+/// `c`, MAJOR and MINOR numbers or `*`, ACCESS of `r`, `w` and `m`.
+pub fn check_device_rule(rule: &str) -> Result<()> {
+    let number = |n: &str| n == "*" || (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    let ok = match rule.split(' ').collect::<Vec<_>>().as_slice() {
+        [kind, numbers, access] => {
+            ["a", "b", "c"].contains(kind)
+                && numbers
+                    .split_once(':')
+                    .is_some_and(|(major, minor)| number(major) && number(minor))
+                && (1..=3).contains(&access.len())
+                && access.bytes().all(|b| b"rwm".contains(&b))
+        }
+        _ => false,
+    };
+    if !ok {
+        invalid!("invalid device cgroup format '{rule}'");
+    }
+    Ok(())
 }
 
 /// Parses a size as Docker's `RAMInBytes`: a number with an optional unit b, k, m, g, t
@@ -127,6 +177,7 @@ impl Resources {
             && self.memory_reservation.is_none()
             && self.cpu_rt_period.is_none()
             && self.cpu_rt_runtime.is_none()
+            && !self.device_group
     }
 
     /// These limits with the ones `new` gives in their place (`update`).
@@ -141,6 +192,9 @@ impl Resources {
             memory_reservation: new.memory_reservation.or(self.memory_reservation),
             cpu_rt_period: new.cpu_rt_period.or(self.cpu_rt_period),
             cpu_rt_runtime: new.cpu_rt_runtime.or(self.cpu_rt_runtime),
+            device_cgroup_rules: self.device_cgroup_rules.clone(),
+            device_nodes: self.device_nodes.clone(),
+            device_group: self.device_group,
         }
     }
 
@@ -189,6 +243,12 @@ impl Resources {
         }
         if (self.cpu_rt_period.is_some() || self.cpu_rt_runtime.is_some()) && !realtime_groups() {
             invalid!("Your kernel does not support CPU real-time scheduler");
+        }
+        for rule in &self.device_cgroup_rules {
+            check_device_rule(rule)?;
+        }
+        if !self.device_cgroup_rules.is_empty() && !device_groups() {
+            invalid!("--device-cgroup-rule needs cgroup v1's devices controller, which this host does not have");
         }
         if let (Some(period), Some(runtime)) = (self.cpu_rt_period, self.cpu_rt_runtime) {
             if runtime > period {
@@ -261,6 +321,15 @@ impl Resources {
         }
         if let Some(set) = &self.cpuset_cpus {
             out.push(("cpuset", "cpuset.cpus", set.clone()));
+        }
+        if !v2 && self.device_group {
+            out.push(("devices", "devices.deny", "a".to_string()));
+            let rules = DEFAULT_DEVICE_RULES
+                .iter()
+                .map(|r| r.to_string())
+                .chain(self.device_nodes.iter().cloned())
+                .chain(self.device_cgroup_rules.iter().cloned());
+            out.extend(rules.map(|r| ("devices", "devices.allow", r)));
         }
         if let Some(soft) = self.memory_reservation {
             let file = if v2 {
@@ -395,6 +464,26 @@ fn v1_cpuset_ancestry(dir: &Path) -> Result<()> {
     copy(parent, dir, "cpuset.mems")
 }
 
+/// Whether this machine has cgroup v1's devices controller.
+fn device_groups() -> bool {
+    !unified() && Path::new(V1_ROOT).join("devices/devices.allow").exists()
+}
+
+/// Makes the container's device group (cgroup v1), when its limits ask for one, before its
+/// processes join it: the folder to show in the container as /sys/fs/cgroup/devices.
+pub fn device_group(id: &str, limits: &Resources) -> Result<Option<PathBuf>> {
+    if !limits.device_group || unified() {
+        return Ok(None);
+    }
+    let only_devices = Resources {
+        device_cgroup_rules: limits.device_cgroup_rules.clone(),
+        device_nodes: limits.device_nodes.clone(),
+        device_group: true,
+        ..Resources::default()
+    };
+    Ok(set(id, &only_devices)?.into_iter().next())
+}
+
 /// Whether this machine has real-time CPU groups (cgroup v1's `cpu.rt_runtime_us`).
 fn realtime_groups() -> bool {
     !unified() && Path::new(V1_ROOT).join("cpu/cpu.rt_runtime_us").exists()
@@ -515,7 +604,7 @@ pub fn warnings(limits: &Resources) -> Vec<String> {
 /// held goes back to the host).
 pub fn remove(id: &str) {
     let v2 = unified();
-    for (controller, dir) in groups(id, &["memory", "cpu", "pids", "cpuset"], v2) {
+    for (controller, dir) in groups(id, &["memory", "cpu", "pids", "cpuset", "devices"], v2) {
         for _ in 0..300 {
             if !dir.exists() || fs::remove_dir(&dir).is_ok() {
                 break;
@@ -615,6 +704,7 @@ mod tests {
             memory_reservation: Some(32 << 20),
             cpu_rt_period: Some(1000),
             cpu_rt_runtime: Some(500),
+            ..Resources::default()
         };
         let v1: Vec<String> = r
             .settings(false)
@@ -653,6 +743,49 @@ mod tests {
                 "memory.low=33554432"
             ]
         );
+    }
+
+    /// Docker's rule format (`c 7:128 rwm`, `a *:* r`); the device group denies every node
+    /// first, then allows the defaults, the `--device` nodes and the rules, in that order.
+    #[test]
+    fn device_rules_are_checked_and_allowed_after_denying_all() {
+        for good in ["c 7:128 rwm", "a *:* r", "b 8:* m", "c *:1 wm"] {
+            assert!(check_device_rule(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "c 7:128",
+            "x 7:128 rwm",
+            "c 7 rwm",
+            "c 7:128 rwx",
+            "c a:1 r",
+            "c 1:2 rwmr",
+            "",
+        ] {
+            let e = check_device_rule(bad).unwrap_err().to_string();
+            assert!(e.contains("invalid device cgroup format"), "{bad}: {e}");
+        }
+        let r = Resources {
+            device_cgroup_rules: vec!["c 7:128 rwm".into()],
+            device_nodes: vec!["c 1:3 r".into()],
+            device_group: true,
+            ..Resources::default()
+        };
+        let devices: Vec<(&str, String)> = r
+            .settings(false)
+            .into_iter()
+            .filter(|(c, _, _)| *c == "devices")
+            .map(|(_, f, v)| (f, v))
+            .collect();
+        assert_eq!(devices.first(), Some(&("devices.deny", "a".to_string())));
+        assert_eq!(devices.len(), 1 + DEFAULT_DEVICE_RULES.len() + 2);
+        assert_eq!(
+            devices[devices.len() - 2..],
+            [
+                ("devices.allow", "c 1:3 r".to_string()),
+                ("devices.allow", "c 7:128 rwm".to_string())
+            ]
+        );
+        assert!(r.settings(true).is_empty(), "no device groups on cgroup v2");
     }
 
     #[test]

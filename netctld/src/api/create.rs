@@ -157,6 +157,7 @@ pub struct ResourcesBody {
     memory_reservation: i64,
     cpu_realtime_period: i64,
     cpu_realtime_runtime: i64,
+    device_cgroup_rules: Option<Vec<String>>,
 }
 
 impl ResourcesBody {
@@ -186,6 +187,8 @@ impl ResourcesBody {
             memory_reservation: positive(self.memory_reservation),
             cpu_rt_period: positive(self.cpu_realtime_period),
             cpu_rt_runtime: positive(self.cpu_realtime_runtime),
+            device_cgroup_rules: self.device_cgroup_rules.clone().unwrap_or_default(),
+            ..Resources::default()
         })
     }
 }
