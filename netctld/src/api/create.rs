@@ -155,7 +155,10 @@ pub struct ResourcesBody {
     pids_limit: Option<i64>,
     cpuset_cpus: String,
     memory_reservation: i64,
+    // docker-py spells these `CPURealtime...`; Go's decoder takes any case.
+    #[serde(alias = "CPURealtimePeriod")]
     cpu_realtime_period: i64,
+    #[serde(alias = "CPURealtimeRuntime")]
     cpu_realtime_runtime: i64,
     device_cgroup_rules: Option<Vec<String>>,
 }
@@ -596,6 +599,23 @@ mod tests {
         );
         let s = spec(serde_json::json!({"Image": "b", "Entrypoint": [""]})).unwrap();
         assert_eq!(s.entrypoint.as_deref(), Some(""));
+    }
+
+    /// docker-py sends `CPURealtimePeriod`, the docker CLI `CpuRealtimePeriod`: both count.
+    #[test]
+    fn real_time_limits_are_read_in_both_spellings() {
+        for (period, runtime) in [
+            ("CPURealtimePeriod", "CPURealtimeRuntime"),
+            ("CpuRealtimePeriod", "CpuRealtimeRuntime"),
+        ] {
+            let s =
+                spec(serde_json::json!({"Image": "b", "HostConfig": {period: 1000, runtime: 500}}))
+                    .unwrap();
+            assert_eq!(
+                (s.resources.cpu_rt_period, s.resources.cpu_rt_runtime),
+                (Some(1000), Some(500))
+            );
+        }
     }
 
     #[test]
