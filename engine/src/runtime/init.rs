@@ -281,8 +281,9 @@ fn prepare(spec: &InitSpec) -> Result<()> {
         sys_flags |= MsFlags::MS_RDONLY;
     }
     mnt(Some("sysfs"), &sys, "/sys", Some("sysfs"), sys_flags, None)?;
-    if let Some(group) = super::resources::device_group(&spec.id, &spec.resources)? {
-        show_device_group(&root, &group)?;
+    let groups = super::resources::visible_groups(&spec.id, &spec.resources)?;
+    if !groups.is_empty() && !spec.privileges.privileged {
+        show_groups(&root, &groups)?;
     }
     // /etc/mtab as Docker's init layer makes it, where the image has none.
     if root.find("/etc/mtab")?.is_none() {
@@ -308,35 +309,38 @@ fn prepare(spec: &InitSpec) -> Result<()> {
     Ok(())
 }
 
-/// The container's device group, read-only at /sys/fs/cgroup/devices (on a tmpfs made
-/// read-only after), as Docker shows a container its cgroups.
-fn show_device_group(root: &Rootfs, group: &Path) -> Result<()> {
-    let cgroup = root.resolve("/sys/fs/cgroup", Want::Dir, Links::Refuse)?;
+/// The container's own cgroups, read-only under /sys/fs/cgroup: on cgroup v1 each at its
+/// controller's name on a tmpfs made read-only after, on cgroup v2 the one group itself.
+fn show_groups(root: &Rootfs, groups: &[(String, PathBuf)]) -> Result<()> {
+    let base = "/sys/fs/cgroup";
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mnt(
-        Some("tmpfs"),
-        &cgroup,
-        "/sys/fs/cgroup",
-        Some("tmpfs"),
-        flags,
-        Some("mode=755"),
-    )?;
-    let devices = root.resolve("/sys/fs/cgroup/devices", Want::Dir, Links::Refuse)?;
-    mnt(
-        Some(group),
-        &devices,
-        "/sys/fs/cgroup/devices",
-        None,
-        MsFlags::MS_BIND,
-        None,
-    )?;
-    for (path, bind) in [("/sys/fs/cgroup/devices", true), ("/sys/fs/cgroup", false)] {
-        let target = root.resolve(path, Want::Dir, Links::Refuse)?;
-        let mut ro = flags | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
-        if bind {
-            ro |= MsFlags::MS_BIND;
-        }
-        mnt(None::<&Path>, &target, path, None, ro, None)?;
+    let ro = flags | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+    let unified = groups.iter().all(|(c, _)| c.is_empty());
+    if !unified {
+        let at = root.resolve(base, Want::Dir, Links::Refuse)?;
+        mnt(
+            Some("tmpfs"),
+            &at,
+            base,
+            Some("tmpfs"),
+            flags,
+            Some("mode=755"),
+        )?;
+    }
+    for (controller, dir) in groups {
+        let path = if controller.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base}/{controller}")
+        };
+        let at = root.resolve(&path, Want::Dir, Links::Refuse)?;
+        mnt(Some(dir), &at, &path, None, MsFlags::MS_BIND, None)?;
+        let at = root.resolve(&path, Want::Dir, Links::Refuse)?;
+        mnt(None::<&Path>, &at, &path, None, ro | MsFlags::MS_BIND, None)?;
+    }
+    if !unified {
+        let at = root.resolve(base, Want::Dir, Links::Refuse)?;
+        mnt(None::<&Path>, &at, base, None, ro, None)?;
     }
     Ok(())
 }

@@ -379,7 +379,7 @@ pub fn enter(id: &str, limits: &Resources) -> Result<()> {
     if limits.is_empty() {
         return Ok(());
     }
-    for dir in set(id, limits)? {
+    for (_, dir) in set(id, limits)? {
         fs::write(dir.join("cgroup.procs"), "0")
             .ctx(|| format!("join the cgroup {}", dir.display()))?;
     }
@@ -392,14 +392,15 @@ pub fn apply(id: &str, limits: &Resources, pids: impl Fn() -> Vec<u32>) -> Resul
     if limits.is_empty() {
         return Ok(());
     }
-    for dir in set(id, limits)? {
+    for (_, dir) in set(id, limits)? {
         super::cgroup::adopt(&dir, &pids)?;
     }
     Ok(())
 }
 
-/// Makes the container's cgroups for `limits` and writes the limits; the groups made.
-fn set(id: &str, limits: &Resources) -> Result<Vec<PathBuf>> {
+/// Makes the container's cgroups for `limits` and writes the limits; the groups made,
+/// each with its controller (each once; on cgroup v2 one group for all, controller "").
+fn set(id: &str, limits: &Resources) -> Result<Vec<(String, PathBuf)>> {
     let v2 = unified();
     let settings = limits.settings(v2);
     let mut controllers: Vec<&str> = settings.iter().map(|(c, _, _)| *c).collect();
@@ -435,9 +436,14 @@ fn set(id: &str, limits: &Resources) -> Result<Vec<PathBuf>> {
     for (path, value) in failed {
         fs::write(&path, value).ctx(|| format!("set {} to {value}", path.display()))?;
     }
-    // cgroup v2 has one group for every controller.
-    dirs.dedup_by(|a, b| a.1 == b.1);
-    Ok(dirs.into_iter().map(|(_, d)| d).collect())
+    if v2 {
+        // One group for every controller.
+        dirs.truncate(1);
+        dirs.iter_mut().for_each(|(c, _)| c.clear());
+    }
+    dirs.sort();
+    dirs.dedup();
+    Ok(dirs)
 }
 
 /// cgroup v1's cpuset groups start with no CPUs and no memory nodes, and a process cannot
@@ -469,19 +475,14 @@ fn device_groups() -> bool {
     !unified() && Path::new(V1_ROOT).join("devices/devices.allow").exists()
 }
 
-/// Makes the container's device group (cgroup v1), when its limits ask for one, before its
-/// processes join it: the folder to show in the container as /sys/fs/cgroup/devices.
-pub fn device_group(id: &str, limits: &Resources) -> Result<Option<PathBuf>> {
-    if !limits.device_group || unified() {
-        return Ok(None);
+/// Makes the container's cgroups for `limits` before its processes join them: each with
+/// its controller, to show the container read-only under /sys/fs/cgroup (as Docker does,
+/// so that runtimes such as the JVM see their limits); none without limits.
+pub fn visible_groups(id: &str, limits: &Resources) -> Result<Vec<(String, PathBuf)>> {
+    if limits.is_empty() {
+        return Ok(Vec::new());
     }
-    let only_devices = Resources {
-        device_cgroup_rules: limits.device_cgroup_rules.clone(),
-        device_nodes: limits.device_nodes.clone(),
-        device_group: true,
-        ..Resources::default()
-    };
-    Ok(set(id, &only_devices)?.into_iter().next())
+    set(id, limits)
 }
 
 /// Whether this machine has real-time CPU groups (cgroup v1's `cpu.rt_runtime_us`).

@@ -28,12 +28,16 @@ impl Netctld {
         let daemon = Netctld {
             sock: format!("unix://{dir}/netctld.sock"),
         };
+        let log = format!("{dir}/netctld.log");
         eventually(
             "netctld answers",
             Duration::from_secs(20),
             || match daemon.docker(&["version", "--format", "{{.Server.APIVersion}}"]) {
                 (0, v, _) => Ok(v),
-                (_, o, e) => Err(format!("{o}{e}")),
+                (_, o, e) => Err(format!(
+                    "{o}{e}netctld's log: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )),
             },
         );
         daemon

@@ -275,3 +275,39 @@ fn update_changes_a_running_containers_limits_as_dockers_does() {
     );
     assert_eq!(n.1.trim(), "33554432");
 }
+
+/// What a JVM or Go runtime reads to size itself: the container's own limits under
+/// /sys/fs/cgroup, as Docker shows them (read-only).
+#[test]
+fn a_container_reads_its_own_limits_under_sys_fs_cgroup() {
+    let (host, docker) = started();
+    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let (memory, cpu) = if v2 {
+        (
+            "cat /sys/fs/cgroup/memory.max",
+            "cat /sys/fs/cgroup/cpu.max",
+        )
+    } else {
+        (
+            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+        )
+    };
+    for (flag, value, read) in [("-m", "64m", memory), ("--cpus", "0.5", cpu)] {
+        let args = [
+            "run", "--rm", "--net", "none", flag, value, "busybox", "sh", "-c", read,
+        ];
+        let (n, d) = both(&host, &docker, &args);
+        assert_eq!(n, d, "{args:?}");
+        assert_eq!(n.0, 0, "{n:?}");
+    }
+    let write = format!(
+        "{} 2>&1; echo 1 > /sys/fs/cgroup/x 2>&1 || echo read-only",
+        memory
+    );
+    let (code, out, err) = host.netctl(&[
+        "run", "--rm", "--net", "none", "-m", "64m", "busybox", "sh", "-c", &write,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.ends_with("read-only\n"), "{out}");
+}
