@@ -117,7 +117,7 @@ fn bind(path: &std::path::Path, gid: Option<nix::unistd::Gid>) -> anyhow::Result
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     }
-    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+    if answers(path) {
         bail!(
             "{}: another daemon answers there; stop it first",
             path.display()
@@ -138,6 +138,24 @@ fn bind(path: &std::path::Path, gid: Option<nix::unistd::Gid>) -> anyhow::Result
             .with_context(|| format!("give {} to the group", path.display()))?;
     }
     Ok(listener)
+}
+
+/// Whether a daemon answers `/_ping` on the unix socket at `path` within 2 s. A socket a
+/// killed daemon is still closing takes connections but never answers (its backlog goes
+/// with it): that one is stale, as a restart right after a `kill -9` finds it.
+fn answers(path: &std::path::Path) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(path) else {
+        return false;
+    };
+    let wait = Some(std::time::Duration::from_secs(2));
+    if s.set_read_timeout(wait).is_err() || s.set_write_timeout(wait).is_err() {
+        return false;
+    }
+    let mut first = [0u8; 1];
+    s.write_all(b"GET /_ping HTTP/1.0\r\nHost: netctld\r\n\r\n")
+        .is_ok()
+        && matches!(s.read(&mut first), Ok(n) if n > 0)
 }
 
 /// Tells a service manager that asked (`NOTIFY_SOCKET`, systemd's `Type=notify`) that the

@@ -622,3 +622,26 @@ fn commit_and_import_apply_dockerfile_changes() {
     ]);
     assert_eq!(config.trim(), "/srv nobody");
 }
+
+/// A restart right after `kill -9` (as a service manager does it) can find the old socket
+/// still taking connections while the dead daemon's listener is being closed: a socket
+/// that takes connections but never answers is stale, and the new netctld takes its path;
+/// a netctld that answers there is left alone, in words.
+#[test]
+fn a_socket_that_never_answers_is_taken_over_and_a_live_daemon_is_not() {
+    let mut host = TestHost::new();
+    let path = host.dir().join("netctld.sock");
+    // Takes each connection and closes it unanswered, as a dying daemon's socket does.
+    let silent = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    std::thread::spawn(move || silent.incoming().for_each(drop));
+    let d = Netctld::start(&mut host);
+    assert_eq!(d.docker_ok(&["ps", "-q"]), "");
+    let (ok, out) = host.try_sh(&format!(
+        "timeout 20 {} -H unix://{} 2>&1",
+        netctl_netns_tests::binary("netctld").display(),
+        path.display()
+    ));
+    assert!(!ok, "a second netctld started: {out}");
+    assert!(out.contains("another daemon answers there"), "{out}");
+    assert_eq!(d.docker_ok(&["ps", "-q"]), "", "the first one still serves");
+}
