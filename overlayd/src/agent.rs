@@ -460,7 +460,8 @@ impl Agent {
             .with_allocator(network, move |a| a.release(&owner))
             .await
         {
-            Ok(_) => Reply::Ok,
+            // The network went meanwhile, and its allocations with it.
+            Ok(_) | Err(IpamError::InvalidConfig(_)) => Reply::Ok,
             Err(e) => failure(true, e),
         }
     }

@@ -198,16 +198,27 @@ impl Txn for EtcdSnapshot<'_> {
             ops.push(TxnOp::delete(abs(&rel), None));
         }
         ops.push(TxnOp::put(guard, "", None));
+        // Only while the network exists: an allocation committed after its removal would
+        // outlive it, under a name the next network of that name inherits.
+        let network = crate::keys::network(&s.network);
+        let exists = Compare::version(network.as_str(), CompareOp::Greater, 0);
         let mut client = s.client.clone();
-        let txn = EtcdTxn::new().when(vec![when]).and_then(ops);
+        let txn = EtcdTxn::new().when(vec![when, exists]).and_then(ops);
         let resp = s
             .handle
-            .block_on(async move { client.txn(txn).await })
+            .block_on(async move {
+                let resp = client.txn(txn).await?;
+                let gone = !resp.succeeded() && client.get(network, None).await?.count() == 0;
+                Ok::<_, etcd_client::Error>((resp.succeeded(), gone))
+            })
             .map_err(unreachable)?;
-        if resp.succeeded() {
-            Ok(())
-        } else {
-            Err(IpamError::Conflict(s.network.clone()))
+        match resp {
+            (true, _) => Ok(()),
+            (false, true) => Err(IpamError::InvalidConfig(format!(
+                "network {} was removed from the cluster",
+                s.network
+            ))),
+            (false, false) => Err(IpamError::Conflict(s.network.clone())),
         }
     }
 }
@@ -287,6 +298,8 @@ mod tests {
         let mut client = rt
             .block_on(Client::connect([e.url.as_str()], None))
             .unwrap();
+        rt.block_on(client.put(crate::keys::network("web"), "{}", None))
+            .unwrap();
         let lease = rt
             .block_on(client.lease_grant(lease_ttl, None))
             .unwrap()
@@ -317,6 +330,28 @@ mod tests {
         assert!(matches!(tb.commit(), Err(IpamError::Conflict(n)) if n == "web"));
         let fresh = b.lock().unwrap();
         assert_eq!(fresh.owner_of(ip("10.9.0.2")).unwrap(), Some(owner("c1")));
+    }
+
+    /// An ADD's allocation racing `network rm`: once the network's key is gone, a commit
+    /// fails saying so and writes nothing (the removal took the network's keys before).
+    #[test]
+    fn nothing_is_committed_for_a_network_removed_meanwhile() {
+        let (rt, e) = (runtime(), etcd());
+        let a = store(&rt, &e, 60);
+        let mut t = a.lock().unwrap();
+        t.reserve(&owner("c1"), &[ip("10.9.0.2")]).unwrap();
+        let mut client = a.client.clone();
+        rt.block_on(client.delete(crate::keys::network("web"), None))
+            .unwrap();
+        let e = t.commit().unwrap_err().to_string();
+        assert!(e.contains("network web was removed"), "{e}");
+        let left = rt
+            .block_on(client.get(
+                crate::keys::ipam("web"),
+                Some(GetOptions::new().with_prefix()),
+            ))
+            .unwrap();
+        assert_eq!(left.count(), 0);
     }
 
     #[test]
