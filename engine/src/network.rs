@@ -722,8 +722,6 @@ fn next_free(pool: &[IpNet], taken: &[IpNet], skip_default: bool) -> Option<IpNe
         .copied()
 }
 
-/// An overlay network: made in the cluster by the agent, which writes its conflist on every
-/// host; IPv6 and internal overlays are not there yet.
 /// Whether `--scope` asks for a network of the cluster: overlays always are; a macvlan
 /// network is with `swarm` or `global`; nothing else can be.
 fn in_cluster(req: &CreateRequest) -> Result<bool> {
@@ -742,7 +740,7 @@ fn in_cluster(req: &CreateRequest) -> Result<bool> {
 }
 
 /// An overlay network, or a macvlan network of the cluster: the agent puts it in etcd and
-/// every host's agent writes its conflist.
+/// every host's agent writes its conflist; IPv6 and internal ones are not there yet.
 fn create_in_cluster(engine: &Engine, req: &CreateRequest) -> Result<Network> {
     if req.subnets.len() > 1 || req.ipv6 || req.internal {
         invalid!("networks of the cluster take one IPv4 --subnet, and no --ipv6 or --internal yet");
@@ -798,15 +796,12 @@ pub fn create(engine: &Engine, req: &CreateRequest) -> Result<Network> {
 }
 
 fn create_checked(engine: &Engine, req: &CreateRequest) -> Result<Network> {
+    netctl_cni::validate::network_name(&req.name)
+        .map_err(|e| Error::Invalid(format!("invalid network name {:?}: {}", req.name, e.msg)))?;
     if in_cluster(req)? {
-        netctl_cni::validate::network_name(&req.name).map_err(|e| {
-            Error::Invalid(format!("invalid network name {:?}: {}", req.name, e.msg))
-        })?;
         return create_in_cluster(engine, req);
     }
     let store = engine.networks()?;
-    netctl_cni::validate::network_name(&req.name)
-        .map_err(|e| Error::Invalid(format!("invalid network name {:?}: {}", req.name, e.msg)))?;
     let _lock = store.lock()?;
     let existing = store.all()?;
     if existing.iter().any(|n| n.name == req.name) {
@@ -1022,7 +1017,7 @@ fn macvlan_mode(req: &CreateRequest) -> Result<&str> {
         .options
         .get("macvlan_mode")
         .map_or("bridge", String::as_str);
-    if !["bridge", "vepa", "private", "passthru"].contains(&mode) {
+    if !netctl_overlay_api::MACVLAN_MODES.contains(&mode) {
         invalid!("macvlan_mode {mode:?}: use bridge, vepa, private or passthru");
     }
     Ok(mode)

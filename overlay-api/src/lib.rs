@@ -217,6 +217,9 @@ pub struct NetworkSpec {
     pub macvlan: Option<MacvlanSpec>,
 }
 
+/// The macvlan modes (`-o macvlan_mode=`).
+pub const MACVLAN_MODES: [&str; 4] = ["bridge", "vepa", "private", "passthru"];
+
 /// The macvlan side of a cluster network: the same on every host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MacvlanSpec {

@@ -968,7 +968,6 @@ async fn tenure_lease(etcd: &mut Client, cfg: &ClusterConfig) -> Result<i64> {
     Ok(id)
 }
 
-/// The first /24 of 10.200.0.0/16 no overlay network uses.
 /// A cluster macvlan network: no encryption, its LAN's subnet given, a parent and mode
 /// every host can use.
 fn check_macvlan(c: &CreateNetwork) -> Result<()> {
@@ -986,6 +985,7 @@ fn check_macvlan(c: &CreateNetwork) -> Result<()> {
     crate::trust::macvlan(m).map_err(|why| anyhow!(why))
 }
 
+/// The first /24 of 10.200.0.0/16 no overlay network uses.
 fn free_subnet(specs: &[NetworkSpec]) -> Result<IpNet> {
     for third in 0..=255u8 {
         let net: IpNet = format!("10.200.{third}.0/24").parse()?;

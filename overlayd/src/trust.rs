@@ -68,7 +68,7 @@ pub fn host(key_host: &str, h: &HostRecord) -> Result<(), String> {
 /// The macvlan side of a cluster network: a parent that names a link, a mode the kernel has.
 pub fn macvlan(m: &MacvlanSpec) -> Result<(), String> {
     ifname(&m.parent).map_err(|e| format!("-o parent={:?}: {}", m.parent, e.msg))?;
-    if !MACVLAN_MODES.contains(&m.mode.as_str()) {
+    if !netctl_overlay_api::MACVLAN_MODES.contains(&m.mode.as_str()) {
         return Err(format!(
             "macvlan_mode {:?}: use bridge, vepa, private or passthru",
             m.mode
@@ -76,9 +76,6 @@ pub fn macvlan(m: &MacvlanSpec) -> Result<(), String> {
     }
     Ok(())
 }
-
-/// The macvlan modes.
-const MACVLAN_MODES: [&str; 4] = ["bridge", "vepa", "private", "passthru"];
 
 /// A network's spec, found under `networks/<key_name>`.
 pub fn network(key_name: &str, s: &NetworkSpec) -> Result<(), String> {

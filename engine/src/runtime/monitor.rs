@@ -689,8 +689,6 @@ fn netns_of(engine: &Engine, c: &Container) -> Result<Option<PathBuf>> {
     })
 }
 
-/// The PID or IPC namespace the container's process gets: its own, the host's, or a
-/// running container's (whose IPC namespace must be shareable, as Docker requires).
 /// Whether the container gets a device group: it asked for device rules, or it may make
 /// device nodes (CAP_MKNOD); a privileged one may use every device, as Docker's.
 fn device_group(c: &Container) -> bool {
@@ -701,6 +699,8 @@ fn device_group(c: &Container) -> bool {
     !p.privileged && (mknod || !c.config.resources.device_cgroup_rules.is_empty())
 }
 
+/// The PID or IPC namespace the container's process gets: its own, the host's, or a
+/// running container's (whose IPC namespace must be shareable, as Docker requires).
 fn namespace_of(engine: &Engine, mode: &Sharing, ipc: bool) -> Result<Namespace> {
     let what = if ipc { "IPC" } else { "PID" };
     Ok(match mode {

@@ -372,18 +372,34 @@ fn groups(id: &str, controllers: &[&str], v2: bool) -> Vec<(String, PathBuf)> {
         .collect()
 }
 
-/// Makes the container's cgroups with `limits` and moves the calling process into them
-/// (its children, the container's processes, start inside). Swap limits on a machine
-/// without swap accounting are skipped, as Docker does (it warns at create).
+/// Moves the calling process into the container's cgroups for `limits`, which
+/// [`visible_groups`] made (its children, the container's processes, start inside).
 pub fn enter(id: &str, limits: &Resources) -> Result<()> {
     if limits.is_empty() {
         return Ok(());
     }
-    for (_, dir) in set(id, limits)? {
+    for (_, dir) in dirs_of(id, limits, unified()) {
         fs::write(dir.join("cgroup.procs"), "0")
             .ctx(|| format!("join the cgroup {}", dir.display()))?;
     }
     Ok(())
+}
+
+/// The controllers that enforce `limits` here, each once.
+fn controllers(limits: &Resources, v2: bool) -> Vec<&'static str> {
+    let mut controllers: Vec<&str> = limits.settings(v2).iter().map(|(c, _, _)| *c).collect();
+    controllers.sort_unstable();
+    controllers.dedup();
+    controllers
+}
+
+/// The container's groups for `limits`, each once with its controller (on cgroup v2 the
+/// one group for all, controller "").
+fn dirs_of(id: &str, limits: &Resources, v2: bool) -> Vec<(String, PathBuf)> {
+    if v2 {
+        return vec![(String::new(), Path::new(V2_ROOT).join("netctl").join(id))];
+    }
+    groups(id, &controllers(limits, false), false)
 }
 
 /// Sets `limits` on a running container's cgroups and moves its processes (`pids` lists
@@ -403,12 +419,11 @@ pub fn apply(id: &str, limits: &Resources, pids: impl Fn() -> Vec<u32>) -> Resul
 fn set(id: &str, limits: &Resources) -> Result<Vec<(String, PathBuf)>> {
     let v2 = unified();
     let settings = limits.settings(v2);
-    let mut controllers: Vec<&str> = settings.iter().map(|(c, _, _)| *c).collect();
-    controllers.dedup();
+    let controllers = controllers(limits, v2);
     if v2 {
         enable_v2_controllers(&controllers)?;
     }
-    let mut dirs = groups(id, &controllers, v2);
+    let dirs = groups(id, &controllers, v2);
     let mut writes = Vec::new();
     for (controller, dir) in &dirs {
         if !v2 && *controller == "cpuset" {
@@ -436,14 +451,7 @@ fn set(id: &str, limits: &Resources) -> Result<Vec<(String, PathBuf)>> {
     for (path, value) in failed {
         fs::write(&path, value).ctx(|| format!("set {} to {value}", path.display()))?;
     }
-    if v2 {
-        // One group for every controller.
-        dirs.truncate(1);
-        dirs.iter_mut().for_each(|(c, _)| c.clear());
-    }
-    dirs.sort();
-    dirs.dedup();
-    Ok(dirs)
+    Ok(dirs_of(id, limits, v2))
 }
 
 /// cgroup v1's cpuset groups start with no CPUs and no memory nodes, and a process cannot

@@ -97,10 +97,13 @@ impl<'a> View<'a> {
     /// its links on a network (`alias` or `alias.network`) answers as the linked container
     /// there. Whether a linked container had the name.
     fn linked(&self, name: &str, v6: bool, found: &mut Found) -> bool {
+        let cat = self.catalog;
         let Who::Container(c) = self.who else {
             return false;
         };
-        let cat = self.catalog;
+        if cat.links.is_empty() {
+            return false;
+        }
         let mut known = false;
         for (id, e) in cat.chain_ids(c) {
             let (Some(links), Some(net)) = (cat.links.get(&id), cat.networks.get(e.network)) else {
