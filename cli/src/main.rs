@@ -74,6 +74,10 @@ struct Cli {
         value_delimiter = ','
     )]
     insecure_registries: Vec<String>,
+    /// Seconds a registry may take to answer, to send a manifest or token whole, or without
+    /// sending; a download under 1 KiB/s over that long is given up too.
+    #[arg(long = "registry-deadline", global = true, env = "NETCTL_REGISTRY_DEADLINE", default_value_t = netctl_engine::DEFAULT_REGISTRY_DEADLINE.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    registry_deadline: u64,
     #[command(subcommand)]
     command: Commands,
 }
@@ -148,7 +152,10 @@ impl Cli {
             std::time::Duration::from_secs(self.plugin_deadline),
             &self.address_pools,
         );
-        Ok(config.with_insecure_registries(&self.insecure_registries)?)
+        Ok(config.with_registries(
+            &self.insecure_registries,
+            std::time::Duration::from_secs(self.registry_deadline),
+        )?)
     }
 }
 

@@ -34,7 +34,7 @@ pub fn commit(engine: &Engine, c: &Container, req: &CommitRequest) -> Result<Ima
     // Bad instructions are refused before any layer is made.
     crate::instructions::apply(&mut json!({}), &req.changes)?;
     let store = ImageStore::open(engine.root())?;
-    let _adding = store.lock(false)?;
+    let _adding = store.lock_for_adding()?;
     let base = store.find(&c.config.image)?;
     let tags = req.reference.as_deref().map(normalize).transpose()?;
     let froze = req.pause

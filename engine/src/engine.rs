@@ -19,6 +19,9 @@ pub const DEFAULT_ROOT: &str = "/var/lib/netctl";
 pub const DEFAULT_RUN_DIR: &str = netctl_net::DEFAULT_RUN_DIR;
 /// How long one plugin call may run by default before it is killed.
 pub const DEFAULT_PLUGIN_DEADLINE: Duration = Duration::from_secs(60);
+/// How long a registry may keep a request waiting by default (see
+/// [`netctl_registry::Options::timeout`]).
+pub const DEFAULT_REGISTRY_DEADLINE: Duration = Duration::from_secs(60);
 
 /// What a front end (the CLI, the API daemon) tells the engine; the engine reads nothing
 /// of this from the environment or from which binary runs it.
@@ -93,9 +96,11 @@ impl EngineConfig {
         self
     }
 
-    /// This configuration with registries that may answer plain HTTP or unverified TLS:
-    /// `named` and the `insecure-registries` of [`DAEMON_CONFIG`].
-    pub fn with_insecure_registries(mut self, named: &[String]) -> Result<Self> {
+    /// This configuration with registries that may answer plain HTTP or unverified TLS
+    /// (`named` and the `insecure-registries` of [`DAEMON_CONFIG`]) and the deadline of
+    /// every registry request.
+    pub fn with_registries(mut self, named: &[String], deadline: Duration) -> Result<Self> {
+        self.registry.timeout = deadline;
         self.registry.insecure = named.to_vec();
         self.registry
             .insecure

@@ -197,9 +197,30 @@ impl ImageStore {
     pub fn lock(&self, exclusive: bool) -> Result<StoreLock> {
         let path = self.dir.join(".lock");
         if exclusive {
-            StoreLock::exclusive(&path)
+            let lock = StoreLock::exclusive(&path)?;
+            self.sweep();
+            Ok(lock)
         } else {
             StoreLock::shared(&path)
+        }
+    }
+
+    /// The shared lock of an add (a pull, load, import or commit); when no other process
+    /// holds the store, what killed adds left behind is removed first.
+    pub fn lock_for_adding(&self) -> Result<StoreLock> {
+        if let Some(_alone) = StoreLock::try_exclusive(&self.dir.join(".lock"))? {
+            self.sweep();
+        }
+        self.lock(false)
+    }
+
+    /// Removes unfinished layers and scratch folders; only under the exclusive lock.
+    fn sweep(&self) {
+        self.layers.sweep();
+        for entry in fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            if entry.file_name().to_string_lossy().starts_with(".scratch-") {
+                let _ = fs::remove_dir_all(entry.path());
+            }
         }
     }
 
@@ -417,7 +438,7 @@ impl ImageStore {
         // Bad instructions are refused before any layer is stored.
         let mut config = serde_json::json!({"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]});
         crate::instructions::apply(&mut config, changes)?;
-        let _adding = self.lock(false)?;
+        let _adding = self.lock_for_adding()?;
         let open = |p: &Path| {
             fs::File::open(p)
                 .ctx(|| format!("open {}: give a rootfs tarball or folder", p.display()))

@@ -85,17 +85,38 @@ impl LayerStore {
             }
         };
         let dest = self.path(&hex);
-        if dest.exists() {
+        let stored = if dest.exists() {
+            Ok(false)
+        } else {
+            // Without its record a layer is still whole: `save` then writes it anew.
+            if fs::rename(&record, self.record_path(&hex)).is_err() {
+                let _ = fs::remove_file(&record);
+            }
+            match fs::rename(&tmp, &dest) {
+                Ok(()) => Ok(true),
+                // Another pull or load stored the same layer meanwhile.
+                Err(_) if dest.is_dir() => Ok(false),
+                Err(e) => Err(e).ctx(|| format!("store layer {hex}")),
+            }
+        };
+        if !matches!(stored, Ok(true)) {
             let _ = fs::remove_file(&record);
-            fs::remove_dir_all(&tmp).ctx(|| format!("remove {}", tmp.display()))?;
-            return Ok((hex, false));
+            let _ = fs::remove_dir_all(&tmp);
         }
-        // Without its record a layer is still whole: `save` then writes it anew.
-        if fs::rename(&record, self.record_path(&hex)).is_err() {
-            let _ = fs::remove_file(&record);
+        Ok((hex, stored?))
+    }
+
+    /// Removes what adds that never finished left (a process killed while it unpacked);
+    /// only while no add runs (under the image store's exclusive lock).
+    pub fn sweep(&self) {
+        for dir in [&self.dir, &self.records()] {
+            for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+                if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+                    let p = entry.path();
+                    let _ = fs::remove_dir_all(&p).or_else(|_| fs::remove_file(&p));
+                }
+            }
         }
-        fs::rename(&tmp, &dest).ctx(|| format!("store layer {hex}"))?;
-        Ok((hex, true))
     }
 
     /// Removes the layers of `added` that no image in `used` refers to (what a failed load

@@ -57,6 +57,7 @@ pub mod when;
 
 pub use container::{Container, ContainerStore};
 pub use engine::{
-    AddressPool, Engine, EngineConfig, DEFAULT_PLUGIN_DEADLINE, DEFAULT_ROOT, DEFAULT_RUN_DIR,
+    AddressPool, Engine, EngineConfig, DEFAULT_PLUGIN_DEADLINE, DEFAULT_REGISTRY_DEADLINE,
+    DEFAULT_ROOT, DEFAULT_RUN_DIR,
 };
 pub use error::{Error, Kind, Result};

@@ -75,7 +75,7 @@ struct DiffIds {
 /// manifest is read beneath the unpacked folder, never through a link that leads out. A
 /// failed load forgets the layers it stored.
 pub fn load(store: &ImageStore, archive: &Path) -> Result<Vec<Image>> {
-    let _adding = store.lock(false)?;
+    let _adding = store.lock_for_adding()?;
     let scratch = store.scratch()?;
     let file = fs::File::open(archive).ctx(|| format!("open {}", archive.display()))?;
     let reader = decompressed(file)

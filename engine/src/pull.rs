@@ -109,7 +109,7 @@ pub fn pull(
         )
         .map_err(denied)?;
     let diff_ids = diff_ids(&config, &manifest)?;
-    let _adding = store.lock(false)?;
+    let _adding = store.lock_for_adding()?;
     let fresh = fetch_layers(store, &registry, &r, &manifest, &diff_ids, progress)?;
     let image_id = crate::layer::sha256_hex(&config);
     let had = store.contains(&image_id);
@@ -193,7 +193,13 @@ fn fetch_layers(
     diff_ids: &[String],
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<bool> {
-    let work: Vec<(&Descriptor, &String)> = manifest.layers.iter().zip(diff_ids).collect();
+    // A layer an image names twice is fetched once.
+    let mut work: Vec<(&Descriptor, &String)> = Vec::new();
+    for (d, diff) in manifest.layers.iter().zip(diff_ids) {
+        if !work.iter().any(|(_, seen)| *seen == diff) {
+            work.push((d, diff));
+        }
+    }
     for (d, diff) in &work {
         let status = if store.layers.path(diff).exists() {
             "Already exists"

@@ -7,15 +7,16 @@ use std::collections::HashMap;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use ureq::http::{self, Method, Response, StatusCode};
 use ureq::tls::{Certificate, ClientCert, PemItem, RootCerts, TlsConfig};
 use ureq::{Agent, Body, SendBody};
 
+use crate::blob::VerifiedBlob;
 use crate::credentials::Credentials;
-use crate::digest::{Digest, Verifier};
+use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::manifest::{Manifest, ACCEPT, MAX_MANIFEST};
 
@@ -28,7 +29,9 @@ pub struct Options {
     pub certs_dir: PathBuf,
     /// The system's CA bundle.
     pub ca_bundle: PathBuf,
-    /// The longest wait for a connection or for any read.
+    /// The deadline of every request: to connect, for an answer's head, for a whole small
+    /// answer (a manifest, a token, an error), for any one read, and the window over which a
+    /// blob must arrive at [`crate::blob::MIN_RATE`] at least.
     pub timeout: Duration,
 }
 
@@ -74,6 +77,7 @@ pub struct Registry {
     credentials: Option<Credentials>,
     challenge: Challenge,
     tokens: Mutex<HashMap<String, String>>,
+    deadline: Duration,
 }
 
 /// A request body: none, bytes (which can be sent again after a challenge), or a stream.
@@ -114,6 +118,7 @@ impl Registry {
                         credentials,
                         challenge,
                         tokens: Mutex::new(HashMap::new()),
+                        deadline: options.timeout,
                     });
                 }
                 Err(e) => last = Some(unreachable(&format!("{base}/v2/"), e)),
@@ -157,7 +162,7 @@ impl Registry {
             Payload::Empty,
         )?;
         let media_type = header(&resp, "content-type");
-        let bytes = read_bounded(&mut resp, MAX_MANIFEST, "manifest")?;
+        let bytes = read_bounded(&mut resp, MAX_MANIFEST, "manifest", self.deadline)?;
         let digest = Digest::sha256_of(&bytes);
         if let Ok(want) = Digest::parse(reference) {
             if want != digest {
@@ -190,17 +195,48 @@ impl Registry {
     }
 
     /// A blob as a stream that fails (with `InvalidData`) when it runs past `size` or ends
-    /// with another size or digest.
-    pub fn blob(&self, repo: &str, digest: &Digest, size: u64) -> Result<VerifiedBlob> {
+    /// with another size or digest; a dropped connection is resumed with a `Range` request.
+    pub fn blob(&self, repo: &str, digest: &Digest, size: u64) -> Result<VerifiedBlob<'_>> {
         let url = format!("{}/v2/{repo}/blobs/{digest}", self.base);
-        let resp = self.checked(Method::GET, &url, repo, false, &[], Payload::Empty)?;
-        Ok(VerifiedBlob {
-            inner: Box::new(resp.into_body().into_reader()),
-            verifier: Some(Verifier::new(digest.algorithm())),
-            want: digest.clone(),
-            size,
-            read: 0,
+        let (at, repo) = (url.clone(), repo.to_string());
+        let reopen = Box::new(move |from: u64| self.blob_from(&at, &repo, from));
+        VerifiedBlob::open(reopen, digest.clone(), size, self.deadline).map_err(|e| {
+            match e.into_inner().map(|b| b.downcast::<Error>()) {
+                Some(Ok(e)) => *e,
+                Some(Err(other)) => Error::Unreachable(other.to_string()),
+                None => Error::Unreachable(format!("{url}: cannot be read")),
+            }
         })
+    }
+
+    /// The blob at `url` from byte `from` on, and how many bytes before `from` the answer
+    /// holds (all of them when the registry sends the whole blob instead of the range).
+    fn blob_from(
+        &self,
+        url: &str,
+        repo: &str,
+        from: u64,
+    ) -> io::Result<(Box<dyn Read + Send + '_>, u64)> {
+        let range = format!("bytes={from}-");
+        let headers: &[(&str, &str)] = if from == 0 { &[] } else { &[("Range", &range)] };
+        let resp = self
+            .checked(Method::GET, url, repo, false, headers, Payload::Empty)
+            .map_err(io::Error::other)?;
+        let skip = match resp.status().as_u16() {
+            206 if content_range_start(&resp) == Some(from) => 0,
+            206 => {
+                return Err(io::Error::other(Error::Refused(format!(
+                    "{url}: the registry answered bytes {from}- with another range"
+                ))))
+            }
+            _ => from,
+        };
+        let body = Stalling {
+            inner: resp.into_body().into_reader(),
+            url: url.to_string(),
+            deadline: self.deadline,
+        };
+        Ok((Box::new(body), skip))
     }
 
     /// Whether the repository has the blob.
@@ -482,7 +518,7 @@ impl Registry {
             #[serde(default)]
             access_token: String,
         }
-        let bytes = read_bounded(&mut resp, 1 << 20, "token")?;
+        let bytes = read_bounded(&mut resp, 1 << 20, "token", self.deadline)?;
         let t: TokenResponse = serde_json::from_slice(&bytes)
             .map_err(|e| Error::Refused(format!("the token server {realm} answered: {e}")))?;
         let token = if t.token.is_empty() {
@@ -529,18 +565,71 @@ fn header(resp: &Response<Body>, name: &str) -> String {
         .to_string()
 }
 
-/// Reads a whole answer of at most `bound` bytes.
-fn read_bounded(resp: &mut Response<Body>, bound: u64, what: &str) -> Result<Vec<u8>> {
-    resp.body_mut()
-        .with_config()
-        .limit(bound)
-        .read_to_vec()
-        .map_err(|e| match e {
-            ureq::Error::BodyExceedsLimit(_) => Error::Refused(format!(
-                "the registry's {what} is over the bound of {bound} bytes"
-            )),
-            e => Error::Unreachable(format!("reading the registry's {what}: {e}")),
-        })
+/// Reads a whole answer of at most `bound` bytes that arrives within `deadline`.
+fn read_bounded(
+    resp: &mut Response<Body>,
+    bound: u64,
+    what: &str,
+    deadline: Duration,
+) -> Result<Vec<u8>> {
+    let until = Instant::now() + deadline;
+    let mut reader = resp.body_mut().with_config().limit(bound).reader();
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 16 << 10];
+    loop {
+        let n = reader
+            .read(&mut chunk)
+            .map_err(|e| match ureq::Error::from(e) {
+                ureq::Error::BodyExceedsLimit(_) => Error::Refused(format!(
+                    "the registry's {what} is over the bound of {bound} bytes"
+                )),
+                e => Error::Unreachable(format!("reading the registry's {what}: {e}")),
+            })?;
+        bytes.extend_from_slice(chunk.get(..n).unwrap_or_default());
+        if n == 0 {
+            return Ok(bytes);
+        }
+        if Instant::now() > until {
+            return Err(Error::Unreachable(format!(
+                "the registry's {what} did not arrive within {} s ({} bytes came): giving up",
+                deadline.as_secs(),
+                bytes.len()
+            )));
+        }
+    }
+}
+
+/// A blob's body whose stall (nothing for a whole deadline) is a `TimedOut` error that says
+/// so.
+struct Stalling<R> {
+    inner: R,
+    url: String,
+    deadline: Duration,
+}
+
+impl<R: Read> Read for Stalling<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner
+            .read(buf)
+            .map_err(|e| match ureq::Error::from(e) {
+                ureq::Error::Timeout(_) => io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "{}: the registry sent nothing for {} s: timed out",
+                        self.url,
+                        self.deadline.as_secs()
+                    ),
+                ),
+                e => e.into_io(),
+            })
+    }
+}
+
+/// Where a `206` answer's `Content-Range: bytes START-END/TOTAL` starts.
+fn content_range_start(resp: &Response<Body>) -> Option<u64> {
+    let value = header(resp, "content-range");
+    let range = value.strip_prefix("bytes ")?;
+    range.split_once('-')?.0.trim().parse().ok()
 }
 
 /// The challenge of a `/v2/` answer: none for 200, else what `WWW-Authenticate` asks.
@@ -615,7 +704,7 @@ fn status_error(url: &str, mut resp: Response<Body>) -> Error {
         message: String,
     }
     let status = resp.status();
-    let text = read_bounded(&mut resp, 64 << 10, "error")
+    let text = read_bounded(&mut resp, 64 << 10, "error", Duration::from_secs(10))
         .ok()
         .and_then(|b| serde_json::from_slice::<Errors>(&b).ok())
         .map(|e| {
@@ -712,58 +801,6 @@ fn certs_d(dir: &Path) -> Result<(Vec<Certificate<'static>>, Option<ClientCert>)
     Ok((cas, client))
 }
 
-/// A blob's bytes, checked against its digest and size as they stream: a read past the size,
-/// or an end with another size or digest, fails with `InvalidData`.
-pub struct VerifiedBlob {
-    inner: Box<dyn Read + Send>,
-    verifier: Option<Verifier>,
-    want: Digest,
-    size: u64,
-    read: u64,
-}
-
-impl VerifiedBlob {
-    /// Reads what is left and checks it: the blob is whole and matches its digest.
-    pub fn finish(&mut self) -> io::Result<()> {
-        io::copy(self, &mut io::sink()).map(drop)
-    }
-}
-
-impl Read for VerifiedBlob {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let Some(verifier) = self.verifier.as_mut() else {
-            return Ok(0);
-        };
-        let n = self.inner.read(buf)?;
-        self.read += n as u64;
-        if self.read > self.size {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "blob {} is longer than the {} bytes its manifest gives",
-                    self.want, self.size
-                ),
-            ));
-        }
-        verifier.update(&buf[..n]);
-        if n == 0 {
-            let got = self.verifier.take().map(Verifier::finish);
-            if self.read != self.size || got.as_ref() != Some(&self.want) {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "filesystem layer verification failed for digest {}: {} bytes with digest {} arrived",
-                        self.want,
-                        self.read,
-                        got.map_or_else(String::new, |d| d.to_string())
-                    ),
-                ));
-            }
-        }
-        Ok(n)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -797,21 +834,5 @@ mod tests {
         }
         assert!(!o.is_insecure("reg.example:5001"));
         assert!(!o.is_insecure("secure.example"));
-    }
-
-    #[test]
-    fn a_blob_that_differs_from_its_digest_fails_at_its_end() {
-        let blob = |bytes: &'static [u8], want: &[u8], size: u64| VerifiedBlob {
-            inner: Box::new(bytes),
-            verifier: Some(Verifier::new(crate::digest::Algorithm::Sha256)),
-            want: Digest::sha256_of(want),
-            size,
-            read: 0,
-        };
-        let mut ok = blob(b"layer", b"layer", 5);
-        assert!(ok.finish().is_ok());
-        assert!(blob(b"layeR", b"layer", 5).finish().is_err());
-        assert!(blob(b"layer!", b"layer", 5).finish().is_err());
-        assert!(blob(b"laye", b"layer", 5).finish().is_err());
     }
 }

@@ -9,6 +9,7 @@ pub mod apifuzz;
 pub mod cluster;
 pub mod daemon;
 pub mod docker;
+pub mod fake_registry;
 pub mod hostile;
 
 use std::collections::HashMap;

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use netctl_netns_tests::cluster::Pki;
 use netctl_netns_tests::daemon::Netctld;
+use netctl_netns_tests::fake_registry::{Answer, FakeImage, FakeRegistry};
 use netctl_netns_tests::{binary, busybox_rootfs, eventually, exit_and_streams, TestHost};
 
 /// The address the TLS registry listens on: not loopback, so TLS is verified.
@@ -660,123 +661,6 @@ fn the_docker_cli_logs_in_pushes_and_pulls_through_netctld() {
     );
 }
 
-/// What a fake registry answers: status, headers, body.
-type Answer = (u16, Vec<(String, String)>, Vec<u8>);
-
-/// A fake registry on loopback: answers each request with what `answer` gives for its
-/// method, path and Authorization header; the requests it saw.
-fn hostile_registry(
-    answer: impl Fn(&str, &str, &str, u16) -> Answer + Send + Sync + 'static,
-) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use std::io::{BufRead, BufReader, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let log = seen.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { return };
-            let mut reader = BufReader::new(conn.try_clone().unwrap());
-            let mut first = String::new();
-            if reader.read_line(&mut first).is_err() {
-                continue;
-            }
-            let mut auth = String::new();
-            loop {
-                let mut l = String::new();
-                if reader.read_line(&mut l).unwrap_or(0) == 0 || l == "\r\n" {
-                    break;
-                }
-                if let Some((k, v)) = l.split_once(':') {
-                    if k.eq_ignore_ascii_case("authorization") {
-                        auth = v.trim().to_string();
-                    }
-                }
-            }
-            let mut words = first.split(' ');
-            let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-            log.lock().unwrap().push(format!("{method} {path}"));
-            let (status, headers, body) = answer(method, path, &auth, port);
-            let mut head = format!(
-                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
-                body.len()
-            );
-            for (k, v) in headers {
-                head += &format!("{k}: {v}\r\n");
-            }
-            head += "\r\n";
-            let _ = conn
-                .write_all(head.as_bytes())
-                .and_then(|()| conn.write_all(&body));
-        }
-    });
-    (port, seen)
-}
-
-/// An image of one layer holding one file, as a registry serves it.
-struct FakeImage {
-    layer: Vec<u8>,
-    config: Vec<u8>,
-    manifest: String,
-    layer_d: String,
-    config_d: String,
-}
-
-/// A one-file layer (its name written raw, so a hostile one stays as given), its config
-/// (`Cmd` the file) and a Docker schema 2 or OCI manifest naming both.
-fn fake_image(name: &[u8], body: &[u8], oci: bool) -> FakeImage {
-    let mut tar = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_gnu();
-    h.set_size(body.len() as u64);
-    h.set_mode(0o644);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(0);
-    h.set_entry_type(tar::EntryType::Regular);
-    h.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name);
-    h.set_cksum();
-    tar.append(&h, body).unwrap();
-    let layer = tar.into_inner().unwrap();
-    let config = format!(
-        r#"{{"architecture":"amd64","os":"linux","config":{{"Cmd":["/{}"]}},"rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
-        String::from_utf8_lossy(name),
-        sha256(&layer)
-    )
-    .into_bytes();
-    let (manifest_type, config_type, layer_type) = if oci {
-        (
-            "application/vnd.oci.image.manifest.v1+json",
-            "application/vnd.oci.image.config.v1+json",
-            "application/vnd.oci.image.layer.v1.tar",
-        )
-    } else {
-        (
-            "application/vnd.docker.distribution.manifest.v2+json",
-            "application/vnd.docker.container.image.v1+json",
-            "application/vnd.docker.image.rootfs.diff.tar",
-        )
-    };
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"{manifest_type}","config":{{"mediaType":"{config_type}","digest":"{}","size":{}}},"layers":[{{"mediaType":"{layer_type}","digest":"{}","size":{}}}]}}"#,
-        sha256(&config),
-        config.len(),
-        sha256(&layer),
-        layer.len()
-    );
-    FakeImage {
-        layer_d: sha256(&layer),
-        config_d: sha256(&config),
-        layer,
-        config,
-        manifest,
-    }
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    format!("sha256:{:x}", sha2::Sha256::digest(bytes))
-}
-
 /// A registry that answers with a manifest over the bound, endless redirects, a 401 for
 /// every token it hands out, or a layer whose tar climbs out of its folder: each pull fails
 /// at once with a clear error, asks a bounded number of times, and stores nothing.
@@ -784,47 +668,30 @@ fn sha256(bytes: &[u8]) -> String {
 fn a_hostile_registry_gets_a_clear_refusal_and_nothing_is_stored() {
     let host = TestHost::new();
     // A layer whose member climbs out, and an image that names it honestly.
-    let FakeImage {
-        layer,
-        config,
-        manifest,
-        layer_d,
-        config_d,
-    } = fake_image(b"../../escape", b"owned", false);
-    let mt = || {
-        vec![(
-            "Content-Type".to_string(),
-            "application/vnd.docker.distribution.manifest.v2+json".to_string(),
-        )]
-    };
-    let (port, seen) = hostile_registry(move |_, path, _, port| match path {
-        "/v2/" => (200, vec![], vec![]),
-        "/v2/big/manifests/1" => (200, mt(), vec![b' '; 5 << 20]),
-        "/v2/loop/manifests/1" => (
-            302,
-            vec![("Location".into(), "/v2/loop/manifests/1".into())],
-            vec![],
-        ),
-        "/v2/evil/manifests/1" => (200, mt(), manifest.clone().into_bytes()),
-        p if p == format!("/v2/evil/blobs/{config_d}") => (200, vec![], config.clone()),
-        p if p == format!("/v2/evil/blobs/{layer_d}") => (200, vec![], layer.clone()),
-        _ => (404, vec![], format!("not here on {port}").into_bytes()),
+    let evil = FakeImage::of_files(&[(b"../../escape", b"owned")], false);
+    let mt = "application/vnd.docker.distribution.manifest.v2+json";
+    let reg = FakeRegistry::start(move |a| match a.path.as_str() {
+        "/v2/big/manifests/1" => Answer::new(200, vec![b' '; 5 << 20]).header("Content-Type", mt),
+        "/v2/loop/manifests/1" => Answer::new(302, "").header("Location", "/v2/loop/manifests/1"),
+        p => evil
+            .answer("evil", "1", p)
+            .unwrap_or_else(|| Answer::new(404, format!("not here on {}", a.port))),
     });
-    let (auth_port, auth_seen) = hostile_registry(|_, path, _, port| {
-        let challenge = format!("Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"loop\"");
-        match path.split('?').next().unwrap_or("") {
-            "/token" => (200, vec![], br#"{"token":"never-good"}"#.to_vec()),
-            _ => (401, vec![("WWW-Authenticate".into(), challenge)], vec![]),
+    let auth = FakeRegistry::start(|a| {
+        let challenge = format!(
+            "Bearer realm=\"http://127.0.0.1:{}/token\",service=\"loop\"",
+            a.port
+        );
+        match a.path.split('?').next().unwrap_or("") {
+            "/token" => Answer::new(200, r#"{"token":"never-good"}"#),
+            _ => Answer::new(401, "").header("WWW-Authenticate", &challenge),
         }
     });
     let cases = [
-        (format!("127.0.0.1:{port}/big:1"), "over the bound"),
-        (format!("127.0.0.1:{port}/loop:1"), "too many redirects"),
-        (
-            format!("127.0.0.1:{auth_port}/deny:1"),
-            "pull access denied",
-        ),
-        (format!("127.0.0.1:{port}/evil:1"), "escape"),
+        (format!("{}/big:1", reg.host()), "over the bound"),
+        (format!("{}/loop:1", reg.host()), "too many redirects"),
+        (format!("{}/deny:1", auth.host()), "pull access denied"),
+        (format!("{}/evil:1", reg.host()), "escape"),
     ];
     for (reference, words) in cases {
         let started = std::time::Instant::now();
@@ -839,16 +706,8 @@ fn a_hostile_registry_gets_a_clear_refusal_and_nothing_is_stored() {
         assert_eq!(stored(&host, "a"), Vec::<String>::new(), "{reference}");
     }
     assert!(!host.dir().join("escape").exists() && !Path::new("/escape").exists());
-    assert!(
-        seen.lock().unwrap().len() < 40,
-        "{:?}",
-        seen.lock().unwrap()
-    );
-    assert!(
-        auth_seen.lock().unwrap().len() < 10,
-        "{:?}",
-        auth_seen.lock().unwrap()
-    );
+    assert!(reg.seen().len() < 40, "{:?}", reg.seen());
+    assert!(auth.seen().len() < 10, "{:?}", auth.seen());
 }
 
 /// A registry behind a token server (the `WWW-Authenticate: Bearer` flow of Docker Hub and
@@ -857,55 +716,38 @@ fn a_hostile_registry_gets_a_clear_refusal_and_nothing_is_stored() {
 #[test]
 fn bearer_tokens_are_fetched_with_the_stored_credentials() {
     let host = TestHost::new();
-    let FakeImage {
-        layer,
-        config,
-        manifest,
-        layer_d,
-        config_d,
-    } = fake_image(b"hello", b"hello\n", true);
+    let image = FakeImage::of_files(&[(b"hello", b"hello\n")], true);
     // base64("alice:wonderland")
     let basic = "Basic YWxpY2U6d29uZGVybGFuZA==";
-    let (port, seen) = hostile_registry(move |_, path, auth, port| {
-        let challenge = vec![(
-            "WWW-Authenticate".to_string(),
-            format!("Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"fake\""),
-        )];
-        let (route, query) = path.split_once('?').unwrap_or((path, ""));
+    let reg = FakeRegistry::start(move |a| {
+        let challenge = format!(
+            "Bearer realm=\"http://127.0.0.1:{}/token\",service=\"fake\"",
+            a.port
+        );
+        let (route, query) = a.path.split_once('?').unwrap_or((&a.path, ""));
         if route == "/token" {
-            return if auth == basic
+            return if a.auth == basic
                 && (!query.contains("scope=")
                     || query.contains("scope=repository%3Ateam%2Fweb%3Apull")
                     || query.contains("scope=repository:team/web:pull"))
             {
-                (200, vec![], br#"{"access_token":"tok-for-alice"}"#.to_vec())
+                Answer::new(200, r#"{"access_token":"tok-for-alice"}"#)
             } else {
-                (401, vec![], vec![])
+                Answer::new(401, "")
             };
         }
-        if auth != "Bearer tok-for-alice" {
-            return (
+        if a.auth != "Bearer tok-for-alice" {
+            return Answer::new(
                 401,
-                challenge,
-                br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#
-                    .to_vec(),
-            );
+                r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+            )
+            .header("WWW-Authenticate", &challenge);
         }
-        match route {
-            "/v2/" => (200, vec![], vec![]),
-            "/v2/team/web/manifests/1" => (
-                200,
-                vec![(
-                    "Content-Type".into(),
-                    "application/vnd.oci.image.manifest.v1+json".into(),
-                )],
-                manifest.clone().into_bytes(),
-            ),
-            p if p == format!("/v2/team/web/blobs/{config_d}") => (200, vec![], config.clone()),
-            p if p == format!("/v2/team/web/blobs/{layer_d}") => (200, vec![], layer.clone()),
-            _ => (404, vec![], vec![]),
-        }
+        image
+            .answer("team/web", "1", route)
+            .unwrap_or_else(|| Answer::new(404, ""))
     });
+    let port = reg.port;
     let web = format!("127.0.0.1:{port}/team/web:1");
     let (code, _, err) = netctl(&host, "a", &["pull", &web]);
     assert_ne!(code, 0);
@@ -949,12 +791,11 @@ fn bearer_tokens_are_fetched_with_the_stored_credentials() {
         ),
         "[\"/hello\"]\n"
     );
-    let asked: Vec<String> = seen
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|r| r.starts_with("GET /token"))
-        .cloned()
+    let asked: Vec<String> = reg
+        .seen()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/token"))
+        .map(|r| r.path)
         .collect();
     assert!(
         asked.iter().any(|r| r.contains("scope=repository")),
