@@ -42,11 +42,14 @@ impl Reference {
             )));
         }
         let (domain, rest) = split_domain(s);
-        if rest.to_lowercase() != rest {
+        // Docker checks the name up to the first ':' (tags may have capitals).
+        let name = rest.split(':').next().unwrap_or_default();
+        if name.to_lowercase() != name {
             return Err(bad("repository name must be lowercase"));
         }
         let (name_tag, digest) = match rest.as_str().split_once('@') {
-            Some((n, d)) => (n, Some(Digest::parse(d).map_err(|_| bad(""))?)),
+            Some((n, d)) if digest_grammar(d) => (n, Some(d)),
+            Some(_) => return Err(bad("")),
             None => (rest.as_str(), None),
         };
         let (path, tag) = match name_tag.rsplit_once(':') {
@@ -62,13 +65,15 @@ impl Reference {
             }
         }
         if domain.len() + 1 + path.len() > MAX_NAME {
-            return Err(bad("repository name must not be more than 255 characters"));
+            return Err(Error::Reference(format!(
+                "repository name must not be more than {MAX_NAME} characters"
+            )));
         }
         Ok(Self {
             domain,
             path: path.to_string(),
             tag: tag.map(str::to_string),
-            digest,
+            digest: digest.map(Digest::parse).transpose()?,
         })
     }
 
@@ -241,6 +246,21 @@ fn valid_component(c: &str) -> bool {
     true
 }
 
+/// The reference grammar's digest: `[A-Za-z][A-Za-z0-9]*` components joined by one of
+/// `-_+.`, a `:`, then at least 32 hex digits (go-digest then checks the value).
+fn digest_grammar(d: &str) -> bool {
+    let Some((alg, hex)) = d.split_once(':') else {
+        return false;
+    };
+    let component = |c: &str| {
+        c.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+            && c.bytes().all(|b| b.is_ascii_alphanumeric())
+    };
+    alg.split(['-', '_', '+', '.']).all(component)
+        && hex.len() >= 32
+        && hex.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// `[\w][\w.-]{0,127}`.
 fn valid_tag(t: &str) -> bool {
     let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
@@ -346,8 +366,9 @@ mod tests {
         );
         assert_eq!(
             full(&"a".repeat(300)),
-            "invalid reference format: repository name must not be more than 255 characters"
+            "repository name must not be more than 255 characters"
         );
+        assert_eq!(full("x/y:Tag_1.0-X"), "docker.io/x/y:Tag_1.0-X");
         let hex = "0123456789abcdef".repeat(4);
         assert_eq!(
             full(&hex),
