@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use netctl_netns_tests::{binary, exit_and_streams, TestHost};
+use netctl_netns_tests::{exit_and_streams, TestHost};
 
 /// What a parser said of a reference: accepted, or the error it gave.
 #[derive(Debug, PartialEq)]
