@@ -754,6 +754,7 @@ fn agent(options: &Options, host: &str, insecure: bool) -> Result<Agent> {
         .timeout_connect(Some(options.timeout))
         .timeout_recv_response(Some(options.timeout))
         .timeout_per_read(Some(options.timeout))
+        .timeout_per_write(Some(options.timeout))
         .timeout_send_body(None)
         .user_agent(concat!("netctl/", env!("CARGO_PKG_VERSION")))
         .build();

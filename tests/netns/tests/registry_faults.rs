@@ -214,6 +214,46 @@ fn a_registry_that_trickles_or_stalls_is_given_up_at_the_deadline() {
     }
 }
 
+/// A user pushes a 16 MiB layer to a registry that takes the upload's head and then never
+/// reads its body: with `--registry-deadline 2` the push fails within seconds saying it
+/// timed out (before, the write waited on the full socket for ever).
+#[test]
+fn a_registry_that_stops_reading_an_upload_fails_the_push_at_the_deadline() {
+    let host = TestHost::new();
+    let rootfs = host.dir().join("rootfs");
+    std::fs::create_dir_all(&rootfs).unwrap();
+    // Incompressible, so the gzip stream stays as big as the file.
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let noise: Vec<u8> = (0..16 << 20)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect();
+    std::fs::write(rootfs.join("noise"), noise).unwrap();
+    let reg = FakeRegistry::start(|a| match (a.method.as_str(), a.path.as_str()) {
+        ("GET", "/v2/") => Answer::new(200, ""),
+        ("POST", p) if p.starts_with("/v2/big/blobs/uploads/") && !p.contains("mount=") => {
+            Answer::new(202, "").header("Location", "/v2/big/blobs/uploads/u1")
+        }
+        ("PATCH" | "PUT", _) => Answer::new(202, "").sent(Sending::Mute),
+        _ => Answer::new(404, ""),
+    });
+    let big = format!("{}/big:1", reg.host());
+    host.netctl_ok(&["image", "import", &rootfs.display().to_string(), &big]);
+    let started = Instant::now();
+    let (code, out, err) = host.netctl(&["--registry-deadline", "2", "push", &big]);
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("timed out"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
 /// A user's pull is killed (kill -9) while a layer is half unpacked: the half layer stays
 /// only until the store is next added to, and the next pull, of another image, finds it
 /// gone and succeeds.
