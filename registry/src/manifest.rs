@@ -74,36 +74,87 @@ impl Platform {
         }
     }
 
-    /// Parses `os/arch[/variant]` (`--platform`).
+    /// Parses `--platform` as Docker does: `os/arch[/variant]`, or `os` or `arch` alone (the
+    /// other the host's), with Go's other names for them (`x86_64`, `aarch64`, `armhf` ...).
     pub fn parse(s: &str) -> Result<Self> {
         let parts: Vec<&str> = s.split('/').collect();
         let ok = |p: &str| {
             !p.is_empty()
                 && p.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         };
-        match parts.as_slice() {
-            [os, arch] | [os, arch, _] if ok(os) && ok(arch) => Ok(Self {
-                os: os.to_string(),
-                architecture: arch.to_string(),
-                variant: parts.get(2).map_or("", |v| v).to_string(),
-            }),
-            _ => Err(Error::Refused(format!(
-                "invalid platform {s:?}: use os/arch[/variant], for example linux/amd64"
-            ))),
+        let host = Self::host();
+        let (os, arch, variant) = match parts.as_slice() {
+            [one] if ok(one) && KNOWN_OS.contains(&one.to_ascii_lowercase().as_str()) => {
+                (*one, host.architecture.as_str(), host.variant.as_str())
+            }
+            [one] if ok(one) => (host.os.as_str(), *one, ""),
+            [os, arch] if ok(os) && ok(arch) => (*os, *arch, ""),
+            [os, arch, variant] if ok(os) && ok(arch) && ok(variant) => (*os, *arch, *variant),
+            _ => {
+                return Err(Error::Refused(format!(
+                    "invalid platform {s:?}: use os/arch[/variant], for example linux/amd64"
+                )))
+            }
+        };
+        Ok(Self {
+            os: os.to_ascii_lowercase(),
+            architecture: arch.to_ascii_lowercase(),
+            variant: variant.to_ascii_lowercase(),
+        }
+        .normalized())
+    }
+
+    /// The platform in containerd's canonical names: `amd64` for `x86_64`, `arm64` (no
+    /// variant for `v8`) for `aarch64`, `arm/v7` for `armhf` and a bare `arm`, `386` for
+    /// `i386`, `darwin` for `macos`.
+    pub fn normalized(&self) -> Self {
+        let os = match self.os.as_str() {
+            "macos" => "darwin",
+            os => os,
+        };
+        let (architecture, variant) = match (self.architecture.as_str(), self.variant.as_str()) {
+            ("i386", v) => ("386", v.to_string()),
+            ("x86_64" | "x86-64", v) => ("amd64", v.to_string()),
+            ("aarch64" | "arm64", "v8" | "8") => ("arm64", String::new()),
+            ("aarch64", v) => ("arm64", v.to_string()),
+            ("armhf", _) | ("arm", "") => ("arm", "v7".to_string()),
+            ("armel", _) => ("arm", "v6".to_string()),
+            ("arm", v) if v.len() == 1 => ("arm", format!("v{v}")),
+            (a, v) => (a, v.to_string()),
+        };
+        Self {
+            os: os.into(),
+            architecture: architecture.into(),
+            variant,
         }
     }
 
-    /// Whether an index entry for `other` runs here: same OS and architecture, and the
-    /// variant when both name one.
+    /// Whether an index entry for `other` runs here: same OS and architecture (in canonical
+    /// names), and the variant when both name one.
     fn accepts(&self, other: &Platform) -> bool {
-        self.os == other.os
-            && self.architecture == other.architecture
-            && (self.variant.is_empty()
-                || other.variant.is_empty()
-                || self.variant == other.variant)
+        let (me, them) = (self.normalized(), other.normalized());
+        me.os == them.os
+            && me.architecture == them.architecture
+            && (me.variant.is_empty() || them.variant.is_empty() || me.variant == them.variant)
     }
 }
+
+/// Operating systems Go names (what `--platform linux` alone means).
+const KNOWN_OS: [&str; 12] = [
+    "aix",
+    "android",
+    "darwin",
+    "dragonfly",
+    "freebsd",
+    "illumos",
+    "ios",
+    "linux",
+    "macos",
+    "netbsd",
+    "openbsd",
+    "windows",
+];
 
 impl std::fmt::Display for Platform {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -262,6 +313,24 @@ mod tests {
                 .size,
             1
         );
+        for other_names in ["linux/x86_64", "LINUX/AMD64", "amd64", "linux/aarch64/v8"] {
+            let p = Platform::parse(other_names).unwrap();
+            assert!(index.select(&p).is_ok(), "{other_names}: {p}");
+        }
+        assert_eq!(
+            Platform::parse("aarch64").unwrap().to_string(),
+            "linux/arm64"
+        );
+        assert_eq!(
+            Platform::parse("linux/armhf").unwrap().to_string(),
+            "linux/arm/v7"
+        );
+        assert_eq!(
+            Platform::parse("linux/arm").unwrap().to_string(),
+            "linux/arm/v7"
+        );
+        assert_eq!(Platform::parse("linux").unwrap(), Platform::host());
+        assert!(Platform::parse("linux/").is_err() && Platform::parse("a/b/c/d").is_err());
         let err = index
             .select(&Platform::parse("linux/s390x").unwrap())
             .unwrap_err();
