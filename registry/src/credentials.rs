@@ -1,5 +1,7 @@
 //! Registry credentials where Docker keeps them: `auths` of `~/.docker/config.json` (or
-//! `$DOCKER_CONFIG/config.json`), `"auth": base64("user:password")` per registry.
+//! `$DOCKER_CONFIG/config.json`), `"auth": base64("user:password")` per registry — or, when
+//! the file names one (`credHelpers` for the registry, else `credsStore`) or Docker would
+//! pick one by default, a credential helper ([`crate::helper`]).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -8,6 +10,7 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 
 use crate::error::{io, Error, Result};
+use crate::helper::{self, Helper};
 
 /// The key Docker files Docker Hub's credentials under.
 const HUB_KEY: &str = "https://index.docker.io/v1/";
@@ -88,9 +91,30 @@ impl CredentialStore {
         }
     }
 
+    /// The helper that keeps `domain`'s credentials: the file's `credHelpers` entry for it,
+    /// else its `credsStore`, else Docker's default helper when installed (and whether it
+    /// came by default); none for the file.
+    fn helper_for(doc: &Map<String, Value>, domain: &str) -> Result<Option<(Helper, bool)>> {
+        let host = host_of(&server_key(domain)).to_string();
+        let named = doc
+            .get("credHelpers")
+            .and_then(Value::as_object)
+            .and_then(|h| h.iter().find(|(k, _)| host_of(k) == host))
+            .and_then(|(_, v)| v.as_str())
+            .or_else(|| doc.get("credsStore").and_then(Value::as_str))
+            .filter(|n| !n.is_empty());
+        match named {
+            Some(name) => Helper::named(name).map(|h| Some((h, false))),
+            None => Ok(helper::platform_default().map(|h| (h, true))),
+        }
+    }
+
     /// The credentials stored for the registry of `domain`, if any.
     pub fn get(&self, domain: &str) -> Result<Option<Credentials>> {
         let doc = self.read()?;
+        if let Some((helper, _)) = Self::helper_for(&doc, domain)? {
+            return helper.get(&server_key(domain));
+        }
         let Some(Value::Object(auths)) = doc.get("auths") else {
             return Ok(None);
         };
@@ -110,24 +134,40 @@ impl CredentialStore {
         })
     }
 
-    /// Stores credentials for the registry of `domain`, keeping the rest of the file.
+    /// Stores credentials for the registry of `domain`, keeping the rest of the file: in
+    /// its helper (the file then names the registry with no secret, and a helper Docker
+    /// picked by default becomes its `credsStore`, as Docker's login leaves it), else in
+    /// the file.
     pub fn store(&self, domain: &str, creds: &Credentials) -> Result<()> {
         let mut doc = self.read()?;
+        let entry = match Self::helper_for(&doc, domain)? {
+            Some((h, by_default)) => {
+                h.store(&server_key(domain), creds)?;
+                if by_default {
+                    doc.insert("credsStore".into(), Value::String(h.name().into()));
+                }
+                serde_json::json!({})
+            }
+            None => {
+                let token = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{}:{}", creds.username, creds.password));
+                serde_json::json!({ "auth": token })
+            }
+        };
         let auths = doc
             .entry("auths")
             .or_insert_with(|| Value::Object(Map::new()));
         if !auths.is_object() {
             *auths = Value::Object(Map::new());
         }
-        let token = base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{}", creds.username, creds.password));
         if let Value::Object(m) = auths {
-            m.insert(server_key(domain), serde_json::json!({ "auth": token }));
+            m.insert(server_key(domain), entry);
         }
         self.write(&doc)
     }
 
-    /// Forgets the registry's credentials; whether there were any.
+    /// Forgets the registry's credentials (in its helper too); whether the file named the
+    /// registry (as Docker's logout, which otherwise says it was not logged in).
     pub fn erase(&self, domain: &str) -> Result<bool> {
         let mut doc = self.read()?;
         let want = host_of(&server_key(domain)).to_string();
@@ -140,6 +180,9 @@ impl CredentialStore {
             return Ok(false);
         }
         self.write(&doc)?;
+        if let Some((helper, _)) = Self::helper_for(&doc, domain)? {
+            helper.erase(&server_key(domain))?;
+        }
         Ok(true)
     }
 

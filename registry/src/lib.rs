@@ -6,6 +6,7 @@ pub mod client;
 pub mod credentials;
 pub mod digest;
 pub mod error;
+pub mod helper;
 pub mod manifest;
 pub mod reference;
 

@@ -503,7 +503,11 @@ fn an_index_picks_the_hosts_platform_unless_told_otherwise() {
     netctl_ok(&host, "c", &["pull", "--platform", "linux/arm64", &both]);
     assert_eq!(image_id(&host, "c", &both), image_id(&host, "a", &arm));
     // Go's other names for a platform, as Docker takes them.
-    netctl_ok(&host, "e", &["pull", "--platform", "linux/aarch64/v8", &both]);
+    netctl_ok(
+        &host,
+        "e",
+        &["pull", "--platform", "linux/aarch64/v8", &both],
+    );
     assert_eq!(image_id(&host, "e", &both), image_id(&host, "a", &arm));
     let (code, _, err) = netctl(&host, "d", &["pull", "--platform", "linux/s390x", &both]);
     assert_ne!(code, 0);
