@@ -566,6 +566,128 @@ fn docker(
     exit_and_streams(&cmd.output().expect("run docker"))
 }
 
+/// Debian's pass credential helper and pass, unpacked by `scripts/deps test`.
+fn credential_helpers() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/credential-helpers/bin")
+}
+
+/// A user whose Docker config keeps credentials in `pass` (`"credsStore": "pass"`) logs in
+/// with netctl and with the docker CLI: the password lands in pass, never in config.json;
+/// each reads what the other stored, and logout takes it out of pass. A helper the config
+/// names but that is not installed is refused in words.
+#[test]
+fn credentials_live_in_the_credential_helper_the_docker_config_names() {
+    let (mut host, pki) = host_with_pki();
+    let reg = start_registry(&mut host, TLS_ADDR, 5443, Some(&pki), false);
+    trust(&pki, &reg);
+    let daemon = Netctld::start(&mut host);
+    let helpers = credential_helpers();
+    assert!(
+        helpers.join("docker-credential-pass").is_file(),
+        "{} is missing: run scripts/deps test",
+        helpers.display()
+    );
+    let config = host.dir().join("helper-config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(config.join("config.json"), r#"{"credsStore":"pass"}"#).unwrap();
+    let gnupg = host.dir().join("gnupg");
+    let env = [
+        (
+            "PATH",
+            format!("{}:{}", helpers.display(), std::env::var("PATH").unwrap()),
+        ),
+        ("GNUPGHOME", gnupg.display().to_string()),
+        (
+            "PASSWORD_STORE_DIR",
+            host.dir().join("password-store").display().to_string(),
+        ),
+        ("DOCKER_CONFIG", config.display().to_string()),
+        ("DOCKER_HOST", daemon.host().to_string()),
+    ];
+    let run = |program: &str, args: &[&str], stdin: &str| {
+        let mut cmd = Command::new(program);
+        cmd.args(args).envs(env.iter().map(|(k, v)| (k, v)));
+        cmd.stdin(std::fs::File::open(write(&host, "stdin", stdin)).unwrap());
+        exit_and_streams(&cmd.output().unwrap())
+    };
+    let ok = |program: &str, args: &[&str], stdin: &str| {
+        let (code, out, err) = run(program, args, stdin);
+        assert_eq!(code, 0, "{program} {args:?}: {out}{err}");
+        out
+    };
+    std::fs::create_dir(&gnupg).unwrap();
+    std::fs::set_permissions(&gnupg, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    ok(
+        "gpg",
+        &[
+            "--batch",
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            "netctl test <netctl@test.invalid>",
+            "default",
+            "default",
+            "never",
+        ],
+        "",
+    );
+    ok("pass", &["init", "netctl@test.invalid"], "");
+    let netctl_bin = binary("netctl").display().to_string();
+    let root = |r: &str| host.dir().join(r).display().to_string();
+    let web = format!("{}/team/web:1", reg.host);
+    import(&host, "a", &web);
+    let listed = || ok("docker-credential-pass", &["list"], "");
+
+    // netctl's login goes to pass; the file names the registry without a secret.
+    let out = ok(
+        &netctl_bin,
+        &["login", &reg.host, "-u", "alice", "--password-stdin"],
+        "wonderland\n",
+    );
+    assert_eq!(out, "Login Succeeded\n");
+    let file = std::fs::read_to_string(config.join("config.json")).unwrap();
+    assert!(!file.contains("\"auth\""), "{file}");
+    assert!(
+        file.contains(&reg.host) && file.contains("\"credsStore\": \"pass\""),
+        "{file}"
+    );
+    assert_eq!(listed(), format!("{{\"{}\":\"alice\"}}\n", reg.host));
+    ok(&netctl_bin, &["--root", &root("a"), "push", &web], "");
+
+    // The docker CLI logs out of what netctl stored: netctl can pull no more ...
+    let out = ok("/usr/bin/docker", &["logout", &reg.host], "");
+    assert!(out.contains("Removing login credentials"), "{out}");
+    assert_eq!(listed(), "{}\n");
+    let (code, _, err) = run(&netctl_bin, &["--root", &root("b"), "pull", &web], "");
+    assert_ne!(code, 0);
+    assert!(err.contains("pull access denied"), "{err}");
+    // ... until the docker CLI logs in (through netctld) and netctl reads what it stored.
+    ok(
+        "/usr/bin/docker",
+        &["login", &reg.host, "-u", "alice", "--password-stdin"],
+        "wonderland\n",
+    );
+    assert_eq!(listed(), format!("{{\"{}\":\"alice\"}}\n", reg.host));
+    let out = ok(&netctl_bin, &["--root", &root("b"), "pull", &web], "");
+    assert!(out.contains("Status: Downloaded newer image"), "{out}");
+    let out = ok(&netctl_bin, &["logout", &reg.host], "");
+    assert_eq!(
+        out,
+        format!("Removing login credentials for {}\n", reg.host)
+    );
+    assert_eq!(listed(), "{}\n");
+
+    // A helper named but not installed.
+    std::fs::write(config.join("config.json"), r#"{"credsStore":"nothere"}"#).unwrap();
+    let (code, _, err) = run(&netctl_bin, &["--root", &root("c"), "pull", &web], "");
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("docker-credential-nothere, which is not on the PATH"),
+        "{err}"
+    );
+    ok("gpgconf", &["--kill", "gpg-agent"], "");
+}
+
 /// A Docker user logs in with the docker CLI through netctld, pushes an image, removes it,
 /// pulls it back and runs it: the lines and errors are Docker's.
 #[test]
