@@ -689,6 +689,9 @@ fn parse_params(s: &str) -> HashMap<String, String> {
     }
 }
 
+/// How long an error answer's body may take (it only adds words to the error).
+const ERROR_DEADLINE: Duration = Duration::from_secs(10);
+
 /// A registry's error answer in Docker's words (`manifest unknown: manifest unknown`).
 fn status_error(url: &str, mut resp: Response<Body>) -> Error {
     #[derive(serde::Deserialize)]
@@ -704,7 +707,7 @@ fn status_error(url: &str, mut resp: Response<Body>) -> Error {
         message: String,
     }
     let status = resp.status();
-    let text = read_bounded(&mut resp, 64 << 10, "error", Duration::from_secs(10))
+    let text = read_bounded(&mut resp, 64 << 10, "error", ERROR_DEADLINE)
         .ok()
         .and_then(|b| serde_json::from_slice::<Errors>(&b).ok())
         .map(|e| {
