@@ -1,7 +1,7 @@
 //! Pull and push of a ~100 MiB image in 5 layers against Debian's distribution registry on
 //! loopback: netctl against dockerd 20.10 (`docker pull`/`push`, in the same namespace) and
-//! `skopeo copy` (to and from a directory), side by side, medians; and a second pull of an
-//! image sharing 4 of its 5 layers.
+//! `skopeo copy` (to and from a directory), side by side, medians; a second push and a
+//! second pull of an image sharing 4 of its 5 layers.
 //!
 //! Usage: registry-bench NETCTL_BIN_DIR ROUNDS (as root).
 
@@ -84,9 +84,11 @@ fn main() {
         "netctl load",
     );
     timed(&mut docker(&format!("load -i {d}/big1.tar")), "docker load");
+    timed(&mut docker(&format!("load -i {d}/big2.tar")), "docker load");
 
     // Push: each tool in turn to an empty registry, so every blob is uploaded.
     let mut push = [Vec::new(), Vec::new(), Vec::new()];
+    let mut second_push = [Vec::new(), Vec::new(), Vec::new()];
     let image = format!("{REGISTRY}/bench/big:1");
     for _ in 0..rounds {
         for (k, tool) in push.iter_mut().enumerate() {
@@ -110,6 +112,25 @@ fn main() {
                 }
             };
             tool.push(timed(&mut cmd, "push").0);
+            // Then the image sharing 4 of those 5 layers.
+            let big2 = format!("{REGISTRY}/bench/big:2");
+            let (t, sent) = match k {
+                0 => timed(&mut netctl("src", &format!("push {big2}")), "netctl push"),
+                1 => timed(&mut docker(&format!("push {big2}")), "docker push"),
+                _ => timed(
+                    Command::new("skopeo").args([
+                        "copy",
+                        "--dest-tls-verify=false",
+                        &format!("docker-archive:{d}/big2.tar"),
+                        &format!("docker://{big2}"),
+                    ]),
+                    "skopeo copy",
+                ),
+            };
+            if k < 2 {
+                assert_eq!(sent.matches("Layer already exists").count(), 4, "{sent}");
+            }
+            second_push[k].push(t);
         }
     }
     timed(
@@ -160,6 +181,10 @@ fn main() {
     println!("|---|---|---|---|---|---|");
     for (what, t) in [
         ("push (to an empty registry)", &push),
+        (
+            "second push (an image sharing 4 of its 5 layers)",
+            &second_push,
+        ),
         ("pull (empty store)", &pull),
     ] {
         let m: Vec<Duration> = t.iter().map(|v| median(v.clone())).collect();
