@@ -33,6 +33,9 @@ pub struct LoginArgs {
 /// `pull`.
 #[derive(Args, Debug)]
 pub struct PullArgs {
+    /// Download every tagged image of the repository.
+    #[arg(short = 'a', long = "all-tags")]
+    pub all_tags: bool,
     /// `os/arch[/variant]` of the image to pick from a multi-platform index.
     #[arg(long)]
     pub platform: Option<String>,
@@ -46,6 +49,9 @@ pub struct PullArgs {
 /// `push`.
 #[derive(Args, Debug)]
 pub struct PushArgs {
+    /// Push every tagged image of the repository.
+    #[arg(short = 'a', long = "all-tags")]
+    pub all_tags: bool,
     /// Print no progress.
     #[arg(short = 'q', long)]
     pub quiet: bool,
@@ -170,6 +176,19 @@ fn credentials_for(reference: &str) -> anyhow::Result<Option<Credentials>> {
 /// `pull`: progress on stdout, then Docker's closing lines.
 pub fn pull(engine: &Engine, a: &PullArgs) -> Outcome {
     let lines = Lines::new(std::io::stdout().is_terminal(), a.quiet);
+    if a.all_tags {
+        let req = PullRequest {
+            reference: a.reference.clone(),
+            platform: a.platform.clone(),
+            credentials: credentials_for(&a.reference)?,
+        };
+        let pulled = netctl_engine::image::pull_all_tags(engine, &req, &|p| lines.show(&p))?;
+        if !a.quiet {
+            println!("Status: {}", pulled.status());
+        }
+        println!("{}", full_name(&pulled.repository));
+        return Ok(0);
+    }
     if Reference::parse(&a.reference).is_ok_and(|r| r.tag().is_none() && r.digest().is_none())
         && !a.quiet
     {
@@ -210,6 +229,18 @@ pub fn push(engine: &Engine, a: &PushArgs) -> Outcome {
         reference: a.reference.clone(),
         credentials: credentials_for(&a.reference)?,
     };
+    if a.all_tags {
+        netctl_engine::image::push_all_tags(engine, &req, &|p| lines.show(&p))?;
+        if a.quiet {
+            println!("{}", full_name(&a.reference));
+        }
+        return Ok(0);
+    }
+    if !a.quiet
+        && Reference::parse(&a.reference).is_ok_and(|r| r.tag().is_none() && r.digest().is_none())
+    {
+        println!("Using default tag: latest");
+    }
     netctl_engine::image::push(engine, &req, &|p| lines.show(&p))?;
     if a.quiet {
         println!("{}", full_name(&a.reference));

@@ -512,6 +512,37 @@ pub fn pull(
     Ok(pulled)
 }
 
+/// An all-tags `pull` through the engine, with a `pull` event per tag.
+pub fn pull_all_tags(
+    engine: &crate::Engine,
+    req: &crate::pull::PullRequest,
+    progress: &(dyn Fn(crate::pull::Progress) + Sync),
+) -> Result<crate::pull::PulledAll> {
+    let store = ImageStore::open(engine.root())?;
+    let pulled = crate::pull::pull_all_tags(&store, &engine.config.registry, req, progress)?;
+    for p in &pulled.tags {
+        image_event(engine, "pull", &p.image, &p.reference);
+    }
+    Ok(pulled)
+}
+
+/// An all-tags `push` through the engine, with a `push` event per tag.
+pub fn push_all_tags(
+    engine: &crate::Engine,
+    req: &crate::push::PushRequest,
+    progress: &(dyn Fn(crate::pull::Progress) + Sync),
+) -> Result<Vec<crate::push::Pushed>> {
+    let store = ImageStore::open(engine.root())?;
+    let pushed = crate::push::push_all_tags(&store, &engine.config.registry, req, progress)?;
+    for p in &pushed {
+        let tagged = format!("{}:{}", req.reference, p.tag);
+        if let Ok(img) = store.find(&tagged) {
+            image_event(engine, "push", &img, &normalize(&tagged)?);
+        }
+    }
+    Ok(pushed)
+}
+
 /// `push` through the engine, with its `push` event.
 pub fn push(
     engine: &crate::Engine,

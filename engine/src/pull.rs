@@ -85,16 +85,97 @@ pub fn pull(
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<Pulled> {
     let r = reference(&req.reference)?;
-    let platform = match &req.platform {
-        Some(p) if !p.is_empty() => {
-            Platform::parse(p).map_err(|e| Error::Invalid(e.to_string()))?
-        }
-        _ => Platform::host(),
-    };
-    let denied = |e: netctl_registry::Error| pull_error(&r, e);
-    let registry =
-        Registry::connect(options, r.registry_host(), req.credentials.clone()).map_err(denied)?;
-    let (manifest, digest) = image_manifest(&registry, &r, &platform).map_err(denied)?;
+    let platform = platform(req)?;
+    let registry = Registry::connect(options, r.registry_host(), req.credentials.clone())
+        .map_err(|e| pull_error(&r, e))?;
+    let _adding = store.lock_for_adding()?;
+    pull_tag(store, &registry, &r, &platform, progress)
+}
+
+/// What an all-tags pull did.
+#[derive(Debug, Clone)]
+pub struct PulledAll {
+    /// The repository as Docker shows it (`registry:5000/web`).
+    pub repository: String,
+    /// Each tag's pull.
+    pub tags: Vec<Pulled>,
+}
+
+impl PulledAll {
+    /// Docker's closing status, for the repository.
+    pub fn status(&self) -> String {
+        let what = if self.tags.iter().any(|p| p.fresh) {
+            "Downloaded newer image"
+        } else {
+            "Image is up to date"
+        };
+        format!("{what} for {}", self.repository)
+    }
+}
+
+/// Pulls every tag of the repository `req.reference` names (`pull --all-tags`, the API's
+/// pull without a tag), one after the other, each tag's `Digest:` line among the progress.
+pub fn pull_all_tags(
+    store: &ImageStore,
+    options: &Options,
+    req: &PullRequest,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<PulledAll> {
+    let repo = Reference::parse(&req.reference)?;
+    if repo.tag().is_some() || repo.digest().is_some() {
+        return Err(Error::Invalid(format!(
+            "tag can't be used with --all-tags/-a: give the repository alone, not {}",
+            repo.familiar()
+        )));
+    }
+    let platform = platform(req)?;
+    let denied = |e| pull_error(&repo, e);
+    let registry = Registry::connect(options, repo.registry_host(), req.credentials.clone())
+        .map_err(denied)?;
+    let tags = registry.tags(repo.path()).map_err(denied)?;
+    let _adding = store.lock_for_adding()?;
+    let mut pulled = Vec::new();
+    for tag in tags {
+        let r = reference(&format!("{}:{tag}", repo.familiar_name()))?;
+        let one = pull_tag(store, &registry, &r, &platform, progress)?;
+        progress(Progress {
+            id: String::new(),
+            status: format!("Digest: {}", one.digest),
+            bytes: None,
+        });
+        pulled.push(one);
+    }
+    if pulled.is_empty() {
+        return Err(Error::Registry(netctl_registry::Error::NotFound(format!(
+            "{} has no tags to pull",
+            repo.familiar_name()
+        ))));
+    }
+    Ok(PulledAll {
+        repository: repo.familiar_name(),
+        tags: pulled,
+    })
+}
+
+/// The platform a pull asks an index for: `--platform`, else the host's.
+fn platform(req: &PullRequest) -> Result<Platform> {
+    match &req.platform {
+        Some(p) if !p.is_empty() => Platform::parse(p).map_err(|e| Error::Invalid(e.to_string())),
+        _ => Ok(Platform::host()),
+    }
+}
+
+/// Pulls the image `r` names (a tag or digest) over `registry`, under the store's adding
+/// lock.
+fn pull_tag(
+    store: &ImageStore,
+    registry: &Registry,
+    r: &Reference,
+    platform: &Platform,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<Pulled> {
+    let denied = |e: netctl_registry::Error| pull_error(r, e);
+    let (manifest, digest) = image_manifest(registry, r, platform).map_err(denied)?;
     progress(Progress {
         id: r.manifest_reference(),
         status: format!("Pulling from {}", r.path()),
@@ -109,8 +190,7 @@ pub fn pull(
         )
         .map_err(denied)?;
     let diff_ids = diff_ids(&config, &manifest)?;
-    let _adding = store.lock_for_adding()?;
-    let fresh = fetch_layers(store, &registry, &r, &manifest, &diff_ids, progress)?;
+    let fresh = fetch_layers(store, registry, r, &manifest, &diff_ids, progress)?;
     let image_id = crate::layer::sha256_hex(&config);
     let had = store.contains(&image_id);
     let tags = r.tag().map(|_| vec![r.familiar()]).unwrap_or_default();

@@ -11,12 +11,12 @@ use netctl_registry::digest::{Algorithm, Verifier};
 use netctl_registry::manifest::{
     Descriptor, ImageManifest, DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST,
 };
-use netctl_registry::{Credentials, Digest, Options, Registry};
+use netctl_registry::{Credentials, Digest, Options, Reference, Registry};
 
 use crate::distribution::{Blob, Distribution};
 use crate::error::{Context, Error, Result};
 use crate::gzip::Gzip;
-use crate::image::ImageStore;
+use crate::image::{Image, ImageStore};
 use crate::pull::{reference, Counting, Progress};
 
 /// A pushed layer: its diff ID and its blob.
@@ -53,19 +53,59 @@ pub fn push(
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<Pushed> {
     let r = reference(&req.reference)?;
-    let Some(tag) = r.tag().map(str::to_string).filter(|_| r.digest().is_none()) else {
+    if r.tag().is_none() || r.digest().is_some() {
         return Err(Error::Invalid(format!(
             "cannot push {}: push a tag, not a digest",
             r.familiar()
         )));
-    };
+    }
+    let mut pushed = push_tags(store, options, req, &r, progress)?;
+    pushed
+        .pop()
+        .ok_or_else(|| Error::Invalid("nothing was pushed".into()))
+}
+
+/// Pushes every tag the local images have in the repository `req.reference` names (the
+/// API's push without a tag, `push --all-tags`), in tag order.
+pub fn push_all_tags(
+    store: &ImageStore,
+    options: &Options,
+    req: &PushRequest,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<Vec<Pushed>> {
+    let r = Reference::parse(&req.reference)?;
+    if r.tag().is_some() || r.digest().is_some() {
+        return Err(Error::Invalid(format!(
+            "tag can't be used with --all-tags/-a: give the repository alone, not {}",
+            r.familiar()
+        )));
+    }
+    push_tags(store, options, req, &r, progress)
+}
+
+/// Pushes the tag `r` names, or every local tag of its repository when it names none; one
+/// connection and one `The push refers to repository` line for all.
+fn push_tags(
+    store: &ImageStore,
+    options: &Options,
+    req: &PushRequest,
+    r: &Reference,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<Vec<Pushed>> {
     let _reading = store.lock(false)?;
-    let img = store.find(&r.familiar()).map_err(|_| {
-        netctl_registry::Error::NotFound(format!(
+    let missing = || {
+        Error::from(netctl_registry::Error::NotFound(format!(
             "An image does not exist locally with the tag: {}",
             r.familiar_name()
-        ))
-    })?;
+        )))
+    };
+    let images = match r.tag() {
+        Some(_) => vec![(r.clone(), store.find(&r.familiar()).map_err(|_| missing())?)],
+        None => tagged_in(store, r)?,
+    };
+    if images.is_empty() {
+        return Err(missing());
+    }
     progress(Progress {
         id: String::new(),
         status: format!(
@@ -76,17 +116,48 @@ pub fn push(
         bytes: None,
     });
     let registry = Registry::connect(options, r.registry_host(), req.credentials.clone())?;
+    images
+        .iter()
+        .map(|(tagged, img)| push_tag(store, &registry, tagged, img, progress))
+        .collect()
+}
+
+/// The local images tagged in `r`'s repository, each with its tagged reference, by tag.
+fn tagged_in(store: &ImageStore, r: &Reference) -> Result<Vec<(Reference, Image)>> {
+    let mut out = Vec::new();
+    for img in store.all()? {
+        for t in &img.tags {
+            if let Ok(tagged) = Reference::parse(t) {
+                if tagged.domain() == r.domain() && tagged.path() == r.path() {
+                    out.push((tagged, img.clone()));
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.tag().cmp(&b.0.tag()));
+    Ok(out)
+}
+
+/// Pushes one tagged image: its layers, its config, its manifest under the tag.
+fn push_tag(
+    store: &ImageStore,
+    registry: &Registry,
+    r: &Reference,
+    img: &Image,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<Pushed> {
+    let tag = r.tag().unwrap_or("latest").to_string();
     let repository = format!("{}/{}", r.domain(), r.path());
     let layers = push_layers(
         store,
-        &registry,
+        registry,
         r.path(),
         &repository,
         &img.layers,
         progress,
     )?;
     let diffs: Vec<String> = layers.iter().map(|(diff, _)| diff.clone()).collect();
-    let config = crate::save::config_for(store, &img, &diffs)?;
+    let config = crate::save::config_for(store, img, &diffs)?;
     let config_digest = Digest::sha256_of(&config);
     if !registry.has_blob(r.path(), &config_digest)? {
         registry.upload_blob(

@@ -80,6 +80,11 @@ pub struct Registry {
     deadline: Duration,
 }
 
+/// The most tags a repository's list may give (an all-tags pull).
+pub const MAX_TAGS: usize = 10_000;
+/// The most pages a tag list may come in.
+const MAX_TAG_PAGES: usize = 1_000;
+
 /// A request body: none, bytes (which can be sent again after a challenge), or a stream.
 enum Payload<'a> {
     /// No body.
@@ -172,6 +177,38 @@ impl Registry {
             }
         }
         Ok((Manifest::parse(&media_type, &bytes)?, bytes, digest))
+    }
+
+    /// Every tag of `repo` (`GET /v2/<repo>/tags/list`, following the `Link` pages), at
+    /// most [`MAX_TAGS`].
+    pub fn tags(&self, repo: &str) -> Result<Vec<String>> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let mut url = format!("{}/v2/{repo}/tags/list", self.base);
+        let mut tags = Vec::new();
+        for _ in 0..MAX_TAG_PAGES {
+            let mut resp = self.checked(Method::GET, &url, repo, false, &[], Payload::Empty)?;
+            let next = next_page(&header(&resp, "link"));
+            let bytes = read_bounded(&mut resp, 4 << 20, "tag list", self.deadline)?;
+            let page: Page = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::Refused(format!("{url} answered no tag list: {e}")))?;
+            tags.extend(page.tags.unwrap_or_default());
+            if tags.len() > MAX_TAGS {
+                return Err(Error::Refused(format!(
+                    "{repo} has over {MAX_TAGS} tags: pull them by name"
+                )));
+            }
+            match next {
+                Some(n) => url = self.absolute(&n),
+                None => return Ok(tags),
+            }
+        }
+        Err(Error::Refused(format!(
+            "{repo}'s tag list goes on past {MAX_TAG_PAGES} pages: refusing it"
+        )))
     }
 
     /// A blob small enough to hold (an image config), verified.
@@ -625,6 +662,23 @@ impl<R: Read> Read for Stalling<R> {
     }
 }
 
+/// The URL of a `Link: <URL>; rel="next"` header, if any.
+fn next_page(link: &str) -> Option<String> {
+    link.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        params
+            .split(';')
+            .any(|p| p.trim().replace(' ', "") == "rel=\"next\"")
+            .then(|| {
+                target
+                    .trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_string()
+            })
+    })
+}
+
 /// Where a `206` answer's `Content-Range: bytes START-END/TOTAL` starts.
 fn content_range_start(resp: &Response<Body>) -> Option<u64> {
     let value = header(resp, "content-range");
@@ -819,6 +873,16 @@ mod tests {
         assert_eq!(p["scope"], "repository:a:pull");
         assert!(parse_params("").is_empty());
         assert!(parse_params("=,,=\"").len() <= 1);
+    }
+
+    #[test]
+    fn tag_list_pages_follow_the_next_link() {
+        assert_eq!(
+            next_page(r#"</v2/web/tags/list?n=2&last=b>; rel="next""#).as_deref(),
+            Some("/v2/web/tags/list?n=2&last=b")
+        );
+        assert_eq!(next_page(r#"<https://r/x>; rel="prev""#), None);
+        assert_eq!(next_page(""), None);
     }
 
     #[test]

@@ -138,7 +138,11 @@ pub async fn pull(
 ) -> ApiResult<Response> {
     drop(body);
     let image = q.get("fromImage").cloned().unwrap_or_default();
-    let reference = match q.get("tag").filter(|t| !t.is_empty()) {
+    let tag = q.get("tag").filter(|t| !t.is_empty());
+    let names_one = tag.is_some()
+        || netctl_registry::Reference::parse(&image)
+            .is_ok_and(|r| r.tag().is_some() || r.digest().is_some());
+    let reference = match tag {
         Some(t) if t.contains(':') => format!("{image}@{t}"),
         Some(t) => format!("{image}:{t}"),
         None => image,
@@ -149,6 +153,16 @@ pub async fn pull(
         platform: q.get("platform").cloned(),
         credentials: registry_auth(headers)?,
     };
+    if !names_one {
+        // No tag: every tag of the repository, as Docker's daemon pulls it.
+        return progress_stream(d, move |engine, say| {
+            let pulled = netctl_engine::image::pull_all_tags(engine, &req, say)?;
+            Ok(vec![
+                json!({"status": format!("Status: {}", pulled.status())}),
+            ])
+        })
+        .await;
+    }
     progress_stream(d, move |engine, say| {
         let pulled = netctl_engine::image::pull(engine, &req, say)?;
         Ok(vec![
@@ -166,18 +180,30 @@ pub async fn push(
     q: &super::Query,
     headers: &HeaderMap,
 ) -> ApiResult<Response> {
-    let reference = match q.get("tag").filter(|t| !t.is_empty()) {
-        Some(t) => format!("{name}:{t}"),
-        None => name.to_string(),
-    };
+    let tag = q.get("tag").filter(|t| !t.is_empty());
     let req = PushRequest {
-        reference,
+        reference: match tag {
+            Some(t) => format!("{name}:{t}"),
+            None => name.to_string(),
+        },
         credentials: registry_auth(headers)?,
     };
+    let all =
+        tag.is_none() && netctl_registry::Reference::parse(name).is_ok_and(|r| r.tag().is_none());
     progress_stream(d, move |engine, say| {
-        let pushed = netctl_engine::image::push(engine, &req, say)?;
-        Ok(vec![json!({"progressDetail": {}, "aux": {
-            "Tag": pushed.tag, "Digest": pushed.digest.to_string(), "Size": pushed.size}})])
+        let pushed = if all {
+            // No tag: every tag of the repository, as Docker's daemon pushes them.
+            netctl_engine::image::push_all_tags(engine, &req, say)?
+        } else {
+            vec![netctl_engine::image::push(engine, &req, say)?]
+        };
+        Ok(pushed
+            .iter()
+            .map(|p| {
+                json!({"progressDetail": {}, "aux": {
+                    "Tag": p.tag, "Digest": p.digest.to_string(), "Size": p.size}})
+            })
+            .collect())
     })
     .await
 }

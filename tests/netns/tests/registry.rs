@@ -421,6 +421,100 @@ fn a_plain_registry_is_used_only_once_named_insecure() {
     assert_eq!(image_id(&host, "b", &web), image_id(&host, "a", &web));
 }
 
+/// A user pushes every tag of a repository at once (`push -a`), pulls them all on a fresh
+/// root (`pull -a`), and does the same with the docker CLI through netctld (where the API
+/// call without a tag means every tag, as Docker's daemon takes it).
+#[test]
+fn every_tag_of_a_repository_is_pushed_and_pulled_at_once() {
+    let (mut host, _pki) = host_with_pki();
+    let reg = start_registry(&mut host, "127.0.0.1", 5002, None, false);
+    let repo = format!("{}/team/web", reg.host);
+    import(&host, "a", &format!("{repo}:1"));
+    netctl_ok(
+        &host,
+        "a",
+        &["tag", &format!("{repo}:1"), &format!("{repo}:2")],
+    );
+    let small = host.dir().join("small");
+    std::fs::create_dir_all(&small).unwrap();
+    std::fs::write(small.join("hello"), "hello\n").unwrap();
+    netctl_ok(
+        &host,
+        "a",
+        &[
+            "image",
+            "import",
+            &small.display().to_string(),
+            &format!("{repo}:3"),
+        ],
+    );
+    let (code, _, err) = netctl(&host, "a", &["push", "-a", &format!("{repo}:1")]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("tag can't be used with --all-tags/-a"),
+        "{err}"
+    );
+    let pushed = netctl_ok(&host, "a", &["push", "--all-tags", &repo]);
+    assert_eq!(
+        pushed.matches("The push refers to repository").count(),
+        1,
+        "{pushed}"
+    );
+    for t in ["1", "2", "3"] {
+        assert!(
+            pushed.contains(&format!("\n{t}: digest: sha256:")),
+            "{pushed}"
+        );
+    }
+    let pulled = netctl_ok(&host, "b", &["pull", "-a", &repo]);
+    assert!(
+        pulled.ends_with(&format!(
+            "Status: Downloaded newer image for {repo}\n{repo}\n"
+        )),
+        "{pulled}"
+    );
+    assert_eq!(pulled.matches("Digest: sha256:").count(), 3, "{pulled}");
+    let tags = |root: &str| {
+        netctl_ok(&host, root, &["images", "--format", "{{.Tag}}", &repo])
+            .lines()
+            .map(str::to_string)
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(tags("b"), tags("a"));
+    assert_eq!(
+        image_id(&host, "b", &format!("{repo}:3")),
+        image_id(&host, "a", &format!("{repo}:3"))
+    );
+
+    // The docker CLI through netctld: pull -a, then push -a of another repository.
+    let daemon = Netctld::start(&mut host);
+    let ok = |args: &[&str]| {
+        let (code, out, err) = docker(&daemon, &host, args, None);
+        assert_eq!(code, 0, "docker {args:?}: {out}{err}");
+        out
+    };
+    let out = ok(&["pull", "-a", &repo]);
+    assert!(
+        out.contains(&format!("Status: Downloaded newer image for {repo}")),
+        "{out}"
+    );
+    let listed = ok(&["images", "--format", "{{.Tag}}", &repo]);
+    assert_eq!(listed.lines().count(), 3, "{listed}");
+    let copy = format!("{}/team/copy", reg.host);
+    ok(&["tag", &format!("{repo}:1"), &format!("{copy}:x")]);
+    ok(&["tag", &format!("{repo}:3"), &format!("{copy}:y")]);
+    let out = ok(&["push", "-a", &copy]);
+    assert!(
+        out.contains("x: digest:") && out.contains("y: digest:"),
+        "{out}"
+    );
+    let list = host.sh(&format!(
+        "curl -sf http://{}/v2/team/copy/tags/list",
+        reg.host
+    ));
+    assert!(list.contains(r#""tags":["x","y"]"#), "{list}");
+}
+
 /// A registry serves a layer whose bytes were changed on its disk: the pull fails on the
 /// digest, and the puller keeps no image and no layer; once the blob is whole again the
 /// pull works.
