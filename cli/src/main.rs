@@ -78,6 +78,15 @@ struct Cli {
     /// sending; a download under 1 KiB/s over that long is given up too.
     #[arg(long = "registry-deadline", global = true, env = "NETCTL_REGISTRY_DEADLINE", default_value_t = netctl_engine::DEFAULT_REGISTRY_DEADLINE.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     registry_deadline: u64,
+    /// A mirror of Docker Hub (`http(s)://host[:port]`), asked before Docker Hub for its
+    /// images; besides the `registry-mirrors` of /etc/netctl/daemon.json.
+    #[arg(
+        long = "registry-mirror",
+        global = true,
+        env = "NETCTL_REGISTRY_MIRRORS",
+        value_delimiter = ','
+    )]
+    registry_mirrors: Vec<String>,
     #[command(subcommand)]
     command: Commands,
 }
@@ -154,6 +163,7 @@ impl Cli {
         );
         Ok(config.with_registries(
             &self.insecure_registries,
+            &self.registry_mirrors,
             std::time::Duration::from_secs(self.registry_deadline),
         )?)
     }

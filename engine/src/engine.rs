@@ -63,19 +63,26 @@ impl EngineConfig {
 /// The settings file both front ends read (Docker's `daemon.json` keys).
 pub const DAEMON_CONFIG: &str = "/etc/netctl/daemon.json";
 
-/// The `insecure-registries` of [`DAEMON_CONFIG`], none when it does not exist.
-pub fn configured_insecure_registries() -> Result<Vec<String>> {
-    #[derive(Deserialize, Default)]
-    struct DaemonConfig {
-        #[serde(default, rename = "insecure-registries")]
-        insecure_registries: Vec<String>,
-    }
-    match std::fs::read(DAEMON_CONFIG) {
-        Ok(bytes) => serde_json::from_slice::<DaemonConfig>(&bytes)
-            .map(|c| c.insecure_registries)
-            .map_err(|e| Error::Invalid(format!("{DAEMON_CONFIG}: {e}; fix or remove it"))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(Error::io(format!("read {DAEMON_CONFIG}"), e)),
+/// What both front ends read of [`DAEMON_CONFIG`] (Docker's keys).
+#[derive(Debug, Default, Deserialize)]
+pub struct DaemonConfig {
+    /// Registries that may answer plain HTTP or unverified TLS.
+    #[serde(default, rename = "insecure-registries")]
+    pub insecure_registries: Vec<String>,
+    /// Docker Hub's mirrors.
+    #[serde(default, rename = "registry-mirrors")]
+    pub registry_mirrors: Vec<String>,
+}
+
+impl DaemonConfig {
+    /// [`DAEMON_CONFIG`], empty when it does not exist.
+    pub fn read() -> Result<Self> {
+        match std::fs::read(DAEMON_CONFIG) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| Error::Invalid(format!("{DAEMON_CONFIG}: {e}; fix or remove it"))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(Error::io(format!("read {DAEMON_CONFIG}"), e)),
+        }
     }
 }
 
@@ -96,15 +103,22 @@ impl EngineConfig {
         self
     }
 
-    /// This configuration with registries that may answer plain HTTP or unverified TLS
-    /// (`named` and the `insecure-registries` of [`DAEMON_CONFIG`]) and the deadline of
-    /// every registry request.
-    pub fn with_registries(mut self, named: &[String], deadline: Duration) -> Result<Self> {
+    /// This configuration with a front end's registry options and [`DAEMON_CONFIG`]'s:
+    /// registries that may answer plain HTTP or unverified TLS, Docker Hub's mirrors (each
+    /// checked), and the deadline of every registry request.
+    pub fn with_registries(
+        mut self,
+        insecure: &[String],
+        mirrors: &[String],
+        deadline: Duration,
+    ) -> Result<Self> {
+        let file = DaemonConfig::read()?;
         self.registry.timeout = deadline;
-        self.registry.insecure = named.to_vec();
-        self.registry
-            .insecure
-            .extend(configured_insecure_registries()?);
+        self.registry.insecure = [insecure, &file.insecure_registries].concat();
+        self.registry.mirrors = [mirrors, &file.registry_mirrors].concat();
+        for m in &self.registry.mirrors {
+            netctl_registry::client::mirror_parts(m)?;
+        }
         Ok(self)
     }
 

@@ -86,10 +86,40 @@ pub fn pull(
 ) -> Result<Pulled> {
     let r = reference(&req.reference)?;
     let platform = platform(req)?;
-    let registry = Registry::connect(options, r.registry_host(), req.credentials.clone())
-        .map_err(|e| pull_error(&r, e))?;
     let _adding = store.lock_for_adding()?;
-    pull_tag(store, &registry, &r, &platform, progress)
+    on_endpoints(options, &r, req, |registry| {
+        pull_tag(store, registry, &r, &platform, progress)
+    })
+}
+
+/// Runs `work` against the registry of `r`; for a Docker Hub reference against each of
+/// Docker Hub's mirrors first, in order, as Docker does: the first that succeeds is the
+/// answer, Docker Hub's own the last resort (its error, after the mirrors', is returned).
+fn on_endpoints<T>(
+    options: &Options,
+    r: &Reference,
+    req: &PullRequest,
+    mut work: impl FnMut(&Registry) -> Result<T>,
+) -> Result<T> {
+    let mut missed = Vec::new();
+    if r.domain() == netctl_registry::reference::DEFAULT_DOMAIN {
+        for mirror in &options.mirrors {
+            match Registry::connect_mirror(options, mirror, req.credentials.clone())
+                .map_err(|e| pull_error(r, e))
+                .and_then(|registry| work(&registry))
+            {
+                Ok(done) => return Ok(done),
+                Err(e) => missed.push(format!("mirror {mirror}: {e}")),
+            }
+        }
+    }
+    Registry::connect(options, r.registry_host(), req.credentials.clone())
+        .map_err(|e| pull_error(r, e))
+        .and_then(|registry| work(&registry))
+        .map_err(|e| match missed.is_empty() {
+            true => e,
+            false => e.context(format!("after {}", missed.join("; "))),
+        })
 }
 
 /// What an all-tags pull did.
@@ -129,22 +159,24 @@ pub fn pull_all_tags(
         )));
     }
     let platform = platform(req)?;
-    let denied = |e| pull_error(&repo, e);
-    let registry = Registry::connect(options, repo.registry_host(), req.credentials.clone())
-        .map_err(denied)?;
-    let tags = registry.tags(repo.path()).map_err(denied)?;
     let _adding = store.lock_for_adding()?;
-    let mut pulled = Vec::new();
-    for tag in tags {
-        let r = reference(&format!("{}:{tag}", repo.familiar_name()))?;
-        let one = pull_tag(store, &registry, &r, &platform, progress)?;
-        progress(Progress {
-            id: String::new(),
-            status: format!("Digest: {}", one.digest),
-            bytes: None,
-        });
-        pulled.push(one);
-    }
+    let pulled = on_endpoints(options, &repo, req, |registry| {
+        let tags = registry
+            .tags(repo.path())
+            .map_err(|e| pull_error(&repo, e))?;
+        let mut pulled = Vec::new();
+        for tag in tags {
+            let r = reference(&format!("{}:{tag}", repo.familiar_name()))?;
+            let one = pull_tag(store, registry, &r, &platform, progress)?;
+            progress(Progress {
+                id: String::new(),
+                status: format!("Digest: {}", one.digest),
+                bytes: None,
+            });
+            pulled.push(one);
+        }
+        Ok(pulled)
+    })?;
     if pulled.is_empty() {
         return Err(Error::Registry(netctl_registry::Error::NotFound(format!(
             "{} has no tags to pull",

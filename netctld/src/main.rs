@@ -61,6 +61,10 @@ struct Args {
     /// sending; a download under 1 KiB/s over that long is given up too.
     #[arg(long = "registry-deadline", env = "NETCTL_REGISTRY_DEADLINE", default_value_t = netctl_engine::DEFAULT_REGISTRY_DEADLINE.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     registry_deadline: u64,
+    /// A mirror of Docker Hub (`http(s)://host[:port]`), asked before Docker Hub for its
+    /// images, repeatable (besides /etc/netctl/daemon.json's `registry-mirrors`).
+    #[arg(long = "registry-mirror")]
+    registry_mirrors: Vec<String>,
     /// Use TLS and verify the remote (for tcp:// hosts).
     #[arg(long)]
     tlsverify: bool,
@@ -87,6 +91,7 @@ impl Args {
         );
         Ok(config.with_registries(
             &self.insecure_registries,
+            &self.registry_mirrors,
             std::time::Duration::from_secs(self.registry_deadline),
         )?)
     }

@@ -29,6 +29,9 @@ pub struct Options {
     pub certs_dir: PathBuf,
     /// The system's CA bundle.
     pub ca_bundle: PathBuf,
+    /// Docker Hub's mirrors (`registry-mirrors`): `http(s)://host[:port]`, asked in order
+    /// before Docker Hub itself for pulls.
+    pub mirrors: Vec<String>,
     /// The deadline of every request: to connect, for an answer's head, for a whole small
     /// answer (a manifest, a token, an error), for any one read, and the window over which a
     /// blob must arrive at [`crate::blob::MIN_RATE`] at least.
@@ -39,6 +42,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             insecure: Vec::new(),
+            mirrors: Vec::new(),
             certs_dir: PathBuf::from("/etc/docker/certs.d"),
             ca_bundle: PathBuf::from("/etc/ssl/certs/ca-certificates.crt"),
             timeout: Duration::from_secs(60),
@@ -106,11 +110,35 @@ impl Registry {
         credentials: Option<Credentials>,
     ) -> Result<Self> {
         let insecure = options.is_insecure(host);
+        let schemes: &[&str] = if insecure {
+            &["https", "http"]
+        } else {
+            &["https"]
+        };
+        Self::open(options, host, schemes, insecure, credentials)
+    }
+
+    /// Reaches a mirror at its URL (`http://host:port` is plain HTTP, `https://` verified
+    /// unless the host is insecure), as [`Registry::connect`] does.
+    pub fn connect_mirror(
+        options: &Options,
+        url: &str,
+        credentials: Option<Credentials>,
+    ) -> Result<Self> {
+        let (scheme, host) = mirror_parts(url)?;
+        let insecure = scheme == "http" || options.is_insecure(host);
+        Self::open(options, host, &[scheme], insecure, credentials)
+    }
+
+    /// Pings `/v2/` over the first scheme that answers.
+    fn open(
+        options: &Options,
+        host: &str,
+        schemes: &[&str],
+        insecure: bool,
+        credentials: Option<Credentials>,
+    ) -> Result<Self> {
         let agent = agent(options, host, insecure)?;
-        let mut schemes = vec!["https"];
-        if insecure {
-            schemes.push("http");
-        }
         let mut last = None;
         for scheme in schemes {
             let base = format!("{scheme}://{host}");
@@ -130,6 +158,11 @@ impl Registry {
             }
         }
         Err(last.unwrap_or_else(|| Error::Unreachable(format!("cannot reach {host}"))))
+    }
+
+    /// Where this registry answers (`https://host:port`).
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     /// Checks the credentials as `docker login` does: `/v2/` answers 200 with them.
@@ -662,6 +695,27 @@ impl<R: Read> Read for Stalling<R> {
     }
 }
 
+/// A mirror URL's scheme and host; Docker's rules: `http` or `https`, no user, path or query.
+pub fn mirror_parts(url: &str) -> Result<(&'static str, &str)> {
+    let bad = |why: &str| {
+        Error::Refused(format!(
+            "invalid registry mirror {url:?}: {why}; use http(s)://host[:port]"
+        ))
+    };
+    let (scheme, rest) = if let Some(r) = url.strip_prefix("https://") {
+        ("https", r)
+    } else if let Some(r) = url.strip_prefix("http://") {
+        ("http", r)
+    } else {
+        return Err(bad("it must start with http:// or https://"));
+    };
+    let host = rest.strip_suffix('/').unwrap_or(rest);
+    if host.is_empty() || host.contains(['/', '?', '#', '@']) {
+        return Err(bad("it may name a host and port only"));
+    }
+    Ok((scheme, host))
+}
+
 /// The URL of a `Link: <URL>; rel="next"` header, if any.
 fn next_page(link: &str) -> Option<String> {
     link.split(',').find_map(|part| {
@@ -873,6 +927,27 @@ mod tests {
         assert_eq!(p["scope"], "repository:a:pull");
         assert!(parse_params("").is_empty());
         assert!(parse_params("=,,=\"").len() <= 1);
+    }
+
+    #[test]
+    fn mirrors_are_urls_of_a_host() {
+        assert_eq!(
+            mirror_parts("https://mirror.example:5000/").unwrap(),
+            ("https", "mirror.example:5000")
+        );
+        assert_eq!(
+            mirror_parts("http://10.0.0.1").unwrap(),
+            ("http", "10.0.0.1")
+        );
+        for bad in [
+            "mirror.example",
+            "ftp://m",
+            "https://m/v2/",
+            "https://u@m",
+            "https://",
+        ] {
+            assert!(mirror_parts(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -515,6 +515,79 @@ fn every_tag_of_a_repository_is_pushed_and_pulled_at_once() {
     assert!(list.contains(r#""tags":["x","y"]"#), "{list}");
 }
 
+/// A user whose machine reaches Docker Hub only through a mirror names it in
+/// /etc/netctl/daemon.json (`registry-mirrors`, after one that is down): `pull busybox` and
+/// a `run` that pulls come from the mirror, and so does the docker CLI's pull through
+/// netctld; an image the mirror lacks is asked of Docker Hub itself (which this namespace
+/// cannot reach); a malformed mirror is refused in words.
+#[test]
+fn docker_hub_images_come_from_the_configured_mirror() {
+    let (mut host, _pki) = host_with_pki();
+    let mirror = start_registry(&mut host, "127.0.0.1", 5004, None, false);
+    let upstream = format!("{}/library/busybox:latest", mirror.host);
+    import(&host, "a", &upstream);
+    netctl_ok(&host, "a", &["push", &upstream]);
+    std::fs::write(
+        "/etc/netctl/daemon.json",
+        format!(
+            r#"{{"registry-mirrors": ["http://127.0.0.1:1", "http://{}"]}}"#,
+            mirror.host
+        ),
+    )
+    .unwrap();
+    let pulled = netctl_ok(&host, "b", &["pull", "busybox"]);
+    assert!(
+        pulled.starts_with("Using default tag: latest\nlatest: Pulling from library/busybox\n"),
+        "{pulled}"
+    );
+    assert!(
+        pulled.ends_with(
+            "Status: Downloaded newer image for busybox:latest\ndocker.io/library/busybox:latest\n"
+        ),
+        "{pulled}"
+    );
+    assert_eq!(
+        image_id(&host, "b", "busybox"),
+        image_id(&host, "a", &upstream)
+    );
+    let (code, out, err) = netctl(
+        &host,
+        "c",
+        &[
+            "run",
+            "--rm",
+            "--net",
+            "none",
+            "busybox",
+            "echo",
+            "from the mirror",
+        ],
+    );
+    assert_eq!((code, out.as_str()), (0, "from the mirror\n"), "{err}");
+
+    let (code, _, err) = netctl(&host, "b", &["pull", "alpine"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("registry-1.docker.io"), "{err}");
+    let (code, _, err) = netctl(
+        &host,
+        "b",
+        &["--registry-mirror", "mirror.example", "pull", "busybox"],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("invalid registry mirror \"mirror.example\""),
+        "{err}"
+    );
+
+    let daemon = Netctld::start(&mut host);
+    let (code, out, err) = docker(&daemon, &host, &["pull", "busybox"], None);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("Status: Downloaded newer image for busybox:latest"),
+        "{out}"
+    );
+}
+
 /// A registry serves a layer whose bytes were changed on its disk: the pull fails on the
 /// digest, and the puller keeps no image and no layer; once the blob is whole again the
 /// pull works.
