@@ -1,8 +1,10 @@
 //! `pull`: an image from a registry into the image store. The manifest (an index picks the
 //! platform), then the config, then the layers, several at once, each unpacked while it
-//! downloads and checked against its blob digest and its diff ID; a layer stored already
-//! is not fetched. Only whole, verified layers are kept, so a pull that breaks off leaves
-//! no image and a retry fetches only what is missing.
+//! downloads (a dropped connection resumed where it broke) and checked against its blob
+//! digest and its diff ID; a layer stored already is not fetched. Only whole, verified
+//! layers are kept, so a pull that breaks off leaves no image and a retry fetches only what
+//! is missing. Docker Hub references go to its mirrors first; a repository without a tag
+//! can be pulled whole (every tag).
 
 use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};
