@@ -41,7 +41,7 @@ fn start_registry(
     std::fs::create_dir_all(&dir).unwrap();
     let data = dir.join("data");
     let mut config = format!(
-        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}:{port}\n",
+        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: \"{addr}:{port}\"\n",
         data.display()
     );
     let scheme = match pki {
@@ -84,7 +84,7 @@ fn start_registry(
         "the registry answers",
         Duration::from_secs(20),
         || match host.try_sh(&format!(
-            "curl -sk {client} -o /dev/null -w '%{{http_code}}' {scheme}://{addr}:{port}/v2/"
+            "curl -gsk {client} -o /dev/null -w '%{{http_code}}' {scheme}://{addr}:{port}/v2/"
         )) {
             (true, code) if code == "200" || code == "401" => Ok(()),
             (_, out) => Err(out),
@@ -418,6 +418,21 @@ fn a_plain_registry_is_used_only_once_named_insecure() {
     .unwrap();
     netctl_ok(&host, "a", &["push", &web]);
     netctl_ok(&host, "b", &["pull", &web]);
+    assert_eq!(image_id(&host, "b", &web), image_id(&host, "a", &web));
+}
+
+/// A registry at an IPv6 address is named in brackets (`[::1]:5005/team/web:1`, as today's
+/// Docker reads it): push and pull reach it, and loopback needs no insecure entry.
+#[test]
+fn a_registry_at_an_ipv6_address_is_reached_by_its_bracketed_name() {
+    let (mut host, _pki) = host_with_pki();
+    let reg = start_registry(&mut host, "[::1]", 5005, None, false);
+    assert_eq!(reg.host, "[::1]:5005");
+    let web = format!("{}/team/web:1", reg.host);
+    import(&host, "a", &web);
+    netctl_ok(&host, "a", &["push", &web]);
+    let pulled = netctl_ok(&host, "b", &["pull", &web]);
+    assert!(pulled.ends_with(&format!("{web}\n")), "{pulled}");
     assert_eq!(image_id(&host, "b", &web), image_id(&host, "a", &web));
 }
 
