@@ -973,19 +973,33 @@ fn the_docker_cli_logs_in_pushes_and_pulls_through_netctld() {
 }
 
 /// A registry that answers with a manifest over the bound, endless redirects, a 401 for
-/// every token it hands out, or a layer whose tar climbs out of its folder: each pull fails
-/// at once with a clear error, asks a bounded number of times, and stores nothing.
+/// every token it hands out, a layer whose tar climbs out of its folder, or a manifest that
+/// gives a layer's size one byte short or long: each pull fails at once with a clear error,
+/// asks a bounded number of times, and stores nothing.
 #[test]
 fn a_hostile_registry_gets_a_clear_refusal_and_nothing_is_stored() {
     let host = TestHost::new();
     // A layer whose member climbs out, and an image that names it honestly.
     let evil = FakeImage::of_files(&[(b"../../escape", b"owned")], false);
+    // Honest layers whose manifests lie about their size, one way and the other.
+    let liar = |delta: i64| {
+        let mut image = FakeImage::of_files(&[(b"fine", b"fine\n")], false);
+        let size = image.layers[0].len() as i64;
+        image.manifest = image.manifest.replace(
+            &format!("\"size\":{size}}}"),
+            &format!("\"size\":{}}}", size + delta),
+        );
+        image
+    };
+    let (short, long) = (liar(-1), liar(1));
     let mt = "application/vnd.docker.distribution.manifest.v2+json";
     let reg = FakeRegistry::start(move |a| match a.path.as_str() {
         "/v2/big/manifests/1" => Answer::new(200, vec![b' '; 5 << 20]).header("Content-Type", mt),
         "/v2/loop/manifests/1" => Answer::new(302, "").header("Location", "/v2/loop/manifests/1"),
         p => evil
             .answer("evil", "1", p)
+            .or_else(|| short.answer("short", "1", p))
+            .or_else(|| long.answer("long", "1", p))
             .unwrap_or_else(|| Answer::new(404, format!("not here on {}", a.port))),
     });
     let auth = FakeRegistry::start(|a| {
@@ -1003,6 +1017,8 @@ fn a_hostile_registry_gets_a_clear_refusal_and_nothing_is_stored() {
         (format!("{}/loop:1", reg.host()), "too many redirects"),
         (format!("{}/deny:1", auth.host()), "pull access denied"),
         (format!("{}/evil:1", reg.host()), "escape"),
+        (format!("{}/short:1", reg.host()), "longer than the"),
+        (format!("{}/long:1", reg.host()), "verification failed"),
     ];
     for (reference, words) in cases {
         let started = std::time::Instant::now();
