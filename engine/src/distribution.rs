@@ -10,6 +10,7 @@ use netctl_registry::Digest;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Result};
+use crate::lock::StoreLock;
 
 /// A compressed blob of a layer in a registry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,9 +48,11 @@ impl Distribution {
             .unwrap_or_default()
     }
 
-    /// Notes that `repository` holds the layer as `blob`.
+    /// Notes that `repository` holds the layer as `blob` (under the records' lock: pulls
+    /// and pushes of other processes note theirs at the same time).
     pub fn remember(&self, diff: &str, blob: &Blob, repository: &str) -> Result<()> {
         fs::create_dir_all(&self.dir).ctx(|| format!("create {}", self.dir.display()))?;
+        let _noting = StoreLock::exclusive(&self.dir.join(".lock"))?;
         let mut blobs = self.blobs(diff);
         if !blobs.iter().any(|b| b.digest == blob.digest) {
             blobs.push(Blob {
@@ -72,5 +75,40 @@ impl Distribution {
         for d in diffs {
             let _ = fs::remove_file(self.dir.join(format!("{d}.json")));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Pulls and pushes in many processes note the same layer at once: every repository
+    /// they noted is kept.
+    #[test]
+    fn concurrent_notes_of_one_layer_all_stay() {
+        let root = tempfile::tempdir().unwrap();
+        let store = crate::image::ImageStore::open(root.path()).unwrap();
+        let blob = Blob {
+            digest: Digest::sha256_of(b"layer"),
+            size: 5,
+            media_type: "application/vnd.docker.image.rootfs.diff.tar.gzip".into(),
+            repositories: Vec::new(),
+        };
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let (store, blob) = (&store, &blob);
+                s.spawn(move || {
+                    for i in 0..25 {
+                        Distribution::open(store)
+                            .remember("d1ff", blob, &format!("reg/r{t}-{i}"))
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        let noted = Distribution::open(&store).blobs("d1ff");
+        assert_eq!(noted.len(), 1);
+        assert_eq!(noted[0].repositories.len(), 200);
     }
 }
