@@ -177,11 +177,7 @@ fn credentials_for(reference: &str) -> anyhow::Result<Option<Credentials>> {
 pub fn pull(engine: &Engine, a: &PullArgs) -> Outcome {
     let lines = Lines::new(std::io::stdout().is_terminal(), a.quiet);
     if a.all_tags {
-        let req = PullRequest {
-            reference: a.reference.clone(),
-            platform: a.platform.clone(),
-            credentials: credentials_for(&a.reference)?,
-        };
+        let req = pull_request(&a.reference, a.platform.as_deref())?;
         let pulled = netctl_engine::image::pull_all_tags(engine, &req, &|p| lines.show(&p))?;
         if !a.quiet {
             println!("Status: {}", pulled.status());
@@ -208,13 +204,21 @@ fn pull_image(
     platform: Option<&str>,
     lines: &Lines,
 ) -> Result<netctl_engine::pull::Pulled, netctl_engine::Error> {
-    let req = PullRequest {
+    let req = pull_request(reference, platform)?;
+    netctl_engine::image::pull(engine, &req, &|p| lines.show(&p))
+}
+
+/// What to pull: the reference, the platform, the stored credentials for its registry.
+fn pull_request(
+    reference: &str,
+    platform: Option<&str>,
+) -> Result<PullRequest, netctl_engine::Error> {
+    Ok(PullRequest {
         reference: reference.to_string(),
         platform: platform.map(str::to_string),
         credentials: credentials_for(reference)
             .map_err(|e| netctl_engine::Error::Invalid(e.to_string()))?,
-    };
-    netctl_engine::image::pull(engine, &req, &|p| lines.show(&p))
+    })
 }
 
 /// `docker.io/library/busybox:latest` for `busybox:latest`, as `docker pull` ends.
