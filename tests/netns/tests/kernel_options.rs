@@ -32,6 +32,13 @@ fn same(host: &TestHost, docker: &Dockerd, args: &[&str]) -> String {
     nout
 }
 
+/// Both make the container, so that what is inspected next is that container (and not an
+/// image whose ID happens to start with its name).
+fn created(host: &TestHost, docker: &Dockerd, args: &[&str]) {
+    let id = same(host, docker, args);
+    assert_eq!(id.trim().len(), 64, "{args:?}: {id}");
+}
+
 fn run<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     let mut a = vec!["run", "--rm", "--net", "none"];
     a.extend_from_slice(extra);
@@ -65,7 +72,7 @@ fn ulimits_and_shm_size_are_set_as_dockers_are() {
         &run(&["--shm-size", "128m", "busybox", "df", "-k", "/dev/shm"]),
     );
     same(&host, &docker, &run(&["busybox", "df", "-k", "/dev/shm"]));
-    same(
+    created(
         &host,
         &docker,
         &[
@@ -73,7 +80,7 @@ fn ulimits_and_shm_size_are_set_as_dockers_are() {
             "--net",
             "none",
             "--name",
-            "k",
+            "kl",
             "--ulimit",
             "nofile=100:200",
             "--shm-size",
@@ -89,7 +96,7 @@ fn ulimits_and_shm_size_are_set_as_dockers_are() {
             "inspect",
             "-f",
             "{{json .HostConfig.Ulimits}} {{.HostConfig.ShmSize}}",
-            "k",
+            "kl",
         ],
     );
 }
@@ -149,7 +156,7 @@ fn sysctls_reach_the_containers_kernel_only_as_dockers_do() {
         host.sh("cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmax"),
         before
     );
-    same(
+    created(
         &host,
         &docker,
         &[
@@ -157,7 +164,7 @@ fn sysctls_reach_the_containers_kernel_only_as_dockers_do() {
             "--net",
             "none",
             "--name",
-            "s",
+            "ss",
             "--sysctl",
             "net.core.somaxconn=512",
             "busybox",
@@ -197,7 +204,7 @@ fn devices_are_added_as_dockers_are() {
     assert_eq!((ncode, dcode), (125, 127), "{dout} / {nout}");
     let words = "error gathering device information while adding custom device \"/dev/nosuch\"";
     assert!(nout.contains(words), "{nout}");
-    same(
+    created(
         &host,
         &docker,
         &[
@@ -205,7 +212,7 @@ fn devices_are_added_as_dockers_are() {
             "--net",
             "none",
             "--name",
-            "d",
+            "dz",
             "--device",
             "/dev/zero:/dev/z:r",
             "busybox",
@@ -215,7 +222,7 @@ fn devices_are_added_as_dockers_are() {
     same(
         &host,
         &docker,
-        &["inspect", "-f", "{{json .HostConfig.Devices}}", "d"],
+        &["inspect", "-f", "{{json .HostConfig.Devices}}", "dz"],
     );
 }
 
@@ -359,7 +366,7 @@ fn ipc_namespaces_are_shared_as_dockers_are() {
 fn real_time_cpu_budgets_are_kept_and_put_in_force() {
     let (host, docker) = started();
     let rt = Path::new("/sys/fs/cgroup/cpu/cpu.rt_runtime_us");
-    same(
+    created(
         &host,
         &docker,
         &[
@@ -453,7 +460,7 @@ fn device_groups_allow_only_the_defaults_devices_and_rules() {
         &docker,
         &run(&["--device-cgroup-rule", rule, "busybox", "sh", "-c", listed]),
     );
-    same(
+    created(
         &host,
         &docker,
         &[
