@@ -351,9 +351,16 @@ pub fn plan(engine: &Engine, spec: &ContainerSpec) -> Result<Planned> {
     let exposed = exposed_ports(&image, &spec.expose)?;
     let mut ports = spec.publish.clone();
     if spec.publish_all {
+        // As Docker: only the exposed ports no `-p` bound get a host port.
+        let bound = |&&(port, protocol): &&(u16, Protocol)| {
+            spec.publish
+                .iter()
+                .any(|p| p.container_port == port && p.protocol == protocol)
+        };
         ports.extend(
             exposed
                 .iter()
+                .filter(|p| !bound(p))
                 .map(|&(container_port, protocol)| PortBinding {
                     host_ip: None,
                     host_port: 0,

@@ -62,6 +62,22 @@ pub(super) fn spec_of(a: &CreateArgs) -> Result<ContainerSpec, Error> {
     for t in &a.tmpfs {
         mounts.push(netctl_engine::volume::parse_tmpfs(t)?);
     }
+    let publish: Vec<_> = a
+        .publish
+        .iter()
+        .map(|p| spec::parse_publish(p))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+    // As Docker's CLI: a published port is an exposed one too.
+    let mut expose: Vec<_> = publish
+        .iter()
+        .map(|p| (p.container_port, p.protocol))
+        .collect();
+    for e in &a.expose {
+        expose.extend(spec::parse_expose(e)?);
+    }
     Ok(ContainerSpec {
         image: a.image().to_string(),
         name: a.name.clone(),
@@ -71,22 +87,8 @@ pub(super) fn spec_of(a: &CreateArgs) -> Result<ContainerSpec, Error> {
         workdir: a.workdir.clone(),
         hostname: a.hostname.clone(),
         networks: networks_of(a)?,
-        publish: a
-            .publish
-            .iter()
-            .map(|p| spec::parse_publish(p))
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .flatten()
-            .collect(),
-        expose: a
-            .expose
-            .iter()
-            .map(|p| spec::parse_expose(p))
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .flatten()
-            .collect(),
+        publish,
+        expose,
         publish_all: a.publish_all,
         links: a.link.iter().map(|l| spec::parse_link(l)).collect(),
         add_hosts: a

@@ -314,7 +314,7 @@ fn port_ranges_expose_and_ipv6_host_addresses() {
     assert!(ports.contains("7100/tcp -> 0.0.0.0:"), "{ports}");
     assert_eq!(
         inspect(&host, "ranged")["Config"]["ExposedPorts"],
-        serde_json::json!({"7100/tcp": {}})
+        serde_json::json!({"7000/tcp": {}, "7001/tcp": {}, "7100/tcp": {}})
     );
     host.netctl_ok(&["network", "create", "--ipv6", "six"]);
     host.netctl_ok(&[

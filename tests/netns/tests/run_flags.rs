@@ -274,6 +274,56 @@ fn the_domain_name_is_set_as_dockers_is() {
     );
 }
 
+/// `-p` exposes the ports it publishes (a script reading `Config.ExposedPorts` sees them), and
+/// `-P` then publishes only the exposed ports `-p` left unbound: one host port each.
+#[test]
+fn published_ports_are_exposed_and_publish_all_binds_the_rest_once() {
+    let (host, docker) = started();
+    same(
+        &host,
+        &docker,
+        &[
+            "create",
+            "--name",
+            "pp",
+            "-p",
+            "7000-7001",
+            "-p",
+            "53/udp",
+            "-p",
+            "127.0.0.1::7200",
+            "--expose",
+            "7100",
+            "-P",
+            "busybox",
+            "sleep",
+            "60",
+        ],
+    );
+    same(
+        &host,
+        &docker,
+        &["inspect", "-f", "{{json .Config.ExposedPorts}}", "pp"],
+    );
+    same(&host, &docker, &["start", "pp"]);
+    // The host ports picked differ (both run in one namespace); the bindings must not.
+    // (netctl's IPv6 twins of published ports are TCP only: Docker's UDP twin is left out.)
+    let shape = |out: String| -> Vec<String> {
+        let mut lines: Vec<String> = out
+            .lines()
+            .filter(|l| !l.starts_with("53/udp -> :::"))
+            .map(|l| match l.rsplit_once(':') {
+                Some((head, port)) if port.parse::<u16>().is_ok() => format!("{head}:N"),
+                _ => l.to_string(),
+            })
+            .collect();
+        lines.sort();
+        lines
+    };
+    let ((nc, n), (dc, d)) = both(&host, &docker, &["port", "pp"]);
+    assert_eq!((nc, shape(n)), (dc, shape(d)));
+}
+
 /// `--init`: a stop reaches a command that has no handler of its own (it is not PID 1),
 /// and an orphan is reaped; without it the orphan stays a zombie — in Docker as in netctl.
 #[test]
