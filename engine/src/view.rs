@@ -282,24 +282,53 @@ pub struct ConfigView {
     pub healthcheck: Option<crate::health::Healthcheck>,
 }
 
-/// Networking as attached now.
+/// Networking as attached now. The top-level endpoint fields are Docker's deprecated copy
+/// of the default `bridge` network's endpoint: empty for a container not on it.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct NetworkSettingsView {
+    /// Docker's default bridge's name in its own view: always empty.
+    pub bridge: &'static str,
+    /// Docker's hairpin setting: never.
+    pub hairpin_mode: bool,
+    /// No link-local IPv6 address is reported.
+    #[serde(rename = "LinkLocalIPv6Address")]
+    pub link_local_ipv6_address: &'static str,
+    /// Its prefix length.
+    #[serde(rename = "LinkLocalIPv6PrefixLen")]
+    pub link_local_ipv6_prefix_len: u8,
     /// Published ports as bound.
     pub ports: BTreeMap<String, Vec<HostPort>>,
-    /// The first network's IPv4 address.
+    /// The namespace.
+    pub sandbox_key: String,
+    /// Never any.
+    #[serde(rename = "SecondaryIPAddresses")]
+    pub secondary_ip_addresses: Option<Vec<String>>,
+    /// Never any.
+    #[serde(rename = "SecondaryIPv6Addresses")]
+    pub secondary_ipv6_addresses: Option<Vec<String>>,
+    /// The default bridge's endpoint ID.
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    /// Its IPv4 gateway.
+    pub gateway: String,
+    /// Its IPv6 address.
+    #[serde(rename = "GlobalIPv6Address")]
+    pub global_ipv6_address: String,
+    /// Its IPv6 prefix length.
+    #[serde(rename = "GlobalIPv6PrefixLen")]
+    pub global_ipv6_prefix_len: u8,
+    /// Its IPv4 address.
     #[serde(rename = "IPAddress")]
     pub ip_address: String,
     /// Its prefix length.
     #[serde(rename = "IPPrefixLen")]
     pub ip_prefix_len: u8,
-    /// Its gateway.
-    pub gateway: String,
+    /// Its IPv6 gateway.
+    #[serde(rename = "IPv6Gateway")]
+    pub ipv6_gateway: String,
     /// Its MAC.
     pub mac_address: String,
-    /// The namespace.
-    pub sandbox_key: String,
     /// Every network, attached or (when not running) asked for.
     pub networks: BTreeMap<String, EndpointView>,
 }
@@ -553,11 +582,8 @@ pub fn mount_views(c: &Container, lookup: &Lookup) -> Vec<MountView> {
 pub fn inspect_with(engine: &Engine, c: &Container, lookup: &Lookup) -> ContainerInspect {
     let running = c.is_running();
     let networks = network_views(c, lookup);
-    let first = c
-        .config
-        .networks
-        .first()
-        .and_then(|n| networks.get(&n.name))
+    let bridge = networks
+        .get("bridge") // the default network, as Docker's copy
         .cloned()
         .unwrap_or_default();
     ContainerInspect {
@@ -688,16 +714,26 @@ pub fn inspect_with(engine: &Engine, c: &Container, lookup: &Lookup) -> Containe
         },
         restart_count: c.state.restart_count,
         network_settings: NetworkSettingsView {
+            bridge: "",
+            hairpin_mode: false,
+            link_local_ipv6_address: "",
+            link_local_ipv6_prefix_len: 0,
             ports: ports(&c.published(), true),
-            ip_address: first.ip_address,
-            ip_prefix_len: first.ip_prefix_len,
-            gateway: first.gateway,
-            mac_address: first.mac_address,
             sandbox_key: if c.config.net_mode == NetMode::Host {
                 String::new()
             } else {
                 engine.netns_path(&c.config.id).display().to_string()
             },
+            secondary_ip_addresses: None,
+            secondary_ipv6_addresses: None,
+            endpoint_id: bridge.endpoint_id,
+            gateway: bridge.gateway,
+            global_ipv6_address: bridge.global_ipv6_address,
+            global_ipv6_prefix_len: bridge.global_ipv6_prefix_len,
+            ip_address: bridge.ip_address,
+            ip_prefix_len: bridge.ip_prefix_len,
+            ipv6_gateway: bridge.ipv6_gateway,
+            mac_address: bridge.mac_address,
             networks,
         },
     }

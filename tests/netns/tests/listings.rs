@@ -213,6 +213,20 @@ fn aliases_list_the_short_id_and_hostname_as_dockers() {
             .replace(&did.trim()[..12], "ID");
         assert_eq!(n, d, "{name}");
     }
+    // The top-level endpoint fields are Docker's copy of the default bridge's endpoint:
+    // empty for a container on a user network, filled for one on `bridge`.
+    host.netctl_ok(&["run", "-d", "--name", "bb", "busybox", "sleep", "60"]);
+    docker.run(&["run", "-d", "--name", "bb", "dbox", "sleep", "60"]);
+    let f = "{{.NetworkSettings.IPAddress}}/{{.NetworkSettings.IPPrefixLen}} \
+             {{.NetworkSettings.Gateway}} {{.NetworkSettings.MacAddress}} \
+             [{{.NetworkSettings.Bridge}}] [{{.NetworkSettings.GlobalIPv6Address}}] \
+             [{{.NetworkSettings.IPv6Gateway}}] {{.NetworkSettings.GlobalIPv6PrefixLen}} \
+             {{.NetworkSettings.HairpinMode}} [{{.NetworkSettings.LinkLocalIPv6Address}}] \
+             {{json .NetworkSettings.SecondaryIPAddresses}} {{len .NetworkSettings.EndpointID}}";
+    for name in ["db", "bb"] {
+        let ((nc, n), (dc, d)) = both(&host, &docker, &["inspect", "-f", f, name]);
+        assert_eq!((nc, n), (dc, d), "{name}");
+    }
 }
 
 /// `top` lists the container's processes as Docker's does (sh runs its last command in its

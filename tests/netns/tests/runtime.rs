@@ -36,11 +36,12 @@ fn first_line(
     (line, out)
 }
 
+/// The container's IPv4 address on its (one) network.
 fn ip_of(host: &TestHost, ctr: &str) -> String {
-    inspect(host, ctr)["NetworkSettings"]["IPAddress"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    let v = inspect(host, ctr);
+    let networks = v["NetworkSettings"]["Networks"].as_object().unwrap();
+    let mut ips = networks.values().map(|n| n["IPAddress"].as_str().unwrap());
+    ips.next().unwrap().to_string()
 }
 
 /// Three `run -d --net-alias web` containers: ps shows them Up by name, `nslookup web` from
@@ -101,7 +102,7 @@ fn three_web_containers_resolve_ping_log_restart_and_leave_nothing() {
         "{ps}"
     );
     assert_eq!(
-        inspect(&host, "web3")["NetworkSettings"]["IPAddress"],
+        inspect(&host, "web3")["NetworkSettings"]["Networks"]["app"]["IPAddress"],
         "",
         "a stopped container has no address, as in Docker"
     );
