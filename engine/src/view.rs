@@ -1165,10 +1165,13 @@ mod tests {
         assert_eq!(v["State"]["Status"], "running");
         assert_eq!(v["State"]["Pid"], std::process::id());
         let s = &v["NetworkSettings"];
-        assert_eq!(s["IPAddress"], "172.18.0.2");
-        assert_eq!(s["IPPrefixLen"], 16);
-        assert_eq!(s["Gateway"], "172.18.0.1");
-        assert_eq!(s["MacAddress"], "02:42:ac:12:00:02");
+        let app = &s["Networks"]["app"];
+        assert_eq!(app["IPAddress"], "172.18.0.2");
+        assert_eq!(app["IPPrefixLen"], 16);
+        assert_eq!(app["Gateway"], "172.18.0.1");
+        assert_eq!(app["MacAddress"], "02:42:ac:12:00:02");
+        // The top level copies the default bridge's endpoint alone, as Docker's does.
+        assert_eq!((&s["IPAddress"], &s["Gateway"]), (&json!(""), &json!("")));
         assert_eq!(s["Networks"]["app"]["GlobalIPv6Address"], "fd42::2");
         assert_eq!(s["Networks"]["app"]["IPv6Gateway"], "");
         assert!(s["Networks"].get("other").is_none(), "{s}");
