@@ -244,6 +244,28 @@ pub struct Config {
     /// The rotation they ask for.
     #[serde(default)]
     pub log_rotation: crate::logs::Rotation,
+    /// `-P`.
+    #[serde(default)]
+    pub publish_all: bool,
+    /// The streams the creating client attached.
+    #[serde(default)]
+    pub attach: Attach,
+    /// `--cidfile` as given (empty when none).
+    #[serde(default)]
+    pub cidfile: String,
+}
+
+/// The streams a client attaches to the container it creates (Docker's `AttachStdin`,
+/// `AttachStdout`, `AttachStderr`): stdout and stderr for `create` and an attached `run`,
+/// stdin too with `-i`, none for `run -d`.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Attach {
+    /// Its input.
+    pub stdin: bool,
+    /// Its output.
+    pub stdout: bool,
+    /// Its errors.
+    pub stderr: bool,
 }
 
 /// How a container gets its PID or IPC namespace (`--pid`, `--ipc`).

@@ -44,6 +44,10 @@ pub struct ContainerSpec {
     pub publish: Vec<PortBinding>,
     /// `-P`: every port the image exposes, each on a free host port.
     pub publish_all: bool,
+    /// The streams the creating client attaches.
+    pub attach: crate::container::Attach,
+    /// `--cidfile`: where the client writes the container's ID.
+    pub cidfile: Option<String>,
     /// `--expose`: more ports `-P` publishes.
     pub expose: Vec<(u16, Protocol)>,
     /// `--link NAME[:ALIAS]`.
@@ -388,6 +392,9 @@ pub fn plan(engine: &Engine, spec: &ContainerSpec) -> Result<Planned> {
         _ => {}
     }
     let config = Config {
+        publish_all: spec.publish_all,
+        attach: spec.attach,
+        cidfile: spec.cidfile.clone().unwrap_or_default(),
         host_uts: spec.host_uts,
         isolation: spec.isolation.clone(),
         runtime: spec.runtime.clone(),
@@ -676,6 +683,7 @@ fn mounts(engine: &Engine, spec: &ContainerSpec) -> Result<Vec<MountSpec>> {
         let other = engine.containers.find(name)?;
         out.extend(other.config.mounts.into_iter().map(|mut m| {
             m.readonly |= *ro;
+            m.mode = None;
             m
         }));
     }

@@ -63,8 +63,21 @@ pub struct ContainerInspect {
     pub name: String,
     /// The storage driver.
     pub driver: &'static str,
+    /// Always linux.
+    pub platform: &'static str,
+    /// No SELinux labels.
+    pub mount_label: &'static str,
+    /// No SELinux labels.
+    pub process_label: &'static str,
+    /// No AppArmor profile.
+    pub app_armor_profile: &'static str,
+    /// Its exec instances (a daemon fills them in; null when none).
+    #[serde(rename = "ExecIDs")]
+    pub exec_ids: Option<Vec<String>>,
     /// Its mounts.
     pub mounts: Vec<MountView>,
+    /// Its root file system's layers.
+    pub graph_driver: GraphDriverView,
     /// How it was created.
     pub host_config: HostConfigView,
     /// Its runtime config.
@@ -107,6 +120,30 @@ pub struct StateView {
     pub health: Option<crate::health::Health>,
 }
 
+/// The overlay a container's root is: its image's layers under its own upper folder.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GraphDriverView {
+    /// Its folders.
+    pub data: OverlayDirs,
+    /// overlay2.
+    pub name: &'static str,
+}
+
+/// The folders of a container's overlay.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct OverlayDirs {
+    /// The image's layers, top first, `:`-separated.
+    pub lower_dir: String,
+    /// Where the root is mounted while it runs.
+    pub merged_dir: PathBuf,
+    /// What the container changed.
+    pub upper_dir: PathBuf,
+    /// overlayfs's work folder.
+    pub work_dir: PathBuf,
+}
+
 /// One mount.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -120,19 +157,45 @@ pub struct MountView {
     pub source: String,
     /// The path in the container.
     pub destination: String,
+    /// `local` for a volume, empty for others.
+    pub driver: &'static str,
+    /// `-v`'s mode (`z` for a volume given none; empty for `--mount`).
+    pub mode: String,
     /// Writable.
     #[serde(rename = "RW")]
     pub rw: bool,
+    /// `rprivate` for a bind, empty for others.
+    pub propagation: &'static str,
 }
 
 /// The host side of a container's config.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct HostConfigView {
+    /// `-v SOURCE:TARGET[:MODE]`s (null when none).
+    pub binds: Option<Vec<String>>,
+    /// `--cidfile`.
+    #[serde(rename = "ContainerIDFile")]
+    pub container_id_file: String,
     /// The first network, host, none or container:ID.
     pub network_mode: String,
     /// `--rm`.
     pub auto_remove: bool,
+    /// Always the local driver: empty.
+    pub volume_driver: &'static str,
+    /// Containers share the host's cgroup namespace.
+    pub cgroupns_mode: &'static str,
+    /// No console size is asked for.
+    pub console_size: [u16; 2],
+    /// `-P`.
+    pub publish_all_ports: bool,
+    /// Docker's knobs netctl does not take, at Docker's values for "not set".
+    #[serde(flatten)]
+    pub unset: UnsetKnobs,
+    /// The paths the container cannot read (null when privileged).
+    pub masked_paths: Option<Vec<&'static str>>,
+    /// The paths it cannot change (null when privileged).
+    pub readonly_paths: Option<Vec<&'static str>>,
     /// `-p` as asked.
     pub port_bindings: BTreeMap<String, Vec<HostPort>>,
     /// `--dns`.
@@ -213,6 +276,59 @@ pub struct HostConfigView {
     pub device_cgroup_rules: Option<Vec<String>>,
 }
 
+/// Docker's `HostConfig` settings that netctl has no flag for, as Docker shows them unset.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UnsetKnobs {
+    /// `--cgroup`.
+    pub cgroup: &'static str,
+    /// `--cgroup-parent`.
+    pub cgroup_parent: &'static str,
+    /// `--oom-score-adj`.
+    pub oom_score_adj: i64,
+    /// `--userns`.
+    pub userns_mode: &'static str,
+    /// `--blkio-weight`.
+    pub blkio_weight: u16,
+    /// `--blkio-weight-device`.
+    pub blkio_weight_device: [(); 0],
+    /// `--device-read-bps`.
+    pub blkio_device_read_bps: Option<()>,
+    /// `--device-write-bps`.
+    pub blkio_device_write_bps: Option<()>,
+    /// `--device-read-iops`.
+    #[serde(rename = "BlkioDeviceReadIOps")]
+    pub blkio_device_read_iops: Option<()>,
+    /// `--device-write-iops`.
+    #[serde(rename = "BlkioDeviceWriteIOps")]
+    pub blkio_device_write_iops: Option<()>,
+    /// `--cpu-period`.
+    pub cpu_period: i64,
+    /// `--cpu-quota`.
+    pub cpu_quota: i64,
+    /// `--cpuset-mems`.
+    pub cpuset_mems: &'static str,
+    /// `--gpus`.
+    pub device_requests: Option<()>,
+    /// `--kernel-memory`.
+    pub kernel_memory: i64,
+    /// Its TCP part.
+    #[serde(rename = "KernelMemoryTCP")]
+    pub kernel_memory_tcp: i64,
+    /// `--oom-kill-disable`.
+    pub oom_kill_disable: bool,
+    /// Windows' CPU count.
+    pub cpu_count: i64,
+    /// Windows' CPU percent.
+    pub cpu_percent: i64,
+    /// Windows' IO limits.
+    #[serde(rename = "IOMaximumIOps")]
+    pub io_maximum_iops: u64,
+    /// Windows' IO limits.
+    #[serde(rename = "IOMaximumBandwidth")]
+    pub io_maximum_bandwidth: u64,
+}
+
 /// `--restart` as Docker shows it.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -250,6 +366,18 @@ pub struct HostPort {
 pub struct ConfigView {
     /// Its hostname.
     pub hostname: String,
+    /// Whether the creating client attached its input.
+    pub attach_stdin: bool,
+    /// Whether it attached its output.
+    pub attach_stdout: bool,
+    /// Whether it attached its errors.
+    pub attach_stderr: bool,
+    /// Its input closes when the attached client's does.
+    pub stdin_once: bool,
+    /// The anonymous volumes `-v PATH` asked for (null when none).
+    pub volumes: Option<BTreeMap<String, serde_json::Map<String, Value>>>,
+    /// No ONBUILD instructions are kept.
+    pub on_build: Option<Vec<String>>,
     /// KEY=VALUE.
     pub env: Vec<String>,
     /// The command.
@@ -301,6 +429,9 @@ pub struct NetworkSettingsView {
     pub ports: BTreeMap<String, Vec<HostPort>>,
     /// The namespace.
     pub sandbox_key: String,
+    /// An ID of its namespace while it runs (empty otherwise).
+    #[serde(rename = "SandboxID")]
+    pub sandbox_id: String,
     /// Never any.
     #[serde(rename = "SecondaryIPAddresses")]
     pub secondary_ip_addresses: Option<Vec<String>>,
@@ -512,6 +643,7 @@ pub fn inspect(engine: &Engine, c: &Container) -> ContainerInspect {
 pub struct Lookup {
     networks: Vec<crate::network::Network>,
     volumes: Option<VolumeStore>,
+    images: Option<crate::image::ImageStore>,
 }
 
 impl Lookup {
@@ -520,7 +652,18 @@ impl Lookup {
         Lookup {
             networks: engine.networks().and_then(|s| s.all()).unwrap_or_default(),
             volumes: VolumeStore::open(engine.root()).ok(),
+            images: crate::image::ImageStore::open(engine.root()).ok(),
         }
+    }
+
+    /// Whether `m` is a volume made without a name (`-v PATH`).
+    fn anonymous(&self, m: &crate::volume::MountSpec) -> bool {
+        m.kind == MountKind::Volume
+            && self
+                .volumes
+                .as_ref()
+                .and_then(|v| v.get(&m.source).ok())
+                .is_some_and(|v| v.anonymous)
     }
 }
 
@@ -572,10 +715,73 @@ pub fn mount_views(c: &Container, lookup: &Lookup) -> Vec<MountView> {
                     _ => m.source.clone(),
                 },
                 destination: m.target.clone(),
+                driver: if volume { "local" } else { "" },
+                mode: match (&m.kind, m.mode.as_deref()) {
+                    (MountKind::Volume, Some("")) if !lookup.anonymous(m) => "z".into(),
+                    (_, mode) => mode.unwrap_or_default().into(),
+                },
                 rw: !m.readonly,
+                propagation: if m.kind == MountKind::Bind {
+                    "rprivate"
+                } else {
+                    ""
+                },
             }
         })
         .collect()
+}
+
+/// `HostConfig.Binds`: the `-v SOURCE:TARGET[:MODE]`s, as given.
+fn binds(c: &Container, lookup: &Lookup) -> Option<Vec<String>> {
+    let binds: Vec<String> = c
+        .config
+        .mounts
+        .iter()
+        .filter(|m| !lookup.anonymous(m))
+        .filter_map(|m| match m.mode.as_deref()? {
+            "" => Some(format!("{}:{}", m.source, m.target)),
+            mode => Some(format!("{}:{}:{mode}", m.source, m.target)),
+        })
+        .collect();
+    (!binds.is_empty()).then_some(binds)
+}
+
+/// `Config.Volumes`: the targets of the anonymous volumes `-v PATH` asked for.
+fn anonymous_volumes(
+    c: &Container,
+    lookup: &Lookup,
+) -> Option<BTreeMap<String, serde_json::Map<String, Value>>> {
+    let paths: BTreeMap<String, serde_json::Map<String, Value>> = c
+        .config
+        .mounts
+        .iter()
+        .filter(|m| m.mode.is_some() && lookup.anonymous(m))
+        .map(|m| (m.target.clone(), serde_json::Map::new()))
+        .collect();
+    (!paths.is_empty()).then_some(paths)
+}
+
+/// The container's overlay: its image's layers (top first) under its own folders.
+fn graph_driver(c: &Container, lookup: &Lookup) -> GraphDriverView {
+    let lower = lookup.images.as_ref().and_then(|store| {
+        let image = store.find(&c.config.image).ok()?;
+        let dirs: Vec<String> = image
+            .layers
+            .iter()
+            .rev()
+            .map(|l| store.layers.path(l).display().to_string())
+            .collect();
+        Some(dirs.join(":"))
+    });
+    GraphDriverView {
+        data: OverlayDirs {
+            lower_dir: lower.unwrap_or_default(),
+            merged_dir: c.dir.join("rootfs"),
+            upper_dir: c.dir.join("upper"),
+            work_dir: c.dir.join("work"),
+        },
+        name: "overlay2",
+    }
 }
 
 /// [`inspect`] with the lookups already read.
@@ -612,10 +818,27 @@ pub fn inspect_with(engine: &Engine, c: &Container, lookup: &Lookup) -> Containe
         log_path: c.log_path(),
         name: format!("/{}", c.config.name),
         driver: "overlay2",
+        platform: "linux",
+        mount_label: "",
+        process_label: "",
+        app_armor_profile: "",
+        exec_ids: None,
         mounts: mount_views(c, lookup),
+        graph_driver: graph_driver(c, lookup),
         host_config: HostConfigView {
+            binds: binds(c, lookup),
+            container_id_file: c.config.cidfile.clone(),
             network_mode: network_mode(c),
             auto_remove: c.config.auto_remove,
+            volume_driver: "",
+            cgroupns_mode: "host",
+            console_size: [0, 0],
+            publish_all_ports: c.config.publish_all,
+            unset: UnsetKnobs::default(),
+            masked_paths: (!c.config.privileges.privileged)
+                .then(|| crate::runtime::init::MASKED_PATHS.to_vec()),
+            readonly_paths: (!c.config.privileges.privileged)
+                .then(|| crate::runtime::init::READONLY_PATHS.to_vec()),
             port_bindings: ports(&c.config.ports, false),
             dns: c.config.dns.clone(),
             extra_hosts: c
@@ -692,6 +915,12 @@ pub fn inspect_with(engine: &Engine, c: &Container, lookup: &Lookup) -> Containe
         },
         config: ConfigView {
             hostname: c.config.hostname.clone(),
+            attach_stdin: c.config.attach.stdin,
+            attach_stdout: c.config.attach.stdout,
+            attach_stderr: c.config.attach.stderr,
+            stdin_once: c.config.attach.stdin,
+            volumes: anonymous_volumes(c, lookup),
+            on_build: None,
             env: c.config.env.clone(),
             cmd: c.config.command.clone(),
             image: c.config.image_name.clone(),
@@ -723,6 +952,10 @@ pub fn inspect_with(engine: &Engine, c: &Container, lookup: &Lookup) -> Containe
                 String::new()
             } else {
                 engine.netns_path(&c.config.id).display().to_string()
+            },
+            sandbox_id: match &c.config.net_mode {
+                NetMode::Private if running => derived_id(&format!("sandbox/{}", c.config.id)),
+                _ => String::new(),
             },
             secondary_ip_addresses: None,
             secondary_ipv6_addresses: None,

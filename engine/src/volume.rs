@@ -39,6 +39,11 @@ pub struct MountSpec {
     /// A tmpfs's options (`size=64m,noexec`), as given.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub options: String,
+    /// `-v [SOURCE:]TARGET[:MODE]`'s mode as given (empty when none): Docker lists such a
+    /// mount with a source among `HostConfig.Binds`, one without in `Config.Volumes`. None
+    /// for `--mount`, `--tmpfs` and mounts taken from `--volumes-from`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
 }
 
 /// The volumes under `<root>/volumes`.
@@ -187,6 +192,7 @@ pub fn parse_volume(spec: &str) -> Result<MountSpec> {
         target: target.into(),
         readonly,
         options: String::new(),
+        mode: Some(opts.to_string()),
     })
 }
 
@@ -201,6 +207,7 @@ pub fn parse_tmpfs(spec: &str) -> Result<MountSpec> {
         target: target.to_string(),
         readonly: options.split(',').any(|o| o.trim() == "ro"),
         options: options.to_string(),
+        mode: None,
     })
 }
 
@@ -253,6 +260,7 @@ pub fn parse_mount(spec: &str) -> Result<MountSpec> {
         target,
         readonly,
         options,
+        mode: None,
     })
 }
 

@@ -1,7 +1,7 @@
 //! From `create`/`run` flags to the engine's [`ContainerSpec`]: each value through the
 //! engine's own parser, errors in Docker's words.
 
-use netctl_engine::container::{NetworkRequest, Sharing};
+use netctl_engine::container::{Attach, NetworkRequest, Sharing};
 use netctl_engine::runtime::kernel;
 use netctl_engine::runtime::privileges::Privileges;
 use netctl_engine::runtime::resources::{
@@ -79,6 +79,13 @@ pub(super) fn spec_of(a: &CreateArgs) -> Result<ContainerSpec, Error> {
         expose.extend(spec::parse_expose(e)?);
     }
     Ok(ContainerSpec {
+        // As the docker CLI's `create` (an attached `run` asks the same, `run -d` nothing).
+        attach: Attach {
+            stdin: a.interactive,
+            stdout: true,
+            stderr: true,
+        },
+        cidfile: a.cidfile.as_ref().map(|f| f.display().to_string()),
         image: a.image().to_string(),
         name: a.name.clone(),
         command: a.command().to_vec(),

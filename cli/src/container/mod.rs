@@ -54,7 +54,7 @@ fn verb(engine: &Engine, cmd: Verb) -> Outcome {
             // As Docker's: 125 for a bad flag, 1 for what the engine refuses.
             spec_of(&a).map_err(start_failure)?;
             check_cidfile(&a)?;
-            let c = create(engine, &a)?;
+            let c = create(engine, &a, false)?;
             println!("{}", c.config.id);
             Ok(0)
         }
@@ -229,9 +229,14 @@ fn exit_code(code: i32) -> u8 {
 }
 
 /// `create`: the container's record, not started.
-fn create(engine: &Engine, a: &CreateArgs) -> Result<Container, Error> {
+/// `detached` (`run -d`): no stream is attached.
+fn create(engine: &Engine, a: &CreateArgs, detached: bool) -> Result<Container, Error> {
     crate::registry::ensure_image(engine, a.image(), a.pull, a.platform.as_deref())?;
-    let (c, warnings) = lifecycle::create(engine, &spec_of(a)?)?;
+    let mut spec = spec_of(a)?;
+    if detached {
+        spec.attach = Default::default();
+    }
+    let (c, warnings) = lifecycle::create(engine, &spec)?;
     for w in warnings {
         eprintln!("WARNING: {w}");
     }
@@ -257,7 +262,7 @@ fn run_container(engine: &Engine, a: &RunArgs) -> Outcome {
         return Err(anyhow::anyhow!("the input device is not a TTY").into());
     }
     check_cidfile(&a.create).map_err(start_failure)?;
-    let c = create(engine, &a.create).map_err(start_failure)?;
+    let c = create(engine, &a.create, a.detach).map_err(start_failure)?;
     let tty = crate::attach::terminal_size();
     if let Err(e) = lifecycle::start(engine, &c, !a.detach, tty) {
         if let Ok(lock) = engine.containers.lock_one(&c) {

@@ -708,49 +708,57 @@ fn enter(spec: &InitSpec) -> Result<Identity> {
     Ok(id)
 }
 
+/// The paths a container (not privileged) cannot read: Docker's list, in its order.
+pub const MASKED_PATHS: [&str; 10] = [
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+];
+
+/// The paths a container (not privileged) reads but cannot change: Docker's list.
+pub const READONLY_PATHS: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
 /// Docker's masked and read-only /proc and /sys paths (in the fresh /proc and /sys, which
-/// hold nothing an image made).
+/// hold nothing an image made): a masked file is covered by /dev/null, a masked folder by
+/// an empty read-only tmpfs.
 fn mask_proc(root: &Rootfs) -> Result<()> {
     let null = root.resolve("/dev/null", Want::File, Links::Refuse)?;
     let found = |p: &str| root.find(p);
-    for p in [
-        "/proc/kcore",
-        "/proc/keys",
-        "/proc/latency_stats",
-        "/proc/timer_list",
-        "/proc/timer_stats",
-        "/proc/sched_debug",
-    ] {
-        if let Some((target, false)) = found(p)? {
-            mnt(
+    for p in MASKED_PATHS {
+        match found(p)? {
+            Some((target, false)) => mnt(
                 Some(&fd_path(&null)),
                 &target,
                 p,
                 None,
                 MsFlags::MS_BIND,
                 None,
-            )?;
-        }
-    }
-    for p in ["/proc/acpi", "/proc/scsi", "/sys/firmware"] {
-        if let Some((target, true)) = found(p)? {
-            mnt(
+            )?,
+            Some((target, true)) => mnt(
                 Some("tmpfs"),
                 &target,
                 p,
                 Some("tmpfs"),
                 MsFlags::MS_RDONLY,
                 None,
-            )?;
+            )?,
+            None => {}
         }
     }
-    for p in [
-        "/proc/bus",
-        "/proc/fs",
-        "/proc/irq",
-        "/proc/sys",
-        "/proc/sysrq-trigger",
-    ] {
+    for p in READONLY_PATHS {
         if let Some((target, _)) = found(p)? {
             let rec = MsFlags::MS_BIND | MsFlags::MS_REC;
             mnt(Some(&fd_path(&target)), &target, p, None, rec, None)?;

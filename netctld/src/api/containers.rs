@@ -114,11 +114,12 @@ fn missing_image_only(e: netctl_engine::Error) -> ApiError {
 }
 
 async fn inspect(State(d): State<Daemon>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let execs = d.execs.clone();
     d.run(move |engine| {
         let c = find(engine, &id)?;
-        Ok(Json(serde_json::to_value(netctl_engine::view::inspect(
-            engine, &c,
-        ))?))
+        let mut view = netctl_engine::view::inspect(engine, &c);
+        view.exec_ids = super::exec::live_ids(&execs, &c.config.id);
+        Ok(Json(serde_json::to_value(view)?))
     })
     .await
 }

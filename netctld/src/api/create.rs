@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use netctl_engine::container::{NetworkRequest, PortBinding, Sharing};
+use netctl_engine::container::{Attach, NetworkRequest, PortBinding, Sharing};
 use netctl_engine::health::HealthFlags;
 use netctl_engine::restart::RestartRequest;
 use netctl_engine::runtime::kernel::{self, DeviceMapping, Ulimit};
@@ -49,6 +49,9 @@ pub struct CreateBody {
     hostname: String,
     domainname: String,
     user: String,
+    attach_stdin: bool,
+    attach_stdout: bool,
+    attach_stderr: bool,
     open_stdin: bool,
     tty: bool,
     env: Option<Vec<String>>,
@@ -81,6 +84,8 @@ struct Healthcheck {
 #[serde(rename_all = "PascalCase", default)]
 struct HostConfig {
     binds: Option<Vec<String>>,
+    #[serde(rename = "ContainerIDFile")]
+    container_id_file: String,
     network_mode: String,
     port_bindings: Option<BTreeMap<String, Option<Vec<HostPort>>>>,
     restart_policy: Option<RestartPolicy>,
@@ -292,6 +297,12 @@ impl CreateBody {
         let restart = host.restart_policy.unwrap_or_default().request();
         let log = host.log_config.unwrap_or_default();
         Ok(ContainerSpec {
+            attach: Attach {
+                stdin: self.attach_stdin,
+                stdout: self.attach_stdout,
+                stderr: self.attach_stderr,
+            },
+            cidfile: some(&host.container_id_file),
             image: self.image,
             name,
             command,

@@ -241,6 +241,19 @@ fn spawn(
     Ok((child, resizer))
 }
 
+/// A container's exec instances that have not ended (Docker's `ExecIDs`), none when none.
+pub fn live_ids(execs: &Execs, container: &str) -> Option<Vec<String>> {
+    let all = execs.lock().ok()?;
+    let mut ids: Vec<(u64, String)> = all
+        .iter()
+        .filter(|(_, r)| r.container == container && r.exit_code.is_none())
+        .map(|(id, r)| (r.made, id.clone()))
+        .collect();
+    ids.sort();
+    let ids: Vec<String> = ids.into_iter().map(|(_, id)| id).collect();
+    (!ids.is_empty()).then_some(ids)
+}
+
 fn track(execs: &Execs, id: &str, (pid, resizer): (u32, Option<Arc<Resizer>>)) {
     if let Ok(mut all) = execs.lock() {
         if let Some(r) = all.get_mut(id) {

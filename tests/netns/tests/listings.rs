@@ -298,3 +298,122 @@ fn top_lists_the_containers_processes_as_dockers() {
     let d = docker.run(&["top", "tp", "-o", "pid,comm"]).1;
     assert_eq!((titles(&n), commands(&n)), (titles(&d), commands(&d)));
 }
+
+/// The key paths of an inspected object: every map's keys, into each list's first item, and
+/// not into maps whose keys are the user's (labels, ports, options).
+fn key_paths(v: &serde_json::Value, path: &str, out: &mut std::collections::BTreeSet<String>) {
+    const USERS: [&str; 7] = [
+        "Labels",
+        "Ports",
+        "ExposedPorts",
+        "PortBindings",
+        "Options",
+        "Volumes",
+        "Sysctls",
+    ];
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m {
+                let p = format!("{path}.{k}");
+                out.insert(p.clone());
+                let users = USERS.contains(&k.as_str()) || p.ends_with("LogConfig.Config");
+                if !users {
+                    key_paths(x, &p, out);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            if let Some(first) = items.first() {
+                key_paths(first, &format!("{path}[]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A script's `inspect -f '{{.HostConfig.CpuQuota}}'` or `{{.GraphDriver.Data.MergedDir}}`
+/// reads what Docker shows: every key Docker's `inspect` gives a container (with volumes,
+/// a bind and a published port) netctl's gives too, and the values a script would read
+/// (binds, modes, attached streams, masked paths) are Docker's.
+#[test]
+fn inspect_shows_every_key_dockers_shows() {
+    let (host, docker) = netctl_netns_tests::docker::started();
+    let create = [
+        "create",
+        "-i",
+        "--name",
+        "ik",
+        "-v",
+        "data:/data",
+        "-v",
+        "/tmp:/host:ro",
+        "-v",
+        "/anon",
+        "-v",
+        "more:/more:ro",
+        "-p",
+        "8080:80",
+        "busybox",
+        "sleep",
+        "60",
+    ];
+    let run = [
+        "run", "-d", "-i", "--name", "ik2", "-P", "busybox", "sleep", "60",
+    ];
+    for args in [&create[..], &run] {
+        let ((nc, n), (dc, d)) = both(&host, &docker, args);
+        assert_eq!((nc, dc), (0, 0), "{n} / {d}");
+    }
+    for what in ["ik", "ik2"] {
+        let ((nc, n), (dc, d)) = both(&host, &docker, &["inspect", what]);
+        assert_eq!((nc, dc), (0, 0), "{n} / {d}");
+        let paths = |s: &str| {
+            let v: serde_json::Value = serde_json::from_str(s).unwrap();
+            let mut out = std::collections::BTreeSet::new();
+            key_paths(&v[0], "", &mut out);
+            out
+        };
+        let (n, d) = (paths(&n), paths(&d));
+        let missing: Vec<&String> = d.difference(&n).collect();
+        assert!(missing.is_empty(), "{what}: netctl lacks {missing:?}");
+        let values = "{{json .HostConfig.Binds}} {{.HostConfig.PublishAllPorts}} \
+            {{json .HostConfig.MaskedPaths}} {{json .HostConfig.ReadonlyPaths}} \
+            {{json .HostConfig.ConsoleSize}} {{.HostConfig.CpuQuota}} {{.Config.AttachStdin}} \
+            {{.Config.AttachStdout}} {{.Config.AttachStderr}} {{.Config.StdinOnce}} \
+            {{json .Config.Volumes}} {{.Platform}} {{.GraphDriver.Name}} {{json .ExecIDs}}";
+        same(&host, &docker, &["inspect", "-f", values, what]);
+        // Docker lists mounts in no fixed order.
+        let mounts = "{{range .Mounts}}{{.Type}} {{.Destination}} {{.Driver}} {{.Mode}} \
+            {{.RW}}\n{{end}}";
+        let ((nc, n), (dc, d)) = both(&host, &docker, &["inspect", "-f", mounts, what]);
+        let sorted = |s: String| {
+            let mut l: Vec<String> = s.lines().map(String::from).collect();
+            l.sort();
+            l
+        };
+        assert_eq!((nc, sorted(n)), (dc, sorted(d)), "{what}");
+    }
+    // What a container cannot read or change, as in Docker's.
+    let masked = "wc -c < /proc/kcore; ls -A /sys/firmware | wc -l; \
+        echo 1 > /proc/sysrq-trigger || echo refused";
+    same(
+        &host,
+        &docker,
+        &[
+            "run", "--rm", "--net", "none", "busybox", "sh", "-c", masked,
+        ],
+    );
+    let id_file = host.dir().join("ik3.cid");
+    let id_file = id_file.to_str().unwrap();
+    host.netctl_ok(&[
+        "create",
+        "--name",
+        "ik3",
+        "--cidfile",
+        id_file,
+        "busybox",
+        "true",
+    ]);
+    let shown = host.netctl_ok(&["inspect", "-f", "{{.HostConfig.ContainerIDFile}}", "ik3"]);
+    assert_eq!(shown.trim(), id_file);
+}

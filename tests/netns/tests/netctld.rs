@@ -356,6 +356,14 @@ fn attached_runs_and_execs_relay_stdio_and_exit_codes() {
     assert_eq!(fed, "again\n");
     let (code, _, _) = d.docker(&["exec", "s1", "nosuch"]);
     assert_eq!(code, 127, "a missing command");
+    // Inspect lists the exec instances still running, as Docker's `ExecIDs`.
+    let execs = "{{json .ExecIDs}}";
+    assert_eq!(d.docker_ok(&["inspect", "-f", execs, "s1"]), "null\n");
+    d.docker_ok(&["exec", "-d", "s1", "sleep", "1000"]);
+    let listed = d.docker_ok(&["inspect", "-f", execs, "s1"]);
+    let listed: Vec<String> = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].len(), 64, "{listed:?}");
     let (code, _, err) = d.docker(&["exec", "hello", "true"]);
     assert_eq!(code, 1);
     assert!(err.contains("is not running"), "{err}");
