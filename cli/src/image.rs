@@ -188,7 +188,7 @@ pub fn run(engine: &Engine, cmd: ImageCommand) -> Outcome {
                 .collect::<Result<Vec<_>, _>>()?;
             let out: Vec<_> = found
                 .iter()
-                .map(netctl_engine::view::inspect_image)
+                .map(|i| netctl_engine::view::inspect_image(&store, i))
                 .collect();
             crate::output::objects(&out, format.as_deref())?;
         }

@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::container::{Container, NetMode, NetworkRequest, PortBinding, Status};
 use crate::engine::Engine;
 use crate::ids::derived_id;
-use crate::image::{Image, ImageConfig};
+use crate::image::Image;
 use crate::network::Network;
 use crate::runtime::seccomp::Seccomp;
 use crate::volume::{MountKind, Volume, VolumeStore};
@@ -991,12 +991,16 @@ pub struct ImageInspect<'a> {
     pub created: &'a str,
     /// Bytes.
     pub size: u64,
+    /// Bytes (the same: layers are not shared out of the size).
+    pub virtual_size: u64,
+    /// The Docker version that built it: none did.
+    pub docker_version: &'static str,
     /// amd64 ...
     pub architecture: &'a str,
     /// linux ...
     pub os: &'a str,
-    /// The runtime config.
-    pub config: &'a ImageConfig,
+    /// The runtime config, with Docker's empty values for what it does not set.
+    pub config: Value,
     /// The config of the container it was committed from (its own config for an image
     /// that was not committed), as Docker 20.10 shows it.
     pub container_config: Value,
@@ -1011,12 +1015,98 @@ pub struct ImageInspect<'a> {
     pub comment: &'a str,
     /// The container it was committed from.
     pub container: &'a str,
+    /// Its layers' folders.
+    pub graph_driver: ImageLayersView,
+    /// When it was last tagged: not recorded (Go's zero time, as Docker shows it then).
+    pub metadata: Value,
 }
 
-/// `inspect` of an image.
-pub fn inspect_image(i: &Image) -> ImageInspect<'_> {
+/// Where an image's layers are: its top layer's folder and those under it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ImageLayersView {
+    /// Its folders.
+    pub data: ImageLayerDirs,
+    /// overlay2.
+    pub name: &'static str,
+}
+
+/// An image's layer folders, as Docker names them for an image.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ImageLayerDirs {
+    /// The layers under the top one, top first, `:`-separated (absent for one layer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lower_dir: Option<String>,
+    /// Nothing is merged for an image: empty.
+    pub merged_dir: &'static str,
+    /// Its top layer.
+    pub upper_dir: PathBuf,
+    /// Nothing works in an image: empty.
+    pub work_dir: &'static str,
+}
+
+/// The keys of Docker's container config that an image's config shows even when unset,
+/// with Docker's empty values.
+const CONFIG_DEFAULTS: [(&str, Value); 17] = [
+    ("Hostname", Value::String(String::new())),
+    ("Domainname", Value::String(String::new())),
+    ("User", Value::String(String::new())),
+    ("AttachStdin", Value::Bool(false)),
+    ("AttachStdout", Value::Bool(false)),
+    ("AttachStderr", Value::Bool(false)),
+    ("Tty", Value::Bool(false)),
+    ("OpenStdin", Value::Bool(false)),
+    ("StdinOnce", Value::Bool(false)),
+    ("Env", Value::Null),
+    ("Cmd", Value::Null),
+    ("Image", Value::String(String::new())),
+    ("Volumes", Value::Null),
+    ("WorkingDir", Value::String(String::new())),
+    ("Entrypoint", Value::Null),
+    ("OnBuild", Value::Null),
+    ("Labels", Value::Null),
+];
+
+/// An image's config (or the config of the container it came from) as Docker shows it:
+/// every key of its container config, an empty list as null.
+fn docker_config(config: Value) -> Value {
+    let Value::Object(mut map) = config else {
+        return config;
+    };
+    for (key, empty) in CONFIG_DEFAULTS {
+        let unset = match map.get(key) {
+            None | Some(Value::Null) => true,
+            Some(Value::Array(items)) => items.is_empty(),
+            Some(_) => false,
+        };
+        if unset {
+            map.insert(key.to_string(), empty);
+        }
+    }
+    Value::Object(map)
+}
+
+/// `inspect` of an image (`store` holds its layers).
+pub fn inspect_image<'a>(store: &crate::image::ImageStore, i: &'a Image) -> ImageInspect<'a> {
     let layers: Vec<String> = i.layers.iter().map(|l| format!("sha256:{l}")).collect();
+    let mut dirs = i.layers.iter().rev().map(|l| store.layers.path(l));
+    let upper_dir = dirs.next().unwrap_or_default();
+    let lower: Vec<String> = dirs.map(|d| d.display().to_string()).collect();
+    let config = serde_json::to_value(&i.config).unwrap_or_default();
     ImageInspect {
+        virtual_size: i.size,
+        docker_version: "",
+        graph_driver: ImageLayersView {
+            data: ImageLayerDirs {
+                lower_dir: (!lower.is_empty()).then(|| lower.join(":")),
+                merged_dir: "",
+                upper_dir,
+                work_dir: "",
+            },
+            name: "overlay2",
+        },
+        metadata: serde_json::json!({"LastTagTime": "0001-01-01T00:00:00Z"}),
         id: format!("sha256:{}", i.id),
         repo_tags: &i.tags,
         repo_digests: &i.repo_digests,
@@ -1024,11 +1114,11 @@ pub fn inspect_image(i: &Image) -> ImageInspect<'_> {
         size: i.size,
         architecture: &i.architecture,
         os: &i.os,
-        config: &i.config,
-        container_config: match &i.container_config {
+        container_config: docker_config(match &i.container_config {
             Some(c) => c.clone(),
-            None => serde_json::to_value(&i.config).unwrap_or_default(),
-        },
+            None => config.clone(),
+        }),
+        config: docker_config(config),
         parent: match i.parent.as_str() {
             "" => String::new(),
             p => format!("sha256:{p}"),

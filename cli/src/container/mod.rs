@@ -474,7 +474,7 @@ fn inspect(
         }
         if wants(ObjectKind::Image) {
             if let Ok(i) = images.find(key) {
-                return Ok(serde_json::to_value(view::inspect_image(&i))?);
+                return Ok(serde_json::to_value(view::inspect_image(&images, &i))?);
             }
         }
         if wants(ObjectKind::Volume) {

@@ -233,7 +233,7 @@ async fn details(d: Daemon, name: String, action: String) -> ApiResult<Json<Valu
         let img = store.find(&name)?;
         match action.as_str() {
             "json" => Ok(Json(serde_json::to_value(
-                netctl_engine::view::inspect_image(&img),
+                netctl_engine::view::inspect_image(&store, &img),
             )?)),
             "history" => {
                 let rows: Vec<Value> = netctl_engine::image::history(&store, &img)?

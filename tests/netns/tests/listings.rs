@@ -333,8 +333,9 @@ fn key_paths(v: &serde_json::Value, path: &str, out: &mut std::collections::BTre
 
 /// A script's `inspect -f '{{.HostConfig.CpuQuota}}'` or `{{.GraphDriver.Data.MergedDir}}`
 /// reads what Docker shows: every key Docker's `inspect` gives a container (with volumes,
-/// a bind and a published port) netctl's gives too, and the values a script would read
-/// (binds, modes, attached streams, masked paths) are Docker's.
+/// a bind and a published port) or an image, netctl's gives too, and the values a script
+/// would read (binds, modes, attached streams, masked paths, an image's unset config) are
+/// Docker's.
 #[test]
 fn inspect_shows_every_key_dockers_shows() {
     let (host, docker) = netctl_netns_tests::docker::started();
@@ -364,7 +365,7 @@ fn inspect_shows_every_key_dockers_shows() {
         let ((nc, n), (dc, d)) = both(&host, &docker, args);
         assert_eq!((nc, dc), (0, 0), "{n} / {d}");
     }
-    for what in ["ik", "ik2"] {
+    for what in ["ik", "ik2", "busybox"] {
         let ((nc, n), (dc, d)) = both(&host, &docker, &["inspect", what]);
         assert_eq!((nc, dc), (0, 0), "{n} / {d}");
         let paths = |s: &str| {
@@ -376,6 +377,16 @@ fn inspect_shows_every_key_dockers_shows() {
         let (n, d) = (paths(&n), paths(&d));
         let missing: Vec<&String> = d.difference(&n).collect();
         assert!(missing.is_empty(), "{what}: netctl lacks {missing:?}");
+    }
+    let unset = "{{json .Config.Cmd}} {{json .Config.Entrypoint}} {{json .Config.Volumes}} \
+        {{.Config.User}} [{{.Config.WorkingDir}}] {{json .Config.Labels}} \
+        {{json .ContainerConfig.OnBuild}} {{.GraphDriver.Name}}";
+    same(
+        &host,
+        &docker,
+        &["image", "inspect", "-f", unset, "busybox"],
+    );
+    for what in ["ik", "ik2"] {
         let values = "{{json .HostConfig.Binds}} {{.HostConfig.PublishAllPorts}} \
             {{json .HostConfig.MaskedPaths}} {{json .HostConfig.ReadonlyPaths}} \
             {{json .HostConfig.ConsoleSize}} {{.HostConfig.CpuQuota}} {{.Config.AttachStdin}} \
