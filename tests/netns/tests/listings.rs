@@ -387,15 +387,15 @@ fn inspect_shows_every_key_dockers_shows() {
         &["image", "inspect", "-f", unset, "busybox"],
     );
     for what in ["ik", "ik2"] {
-        let values = "{{json .HostConfig.Binds}} {{.HostConfig.PublishAllPorts}} \
+        let values = "{{.HostConfig.PublishAllPorts}} \
             {{json .HostConfig.MaskedPaths}} {{json .HostConfig.ReadonlyPaths}} \
             {{json .HostConfig.ConsoleSize}} {{.HostConfig.CpuQuota}} {{.Config.AttachStdin}} \
             {{.Config.AttachStdout}} {{.Config.AttachStderr}} {{.Config.StdinOnce}} \
             {{json .Config.Volumes}} {{.Platform}} {{.GraphDriver.Name}} {{json .ExecIDs}}";
         same(&host, &docker, &["inspect", "-f", values, what]);
-        // Docker lists mounts in no fixed order.
+        // Docker lists mounts and binds in no fixed order.
         let mounts = "{{range .Mounts}}{{.Type}} {{.Destination}} {{.Driver}} {{.Mode}} \
-            {{.RW}}\n{{end}}";
+            {{.RW}}\n{{end}}{{range .HostConfig.Binds}}{{.}}\n{{end}}";
         let ((nc, n), (dc, d)) = both(&host, &docker, &["inspect", "-f", mounts, what]);
         let sorted = |s: String| {
             let mut l: Vec<String> = s.lines().map(String::from).collect();
