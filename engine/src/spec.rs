@@ -700,6 +700,7 @@ fn mounts(engine: &Engine, spec: &ContainerSpec) -> Result<Vec<MountSpec>> {
                 let anonymous = m.source.is_empty();
                 let name = (!anonymous).then_some(m.source.as_str());
                 m.source = store.create(name, anonymous)?.name;
+                m.anonymous |= anonymous;
             }
             MountKind::Bind if !Path::new(&m.source).exists() => {
                 std::fs::create_dir_all(&m.source)

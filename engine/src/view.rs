@@ -643,7 +643,6 @@ pub fn inspect(engine: &Engine, c: &Container) -> ContainerInspect {
 pub struct Lookup {
     networks: Vec<crate::network::Network>,
     volumes: Option<VolumeStore>,
-    images: Option<crate::image::ImageStore>,
 }
 
 impl Lookup {
@@ -652,18 +651,7 @@ impl Lookup {
         Lookup {
             networks: engine.networks().and_then(|s| s.all()).unwrap_or_default(),
             volumes: VolumeStore::open(engine.root()).ok(),
-            images: crate::image::ImageStore::open(engine.root()).ok(),
         }
-    }
-
-    /// Whether `m` is a volume made without a name (`-v PATH`).
-    fn anonymous(&self, m: &crate::volume::MountSpec) -> bool {
-        m.kind == MountKind::Volume
-            && self
-                .volumes
-                .as_ref()
-                .and_then(|v| v.get(&m.source).ok())
-                .is_some_and(|v| v.anonymous)
     }
 }
 
@@ -717,7 +705,7 @@ pub fn mount_views(c: &Container, lookup: &Lookup) -> Vec<MountView> {
                 destination: m.target.clone(),
                 driver: if volume { "local" } else { "" },
                 mode: match (&m.kind, m.mode.as_deref()) {
-                    (MountKind::Volume, Some("")) if !lookup.anonymous(m) => "z".into(),
+                    (MountKind::Volume, Some("")) if !m.anonymous => "z".into(),
                     (_, mode) => mode.unwrap_or_default().into(),
                 },
                 rw: !m.readonly,
@@ -732,12 +720,12 @@ pub fn mount_views(c: &Container, lookup: &Lookup) -> Vec<MountView> {
 }
 
 /// `HostConfig.Binds`: the `-v SOURCE:TARGET[:MODE]`s, as given.
-fn binds(c: &Container, lookup: &Lookup) -> Option<Vec<String>> {
+fn binds(c: &Container) -> Option<Vec<String>> {
     let binds: Vec<String> = c
         .config
         .mounts
         .iter()
-        .filter(|m| !lookup.anonymous(m))
+        .filter(|m| !m.anonymous)
         .filter_map(|m| match m.mode.as_deref()? {
             "" => Some(format!("{}:{}", m.source, m.target)),
             mode => Some(format!("{}:{}:{mode}", m.source, m.target)),
@@ -747,32 +735,31 @@ fn binds(c: &Container, lookup: &Lookup) -> Option<Vec<String>> {
 }
 
 /// `Config.Volumes`: the targets of the anonymous volumes `-v PATH` asked for.
-fn anonymous_volumes(
-    c: &Container,
-    lookup: &Lookup,
-) -> Option<BTreeMap<String, serde_json::Map<String, Value>>> {
+fn anonymous_volumes(c: &Container) -> Option<BTreeMap<String, serde_json::Map<String, Value>>> {
     let paths: BTreeMap<String, serde_json::Map<String, Value>> = c
         .config
         .mounts
         .iter()
-        .filter(|m| m.mode.is_some() && lookup.anonymous(m))
+        .filter(|m| m.mode.is_some() && m.anonymous)
         .map(|m| (m.target.clone(), serde_json::Map::new()))
         .collect();
     (!paths.is_empty()).then_some(paths)
 }
 
 /// The container's overlay: its image's layers (top first) under its own folders.
-fn graph_driver(c: &Container, lookup: &Lookup) -> GraphDriverView {
-    let lower = lookup.images.as_ref().and_then(|store| {
-        let image = store.find(&c.config.image).ok()?;
-        let dirs: Vec<String> = image
-            .layers
-            .iter()
-            .rev()
-            .map(|l| store.layers.path(l).display().to_string())
-            .collect();
-        Some(dirs.join(":"))
-    });
+fn graph_driver(engine: &Engine, c: &Container) -> GraphDriverView {
+    let lower = crate::image::ImageStore::open(engine.root())
+        .ok()
+        .and_then(|store| {
+            let image = store.find(&c.config.image).ok()?;
+            let dirs: Vec<String> = image
+                .layers
+                .iter()
+                .rev()
+                .map(|l| store.layers.path(l).display().to_string())
+                .collect();
+            Some(dirs.join(":"))
+        });
     GraphDriverView {
         data: OverlayDirs {
             lower_dir: lower.unwrap_or_default(),
@@ -824,9 +811,9 @@ pub fn inspect_with(engine: &Engine, c: &Container, lookup: &Lookup) -> Containe
         app_armor_profile: "",
         exec_ids: None,
         mounts: mount_views(c, lookup),
-        graph_driver: graph_driver(c, lookup),
+        graph_driver: graph_driver(engine, c),
         host_config: HostConfigView {
-            binds: binds(c, lookup),
+            binds: binds(c),
             container_id_file: c.config.cidfile.clone(),
             network_mode: network_mode(c),
             auto_remove: c.config.auto_remove,
@@ -919,7 +906,7 @@ pub fn inspect_with(engine: &Engine, c: &Container, lookup: &Lookup) -> Containe
             attach_stdout: c.config.attach.stdout,
             attach_stderr: c.config.attach.stderr,
             stdin_once: c.config.attach.stdin,
-            volumes: anonymous_volumes(c, lookup),
+            volumes: anonymous_volumes(c),
             on_build: None,
             env: c.config.env.clone(),
             cmd: c.config.command.clone(),

@@ -44,6 +44,9 @@ pub struct MountSpec {
     /// for `--mount`, `--tmpfs` and mounts taken from `--volumes-from`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
+    /// A volume made for the container without a name (its name is random).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub anonymous: bool,
 }
 
 /// The volumes under `<root>/volumes`.
@@ -193,6 +196,7 @@ pub fn parse_volume(spec: &str) -> Result<MountSpec> {
         readonly,
         options: String::new(),
         mode: Some(opts.to_string()),
+        anonymous: false,
     })
 }
 
@@ -208,6 +212,7 @@ pub fn parse_tmpfs(spec: &str) -> Result<MountSpec> {
         readonly: options.split(',').any(|o| o.trim() == "ro"),
         options: options.to_string(),
         mode: None,
+        anonymous: false,
     })
 }
 
@@ -261,6 +266,7 @@ pub fn parse_mount(spec: &str) -> Result<MountSpec> {
         readonly,
         options,
         mode: None,
+        anonymous: false,
     })
 }
 
