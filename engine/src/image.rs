@@ -53,6 +53,16 @@ pub struct ImageConfig {
     pub other: serde_json::Map<String, Value>,
 }
 
+impl ImageConfig {
+    /// The paths its `VOLUME`s name (`Volumes`' keys), which each container gets a volume at.
+    pub fn volumes(&self) -> Vec<String> {
+        match self.other.get("Volumes") {
+            Some(Value::Object(paths)) => paths.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// Image configs write `null` for empty lists.
 fn nullable<'de, D, T>(d: D) -> std::result::Result<T, D::Error>
 where

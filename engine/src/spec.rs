@@ -432,7 +432,7 @@ pub fn plan(engine: &Engine, spec: &ContainerSpec) -> Result<Planned> {
         dns_search: spec.dns_search.clone(),
         dns_options: spec.dns_options.clone(),
         links: legacy_links,
-        mounts: mounts(engine, spec)?,
+        mounts: mounts(engine, spec, &image)?,
         log_driver: spec.log_driver,
         restart,
         labels: labels(&spec.labels, &image)?,
@@ -674,11 +674,15 @@ fn check_mac(mac: &str) -> Result<()> {
     }
 }
 
-/// The container's mounts: `--volumes-from` first, then the spec's; a later mount at the
-/// same target replaces an earlier one. Named volumes are created on first use, anonymous
-/// ones get a random name, and a missing bind source folder is made.
-fn mounts(engine: &Engine, spec: &ContainerSpec) -> Result<Vec<MountSpec>> {
+/// The container's mounts: the image's `VOLUME`s first (each an anonymous volume, as
+/// `-v PATH` makes), then `--volumes-from`, then the spec's; a later mount at the same
+/// target replaces an earlier one. Named volumes are created on first use, anonymous ones
+/// get a random name, and a missing bind source folder is made.
+fn mounts(engine: &Engine, spec: &ContainerSpec, image: &Image) -> Result<Vec<MountSpec>> {
     let mut out: Vec<MountSpec> = Vec::new();
+    for path in image.config.volumes() {
+        out.push(crate::volume::anonymous_volume(&path)?);
+    }
     for (name, ro) in &spec.volumes_from {
         let other = engine.containers.find(name)?;
         out.extend(other.config.mounts.into_iter().map(|mut m| {

@@ -166,7 +166,25 @@ fn check_target(target: &str, spec: &str) -> Result<()> {
     if !target.starts_with('/') || target.split('/').any(|c| c == "..") {
         invalid!("invalid mount config {spec:?}: the container path must be absolute");
     }
+    if target.split('/').all(|c| c.is_empty() || c == ".") {
+        invalid!("invalid specification {spec:?}: destination can't be '/'");
+    }
     Ok(())
+}
+
+/// An anonymous volume at `target`, one path taken as it is (an image's `VOLUME`, whose
+/// colons are not `-v`'s separators: an image never names a host folder).
+pub fn anonymous_volume(target: &str) -> Result<MountSpec> {
+    check_target(target, target)?;
+    Ok(MountSpec {
+        kind: MountKind::Volume,
+        source: String::new(),
+        target: target.to_string(),
+        readonly: false,
+        options: String::new(),
+        mode: Some(String::new()),
+        anonymous: false,
+    })
 }
 
 /// `-v /host:/ctr[:ro]`, `-v NAME:/ctr[:ro]`, `-v /ctr` (anonymous).

@@ -12,7 +12,7 @@ use netctl_engine::runtime::privileges::Privileges;
 use netctl_engine::runtime::resources::Resources;
 use netctl_engine::runtime::seccomp::Seccomp;
 use netctl_engine::spec::{self, ContainerSpec};
-use netctl_engine::volume::{parse_mount, parse_tmpfs, parse_volume};
+use netctl_engine::volume::{anonymous_volume, parse_mount, parse_tmpfs, parse_volume};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -281,7 +281,7 @@ impl CreateBody {
         }
         // `Volumes` asks for anonymous volumes where no bind or mount goes already.
         for path in self.volumes.iter().flat_map(BTreeMap::keys) {
-            let v = parse_volume(path)?;
+            let v = anonymous_volume(path)?;
             if !mounts.iter().any(|m| m.target == v.target) {
                 mounts.push(v);
             }

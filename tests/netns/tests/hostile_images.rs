@@ -295,6 +295,37 @@ fn image_symlinks_never_lead_mounts_or_etc_files_onto_the_host() {
     }
 }
 
+/// An image's `VOLUME` names a path with a colon, `<host folder>:/loot`, hoping to be read
+/// as `-v SOURCE:TARGET` and have the host's folder bound into its containers: it is one
+/// path in the container, an anonymous volume, and the host's folder is never seen.
+#[test]
+fn an_images_volume_never_binds_a_host_folder() {
+    let host = TestHost::new();
+    host.busybox_image();
+    let (secret_dir, _) = victim(&host);
+    host.netctl_ok(&["create", "--name", "base", "busybox", "true"]);
+    let volume = format!("VOLUME {}:/loot", secret_dir.display());
+    host.netctl_ok(&["commit", "--change", &volume, "base", "evil"]);
+    let script = format!(
+        "cat /loot/precious; echo pwned > /loot/precious; ls /loot; \
+         grep -c ' {}:/loot ' /proc/mounts",
+        secret_dir.display()
+    );
+    let (_, out, err) = host.netctl(&["run", "--rm", "--net", "none", "evil", "sh", "-c", &script]);
+    assert_eq!(out, "1\n", "only a volume at the one odd path: {out}{err}");
+    assert_untouched(&secret_dir);
+    // A volume over the whole root is refused, in words, and leaves no container.
+    host.netctl_ok(&["commit", "--change", "VOLUME /", "base", "rootvol"]);
+    let (code, _, err) = host.netctl(&["run", "--rm", "--net", "none", "rootvol", "true"]);
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("can't be '/'"), "{err}");
+    assert_eq!(
+        host.netctl_ok(&["ps", "-aq"]).lines().count(),
+        1,
+        "only base"
+    );
+}
+
 /// An image whose /dev or /proc is a symlink to a host folder is refused with a clear error:
 /// netctl mounts its own file systems there and never follows a link to do so.
 #[test]

@@ -324,6 +324,46 @@ fn published_ports_are_exposed_and_publish_all_binds_the_rest_once() {
     assert_eq!((nc, shape(n)), (dc, shape(d)));
 }
 
+/// An image's `VOLUME` gets a volume in each of its containers, filled from the image and
+/// shown in `Config.Volumes`; `-v` on the path replaces it; `--rm` takes the anonymous one
+/// away — as Docker does.
+#[test]
+fn an_images_volumes_are_made_for_its_containers_as_dockers_are() {
+    let (host, docker) = started();
+    let seed = "mkdir /data && echo seeded > /data/seed";
+    let made = [
+        &["run", "--name", "base", "busybox", "sh", "-c", seed][..],
+        &["commit", "--change", "VOLUME /data", "base", "volimg"],
+    ];
+    for args in made {
+        let ((nc, n), (dc, d)) = both(&host, &docker, args);
+        assert_eq!((nc, dc), (0, 0), "{args:?}: {n} / {d}");
+    }
+    let look = "cat /data/seed; grep -c ' /data ' /proc/mounts; echo x > /data/new && echo wrote";
+    same(&host, &docker, &["run", "--rm", "volimg", "sh", "-c", look]);
+    same(
+        &host,
+        &docker,
+        &["run", "--rm", "-v", "named:/data", "volimg", "ls", "/data"],
+    );
+    same(
+        &host,
+        &docker,
+        &["create", "--name", "vc", "volimg", "true"],
+    );
+    let shown = "{{json .Config.Volumes}} {{range .Mounts}}{{.Type}} {{.Destination}} \
+        [{{.Mode}}] {{.RW}}{{end}} {{json .HostConfig.Binds}}";
+    same(&host, &docker, &["inspect", "-f", shown, "vc"]);
+    // The --rm runs' anonymous volumes are gone; vc's and the named one stay.
+    let ((nc, n), (dc, d)) = both(&host, &docker, &["volume", "ls", "-q"]);
+    assert_eq!(
+        (nc, n.lines().count()),
+        (dc, d.lines().count()),
+        "{n} / {d}"
+    );
+    assert_eq!(n.lines().count(), 2, "{n}");
+}
+
 /// `--init`: a stop reaches a command that has no handler of its own (it is not PID 1),
 /// and an orphan is reaped; without it the orphan stays a zombie — in Docker as in netctl.
 #[test]
