@@ -167,6 +167,7 @@ fn check_target(target: &str, spec: &str) -> Result<()> {
         invalid!("invalid mount config {spec:?}: the container path must be absolute");
     }
     if target.split('/').all(|c| c.is_empty() || c == ".") {
+        // Docker 20.10 takes it and its runtime fails at start; refused before anything.
         invalid!("invalid specification {spec:?}: destination can't be '/'");
     }
     Ok(())

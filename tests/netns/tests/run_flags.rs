@@ -362,6 +362,16 @@ fn an_images_volumes_are_made_for_its_containers_as_dockers_are() {
         "{n} / {d}"
     );
     assert_eq!(n.lines().count(), 2, "{n}");
+    // A volume over the whole root: Docker 20.10 makes it and its runtime then fails to
+    // start (127, "open /proc/sys/...: no such file"); netctl refuses it before making
+    // anything, as the bad flag it is.
+    let ((nc, n), (dc, _)) = both(
+        &host,
+        &docker,
+        &["run", "--rm", "-v", "/", "busybox", "true"],
+    );
+    assert_eq!((nc, dc), (125, 127), "{n}");
+    assert!(n.contains("destination can't be '/'"), "{n}");
 }
 
 /// `--init`: a stop reaches a command that has no handler of its own (it is not PID 1),
