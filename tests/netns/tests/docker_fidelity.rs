@@ -361,7 +361,39 @@ fn port_ranges_expose_and_ipv6_host_addresses() {
         err.contains("listen tcp4 1.2.3.4:8085: bind: cannot assign requested address"),
         "{err}"
     );
-    host.netctl_ok(&["rm", "-f", "ranged", "web6"]);
+    // A UDP port has its IPv6 twin too, as Docker's userland proxy gives it: an IPv6
+    // client's question reaches the container's DNS server (the host's dnsmasq, run in the
+    // container from a read-only view of the host's root) and the answer comes back.
+    let server = "dnsmasq --no-daemon --no-resolv --no-hosts --pid-file --user=root \
+                  --port=5353 --address=/pong.test/192.0.2.7";
+    host.netctl_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "echo6",
+        "-p",
+        "5353:5353/udp",
+        "-v",
+        "/:/host:ro",
+        "busybox",
+        "chroot",
+        "/host",
+        "sh",
+        "-c",
+        server,
+    ]);
+    let ports = host.netctl_ok(&["port", "echo6"]);
+    assert!(ports.contains("5353/udp -> :::5353"), "{ports}");
+    let answer = eventually(
+        "an answer over [::1]:5353/udp",
+        Duration::from_secs(10),
+        || match host.try_sh("dig @::1 -p 5353 pong.test +short +tries=1 +time=1") {
+            (true, out) if out.contains("192.0.2.7") => Ok(out),
+            (_, out) => Err(out),
+        },
+    );
+    assert_eq!(answer.trim(), "192.0.2.7");
+    host.netctl_ok(&["rm", "-f", "ranged", "web6", "echo6"]);
     let left = host.netctl_ok(&["ps", "-aq"]);
     assert_eq!(left, "", "refused runs leave no container: {left}");
 }
