@@ -307,11 +307,9 @@ fn published_ports_are_exposed_and_publish_all_binds_the_rest_once() {
     );
     same(&host, &docker, &["start", "pp"]);
     // The host ports picked differ (both run in one namespace); the bindings must not.
-    // (netctl's IPv6 twins of published ports are TCP only: Docker's UDP twin is left out.)
     let shape = |out: String| -> Vec<String> {
         let mut lines: Vec<String> = out
             .lines()
-            .filter(|l| !l.starts_with("53/udp -> :::"))
             .map(|l| match l.rsplit_once(':') {
                 Some((head, port)) if port.parse::<u16>().is_ok() => format!("{head}:N"),
                 _ => l.to_string(),
