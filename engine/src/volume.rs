@@ -192,7 +192,7 @@ pub fn anonymous_volume(target: &str) -> Result<MountSpec> {
 pub fn parse_volume(spec: &str) -> Result<MountSpec> {
     let parts: Vec<&str> = spec.split(':').collect();
     let (source, target, opts) = match parts.as_slice() {
-        [t] => ("", *t, ""),
+        [t] => return anonymous_volume(t),
         [s, t] => (*s, *t, ""),
         [s, t, o] => (*s, *t, *o),
         _ => invalid!("invalid volume specification: {spec:?} (use SOURCE:TARGET[:ro])"),

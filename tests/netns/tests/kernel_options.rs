@@ -32,11 +32,16 @@ fn same(host: &TestHost, docker: &Dockerd, args: &[&str]) -> String {
     nout
 }
 
-/// Both make the container, so that what is inspected next is that container (and not an
-/// image whose ID happens to start with its name).
-fn created(host: &TestHost, docker: &Dockerd, args: &[&str]) {
-    let id = same(host, docker, args);
+/// `create --net none --name NAME FLAGS busybox true` by both, which must make it (so that
+/// what is inspected next is that container, not an image whose ID happens to start with
+/// its name), then `inspect -f TEMPLATE NAME` compared.
+fn created_shows(host: &TestHost, docker: &Dockerd, name: &str, flags: &[&str], template: &str) {
+    let mut args = vec!["create", "--net", "none", "--name", name];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["busybox", "true"]);
+    let id = same(host, docker, &args);
     assert_eq!(id.trim().len(), 64, "{args:?}: {id}");
+    same(host, docker, &["inspect", "-f", template, name]);
 }
 
 fn run<'a>(extra: &[&'a str]) -> Vec<&'a str> {
@@ -72,32 +77,12 @@ fn ulimits_and_shm_size_are_set_as_dockers_are() {
         &run(&["--shm-size", "128m", "busybox", "df", "-k", "/dev/shm"]),
     );
     same(&host, &docker, &run(&["busybox", "df", "-k", "/dev/shm"]));
-    created(
+    created_shows(
         &host,
         &docker,
-        &[
-            "create",
-            "--net",
-            "none",
-            "--name",
-            "kl",
-            "--ulimit",
-            "nofile=100:200",
-            "--shm-size",
-            "1g",
-            "busybox",
-            "true",
-        ],
-    );
-    same(
-        &host,
-        &docker,
-        &[
-            "inspect",
-            "-f",
-            "{{json .HostConfig.Ulimits}} {{.HostConfig.ShmSize}}",
-            "kl",
-        ],
+        "kl",
+        &["--ulimit", "nofile=100:200", "--shm-size", "1g"],
+        "{{json .HostConfig.Ulimits}} {{.HostConfig.ShmSize}}",
     );
 }
 
@@ -156,25 +141,12 @@ fn sysctls_reach_the_containers_kernel_only_as_dockers_do() {
         host.sh("cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmax"),
         before
     );
-    created(
+    created_shows(
         &host,
         &docker,
-        &[
-            "create",
-            "--net",
-            "none",
-            "--name",
-            "ss",
-            "--sysctl",
-            "net.core.somaxconn=512",
-            "busybox",
-            "true",
-        ],
-    );
-    same(
-        &host,
-        &docker,
-        &["inspect", "-f", "{{json .HostConfig.Sysctls}}", "ss"],
+        "ss",
+        &["--sysctl", "net.core.somaxconn=512"],
+        "{{json .HostConfig.Sysctls}}",
     );
 }
 
@@ -204,25 +176,12 @@ fn devices_are_added_as_dockers_are() {
     assert_eq!((ncode, dcode), (125, 127), "{dout} / {nout}");
     let words = "error gathering device information while adding custom device \"/dev/nosuch\"";
     assert!(nout.contains(words), "{nout}");
-    created(
+    created_shows(
         &host,
         &docker,
-        &[
-            "create",
-            "--net",
-            "none",
-            "--name",
-            "dz",
-            "--device",
-            "/dev/zero:/dev/z:r",
-            "busybox",
-            "true",
-        ],
-    );
-    same(
-        &host,
-        &docker,
-        &["inspect", "-f", "{{json .HostConfig.Devices}}", "dz"],
+        "dz",
+        &["--device", "/dev/zero:/dev/z:r"],
+        "{{json .HostConfig.Devices}}",
     );
 }
 
@@ -366,32 +325,12 @@ fn ipc_namespaces_are_shared_as_dockers_are() {
 fn real_time_cpu_budgets_are_kept_and_put_in_force() {
     let (host, docker) = started();
     let rt = Path::new("/sys/fs/cgroup/cpu/cpu.rt_runtime_us");
-    created(
+    created_shows(
         &host,
         &docker,
-        &[
-            "create",
-            "--net",
-            "none",
-            "--name",
-            "rt",
-            "--cpu-rt-period",
-            "1000",
-            "--cpu-rt-runtime",
-            "500",
-            "busybox",
-            "true",
-        ],
-    );
-    same(
-        &host,
-        &docker,
-        &[
-            "inspect",
-            "-f",
-            "{{.HostConfig.CpuRealtimePeriod}} {{.HostConfig.CpuRealtimeRuntime}}",
-            "rt",
-        ],
+        "rt",
+        &["--cpu-rt-period", "1000", "--cpu-rt-runtime", "500"],
+        "{{.HostConfig.CpuRealtimePeriod}} {{.HostConfig.CpuRealtimeRuntime}}",
     );
     same(
         &host,
@@ -460,30 +399,12 @@ fn device_groups_allow_only_the_defaults_devices_and_rules() {
         &docker,
         &run(&["--device-cgroup-rule", rule, "busybox", "sh", "-c", listed]),
     );
-    created(
+    created_shows(
         &host,
         &docker,
-        &[
-            "create",
-            "--net",
-            "none",
-            "--name",
-            "dcg",
-            "--device-cgroup-rule",
-            rule,
-            "busybox",
-            "true",
-        ],
-    );
-    same(
-        &host,
-        &docker,
-        &[
-            "inspect",
-            "-f",
-            "{{json .HostConfig.DeviceCgroupRules}}",
-            "dcg",
-        ],
+        "dcg",
+        &["--device-cgroup-rule", rule],
+        "{{json .HostConfig.DeviceCgroupRules}}",
     );
     let mem = "mknod /dev/mem2 c 1 1 && head -c1 /dev/mem2 >/dev/null; echo $?";
     for extra in [
